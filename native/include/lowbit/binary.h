@@ -1,0 +1,100 @@
+// binary.h: the binary (1-bit) operators of the kernel library: bitpack, packed conv weights,
+// bconv2d, bdense and bmaxpool2d. Tensors are NHWC; packed (b1) tensors hold words_for(C) uint64
+// words per pixel, bit 1 = -1, sign(0) = +1, zero tail bits (see src/binary/kernels.h).
+// Every function validates its sizes (with overflow checks) and throws lowbit::Error.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace lowbit {
+
+size_t b1_words(size_t channels);  // 64-bit words per packed pixel row
+
+// Packs rows x channels values (NHWC flattened to rows) into rows x b1_words(channels) words.
+void bitpack_f32(const float* src, size_t rows, size_t channels, uint64_t* dst);
+void bitpack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst);
+
+// Packed weights of a binary conv (OHWI) or dense (OI = O11I) layer. Each output channel is one
+// row of kbits = kh * kw * in_channels_per_group bits, laid out tap by tap (row-major over the
+// kernel window), each tap's channels contiguous, densely, with zero padding to row_words.
+struct BinaryConv2dWeights {
+  size_t out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
+  size_t kbits = 0, row_words = 0;
+  std::vector<uint64_t> bits;      // out_channels x row_words
+  std::vector<int32_t> tap_sums;   // [tap][out_channel]: sum of the +-1 weights of that tap,
+                                   // for the exact zero-padding border correction
+  size_t taps() const { return kernel_h * kernel_w; }
+};
+
+std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_f32(const float* ohwi, size_t out_c,
+                                                                    size_t kh, size_t kw,
+                                                                    size_t in_c_per_group, size_t groups);
+std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_s8(const int8_t* ohwi, size_t out_c,
+                                                                   size_t kh, size_t kw,
+                                                                   size_t in_c_per_group, size_t groups);
+
+// Padded input pixels count as +1 (One: free, the packed 0 bit) or as 0 (Zero: exact, through a
+// per-channel correction of the border pixels computed from tap_sums).
+enum class PadValue { One, Zero };
+
+struct Conv2dParams {
+  size_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  size_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  PadValue pad_value = PadValue::One;
+};
+
+struct Conv2dShape {
+  size_t batch, in_h, in_w, in_c;
+  size_t out_h, out_w, out_c;
+};
+
+// Validates a conv's geometry against its weights and returns the shapes; throws on mismatch.
+Conv2dShape bconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c,
+                          const BinaryConv2dWeights& w, const Conv2dParams& p);
+
+enum class OutputKind { F32, S8, B1 };
+
+// The fused epilogue, per output channel c (arrays of out_channels entries, owned by the caller):
+//   F32: y * scale[c] + bias[c], clamped to [lo, hi]
+//   S8:  clamp(((int64)y * mult[c] + 2^(shift[c]-1)) >> shift[c] + bias[c], lo, hi), no float
+//   B1:  bit = (y < threshold[c]) XOR flip[c]: 1 means -1, ready for the next binary layer
+struct BinaryEpilogue {
+  OutputKind kind = OutputKind::F32;
+  const float* scale = nullptr;
+  const float* bias_f32 = nullptr;
+  float lo = 0, hi = 0;
+  const int32_t* mult = nullptr;
+  const uint8_t* shift = nullptr;
+  const int32_t* bias_s32 = nullptr;
+  int32_t qmin = -128, qmax = 127;
+  const int32_t* threshold = nullptr;
+  const uint8_t* flip = nullptr;
+};
+
+// Checks the epilogue's values (finite scales, shifts in range, ...) for out_c channels.
+void validate_epilogue(const BinaryEpilogue& e, size_t out_c);
+
+// Number of output elements (F32/S8) or words (B1) for `pixels` output pixels of out_c channels.
+size_t binary_output_size(OutputKind kind, size_t pixels, size_t out_c);
+
+// input: batch x in_h x in_w x b1_words(in_c) words; output as binary_output_size(kind, N*OH*OW, OC).
+void bconv2d(const uint64_t* input, const Conv2dShape& shape, const BinaryConv2dWeights& w,
+             const Conv2dParams& p, const BinaryEpilogue& e, void* output);
+
+// Binary dense: input rows x b1_words(in_c); weights packed as a 1x1 conv (kh = kw = 1, groups 1).
+void bdense(const uint64_t* input, size_t rows, size_t in_c, const BinaryConv2dWeights& w,
+            const BinaryEpilogue& e, void* output);
+
+// Max pool on packed tensors: max of +-1 values = AND of the sign bits. Padding never wins.
+struct Pool2dParams {
+  size_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
+  size_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+};
+Conv2dShape bmaxpool2d_shape(size_t batch, size_t in_h, size_t in_w, size_t channels,
+                             const Pool2dParams& p);
+void bmaxpool2d(const uint64_t* input, const Conv2dShape& shape, const Pool2dParams& p,
+                uint64_t* output);
+
+}  // namespace lowbit

@@ -1,0 +1,63 @@
+// kernels_ref.cc: reference binary kernels, written bit by bit to be obviously correct.
+// They define the results; every ISA path must match them exactly. Used by tests only.
+#include "binary/kernels.h"
+#include "common/checked_math.h"
+
+namespace lowbit::ref {
+
+namespace {
+template <typename T>
+void pack(const T* src, size_t rows, size_t channels, uint64_t* dst) {
+  const size_t words = words_for_bits(channels);
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t w = 0; w < words; ++w) dst[r * words + w] = 0;
+    for (size_t c = 0; c < channels; ++c) {
+      bool negative = src[r * channels + c] < T(0);  // false for 0, -0 and NaN: sign(0) = +1
+      if (negative) dst[r * words + c / 64] |= uint64_t{1} << (c % 64);
+    }
+  }
+}
+
+int bit(const uint64_t* v, size_t i) { return static_cast<int>((v[i / 64] >> (i % 64)) & 1); }
+}  // namespace
+
+void b1_pack_f32(const float* src, size_t rows, size_t channels, uint64_t* dst) {
+  pack(src, rows, channels, dst);
+}
+
+void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) {
+  pack(src, rows, channels, dst);
+}
+
+void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b,
+             size_t ldb, int32_t kbits, int32_t* c, size_t ldc) {
+  for (size_t i = 0; i < m; ++i)
+    for (size_t j = 0; j < n; ++j) {
+      int32_t differ = 0;
+      for (size_t k = 0; k < kw * 64; ++k) differ += bit(a + i * lda, k) ^ bit(b + j * ldb, k);
+      c[i * ldc + j] = kbits - 2 * differ;
+    }
+}
+
+void b1_output_f32(size_t n, const int32_t* y, const B1OutputF32Params& p, float* out) {
+  for (size_t c = 0; c < n; ++c) {
+    float v = static_cast<float>(y[c]) * p.scale[c] + p.bias[c];  // built with -ffp-contract=off
+    out[c] = v < p.lo ? p.lo : (v > p.hi ? p.hi : v);
+  }
+}
+
+void b1_output_s8(size_t n, const int32_t* y, const B1OutputS8Params& p, int8_t* out) {
+  for (size_t c = 0; c < n; ++c)
+    out[c] = static_cast<int8_t>(dyadic_rescale_s8(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
+}
+
+void b1_output_b1(size_t n, const int32_t* y, const B1OutputB1Params& p, uint64_t* out) {
+  const size_t words = words_for_bits(n);
+  for (size_t w = 0; w < words; ++w) out[w] = 0;
+  for (size_t c = 0; c < n; ++c) {
+    uint64_t b = static_cast<uint64_t>((y[c] < p.threshold[c]) ^ (p.flip[c] != 0));
+    out[c / 64] |= b << (c % 64);
+  }
+}
+
+}  // namespace lowbit::ref

@@ -1,0 +1,83 @@
+// weights.cc: packing binary conv/dense weights and the per-tap sums the zero-padding
+// correction needs.
+#include <string>
+
+#include "binary/bit_copy.h"
+#include "common/checked_math.h"
+#include "cpu/dispatch.h"
+#include "lowbit/binary.h"
+#include "lowbit/error.h"
+
+namespace lowbit {
+
+size_t b1_words(size_t channels) { return words_for_bits(channels); }
+
+namespace {
+
+// Bounds the per-thread patch scratch (a few rows of this many bits) and keeps |y| far below 2^31.
+constexpr size_t kMaxKbits = size_t{1} << 24;
+
+template <typename T>
+std::shared_ptr<BinaryConv2dWeights> pack_weights(const T* ohwi, size_t out_c, size_t kh, size_t kw,
+                                                  size_t icg, size_t groups,
+                                                  void (*pack)(const T*, size_t, size_t, uint64_t*)) {
+  if (out_c == 0 || kh == 0 || kw == 0 || icg == 0 || groups == 0)
+    fail(ErrorKind::Shape, "weights: every dimension must be at least 1 (O=" + std::to_string(out_c) +
+                               ", H=" + std::to_string(kh) + ", W=" + std::to_string(kw) +
+                               ", I=" + std::to_string(icg) + ", groups=" + std::to_string(groups) + ")");
+  if (out_c % groups != 0)
+    fail(ErrorKind::Shape, "weights: output channels (" + std::to_string(out_c) +
+                               ") must be a multiple of groups (" + std::to_string(groups) + ")");
+  auto w = std::make_shared<BinaryConv2dWeights>();
+  w->out_channels = out_c;
+  w->kernel_h = kh;
+  w->kernel_w = kw;
+  w->in_channels_per_group = icg;
+  w->groups = groups;
+  const size_t taps = checked_mul(kh, kw, "kernel size");
+  w->kbits = checked_mul(taps, icg, "weight bits per channel");
+  if (w->kbits > kMaxKbits)
+    fail(ErrorKind::Range, "weights: kh*kw*I = " + std::to_string(w->kbits) + " bits per output channel exceeds the limit of " +
+                               std::to_string(kMaxKbits));
+  w->row_words = words_for_bits(w->kbits);
+  w->bits.assign(checked_mul(out_c, w->row_words, "packed weight size"), 0);
+  w->tap_sums.assign(checked_mul(taps, out_c, "tap sums"), 0);
+
+  const size_t tap_words = words_for_bits(icg);
+  std::vector<uint64_t> tap(tap_words);
+  for (size_t o = 0; o < out_c; ++o) {
+    uint64_t* row = w->bits.data() + o * w->row_words;
+    for (size_t t = 0; t < taps; ++t) {
+      pack(ohwi + (o * taps + t) * icg, 1, icg, tap.data());
+      or_bits(tap.data(), 0, row, t * icg, icg);
+      int32_t negatives = 0;
+      for (uint64_t word : tap) negatives += __builtin_popcountll(word);
+      w->tap_sums[t * out_c + o] = static_cast<int32_t>(icg) - 2 * negatives;
+    }
+  }
+  return w;
+}
+
+}  // namespace
+
+std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_f32(const float* ohwi, size_t out_c,
+                                                                    size_t kh, size_t kw, size_t icg,
+                                                                    size_t groups) {
+  return pack_weights(ohwi, out_c, kh, kw, icg, groups, binary_kernels().pack_f32);
+}
+
+std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_s8(const int8_t* ohwi, size_t out_c,
+                                                                   size_t kh, size_t kw, size_t icg,
+                                                                   size_t groups) {
+  return pack_weights(ohwi, out_c, kh, kw, icg, groups, binary_kernels().pack_s8);
+}
+
+void bitpack_f32(const float* src, size_t rows, size_t channels, uint64_t* dst) {
+  binary_kernels().pack_f32(src, rows, channels, dst);
+}
+
+void bitpack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) {
+  binary_kernels().pack_s8(src, rows, channels, dst);
+}
+
+}  // namespace lowbit

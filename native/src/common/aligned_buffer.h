@@ -1,0 +1,49 @@
+// aligned_buffer.h: owned, 64-byte aligned, zero-initialised storage for packed data and scratch.
+#pragma once
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include "common/checked_math.h"
+
+namespace lowbit {
+
+template <typename T>
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(size_t count) { resize(count); }
+
+  // Grows (never shrinks) and zero-fills; previous contents are not kept.
+  void resize(size_t count) {
+    if (count <= capacity_) {
+      size_ = count;
+      std::memset(static_cast<void*>(data_.get()), 0, count * sizeof(T));
+      return;
+    }
+    size_t bytes = checked_mul(count, sizeof(T), "buffer size");
+    bytes = checked_add(bytes, 63, "buffer size") / 64 * 64;
+    void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+    if (p == nullptr) throw std::bad_alloc();
+    std::memset(p, 0, bytes == 0 ? 64 : bytes);
+    data_.reset(static_cast<T*>(p));
+    size_ = capacity_ = count;
+  }
+
+  T* data() { return data_.get(); }
+  const T* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+  T& operator[](size_t i) { return data_.get()[i]; }
+  const T& operator[](size_t i) const { return data_.get()[i]; }
+
+ private:
+  struct Free {
+    void operator()(T* p) const { std::free(p); }
+  };
+  std::unique_ptr<T, Free> data_;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
+}  // namespace lowbit

@@ -1,0 +1,110 @@
+// dispatch.cc: CPU feature detection, the LOWBIT_ISA override and the per-ISA kernel tables.
+#include "cpu/dispatch.h"
+
+#include <atomic>
+#include <cstdlib>
+
+#include "lowbit/error.h"
+
+namespace lowbit {
+namespace {
+
+bool cpu_has(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar:
+      return true;
+    case Isa::Avx2:
+#if defined(__x86_64__)
+      __builtin_cpu_init();
+      // __builtin_cpu_supports also checks that the OS saves AVX state (xgetbv).
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+#else
+      return false;
+#endif
+    case Isa::Neon:
+#if defined(__aarch64__)
+      return true;  // Advanced SIMD is mandatory on AArch64.
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+Isa isa_from_name(const std::string& name) {
+  if (name == "scalar") return Isa::Scalar;
+  if (name == "avx2") return Isa::Avx2;
+  if (name == "neon") return Isa::Neon;
+  fail(ErrorKind::Range, "unknown ISA '" + name + "': expected one of scalar, avx2, neon");
+}
+
+Isa best_isa() {
+  std::vector<Isa> all = supported_isas();
+  return all.back();
+}
+
+Isa initial_isa() {
+  const char* env = std::getenv("LOWBIT_ISA");
+  if (env == nullptr || *env == '\0') return best_isa();
+  Isa isa = isa_from_name(env);
+  if (!cpu_has(isa))
+    fail(ErrorKind::Unsupported,
+         std::string("LOWBIT_ISA=") + env + " but this CPU or build does not support it");
+  return isa;
+}
+
+// Resolved on first use (not at static-init time) so a bad LOWBIT_ISA surfaces as an error
+// from the first call, which the bindings turn into a JS exception at load.
+std::atomic<int>& isa_slot() {
+  static std::atomic<int> slot{static_cast<int>(initial_isa())};
+  return slot;
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar:
+      return "scalar";
+    case Isa::Avx2:
+      return "avx2";
+    case Isa::Neon:
+      return "neon";
+  }
+  return "unknown";
+}
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out{Isa::Scalar};
+  for (Isa isa : {Isa::Avx2, Isa::Neon})
+    if (cpu_has(isa)) out.push_back(isa);
+  return out;
+}
+
+Isa active_isa() { return static_cast<Isa>(isa_slot().load(std::memory_order_acquire)); }
+
+void set_isa(const std::string& name) {
+  Isa isa = isa_from_name(name);
+  if (!cpu_has(isa))
+    fail(ErrorKind::Unsupported, "ISA '" + name + "' is not supported by this CPU or build");
+  isa_slot().store(static_cast<int>(isa), std::memory_order_release);
+}
+
+const BinaryKernels& binary_kernels_for(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Isa::Avx2:
+      return avx2::kBinaryKernels;
+#endif
+#if defined(__aarch64__)
+    case Isa::Neon:
+      return neon::kBinaryKernels;
+#endif
+    default:
+      return scalar::kBinaryKernels;
+  }
+}
+
+const BinaryKernels& binary_kernels() { return binary_kernels_for(active_isa()); }
+
+}  // namespace lowbit

@@ -1,0 +1,186 @@
+// binary_kernels_test.cc: every supported ISA's binary kernels against lowbit::ref, bit for bit,
+// on awkward sizes (tails of 1..63 bits, odd tiles, strided rows) and extreme values.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "binary/kernels.h"
+#include "common/checked_math.h"
+#include "cpu/dispatch.h"
+#include "harness.h"
+
+using namespace lowbit;
+using lowbit::test::rng;
+
+namespace {
+
+constexpr uint64_t kSentinel = 0xA5A5A5A5A5A5A5A5ull;
+const size_t kChannelSizes[] = {1, 2, 3, 7, 8, 15, 31, 32, 33, 63, 64, 65, 127, 128, 129, 200, 255, 512, 513};
+
+std::vector<Isa> isas() { return supported_isas(); }
+
+float special_float(std::mt19937_64& g) {
+  static const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(),
+                                   -std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                                   -std::numeric_limits<float>::infinity(), 1e-40f, -1e-40f};
+  if (g() % 4 == 0) return specials[g() % 8];
+  return std::uniform_real_distribution<float>(-2.f, 2.f)(g);
+}
+
+template <typename T, typename Fill>
+void check_pack(const char* name, Fill fill, uint64_t salt,
+                void (*pick)(const BinaryKernels&, const T*, size_t, size_t, uint64_t*)) {
+  auto g = rng(salt);
+  for (Isa isa : isas()) {
+    for (size_t channels : kChannelSizes)
+      for (size_t rows : {1, 2, 5}) {
+        std::vector<T> src(rows * channels);
+        for (T& v : src) v = fill(g);
+        const size_t words = words_for_bits(channels);
+        std::vector<uint64_t> want(rows * words), got(rows * words + 4, kSentinel);
+        pick(ref::kBinaryKernels, src.data(), rows, channels, want.data());
+        pick(binary_kernels_for(isa), src.data(), rows, channels, got.data());
+        for (size_t i = 0; i < want.size(); ++i)
+          CHECK(got[i] == want[i], name << " " << isa_name(isa) << " rows=" << rows << " channels=" << channels
+                                         << " word " << i << ": got " << std::hex << got[i] << " want " << want[i]);
+        for (size_t i = want.size(); i < got.size(); ++i)
+          CHECK(got[i] == kSentinel, name << " " << isa_name(isa) << " wrote past the output, channels=" << channels);
+      }
+  }
+}
+
+}  // namespace
+
+TEST(pack_f32_matches_reference) {
+  check_pack<float>("pack_f32", special_float, 1,
+                    [](const BinaryKernels& k, const float* s, size_t r, size_t c, uint64_t* d) { k.pack_f32(s, r, c, d); });
+}
+
+TEST(pack_s8_matches_reference) {
+  check_pack<int8_t>(
+      "pack_s8", [](std::mt19937_64& g) { return static_cast<int8_t>(g() % 4 == 0 ? int(g() % 3) - 1 : int(g() % 256) - 128); }, 2,
+      [](const BinaryKernels& k, const int8_t* s, size_t r, size_t c, uint64_t* d) { k.pack_s8(s, r, c, d); });
+}
+
+TEST(reference_pack_follows_the_sign_convention) {
+  const float v[] = {1.f, -1.f, 0.f, -0.f, NAN, -INFINITY, INFINITY, -1e-30f};
+  uint64_t word = 0;
+  ref::b1_pack_f32(v, 1, 8, &word);
+  CHECK(word == 0b10100010ull, "bits " << std::hex << word);
+}
+
+TEST(gemm_matches_reference) {
+  auto g = rng(3);
+  const size_t ms[] = {1, 2, 3, 4, 5, 7, 9, 17, 64};
+  const size_t ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 64, 65};
+  const size_t kws[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 18, 36, 72, 80, 130, 301};
+  for (Isa isa : isas())
+    for (size_t m : ms)
+      for (size_t n : ns)
+        for (size_t kw : kws) {
+          if (m * n * kw > 200000) continue;
+          // Row strides longer than kw (a prime extra) so a stride bug cannot hide.
+          const size_t lda = kw + (g() % 2) * 3, ldb = kw + (g() % 2) * 5, ldc = n + (g() % 2) * 7;
+          std::vector<uint64_t> a(m * lda), b(n * ldb);
+          const int pattern = static_cast<int>(g() % 4);  // random, all-ones vs zeros (max counts), sparse
+          for (auto& w : a) w = pattern == 1 ? ~0ull : pattern == 3 ? (g() & g() & g()) : g();
+          for (auto& w : b) w = pattern == 1 ? 0ull : g();
+          const int32_t kbits = static_cast<int32_t>(kw * 64 - g() % 64);
+          std::vector<int32_t> want(m * ldc, -7), got(m * ldc + 8, -7);
+          ref::b1_gemm(m, n, kw, a.data(), lda, b.data(), ldb, kbits, want.data(), ldc);
+          binary_kernels_for(isa).gemm(m, n, kw, a.data(), lda, b.data(), ldb, kbits, got.data(), ldc);
+          for (size_t i = 0; i < want.size(); ++i)
+            CHECK(got[i] == want[i], "gemm " << isa_name(isa) << " m=" << m << " n=" << n << " kw=" << kw << " lda="
+                                             << lda << " ldb=" << ldb << " ldc=" << ldc << " pattern=" << pattern
+                                             << " at row " << i / ldc << " col " << i % ldc << ": got " << got[i]
+                                             << " want " << want[i]);
+          for (size_t i = want.size(); i < got.size(); ++i) CHECK(got[i] == -7, "gemm wrote past c");
+        }
+}
+
+TEST(output_f32_matches_reference) {
+  auto g = rng(4);
+  for (Isa isa : isas())
+    for (size_t n = 1; n <= 70; ++n) {
+      std::vector<int32_t> y(n);
+      std::vector<float> scale(n), bias(n);
+      for (size_t c = 0; c < n; ++c) {
+        y[c] = static_cast<int32_t>(g() % 20001) - 10000;
+        scale[c] = std::uniform_real_distribution<float>(-3, 3)(g);
+        bias[c] = std::uniform_real_distribution<float>(-100, 100)(g);
+      }
+      const float inf = std::numeric_limits<float>::infinity();
+      const float los[] = {-inf, 0.f, -50.f}, his[] = {inf, 6.f, 50.f};
+      const size_t clamp = g() % 3;
+      B1OutputF32Params p{scale.data(), bias.data(), los[clamp], his[clamp]};
+      std::vector<float> want(n), got(n + 2, 123.f);
+      ref::b1_output_f32(n, y.data(), p, want.data());
+      binary_kernels_for(isa).output_f32(n, y.data(), p, got.data());
+      CHECK(std::memcmp(want.data(), got.data(), n * sizeof(float)) == 0, "output_f32 " << isa_name(isa) << " n=" << n);
+      CHECK(got[n] == 123.f && got[n + 1] == 123.f, "output_f32 wrote past the row, n=" << n);
+    }
+}
+
+TEST(output_s8_matches_reference_at_extremes) {
+  auto g = rng(5);
+  const int32_t ys[] = {INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX, 1 << 24, -(1 << 24)};
+  const int32_t mults[] = {INT32_MAX, -INT32_MAX, 1, -1, 1 << 30, 12345};
+  const uint8_t shifts[] = {0, 1, 2, 15, 31, 32, 61, 62};
+  for (Isa isa : isas())
+    for (size_t n = 1; n <= 67; n += (n < 20 ? 1 : 11)) {
+      for (int round = 0; round < 40; ++round) {
+        std::vector<int32_t> y(n), mult(n), bias(n);
+        std::vector<uint8_t> shift(n);
+        for (size_t c = 0; c < n; ++c) {
+          const bool extreme = g() % 2;
+          y[c] = extreme ? ys[g() % 8] : static_cast<int32_t>(g() % 4001) - 2000;
+          mult[c] = extreme ? mults[g() % 6] : static_cast<int32_t>(g());
+          if (mult[c] == INT32_MIN) mult[c] = INT32_MAX;
+          shift[c] = extreme ? shifts[g() % 8] : static_cast<uint8_t>(g() % 63);
+          bias[c] = g() % 3 == 0 ? (g() % 2 ? INT32_MAX : INT32_MIN) : static_cast<int32_t>(g() % 301) - 150;
+        }
+        const int32_t lo = -128 + static_cast<int32_t>(g() % 3) * 64, hi = 127 - static_cast<int32_t>(g() % 3) * 32;
+        B1OutputS8Params p{mult.data(), shift.data(), bias.data(), lo, hi};
+        std::vector<int8_t> want(n), got(n + 3, 99);
+        ref::b1_output_s8(n, y.data(), p, want.data());
+        binary_kernels_for(isa).output_s8(n, y.data(), p, got.data());
+        for (size_t c = 0; c < n; ++c)
+          CHECK(got[c] == want[c], "output_s8 " << isa_name(isa) << " n=" << n << " c=" << c << " y=" << y[c] << " mult="
+                                               << mult[c] << " shift=" << int(shift[c]) << " bias=" << bias[c] << " [" << lo
+                                               << "," << hi << "]: got " << int(got[c]) << " want " << int(want[c]));
+        CHECK(got[n] == 99, "output_s8 wrote past the row");
+      }
+    }
+}
+
+TEST(dyadic_rescale_rounds_half_up) {
+  // 3 * 1 / 2 = 1.5 -> 2; -3 / 2 = -1.5 -> -1 (half up, toward +inf); 5 / 4 = 1.25 -> 1.
+  CHECK(dyadic_rescale_s8(3, 1, 1, 0, -128, 127) == 2, "1.5");
+  CHECK(dyadic_rescale_s8(-3, 1, 1, 0, -128, 127) == -1, "-1.5");
+  CHECK(dyadic_rescale_s8(5, 1, 2, 0, -128, 127) == 1, "1.25");
+  CHECK(dyadic_rescale_s8(INT32_MIN, INT32_MAX, 0, 0, -128, 127) == -128, "saturates low");
+  CHECK(dyadic_rescale_s8(7, -2, 0, 100, -128, 127) == 86, "negative multiplier");
+}
+
+TEST(output_b1_matches_reference) {
+  auto g = rng(6);
+  for (Isa isa : isas())
+    for (size_t n : {1, 7, 8, 9, 31, 63, 64, 65, 100, 128, 129, 200, 512}) {
+      std::vector<int32_t> y(n), threshold(n);
+      std::vector<uint8_t> flip(n);
+      for (size_t c = 0; c < n; ++c) {
+        y[c] = static_cast<int32_t>(g() % 201) - 100;
+        threshold[c] = g() % 5 == 0 ? (g() % 2 ? INT32_MIN : INT32_MAX) : y[c] + static_cast<int32_t>(g() % 3) - 1;
+        flip[c] = g() % 2;
+      }
+      B1OutputB1Params p{threshold.data(), flip.data()};
+      const size_t words = words_for_bits(n);
+      std::vector<uint64_t> want(words), got(words + 1, kSentinel);
+      ref::b1_output_b1(n, y.data(), p, want.data());
+      binary_kernels_for(isa).output_b1(n, y.data(), p, got.data());
+      for (size_t w = 0; w < words; ++w)
+        CHECK(got[w] == want[w], "output_b1 " << isa_name(isa) << " n=" << n << " word " << w << std::hex << ": got "
+                                               << got[w] << " want " << want[w]);
+      CHECK(got[words] == kSentinel, "output_b1 wrote past the row");
+    }
+}
