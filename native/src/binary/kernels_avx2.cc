@@ -10,85 +10,97 @@ namespace lowbit::avx2 {
 
 namespace {
 
-// GEMM register tile: kMR rows of A x kNR rows of B, 8 byte accumulators + 2 A + 1 B + 2 constants
-// + 3 temporaries = 16 ymm. Larger tiles spill on 16 registers.
-constexpr size_t kMR = 2;
-constexpr size_t kNR = 4;
+// GEMM register tile: 1 row of A x 8 rows of B. 8 byte accumulators + A + 2 constants + 3
+// temporaries fit the 16 ymm registers with B read as a memory operand; a 2x4 tile needs the same
+// accumulators plus a second A register and a B register, and then GCC spills accumulators.
+// Loads are not the limit (9 per 16 vpshufb), and the reduction costs the same per output either way.
+constexpr size_t kNR = 8;
 // Each step adds at most 8 to a byte counter, so 31 steps (248) is the most before it can wrap.
 constexpr size_t kMaxSteps = 31;
 
-// Per-byte popcount by nibble lookup (Mula): AVX2 has no vpopcnt, and vpshufb does 32 lookups at once.
-inline __m256i popcount_bytes(__m256i x, __m256i lut, __m256i low_nibbles) {
+// acc + the per-byte popcount of x, by nibble lookup (Mula): AVX2 has no vpopcnt, and one vpshufb
+// does 32 lookups.
+inline __m256i add_popcount_bytes(__m256i acc, __m256i x, __m256i lut, __m256i low_nibbles) {
   const __m256i lo = _mm256_and_si256(x, low_nibbles);
   const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low_nibbles);
-  return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
+  return _mm256_add_epi8(acc, _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi)));
 }
 
-// [sum of bytes of v0, of v1, of v2, of v3] as int32.
-inline __m128i sum_bytes4(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+// [sum of the bytes of v0, ..., of v7] as int32.
+inline __m256i sum_bytes8(__m256i v0, __m256i v1, __m256i v2, __m256i v3, __m256i v4, __m256i v5, __m256i v6,
+                          __m256i v7) {
   const __m256i zero = _mm256_setzero_si256();
-  // vpsadbw leaves 4 qword sums below 2^16, so two of them share a qword as two dwords.
-  const __m256i v01 = _mm256_or_si256(_mm256_sad_epu8(v0, zero), _mm256_slli_epi64(_mm256_sad_epu8(v1, zero), 32));
-  const __m256i v23 = _mm256_or_si256(_mm256_sad_epu8(v2, zero), _mm256_slli_epi64(_mm256_sad_epu8(v3, zero), 32));
+  // vpsadbw leaves 4 qword sums below 2^16, so two accumulators can share each qword.
+  const auto sad_pair = [&](__m256i lo, __m256i hi) {
+    return _mm256_or_si256(_mm256_sad_epu8(lo, zero), _mm256_slli_epi64(_mm256_sad_epu8(hi, zero), 32));
+  };
+  const __m256i v01 = sad_pair(v0, v1), v23 = sad_pair(v2, v3), v45 = sad_pair(v4, v5), v67 = sad_pair(v6, v7);
+  // Dwords [v0 v1 v2 v3 | v0 v1 v2 v3]: qwords 0-1 summed in the low lane, 2-3 in the high lane.
   const __m256i v0123 = _mm256_add_epi32(_mm256_unpacklo_epi64(v01, v23), _mm256_unpackhi_epi64(v01, v23));
-  return _mm_add_epi32(_mm256_castsi256_si128(v0123), _mm256_extracti128_si256(v0123, 1));
+  const __m256i v4567 = _mm256_add_epi32(_mm256_unpacklo_epi64(v45, v67), _mm256_unpackhi_epi64(v45, v67));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(v0123, v4567, 0x20), _mm256_permute2x128_si256(v0123, v4567, 0x31));
 }
 
-// One MR x NR block of c. NR <= 4: a row's NR results fit one xmm.
-template <size_t MR, size_t NR>
-void gemm_tile(size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, int32_t kbits, int32_t* c,
-               size_t ldc) {
+// Differing bits of row a against rows b[0..7] over words [4 * s0, 4 * s1), s1 - s0 <= kMaxSteps.
+inline __m256i differ_steps(const uint64_t* a, const uint64_t* const* b, size_t s0, size_t s1) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
                                        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
   const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
-  const size_t steps = kw / 4;
-
-  __m128i vdiffer[MR];
-  for (size_t i = 0; i < MR; ++i) vdiffer[i] = _mm_setzero_si128();
-  for (size_t s0 = 0; s0 < steps; s0 += kMaxSteps) {
-    const size_t s1 = std::min(steps, s0 + kMaxSteps);
-    __m256i vacc[MR][4];
-    for (size_t i = 0; i < MR; ++i)
-      for (size_t j = 0; j < 4; ++j) vacc[i][j] = _mm256_setzero_si256();
-    for (size_t s = s0; s < s1; ++s) {
-      __m256i va[MR];
-      for (size_t i = 0; i < MR; ++i) va[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i * lda + 4 * s));
-      for (size_t j = 0; j < NR; ++j) {
-        const __m256i vb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + j * ldb + 4 * s));
-        for (size_t i = 0; i < MR; ++i)
-          vacc[i][j] = _mm256_add_epi8(vacc[i][j], popcount_bytes(_mm256_xor_si256(va[i], vb), lut, low_nibbles));
-      }
-    }
-    for (size_t i = 0; i < MR; ++i)
-      vdiffer[i] = _mm_add_epi32(vdiffer[i], sum_bytes4(vacc[i][0], vacc[i][1], vacc[i][2], vacc[i][3]));
+  const uint64_t *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3], *b4 = b[4], *b5 = b[5], *b6 = b[6], *b7 = b[7];
+  __m256i vacc0 = _mm256_setzero_si256(), vacc1 = vacc0, vacc2 = vacc0, vacc3 = vacc0, vacc4 = vacc0,
+          vacc5 = vacc0, vacc6 = vacc0, vacc7 = vacc0;
+  const auto load = [](const uint64_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  for (size_t w = 4 * s0; w < 4 * s1; w += 4) {
+    const __m256i va = load(a + w);
+    vacc0 = add_popcount_bytes(vacc0, _mm256_xor_si256(va, load(b0 + w)), lut, low_nibbles);
+    vacc1 = add_popcount_bytes(vacc1, _mm256_xor_si256(va, load(b1 + w)), lut, low_nibbles);
+    vacc2 = add_popcount_bytes(vacc2, _mm256_xor_si256(va, load(b2 + w)), lut, low_nibbles);
+    vacc3 = add_popcount_bytes(vacc3, _mm256_xor_si256(va, load(b3 + w)), lut, low_nibbles);
+    vacc4 = add_popcount_bytes(vacc4, _mm256_xor_si256(va, load(b4 + w)), lut, low_nibbles);
+    vacc5 = add_popcount_bytes(vacc5, _mm256_xor_si256(va, load(b5 + w)), lut, low_nibbles);
+    vacc6 = add_popcount_bytes(vacc6, _mm256_xor_si256(va, load(b6 + w)), lut, low_nibbles);
+    vacc7 = add_popcount_bytes(vacc7, _mm256_xor_si256(va, load(b7 + w)), lut, low_nibbles);
+    // Pins the accumulators to registers: without it GCC 12 spills three of them in this loop.
+    asm("" : "+x"(vacc0), "+x"(vacc1), "+x"(vacc2), "+x"(vacc3), "+x"(vacc4), "+x"(vacc5), "+x"(vacc6), "+x"(vacc7));
   }
+  return sum_bytes8(vacc0, vacc1, vacc2, vacc3, vacc4, vacc5, vacc6, vacc7);
+}
 
-  // The last kw % 4 words go to scalar popcnt, which runs on the integer ports beside the vector work.
-  const __m128i vkbits = _mm_set1_epi32(kbits);
-  for (size_t i = 0; i < MR; ++i) {
-    alignas(16) int32_t tail[4] = {0, 0, 0, 0};
-    for (size_t j = 0; j < NR; ++j)
-      for (size_t w = 4 * steps; w < kw; ++w)
-        tail[j] += static_cast<int32_t>(__builtin_popcountll(a[i * lda + w] ^ b[j * ldb + w]));
-    const __m128i vdiffer_all = _mm_add_epi32(vdiffer[i], _mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
-    const __m128i vout = _mm_sub_epi32(vkbits, _mm_slli_epi32(vdiffer_all, 1));
-    if constexpr (NR == 4) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(c + i * ldc), vout);
+// popcount(a ^ b) over 1..3 words; `words` is the same for the whole call, so the branches predict.
+inline uint64_t tail_differ(const uint64_t* a, const uint64_t* b, size_t words) {
+  uint64_t differ = __builtin_popcountll(a[0] ^ b[0]);
+  if (words > 1) differ += __builtin_popcountll(a[1] ^ b[1]);
+  if (words > 2) differ += __builtin_popcountll(a[2] ^ b[2]);
+  return differ;
+}
+
+// Columns 0..nr-1 of the m rows of c: rows of a against rows b[0..7]; rows b[nr..7] repeat a real
+// row and are not stored.
+void gemm_column_block(size_t m, size_t kw, const uint64_t* a, size_t lda, const uint64_t* const* b, int32_t kbits,
+                       int32_t* c, size_t ldc, size_t nr) {
+  const size_t steps = kw / 4, tail = kw % 4;
+  for (size_t i = 0; i < m; ++i, a += lda, c += ldc) {
+    __m256i vdiffer = differ_steps(a, b, 0, std::min(steps, kMaxSteps));
+    for (size_t s0 = kMaxSteps; s0 < steps; s0 += kMaxSteps)
+      vdiffer = _mm256_add_epi32(vdiffer, differ_steps(a, b, s0, std::min(steps, s0 + kMaxSteps)));
+    // The last kw % 4 words go to scalar popcnt on the integer ports, beside the vector work. Each
+    // count is at most 192, so the 8 counts travel to the vector unit as the bytes of one qword.
+    if (tail != 0) {
+      const size_t w = 4 * steps;
+      uint64_t tail_bytes = 0;
+      for (size_t j = 0; j < kNR; ++j) tail_bytes |= tail_differ(a + w, b[j] + w, tail) << (8 * j);
+      vdiffer = _mm256_add_epi32(vdiffer, _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(tail_bytes))));
+    }
+    const __m256i vout = _mm256_sub_epi32(_mm256_set1_epi32(kbits), _mm256_slli_epi32(vdiffer, 1));
+    if (nr == kNR) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), vout);
     } else {
-      alignas(16) int32_t out[4];
-      _mm_store_si128(reinterpret_cast<__m128i*>(out), vout);
-      for (size_t j = 0; j < NR; ++j) c[i * ldc + j] = out[j];
+      alignas(32) int32_t out[kNR];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out), vout);
+      for (size_t j = 0; j < nr; ++j) c[j] = out[j];
     }
   }
 }
-
-using GemmTileFn = void (*)(size_t, const uint64_t*, size_t, const uint64_t*, size_t, int32_t, int32_t*, size_t);
-
-template <size_t MR>
-constexpr GemmTileFn kRowTiles[kNR + 1] = {nullptr, gemm_tile<MR, 1>, gemm_tile<MR, 2>, gemm_tile<MR, 3>,
-                                           gemm_tile<MR, 4>};
-// kTiles[mr][nr] covers an mr x nr block, mr in 1..kMR, nr in 1..kNR.
-constexpr const GemmTileFn* kTiles[kMR + 1] = {nullptr, kRowTiles<1>, kRowTiles<2>};
 
 }  // namespace
 
@@ -133,16 +145,12 @@ void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) 
 
 void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb,
              int32_t kbits, int32_t* c, size_t ldc) {
-  // Columns outer: the kNR rows of B stay in L1 while the (smaller) A tile streams past them.
+  // Columns outer: the 8 rows of B stay in L1 while the rows of the A tile stream past them.
   for (size_t j = 0; j < n; j += kNR) {
     const size_t nr = std::min(kNR, n - j);
-    size_t i = 0;
-    if (nr == kNR)
-      for (; i + kMR <= m; i += kMR) gemm_tile<kMR, kNR>(kw, a + i * lda, lda, b + j * ldb, ldb, kbits, c + i * ldc + j, ldc);
-    for (; i < m; i += kMR) {
-      const size_t mr = std::min(kMR, m - i);
-      kTiles[mr][nr](kw, a + i * lda, lda, b + j * ldb, ldb, kbits, c + i * ldc + j, ldc);
-    }
+    const uint64_t* brow[kNR];
+    for (size_t r = 0; r < kNR; ++r) brow[r] = b + (j + std::min(r, nr - 1)) * ldb;
+    gemm_column_block(m, kw, a, lda, brow, kbits, c + j, ldc, nr);
   }
 }
 

@@ -1,0 +1,64 @@
+// addon.cc: module init only: one exports.Set per entry point.
+#include <napi.h>
+
+#include "binary_ops.h"
+#include "convert.h"
+#include "lowbit/runtime.h"
+
+namespace lowbit::js {
+namespace {
+
+Napi::Value Isa(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value { return Napi::String::New(info.Env(), isa_name(active_isa())); });
+}
+
+Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto isas = supported_isas();
+    Napi::Array out = Napi::Array::New(info.Env(), isas.size());
+    for (uint32_t i = 0; i < isas.size(); ++i) out.Set(i, Napi::String::New(info.Env(), isa_name(isas[i])));
+    return out;
+  });
+}
+
+Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (!info[0].IsString()) throw_error(info.Env(), ErrorKind::Type, "isa: expected a string");
+    set_isa(info[0].As<Napi::String>().Utf8Value());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Threads(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(num_threads())); });
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    set_num_threads(uint_arg(info[0], "threads"));
+    return info.Env().Undefined();
+  });
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  try {
+    active_isa();  // resolves LOWBIT_ISA now, so a bad value fails the require() with a clear error
+  } catch (const Error& e) {
+    throw_error(env, e.kind(), e.what());
+  }
+  exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
+  exports.Set("supportedIsas", Napi::Function::New(env, SupportedIsas, "supportedIsas"));
+  exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
+  exports.Set("threads", Napi::Function::New(env, Threads, "threads"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  init_binary_ops(env, exports);
+  return exports;
+}
+
+}  // namespace lowbit::js
+
+static Napi::Object InitLowbit(Napi::Env env, Napi::Object exports) { return lowbit::js::Init(env, exports); }
+
+NODE_API_MODULE(lowbit, InitLowbit)

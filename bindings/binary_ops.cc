@@ -1,0 +1,319 @@
+// binary_ops.cc: N-API entry points of the binary operators. Validates and copies arguments,
+// then runs the native operator inline (sync) or on the libuv pool (async). Async jobs own
+// copies of their inputs and a shared pointer to the weights, so JS may drop, mutate or detach
+// anything once the call returns.
+#include "binary_ops.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "convert.h"
+#include "lowbit/binary.h"
+
+namespace lowbit::js {
+namespace {
+
+// ---- packed weights: an opaque JS object that owns a shared pointer ----------------------------
+
+class WeightsWrap : public Napi::ObjectWrap<WeightsWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) { return DefineClass(env, "BinaryConv2dWeightsHandle", {}); }
+  explicit WeightsWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WeightsWrap>(info) {}
+  std::shared_ptr<BinaryConv2dWeights> weights;
+};
+
+struct InstanceData {
+  Napi::FunctionReference weights_class;
+};
+
+std::shared_ptr<BinaryConv2dWeights> weights_arg(Napi::Value value) {
+  auto& cls = value.Env().GetInstanceData<InstanceData>()->weights_class;
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(cls.Value()))
+    throw_error(value.Env(), ErrorKind::Type, "weights: expected packed binary weights (from packBinaryConv2dWeights)");
+  return WeightsWrap::Unwrap(value.As<Napi::Object>())->weights;
+}
+
+// packBinaryConv2dWeights(data: Float32Array | Int8Array, [O, H, W, I], groups)
+Napi::Value PackWeights(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const auto dims = uint_array(info[1], "shape", 4);
+    const size_t groups = uint_arg(info[2], "groups");
+    size_t count = 1;
+    for (size_t d : dims) {
+      if (__builtin_mul_overflow(count, d, &count)) throw_error(env, ErrorKind::Range, "shape: element count overflows");
+    }
+    std::shared_ptr<BinaryConv2dWeights> packed;
+    auto check_length = [&](size_t length) {
+      if (length != count)
+        throw_error(env, ErrorKind::Shape,
+                    "weights: shape [O, H, W, I] needs " + std::to_string(count) + " values, got " + std::to_string(length));
+    };
+    if (info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int8_array) {
+      auto data = typed_array<int8_t>(info[0], napi_int8_array, "weights");
+      check_length(data.length);
+      packed = pack_binary_conv2d_weights_s8(data.data, dims[0], dims[1], dims[2], dims[3], groups);
+    } else {
+      auto data = typed_array<float>(info[0], napi_float32_array, "weights");
+      check_length(data.length);
+      packed = pack_binary_conv2d_weights_f32(data.data, dims[0], dims[1], dims[2], dims[3], groups);
+    }
+    Napi::Object handle = env.GetInstanceData<InstanceData>()->weights_class.New({});
+    WeightsWrap::Unwrap(handle)->weights = packed;
+    handle.Set("bytes", Napi::Number::New(env, static_cast<double>(packed->bits.size() * 8)));
+    return handle;
+  });
+}
+
+// ---- epilogue ------------------------------------------------------------------------------------
+
+// Owns the per-channel arrays the BinaryEpilogue points into.
+struct EpilogueData {
+  BinaryEpilogue e;
+  std::vector<float> scale, bias;
+  std::vector<int32_t> mult, bias_q, threshold;
+  std::vector<uint8_t> shift, flip;
+};
+
+std::shared_ptr<EpilogueData> epilogue_arg(Napi::Value value, size_t out_c) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject()) throw_error(env, ErrorKind::Type, "output: expected an epilogue object");
+  auto obj = value.As<Napi::Object>();
+  auto d = std::make_shared<EpilogueData>();
+  const std::string kind = obj.Get("kind").IsString() ? obj.Get("kind").As<Napi::String>().Utf8Value() : "";
+  if (kind == "f32") {
+    d->e.kind = OutputKind::F32;
+    d->scale = optional_vector<float>(obj, "scale", napi_float32_array, out_c);
+    d->bias = optional_vector<float>(obj, "bias", napi_float32_array, out_c);
+    if (d->scale.empty()) d->scale.assign(out_c, 1.f);
+    if (d->bias.empty()) d->bias.assign(out_c, 0.f);
+    d->e.lo = static_cast<float>(number_prop(obj, "lo", -INFINITY));
+    d->e.hi = static_cast<float>(number_prop(obj, "hi", INFINITY));
+  } else if (kind == "s8") {
+    d->e.kind = OutputKind::S8;
+    d->mult = optional_vector<int32_t>(obj, "multiplier", napi_int32_array, out_c);
+    d->shift = optional_vector<uint8_t>(obj, "shift", napi_uint8_array, out_c);
+    d->bias_q = optional_vector<int32_t>(obj, "bias", napi_int32_array, out_c);
+    if (d->mult.empty() || d->shift.empty())
+      throw_error(env, ErrorKind::Type, "output: s8 needs multiplier (Int32Array) and shift (Uint8Array)");
+    if (d->bias_q.empty()) d->bias_q.assign(out_c, 0);
+    const double lo = number_prop(obj, "lo", -128), hi = number_prop(obj, "hi", 127);
+    if (!(lo >= -128 && hi <= 127 && lo <= hi) || lo != std::floor(lo) || hi != std::floor(hi))
+      throw_error(env, ErrorKind::Range, "output: s8 clamp must be integers with -128 <= lo <= hi <= 127");
+    d->e.qmin = static_cast<int32_t>(lo);
+    d->e.qmax = static_cast<int32_t>(hi);
+  } else if (kind == "b1") {
+    d->e.kind = OutputKind::B1;
+    d->threshold = optional_vector<int32_t>(obj, "threshold", napi_int32_array, out_c);
+    d->flip = optional_vector<uint8_t>(obj, "flip", napi_uint8_array, out_c);
+    if (d->threshold.empty()) throw_error(env, ErrorKind::Type, "output: b1 needs threshold (Int32Array)");
+    if (d->flip.empty()) d->flip.assign(out_c, 0);
+  } else {
+    throw_error(env, ErrorKind::Range, "output.kind: expected 'f32', 's8' or 'b1', got '" + kind + "'");
+  }
+  d->e.scale = d->scale.data();
+  d->e.bias_f32 = d->bias.data();
+  d->e.mult = d->mult.data();
+  d->e.shift = d->shift.data();
+  d->e.bias_s32 = d->bias_q.data();
+  d->e.threshold = d->threshold.data();
+  d->e.flip = d->flip.data();
+  validate_epilogue(d->e, out_c);
+  return d;
+}
+
+size_t element_bytes(OutputKind kind) { return kind == OutputKind::F32 ? 4 : kind == OutputKind::S8 ? 1 : 8; }
+
+// ---- sync / async plumbing -------------------------------------------------------------------------
+
+// The packed input of a conv/dense call: borrowed for sync calls, copied for async ones.
+struct PackedInput {
+  const uint64_t* data = nullptr;
+  std::vector<uint64_t> copy;
+};
+
+PackedInput packed_input(Napi::Value value, size_t expected_words, bool async, const char* what) {
+  auto arg = typed_array<uint64_t>(value, napi_biguint64_array, "input");
+  if (arg.length != expected_words)
+    throw_error(value.Env(), ErrorKind::Shape,
+                std::string("input: ") + what + " needs " + std::to_string(expected_words) +
+                    " packed 64-bit words, got " + std::to_string(arg.length));
+  PackedInput in;
+  if (async) {
+    in.copy.assign(arg.data, arg.data + arg.length);
+    in.data = in.copy.data();
+  } else {
+    in.data = arg.data;
+  }
+  return in;
+}
+
+Napi::Array shape_value(Napi::Env env, std::initializer_list<size_t> dims) {
+  Napi::Array a = Napi::Array::New(env, dims.size());
+  uint32_t i = 0;
+  for (size_t d : dims) a.Set(i++, Napi::Number::New(env, static_cast<double>(d)));
+  return a;
+}
+
+// Runs `work` now (sync) or on the libuv pool (async); both resolve to {data, shape}.
+Napi::Value finish(Napi::Env env, bool async, std::shared_ptr<OutputBuffer> out, std::function<void()> work,
+                   std::function<Napi::Array(Napi::Env)> shape) {
+  auto result = [out, shape](Napi::Env e) -> Napi::Value {
+    Napi::Object r = Napi::Object::New(e);
+    auto owned = std::make_unique<OutputBuffer>();
+    owned->bytes.swap(out->bytes);
+    r.Set("data", to_array_buffer(e, std::move(owned)));
+    r.Set("shape", shape(e));
+    return r;
+  };
+  if (!async) {
+    work();
+    return result(env);
+  }
+  return queue_async(env, std::move(work), std::move(result));
+}
+
+bool async_flag(const Napi::CallbackInfo& info, size_t index) {
+  return info.Length() > index && info[index].IsBoolean() && info[index].As<Napi::Boolean>().Value();
+}
+
+// ---- operators ---------------------------------------------------------------------------------------
+
+// bitpack(data: Float32Array | Int8Array, rows, channels, async)
+Napi::Value Bitpack(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const size_t rows = uint_arg(info[1], "rows"), channels = uint_arg(info[2], "channels");
+    const bool async = async_flag(info, 3);
+    size_t count;
+    if (__builtin_mul_overflow(rows, channels, &count)) throw_error(env, ErrorKind::Range, "rows x channels overflows");
+    const bool is_s8 = info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int8_array;
+    const size_t words = rows * b1_words(channels);
+    auto out = std::make_shared<OutputBuffer>();
+    out->bytes.resize(words * 8);
+    std::function<void()> work;
+    auto check = [&](size_t length) {
+      if (length != count)
+        throw_error(env, ErrorKind::Shape, "input: " + std::to_string(rows) + " x " + std::to_string(channels) +
+                                               " needs " + std::to_string(count) + " values, got " + std::to_string(length));
+    };
+    if (is_s8) {
+      auto src = typed_array<int8_t>(info[0], napi_int8_array, "input");
+      check(src.length);
+      auto data = async ? std::make_shared<std::vector<int8_t>>(src.data, src.data + count) : nullptr;
+      const int8_t* p = async ? data->data() : src.data;
+      work = [=] { bitpack_s8(p, rows, channels, reinterpret_cast<uint64_t*>(out->bytes.data())); (void)data; };
+    } else {
+      auto src = typed_array<float>(info[0], napi_float32_array, "input");
+      check(src.length);
+      auto data = async ? std::make_shared<std::vector<float>>(src.data, src.data + count) : nullptr;
+      const float* p = async ? data->data() : src.data;
+      work = [=] { bitpack_f32(p, rows, channels, reinterpret_cast<uint64_t*>(out->bytes.data())); (void)data; };
+    }
+    return finish(env, async, out, std::move(work), [=](Napi::Env e) { return shape_value(e, {rows, channels}); });
+  });
+}
+
+Conv2dParams conv_params(Napi::Value value) {
+  const auto v = uint_array(value, "params", 9);
+  Conv2dParams p;
+  p.stride_h = v[0];
+  p.stride_w = v[1];
+  p.dilation_h = v[2];
+  p.dilation_w = v[3];
+  p.pad_top = v[4];
+  p.pad_left = v[5];
+  p.pad_bottom = v[6];
+  p.pad_right = v[7];
+  if (v[8] > 1) throw_error(value.Env(), ErrorKind::Range, "params: pad value must be 0 (one) or 1 (zero)");
+  p.pad_value = v[8] == 0 ? PadValue::One : PadValue::Zero;
+  return p;
+}
+
+// bconv2d(input: BigUint64Array, [N, H, W, C], weights, params[9], output, async)
+Napi::Value BConv2d(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const auto dims = uint_array(info[1], "inputShape", 4);
+    auto weights = weights_arg(info[2]);
+    const Conv2dParams params = conv_params(info[3]);
+    const bool async = async_flag(info, 5);
+    const Conv2dShape s = bconv2d_shape(dims[0], dims[1], dims[2], dims[3], *weights, params);
+    auto epilogue = epilogue_arg(info[4], s.out_c);
+    auto input = std::make_shared<PackedInput>(
+        packed_input(info[0], s.batch * s.in_h * s.in_w * b1_words(s.in_c), async, "[N, H, W, C]"));
+    const size_t pixels = s.batch * s.out_h * s.out_w;
+    auto out = std::make_shared<OutputBuffer>();
+    out->bytes.resize(binary_output_size(epilogue->e.kind, pixels, s.out_c) * element_bytes(epilogue->e.kind));
+    auto work = [=] { bconv2d(input->data, s, *weights, params, epilogue->e, out->bytes.data()); };
+    return finish(env, async, out, work,
+                  [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
+  });
+}
+
+// bdense(input: BigUint64Array, rows, inChannels, weights, output, async)
+Napi::Value BDense(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const size_t rows = uint_arg(info[1], "rows"), in_c = uint_arg(info[2], "inChannels");
+    auto weights = weights_arg(info[3]);
+    const bool async = async_flag(info, 5);
+    if (rows == 0) throw_error(env, ErrorKind::Shape, "input: rows must be at least 1");
+    if (weights->kernel_h != 1 || weights->kernel_w != 1 || weights->groups != 1)
+      throw_error(env, ErrorKind::Shape, "weights: bdense needs weights packed as [O, I]");
+    if (in_c != weights->in_channels_per_group)
+      throw_error(env, ErrorKind::Shape,
+                  "input has " + std::to_string(in_c) + " features but the weights expect " +
+                      std::to_string(weights->in_channels_per_group));
+    auto epilogue = epilogue_arg(info[4], weights->out_channels);
+    size_t words;
+    if (__builtin_mul_overflow(rows, b1_words(in_c), &words)) throw_error(env, ErrorKind::Range, "input size overflows");
+    auto input = std::make_shared<PackedInput>(packed_input(info[0], words, async, "[rows, inChannels]"));
+    const size_t oc = weights->out_channels;
+    auto out = std::make_shared<OutputBuffer>();
+    out->bytes.resize(binary_output_size(epilogue->e.kind, rows, oc) * element_bytes(epilogue->e.kind));
+    auto work = [=] { bdense(input->data, rows, in_c, *weights, epilogue->e, out->bytes.data()); };
+    return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {rows, oc}); });
+  });
+}
+
+// bmaxpool2d(input: BigUint64Array, [N, H, W, C], params[8]: kernel h/w, stride h/w, pads t/l/b/r, async)
+Napi::Value BMaxPool2d(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const auto dims = uint_array(info[1], "inputShape", 4);
+    const auto v = uint_array(info[2], "params", 8);
+    const bool async = async_flag(info, 3);
+    Pool2dParams p;
+    p.kernel_h = v[0];
+    p.kernel_w = v[1];
+    p.stride_h = v[2];
+    p.stride_w = v[3];
+    p.pad_top = v[4];
+    p.pad_left = v[5];
+    p.pad_bottom = v[6];
+    p.pad_right = v[7];
+    const Conv2dShape s = bmaxpool2d_shape(dims[0], dims[1], dims[2], dims[3], p);
+    auto input = std::make_shared<PackedInput>(
+        packed_input(info[0], s.batch * s.in_h * s.in_w * b1_words(s.in_c), async, "[N, H, W, C]"));
+    auto out = std::make_shared<OutputBuffer>();
+    out->bytes.resize(s.batch * s.out_h * s.out_w * b1_words(s.in_c) * 8);
+    auto work = [=] { bmaxpool2d(input->data, s, p, reinterpret_cast<uint64_t*>(out->bytes.data())); };
+    return finish(env, async, out, work,
+                  [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.in_c}); });
+  });
+}
+
+}  // namespace
+
+void init_binary_ops(Napi::Env env, Napi::Object exports) {
+  auto* data = new InstanceData{Napi::Persistent(WeightsWrap::define(env))};
+  env.SetInstanceData<InstanceData>(data);
+  exports.Set("packBinaryConv2dWeights", Napi::Function::New(env, PackWeights, "packBinaryConv2dWeights"));
+  exports.Set("bitpack", Napi::Function::New(env, Bitpack, "bitpack"));
+  exports.Set("bconv2d", Napi::Function::New(env, BConv2d, "bconv2d"));
+  exports.Set("bdense", Napi::Function::New(env, BDense, "bdense"));
+  exports.Set("bmaxpool2d", Napi::Function::New(env, BMaxPool2d, "bmaxpool2d"));
+}
+
+}  // namespace lowbit::js

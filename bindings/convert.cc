@@ -1,0 +1,215 @@
+// convert.cc: argument validation, error mapping, external output buffers and the async job.
+#include "convert.h"
+
+#include <cmath>
+#include <cstring>
+#include <new>
+
+namespace lowbit::js {
+
+void throw_error(Napi::Env env, ErrorKind kind, const std::string& message) {
+  Napi::Error error;
+  const char* code = "LOWBIT_INTERNAL";
+  switch (kind) {
+    case ErrorKind::Type:
+      error = Napi::TypeError::New(env, message);
+      code = "LOWBIT_TYPE";
+      break;
+    case ErrorKind::Range:
+      error = Napi::RangeError::New(env, message);
+      code = "LOWBIT_RANGE";
+      break;
+    case ErrorKind::Shape:
+      error = Napi::Error::New(env, message);
+      code = "LOWBIT_SHAPE";
+      break;
+    case ErrorKind::Unsupported:
+      error = Napi::Error::New(env, message);
+      code = "LOWBIT_UNSUPPORTED";
+      break;
+    case ErrorKind::Internal:
+      error = Napi::Error::New(env, message);
+      break;
+  }
+  error.Set("code", Napi::String::New(env, code));
+  throw error;
+}
+
+namespace {
+Napi::Error to_js(Napi::Env env, ErrorKind kind, const std::string& message) {
+  try {
+    throw_error(env, kind, message);
+  } catch (const Napi::Error& e) {
+    return e;
+  }
+}
+}  // namespace
+
+Napi::Value guarded(const Napi::CallbackInfo& info, const std::function<Napi::Value()>& body) {
+  Napi::Env env = info.Env();
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const Error& e) {
+    throw to_js(env, e.kind(), e.what());
+  } catch (const std::bad_alloc&) {
+    throw to_js(env, ErrorKind::Range, "out of memory: the requested tensors are too large");
+  } catch (const std::exception& e) {
+    throw to_js(env, ErrorKind::Internal, std::string("internal error: ") + e.what());
+  }
+}
+
+namespace {
+const char* type_name(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int8_array: return "Int8Array";
+    case napi_uint8_array: return "Uint8Array";
+    case napi_uint8_clamped_array: return "Uint8ClampedArray";
+    case napi_int16_array: return "Int16Array";
+    case napi_uint16_array: return "Uint16Array";
+    case napi_int32_array: return "Int32Array";
+    case napi_uint32_array: return "Uint32Array";
+    case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    case napi_bigint64_array: return "BigInt64Array";
+    case napi_biguint64_array: return "BigUint64Array";
+    default: return "typed array";
+  }
+}
+}  // namespace
+
+template <typename T>
+ArrayArg<T> typed_array(Napi::Value value, napi_typedarray_type type, const char* name) {
+  Napi::Env env = value.Env();
+  if (!value.IsTypedArray())
+    throw_error(env, ErrorKind::Type, std::string(name) + ": expected a " + type_name(type));
+  auto array = value.As<Napi::TypedArray>();
+  if (array.TypedArrayType() != type)
+    throw_error(env, ErrorKind::Type,
+                std::string(name) + ": expected a " + type_name(type) + ", got a " + type_name(array.TypedArrayType()));
+  if (array.ArrayBuffer().IsDetached())
+    throw_error(env, ErrorKind::Type, std::string(name) + ": its ArrayBuffer is detached");
+  auto* base = static_cast<uint8_t*>(array.ArrayBuffer().Data());
+  return {reinterpret_cast<T*>(base + array.ByteOffset()), array.ElementLength()};
+}
+
+template ArrayArg<float> typed_array(Napi::Value, napi_typedarray_type, const char*);
+template ArrayArg<int8_t> typed_array(Napi::Value, napi_typedarray_type, const char*);
+template ArrayArg<uint8_t> typed_array(Napi::Value, napi_typedarray_type, const char*);
+template ArrayArg<int32_t> typed_array(Napi::Value, napi_typedarray_type, const char*);
+template ArrayArg<uint64_t> typed_array(Napi::Value, napi_typedarray_type, const char*);
+
+template <typename T>
+std::vector<T> optional_vector(Napi::Object obj, const char* key, napi_typedarray_type type, size_t expected) {
+  Napi::Value value = obj.Get(key);
+  if (value.IsUndefined()) return {};
+  ArrayArg<T> arg = typed_array<T>(value, type, key);
+  if (arg.length != expected)
+    throw_error(obj.Env(), ErrorKind::Shape,
+                std::string(key) + ": expected " + std::to_string(expected) + " values (one per output channel), got " +
+                    std::to_string(arg.length));
+  return std::vector<T>(arg.data, arg.data + arg.length);
+}
+
+template std::vector<float> optional_vector(Napi::Object, const char*, napi_typedarray_type, size_t);
+template std::vector<int32_t> optional_vector(Napi::Object, const char*, napi_typedarray_type, size_t);
+template std::vector<uint8_t> optional_vector(Napi::Object, const char*, napi_typedarray_type, size_t);
+
+size_t uint_arg(Napi::Value value, const char* name) {
+  if (!value.IsNumber()) throw_error(value.Env(), ErrorKind::Type, std::string(name) + ": expected a number");
+  const double v = value.As<Napi::Number>().DoubleValue();
+  if (!(v >= 0) || v != std::floor(v) || v > 9007199254740991.0)
+    throw_error(value.Env(), ErrorKind::Range,
+                std::string(name) + ": expected a non-negative integer, got " + std::to_string(v));
+  return static_cast<size_t>(v);
+}
+
+std::vector<size_t> uint_array(Napi::Value value, const char* name, size_t expected_length) {
+  if (!value.IsArray()) throw_error(value.Env(), ErrorKind::Type, std::string(name) + ": expected an array");
+  auto array = value.As<Napi::Array>();
+  if (array.Length() != expected_length)
+    throw_error(value.Env(), ErrorKind::Shape,
+                std::string(name) + ": expected " + std::to_string(expected_length) + " entries, got " +
+                    std::to_string(array.Length()));
+  std::vector<size_t> out(expected_length);
+  for (uint32_t i = 0; i < expected_length; ++i) out[i] = uint_arg(array.Get(i), name);
+  return out;
+}
+
+double number_prop(Napi::Object obj, const char* key, double fallback) {
+  Napi::Value value = obj.Get(key);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsNumber()) throw_error(obj.Env(), ErrorKind::Type, std::string(key) + ": expected a number");
+  return value.As<Napi::Number>().DoubleValue();
+}
+
+Napi::ArrayBuffer to_array_buffer(Napi::Env env, std::unique_ptr<OutputBuffer> out) {
+  napi_value result;
+  void* data = out->bytes.data();
+  const size_t length = out->bytes.size();
+  napi_status status = napi_create_external_arraybuffer(
+      env, data, length, [](napi_env, void*, void* hint) { delete static_cast<OutputBuffer*>(hint); }, out.get(),
+      &result);
+  if (status == napi_ok) {
+    out.release();  // now owned by the ArrayBuffer's finalizer
+    return Napi::ArrayBuffer(env, result);
+  }
+  Napi::ArrayBuffer copy = Napi::ArrayBuffer::New(env, length);
+  if (length) std::memcpy(copy.Data(), data, length);
+  return copy;
+}
+
+namespace {
+class Job : public Napi::AsyncWorker {
+ public:
+  Job(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result)
+      : Napi::AsyncWorker(env, "lowbit"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        work_(std::move(work)),
+        result_(std::move(result)) {}
+
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      work_();
+    } catch (const Error& e) {
+      kind_ = e.kind();
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      kind_ = ErrorKind::Range;
+      SetError("out of memory: the requested tensors are too large");
+    } catch (const std::exception& e) {
+      kind_ = ErrorKind::Internal;
+      SetError(std::string("internal error: ") + e.what());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    try {
+      deferred_.Resolve(result_(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(to_js(Env(), kind_, e.Message()).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> result_;
+  ErrorKind kind_ = ErrorKind::Internal;
+};
+}  // namespace
+
+Napi::Promise queue_async(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result) {
+  auto* job = new Job(env, std::move(work), std::move(result));
+  Napi::Promise promise = job->promise();
+  job->Queue();  // the worker deletes itself after OnOK/OnError
+  return promise;
+}
+
+}  // namespace lowbit::js

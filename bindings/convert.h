@@ -1,0 +1,50 @@
+// convert.h: JS value -> native value conversion with validation, error mapping, and the
+// async job that runs native work on the libuv pool. Nothing here loops over tensor data.
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lowbit/error.h"
+
+namespace lowbit::js {
+
+// Throws a JS error of the class that matches `kind`, with a `code` the TypeScript layer maps to
+// its named error classes (ShapeError, ...).
+[[noreturn]] void throw_error(Napi::Env env, ErrorKind kind, const std::string& message);
+
+// Runs `body`, turning every C++ exception into a JS exception: none crosses the N-API boundary.
+Napi::Value guarded(const Napi::CallbackInfo& info, const std::function<Napi::Value()>& body);
+
+// A typed array argument checked for kind and attachment; length in elements.
+template <typename T>
+struct ArrayArg {
+  T* data;
+  size_t length;
+};
+template <typename T>
+ArrayArg<T> typed_array(Napi::Value value, napi_typedarray_type type, const char* name);
+template <typename T>
+std::vector<T> optional_vector(Napi::Object obj, const char* key, napi_typedarray_type type, size_t expected);
+
+size_t uint_arg(Napi::Value value, const char* name);
+std::vector<size_t> uint_array(Napi::Value value, const char* name, size_t expected_length);
+double number_prop(Napi::Object obj, const char* key, double fallback);
+
+// Owned native output, handed to JS without a copy as an external ArrayBuffer (copied only if the
+// runtime refuses external buffers, as Electron does).
+struct OutputBuffer {
+  std::vector<uint8_t> bytes;
+};
+Napi::ArrayBuffer to_array_buffer(Napi::Env env, std::unique_ptr<OutputBuffer> out);
+
+// Native work that runs on the libuv thread pool and settles a Promise. `work` must own (or hold
+// shared pointers to) everything it reads: it runs after the JS call has returned.
+Napi::Promise queue_async(Napi::Env env, std::function<void()> work,
+                          std::function<Napi::Value(Napi::Env)> result);
+
+}  // namespace lowbit::js

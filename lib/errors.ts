@@ -1,0 +1,54 @@
+/**
+ * Named error classes. Every failure lowbit reports is one of these or a built-in `TypeError`
+ * (wrong kind of value) / `RangeError` (a value outside its allowed range).
+ */
+
+/** Base class of lowbit's own errors. */
+export class LowbitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Tensor shapes, ranks or buffer lengths disagree with what an operator needs. */
+export class ShapeError extends LowbitError {}
+
+/** The CPU or this build cannot do what was asked (for example `setIsa('avx2')` on an ARM CPU). */
+export class UnsupportedError extends LowbitError {}
+
+/** Maps an error thrown by the native addon (tagged with a `code`) to the matching class. */
+export function fromNative(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const code = (error as Error & { code?: string }).code;
+  switch (code) {
+    case 'LOWBIT_SHAPE':
+      return new ShapeError(error.message);
+    case 'LOWBIT_UNSUPPORTED':
+      return new UnsupportedError(error.message);
+    case 'LOWBIT_TYPE':
+      return new TypeError(error.message);
+    case 'LOWBIT_RANGE':
+      return new RangeError(error.message);
+    default:
+      return error;
+  }
+}
+
+/** Calls into the addon, rethrowing its errors as lowbit's named classes. */
+export function callNative<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    throw fromNative(error);
+  }
+}
+
+/** Awaits an addon Promise, rejecting with lowbit's named classes. */
+export async function awaitNative<T>(promise: () => Promise<T>): Promise<T> {
+  try {
+    return await promise();
+  } catch (error) {
+    throw fromNative(error);
+  }
+}

@@ -1,0 +1,25 @@
+/** lowbit: fast CPU inference of binary and low-bit integer neural networks. */
+export { LowbitError, ShapeError, UnsupportedError } from './errors.js';
+export { Tensor, tensor, b1Words, type DType, type DataOf } from './tensor.js';
+export { isa, supportedIsas, setIsa, threads, setThreads, type Isa } from './runtime.js';
+export {
+  bitpack,
+  bitpackAsync,
+  packBinaryConv2dWeights,
+  packBinaryDenseWeights,
+  PackedBinaryWeights,
+  bconv2d,
+  bconv2dAsync,
+  bdense,
+  bdenseAsync,
+  bmaxpool2d,
+  bmaxpool2dAsync,
+  thresholdsFromAffine,
+  type BinaryPadding,
+  type BinaryOutput,
+  type F32Output,
+  type S8Output,
+  type B1Output,
+  type BConv2dOptions,
+  type BMaxPool2dOptions,
+} from './ops/binary.js';

@@ -1,0 +1,71 @@
+/** The one place that loads the compiled addon, and the typed view of what it exports. */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fromNative } from './errors.js';
+
+/** Opaque handle of packed binary weights owned by the addon. */
+export interface NativeWeightsHandle {
+  readonly bytes: number;
+}
+
+export interface NativeResult {
+  data: ArrayBuffer;
+  shape: number[];
+}
+
+export interface NativeEpilogue {
+  kind: 'f32' | 's8' | 'b1';
+  scale?: Float32Array;
+  bias?: Float32Array | Int32Array;
+  lo?: number;
+  hi?: number;
+  multiplier?: Int32Array;
+  shift?: Uint8Array;
+  threshold?: Int32Array;
+  flip?: Uint8Array;
+}
+
+type Sync<T> = T;
+export interface NativeBinding {
+  isa(): string;
+  supportedIsas(): string[];
+  setIsa(name: string): void;
+  threads(): number;
+  setThreads(n: number): void;
+  packBinaryConv2dWeights(data: Float32Array | Int8Array, shape: number[], groups: number): NativeWeightsHandle;
+  bitpack(data: Float32Array | Int8Array, rows: number, channels: number, async: boolean): Sync<NativeResult> | Promise<NativeResult>;
+  bconv2d(input: BigUint64Array, inputShape: number[], weights: NativeWeightsHandle, params: number[],
+    output: NativeEpilogue, async: boolean): NativeResult | Promise<NativeResult>;
+  bdense(input: BigUint64Array, rows: number, inChannels: number, weights: NativeWeightsHandle,
+    output: NativeEpilogue, async: boolean): NativeResult | Promise<NativeResult>;
+  bmaxpool2d(input: BigUint64Array, inputShape: number[], params: number[], async: boolean): NativeResult | Promise<NativeResult>;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+// lib/ under vitest, dist/lib/ once compiled; LOWBIT_ADDON_PATH selects another build (ASan, arm64).
+const candidates = [
+  process.env.LOWBIT_ADDON_PATH,
+  resolve(here, '../build/Release/lowbit.node'),
+  resolve(here, '../../build/Release/lowbit.node'),
+].filter((p): p is string => typeof p === 'string' && p.length > 0);
+
+function load(): NativeBinding {
+  const path = candidates.find((p) => existsSync(p));
+  if (path === undefined) {
+    throw new Error(
+      `lowbit: the native addon is not built (looked in ${candidates.join(', ')}).\n` +
+        'Possible solutions:\n' +
+        '  - run `npm install` (or `npm run build`) in the lowbit package: it compiles the addon with cmake-js;\n' +
+        '  - make sure cmake (>= 3.15) and a C++17 compiler are installed (Debian: apt-get install cmake g++).',
+    );
+  }
+  try {
+    return createRequire(import.meta.url)(path) as NativeBinding;
+  } catch (error) {
+    throw fromNative(error);
+  }
+}
+
+export const native: NativeBinding = load();

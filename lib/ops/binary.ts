@@ -1,0 +1,393 @@
+/**
+ * Binary (1-bit) operators: bitpack, packed conv/dense weights, bconv2d, bdense, bmaxpool2d.
+ * Dot products are XNOR + popcount on packed sign bits: for +-1 vectors of K values,
+ * `y = K - 2 * popcount(x XOR w)`, then a fused per-channel epilogue turns y into float,
+ * int8 (dyadic rescale, no float) or packed bits for the next binary layer.
+ * Every operator has a sync form and an async form that runs on the libuv pool.
+ */
+import { awaitNative, callNative, ShapeError } from '../errors.js';
+import { native, type NativeEpilogue, type NativeResult, type NativeWeightsHandle } from '../native.js';
+import { expectTensor, fromBuffer, Tensor, type DType } from '../tensor.js';
+
+type Pair = number | readonly [number, number];
+type Numbers = ArrayLike<number>;
+
+/** Padding of a binary conv. `same-*` pads like TF/ONNX SAME_UPPER (extra row/column at the end). */
+export type BinaryPadding =
+  | 'valid'
+  /** padded pixels are +1: free, the packed 0 bit */
+  | 'same-one'
+  /** padded pixels are 0: exact, through a per-channel correction of border pixels */
+  | 'same-zero'
+  | { pads: readonly [top: number, left: number, bottom: number, right: number]; value: 'one' | 'zero' };
+
+/** Float output: `y * scale[c] + bias[c]`, then clamped (`relu` is clamp [0, +inf)). */
+export interface F32Output {
+  kind: 'f32';
+  scale?: Numbers;
+  bias?: Numbers;
+  clamp?: readonly [lo: number, hi: number];
+  relu?: boolean;
+}
+
+/**
+ * Integer-only INT8 output:
+ * `clamp(((int64)y * multiplier[c] + 2^(shift[c]-1)) >> shift[c] + bias[c], lo, hi)`.
+ * multiplier may be negative (a negative folded scale), shift in [0, 62], bias in output units.
+ */
+export interface S8Output {
+  kind: 's8';
+  multiplier: Numbers;
+  shift: Numbers;
+  bias?: Numbers;
+  clamp?: readonly [lo: number, hi: number];
+}
+
+/** Packed output for the next binary layer: bit c (1 = -1) is `(y < threshold[c]) XOR flip[c]`. */
+export interface B1Output {
+  kind: 'b1';
+  threshold: Numbers;
+  flip?: ArrayLike<number | boolean>;
+}
+
+export type BinaryOutput = F32Output | S8Output | B1Output;
+type OutputDType<O> = O extends { kind: 's8' } ? 's8' : O extends { kind: 'b1' } ? 'b1' : 'f32';
+
+export interface BConv2dOptions<O extends BinaryOutput = BinaryOutput> {
+  strides?: Pair;
+  dilations?: Pair;
+  padding?: BinaryPadding;
+  output?: O;
+}
+
+/** Packed binary weights of a conv ([O, H, W, I/groups]) or dense ([O, I]) layer. */
+export class PackedBinaryWeights {
+  /** @internal */
+  readonly handle: NativeWeightsHandle;
+  readonly outChannels: number;
+  readonly kernelH: number;
+  readonly kernelW: number;
+  readonly inChannelsPerGroup: number;
+  readonly groups: number;
+
+  /** @internal use packBinaryConv2dWeights / packBinaryDenseWeights */
+  constructor(handle: NativeWeightsHandle, shape: readonly number[], groups: number) {
+    this.handle = handle;
+    [this.outChannels, this.kernelH, this.kernelW, this.inChannelsPerGroup] = shape;
+    this.groups = groups;
+  }
+
+  /** Bytes of packed weight bits (1 bit per weight, rows padded to 64 bits). */
+  get bytes(): number {
+    return this.handle.bytes;
+  }
+}
+
+function positiveInt(value: unknown, name: string): number {
+  if (!Number.isInteger(value) || (value as number) < 1) throw new RangeError(`${name}: expected an integer >= 1, got ${String(value)}`);
+  return value as number;
+}
+
+function pair(value: Pair | undefined, name: string): [number, number] {
+  if (value === undefined) return [1, 1];
+  const [a, b] = typeof value === 'number' ? [value, value] : value;
+  return [positiveInt(a, `${name}[0]`), positiveInt(b, `${name}[1]`)];
+}
+
+/**
+ * Sign-binarizes and bit-packs a float32 or int8 tensor along its last axis (channels, NHWC).
+ * @returns a `b1` tensor of the same shape
+ * @throws TypeError for another dtype, ShapeError for a scalar
+ * @example const xb = bitpack(tensor('f32', [1, 56, 56, 64], data));
+ */
+export function bitpack(x: Tensor<'f32' | 's8'>): Tensor<'b1'> {
+  const [rows, channels] = bitpackArgs(x);
+  const r = callNative(() => native.bitpack(x.data as Float32Array | Int8Array, rows, channels, false) as NativeResult);
+  return fromBuffer('b1', x.shape, r.data);
+}
+
+/** Async {@link bitpack}: runs on the libuv thread pool. */
+export async function bitpackAsync(x: Tensor<'f32' | 's8'>): Promise<Tensor<'b1'>> {
+  const [rows, channels] = bitpackArgs(x);
+  const r = await awaitNative(() => native.bitpack(x.data as Float32Array | Int8Array, rows, channels, true) as Promise<NativeResult>);
+  return fromBuffer('b1', x.shape, r.data);
+}
+
+function bitpackArgs(x: Tensor<'f32' | 's8'>): [number, number] {
+  expectTensor(x, 'input', ['f32', 's8']);
+  if (x.shape.length === 0) throw new ShapeError('input: a scalar has no channel axis to pack');
+  const channels = x.shape[x.shape.length - 1];
+  return [channels === 0 ? 0 : x.size / channels, channels];
+}
+
+/**
+ * Packs binary conv weights. Values are sign-binarized (negative -> -1, zero and positive -> +1),
+ * so float latent weights, int8 weights and +-1 weights all work.
+ * @param weights OHWI tensor [outChannels, kernelH, kernelW, inChannels / groups], f32 or s8
+ * @param options.groups grouped convolution (outChannels must be a multiple); default 1
+ * @throws TypeError, ShapeError, RangeError
+ */
+export function packBinaryConv2dWeights(weights: Tensor<'f32' | 's8'>, options: { groups?: number } = {}): PackedBinaryWeights {
+  expectTensor(weights, 'weights', ['f32', 's8'], 4);
+  const groups = positiveInt(options.groups ?? 1, 'groups');
+  if (weights.shape[0] % groups !== 0)
+    throw new ShapeError(`weights: output channels (${weights.shape[0]}) must be a multiple of groups (${groups})`);
+  const handle = callNative(() => native.packBinaryConv2dWeights(weights.data as Float32Array | Int8Array, [...weights.shape], groups));
+  return new PackedBinaryWeights(handle, weights.shape, groups);
+}
+
+/**
+ * Packs binary dense weights [outFeatures, inFeatures] (f32 or s8, sign-binarized).
+ * @throws TypeError, ShapeError
+ */
+export function packBinaryDenseWeights(weights: Tensor<'f32' | 's8'>): PackedBinaryWeights {
+  expectTensor(weights, 'weights', ['f32', 's8'], 2);
+  const [o, i] = weights.shape;
+  const handle = callNative(() => native.packBinaryConv2dWeights(weights.data as Float32Array | Int8Array, [o, 1, 1, i], 1));
+  return new PackedBinaryWeights(handle, [o, 1, 1, i], 1);
+}
+
+function samePads(size: number, kernel: number, stride: number, dilation: number): [number, number] {
+  const out = Math.ceil(size / stride);
+  const total = Math.max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
+
+function convParams(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions): number[] {
+  const [sh, sw] = pair(options.strides, 'strides');
+  const [dh, dw] = pair(options.dilations, 'dilations');
+  const padding = options.padding ?? 'valid';
+  let pads: readonly number[];
+  let zero: boolean;
+  if (padding === 'valid') {
+    pads = [0, 0, 0, 0];
+    zero = false;
+  } else if (padding === 'same-one' || padding === 'same-zero') {
+    const [top, bottom] = samePads(x.shape[1], w.kernelH, sh, dh);
+    const [left, right] = samePads(x.shape[2], w.kernelW, sw, dw);
+    pads = [top, left, bottom, right];
+    zero = padding === 'same-zero';
+  } else if (typeof padding === 'object' && padding !== null && Array.isArray(padding.pads) && padding.pads.length === 4) {
+    padding.pads.forEach((p, i) => {
+      if (!Number.isInteger(p) || p < 0) throw new RangeError(`padding.pads[${i}]: expected a non-negative integer, got ${String(p)}`);
+    });
+    if (padding.value !== 'one' && padding.value !== 'zero')
+      throw new RangeError(`padding.value: expected 'one' or 'zero', got ${String(padding.value)}`);
+    pads = padding.pads;
+    zero = padding.value === 'zero';
+  } else {
+    throw new RangeError(`padding: expected 'valid', 'same-one', 'same-zero' or { pads: [t, l, b, r], value }, got ${JSON.stringify(padding)}`);
+  }
+  return [sh, sw, dh, dw, pads[0], pads[1], pads[2], pads[3], zero ? 1 : 0];
+}
+
+function numbers<T extends Float32Array | Int32Array | Uint8Array>(
+  Ctor: { new (n: number): T; name: string },
+  values: ArrayLike<number | boolean> | undefined,
+  name: string,
+  count: number,
+  check: (v: number) => boolean,
+  expected: string,
+): T | undefined {
+  if (values === undefined) return undefined;
+  if (typeof values !== 'object' || values === null || typeof values.length !== 'number')
+    throw new TypeError(`output.${name}: expected an array or typed array of ${count} values`);
+  if (values.length !== count) throw new ShapeError(`output.${name}: expected ${count} values (one per output channel), got ${values.length}`);
+  const out = new Ctor(count);
+  for (let c = 0; c < count; ++c) {
+    const v = Number(values[c]);
+    if (!check(v)) throw new RangeError(`output.${name}[${c}]: expected ${expected}, got ${String(values[c])}`);
+    out[c] = v;
+  }
+  return out;
+}
+
+const isFiniteNumber = (v: number) => Number.isFinite(v);
+const isInt32 = (v: number) => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
+
+function epilogue(output: BinaryOutput | undefined, outChannels: number): NativeEpilogue {
+  const o = output ?? { kind: 'f32' };
+  switch (o.kind) {
+    case 'f32': {
+      let [lo, hi] = o.clamp ?? [-Infinity, Infinity];
+      if (o.relu) lo = Math.max(lo, 0);
+      if (Number.isNaN(lo) || Number.isNaN(hi) || lo > hi) throw new RangeError(`output.clamp: expected lo <= hi, got [${lo}, ${hi}]`);
+      return {
+        kind: 'f32',
+        scale: numbers(Float32Array, o.scale, 'scale', outChannels, isFiniteNumber, 'a finite number'),
+        bias: numbers(Float32Array, o.bias, 'bias', outChannels, isFiniteNumber, 'a finite number'),
+        lo,
+        hi,
+      };
+    }
+    case 's8': {
+      const [lo, hi] = o.clamp ?? [-128, 127];
+      if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < -128 || hi > 127 || lo > hi)
+        throw new RangeError(`output.clamp: expected integers -128 <= lo <= hi <= 127, got [${lo}, ${hi}]`);
+      if (o.multiplier === undefined || o.shift === undefined) throw new TypeError('output: s8 needs multiplier and shift');
+      return {
+        kind: 's8',
+        multiplier: numbers(Int32Array, o.multiplier, 'multiplier', outChannels, (v) => isInt32(v) && v !== -2147483648, 'an int32 other than -2^31'),
+        shift: numbers(Uint8Array, o.shift, 'shift', outChannels, (v) => Number.isInteger(v) && v >= 0 && v <= 62, 'an integer in [0, 62]'),
+        bias: numbers(Int32Array, o.bias, 'bias', outChannels, isInt32, 'an int32'),
+        lo,
+        hi,
+      };
+    }
+    case 'b1':
+      if (o.threshold === undefined) throw new TypeError('output: b1 needs threshold');
+      return {
+        kind: 'b1',
+        threshold: numbers(Int32Array, o.threshold, 'threshold', outChannels, isInt32, 'an int32'),
+        flip: numbers(Uint8Array, o.flip, 'flip', outChannels, (v) => v === 0 || v === 1, '0, 1, false or true'),
+      };
+    default:
+      throw new RangeError(`output.kind: expected 'f32', 's8' or 'b1', got ${String((o as { kind?: unknown }).kind)}`);
+  }
+}
+
+function outputDType(output: BinaryOutput | undefined): DType {
+  return output?.kind === 's8' ? 's8' : output?.kind === 'b1' ? 'b1' : 'f32';
+}
+
+function expectWeights(w: unknown): PackedBinaryWeights {
+  if (!(w instanceof PackedBinaryWeights)) throw new TypeError('weights: expected PackedBinaryWeights from packBinaryConv2dWeights()');
+  return w;
+}
+
+function binaryInput(x: Tensor, name: string): Tensor<'b1'> {
+  return x.dtype === 'b1' ? (x as Tensor<'b1'>) : bitpack(x as Tensor<'f32' | 's8'>);
+}
+
+function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions) {
+  expectTensor(x, 'input', ['b1', 'f32', 's8'], 4);
+  expectWeights(w);
+  const c = x.shape[3];
+  if (c !== w.inChannelsPerGroup * w.groups)
+    throw new ShapeError(`input: has ${c} channels but the weights expect ${w.inChannelsPerGroup * w.groups} (${w.inChannelsPerGroup} x ${w.groups} groups)`);
+  return {
+    xb: binaryInput(x, 'input'),
+    params: convParams(x, w, options),
+    out: epilogue(options.output, w.outChannels),
+  };
+}
+
+/**
+ * Binary 2-D convolution, NHWC input, any kernel size, stride, dilation and groups.
+ * The input is a packed `b1` tensor (f32/s8 inputs are bit-packed first).
+ * @param x input [N, H, W, C]
+ * @param w weights from {@link packBinaryConv2dWeights}
+ * @param options strides, dilations (default 1), padding (default 'valid'), output epilogue
+ *   (default f32 with scale 1 and bias 0: the +-1 dot products themselves)
+ * @returns [N, OH, OW, O] as f32, s8 or b1 by `output.kind`
+ * @throws TypeError, ShapeError, RangeError with what was expected and what arrived
+ * @example
+ * const y = bconv2d(xb, w, { padding: 'same-one', output: { kind: 'f32', scale, bias, relu: true } });
+ */
+export function bconv2d<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> = {}): Tensor<OutputDType<O>> {
+  const { xb, params, out } = bconv2dArgs(x, w, options);
+  const r = callNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, false) as NativeResult);
+  return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
+}
+
+/** Async {@link bconv2d}: validates now, computes on the libuv pool on a private copy of the input. */
+export async function bconv2dAsync<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> = {}): Promise<Tensor<OutputDType<O>>> {
+  const { xb, params, out } = bconv2dArgs(x, w, options);
+  const r = await awaitNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, true) as Promise<NativeResult>);
+  return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
+}
+
+function bdenseArgs(x: Tensor, w: PackedBinaryWeights, output: BinaryOutput | undefined) {
+  expectTensor(x, 'input', ['b1', 'f32', 's8'], 2);
+  expectWeights(w);
+  if (w.kernelH !== 1 || w.kernelW !== 1 || w.groups !== 1) throw new ShapeError('weights: bdense needs weights from packBinaryDenseWeights()');
+  if (x.shape[1] !== w.inChannelsPerGroup) throw new ShapeError(`input: has ${x.shape[1]} features but the weights expect ${w.inChannelsPerGroup}`);
+  return { xb: binaryInput(x, 'input'), out: epilogue(output, w.outChannels) };
+}
+
+/**
+ * Binary fully connected layer: [rows, inFeatures] x [outFeatures, inFeatures]^T, batch 1 or N,
+ * with the same epilogues as {@link bconv2d}.
+ * @throws TypeError, ShapeError, RangeError
+ */
+export function bdense<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: { output?: O } = {}): Tensor<OutputDType<O>> {
+  const { xb, out } = bdenseArgs(x, w, options.output);
+  const r = callNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, false) as NativeResult);
+  return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
+}
+
+/** Async {@link bdense} on the libuv pool. */
+export async function bdenseAsync<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: { output?: O } = {}): Promise<Tensor<OutputDType<O>>> {
+  const { xb, out } = bdenseArgs(x, w, options.output);
+  const r = await awaitNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, true) as Promise<NativeResult>);
+  return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
+}
+
+export interface BMaxPool2dOptions {
+  kernel: Pair;
+  /** default: the kernel size */
+  strides?: Pair;
+  /** 'valid' (default), 'same' (SAME_UPPER) or explicit [top, left, bottom, right]; padding never wins the max */
+  padding?: 'valid' | 'same' | readonly [number, number, number, number];
+}
+
+function poolParams(x: Tensor, options: BMaxPool2dOptions): number[] {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { kernel, strides?, padding? }');
+  const [kh, kw] = pair(options.kernel, 'kernel');
+  const [sh, sw] = options.strides === undefined ? [kh, kw] : pair(options.strides, 'strides');
+  const padding = options.padding ?? 'valid';
+  let pads: readonly number[];
+  if (padding === 'valid') pads = [0, 0, 0, 0];
+  else if (padding === 'same') {
+    const [t, b] = samePads(x.shape[1], kh, sh, 1);
+    const [l, r] = samePads(x.shape[2], kw, sw, 1);
+    pads = [t, l, b, r];
+  } else if (Array.isArray(padding) && padding.length === 4 && padding.every((p) => Number.isInteger(p) && p >= 0)) pads = padding;
+  else throw new RangeError(`padding: expected 'valid', 'same' or [top, left, bottom, right], got ${JSON.stringify(padding)}`);
+  return [kh, kw, sh, sw, pads[0], pads[1], pads[2], pads[3]];
+}
+
+/**
+ * Max pooling on a packed tensor: the max of +-1 values is the AND of their sign bits.
+ * @returns a `b1` tensor [N, OH, OW, C]
+ * @throws TypeError, ShapeError, RangeError
+ */
+export function bmaxpool2d(x: Tensor<'b1'>, options: BMaxPool2dOptions): Tensor<'b1'> {
+  expectTensor(x, 'input', ['b1'], 4);
+  const params = poolParams(x, options);
+  const r = callNative(() => native.bmaxpool2d(x.data, [...x.shape], params, false) as NativeResult);
+  return fromBuffer('b1', r.shape, r.data);
+}
+
+/** Async {@link bmaxpool2d} on the libuv pool. */
+export async function bmaxpool2dAsync(x: Tensor<'b1'>, options: BMaxPool2dOptions): Promise<Tensor<'b1'>> {
+  expectTensor(x, 'input', ['b1'], 4);
+  const params = poolParams(x, options);
+  const r = await awaitNative(() => native.bmaxpool2d(x.data, [...x.shape], params, true) as Promise<NativeResult>);
+  return fromBuffer('b1', r.shape, r.data);
+}
+
+/**
+ * Integer thresholds for a `b1` output that reproduce `sign(y * scale[c] + bias[c])` exactly
+ * (the sign of a folded batch norm), with sign(0) = +1. Negative scales use `flip`.
+ */
+export function thresholdsFromAffine(scale: Numbers, bias: Numbers): { threshold: Int32Array; flip: Uint8Array } {
+  if (scale.length !== bias.length) throw new ShapeError(`bias: expected ${scale.length} values like scale, got ${bias.length}`);
+  const n = scale.length;
+  const threshold = new Int32Array(n);
+  const flip = new Uint8Array(n);
+  const clampInt32 = (v: number) => Math.min(2147483647, Math.max(-2147483648, v));
+  for (let c = 0; c < n; ++c) {
+    const s = scale[c], b = bias[c];
+    if (!Number.isFinite(s) || !Number.isFinite(b)) throw new RangeError(`scale/bias[${c}]: expected finite numbers, got ${s}, ${b}`);
+    if (s > 0) {
+      threshold[c] = clampInt32(Math.ceil(-b / s)); // negative  <=>  y < -b/s
+    } else if (s < 0) {
+      threshold[c] = clampInt32(Math.floor(-b / s) + 1); // negative  <=>  y > -b/s  <=>  !(y < floor(-b/s) + 1)
+      flip[c] = 1;
+    } else {
+      threshold[c] = b < 0 ? 2147483647 : -2147483648; // constant sign
+    }
+  }
+  return { threshold, flip };
+}
