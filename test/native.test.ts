@@ -21,13 +21,21 @@ function expectAllPassed(r: { status: number | null; output: string }) {
   expect(Number(summary![2])).toBe(0);
 }
 
+function buildAndRun(dir: string, options: string[]) {
+  const configure = run('cmake', ['-S', '.', '-B', dir, '-DLOWBIT_NATIVE_TESTS=ON', ...options]);
+  expect(configure.status, configure.output).toBe(0);
+  const build = run('cmake', ['--build', dir, '--target', 'lowbit_native_tests', '-j', String(cpus().length)]);
+  expect(build.status, build.output).toBe(0);
+  return run(`${dir}/lowbit_native_tests`, []);
+}
+
 describe('native tests', () => {
   it('host build: every supported ISA matches the reference and the oracle', () => {
-    const configure = run('cmake', ['-S', '.', '-B', 'build-native', '-DLOWBIT_NATIVE_TESTS=ON', '-DCMAKE_BUILD_TYPE=Release']);
-    expect(configure.status, configure.output).toBe(0);
-    const build = run('cmake', ['--build', 'build-native', '--target', 'lowbit_native_tests', '-j', String(cpus().length)]);
-    expect(build.status, build.output).toBe(0);
-    expectAllPassed(run('build-native/lowbit_native_tests', []));
+    expectAllPassed(buildAndRun('build-native', ['-DCMAKE_BUILD_TYPE=Release']));
+  }, 900_000);
+
+  it('host build with AddressSanitizer and UndefinedBehaviorSanitizer: no memory or UB errors', () => {
+    expectAllPassed(buildAndRun('build-native-asan', ['-DCMAKE_BUILD_TYPE=RelWithDebInfo', '-DLOWBIT_SANITIZE=ON']));
   }, 900_000);
 
   it('aarch64 build under qemu (Cortex-A72): NEON matches scalar and the reference', (ctx) => {

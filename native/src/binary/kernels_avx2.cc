@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "binary/kernels.h"
 #include "common/checked_math.h"
@@ -11,12 +12,19 @@ namespace lowbit::avx2 {
 namespace {
 
 // GEMM register tile: 1 row of A x 8 rows of B. 8 byte accumulators + A + 2 constants + 3
-// temporaries fit the 16 ymm registers with B read as a memory operand; a 2x4 tile needs the same
-// accumulators plus a second A register and a B register, and then GCC spills accumulators.
-// Loads are not the limit (9 per 16 vpshufb), and the reduction costs the same per output either way.
+// temporaries fit the 16 ymm registers with B read as a memory operand. A 2x4 tile needs a second A
+// register and a B register on top; GCC then spills accumulators (measured slower, worst at kw = 9).
+// Loads are not the limit (9 per 16 vpshufb), and the final reduction costs the same per output.
 constexpr size_t kNR = 8;
 // Each step adds at most 8 to a byte counter, so 31 steps (248) is the most before it can wrap.
 constexpr size_t kMaxSteps = 31;
+
+inline __m256i load256(const uint64_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+inline __m256i nibble_popcounts() {
+  return _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
+                          0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+}
 
 // acc + the per-byte popcount of x, by nibble lookup (Mula): AVX2 has no vpopcnt, and one vpshufb
 // does 32 lookups.
@@ -26,40 +34,37 @@ inline __m256i add_popcount_bytes(__m256i acc, __m256i x, __m256i lut, __m256i l
   return _mm256_add_epi8(acc, _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi)));
 }
 
-// [sum of the bytes of v0, ..., of v7] as int32.
+// [sum of the bytes of v0, ..., of v7] as int32; each byte at most 248.
 inline __m256i sum_bytes8(__m256i v0, __m256i v1, __m256i v2, __m256i v3, __m256i v4, __m256i v5, __m256i v6,
                           __m256i v7) {
   const __m256i zero = _mm256_setzero_si256();
-  // vpsadbw leaves 4 qword sums below 2^16, so two accumulators can share each qword.
-  const auto sad_pair = [&](__m256i lo, __m256i hi) {
-    return _mm256_or_si256(_mm256_sad_epu8(lo, zero), _mm256_slli_epi64(_mm256_sad_epu8(hi, zero), 32));
+  // vpsadbw leaves 4 qword sums below 2^11: two packs narrow them to words without saturating, and
+  // vpmaddwd adds the two words of each output. Dwords: [v0 v1 v2 v3 | v0 v1 v2 v3] (qwords 0-1, 2-3).
+  const auto sum4 = [&](__m256i w, __m256i x, __m256i y, __m256i z) {
+    const __m256i wx = _mm256_packus_epi32(_mm256_sad_epu8(w, zero), _mm256_sad_epu8(x, zero));
+    const __m256i yz = _mm256_packus_epi32(_mm256_sad_epu8(y, zero), _mm256_sad_epu8(z, zero));
+    return _mm256_madd_epi16(_mm256_packus_epi32(wx, yz), _mm256_set1_epi16(1));
   };
-  const __m256i v01 = sad_pair(v0, v1), v23 = sad_pair(v2, v3), v45 = sad_pair(v4, v5), v67 = sad_pair(v6, v7);
-  // Dwords [v0 v1 v2 v3 | v0 v1 v2 v3]: qwords 0-1 summed in the low lane, 2-3 in the high lane.
-  const __m256i v0123 = _mm256_add_epi32(_mm256_unpacklo_epi64(v01, v23), _mm256_unpackhi_epi64(v01, v23));
-  const __m256i v4567 = _mm256_add_epi32(_mm256_unpacklo_epi64(v45, v67), _mm256_unpackhi_epi64(v45, v67));
+  const __m256i v0123 = sum4(v0, v1, v2, v3), v4567 = sum4(v4, v5, v6, v7);
   return _mm256_add_epi32(_mm256_permute2x128_si256(v0123, v4567, 0x20), _mm256_permute2x128_si256(v0123, v4567, 0x31));
 }
 
-// Differing bits of row a against rows b[0..7] over words [4 * s0, 4 * s1), s1 - s0 <= kMaxSteps.
-inline __m256i differ_steps(const uint64_t* a, const uint64_t* const* b, size_t s0, size_t s1) {
-  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,  //
-                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+// Differing bits of row a against the 8 rows of b over words [4 * s0, 4 * s1), s1 - s0 <= kMaxSteps.
+inline __m256i differ_steps(const uint64_t* a, const uint64_t* b, size_t ldb, size_t s0, size_t s1) {
+  const __m256i lut = nibble_popcounts();
   const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
-  const uint64_t *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3], *b4 = b[4], *b5 = b[5], *b6 = b[6], *b7 = b[7];
   __m256i vacc0 = _mm256_setzero_si256(), vacc1 = vacc0, vacc2 = vacc0, vacc3 = vacc0, vacc4 = vacc0,
           vacc5 = vacc0, vacc6 = vacc0, vacc7 = vacc0;
-  const auto load = [](const uint64_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
   for (size_t w = 4 * s0; w < 4 * s1; w += 4) {
-    const __m256i va = load(a + w);
-    vacc0 = add_popcount_bytes(vacc0, _mm256_xor_si256(va, load(b0 + w)), lut, low_nibbles);
-    vacc1 = add_popcount_bytes(vacc1, _mm256_xor_si256(va, load(b1 + w)), lut, low_nibbles);
-    vacc2 = add_popcount_bytes(vacc2, _mm256_xor_si256(va, load(b2 + w)), lut, low_nibbles);
-    vacc3 = add_popcount_bytes(vacc3, _mm256_xor_si256(va, load(b3 + w)), lut, low_nibbles);
-    vacc4 = add_popcount_bytes(vacc4, _mm256_xor_si256(va, load(b4 + w)), lut, low_nibbles);
-    vacc5 = add_popcount_bytes(vacc5, _mm256_xor_si256(va, load(b5 + w)), lut, low_nibbles);
-    vacc6 = add_popcount_bytes(vacc6, _mm256_xor_si256(va, load(b6 + w)), lut, low_nibbles);
-    vacc7 = add_popcount_bytes(vacc7, _mm256_xor_si256(va, load(b7 + w)), lut, low_nibbles);
+    const __m256i va = load256(a + w);
+    vacc0 = add_popcount_bytes(vacc0, _mm256_xor_si256(va, load256(b + w)), lut, low_nibbles);
+    vacc1 = add_popcount_bytes(vacc1, _mm256_xor_si256(va, load256(b + ldb + w)), lut, low_nibbles);
+    vacc2 = add_popcount_bytes(vacc2, _mm256_xor_si256(va, load256(b + 2 * ldb + w)), lut, low_nibbles);
+    vacc3 = add_popcount_bytes(vacc3, _mm256_xor_si256(va, load256(b + 3 * ldb + w)), lut, low_nibbles);
+    vacc4 = add_popcount_bytes(vacc4, _mm256_xor_si256(va, load256(b + 4 * ldb + w)), lut, low_nibbles);
+    vacc5 = add_popcount_bytes(vacc5, _mm256_xor_si256(va, load256(b + 5 * ldb + w)), lut, low_nibbles);
+    vacc6 = add_popcount_bytes(vacc6, _mm256_xor_si256(va, load256(b + 6 * ldb + w)), lut, low_nibbles);
+    vacc7 = add_popcount_bytes(vacc7, _mm256_xor_si256(va, load256(b + 7 * ldb + w)), lut, low_nibbles);
     // Pins the accumulators to registers: without it GCC 12 spills three of them in this loop.
     asm("" : "+x"(vacc0), "+x"(vacc1), "+x"(vacc2), "+x"(vacc3), "+x"(vacc4), "+x"(vacc5), "+x"(vacc6), "+x"(vacc7));
   }
@@ -74,32 +79,61 @@ inline uint64_t tail_differ(const uint64_t* a, const uint64_t* b, size_t words) 
   return differ;
 }
 
-// Columns 0..nr-1 of the m rows of c: rows of a against rows b[0..7]; rows b[nr..7] repeat a real
-// row and are not stored.
-void gemm_column_block(size_t m, size_t kw, const uint64_t* a, size_t lda, const uint64_t* const* b, int32_t kbits,
-                       int32_t* c, size_t ldc, size_t nr) {
+// Columns 0..7 of the m rows of c: rows of a against the 8 rows of b.
+void gemm_8_columns(size_t m, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, int32_t kbits,
+                    int32_t* c, size_t ldc) {
   const size_t steps = kw / 4, tail = kw % 4;
+  const __m256i vkbits = _mm256_set1_epi32(kbits);
   for (size_t i = 0; i < m; ++i, a += lda, c += ldc) {
-    __m256i vdiffer = differ_steps(a, b, 0, std::min(steps, kMaxSteps));
+    __m256i vdiffer = differ_steps(a, b, ldb, 0, std::min(steps, kMaxSteps));
     for (size_t s0 = kMaxSteps; s0 < steps; s0 += kMaxSteps)
-      vdiffer = _mm256_add_epi32(vdiffer, differ_steps(a, b, s0, std::min(steps, s0 + kMaxSteps)));
+      vdiffer = _mm256_add_epi32(vdiffer, differ_steps(a, b, ldb, s0, std::min(steps, s0 + kMaxSteps)));
     // The last kw % 4 words go to scalar popcnt on the integer ports, beside the vector work. Each
     // count is at most 192, so the 8 counts travel to the vector unit as the bytes of one qword.
     if (tail != 0) {
       const size_t w = 4 * steps;
       uint64_t tail_bytes = 0;
-      for (size_t j = 0; j < kNR; ++j) tail_bytes |= tail_differ(a + w, b[j] + w, tail) << (8 * j);
+      for (size_t j = 0; j < kNR; ++j) tail_bytes |= tail_differ(a + w, b + j * ldb + w, tail) << (8 * j);
       vdiffer = _mm256_add_epi32(vdiffer, _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(tail_bytes))));
     }
-    const __m256i vout = _mm256_sub_epi32(_mm256_set1_epi32(kbits), _mm256_slli_epi32(vdiffer, 1));
-    if (nr == kNR) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), vout);
-    } else {
-      alignas(32) int32_t out[kNR];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(out), vout);
-      for (size_t j = 0; j < nr; ++j) c[j] = out[j];
-    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), _mm256_sub_epi32(vkbits, _mm256_slli_epi32(vdiffer, 1)));
   }
+}
+
+// One column of c, for n < 8 only.
+void gemm_1_column(size_t m, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, int32_t kbits, int32_t* c,
+                   size_t ldc) {
+  const __m256i lut = nibble_popcounts();
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
+  const size_t steps = kw / 4;
+  for (size_t i = 0; i < m; ++i, a += lda, c += ldc) {
+    uint64_t differ = 0;
+    for (size_t s0 = 0; s0 < steps; s0 += kMaxSteps) {
+      __m256i vacc = _mm256_setzero_si256();
+      for (size_t w = 4 * s0; w < 4 * std::min(steps, s0 + kMaxSteps); w += 4)
+        vacc = add_popcount_bytes(vacc, _mm256_xor_si256(load256(a + w), load256(b + w)), lut, low_nibbles);
+      const __m256i vsum = _mm256_sad_epu8(vacc, _mm256_setzero_si256());
+      differ += _mm256_extract_epi64(vsum, 0) + _mm256_extract_epi64(vsum, 1) + _mm256_extract_epi64(vsum, 2) +
+                _mm256_extract_epi64(vsum, 3);
+    }
+    for (size_t w = 4 * steps; w < kw; ++w) differ += __builtin_popcountll(a[w] ^ b[w]);
+    *c = kbits - 2 * static_cast<int32_t>(differ);
+  }
+}
+
+// dyadic_rescale_s8 on 4 int64 lanes: y, mult, bias sign-extended, shift zero-extended. Exact:
+// |y * mult| < 2^62 and round <= 2^61, so nothing wraps before the clamp.
+inline __m256i dyadic_rescale4(__m256i y, __m256i mult, __m256i shift, __m256i bias, __m256i lo, __m256i hi) {
+  const __m256i one = _mm256_set1_epi64x(1);
+  const __m256i sign_bit = _mm256_set1_epi64x(INT64_MIN);
+  const __m256i round = _mm256_srli_epi64(_mm256_sllv_epi64(one, shift), 1);  // 2^(e-1), or 0 when e = 0
+  const __m256i sum = _mm256_add_epi64(_mm256_mul_epi32(y, mult), round);
+  // No 64-bit arithmetic shift in AVX2: bias by 2^63, shift logically, remove 2^63 >> e.
+  const __m256i floor_shifted =
+      _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_xor_si256(sum, sign_bit), shift), _mm256_srlv_epi64(sign_bit, shift));
+  __m256i v = _mm256_add_epi64(floor_shifted, bias);
+  v = _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v));
+  return _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi));
 }
 
 }  // namespace
@@ -130,13 +164,15 @@ void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) 
       const size_t count = std::min<size_t>(64, channels - 64 * w);
       uint64_t word = 0;
       size_t j = 0;
-      for (; j + 32 <= count; j += 32)
-        word |= static_cast<uint64_t>(static_cast<uint32_t>(
-                    _mm256_movemask_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + j)))))
-                << j;
-      for (; j + 8 <= count; j += 8)
-        word |= static_cast<uint64_t>(_mm_movemask_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + j))) & 0xff)
-                << j;
+      // The sign bit of each byte is its bit.
+      for (; j + 32 <= count; j += 32) {
+        const __m256i vx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + j));
+        word |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(vx))) << j;
+      }
+      for (; j + 8 <= count; j += 8) {
+        const __m128i vx = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + j));  // 8 bytes only
+        word |= static_cast<uint64_t>(_mm_movemask_epi8(vx) & 0xff) << j;
+      }
       for (; j < count; ++j) word |= static_cast<uint64_t>(x[j] < 0) << j;
       dst[w] = word;
     }
@@ -145,12 +181,15 @@ void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) 
 
 void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb,
              int32_t kbits, int32_t* c, size_t ldc) {
-  // Columns outer: the 8 rows of B stay in L1 while the rows of the A tile stream past them.
+  if (n < kNR) {
+    for (size_t j = 0; j < n; ++j) gemm_1_column(m, kw, a, lda, b + j * ldb, kbits, c + j, ldc);
+    return;
+  }
+  // Columns outer: the 8 rows of B stay in L1 while the rows of the A tile stream past them. A last
+  // partial block is shifted left to overlap the one before; the overlap is written twice, equally.
   for (size_t j = 0; j < n; j += kNR) {
-    const size_t nr = std::min(kNR, n - j);
-    const uint64_t* brow[kNR];
-    for (size_t r = 0; r < kNR; ++r) brow[r] = b + (j + std::min(r, nr - 1)) * ldb;
-    gemm_column_block(m, kw, a, lda, brow, kbits, c + j, ldc, nr);
+    const size_t j0 = std::min(j, n - kNR);
+    gemm_8_columns(m, kw, a, lda, b + j0 * ldb, ldb, kbits, c + j0, ldc);
   }
 }
 
@@ -171,22 +210,6 @@ void b1_output_f32(size_t n, const int32_t* y, const B1OutputF32Params& p, float
   }
 }
 
-namespace {
-// dyadic_rescale_s8 for 4 lanes in int64: y, mult, bias sign-extended, shift zero-extended.
-inline __m256i dyadic_rescale4(__m256i y, __m256i mult, __m256i shift, __m256i bias, __m256i lo, __m256i hi) {
-  const __m256i one = _mm256_set1_epi64x(1);
-  const __m256i sign_bit = _mm256_set1_epi64x(INT64_MIN);
-  const __m256i round = _mm256_srli_epi64(_mm256_sllv_epi64(one, shift), 1);  // 2^(e-1), or 0 when e = 0
-  const __m256i sum = _mm256_add_epi64(_mm256_mul_epi32(y, mult), round);
-  // No 64-bit arithmetic shift in AVX2: bias by 2^63, shift logically, remove 2^63 >> e.
-  const __m256i floor_shifted =
-      _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_xor_si256(sum, sign_bit), shift), _mm256_srlv_epi64(sign_bit, shift));
-  __m256i v = _mm256_add_epi64(floor_shifted, bias);
-  v = _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v));
-  return _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi));
-}
-}  // namespace
-
 void b1_output_s8(size_t n, const int32_t* y, const B1OutputS8Params& p, int8_t* out) {
   const __m256i vlo = _mm256_set1_epi64x(p.lo), vhi = _mm256_set1_epi64x(p.hi);
   // Byte 0 of each qword: lane 0 to bytes 0-1, lane 1 to bytes 2-3 (first vector) or 4-5 / 6-7 (second).
@@ -203,7 +226,7 @@ void b1_output_s8(size_t n, const int32_t* y, const B1OutputS8Params& p, int8_t*
       const __m256i vmult = _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.mult + k)));
       const __m256i vbias = _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.bias + k)));
       uint32_t shift4;
-      __builtin_memcpy(&shift4, p.shift + k, 4);
+      std::memcpy(&shift4, p.shift + k, 4);
       const __m256i vshift = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(static_cast<int>(shift4)));
       vout[h] = dyadic_rescale4(vy, vmult, vshift, vbias, vlo, vhi);
     }

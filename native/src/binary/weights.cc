@@ -1,5 +1,6 @@
 // weights.cc: packing binary conv/dense weights and the per-tap sums the zero-padding
 // correction needs.
+#include <algorithm>
 #include <string>
 
 #include "binary/bit_copy.h"
@@ -7,6 +8,7 @@
 #include "cpu/dispatch.h"
 #include "lowbit/binary.h"
 #include "lowbit/error.h"
+#include "runtime/thread_pool.h"
 
 namespace lowbit {
 
@@ -72,12 +74,26 @@ std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_s8(const int8_t*
   return pack_weights(ohwi, out_c, kh, kw, icg, groups, binary_kernels().pack_s8);
 }
 
+namespace {
+// Large tensors are split into row blocks over the pool; packing is memory bound, so blocks are big.
+template <typename T>
+void bitpack_rows(const T* src, size_t rows, size_t channels, uint64_t* dst, void (*pack)(const T*, size_t, size_t, uint64_t*)) {
+  const size_t block = std::max<size_t>(1, (size_t{1} << 16) / std::max<size_t>(channels, 1));
+  const size_t blocks = (rows + block - 1) / block;
+  const size_t words = b1_words(channels);
+  parallel_for(blocks, [&](size_t b) {
+    const size_t r0 = b * block, n = std::min(block, rows - r0);
+    pack(src + r0 * channels, n, channels, dst + r0 * words);
+  });
+}
+}  // namespace
+
 void bitpack_f32(const float* src, size_t rows, size_t channels, uint64_t* dst) {
-  binary_kernels().pack_f32(src, rows, channels, dst);
+  bitpack_rows(src, rows, channels, dst, binary_kernels().pack_f32);
 }
 
 void bitpack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) {
-  binary_kernels().pack_s8(src, rows, channels, dst);
+  bitpack_rows(src, rows, channels, dst, binary_kernels().pack_s8);
 }
 
 }  // namespace lowbit
