@@ -199,8 +199,9 @@ void b1_output_s8(size_t n, const int32_t* y, const B1OutputS8Params& p, int8_t*
     const int16x8_t vshift = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p.shift + c)));
     const int32x4_t vnegshift_0123 = vnegq_s32(vmovl_s16(vget_low_s16(vshift)));
     const int32x4_t vnegshift_4567 = vnegq_s32(vmovl_s16(vget_high_s16(vshift)));
-    const int16x8_t vout = vcombine_s16(vmovn_s32(rescale4(c, vnegshift_0123)), vmovn_s32(rescale4(c + 4, vnegshift_4567)));
-    vst1_s8(out + c, vmovn_s16(vout));
+    const int16x8_t vout_01234567 =
+        vcombine_s16(vmovn_s32(rescale4(c, vnegshift_0123)), vmovn_s32(rescale4(c + 4, vnegshift_4567)));
+    vst1_s8(out + c, vmovn_s16(vout_01234567));
   }
   for (; c < n; ++c)
     out[c] = static_cast<int8_t>(dyadic_rescale_s8(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
