@@ -15,10 +15,16 @@ namespace {
 
 // ---- packed weights: an opaque JS object that owns a shared pointer ----------------------------
 
+// Constructed only by PackWeights, which passes the packed weights as an External; a script
+// calling `new handle.constructor()` gets a TypeError, never an empty handle.
 class WeightsWrap : public Napi::ObjectWrap<WeightsWrap> {
  public:
   static Napi::Function define(Napi::Env env) { return DefineClass(env, "BinaryConv2dWeightsHandle", {}); }
-  explicit WeightsWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WeightsWrap>(info) {}
+  explicit WeightsWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WeightsWrap>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal())
+      throw_error(info.Env(), ErrorKind::Type, "packed weights are created by packBinaryConv2dWeights(), not directly");
+    weights = *info[0].As<Napi::External<std::shared_ptr<BinaryConv2dWeights>>>().Data();
+  }
   std::shared_ptr<BinaryConv2dWeights> weights;
 };
 
@@ -28,9 +34,12 @@ struct InstanceData {
 
 std::shared_ptr<BinaryConv2dWeights> weights_arg(Napi::Value value) {
   auto& cls = value.Env().GetInstanceData<InstanceData>()->weights_class;
-  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(cls.Value()))
+  WeightsWrap* wrap = value.IsObject() && value.As<Napi::Object>().InstanceOf(cls.Value())
+                          ? WeightsWrap::Unwrap(value.As<Napi::Object>())
+                          : nullptr;
+  if (wrap == nullptr || !wrap->weights)
     throw_error(value.Env(), ErrorKind::Type, "weights: expected packed binary weights (from packBinaryConv2dWeights)");
-  return WeightsWrap::Unwrap(value.As<Napi::Object>())->weights;
+  return wrap->weights;
 }
 
 // packBinaryConv2dWeights(data: Float32Array | Int8Array, [O, H, W, I], groups)
@@ -58,8 +67,8 @@ Napi::Value PackWeights(const Napi::CallbackInfo& info) {
       check_length(data.length);
       packed = pack_binary_conv2d_weights_f32(data.data, dims[0], dims[1], dims[2], dims[3], groups);
     }
-    Napi::Object handle = env.GetInstanceData<InstanceData>()->weights_class.New({});
-    WeightsWrap::Unwrap(handle)->weights = packed;
+    Napi::Object handle = env.GetInstanceData<InstanceData>()->weights_class.New(
+        {Napi::External<std::shared_ptr<BinaryConv2dWeights>>::New(env, &packed)});
     handle.Set("bytes", Napi::Number::New(env, static_cast<double>(packed->bits.size() * 8)));
     return handle;
   });
@@ -155,22 +164,22 @@ Napi::Array shape_value(Napi::Env env, std::initializer_list<size_t> dims) {
   return a;
 }
 
-// Runs `work` now (sync) or on the libuv pool (async); both resolve to {data, shape}.
-Napi::Value finish(Napi::Env env, bool async, std::shared_ptr<OutputBuffer> out, std::function<void()> work,
+// Runs `work` now (sync) or on the libuv pool (async); both give {data, shape}. The async job
+// keeps the output buffer referenced; only `work` runs off the main thread.
+Napi::Value finish(Napi::Env env, bool async, const Output& out, std::function<void()> work,
                    std::function<Napi::Array(Napi::Env)> shape) {
-  auto result = [out, shape](Napi::Env e) -> Napi::Value {
+  auto result = [shape](Napi::Env e, Napi::ArrayBuffer data) -> Napi::Value {
     Napi::Object r = Napi::Object::New(e);
-    auto owned = std::make_unique<OutputBuffer>();
-    owned->bytes.swap(out->bytes);
-    r.Set("data", to_array_buffer(e, std::move(owned)));
+    r.Set("data", data);
     r.Set("shape", shape(e));
     return r;
   };
   if (!async) {
     work();
-    return result(env);
+    return result(env, out.buffer);
   }
-  return queue_async(env, std::move(work), std::move(result));
+  auto ref = std::make_shared<Napi::Reference<Napi::ArrayBuffer>>(Napi::Persistent(out.buffer));
+  return queue_async(env, std::move(work), [ref, result](Napi::Env e) { return result(e, ref->Value()); });
 }
 
 bool async_flag(const Napi::CallbackInfo& info, size_t index) {
@@ -188,27 +197,25 @@ Napi::Value Bitpack(const Napi::CallbackInfo& info) {
     size_t count;
     if (__builtin_mul_overflow(rows, channels, &count)) throw_error(env, ErrorKind::Range, "rows x channels overflows");
     const bool is_s8 = info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int8_array;
-    const size_t words = rows * b1_words(channels);
-    auto out = std::make_shared<OutputBuffer>();
-    out->bytes.resize(words * 8);
-    std::function<void()> work;
     auto check = [&](size_t length) {
       if (length != count)
         throw_error(env, ErrorKind::Shape, "input: " + std::to_string(rows) + " x " + std::to_string(channels) +
                                                " needs " + std::to_string(count) + " values, got " + std::to_string(length));
     };
+    // Validate the input before allocating the output, whose size comes from rows x channels.
+    auto s8 = is_s8 ? typed_array<int8_t>(info[0], napi_int8_array, "input") : ArrayArg<int8_t>{nullptr, 0};
+    auto f32 = is_s8 ? ArrayArg<float>{nullptr, 0} : typed_array<float>(info[0], napi_float32_array, "input");
+    check(is_s8 ? s8.length : f32.length);
+    const Output out = new_output(env, rows * b1_words(channels) * 8);
+    std::function<void()> work;
     if (is_s8) {
-      auto src = typed_array<int8_t>(info[0], napi_int8_array, "input");
-      check(src.length);
-      auto data = async ? std::make_shared<std::vector<int8_t>>(src.data, src.data + count) : nullptr;
-      const int8_t* p = async ? data->data() : src.data;
-      work = [=] { bitpack_s8(p, rows, channels, reinterpret_cast<uint64_t*>(out->bytes.data())); (void)data; };
+      auto data = async ? std::make_shared<std::vector<int8_t>>(s8.data, s8.data + count) : nullptr;
+      const int8_t* p = async ? data->data() : s8.data;
+      work = [=, dst = out.data] { bitpack_s8(p, rows, channels, reinterpret_cast<uint64_t*>(dst)); (void)data; };
     } else {
-      auto src = typed_array<float>(info[0], napi_float32_array, "input");
-      check(src.length);
-      auto data = async ? std::make_shared<std::vector<float>>(src.data, src.data + count) : nullptr;
-      const float* p = async ? data->data() : src.data;
-      work = [=] { bitpack_f32(p, rows, channels, reinterpret_cast<uint64_t*>(out->bytes.data())); (void)data; };
+      auto data = async ? std::make_shared<std::vector<float>>(f32.data, f32.data + count) : nullptr;
+      const float* p = async ? data->data() : f32.data;
+      work = [=, dst = out.data] { bitpack_f32(p, rows, channels, reinterpret_cast<uint64_t*>(dst)); (void)data; };
     }
     return finish(env, async, out, std::move(work), [=](Napi::Env e) { return shape_value(e, {rows, channels}); });
   });
@@ -243,9 +250,9 @@ Napi::Value BConv2d(const Napi::CallbackInfo& info) {
     auto input = std::make_shared<PackedInput>(
         packed_input(info[0], s.batch * s.in_h * s.in_w * b1_words(s.in_c), async, "[N, H, W, C]"));
     const size_t pixels = s.batch * s.out_h * s.out_w;
-    auto out = std::make_shared<OutputBuffer>();
-    out->bytes.resize(binary_output_size(epilogue->e.kind, pixels, s.out_c) * element_bytes(epilogue->e.kind));
-    auto work = [=] { bconv2d(input->data, s, *weights, params, epilogue->e, out->bytes.data()); };
+    const Output out = new_output(env, binary_output_size(epilogue->e.kind, pixels, s.out_c) *
+                                              element_bytes(epilogue->e.kind));
+    auto work = [=, dst = out.data] { bconv2d(input->data, s, *weights, params, epilogue->e, dst); };
     return finish(env, async, out, work,
                   [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
   });
@@ -260,7 +267,10 @@ Napi::Value BDense(const Napi::CallbackInfo& info) {
     const bool async = async_flag(info, 5);
     if (rows == 0) throw_error(env, ErrorKind::Shape, "input: rows must be at least 1");
     if (weights->kernel_h != 1 || weights->kernel_w != 1 || weights->groups != 1)
-      throw_error(env, ErrorKind::Shape, "weights: bdense needs weights packed as [O, I]");
+      throw_error(env, ErrorKind::Shape,
+                  "weights: bdense needs weights packed as [O, I] (kernel 1x1, one group), got kernel " +
+                      std::to_string(weights->kernel_h) + "x" + std::to_string(weights->kernel_w) + " with " +
+                      std::to_string(weights->groups) + " groups");
     if (in_c != weights->in_channels_per_group)
       throw_error(env, ErrorKind::Shape,
                   "input has " + std::to_string(in_c) + " features but the weights expect " +
@@ -270,9 +280,8 @@ Napi::Value BDense(const Napi::CallbackInfo& info) {
     if (__builtin_mul_overflow(rows, b1_words(in_c), &words)) throw_error(env, ErrorKind::Range, "input size overflows");
     auto input = std::make_shared<PackedInput>(packed_input(info[0], words, async, "[rows, inChannels]"));
     const size_t oc = weights->out_channels;
-    auto out = std::make_shared<OutputBuffer>();
-    out->bytes.resize(binary_output_size(epilogue->e.kind, rows, oc) * element_bytes(epilogue->e.kind));
-    auto work = [=] { bdense(input->data, rows, in_c, *weights, epilogue->e, out->bytes.data()); };
+    const Output out = new_output(env, binary_output_size(epilogue->e.kind, rows, oc) * element_bytes(epilogue->e.kind));
+    auto work = [=, dst = out.data] { bdense(input->data, rows, in_c, *weights, epilogue->e, dst); };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {rows, oc}); });
   });
 }
@@ -296,9 +305,8 @@ Napi::Value BMaxPool2d(const Napi::CallbackInfo& info) {
     const Conv2dShape s = bmaxpool2d_shape(dims[0], dims[1], dims[2], dims[3], p);
     auto input = std::make_shared<PackedInput>(
         packed_input(info[0], s.batch * s.in_h * s.in_w * b1_words(s.in_c), async, "[N, H, W, C]"));
-    auto out = std::make_shared<OutputBuffer>();
-    out->bytes.resize(s.batch * s.out_h * s.out_w * b1_words(s.in_c) * 8);
-    auto work = [=] { bmaxpool2d(input->data, s, p, reinterpret_cast<uint64_t*>(out->bytes.data())); };
+    const Output out = new_output(env, s.batch * s.out_h * s.out_w * b1_words(s.in_c) * 8);
+    auto work = [=, dst = out.data] { bmaxpool2d(input->data, s, p, reinterpret_cast<uint64_t*>(dst)); };
     return finish(env, async, out, work,
                   [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.in_c}); });
   });

@@ -2,7 +2,6 @@
 #include "convert.h"
 
 #include <cmath>
-#include <cstring>
 #include <new>
 
 namespace lowbit::js {
@@ -84,14 +83,19 @@ ArrayArg<T> typed_array(Napi::Value value, napi_typedarray_type type, const char
   Napi::Env env = value.Env();
   if (!value.IsTypedArray())
     throw_error(env, ErrorKind::Type, std::string(name) + ": expected a " + type_name(type));
-  auto array = value.As<Napi::TypedArray>();
-  if (array.TypedArrayType() != type)
-    throw_error(env, ErrorKind::Type,
-                std::string(name) + ": expected a " + type_name(type) + ", got a " + type_name(array.TypedArrayType()));
-  if (array.ArrayBuffer().IsDetached())
+  napi_typedarray_type actual;
+  size_t length;
+  void* data;
+  napi_value buffer;
+  if (napi_get_typedarray_info(env, value, &actual, &length, &data, &buffer, nullptr) != napi_ok)
+    throw_error(env, ErrorKind::Type, std::string(name) + ": cannot read the typed array");
+  if (actual != type)
+    throw_error(env, ErrorKind::Type, std::string(name) + ": expected a " + type_name(type) + ", got a " + type_name(actual));
+  // Fails (not ok) for a SharedArrayBuffer, which cannot be detached: that case is accepted.
+  bool detached = false;
+  if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached)
     throw_error(env, ErrorKind::Type, std::string(name) + ": its ArrayBuffer is detached");
-  auto* base = static_cast<uint8_t*>(array.ArrayBuffer().Data());
-  return {reinterpret_cast<T*>(base + array.ByteOffset()), array.ElementLength()};
+  return {static_cast<T*>(data), length};
 }
 
 template ArrayArg<float> typed_array(Napi::Value, napi_typedarray_type, const char*);
@@ -144,20 +148,14 @@ double number_prop(Napi::Object obj, const char* key, double fallback) {
   return value.As<Napi::Number>().DoubleValue();
 }
 
-Napi::ArrayBuffer to_array_buffer(Napi::Env env, std::unique_ptr<OutputBuffer> out) {
-  napi_value result;
-  void* data = out->bytes.data();
-  const size_t length = out->bytes.size();
-  napi_status status = napi_create_external_arraybuffer(
-      env, data, length, [](napi_env, void*, void* hint) { delete static_cast<OutputBuffer*>(hint); }, out.get(),
-      &result);
-  if (status == napi_ok) {
-    out.release();  // now owned by the ArrayBuffer's finalizer
-    return Napi::ArrayBuffer(env, result);
-  }
-  Napi::ArrayBuffer copy = Napi::ArrayBuffer::New(env, length);
-  if (length) std::memcpy(copy.Data(), data, length);
-  return copy;
+Output new_output(Napi::Env env, size_t bytes) {
+  // V8 aborts the process when an ArrayBuffer allocation fails, so refuse absurd sizes first.
+  constexpr size_t kMaxOutputBytes = size_t{4} << 30;
+  if (bytes > kMaxOutputBytes)
+    throw_error(env, ErrorKind::Range,
+                "output: " + std::to_string(bytes) + " bytes exceeds the per-call limit of 4 GiB");
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, bytes);
+  return {buffer, static_cast<uint8_t*>(buffer.Data())};
 }
 
 namespace {

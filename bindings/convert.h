@@ -37,10 +37,14 @@ double number_prop(Napi::Object obj, const char* key, double fallback);
 
 // Owned native output, handed to JS without a copy as an external ArrayBuffer (copied only if the
 // runtime refuses external buffers, as Electron does).
-struct OutputBuffer {
-  std::vector<uint8_t> bytes;
+// Output memory is a plain JS ArrayBuffer allocated up front on the main thread: V8 owns and
+// recycles it (no page faults from fresh native blocks, no finalizer lag in tight sync loops),
+// and nobody else can reach it before the call returns or its Promise settles.
+struct Output {
+  Napi::ArrayBuffer buffer;
+  uint8_t* data;
 };
-Napi::ArrayBuffer to_array_buffer(Napi::Env env, std::unique_ptr<OutputBuffer> out);
+Output new_output(Napi::Env env, size_t bytes);
 
 // Native work that runs on the libuv thread pool and settles a Promise. `work` must own (or hold
 // shared pointers to) everything it reads: it runs after the JS call has returned.

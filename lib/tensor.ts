@@ -36,7 +36,8 @@ export function storageLength(dtype: DType, shape: readonly number[]): number {
   return rows * (dtype === 'b1' ? b1Words(last) : last);
 }
 
-function describe(value: unknown): string {
+/** A short description of a value's kind for error messages. */
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (ArrayBuffer.isView(value)) return value.constructor.name;
   return typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;
@@ -99,6 +100,8 @@ export function expectTensor<D extends DType>(value: unknown, name: string, dtyp
   if (rank !== undefined && value.shape.length !== rank)
     throw new ShapeError(`${name}: expected rank ${rank}, got shape [${value.shape.join(', ')}] (rank ${value.shape.length})`);
   // The data may have been swapped or detached after construction.
+  const Ctor = constructors[value.dtype as DType];
+  if (!(value.data instanceof Ctor)) throw new TypeError(`${name}: a ${value.dtype} tensor needs a ${Ctor.name}, its data is a ${describe(value.data)}`);
   const length = storageLength(value.dtype, value.shape);
   if (value.data.length !== length)
     throw new ShapeError(`${name}: shape [${value.shape.join(', ')}] needs ${length} values, its data has ${value.data.length}`);

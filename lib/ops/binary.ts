@@ -7,7 +7,7 @@
  */
 import { awaitNative, callNative, ShapeError } from '../errors.js';
 import { native, type NativeEpilogue, type NativeResult, type NativeWeightsHandle } from '../native.js';
-import { expectTensor, fromBuffer, Tensor, type DType } from '../tensor.js';
+import { describe, expectTensor, fromBuffer, Tensor, type DType } from '../tensor.js';
 
 type Pair = number | readonly [number, number];
 type Numbers = ArrayLike<number>;
@@ -251,7 +251,7 @@ function outputDType(output: BinaryOutput | undefined): DType {
 }
 
 function expectWeights(w: unknown): PackedBinaryWeights {
-  if (!(w instanceof PackedBinaryWeights)) throw new TypeError('weights: expected PackedBinaryWeights from packBinaryConv2dWeights()');
+  if (!(w instanceof PackedBinaryWeights)) throw new TypeError(`weights: expected PackedBinaryWeights from packBinaryConv2dWeights(), got ${describe(w)}`);
   return w;
 }
 
@@ -300,7 +300,8 @@ export async function bconv2dAsync<O extends BinaryOutput = F32Output>(x: Tensor
 function bdenseArgs(x: Tensor, w: PackedBinaryWeights, output: BinaryOutput | undefined) {
   expectTensor(x, 'input', ['b1', 'f32', 's8'], 2);
   expectWeights(w);
-  if (w.kernelH !== 1 || w.kernelW !== 1 || w.groups !== 1) throw new ShapeError('weights: bdense needs weights from packBinaryDenseWeights()');
+  if (w.kernelH !== 1 || w.kernelW !== 1 || w.groups !== 1)
+    throw new ShapeError(`weights: bdense needs weights from packBinaryDenseWeights() (1x1, one group), got kernel ${w.kernelH}x${w.kernelW} with ${w.groups} groups`);
   if (x.shape[1] !== w.inChannelsPerGroup) throw new ShapeError(`input: has ${x.shape[1]} features but the weights expect ${w.inChannelsPerGroup}`);
   return { xb: binaryInput(x, 'input'), out: epilogue(output, w.outChannels) };
 }
@@ -368,8 +369,10 @@ export async function bmaxpool2dAsync(x: Tensor<'b1'>, options: BMaxPool2dOption
 }
 
 /**
- * Integer thresholds for a `b1` output that reproduce `sign(y * scale[c] + bias[c])` exactly
- * (the sign of a folded batch norm), with sign(0) = +1. Negative scales use `flip`.
+ * Integer thresholds for a `b1` output that reproduce the sign of `y * scale[c] + bias[c]`
+ * (evaluated in double precision, as JavaScript does) for every integer y, with sign(0) = +1:
+ * the bit (1 = negative) is `(y < threshold[c]) XOR flip[c]`. Negative scales use `flip`.
+ * @throws ShapeError for lengths that differ, RangeError for non-finite values
  */
 export function thresholdsFromAffine(scale: Numbers, bias: Numbers): { threshold: Int32Array; flip: Uint8Array } {
   if (scale.length !== bias.length) throw new ShapeError(`bias: expected ${scale.length} values like scale, got ${bias.length}`);
@@ -380,14 +383,27 @@ export function thresholdsFromAffine(scale: Numbers, bias: Numbers): { threshold
   for (let c = 0; c < n; ++c) {
     const s = scale[c], b = bias[c];
     if (!Number.isFinite(s) || !Number.isFinite(b)) throw new RangeError(`scale/bias[${c}]: expected finite numbers, got ${s}, ${b}`);
-    if (s > 0) {
-      threshold[c] = clampInt32(Math.ceil(-b / s)); // negative  <=>  y < -b/s
-    } else if (s < 0) {
-      threshold[c] = clampInt32(Math.floor(-b / s) + 1); // negative  <=>  y > -b/s  <=>  !(y < floor(-b/s) + 1)
-      flip[c] = 1;
-    } else {
-      threshold[c] = b < 0 ? 2147483647 : -2147483648; // constant sign
+    const negative = (y: number) => y * s + b < 0;
+    if (s === 0) {
+      threshold[c] = b < 0 ? 2147483647 : -2147483648; // a constant sign
+      continue;
     }
+    // negative(y) is monotone in y. Start from the estimate -b/s (kept inside the int32 range,
+    // where y lives) and correct it with the very expression it must agree with: the division
+    // can round across an integer.
+    const lo = -2147483648, hi = 2147483647;
+    let t = Math.min(hi + 1, Math.max(lo, Math.ceil(-b / s)));
+    if (s > 0) {
+      // the smallest t with: negative(y) <=> y < t
+      while (t <= hi && negative(t)) ++t;
+      while (t > lo && !negative(t - 1)) --t;
+    } else {
+      // the smallest t with: negative(y) <=> y >= t, i.e. !(y < t)
+      while (t <= hi && !negative(t)) ++t;
+      while (t > lo && negative(t - 1)) --t;
+      flip[c] = 1;
+    }
+    threshold[c] = clampInt32(t);
   }
   return { threshold, flip };
 }

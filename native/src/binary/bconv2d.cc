@@ -92,12 +92,17 @@ void im2col_row(const Plan& plan, const uint64_t* input, size_t pixel, size_t g,
   const Conv2dShape& s = plan.s;
   const size_t in_words = b1_words(s.in_c);
   const size_t icg = plan.w.in_channels_per_group;
+  // Word-aligned taps (C a multiple of 64, as in most real layers) are plain word copies.
+  const bool aligned = icg % 64 == 0;
   const size_t ow = pixel % s.out_w, oh = (pixel / s.out_w) % s.out_h, n = pixel / (s.out_w * s.out_h);
   std::fill(row, row + plan.w.row_words, 0);
   for_each_tap(plan, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
     if (!inside(s, iy, ix)) return;
     const uint64_t* src = input + ((n * s.in_h + iy) * s.in_w + ix) * in_words;
-    or_bits(src, g * icg, row, t * icg, icg);
+    if (aligned)
+      std::copy(src + g * icg / 64, src + (g + 1) * icg / 64, row + t * icg / 64);
+    else
+      or_bits(src, g * icg, row, t * icg, icg);
   });
 }
 
@@ -160,7 +165,9 @@ Conv2dShape bconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c,
                                num(w.in_channels_per_group * w.groups));
   if (p.pad_top >= w.kernel_h * p.dilation_h || p.pad_bottom >= w.kernel_h * p.dilation_h ||
       p.pad_left >= w.kernel_w * p.dilation_w || p.pad_right >= w.kernel_w * p.dilation_w)
-    fail(ErrorKind::Range, "each padding must be smaller than the dilated kernel extent");
+    fail(ErrorKind::Range, "pads [" + num(p.pad_top) + ", " + num(p.pad_left) + ", " + num(p.pad_bottom) + ", " +
+                               num(p.pad_right) + "] must each be smaller than the dilated kernel extent (" +
+                               num(w.kernel_h * p.dilation_h) + " x " + num(w.kernel_w * p.dilation_w) + ")");
   Conv2dShape s{batch, in_h, in_w, in_c, 0, 0, w.out_channels};
   s.out_h = conv_out_dim(in_h, p.pad_top, p.pad_bottom, w.kernel_h, p.stride_h, p.dilation_h, "height");
   s.out_w = conv_out_dim(in_w, p.pad_left, p.pad_right, w.kernel_w, p.stride_w, p.dilation_w, "width");

@@ -16,7 +16,10 @@ Conv2dShape bmaxpool2d_shape(size_t batch, size_t in_h, size_t in_w, size_t chan
   if (p.kernel_h == 0 || p.kernel_w == 0) fail(ErrorKind::Range, "pool kernel must be at least 1x1");
   if (p.stride_h == 0 || p.stride_w == 0) fail(ErrorKind::Range, "strides must be at least 1");
   if (p.pad_top >= p.kernel_h || p.pad_bottom >= p.kernel_h || p.pad_left >= p.kernel_w || p.pad_right >= p.kernel_w)
-    fail(ErrorKind::Range, "each padding must be smaller than the pool kernel");
+    fail(ErrorKind::Range, "pads [" + std::to_string(p.pad_top) + ", " + std::to_string(p.pad_left) + ", " +
+                               std::to_string(p.pad_bottom) + ", " + std::to_string(p.pad_right) +
+                               "] must each be smaller than the pool kernel (" + std::to_string(p.kernel_h) + " x " +
+                               std::to_string(p.kernel_w) + ")");
   const size_t ph = checked_add(checked_add(in_h, p.pad_top, "padded height"), p.pad_bottom, "padded height");
   const size_t pw = checked_add(checked_add(in_w, p.pad_left, "padded width"), p.pad_right, "padded width");
   if (ph < p.kernel_h || pw < p.kernel_w) fail(ErrorKind::Shape, "pool kernel is larger than the padded input");

@@ -46,7 +46,10 @@ Isa best_isa() {
 Isa initial_isa() {
   const char* env = std::getenv("LOWBIT_ISA");
   if (env == nullptr || *env == '\0') return best_isa();
-  Isa isa = isa_from_name(env);
+  const std::string name = env;
+  if (name != "scalar" && name != "avx2" && name != "neon")
+    fail(ErrorKind::Range, "LOWBIT_ISA=" + name + ": unknown ISA, expected one of scalar, avx2, neon");
+  Isa isa = isa_from_name(name);
   if (!cpu_has(isa))
     fail(ErrorKind::Unsupported,
          std::string("LOWBIT_ISA=") + env + " but this CPU or build does not support it");

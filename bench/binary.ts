@@ -1,0 +1,176 @@
+/**
+ * `binary` suite: lowbit bconv2d (default ISA and forced scalar) against onnxruntime-node fp32 Conv
+ * and int8 QLinearConv on the ResNet-18 3x3 layers, batch 1, 1 and 2 threads.
+ */
+import * as ort from 'onnxruntime-node';
+import { cpus, loadavg } from 'node:os';
+import {
+  bconv2d,
+  bitpack,
+  isa,
+  packBinaryConv2dWeights,
+  setIsa,
+  setThreads,
+  supportedIsas,
+  tensor,
+  threads,
+  type BConv2dOptions,
+  type F32Output,
+  type Isa,
+  type PackedBinaryWeights,
+  type Tensor,
+} from '../lib/index.js';
+import { fill, gops, measure, random, tablePrinter, type Impl, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
+import { convF32Model, qlinearConvModel } from './onnx-models.js';
+import { loadConvShapes, type ConvShape } from './shapes.js';
+
+const THREADS = [1, 2];
+const IMPLS = ['lowbit', 'lowbit-scalar', 'ort-fp32', 'ort-int8'] as const;
+const QUICK: TimingPlan = { warmupMs: 40, rounds: 4, roundMs: 80 };
+const FULL: TimingPlan = { warmupMs: 200, rounds: 8, roundMs: 250 };
+
+interface Layer {
+  shape: ConvShape;
+  xb: Tensor<'b1'>;
+  w: PackedBinaryWeights;
+  options: BConv2dOptions<F32Output>;
+  f32Model: Uint8Array;
+  int8Model: Uint8Array;
+  /** NCHW inputs of the ORT models */
+  xF32: ort.Tensor;
+  xU8: ort.Tensor;
+}
+
+function prepare(s: ConvShape): Layer {
+  const rnd = random(3);
+  const signed = () => rnd() * 2 - 1;
+  // lowbit times bconv2d on a packed input: bit-packing the float input is a separate op.
+  const x = tensor('f32', [1, s.h, s.w, s.cin], fill(new Float32Array(s.h * s.w * s.cin), signed));
+  const w = tensor('f32', [s.cout, s.kernel, s.kernel, s.cin], fill(new Float32Array(s.cout * s.kernel * s.kernel * s.cin), signed));
+  const scale = fill(new Float32Array(s.cout), () => 0.01 + rnd() * 0.02);
+  const bias = fill(new Float32Array(s.cout), signed);
+  const inputDims = [1, s.cin, s.h, s.w];
+  const inputSize = s.cin * s.h * s.w;
+  return {
+    shape: s,
+    xb: bitpack(x),
+    w: packBinaryConv2dWeights(w),
+    options: { strides: s.stride, padding: { pads: s.pads, value: 'one' }, output: { kind: 'f32', scale, bias } },
+    f32Model: convF32Model(s),
+    int8Model: qlinearConvModel(s),
+    xF32: new ort.Tensor('float32', fill(new Float32Array(inputSize), signed), inputDims),
+    xU8: new ort.Tensor('uint8', fill(new Uint8Array(inputSize), () => Math.floor(rnd() * 256)), inputDims),
+  };
+}
+
+function ortSession(model: Uint8Array, n: number): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(model, {
+    executionProviders: ['cpu'],
+    intraOpNumThreads: n,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Checks the outputs once per layer: shapes, and the default ISA agreeing with scalar. */
+async function check(layer: Layer, defaultIsa: Isa, fp32: ort.InferenceSession, int8: ort.InferenceSession): Promise<string[]> {
+  const s = layer.shape;
+  const problems: string[] = [];
+  const y = bconv2d(layer.xb, layer.w, layer.options);
+  setIsa('scalar');
+  let yScalar: Tensor<'f32'>;
+  try {
+    yScalar = bconv2d(layer.xb, layer.w, layer.options);
+  } finally {
+    setIsa(defaultIsa);
+  }
+  if (!sameShape(y.shape, [1, s.oh, s.ow, s.cout])) problems.push(`lowbit output shape [${y.shape.join(', ')}], expected [1, ${s.oh}, ${s.ow}, ${s.cout}]`);
+  const bad = y.data.findIndex((v, i) => !(Math.abs(v - yScalar.data[i]) <= 1e-5 + 1e-5 * Math.abs(v)));
+  if (bad >= 0) problems.push(`lowbit (${defaultIsa}) and lowbit-scalar differ at element ${bad}: ${y.data[bad]} vs ${yScalar.data[bad]}`);
+  for (const [name, session, x] of [['ort-fp32', fp32, layer.xF32], ['ort-int8', int8, layer.xU8]] as const) {
+    const out = (await session.run({ x })).y;
+    if (!sameShape(out.dims, [1, s.cout, s.oh, s.ow])) problems.push(`${name} output dims [${out.dims.join(', ')}], expected [1, ${s.cout}, ${s.oh}, ${s.ow}]`);
+  }
+  return problems.map((p) => `${s.name}: ${p}`);
+}
+
+const ms = (v: number) => v.toFixed(v < 10 ? 3 : 2);
+const rate = (v: number) => v.toFixed(v < 100 ? 1 : 0);
+const round = (v: number, digits: number) => Number(v.toFixed(digits));
+const ratio = (other: number, lowbit: number) => `${(other / lowbit).toFixed(2)}x`;
+
+async function run({ quick }: SuiteOptions): Promise<Row[]> {
+  const plan = quick ? QUICK : FULL;
+  const defaultIsa = isa();
+  const savedThreads = threads();
+  const shapes = loadConvShapes('resnet18_bconv.txt');
+  console.log(
+    `binary: lowbit bconv2d (isa ${defaultIsa}; supported: ${supportedIsas().join(', ')}) vs onnxruntime-node ${ort.env.versions.node ?? ort.env.versions.common}` +
+      ` on ${cpus()[0]?.model ?? 'unknown CPU'} x ${cpus().length}, node ${process.version}`,
+  );
+  const load = () => loadavg()[0].toFixed(2);
+  console.log(`load average (1 min) before: ${load()}; anything else running on these cores skews the results`);
+  console.log(
+    `timing: per call, median after ${plan.warmupMs} ms warm-up; ${plan.rounds} interleaved rounds of ${plan.roundMs} ms per impl` +
+      ` (${quick ? 'quick' : 'full'} run). "vs X" = X median / lowbit median: above 1, lowbit is faster.\n`,
+  );
+  const row = tablePrinter([
+    ['workload', 17], ['thr', 3],
+    ['lowbit ms', 0], ['Gop/s', 6], ['scalar ms', 0], ['Gop/s', 6],
+    ['ort-fp32 ms', 0], ['Gop/s', 6], ['ort-int8 ms', 0], ['Gop/s', 6],
+    ['vs fp32', 0], ['vs int8', 0], ['vs scalar', 0],
+  ]);
+
+  const layers = shapes.map(prepare);
+  const rows: Row[] = [];
+  const problems: string[] = [];
+  try {
+    for (const n of THREADS) {
+      setThreads(n);
+      for (const layer of layers) {
+        const s = layer.shape;
+        const fp32 = await ortSession(layer.f32Model, n);
+        const int8 = await ortSession(layer.int8Model, n);
+        try {
+          if (n === THREADS[0]) problems.push(...(await check(layer, defaultIsa, fp32, int8)));
+          const conv = () => bconv2d(layer.xb, layer.w, layer.options);
+          const impls: Impl[] = [
+            { name: 'lowbit', run: conv },
+            { name: 'lowbit-scalar', run: conv, before: () => setIsa('scalar'), after: () => setIsa(defaultIsa) },
+            { name: 'ort-fp32', run: () => fp32.run({ x: layer.xF32 }), async: true },
+            { name: 'ort-int8', run: () => int8.run({ x: layer.xU8 }), async: true },
+          ];
+          const t = await measure(impls, plan);
+          const get = (impl: string) => t.get(impl) as Timing;
+          for (const impl of IMPLS) {
+            const { median, min, runs } = get(impl);
+            rows.push({ workload: s.name, impl, threads: n, median_ms: round(median, 4), gops: round(gops(s.macs, median), 2), min_ms: round(min, 4), runs });
+          }
+          const lowbit = get('lowbit').median;
+          row([
+            s.name, String(n),
+            ...IMPLS.flatMap((impl) => [ms(get(impl).median), rate(gops(s.macs, get(impl).median))]),
+            ratio(get('ort-fp32').median, lowbit), ratio(get('ort-int8').median, lowbit), ratio(get('lowbit-scalar').median, lowbit),
+          ]);
+        } finally {
+          await fp32.release();
+          await int8.release();
+        }
+      }
+    }
+  } finally {
+    setIsa(defaultIsa);
+    setThreads(savedThreads);
+  }
+  console.log(`\nload average (1 min) after: ${load()}`);
+  console.log('MACs = OH*OW*Cout*3*3*Cin (115.6 M for the stride-1 layers, 57.8 M for stride 2); Gop/s = 2 * MACs / median.');
+  for (const p of problems) console.log(`WARNING ${p}`);
+  return rows;
+}
+
+export const suite: Suite = { run };

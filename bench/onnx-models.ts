@@ -1,0 +1,86 @@
+/**
+ * One-layer ONNX models for the onnxruntime-node peer, built in code with onnx-proto:
+ * opset 13, NCHW, random constant weights. `Conv` in fp32; `QLinearConv` with u8 activations
+ * (zero point 128), s8 per-channel weights (zero point 0) and an s32 bias.
+ */
+import onnxProto, { type onnx as proto } from 'onnx-proto';
+import { fill, random } from './harness.js';
+import type { ConvShape } from './shapes.js';
+
+const { onnx } = onnxProto;
+const T = onnx.TensorProto.DataType;
+
+type Data = Float32Array | Uint8Array | Int8Array | Int32Array;
+
+function initializer(name: string, dataType: number, dims: number[], data: Data): proto.ITensorProto {
+  return { name, dataType, dims, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+function valueInfo(name: string, elemType: number, dims: number[]): proto.IValueInfoProto {
+  return { name, type: { tensorType: { elemType, shape: { dim: dims.map((dimValue) => ({ dimValue })) } } } };
+}
+
+function ints(name: string, values: number[]): proto.IAttributeProto {
+  return { name, type: onnx.AttributeProto.AttributeType.INTS, ints: values };
+}
+
+function model(node: proto.INodeProto, initializers: proto.ITensorProto[], input: proto.IValueInfoProto, output: proto.IValueInfoProto): Uint8Array {
+  const proto = onnx.ModelProto.create({
+    irVersion: 7,
+    opsetImport: [{ domain: '', version: 13 }],
+    producerName: 'lowbit-bench',
+    graph: { name: 'layer', node: [node], initializer: initializers, input: [input], output: [output] },
+  });
+  return onnx.ModelProto.encode(proto).finish();
+}
+
+function convAttributes(s: ConvShape): proto.IAttributeProto[] {
+  const [top, left, bottom, right] = s.pads;
+  return [
+    ints('kernel_shape', [s.kernel, s.kernel]),
+    ints('strides', [s.stride, s.stride]),
+    ints('pads', [top, left, bottom, right]), // ONNX order: begins (H, W) then ends (H, W)
+  ];
+}
+
+/** fp32 `Conv` with weights [cout, cin, k, k] and bias; input `x` [1, cin, h, w] f32, output `y`. */
+export function convF32Model(s: ConvShape, seed = 1): Uint8Array {
+  const rnd = random(seed);
+  const w = fill(new Float32Array(s.cout * s.cin * s.kernel * s.kernel), () => rnd() * 2 - 1);
+  const b = fill(new Float32Array(s.cout), () => rnd() - 0.5);
+  return model(
+    { opType: 'Conv', input: ['x', 'w', 'b'], output: ['y'], attribute: convAttributes(s) },
+    [initializer('w', T.FLOAT, [s.cout, s.cin, s.kernel, s.kernel], w), initializer('b', T.FLOAT, [s.cout], b)],
+    valueInfo('x', T.FLOAT, [1, s.cin, s.h, s.w]),
+    valueInfo('y', T.FLOAT, [1, s.cout, s.oh, s.ow]),
+  );
+}
+
+/** int8 `QLinearConv`, per-channel weight scales; input `x` [1, cin, h, w] u8, output `y` u8. */
+export function qlinearConvModel(s: ConvShape, seed = 2): Uint8Array {
+  const rnd = random(seed);
+  const k = s.cin * s.kernel * s.kernel;
+  const scalar = (name: string, dataType: number, data: Data) => initializer(name, dataType, [], data);
+  const w = fill(new Int8Array(s.cout * k), () => Math.floor(rnd() * 255) - 127);
+  const wScale = fill(new Float32Array(s.cout), () => (0.5 + rnd()) / 127);
+  const bias = fill(new Int32Array(s.cout), () => Math.floor((rnd() - 0.5) * 4096));
+  const xScale = 1 / 64;
+  // A sum of k products of uniform u8 - 128 and s8 values has a spread of about sqrt(k) * 74 * 73;
+  // let +-4 of those span the 128 output steps on each side, so few outputs saturate.
+  const yScale = (4 * Math.sqrt(k) * 74 * 73 * xScale) / 127 / 128;
+  return model(
+    { opType: 'QLinearConv', input: ['x', 'x_scale', 'x_zero_point', 'w', 'w_scale', 'w_zero_point', 'y_scale', 'y_zero_point', 'b'], output: ['y'], attribute: convAttributes(s) },
+    [
+      scalar('x_scale', T.FLOAT, Float32Array.of(xScale)),
+      scalar('x_zero_point', T.UINT8, Uint8Array.of(128)),
+      initializer('w', T.INT8, [s.cout, s.cin, s.kernel, s.kernel], w),
+      initializer('w_scale', T.FLOAT, [s.cout], wScale),
+      initializer('w_zero_point', T.INT8, [s.cout], new Int8Array(s.cout)),
+      scalar('y_scale', T.FLOAT, Float32Array.of(yScale)),
+      scalar('y_zero_point', T.UINT8, Uint8Array.of(128)),
+      initializer('b', T.INT32, [s.cout], bias),
+    ],
+    valueInfo('x', T.UINT8, [1, s.cin, s.h, s.w]),
+    valueInfo('y', T.UINT8, [1, s.cout, s.oh, s.ow]),
+  );
+}

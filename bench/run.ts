@@ -1,0 +1,82 @@
+/**
+ * `npm run bench -- [suite ...] [--quick] [--json FILE]`: runs comparison suites in one process.
+ * A new suite is a sibling module exporting a `Suite` as `suite`, listed once in SUITES. Suites are
+ * imported only when they run, so usage errors print even without the addon or the peers installed.
+ */
+import { writeFileSync } from 'node:fs';
+import type { Row, Suite } from './harness.js';
+
+interface SuiteEntry {
+  name: string;
+  description: string;
+  load: () => Promise<{ suite: Suite }>;
+}
+
+const SUITES: readonly SuiteEntry[] = [
+  {
+    name: 'binary',
+    description: 'lowbit bconv2d (default ISA, scalar) vs onnxruntime-node Conv fp32 / QLinearConv int8, ResNet-18 3x3 layers, 1 and 2 threads',
+    load: () => import('./binary.js'),
+  },
+];
+
+function usage(): string {
+  return [
+    'usage: npm run bench -- [suite ...] [--quick] [--json FILE]',
+    '',
+    'suites (default: all):',
+    ...SUITES.map((s) => `  ${s.name.padEnd(10)} ${s.description}`),
+    '',
+    'options:',
+    '  --quick      short timing (under a minute per suite)',
+    '  --json FILE  also write all rows as JSON: [{ workload, impl, threads, median_ms, gops, min_ms, runs }]',
+    '  --help       this text',
+  ].join('\n');
+}
+
+function fail(message: string): never {
+  console.error(`bench: ${message}\n\n${usage()}`);
+  process.exit(2);
+}
+
+function parse(args: readonly string[]): { suites: SuiteEntry[]; quick: boolean; json?: string } {
+  const suites: SuiteEntry[] = [];
+  let quick = false;
+  let json: string | undefined;
+  for (let i = 0; i < args.length; ++i) {
+    const arg = args[i];
+    if (arg === '--help' || arg === '-h') {
+      console.log(usage());
+      process.exit(0);
+    } else if (arg === '--quick') {
+      quick = true;
+    } else if (arg === '--json' || arg.startsWith('--json=')) {
+      json = arg === '--json' ? args[++i] : arg.slice('--json='.length);
+      if (!json || json.startsWith('--')) fail('--json needs a file name');
+    } else if (arg.startsWith('-')) {
+      fail(`unknown option ${arg}`);
+    } else {
+      const suite = SUITES.find((s) => s.name === arg);
+      if (!suite) fail(`unknown suite '${arg}'`);
+      if (!suites.includes(suite)) suites.push(suite);
+    }
+  }
+  return { suites: suites.length > 0 ? suites : [...SUITES], quick, json };
+}
+
+async function main(): Promise<void> {
+  const { suites, quick, json } = parse(process.argv.slice(2));
+  const start = performance.now();
+  const rows: Row[] = [];
+  for (const entry of suites) rows.push(...(await (await entry.load()).suite.run({ quick })));
+  if (json) {
+    writeFileSync(json, JSON.stringify(rows, null, 1) + '\n');
+    console.log(`wrote ${rows.length} rows to ${json}`);
+  }
+  console.log(`total ${((performance.now() - start) / 1000).toFixed(1)} s`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
