@@ -182,6 +182,37 @@ Napi::Value finish(Napi::Env env, bool async, const Output& out, std::function<v
   return queue_async(env, std::move(work), [ref, result](Napi::Env e) { return result(e, ref->Value()); });
 }
 
+// The caller's preallocated output (sync calls only: an async job must not write into memory the
+// caller can detach or free meanwhile), or a new buffer.
+Output output_arg(Napi::Value value, bool async, OutputKind kind, size_t bytes) {
+  Napi::Env env = value.Env();
+  if (value.IsUndefined() || value.IsNull()) return new_output(env, bytes);
+  if (async) throw_error(env, ErrorKind::Type, "out: a preallocated output is only accepted by the sync form");
+  uint8_t* data;
+  size_t length;
+  switch (kind) {
+    case OutputKind::F32: {
+      auto a = typed_array<float>(value, napi_float32_array, "out");
+      data = reinterpret_cast<uint8_t*>(a.data), length = a.length * 4;
+      break;
+    }
+    case OutputKind::S8: {
+      auto a = typed_array<int8_t>(value, napi_int8_array, "out");
+      data = reinterpret_cast<uint8_t*>(a.data), length = a.length;
+      break;
+    }
+    default: {
+      auto a = typed_array<uint64_t>(value, napi_biguint64_array, "out");
+      data = reinterpret_cast<uint8_t*>(a.data), length = a.length * 8;
+      break;
+    }
+  }
+  if (length != bytes)
+    throw_error(env, ErrorKind::Shape,
+                "out: expected " + std::to_string(bytes) + " bytes for the output, got " + std::to_string(length));
+  return {value.As<Napi::TypedArray>().ArrayBuffer(), data};
+}
+
 bool async_flag(const Napi::CallbackInfo& info, size_t index) {
   return info.Length() > index && info[index].IsBoolean() && info[index].As<Napi::Boolean>().Value();
 }
@@ -237,7 +268,7 @@ Conv2dParams conv_params(Napi::Value value) {
   return p;
 }
 
-// bconv2d(input: BigUint64Array, [N, H, W, C], weights, params[9], output, async)
+// bconv2d(input: BigUint64Array, [N, H, W, C], weights, params[9], output, async, out?)
 Napi::Value BConv2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -250,15 +281,15 @@ Napi::Value BConv2d(const Napi::CallbackInfo& info) {
     auto input = std::make_shared<PackedInput>(
         packed_input(info[0], s.batch * s.in_h * s.in_w * b1_words(s.in_c), async, "[N, H, W, C]"));
     const size_t pixels = s.batch * s.out_h * s.out_w;
-    const Output out = new_output(env, binary_output_size(epilogue->e.kind, pixels, s.out_c) *
-                                              element_bytes(epilogue->e.kind));
+    const Output out = output_arg(info[6], async, epilogue->e.kind,
+                                  binary_output_size(epilogue->e.kind, pixels, s.out_c) * element_bytes(epilogue->e.kind));
     auto work = [=, dst = out.data] { bconv2d(input->data, s, *weights, params, epilogue->e, dst); };
     return finish(env, async, out, work,
                   [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
   });
 }
 
-// bdense(input: BigUint64Array, rows, inChannels, weights, output, async)
+// bdense(input: BigUint64Array, rows, inChannels, weights, output, async, out?)
 Napi::Value BDense(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -280,7 +311,8 @@ Napi::Value BDense(const Napi::CallbackInfo& info) {
     if (__builtin_mul_overflow(rows, b1_words(in_c), &words)) throw_error(env, ErrorKind::Range, "input size overflows");
     auto input = std::make_shared<PackedInput>(packed_input(info[0], words, async, "[rows, inChannels]"));
     const size_t oc = weights->out_channels;
-    const Output out = new_output(env, binary_output_size(epilogue->e.kind, rows, oc) * element_bytes(epilogue->e.kind));
+    const Output out = output_arg(info[6], async, epilogue->e.kind,
+                                  binary_output_size(epilogue->e.kind, rows, oc) * element_bytes(epilogue->e.kind));
     auto work = [=, dst = out.data] { bdense(input->data, rows, in_c, *weights, epilogue->e, dst); };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {rows, oc}); });
   });

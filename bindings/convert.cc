@@ -154,7 +154,11 @@ Output new_output(Napi::Env env, size_t bytes) {
   if (bytes > kMaxOutputBytes)
     throw_error(env, ErrorKind::Range,
                 "output: " + std::to_string(bytes) + " bytes exceeds the per-call limit of 4 GiB");
-  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, bytes);
+  // A Node Buffer's memory is not zero-filled (the operator writes every byte); its
+  // ArrayBuffer is handed out whole, so it must not be a slice of a larger pool.
+  Napi::Buffer<uint8_t> node_buffer = Napi::Buffer<uint8_t>::New(env, bytes);
+  Napi::ArrayBuffer buffer = node_buffer.ArrayBuffer();
+  if (node_buffer.ByteOffset() != 0 || buffer.ByteLength() != bytes) buffer = Napi::ArrayBuffer::New(env, bytes);
   return {buffer, static_cast<uint8_t*>(buffer.Data())};
 }
 

@@ -21,5 +21,6 @@ export {
   type S8Output,
   type B1Output,
   type BConv2dOptions,
+  type OutOption,
   type BMaxPool2dOptions,
 } from './ops/binary.js';

@@ -28,6 +28,7 @@ export interface NativeEpilogue {
 }
 
 type Sync<T> = T;
+type OutputArray = Float32Array | Int8Array | BigUint64Array;
 export interface NativeBinding {
   isa(): string;
   supportedIsas(): string[];
@@ -37,9 +38,9 @@ export interface NativeBinding {
   packBinaryConv2dWeights(data: Float32Array | Int8Array, shape: number[], groups: number): NativeWeightsHandle;
   bitpack(data: Float32Array | Int8Array, rows: number, channels: number, async: boolean): Sync<NativeResult> | Promise<NativeResult>;
   bconv2d(input: BigUint64Array, inputShape: number[], weights: NativeWeightsHandle, params: number[],
-    output: NativeEpilogue, async: boolean): NativeResult | Promise<NativeResult>;
+    output: NativeEpilogue, async: boolean, out?: OutputArray): NativeResult | Promise<NativeResult>;
   bdense(input: BigUint64Array, rows: number, inChannels: number, weights: NativeWeightsHandle,
-    output: NativeEpilogue, async: boolean): NativeResult | Promise<NativeResult>;
+    output: NativeEpilogue, async: boolean, out?: OutputArray): NativeResult | Promise<NativeResult>;
   bmaxpool2d(input: BigUint64Array, inputShape: number[], params: number[], async: boolean): NativeResult | Promise<NativeResult>;
 }
 

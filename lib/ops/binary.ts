@@ -60,6 +60,26 @@ export interface BConv2dOptions<O extends BinaryOutput = BinaryOutput> {
   output?: O;
 }
 
+/** Sync calls may write into a preallocated output tensor (same dtype and shape), to reuse memory. */
+export interface OutOption<O extends BinaryOutput> {
+  out?: Tensor<OutputDType<O>>;
+}
+
+// Checks a preallocated output against the exact dtype and shape the call produces.
+function expectOut(out: Tensor | undefined, dtype: DType, shape: readonly number[]): Tensor | undefined {
+  if (out === undefined) return undefined;
+  expectTensor(out, 'out', [dtype]);
+  if (out.shape.length !== shape.length || out.shape.some((d, i) => d !== shape[i]))
+    throw new ShapeError(`out: expected shape [${shape.join(', ')}], got [${out.shape.join(', ')}]`);
+  return out;
+}
+
+function convOutputShape(x: Tensor, w: PackedBinaryWeights, params: readonly number[]): number[] {
+  const [sh, sw, dh, dw, pt, pl, pb, pr] = params;
+  const dim = (size: number, k: number, s: number, d: number, a: number, b: number) => Math.floor((size + a + b - d * (k - 1) - 1) / s) + 1;
+  return [x.shape[0], dim(x.shape[1], w.kernelH, sh, dh, pt, pb), dim(x.shape[2], w.kernelW, sw, dw, pl, pr), w.outChannels];
+}
+
 /** Packed binary weights of a conv ([O, H, W, I/groups]) or dense ([O, I]) layer. */
 export class PackedBinaryWeights {
   /** @internal */
@@ -278,16 +298,18 @@ function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions)
  * @param x input [N, H, W, C]
  * @param w weights from {@link packBinaryConv2dWeights}
  * @param options strides, dilations (default 1), padding (default 'valid'), output epilogue
- *   (default f32 with scale 1 and bias 0: the +-1 dot products themselves)
+ *   (default f32 with scale 1 and bias 0: the +-1 dot products themselves), and `out`: a
+ *   preallocated output tensor to write into (sync form only), so steady inference allocates nothing
  * @returns [N, OH, OW, O] as f32, s8 or b1 by `output.kind`
  * @throws TypeError, ShapeError, RangeError with what was expected and what arrived
  * @example
  * const y = bconv2d(xb, w, { padding: 'same-one', output: { kind: 'f32', scale, bias, relu: true } });
  */
-export function bconv2d<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> = {}): Tensor<OutputDType<O>> {
+export function bconv2d<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> & OutOption<O> = {}): Tensor<OutputDType<O>> {
   const { xb, params, out } = bconv2dArgs(x, w, options);
-  const r = callNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, false) as NativeResult);
-  return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
+  const dst = expectOut(options.out, outputDType(options.output), convOutputShape(xb, w, params));
+  const r = callNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, false, dst?.data as Float32Array | undefined) as NativeResult);
+  return (dst ?? fromBuffer(outputDType(options.output), r.shape, r.data)) as Tensor<OutputDType<O>>;
 }
 
 /** Async {@link bconv2d}: validates now, computes on the libuv pool on a private copy of the input. */
@@ -311,10 +333,11 @@ function bdenseArgs(x: Tensor, w: PackedBinaryWeights, output: BinaryOutput | un
  * with the same epilogues as {@link bconv2d}.
  * @throws TypeError, ShapeError, RangeError
  */
-export function bdense<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: { output?: O } = {}): Tensor<OutputDType<O>> {
+export function bdense<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: { output?: O } & OutOption<O> = {}): Tensor<OutputDType<O>> {
   const { xb, out } = bdenseArgs(x, w, options.output);
-  const r = callNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, false) as NativeResult);
-  return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
+  const dst = expectOut(options.out, outputDType(options.output), [xb.shape[0], w.outChannels]);
+  const r = callNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, false, dst?.data as Float32Array | undefined) as NativeResult);
+  return (dst ?? fromBuffer(outputDType(options.output), r.shape, r.data)) as Tensor<OutputDType<O>>;
 }
 
 /** Async {@link bdense} on the libuv pool. */

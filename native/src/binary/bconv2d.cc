@@ -90,19 +90,43 @@ bool inside(const Conv2dShape& s, ptrdiff_t iy, ptrdiff_t ix) {
 // Fills the dense patch row of one output pixel for group g. Padded taps stay 0 bits (+1).
 void im2col_row(const Plan& plan, const uint64_t* input, size_t pixel, size_t g, uint64_t* row) {
   const Conv2dShape& s = plan.s;
+  const Conv2dParams& p = plan.p;
+  const BinaryConv2dWeights& w = plan.w;
   const size_t in_words = b1_words(s.in_c);
-  const size_t icg = plan.w.in_channels_per_group;
-  // Word-aligned taps (C a multiple of 64, as in most real layers) are plain word copies.
-  const bool aligned = icg % 64 == 0;
+  const size_t icg = w.in_channels_per_group;
   const size_t ow = pixel % s.out_w, oh = (pixel / s.out_w) % s.out_h, n = pixel / (s.out_w * s.out_h);
-  std::fill(row, row + plan.w.row_words, 0);
+  const uint64_t* image = input + n * s.in_h * s.in_w * in_words;
+  if (icg % 64 != 0) {
+    std::fill(row, row + w.row_words, 0);
+    for_each_tap(plan, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
+      if (inside(s, iy, ix)) or_bits(image + (iy * s.in_w + ix) * in_words, g * icg, row, t * icg, icg);
+    });
+    return;
+  }
+  // Word-aligned taps (C a multiple of 64, as in most real layers): plain word copies, and a
+  // window inside the image overwrites the whole row, so only border pixels need zeroing.
+  const size_t tap_words = icg / 64, first = g * tap_words;
+  const ptrdiff_t iy0 = static_cast<ptrdiff_t>(oh * p.stride_h) - static_cast<ptrdiff_t>(p.pad_top);
+  const ptrdiff_t ix0 = static_cast<ptrdiff_t>(ow * p.stride_w) - static_cast<ptrdiff_t>(p.pad_left);
+  const bool interior = inside(s, iy0, ix0) &&
+                        inside(s, iy0 + static_cast<ptrdiff_t>((w.kernel_h - 1) * p.dilation_h),
+                               ix0 + static_cast<ptrdiff_t>((w.kernel_w - 1) * p.dilation_w));
+  if (interior && w.groups == 1 && p.dilation_w == 1) {
+    // The kernel_w taps of one kernel row are adjacent pixels: one contiguous run of words.
+    const size_t run = w.kernel_w * in_words;
+    for (size_t ky = 0; ky < w.kernel_h; ++ky) {
+      const uint64_t* src = image + ((iy0 + ky * p.dilation_h) * s.in_w + ix0) * in_words;
+      uint64_t* dst = row + ky * run;
+      for (size_t i = 0; i < run; ++i) dst[i] = src[i];
+    }
+    return;
+  }
+  if (!interior) std::fill(row, row + w.row_words, 0);
   for_each_tap(plan, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
-    if (!inside(s, iy, ix)) return;
-    const uint64_t* src = input + ((n * s.in_h + iy) * s.in_w + ix) * in_words;
-    if (aligned)
-      std::copy(src + g * icg / 64, src + (g + 1) * icg / 64, row + t * icg / 64);
-    else
-      or_bits(src, g * icg, row, t * icg, icg);
+    if (!interior && !inside(s, iy, ix)) return;
+    const uint64_t* src = image + (iy * s.in_w + ix) * in_words + first;
+    uint64_t* dst = row + t * tap_words;
+    for (size_t i = 0; i < tap_words; ++i) dst[i] = src[i];
   });
 }
 

@@ -1,4 +1,5 @@
-// aligned_buffer.h: owned, 64-byte aligned, zero-initialised storage for packed data and scratch.
+// aligned_buffer.h: owned, 64-byte aligned storage for scratch; new memory is zeroed, reused
+// memory keeps its old contents (callers overwrite what they use).
 #pragma once
 #include <cstdlib>
 #include <cstring>
@@ -15,11 +16,10 @@ class AlignedBuffer {
   AlignedBuffer() = default;
   explicit AlignedBuffer(size_t count) { resize(count); }
 
-  // Grows (never shrinks) and zero-fills; previous contents are not kept.
+  // Grows (never shrinks); contents are unspecified after a resize.
   void resize(size_t count) {
     if (count <= capacity_) {
       size_ = count;
-      std::memset(static_cast<void*>(data_.get()), 0, count * sizeof(T));
       return;
     }
     size_t bytes = checked_mul(count, sizeof(T), "buffer size");

@@ -1,8 +1,11 @@
 // thread_pool.cc: a fixed pool of workers that claim task indices from an atomic counter.
+// Workers spin briefly before sleeping: waking a sleeping thread costs tens of microseconds,
+// a real share of a sub-millisecond layer.
 #include "runtime/thread_pool.h"
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -15,10 +18,30 @@
 namespace lowbit {
 namespace {
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Spins until done() or about `micros` have passed; true if done() held.
+template <typename Done>
+bool spin_until(Done done, int micros) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if (i % 64 == 63 && std::chrono::steady_clock::now() > deadline) return false;
+  }
+}
+
+constexpr int kSpinMicros = 100;
+
 class ThreadPool {
  public:
   explicit ThreadPool(size_t threads) { start(threads); }
-  ~ThreadPool() { stop(); }
 
   size_t size() const { return workers_.size() + 1; }
 
@@ -35,36 +58,40 @@ class ThreadPool {
       for (size_t i = 0; i < count; ++i) task(i);
       return;
     }
+    task_ = &task;
+    count_ = count;
+    next_.store(0);
+    error_ = nullptr;
+    busy_.store(workers_.size());
     {
+      // Publishing under the mutex: a worker checks the generation under it before sleeping.
       std::lock_guard<std::mutex> lock(mutex_);
-      task_ = &task;
-      count_ = count;
-      next_.store(0);
-      error_ = nullptr;
-      busy_ = workers_.size();
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     work();
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return busy_ == 0; });
+    auto idle = [&] { return busy_.load(std::memory_order_acquire) == 0; };
+    if (!spin_until(idle, kSpinMicros)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, idle);
+    }
     task_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
   void start(size_t threads) {
-    quit_ = false;
+    quit_.store(false);
     // Workers start from the current generation, read here rather than in the new thread:
     // a job may begin before the thread first runs.
-    const size_t generation = generation_;
+    const size_t generation = generation_.load();
     for (size_t i = 1; i < threads; ++i) workers_.emplace_back([this, generation] { loop(generation); });
   }
 
   void stop() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      quit_ = true;
+      quit_.store(true);
     }
     wake_.notify_all();
     for (auto& t : workers_) t.join();
@@ -72,16 +99,19 @@ class ThreadPool {
   }
 
   void loop(size_t seen) {
+    auto woken = [&] { return quit_.load() || generation_.load(std::memory_order_acquire) != seen; };
     for (;;) {
-      {
+      if (!spin_until(woken, kSpinMicros)) {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return quit_ || generation_ != seen; });
-        if (quit_) return;
-        seen = generation_;
+        wake_.wait(lock, woken);
       }
+      if (quit_.load()) return;
+      seen = generation_.load(std::memory_order_acquire);
       work();
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--busy_ == 0) done_.notify_one();
+      if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        { std::lock_guard<std::mutex> lock(mutex_); }  // the waiter is checking or asleep, not in between
+        done_.notify_one();
+      }
     }
   }
 
@@ -104,9 +134,9 @@ class ThreadPool {
   const std::function<void(size_t)>* task_ = nullptr;
   size_t count_ = 0;
   std::atomic<size_t> next_{0};
-  size_t busy_ = 0;
-  size_t generation_ = 0;
-  bool quit_ = false;
+  std::atomic<size_t> busy_{0};
+  std::atomic<size_t> generation_{0};
+  std::atomic<bool> quit_{false};
   std::exception_ptr error_;
 };
 
