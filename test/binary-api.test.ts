@@ -17,11 +17,13 @@ import {
   bmaxpool2dAsync,
   packBinaryConv2dWeights,
   packBinaryDenseWeights,
+  ShapeError,
   tensor,
   thresholdsFromAffine,
   type BMaxPool2dOptions,
   type Tensor,
 } from '../lib/index.js';
+import { native } from '../lib/native.js';
 import { describeConv, randomConvCase } from './helpers/cases.js';
 import {
   actualData,
@@ -506,4 +508,52 @@ console.log(JSON.stringify({ n: got.length, bad }));`;
       expect(r.status, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout), `seed=${SEED}`).toEqual({ n: 128, bad: 0 });
     });
+});
+
+describe('preallocated outputs (out)', () => {
+  const x = bitpack(tensor('f32', [1, 9, 7, 70], Float32Array.from({ length: 9 * 7 * 70 }, (_, i) => Math.sin(i * 1.7))));
+  const w = packBinaryConv2dWeights(tensor('f32', [33, 3, 3, 70], Float32Array.from({ length: 33 * 9 * 70 }, (_, i) => Math.cos(i * 0.9))));
+  const options = { strides: 2, padding: 'same-zero' as const };
+
+  it('bconv2d writes into out, returns it, and equals a freshly allocated result for each epilogue', () => {
+    const outputs = [
+      { kind: 'f32' as const, dtype: 'f32' as const },
+      { kind: 's8' as const, dtype: 's8' as const, multiplier: new Int32Array(33).fill(3), shift: new Uint8Array(33).fill(2) },
+      { kind: 'b1' as const, dtype: 'b1' as const, threshold: new Int32Array(33) },
+    ];
+    for (const { dtype, ...output } of outputs) {
+      const fresh = bconv2d(x, w, { ...options, output });
+      const out = new (fresh.data.constructor as new (n: number) => typeof fresh.data)(fresh.data.length);
+      const outTensor = tensor(dtype, fresh.shape, out as never);
+      const got = bconv2d(x, w, { ...options, output, out: outTensor as never });
+      expect(got).toBe(outTensor);
+      expect(Array.from(got.data as ArrayLike<number | bigint>)).toEqual(Array.from(fresh.data as ArrayLike<number | bigint>));
+    }
+  });
+
+  it('bdense writes into out', () => {
+    const dw = packBinaryDenseWeights(tensor('f32', [5, 70], Float32Array.from({ length: 350 }, (_, i) => Math.sin(i))));
+    const xd = tensor('f32', [3, 70], Float32Array.from({ length: 210 }, (_, i) => Math.cos(i)));
+    const out = tensor('f32', [3, 5]);
+    expect(bdense(xd, dw, { out })).toBe(out);
+    expect(Array.from(out.data)).toEqual(Array.from(bdense(xd, dw).data));
+  });
+
+  it('a wrong shape, dtype or size is refused before anything is written', () => {
+    const shape = bconv2d(x, w, options).shape;
+    const wrongShape = tensor('f32', [shape[0], shape[2], shape[1], shape[3]]);
+    expect(() => bconv2d(x, w, { ...options, out: wrongShape })).toThrow(ShapeError);
+    expect(() => bconv2d(x, w, { ...options, out: wrongShape })).toThrow(/out: expected shape \[1, 5, 4, 33\], got \[1, 4, 5, 33\]/);
+    expect(wrongShape.data.every((v) => v === 0)).toBe(true);
+    expect(() => bconv2d(x, w, { ...options, out: tensor('s8', shape) as never })).toThrow(TypeError);
+    expect(() => bconv2d(x, w, { ...options, out: tensor('s8', shape) as never })).toThrow(/out: expected dtype f32, got s8/);
+  });
+
+  it('the raw async form refuses a preallocated output (it could be detached while the job runs)', () => {
+    const shape = bconv2d(x, w, options).shape;
+    const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    expect(() => native.bconv2d(x.data, [...x.shape], w.handle, [2, 2, 1, 1, 0, 0, 1, 1, 1], { kind: 'f32' }, true, out)).toThrow(
+      /out: a preallocated output is only accepted by the sync form/,
+    );
+  });
 });
