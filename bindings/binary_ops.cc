@@ -254,18 +254,9 @@ Napi::Value Bitpack(const Napi::CallbackInfo& info) {
 
 Conv2dParams conv_params(Napi::Value value) {
   const auto v = uint_array(value, "params", 9);
-  Conv2dParams p;
-  p.stride_h = v[0];
-  p.stride_w = v[1];
-  p.dilation_h = v[2];
-  p.dilation_w = v[3];
-  p.pad_top = v[4];
-  p.pad_left = v[5];
-  p.pad_bottom = v[6];
-  p.pad_right = v[7];
   if (v[8] > 1) throw_error(value.Env(), ErrorKind::Range, "params: pad value must be 0 (one) or 1 (zero)");
-  p.pad_value = v[8] == 0 ? PadValue::One : PadValue::Zero;
-  return p;
+  // strides h/w, dilations h/w, pads top/left/bottom/right, pad value
+  return Conv2dParams{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] == 0 ? PadValue::One : PadValue::Zero};
 }
 
 // bconv2d(input: BigUint64Array, [N, H, W, C], weights, params[9], output, async, out?)
@@ -325,15 +316,7 @@ Napi::Value BMaxPool2d(const Napi::CallbackInfo& info) {
     const auto dims = uint_array(info[1], "inputShape", 4);
     const auto v = uint_array(info[2], "params", 8);
     const bool async = async_flag(info, 3);
-    Pool2dParams p;
-    p.kernel_h = v[0];
-    p.kernel_w = v[1];
-    p.stride_h = v[2];
-    p.stride_w = v[3];
-    p.pad_top = v[4];
-    p.pad_left = v[5];
-    p.pad_bottom = v[6];
-    p.pad_right = v[7];
+    const Pool2dParams p{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
     const Conv2dShape s = bmaxpool2d_shape(dims[0], dims[1], dims[2], dims[3], p);
     auto input = std::make_shared<PackedInput>(
         packed_input(info[0], s.batch * s.in_h * s.in_w * b1_words(s.in_c), async, "[N, H, W, C]"));
