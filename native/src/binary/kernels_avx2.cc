@@ -71,32 +71,137 @@ inline __m256i differ_steps(const uint64_t* a, const uint64_t* b, size_t ldb, si
   return sum_bytes8(vacc0, vacc1, vacc2, vacc3, vacc4, vacc5, vacc6, vacc7);
 }
 
-// popcount(a ^ b) over 1..3 words; `words` is the same for the whole call, so the branches predict.
-inline uint64_t tail_differ(const uint64_t* a, const uint64_t* b, size_t words) {
-  uint64_t differ = __builtin_popcountll(a[0] ^ b[0]);
-  if (words > 1) differ += __builtin_popcountll(a[1] ^ b[1]);
-  if (words > 2) differ += __builtin_popcountll(a[2] ^ b[2]);
-  return differ;
-}
-
-// Columns 0..7 of the m rows of c: rows of a against the 8 rows of b.
+// Columns 0..7 of the m rows of c: rows of a against the 8 rows of b. kTail = kw % 4.
+//
+// The last kTail words of the 8 B rows are the same for every A row, so they are gathered once
+// into two vectors per word (rows 0, 2, 4, 6 and rows 1, 3, 5, 7); per A row the word of a is
+// broadcast against both, and vpsadbw leaves each column's count in its own qword.
+template <size_t kTail>
 void gemm_8_columns(size_t m, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, int32_t kbits,
                     int32_t* c, size_t ldc) {
-  const size_t steps = kw / 4, tail = kw % 4;
+  const size_t steps = kw / 4, w = 4 * steps;
   const __m256i vkbits = _mm256_set1_epi32(kbits);
+  __m256i tail_even[kTail > 0 ? kTail : 1], tail_odd[kTail > 0 ? kTail : 1];
+  for (size_t t = 0; t < kTail; ++t) {
+    tail_even[t] = _mm256_set_epi64x(static_cast<long long>(b[6 * ldb + w + t]), static_cast<long long>(b[4 * ldb + w + t]),
+                                     static_cast<long long>(b[2 * ldb + w + t]), static_cast<long long>(b[w + t]));
+    tail_odd[t] = _mm256_set_epi64x(static_cast<long long>(b[7 * ldb + w + t]), static_cast<long long>(b[5 * ldb + w + t]),
+                                    static_cast<long long>(b[3 * ldb + w + t]), static_cast<long long>(b[ldb + w + t]));
+  }
   for (size_t i = 0; i < m; ++i, a += lda, c += ldc) {
     __m256i vdiffer = differ_steps(a, b, ldb, 0, std::min(steps, kMaxSteps));
     for (size_t s0 = kMaxSteps; s0 < steps; s0 += kMaxSteps)
       vdiffer = _mm256_add_epi32(vdiffer, differ_steps(a, b, ldb, s0, std::min(steps, s0 + kMaxSteps)));
-    // The last kw % 4 words go to scalar popcnt on the integer ports, beside the vector work. Each
-    // count is at most 192, so the 8 counts travel to the vector unit as the bytes of one qword.
-    if (tail != 0) {
-      const size_t w = 4 * steps;
-      uint64_t tail_bytes = 0;
-      for (size_t j = 0; j < kNR; ++j) tail_bytes |= tail_differ(a + w, b + j * ldb + w, tail) << (8 * j);
-      vdiffer = _mm256_add_epi32(vdiffer, _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(tail_bytes))));
+    if constexpr (kTail != 0) {
+      const __m256i lut = nibble_popcounts();
+      const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
+      const __m256i zero = _mm256_setzero_si256();
+      __m256i even = zero, odd = zero;
+      for (size_t t = 0; t < kTail; ++t) {
+        const __m256i va = _mm256_set1_epi64x(static_cast<long long>(a[w + t]));
+        even = add_popcount_bytes(even, _mm256_xor_si256(va, tail_even[t]), lut, low_nibbles);
+        odd = add_popcount_bytes(odd, _mm256_xor_si256(va, tail_odd[t]), lut, low_nibbles);
+      }
+      // Each qword sum is below 2^8, so the odd columns shift into the free high dwords.
+      const __m256i counts = _mm256_or_si256(_mm256_sad_epu8(even, zero), _mm256_slli_epi64(_mm256_sad_epu8(odd, zero), 32));
+      vdiffer = _mm256_add_epi32(vdiffer, counts);
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), _mm256_sub_epi32(vkbits, _mm256_slli_epi32(vdiffer, 1)));
+  }
+}
+
+// As gemm_8_columns, for steps = kw / 4 <= kMaxSteps (kSteps = steps for short K, unrolled, or 0
+// when only known at run time). (a ^ b) & 0x0f = (a & 0x0f) ^ (b & 0x0f), and likewise for the high
+// nibbles: the 8 rows of B are split into nibbles once per call (on the stack, at most 16 KiB), and
+// each A row once per step, so a column step costs 2 vpxor, 2 vpshufb and 2 vpaddb instead of also
+// 2 vpand and a vpsrlw (which competes with vpshufb for the same two Zen 3 pipes).
+template <size_t kTail, size_t kSteps>
+void gemm_8_columns_split(size_t m, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb,
+                          int32_t kbits, int32_t* c, size_t ldc) {
+  const size_t steps = kSteps != 0 ? kSteps : kw / 4, w = 4 * steps;
+  const __m256i lut = nibble_popcounts();
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i vkbits = _mm256_set1_epi32(kbits);
+  // [step][column][low, high nibbles]
+  __m256i bsplit[(kSteps != 0 ? kSteps : kMaxSteps) * kNR * 2];
+  for (size_t s = 0; s < steps; ++s)
+    for (size_t j = 0; j < kNR; ++j) {
+      const __m256i vb = load256(b + j * ldb + 4 * s);
+      bsplit[(s * kNR + j) * 2] = _mm256_and_si256(vb, low_nibbles);
+      bsplit[(s * kNR + j) * 2 + 1] = _mm256_and_si256(_mm256_srli_epi16(vb, 4), low_nibbles);
+    }
+  // Tail word t of rows 0, 2, 4, 6 and of rows 1, 3, 5, 7, split the same way.
+  __m256i tsplit[(kTail > 0 ? kTail : 1) * 4];
+  for (size_t t = 0; t < kTail; ++t) {
+    const __m256i even = _mm256_set_epi64x(static_cast<long long>(b[6 * ldb + w + t]), static_cast<long long>(b[4 * ldb + w + t]),
+                                           static_cast<long long>(b[2 * ldb + w + t]), static_cast<long long>(b[w + t]));
+    const __m256i odd = _mm256_set_epi64x(static_cast<long long>(b[7 * ldb + w + t]), static_cast<long long>(b[5 * ldb + w + t]),
+                                          static_cast<long long>(b[3 * ldb + w + t]), static_cast<long long>(b[ldb + w + t]));
+    tsplit[4 * t] = _mm256_and_si256(even, low_nibbles);
+    tsplit[4 * t + 1] = _mm256_and_si256(_mm256_srli_epi16(even, 4), low_nibbles);
+    tsplit[4 * t + 2] = _mm256_and_si256(odd, low_nibbles);
+    tsplit[4 * t + 3] = _mm256_and_si256(_mm256_srli_epi16(odd, 4), low_nibbles);
+  }
+  for (size_t i = 0; i < m; ++i, a += lda, c += ldc) {
+    __m256i vacc0 = zero, vacc1 = zero, vacc2 = zero, vacc3 = zero, vacc4 = zero, vacc5 = zero, vacc6 = zero,
+            vacc7 = zero;
+    const __m256i* bs = bsplit;
+    for (size_t s = 0; s < steps; ++s, bs += 2 * kNR) {
+      const __m256i va = load256(a + 4 * s);
+      __m256i alo = _mm256_and_si256(va, low_nibbles);
+      __m256i ahi = _mm256_and_si256(_mm256_srli_epi16(va, 4), low_nibbles);
+      // Hides the masks from GCC, which would otherwise fold (a & m) ^ (b & m) back to (a ^ b) & m.
+      asm("" : "+x"(alo), "+x"(ahi));
+      const auto step = [&](__m256i acc, const __m256i* bj) {
+        return _mm256_add_epi8(acc, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(alo, bj[0])),
+                                                    _mm256_shuffle_epi8(lut, _mm256_xor_si256(ahi, bj[1]))));
+      };
+      vacc0 = step(vacc0, bs + 0);
+      vacc1 = step(vacc1, bs + 2);
+      vacc2 = step(vacc2, bs + 4);
+      vacc3 = step(vacc3, bs + 6);
+      vacc4 = step(vacc4, bs + 8);
+      vacc5 = step(vacc5, bs + 10);
+      vacc6 = step(vacc6, bs + 12);
+      vacc7 = step(vacc7, bs + 14);
+      asm("" : "+x"(vacc0), "+x"(vacc1), "+x"(vacc2), "+x"(vacc3), "+x"(vacc4), "+x"(vacc5), "+x"(vacc6), "+x"(vacc7));
+    }
+    __m256i vdiffer = sum_bytes8(vacc0, vacc1, vacc2, vacc3, vacc4, vacc5, vacc6, vacc7);
+    if constexpr (kTail != 0) {
+      __m256i even = zero, odd = zero;
+      for (size_t t = 0; t < kTail; ++t) {
+        const __m256i va = _mm256_set1_epi64x(static_cast<long long>(a[w + t]));
+        __m256i alo = _mm256_and_si256(va, low_nibbles);
+        __m256i ahi = _mm256_and_si256(_mm256_srli_epi16(va, 4), low_nibbles);
+        asm("" : "+x"(alo), "+x"(ahi));
+        even = _mm256_add_epi8(even, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(alo, tsplit[4 * t])),
+                                                     _mm256_shuffle_epi8(lut, _mm256_xor_si256(ahi, tsplit[4 * t + 1]))));
+        odd = _mm256_add_epi8(odd, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(alo, tsplit[4 * t + 2])),
+                                                   _mm256_shuffle_epi8(lut, _mm256_xor_si256(ahi, tsplit[4 * t + 3]))));
+      }
+      // As in gemm_8_columns: qword sums below 2^8, odd columns into the high dwords.
+      const __m256i counts = _mm256_or_si256(_mm256_sad_epu8(even, zero), _mm256_slli_epi64(_mm256_sad_epu8(odd, zero), 32));
+      vdiffer = _mm256_add_epi32(vdiffer, counts);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), _mm256_sub_epi32(vkbits, _mm256_slli_epi32(vdiffer, 1)));
+  }
+}
+
+// kw < 4 runs the split kernel with no steps; kw >= 4 * (kMaxSteps + 1) keeps B in place and counts
+// in chunks of kMaxSteps.
+using Gemm8Fn = void (*)(size_t, size_t, const uint64_t*, size_t, const uint64_t*, size_t, int32_t, int32_t*, size_t);
+template <size_t kSteps>
+constexpr Gemm8Fn kGemm8Split[4] = {gemm_8_columns_split<0, kSteps>, gemm_8_columns_split<1, kSteps>,
+                                    gemm_8_columns_split<2, kSteps>, gemm_8_columns_split<3, kSteps>};
+constexpr Gemm8Fn kGemm8Long[4] = {gemm_8_columns<0>, gemm_8_columns<1>, gemm_8_columns<2>, gemm_8_columns<3>};
+inline Gemm8Fn pick_gemm8(size_t kw) {
+  switch (kw / 4) {
+    case 1: return kGemm8Split<1>[kw % 4];
+    case 2: return kGemm8Split<2>[kw % 4];
+    case 3: return kGemm8Split<3>[kw % 4];
+    case 4: return kGemm8Split<4>[kw % 4];
+    default: return kw / 4 <= kMaxSteps ? kGemm8Split<0>[kw % 4] : kGemm8Long[kw % 4];
   }
 }
 
@@ -187,9 +292,10 @@ void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const
   }
   // Columns outer: the 8 rows of B stay in L1 while the rows of the A tile stream past them. A last
   // partial block is shifted left to overlap the one before; the overlap is written twice, equally.
+  const Gemm8Fn gemm8 = pick_gemm8(kw);
   for (size_t j = 0; j < n; j += kNR) {
     const size_t j0 = std::min(j, n - kNR);
-    gemm_8_columns(m, kw, a, lda, b + j0 * ldb, ldb, kbits, c + j0, ldc);
+    gemm8(m, kw, a, lda, b + j0 * ldb, ldb, kbits, c + j0, ldc);
   }
 }
 
