@@ -71,6 +71,12 @@ inline __m256i differ_steps(const uint64_t* a, const uint64_t* b, size_t ldb, si
   return sum_bytes8(vacc0, vacc1, vacc2, vacc3, vacc4, vacc5, vacc6, vacc7);
 }
 
+// Word w of B rows first, first + 2, first + 4, first + 6 (first = 0: even columns, 1: odd).
+inline __m256i column_words(const uint64_t* b, size_t ldb, size_t w, size_t first) {
+  return _mm256_set_epi64x(static_cast<long long>(b[(first + 6) * ldb + w]), static_cast<long long>(b[(first + 4) * ldb + w]),
+                           static_cast<long long>(b[(first + 2) * ldb + w]), static_cast<long long>(b[first * ldb + w]));
+}
+
 // Columns 0..7 of the m rows of c: rows of a against the 8 rows of b. kTail = kw % 4.
 //
 // The last kTail words of the 8 B rows are the same for every A row, so they are gathered once
@@ -83,10 +89,8 @@ void gemm_8_columns(size_t m, size_t kw, const uint64_t* a, size_t lda, const ui
   const __m256i vkbits = _mm256_set1_epi32(kbits);
   __m256i tail_even[kTail > 0 ? kTail : 1], tail_odd[kTail > 0 ? kTail : 1];
   for (size_t t = 0; t < kTail; ++t) {
-    tail_even[t] = _mm256_set_epi64x(static_cast<long long>(b[6 * ldb + w + t]), static_cast<long long>(b[4 * ldb + w + t]),
-                                     static_cast<long long>(b[2 * ldb + w + t]), static_cast<long long>(b[w + t]));
-    tail_odd[t] = _mm256_set_epi64x(static_cast<long long>(b[7 * ldb + w + t]), static_cast<long long>(b[5 * ldb + w + t]),
-                                    static_cast<long long>(b[3 * ldb + w + t]), static_cast<long long>(b[ldb + w + t]));
+    tail_even[t] = column_words(b, ldb, w + t, 0);
+    tail_odd[t] = column_words(b, ldb, w + t, 1);
   }
   for (size_t i = 0; i < m; ++i, a += lda, c += ldc) {
     __m256i vdiffer = differ_steps(a, b, ldb, 0, std::min(steps, kMaxSteps));
@@ -134,10 +138,7 @@ void gemm_8_columns_split(size_t m, size_t kw, const uint64_t* a, size_t lda, co
   // Tail word t of rows 0, 2, 4, 6 and of rows 1, 3, 5, 7, split the same way.
   __m256i tsplit[(kTail > 0 ? kTail : 1) * 4];
   for (size_t t = 0; t < kTail; ++t) {
-    const __m256i even = _mm256_set_epi64x(static_cast<long long>(b[6 * ldb + w + t]), static_cast<long long>(b[4 * ldb + w + t]),
-                                           static_cast<long long>(b[2 * ldb + w + t]), static_cast<long long>(b[w + t]));
-    const __m256i odd = _mm256_set_epi64x(static_cast<long long>(b[7 * ldb + w + t]), static_cast<long long>(b[5 * ldb + w + t]),
-                                          static_cast<long long>(b[3 * ldb + w + t]), static_cast<long long>(b[ldb + w + t]));
+    const __m256i even = column_words(b, ldb, w + t, 0), odd = column_words(b, ldb, w + t, 1);
     tsplit[4 * t] = _mm256_and_si256(even, low_nibbles);
     tsplit[4 * t + 1] = _mm256_and_si256(_mm256_srli_epi16(even, 4), low_nibbles);
     tsplit[4 * t + 2] = _mm256_and_si256(odd, low_nibbles);
