@@ -18,6 +18,7 @@ import {
   type PackedBinaryWeights,
   type Tensor,
 } from '../lib/index.js';
+import { median, random } from '../bench/harness.js';
 
 interface Layer {
   name: string;
@@ -51,17 +52,6 @@ function resnet18Layers(): Layer[] {
   return layers;
 }
 
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
-
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
   if (i < 0) return fallback;
@@ -73,15 +63,11 @@ function arg(name: string, fallback: number): number {
   return v;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 function main(): void {
   setThreads(arg('--threads', threads()));
   const runs = arg('--runs', 30);
-  const rand = random(18);
+  const uniform = random(18);
+  const rand = () => uniform() - 0.5;
   const layers = resnet18Layers().map((l) => {
     const weights = tensor('f32', [l.outC, 3, 3, l.inC], Float32Array.from({ length: l.outC * 9 * l.inC }, rand));
     // A folded batch norm per channel, turned into the integer threshold of the sign epilogue.
