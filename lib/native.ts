@@ -27,7 +27,6 @@ export interface NativeEpilogue {
   flip?: Uint8Array;
 }
 
-type Sync<T> = T;
 type OutputArray = Float32Array | Int8Array | BigUint64Array;
 export interface NativeBinding {
   isa(): string;
@@ -36,7 +35,7 @@ export interface NativeBinding {
   threads(): number;
   setThreads(n: number): void;
   packBinaryConv2dWeights(data: Float32Array | Int8Array, shape: number[], groups: number): NativeWeightsHandle;
-  bitpack(data: Float32Array | Int8Array, rows: number, channels: number, async: boolean): Sync<NativeResult> | Promise<NativeResult>;
+  bitpack(data: Float32Array | Int8Array, rows: number, channels: number, async: boolean): NativeResult | Promise<NativeResult>;
   bconv2d(input: BigUint64Array, inputShape: number[], weights: NativeWeightsHandle, params: number[],
     output: NativeEpilogue, async: boolean, out?: OutputArray): NativeResult | Promise<NativeResult>;
   bdense(input: BigUint64Array, rows: number, inChannels: number, weights: NativeWeightsHandle,
