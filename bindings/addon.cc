@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "binary_ops.h"
+#include "integer_ops.h"
 #include "convert.h"
 #include "lowbit/runtime.h"
 
@@ -54,6 +55,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threads", Napi::Function::New(env, Threads, "threads"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   init_binary_ops(env, exports);
+  init_integer_ops(env, exports);
   return exports;
 }
 

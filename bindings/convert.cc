@@ -26,6 +26,10 @@ void throw_error(Napi::Env env, ErrorKind kind, const std::string& message) {
       error = Napi::Error::New(env, message);
       code = "LOWBIT_UNSUPPORTED";
       break;
+    case ErrorKind::Quantization:
+      error = Napi::RangeError::New(env, message);
+      code = "LOWBIT_QUANTIZATION";
+      break;
     case ErrorKind::Internal:
       error = Napi::Error::New(env, message);
       break;

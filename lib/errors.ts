@@ -17,6 +17,9 @@ export class ShapeError extends LowbitError {}
 /** The CPU or this build cannot do what was asked (for example `setIsa('avx2')` on an ARM CPU). */
 export class UnsupportedError extends LowbitError {}
 
+/** A scale or multiplier with no integer (dyadic) representation: zero, negative, NaN, infinite or out of range. */
+export class QuantizationError extends LowbitError {}
+
 /** Maps an error thrown by the native addon (tagged with a `code`) to the matching class. */
 export function fromNative(error: unknown): unknown {
   if (!(error instanceof Error)) return error;
@@ -26,6 +29,8 @@ export function fromNative(error: unknown): unknown {
       return new ShapeError(error.message);
     case 'LOWBIT_UNSUPPORTED':
       return new UnsupportedError(error.message);
+    case 'LOWBIT_QUANTIZATION':
+      return new QuantizationError(error.message);
     case 'LOWBIT_TYPE':
       return new TypeError(error.message);
     case 'LOWBIT_RANGE':

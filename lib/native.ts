@@ -40,6 +40,7 @@ export interface NativeBinding {
     output: NativeEpilogue, async: boolean, out?: OutputArray): NativeResult | Promise<NativeResult>;
   bdense(input: BigUint64Array, rows: number, inChannels: number, weights: NativeWeightsHandle,
     output: NativeEpilogue, async: boolean, out?: OutputArray): NativeResult | Promise<NativeResult>;
+  toDyadic(multiplier: number): [multiplier: number, shift: number];
   bmaxpool2d(input: BigUint64Array, inputShape: number[], params: number[], async: boolean): NativeResult | Promise<NativeResult>;
 }
 

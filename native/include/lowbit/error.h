@@ -6,8 +6,9 @@
 namespace lowbit {
 
 // Which JS error class a failure maps to. Shape: tensor shapes/lengths disagree; Type: wrong kind
-// of value; Range: a value outside its allowed range; Unsupported: the CPU or build lacks a feature.
-enum class ErrorKind { Shape, Type, Range, Unsupported, Internal };
+// of value; Range: a value outside its allowed range; Unsupported: the CPU or build lacks a feature;
+// Quantization: a scale or multiplier that has no integer representation (zero, NaN, ...).
+enum class ErrorKind { Shape, Type, Range, Unsupported, Quantization, Internal };
 
 class Error : public std::runtime_error {
  public:
