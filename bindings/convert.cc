@@ -166,6 +166,31 @@ Output new_output(Napi::Env env, size_t bytes) {
   return {buffer, static_cast<uint8_t*>(buffer.Data())};
 }
 
+Napi::Array shape_value(Napi::Env env, std::initializer_list<size_t> dims) {
+  Napi::Array a = Napi::Array::New(env, dims.size());
+  uint32_t i = 0;
+  for (size_t d : dims) a.Set(i++, Napi::Number::New(env, static_cast<double>(d)));
+  return a;
+}
+
+// Runs `work` now (sync) or on the libuv pool (async); both give {data, shape}. The async job
+// keeps the output buffer referenced; only `work` runs off the main thread.
+Napi::Value finish(Napi::Env env, bool async, const Output& out, std::function<void()> work,
+                   std::function<Napi::Array(Napi::Env)> shape) {
+  auto result = [shape](Napi::Env e, Napi::ArrayBuffer data) -> Napi::Value {
+    Napi::Object r = Napi::Object::New(e);
+    r.Set("data", data);
+    r.Set("shape", shape(e));
+    return r;
+  };
+  if (!async) {
+    work();
+    return result(env, out.buffer);
+  }
+  auto ref = std::make_shared<Napi::Reference<Napi::ArrayBuffer>>(Napi::Persistent(out.buffer));
+  return queue_async(env, std::move(work), [ref, result](Napi::Env e) { return result(e, ref->Value()); });
+}
+
 namespace {
 class Job : public Napi::AsyncWorker {
  public:

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,5 +51,11 @@ Output new_output(Napi::Env env, size_t bytes);
 // shared pointers to) everything it reads: it runs after the JS call has returned.
 Napi::Promise queue_async(Napi::Env env, std::function<void()> work,
                           std::function<Napi::Value(Napi::Env)> result);
+
+Napi::Array shape_value(Napi::Env env, std::initializer_list<size_t> dims);
+
+// Runs `work` now (sync) or on the libuv pool (async); both give {data: out's buffer, shape}.
+Napi::Value finish(Napi::Env env, bool async, const Output& out, std::function<void()> work,
+                   std::function<Napi::Array(Napi::Env)> shape);
 
 }  // namespace lowbit::js

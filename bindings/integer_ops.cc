@@ -19,10 +19,50 @@ Napi::Value ToDyadic(const Napi::CallbackInfo& info) {
   });
 }
 
+// requantize(acc: Int32Array, rows, channels, {multiplier, shift, bias?, lo, hi}, async) -> {data, shape}
+Napi::Value Requantize(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const size_t rows = uint_arg(info[1], "rows"), channels = uint_arg(info[2], "channels");
+    if (!info[3].IsObject()) throw_error(env, ErrorKind::Type, "params: expected an object");
+    const bool async = info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+    auto params = info[3].As<Napi::Object>();
+    size_t count;
+    if (__builtin_mul_overflow(rows, channels, &count)) throw_error(env, ErrorKind::Range, "rows x channels overflows");
+    auto acc = typed_array<int32_t>(info[0], napi_int32_array, "acc");
+    if (acc.length != count)
+      throw_error(env, ErrorKind::Shape, "acc: " + std::to_string(rows) + " x " + std::to_string(channels) + " needs " +
+                                             std::to_string(count) + " values, got " + std::to_string(acc.length));
+    auto mult = optional_vector<int32_t>(params, "multiplier", napi_int32_array, channels);
+    auto shift = optional_vector<uint8_t>(params, "shift", napi_uint8_array, channels);
+    auto bias = optional_vector<int32_t>(params, "bias", napi_int32_array, channels);
+    if (mult.empty() || shift.empty())
+      throw_error(env, ErrorKind::Type, "params: needs multiplier (Int32Array) and shift (Uint8Array)");
+    if (bias.empty()) bias.assign(channels, 0);
+    const double lo = number_prop(params, "lo", -128), hi = number_prop(params, "hi", 127);
+    if (lo != static_cast<int32_t>(lo) || hi != static_cast<int32_t>(hi))
+      throw_error(env, ErrorKind::Range, "params: lo and hi must be integers");
+    auto data = std::make_shared<std::vector<int32_t>>();
+    const int32_t* src = acc.data;
+    if (async) {
+      data->assign(acc.data, acc.data + count);
+      src = data->data();
+    }
+    const Output out = new_output(env, count);
+    auto work = [=, m = std::move(mult), e = std::move(shift), b = std::move(bias), dst = out.data] {
+      requantize(src, rows, channels, m.data(), e.data(), b.data(), static_cast<int32_t>(lo), static_cast<int32_t>(hi),
+                 dst);
+      (void)data;
+    };
+    return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {rows, channels}); });
+  });
+}
+
 }  // namespace
 
 void init_integer_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("toDyadic", Napi::Function::New(env, ToDyadic, "toDyadic"));
+  exports.Set("requantize", Napi::Function::New(env, Requantize, "requantize"));
 }
 
 }  // namespace lowbit::js

@@ -1,7 +1,7 @@
-// toDyadic: the TypeScript definition keeps its documented error bound and ranges, agrees bit for
+// toDyadic and requantize. toDyadic: the TypeScript definition keeps its documented error bound and ranges, agrees bit for
 // bit with the C++ definition, and refuses multipliers that have no dyadic form.
 import { describe, expect, it } from 'vitest';
-import { QuantizationError, toDyadic } from '../lib/index.js';
+import { QuantizationError, requantize, requantizeAsync, setIsa, ShapeError, supportedIsas, tensor, toDyadic } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { fileSeed, rngFor } from './helpers/rng.js';
 
@@ -48,5 +48,69 @@ describe(`toDyadic (seed ${SEED})`, () => {
     expect(() => toDyadic(0)).toThrow(/multiplier must be a finite number > 0, got 0/);
     expect(() => toDyadic(2 ** 31)).toThrow(/outside the dyadic range \[2\^-32, 2\^31\)/);
     expect(() => toDyadic('1' as unknown as number)).toThrow(QuantizationError);
+  });
+});
+
+// The exact int64 formula, in BigInt: clamp(((acc * m + round) >> e) + bias, lo, hi).
+function requantizeOracle(acc: number, m: number, e: number, bias: number, lo: number, hi: number): number {
+  const round = e > 0 ? 1n << BigInt(e - 1) : 0n;
+  const v = ((BigInt(acc) * BigInt(m) + round) >> BigInt(e)) + BigInt(bias);
+  return Number(v < BigInt(lo) ? BigInt(lo) : v > BigInt(hi) ? BigInt(hi) : v);
+}
+
+describe(`requantize (seed ${SEED})`, () => {
+  const rng = rngFor(SEED, 'requantize');
+  const extremeAcc = [-2147483648, -2147483647, -1, 0, 1, 2147483647, 1 << 24, -(1 << 24)];
+  const extremeMult = [2147483647, -2147483647, 1, -1, 1 << 30, 12345];
+
+  function randomCase(rows: number, channels: number) {
+    const acc = tensor('s32', [rows, channels], Int32Array.from({ length: rows * channels }, () => (rng.bool(0.3) ? extremeAcc[rng.int(0, 7)] : rng.int(-100000, 100000))));
+    const multiplier = Array.from({ length: channels }, () => (rng.bool(0.3) ? extremeMult[rng.int(0, 5)] : rng.int(1, 2147483647)));
+    const shift = Array.from({ length: channels }, () => (rng.bool(0.2) ? [0, 1, 31, 32, 62][rng.int(0, 4)] : rng.int(20, 40)));
+    const bias = Array.from({ length: channels }, () => rng.int(-300, 300));
+    return { acc, multiplier, shift, bias };
+  }
+
+  it('s8, u8 and INT4 ranges equal the exact int64 formula, on every ISA, at the extremes', async () => {
+    const isas = supportedIsas();
+    try {
+      for (const isa of isas) {
+        setIsa(isa);
+        for (const [rows, channels] of [[1, 1], [3, 7], [5, 33], [17, 64], [2, 129]]) {
+          for (const [dtype, clamp] of [['s8', [-128, 127]], ['u8', [0, 255]], ['s8', [-8, 7]], ['u8', [0, 15]]] as const) {
+            const { acc, multiplier, shift, bias } = randomCase(rows, channels);
+            const q = requantize(acc, { multiplier, shift, bias, dtype, clamp });
+            expect(q.dtype).toBe(dtype);
+            expect(q.shape).toEqual(acc.shape);
+            const qa = await requantizeAsync(acc, { multiplier, shift, bias, dtype, clamp });
+            expect(Array.from(qa.data)).toEqual(Array.from(q.data));
+            for (let i = 0; i < acc.data.length; ++i) {
+              const c = i % channels;
+              const want = requantizeOracle(acc.data[i], multiplier[c], shift[c], bias[c], clamp[0], clamp[1]);
+              if (q.data[i] !== want) expect.fail(`${isa} ${dtype} [${clamp}] i=${i} acc=${acc.data[i]} m=${multiplier[c]} e=${shift[c]} b=${bias[c]}: got ${q.data[i]}, want ${want}`);
+            }
+          }
+        }
+      }
+    } finally {
+      setIsa(isas[isas.length - 1]);
+    }
+  });
+
+  it('rounds half up: 3/2 -> 2, -3/2 -> -1, 5/4 -> 1', () => {
+    const acc = tensor('s32', [3, 1], Int32Array.from([3, -3, 5]));
+    expect(Array.from(requantize(acc, { multiplier: [1], shift: [1] }).data.slice(0, 2))).toEqual([2, -1]);
+    expect(requantize(tensor('s32', [1], Int32Array.from([5])), { multiplier: [1], shift: [2] }).data[0]).toBe(1);
+  });
+
+  it('bad parameters throw named errors before any work', () => {
+    const acc = tensor('s32', [2, 3]);
+    const ok = { multiplier: [1, 1, 1], shift: [0, 0, 0] };
+    expect(() => requantize(acc, { ...ok, shift: [0, 63, 0] })).toThrow(/shift\[1\]: expected an integer in \[0, 62\], got 63/);
+    expect(() => requantize(acc, { ...ok, multiplier: [1, -2147483648, 1] })).toThrow(RangeError);
+    expect(() => requantize(acc, { ...ok, multiplier: [1, 1] })).toThrow(ShapeError);
+    expect(() => requantize(acc, { ...ok, dtype: 'u8', clamp: [-1, 10] })).toThrow(/clamp: expected integers 0 <= lo <= hi <= 255 for u8, got \[-1, 10\]/);
+    expect(() => requantize(tensor('f32', [2, 3]) as never, ok)).toThrow(TypeError);
+    expect(() => native.requantize(new Int32Array(5), 2, 3, { multiplier: new Int32Array(3), shift: new Uint8Array(3), lo: -128, hi: 127 }, false)).toThrow(/acc: 2 x 3 needs 6 values, got 5/);
   });
 });

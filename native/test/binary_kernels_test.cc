@@ -139,7 +139,10 @@ TEST(output_s8_matches_reference_at_extremes) {
           shift[c] = extreme ? shifts[g() % 8] : static_cast<uint8_t>(g() % 63);
           bias[c] = g() % 3 == 0 ? (g() % 2 ? INT32_MAX : INT32_MIN) : static_cast<int32_t>(g() % 301) - 150;
         }
-        const int32_t lo = -128 + static_cast<int32_t>(g() % 3) * 64, hi = 127 - static_cast<int32_t>(g() % 3) * 32;
+        // Signed ranges (s8, s4) and unsigned ones (u8, u4), whose bytes read as uint8.
+        const bool is_unsigned = g() % 2;
+        const int32_t lo = is_unsigned ? static_cast<int32_t>(g() % 2) * 3 : -128 + static_cast<int32_t>(g() % 3) * 64;
+        const int32_t hi = is_unsigned ? (g() % 2 ? 255 : 15) : 127 - static_cast<int32_t>(g() % 3) * 32;
         B1OutputS8Params p{mult.data(), shift.data(), bias.data(), lo, hi};
         std::vector<int8_t> want(n), got(n + 3, 99);
         ref::b1_output_s8(n, y.data(), p, want.data());

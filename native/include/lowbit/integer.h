@@ -2,6 +2,7 @@
 // Every real rescale M = S_in * S_w / S_out runs as an integer multiply and a rounding right shift:
 //   M ~ m / 2^e, m a positive int32 in [2^30, 2^31 - 1], e in [0, 62].
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace lowbit {
@@ -16,5 +17,17 @@ struct Dyadic {
 // Relative error |m / 2^e - M| / M <= 2^-31. Throws Error(Quantization) for M <= 0, NaN, +-Inf
 // or M outside that range (e would leave [0, 62]).
 Dyadic to_dyadic(double multiplier);
+
+}  // namespace lowbit
+
+namespace lowbit {
+
+// Requantizes rows x channels int32 accumulators (channels innermost) to 8-bit values with a
+// per-channel dyadic rescale, rounding half up:
+//   out = clamp(((int64)acc * mult[c] + 2^(shift[c] - 1)) >> shift[c] + bias[c], lo, hi)
+// mult[c] != INT32_MIN, shift[c] in [0, 62]; lo <= hi both in [-128, 127] (s8, or s4 with
+// [-8, 7]) or both in [0, 255] (u8, or u4 with [0, 15]); out holds the low byte of each value.
+void requantize(const int32_t* acc, size_t rows, size_t channels, const int32_t* mult, const uint8_t* shift,
+                const int32_t* bias, int32_t lo, int32_t hi, uint8_t* out);
 
 }  // namespace lowbit

@@ -35,10 +35,12 @@ struct B1OutputF32Params {
 };
 using B1OutputF32Fn = void (*)(size_t n, const int32_t* y, const B1OutputF32Params& p, float* out);
 
-// s8 (integer only, dyadic rescale with round half up):
+// s8 (integer only, dyadic rescale with round half up; also the requantizer of the integer family):
 //   out[c] = clamp(((int64)y[c] * mult[c] + round(shift[c])) >> shift[c] + bias[c], lo, hi)
 //   round(e) = e > 0 ? 1 << (e - 1) : 0; >> is an arithmetic (flooring) shift;
-//   mult[c] != INT32_MIN (its sign carries a negative scale), shift[c] in [0, 62], lo <= hi in [-128, 127].
+//   mult[c] != INT32_MIN (its sign carries a negative scale), shift[c] in [0, 62], lo <= hi both
+//   in [-128, 127] (signed output) or both in [0, 255] (unsigned output): the byte written is the
+//   low 8 bits of the clamped value, an int8 or a uint8.
 struct B1OutputS8Params {
   const int32_t* mult;
   const uint8_t* shift;

@@ -1,0 +1,36 @@
+// requantize.cc: int32 accumulators -> 8-bit values by per-channel dyadic rescale. The vector
+// kernel is the one the binary s8 epilogue uses (same formula, bit-identical on every ISA).
+#include <algorithm>
+#include <string>
+
+#include "common/checked_math.h"
+#include "cpu/dispatch.h"
+#include "lowbit/error.h"
+#include "lowbit/integer.h"
+#include "runtime/thread_pool.h"
+
+namespace lowbit {
+
+void requantize(const int32_t* acc, size_t rows, size_t channels, const int32_t* mult, const uint8_t* shift,
+                const int32_t* bias, int32_t lo, int32_t hi, uint8_t* out) {
+  const bool is_signed = lo >= -128 && hi <= 127, is_unsigned = lo >= 0 && hi <= 255;
+  if (lo > hi || !(is_signed || is_unsigned))
+    fail(ErrorKind::Range, "clamp [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                               "] must have lo <= hi, both in [-128, 127] or both in [0, 255]");
+  for (size_t c = 0; c < channels; ++c) {
+    if (mult[c] == INT32_MIN)
+      fail(ErrorKind::Range, "multiplier[" + std::to_string(c) + "] must be in [-(2^31 - 1), 2^31 - 1], got -2^31");
+    if (shift[c] > 62) fail(ErrorKind::Range, "shift[" + std::to_string(c) + "] must be in [0, 62], got " + std::to_string(shift[c]));
+  }
+  checked_mul(rows, channels, "requantize size");
+  const B1OutputS8Fn rescale = binary_kernels().output_s8;
+  const B1OutputS8Params p{mult, shift, bias, lo, hi};
+  // Memory bound: blocks of about 64 Ki values per task.
+  const size_t block = std::max<size_t>(1, (size_t{1} << 16) / std::max<size_t>(channels, 1));
+  parallel_for((rows + block - 1) / block, [&](size_t b) {
+    for (size_t r = b * block; r < std::min(rows, (b + 1) * block); ++r)
+      rescale(channels, acc + r * channels, p, reinterpret_cast<int8_t*>(out + r * channels));
+  });
+}
+
+}  // namespace lowbit
