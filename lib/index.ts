@@ -1,6 +1,16 @@
 /** lowbit: fast CPU inference of binary and low-bit integer neural networks. */
 export { LowbitError, QuantizationError, ShapeError, UnsupportedError } from './errors.js';
-export { toDyadic, requantize, requantizeAsync, type Dyadic, type RequantizeOptions } from './quantize.js';
+export {
+  toDyadic,
+  requantize,
+  requantizeAsync,
+  quantize,
+  quantizeAsync,
+  dequantize,
+  type Dyadic,
+  type RequantizeOptions,
+  type QuantizeOptions,
+} from './quantize.js';
 export { Tensor, tensor, b1Words, type DType, type DataOf } from './tensor.js';
 export { isa, supportedIsas, setIsa, threads, setThreads, type Isa } from './runtime.js';
 export {

@@ -41,6 +41,8 @@ export interface NativeBinding {
   bdense(input: BigUint64Array, rows: number, inChannels: number, weights: NativeWeightsHandle,
     output: NativeEpilogue, async: boolean, out?: OutputArray): NativeResult | Promise<NativeResult>;
   toDyadic(multiplier: number): [multiplier: number, shift: number];
+  quantize(x: Float32Array, scale: number, zeroPoint: number, lo: number, hi: number, async: boolean): NativeResult | Promise<NativeResult>;
+  dequantize(q: Int8Array | Uint8Array, scale: number, zeroPoint: number, async: boolean): NativeResult | Promise<NativeResult>;
   requantize(acc: Int32Array, rows: number, channels: number,
     params: { multiplier: Int32Array; shift: Uint8Array; bias?: Int32Array; lo: number; hi: number }, async: boolean): NativeResult | Promise<NativeResult>;
   bmaxpool2d(input: BigUint64Array, inputShape: number[], params: number[], async: boolean): NativeResult | Promise<NativeResult>;

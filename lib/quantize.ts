@@ -112,3 +112,71 @@ export async function requantizeAsync<D extends 's8' | 'u8' = 's8'>(acc: Tensor<
   const r = await awaitNative(() => native.requantize(acc.data, rows, channels, params, true) as Promise<NativeResult>);
   return fromBuffer(dtype, acc.shape, r.data) as Tensor<D>;
 }
+
+export interface QuantizeOptions<D extends 's8' | 'u8' = 's8' | 'u8'> {
+  /** the real value of one integer step: finite and > 0 */
+  scale: number;
+  /** the integer that represents 0.0; default 0 */
+  zeroPoint?: number;
+  /** default 's8' */
+  dtype?: D;
+  /** default the dtype's range; INT4 values use [-8, 7] (s8) or [0, 15] (u8) */
+  clamp?: readonly [lo: number, hi: number];
+}
+
+function checkScale(scale: unknown): number {
+  if (typeof scale !== 'number' || !Number.isFinite(scale) || !(scale > 0) || !(Math.fround(scale) > 0) || !Number.isFinite(Math.fround(scale)))
+    throw new QuantizationError(`scale must be a finite number > 0 (as float32), got ${String(scale)}`);
+  return scale;
+}
+
+function quantizeArgs(x: Tensor<'f32'>, options: QuantizeOptions) {
+  expectTensor(x, 'input', ['f32']);
+  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { scale, zeroPoint?, dtype?, clamp? }');
+  const scale = checkScale(options.scale);
+  const dtype = options.dtype ?? 's8';
+  if (dtype !== 's8' && dtype !== 'u8') throw new RangeError(`dtype: expected 's8' or 'u8', got ${String(dtype)}`);
+  const [min, max] = dtype === 's8' ? [-128, 127] : [0, 255];
+  const [lo, hi] = options.clamp ?? [min, max];
+  const zeroPoint = options.zeroPoint ?? 0;
+  if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < min || hi > max || lo > hi)
+    throw new RangeError(`clamp: expected integers ${min} <= lo <= hi <= ${max} for ${dtype}, got [${lo}, ${hi}]`);
+  if (!Number.isInteger(zeroPoint) || zeroPoint < lo || zeroPoint > hi)
+    throw new RangeError(`zeroPoint: expected an integer in the clamp [${lo}, ${hi}], got ${String(zeroPoint)}`);
+  return { scale, zeroPoint, dtype, lo, hi };
+}
+
+/**
+ * Float -> 8-bit at a network boundary, per tensor, as ONNX QuantizeLinear:
+ * `clamp(round(x / scale) + zeroPoint, lo, hi)`, rounding half to even (x / scale in float32).
+ * NaN maps to zeroPoint (the integer for 0.0); +-Infinity saturate to the clamp.
+ * @throws QuantizationError for a zero, negative or non-finite scale; RangeError, TypeError
+ */
+export function quantize<D extends 's8' | 'u8' = 's8'>(x: Tensor<'f32'>, options: QuantizeOptions<D>): Tensor<D> {
+  const { scale, zeroPoint, dtype, lo, hi } = quantizeArgs(x, options);
+  const r = callNative(() => native.quantize(x.data, scale, zeroPoint, lo, hi, false) as NativeResult);
+  return fromBuffer(dtype, x.shape, r.data) as Tensor<D>;
+}
+
+/** Async {@link quantize} on the libuv pool. */
+export async function quantizeAsync<D extends 's8' | 'u8' = 's8'>(x: Tensor<'f32'>, options: QuantizeOptions<D>): Promise<Tensor<D>> {
+  const { scale, zeroPoint, dtype, lo, hi } = quantizeArgs(x, options);
+  const r = await awaitNative(() => native.quantize(x.data, scale, zeroPoint, lo, hi, true) as Promise<NativeResult>);
+  return fromBuffer(dtype, x.shape, r.data) as Tensor<D>;
+}
+
+/**
+ * 8-bit -> float at a network boundary: `(q - zeroPoint) * scale` (one float32 multiply).
+ * @throws QuantizationError for a bad scale; RangeError for a zero point outside the dtype
+ */
+export function dequantize(q: Tensor<'s8' | 'u8'>, options: { scale: number; zeroPoint?: number }): Tensor<'f32'> {
+  expectTensor(q, 'input', ['s8', 'u8']);
+  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { scale, zeroPoint? }');
+  const scale = checkScale(options.scale);
+  const zeroPoint = options.zeroPoint ?? 0;
+  const [min, max] = q.dtype === 's8' ? [-128, 127] : [0, 255];
+  if (!Number.isInteger(zeroPoint) || zeroPoint < min || zeroPoint > max)
+    throw new RangeError(`zeroPoint: expected an integer in [${min}, ${max}] for ${q.dtype}, got ${String(zeroPoint)}`);
+  const r = callNative(() => native.dequantize(q.data as Int8Array | Uint8Array, scale, zeroPoint, false) as NativeResult);
+  return fromBuffer('f32', q.shape, r.data);
+}

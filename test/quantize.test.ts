@@ -1,7 +1,19 @@
-// toDyadic and requantize. toDyadic: the TypeScript definition keeps its documented error bound and ranges, agrees bit for
+// toDyadic, requantize, quantize/dequantize. toDyadic: the TypeScript definition keeps its documented error bound and ranges, agrees bit for
 // bit with the C++ definition, and refuses multipliers that have no dyadic form.
 import { describe, expect, it } from 'vitest';
-import { QuantizationError, requantize, requantizeAsync, setIsa, ShapeError, supportedIsas, tensor, toDyadic } from '../lib/index.js';
+import {
+  dequantize,
+  QuantizationError,
+  quantize,
+  quantizeAsync,
+  requantize,
+  requantizeAsync,
+  setIsa,
+  ShapeError,
+  supportedIsas,
+  tensor,
+  toDyadic,
+} from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { fileSeed, rngFor } from './helpers/rng.js';
 
@@ -112,5 +124,59 @@ describe(`requantize (seed ${SEED})`, () => {
     expect(() => requantize(acc, { ...ok, dtype: 'u8', clamp: [-1, 10] })).toThrow(/clamp: expected integers 0 <= lo <= hi <= 255 for u8, got \[-1, 10\]/);
     expect(() => requantize(tensor('f32', [2, 3]) as never, ok)).toThrow(TypeError);
     expect(() => native.requantize(new Int32Array(5), 2, 3, { multiplier: new Int32Array(3), shift: new Uint8Array(3), lo: -128, hi: 127 }, false)).toThrow(/acc: 2 x 3 needs 6 values, got 5/);
+  });
+});
+
+function roundHalfEven(v: number): number {
+  const f = Math.floor(v);
+  const d = v - f;
+  return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
+}
+
+describe(`quantize / dequantize (seed ${SEED})`, () => {
+  const rng = rngFor(SEED, 'quantize');
+
+  it('equals clamp(roundHalfEven(x / scale) + zeroPoint) with float32 division, NaN -> zero point, Inf saturates', () => {
+    const specials = [0, -0, 0.5, 1.5, -0.5, -2.5, 2.5, NaN, Infinity, -Infinity, 3.4e38, -3.4e38, 1e-45];
+    for (const [dtype, clamp, zeroPoint] of [['s8', [-128, 127], 0], ['u8', [0, 255], 128], ['s8', [-8, 7], -1], ['u8', [0, 15], 0]] as const) {
+      for (const scale of [1, 0.5, 0.0123, 37.5, 1e-30]) {
+        const values = Float32Array.from({ length: 300 }, (_, i) => (i < specials.length ? specials[i] : (rng.float() - 0.5) * 400 * scale));
+        const q = quantize(tensor('f32', [3, 100], values), { scale, zeroPoint, dtype, clamp });
+        expect(q.dtype).toBe(dtype);
+        expect(q.shape).toEqual([3, 100]);
+        for (let i = 0; i < values.length; ++i) {
+          const v = Math.fround(values[i] / Math.fround(scale));
+          const want = Number.isNaN(v) ? zeroPoint : Math.min(clamp[1], Math.max(clamp[0], roundHalfEven(v) + zeroPoint));
+          if (q.data[i] !== want) expect.fail(`${dtype} scale=${scale} zp=${zeroPoint} x=${values[i]}: got ${q.data[i]}, want ${want}`);
+        }
+      }
+    }
+  });
+
+  it('ties round to even: 0.5 -> 0, 1.5 -> 2, -0.5 -> 0, -2.5 -> -2', () => {
+    const q = quantize(tensor('f32', [4], Float32Array.from([0.5, 1.5, -0.5, -2.5])), { scale: 1 });
+    expect(Array.from(q.data)).toEqual([0, 2, 0, -2]);
+  });
+
+  it('dequantize inverts quantize within half a step, and async equals sync', async () => {
+    const x = tensor('f32', [64], Float32Array.from({ length: 64 }, () => (rng.float() - 0.5) * 10));
+    const q = quantize(x, { scale: 0.05, zeroPoint: 128, dtype: 'u8' });
+    expect(Array.from((await quantizeAsync(x, { scale: 0.05, zeroPoint: 128, dtype: 'u8' })).data)).toEqual(Array.from(q.data));
+    const back = dequantize(q, { scale: 0.05, zeroPoint: 128 });
+    expect(back.dtype).toBe('f32');
+    for (let i = 0; i < 64; ++i) {
+      expect(back.data[i]).toBe(Math.fround((q.data[i] - 128) * Math.fround(0.05)));
+      expect(Math.abs(back.data[i] - x.data[i])).toBeLessThanOrEqual(0.025 + 1e-6);
+    }
+  });
+
+  it('zero, negative and non-finite scales throw QuantizationError; bad zero points and clamps RangeError', () => {
+    const x = tensor('f32', [2]);
+    for (const scale of [0, -1, NaN, Infinity, 1e-50]) expect(() => quantize(x, { scale }), String(scale)).toThrow(QuantizationError);
+    expect(() => dequantize(tensor('s8', [2]), { scale: 0 })).toThrow(/scale must be a finite number > 0/);
+    expect(() => quantize(x, { scale: 1, zeroPoint: 200 })).toThrow(/zeroPoint: expected an integer in the clamp \[-128, 127\], got 200/);
+    expect(() => quantize(x, { scale: 1, dtype: 'u8', clamp: [0, 300] })).toThrow(RangeError);
+    expect(() => dequantize(tensor('s8', [2]), { scale: 1, zeroPoint: 128 })).toThrow(RangeError);
+    expect(() => native.quantize(new Float32Array(2), 0, 0, -128, 127, false)).toThrow(/scale must be a finite number > 0/);
   });
 });

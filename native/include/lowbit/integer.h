@@ -31,3 +31,16 @@ void requantize(const int32_t* acc, size_t rows, size_t channels, const int32_t*
                 const int32_t* bias, int32_t lo, int32_t hi, uint8_t* out);
 
 }  // namespace lowbit
+
+namespace lowbit {
+
+// Network-boundary quantization, per tensor, as ONNX QuantizeLinear: q = clamp(round(x / scale)
+// + zero_point, lo, hi), rounding half to even; NaN maps to zero_point, +-Inf saturate. scale must be
+// finite and > 0; lo <= zero_point <= hi, both in [-128, 127] or both in [0, 255]; out holds the low
+// byte of each value (int8 or uint8).
+void quantize_f32(const float* x, size_t n, float scale, int32_t zero_point, int32_t lo, int32_t hi, uint8_t* out);
+
+// x = (q - zero_point) * scale (one float multiply), q read as int8 (is_signed) or uint8.
+void dequantize_8bit(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zero_point, float* out);
+
+}  // namespace lowbit

@@ -1,0 +1,59 @@
+// quantize.cc: float <-> 8-bit at network boundaries (per tensor). Plain loops: they touch each
+// input value once, and the same code runs on every ISA, so results never depend on the CPU.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "lowbit/error.h"
+#include "lowbit/integer.h"
+#include "runtime/thread_pool.h"
+
+namespace lowbit {
+namespace {
+
+void check_scale(float scale) {
+  if (!std::isfinite(scale) || !(scale > 0))
+    fail(ErrorKind::Quantization, "scale must be a finite number > 0, got " + std::to_string(scale));
+}
+
+// Blocks of 64 Ki values over the pool.
+template <typename F>
+void for_blocks(size_t n, F f) {
+  constexpr size_t kBlock = size_t{1} << 16;
+  parallel_for((n + kBlock - 1) / kBlock, [&](size_t b) { f(b * kBlock, std::min(n, (b + 1) * kBlock)); });
+}
+
+}  // namespace
+
+void quantize_f32(const float* x, size_t n, float scale, int32_t zero_point, int32_t lo, int32_t hi, uint8_t* out) {
+  check_scale(scale);
+  const bool is_signed = lo >= -128 && hi <= 127, is_unsigned = lo >= 0 && hi <= 255;
+  if (lo > hi || !(is_signed || is_unsigned))
+    fail(ErrorKind::Range, "clamp [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                               "] must have lo <= hi, both in [-128, 127] or both in [0, 255]");
+  if (zero_point < lo || zero_point > hi)
+    fail(ErrorKind::Range, "zero point " + std::to_string(zero_point) + " must lie in the clamp [" + std::to_string(lo) +
+                               ", " + std::to_string(hi) + "]");
+  for_blocks(n, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) {
+      const float v = x[i] / scale;
+      // The default rounding mode rounds half to even; comparing in double keeps +-Inf and huge
+      // values out of any float -> int conversion.
+      const double r = std::isnan(v) ? zero_point : static_cast<double>(std::nearbyint(v)) + zero_point;
+      const int32_t q = r < lo ? lo : (r > hi ? hi : static_cast<int32_t>(r));
+      out[i] = static_cast<uint8_t>(q);
+    }
+  });
+}
+
+void dequantize_8bit(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zero_point, float* out) {
+  check_scale(scale);
+  for_blocks(n, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) {
+      const int32_t v = is_signed ? static_cast<int8_t>(q[i]) : q[i];
+      out[i] = static_cast<float>(v - zero_point) * scale;
+    }
+  });
+}
+
+}  // namespace lowbit
