@@ -4,7 +4,7 @@
  */
 import { awaitNative, callNative, QuantizationError, ShapeError } from './errors.js';
 import { native, type NativeResult } from './native.js';
-import { expectTensor, fromBuffer, type Tensor } from './tensor.js';
+import { expectTensor, fromBuffer, Tensor } from './tensor.js';
 
 export interface Dyadic {
   /** m: a positive int32 in [2^30, 2^31 - 1] */
@@ -179,4 +179,81 @@ export function dequantize(q: Tensor<'s8' | 'u8'>, options: { scale: number; zer
     throw new RangeError(`zeroPoint: expected an integer in [${min}, ${max}] for ${q.dtype}, got ${String(zeroPoint)}`);
   const r = callNative(() => native.dequantize(q.data as Int8Array | Uint8Array, scale, zeroPoint, false) as NativeResult);
   return fromBuffer('f32', q.shape, r.data);
+}
+
+/** Rounds half to even (banker's rounding), as ONNX and PyTorch quantizers do. */
+export function roundHalfEven(v: number): number {
+  const f = Math.floor(v);
+  const d = v - f;
+  return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
+}
+
+/**
+ * Symmetric per-output-channel weight quantization (axis 0 is the output channel, as in OHWI and
+ * [O, I]): `scale[c] = max|w[c]| / qmax` as float32, with qmax 127 (8 bits) or 7 (4 bits), and
+ * `q = clamp(roundHalfEven(w / scale[c]), -qmax, qmax)`. A channel of zeros gets scale 1 (all q = 0).
+ * @returns the integer weights (one value per byte; see {@link packInt4}) and the scales
+ * @throws QuantizationError for NaN or infinite weights (naming the channel); TypeError, RangeError
+ */
+export function quantizeWeights(w: Tensor<'f32'>, options: { bits: 8 | 4 }): { weights: Tensor<'s8'>; scales: Float32Array } {
+  expectTensor(w, 'weights', ['f32']);
+  if (w.shape.length < 1) throw new ShapeError('weights: a scalar has no output-channel axis');
+  const bits = options?.bits;
+  if (bits !== 8 && bits !== 4) throw new RangeError(`bits: expected 8 or 4, got ${String(bits)}`);
+  const qmax = bits === 8 ? 127 : 7;
+  const channels = w.shape[0];
+  const per = channels === 0 ? 0 : w.size / channels;
+  const q = new Int8Array(w.size);
+  const scales = new Float32Array(channels);
+  for (let c = 0; c < channels; ++c) {
+    let max = 0;
+    for (let i = c * per; i < (c + 1) * per; ++i) {
+      const v = w.data[i];
+      if (!Number.isFinite(v)) throw new QuantizationError(`weights: channel ${c} holds ${v} at flat index ${i}; weights must be finite`);
+      max = Math.max(max, Math.abs(v));
+    }
+    const scale = max > 0 ? Math.fround(max / qmax) : 1;
+    // A subnormal max can round its scale to 0 in float32; such a channel quantizes to 0.
+    scales[c] = scale > 0 ? scale : 1;
+    for (let i = c * per; i < (c + 1) * per; ++i) q[i] = Math.min(qmax, Math.max(-qmax, roundHalfEven(w.data[i] / scales[c])));
+  }
+  return { weights: new Tensor('s8', w.shape, q), scales };
+}
+
+/**
+ * Packs INT4 values (in [-8, 7], one per byte) two per byte along the last axis, low nibble first;
+ * an odd row length ends with a zero high nibble. Shape [..., K] packs to [..., ceil(K / 2)] bytes.
+ * @throws RangeError for a value outside [-8, 7]
+ */
+export function packInt4(values: Tensor<'s8'>): Tensor<'u8'> {
+  expectTensor(values, 'values', ['s8']);
+  if (values.shape.length < 1) throw new ShapeError('values: a scalar has no axis to pack');
+  const k = values.shape[values.shape.length - 1];
+  const rows = k === 0 ? 0 : values.size / k;
+  const kb = Math.ceil(k / 2);
+  const out = new Uint8Array(rows * kb);
+  for (let r = 0; r < rows; ++r)
+    for (let j = 0; j < k; ++j) {
+      const v = values.data[r * k + j];
+      if (v < -8 || v > 7) throw new RangeError(`values[${r * k + j}]: expected an INT4 value in [-8, 7], got ${v}`);
+      out[r * kb + (j >> 1)] |= (v & 0x0f) << ((j & 1) * 4);
+    }
+  return new Tensor('u8', [...values.shape.slice(0, -1), kb], out);
+}
+
+/** Inverse of {@link packInt4}: `length` is the unpacked size K of the last axis. */
+export function unpackInt4(packed: Tensor<'u8'>, length: number): Tensor<'s8'> {
+  expectTensor(packed, 'packed', ['u8']);
+  if (packed.shape.length < 1) throw new ShapeError('packed: a scalar has no axis to unpack');
+  const kb = packed.shape[packed.shape.length - 1];
+  if (!Number.isInteger(length) || length < 0 || Math.ceil(length / 2) !== kb)
+    throw new ShapeError(`length: ${kb} packed bytes hold 2 x ${kb} - 1 or 2 x ${kb} values, got ${String(length)}`);
+  const rows = kb === 0 ? 0 : packed.size / kb;
+  const out = new Int8Array(rows * length);
+  for (let r = 0; r < rows; ++r)
+    for (let j = 0; j < length; ++j) {
+      const nibble = (packed.data[r * kb + (j >> 1)] >> ((j & 1) * 4)) & 0x0f;
+      out[r * length + j] = nibble >= 8 ? nibble - 16 : nibble;
+    }
+  return new Tensor('s8', [...packed.shape.slice(0, -1), length], out);
 }

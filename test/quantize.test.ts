@@ -6,6 +6,10 @@ import {
   QuantizationError,
   quantize,
   quantizeAsync,
+  quantizeWeights,
+  packInt4,
+  unpackInt4,
+  roundHalfEven,
   requantize,
   requantizeAsync,
   setIsa,
@@ -127,12 +131,6 @@ describe(`requantize (seed ${SEED})`, () => {
   });
 });
 
-function roundHalfEven(v: number): number {
-  const f = Math.floor(v);
-  const d = v - f;
-  return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
-}
-
 describe(`quantize / dequantize (seed ${SEED})`, () => {
   const rng = rngFor(SEED, 'quantize');
 
@@ -178,5 +176,55 @@ describe(`quantize / dequantize (seed ${SEED})`, () => {
     expect(() => quantize(x, { scale: 1, dtype: 'u8', clamp: [0, 300] })).toThrow(RangeError);
     expect(() => dequantize(tensor('s8', [2]), { scale: 1, zeroPoint: 128 })).toThrow(RangeError);
     expect(() => native.quantize(new Float32Array(2), 0, 0, -128, 127, false)).toThrow(/scale must be a finite number > 0/);
+  });
+});
+
+describe(`weight quantization and INT4 packing (seed ${SEED})`, () => {
+  const rng = rngFor(SEED, 'weights');
+
+  it('roundHalfEven rounds ties to even', () => {
+    expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, -2.6].map((v) => roundHalfEven(v) + 0)).toEqual([0, 2, 2, 0, -2, -2, 2, -3]);
+  });
+
+  for (const bits of [8, 4] as const) {
+    it(`${bits}-bit per-channel symmetric: scale = max|w| / qmax, values in [-qmax, qmax], error <= scale / 2`, () => {
+      const qmax = bits === 8 ? 127 : 7;
+      const o = 5, k = 3 * 3 * 7;
+      const data = Float32Array.from({ length: o * k }, (_, i) => (Math.floor(i / k) === 3 ? 0 : (rng.float() - 0.5) * (1 + Math.floor(i / k))));
+      const { weights, scales } = quantizeWeights(tensor('f32', [o, 3, 3, 7], data), { bits });
+      expect(weights.shape).toEqual([o, 3, 3, 7]);
+      for (let c = 0; c < o; ++c) {
+        let max = 0;
+        for (let i = c * k; i < (c + 1) * k; ++i) max = Math.max(max, Math.abs(data[i]));
+        expect(scales[c]).toBe(max > 0 ? Math.fround(max / qmax) : 1);
+        for (let i = c * k; i < (c + 1) * k; ++i) {
+          expect(Math.abs(weights.data[i])).toBeLessThanOrEqual(qmax);
+          expect(weights.data[i]).toBe(Math.min(qmax, Math.max(-qmax, roundHalfEven(data[i] / scales[c]))));
+          expect(Math.abs(weights.data[i] * scales[c] - data[i])).toBeLessThanOrEqual(scales[c] / 2 + 1e-7);
+        }
+      }
+      expect(Array.from(weights.data.slice(3 * k, 4 * k)).every((v) => v === 0)).toBe(true); // the all-zero channel
+    });
+  }
+
+  it('non-finite weights throw QuantizationError naming the channel', () => {
+    const data = new Float32Array(8);
+    data[6] = NaN;
+    expect(() => quantizeWeights(tensor('f32', [2, 4], data), { bits: 8 })).toThrow(/channel 1 holds NaN at flat index 6/);
+    expect(() => quantizeWeights(tensor('f32', [2, 4], data), { bits: 2 as 8 })).toThrow(RangeError);
+  });
+
+  it('INT4 packs two per byte, low nibble first, odd rows end with a zero nibble, and unpacks back', () => {
+    const packed = packInt4(tensor('s8', [1, 3], Int8Array.from([1, -1, 7])));
+    expect(packed.shape).toEqual([1, 2]);
+    expect(Array.from(packed.data)).toEqual([0xf1, 0x07]);
+    for (const k of [1, 2, 7, 8, 33]) {
+      const values = tensor('s8', [3, k], Int8Array.from({ length: 3 * k }, () => rng.int(-8, 7)));
+      const p = packInt4(values);
+      expect(p.data.length).toBe(3 * Math.ceil(k / 2)); // half the bytes of INT8
+      expect(Array.from(unpackInt4(p, k).data)).toEqual(Array.from(values.data));
+    }
+    expect(() => packInt4(tensor('s8', [2], Int8Array.from([0, 8])))).toThrow(/expected an INT4 value in \[-8, 7\], got 8/);
+    expect(() => unpackInt4(packed, 5)).toThrow(ShapeError);
   });
 });
