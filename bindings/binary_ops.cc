@@ -188,9 +188,6 @@ Output output_arg(Napi::Value value, bool async, OutputKind kind, size_t bytes) 
   return {value.As<Napi::TypedArray>().ArrayBuffer(), data};
 }
 
-bool async_flag(const Napi::CallbackInfo& info, size_t index) {
-  return info.Length() > index && info[index].IsBoolean() && info[index].As<Napi::Boolean>().Value();
-}
 
 // ---- operators ---------------------------------------------------------------------------------------
 

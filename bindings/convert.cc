@@ -145,6 +145,22 @@ std::vector<size_t> uint_array(Napi::Value value, const char* name, size_t expec
   return out;
 }
 
+bool async_flag(const Napi::CallbackInfo& info, size_t index) {
+  return info.Length() > index && info[index].IsBoolean() && info[index].As<Napi::Boolean>().Value();
+}
+
+float scale_arg(Napi::Value value) {
+  if (!value.IsNumber()) throw_error(value.Env(), ErrorKind::Type, "scale: expected a number");
+  return value.As<Napi::Number>().FloatValue();
+}
+
+int32_t byte_value_arg(Napi::Value value, const char* name) {
+  const double v = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(v >= -128 && v <= 255) || v != std::floor(v))
+    throw_error(value.Env(), ErrorKind::Range, std::string(name) + ": expected an integer in [-128, 255]");
+  return static_cast<int32_t>(v);
+}
+
 double number_prop(Napi::Object obj, const char* key, double fallback) {
   Napi::Value value = obj.Get(key);
   if (value.IsUndefined()) return fallback;

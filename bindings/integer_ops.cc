@@ -1,8 +1,6 @@
 // integer_ops.cc: N-API entry points of the dyadic integer family.
 #include "integer_ops.h"
 
-#include <cmath>
-
 #include "convert.h"
 #include "lowbit/integer.h"
 
@@ -27,7 +25,7 @@ Napi::Value Requantize(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const size_t rows = uint_arg(info[1], "rows"), channels = uint_arg(info[2], "channels");
     if (!info[3].IsObject()) throw_error(env, ErrorKind::Type, "params: expected an object");
-    const bool async = info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+    const bool async = async_flag(info, 4);
     auto params = info[3].As<Napi::Object>();
     size_t count;
     if (__builtin_mul_overflow(rows, channels, &count)) throw_error(env, ErrorKind::Range, "rows x channels overflows");
@@ -65,21 +63,16 @@ Napi::Value Quantize(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     auto x = typed_array<float>(info[0], napi_float32_array, "input");
-    if (!info[1].IsNumber()) throw_error(env, ErrorKind::Type, "scale: expected a number");
-    const float scale = info[1].As<Napi::Number>().FloatValue();
-    const double zp = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : NAN;
-    const double lo = info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : NAN;
-    const double hi = info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : NAN;
-    for (double v : {zp, lo, hi})
-      if (!(v >= -128 && v <= 255) || v != std::floor(v))
-        throw_error(env, ErrorKind::Range, "zero point and clamp must be integers in [-128, 255]");
-    const bool async = info.Length() > 5 && info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
+    const float scale = scale_arg(info[1]);
+    const int32_t zp = byte_value_arg(info[2], "zeroPoint"), lo = byte_value_arg(info[3], "lo"),
+                  hi = byte_value_arg(info[4], "hi");
+    const bool async = async_flag(info, 5);
     const size_t n = x.length;
     auto copy = async ? std::make_shared<std::vector<float>>(x.data, x.data + n) : nullptr;
     const float* src = async ? copy->data() : x.data;
     const Output out = new_output(env, n);
     auto work = [=, dst = out.data] {
-      quantize_f32(src, n, scale, static_cast<int32_t>(zp), static_cast<int32_t>(lo), static_cast<int32_t>(hi), dst);
+      quantize_f32(src, n, scale, zp, lo, hi, dst);
       (void)copy;
     };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {n}); });
@@ -93,18 +86,15 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
     const bool is_signed = info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int8_array;
     auto q = is_signed ? typed_array<uint8_t>(info[0], napi_int8_array, "input")
                        : typed_array<uint8_t>(info[0], napi_uint8_array, "input");
-    if (!info[1].IsNumber()) throw_error(env, ErrorKind::Type, "scale: expected a number");
-    const float scale = info[1].As<Napi::Number>().FloatValue();
-    const double zp = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : NAN;
-    if (!(zp >= -128 && zp <= 255) || zp != std::floor(zp))
-      throw_error(env, ErrorKind::Range, "zero point must be an integer in [-128, 255]");
-    const bool async = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
+    const float scale = scale_arg(info[1]);
+    const int32_t zp = byte_value_arg(info[2], "zeroPoint");
+    const bool async = async_flag(info, 3);
     const size_t n = q.length;
     auto copy = async ? std::make_shared<std::vector<uint8_t>>(q.data, q.data + n) : nullptr;
     const uint8_t* src = async ? copy->data() : q.data;
     const Output out = new_output(env, n * 4);
     auto work = [=, dst = out.data] {
-      dequantize_8bit(src, n, is_signed, scale, static_cast<int32_t>(zp), reinterpret_cast<float*>(dst));
+      dequantize_8bit(src, n, is_signed, scale, zp, reinterpret_cast<float*>(dst));
       (void)copy;
     };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {n}); });
