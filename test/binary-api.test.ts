@@ -481,6 +481,37 @@ describe(`async lifetimes and thread pools (seed ${SEED})`, () => {
     results.forEach((r, i) => expect(bytesDiff(r.data, wants[i].data), `call ${i}`).toBe(''));
   });
 
+  it('memory stays flat over thousands of calls with 800 KB outputs, sync and async (child process)', () => {
+    // Outputs are V8-owned buffers: a tight sync loop must not pile up native memory that only a
+    // deferred finalizer would free (it grew to 800 MB here before the outputs moved to V8).
+    const script = `import * as L from ${JSON.stringify(compiledLib())};
+const x = L.bitpack(L.tensor('f32', [1, 56, 56, 64], Float32Array.from({ length: 56 * 56 * 64 }, (_, i) => Math.sin(i))));
+const w = L.packBinaryConv2dWeights(L.tensor('f32', [64, 3, 3, 64], Float32Array.from({ length: 64 * 9 * 64 }, (_, i) => Math.cos(i))));
+const opts = { padding: 'same-one' };
+const mb = () => { globalThis.gc(); return process.memoryUsage().rss / 2 ** 20; };
+const round = async (sync, batches) => {
+  for (let i = 0; i < sync; ++i) L.bconv2d(x, w, opts);
+  for (let i = 0; i < batches; ++i) await Promise.all(Array.from({ length: 20 }, () => L.bconv2dAsync(x, w, opts)));
+};
+await round(300, 15); // warm-up: heap, scratch and the allocator arenas of the pool threads
+const before = mb();
+await round(1500, 60);
+const after = mb();
+console.log(JSON.stringify({ before, after }));`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
+      cwd: ROOT,
+      env: childEnv({}),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    const { before, after } = JSON.parse(r.stdout) as { before: number; after: number };
+    // 2,700 outputs of 800 KB = 2.1 GB allocated after the warm-up. The pool threads' allocator
+    // arenas swing RSS by +-50 MB from run to run, so the bound is 200 MB: a leak of 10% would show.
+    expect(after - before, `RSS ${before.toFixed(0)} MB -> ${after.toFixed(0)} MB`).toBeLessThan(200);
+  });
+
   for (const poolSize of [1, 4])
     it(`UV_THREADPOOL_SIZE=${poolSize}: 128 concurrent async calls equal their sync results (child process)`, () => {
       const script = `import * as L from ${JSON.stringify(compiledLib())};
