@@ -5,6 +5,7 @@
 import { awaitNative, callNative, QuantizationError, ShapeError } from './errors.js';
 import { native, type NativeResult } from './native.js';
 import { expectTensor, fromBuffer, Tensor } from './tensor.js';
+import { clamp8, isInt32, isMultiplier, isShift, perChannel } from './validate.js';
 
 export interface Dyadic {
   /** m: a positive int32 in [2^30, 2^31 - 1] */
@@ -55,34 +56,22 @@ export interface RequantizeOptions<D extends 's8' | 'u8' = 's8' | 'u8'> {
   clamp?: readonly [lo: number, hi: number];
 }
 
-function perChannel<T extends Int32Array | Uint8Array>(Ctor: new (n: number) => T, values: Numbers | undefined, name: string, channels: number, ok: (v: number) => boolean, expected: string): T | undefined {
-  if (values === undefined) return undefined;
-  if (typeof values !== 'object' || values === null || typeof values.length !== 'number') throw new TypeError(`${name}: expected an array of ${channels} numbers`);
-  if (values.length !== channels) throw new ShapeError(`${name}: expected ${channels} values (one per channel), got ${values.length}`);
-  const out = new Ctor(channels);
-  for (let c = 0; c < channels; ++c) {
-    if (!ok(values[c])) throw new RangeError(`${name}[${c}]: expected ${expected}, got ${String(values[c])}`);
-    out[c] = values[c];
-  }
-  return out;
+function eightBitDType<D extends 's8' | 'u8'>(dtype: D | undefined): D {
+  if (dtype !== undefined && dtype !== 's8' && dtype !== 'u8') throw new RangeError(`dtype: expected 's8' or 'u8', got ${String(dtype)}`);
+  return dtype ?? ('s8' as D);
 }
 
 function requantizeArgs(acc: Tensor<'s32'>, options: RequantizeOptions) {
   expectTensor(acc, 'acc', ['s32']);
   if (acc.shape.length === 0) throw new ShapeError('acc: a scalar has no channel axis');
   if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { multiplier, shift, bias?, dtype?, clamp? }');
-  const dtype = options.dtype ?? 's8';
-  if (dtype !== 's8' && dtype !== 'u8') throw new RangeError(`dtype: expected 's8' or 'u8', got ${String(dtype)}`);
-  const [lo, hi] = options.clamp ?? (dtype === 's8' ? [-128, 127] : [0, 255]);
-  const [min, max] = dtype === 's8' ? [-128, 127] : [0, 255];
-  if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < min || hi > max || lo > hi)
-    throw new RangeError(`clamp: expected integers ${min} <= lo <= hi <= ${max} for ${dtype}, got [${lo}, ${hi}]`);
+  const dtype = eightBitDType(options.dtype);
+  const [lo, hi] = clamp8(dtype, options.clamp);
   const channels = acc.shape[acc.shape.length - 1];
-  const isInt32 = (v: number) => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
   if (options.multiplier === undefined || options.shift === undefined) throw new TypeError('options: requantize needs multiplier and shift');
   const params = {
-    multiplier: perChannel(Int32Array, options.multiplier, 'multiplier', channels, (v) => isInt32(v) && v !== -2147483648, 'an int32 other than -2^31')!,
-    shift: perChannel(Uint8Array, options.shift, 'shift', channels, (v) => Number.isInteger(v) && v >= 0 && v <= 62, 'an integer in [0, 62]')!,
+    multiplier: perChannel(Int32Array, options.multiplier, 'multiplier', channels, isMultiplier, 'an int32 other than -2^31')!,
+    shift: perChannel(Uint8Array, options.shift, 'shift', channels, isShift, 'an integer in [0, 62]')!,
     bias: perChannel(Int32Array, options.bias, 'bias', channels, isInt32, 'an int32'),
     lo,
     hi,
@@ -134,13 +123,9 @@ function quantizeArgs(x: Tensor<'f32'>, options: QuantizeOptions) {
   expectTensor(x, 'input', ['f32']);
   if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { scale, zeroPoint?, dtype?, clamp? }');
   const scale = checkScale(options.scale);
-  const dtype = options.dtype ?? 's8';
-  if (dtype !== 's8' && dtype !== 'u8') throw new RangeError(`dtype: expected 's8' or 'u8', got ${String(dtype)}`);
-  const [min, max] = dtype === 's8' ? [-128, 127] : [0, 255];
-  const [lo, hi] = options.clamp ?? [min, max];
+  const dtype = eightBitDType(options.dtype);
+  const [lo, hi] = clamp8(dtype, options.clamp);
   const zeroPoint = options.zeroPoint ?? 0;
-  if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < min || hi > max || lo > hi)
-    throw new RangeError(`clamp: expected integers ${min} <= lo <= hi <= ${max} for ${dtype}, got [${lo}, ${hi}]`);
   if (!Number.isInteger(zeroPoint) || zeroPoint < lo || zeroPoint > hi)
     throw new RangeError(`zeroPoint: expected an integer in the clamp [${lo}, ${hi}], got ${String(zeroPoint)}`);
   return { scale, zeroPoint, dtype, lo, hi };

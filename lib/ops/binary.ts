@@ -8,6 +8,7 @@
 import { awaitNative, callNative, ShapeError } from '../errors.js';
 import { native, type NativeEpilogue, type NativeResult, type NativeWeightsHandle } from '../native.js';
 import { describe, expectTensor, fromBuffer, Tensor, type DType } from '../tensor.js';
+import { isInt32, isMultiplier, isShift, perChannel } from '../validate.js';
 
 type Pair = number | readonly [number, number];
 type Numbers = ArrayLike<number>;
@@ -201,30 +202,6 @@ function convParams(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions):
   return [sh, sw, dh, dw, pads[0], pads[1], pads[2], pads[3], zero ? 1 : 0];
 }
 
-function numbers<T extends Float32Array | Int32Array | Uint8Array>(
-  Ctor: { new (n: number): T; name: string },
-  values: ArrayLike<number | boolean> | undefined,
-  name: string,
-  count: number,
-  check: (v: number) => boolean,
-  expected: string,
-): T | undefined {
-  if (values === undefined) return undefined;
-  if (typeof values !== 'object' || values === null || typeof values.length !== 'number')
-    throw new TypeError(`output.${name}: expected an array or typed array of ${count} values`);
-  if (values.length !== count) throw new ShapeError(`output.${name}: expected ${count} values (one per output channel), got ${values.length}`);
-  const out = new Ctor(count);
-  for (let c = 0; c < count; ++c) {
-    const v = Number(values[c]);
-    if (!check(v)) throw new RangeError(`output.${name}[${c}]: expected ${expected}, got ${String(values[c])}`);
-    out[c] = v;
-  }
-  return out;
-}
-
-const isFiniteNumber = (v: number) => Number.isFinite(v);
-const isInt32 = (v: number) => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
-
 function epilogue(output: BinaryOutput | undefined, outChannels: number): NativeEpilogue {
   const o = output ?? { kind: 'f32' };
   switch (o.kind) {
@@ -234,8 +211,8 @@ function epilogue(output: BinaryOutput | undefined, outChannels: number): Native
       if (Number.isNaN(lo) || Number.isNaN(hi) || lo > hi) throw new RangeError(`output.clamp: expected lo <= hi, got [${lo}, ${hi}]`);
       return {
         kind: 'f32',
-        scale: numbers(Float32Array, o.scale, 'scale', outChannels, isFiniteNumber, 'a finite number'),
-        bias: numbers(Float32Array, o.bias, 'bias', outChannels, isFiniteNumber, 'a finite number'),
+        scale: perChannel(Float32Array, o.scale, 'output.scale', outChannels, Number.isFinite, 'a finite number'),
+        bias: perChannel(Float32Array, o.bias, 'output.bias', outChannels, Number.isFinite, 'a finite number'),
         lo,
         hi,
       };
@@ -247,9 +224,9 @@ function epilogue(output: BinaryOutput | undefined, outChannels: number): Native
       if (o.multiplier === undefined || o.shift === undefined) throw new TypeError('output: s8 needs multiplier and shift');
       return {
         kind: 's8',
-        multiplier: numbers(Int32Array, o.multiplier, 'multiplier', outChannels, (v) => isInt32(v) && v !== -2147483648, 'an int32 other than -2^31'),
-        shift: numbers(Uint8Array, o.shift, 'shift', outChannels, (v) => Number.isInteger(v) && v >= 0 && v <= 62, 'an integer in [0, 62]'),
-        bias: numbers(Int32Array, o.bias, 'bias', outChannels, isInt32, 'an int32'),
+        multiplier: perChannel(Int32Array, o.multiplier, 'output.multiplier', outChannels, isMultiplier, 'an int32 other than -2^31'),
+        shift: perChannel(Uint8Array, o.shift, 'output.shift', outChannels, isShift, 'an integer in [0, 62]'),
+        bias: perChannel(Int32Array, o.bias, 'output.bias', outChannels, isInt32, 'an int32'),
         lo,
         hi,
       };
@@ -258,8 +235,8 @@ function epilogue(output: BinaryOutput | undefined, outChannels: number): Native
       if (o.threshold === undefined) throw new TypeError('output: b1 needs threshold');
       return {
         kind: 'b1',
-        threshold: numbers(Int32Array, o.threshold, 'threshold', outChannels, isInt32, 'an int32'),
-        flip: numbers(Uint8Array, o.flip, 'flip', outChannels, (v) => v === 0 || v === 1, '0, 1, false or true'),
+        threshold: perChannel(Int32Array, o.threshold, 'output.threshold', outChannels, isInt32, 'an int32'),
+        flip: perChannel(Uint8Array, o.flip, 'output.flip', outChannels, (v) => v === 0 || v === 1, '0, 1, false or true'),
       };
     default:
       throw new RangeError(`output.kind: expected 'f32', 's8' or 'b1', got ${String((o as { kind?: unknown }).kind)}`);

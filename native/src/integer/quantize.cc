@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "integer/checks.h"
 #include "lowbit/error.h"
 #include "lowbit/integer.h"
 #include "runtime/thread_pool.h"
@@ -27,10 +28,7 @@ void for_blocks(size_t n, F f) {
 
 void quantize_f32(const float* x, size_t n, float scale, int32_t zero_point, int32_t lo, int32_t hi, uint8_t* out) {
   check_scale(scale);
-  const bool is_signed = lo >= -128 && hi <= 127, is_unsigned = lo >= 0 && hi <= 255;
-  if (lo > hi || !(is_signed || is_unsigned))
-    fail(ErrorKind::Range, "clamp [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                               "] must have lo <= hi, both in [-128, 127] or both in [0, 255]");
+  check_8bit_clamp(lo, hi);
   if (zero_point < lo || zero_point > hi)
     fail(ErrorKind::Range, "zero point " + std::to_string(zero_point) + " must lie in the clamp [" + std::to_string(lo) +
                                ", " + std::to_string(hi) + "]");

@@ -5,6 +5,7 @@
 
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
+#include "integer/checks.h"
 #include "lowbit/error.h"
 #include "lowbit/integer.h"
 #include "runtime/thread_pool.h"
@@ -13,10 +14,7 @@ namespace lowbit {
 
 void requantize(const int32_t* acc, size_t rows, size_t channels, const int32_t* mult, const uint8_t* shift,
                 const int32_t* bias, int32_t lo, int32_t hi, uint8_t* out) {
-  const bool is_signed = lo >= -128 && hi <= 127, is_unsigned = lo >= 0 && hi <= 255;
-  if (lo > hi || !(is_signed || is_unsigned))
-    fail(ErrorKind::Range, "clamp [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                               "] must have lo <= hi, both in [-128, 127] or both in [0, 255]");
+  check_8bit_clamp(lo, hi);
   for (size_t c = 0; c < channels; ++c) {
     if (mult[c] == INT32_MIN)
       fail(ErrorKind::Range, "multiplier[" + std::to_string(c) + "] must be in [-(2^31 - 1), 2^31 - 1], got -2^31");
