@@ -4,6 +4,13 @@
 #include <atomic>
 #include <cstdlib>
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
 #include "lowbit/error.h"
 
 namespace lowbit {
@@ -109,5 +116,31 @@ const BinaryKernels& binary_kernels_for(Isa isa) {
 }
 
 const BinaryKernels& binary_kernels() { return binary_kernels_for(active_isa()); }
+
+bool cpu_has_dotprod() {
+#if defined(__aarch64__) && defined(__linux__)
+  static const bool has = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+  return has;
+#else
+  return false;
+#endif
+}
+
+const IntegerKernels& integer_kernels_for(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Isa::Avx2:
+      return avx2::kIntegerKernels;
+#endif
+#if defined(__aarch64__)
+    case Isa::Neon:
+      return cpu_has_dotprod() ? neon_dot::kIntegerKernels : neon::kIntegerKernels;
+#endif
+    default:
+      return scalar::kIntegerKernels;
+  }
+}
+
+const IntegerKernels& integer_kernels() { return integer_kernels_for(active_isa()); }
 
 }  // namespace lowbit

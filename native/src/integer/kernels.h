@@ -1,0 +1,86 @@
+// kernels.h: the contracts of the integer (INT8/INT4) kernel family. Every ISA implements the same
+// functions in its own namespace (lowbit::scalar, lowbit::avx2, lowbit::neon); lowbit::ref holds
+// the obviously-correct versions the tests compare against. All results are exact int32 sums:
+// every kernel equals ref bit for bit for every operand value.
+//
+// Activations reach the kernels as raw bytes plus an XOR mask: the value of byte x is
+// (int8_t)(x ^ mask). mask = 0 reads int8 tensors as they are; mask = 0x80 reads a uint8 tensor
+// as x - 128, so every kernel multiplies int8 by int8 and the operator folds the +128 (and any
+// zero point) into the bias with the weight sums.
+//
+// Weight panels (one layout for every ISA, built by pack_q8_panel / pack_q4_panel): a layer's
+// output channels are cut into panels of kQPanelChannels = 16 (the last one zero-padded), and the
+// reduction axis K is zero-padded to kp = round_up(K, 4). A panel is
+//   header: int32 wsum[16], wsum[j] = sum_k W[j][k] (64 bytes)
+//   body:   kp / 4 groups; group g holds the 64 values v[4 * j + t] = W[j][4 * g + t], j < 16, t < 4
+//           Q8: 64 int8 bytes, v[i] at byte i.
+//           Q4: 32 bytes, byte i = (v[i] & 0xF) | (v[i + 32] << 4): two's-complement nibbles, so
+//               channels 0-7 of the group in the low nibbles and channels 8-15 in the high ones.
+// Panels are 64-byte aligned by the packer; kernels must not rely on it (unaligned loads).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace lowbit {
+
+inline constexpr size_t kQPanelChannels = 16;
+inline constexpr size_t kQPanelHeaderBytes = 64;
+
+inline size_t q_padded_k(size_t k) { return (k + 3) / 4 * 4; }
+inline size_t q8_panel_bytes(size_t kp) { return kQPanelHeaderBytes + kp * kQPanelChannels; }
+inline size_t q4_panel_bytes(size_t kp) { return kQPanelHeaderBytes + kp * kQPanelChannels / 2; }
+
+// Integer GEMM over one weight panel:
+//   c[i * ldc + j] = sum_{k < kp} (int8_t)(a[i * lda + k] ^ mask) * W[j][k],  i < m, j < 16
+// All 16 columns are written (padded channels give 0). a has lda >= kp bytes per row; the bytes
+// a[i * lda + k] for K <= k < kp must equal mask (value 0). kp is a multiple of 4, at most
+// kQMaxK, which keeps every sum inside int32 (|sum| <= kp * 128 * 128 <= 2^30).
+// Q8: full_range must be true when any weight of the panel is -128 (AVX2 then takes a slower
+// path: its fast path needs |w| <= 127 to stay exact); it may always be true.
+inline constexpr size_t kQMaxK = 65536;
+using Q8GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask,
+                          const uint8_t* panel, bool full_range, int32_t* c, size_t ldc);
+using Q4GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask,
+                          const uint8_t* panel, int32_t* c, size_t ldc);
+
+// Depthwise multiply-accumulate of one tap over n channels:
+//   acc[c] += (int8_t)(x[c] ^ mask) * w[c]
+using QDepthwiseTapFn = void (*)(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);
+
+struct IntegerKernels {
+  Q8GemmFn q8_gemm;
+  Q4GemmFn q4_gemm;
+  QDepthwiseTapFn dw_tap;
+};
+
+#define LOWBIT_DECLARE_INTEGER_KERNELS(ns)                                                          \
+  namespace ns {                                                                                  \
+  void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, \
+               bool full_range, int32_t* c, size_t ldc);                                          \
+  void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, \
+               int32_t* c, size_t ldc);                                                           \
+  void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);           \
+  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, dw_tap};                   \
+  }
+
+LOWBIT_DECLARE_INTEGER_KERNELS(ref)
+LOWBIT_DECLARE_INTEGER_KERNELS(scalar)
+#if defined(__x86_64__)
+LOWBIT_DECLARE_INTEGER_KERNELS(avx2)
+#endif
+#if defined(__aarch64__)
+LOWBIT_DECLARE_INTEGER_KERNELS(neon)     // Cortex-A72 class: no dot product
+LOWBIT_DECLARE_INTEGER_KERNELS(neon_dot) // ARMv8.2 sdot, chosen at run time (HWCAP_ASIMDDP)
+#endif
+
+// Panel packing (shared by every ISA). w points at channel `first`'s row of a row-major
+// [channels][k] int8 matrix with row stride ldw; channels >= count are zero. For Q4 every value
+// must be in [-8, 7]. dst receives q8_panel_bytes(kp) / q4_panel_bytes(kp) bytes.
+void pack_q8_panel(const int8_t* w, size_t count, size_t k, size_t ldw, uint8_t* dst);
+void pack_q4_panel(const int8_t* w, size_t count, size_t k, size_t ldw, uint8_t* dst);
+
+// Value j, k of a packed panel (for the reference kernels and tests).
+int8_t q8_panel_value(const uint8_t* panel, size_t j, size_t k);
+int8_t q4_panel_value(const uint8_t* panel, size_t j, size_t k);
+
+}  // namespace lowbit

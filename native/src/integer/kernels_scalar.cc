@@ -1,0 +1,56 @@
+// kernels_scalar.cc: the portable integer kernels (no SIMD intrinsics), walking the panel layout
+// group by group so the weights stream once per row.
+#include "integer/kernels.h"
+
+namespace lowbit::scalar {
+namespace {
+
+inline int32_t nibble(uint8_t byte, bool high) {
+  const int v = high ? byte >> 4 : byte & 0xF;
+  return v >= 8 ? v - 16 : v;
+}
+
+}  // namespace
+
+void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, bool,
+             int32_t* c, size_t ldc) {
+  const int8_t* body = reinterpret_cast<const int8_t*>(panel + kQPanelHeaderBytes);
+  for (size_t i = 0; i < m; ++i) {
+    int32_t acc[kQPanelChannels] = {};
+    const uint8_t* row = a + i * lda;
+    for (size_t g = 0; g < kp / 4; ++g) {
+      int32_t x[4];
+      for (int t = 0; t < 4; ++t) x[t] = static_cast<int8_t>(row[4 * g + t] ^ mask);
+      const int8_t* wg = body + g * 64;
+      for (size_t j = 0; j < kQPanelChannels; ++j)
+        acc[j] += x[0] * wg[4 * j] + x[1] * wg[4 * j + 1] + x[2] * wg[4 * j + 2] + x[3] * wg[4 * j + 3];
+    }
+    for (size_t j = 0; j < kQPanelChannels; ++j) c[i * ldc + j] = acc[j];
+  }
+}
+
+void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
+             size_t ldc) {
+  const uint8_t* body = panel + kQPanelHeaderBytes;
+  for (size_t i = 0; i < m; ++i) {
+    int32_t acc[kQPanelChannels] = {};
+    const uint8_t* row = a + i * lda;
+    for (size_t g = 0; g < kp / 4; ++g) {
+      int32_t x[4];
+      for (int t = 0; t < 4; ++t) x[t] = static_cast<int8_t>(row[4 * g + t] ^ mask);
+      const uint8_t* wg = body + g * 32;
+      for (size_t j = 0; j < 8; ++j)
+        for (int t = 0; t < 4; ++t) {
+          acc[j] += x[t] * nibble(wg[4 * j + t], false);
+          acc[j + 8] += x[t] * nibble(wg[4 * j + t], true);
+        }
+    }
+    for (size_t j = 0; j < kQPanelChannels; ++j) c[i * ldc + j] = acc[j];
+  }
+}
+
+void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
+  for (size_t c = 0; c < n; ++c) acc[c] += static_cast<int8_t>(x[c] ^ mask) * w[c];
+}
+
+}  // namespace lowbit::scalar
