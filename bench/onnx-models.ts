@@ -1,7 +1,8 @@
 /**
  * One-layer ONNX models for the onnxruntime-node peer, built in code with onnx-proto:
  * opset 13, NCHW, random constant weights. `Conv` in fp32; `QLinearConv` with u8 activations
- * (zero point 128), s8 per-channel weights (zero point 0) and an s32 bias.
+ * (zero point 128), s8 per-channel weights (zero point 0) and an s32 bias. `MatMul` in fp32;
+ * `QLinearMatMul` with u8 activations (zero point 128) and s8 per-column weights (zero point 0).
  */
 import onnxProto, { type onnx as proto } from 'onnx-proto';
 import { fill, random } from './harness.js';
@@ -82,5 +83,73 @@ export function qlinearConvModel(s: ConvShape, seed = 2): Uint8Array {
     ],
     valueInfo('x', T.UINT8, [1, s.cin, s.h, s.w]),
     valueInfo('y', T.UINT8, [1, s.cout, s.oh, s.ow]),
+  );
+}
+
+/**
+ * Fills `a` with seeded integers in [lo, hi] (hi - lo < 256), four per draw of the generator (the
+ * low bits of a draw are not used twice): fast enough for matrices of 16 M entries, where a draw per
+ * entry takes half a second. Exported for the benchmarks' own large weight matrices.
+ */
+export function fillInts<A extends Int8Array | Uint8Array>(a: A, lo: number, hi: number, seed: number): A {
+  const rnd = random(seed);
+  const span = hi - lo + 1;
+  for (let i = 0; i < a.length; i += 4) {
+    let bits = Math.floor(rnd() * 4294967296);
+    for (let j = i; j < i + 4 && j < a.length; ++j, bits >>>= 8) a[j] = lo + (((bits & 255) * span) >> 8);
+  }
+  return a;
+}
+
+/** A matrix product [m, k] x [k, n], as ONNX `MatMul` computes it (B constant). */
+export interface MatMulShape {
+  m: number;
+  k: number;
+  n: number;
+}
+
+/** fp32 `MatMul` with a constant B [k, n]; input `x` [m, k] f32, output `y` [m, n]. */
+export function matMulF32Model(s: MatMulShape, seed = 3): Uint8Array {
+  const q = fillInts(new Int8Array(s.k * s.n), -127, 127, seed);
+  const b = new Float32Array(q.length);
+  for (let i = 0; i < q.length; ++i) b[i] = q[i] / 128;
+  return model(
+    { opType: 'MatMul', input: ['x', 'b'], output: ['y'] },
+    [initializer('b', T.FLOAT, [s.k, s.n], b)],
+    valueInfo('x', T.FLOAT, [s.m, s.k]),
+    valueInfo('y', T.FLOAT, [s.m, s.n]),
+  );
+}
+
+/**
+ * int8 `QLinearMatMul` with a constant s8 B [k, n], per-column scales (`b_scale` and `b_zero_point`
+ * of shape [n], zero points 0); input `x` [m, k] u8 with zero point 128, output `y` [m, n] u8 with
+ * zero point 128.
+ */
+export function qlinearMatMulModel(s: MatMulShape, seed = 4): Uint8Array {
+  const rnd = random(seed);
+  const scalar = (name: string, dataType: number, data: Data) => initializer(name, dataType, [], data);
+  const b = fillInts(new Int8Array(s.k * s.n), -127, 127, seed + 1);
+  const bScale = fill(new Float32Array(s.n), () => (0.5 + rnd()) / 127);
+  const xScale = 1 / 64;
+  // As in qlinearConvModel: +-4 spreads of a k-term sum span the 128 output steps on each side.
+  const yScale = (4 * Math.sqrt(s.k) * 74 * 73 * xScale) / 127 / 128;
+  return model(
+    {
+      opType: 'QLinearMatMul',
+      input: ['x', 'x_scale', 'x_zero_point', 'b', 'b_scale', 'b_zero_point', 'y_scale', 'y_zero_point'],
+      output: ['y'],
+    },
+    [
+      scalar('x_scale', T.FLOAT, Float32Array.of(xScale)),
+      scalar('x_zero_point', T.UINT8, Uint8Array.of(128)),
+      initializer('b', T.INT8, [s.k, s.n], b),
+      initializer('b_scale', T.FLOAT, [s.n], bScale),
+      initializer('b_zero_point', T.INT8, [s.n], new Int8Array(s.n)),
+      scalar('y_scale', T.FLOAT, Float32Array.of(yScale)),
+      scalar('y_zero_point', T.UINT8, Uint8Array.of(128)),
+    ],
+    valueInfo('x', T.UINT8, [s.m, s.k]),
+    valueInfo('y', T.UINT8, [s.m, s.n]),
   );
 }

@@ -18,6 +18,11 @@ const SUITES: readonly SuiteEntry[] = [
     description: 'lowbit bconv2d (default ISA, scalar) vs onnxruntime-node Conv fp32 / QLinearConv int8, ResNet-18 3x3 layers, 1 and 2 threads',
     load: () => import('./binary.js'),
   },
+  {
+    name: 'int',
+    description: 'lowbit qconv2d/qdense W8A8, W4A8, W4A4 vs onnxruntime-node QLinearConv/QLinearMatMul int8 and Conv/MatMul fp32, ResNet-18 3x3 layers, GEMV, GEMM, 1 and 2 threads',
+    load: () => import('./int.js'),
+  },
 ];
 
 function usage(): string {

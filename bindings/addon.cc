@@ -3,7 +3,10 @@
 
 #include "binary_ops.h"
 #include "integer_ops.h"
+#include "qops.h"
+#include "qconv_ops.h"
 #include "convert.h"
+#include "handle.h"
 #include "lowbit/runtime.h"
 
 namespace lowbit::js {
@@ -49,6 +52,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   } catch (const Error& e) {
     throw_error(env, e.kind(), e.what());
   }
+  env.SetInstanceData<InstanceData>(new InstanceData{});
   exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
   exports.Set("supportedIsas", Napi::Function::New(env, SupportedIsas, "supportedIsas"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
@@ -56,6 +60,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   init_binary_ops(env, exports);
   init_integer_ops(env, exports);
+  init_qops(env, exports);
+  init_qconv_ops(env, exports);
   return exports;
 }
 

@@ -8,38 +8,17 @@
 #include <cstring>
 
 #include "convert.h"
+#include "handle.h"
 #include "lowbit/binary.h"
 
 namespace lowbit::js {
 namespace {
 
-// ---- packed weights: an opaque JS object that owns a shared pointer ----------------------------
-
-// Constructed only by PackWeights, which passes the packed weights as an External; a script
-// calling `new handle.constructor()` gets a TypeError, never an empty handle.
-class WeightsWrap : public Napi::ObjectWrap<WeightsWrap> {
- public:
-  static Napi::Function define(Napi::Env env) { return DefineClass(env, "BinaryConv2dWeightsHandle", {}); }
-  explicit WeightsWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<WeightsWrap>(info) {
-    if (info.Length() != 1 || !info[0].IsExternal())
-      throw_error(info.Env(), ErrorKind::Type, "packed weights are created by packBinaryConv2dWeights(), not directly");
-    weights = *info[0].As<Napi::External<std::shared_ptr<BinaryConv2dWeights>>>().Data();
-  }
-  std::shared_ptr<BinaryConv2dWeights> weights;
-};
-
-struct InstanceData {
-  Napi::FunctionReference weights_class;
-};
+// ---- packed weights: an opaque handle -----------------------------------------------------------
 
 std::shared_ptr<BinaryConv2dWeights> weights_arg(Napi::Value value) {
-  auto& cls = value.Env().GetInstanceData<InstanceData>()->weights_class;
-  WeightsWrap* wrap = value.IsObject() && value.As<Napi::Object>().InstanceOf(cls.Value())
-                          ? WeightsWrap::Unwrap(value.As<Napi::Object>())
-                          : nullptr;
-  if (wrap == nullptr || !wrap->weights)
-    throw_error(value.Env(), ErrorKind::Type, "weights: expected packed binary weights (from packBinaryConv2dWeights)");
-  return wrap->weights;
+  return unwrap_handle<BinaryConv2dWeights>(value, instance_data(value.Env()).binary_weights,
+                                            "weights: expected packed binary weights (from packBinaryConv2dWeights)");
 }
 
 // packBinaryConv2dWeights(data: Float32Array | Int8Array, [O, H, W, I], groups)
@@ -67,8 +46,7 @@ Napi::Value PackWeights(const Napi::CallbackInfo& info) {
       check_length(data.length);
       packed = pack_binary_conv2d_weights_f32(data.data, dims[0], dims[1], dims[2], dims[3], groups);
     }
-    Napi::Object handle = env.GetInstanceData<InstanceData>()->weights_class.New(
-        {Napi::External<std::shared_ptr<BinaryConv2dWeights>>::New(env, &packed)});
+    Napi::Object handle = wrap_handle(env, instance_data(env).binary_weights, packed);
     handle.Set("bytes", Napi::Number::New(env, static_cast<double>(packed->bits.size() * 8)));
     return handle;
   });
@@ -302,8 +280,7 @@ Napi::Value BMaxPool2d(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void init_binary_ops(Napi::Env env, Napi::Object exports) {
-  auto* data = new InstanceData{Napi::Persistent(WeightsWrap::define(env))};
-  env.SetInstanceData<InstanceData>(data);
+  instance_data(env).binary_weights = Handle<BinaryConv2dWeights>::define(env, "BinaryConv2dWeightsHandle");
   exports.Set("packBinaryConv2dWeights", Napi::Function::New(env, PackWeights, "packBinaryConv2dWeights"));
   exports.Set("bitpack", Napi::Function::New(env, Bitpack, "bitpack"));
   exports.Set("bconv2d", Napi::Function::New(env, BConv2d, "bconv2d"));

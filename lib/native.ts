@@ -10,6 +10,23 @@ export interface NativeWeightsHandle {
   readonly bytes: number;
 }
 
+/** Opaque handle of packed integer weights owned by the addon. */
+export interface NativeQHandle {
+  readonly bytes: number;
+}
+
+/** Quantization of a qconv2d / qdense call, validated by the TypeScript layer. */
+export interface NativeQOptions {
+  dtype: 's8' | 'u8' | 's32';
+  inputZeroPoint: number;
+  bias?: Int32Array;
+  multiplier?: Int32Array;
+  shift?: Uint8Array;
+  zeroPoint?: number;
+  lo?: number;
+  hi?: number;
+}
+
 export interface NativeResult {
   data: ArrayBuffer;
   shape: number[];
@@ -25,6 +42,16 @@ export interface NativeEpilogue {
   shift?: Uint8Array;
   threshold?: Int32Array;
   flip?: Uint8Array;
+}
+
+/** Per-tensor quantization parameters of the integer element-wise and pooling operators. */
+export interface NativeQuantParams {
+  scale: number;
+  zeroPoint: number;
+}
+export interface NativeQuantOutput extends NativeQuantParams {
+  lo: number;
+  hi: number;
 }
 
 type OutputArray = Float32Array | Int8Array | BigUint64Array;
@@ -45,7 +72,22 @@ export interface NativeBinding {
   dequantize(q: Int8Array | Uint8Array, scale: number, zeroPoint: number, async: boolean): NativeResult | Promise<NativeResult>;
   requantize(acc: Int32Array, rows: number, channels: number,
     params: { multiplier: Int32Array; shift: Uint8Array; bias?: Int32Array; lo: number; hi: number }, async: boolean): NativeResult | Promise<NativeResult>;
+  packQConv2dWeights(data: Int8Array, shape: number[], groups: number, bits: number): NativeQHandle;
+  qconv2d(input: Int8Array | Uint8Array, inputShape: number[], weights: NativeQHandle, params: number[],
+    options: NativeQOptions, async: boolean, out?: Int8Array | Uint8Array | Int32Array): NativeResult | Promise<NativeResult>;
+  qdense(input: Int8Array | Uint8Array, rows: number, inChannels: number, weights: NativeQHandle,
+    options: NativeQOptions, async: boolean, out?: Int8Array | Uint8Array | Int32Array): NativeResult | Promise<NativeResult>;
   bmaxpool2d(input: BigUint64Array, inputShape: number[], params: number[], async: boolean): NativeResult | Promise<NativeResult>;
+  qadd(a: Int8Array | Uint8Array, b: Int8Array | Uint8Array, aParams: NativeQuantParams, bParams: NativeQuantParams,
+    output: NativeQuantOutput, async: boolean): NativeResult | Promise<NativeResult>;
+  qclamp(x: Int8Array | Uint8Array, lo: number, hi: number, async: boolean): NativeResult | Promise<NativeResult>;
+  qmaxpool2d(x: Int8Array | Uint8Array, inputShape: number[], params: number[], async: boolean): NativeResult | Promise<NativeResult>;
+  qavgpool2d(x: Int8Array | Uint8Array, inputShape: number[], params: number[], countIncludePad: boolean,
+    input: NativeQuantParams, output: NativeQuantOutput, async: boolean): NativeResult | Promise<NativeResult>;
+  qglobalavgpool(x: Int8Array | Uint8Array, inputShape: number[], input: NativeQuantParams, output: NativeQuantOutput,
+    async: boolean): NativeResult | Promise<NativeResult>;
+  qconcat(inputs: (Int8Array | Uint8Array)[], outer: number, inner: number, axisSizes: number[], params: NativeQuantParams[],
+    output: NativeQuantOutput, async: boolean): NativeResult | Promise<NativeResult>;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

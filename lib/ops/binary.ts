@@ -9,8 +9,8 @@ import { awaitNative, callNative, ShapeError } from '../errors.js';
 import { native, type NativeEpilogue, type NativeResult, type NativeWeightsHandle } from '../native.js';
 import { describe, expectTensor, fromBuffer, Tensor, type DType } from '../tensor.js';
 import { isInt32, isMultiplier, isShift, perChannel } from '../validate.js';
+import { convOutputShape, expectOut, pair, poolParams, positiveInt, samePads, type Pair, type Pool2dOptions } from './geometry.js';
 
-type Pair = number | readonly [number, number];
 type Numbers = ArrayLike<number>;
 
 /** Padding of a binary conv. `same-*` pads like TF/ONNX SAME_UPPER (extra row/column at the end). */
@@ -66,21 +66,6 @@ export interface OutOption<O extends BinaryOutput> {
   out?: Tensor<OutputDType<O>>;
 }
 
-// Checks a preallocated output against the exact dtype and shape the call produces.
-function expectOut(out: Tensor | undefined, dtype: DType, shape: readonly number[]): Tensor | undefined {
-  if (out === undefined) return undefined;
-  expectTensor(out, 'out', [dtype]);
-  if (out.shape.length !== shape.length || out.shape.some((d, i) => d !== shape[i]))
-    throw new ShapeError(`out: expected shape [${shape.join(', ')}], got [${out.shape.join(', ')}]`);
-  return out;
-}
-
-function convOutputShape(x: Tensor, w: PackedBinaryWeights, params: readonly number[]): number[] {
-  const [sh, sw, dh, dw, pt, pl, pb, pr] = params;
-  const dim = (size: number, k: number, s: number, d: number, a: number, b: number) => Math.floor((size + a + b - d * (k - 1) - 1) / s) + 1;
-  return [x.shape[0], dim(x.shape[1], w.kernelH, sh, dh, pt, pb), dim(x.shape[2], w.kernelW, sw, dw, pl, pr), w.outChannels];
-}
-
 /** Packed binary weights of a conv ([O, H, W, I/groups]) or dense ([O, I]) layer. */
 export class PackedBinaryWeights {
   /** @internal */
@@ -102,17 +87,6 @@ export class PackedBinaryWeights {
   get bytes(): number {
     return this.handle.bytes;
   }
-}
-
-function positiveInt(value: unknown, name: string): number {
-  if (!Number.isInteger(value) || (value as number) < 1) throw new RangeError(`${name}: expected an integer >= 1, got ${String(value)}`);
-  return value as number;
-}
-
-function pair(value: Pair | undefined, name: string): [number, number] {
-  if (value === undefined) return [1, 1];
-  const [a, b] = typeof value === 'number' ? [value, value] : value;
-  return [positiveInt(a, `${name}[0]`), positiveInt(b, `${name}[1]`)];
 }
 
 /**
@@ -166,12 +140,6 @@ export function packBinaryDenseWeights(weights: Tensor<'f32' | 's8'>): PackedBin
   const [o, i] = weights.shape;
   const handle = callNative(() => native.packBinaryConv2dWeights(weights.data as Float32Array | Int8Array, [o, 1, 1, i], 1));
   return new PackedBinaryWeights(handle, [o, 1, 1, i], 1);
-}
-
-function samePads(size: number, kernel: number, stride: number, dilation: number): [number, number] {
-  const out = Math.ceil(size / stride);
-  const total = Math.max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0);
-  return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
 function convParams(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions): number[] {
@@ -284,7 +252,7 @@ function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions)
  */
 export function bconv2d<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> & OutOption<O> = {}): Tensor<OutputDType<O>> {
   const { xb, params, out } = bconv2dArgs(x, w, options);
-  const dst = expectOut(options.out, outputDType(options.output), convOutputShape(xb, w, params));
+  const dst = expectOut(options.out, outputDType(options.output), convOutputShape(xb.shape, w.kernelH, w.kernelW, w.outChannels, params));
   const r = callNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, false, dst?.data as Float32Array | undefined) as NativeResult);
   return (dst ?? fromBuffer(outputDType(options.output), r.shape, r.data)) as Tensor<OutputDType<O>>;
 }
@@ -324,36 +292,12 @@ export async function bdenseAsync<O extends BinaryOutput = F32Output>(x: Tensor,
   return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
 }
 
-export interface BMaxPool2dOptions {
-  kernel: Pair;
-  /** default: the kernel size */
-  strides?: Pair;
-  /** 'valid' (default), 'same' (SAME_UPPER) or explicit [top, left, bottom, right]; padding never wins the max */
-  padding?: 'valid' | 'same' | readonly [number, number, number, number];
-}
-
-function poolParams(x: Tensor, options: BMaxPool2dOptions): number[] {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { kernel, strides?, padding? }');
-  const [kh, kw] = pair(options.kernel, 'kernel');
-  const [sh, sw] = options.strides === undefined ? [kh, kw] : pair(options.strides, 'strides');
-  const padding = options.padding ?? 'valid';
-  let pads: readonly number[];
-  if (padding === 'valid') pads = [0, 0, 0, 0];
-  else if (padding === 'same') {
-    const [t, b] = samePads(x.shape[1], kh, sh, 1);
-    const [l, r] = samePads(x.shape[2], kw, sw, 1);
-    pads = [t, l, b, r];
-  } else if (Array.isArray(padding) && padding.length === 4 && padding.every((p) => Number.isInteger(p) && p >= 0)) pads = padding;
-  else throw new RangeError(`padding: expected 'valid', 'same' or [top, left, bottom, right], got ${JSON.stringify(padding)}`);
-  return [kh, kw, sh, sw, pads[0], pads[1], pads[2], pads[3]];
-}
-
 /**
  * Max pooling on a packed tensor: the max of +-1 values is the AND of their sign bits.
  * @returns a `b1` tensor [N, OH, OW, C]
  * @throws TypeError, ShapeError, RangeError
  */
-export function bmaxpool2d(x: Tensor<'b1'>, options: BMaxPool2dOptions): Tensor<'b1'> {
+export function bmaxpool2d(x: Tensor<'b1'>, options: Pool2dOptions): Tensor<'b1'> {
   expectTensor(x, 'input', ['b1'], 4);
   const params = poolParams(x, options);
   const r = callNative(() => native.bmaxpool2d(x.data, [...x.shape], params, false) as NativeResult);
@@ -361,7 +305,7 @@ export function bmaxpool2d(x: Tensor<'b1'>, options: BMaxPool2dOptions): Tensor<
 }
 
 /** Async {@link bmaxpool2d} on the libuv pool. */
-export async function bmaxpool2dAsync(x: Tensor<'b1'>, options: BMaxPool2dOptions): Promise<Tensor<'b1'>> {
+export async function bmaxpool2dAsync(x: Tensor<'b1'>, options: Pool2dOptions): Promise<Tensor<'b1'>> {
   expectTensor(x, 'input', ['b1'], 4);
   const params = poolParams(x, options);
   const r = await awaitNative(() => native.bmaxpool2d(x.data, [...x.shape], params, true) as Promise<NativeResult>);

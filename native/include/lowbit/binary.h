@@ -8,6 +8,8 @@
 #include <memory>
 #include <vector>
 
+#include "lowbit/conv.h"
+
 namespace lowbit {
 
 size_t b1_words(size_t channels);  // 64-bit words per packed pixel row
@@ -34,21 +36,6 @@ std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_f32(const float*
 std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_s8(const int8_t* ohwi, size_t out_c,
                                                                    size_t kh, size_t kw,
                                                                    size_t in_c_per_group, size_t groups);
-
-// Padded input pixels count as +1 (One: free, the packed 0 bit) or as 0 (Zero: exact, through a
-// per-channel correction of the border pixels computed from tap_sums).
-enum class PadValue { One, Zero };
-
-struct Conv2dParams {
-  size_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
-  size_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
-  PadValue pad_value = PadValue::One;
-};
-
-struct Conv2dShape {
-  size_t batch, in_h, in_w, in_c;
-  size_t out_h, out_w, out_c;
-};
 
 // Validates a conv's geometry against its weights and returns the shapes; throws on mismatch.
 Conv2dShape bconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c,

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "binary/bit_copy.h"
+#include "common/conv_taps.h"
 #include "common/aligned_buffer.h"
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
@@ -18,16 +19,6 @@ namespace lowbit {
 namespace {
 
 std::string num(size_t v) { return std::to_string(v); }
-
-size_t conv_out_dim(size_t in, size_t pad_a, size_t pad_b, size_t k, size_t stride, size_t dil,
-                    const char* axis) {
-  const size_t padded = checked_add(checked_add(in, pad_a, "padded size"), pad_b, "padded size");
-  const size_t span = checked_add(checked_mul(dil, k - 1, "dilated kernel"), 1, "dilated kernel");
-  if (padded < span)
-    fail(ErrorKind::Shape, std::string("the dilated kernel (") + num(span) + ") is larger than the padded input " +
-                               axis + " (" + num(padded) + ")");
-  return (padded - span) / stride + 1;
-}
 
 // Per-thread scratch, reused across calls so a steady stream of calls allocates nothing.
 struct Scratch {
@@ -68,25 +59,6 @@ void epilogue_row(const Plan& plan, const int32_t* y, size_t pixel, size_t c0, s
   }
 }
 
-// Calls visit(tap, iy, ix) for every kernel tap of output pixel (n, oh, ow), with the input
-// coordinates it reads; they may lie in the padding (negative or past the edge).
-template <typename Visit>
-void for_each_tap(const Plan& plan, size_t oh, size_t ow, Visit visit) {
-  const Conv2dParams& p = plan.p;
-  size_t t = 0;
-  for (size_t ky = 0; ky < plan.w.kernel_h; ++ky) {
-    const ptrdiff_t iy = static_cast<ptrdiff_t>(oh * p.stride_h + ky * p.dilation_h) - static_cast<ptrdiff_t>(p.pad_top);
-    for (size_t kx = 0; kx < plan.w.kernel_w; ++kx, ++t) {
-      const ptrdiff_t ix = static_cast<ptrdiff_t>(ow * p.stride_w + kx * p.dilation_w) - static_cast<ptrdiff_t>(p.pad_left);
-      visit(t, iy, ix);
-    }
-  }
-}
-
-bool inside(const Conv2dShape& s, ptrdiff_t iy, ptrdiff_t ix) {
-  return iy >= 0 && ix >= 0 && iy < static_cast<ptrdiff_t>(s.in_h) && ix < static_cast<ptrdiff_t>(s.in_w);
-}
-
 // Fills the dense patch row of one output pixel for group g. Padded taps stay 0 bits (+1).
 void im2col_row(const Plan& plan, const uint64_t* input, size_t pixel, size_t g, uint64_t* row) {
   const Conv2dShape& s = plan.s;
@@ -98,7 +70,7 @@ void im2col_row(const Plan& plan, const uint64_t* input, size_t pixel, size_t g,
   const uint64_t* image = input + n * s.in_h * s.in_w * in_words;
   if (icg % 64 != 0) {
     std::fill(row, row + w.row_words, 0);
-    for_each_tap(plan, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
+    for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
       if (inside(s, iy, ix)) or_bits(image + (iy * s.in_w + ix) * in_words, g * icg, row, t * icg, icg);
     });
     return;
@@ -108,9 +80,7 @@ void im2col_row(const Plan& plan, const uint64_t* input, size_t pixel, size_t g,
   const size_t tap_words = icg / 64, first = g * tap_words;
   const ptrdiff_t iy0 = static_cast<ptrdiff_t>(oh * p.stride_h) - static_cast<ptrdiff_t>(p.pad_top);
   const ptrdiff_t ix0 = static_cast<ptrdiff_t>(ow * p.stride_w) - static_cast<ptrdiff_t>(p.pad_left);
-  const bool interior = inside(s, iy0, ix0) &&
-                        inside(s, iy0 + static_cast<ptrdiff_t>((w.kernel_h - 1) * p.dilation_h),
-                               ix0 + static_cast<ptrdiff_t>((w.kernel_w - 1) * p.dilation_w));
+  const bool interior = window_inside(s, w.kernel_h, w.kernel_w, p, oh, ow);
   if (interior && w.groups == 1 && p.dilation_w == 1) {
     // The kernel_w taps of one kernel row are adjacent pixels: one contiguous run of words.
     const size_t run = w.kernel_w * in_words;
@@ -122,7 +92,7 @@ void im2col_row(const Plan& plan, const uint64_t* input, size_t pixel, size_t g,
     return;
   }
   if (!interior) std::fill(row, row + w.row_words, 0);
-  for_each_tap(plan, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
+  for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
     if (!interior && !inside(s, iy, ix)) return;
     const uint64_t* src = image + (iy * s.in_w + ix) * in_words + first;
     uint64_t* dst = row + t * tap_words;
@@ -135,7 +105,7 @@ void im2col_row(const Plan& plan, const uint64_t* input, size_t pixel, size_t g,
 void correct_zero_padding(const Plan& plan, size_t pixel, size_t c0, size_t c1, int32_t* y) {
   const Conv2dShape& s = plan.s;
   const size_t ow = pixel % s.out_w, oh = (pixel / s.out_w) % s.out_h;
-  for_each_tap(plan, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
+  for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
     if (inside(s, iy, ix)) return;
     const int32_t* sums = plan.w.tap_sums.data() + t * plan.w.out_channels;
     for (size_t c = c0; c < c1; ++c) y[c - c0] -= sums[c];
@@ -178,23 +148,8 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
 
 Conv2dShape bconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c,
                           const BinaryConv2dWeights& w, const Conv2dParams& p) {
-  if (batch == 0 || in_h == 0 || in_w == 0 || in_c == 0)
-    fail(ErrorKind::Shape, "input: every dimension of [N, H, W, C] must be at least 1, got [" + num(batch) +
-                               ", " + num(in_h) + ", " + num(in_w) + ", " + num(in_c) + "]");
-  if (p.stride_h == 0 || p.stride_w == 0) fail(ErrorKind::Range, "strides must be at least 1");
-  if (p.dilation_h == 0 || p.dilation_w == 0) fail(ErrorKind::Range, "dilations must be at least 1");
-  if (in_c != checked_mul(w.in_channels_per_group, w.groups, "input channels"))
-    fail(ErrorKind::Shape, "input has " + num(in_c) + " channels but the weights expect " +
-                               num(w.in_channels_per_group) + " x " + num(w.groups) + " groups = " +
-                               num(w.in_channels_per_group * w.groups));
-  if (p.pad_top >= w.kernel_h * p.dilation_h || p.pad_bottom >= w.kernel_h * p.dilation_h ||
-      p.pad_left >= w.kernel_w * p.dilation_w || p.pad_right >= w.kernel_w * p.dilation_w)
-    fail(ErrorKind::Range, "pads [" + num(p.pad_top) + ", " + num(p.pad_left) + ", " + num(p.pad_bottom) + ", " +
-                               num(p.pad_right) + "] must each be smaller than the dilated kernel extent (" +
-                               num(w.kernel_h * p.dilation_h) + " x " + num(w.kernel_w * p.dilation_w) + ")");
-  Conv2dShape s{batch, in_h, in_w, in_c, 0, 0, w.out_channels};
-  s.out_h = conv_out_dim(in_h, p.pad_top, p.pad_bottom, w.kernel_h, p.stride_h, p.dilation_h, "height");
-  s.out_w = conv_out_dim(in_w, p.pad_left, p.pad_right, w.kernel_w, p.stride_w, p.dilation_w, "width");
+  const Conv2dShape s = conv2d_shape(batch, in_h, in_w, in_c, w.out_channels, w.kernel_h, w.kernel_w,
+                                     w.in_channels_per_group, w.groups, p);
   // The size of every buffer involved must be representable.
   checked_mul(checked_mul(checked_mul(batch, in_h, "input size"), in_w, "input size"), b1_words(in_c) * 8,
               "input size");

@@ -1,0 +1,52 @@
+// handle.h: opaque JS handles that own native objects (packed weights) through a shared pointer,
+// so async jobs can keep the object alive after JS drops the handle.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+#include <string>
+
+#include "convert.h"
+
+namespace lowbit::js {
+
+// The classes of the handles, per addon instance (set once in addon.cc).
+struct InstanceData {
+  Napi::FunctionReference binary_weights;
+  Napi::FunctionReference qconv_weights;
+};
+
+// Constructed only natively, with the object passed as an External; a script calling
+// `new handle.constructor()` gets a TypeError, never an empty handle.
+template <typename T>
+class Handle : public Napi::ObjectWrap<Handle<T>> {
+ public:
+  static Napi::FunctionReference define(Napi::Env env, const char* name) {
+    return Napi::Persistent(Handle::DefineClass(env, name, {}));
+  }
+  explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle<T>>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal())
+      throw_error(info.Env(), ErrorKind::Type, "handles are created by the lowbit pack functions, not directly");
+    value = *info[0].As<Napi::External<std::shared_ptr<T>>>().Data();
+  }
+  std::shared_ptr<T> value;
+};
+
+template <typename T>
+Napi::Object wrap_handle(Napi::Env env, Napi::FunctionReference& cls, std::shared_ptr<T> value) {
+  return cls.New({Napi::External<std::shared_ptr<T>>::New(env, &value)});
+}
+
+// The object behind a handle of class cls, or a TypeError with `message`.
+template <typename T>
+std::shared_ptr<T> unwrap_handle(Napi::Value value, Napi::FunctionReference& cls, const std::string& message) {
+  Handle<T>* handle = value.IsObject() && value.As<Napi::Object>().InstanceOf(cls.Value())
+                          ? Handle<T>::Unwrap(value.As<Napi::Object>())
+                          : nullptr;
+  if (handle == nullptr || !handle->value) throw_error(value.Env(), ErrorKind::Type, message);
+  return handle->value;
+}
+
+inline InstanceData& instance_data(Napi::Env env) { return *env.GetInstanceData<InstanceData>(); }
+
+}  // namespace lowbit::js

@@ -1,0 +1,190 @@
+// qconv_ops.cc: N-API entry points of the integer conv / dense layers. Validates and copies the
+// arguments, then runs the native operator inline (sync) or on the libuv pool (async); async jobs
+// own copies of their inputs and a shared pointer to the weights.
+#include "qconv_ops.h"
+
+#include <cmath>
+#include <string>
+
+#include "convert.h"
+#include "handle.h"
+#include "lowbit/qconv.h"
+
+namespace lowbit::js {
+namespace {
+
+std::shared_ptr<QConv2dWeights> weights_arg(Napi::Value value) {
+  return unwrap_handle<QConv2dWeights>(value, instance_data(value.Env()).qconv_weights,
+                                       "weights: expected packed integer weights (from packQConv2dWeights or packQDenseWeights)");
+}
+
+// packQConv2dWeights(data: Int8Array, [O, H, W, I], groups, bits) -> handle
+Napi::Value PackWeights(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const auto dims = uint_array(info[1], "shape", 4);
+    const size_t groups = uint_arg(info[2], "groups"), bits = uint_arg(info[3], "bits");
+    size_t count = 1;
+    for (size_t d : dims)
+      if (__builtin_mul_overflow(count, d, &count)) throw_error(env, ErrorKind::Range, "shape: element count overflows");
+    auto data = typed_array<int8_t>(info[0], napi_int8_array, "weights");
+    if (data.length != count)
+      throw_error(env, ErrorKind::Shape,
+                  "weights: shape [O, H, W, I] needs " + std::to_string(count) + " values, got " + std::to_string(data.length));
+    auto packed = pack_qconv2d_weights(data.data, dims[0], dims[1], dims[2], dims[3], groups, static_cast<int>(bits));
+    Napi::Object handle = wrap_handle(env, instance_data(env).qconv_weights, packed);
+    handle.Set("bytes", Napi::Number::New(env, static_cast<double>(packed->bytes())));
+    return handle;
+  });
+}
+
+enum class OutType { S8, U8, S32 };
+
+// The epilogue and input quantization of a call, owning the per-channel arrays it points into.
+struct Quant {
+  QInput input;
+  QEpilogue e;
+  OutType out = OutType::S8;
+  std::vector<int32_t> bias, mult;
+  std::vector<uint8_t> shift;
+};
+
+int32_t int_prop(Napi::Object obj, const char* key, double fallback) {
+  const double v = number_prop(obj, key, fallback);
+  if (v != std::floor(v) || v < INT32_MIN || v > INT32_MAX)
+    throw_error(obj.Env(), ErrorKind::Range, std::string(key) + ": expected an integer");
+  return static_cast<int32_t>(v);
+}
+
+// {inputZeroPoint, bias?, multiplier?, shift?, dtype: 's8' | 'u8' | 's32', zeroPoint, lo, hi}
+std::shared_ptr<Quant> quant_arg(Napi::Value value, bool input_signed, const QConv2dWeights& w) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject()) throw_error(env, ErrorKind::Type, "options: expected an object");
+  auto obj = value.As<Napi::Object>();
+  auto q = std::make_shared<Quant>();
+  const size_t oc = w.out_channels;
+  q->input = QInput{input_signed, int_prop(obj, "inputZeroPoint", 0)};
+  const std::string dtype = obj.Get("dtype").IsString() ? obj.Get("dtype").As<Napi::String>().Utf8Value() : "";
+  if (dtype != "s8" && dtype != "u8" && dtype != "s32")
+    throw_error(env, ErrorKind::Range, "dtype: expected 's8', 'u8' or 's32', got '" + dtype + "'");
+  q->out = dtype == "s8" ? OutType::S8 : dtype == "u8" ? OutType::U8 : OutType::S32;
+  q->bias = optional_vector<int32_t>(obj, "bias", napi_int32_array, oc);
+  q->e.bias = q->bias.empty() ? nullptr : q->bias.data();
+  q->e.requantize = q->out != OutType::S32;
+  if (q->e.requantize) {
+    q->mult = optional_vector<int32_t>(obj, "multiplier", napi_int32_array, oc);
+    q->shift = optional_vector<uint8_t>(obj, "shift", napi_uint8_array, oc);
+    if (q->mult.empty() || q->shift.empty())
+      throw_error(env, ErrorKind::Type, "options: an 8-bit output needs multiplier (Int32Array) and shift (Uint8Array)");
+    q->e.mult = q->mult.data();
+    q->e.shift = q->shift.data();
+    q->e.out_signed = q->out == OutType::S8;
+    q->e.zero_point = int_prop(obj, "zeroPoint", 0);
+    q->e.lo = int_prop(obj, "lo", q->e.out_signed ? -128 : 0);
+    q->e.hi = int_prop(obj, "hi", q->e.out_signed ? 127 : 255);
+  }
+  validate_qepilogue(q->e, w, q->input);
+  return q;
+}
+
+// The 8-bit input of a call: borrowed for sync calls, copied for async ones.
+struct Input {
+  const uint8_t* data = nullptr;
+  bool is_signed = false;
+  std::vector<uint8_t> copy;
+};
+
+std::shared_ptr<Input> input_arg(Napi::Value value, size_t expected, bool async, const char* what) {
+  Napi::Env env = value.Env();
+  auto in = std::make_shared<Input>();
+  in->is_signed = value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_int8_array;
+  auto arg = in->is_signed ? [&] { auto a = typed_array<int8_t>(value, napi_int8_array, "input");
+                                   return ArrayArg<uint8_t>{reinterpret_cast<uint8_t*>(a.data), a.length}; }()
+                           : typed_array<uint8_t>(value, napi_uint8_array, "input");
+  if (arg.length != expected)
+    throw_error(env, ErrorKind::Shape, std::string("input: ") + what + " needs " + std::to_string(expected) +
+                                           " values, got " + std::to_string(arg.length));
+  if (async) {
+    in->copy.assign(arg.data, arg.data + arg.length);
+    in->data = in->copy.data();
+  } else {
+    in->data = arg.data;
+  }
+  return in;
+}
+
+// The caller's preallocated output (sync calls only) or a new buffer.
+Output output_arg(Napi::Value value, bool async, OutType type, size_t count) {
+  Napi::Env env = value.Env();
+  const size_t bytes = count * (type == OutType::S32 ? 4 : 1);
+  if (value.IsUndefined() || value.IsNull()) return new_output(env, bytes);
+  if (async) throw_error(env, ErrorKind::Type, "out: a preallocated output is only accepted by the sync form");
+  uint8_t* data;
+  size_t length;
+  if (type == OutType::S32) {
+    auto a = typed_array<int32_t>(value, napi_int32_array, "out");
+    data = reinterpret_cast<uint8_t*>(a.data), length = a.length;
+  } else if (type == OutType::S8) {
+    auto a = typed_array<int8_t>(value, napi_int8_array, "out");
+    data = reinterpret_cast<uint8_t*>(a.data), length = a.length;
+  } else {
+    auto a = typed_array<uint8_t>(value, napi_uint8_array, "out");
+    data = a.data, length = a.length;
+  }
+  if (length != count)
+    throw_error(env, ErrorKind::Shape, "out: expected " + std::to_string(count) + " elements, got " + std::to_string(length));
+  return {value.As<Napi::TypedArray>().ArrayBuffer(), data};
+}
+
+bool input_is_signed(Napi::Value value) {
+  return value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_int8_array;
+}
+
+// qconv2d(input: Uint8Array | Int8Array, [N, H, W, C], weights, params[8], options, async, out?)
+// params: strides h/w, dilations h/w, pads top/left/bottom/right
+Napi::Value QConv2d(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const auto dims = uint_array(info[1], "inputShape", 4);
+    auto weights = weights_arg(info[2]);
+    const auto v = uint_array(info[3], "params", 8);
+    const Conv2dParams params{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+    const bool async = async_flag(info, 5);
+    const Conv2dShape s = qconv2d_shape(dims[0], dims[1], dims[2], dims[3], *weights, params);
+    auto quant = quant_arg(info[4], input_is_signed(info[0]), *weights);
+    auto input = input_arg(info[0], s.batch * s.in_h * s.in_w * s.in_c, async, "[N, H, W, C]");
+    const Output out = output_arg(info[6], async, quant->out, s.batch * s.out_h * s.out_w * s.out_c);
+    auto work = [=, dst = out.data] { qconv2d(input->data, s, *weights, params, quant->input, quant->e, dst); };
+    return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
+  });
+}
+
+// qdense(input: Uint8Array | Int8Array, rows, inChannels, weights, options, async, out?)
+Napi::Value QDense(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const size_t rows = uint_arg(info[1], "rows"), in_c = uint_arg(info[2], "inChannels");
+    auto weights = weights_arg(info[3]);
+    const bool async = async_flag(info, 5);
+    if (weights->kernel_h != 1 || weights->kernel_w != 1 || weights->groups != 1)
+      throw_error(env, ErrorKind::Shape, "weights: qdense needs weights packed as [O, I] (kernel 1x1, one group)");
+    qconv2d_shape(rows, 1, 1, in_c, *weights, Conv2dParams{});  // validates in_c against the weights
+    auto quant = quant_arg(info[4], input_is_signed(info[0]), *weights);
+    auto input = input_arg(info[0], rows * in_c, async, "[rows, inChannels]");
+    const size_t oc = weights->out_channels;
+    const Output out = output_arg(info[6], async, quant->out, rows * oc);
+    auto work = [=, dst = out.data] { qdense(input->data, rows, in_c, *weights, quant->input, quant->e, dst); };
+    return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {rows, oc}); });
+  });
+}
+
+}  // namespace
+
+void init_qconv_ops(Napi::Env env, Napi::Object exports) {
+  instance_data(env).qconv_weights = Handle<QConv2dWeights>::define(env, "QConv2dWeightsHandle");
+  exports.Set("packQConv2dWeights", Napi::Function::New(env, PackWeights, "packQConv2dWeights"));
+  exports.Set("qconv2d", Napi::Function::New(env, QConv2d, "qconv2d"));
+  exports.Set("qdense", Napi::Function::New(env, QDense, "qdense"));
+}
+
+}  // namespace lowbit::js

@@ -1,0 +1,320 @@
+// qconv.cc: integer convolution driver. Packs weights into 16-channel panels (or tap-major rows
+// for depthwise layers), gathers a tile of output pixels into int8 patch rows (im2col), runs the
+// ISA's GEMM kernel panel by panel, folds the zero points into the bias, and requantizes.
+// Work is split over (pixel tile, panel chunk) tasks.
+#include "lowbit/qconv.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common/checked_math.h"
+#include "common/conv_taps.h"
+#include "cpu/dispatch.h"
+#include "lowbit/error.h"
+#include "lowbit/runtime.h"
+#include "runtime/thread_pool.h"
+
+namespace lowbit {
+namespace {
+
+std::string num(size_t v) { return std::to_string(v); }
+
+// The kernels read bytes as int8 after XOR with the mask: uint8 inputs become x - 128, and the
+// +128 returns through the bias (see fold_bias).
+uint8_t input_mask(const QInput& in) { return in.is_signed ? 0 : 0x80; }
+int32_t input_offset(const QInput& in) { return in.is_signed ? 0 : 128; }
+
+// bias'[c] = bias[c] + (offset - z_x) * wsum[c], so that kernel sum + bias' = the true accumulator.
+// The true accumulator fits int32 (validate_qepilogue), so the wrapping int32 sum is exact even when
+// this term alone does not fit: it is kept modulo 2^32.
+std::vector<int32_t> fold_bias(const QConv2dWeights& w, const QInput& in, const int32_t* bias) {
+  std::vector<int32_t> out(w.out_channels);
+  const int64_t delta = input_offset(in) - in.zero_point;
+  for (size_t c = 0; c < w.out_channels; ++c) {
+    const int64_t v = (bias ? bias[c] : 0) + delta * w.wsum[c];
+    out[c] = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(v)));
+  }
+  return out;
+}
+
+// Per-thread scratch, reused across calls so a steady stream of calls allocates nothing.
+struct Scratch {
+  AlignedBuffer<uint8_t> patches;  // tile x kp
+  AlignedBuffer<int32_t> acc;      // tile x 16, or out_c for depthwise
+  AlignedBuffer<int8_t> taps;      // depthwise int4 weights unpacked
+};
+thread_local Scratch t_scratch;
+
+struct Plan {
+  const Conv2dShape& s;
+  const QConv2dWeights& w;
+  const Conv2dParams& p;
+  const QEpilogue& e;
+  const IntegerKernels& k;
+  const B1OutputS8Fn rescale;
+  const int32_t* bias;  // folded, per output channel
+  const int32_t* out_zero;
+  uint8_t mask, pad_byte;
+  size_t pixels, tile, panels, chunk, chunks, oc_per_group;
+  bool direct;  // 1x1, stride 1, no padding, one group, in_c % 4 == 0: input rows are the patches
+};
+
+// y[j] += bias, then the epilogue, for n channels starting at c0 of one output pixel.
+void finish_row(const Plan& plan, int32_t* y, size_t pixel, size_t c0, size_t n, void* output) {
+  for (size_t j = 0; j < n; ++j)
+    y[j] = static_cast<int32_t>(static_cast<uint32_t>(y[j]) + static_cast<uint32_t>(plan.bias[c0 + j]));
+  const size_t at = pixel * plan.s.out_c + c0;
+  if (!plan.e.requantize) {
+    std::memcpy(static_cast<int32_t*>(output) + at, y, n * sizeof(int32_t));
+    return;
+  }
+  const B1OutputS8Params p{plan.e.mult + c0, plan.e.shift + c0, plan.out_zero + c0, plan.e.lo, plan.e.hi};
+  plan.rescale(n, y, p, static_cast<int8_t*>(output) + at);
+}
+
+// Fills the patch row (kp bytes) of one output pixel for group g: padded taps read the input zero
+// point, the K..kp tail reads value 0.
+void im2col_row(const Plan& plan, const uint8_t* input, size_t pixel, size_t g, uint8_t* row) {
+  const Conv2dShape& s = plan.s;
+  const Conv2dParams& p = plan.p;
+  const QConv2dWeights& w = plan.w;
+  const size_t icg = w.in_channels_per_group;
+  const size_t ow = pixel % s.out_w, oh = (pixel / s.out_w) % s.out_h, n = pixel / (s.out_w * s.out_h);
+  const uint8_t* image = input + n * s.in_h * s.in_w * s.in_c;
+  std::memset(row + w.k, plan.mask, w.kp - w.k);
+  const bool interior = window_inside(s, w.kernel_h, w.kernel_w, p, oh, ow);
+  if (interior && w.groups == 1 && p.dilation_w == 1) {
+    // The kernel_w taps of one kernel row are adjacent pixels: one contiguous run of bytes.
+    const size_t run = w.kernel_w * s.in_c;
+    const size_t iy0 = oh * p.stride_h - p.pad_top, ix0 = ow * p.stride_w - p.pad_left;
+    for (size_t ky = 0; ky < w.kernel_h; ++ky)
+      std::memcpy(row + ky * run, image + ((iy0 + ky * p.dilation_h) * s.in_w + ix0) * s.in_c, run);
+    return;
+  }
+  for_each_tap(w.kernel_h, w.kernel_w, p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
+    if (inside(s, iy, ix))
+      std::memcpy(row + t * icg, image + (iy * s.in_w + ix) * s.in_c + g * icg, icg);
+    else
+      std::memset(row + t * icg, plan.pad_byte, icg);
+  });
+}
+
+void run_task(const Plan& plan, const uint8_t* input, size_t task, void* output) {
+  const QConv2dWeights& w = plan.w;
+  const size_t tile_index = task / plan.chunks, chunk_index = task % plan.chunks;
+  const size_t p0 = tile_index * plan.tile, pn = std::min(plan.tile, plan.pixels - p0);
+  const size_t q0 = chunk_index * plan.chunk, q1 = std::min(plan.panels, q0 + plan.chunk);
+  Scratch& sc = t_scratch;
+  sc.acc.resize(pn * kQPanelChannels);
+  if (!plan.direct) sc.patches.resize(pn * w.kp);
+
+  size_t patches_group = SIZE_MAX;
+  const uint8_t* a = nullptr;
+  for (size_t q = q0; q < q1; ++q) {
+    const size_t g = q / w.panels_per_group, first = (q % w.panels_per_group) * kQPanelChannels;
+    if (g != patches_group) {  // a group's panels share its patch rows
+      if (plan.direct) {
+        a = input + p0 * w.kp;
+      } else {
+        for (size_t i = 0; i < pn; ++i) im2col_row(plan, input, p0 + i, g, sc.patches.data() + i * w.kp);
+        a = sc.patches.data();
+      }
+      patches_group = g;
+    }
+    const uint8_t* panel = w.data.data() + q * w.panel_bytes;
+    if (w.bits == 8)
+      plan.k.q8_gemm(pn, w.kp, a, w.kp, plan.mask, panel, w.full_range, sc.acc.data(), kQPanelChannels);
+    else
+      plan.k.q4_gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
+    const size_t n = std::min(kQPanelChannels, plan.oc_per_group - first);
+    for (size_t i = 0; i < pn; ++i)
+      finish_row(plan, sc.acc.data() + i * kQPanelChannels, p0 + i, g * plan.oc_per_group + first, n, output);
+  }
+}
+
+// Depthwise taps as int8 [tap][channel] (int4 weights are unpacked once per call).
+const int8_t* depthwise_taps(const QConv2dWeights& w, AlignedBuffer<int8_t>& buffer) {
+  if (w.bits == 8) return reinterpret_cast<const int8_t*>(w.data.data());
+  const size_t count = w.taps() * w.out_channels;
+  buffer.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    const uint8_t byte = w.data[i / 2];
+    const int v = i % 2 ? byte >> 4 : byte & 0xF;
+    buffer[i] = static_cast<int8_t>(v >= 8 ? v - 16 : v);
+  }
+  return buffer.data();
+}
+
+// One output row (n, oh) of a depthwise conv: per pixel, each tap adds its input pixel (or a row
+// of zero points) times that tap's weights, channels vectorized.
+void depthwise_row(const Plan& plan, const uint8_t* input, const int8_t* taps, const uint8_t* pad_row, size_t row,
+                   void* output) {
+  const Conv2dShape& s = plan.s;
+  const size_t c = s.in_c, oh = row % s.out_h, n = row / s.out_h;
+  const uint8_t* image = input + n * s.in_h * s.in_w * c;
+  Scratch& sc = t_scratch;
+  sc.acc.resize(c);
+  for (size_t ow = 0; ow < s.out_w; ++ow) {
+    std::fill(sc.acc.data(), sc.acc.data() + c, 0);
+    for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
+      const uint8_t* x = inside(s, iy, ix) ? image + (iy * s.in_w + ix) * c : pad_row;
+      plan.k.dw_tap(c, x, plan.mask, taps + t * c, sc.acc.data());
+    });
+    finish_row(plan, sc.acc.data(), row * s.out_w + ow, 0, c, output);
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t out_c, size_t kh, size_t kw,
+                                                     size_t in_c_per_group, size_t groups, int bits) {
+  if (bits != 8 && bits != 4) fail(ErrorKind::Range, "bits must be 8 or 4, got " + std::to_string(bits));
+  if (out_c == 0 || kh == 0 || kw == 0 || in_c_per_group == 0 || groups == 0)
+    fail(ErrorKind::Shape, "weights: every dimension of [O, H, W, I] and groups must be at least 1");
+  if (out_c % groups != 0)
+    fail(ErrorKind::Shape, "weights: " + num(out_c) + " output channels do not divide into " + num(groups) + " groups");
+  auto w = std::make_shared<QConv2dWeights>();
+  w->bits = bits;
+  w->out_channels = out_c, w->kernel_h = kh, w->kernel_w = kw, w->in_channels_per_group = in_c_per_group;
+  w->groups = groups;
+  w->k = checked_mul(checked_mul(kh, kw, "kernel size"), in_c_per_group, "kernel size");
+  if (w->k > kQMaxK)
+    fail(ErrorKind::Range, "weights: the reduction length kh * kw * in_channels_per_group = " + num(w->k) +
+                               " exceeds " + num(kQMaxK) + ", the longest whose int32 accumulation is proven exact");
+  w->kp = q_padded_k(w->k);
+  const size_t count = checked_mul(out_c, w->k, "weights size");
+  w->wsum.assign(out_c, 0);
+  w->l1.assign(out_c, 0);
+  for (size_t c = 0; c < out_c; ++c)
+    for (size_t i = 0; i < w->k; ++i) {
+      const int8_t v = ohwi[c * w->k + i];
+      if (bits == 4 && (v < -8 || v > 7))
+        fail(ErrorKind::Range, "weights: 4-bit values must be in [-8, 7], got " + std::to_string(v) + " at output channel " +
+                                   num(c) + ", index " + num(i));
+      w->wsum[c] += v;
+      w->l1[c] += v < 0 ? -v : v;
+      w->full_range = w->full_range || v == -128;
+    }
+  w->depthwise = in_c_per_group == 1 && groups == out_c && groups > 1;
+  if (w->depthwise) {
+    // [tap][channel]: each tap's weights over all channels are contiguous, as the input pixels are.
+    const size_t taps = w->taps();
+    w->data.resize(bits == 8 ? count : (count + 1) / 2);
+    std::memset(w->data.data(), 0, w->data.size());
+    for (size_t t = 0; t < taps; ++t)
+      for (size_t c = 0; c < out_c; ++c) {
+        const size_t i = t * out_c + c;
+        const int8_t v = ohwi[c * taps + t];
+        if (bits == 8)
+          w->data[i] = static_cast<uint8_t>(v);
+        else
+          w->data[i / 2] |= static_cast<uint8_t>((static_cast<uint8_t>(v) & 0xF) << (i % 2 ? 4 : 0));
+      }
+    return w;
+  }
+  const size_t ocg = out_c / groups;
+  w->panels_per_group = (ocg + kQPanelChannels - 1) / kQPanelChannels;
+  w->panel_bytes = bits == 8 ? q8_panel_bytes(w->kp) : q4_panel_bytes(w->kp);
+  const size_t panels = checked_mul(groups, w->panels_per_group, "panel count");
+  w->data.resize(checked_mul(panels, w->panel_bytes, "packed weights size"));
+  for (size_t g = 0; g < groups; ++g)
+    for (size_t q = 0; q < w->panels_per_group; ++q) {
+      const size_t first = q * kQPanelChannels;
+      const int8_t* src = ohwi + (g * ocg + first) * w->k;
+      uint8_t* dst = w->data.data() + (g * w->panels_per_group + q) * w->panel_bytes;
+      const size_t n = std::min(kQPanelChannels, ocg - first);
+      if (bits == 8)
+        pack_q8_panel(src, n, w->k, w->k, dst);
+      else
+        pack_q4_panel(src, n, w->k, w->k, dst);
+    }
+  return w;
+}
+
+void validate_qepilogue(const QEpilogue& e, const QConv2dWeights& w, const QInput& in) {
+  const bool in_ok = in.is_signed ? in.zero_point >= -128 && in.zero_point <= 127 : in.zero_point >= 0 && in.zero_point <= 255;
+  if (!in_ok)
+    fail(ErrorKind::Range, std::string("input zero point must be in ") + (in.is_signed ? "[-128, 127]" : "[0, 255]") +
+                               " for a" + (in.is_signed ? "n int8" : " uint8") + " input, got " + std::to_string(in.zero_point));
+  for (size_t c = 0; c < w.out_channels; ++c) {
+    // |x - z_x| <= 255, so |acc| <= 255 * l1[c] + |bias[c]|.
+    const int64_t bias = e.bias ? e.bias[c] : 0;
+    const int64_t bound = 255 * w.l1[c] + (bias < 0 ? -bias : bias);
+    if (bound > INT32_MAX)
+      fail(ErrorKind::Range, "bias[" + num(c) + "] = " + std::to_string(bias) +
+                                 " could overflow the int32 accumulator: 255 * sum|w| + |bias| = " + std::to_string(bound) +
+                                 " exceeds 2^31 - 1");
+  }
+  if (!e.requantize) return;
+  if (!e.mult || !e.shift) fail(ErrorKind::Type, "an 8-bit output needs multiplier and shift");
+  for (size_t c = 0; c < w.out_channels; ++c) {
+    if (e.mult[c] == INT32_MIN)
+      fail(ErrorKind::Range, "multiplier[" + num(c) + "] must be in [-(2^31 - 1), 2^31 - 1], got -2^31");
+    if (e.shift[c] > 62) fail(ErrorKind::Range, "shift[" + num(c) + "] must be in [0, 62], got " + num(e.shift[c]));
+  }
+  const int32_t min = e.out_signed ? -128 : 0, max = e.out_signed ? 127 : 255;
+  const std::string range = e.out_signed ? "[-128, 127]" : "[0, 255]";
+  if (e.lo < min || e.hi > max || e.lo > e.hi)
+    fail(ErrorKind::Range, "clamp [" + std::to_string(e.lo) + ", " + std::to_string(e.hi) + "] must have lo <= hi inside " + range);
+  if (e.zero_point < min || e.zero_point > max)
+    fail(ErrorKind::Range, "output zero point must be in " + range + ", got " + std::to_string(e.zero_point));
+}
+
+Conv2dShape qconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c, const QConv2dWeights& w,
+                          const Conv2dParams& p) {
+  const Conv2dShape s = conv2d_shape(batch, in_h, in_w, in_c, w.out_channels, w.kernel_h, w.kernel_w,
+                                     w.in_channels_per_group, w.groups, p);
+  checked_mul(checked_mul(checked_mul(batch, in_h, "input size"), in_w, "input size"), in_c, "input size");
+  checked_mul(checked_mul(checked_mul(checked_mul(batch, s.out_h, "output size"), s.out_w, "output size"), s.out_c,
+                          "output size"),
+              sizeof(int32_t), "output size");
+  return s;
+}
+
+void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w, const Conv2dParams& p,
+             const QInput& in, const QEpilogue& e, void* output) {
+  validate_qepilogue(e, w, in);
+  const std::vector<int32_t> bias = fold_bias(w, in, e.bias);
+  const std::vector<int32_t> out_zero(w.out_channels, e.zero_point);
+  const size_t pixels = s.batch * s.out_h * s.out_w;
+  const size_t threads = num_threads();
+  Plan plan{s, w, p, e, integer_kernels(), binary_kernels().output_s8, bias.data(), out_zero.data(),
+            input_mask(in), static_cast<uint8_t>(in.zero_point), pixels, 0, 0, 0, 0, w.out_channels / w.groups,
+            false};
+  if (w.depthwise) {
+    AlignedBuffer<int8_t> unpacked;
+    const int8_t* taps = depthwise_taps(w, unpacked);
+    std::vector<uint8_t> pad_row(s.in_c, plan.pad_byte);
+    parallel_for(s.batch * s.out_h, [&](size_t row) { depthwise_row(plan, input, taps, pad_row.data(), row, output); });
+    return;
+  }
+  plan.direct = w.kernel_h == 1 && w.kernel_w == 1 && w.groups == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+                p.pad_top + p.pad_left + p.pad_bottom + p.pad_right == 0 && s.in_c == w.kp;
+  // Pixel tiles keep their patch rows (tile x kp bytes) in L1/L2 while the panels stream past;
+  // with few pixels, panel chunks give the other threads work.
+  size_t tile = std::clamp<size_t>((48 * 1024) / w.kp / 6 * 6, 6, 96);
+  tile = std::min(tile, std::max<size_t>(1, (pixels + 2 * threads - 1) / (2 * threads)));
+  const size_t tiles = (pixels + tile - 1) / tile;
+  plan.tile = tile;
+  plan.panels = w.groups * w.panels_per_group;
+  plan.chunk = plan.panels;
+  if (tiles < 4 * threads && plan.panels > 1) {
+    const size_t want = (4 * threads + tiles - 1) / tiles;
+    plan.chunk = std::max<size_t>(1, (plan.panels + want - 1) / want);
+  }
+  plan.chunks = (plan.panels + plan.chunk - 1) / plan.chunk;
+  parallel_for(tiles * plan.chunks, [&](size_t task) { run_task(plan, input, task, output); });
+}
+
+void qdense(const uint8_t* input, size_t rows, size_t in_c, const QConv2dWeights& w, const QInput& in,
+            const QEpilogue& e, void* output) {
+  if (w.kernel_h != 1 || w.kernel_w != 1 || w.groups != 1)
+    fail(ErrorKind::Shape, "qdense weights must be packed as [O, I] (kernel 1x1, one group)");
+  // A dense layer is a 1x1 convolution over `rows` pixels.
+  const Conv2dShape s = qconv2d_shape(rows, 1, 1, in_c, w, Conv2dParams{});
+  qconv2d(input, s, w, Conv2dParams{}, in, e, output);
+}
+
+}  // namespace lowbit

@@ -1,0 +1,346 @@
+// qops.cc: integer element-wise and pooling operators of the dyadic family (see lowbit/qops.h).
+// Plain portable loops: they are memory bound, and the same code runs on every ISA, so results
+// never depend on the CPU. An 8-bit input has only 256 values, so the per-input rescales of qadd
+// and qconcat are tables built once per call (exactly the formula, applied to each byte value);
+// average pooling rescales each window sum with the dyadic pair of its tap count.
+#include "lowbit/qops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/checked_math.h"
+#include "integer/checks.h"
+#include "lowbit/error.h"
+#include "lowbit/integer.h"
+#include "runtime/thread_pool.h"
+
+namespace lowbit {
+namespace {
+
+std::string num(double v) {
+  std::ostringstream s;
+  s.precision(17);
+  s << v;
+  return s.str();
+}
+
+void check_scale(double scale, const std::string& name) {
+  if (!std::isfinite(scale) || !(scale > 0))
+    fail(ErrorKind::Quantization, name + ".scale: expected a finite number > 0, got " + num(scale));
+}
+
+void check_input(const QuantParams& q, bool is_signed, const std::string& name) {
+  check_scale(q.scale, name);
+  const int32_t min = is_signed ? -128 : 0, max = is_signed ? 127 : 255;
+  if (q.zero_point < min || q.zero_point > max)
+    fail(ErrorKind::Range, name + ".zeroPoint: expected an integer in [" + std::to_string(min) + ", " +
+                               std::to_string(max) + "] for " + (is_signed ? "s8" : "u8") + ", got " +
+                               std::to_string(q.zero_point));
+}
+
+void check_output(const QuantOutput& o) {
+  check_scale(o.q.scale, "output");
+  check_8bit_clamp(o.lo, o.hi);
+  if (o.q.zero_point < o.lo || o.q.zero_point > o.hi)
+    fail(ErrorKind::Range, "output.zeroPoint: expected an integer in the clamp [" + std::to_string(o.lo) + ", " +
+                               std::to_string(o.hi) + "], got " + std::to_string(o.q.zero_point));
+}
+
+// to_dyadic of a ratio, naming it when it has no dyadic form.
+Dyadic ratio_dyadic(double ratio, const std::string& what) {
+  try {
+    return to_dyadic(ratio);
+  } catch (const Error&) {
+    fail(ErrorKind::Quantization, what + " = " + num(ratio) + " has no dyadic form (outside [2^-32, 2^31))");
+  }
+}
+
+// The shape a caller passes must be the one qpool2d_shape gives for these parameters.
+void check_pool_shape(const Conv2dShape& s, const Pool2dParams& p) {
+  const Conv2dShape c = qpool2d_shape(s.batch, s.in_h, s.in_w, s.in_c, p);
+  if (c.out_h != s.out_h || c.out_w != s.out_w || c.out_c != s.out_c)
+    fail(ErrorKind::Shape, "pool: the output shape does not match the pool parameters (use qpool2d_shape)");
+}
+
+inline int32_t load(const uint8_t* p, size_t i, bool is_signed) {
+  return is_signed ? static_cast<int32_t>(static_cast<int8_t>(p[i])) : static_cast<int32_t>(p[i]);
+}
+
+inline int64_t clamp64(int64_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// rs(q - z, m, e) for each of the 256 byte values of an input, indexed by the stored byte.
+void rescale_table(bool is_signed, int32_t zero_point, Dyadic d, int64_t* table) {
+  for (int byte = 0; byte < 256; ++byte) {
+    const int32_t q = is_signed ? static_cast<int8_t>(byte) : byte;
+    table[byte] = dyadic_rescale(q - zero_point, d.multiplier, d.shift);
+  }
+}
+
+// Blocks of 64 Ki values over the pool.
+template <typename F>
+void for_blocks(size_t n, F f) {
+  constexpr size_t kBlock = size_t{1} << 16;
+  parallel_for((n + kBlock - 1) / kBlock, [&](size_t b) { f(b * kBlock, std::min(n, (b + 1) * kBlock)); });
+}
+
+// Largest window whose sum of (x - z), each in [-255, 255], stays inside int32.
+constexpr size_t kMaxWindow = 2147483647 / 255;  // 8421504
+
+void check_window(size_t taps, const char* what) {
+  if (taps > kMaxWindow)
+    fail(ErrorKind::Range, std::string(what) + ": a window of " + std::to_string(taps) +
+                               " taps could overflow the int32 sum (at most " + std::to_string(kMaxWindow) + " taps)");
+}
+
+std::string avg_ratio_name(size_t n) {
+  return "input.scale / (output.scale * " + std::to_string(n) + " taps)";
+}
+
+}  // namespace
+
+void qadd(const uint8_t* a, bool a_signed, const QuantParams& qa, const uint8_t* b, bool b_signed,
+          const QuantParams& qb, size_t n, const QuantOutput& o, uint8_t* out) {
+  check_input(qa, a_signed, "a");
+  check_input(qb, b_signed, "b");
+  check_output(o);
+  const Dyadic da = ratio_dyadic(qa.scale / o.q.scale, "a.scale / output.scale");
+  const Dyadic db = ratio_dyadic(qb.scale / o.q.scale, "b.scale / output.scale");
+  int64_t ta[256], tb[256];
+  rescale_table(a_signed, qa.zero_point, da, ta);
+  rescale_table(b_signed, qb.zero_point, db, tb);
+  // The output zero point folds into a's table; |ta| + |tb| < 2^40, no overflow.
+  for (int64_t& v : ta) v += o.q.zero_point;
+  const int32_t lo = o.lo, hi = o.hi;
+  for_blocks(n, [&](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; ++i) out[i] = static_cast<uint8_t>(clamp64(ta[a[i]] + tb[b[i]], lo, hi));
+  });
+}
+
+void qclamp(const uint8_t* x, bool is_signed, size_t n, int32_t lo, int32_t hi, uint8_t* out) {
+  const int32_t min = is_signed ? -128 : 0, max = is_signed ? 127 : 255;
+  if (lo > hi || lo < min || hi > max)
+    fail(ErrorKind::Range, "clamp [" + std::to_string(lo) + ", " + std::to_string(hi) + "] must have lo <= hi inside [" +
+                               std::to_string(min) + ", " + std::to_string(max) + "] (" + (is_signed ? "s8" : "u8") + ")");
+  for_blocks(n, [&](size_t i0, size_t i1) {
+    if (is_signed) {
+      const int8_t* src = reinterpret_cast<const int8_t*>(x);
+      int8_t* dst = reinterpret_cast<int8_t*>(out);
+      const int8_t l = static_cast<int8_t>(lo), h = static_cast<int8_t>(hi);
+      for (size_t i = i0; i < i1; ++i) dst[i] = std::min(h, std::max(l, src[i]));
+    } else {
+      const uint8_t l = static_cast<uint8_t>(lo), h = static_cast<uint8_t>(hi);
+      for (size_t i = i0; i < i1; ++i) out[i] = std::min(h, std::max(l, x[i]));
+    }
+  });
+}
+
+Conv2dShape qpool2d_shape(size_t batch, size_t in_h, size_t in_w, size_t channels, const Pool2dParams& p) {
+  // The geometry rules (and messages) of bmaxpool2d; then the 8-bit sizes.
+  const Conv2dShape s = bmaxpool2d_shape(batch, in_h, in_w, channels, p);
+  checked_mul(checked_mul(checked_mul(batch, in_h, "input size"), in_w, "input size"), channels, "input size");
+  checked_mul(checked_mul(checked_mul(batch, s.out_h, "output size"), s.out_w, "output size"), channels, "output size");
+  return s;
+}
+
+namespace {
+
+// The in-image rows [y0, y1) of output row oh (never empty: each pad < the kernel).
+inline void window(size_t o, size_t stride, size_t pad, size_t kernel, size_t in, size_t& a, size_t& b) {
+  a = o * stride < pad ? 0 : o * stride - pad;
+  b = std::min(in, o * stride + kernel - pad);
+}
+
+template <typename T>
+void maxpool(const T* x, const Conv2dShape& s, const Pool2dParams& p, T* out) {
+  const size_t c = s.in_c;
+  parallel_for(s.batch * s.out_h, [&](size_t row) {
+    const size_t n = row / s.out_h, oh = row % s.out_h;
+    size_t y0, y1;
+    window(oh, p.stride_h, p.pad_top, p.kernel_h, s.in_h, y0, y1);
+    for (size_t ow = 0; ow < s.out_w; ++ow) {
+      size_t x0, x1;
+      window(ow, p.stride_w, p.pad_left, p.kernel_w, s.in_w, x0, x1);
+      T* dst = out + (row * s.out_w + ow) * c;
+      std::memcpy(dst, x + ((n * s.in_h + y0) * s.in_w + x0) * c, c * sizeof(T));
+      for (size_t iy = y0; iy < y1; ++iy)
+        for (size_t ix = x0; ix < x1; ++ix) {
+          const T* src = x + ((n * s.in_h + iy) * s.in_w + ix) * c;
+          for (size_t k = 0; k < c; ++k) dst[k] = std::max(dst[k], src[k]);
+        }
+    }
+  });
+}
+
+// Sums the window's (x - zi) per channel into acc, over the in-image taps [y0, y1) x [x0, x1).
+template <typename T>
+void window_sum(const T* x, size_t row_stride, size_t c, size_t c0, size_t c1, size_t y0, size_t y1, size_t x0, size_t x1,
+                int32_t zi, int32_t* acc) {
+  for (size_t k = c0; k < c1; ++k) acc[k - c0] = 0;
+  for (size_t iy = y0; iy < y1; ++iy)
+    for (size_t ix = x0; ix < x1; ++ix) {
+      const T* src = x + iy * row_stride + ix * c;
+      for (size_t k = c0; k < c1; ++k) acc[k - c0] += src[k];
+    }
+  // sum(x - zi) = sum(x) - taps * zi, both inside int32 (taps <= kMaxWindow).
+  const int32_t offset = static_cast<int32_t>((y1 - y0) * (x1 - x0)) * zi;
+  for (size_t k = c0; k < c1; ++k) acc[k - c0] -= offset;
+}
+
+inline void rescale_sums(const int32_t* acc, size_t count, Dyadic d, int32_t zo, int32_t lo, int32_t hi, uint8_t* dst) {
+  for (size_t k = 0; k < count; ++k)
+    dst[k] = static_cast<uint8_t>(clamp64(dyadic_rescale(acc[k], d.multiplier, d.shift) + zo, lo, hi));
+}
+
+template <typename T>
+void avgpool(const T* x, const Conv2dShape& s, const Pool2dParams& p, const std::vector<Dyadic>& dy_rows,
+             const std::vector<size_t>& class_h, const std::vector<size_t>& class_w, size_t classes_w, int32_t zi,
+             const QuantOutput& o, uint8_t* out) {
+  const size_t c = s.in_c;
+  // Channel blocks keep the accumulators in L1 and give the pool work when N * OH is small.
+  constexpr size_t kCBlock = 512;
+  const size_t cblocks = (c + kCBlock - 1) / kCBlock;
+  parallel_for(s.batch * s.out_h * cblocks, [&](size_t task) {
+    const size_t row = task / cblocks, cb = task % cblocks;
+    const size_t c0 = cb * kCBlock, c1 = std::min(c, c0 + kCBlock);
+    const size_t n = row / s.out_h, oh = row % s.out_h;
+    int32_t acc[kCBlock];
+    size_t y0, y1;
+    window(oh, p.stride_h, p.pad_top, p.kernel_h, s.in_h, y0, y1);
+    const T* image = x + n * s.in_h * s.in_w * c;
+    for (size_t ow = 0; ow < s.out_w; ++ow) {
+      size_t x0, x1;
+      window(ow, p.stride_w, p.pad_left, p.kernel_w, s.in_w, x0, x1);
+      window_sum(image, s.in_w * c, c, c0, c1, y0, y1, x0, x1, zi, acc);
+      const Dyadic d = dy_rows[class_h[oh] * classes_w + class_w[ow]];
+      rescale_sums(acc, c1 - c0, d, o.q.zero_point, o.lo, o.hi, out + (row * s.out_w + ow) * c + c0);
+    }
+  });
+}
+
+// The in-image tap counts of each output position along one axis, as indices into a list of
+// distinct counts (`counts`).
+void axis_classes(size_t out, size_t stride, size_t pad, size_t kernel, size_t in, bool include_pad,
+                  std::vector<size_t>& classes, std::vector<size_t>& counts) {
+  classes.resize(out);
+  for (size_t o = 0; o < out; ++o) {
+    size_t a, b;
+    window(o, stride, pad, kernel, in, a, b);
+    const size_t count = include_pad ? kernel : b - a;
+    auto it = std::find(counts.begin(), counts.end(), count);
+    if (it == counts.end()) it = counts.insert(counts.end(), count);
+    classes[o] = static_cast<size_t>(it - counts.begin());
+  }
+}
+
+}  // namespace
+
+void qmaxpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2dParams& p, uint8_t* out) {
+  check_pool_shape(s, p);
+  if (is_signed)
+    maxpool(reinterpret_cast<const int8_t*>(x), s, p, reinterpret_cast<int8_t*>(out));
+  else
+    maxpool(x, s, p, out);
+}
+
+void qavgpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2dParams& p, bool count_include_pad,
+                const QuantParams& in_q, const QuantOutput& o, uint8_t* out) {
+  check_pool_shape(s, p);
+  check_input(in_q, is_signed, "input");
+  check_output(o);
+  check_window(checked_mul(p.kernel_h, p.kernel_w, "kernel size"), "kernel");
+  // Distinct tap counts per axis; a window's count is their product. One dyadic pair per
+  // distinct product, computed once.
+  std::vector<size_t> class_h, class_w, counts_h, counts_w;
+  axis_classes(s.out_h, p.stride_h, p.pad_top, p.kernel_h, s.in_h, count_include_pad, class_h, counts_h);
+  axis_classes(s.out_w, p.stride_w, p.pad_left, p.kernel_w, s.in_w, count_include_pad, class_w, counts_w);
+  std::map<size_t, Dyadic> by_count;
+  std::vector<Dyadic> table(counts_h.size() * counts_w.size());
+  for (size_t i = 0; i < counts_h.size(); ++i)
+    for (size_t j = 0; j < counts_w.size(); ++j) {
+      const size_t n = counts_h[i] * counts_w[j];
+      auto it = by_count.find(n);
+      if (it == by_count.end())
+        it = by_count.emplace(n, ratio_dyadic(in_q.scale / (o.q.scale * static_cast<double>(n)), avg_ratio_name(n))).first;
+      table[i * counts_w.size() + j] = it->second;
+    }
+  if (is_signed)
+    avgpool(reinterpret_cast<const int8_t*>(x), s, p, table, class_h, class_w, counts_w.size(), in_q.zero_point, o, out);
+  else
+    avgpool(x, s, p, table, class_h, class_w, counts_w.size(), in_q.zero_point, o, out);
+}
+
+void qglobalavgpool(const uint8_t* x, bool is_signed, size_t batch, size_t in_h, size_t in_w, size_t channels,
+                    const QuantParams& in_q, const QuantOutput& o, uint8_t* out) {
+  if (batch == 0 || in_h == 0 || in_w == 0 || channels == 0)
+    fail(ErrorKind::Shape, "input: every dimension of [N, H, W, C] must be at least 1");
+  const size_t taps = checked_mul(in_h, in_w, "input size");
+  checked_mul(checked_mul(batch, taps, "input size"), channels, "input size");
+  check_input(in_q, is_signed, "input");
+  check_output(o);
+  check_window(taps, "input");
+  const Dyadic d = ratio_dyadic(in_q.scale / (o.q.scale * static_cast<double>(taps)), avg_ratio_name(taps));
+  constexpr size_t kCBlock = 64;
+  const size_t cblocks = (channels + kCBlock - 1) / kCBlock;
+  parallel_for(batch * cblocks, [&](size_t task) {
+    const size_t n = task / cblocks, c0 = (task % cblocks) * kCBlock, c1 = std::min(channels, c0 + kCBlock);
+    int32_t acc[kCBlock];
+    if (is_signed)
+      window_sum(reinterpret_cast<const int8_t*>(x) + n * taps * channels, in_w * channels, channels, c0, c1, 0, in_h, 0,
+                 in_w, in_q.zero_point, acc);
+    else
+      window_sum(x + n * taps * channels, in_w * channels, channels, c0, c1, 0, in_h, 0, in_w, in_q.zero_point, acc);
+    rescale_sums(acc, c1 - c0, d, o.q.zero_point, o.lo, o.hi, out + n * channels + c0);
+  });
+}
+
+void qconcat(const QConcatInput* inputs, size_t count, size_t outer, size_t inner, const QuantOutput& o, uint8_t* out) {
+  if (count == 0) fail(ErrorKind::Shape, "inputs: expected at least one tensor");
+  check_output(o);
+  // Per input: the byte -> byte table of clamp(rs(x - zi, mi, ei) + zo), and whether it is the identity.
+  std::vector<uint8_t> tables(count * 256);
+  std::vector<char> identity(count);
+  std::vector<size_t> row_bytes(count), offset(count);
+  size_t out_row = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const QConcatInput& in = inputs[i];
+    const std::string name = "inputs[" + std::to_string(i) + "]";
+    check_input(in.q, in.is_signed, name);
+    const Dyadic d = ratio_dyadic(in.q.scale / o.q.scale, name + ".scale / output.scale");
+    int64_t t[256];
+    rescale_table(in.is_signed, in.q.zero_point, d, t);
+    bool same = true;
+    for (int byte = 0; byte < 256; ++byte) {
+      const uint8_t v = static_cast<uint8_t>(clamp64(t[byte] + o.q.zero_point, o.lo, o.hi));
+      tables[i * 256 + byte] = v;
+      same = same && v == byte;
+    }
+    identity[i] = same;
+    row_bytes[i] = checked_mul(in.axis_size, inner, "input row");
+    offset[i] = out_row;
+    out_row = checked_add(out_row, row_bytes[i], "output row");
+  }
+  checked_mul(outer, out_row, "output size");
+  // Rows in blocks of about 64 Ki output bytes.
+  const size_t block = std::max<size_t>(1, (size_t{1} << 16) / std::max<size_t>(out_row, 1));
+  parallel_for((outer + block - 1) / block, [&](size_t b) {
+    for (size_t r = b * block; r < std::min(outer, (b + 1) * block); ++r)
+      for (size_t i = 0; i < count; ++i) {
+        const size_t len = row_bytes[i];
+        const uint8_t* src = inputs[i].data + r * len;
+        uint8_t* dst = out + r * out_row + offset[i];
+        if (identity[i]) {
+          if (len != 0) std::memcpy(dst, src, len);
+        } else {
+          const uint8_t* t = &tables[i * 256];
+          for (size_t k = 0; k < len; ++k) dst[k] = t[src[k]];
+        }
+      }
+  });
+}
+
+}  // namespace lowbit
