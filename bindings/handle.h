@@ -26,7 +26,7 @@ class Handle : public Napi::ObjectWrap<Handle<T>> {
   }
   explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle<T>>(info) {
     if (info.Length() != 1 || !info[0].IsExternal())
-      throw_error(info.Env(), ErrorKind::Type, "handles are created by the lowbit pack functions, not directly");
+      throw_error(info.Env(), ErrorKind::Type, "packed weights are created by the lowbit pack functions (packBinaryConv2dWeights, packQConv2dWeights, ...), not directly");
     value = *info[0].As<Napi::External<std::shared_ptr<T>>>().Data();
   }
   std::shared_ptr<T> value;

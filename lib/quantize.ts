@@ -5,7 +5,7 @@
 import { awaitNative, callNative, QuantizationError, ShapeError } from './errors.js';
 import { native, type NativeResult } from './native.js';
 import { expectTensor, fromBuffer, Tensor } from './tensor.js';
-import { clamp8, isInt32, isMultiplier, isShift, perChannel } from './validate.js';
+import { checkScale, clamp8, isInt32, isMultiplier, isShift, perChannel } from './validate.js';
 
 export interface Dyadic {
   /** m: a positive int32 in [2^30, 2^31 - 1] */
@@ -111,12 +111,6 @@ export interface QuantizeOptions<D extends 's8' | 'u8' = 's8' | 'u8'> {
   dtype?: D;
   /** default the dtype's range; INT4 values use [-8, 7] (s8) or [0, 15] (u8) */
   clamp?: readonly [lo: number, hi: number];
-}
-
-function checkScale(scale: unknown): number {
-  if (typeof scale !== 'number' || !Number.isFinite(scale) || !(scale > 0) || !(Math.fround(scale) > 0) || !Number.isFinite(Math.fround(scale)))
-    throw new QuantizationError(`scale must be a finite number > 0 (as float32), got ${String(scale)}`);
-  return scale;
 }
 
 function quantizeArgs(x: Tensor<'f32'>, options: QuantizeOptions) {

@@ -1,5 +1,5 @@
 /** Argument checks shared by the operators: per-channel parameter arrays and integer ranges. */
-import { ShapeError } from './errors.js';
+import { QuantizationError, ShapeError } from './errors.js';
 
 export const isInt32 = (v: number) => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
 /** A dyadic multiplier: any int32 but -2^31 (its sign may carry a negative scale). */
@@ -43,4 +43,31 @@ export function clamp8(dtype: 's8' | 'u8', clamp: readonly [number, number] | un
   if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < min || hi > max || lo > hi)
     throw new RangeError(`clamp: expected integers ${min} <= lo <= hi <= ${max} for ${dtype}, got [${lo}, ${hi}]`);
   return [lo, hi];
+}
+
+/** The value range of an 8-bit dtype. */
+export function byteRange(dtype: 's8' | 'u8'): [min: number, max: number] {
+  return dtype === 's8' ? [-128, 127] : [0, 255];
+}
+
+/**
+ * A quantization scale: finite and > 0, also as float32 (the native side stores float32).
+ * @throws QuantizationError naming the argument
+ */
+export function checkScale(scale: unknown, name = 'scale'): number {
+  if (typeof scale !== 'number' || !Number.isFinite(scale) || !(scale > 0) || !(Math.fround(scale) > 0) || !Number.isFinite(Math.fround(scale)))
+    throw new QuantizationError(`${name}: expected a finite number > 0 (as float32), got ${String(scale)}`);
+  return scale;
+}
+
+/**
+ * A zero point of an 8-bit dtype (default 0).
+ * @throws RangeError naming the argument
+ */
+export function zeroPointOf(value: unknown, name: string, dtype: 's8' | 'u8'): number {
+  const [min, max] = byteRange(dtype);
+  const v = value ?? 0;
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max)
+    throw new RangeError(`${name}: expected an integer in [${min}, ${max}] for ${dtype}, got ${String(value)}`);
+  return v as number;
 }

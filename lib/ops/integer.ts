@@ -8,10 +8,10 @@
  * Every operator has a sync form and an async form that runs on the libuv pool on private copies
  * of its inputs.
  */
-import { awaitNative, callNative, QuantizationError, ShapeError } from '../errors.js';
+import { awaitNative, callNative, ShapeError } from '../errors.js';
 import { native, type NativeQuantOutput, type NativeQuantParams, type NativeResult } from '../native.js';
 import { describe, expectTensor, fromBuffer, type Tensor } from '../tensor.js';
-import { clamp8 } from '../validate.js';
+import { byteRange, checkScale, clamp8, zeroPointOf } from '../validate.js';
 import { poolParams, type Pool2dOptions } from './geometry.js';
 
 type Q8 = 's8' | 'u8';
@@ -75,37 +75,23 @@ export interface QConcatOptions<D extends Q8 = Q8> {
 
 // ---- argument checks ---------------------------------------------------------------------------
 
-function dtypeRange(dtype: Q8): [min: number, max: number] {
-  return dtype === 's8' ? [-128, 127] : [0, 255];
-}
-
 function options<T>(value: T, expected: string): T {
   if (typeof value !== 'object' || value === null) throw new TypeError(`options: expected ${expected}, got ${describe(value)}`);
   return value;
 }
 
-function checkScale(scale: unknown, name: string): number {
-  if (typeof scale !== 'number' || !Number.isFinite(scale) || !(scale > 0))
-    throw new QuantizationError(`${name}.scale: expected a finite number > 0, got ${String(scale)}`);
-  return scale;
-}
-
 /** The parameters of an input of dtype `dtype`; the zero point must lie in the dtype's range. */
 function inputParams(params: QuantParams | undefined, name: string, dtype: Q8): NativeQuantParams {
   if (typeof params !== 'object' || params === null) throw new TypeError(`${name}: expected { scale, zeroPoint? }, got ${describe(params)}`);
-  const scale = checkScale(params.scale, name);
-  const zeroPoint = params.zeroPoint ?? 0;
-  const [min, max] = dtypeRange(dtype);
-  if (!Number.isInteger(zeroPoint) || zeroPoint < min || zeroPoint > max)
-    throw new RangeError(`${name}.zeroPoint: expected an integer in [${min}, ${max}] for ${dtype}, got ${String(zeroPoint)}`);
-  return { scale, zeroPoint };
+  const scale = checkScale(params.scale, `${name}.scale`);
+  return { scale, zeroPoint: zeroPointOf(params.zeroPoint, `${name}.zeroPoint`, dtype) };
 }
 
 /** The output's parameters and clamp; the zero point must lie in the clamp. */
 function outputParams(params: QuantOutputParams | undefined, fallbackDtype: Q8, allowClamp = true): { dtype: Q8; out: NativeQuantOutput } {
   if (typeof params !== 'object' || params === null)
     throw new TypeError(`output: expected { scale, zeroPoint?, dtype?${allowClamp ? ', clamp?' : ''} }, got ${describe(params)}`);
-  const scale = checkScale(params.scale, 'output');
+  const scale = checkScale(params.scale, 'output.scale');
   const dtype = params.dtype ?? fallbackDtype;
   if (dtype !== 's8' && dtype !== 'u8') throw new RangeError(`output.dtype: expected 's8' or 'u8', got ${String(dtype)}`);
   if (!allowClamp && params.clamp !== undefined) throw new TypeError('output.clamp: this operator has no output clamp');
@@ -166,7 +152,7 @@ function qreluArgs(x: Tensor, opts: QReluOptions): [number, number] {
   const dtype = x.dtype as Q8;
   const [lo, hi] = clamp8(dtype, opts.clamp);
   const zeroPoint = opts.zeroPoint ?? 0;
-  const [min, max] = dtypeRange(dtype);
+  const [min, max] = byteRange(dtype);
   if (!Number.isInteger(zeroPoint) || zeroPoint < min || zeroPoint > max)
     throw new RangeError(`zeroPoint: expected an integer in [${min}, ${max}] for ${dtype}, got ${String(zeroPoint)}`);
   if (zeroPoint > hi) throw new RangeError(`zeroPoint: ${zeroPoint} lies above the clamp [${lo}, ${hi}]: every output would be clamped`);

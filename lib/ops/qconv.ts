@@ -11,7 +11,7 @@
 import { awaitNative, callNative, ShapeError } from '../errors.js';
 import { native, type NativeQHandle, type NativeQOptions, type NativeResult } from '../native.js';
 import { describe, expectTensor, fromBuffer, type Tensor } from '../tensor.js';
-import { clamp8, isInt32, isMultiplier, isShift, perChannel } from '../validate.js';
+import { clamp8, isInt32, isMultiplier, isShift, perChannel, zeroPointOf } from '../validate.js';
 import { convOutputShape, expectOut, pair, positiveInt, samePads, type Pair } from './geometry.js';
 
 type Numbers = ArrayLike<number>;
@@ -123,14 +123,6 @@ function expectQWeights(w: unknown): PackedQWeights {
   return w;
 }
 
-function byteInt(value: unknown, name: string, signed: boolean): number {
-  const [min, max] = signed ? [-128, 127] : [0, 255];
-  const v = value ?? 0;
-  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max)
-    throw new RangeError(`${name}: expected an integer in [${min}, ${max}], got ${String(value)}`);
-  return v as number;
-}
-
 function quantOptions(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayerOptions): { dtype: QDType; native: NativeQOptions } {
   if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { multiplier, shift, ... }');
   const dtype = options.dtype ?? 's8';
@@ -138,7 +130,7 @@ function quantOptions(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayer
   const oc = w.outChannels;
   const q: NativeQOptions = {
     dtype,
-    inputZeroPoint: byteInt(options.inputZeroPoint, 'inputZeroPoint', x.dtype === 's8'),
+    inputZeroPoint: zeroPointOf(options.inputZeroPoint, 'inputZeroPoint', x.dtype),
     bias: perChannel(Int32Array, options.bias, 'bias', oc, isInt32, 'an int32'),
   };
   if (dtype !== 's32') {
@@ -146,7 +138,7 @@ function quantOptions(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayer
       throw new TypeError(`options: an ${dtype} output needs multiplier and shift (see toDyadic), or dtype 's32'`);
     q.multiplier = perChannel(Int32Array, options.multiplier, 'multiplier', oc, isMultiplier, 'an int32 other than -2^31');
     q.shift = perChannel(Uint8Array, options.shift, 'shift', oc, isShift, 'an integer in [0, 62]');
-    q.zeroPoint = byteInt(options.outputZeroPoint, 'outputZeroPoint', dtype === 's8');
+    q.zeroPoint = zeroPointOf(options.outputZeroPoint, 'outputZeroPoint', dtype);
     [q.lo, q.hi] = clamp8(dtype, options.clamp);
   }
   return { dtype, native: q };
