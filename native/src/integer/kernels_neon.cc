@@ -1,10 +1,193 @@
-// TEMPORARY placeholder: forwards to the scalar kernels until the neon kernels land.
+// kernels_neon.cc: integer kernels for baseline AArch64 NEON (ARMv8.0, Cortex-A72: no dot product).
+//
+// Exactness: every int8 x int8 product is formed by SMULL into int16 (|p| <= 16384, exact) and
+// widened into int32 by SADALP before any two such products meet, because two int16 products can
+// overflow int16 ((-128)(-128) + (-128)(-128) = 32768). Only Q4 products (|p| <= 8 * 128 = 1024)
+// are summed in int16 first, two groups at a time (|sum| <= 2048).
+//
+// Panel group g (see kernels.h) is 16 channels x 4 k. A 16-byte slice of it is 4 channels x 4 k,
+// so broadcasting the row's 4 activation bytes of the group to every 32-bit lane lines the lanes
+// up: SMULL of the low halves gives channels 4q, 4q+1 (4 products each), SMULL2 of the high halves
+// channels 4q+2, 4q+3, and SADALP folds each into int32 lanes (channel, k pair). The two k-pair
+// lanes of a channel are added once at the end (ADDP), so a row needs 8 accumulators for 16
+// channels.
+//
+// Tiling, Cortex-A72: SMULL/SMLAL issue on F0 only and SADALP on F1 only, one per cycle each, so
+// the inner loop runs at one SMULL + one SADALP per cycle when nothing else competes; the weight
+// and activation loads go to the separate load pipe. A tile of 2 rows x 16 channels keeps
+// 16 accumulators (16 independent SADALP chains hide its 4-cycle latency) plus 4 weight and
+// 2 activation registers in the 32-register file; 4 rows would need 32 accumulators alone and
+// spill. Each weight load feeds both rows, and the activation broadcast (LD1R) plus one EOR per
+// row and group is all the per-row overhead: there is no per-element scalar work in a loop.
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include <cstring>
+
 #include "integer/kernels.h"
 
 namespace lowbit::neon {
-void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, bool fr,
-             int32_t* c, size_t ldc) { scalar::q8_gemm(m, kp, a, lda, mask, panel, fr, c, ldc); }
+
+namespace {
+
+// An empty volatile asm: GCC's scheduler moves nothing across it. Without it, GCC 12 hoists all
+// the SMULLs of a step above their SADALPs, needs more than the 32 vector registers and spills
+// accumulators to the stack inside the loop (checked with -S at -O2 and -O3). The cores schedule
+// out of order anyway; the barrier only keeps the live ranges short. Clang's pressure-aware
+// scheduler does not need it.
+// The loops over rows and vectors carry `#pragma GCC unroll` for the same reason: left rolled (as
+// GCC leaves them at -O2), the accumulator arrays live in memory.
+inline void schedule_barrier() { __asm__ __volatile__(""); }
+
+// The 4 activation bytes at p in every 32-bit lane, XORed with the mask (LD1R + EOR). memcpy keeps
+// the unaligned 4-byte read well-defined; it compiles to the broadcast load.
+inline int8x16_t load_activations4(const uint8_t* p, uint8x16_t vmask) {
+  uint32_t bytes;
+  std::memcpy(&bytes, p, sizeof bytes);
+  return vreinterpretq_s8_u8(veorq_u8(vreinterpretq_u8_u32(vdupq_n_u32(bytes)), vmask));
+}
+
+// vacc[2q] holds channels 4q, 4q+1 and vacc[2q+1] channels 4q+2, 4q+3, each as two k-pair lanes.
+inline void accumulate(int32x4_t* vacc, const int8x16_t (&vw)[4], int8x16_t va) {
+  #pragma GCC unroll 16
+  for (size_t q = 0; q < 4; ++q) {
+    vacc[2 * q] = vpadalq_s16(vacc[2 * q], vmull_s8(vget_low_s8(vw[q]), vget_low_s8(va)));
+    vacc[2 * q + 1] = vpadalq_s16(vacc[2 * q + 1], vmull_high_s8(vw[q], va));
+    schedule_barrier();
+  }
+}
+
+// Two groups at once for Q4 weights (|w| <= 8): SMULL + SMLAL sum both groups' products in int16
+// (|lane| <= 2 * 8 * 128 = 2048), then one SADALP. That halves the SADALP count, which keeps F1
+// (which also runs the nibble shifts) no busier than F0.
+inline void accumulate_pair(int32x4_t* vacc, const int8x16_t (&vw0)[4], int8x16_t va0, const int8x16_t (&vw1)[4],
+                            int8x16_t va1) {
+  #pragma GCC unroll 16
+  for (size_t q = 0; q < 4; ++q) {
+    const int16x8_t vlo = vmlal_s8(vmull_s8(vget_low_s8(vw0[q]), vget_low_s8(va0)), vget_low_s8(vw1[q]),
+                                   vget_low_s8(va1));
+    const int16x8_t vhi = vmlal_high_s8(vmull_high_s8(vw0[q], va0), vw1[q], va1);
+    vacc[2 * q] = vpadalq_s16(vacc[2 * q], vlo);
+    vacc[2 * q + 1] = vpadalq_s16(vacc[2 * q + 1], vhi);
+    schedule_barrier();
+  }
+}
+
+inline void store_row(const int32x4_t* vacc, int32_t* c) {
+  #pragma GCC unroll 16
+  for (size_t q = 0; q < 4; ++q) vst1q_s32(c + 4 * q, vpaddq_s32(vacc[2 * q], vacc[2 * q + 1]));
+}
+
+// Q4 group (32 bytes) -> 4 vectors in Q8 group order (vw[q] = channels 4q..4q+3 x 4 k). Byte i < 16
+// holds channel i / 4 low and channel 8 + i / 4 high; byte 16 + i channels 4 + i / 4 and 12 + i / 4.
+// The arithmetic shifts sign-extend the two's-complement nibbles.
+inline void unpack_q4(const uint8_t* wg, int8x16_t (&vw)[4]) {
+  const int8x16_t vbytes0 = vld1q_s8(reinterpret_cast<const int8_t*>(wg));
+  const int8x16_t vbytes1 = vld1q_s8(reinterpret_cast<const int8_t*>(wg + 16));
+  vw[0] = vshrq_n_s8(vshlq_n_s8(vbytes0, 4), 4);
+  vw[1] = vshrq_n_s8(vshlq_n_s8(vbytes1, 4), 4);
+  vw[2] = vshrq_n_s8(vbytes0, 4);
+  vw[3] = vshrq_n_s8(vbytes1, 4);
+}
+
+template <size_t MR>
+void q8_tile(size_t groups, const uint8_t* a, size_t lda, uint8x16_t vmask, const uint8_t* body, int32_t* c,
+             size_t ldc) {
+  int32x4_t vacc[MR][8];
+  #pragma GCC unroll 16
+  for (size_t i = 0; i < MR; ++i)
+    #pragma GCC unroll 16
+    for (size_t r = 0; r < 8; ++r) vacc[i][r] = vdupq_n_s32(0);
+  const int8_t* wg = reinterpret_cast<const int8_t*>(body);
+  for (size_t g = 0; g < groups; ++g, wg += 64) {
+    const int8x16_t vw[4] = {vld1q_s8(wg), vld1q_s8(wg + 16), vld1q_s8(wg + 32), vld1q_s8(wg + 48)};
+    #pragma GCC unroll 16
+    for (size_t i = 0; i < MR; ++i) accumulate(vacc[i], vw, load_activations4(a + i * lda + 4 * g, vmask));
+  }
+  #pragma GCC unroll 16
+  for (size_t i = 0; i < MR; ++i) store_row(vacc[i], c + i * ldc);
+}
+
+template <size_t MR>
+void q4_tile(size_t groups, const uint8_t* a, size_t lda, uint8x16_t vmask, const uint8_t* body, int32_t* c,
+             size_t ldc) {
+  int32x4_t vacc[MR][8];
+  #pragma GCC unroll 16
+  for (size_t i = 0; i < MR; ++i)
+    #pragma GCC unroll 16
+    for (size_t r = 0; r < 8; ++r) vacc[i][r] = vdupq_n_s32(0);
+  size_t g = 0;
+  for (; g + 2 <= groups; g += 2) {
+    int8x16_t vw0[4], vw1[4];
+    unpack_q4(body + 32 * g, vw0);
+    unpack_q4(body + 32 * g + 32, vw1);
+    #pragma GCC unroll 16
+    for (size_t i = 0; i < MR; ++i) {
+      const uint8_t* row = a + i * lda + 4 * g;
+      accumulate_pair(vacc[i], vw0, load_activations4(row, vmask), vw1, load_activations4(row + 4, vmask));
+    }
+  }
+  if (g < groups) {
+    int8x16_t vw[4];
+    unpack_q4(body + 32 * g, vw);
+    #pragma GCC unroll 16
+    for (size_t i = 0; i < MR; ++i) accumulate(vacc[i], vw, load_activations4(a + i * lda + 4 * g, vmask));
+  }
+  #pragma GCC unroll 16
+  for (size_t i = 0; i < MR; ++i) store_row(vacc[i], c + i * ldc);
+}
+
+using TileFn = void (*)(size_t, const uint8_t*, size_t, uint8x16_t, const uint8_t*, int32_t*, size_t);
+
+template <TileFn kTile2, TileFn kTile1>
+void gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
+          size_t ldc) {
+  const uint8x16_t vmask = vdupq_n_u8(mask);
+  const uint8_t* body = panel + kQPanelHeaderBytes;
+  const size_t groups = kp / 4;
+  size_t i = 0;
+  for (; i + 2 <= m; i += 2) kTile2(groups, a + i * lda, lda, vmask, body, c + i * ldc, ldc);
+  if (i < m) kTile1(groups, a + i * lda, lda, vmask, body, c + i * ldc, ldc);
+}
+
+}  // namespace
+
+// SMULL + SADALP is exact for every weight, so full_range needs no separate path.
+void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, bool,
+             int32_t* c, size_t ldc) {
+  gemm<q8_tile<2>, q8_tile<1>>(m, kp, a, lda, mask, panel, c, ldc);
+}
+
 void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
-             size_t ldc) { scalar::q4_gemm(m, kp, a, lda, mask, panel, c, ldc); }
-void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) { scalar::dw_tap(n, x, mask, w, acc); }
+             size_t ldc) {
+  gemm<q4_tile<2>, q4_tile<1>>(m, kp, a, lda, mask, panel, c, ldc);
+}
+
+// 16 channels per step: SMULL/SMULL2 into int16 (exact), SADDW/SADDW2 into the int32 accumulators.
+// The step is bound by the 64 bytes of accumulator loaded and stored, not by arithmetic; an 8-wide
+// step and a scalar loop take the last < 16 channels without reading past n.
+void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
+  const uint8x16_t vmask = vdupq_n_u8(mask);
+  size_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    const int8x16_t vx = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(x + c), vmask));
+    const int8x16_t vw = vld1q_s8(w + c);
+    const int16x8_t vp_lo = vmull_s8(vget_low_s8(vx), vget_low_s8(vw));
+    const int16x8_t vp_hi = vmull_high_s8(vx, vw);
+    vst1q_s32(acc + c, vaddw_s16(vld1q_s32(acc + c), vget_low_s16(vp_lo)));
+    vst1q_s32(acc + c + 4, vaddw_high_s16(vld1q_s32(acc + c + 4), vp_lo));
+    vst1q_s32(acc + c + 8, vaddw_s16(vld1q_s32(acc + c + 8), vget_low_s16(vp_hi)));
+    vst1q_s32(acc + c + 12, vaddw_high_s16(vld1q_s32(acc + c + 12), vp_hi));
+  }
+  if (c + 8 <= n) {
+    const int8x8_t vx = vreinterpret_s8_u8(veor_u8(vld1_u8(x + c), vget_low_u8(vmask)));
+    const int16x8_t vp = vmull_s8(vx, vld1_s8(w + c));
+    vst1q_s32(acc + c, vaddw_s16(vld1q_s32(acc + c), vget_low_s16(vp)));
+    vst1q_s32(acc + c + 4, vaddw_high_s16(vld1q_s32(acc + c + 4), vp));
+    c += 8;
+  }
+  for (; c < n; ++c) acc[c] += static_cast<int8_t>(x[c] ^ mask) * w[c];
+}
+
 }  // namespace lowbit::neon
+#endif  // defined(__aarch64__)
