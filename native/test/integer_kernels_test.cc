@@ -1,1 +1,361 @@
-// integer_kernels_test.cc: placeholder, filled by the integer kernel work.
+// integer_kernels_test.cc: every integer kernel table (each supported ISA, and on aarch64 both NEON
+// variants) against lowbit::ref, bit for bit: odd row counts (tile remainders), every K tail,
+// strided rows and outputs, partial panels, both masks, random and extreme values up to kQMaxK,
+// and no write outside c[i * ldc + j < 16].
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpu/dispatch.h"
+#include "harness.h"
+#include "integer/kernels.h"
+
+using namespace lowbit;
+using lowbit::test::rng;
+
+namespace {
+
+constexpr int32_t kSentinel = 0x5A5A5A5A;
+const size_t kRows[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 64, 97};
+// The brief's depths plus ones whose group count (kp / 4) leaves every vector tail: 4, 7, 15, 255.
+const size_t kDepths[] = {1, 2, 3, 4, 5, 7, 8, 13, 25, 31, 57, 63, 64, 65, 127, 576, 1020, 1152, 4607, 4608};
+
+struct Table {
+  std::string name;
+  const IntegerKernels* k;
+};
+
+std::vector<Table> tables() {
+  std::vector<Table> out;
+  for (Isa isa : supported_isas()) out.push_back({isa_name(isa), &integer_kernels_for(isa)});
+#if defined(__aarch64__)
+  out.push_back({"neon (no sdot)", &neon::kIntegerKernels});
+  if (cpu_has_dotprod()) out.push_back({"neon_dot", &neon_dot::kIntegerKernels});
+#endif
+  return out;
+}
+
+bool failed() { return lowbit::test::failures_in_current() > 0; }
+
+// Activation values (before the mask is applied to make bytes).
+enum class Act { Random, Min, Max, MinMax, Sparse, Count };
+const char* act_name(Act p) {
+  static const char* names[] = {"random", "all -128", "all 127", "-128/127", "sparse extremes"};
+  return names[static_cast<int>(p)];
+}
+int8_t act_value(Act p, std::mt19937_64& g) {
+  switch (p) {
+    case Act::Min: return -128;
+    case Act::Max: return 127;
+    case Act::MinMax: return g() % 2 ? -128 : 127;
+    case Act::Sparse: {
+      static const int8_t v[] = {0, 0, -128, 127, -127, 1, -1};
+      return v[g() % 7];
+    }
+    default: return static_cast<int8_t>(g());
+  }
+}
+
+// Q8 weights; FullRandom and Min contain -128 (full_range must be true).
+enum class W8 { Random, FullRandom, Max, NegMax, Min, Mixed, Count };
+const char* w8_name(W8 p) {
+  static const char* names[] = {"random [-127,127]", "random [-128,127]", "all 127", "all -127", "all -128", "+-127"};
+  return names[static_cast<int>(p)];
+}
+int8_t w8_value(W8 p, std::mt19937_64& g) {
+  switch (p) {
+    case W8::FullRandom: return static_cast<int8_t>(g());
+    case W8::Max: return 127;
+    case W8::NegMax: return -127;
+    case W8::Min: return -128;
+    case W8::Mixed: return g() % 2 ? 127 : -127;
+    default: return static_cast<int8_t>(static_cast<int>(g() % 255) - 127);
+  }
+}
+bool w8_has_min(W8 p) { return p == W8::FullRandom || p == W8::Min; }
+
+enum class W4 { Random, Min, Max, Mixed, Count };
+const char* w4_name(W4 p) {
+  static const char* names[] = {"random [-8,7]", "all -8", "all 7", "-8/7"};
+  return names[static_cast<int>(p)];
+}
+int8_t w4_value(W4 p, std::mt19937_64& g) {
+  switch (p) {
+    case W4::Min: return -8;
+    case W4::Max: return 7;
+    case W4::Mixed: return g() % 2 ? -8 : 7;
+    default: return static_cast<int8_t>(static_cast<int>(g() % 16) - 8);
+  }
+}
+
+// One GEMM case: m rows of K values (padded to kp with the mask byte, junk from kp to lda), a
+// panel of `count` channels from a [count][ldw] matrix, c with row stride ldc.
+struct Case {
+  size_t m, k, kp, lda, ldc, count, ldw;
+  uint8_t mask;
+  std::vector<uint8_t> a;  // exactly m * lda bytes, so ASan sees any read past the last row
+  std::vector<int8_t> w;
+};
+
+Case make_case(size_t m, size_t k, uint8_t mask, Act act, std::mt19937_64& g) {
+  Case s;
+  s.m = m;
+  s.k = k;
+  s.kp = q_padded_k(k);
+  s.lda = s.kp + (g() % 3 == 0 ? g() % 9 : 0);
+  s.ldc = kQPanelChannels + (g() % 2 ? g() % 7 : 0);
+  s.count = g() % 3 == 0 ? 1 + g() % kQPanelChannels : kQPanelChannels;
+  s.ldw = k + (g() % 2 ? g() % 5 : 0);
+  s.mask = mask;
+  s.a.resize(m * s.lda);
+  for (size_t i = 0; i < m; ++i)
+    for (size_t kk = 0; kk < s.lda; ++kk) {
+      uint8_t& byte = s.a[i * s.lda + kk];
+      if (kk < k)
+        byte = static_cast<uint8_t>(act_value(act, g)) ^ mask;
+      else if (kk < s.kp)
+        byte = mask;  // the contract's padding: value 0
+      else
+        byte = static_cast<uint8_t>(g());  // not part of the row: must not matter
+    }
+  s.w.assign(s.count * s.ldw, 0);
+  return s;
+}
+
+std::string describe(const Case& s) {
+  return "m=" + std::to_string(s.m) + " K=" + std::to_string(s.k) + " lda=" + std::to_string(s.lda) +
+         " ldc=" + std::to_string(s.ldc) + " count=" + std::to_string(s.count) + " ldw=" + std::to_string(s.ldw) +
+         " mask=" + std::to_string(s.mask);
+}
+
+// Runs `run` (a kernel call writing c) into a sentinel-filled c and compares with want.
+template <typename Run>
+void check_output(const std::string& what, const Case& s, const std::vector<int32_t>& want, Run run) {
+  std::vector<int32_t> got(s.m * s.ldc + 5, kSentinel);
+  run(got.data());
+  for (size_t i = 0; i < s.m; ++i)
+    for (size_t j = 0; j < s.ldc; ++j) {
+      const size_t at = i * s.ldc + j;
+      if (j < kQPanelChannels)
+        CHECK(got[at] == want[i * kQPanelChannels + j],
+              what << " " << describe(s) << " at row " << i << " col " << j << ": got " << got[at] << " want "
+                   << want[i * kQPanelChannels + j]);
+      else
+        CHECK(got[at] == kSentinel, what << " " << describe(s) << " wrote c[" << i << "][" << j << "] (ldc padding)");
+    }
+  for (size_t at = s.m * s.ldc; at < got.size(); ++at)
+    CHECK(got[at] == kSentinel, what << " " << describe(s) << " wrote past c");
+}
+
+void check_q8(const Case& s, W8 wp, std::mt19937_64& g, const std::string& label) {
+  Case c = s;
+  for (size_t j = 0; j < c.count; ++j)
+    for (size_t kk = 0; kk < c.k; ++kk) c.w[j * c.ldw + kk] = w8_value(wp, g);
+  std::vector<uint8_t> panel(q8_panel_bytes(c.kp));  // exact size: ASan sees reads past the panel
+  pack_q8_panel(c.w.data(), c.count, c.k, c.ldw, panel.data());
+  std::vector<int32_t> want(c.m * kQPanelChannels);
+  ref::q8_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), true, want.data(), kQPanelChannels);
+  for (const Table& t : tables())
+    for (bool full_range : {false, true}) {
+      if (!full_range && w8_has_min(wp)) continue;
+      check_output("q8 " + t.name + (full_range ? " full_range" : "") + " [" + label + ", " + w8_name(wp) + "]", c,
+                   want, [&](int32_t* out) {
+                     t.k->q8_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), full_range, out, c.ldc);
+                   });
+      if (failed()) return;
+    }
+}
+
+void check_q4(const Case& s, W4 wp, std::mt19937_64& g, const std::string& label) {
+  Case c = s;
+  for (size_t j = 0; j < c.count; ++j)
+    for (size_t kk = 0; kk < c.k; ++kk) c.w[j * c.ldw + kk] = w4_value(wp, g);
+  std::vector<uint8_t> panel(q4_panel_bytes(c.kp));
+  pack_q4_panel(c.w.data(), c.count, c.k, c.ldw, panel.data());
+  std::vector<int32_t> want(c.m * kQPanelChannels);
+  ref::q4_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), want.data(), kQPanelChannels);
+  for (const Table& t : tables()) {
+    check_output("q4 " + t.name + " [" + label + ", " + w4_name(wp) + "]", c, want, [&](int32_t* out) {
+      t.k->q4_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), out, c.ldc);
+    });
+    if (failed()) return;
+  }
+}
+
+}  // namespace
+
+TEST(integer_kernel_tables_cover_every_isa) {
+  const std::vector<Table> all = tables();
+  CHECK(all.size() == supported_isas().size()
+#if defined(__aarch64__)
+                          + 1 + (cpu_has_dotprod() ? 1 : 0)
+#endif
+        , "tables: " << all.size());
+  for (const Table& t : all) CHECK(t.k->q8_gemm && t.k->q4_gemm && t.k->dw_tap, t.name << " has a null kernel");
+}
+
+TEST(q8_gemm_matches_reference) {
+  auto g = rng(101);
+  for (size_t m : kRows)
+    for (size_t k : kDepths) {
+      const uint8_t mask = g() % 2 ? 0x80 : 0;
+      const auto act = static_cast<Act>(g() % 2 ? 0 : g() % static_cast<int>(Act::Count));
+      const auto wp = static_cast<W8>(g() % 2 ? 0 : g() % static_cast<int>(W8::Count));
+      check_q8(make_case(m, k, mask, act, g), wp, g, act_name(act));
+      if (failed()) return;
+    }
+}
+
+TEST(q4_gemm_matches_reference) {
+  auto g = rng(102);
+  for (size_t m : kRows)
+    for (size_t k : kDepths) {
+      const uint8_t mask = g() % 2 ? 0x80 : 0;
+      const auto act = static_cast<Act>(g() % 2 ? 0 : g() % static_cast<int>(Act::Count));
+      const auto wp = static_cast<W4>(g() % 2 ? 0 : g() % static_cast<int>(W4::Count));
+      check_q4(make_case(m, k, mask, act, g), wp, g, act_name(act));
+      if (failed()) return;
+    }
+}
+
+// Every activation extreme against every weight extreme, both masks, on shapes that take each
+// path (single rows, tile remainders, buffered tiles; short, tailed and multi-chunk K).
+TEST(q_gemm_extremes_match_reference) {
+  auto g = rng(103);
+  const size_t shapes[][2] = {{1, 7}, {3, 64}, {5, 65}, {9, 576}, {13, 1153}, {64, 127}, {97, 300}};
+  for (const auto& shape : shapes)
+    for (uint8_t mask : {uint8_t{0}, uint8_t{0x80}})
+      for (int act = 0; act < static_cast<int>(Act::Count); ++act) {
+        const Case s = make_case(shape[0], shape[1], mask, static_cast<Act>(act), g);
+        for (int wp = 0; wp < static_cast<int>(W8::Count); ++wp) {
+          check_q8(s, static_cast<W8>(wp), g, act_name(static_cast<Act>(act)));
+          if (failed()) return;
+        }
+        for (int wp = 0; wp < static_cast<int>(W4::Count); ++wp) {
+          check_q4(s, static_cast<W4>(wp), g, act_name(static_cast<Act>(act)));
+          if (failed()) return;
+        }
+      }
+}
+
+// kp = kQMaxK with the largest products: sums reach +-2^30 and must not wrap anywhere.
+TEST(q_gemm_exact_at_max_k) {
+  auto g = rng(104);
+  for (size_t m : {1, 9})
+    for (uint8_t mask : {uint8_t{0}, uint8_t{0x80}})
+      for (Act act : {Act::Min, Act::Max}) {
+        Case s = make_case(m, kQMaxK, mask, act, g);
+        for (W8 wp : {W8::Min, W8::Max}) {
+          check_q8(s, wp, g, std::string("max K, ") + act_name(act));
+          if (failed()) return;
+        }
+        for (W4 wp : {W4::Min, W4::Max}) {
+          check_q4(s, wp, g, std::string("max K, ") + act_name(act));
+          if (failed()) return;
+        }
+      }
+}
+
+TEST(q_gemm_zero_depth_writes_zeros) {
+  std::vector<uint8_t> panel8(q8_panel_bytes(0)), panel4(q4_panel_bytes(0));
+  pack_q8_panel(nullptr, 0, 0, 0, panel8.data());
+  pack_q4_panel(nullptr, 0, 0, 0, panel4.data());
+  const uint8_t a[1] = {0};
+  for (const Table& t : tables()) {
+    std::vector<int32_t> c(3 * 16, kSentinel);
+    t.k->q8_gemm(3, 0, a, 0, 0, panel8.data(), false, c.data(), 16);
+    for (int32_t v : c) CHECK(v == 0, "q8 " << t.name << " kp=0");
+    std::fill(c.begin(), c.end(), kSentinel);
+    t.k->q4_gemm(3, 0, a, 0, 0x80, panel4.data(), c.data(), 16);
+    for (int32_t v : c) CHECK(v == 0, "q4 " << t.name << " kp=0");
+  }
+}
+
+TEST(panels_round_trip_every_value) {
+  auto g = rng(105);
+  for (size_t k : {1, 3, 4, 5, 63, 64, 65, 300})
+    for (size_t count : {1, 7, 8, 9, 15, 16}) {
+      const size_t ldw = k + g() % 4, kp = q_padded_k(k);
+      std::vector<int8_t> w8(count * ldw), w4(count * ldw);
+      for (auto& v : w8) v = static_cast<int8_t>(g());
+      for (auto& v : w4) v = static_cast<int8_t>(static_cast<int>(g() % 16) - 8);
+      std::vector<uint8_t> p8(q8_panel_bytes(kp)), p4(q4_panel_bytes(kp));
+      pack_q8_panel(w8.data(), count, k, ldw, p8.data());
+      pack_q4_panel(w4.data(), count, k, ldw, p4.data());
+      for (size_t j = 0; j < kQPanelChannels; ++j)
+        for (size_t kk = 0; kk < kp; ++kk) {
+          const bool real = j < count && kk < k;
+          const int want8 = real ? w8[j * ldw + kk] : 0, want4 = real ? w4[j * ldw + kk] : 0;
+          CHECK(q8_panel_value(p8.data(), j, kk) == want8,
+                "q8 k=" << k << " count=" << count << " j=" << j << " k=" << kk << ": got "
+                        << int(q8_panel_value(p8.data(), j, kk)) << " want " << want8);
+          CHECK(q4_panel_value(p4.data(), j, kk) == want4,
+                "q4 k=" << k << " count=" << count << " j=" << j << " k=" << kk << ": got "
+                        << int(q4_panel_value(p4.data(), j, kk)) << " want " << want4);
+        }
+    }
+}
+
+TEST(panel_header_holds_the_row_sums) {
+  auto g = rng(106);
+  for (size_t k : {1, 5, 64, 4607})
+    for (size_t count : {1, 9, 16}) {
+      const size_t ldw = k + 3, kp = q_padded_k(k);
+      std::vector<int8_t> w8(count * ldw), w4(count * ldw);
+      for (auto& v : w8) v = static_cast<int8_t>(g() % 4 == 0 ? -128 : g());
+      for (auto& v : w4) v = static_cast<int8_t>(static_cast<int>(g() % 16) - 8);
+      std::vector<uint8_t> p8(q8_panel_bytes(kp)), p4(q4_panel_bytes(kp));
+      pack_q8_panel(w8.data(), count, k, ldw, p8.data());
+      pack_q4_panel(w4.data(), count, k, ldw, p4.data());
+      int32_t sums8[kQPanelChannels], sums4[kQPanelChannels];
+      std::memcpy(sums8, p8.data(), sizeof sums8);
+      std::memcpy(sums4, p4.data(), sizeof sums4);
+      for (size_t j = 0; j < kQPanelChannels; ++j) {
+        int32_t want8 = 0, want4 = 0;
+        for (size_t kk = 0; j < count && kk < k; ++kk) {
+          want8 += w8[j * ldw + kk];
+          want4 += w4[j * ldw + kk];
+        }
+        CHECK(sums8[j] == want8, "q8 wsum k=" << k << " count=" << count << " j=" << j << ": " << sums8[j]
+                                              << " vs " << want8);
+        CHECK(sums4[j] == want4, "q4 wsum k=" << k << " count=" << count << " j=" << j << ": " << sums4[j]
+                                              << " vs " << want4);
+      }
+    }
+}
+
+TEST(dw_tap_matches_reference) {
+  auto g = rng(107);
+  std::vector<size_t> ns;
+  for (size_t n = 1; n <= 70; ++n) ns.push_back(n);
+  for (size_t n : {95, 96, 97, 127, 128, 255, 256, 257, 1000, 1024}) ns.push_back(n);
+  for (size_t n : ns)
+    for (uint8_t mask : {uint8_t{0}, uint8_t{0x80}})
+      for (int pattern = 0; pattern < 4; ++pattern) {
+        std::vector<uint8_t> x(n);  // exact sizes: ASan sees reads past n
+        std::vector<int8_t> w(n);
+        for (size_t c = 0; c < n; ++c) {
+          // 0: random; 1: -128 * -128 = 16384 everywhere; 2: 127 * -128 (byte 255 with mask 0x80);
+          // 3: a random mix of 127 and -128 on both sides.
+          const auto extreme = [&] { return static_cast<int8_t>(g() % 2 ? 127 : -128); };
+          const int8_t xv =
+              pattern == 0 ? static_cast<int8_t>(g()) : pattern == 1 ? -128 : pattern == 2 ? 127 : extreme();
+          const int8_t wv = pattern == 0 ? static_cast<int8_t>(g()) : pattern == 3 ? extreme() : -128;
+          x[c] = static_cast<uint8_t>(xv) ^ mask;
+          w[c] = wv;
+        }
+        std::vector<int32_t> want(n), got(n + 3, kSentinel);
+        for (size_t c = 0; c < n; ++c) want[c] = got[c] = static_cast<int32_t>(g() % 2000001) - 1000000;
+        ref::dw_tap(n, x.data(), mask, w.data(), want.data());
+        for (const Table& t : tables()) {
+          std::vector<int32_t> out = got;
+          t.k->dw_tap(n, x.data(), mask, w.data(), out.data());
+          for (size_t c = 0; c < n; ++c)
+            CHECK(out[c] == want[c], "dw_tap " << t.name << " n=" << n << " mask=" << int(mask) << " pattern="
+                                               << pattern << " c=" << c << ": got " << out[c] << " want " << want[c]);
+          for (size_t c = n; c < out.size(); ++c)
+            CHECK(out[c] == kSentinel, "dw_tap " << t.name << " wrote past n=" << n);
+        }
+      }
+}
