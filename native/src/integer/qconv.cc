@@ -292,16 +292,19 @@ void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w
   }
   plan.direct = w.kernel_h == 1 && w.kernel_w == 1 && w.groups == 1 && p.stride_h == 1 && p.stride_w == 1 &&
                 p.pad_top + p.pad_left + p.pad_bottom + p.pad_right == 0 && s.in_c == w.kp;
-  // Pixel tiles keep their patch rows (tile x kp bytes) in L1/L2 while the panels stream past;
-  // with few pixels, panel chunks give the other threads work.
-  size_t tile = std::clamp<size_t>((48 * 1024) / w.kp / 6 * 6, 6, 96);
-  tile = std::min(tile, std::max<size_t>(1, (pixels + 2 * threads - 1) / (2 * threads)));
-  const size_t tiles = (pixels + tile - 1) / tile;
+  // Pixel tiles keep their patch rows (tile x kp bytes) in L2 while the panels stream past: the
+  // more rows share a panel, the fewer times the kernel prepares its weights. Tiles are balanced,
+  // and with fewer tiles than threads panel chunks give the other threads work.
+  size_t tile = std::clamp<size_t>((192 * 1024) / w.kp, 8, 96);
+  tile = std::min(tile, (pixels + threads - 1) / threads);
+  size_t tiles = (pixels + tile - 1) / tile;
+  tile = (pixels + tiles - 1) / tiles;
+  tiles = (pixels + tile - 1) / tile;
   plan.tile = tile;
   plan.panels = w.groups * w.panels_per_group;
   plan.chunk = plan.panels;
-  if (tiles < 4 * threads && plan.panels > 1) {
-    const size_t want = (4 * threads + tiles - 1) / tiles;
+  if (tiles < 2 * threads && plan.panels > 1) {
+    const size_t want = (2 * threads + tiles - 1) / tiles;
     plan.chunk = std::max<size_t>(1, (plan.panels + want - 1) / want);
   }
   plan.chunks = (plan.panels + plan.chunk - 1) / plan.chunk;
