@@ -1,0 +1,152 @@
+// qconv_test.cc: qconv2d / qdense on every supported ISA (NEON under qemu, ASan in CI) against a
+// direct int64 convolution of (x - zero point) * w, on random awkward shapes including depthwise
+// and grouped layers, INT4 weights, both input types and operand extremes.
+#include <algorithm>
+#include <cstring>
+
+#include "harness.h"
+#include "lowbit/error.h"
+#include "lowbit/qconv.h"
+#include "lowbit/runtime.h"
+
+using namespace lowbit;
+using lowbit::test::rng;
+
+namespace {
+
+struct Case {
+  size_t n, h, w, c, oc, kh, kw, groups;
+  Conv2dParams p;
+  int bits;
+  QInput in;
+};
+
+std::vector<int32_t> oracle(const Case& k, const std::vector<uint8_t>& x, const std::vector<int8_t>& wt,
+                            const std::vector<int32_t>& bias, const Conv2dShape& s) {
+  const size_t icg = k.c / k.groups, ocg = k.oc / k.groups;
+  std::vector<int32_t> y;
+  for (size_t n = 0; n < k.n; ++n)
+    for (size_t oh = 0; oh < s.out_h; ++oh)
+      for (size_t ow = 0; ow < s.out_w; ++ow)
+        for (size_t o = 0; o < k.oc; ++o) {
+          int64_t acc = bias[o];
+          for (size_t ky = 0; ky < k.kh; ++ky)
+            for (size_t kx = 0; kx < k.kw; ++kx) {
+              const long iy = long(oh * k.p.stride_h + ky * k.p.dilation_h) - long(k.p.pad_top);
+              const long ix = long(ow * k.p.stride_w + kx * k.p.dilation_w) - long(k.p.pad_left);
+              if (iy < 0 || ix < 0 || iy >= long(k.h) || ix >= long(k.w)) continue;
+              for (size_t ci = 0; ci < icg; ++ci) {
+                const uint8_t byte = x[((n * k.h + iy) * k.w + ix) * k.c + (o / ocg) * icg + ci];
+                const int v = k.in.is_signed ? int(int8_t(byte)) : int(byte);
+                acc += int64_t(v - k.in.zero_point) * wt[((o * k.kh + ky) * k.kw + kx) * icg + ci];
+              }
+            }
+          y.push_back(int32_t(acc));
+        }
+  return y;
+}
+
+Case random_case(std::mt19937_64& g) {
+  auto pick = [&](std::initializer_list<size_t> v) { return *(v.begin() + g() % v.size()); };
+  Case k{};
+  k.n = 1 + g() % 2;
+  k.c = pick({1, 3, 4, 16, 17, 64, 65});
+  k.groups = g() % 4 == 0 ? k.c : pick({1, 1, 2});  // sometimes depthwise
+  if (k.c % k.groups) k.groups = 1;
+  k.oc = k.groups == k.c && g() % 2 ? k.c : k.groups * pick({1, 3, 16, 17});
+  k.kh = pick({1, 3, 5}), k.kw = pick({1, 3});
+  k.p.stride_h = 1 + g() % 2, k.p.stride_w = 1 + g() % 2;
+  k.p.dilation_h = 1 + g() % 2, k.p.dilation_w = 1;
+  k.p.pad_top = g() % (k.kh * k.p.dilation_h), k.p.pad_bottom = g() % (k.kh * k.p.dilation_h);
+  k.p.pad_left = g() % k.kw, k.p.pad_right = g() % k.kw;
+  k.h = std::max<size_t>(1 + g() % 9, (k.kh - 1) * k.p.dilation_h + 1);
+  k.w = std::max<size_t>(1 + g() % 9, k.kw);
+  k.bits = g() % 2 ? 8 : 4;
+  k.in.is_signed = g() % 2;
+  k.in.zero_point = k.in.is_signed ? int(g() % 256) - 128 : int(g() % 256);
+  return k;
+}
+
+}  // namespace
+
+TEST(qconv2d_matches_oracle_on_every_isa) {
+  auto g = rng(31);
+  for (int iter = 0; iter < 60; ++iter) {
+    const Case k = random_case(g);
+    const size_t icg = k.c / k.groups, taps = k.kh * k.kw;
+    const bool extreme = iter % 5 == 0;  // the operand values that saturate vpmaddubsw pairs
+    std::vector<int8_t> wt(k.oc * taps * icg);
+    for (auto& v : wt)
+      v = k.bits == 8 ? (extreme ? (g() % 2 ? -128 : 127) : int8_t(g())) : (extreme ? (g() % 2 ? -8 : 7) : int(g() % 16) - 8);
+    std::vector<uint8_t> x(k.n * k.h * k.w * k.c);
+    for (auto& v : x) v = extreme ? (g() % 2 ? 0x80 : 0x7F) ^ (k.in.is_signed ? 0 : 0x80) : uint8_t(g());
+    std::vector<int32_t> bias(k.oc);
+    for (auto& b : bias) b = int32_t(g() % 20001) - 10000;
+    auto packed = pack_qconv2d_weights(wt.data(), k.oc, k.kh, k.kw, icg, k.groups, k.bits);
+    const Conv2dShape s = qconv2d_shape(k.n, k.h, k.w, k.c, *packed, k.p);
+    const auto want = oracle(k, x, wt, bias, s);
+    QEpilogue e;
+    e.requantize = false;
+    e.bias = bias.data();
+    for (Isa isa : supported_isas()) {
+      set_isa(isa_name(isa));
+      std::vector<int32_t> got(want.size() + 1, 0x5A5A5A5A);
+      qconv2d(x.data(), s, *packed, k.p, k.in, e, got.data());
+      for (size_t i = 0; i < want.size(); ++i)
+        CHECK(got[i] == want[i], isa_name(isa) << " iter " << iter << " c=" << k.c << " oc=" << k.oc << " groups=" << k.groups
+                                               << " k=" << k.kh << "x" << k.kw << " bits=" << k.bits << " signed=" << k.in.is_signed
+                                               << " element " << i << ": got " << got[i] << " want " << want[i]);
+      CHECK(got.back() == 0x5A5A5A5A, isa_name(isa) << " wrote past the output");
+    }
+  }
+  set_isa(isa_name(supported_isas().back()));
+}
+
+TEST(qdense_requantizes_like_the_formula) {
+  auto g = rng(32);
+  const size_t rows = 5, in_c = 300, oc = 37;
+  std::vector<int8_t> wt(oc * in_c);
+  for (auto& v : wt) v = int8_t(g());
+  std::vector<uint8_t> x(rows * in_c);
+  for (auto& v : x) v = uint8_t(g());
+  auto packed = pack_qconv2d_weights(wt.data(), oc, 1, 1, in_c, 1, 8);
+  std::vector<int32_t> mult(oc), zero(oc, 0);
+  std::vector<uint8_t> shift(oc);
+  for (size_t c = 0; c < oc; ++c) mult[c] = int32_t(1u << 30) + int32_t(g() % 1000), shift[c] = uint8_t(38 + g() % 4);
+  QEpilogue e;
+  e.mult = mult.data(), e.shift = shift.data(), e.out_signed = false, e.zero_point = 7, e.lo = 0, e.hi = 200;
+  const QInput in{false, 3};
+  for (Isa isa : supported_isas()) {
+    set_isa(isa_name(isa));
+    std::vector<uint8_t> got(rows * oc);
+    qdense(x.data(), rows, in_c, *packed, in, e, got.data());
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t c = 0; c < oc; ++c) {
+        int64_t acc = 0;
+        for (size_t i = 0; i < in_c; ++i) acc += (int64_t(x[r * in_c + i]) - 3) * wt[c * in_c + i];
+        int64_t v = ((acc * mult[c] + (int64_t{1} << (shift[c] - 1))) >> shift[c]) + 7;
+        v = std::min<int64_t>(200, std::max<int64_t>(0, v));
+        CHECK(got[r * oc + c] == v, isa_name(isa) << " row " << r << " channel " << c << ": got " << int(got[r * oc + c]) << " want " << v);
+      }
+  }
+  set_isa(isa_name(supported_isas().back()));
+}
+
+TEST(qconv_refuses_what_it_cannot_compute_exactly) {
+  std::vector<int8_t> w(65537, 1);
+  bool threw = false;
+  try {
+    pack_qconv2d_weights(w.data(), 1, 1, 1, 65537, 1, 8);
+  } catch (const Error& e) {
+    threw = e.kind() == ErrorKind::Range;
+  }
+  CHECK(threw, "K = 65537 must be refused");
+  std::vector<int8_t> w4{8};
+  threw = false;
+  try {
+    pack_qconv2d_weights(w4.data(), 1, 1, 1, 1, 1, 4);
+  } catch (const Error& e) {
+    threw = e.kind() == ErrorKind::Range;
+  }
+  CHECK(threw, "a 4-bit value of 8 must be refused");
+}
