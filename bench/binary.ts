@@ -21,7 +21,7 @@ import {
   type Tensor,
 } from '../lib/index.js';
 import { fill, gops, measure, random, tablePrinter, type Impl, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
-import { convF32Model, qlinearConvModel } from './onnx-models.js';
+import { convF32Model, ortSession, qlinearConvModel, sameShape } from './onnx-models.js';
 import { loadConvShapes, type ConvShape } from './shapes.js';
 
 const THREADS = [1, 2];
@@ -69,20 +69,6 @@ function prepare(s: ConvShape): Layer {
     yF32: new ort.Tensor('float32', new Float32Array(s.cout * s.oh * s.ow), [1, s.cout, s.oh, s.ow]),
     yU8: new ort.Tensor('uint8', new Uint8Array(s.cout * s.oh * s.ow), [1, s.cout, s.oh, s.ow]),
   };
-}
-
-function ortSession(model: Uint8Array, n: number): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(model, {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: n,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /** Checks the outputs once per layer: shapes, and the default ISA agreeing with scalar. */
@@ -142,8 +128,8 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
       setThreads(n);
       for (const layer of layers) {
         const s = layer.shape;
-        const fp32 = await ortSession(layer.f32Model, n);
-        const int8 = await ortSession(layer.int8Model, n);
+        const fp32 = await ortSession(layer.f32Model, n, false);
+        const int8 = await ortSession(layer.int8Model, n, false);
         try {
           if (n === THREADS[0]) problems.push(...(await check(layer, defaultIsa, fp32, int8)));
           const conv = () => bconv2d(layer.xb, layer.w, { ...layer.options, out: layer.y });

@@ -24,7 +24,7 @@ import {
   type Tensor,
 } from '../lib/index.js';
 import { fill, gops, measure, random, tablePrinter, type Impl, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
-import { convF32Model, fillInts, matMulF32Model, qlinearConvModel, qlinearMatMulModel, type MatMulShape } from './onnx-models.js';
+import { convF32Model, fillInts, matMulF32Model, ortSession, qlinearConvModel, qlinearMatMulModel, sameShape, type MatMulShape } from './onnx-models.js';
 import { loadConvShapes, type ConvShape } from './shapes.js';
 
 const THREADS = [1, 2];
@@ -187,22 +187,6 @@ function prepareDense(name: string, s: MatMulShape, matrices: number): Workload 
   };
 }
 
-/**
- * A CPU EP session as in `binary`. With `noSpin`, idle worker threads block instead of spinning:
- * the GEMV cycles through 8 sessions, each with its own intra-op pool, and with spinning on, the
- * pools of the 7 idle sessions spin on the 2 cores while the 8th runs (measured: 2-thread fp32 GEMV
- * 16.6 ms instead of 3.4 ms, int8 1.5 ms instead of 0.9 ms; one session alone runs as fast either way).
- */
-function ortSession(model: Uint8Array, n: number, noSpin: boolean): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(model, {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: n,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    ...(noSpin ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
-  });
-}
 
 /** The timed lowbit call of a variant on weight matrix i, into the preallocated output (or a fresh one). */
 function lowbitCall(wl: Workload, v: Variant, out = true): (matrix: number) => Tensor {
@@ -222,7 +206,6 @@ function cycling<T>(count: number, run: (i: number) => T): () => T {
   };
 }
 
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** Checks a workload once: output shapes, and each variant's default ISA agreeing with scalar bit for bit. */
 async function check(wl: Workload, defaultIsa: Isa, int8: ort.InferenceSession, fp32: ort.InferenceSession): Promise<string[]> {

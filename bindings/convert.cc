@@ -259,4 +259,28 @@ Napi::Promise queue_async(Napi::Env env, std::function<void()> work, std::functi
   return promise;
 }
 
+std::shared_ptr<ByteInput> byte_input(Napi::Value value, const std::string& name, bool async) {
+  Napi::Env env = value.Env();
+  const napi_typedarray_type type = value.IsTypedArray() ? value.As<Napi::TypedArray>().TypedArrayType() : napi_float64_array;
+  if (type != napi_int8_array && type != napi_uint8_array)
+    throw_error(env, ErrorKind::Type, name + ": expected an Int8Array (s8) or a Uint8Array (u8)");
+  auto arg = typed_array<uint8_t>(value, type, name.c_str());
+  auto in = std::make_shared<ByteInput>();
+  in->is_signed = type == napi_int8_array;
+  in->length = arg.length;
+  if (async) {
+    in->copy.assign(arg.data, arg.data + arg.length);
+    in->data = in->copy.data();
+  } else {
+    in->data = arg.data;
+  }
+  return in;
+}
+
+void expect_length(Napi::Env env, const ByteInput& in, size_t expected, const std::string& name, const std::string& what) {
+  if (in.length != expected)
+    throw_error(env, ErrorKind::Shape,
+                name + ": " + what + " needs " + std::to_string(expected) + " values, got " + std::to_string(in.length));
+}
+
 }  // namespace lowbit::js

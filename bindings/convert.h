@@ -57,6 +57,17 @@ Napi::Promise queue_async(Napi::Env env, std::function<void()> work,
 
 Napi::Array shape_value(Napi::Env env, std::initializer_list<size_t> dims);
 
+// An int8 or uint8 tensor's bytes: borrowed (sync) or owned (async, so JS may mutate or detach it).
+struct ByteInput {
+  const uint8_t* data = nullptr;
+  size_t length = 0;
+  bool is_signed = true;
+  std::vector<uint8_t> copy;
+};
+std::shared_ptr<ByteInput> byte_input(Napi::Value value, const std::string& name, bool async);
+// Throws a ShapeError "<name>: <what> needs <expected> values, got <length>" on a mismatch.
+void expect_length(Napi::Env env, const ByteInput& in, size_t expected, const std::string& name, const std::string& what);
+
 // Runs `work` now (sync) or on the libuv pool (async); both give {data: out's buffer, shape}.
 Napi::Value finish(Napi::Env env, bool async, const Output& out, std::function<void()> work,
                    std::function<Napi::Array(Napi::Env)> shape);

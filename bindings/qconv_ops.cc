@@ -87,32 +87,6 @@ std::shared_ptr<Quant> quant_arg(Napi::Value value, bool input_signed, const QCo
   return q;
 }
 
-// The 8-bit input of a call: borrowed for sync calls, copied for async ones.
-struct Input {
-  const uint8_t* data = nullptr;
-  bool is_signed = false;
-  std::vector<uint8_t> copy;
-};
-
-std::shared_ptr<Input> input_arg(Napi::Value value, size_t expected, bool async, const char* what) {
-  Napi::Env env = value.Env();
-  auto in = std::make_shared<Input>();
-  in->is_signed = value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_int8_array;
-  auto arg = in->is_signed ? [&] { auto a = typed_array<int8_t>(value, napi_int8_array, "input");
-                                   return ArrayArg<uint8_t>{reinterpret_cast<uint8_t*>(a.data), a.length}; }()
-                           : typed_array<uint8_t>(value, napi_uint8_array, "input");
-  if (arg.length != expected)
-    throw_error(env, ErrorKind::Shape, std::string("input: ") + what + " needs " + std::to_string(expected) +
-                                           " values, got " + std::to_string(arg.length));
-  if (async) {
-    in->copy.assign(arg.data, arg.data + arg.length);
-    in->data = in->copy.data();
-  } else {
-    in->data = arg.data;
-  }
-  return in;
-}
-
 // The caller's preallocated output (sync calls only) or a new buffer.
 Output output_arg(Napi::Value value, bool async, OutType type, size_t count) {
   Napi::Env env = value.Env();
@@ -136,10 +110,6 @@ Output output_arg(Napi::Value value, bool async, OutType type, size_t count) {
   return {value.As<Napi::TypedArray>().ArrayBuffer(), data};
 }
 
-bool input_is_signed(Napi::Value value) {
-  return value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_int8_array;
-}
-
 // qconv2d(input: Uint8Array | Int8Array, [N, H, W, C], weights, params[8], options, async, out?)
 // params: strides h/w, dilations h/w, pads top/left/bottom/right
 Napi::Value QConv2d(const Napi::CallbackInfo& info) {
@@ -151,8 +121,9 @@ Napi::Value QConv2d(const Napi::CallbackInfo& info) {
     const Conv2dParams params{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
     const bool async = async_flag(info, 5);
     const Conv2dShape s = qconv2d_shape(dims[0], dims[1], dims[2], dims[3], *weights, params);
-    auto quant = quant_arg(info[4], input_is_signed(info[0]), *weights);
-    auto input = input_arg(info[0], s.batch * s.in_h * s.in_w * s.in_c, async, "[N, H, W, C]");
+    auto input = byte_input(info[0], "input", async);
+    expect_length(env, *input, s.batch * s.in_h * s.in_w * s.in_c, "input", "[N, H, W, C]");
+    auto quant = quant_arg(info[4], input->is_signed, *weights);
     const Output out = output_arg(info[6], async, quant->out, s.batch * s.out_h * s.out_w * s.out_c);
     auto work = [=, dst = out.data] { qconv2d(input->data, s, *weights, params, quant->input, quant->e, dst); };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
@@ -169,8 +140,9 @@ Napi::Value QDense(const Napi::CallbackInfo& info) {
     if (weights->kernel_h != 1 || weights->kernel_w != 1 || weights->groups != 1)
       throw_error(env, ErrorKind::Shape, "weights: qdense needs weights packed as [O, I] (kernel 1x1, one group)");
     qconv2d_shape(rows, 1, 1, in_c, *weights, Conv2dParams{});  // validates in_c against the weights
-    auto quant = quant_arg(info[4], input_is_signed(info[0]), *weights);
-    auto input = input_arg(info[0], rows * in_c, async, "[rows, inChannels]");
+    auto input = byte_input(info[0], "input", async);
+    expect_length(env, *input, rows * in_c, "input", "[rows, inChannels]");
+    auto quant = quant_arg(info[4], input->is_signed, *weights);
     const size_t oc = weights->out_channels;
     const Output out = output_arg(info[6], async, quant->out, rows * oc);
     auto work = [=, dst = out.data] { qdense(input->data, rows, in_c, *weights, quant->input, quant->e, dst); };

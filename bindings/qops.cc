@@ -14,38 +14,6 @@
 namespace lowbit::js {
 namespace {
 
-// An int8 or uint8 tensor's bytes: borrowed (sync) or owned (async).
-struct ByteInput {
-  const uint8_t* data = nullptr;
-  size_t length = 0;
-  bool is_signed = true;
-  std::vector<uint8_t> copy;
-};
-
-std::shared_ptr<ByteInput> byte_input(Napi::Value value, const std::string& name, bool async) {
-  Napi::Env env = value.Env();
-  const napi_typedarray_type type = value.IsTypedArray() ? value.As<Napi::TypedArray>().TypedArrayType() : napi_float64_array;
-  if (type != napi_int8_array && type != napi_uint8_array)
-    throw_error(env, ErrorKind::Type, name + ": expected an Int8Array (s8) or a Uint8Array (u8)");
-  auto arg = typed_array<uint8_t>(value, type, name.c_str());
-  auto in = std::make_shared<ByteInput>();
-  in->is_signed = type == napi_int8_array;
-  in->length = arg.length;
-  if (async) {
-    in->copy.assign(arg.data, arg.data + arg.length);
-    in->data = in->copy.data();
-  } else {
-    in->data = arg.data;
-  }
-  return in;
-}
-
-void expect_length(Napi::Env env, const ByteInput& in, size_t expected, const std::string& name, const std::string& what) {
-  if (in.length != expected)
-    throw_error(env, ErrorKind::Shape,
-                name + ": " + what + " needs " + std::to_string(expected) + " values, got " + std::to_string(in.length));
-}
-
 Napi::Object object_arg(Napi::Value value, const std::string& name, const char* expected) {
   if (!value.IsObject()) throw_error(value.Env(), ErrorKind::Type, name + ": expected " + expected);
   return value.As<Napi::Object>();
