@@ -1,0 +1,50 @@
+// mst.h: MST schedules of binary layers (MST-compression, Vo et al., ICCV 2023): an output channel
+// is computed from another channel's result plus a correction over only the weight positions where
+// the two differ. This is the offline part: distances, the tree, its statistics.
+//
+// With parent i, child j, M = B[i] XOR B[j] (d = popcount M) and the +-1 dot products y:
+//   y_j =  y_i + 2d - 4 popcount((B[j] XOR X) AND M)              (child from parent)
+//   y_j = -y_i + 2e - 4 popcount((B[j] XOR X) AND NOT M), e = K - d (child from a negated parent)
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "lowbit/binary.h"
+
+namespace lowbit {
+
+struct MstOptions {
+  size_t max_depth = SIZE_MAX;  // a root has depth 0; children at most this deep (>= 1 to allow any)
+  bool allow_negation = false;  // let a child hang off the complement of its parent (cost K - d)
+};
+
+struct MstSchedule {
+  size_t channels = 0, kbits = 0, groups = 1;
+  std::vector<int32_t> order;   // every channel once, parents before their children (BFS by depth)
+  std::vector<int32_t> parent;  // per channel: -1 for a root (computed densely), else its parent
+  std::vector<uint8_t> negate;  // per channel: 1 if computed from the complement of its parent
+  std::vector<uint32_t> depth;  // per channel: 0 for a root
+  std::vector<uint32_t> cost;   // per channel: bit positions it evaluates (K for a root, d or K - d)
+  // Statistics: the sum of the children's costs, the deepest channel, dense bit-ops / MST bit-ops,
+  // and dense weight bits / MST weight bits (a root stores K bits; a child its parent index, the
+  // negate bit and the smaller of a K-bit mask or an index list of its cost positions).
+  uint64_t total_distance = 0;
+  size_t max_depth = 0;
+  double op_ratio = 1, storage_ratio = 1;
+};
+
+// Prim's algorithm over the output channels of each group plus a virtual root at distance K
+// (compute from scratch); channels of different groups never attach to each other. Ties prefer the
+// shallower parent. O(C^2 * K / 64) word operations.
+std::shared_ptr<MstSchedule> build_mst(const BinaryConv2dWeights& w, const MstOptions& options);
+
+// Checks a schedule against its weights: sizes, every parent in range, in the same group, before its
+// child in `order`, no cycle, depths and costs consistent. Throws Error(Shape/Range) naming the field.
+void validate_mst(const MstSchedule& s, const BinaryConv2dWeights& w);
+
+// The bit positions child c evaluates: where it differs from its parent (or agrees, if negated).
+std::vector<uint32_t> mst_positions(const MstSchedule& s, const BinaryConv2dWeights& w, size_t c);
+
+}  // namespace lowbit
