@@ -10,6 +10,7 @@
 #include "convert.h"
 #include "handle.h"
 #include "lowbit/binary.h"
+#include "lowbit/mst.h"
 
 namespace lowbit::js {
 namespace {
@@ -277,11 +278,67 @@ Napi::Value BMaxPool2d(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---- MST schedules -----------------------------------------------------------------------------
+
+// A schedule with the weights it was built from (its difference sets come from them).
+struct BoundMst {
+  std::shared_ptr<MstSchedule> schedule;
+  std::shared_ptr<BinaryConv2dWeights> weights;
+};
+
+template <typename T>
+Napi::Value typed_copy(Napi::Env env, const std::vector<T>& v) {
+  auto out = Napi::TypedArrayOf<T>::New(env, v.size());
+  std::copy(v.begin(), v.end(), out.Data());
+  return out;
+}
+
+// buildMst(weights, maxDepth (-1: none), allowNegation) -> {handle, order, parent, negate, depth, cost, stats}
+Napi::Value BuildMst(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto weights = weights_arg(info[0]);
+    MstOptions options;
+    if (!info[1].IsNumber()) throw_error(env, ErrorKind::Type, "maxDepth: expected a number");
+    const double depth = info[1].As<Napi::Number>().DoubleValue();
+    if (depth != -1) options.max_depth = uint_arg(info[1], "maxDepth");
+    options.allow_negation = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+    auto bound = std::make_shared<BoundMst>(BoundMst{build_mst(*weights, options), weights});
+    const MstSchedule& s = *bound->schedule;
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("handle", wrap_handle(env, instance_data(env).mst_schedules, bound));
+    out.Set("order", typed_copy(env, s.order));
+    out.Set("parent", typed_copy(env, s.parent));
+    out.Set("negate", typed_copy(env, s.negate));
+    out.Set("depth", typed_copy(env, s.depth));
+    out.Set("cost", typed_copy(env, s.cost));
+    out.Set("totalDistance", Napi::Number::New(env, static_cast<double>(s.total_distance)));
+    out.Set("maxDepth", Napi::Number::New(env, static_cast<double>(s.max_depth)));
+    out.Set("opRatio", Napi::Number::New(env, s.op_ratio));
+    out.Set("storageRatio", Napi::Number::New(env, s.storage_ratio));
+    return out;
+  });
+}
+
+// mstPositions(handle, channel) -> Uint32Array: the bit positions the channel evaluates
+Napi::Value MstPositions(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto bound = unwrap_handle<BoundMst>(info[0], instance_data(info.Env()).mst_schedules, "schedule: expected an MST schedule (from buildMst)");
+    const size_t c = uint_arg(info[1], "channel");
+    if (c >= bound->schedule->channels)
+      throw_error(info.Env(), ErrorKind::Range, "channel: expected an integer below " + std::to_string(bound->schedule->channels));
+    return typed_copy(info.Env(), mst_positions(*bound->schedule, *bound->weights, c));
+  });
+}
+
 }  // namespace
 
 void init_binary_ops(Napi::Env env, Napi::Object exports) {
   instance_data(env).binary_weights = Handle<BinaryConv2dWeights>::define(env, "BinaryConv2dWeightsHandle");
   exports.Set("packBinaryConv2dWeights", Napi::Function::New(env, PackWeights, "packBinaryConv2dWeights"));
+  instance_data(env).mst_schedules = Handle<BoundMst>::define(env, "MstScheduleHandle");
+  exports.Set("buildMst", Napi::Function::New(env, BuildMst, "buildMst"));
+  exports.Set("mstPositions", Napi::Function::New(env, MstPositions, "mstPositions"));
   exports.Set("bitpack", Napi::Function::New(env, Bitpack, "bitpack"));
   exports.Set("bconv2d", Napi::Function::New(env, BConv2d, "bconv2d"));
   exports.Set("bdense", Napi::Function::New(env, BDense, "bdense"));

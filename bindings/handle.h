@@ -14,6 +14,7 @@ namespace lowbit::js {
 struct InstanceData {
   Napi::FunctionReference binary_weights;
   Napi::FunctionReference qconv_weights;
+  Napi::FunctionReference mst_schedules;
 };
 
 // Constructed only natively, with the object passed as an External; a script calling
