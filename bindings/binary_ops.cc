@@ -293,7 +293,24 @@ Napi::Value typed_copy(Napi::Env env, const std::vector<T>& v) {
   return out;
 }
 
-// buildMst(weights, maxDepth (-1: none), allowNegation) -> {handle, order, parent, negate, depth, cost, stats}
+// The JS view of a schedule: {handle, order, parent, negate, depth, cost, stats}.
+Napi::Object schedule_value(Napi::Env env, std::shared_ptr<BoundMst> bound) {
+  const MstSchedule& s = *bound->schedule;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("handle", wrap_handle(env, instance_data(env).mst_schedules, bound));
+  out.Set("order", typed_copy(env, s.order));
+  out.Set("parent", typed_copy(env, s.parent));
+  out.Set("negate", typed_copy(env, s.negate));
+  out.Set("depth", typed_copy(env, s.depth));
+  out.Set("cost", typed_copy(env, s.cost));
+  out.Set("totalDistance", Napi::Number::New(env, static_cast<double>(s.total_distance)));
+  out.Set("maxDepth", Napi::Number::New(env, static_cast<double>(s.max_depth)));
+  out.Set("opRatio", Napi::Number::New(env, s.op_ratio));
+  out.Set("storageRatio", Napi::Number::New(env, s.storage_ratio));
+  return out;
+}
+
+// buildMst(weights, maxDepth (-1: none), allowNegation) -> schedule_value
 Napi::Value BuildMst(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -303,19 +320,36 @@ Napi::Value BuildMst(const Napi::CallbackInfo& info) {
     const double depth = info[1].As<Napi::Number>().DoubleValue();
     if (depth != -1) options.max_depth = uint_arg(info[1], "maxDepth");
     options.allow_negation = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
-    auto bound = std::make_shared<BoundMst>(BoundMst{build_mst(*weights, options), weights});
-    const MstSchedule& s = *bound->schedule;
+    return schedule_value(env, std::make_shared<BoundMst>(BoundMst{build_mst(*weights, options), weights}));
+  });
+}
+
+BoundMst& schedule_arg(Napi::Value value) {
+  return *unwrap_handle<BoundMst>(value, instance_data(value.Env()).mst_schedules, "schedule: expected an MST schedule (from buildMst)");
+}
+
+// serializeMst(handle) -> Uint8Array: the schedule with its compressed weights
+Napi::Value SerializeMst(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    BoundMst& bound = schedule_arg(info[0]);
+    return typed_copy(info.Env(), serialize_mst(*bound.schedule, *bound.weights));
+  });
+}
+
+// loadMst(bytes: Uint8Array) -> {weights: handle, shape, groups, schedule: schedule_value}
+Napi::Value LoadMst(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto bytes = typed_array<uint8_t>(info[0], napi_uint8_array, "bytes");
+    MstLayer layer = deserialize_mst(bytes.data, bytes.length);
+    const BinaryConv2dWeights& w = *layer.weights;
     Napi::Object out = Napi::Object::New(env);
-    out.Set("handle", wrap_handle(env, instance_data(env).mst_schedules, bound));
-    out.Set("order", typed_copy(env, s.order));
-    out.Set("parent", typed_copy(env, s.parent));
-    out.Set("negate", typed_copy(env, s.negate));
-    out.Set("depth", typed_copy(env, s.depth));
-    out.Set("cost", typed_copy(env, s.cost));
-    out.Set("totalDistance", Napi::Number::New(env, static_cast<double>(s.total_distance)));
-    out.Set("maxDepth", Napi::Number::New(env, static_cast<double>(s.max_depth)));
-    out.Set("opRatio", Napi::Number::New(env, s.op_ratio));
-    out.Set("storageRatio", Napi::Number::New(env, s.storage_ratio));
+    Napi::Object handle = wrap_handle(env, instance_data(env).binary_weights, layer.weights);
+    handle.Set("bytes", Napi::Number::New(env, static_cast<double>(w.bits.size() * 8)));
+    out.Set("weights", handle);
+    out.Set("shape", shape_value(env, {w.out_channels, w.kernel_h, w.kernel_w, w.in_channels_per_group}));
+    out.Set("groups", Napi::Number::New(env, static_cast<double>(w.groups)));
+    out.Set("schedule", schedule_value(env, std::make_shared<BoundMst>(BoundMst{layer.schedule, layer.weights})));
     return out;
   });
 }
@@ -323,11 +357,11 @@ Napi::Value BuildMst(const Napi::CallbackInfo& info) {
 // mstPositions(handle, channel) -> Uint32Array: the bit positions the channel evaluates
 Napi::Value MstPositions(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    auto bound = unwrap_handle<BoundMst>(info[0], instance_data(info.Env()).mst_schedules, "schedule: expected an MST schedule (from buildMst)");
+    BoundMst& bound = schedule_arg(info[0]);
     const size_t c = uint_arg(info[1], "channel");
-    if (c >= bound->schedule->channels)
-      throw_error(info.Env(), ErrorKind::Range, "channel: expected an integer below " + std::to_string(bound->schedule->channels));
-    return typed_copy(info.Env(), mst_positions(*bound->schedule, *bound->weights, c));
+    if (c >= bound.schedule->channels)
+      throw_error(info.Env(), ErrorKind::Range, "channel: expected an integer below " + std::to_string(bound.schedule->channels));
+    return typed_copy(info.Env(), mst_positions(*bound.schedule, *bound.weights, c));
   });
 }
 
@@ -338,6 +372,8 @@ void init_binary_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("packBinaryConv2dWeights", Napi::Function::New(env, PackWeights, "packBinaryConv2dWeights"));
   instance_data(env).mst_schedules = Handle<BoundMst>::define(env, "MstScheduleHandle");
   exports.Set("buildMst", Napi::Function::New(env, BuildMst, "buildMst"));
+  exports.Set("serializeMst", Napi::Function::New(env, SerializeMst, "serializeMst"));
+  exports.Set("loadMst", Napi::Function::New(env, LoadMst, "loadMst"));
   exports.Set("mstPositions", Napi::Function::New(env, MstPositions, "mstPositions"));
   exports.Set("bitpack", Napi::Function::New(env, Bitpack, "bitpack"));
   exports.Set("bconv2d", Napi::Function::New(env, BConv2d, "bconv2d"));

@@ -77,4 +77,4 @@ export {
   type QGlobalAvgPoolOptions,
   type QConcatOptions,
 } from './ops/integer.js';
-export { buildMst, MstSchedule, type BuildMstOptions, type MstStats } from './ops/mst.js';
+export { buildMst, loadMst, MstSchedule, type BuildMstOptions, type MstStats } from './ops/mst.js';

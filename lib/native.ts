@@ -13,6 +13,19 @@ export interface NativeWeightsHandle {
 /** Opaque handle of an MST schedule (with the weights it was built from) owned by the addon. */
 export type NativeMstHandle = object;
 
+export interface NativeMstSchedule {
+  handle: NativeMstHandle;
+  order: Int32Array;
+  parent: Int32Array;
+  negate: Uint8Array;
+  depth: Uint32Array;
+  cost: Uint32Array;
+  totalDistance: number;
+  maxDepth: number;
+  opRatio: number;
+  storageRatio: number;
+}
+
 /** Opaque handle of packed integer weights owned by the addon. */
 export interface NativeQHandle {
   readonly bytes: number;
@@ -75,10 +88,9 @@ export interface NativeBinding {
   dequantize(q: Int8Array | Uint8Array, scale: number, zeroPoint: number, async: boolean): NativeResult | Promise<NativeResult>;
   requantize(acc: Int32Array, rows: number, channels: number,
     params: { multiplier: Int32Array; shift: Uint8Array; bias?: Int32Array; lo: number; hi: number }, async: boolean): NativeResult | Promise<NativeResult>;
-  buildMst(weights: NativeWeightsHandle, maxDepth: number, allowNegation: boolean): {
-    handle: NativeMstHandle; order: Int32Array; parent: Int32Array; negate: Uint8Array; depth: Uint32Array; cost: Uint32Array;
-    totalDistance: number; maxDepth: number; opRatio: number; storageRatio: number;
-  };
+  buildMst(weights: NativeWeightsHandle, maxDepth: number, allowNegation: boolean): NativeMstSchedule;
+  serializeMst(schedule: NativeMstHandle): Uint8Array;
+  loadMst(bytes: Uint8Array): { weights: NativeWeightsHandle; shape: number[]; groups: number; schedule: NativeMstSchedule };
   mstPositions(schedule: NativeMstHandle, channel: number): Uint32Array;
   packQConv2dWeights(data: Int8Array, shape: number[], groups: number, bits: number): NativeQHandle;
   qconv2d(input: Int8Array | Uint8Array, inputShape: number[], weights: NativeQHandle, params: number[],

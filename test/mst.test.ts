@@ -3,7 +3,7 @@
  * total distance, difference sets, statistics), depth bounds, negated parents, groups, bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { buildMst, MstSchedule, packBinaryConv2dWeights, packBinaryDenseWeights, tensor } from '../lib/index.js';
+import { bconv2d, buildMst, loadMst, MstSchedule, packBinaryConv2dWeights, packBinaryDenseWeights, ShapeError, tensor } from '../lib/index.js';
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
 
 const SEED = fileSeed('mst');
@@ -98,6 +98,26 @@ describe('buildMst', () => {
     const s = buildMst(packBinaryConv2dWeights(tensor('f32', [512, 3, 3, 512], weights(rng, 512, 4608, 0.05))), { allowNegation: true });
     expect(s).toBeInstanceOf(MstSchedule);
     expect(s.stats.opRatio).toBeGreaterThan(4);
+  });
+
+  it('serialize / loadMst round-trips the schedule and the weights (the reloaded layer computes the same conv)', () => {
+    const rng = rngFor(SEED, 'file');
+    const [o, k, c] = [24, 3, 256];
+    const w = packBinaryConv2dWeights(tensor('f32', [o, k, k, c], weights(rng, o, k * k * c, 0.02)));
+    const s = buildMst(w, { allowNegation: true, maxDepth: 4 });
+    const bytes = s.serialize();
+    expect(bytes.length).toBeLessThan((o * k * k * c) / 8); // smaller than the dense bits at 2% flips
+    const back = loadMst(bytes);
+    for (const key of ['order', 'parent', 'negate', 'depth', 'cost'] as const) expect([...back.schedule[key]], key).toEqual([...s[key]]);
+    expect(back.schedule.stats).toEqual(s.stats);
+    const x = tensor('f32', [1, 6, 5, c], Float32Array.from({ length: 6 * 5 * c }, () => rng.float() - 0.5));
+    for (const padding of ['same-zero', 'same-one'] as const)
+      expect([...bconv2d(x, back.weights, { padding }).data]).toEqual([...bconv2d(x, w, { padding }).data]);
+    expect(() => loadMst(bytes.subarray(0, bytes.length - 1))).toThrow(ShapeError);
+    const bad = bytes.slice();
+    bad[0] = 0;
+    expect(() => loadMst(bad)).toThrow(/magic/);
+    expect(() => loadMst(new Float32Array(4) as never)).toThrow(TypeError);
   });
 
   it('bad input throws named errors', () => {

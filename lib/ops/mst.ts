@@ -7,8 +7,8 @@
  * This module builds the schedule offline and reports what it saves.
  */
 import { callNative } from '../errors.js';
-import { native, type NativeMstHandle } from '../native.js';
-import { describe } from '../tensor.js';
+import { native, type NativeMstHandle, type NativeMstSchedule } from '../native.js';
+import { describe, expectTensor, type Tensor } from '../tensor.js';
 import { PackedBinaryWeights } from './binary.js';
 
 export interface BuildMstOptions {
@@ -46,7 +46,7 @@ export class MstSchedule {
   readonly stats: MstStats;
 
   /** @internal use buildMst */
-  constructor(r: ReturnType<typeof native.buildMst>) {
+  constructor(r: NativeMstSchedule) {
     this.handle = r.handle;
     this.order = r.order;
     this.parent = r.parent;
@@ -59,6 +59,14 @@ export class MstSchedule {
   /** Channels computed densely. */
   get roots(): number[] {
     return [...this.parent.keys()].filter((c) => this.parent[c] < 0);
+  }
+
+  /**
+   * The schedule with its compressed weights, compactly (roots: K bits; children: parent, negate flag
+   * and their positions as a K-bit mask or a 16-bit index list, whichever is smaller). {@link loadMst} reads it back.
+   */
+  serialize(): Uint8Array {
+    return callNative(() => native.serializeMst(this.handle));
   }
 
   /** The weight positions child `channel` evaluates (its difference set; agreements if negated); empty for a root. */
@@ -82,4 +90,16 @@ export function buildMst(weights: PackedBinaryWeights, options: BuildMstOptions 
     throw new RangeError(`maxDepth: expected an integer >= 0, got ${String(maxDepth)}`);
   if (typeof allowNegation !== 'boolean') throw new TypeError(`allowNegation: expected a boolean, got ${describe(allowNegation)}`);
   return new MstSchedule(callNative(() => native.buildMst(weights.handle, maxDepth ?? -1, allowNegation)));
+}
+
+/**
+ * Reads {@link MstSchedule.serialize}'s bytes: rebuilds the packed weights from the compressed form
+ * and the schedule, checking every size, index and enum first (a parent must come before its child,
+ * positions must lie inside K).
+ * @throws ShapeError (truncated or oversized data), RangeError (an index or enum out of range), TypeError
+ */
+export function loadMst(bytes: Uint8Array | Tensor<'u8'>): { weights: PackedBinaryWeights; schedule: MstSchedule } {
+  const data = bytes instanceof Uint8Array ? bytes : expectTensor(bytes, 'bytes', ['u8']).data;
+  const r = callNative(() => native.loadMst(data));
+  return { weights: new PackedBinaryWeights(r.weights, r.shape, r.groups), schedule: new MstSchedule(r.schedule) };
 }

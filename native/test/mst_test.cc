@@ -2,6 +2,7 @@
 // minimality against Kruskal, depth bounds, negation, groups, validation of corrupted schedules.
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <numeric>
 
 #include "harness.h"
@@ -149,4 +150,57 @@ TEST(mst_builds_512_channels_of_4608_bits_quickly) {
   std::printf("       512 x 4608-bit MST: %.1f ms, op ratio %.2f, storage ratio %.2f, depth %zu\n", ms, s->op_ratio,
               s->storage_ratio, s->max_depth);
   CHECK(s->op_ratio > 4, "5% flips around a prototype should give a large op ratio, got " << s->op_ratio);
+}
+
+TEST(mst_file_round_trips_schedule_and_weights) {
+  auto g = rng(46);
+  for (int iter = 0; iter < 12; ++iter) {
+    const size_t groups = iter % 3 == 0 ? 2 : 1, n = groups * (1 + g() % 20), k = 1 + g() % 700;
+    auto w = random_weights(g, n, k, groups, iter % 2 ? 0.01 : 0.3);
+    auto s = build_mst(*w, MstOptions{iter % 4 == 0 ? 2 : SIZE_MAX, iter % 2 == 0});
+    const auto bytes = serialize_mst(*s, *w);
+    const MstLayer back = deserialize_mst(bytes.data(), bytes.size());
+    CHECK(back.weights->bits == w->bits, "iter " << iter << ": weights differ after the round trip");
+    CHECK(back.weights->tap_sums == w->tap_sums, "iter " << iter << ": tap sums differ");
+    CHECK(back.schedule->parent == s->parent && back.schedule->negate == s->negate && back.schedule->cost == s->cost &&
+              back.schedule->depth == s->depth && back.schedule->order == s->order,
+          "iter " << iter << ": schedule differs");
+    CHECK(back.schedule->op_ratio == s->op_ratio, "stats differ");
+  }
+}
+
+TEST(mst_file_corruption_throws_named_errors) {
+  auto g = rng(47);
+  auto w = random_weights(g, 9, 130, 1, 0.05);
+  auto s = build_mst(*w, MstOptions{SIZE_MAX, true});
+  const auto bytes = serialize_mst(*s, *w);
+  const auto outcome = [&](const std::vector<uint8_t>& b) {
+    try {
+      deserialize_mst(b.data(), b.size());
+    } catch (const Error& e) {
+      return int(e.kind());
+    }
+    return -1;  // accepted: must then be a valid schedule (validate_mst ran)
+  };
+  for (size_t len = 0; len < bytes.size(); ++len) {
+    std::vector<uint8_t> cut(bytes.begin(), bytes.begin() + len);
+    CHECK(outcome(cut) >= 0, "truncated to " << len << " bytes was accepted");
+  }
+  int accepted = 0;
+  for (int i = 0; i < 2000; ++i) {  // flipped bytes: an error or a valid layer, never a crash
+    auto b = bytes;
+    b[g() % b.size()] ^= uint8_t(1 + g() % 255);
+    accepted += outcome(b) < 0;
+  }
+  std::printf("       2000 single-byte corruptions: %d decoded to other valid layers, the rest refused\n", accepted);
+  auto huge = bytes;
+  const uint32_t big = 0xFFFFFFF0u;
+  std::memcpy(huge.data() + 8, &big, 4);
+  CHECK(outcome(huge) == int(ErrorKind::Shape), "huge channel count");
+  auto extra = bytes;
+  extra.push_back(0);
+  CHECK(outcome(extra) == int(ErrorKind::Shape), "trailing bytes");
+  auto magic = bytes;
+  magic[0] = 'X';
+  CHECK(outcome(magic) == int(ErrorKind::Shape), "bad magic");
 }

@@ -47,4 +47,22 @@ void validate_mst(const MstSchedule& s, const BinaryConv2dWeights& w);
 // The bit positions child c evaluates: where it differs from its parent (or agrees, if negated).
 std::vector<uint32_t> mst_positions(const MstSchedule& s, const BinaryConv2dWeights& w, size_t c);
 
+// The file form of a schedule with its compressed weights (little-endian):
+//   magic "LBMST" 0 1 0 (format 1), u32 out_channels, kernel_h, kernel_w, in_channels_per_group, groups,
+//   then per channel in schedule order: u32 channel, i32 parent, u8 negate, u8 encoding, payload:
+//     encoding 0 (root): the channel's packed bits, row_words u64;
+//     encoding 1 (child, mask): the positions it evaluates as a K-bit mask, row_words u64;
+//     encoding 2 (child, list): u32 count, then count u16 positions (u32 when K > 65536), ascending.
+// A child's bits are its parent's, flipped on the listed positions (negated: everywhere else).
+std::vector<uint8_t> serialize_mst(const MstSchedule& s, const BinaryConv2dWeights& w);
+
+struct MstLayer {
+  std::shared_ptr<BinaryConv2dWeights> weights;
+  std::shared_ptr<MstSchedule> schedule;
+};
+// Reads serialize_mst's form, checking every size, index and enum before use (a parent must be read
+// before its child, so there is no cycle), then rebuilds the weights and validates the schedule.
+// Throws Error(Shape / Range) naming the field.
+MstLayer deserialize_mst(const uint8_t* data, size_t size);
+
 }  // namespace lowbit

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
+#include "common/checked_math.h"
 #include "lowbit/error.h"
 
 namespace lowbit {
@@ -141,6 +143,155 @@ std::vector<uint32_t> mst_positions(const MstSchedule& s, const BinaryConv2dWeig
     if (differ != static_cast<bool>(s.negate[c])) out.push_back(static_cast<uint32_t>(i));
   }
   return out;
+}
+
+}  // namespace lowbit
+
+namespace lowbit {
+namespace {
+
+constexpr char kMagic[8] = {'L', 'B', 'M', 'S', 'T', 0, 1, 0};
+enum Encoding : uint8_t { kRoot = 0, kMask = 1, kList = 2 };
+
+template <typename T>
+void put(std::vector<uint8_t>& out, T v) {
+  const auto* p = reinterpret_cast<const uint8_t*>(&v);
+  out.insert(out.end(), p, p + sizeof v);
+}
+
+// Bounds-checked little-endian reads; every failure names the field.
+struct Reader {
+  const uint8_t* data;
+  size_t size, at = 0;
+  template <typename T>
+  T get(const std::string& field) {
+    if (size - at < sizeof(T)) fail(ErrorKind::Shape, "mst file: truncated at " + field + " (byte " + num(at) + ")");
+    T v;
+    std::memcpy(&v, data + at, sizeof v);
+    at += sizeof v;
+    return v;
+  }
+  const uint8_t* bytes(size_t n, const std::string& field) {
+    if (size - at < n) fail(ErrorKind::Shape, "mst file: truncated in " + field + " (needs " + num(n) + " bytes at " + num(at) + ")");
+    const uint8_t* p = data + at;
+    at += n;
+    return p;
+  }
+};
+
+}  // namespace
+
+std::vector<uint8_t> serialize_mst(const MstSchedule& s, const BinaryConv2dWeights& w) {
+  validate_mst(s, w);
+  std::vector<uint8_t> out(kMagic, kMagic + 8);
+  for (size_t v : {w.out_channels, w.kernel_h, w.kernel_w, w.in_channels_per_group, w.groups}) put<uint32_t>(out, uint32_t(v));
+  const bool wide = w.kbits > 65536;
+  for (int32_t c : s.order) {
+    put<uint32_t>(out, uint32_t(c));
+    put<int32_t>(out, s.parent[c]);
+    put<uint8_t>(out, s.negate[c]);
+    const uint64_t* row = w.bits.data() + c * w.row_words;
+    if (s.parent[c] < 0) {
+      put<uint8_t>(out, kRoot);
+      for (size_t i = 0; i < w.row_words; ++i) put<uint64_t>(out, row[i]);
+      continue;
+    }
+    const std::vector<uint32_t> positions = mst_positions(s, w, c);
+    if (4 + positions.size() * (wide ? 4 : 2) < w.row_words * 8) {
+      put<uint8_t>(out, kList);
+      put<uint32_t>(out, uint32_t(positions.size()));
+      for (uint32_t p : positions) wide ? put<uint32_t>(out, p) : put<uint16_t>(out, uint16_t(p));
+    } else {
+      put<uint8_t>(out, kMask);
+      std::vector<uint64_t> mask(w.row_words, 0);
+      for (uint32_t p : positions) mask[p / 64] |= uint64_t{1} << (p % 64);
+      for (uint64_t word : mask) put<uint64_t>(out, word);
+    }
+  }
+  return out;
+}
+
+MstLayer deserialize_mst(const uint8_t* data, size_t size) {
+  Reader r{data, size};
+  if (std::memcmp(r.bytes(8, "magic"), kMagic, 8) != 0)
+    fail(ErrorKind::Shape, "mst file: magic: not an MST layer file of format 1");
+  const size_t out_c = r.get<uint32_t>("out_channels"), kh = r.get<uint32_t>("kernel_h"), kw = r.get<uint32_t>("kernel_w");
+  const size_t icg = r.get<uint32_t>("in_channels_per_group"), groups = r.get<uint32_t>("groups");
+  if (out_c == 0 || kh == 0 || kw == 0 || icg == 0 || groups == 0 || out_c % groups != 0)
+    fail(ErrorKind::Range, "mst file: header: dimensions must be >= 1 and out_channels a multiple of groups");
+  const size_t kbits = checked_mul(checked_mul(kh, kw, "kernel size"), icg, "kernel size");
+  if (kbits > (size_t{1} << 24)) fail(ErrorKind::Range, "mst file: header: " + num(kbits) + " bits per channel exceeds 2^24");
+  // Each channel takes at least 14 bytes: bounds every allocation by the file's own size.
+  if (out_c > (size - r.at) / 14) fail(ErrorKind::Shape, "mst file: header: " + num(out_c) + " channels cannot fit in the file");
+  const size_t words = words_for_bits(kbits);
+  const uint64_t tail = kbits % 64 ? (uint64_t{1} << (kbits % 64)) - 1 : ~uint64_t{0};
+  auto w = std::make_shared<BinaryConv2dWeights>();
+  w->out_channels = out_c, w->kernel_h = kh, w->kernel_w = kw, w->in_channels_per_group = icg, w->groups = groups;
+  w->kbits = kbits, w->row_words = words;
+  w->bits.assign(checked_mul(out_c, words, "weights size"), 0);
+  auto s = std::make_shared<MstSchedule>();
+  s->channels = out_c, s->kbits = kbits, s->groups = groups;
+  s->parent.assign(out_c, -1), s->negate.assign(out_c, 0), s->depth.assign(out_c, 0), s->cost.assign(out_c, uint32_t(kbits));
+  std::vector<uint8_t> seen(out_c, 0);
+  std::vector<uint64_t> flips(words);
+  for (size_t i = 0; i < out_c; ++i) {
+    const std::string at = "channel record " + num(i);
+    const uint32_t c = r.get<uint32_t>(at + " channel");
+    const int32_t parent = r.get<int32_t>(at + " parent");
+    const uint8_t negate = r.get<uint8_t>(at + " negate"), encoding = r.get<uint8_t>(at + " encoding");
+    if (c >= out_c || seen[c]) fail(ErrorKind::Range, "mst file: " + at + ": channel " + num(c) + " out of range or repeated");
+    if (negate > 1 || encoding > kList) fail(ErrorKind::Range, "mst file: " + at + ": negate or encoding out of range");
+    if ((encoding == kRoot) != (parent == -1) || (encoding == kRoot && negate))
+      fail(ErrorKind::Range, "mst file: " + at + ": a root has parent -1, no negation and encoding 0");
+    if (parent != -1 && (parent < 0 || size_t(parent) >= out_c || !seen[parent]))
+      fail(ErrorKind::Range, "mst file: " + at + ": parent " + std::to_string(parent) + " is out of range or not read before its child");
+    uint64_t* row = w->bits.data() + size_t(c) * words;
+    std::fill(flips.begin(), flips.end(), 0);
+    if (encoding == kRoot || encoding == kMask) {
+      const uint8_t* p = r.bytes(words * 8, at + " bits");
+      std::memcpy(encoding == kRoot ? row : flips.data(), p, words * 8);
+      if (((encoding == kRoot ? row : flips.data())[words - 1] & ~tail) != 0)
+        fail(ErrorKind::Range, "mst file: " + at + ": bits set beyond K");
+    } else {
+      const size_t count = r.get<uint32_t>(at + " count");
+      const bool wide = kbits > 65536;
+      if (count > kbits) fail(ErrorKind::Range, "mst file: " + at + ": " + num(count) + " positions exceed K");
+      const uint8_t* p = r.bytes(count * (wide ? 4 : 2), at + " positions");
+      for (size_t j = 0; j < count; ++j) {
+        uint32_t pos = 0;
+        std::memcpy(&pos, p + j * (wide ? 4 : 2), wide ? 4 : 2);
+        if (pos >= kbits || (flips[pos / 64] >> (pos % 64)) & 1)
+          fail(ErrorKind::Range, "mst file: " + at + ": position " + num(pos) + " outside K or repeated");
+        flips[pos / 64] |= uint64_t{1} << (pos % 64);
+      }
+    }
+    if (encoding != kRoot) {
+      // The child differs from its parent on the listed positions; a negated child everywhere else.
+      const uint64_t* from = w->bits.data() + size_t(parent) * words;
+      for (size_t k = 0; k < words; ++k) row[k] = from[k] ^ (negate ? ~flips[k] : flips[k]);
+      row[words - 1] &= tail;
+      s->depth[c] = s->depth[parent] + 1;
+      uint32_t n = 0;
+      for (uint64_t f : flips) n += uint32_t(__builtin_popcountll(f));
+      s->cost[c] = n;
+    }
+    s->parent[c] = parent, s->negate[c] = negate, seen[c] = 1;
+    s->order.push_back(int32_t(c));
+  }
+  if (r.at != size) fail(ErrorKind::Shape, "mst file: " + num(size - r.at) + " bytes after the last channel record");
+  // The per-tap sums of the zero-padding correction, from the rebuilt bits.
+  w->tap_sums.assign(checked_mul(w->taps(), out_c, "tap sums"), 0);
+  for (size_t c = 0; c < out_c; ++c)
+    for (size_t t = 0; t < w->taps(); ++t) {
+      int32_t negatives = 0;
+      for (size_t i = t * icg; i < (t + 1) * icg; ++i) negatives += (w->bits[c * words + i / 64] >> (i % 64)) & 1;
+      w->tap_sums[t * out_c + c] = int32_t(icg) - 2 * negatives;
+    }
+  // Depth-sorted order keeps parents first, as build_mst emits it.
+  std::stable_sort(s->order.begin(), s->order.end(), [&](int32_t a, int32_t b) { return s->depth[a] < s->depth[b]; });
+  finish_stats(*s);
+  validate_mst(*s, *w);
+  return {w, s};
 }
 
 }  // namespace lowbit
