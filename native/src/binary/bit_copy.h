@@ -1,4 +1,4 @@
-// bit_copy.h: copy a run of bits between packed rows at arbitrary bit offsets (im2col and
+// bit_copy.h: copy or count a run of bits of packed rows at arbitrary bit offsets (im2col and
 // weight packing concatenate taps densely, so C need not be a multiple of 64).
 #pragma once
 #include <cstddef>
@@ -20,6 +20,21 @@ inline void or_bits(const uint64_t* src, size_t src_bit, uint64_t* dst, size_t d
     dst_bit += n;
     count -= n;
   }
+}
+
+// Number of 1 bits among the `count` bits of row starting at bit `first`.
+inline int32_t count_bits(const uint64_t* row, size_t first, size_t count) {
+  int32_t n = 0;
+  while (count > 0) {
+    const size_t s = first % 64;
+    const size_t take = count < 64 - s ? count : 64 - s;
+    uint64_t v = row[first / 64] >> s;
+    if (take < 64) v &= (uint64_t{1} << take) - 1;
+    n += __builtin_popcountll(v);
+    first += take;
+    count -= take;
+  }
+  return n;
 }
 
 }  // namespace lowbit

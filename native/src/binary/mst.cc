@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "binary/weights.h"
 #include "common/checked_math.h"
 #include "lowbit/error.h"
 
@@ -217,18 +218,11 @@ MstLayer deserialize_mst(const uint8_t* data, size_t size) {
     fail(ErrorKind::Shape, "mst file: magic: not an MST layer file of format 1");
   const size_t out_c = r.get<uint32_t>("out_channels"), kh = r.get<uint32_t>("kernel_h"), kw = r.get<uint32_t>("kernel_w");
   const size_t icg = r.get<uint32_t>("in_channels_per_group"), groups = r.get<uint32_t>("groups");
-  if (out_c == 0 || kh == 0 || kw == 0 || icg == 0 || groups == 0 || out_c % groups != 0)
-    fail(ErrorKind::Range, "mst file: header: dimensions must be >= 1 and out_channels a multiple of groups");
-  const size_t kbits = checked_mul(checked_mul(kh, kw, "kernel size"), icg, "kernel size");
-  if (kbits > (size_t{1} << 24)) fail(ErrorKind::Range, "mst file: header: " + num(kbits) + " bits per channel exceeds 2^24");
   // Each channel takes at least 14 bytes: bounds every allocation by the file's own size.
   if (out_c > (size - r.at) / 14) fail(ErrorKind::Shape, "mst file: header: " + num(out_c) + " channels cannot fit in the file");
-  const size_t words = words_for_bits(kbits);
+  auto w = empty_binary_weights(out_c, kh, kw, icg, groups);  // checks the geometry
+  const size_t kbits = w->kbits, words = w->row_words;
   const uint64_t tail = kbits % 64 ? (uint64_t{1} << (kbits % 64)) - 1 : ~uint64_t{0};
-  auto w = std::make_shared<BinaryConv2dWeights>();
-  w->out_channels = out_c, w->kernel_h = kh, w->kernel_w = kw, w->in_channels_per_group = icg, w->groups = groups;
-  w->kbits = kbits, w->row_words = words;
-  w->bits.assign(checked_mul(out_c, words, "weights size"), 0);
   auto s = std::make_shared<MstSchedule>();
   s->channels = out_c, s->kbits = kbits, s->groups = groups;
   s->parent.assign(out_c, -1), s->negate.assign(out_c, 0), s->depth.assign(out_c, 0), s->cost.assign(out_c, uint32_t(kbits));
@@ -279,14 +273,7 @@ MstLayer deserialize_mst(const uint8_t* data, size_t size) {
     s->order.push_back(int32_t(c));
   }
   if (r.at != size) fail(ErrorKind::Shape, "mst file: " + num(size - r.at) + " bytes after the last channel record");
-  // The per-tap sums of the zero-padding correction, from the rebuilt bits.
-  w->tap_sums.assign(checked_mul(w->taps(), out_c, "tap sums"), 0);
-  for (size_t c = 0; c < out_c; ++c)
-    for (size_t t = 0; t < w->taps(); ++t) {
-      int32_t negatives = 0;
-      for (size_t i = t * icg; i < (t + 1) * icg; ++i) negatives += (w->bits[c * words + i / 64] >> (i % 64)) & 1;
-      w->tap_sums[t * out_c + c] = int32_t(icg) - 2 * negatives;
-    }
+  compute_tap_sums(*w);  // the zero-padding correction, from the rebuilt bits
   // Depth-sorted order keeps parents first, as build_mst emits it.
   std::stable_sort(s->order.begin(), s->order.end(), [&](int32_t a, int32_t b) { return s->depth[a] < s->depth[b]; });
   finish_stats(*s);

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "binary/bit_copy.h"
+#include "binary/weights.h"
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
 #include "lowbit/binary.h"
@@ -14,15 +15,10 @@ namespace lowbit {
 
 size_t b1_words(size_t channels) { return words_for_bits(channels); }
 
-namespace {
-
 // Bounds the per-thread patch scratch (a few rows of this many bits) and keeps |y| far below 2^31.
 constexpr size_t kMaxKbits = size_t{1} << 24;
 
-template <typename T>
-std::shared_ptr<BinaryConv2dWeights> pack_weights(const T* ohwi, size_t out_c, size_t kh, size_t kw,
-                                                  size_t icg, size_t groups,
-                                                  void (*pack)(const T*, size_t, size_t, uint64_t*)) {
+std::shared_ptr<BinaryConv2dWeights> empty_binary_weights(size_t out_c, size_t kh, size_t kw, size_t icg, size_t groups) {
   if (out_c == 0 || kh == 0 || kw == 0 || icg == 0 || groups == 0)
     fail(ErrorKind::Shape, "weights: every dimension must be at least 1 (O=" + std::to_string(out_c) +
                                ", H=" + std::to_string(kh) + ", W=" + std::to_string(kw) +
@@ -36,27 +32,39 @@ std::shared_ptr<BinaryConv2dWeights> pack_weights(const T* ohwi, size_t out_c, s
   w->kernel_w = kw;
   w->in_channels_per_group = icg;
   w->groups = groups;
-  const size_t taps = checked_mul(kh, kw, "kernel size");
-  w->kbits = checked_mul(taps, icg, "weight bits per channel");
+  w->kbits = checked_mul(checked_mul(kh, kw, "kernel size"), icg, "weight bits per channel");
   if (w->kbits > kMaxKbits)
     fail(ErrorKind::Range, "weights: kh*kw*I = " + std::to_string(w->kbits) + " bits per output channel exceeds the limit of " +
                                std::to_string(kMaxKbits));
   w->row_words = words_for_bits(w->kbits);
   w->bits.assign(checked_mul(out_c, w->row_words, "packed weight size"), 0);
-  w->tap_sums.assign(checked_mul(taps, out_c, "tap sums"), 0);
+  w->tap_sums.assign(checked_mul(w->taps(), out_c, "tap sums"), 0);
+  return w;
+}
 
-  const size_t tap_words = words_for_bits(icg);
-  std::vector<uint64_t> tap(tap_words);
-  for (size_t o = 0; o < out_c; ++o) {
-    uint64_t* row = w->bits.data() + o * w->row_words;
+void compute_tap_sums(BinaryConv2dWeights& w) {
+  const size_t icg = w.in_channels_per_group;
+  for (size_t o = 0; o < w.out_channels; ++o)
+    for (size_t t = 0; t < w.taps(); ++t)
+      w.tap_sums[t * w.out_channels + o] =
+          static_cast<int32_t>(icg) - 2 * count_bits(w.bits.data() + o * w.row_words, t * icg, icg);
+}
+
+namespace {
+
+template <typename T>
+std::shared_ptr<BinaryConv2dWeights> pack_weights(const T* ohwi, size_t out_c, size_t kh, size_t kw,
+                                                  size_t icg, size_t groups,
+                                                  void (*pack)(const T*, size_t, size_t, uint64_t*)) {
+  auto w = empty_binary_weights(out_c, kh, kw, icg, groups);
+  const size_t taps = w->taps();
+  std::vector<uint64_t> tap(words_for_bits(icg));
+  for (size_t o = 0; o < out_c; ++o)
     for (size_t t = 0; t < taps; ++t) {
       pack(ohwi + (o * taps + t) * icg, 1, icg, tap.data());
-      or_bits(tap.data(), 0, row, t * icg, icg);
-      int32_t negatives = 0;
-      for (uint64_t word : tap) negatives += __builtin_popcountll(word);
-      w->tap_sums[t * out_c + o] = static_cast<int32_t>(icg) - 2 * negatives;
+      or_bits(tap.data(), 0, w->bits.data() + o * w->row_words, t * icg, icg);
     }
-  }
+  compute_tap_sums(*w);
   return w;
 }
 
