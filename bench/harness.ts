@@ -26,6 +26,14 @@ export interface Row {
   gops: number;
   min_ms: number;
   runs: number;
+  /** MST rows (`mst` suite): dense bit-ops / MST bit-ops of the layer's schedule */
+  op_ratio?: number;
+  /** MST rows: dense weight bits / MST weight bits */
+  storage_ratio?: number;
+  /** MST rows: mean child distance / K of the schedule */
+  mean_dk?: number;
+  /** MST rows: the path the cost model picks for this call ('lowbit-dense' or 'lowbit-mst') */
+  auto?: string;
 }
 
 export interface TimingPlan {

@@ -168,6 +168,44 @@ Output output_arg(Napi::Value value, bool async, OutputKind kind, size_t bytes) 
 }
 
 
+// ---- MST schedules: an opaque handle ----------------------------------------------------------
+
+// A schedule with the weights it was built from (its difference sets come from them) and its
+// compiled plan (null where the layer is too large for the MST path: it then runs dense).
+struct BoundMst {
+  std::shared_ptr<MstSchedule> schedule;
+  std::shared_ptr<BinaryConv2dWeights> weights;
+  std::shared_ptr<const MstPlan> plan;
+};
+
+std::shared_ptr<BoundMst> bind_mst(std::shared_ptr<MstSchedule> schedule, std::shared_ptr<BinaryConv2dWeights> weights) {
+  auto plan = compile_mst(*schedule, *weights);
+  return std::make_shared<BoundMst>(BoundMst{std::move(schedule), std::move(weights), std::move(plan)});
+}
+
+std::shared_ptr<BoundMst> schedule_arg(Napi::Value value) {
+  return unwrap_handle<BoundMst>(value, instance_data(value.Env()).mst_schedules, "schedule: expected an MST schedule (from buildMst)");
+}
+
+// The optional schedule of a bconv2d / bdense call: (handle or undefined, policy 0 = auto, 1 = always).
+// Returns null for none, or where the cost model may pick dense anyway and no plan exists.
+std::shared_ptr<BoundMst> call_schedule(const Napi::CallbackInfo& info, size_t at,
+                                        const std::shared_ptr<BinaryConv2dWeights>& weights, MstPolicy& policy) {
+  if (info[at].IsUndefined() || info[at].IsNull()) return nullptr;
+  auto bound = schedule_arg(info[at]);
+  if (bound->weights != weights)
+    throw_error(info.Env(), ErrorKind::Shape, "mst: the schedule was built for other weights (use the weights it came with)");
+  policy = uint_arg(info[at + 1], "mstPolicy") == 1 ? MstPolicy::Always : MstPolicy::Auto;
+  if (!bound->plan) {
+    if (policy == MstPolicy::Always)
+      throw_error(info.Env(), ErrorKind::Range,
+                  "mst: this layer is too large for the MST path (more than " + std::to_string(kMstMaxRows) +
+                      " weight positions x groups, or a plan over " + std::to_string(kMstMaxEntries) + " entries)");
+    return nullptr;
+  }
+  return bound;
+}
+
 // ---- operators ---------------------------------------------------------------------------------------
 
 // bitpack(data: Float32Array | Int8Array, rows, channels, async)
@@ -210,7 +248,7 @@ Conv2dParams conv_params(Napi::Value value) {
   return Conv2dParams{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] == 0 ? PadValue::One : PadValue::Zero};
 }
 
-// bconv2d(input: BigUint64Array, [N, H, W, C], weights, params[9], output, async, out?)
+// bconv2d(input: BigUint64Array, [N, H, W, C], weights, params[9], output, async, out?, schedule?, mstPolicy?)
 Napi::Value BConv2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -225,13 +263,20 @@ Napi::Value BConv2d(const Napi::CallbackInfo& info) {
     const size_t pixels = s.batch * s.out_h * s.out_w;
     const Output out = output_arg(info[6], async, epilogue->e.kind,
                                   binary_output_size(epilogue->e.kind, pixels, s.out_c) * element_bytes(epilogue->e.kind));
-    auto work = [=, dst = out.data] { bconv2d(input->data, s, *weights, params, epilogue->e, dst); };
+    MstPolicy policy = MstPolicy::Auto;
+    auto mst = call_schedule(info, 7, weights, policy);
+    auto work = [=, dst = out.data] {
+      if (mst)
+        bconv2d_mst(input->data, s, *weights, *mst->plan, params, epilogue->e, dst, policy);
+      else
+        bconv2d(input->data, s, *weights, params, epilogue->e, dst);
+    };
     return finish(env, async, out, work,
                   [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
   });
 }
 
-// bdense(input: BigUint64Array, rows, inChannels, weights, output, async, out?)
+// bdense(input: BigUint64Array, rows, inChannels, weights, output, async, out?, schedule?, mstPolicy?)
 Napi::Value BDense(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -255,7 +300,14 @@ Napi::Value BDense(const Napi::CallbackInfo& info) {
     const size_t oc = weights->out_channels;
     const Output out = output_arg(info[6], async, epilogue->e.kind,
                                   binary_output_size(epilogue->e.kind, rows, oc) * element_bytes(epilogue->e.kind));
-    auto work = [=, dst = out.data] { bdense(input->data, rows, in_c, *weights, epilogue->e, dst); };
+    MstPolicy policy = MstPolicy::Auto;
+    auto mst = call_schedule(info, 7, weights, policy);
+    auto work = [=, dst = out.data] {
+      if (mst)
+        bdense_mst(input->data, rows, in_c, *weights, *mst->plan, epilogue->e, dst, policy);
+      else
+        bdense(input->data, rows, in_c, *weights, epilogue->e, dst);
+    };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {rows, oc}); });
   });
 }
@@ -279,12 +331,6 @@ Napi::Value BMaxPool2d(const Napi::CallbackInfo& info) {
 }
 
 // ---- MST schedules -----------------------------------------------------------------------------
-
-// A schedule with the weights it was built from (its difference sets come from them).
-struct BoundMst {
-  std::shared_ptr<MstSchedule> schedule;
-  std::shared_ptr<BinaryConv2dWeights> weights;
-};
 
 template <typename T>
 Napi::Value typed_copy(Napi::Env env, const std::vector<T>& v) {
@@ -320,19 +366,15 @@ Napi::Value BuildMst(const Napi::CallbackInfo& info) {
     const double depth = info[1].As<Napi::Number>().DoubleValue();
     if (depth != -1) options.max_depth = uint_arg(info[1], "maxDepth");
     options.allow_negation = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
-    return schedule_value(env, std::make_shared<BoundMst>(BoundMst{build_mst(*weights, options), weights}));
+    return schedule_value(env, bind_mst(build_mst(*weights, options), weights));
   });
-}
-
-BoundMst& schedule_arg(Napi::Value value) {
-  return *unwrap_handle<BoundMst>(value, instance_data(value.Env()).mst_schedules, "schedule: expected an MST schedule (from buildMst)");
 }
 
 // serializeMst(handle) -> Uint8Array: the schedule with its compressed weights
 Napi::Value SerializeMst(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    BoundMst& bound = schedule_arg(info[0]);
-    return typed_copy(info.Env(), serialize_mst(*bound.schedule, *bound.weights));
+    auto bound = schedule_arg(info[0]);
+    return typed_copy(info.Env(), serialize_mst(*bound->schedule, *bound->weights));
   });
 }
 
@@ -349,7 +391,7 @@ Napi::Value LoadMst(const Napi::CallbackInfo& info) {
     out.Set("weights", handle);
     out.Set("shape", shape_value(env, {w.out_channels, w.kernel_h, w.kernel_w, w.in_channels_per_group}));
     out.Set("groups", Napi::Number::New(env, static_cast<double>(w.groups)));
-    out.Set("schedule", schedule_value(env, std::make_shared<BoundMst>(BoundMst{layer.schedule, layer.weights})));
+    out.Set("schedule", schedule_value(env, bind_mst(layer.schedule, layer.weights)));
     return out;
   });
 }
@@ -357,11 +399,28 @@ Napi::Value LoadMst(const Napi::CallbackInfo& info) {
 // mstPositions(handle, channel) -> Uint32Array: the bit positions the channel evaluates
 Napi::Value MstPositions(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    BoundMst& bound = schedule_arg(info[0]);
+    auto bound = schedule_arg(info[0]);
     const size_t c = uint_arg(info[1], "channel");
-    if (c >= bound.schedule->channels)
-      throw_error(info.Env(), ErrorKind::Range, "channel: expected an integer below " + std::to_string(bound.schedule->channels));
-    return typed_copy(info.Env(), mst_positions(*bound.schedule, *bound.weights, c));
+    if (c >= bound->schedule->channels)
+      throw_error(info.Env(), ErrorKind::Range, "channel: expected an integer below " + std::to_string(bound->schedule->channels));
+    return typed_copy(info.Env(), mst_positions(*bound->schedule, *bound->weights, c));
+  });
+}
+
+// mstCost(handle, pixels) -> {dense, mst, useMst, runnable}: the cost model for a call over
+// `pixels` output pixels with the current threads and ISA (runnable: false where no plan exists).
+Napi::Value MstCostJs(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto bound = schedule_arg(info[0]);
+    const size_t pixels = uint_arg(info[1], "pixels");
+    Napi::Object out = Napi::Object::New(env);
+    const MstCost cost = bound->plan ? mst_cost(*bound->plan, pixels, num_threads(), active_isa()) : MstCost{};
+    out.Set("dense", Napi::Number::New(env, cost.dense));
+    out.Set("mst", Napi::Number::New(env, cost.mst));
+    out.Set("useMst", Napi::Boolean::New(env, cost.use_mst));
+    out.Set("runnable", Napi::Boolean::New(env, bound->plan != nullptr));
+    return out;
   });
 }
 
@@ -375,6 +434,7 @@ void init_binary_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("serializeMst", Napi::Function::New(env, SerializeMst, "serializeMst"));
   exports.Set("loadMst", Napi::Function::New(env, LoadMst, "loadMst"));
   exports.Set("mstPositions", Napi::Function::New(env, MstPositions, "mstPositions"));
+  exports.Set("mstCost", Napi::Function::New(env, MstCostJs, "mstCost"));
   exports.Set("bitpack", Napi::Function::New(env, Bitpack, "bitpack"));
   exports.Set("bconv2d", Napi::Function::New(env, BConv2d, "bconv2d"));
   exports.Set("bdense", Napi::Function::New(env, BDense, "bdense"));

@@ -36,6 +36,8 @@ export {
   type S8Output,
   type B1Output,
   type BConv2dOptions,
+  type BDenseOptions,
+  type MstOptions,
   type OutOption,
 } from './ops/binary.js';
 export type { Pair, Pool2dOptions, Pool2dOptions as BMaxPool2dOptions } from './ops/geometry.js';

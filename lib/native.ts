@@ -80,9 +80,9 @@ export interface NativeBinding {
   packBinaryConv2dWeights(data: Float32Array | Int8Array, shape: number[], groups: number): NativeWeightsHandle;
   bitpack(data: Float32Array | Int8Array, rows: number, channels: number, async: boolean): NativeResult | Promise<NativeResult>;
   bconv2d(input: BigUint64Array, inputShape: number[], weights: NativeWeightsHandle, params: number[],
-    output: NativeEpilogue, async: boolean, out?: OutputArray): NativeResult | Promise<NativeResult>;
+    output: NativeEpilogue, async: boolean, out?: OutputArray, schedule?: NativeMstHandle, mstPolicy?: number): NativeResult | Promise<NativeResult>;
   bdense(input: BigUint64Array, rows: number, inChannels: number, weights: NativeWeightsHandle,
-    output: NativeEpilogue, async: boolean, out?: OutputArray): NativeResult | Promise<NativeResult>;
+    output: NativeEpilogue, async: boolean, out?: OutputArray, schedule?: NativeMstHandle, mstPolicy?: number): NativeResult | Promise<NativeResult>;
   toDyadic(multiplier: number): [multiplier: number, shift: number];
   quantize(x: Float32Array, scale: number, zeroPoint: number, lo: number, hi: number, async: boolean): NativeResult | Promise<NativeResult>;
   dequantize(q: Int8Array | Uint8Array, scale: number, zeroPoint: number, async: boolean): NativeResult | Promise<NativeResult>;
@@ -92,6 +92,7 @@ export interface NativeBinding {
   serializeMst(schedule: NativeMstHandle): Uint8Array;
   loadMst(bytes: Uint8Array): { weights: NativeWeightsHandle; shape: number[]; groups: number; schedule: NativeMstSchedule };
   mstPositions(schedule: NativeMstHandle, channel: number): Uint32Array;
+  mstCost(schedule: NativeMstHandle, pixels: number): { dense: number; mst: number; useMst: boolean; runnable: boolean };
   packQConv2dWeights(data: Int8Array, shape: number[], groups: number, bits: number): NativeQHandle;
   qconv2d(input: Int8Array | Uint8Array, inputShape: number[], weights: NativeQHandle, params: number[],
     options: NativeQOptions, async: boolean, out?: Int8Array | Uint8Array | Int32Array): NativeResult | Promise<NativeResult>;

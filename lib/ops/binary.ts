@@ -6,10 +6,11 @@
  * Every operator has a sync form and an async form that runs on the libuv pool.
  */
 import { awaitNative, callNative, ShapeError } from '../errors.js';
-import { native, type NativeEpilogue, type NativeResult, type NativeWeightsHandle } from '../native.js';
+import { native, type NativeEpilogue, type NativeMstHandle, type NativeResult, type NativeWeightsHandle } from '../native.js';
 import { describe, expectTensor, fromBuffer, Tensor, type DType } from '../tensor.js';
 import { isInt32, isMultiplier, isShift, perChannel } from '../validate.js';
 import { convOutputShape, expectOut, pair, poolParams, positiveInt, samePads, type Pair, type Pool2dOptions } from './geometry.js';
+import type { MstSchedule } from './mst.js';
 
 type Numbers = ArrayLike<number>;
 
@@ -54,10 +55,26 @@ export interface B1Output {
 export type BinaryOutput = F32Output | S8Output | B1Output;
 type OutputDType<O> = O extends { kind: 's8' } ? 's8' : O extends { kind: 'b1' } ? 'b1' : 'f32';
 
-export interface BConv2dOptions<O extends BinaryOutput = BinaryOutput> {
+/**
+ * Running a layer through its MST schedule ({@link buildMst} or {@link loadMst} on the same weights).
+ * Outputs are identical either way; only the time differs.
+ */
+export interface MstOptions {
+  /** the schedule of these weights */
+  mst?: MstSchedule;
+  /** 'auto' (default): the cost model picks dense or MST per call, so MST never makes a layer
+   * slower; 'always': through the tree (for tests and benchmarks) */
+  mstPolicy?: 'auto' | 'always';
+}
+
+export interface BConv2dOptions<O extends BinaryOutput = BinaryOutput> extends MstOptions {
   strides?: Pair;
   dilations?: Pair;
   padding?: BinaryPadding;
+  output?: O;
+}
+
+export interface BDenseOptions<O extends BinaryOutput = BinaryOutput> extends MstOptions {
   output?: O;
 }
 
@@ -224,6 +241,15 @@ function binaryInput(x: Tensor, name: string): Tensor<'b1'> {
   return x.dtype === 'b1' ? (x as Tensor<'b1'>) : bitpack(x as Tensor<'f32' | 's8'>);
 }
 
+/** The schedule handle and policy (0 auto, 1 always) of the native call; none without a schedule. */
+function mstArgs(options: MstOptions): { handle?: NativeMstHandle; policy?: number } {
+  const { mst, mstPolicy = 'auto' } = options;
+  if (mstPolicy !== 'auto' && mstPolicy !== 'always') throw new RangeError(`mstPolicy: expected 'auto' or 'always', got ${String(mstPolicy)}`);
+  if (mst === undefined) return {};
+  if (typeof mst !== 'object' || mst === null || !('handle' in mst)) throw new TypeError(`mst: expected an MstSchedule from buildMst() or loadMst(), got ${describe(mst)}`);
+  return { handle: mst.handle, policy: mstPolicy === 'always' ? 1 : 0 };
+}
+
 function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions) {
   expectTensor(x, 'input', ['b1', 'f32', 's8'], 4);
   expectWeights(w);
@@ -234,6 +260,7 @@ function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions)
     xb: binaryInput(x, 'input'),
     params: convParams(x, w, options),
     out: epilogue(options.output, w.outChannels),
+    mst: mstArgs(options),
   };
 }
 
@@ -243,52 +270,53 @@ function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions)
  * @param x input [N, H, W, C]
  * @param w weights from {@link packBinaryConv2dWeights}
  * @param options strides, dilations (default 1), padding (default 'valid'), output epilogue
- *   (default f32 with scale 1 and bias 0: the +-1 dot products themselves), and `out`: a
- *   preallocated output tensor to write into (sync form only), so steady inference allocates nothing
+ *   (default f32 with scale 1 and bias 0: the +-1 dot products themselves), `mst` / `mstPolicy`
+ *   (run through the layer's MST schedule, {@link MstOptions}), and `out`: a preallocated output
+ *   tensor to write into (sync form only), so steady inference allocates nothing
  * @returns [N, OH, OW, O] as f32, s8 or b1 by `output.kind`
  * @throws TypeError, ShapeError, RangeError with what was expected and what arrived
  * @example
  * const y = bconv2d(xb, w, { padding: 'same-one', output: { kind: 'f32', scale, bias, relu: true } });
  */
 export function bconv2d<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> & OutOption<O> = {}): Tensor<OutputDType<O>> {
-  const { xb, params, out } = bconv2dArgs(x, w, options);
+  const { xb, params, out, mst } = bconv2dArgs(x, w, options);
   const dst = expectOut(options.out, outputDType(options.output), convOutputShape(xb.shape, w.kernelH, w.kernelW, w.outChannels, params));
-  const r = callNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, false, dst?.data as Float32Array | undefined) as NativeResult);
+  const r = callNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, false, dst?.data as Float32Array | undefined, mst.handle, mst.policy) as NativeResult);
   return (dst ?? fromBuffer(outputDType(options.output), r.shape, r.data)) as Tensor<OutputDType<O>>;
 }
 
 /** Async {@link bconv2d}: validates now, computes on the libuv pool on a private copy of the input. */
 export async function bconv2dAsync<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> = {}): Promise<Tensor<OutputDType<O>>> {
-  const { xb, params, out } = bconv2dArgs(x, w, options);
-  const r = await awaitNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, true) as Promise<NativeResult>);
+  const { xb, params, out, mst } = bconv2dArgs(x, w, options);
+  const r = await awaitNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, true, undefined, mst.handle, mst.policy) as Promise<NativeResult>);
   return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
 }
 
-function bdenseArgs(x: Tensor, w: PackedBinaryWeights, output: BinaryOutput | undefined) {
+function bdenseArgs(x: Tensor, w: PackedBinaryWeights, options: BDenseOptions) {
   expectTensor(x, 'input', ['b1', 'f32', 's8'], 2);
   expectWeights(w);
   if (w.kernelH !== 1 || w.kernelW !== 1 || w.groups !== 1)
     throw new ShapeError(`weights: bdense needs weights from packBinaryDenseWeights() (1x1, one group), got kernel ${w.kernelH}x${w.kernelW} with ${w.groups} groups`);
   if (x.shape[1] !== w.inChannelsPerGroup) throw new ShapeError(`input: has ${x.shape[1]} features but the weights expect ${w.inChannelsPerGroup}`);
-  return { xb: binaryInput(x, 'input'), out: epilogue(output, w.outChannels) };
+  return { xb: binaryInput(x, 'input'), out: epilogue(options.output, w.outChannels), mst: mstArgs(options) };
 }
 
 /**
  * Binary fully connected layer: [rows, inFeatures] x [outFeatures, inFeatures]^T, batch 1 or N,
- * with the same epilogues as {@link bconv2d}.
+ * with the same epilogues and MST options as {@link bconv2d}.
  * @throws TypeError, ShapeError, RangeError
  */
-export function bdense<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: { output?: O } & OutOption<O> = {}): Tensor<OutputDType<O>> {
-  const { xb, out } = bdenseArgs(x, w, options.output);
+export function bdense<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BDenseOptions<O> & OutOption<O> = {}): Tensor<OutputDType<O>> {
+  const { xb, out, mst } = bdenseArgs(x, w, options);
   const dst = expectOut(options.out, outputDType(options.output), [xb.shape[0], w.outChannels]);
-  const r = callNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, false, dst?.data as Float32Array | undefined) as NativeResult);
+  const r = callNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, false, dst?.data as Float32Array | undefined, mst.handle, mst.policy) as NativeResult);
   return (dst ?? fromBuffer(outputDType(options.output), r.shape, r.data)) as Tensor<OutputDType<O>>;
 }
 
 /** Async {@link bdense} on the libuv pool. */
-export async function bdenseAsync<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: { output?: O } = {}): Promise<Tensor<OutputDType<O>>> {
-  const { xb, out } = bdenseArgs(x, w, options.output);
-  const r = await awaitNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, true) as Promise<NativeResult>);
+export async function bdenseAsync<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BDenseOptions<O> = {}): Promise<Tensor<OutputDType<O>>> {
+  const { xb, out, mst } = bdenseArgs(x, w, options);
+  const r = await awaitNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, true, undefined, mst.handle, mst.policy) as Promise<NativeResult>);
   return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
 }
 

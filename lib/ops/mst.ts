@@ -4,7 +4,8 @@
  * from its parent's result plus a correction over only the positions where their weights differ:
  *   y_child =  y_parent + 2d - 4 popcount((W_child XOR X) AND M)            M = W_parent XOR W_child, d = |M|
  *   y_child = -y_parent + 2e - 4 popcount((W_child XOR X) AND NOT M)        negated parent, e = K - d
- * This module builds the schedule offline and reports what it saves.
+ * This module builds the schedule offline and reports what it saves; pass it to bconv2d / bdense
+ * (`{ mst: schedule }`) to run the layer through the tree, with outputs identical to the dense kernel.
  */
 import { callNative } from '../errors.js';
 import { native, type NativeMstHandle, type NativeMstSchedule } from '../native.js';
@@ -67,6 +68,18 @@ export class MstSchedule {
    */
   serialize(): Uint8Array {
     return callNative(() => native.serializeMst(this.handle));
+  }
+
+  /**
+   * The per-layer cost model behind `mstPolicy: 'auto'`: predicted time (one arbitrary unit for both)
+   * of a {@link bconv2d} / {@link bdense} call over `outputPixels` output pixels (N x OH x OW, or rows)
+   * with the current thread count and ISA, dense and through the tree. `useMst` is what 'auto' picks:
+   * MST only when predicted at least 10% faster. `runnable` is false for layers too large for the MST
+   * path (more than 2^18 weight positions x groups), which always run dense.
+   */
+  predictCost(outputPixels: number): { dense: number; mst: number; useMst: boolean; runnable: boolean } {
+    if (!Number.isInteger(outputPixels) || outputPixels < 1) throw new RangeError(`outputPixels: expected a positive integer, got ${String(outputPixels)}`);
+    return callNative(() => native.mstCost(this.handle, outputPixels));
   }
 
   /** The weight positions child `channel` evaluates (its difference set; agreements if negated); empty for a root. */

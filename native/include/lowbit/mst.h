@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lowbit/binary.h"
+#include "lowbit/runtime.h"
 
 namespace lowbit {
 
@@ -64,5 +65,57 @@ struct MstLayer {
 // before its child, so there is no cycle), then rebuilds the weights and validates the schedule.
 // Throws Error(Shape / Range) naming the field.
 MstLayer deserialize_mst(const uint8_t* data, size_t size);
+
+// ---- Running a schedule: bconv2d / bdense through the tree ------------------------------------------
+//
+// The pixel-packed (bit-transposed) formulation: the patch bits of a tile of kMstTile (256) output
+// pixels are transposed so that one row holds one weight position for all the tile's pixels. A root
+// channel adds its K rows, a child only the d rows where it differs from its parent (K - d where it
+// agrees, for a negated parent), into bit-sliced carry-save counters; then
+// y_child = +-y_parent + 2d - 4 count. So time follows the op ratio, not the words the differences
+// touch. Outputs equal the dense kernel's bit for bit in every padding mode and epilogue: padded taps
+// read +1 on both paths, and the zero-padding correction uses each channel's own tap sums afterwards.
+
+// A schedule compiled against its weights: per channel in schedule order, the transposed rows it adds.
+struct MstPlan {
+  struct Step {
+    uint32_t channel;
+    int32_t parent;              // -1 for a root
+    int32_t sign, base, shift;   // y = base - (count << shift) + sign * y_parent (kernels.h)
+    size_t first, count;         // its span of `entries`
+  };
+  const BinaryConv2dWeights* weights = nullptr;  // the weights it was compiled for (identity only)
+  size_t rows = 0;                               // transposed rows of a tile: groups * K, then a zero row
+  std::vector<Step> steps;                       // in schedule order: parents first
+  std::vector<uint32_t> entries;                 // byte offsets into the tile: row and polarity;
+                                                 // each step's padded with the zero row to a multiple of 16
+};
+constexpr size_t kMstMaxRows = size_t{1} << 18;     // 16 MiB of transposed tile per thread
+constexpr size_t kMstMaxEntries = size_t{1} << 25;  // 128 MiB of plan
+
+// Validates the schedule against the weights, then compiles it. Returns nullptr where the layer
+// exceeds kMstMaxRows or kMstMaxEntries: it then always runs dense.
+std::shared_ptr<const MstPlan> compile_mst(const MstSchedule& s, const BinaryConv2dWeights& w);
+
+// The per-layer cost model: predicted time (the same arbitrary unit for both) of one call over
+// `pixels` output pixels on `threads` threads with the ISA's kernels, dense and through the tree.
+// The MST path parallelises over tiles of 256 pixels only. use_mst: MST predicted at least 10%
+// faster, a margin for the model's error, so choosing MST never makes a layer slower.
+struct MstCost {
+  double dense = 0, mst = 0;
+  bool use_mst = false;
+};
+MstCost mst_cost(const MstPlan& plan, size_t pixels, size_t threads, Isa isa);
+
+enum class MstPolicy {
+  Auto,    // the cost model picks dense or MST for each call
+  Always,  // through the tree (tests and benchmarks)
+};
+
+// bconv2d / bdense (binary.h) with the layer's compiled schedule; same shapes, same outputs.
+void bconv2d_mst(const uint64_t* input, const Conv2dShape& shape, const BinaryConv2dWeights& w, const MstPlan& plan,
+                 const Conv2dParams& p, const BinaryEpilogue& e, void* output, MstPolicy policy);
+void bdense_mst(const uint64_t* input, size_t rows, size_t in_c, const BinaryConv2dWeights& w, const MstPlan& plan,
+                const BinaryEpilogue& e, void* output, MstPolicy policy);
 
 }  // namespace lowbit

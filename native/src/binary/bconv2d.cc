@@ -5,8 +5,7 @@
 #include <cmath>
 #include <string>
 
-#include "binary/bit_copy.h"
-#include "common/conv_taps.h"
+#include "binary/conv_tile.h"
 #include "common/aligned_buffer.h"
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
@@ -28,96 +27,18 @@ struct Scratch {
 thread_local Scratch t_scratch;
 
 struct Plan {
-  const Conv2dShape& s;
-  const BinaryConv2dWeights& w;
-  const Conv2dParams& p;
-  const BinaryEpilogue& e;
-  const BinaryKernels& k;
+  ConvCall call;
   size_t pixels, tile, chunk, tiles, chunks, oc_per_group;
   bool direct;  // 1x1, stride 1, no padding, one group: input rows are the patches
 };
 
-void epilogue_row(const Plan& plan, const int32_t* y, size_t pixel, size_t c0, size_t n, void* output) {
-  const BinaryEpilogue& e = plan.e;
-  const size_t oc = plan.s.out_c;
-  switch (e.kind) {
-    case OutputKind::F32: {
-      B1OutputF32Params p{e.scale + c0, e.bias_f32 + c0, e.lo, e.hi};
-      plan.k.output_f32(n, y, p, static_cast<float*>(output) + pixel * oc + c0);
-      break;
-    }
-    case OutputKind::S8: {
-      B1OutputS8Params p{e.mult + c0, e.shift + c0, e.bias_s32 + c0, e.qmin, e.qmax};
-      plan.k.output_s8(n, y, p, static_cast<int8_t*>(output) + pixel * oc + c0);
-      break;
-    }
-    case OutputKind::B1: {
-      B1OutputB1Params p{e.threshold + c0, e.flip + c0};
-      plan.k.output_b1(n, y, p, static_cast<uint64_t*>(output) + pixel * b1_words(oc) + c0 / 64);
-      break;
-    }
-  }
-}
-
-// Fills the dense patch row of one output pixel for group g. Padded taps stay 0 bits (+1).
-void im2col_row(const Plan& plan, const uint64_t* input, size_t pixel, size_t g, uint64_t* row) {
-  const Conv2dShape& s = plan.s;
-  const Conv2dParams& p = plan.p;
-  const BinaryConv2dWeights& w = plan.w;
-  const size_t in_words = b1_words(s.in_c);
-  const size_t icg = w.in_channels_per_group;
-  const size_t ow = pixel % s.out_w, oh = (pixel / s.out_w) % s.out_h, n = pixel / (s.out_w * s.out_h);
-  const uint64_t* image = input + n * s.in_h * s.in_w * in_words;
-  if (icg % 64 != 0) {
-    std::fill(row, row + w.row_words, 0);
-    for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
-      if (inside(s, iy, ix)) or_bits(image + (iy * s.in_w + ix) * in_words, g * icg, row, t * icg, icg);
-    });
-    return;
-  }
-  // Word-aligned taps (C a multiple of 64, as in most real layers): plain word copies, and a
-  // window inside the image overwrites the whole row, so only border pixels need zeroing.
-  const size_t tap_words = icg / 64, first = g * tap_words;
-  const ptrdiff_t iy0 = static_cast<ptrdiff_t>(oh * p.stride_h) - static_cast<ptrdiff_t>(p.pad_top);
-  const ptrdiff_t ix0 = static_cast<ptrdiff_t>(ow * p.stride_w) - static_cast<ptrdiff_t>(p.pad_left);
-  const bool interior = window_inside(s, w.kernel_h, w.kernel_w, p, oh, ow);
-  if (interior && w.groups == 1 && p.dilation_w == 1) {
-    // The kernel_w taps of one kernel row are adjacent pixels: one contiguous run of words.
-    const size_t run = w.kernel_w * in_words;
-    for (size_t ky = 0; ky < w.kernel_h; ++ky) {
-      const uint64_t* src = image + ((iy0 + ky * p.dilation_h) * s.in_w + ix0) * in_words;
-      uint64_t* dst = row + ky * run;
-      for (size_t i = 0; i < run; ++i) dst[i] = src[i];
-    }
-    return;
-  }
-  if (!interior) std::fill(row, row + w.row_words, 0);
-  for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
-    if (!interior && !inside(s, iy, ix)) return;
-    const uint64_t* src = image + (iy * s.in_w + ix) * in_words + first;
-    uint64_t* dst = row + t * tap_words;
-    for (size_t i = 0; i < tap_words; ++i) dst[i] = src[i];
-  });
-}
-
-// Zero padding: a padded tap was computed as +1, so remove its contribution from channels
-// [c0, c1): y -= sum of that tap's +-1 weights.
-void correct_zero_padding(const Plan& plan, size_t pixel, size_t c0, size_t c1, int32_t* y) {
-  const Conv2dShape& s = plan.s;
-  const size_t ow = pixel % s.out_w, oh = (pixel / s.out_w) % s.out_h;
-  for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
-    if (inside(s, iy, ix)) return;
-    const int32_t* sums = plan.w.tap_sums.data() + t * plan.w.out_channels;
-    for (size_t c = c0; c < c1; ++c) y[c - c0] -= sums[c];
-  });
-}
-
 void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output) {
   const size_t tile_index = task / plan.chunks, chunk_index = task % plan.chunks;
   const size_t p0 = tile_index * plan.tile, pn = std::min(plan.tile, plan.pixels - p0);
-  const size_t c0 = chunk_index * plan.chunk, cn = std::min(plan.chunk, plan.s.out_c - c0);
-  const BinaryConv2dWeights& w = plan.w;
-  const bool zero_pad = plan.p.pad_value == PadValue::Zero;
+  const ConvCall& call = plan.call;
+  const size_t c0 = chunk_index * plan.chunk, cn = std::min(plan.chunk, call.s.out_c - c0);
+  const BinaryConv2dWeights& w = call.w;
+  const bool zero_pad = call.p.pad_value == PadValue::Zero;
 
   Scratch& sc = t_scratch;
   sc.y.resize(pn * cn);
@@ -132,16 +53,16 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
       a = input + p0 * w.row_words;
     } else {
       for (size_t i = 0; i < pn; ++i)
-        im2col_row(plan, input, p0 + i, g, sc.patches.data() + i * w.row_words);
+        im2col_row(call, input, p0 + i, g, sc.patches.data() + i * w.row_words);
       a = sc.patches.data();
     }
     int32_t* y = sc.y.data() + (gc0 - c0);
-    plan.k.gemm(pn, gc1 - gc0, w.row_words, a, w.row_words, w.bits.data() + gc0 * w.row_words,
+    call.k.gemm(pn, gc1 - gc0, w.row_words, a, w.row_words, w.bits.data() + gc0 * w.row_words,
                 w.row_words, static_cast<int32_t>(w.kbits), y, cn);
     if (zero_pad)
-      for (size_t i = 0; i < pn; ++i) correct_zero_padding(plan, p0 + i, gc0, gc1, y + i * cn);
+      for (size_t i = 0; i < pn; ++i) correct_zero_padding(call, p0 + i, gc0, gc1, y + i * cn);
   }
-  for (size_t i = 0; i < pn; ++i) epilogue_row(plan, sc.y.data() + i * cn, p0 + i, c0, cn, output);
+  for (size_t i = 0; i < pn; ++i) epilogue_row(call, sc.y.data() + i * cn, p0 + i, c0, cn, output);
 }
 
 }  // namespace
@@ -203,8 +124,7 @@ void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeig
              const Conv2dParams& p, const BinaryEpilogue& e, void* output) {
   validate_epilogue(e, s.out_c);
   const size_t pixels = s.batch * s.out_h * s.out_w;
-  const bool direct = w.kernel_h == 1 && w.kernel_w == 1 && w.groups == 1 && p.stride_h == 1 &&
-                      p.stride_w == 1 && p.pad_top + p.pad_left + p.pad_bottom + p.pad_right == 0;
+  const bool direct = patches_are_input(w, p);
   // Pixel tiles keep the patch rows in L1/L2 while every weight row streams past them; with
   // few pixels, 64-aligned channel chunks give the other threads work.
   const size_t threads = num_threads();
@@ -217,7 +137,7 @@ void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeig
     chunk = std::max<size_t>(64, (s.out_c / want + 63) / 64 * 64);
   }
   const size_t chunks = (s.out_c + chunk - 1) / chunk;
-  Plan plan{s, w, p, e, binary_kernels(), pixels, tile, chunk, tiles, chunks,
+  Plan plan{{s, w, p, e, binary_kernels()}, pixels, tile, chunk, tiles, chunks,
             w.out_channels / w.groups, direct};
   parallel_for(tiles * chunks, [&](size_t task) { run_task(plan, input, task, output); });
 }

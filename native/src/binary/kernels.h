@@ -57,6 +57,20 @@ struct B1OutputB1Params {
 };
 using B1OutputB1Fn = void (*)(size_t n, const int32_t* y, const B1OutputB1Params& p, uint64_t* out);
 
+// One channel of an MST schedule over a tile of kMstTile output pixels (bconv2d_mst.cc). The tile's
+// patches are bit-transposed: a row is one weight position for all the tile's pixels (pixel p is bit
+// p % 64 of word p / 64), so a channel that differs from its parent in d positions adds d rows
+// instead of K. entries[i] is the byte offset from `rows` of a row already XORed with the channel's
+// weight bit there (the tile stores both polarities), a multiple of kMstRowBytes.
+//   count[p] = sum_{i < n} bit p of the row at rows + entries[i]
+//   y[p] = base - (count[p] << shift) + sign * parent[p]      sign in {-1, 0, 1}; parent unread if 0
+// A root: base K, shift 1, sign 0 (y = K - 2 popcount). A child: base 2d, shift 2, sign +1 (or base
+// 2(K - d), sign -1 for a negated parent). n < 2^31, and |y| stays far below 2^31 (K <= 2^24).
+constexpr size_t kMstTile = 256;
+constexpr size_t kMstRowBytes = kMstTile / 8;
+using B1MstChannelFn = void (*)(const uint64_t* rows, const uint32_t* entries, size_t n, const int32_t* parent,
+                                int32_t sign, int32_t base, int32_t shift, int32_t* y);
+
 struct BinaryKernels {
   B1PackF32Fn pack_f32;
   B1PackS8Fn pack_s8;
@@ -64,6 +78,7 @@ struct BinaryKernels {
   B1OutputF32Fn output_f32;
   B1OutputS8Fn output_s8;
   B1OutputB1Fn output_b1;
+  B1MstChannelFn mst_channel;
 };
 
 #define LOWBIT_DECLARE_BINARY_KERNELS(ns)                                                            \
@@ -75,8 +90,11 @@ struct BinaryKernels {
   void b1_output_f32(size_t n, const int32_t* y, const B1OutputF32Params& p, float* out);          \
   void b1_output_s8(size_t n, const int32_t* y, const B1OutputS8Params& p, int8_t* out);           \
   void b1_output_b1(size_t n, const int32_t* y, const B1OutputB1Params& p, uint64_t* out);         \
-  inline constexpr BinaryKernels kBinaryKernels = {b1_pack_f32, b1_pack_s8,    b1_gemm,            \
-                                                   b1_output_f32, b1_output_s8, b1_output_b1};     \
+  void b1_mst_channel(const uint64_t* rows, const uint32_t* entries, size_t n, const int32_t* parent,  \
+                      int32_t sign, int32_t base, int32_t shift, int32_t* y);                          \
+  inline constexpr BinaryKernels kBinaryKernels = {b1_pack_f32,   b1_pack_s8,   b1_gemm,     \
+                                                   b1_output_f32, b1_output_s8, b1_output_b1, \
+                                                   b1_mst_channel};                           \
   }
 
 LOWBIT_DECLARE_BINARY_KERNELS(ref)

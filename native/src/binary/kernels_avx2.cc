@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "binary/kernels.h"
+#include "binary/mst_count.h"
 #include "common/checked_math.h"
 
 namespace lowbit::avx2 {
@@ -368,6 +369,59 @@ void b1_output_b1(size_t n, const int32_t* y, const B1OutputB1Params& p, uint64_
       word |= static_cast<uint64_t>((y[k] < p.threshold[k]) ^ (p.flip[k] != 0)) << j;
     }
     out[w] = word;
+  }
+}
+
+namespace {
+struct Ymm {
+  using T = __m256i;
+  static T zero() { return _mm256_setzero_si256(); }
+  static T load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static T xor_(T a, T b) { return _mm256_xor_si256(a, b); }
+  static T and_(T a, T b) { return _mm256_and_si256(a, b); }
+  static T or_(T a, T b) { return _mm256_or_si256(a, b); }
+};
+}  // namespace
+
+void b1_mst_channel(const uint64_t* rows, const uint32_t* entries, size_t n, const int32_t* parent, int32_t sign,
+                    int32_t base, int32_t shift, int32_t* y) {
+  alignas(32) __m256i planes[mst_count::kMaxPlanes];
+  const size_t used = mst_count::count_rows<Ymm>(reinterpret_cast<const uint8_t*>(rows), entries, n, planes);
+  // Planes to integers, 32 pixels at a time: broadcast the pixels' 32 bits of a plane so that byte i
+  // holds bit i (vpshufb picks byte i / 8, the AND + compare tests bit i % 8), and build the counts
+  // as bytes, eight planes at a time, top plane first: bytes = 2 * bytes + bit.
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,  //
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+  const __m256i vbase = _mm256_set1_epi32(base);
+  const __m128i vshift = _mm_cvtsi32_si128(shift);
+  const auto* plane_words = reinterpret_cast<const uint32_t*>(planes);  // 8 per plane
+  for (size_t chunk = 0; chunk < kMstTile / 32; ++chunk) {
+    __m256i count[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                        _mm256_setzero_si256()};
+    for (size_t first = 0; first < used; first += 8) {
+      const size_t last = std::min(used, first + 8);
+      __m256i bytes = _mm256_setzero_si256();
+      for (size_t l = last; l-- > first;) {
+        const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(plane_words[l * 8 + chunk])), spread);
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);  // -1 where the bit is set
+        bytes = _mm256_sub_epi8(_mm256_add_epi8(bytes, bytes), set);
+      }
+      const __m128i lo = _mm256_castsi256_si128(bytes), hi = _mm256_extracti128_si256(bytes, 1);
+      const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+      const __m128i up = _mm_cvtsi32_si128(static_cast<int>(first));
+      for (size_t q = 0; q < 4; ++q)
+        count[q] = _mm256_add_epi32(count[q], _mm256_sll_epi32(_mm256_cvtepu8_epi32(parts[q]), up));
+    }
+    for (size_t q = 0; q < 4; ++q) {
+      const size_t p = chunk * 32 + q * 8;
+      __m256i v = _mm256_sub_epi32(vbase, _mm256_sll_epi32(count[q], vshift));
+      if (sign != 0) {
+        const __m256i vp = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(parent + p));
+        v = sign > 0 ? _mm256_add_epi32(v, vp) : _mm256_sub_epi32(v, vp);
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + p), v);
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 #include <arm_neon.h>
 
 #include "binary/kernels.h"
+#include "binary/mst_count.h"
 #include "common/checked_math.h"
 
 namespace lowbit::neon {
@@ -218,6 +219,55 @@ void b1_output_b1(size_t n, const int32_t* y, const B1OutputB1Params& p, uint64_
     return veorq_u8(vbelow, vtstq_u8(vflip, vflip));
   };
   pack_bits(n, mask16, [&](size_t c) { return (y[c] < p.threshold[c]) ^ (p.flip[c] != 0); }, out);
+}
+
+namespace {
+// 256 pixels as two q-register pairs' worth: NEON has 32 vector registers, so the counter's planes
+// of two 128-bit halves still fit.
+struct Q2 {
+  struct T {
+    uint8x16_t a, b;
+  };
+  static T zero() { return T{vdupq_n_u8(0), vdupq_n_u8(0)}; }
+  static T load(const uint8_t* p) { return T{vld1q_u8(p), vld1q_u8(p + 16)}; }
+  static T xor_(T x, T y) { return T{veorq_u8(x.a, y.a), veorq_u8(x.b, y.b)}; }
+  static T and_(T x, T y) { return T{vandq_u8(x.a, y.a), vandq_u8(x.b, y.b)}; }
+  static T or_(T x, T y) { return T{vorrq_u8(x.a, y.a), vorrq_u8(x.b, y.b)}; }
+};
+}  // namespace
+
+void b1_mst_channel(const uint64_t* rows, const uint32_t* entries, size_t n, const int32_t* parent, int32_t sign,
+                    int32_t base, int32_t shift, int32_t* y) {
+  Q2::T planes[mst_count::kMaxPlanes];
+  const size_t used = mst_count::count_rows<Q2>(reinterpret_cast<const uint8_t*>(rows), entries, n, planes);
+  // Planes to integers, 16 pixels at a time: byte i gets the plane's byte i / 8 and tests bit i % 8
+  // (vtst), and the counts build up as bytes, eight planes at a time, top plane first.
+  const uint8x16_t bit = vld1q_u8(kBitWeights);
+  const int32x4_t vshift = vdupq_n_s32(shift);
+  const auto* plane_bytes = reinterpret_cast<const uint8_t*>(planes);  // 32 per plane
+  for (size_t chunk = 0; chunk < kMstTile / 16; ++chunk) {
+    int32x4_t count[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+    for (size_t first = 0; first < used; first += 8) {
+      const size_t last = used < first + 8 ? used : first + 8;
+      uint8x16_t bytes = vdupq_n_u8(0);
+      for (size_t l = last; l-- > first;) {
+        const uint8_t* pb = plane_bytes + l * 32 + chunk * 2;
+        const uint8x16_t v = vcombine_u8(vdup_n_u8(pb[0]), vdup_n_u8(pb[1]));
+        bytes = vsubq_u8(vaddq_u8(bytes, bytes), vtstq_u8(v, bit));  // vtst: 0xFF (-1) where set
+      }
+      const uint16x8_t lo = vmovl_u8(vget_low_u8(bytes)), hi = vmovl_u8(vget_high_u8(bytes));
+      const uint32x4_t parts[4] = {vmovl_u16(vget_low_u16(lo)), vmovl_u16(vget_high_u16(lo)),
+                                   vmovl_u16(vget_low_u16(hi)), vmovl_u16(vget_high_u16(hi))};
+      const int32x4_t up = vdupq_n_s32(static_cast<int32_t>(first));
+      for (size_t q = 0; q < 4; ++q) count[q] = vaddq_s32(count[q], vshlq_s32(vreinterpretq_s32_u32(parts[q]), up));
+    }
+    for (size_t q = 0; q < 4; ++q) {
+      const size_t p = chunk * 16 + q * 4;
+      int32x4_t v = vsubq_s32(vdupq_n_s32(base), vshlq_s32(count[q], vshift));
+      if (sign != 0) v = sign > 0 ? vaddq_s32(v, vld1q_s32(parent + p)) : vsubq_s32(v, vld1q_s32(parent + p));
+      vst1q_s32(y + p, v);
+    }
+  }
 }
 
 }  // namespace lowbit::neon

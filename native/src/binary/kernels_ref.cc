@@ -60,4 +60,13 @@ void b1_output_b1(size_t n, const int32_t* y, const B1OutputB1Params& p, uint64_
   }
 }
 
+void b1_mst_channel(const uint64_t* rows, const uint32_t* entries, size_t n, const int32_t* parent, int32_t sign,
+                    int32_t base, int32_t shift, int32_t* y) {
+  for (size_t p = 0; p < kMstTile; ++p) {
+    int32_t count = 0;
+    for (size_t i = 0; i < n; ++i) count += bit(rows + entries[i] / 8, p);
+    y[p] = base - count * (1 << shift) + (sign != 0 ? sign * parent[p] : 0);
+  }
+}
+
 }  // namespace lowbit::ref

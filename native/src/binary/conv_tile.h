@@ -1,0 +1,38 @@
+// conv_tile.h: the per-pixel steps shared by the binary conv drivers (dense bconv2d.cc and MST
+// bconv2d_mst.cc): im2col of one output pixel, the zero-padding border correction, the epilogue.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "binary/kernels.h"
+#include "lowbit/binary.h"
+
+namespace lowbit {
+
+// One validated call: the geometry, weights, epilogue and the kernel table it runs with.
+struct ConvCall {
+  const Conv2dShape& s;
+  const BinaryConv2dWeights& w;
+  const Conv2dParams& p;
+  const BinaryEpilogue& e;
+  const BinaryKernels& k;
+};
+
+// 1x1, stride 1, no padding, one group: the input's pixel rows are the patch rows themselves.
+inline bool patches_are_input(const BinaryConv2dWeights& w, const Conv2dParams& p) {
+  return w.kernel_h == 1 && w.kernel_w == 1 && w.groups == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+         p.pad_top + p.pad_left + p.pad_bottom + p.pad_right == 0;
+}
+
+// Fills the dense patch row (w.row_words words) of output pixel `pixel` for group g. Padded taps
+// stay 0 bits (+1).
+void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_t g, uint64_t* row);
+
+// Zero padding: a padded tap was computed as +1, so remove its contribution from channels
+// [c0, c1): y[c - c0] -= sum of that tap's +-1 weights.
+void correct_zero_padding(const ConvCall& call, size_t pixel, size_t c0, size_t c1, int32_t* y);
+
+// The fused epilogue of channels [c0, c0 + n) of one output pixel (c0 a multiple of 64 for b1).
+void epilogue_row(const ConvCall& call, const int32_t* y, size_t pixel, size_t c0, size_t n, void* output);
+
+}  // namespace lowbit
