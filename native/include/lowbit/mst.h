@@ -89,6 +89,7 @@ struct MstPlan {
   std::vector<Step> steps;                       // in schedule order: parents first
   std::vector<uint32_t> entries;                 // byte offsets into the tile: row and polarity;
                                                  // each step's padded with the zero row to a multiple of 16
+  size_t planes = 0;                             // counter planes over all steps (for the cost model)
 };
 constexpr size_t kMstMaxRows = size_t{1} << 18;     // 16 MiB of transposed tile per thread
 constexpr size_t kMstMaxEntries = size_t{1} << 25;  // 128 MiB of plan

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "binary/conv_tile.h"
+#include "binary/mst_count.h"
 #include "common/aligned_buffer.h"
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
@@ -130,12 +131,6 @@ CostConstants cost_constants(Isa isa) {
   }
 }
 
-size_t planes_for(size_t n) {  // mst_count::count_rows's plane count
-  size_t high = 0;
-  for (size_t v = n >> 4; v != 0; v >>= 1) ++high;
-  return 4 + high;
-}
-
 }  // namespace
 
 std::shared_ptr<const MstPlan> compile_mst(const MstSchedule& s, const BinaryConv2dWeights& w) {
@@ -169,6 +164,7 @@ std::shared_ptr<const MstPlan> compile_mst(const MstSchedule& s, const BinaryCon
     // real row), which counts nothing but saves the slow one-row-at-a-time tail.
     while ((plan->entries.size() - step.first) % 16 != 0) plan->entries.push_back(row_offset(rows, 0));
     step.count = plan->entries.size() - step.first;
+    plan->planes += mst_count::planes_for(step.count);
     plan->steps.push_back(step);
   }
   return plan;
@@ -185,8 +181,7 @@ MstCost mst_cost(const MstPlan& plan, size_t pixels, size_t threads, Isa isa) {
   const size_t tiles = (pixels + kMstTile - 1) / kMstTile;
   const size_t blocks = (std::min(pixels, kMstTile) + 63) / 64;
   double tile = k.block_row * double(plan.rows) * double(blocks);
-  for (const MstPlan::Step& step : plan.steps)
-    tile += k.row * double(step.count) + k.plane * double(planes_for(step.count)) + k.channel;
+  tile += k.row * double(plan.entries.size()) + k.plane * double(plan.planes) + k.channel * double(plan.steps.size());
   cost.mst = tile * double((tiles + threads - 1) / threads);
   cost.use_mst = cost.mst * 1.1 <= cost.dense;
   return cost;

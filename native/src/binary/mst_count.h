@@ -16,6 +16,13 @@ namespace lowbit::mst_count {
 // n < 2^32 rows need at most 4 + 28 planes.
 constexpr size_t kMaxPlanes = 32;
 
+// The planes count_rows writes for n rows: ones, twos, fours, eights, then the count of sixteens.
+inline size_t planes_for(size_t n) {
+  size_t high = 0;
+  for (size_t v = n >> 4; v != 0; v >>= 1) ++high;
+  return 4 + high;
+}
+
 // Full adder on every bit: sum + a + b = 2 * carry + sum'.
 template <class O>
 inline void full_add(typename O::T& carry, typename O::T& sum, typename O::T a, typename O::T b) {
@@ -41,8 +48,7 @@ template <class O>
 size_t count_rows(const uint8_t* rows, const uint32_t* entries, size_t n, typename O::T* planes) {
   using T = typename O::T;
   auto row = [&](size_t i) { return O::load(rows + entries[i]); };
-  size_t high = 0;  // planes of the count of sixteens
-  for (size_t v = n >> 4; v != 0; v >>= 1) ++high;
+  const size_t high = planes_for(n) - 4;  // planes of the count of sixteens
   T* sixteens_count = planes + 4;
   for (size_t l = 0; l < high; ++l) sixteens_count[l] = O::zero();
   T ones = O::zero(), twos = O::zero(), fours = O::zero(), eights = O::zero();
