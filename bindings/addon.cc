@@ -3,6 +3,7 @@
 
 #include "binary_ops.h"
 #include "integer_ops.h"
+#include "model_ops.h"
 #include "qops.h"
 #include "qconv_ops.h"
 #include "convert.h"
@@ -62,6 +63,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_integer_ops(env, exports);
   init_qops(env, exports);
   init_qconv_ops(env, exports);
+  init_model_ops(env, exports);
   return exports;
 }
 

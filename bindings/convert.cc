@@ -30,6 +30,10 @@ void throw_error(Napi::Env env, ErrorKind kind, const std::string& message) {
       error = Napi::RangeError::New(env, message);
       code = "LOWBIT_QUANTIZATION";
       break;
+    case ErrorKind::Format:
+      error = Napi::Error::New(env, message);
+      code = "LOWBIT_FORMAT";
+      break;
     case ErrorKind::Internal:
       error = Napi::Error::New(env, message);
       break;

@@ -1,4 +1,4 @@
-// handle.h: opaque JS handles that own native objects (packed weights) through a shared pointer,
+// handle.h: opaque JS handles that own native objects (packed weights, models) through a shared pointer,
 // so async jobs can keep the object alive after JS drops the handle.
 #pragma once
 #include <napi.h>
@@ -15,6 +15,7 @@ struct InstanceData {
   Napi::FunctionReference binary_weights;
   Napi::FunctionReference qconv_weights;
   Napi::FunctionReference mst_schedules;
+  Napi::FunctionReference models;
 };
 
 // Constructed only natively, with the object passed as an External; a script calling
@@ -27,7 +28,7 @@ class Handle : public Napi::ObjectWrap<Handle<T>> {
   }
   explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle<T>>(info) {
     if (info.Length() != 1 || !info[0].IsExternal())
-      throw_error(info.Env(), ErrorKind::Type, "packed weights are created by the lowbit pack functions (packBinaryConv2dWeights, packQConv2dWeights, ...), not directly");
+      throw_error(info.Env(), ErrorKind::Type, "lowbit handles are created by the lowbit functions (packBinaryConv2dWeights, packQConv2dWeights, loadModel, ...), not directly");
     value = *info[0].As<Napi::External<std::shared_ptr<T>>>().Data();
   }
   std::shared_ptr<T> value;

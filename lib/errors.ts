@@ -20,6 +20,12 @@ export class UnsupportedError extends LowbitError {}
 /** A scale or multiplier with no integer (dyadic) representation: zero, negative, NaN, infinite or out of range. */
 export class QuantizationError extends LowbitError {}
 
+/**
+ * A model file (`.lowbit`) or an ONNX model that cannot be read: truncated, corrupted, or with a
+ * field out of range. The message names the section (or JSON path / ONNX node) and the field.
+ */
+export class ModelFormatError extends LowbitError {}
+
 /** Maps an error thrown by the native addon (tagged with a `code`) to the matching class. */
 export function fromNative(error: unknown): unknown {
   if (!(error instanceof Error)) return error;
@@ -31,6 +37,8 @@ export function fromNative(error: unknown): unknown {
       return new UnsupportedError(error.message);
     case 'LOWBIT_QUANTIZATION':
       return new QuantizationError(error.message);
+    case 'LOWBIT_FORMAT':
+      return new ModelFormatError(error.message);
     case 'LOWBIT_TYPE':
       return new TypeError(error.message);
     case 'LOWBIT_RANGE':

@@ -1,5 +1,5 @@
 /** lowbit: fast CPU inference of binary and low-bit integer neural networks. */
-export { LowbitError, QuantizationError, ShapeError, UnsupportedError } from './errors.js';
+export { LowbitError, ModelFormatError, QuantizationError, ShapeError, UnsupportedError } from './errors.js';
 export {
   toDyadic,
   requantize,
@@ -80,3 +80,28 @@ export {
   type QConcatOptions,
 } from './ops/integer.js';
 export { buildMst, loadMst, MstSchedule, type BuildMstOptions, type MstStats } from './ops/mst.js';
+export {
+  Model,
+  loadModel,
+  type ModelTensorInfo,
+  type ModelInput,
+  type ModelInputs,
+  type ModelOutputs,
+} from './model/model.js';
+export {
+  convertOnnx,
+  convertOnnxWithReport,
+  type ConvertOptions,
+  type ConversionReport,
+  type LayerReport,
+} from './convert/convert.js';
+export {
+  readLbds,
+  encodeLbds,
+  readFashionMnist,
+  toInput,
+  readF32,
+  encodeF32,
+  FASHION_MNIST_DIR,
+  type Dataset,
+} from './data.js';

@@ -70,6 +70,15 @@ export interface NativeQuantOutput extends NativeQuantParams {
   hi: number;
 }
 
+/** Opaque handle of a loaded `.lowbit` model owned by the addon. */
+export type NativeModelHandle = object;
+
+export interface NativeModelTensor {
+  name: string;
+  dtype: string;
+  shape: number[];
+}
+
 type OutputArray = Float32Array | Int8Array | BigUint64Array;
 export interface NativeBinding {
   isa(): string;
@@ -109,6 +118,12 @@ export interface NativeBinding {
     async: boolean): NativeResult | Promise<NativeResult>;
   qconcat(inputs: (Int8Array | Uint8Array)[], outer: number, inner: number, axisSizes: number[], params: NativeQuantParams[],
     output: NativeQuantOutput, async: boolean): NativeResult | Promise<NativeResult>;
+  loadModel(bytes: Uint8Array): NativeModelHandle;
+  modelInfo(model: NativeModelHandle): { json: string; inputs: NativeModelTensor[]; outputs: NativeModelTensor[] };
+  modelPlan(model: NativeModelHandle, batch: number): { arenaBytes: number; tensorBytes: number };
+  runModel(model: NativeModelHandle, batch: number, inputs: Float32Array[]): Float32Array[];
+  runModelAsync(model: NativeModelHandle, batch: number, inputs: Float32Array[]): Promise<Float32Array[]>;
+  disposeModel(model: NativeModelHandle): void;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -7,8 +7,9 @@ namespace lowbit {
 
 // Which JS error class a failure maps to. Shape: tensor shapes/lengths disagree; Type: wrong kind
 // of value; Range: a value outside its allowed range; Unsupported: the CPU or build lacks a feature;
-// Quantization: a scale or multiplier that has no integer representation (zero, NaN, ...).
-enum class ErrorKind { Shape, Type, Range, Unsupported, Quantization, Internal };
+// Quantization: a scale or multiplier that has no integer representation (zero, NaN, ...);
+// Format: a model file that breaks docs/model-format.md (the message names the section or JSON path).
+enum class ErrorKind { Shape, Type, Range, Unsupported, Quantization, Format, Internal };
 
 class Error : public std::runtime_error {
  public:

@@ -6,7 +6,8 @@
 // with (m, e) = to_dyadic(real ratio); the ratios are computed once per call in double
 // precision from the scales as given, exactly as written in each comment below. Every function
 // validates its arguments and throws lowbit::Error (Quantization for a scale or ratio with no
-// dyadic form, Range for zero points and clamps, Shape for geometry).
+// dyadic form, Range for zero points and clamps, Shape for geometry); called with no elements
+// (n = 0, outer = 0) qadd, qclamp and qconcat only validate, which is how a model loader checks them.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -63,9 +64,17 @@ void qmaxpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Po
 void qavgpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2dParams& p,
                 bool count_include_pad, const QuantParams& in_q, const QuantOutput& out_q, uint8_t* out);
 
+// The checks qavgpool2d makes (shapes, parameters, every window count's dyadic pair), without data:
+// a model loader validates a layer once, before any run.
+void validate_qavgpool2d(bool is_signed, const Conv2dShape& s, const Pool2dParams& p, bool count_include_pad,
+                         const QuantParams& in_q, const QuantOutput& out_q);
+
 // Global average pool: qavgpool2d over the whole H x W (n = H * W), output [N, 1, 1, C].
 void qglobalavgpool(const uint8_t* x, bool is_signed, size_t batch, size_t in_h, size_t in_w, size_t channels,
                     const QuantParams& in_q, const QuantOutput& out_q, uint8_t* out);
+// The checks qglobalavgpool makes for one sample, without data.
+void validate_qglobalavgpool(bool is_signed, size_t in_h, size_t in_w, size_t channels, const QuantParams& in_q,
+                             const QuantOutput& out_q);
 
 // One input of qconcat: outer x axis_size x inner values.
 struct QConcatInput {

@@ -247,35 +247,44 @@ void qmaxpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Po
     maxpool(x, s, p, out);
 }
 
-void qavgpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2dParams& p, bool count_include_pad,
-                const QuantParams& in_q, const QuantOutput& o, uint8_t* out) {
+namespace {
+
+// The dyadic pair of each window class of an average pool (see avgpool), validating every argument.
+struct AvgPoolPlan {
+  std::vector<size_t> class_h, class_w;
+  size_t classes_w = 0;
+  std::vector<Dyadic> table;
+};
+
+AvgPoolPlan plan_avgpool(const Conv2dShape& s, const Pool2dParams& p, bool count_include_pad, bool is_signed,
+                         const QuantParams& in_q, const QuantOutput& o) {
   check_pool_shape(s, p);
   check_input(in_q, is_signed, "input");
   check_output(o);
   check_window(checked_mul(p.kernel_h, p.kernel_w, "kernel size"), "kernel");
   // Distinct tap counts per axis; a window's count is their product. One dyadic pair per
   // distinct product, computed once.
-  std::vector<size_t> class_h, class_w, counts_h, counts_w;
-  axis_classes(s.out_h, p.stride_h, p.pad_top, p.kernel_h, s.in_h, count_include_pad, class_h, counts_h);
-  axis_classes(s.out_w, p.stride_w, p.pad_left, p.kernel_w, s.in_w, count_include_pad, class_w, counts_w);
+  AvgPoolPlan plan;
+  std::vector<size_t> counts_h, counts_w;
+  axis_classes(s.out_h, p.stride_h, p.pad_top, p.kernel_h, s.in_h, count_include_pad, plan.class_h, counts_h);
+  axis_classes(s.out_w, p.stride_w, p.pad_left, p.kernel_w, s.in_w, count_include_pad, plan.class_w, counts_w);
+  plan.classes_w = counts_w.size();
   std::map<size_t, Dyadic> by_count;
-  std::vector<Dyadic> table(counts_h.size() * counts_w.size());
+  plan.table.resize(counts_h.size() * counts_w.size());
   for (size_t i = 0; i < counts_h.size(); ++i)
     for (size_t j = 0; j < counts_w.size(); ++j) {
       const size_t n = counts_h[i] * counts_w[j];
       auto it = by_count.find(n);
       if (it == by_count.end())
         it = by_count.emplace(n, ratio_dyadic(in_q.scale / (o.q.scale * static_cast<double>(n)), avg_ratio_name(n))).first;
-      table[i * counts_w.size() + j] = it->second;
+      plan.table[i * counts_w.size() + j] = it->second;
     }
-  if (is_signed)
-    avgpool(reinterpret_cast<const int8_t*>(x), s, p, table, class_h, class_w, counts_w.size(), in_q.zero_point, o, out);
-  else
-    avgpool(x, s, p, table, class_h, class_w, counts_w.size(), in_q.zero_point, o, out);
+  return plan;
 }
 
-void qglobalavgpool(const uint8_t* x, bool is_signed, size_t batch, size_t in_h, size_t in_w, size_t channels,
-                    const QuantParams& in_q, const QuantOutput& o, uint8_t* out) {
+// The one dyadic pair of a global average pool over taps = H * W, validating every argument.
+Dyadic plan_globalavgpool(bool is_signed, size_t batch, size_t in_h, size_t in_w, size_t channels,
+                          const QuantParams& in_q, const QuantOutput& o) {
   if (batch == 0 || in_h == 0 || in_w == 0 || channels == 0)
     fail(ErrorKind::Shape, "input: every dimension of [N, H, W, C] must be at least 1");
   const size_t taps = checked_mul(in_h, in_w, "input size");
@@ -283,7 +292,35 @@ void qglobalavgpool(const uint8_t* x, bool is_signed, size_t batch, size_t in_h,
   check_input(in_q, is_signed, "input");
   check_output(o);
   check_window(taps, "input");
-  const Dyadic d = ratio_dyadic(in_q.scale / (o.q.scale * static_cast<double>(taps)), avg_ratio_name(taps));
+  return ratio_dyadic(in_q.scale / (o.q.scale * static_cast<double>(taps)), avg_ratio_name(taps));
+}
+
+}  // namespace
+
+void validate_qavgpool2d(bool is_signed, const Conv2dShape& s, const Pool2dParams& p, bool count_include_pad,
+                         const QuantParams& in_q, const QuantOutput& out_q) {
+  plan_avgpool(s, p, count_include_pad, is_signed, in_q, out_q);
+}
+
+void qavgpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2dParams& p, bool count_include_pad,
+                const QuantParams& in_q, const QuantOutput& o, uint8_t* out) {
+  const AvgPoolPlan plan = plan_avgpool(s, p, count_include_pad, is_signed, in_q, o);
+  if (is_signed)
+    avgpool(reinterpret_cast<const int8_t*>(x), s, p, plan.table, plan.class_h, plan.class_w, plan.classes_w,
+            in_q.zero_point, o, out);
+  else
+    avgpool(x, s, p, plan.table, plan.class_h, plan.class_w, plan.classes_w, in_q.zero_point, o, out);
+}
+
+void validate_qglobalavgpool(bool is_signed, size_t in_h, size_t in_w, size_t channels, const QuantParams& in_q,
+                             const QuantOutput& out_q) {
+  plan_globalavgpool(is_signed, 1, in_h, in_w, channels, in_q, out_q);
+}
+
+void qglobalavgpool(const uint8_t* x, bool is_signed, size_t batch, size_t in_h, size_t in_w, size_t channels,
+                    const QuantParams& in_q, const QuantOutput& o, uint8_t* out) {
+  const Dyadic d = plan_globalavgpool(is_signed, batch, in_h, in_w, channels, in_q, o);
+  const size_t taps = in_h * in_w;
   constexpr size_t kCBlock = 64;
   const size_t cblocks = (channels + kCBlock - 1) / kCBlock;
   parallel_for(batch * cblocks, [&](size_t task) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "integer/checks.h"
+#include "integer/quantize.h"
 #include "lowbit/error.h"
 #include "lowbit/integer.h"
 #include "runtime/thread_pool.h"
@@ -33,24 +34,14 @@ void quantize_f32(const float* x, size_t n, float scale, int32_t zero_point, int
     fail(ErrorKind::Range, "zero point " + std::to_string(zero_point) + " must lie in the clamp [" + std::to_string(lo) +
                                ", " + std::to_string(hi) + "]");
   for_blocks(n, [&](size_t i0, size_t i1) {
-    for (size_t i = i0; i < i1; ++i) {
-      const float v = x[i] / scale;
-      // The default rounding mode rounds half to even; comparing in double keeps +-Inf and huge
-      // values out of any float -> int conversion.
-      const double r = std::isnan(v) ? zero_point : static_cast<double>(std::nearbyint(v)) + zero_point;
-      const int32_t q = r < lo ? lo : (r > hi ? hi : static_cast<int32_t>(r));
-      out[i] = static_cast<uint8_t>(q);
-    }
+    for (size_t i = i0; i < i1; ++i) out[i] = quantize_value(x[i], scale, zero_point, lo, hi);
   });
 }
 
 void dequantize_8bit(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zero_point, float* out) {
   check_scale(scale);
   for_blocks(n, [&](size_t i0, size_t i1) {
-    for (size_t i = i0; i < i1; ++i) {
-      const int32_t v = is_signed ? static_cast<int8_t>(q[i]) : q[i];
-      out[i] = static_cast<float>(v - zero_point) * scale;
-    }
+    for (size_t i = i0; i < i1; ++i) out[i] = dequantize_value(q[i], is_signed, scale, zero_point);
   });
 }
 

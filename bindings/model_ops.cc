@@ -1,0 +1,200 @@
+// model_ops.cc: N-API entry points of whole models. A handle owns a shared pointer to the
+// immutable native Model; disposing it drops that pointer while async runs keep their own.
+// Sync runs read the caller's Float32Arrays in place; async runs copy them on the main thread,
+// run on the libuv pool, and wrap the outputs (allocated up front, like every async operator's)
+// as Float32Arrays when the Promise settles.
+#include "model_ops.h"
+
+#include <string>
+#include <vector>
+
+#include "convert.h"
+#include "handle.h"
+#include "lowbit/model.h"
+
+namespace lowbit::js {
+namespace {
+
+using ModelHandle = Handle<const Model>;
+
+// A model handle (TypeError for anything else).
+ModelHandle& handle_arg(Napi::Value value) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(instance_data(env).models.Value()))
+    throw_error(env, ErrorKind::Type, "model: expected a model (from loadModel)");
+  return *ModelHandle::Unwrap(value.As<Napi::Object>());
+}
+
+// The model behind a handle; TypeError once disposed.
+std::shared_ptr<const Model> model_arg(Napi::Value value) {
+  ModelHandle& handle = handle_arg(value);
+  if (!handle.value) throw_error(value.Env(), ErrorKind::Type, "model: disposed");
+  return handle.value;
+}
+
+Napi::Array io_value(Napi::Env env, const std::vector<ModelIo>& list) {
+  Napi::Array out = Napi::Array::New(env, list.size());
+  for (uint32_t i = 0; i < list.size(); ++i) {
+    Napi::Object io = Napi::Object::New(env);
+    io.Set("name", Napi::String::New(env, list[i].name));
+    io.Set("dtype", Napi::String::New(env, list[i].dtype));
+    Napi::Array shape = Napi::Array::New(env, list[i].shape.size());
+    for (uint32_t d = 0; d < list[i].shape.size(); ++d) shape.Set(d, Napi::Number::New(env, static_cast<double>(list[i].shape[d])));
+    io.Set("shape", shape);
+    out.Set(i, io);
+  }
+  return out;
+}
+
+// loadModel(bytes: Uint8Array) -> handle
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto bytes = typed_array<uint8_t>(info[0], napi_uint8_array, "bytes");
+    return wrap_handle(env, instance_data(env).models, load_model(bytes.data, bytes.length));
+  });
+}
+
+// modelInfo(handle) -> {json, inputs: {name, dtype, shape}[], outputs: [...], nodes: {name, op}[]}
+Napi::Value ModelInfo(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto model = model_arg(info[0]);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("json", Napi::String::New(env, model->json()));
+    out.Set("inputs", io_value(env, model->inputs()));
+    out.Set("outputs", io_value(env, model->outputs()));
+    const auto nodes = model->nodes();
+    Napi::Array list = Napi::Array::New(env, nodes.size());
+    for (uint32_t i = 0; i < nodes.size(); ++i) {
+      Napi::Object n = Napi::Object::New(env);
+      n.Set("name", Napi::String::New(env, nodes[i].name));
+      n.Set("op", Napi::String::New(env, nodes[i].op));
+      list.Set(i, n);
+    }
+    out.Set("nodes", list);
+    return out;
+  });
+}
+
+// modelPlan(handle, batch) -> {arenaBytes, tensorBytes}
+Napi::Value ModelPlan(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto model = model_arg(info[0]);
+    const MemoryPlanInfo plan = model->memory_plan(uint_arg(info[1], "batch"));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("arenaBytes", Napi::Number::New(env, static_cast<double>(plan.arena_bytes)));
+    out.Set("tensorBytes", Napi::Number::New(env, static_cast<double>(plan.tensor_bytes)));
+    return out;
+  });
+}
+
+// The checked arguments of a run: the model, the batch, and the input arrays (borrowed).
+struct RunArgs {
+  std::shared_ptr<const Model> model;
+  size_t batch = 0;
+  std::vector<ArrayArg<float>> inputs;
+};
+
+RunArgs run_args(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RunArgs a;
+  a.model = model_arg(info[0]);
+  a.batch = uint_arg(info[1], "batch");
+  a.model->memory_plan(a.batch);  // RangeError for batch 0 or sizes that overflow
+  if (!info[2].IsArray()) throw_error(env, ErrorKind::Type, "inputs: expected an array of Float32Array");
+  const Napi::Array list = info[2].As<Napi::Array>();
+  const auto& ios = a.model->inputs();
+  if (list.Length() != ios.size())
+    throw_error(env, ErrorKind::Shape, "inputs: the model has " + std::to_string(ios.size()) + " inputs, got " +
+                                           std::to_string(list.Length()) + " arrays");
+  for (uint32_t i = 0; i < ios.size(); ++i) {
+    const std::string name = "inputs[" + std::to_string(i) + "] ('" + ios[i].name + "')";
+    const ArrayArg<float> arg = typed_array<float>(list.Get(i), napi_float32_array, name.c_str());
+    if (arg.length != a.batch * ios[i].elements)  // no overflow: memory_plan checked it
+      throw_error(env, ErrorKind::Shape, name + ": expected batch " + std::to_string(a.batch) + " x " +
+                                             std::to_string(ios[i].elements) + " values, got " + std::to_string(arg.length));
+    a.inputs.push_back(arg);
+  }
+  return a;
+}
+
+// One Float32Array-to-be per model output, allocated now on the main thread.
+std::vector<Output> new_outputs(Napi::Env env, const RunArgs& a) {
+  std::vector<Output> out;
+  for (const ModelIo& io : a.model->outputs()) out.push_back(new_output(env, a.batch * io.elements * 4));
+  return out;
+}
+
+Napi::Array output_arrays(Napi::Env env, std::vector<Napi::ArrayBuffer> buffers) {
+  Napi::Array out = Napi::Array::New(env, buffers.size());
+  for (uint32_t i = 0; i < buffers.size(); ++i)
+    out.Set(i, Napi::Float32Array::New(env, buffers[i].ByteLength() / 4, buffers[i], 0));
+  return out;
+}
+
+// runModel(handle, batch, inputs: Float32Array[]) -> Float32Array[]
+Napi::Value RunModel(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const RunArgs a = run_args(info);
+    const std::vector<Output> outs = new_outputs(env, a);
+    std::vector<const float*> in;
+    for (const auto& arg : a.inputs) in.push_back(arg.data);
+    std::vector<float*> out;
+    std::vector<Napi::ArrayBuffer> buffers;
+    for (const Output& o : outs) out.push_back(reinterpret_cast<float*>(o.data)), buffers.push_back(o.buffer);
+    a.model->run(a.batch, in.data(), out.data());
+    return output_arrays(env, buffers);
+  });
+}
+
+// runModelAsync(handle, batch, inputs: Float32Array[]) -> Promise<Float32Array[]>
+Napi::Value RunModelAsync(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const RunArgs a = run_args(info);
+    // Private copies: JS may mutate, transfer or drop its arrays as soon as this returns.
+    auto inputs = std::make_shared<std::vector<std::vector<float>>>();
+    for (const auto& arg : a.inputs) inputs->emplace_back(arg.data, arg.data + arg.length);
+    const std::vector<Output> outs = new_outputs(env, a);
+    std::vector<float*> out;
+    auto refs = std::make_shared<std::vector<Napi::Reference<Napi::ArrayBuffer>>>();
+    for (const Output& o : outs) out.push_back(reinterpret_cast<float*>(o.data)), refs->push_back(Napi::Persistent(o.buffer));
+    auto work = [model = a.model, batch = a.batch, inputs, out] {
+      std::vector<const float*> in;
+      for (const auto& v : *inputs) in.push_back(v.data());
+      model->run(batch, in.data(), out.data());
+    };
+    auto result = [refs](Napi::Env e) -> Napi::Value {
+      std::vector<Napi::ArrayBuffer> buffers;
+      for (auto& r : *refs) buffers.push_back(r.Value());
+      return output_arrays(e, buffers);
+    };
+    return queue_async(env, std::move(work), std::move(result));
+  });
+}
+
+// disposeModel(handle): drops the handle's model (in-flight async runs hold their own); a no-op the second time.
+Napi::Value DisposeModel(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    handle_arg(info[0]).value.reset();
+    return env.Undefined();
+  });
+}
+
+}  // namespace
+
+void init_model_ops(Napi::Env env, Napi::Object exports) {
+  instance_data(env).models = ModelHandle::define(env, "ModelHandle");
+  exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+  exports.Set("modelInfo", Napi::Function::New(env, ModelInfo, "modelInfo"));
+  exports.Set("modelPlan", Napi::Function::New(env, ModelPlan, "modelPlan"));
+  exports.Set("runModel", Napi::Function::New(env, RunModel, "runModel"));
+  exports.Set("runModelAsync", Napi::Function::New(env, RunModelAsync, "runModelAsync"));
+  exports.Set("disposeModel", Napi::Function::New(env, DisposeModel, "disposeModel"));
+}
+
+}  // namespace lowbit::js

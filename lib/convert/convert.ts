@@ -1,0 +1,240 @@
+/**
+ * ONNX -> `.lowbit`: import and fold the ONNX graph, calibrate activation ranges on the user's
+ * samples, choose the weight bits of each integer layer (fixed, or mixed under a size budget),
+ * lower to the lowbit graph, and measure every layer's error against the float model.
+ */
+import { evaluate } from '../onnx/evaluate.js';
+import { importOnnx } from '../onnx/import.js';
+import type { FloatGraph } from '../onnx/ir.js';
+import { encodeModel } from '../model/format.js';
+import { Model } from '../model/model.js';
+import { packBinaryConv2dWeights } from '../ops/binary.js';
+import { buildMst } from '../ops/mst.js';
+import { Tensor } from '../tensor.js';
+import { calibrate, type TensorRange } from './calibrate.js';
+import { lower, type LayerInfo, type LowerOptions } from './lower.js';
+import { signValues, type OhwiWeights } from './weights.js';
+
+export interface ConvertOptions {
+  /** calibration samples: whole samples of the model's input, in its layout (NCHW images) */
+  calibration?: Float32Array;
+  /** weight bits of the float conv / dense layers: 8 (W8A8, default), 4 (W4A8) or 'mixed' */
+  bits?: 8 | 4 | 'mixed';
+  /** for 'mixed': the largest model file, in bytes */
+  sizeBudget?: number;
+  /** weight bits of the first and the last integer layer (default 8: they are the most sensitive) */
+  boundaryBits?: 8 | 4;
+  /** activation ranges: 'minmax' (default) or 'percentile' */
+  calibrationMethod?: 'minmax' | 'percentile';
+  /** for 'percentile': the percentile of |x| kept, default 99.99 */
+  percentile?: number;
+  /** build MST schedules for the binary layers (kept where the cost model predicts a gain) */
+  mst?: boolean;
+  /** calls while calibrating and measuring */
+  onProgress?: (phase: 'calibrate' | 'measure', done: number, total: number) => void;
+}
+
+export interface LayerReport {
+  name: string;
+  /** 'binary', 'binary+MST', 'W8A8', 'W4A8' */
+  kind: string;
+  /** bytes of the layer's weights and parameters */
+  bytes: number;
+  /** on the calibration samples: relative RMS error of the layer's output against the float
+   *  model, or for a binary output the fraction of signs that differ */
+  error: number;
+  metric: 'relative-rms' | 'sign-mismatch';
+}
+
+export interface ConversionReport {
+  layers: LayerReport[];
+  /** relative RMS error of each model output against the float model */
+  outputError: Record<string, number>;
+  /** for [N, classes] outputs: how often the arg-max agrees with the float model */
+  top1Agreement: Record<string, number>;
+  modelBytes: number;
+  calibrationSamples: number;
+}
+
+/** At most this many calibration samples are used to measure errors (the float model keeps every layer). */
+const MEASURE_SAMPLES = 256;
+
+/**
+ * Converts an ONNX model to `.lowbit` bytes. The per-layer report is stored in the file's
+ * metadata (`loadModel(bytes).metadata.report`) and printed by `npx lowbit info`.
+ * @throws UnsupportedError for an operator or attribute lowbit cannot run, naming the node
+ * @throws ModelFormatError for a malformed ONNX file
+ * @example const bytes = await convertOnnx(readFileSync('model.onnx'), { calibration: samples, bits: 8 });
+ */
+export async function convertOnnx(onnx: Uint8Array, options: ConvertOptions = {}): Promise<Uint8Array> {
+  const { bytes } = await convertOnnxWithReport(onnx, options);
+  return bytes;
+}
+
+/** {@link convertOnnx}, also returning the report. */
+export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOptions = {}): Promise<{ bytes: Uint8Array; report: ConversionReport }> {
+  const bits = options.bits ?? 8;
+  if (bits !== 8 && bits !== 4 && bits !== 'mixed') throw new RangeError(`bits: expected 8, 4 or 'mixed', got ${String(bits)}`);
+  if (bits === 'mixed' && !(Number(options.sizeBudget) > 0)) throw new RangeError(`sizeBudget: 'mixed' bits need a budget in bytes > 0, got ${String(options.sizeBudget)}`);
+  const graph = importOnnx(onnx);
+  const samples = options.calibration;
+  if (!(samples instanceof Float32Array) || samples.length === 0)
+    throw new TypeError('calibration: expected a Float32Array of input samples (the quantizer needs activation ranges)');
+  const ranges = calibrate(graph, samples, {
+    method: options.calibrationMethod,
+    percentile: options.percentile,
+    onProgress: (done, total) => options.onProgress?.('calibrate', done, total),
+  });
+  const base: LowerOptions = { ranges, mst: options.mst ? mstSchedule : undefined };
+
+  const integerLayers = lower(graph, base).layers.filter((l) => l.kind.startsWith('W')).map((l) => l.name);
+  const boundary = new Set([integerLayers[0], integerLayers[integerLayers.length - 1]]);
+  const inner = integerLayers.filter((name) => !boundary.has(name));
+  const bitsOf = (fourBit: Iterable<string>) => {
+    const m = new Map<string, 8 | 4>(integerLayers.map((name) => [name, boundary.has(name) ? (options.boundaryBits ?? 8) : 8]));
+    for (const name of fourBit) m.set(name, 4);
+    return m;
+  };
+
+  const measureSet = samples.subarray(0, Math.min(samples.length, MEASURE_SAMPLES * (samples.length / sampleCount(graph, samples))));
+  const reference = floatReference(graph, measureSet);
+  let chosen = bitsOf(bits === 4 ? inner : []);
+  if (bits === 'mixed') chosen = chooseMixedBits(graph, base, inner, bitsOf, options.sizeBudget!, reference, measureSet);
+
+  const probe = lower(graph, { ...base, bits: chosen, probe: true });
+  const final = lower(graph, { ...base, bits: chosen });
+  const report = measure(graph, probe.graph, final.layers, reference, measureSet, options);
+  const bytesWithoutReport = encodeModel(final.graph).length;
+  report.modelBytes = bytesWithoutReport;
+  report.calibrationSamples = sampleCount(graph, samples);
+  const bytes = encodeModel({
+    ...final.graph,
+    producer: 'lowbit convertOnnx',
+    metadata: { report, options: { bits, sizeBudget: options.sizeBudget, boundaryBits: options.boundaryBits ?? 8, calibrationMethod: options.calibrationMethod ?? 'minmax', percentile: options.percentile, mst: options.mst ?? false } },
+  });
+  return { bytes, report: { ...report, modelBytes: bytes.length } };
+}
+
+function sampleCount(graph: FloatGraph, samples: Float32Array): number {
+  const per = graph.tensors.get(graph.inputs[0])!.dims.slice(1).reduce((a, b) => a * b, 1);
+  return samples.length / per;
+}
+
+/**
+ * Serialized MST schedule of a binary layer, or null where the cost model predicts no gain at
+ * batch 1 nor at batch 64 (at run time the 'auto' policy still picks per call).
+ */
+function mstSchedule(_name: string, w: OhwiWeights, groups: number, pixels: number): Uint8Array | null {
+  const packed = packBinaryConv2dWeights(new Tensor('s8', [w.out, w.kh, w.kw, w.icg], signValues(w)), { groups });
+  const schedule = buildMst(packed);
+  const useful = [1, 64].some((batch) => schedule.predictCost(pixels * batch).useMst);
+  return useful ? schedule.serialize() : null;
+}
+
+interface Reference {
+  /** float values of every tensor a layer or output stands for */
+  values: Map<string, Float32Array>;
+}
+
+function floatReference(graph: FloatGraph, samples: Float32Array): Reference {
+  const dims = graph.tensors.get(graph.inputs[0])!.dims.slice(1);
+  const n = sampleCount(graph, samples);
+  const out = evaluate(graph, new Map([[graph.inputs[0], { dims: [n, ...dims], data: samples }]]), { keep: 'all' });
+  return { values: new Map([...out].map(([k, v]) => [k, v.data])) };
+}
+
+function relativeRms(q: Float32Array, f: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < f.length; ++i) {
+    num += (q[i] - f[i]) ** 2;
+    den += f[i] ** 2;
+  }
+  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num / Math.max(1, f.length));
+}
+
+function signMismatch(q: Float32Array, f: Float32Array): number {
+  let differ = 0;
+  for (let i = 0; i < f.length; ++i) if (q[i] < 0 !== f[i] < 0) ++differ;
+  return differ / Math.max(1, f.length);
+}
+
+function argmaxAgreement(q: Float32Array, f: Float32Array, classes: number): number {
+  const rows = f.length / classes;
+  let agree = 0;
+  for (let r = 0; r < rows; ++r) if (argmax(q, r * classes, classes) === argmax(f, r * classes, classes)) ++agree;
+  return agree / Math.max(1, rows);
+}
+
+export function argmax(a: ArrayLike<number>, offset: number, length: number): number {
+  let best = 0;
+  for (let i = 1; i < length; ++i) if (a[offset + i] > a[offset + best]) best = i;
+  return best;
+}
+
+function runLowbit(graphBytes: Uint8Array, samples: Float32Array) {
+  const model = Model.fromBytes(graphBytes);
+  try {
+    return model.runSync(samples);
+  } finally {
+    model.dispose();
+  }
+}
+
+function measure(graph: FloatGraph, probeGraph: ReturnType<typeof lower>['graph'], layers: LayerInfo[], ref: Reference, samples: Float32Array, options: ConvertOptions): ConversionReport {
+  const outputs = runLowbit(encodeModel(probeGraph), samples);
+  const report: ConversionReport = { layers: [], outputError: {}, top1Agreement: {}, modelBytes: 0, calibrationSamples: 0 };
+  layers.forEach((layer, i) => {
+    const q = outputs[graph.outputs.includes(layer.tensor) ? layer.tensor : `probe:${layer.name}`].data;
+    const f = ref.values.get(layer.tensor)!;
+    report.layers.push({
+      name: layer.name, kind: layer.kind, bytes: layer.bytes,
+      error: layer.binary ? signMismatch(q, f) : relativeRms(q, f),
+      metric: layer.binary ? 'sign-mismatch' : 'relative-rms',
+    });
+    options.onProgress?.('measure', i + 1, layers.length);
+  });
+  for (const name of graph.outputs) {
+    const q = outputs[name].data, f = ref.values.get(name)!;
+    report.outputError[name] = relativeRms(q, f);
+    const dims = graph.tensors.get(name)!.dims;
+    if (dims.length === 2) report.top1Agreement[name] = argmaxAgreement(q, f, dims[1]);
+  }
+  return report;
+}
+
+/** Mean relative RMS error of the model outputs for one choice of bits. */
+function outputError(graph: FloatGraph, options: LowerOptions, ref: Reference, samples: Float32Array): { error: number; bytes: number } {
+  const bytes = encodeModel(lower(graph, options).graph);
+  const outputs = runLowbit(bytes, samples);
+  const errors = graph.outputs.map((name) => relativeRms(outputs[name].data, ref.values.get(name)!));
+  return { error: errors.reduce((a, b) => a + b, 0) / errors.length, bytes: bytes.length };
+}
+
+/**
+ * Picks 4 or 8 bits per inner layer so that the file fits `budget` bytes with the least output
+ * error: each layer's sensitivity (output error with that layer alone at 4 bits) is measured, then
+ * layers go to 4 bits in order of error added per byte saved until the model fits.
+ */
+function chooseMixedBits(graph: FloatGraph, base: LowerOptions, inner: string[], bitsOf: (four: Iterable<string>) => Map<string, 8 | 4>,
+  budget: number, ref: Reference, samples: Float32Array): Map<string, 8 | 4> {
+  const all8 = outputError(graph, { ...base, bits: bitsOf([]) }, ref, samples);
+  if (all8.bytes <= budget) return bitsOf([]);
+  const all4 = encodeModel(lower(graph, { ...base, bits: bitsOf(inner) }).graph).length;
+  if (all4 > budget)
+    throw new RangeError(`sizeBudget: ${budget} bytes cannot be met; with every inner layer at 4 bits the model takes ${all4} bytes (at 8 bits ${all8.bytes})`);
+  const candidates = inner.map((name) => {
+    const r = outputError(graph, { ...base, bits: bitsOf([name]) }, ref, samples);
+    return { name, added: Math.max(0, r.error - all8.error), saved: all8.bytes - r.bytes };
+  });
+  candidates.sort((a, b) => a.added / Math.max(1, a.saved) - b.added / Math.max(1, b.saved));
+  const four: string[] = [];
+  let bytes = all8.bytes;
+  for (const c of candidates) {
+    if (bytes <= budget) break;
+    four.push(c.name);
+    bytes -= c.saved;
+  }
+  return bitsOf(four);
+}
+
+export type { TensorRange };

@@ -1,0 +1,134 @@
+/**
+ * Writes `.lowbit` model files (docs/model-format.md): a JSON graph in section 0 and every data
+ * array of every node in its own 64-byte aligned, CRC32-checked data section. The native loader
+ * reads and validates them; this side only builds them.
+ */
+import { crc32 } from 'node:zlib';
+
+export type GraphDType = 'f32' | 'u8' | 's8' | 's32' | 'b1';
+
+export interface GraphTensor {
+  name: string;
+  dtype: GraphDType;
+  /** one sample's shape: [C, H, W] for f32, [H, W, C] otherwise, or [C] */
+  shape: number[];
+  scale?: number;
+  zero_point?: number;
+}
+
+export type GraphData = Float32Array | Int32Array | Uint8Array | Int8Array | BigUint64Array;
+
+export interface GraphNode {
+  name: string;
+  op: string;
+  inputs: number[];
+  outputs: number[];
+  /** JSON attributes (kernel, stride, clamp, ...) */
+  attrs?: Record<string, unknown>;
+  /** binary arrays, each written to a data section and referenced as { section: k } */
+  data?: Record<string, GraphData>;
+}
+
+export interface Graph {
+  producer?: string;
+  inputs: { name: string; tensor: number }[];
+  outputs: { name: string; tensor: number }[];
+  tensors: GraphTensor[];
+  nodes: GraphNode[];
+  metadata?: unknown;
+}
+
+export const MAGIC = Uint8Array.from([0x4c, 0x4f, 0x57, 0x42, 0x49, 0x54, 0x0d, 0x0a]); // "LOWBIT\r\n"
+export const FORMAT_VERSION = 1;
+const HEADER_BYTES = 64;
+const ENTRY_BYTES = 32;
+const ALIGN = 64;
+const KIND_JSON = 1;
+const KIND_DATA = 2;
+
+const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+const bytesOf = (a: GraphData) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** Serialises a graph (no validation here: the native loader checks every field). */
+export function encodeModel(graph: Graph): Uint8Array {
+  const sections: Uint8Array[] = [new Uint8Array(0)]; // section 0: the JSON, filled in below
+  const nodes = graph.nodes.map((node) => {
+    const { data, attrs, ...rest } = node;
+    const refs: Record<string, { section: number }> = {};
+    for (const [key, array] of Object.entries(data ?? {})) {
+      refs[key] = { section: sections.length };
+      sections.push(bytesOf(array));
+    }
+    return { ...rest, ...attrs, ...refs };
+  });
+  const json = {
+    lowbit: FORMAT_VERSION,
+    producer: graph.producer ?? 'lowbit',
+    inputs: graph.inputs,
+    outputs: graph.outputs,
+    tensors: graph.tensors,
+    nodes,
+    metadata: graph.metadata ?? {},
+  };
+  sections[0] = new TextEncoder().encode(JSON.stringify(json));
+  return encodeSections(sections);
+}
+
+/**
+ * Recomputes the header and section CRCs of a (possibly edited) file in place, so tests can
+ * check what the loader does with a well-sealed file whose content is wrong.
+ */
+export function resealModel(file: Uint8Array): Uint8Array {
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const count = view.getUint32(12, true);
+  const tableEnd = HEADER_BYTES + ENTRY_BYTES * count;
+  for (let i = 0; i < count; ++i) {
+    const entry = HEADER_BYTES + ENTRY_BYTES * i;
+    const offset = Number(view.getBigUint64(entry + 8, true));
+    const length = Number(view.getBigUint64(entry + 16, true));
+    view.setUint32(entry + 4, crc32(file.subarray(offset, offset + length)), true);
+  }
+  view.setUint32(24, 0, true);
+  view.setUint32(24, crc32(file.subarray(0, tableEnd)), true);
+  return file;
+}
+
+/** Replaces the JSON graph of a file (for tests of the loader's validation). */
+export function withJson(file: Uint8Array, edit: (json: Record<string, unknown>) => unknown): Uint8Array {
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const count = view.getUint32(12, true);
+  const sections: Uint8Array[] = [];
+  for (let i = 0; i < count; ++i) {
+    const entry = HEADER_BYTES + ENTRY_BYTES * i;
+    const offset = Number(view.getBigUint64(entry + 8, true));
+    sections.push(file.slice(offset, offset + Number(view.getBigUint64(entry + 16, true))));
+  }
+  const json = JSON.parse(new TextDecoder().decode(sections[0]));
+  sections[0] = new TextEncoder().encode(JSON.stringify(edit(json) ?? json));
+  return encodeSections(sections);
+}
+
+function encodeSections(sections: Uint8Array[]): Uint8Array {
+  const tableEnd = HEADER_BYTES + ENTRY_BYTES * sections.length;
+  const offsets: number[] = [];
+  let end = alignUp(tableEnd);
+  for (const s of sections) {
+    offsets.push(end);
+    end = alignUp(end + s.length);
+  }
+  const fileSize = offsets[offsets.length - 1] + sections[sections.length - 1].length;
+  const file = new Uint8Array(fileSize);
+  const view = new DataView(file.buffer);
+  file.set(MAGIC, 0);
+  view.setUint32(8, FORMAT_VERSION, true);
+  view.setUint32(12, sections.length, true);
+  view.setBigUint64(16, BigInt(fileSize), true);
+  sections.forEach((s, i) => {
+    const entry = HEADER_BYTES + ENTRY_BYTES * i;
+    view.setUint32(entry, i === 0 ? KIND_JSON : KIND_DATA, true);
+    view.setBigUint64(entry + 8, BigInt(offsets[i]), true);
+    view.setBigUint64(entry + 16, BigInt(s.length), true);
+    file.set(s, offsets[i]);
+  });
+  return resealModel(file);
+}

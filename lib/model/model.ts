@@ -1,0 +1,166 @@
+/**
+ * Whole models: load a `.lowbit` file and run it, synchronously or on the libuv thread pool.
+ * The native loader validates the file completely; this side converts inputs and outputs.
+ */
+import { readFileSync } from 'node:fs';
+import type { ConvertOptions } from '../convert/convert.js';
+import { awaitNative, callNative, ShapeError } from '../errors.js';
+import { native, type NativeModelHandle } from '../native.js';
+import { describe, Tensor } from '../tensor.js';
+
+export interface ModelTensorInfo {
+  name: string;
+  /** always 'f32' at the model's boundaries */
+  dtype: 'f32';
+  /** [-1, ...sampleShape]: -1 stands for the batch, chosen per run */
+  shape: number[];
+  /** one sample's shape, in the layout of the source model (NCHW for images) */
+  sampleShape: number[];
+}
+
+/** A model input: a tensor whose first dimension is the batch, or a Float32Array of whole samples. */
+export type ModelInput = Tensor<'f32'> | Float32Array;
+/** One input per name, or the input itself for a model with a single input. */
+export type ModelInputs = Record<string, ModelInput> | ModelInput;
+export type ModelOutputs = Record<string, Tensor<'f32'>>;
+
+export class Model {
+  /** the graph's inputs, in order */
+  readonly inputs: readonly ModelTensorInfo[];
+  /** the graph's outputs, in order */
+  readonly outputs: readonly ModelTensorInfo[];
+  /** what the converter recorded: source model, per-layer report, options */
+  readonly metadata: Record<string, unknown>;
+  /** size of the model file in bytes */
+  readonly bytes: number;
+  private handle: NativeModelHandle | null;
+  private readonly graphJson: string;
+
+  private constructor(handle: NativeModelHandle, bytes: number) {
+    this.handle = handle;
+    this.bytes = bytes;
+    const info = native.modelInfo(handle);
+    const toInfo = (t: { name: string; shape: number[] }): ModelTensorInfo =>
+      Object.freeze({ name: t.name, dtype: 'f32', shape: [-1, ...t.shape], sampleShape: [...t.shape] });
+    this.inputs = Object.freeze(info.inputs.map(toInfo));
+    this.outputs = Object.freeze(info.outputs.map(toInfo));
+    this.graphJson = info.json;
+    this.metadata = (JSON.parse(info.json) as { metadata?: Record<string, unknown> }).metadata ?? {};
+  }
+
+  /** Loads a model from `.lowbit` bytes. @throws ModelFormatError for a malformed file */
+  static fromBytes(bytes: Uint8Array): Model {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError(`model: expected a Uint8Array or a file path, got ${describe(bytes)}`);
+    return new Model(callNative(() => native.loadModel(bytes)), bytes.byteLength);
+  }
+
+  /**
+   * Converts an ONNX model (see `convertOnnx` for the options; `calibration` is needed) and loads
+   * the result.
+   * @throws UnsupportedError for an operator lowbit cannot run, ModelFormatError for a malformed ONNX file
+   * @example const model = await Model.fromOnnx(readFileSync('model.onnx'), { calibration: toInput(readLbds('calib.lbds')) });
+   */
+  static async fromOnnx(onnx: Uint8Array, options: ConvertOptions = {}): Promise<Model> {
+    // Loaded here, not at the top: the converter imports this module (and is the heavier part).
+    const { convertOnnx } = await import('../convert/convert.js');
+    return Model.fromBytes(await convertOnnx(onnx, options));
+  }
+
+  /** The graph as stored in the file (JSON): tensors, nodes, attributes. */
+  graph(): { tensors: unknown[]; nodes: { name: string; op: string }[] } & Record<string, unknown> {
+    return JSON.parse(this.graphJson);
+  }
+
+  /** Activation memory of one run with `batch` samples: the arena, and what it would take unplanned. */
+  memoryPlan(batch = 1): { arenaBytes: number; tensorBytes: number } {
+    return callNative(() => native.modelPlan(this.live(), checkBatch(batch)));
+  }
+
+  /** Runs the model on the calling thread. */
+  runSync(inputs: ModelInputs): ModelOutputs {
+    const { batch, arrays } = this.prepare(inputs);
+    return this.wrap(batch, callNative(() => native.runModel(this.live(), batch, arrays)));
+  }
+
+  /**
+   * Runs the model on the libuv thread pool. The inputs are copied before this returns, so they
+   * may be reused at once; concurrent runs on one model are safe.
+   */
+  async run(inputs: ModelInputs): Promise<ModelOutputs> {
+    const { batch, arrays } = this.prepare(inputs);
+    const handle = this.live();
+    return this.wrap(batch, await awaitNative(() => native.runModelAsync(handle, batch, arrays)));
+  }
+
+  /** Releases the native model now; runs already started finish first. */
+  dispose(): void {
+    if (this.handle) native.disposeModel(this.handle);
+    this.handle = null;
+  }
+
+  private live(): NativeModelHandle {
+    if (!this.handle) throw new TypeError('model: disposed');
+    return this.handle;
+  }
+
+  private prepare(inputs: ModelInputs): { batch: number; arrays: Float32Array[] } {
+    const byName: Record<string, unknown> =
+      inputs instanceof Tensor || inputs instanceof Float32Array
+        ? this.inputs.length === 1
+          ? { [this.inputs[0].name]: inputs }
+          : (() => { throw new TypeError(`inputs: this model has ${this.inputs.length} inputs; pass an object { ${this.inputs.map((i) => i.name).join(', ')} }`); })()
+        : (inputs as Record<string, unknown>);
+    if (typeof byName !== 'object' || byName === null) throw new TypeError(`inputs: expected an object of Float32Arrays or f32 tensors, got ${describe(inputs)}`);
+    for (const key of Object.keys(byName))
+      if (!this.inputs.some((i) => i.name === key)) throw new TypeError(`inputs: unknown input '${key}' (the model's inputs: ${this.inputs.map((i) => i.name).join(', ')})`);
+    let batch = -1;
+    const arrays = this.inputs.map((info) => {
+      const value = byName[info.name];
+      const perSample = info.sampleShape.reduce((a, b) => a * b, 1);
+      let data: Float32Array;
+      let n: number;
+      if (value instanceof Tensor) {
+        if (value.dtype !== 'f32') throw new TypeError(`inputs.${info.name}: expected an f32 tensor, got ${value.dtype}`);
+        const expected = [value.shape[0], ...info.sampleShape];
+        if (value.shape.length !== expected.length || value.shape.some((d, i) => d !== expected[i]))
+          throw new ShapeError(`inputs.${info.name}: expected shape [N, ${info.sampleShape.join(', ')}], got [${value.shape.join(', ')}]`);
+        data = value.data as Float32Array;
+        n = value.shape[0];
+      } else if (value instanceof Float32Array) {
+        if (value.length === 0 || value.length % perSample !== 0)
+          throw new ShapeError(`inputs.${info.name}: expected a multiple of ${perSample} values (samples of [${info.sampleShape.join(', ')}]), got ${value.length}`);
+        data = value;
+        n = value.length / perSample;
+      } else {
+        throw new TypeError(`inputs.${info.name}: expected a Float32Array or an f32 Tensor, got ${describe(value)}`);
+      }
+      if (batch >= 0 && n !== batch) throw new ShapeError(`inputs.${info.name}: batch ${n} differs from the other inputs' ${batch}`);
+      batch = n;
+      return data;
+    });
+    return { batch: checkBatch(batch), arrays };
+  }
+
+  private wrap(batch: number, arrays: Float32Array[]): ModelOutputs {
+    const out: ModelOutputs = {};
+    this.outputs.forEach((info, i) => {
+      out[info.name] = new Tensor('f32', [batch, ...info.sampleShape], arrays[i]);
+    });
+    return out;
+  }
+}
+
+function checkBatch(batch: number): number {
+  if (!Number.isSafeInteger(batch) || batch < 1) throw new RangeError(`batch: expected an integer >= 1, got ${String(batch)}`);
+  return batch;
+}
+
+/**
+ * Loads a `.lowbit` model from a file path or from its bytes.
+ * @throws ModelFormatError for a malformed file, with the section and field it failed on
+ * @example const model = loadModel('models/fashion-binary.lowbit'); const { logits } = await model.run(images);
+ */
+export function loadModel(source: string | Uint8Array): Model {
+  if (typeof source === 'string') return Model.fromBytes(readFileSync(source));
+  return Model.fromBytes(source);
+}

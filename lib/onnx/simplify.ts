@@ -1,0 +1,151 @@
+/**
+ * Rewrites of the canonical graph, to a fixed point:
+ *
+ *  - `sign(clip(x, lo, hi))` with lo < 0 <= hi is `sign(x)` (clip keeps the sign of x, zero
+ *    included), so the HardTanh of a straight-through binarization drops out;
+ *  - an `affine` whose input is a conv / dense output read by nothing else (and not a graph
+ *    output) folds into that layer's weights and bias; two such affines in a row merge;
+ *  - `sign(maxpool(z))` becomes `maxpool(sign(z))` when the maxpool output has no other reader:
+ *    sign with sign(0) = +1 is monotone non-decreasing, so it commutes with max, and padded
+ *    positions never win a window (pads are smaller than the kernel). lowbit max-pools packed bits;
+ *  - nodes that no graph output depends on are removed, and the rest sorted topologically.
+ */
+import { ModelFormatError } from '../errors.js';
+import type { Constant, FloatNode } from './ir.js';
+import { nodeInputs } from './shapes.js';
+
+interface Graph {
+  inputs: string[];
+  outputs: string[];
+  nodes: FloatNode[];
+}
+
+function readers(nodes: FloatNode[]): Map<string, FloatNode[]> {
+  const m = new Map<string, FloatNode[]>();
+  for (const n of nodes) for (const i of nodeInputs(n)) m.set(i, [...(m.get(i) ?? []), n]);
+  return m;
+}
+
+function producers(nodes: FloatNode[]): Map<string, FloatNode> {
+  return new Map(nodes.map((n) => [n.output, n]));
+}
+
+/** Removes nodes no output depends on. */
+export function removeDead(graph: Graph): FloatNode[] {
+  const prod = producers(graph.nodes);
+  const live = new Set<FloatNode>();
+  const stack = [...graph.outputs];
+  while (stack.length > 0) {
+    const n = prod.get(stack.pop()!);
+    if (!n || live.has(n)) continue;
+    live.add(n);
+    stack.push(...nodeInputs(n));
+  }
+  return graph.nodes.filter((n) => live.has(n));
+}
+
+/** Topological order, stable where the given order is already valid. */
+export function sortNodes(graph: Graph): FloatNode[] {
+  const available = new Set(graph.inputs);
+  const sorted: FloatNode[] = [];
+  let pending = graph.nodes;
+  while (pending.length > 0) {
+    const rest: FloatNode[] = [];
+    for (const n of pending) {
+      if (nodeInputs(n).every((i) => available.has(i))) {
+        sorted.push(n);
+        available.add(n.output);
+      } else rest.push(n);
+    }
+    if (rest.length === pending.length) {
+      const n = rest[0];
+      const missing = nodeInputs(n).filter((i) => !available.has(i));
+      throw new ModelFormatError(`node "${n.name}" (${n.op}): input(s) ${missing.map((m) => `"${m}"`).join(', ')} never become available`);
+    }
+    pending = rest;
+  }
+  return sorted;
+}
+
+/** Float32 constants from float64 math. */
+function constant(values: ArrayLike<number>, dims: number[]): Constant {
+  return { dims, data: Float32Array.from(values) };
+}
+
+/** y = affine(layer(x)) as one layer: weights of output channel o times scale[o], bias * scale + shift. */
+function foldIntoLayer(layer: Extract<FloatNode, { op: 'conv' | 'dense' }>, scale: Float32Array, shift: Float32Array): void {
+  const out = layer.weight.dims[0];
+  const per = layer.weight.data.length / out;
+  const w = new Float64Array(layer.weight.data.length);
+  for (let o = 0; o < out; ++o) for (let k = o * per; k < (o + 1) * per; ++k) w[k] = layer.weight.data[k] * scale[o];
+  const b = Float64Array.from({ length: out }, (_, o) => (layer.bias ? layer.bias.data[o] : 0) * scale[o] + shift[o]);
+  layer.weight = constant(w, [...layer.weight.dims]);
+  layer.bias = constant(b, [out]);
+}
+
+function foldAffines(graph: Graph): boolean {
+  const rd = readers(graph.nodes);
+  const prod = producers(graph.nodes);
+  for (const a of graph.nodes) {
+    if (a.op !== 'affine') continue;
+    const p = prod.get(a.input);
+    if (!p || (rd.get(a.input)?.length ?? 0) !== 1 || graph.outputs.includes(a.input)) continue;
+    if (p.op === 'conv' || p.op === 'dense') {
+      foldIntoLayer(p, a.scale.data, a.bias.data);
+    } else if (p.op === 'affine') {
+      const c = p.scale.data.length;
+      const s = Float64Array.from({ length: c }, (_, i) => p.scale.data[i] * a.scale.data[i]);
+      const b = Float64Array.from({ length: c }, (_, i) => p.bias.data[i] * a.scale.data[i] + a.bias.data[i]);
+      p.scale = constant(s, [c]);
+      p.bias = constant(b, [c]);
+    } else continue;
+    p.output = a.output;
+    graph.nodes = graph.nodes.filter((n) => n !== a);
+    return true;
+  }
+  return false;
+}
+
+function signThroughClip(graph: Graph): boolean {
+  const prod = producers(graph.nodes);
+  let changed = false;
+  for (const s of graph.nodes) {
+    if (s.op !== 'sign') continue;
+    for (let p = prod.get(s.input); p?.op === 'clip' && p.min < 0 && p.max >= 0; p = prod.get(s.input)) {
+      s.input = p.input;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+function commuteSignMaxpool(graph: Graph): boolean {
+  const rd = readers(graph.nodes);
+  const prod = producers(graph.nodes);
+  const names = new Set([...graph.inputs, ...graph.nodes.map((n) => n.output)]);
+  for (const s of graph.nodes) {
+    if (s.op !== 'sign') continue;
+    const m = prod.get(s.input);
+    if (m?.op !== 'maxpool' || (rd.get(s.input)?.length ?? 0) !== 1 || graph.outputs.includes(s.input)) continue;
+    let signed = `${m.input}:sign`;
+    for (let k = 2; names.has(signed); ++k) signed = `${m.input}:sign${k}`;
+    const newSign: FloatNode = { op: 'sign', input: m.input, name: s.name, output: signed };
+    m.input = signed;
+    m.output = s.output;
+    graph.nodes = graph.nodes.flatMap((n) => (n === s ? [] : n === m ? [newSign, m] : [n]));
+    return true;
+  }
+  return false;
+}
+
+/** Simplifies a lowered graph; returns its live nodes in topological order. */
+export function simplify(graph: Graph): FloatNode[] {
+  const g: Graph = { ...graph, nodes: sortNodes({ ...graph, nodes: removeDead(graph) }) };
+  for (;;) {
+    let changed = signThroughClip(g);
+    g.nodes = removeDead(g);
+    while (foldAffines(g) || commuteSignMaxpool(g)) changed = true;
+    if (!changed) break;
+  }
+  return sortNodes({ ...g, nodes: removeDead(g) });
+}

@@ -1,0 +1,70 @@
+// model.h: whole networks from `.lowbit` files (docs/model-format.md). load_model checks the
+// container, the JSON graph and every operator's attributes and data before it allocates anything
+// large, packs the weights once, and returns an immutable Model; Model::run executes the nodes in
+// order on activation buffers from a pooled, lifetime-planned arena. One Model may run on many
+// threads at once; each run takes its own arena.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lowbit {
+
+// A graph input or output as the file declares it: the shape is one sample's, in the tensor's
+// layout (rank-3 f32 tensors are [C, H, W]).
+struct ModelIo {
+  std::string name;
+  std::string dtype;  // "f32"
+  std::vector<size_t> shape;
+  size_t elements = 0;  // per sample: the product of shape
+};
+
+struct ModelNodeInfo {
+  std::string name, op;
+};
+
+// The activation memory of one run with a given batch (graph inputs and outputs are the caller's).
+struct MemoryPlanInfo {
+  size_t arena_bytes = 0;   // one arena: tensors whose lifetimes do not overlap share bytes
+  size_t tensor_bytes = 0;  // the sum of the same tensors' sizes (what no sharing would take)
+};
+
+class Model {
+ public:
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const std::string& json() const;  // the graph section as stored
+  const std::vector<ModelIo>& inputs() const;
+  const std::vector<ModelIo>& outputs() const;
+  std::vector<ModelNodeInfo> nodes() const;
+
+  // Plans (or recalls) the arena of runs with `batch` samples. Throws Error(Range) for batch 0
+  // or sizes that overflow.
+  MemoryPlanInfo memory_plan(size_t batch) const;
+
+  // Runs `batch` samples: inputs[i] holds batch x inputs()[i].elements floats, outputs[i] receives
+  // batch x outputs()[i].elements (in the order of the file's inputs / outputs). Throws Error(Range)
+  // for batch 0, a null buffer or sizes that overflow; operator errors propagate as lowbit::Error.
+  void run(size_t batch, const float* const* inputs, float* const* outputs) const;
+
+  // How many arenas runs have allocated (or grown) so far: a steady stream of runs with one
+  // batch size allocates one per concurrent run, then none.
+  size_t arena_allocations() const;
+
+  struct Impl;
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  friend std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses and validates a whole `.lowbit` file; copies what it keeps (the caller's buffer may go
+// away). Throws Error(Format) naming the section, JSON path or node and field.
+std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size);
+
+}  // namespace lowbit

@@ -1,0 +1,251 @@
+// ops_conv.cc: the weighted operators of the format (qconv2d, qdense, bconv2d, bdense): weights
+// are unpacked from their sections, checked and packed once at load; runs call the library's
+// drivers (lowbit/qconv.h, lowbit/binary.h, lowbit/mst.h), which parallelise themselves.
+#include <cmath>
+
+#include "binary/weights.h"
+#include "common/checked_math.h"
+#include "graph/elementwise.h"
+#include "graph/node_builder.h"
+#include "lowbit/mst.h"
+#include "lowbit/qconv.h"
+
+namespace lowbit {
+namespace {
+
+constexpr int64_t kMaxGroups = int64_t{1} << 24;
+
+// The input channels per group, checking that groups divide the input channels.
+size_t channels_per_group(const NodeBuilder& b, size_t in_c, size_t groups) {
+  if (in_c % groups != 0)
+    b.fail(b.input_name() + ": " + std::to_string(in_c) + " channels do not divide into " + std::to_string(groups) +
+           " groups");
+  return in_c / groups;
+}
+
+// ---- qconv2d / qdense -----------------------------------------------------------------------------
+
+class QConvNode : public Node {
+ public:
+  bool dense = false;
+  size_t in_h = 1, in_w = 1, in_c = 0;
+  Conv2dParams params;
+  std::shared_ptr<QConv2dWeights> weights;
+  QInput input;
+  QEpilogue epilogue;  // points into the vectors below
+  std::vector<int32_t> bias, mult;
+  std::vector<uint8_t> shift;
+
+  void run(const RunBuffers& b) const override {
+    if (dense) return qdense(in(b), b.batch, in_c, *weights, input, epilogue, out(b));
+    const Conv2dShape s = qconv2d_shape(b.batch, in_h, in_w, in_c, *weights, params);
+    qconv2d(in(b), s, *weights, params, input, epilogue, out(b));
+  }
+};
+
+// OHWI int8 values of the node's weights: one byte each, or (bits 4) two per byte, low nibble first.
+std::vector<int8_t> qweights(const NodeBuilder& b, size_t count, int bits) {
+  if (bits == 8) return b.data<int8_t>("weights", count, "int8");
+  const std::vector<uint8_t> packed = b.data<uint8_t>("weights", (count + 1) / 2, "int4 pair bytes");
+  if (count % 2 && packed.back() >> 4)
+    b.json.get("weights").fail("the unused high nibble of the last byte must be zero");
+  std::vector<int8_t> values(count);
+  for (size_t i = 0; i < count; ++i) {
+    const uint8_t nibble = (packed[i / 2] >> (i % 2 ? 4 : 0)) & 0xF;
+    values[i] = static_cast<int8_t>(nibble >= 8 ? nibble - 16 : nibble);  // sign-extended: [-8, 7]
+  }
+  return values;
+}
+
+std::unique_ptr<Node> build_qconv(const NodeBuilder& b, bool dense) {
+  const TensorDesc &x = b.input(), &y = b.output();
+  b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8});
+  b.expect_dtype(y, b.output_name(), {DType::U8, DType::S8, DType::S32});
+  b.expect_rank(x, b.input_name(), dense ? 1 : 3);
+  b.expect_rank(y, b.output_name(), dense ? 1 : 3);
+  auto node = std::make_unique<QConvNode>();
+  node->dense = dense;
+  node->in_c = x.last();
+  const size_t c = y.last();
+  size_t kh = 1, kw = 1, groups = 1;
+  if (!dense) {
+    std::tie(kh, kw) = b.kernel();
+    node->params = b.conv_params(false);
+    groups = static_cast<size_t>(b.integer("groups", 1, kMaxGroups));
+    node->in_h = x.shape[0], node->in_w = x.shape[1];
+  }
+  const int bits = static_cast<int>(b.integer("bits", 4, 8));
+  if (bits != 4 && bits != 8) b.json.get("bits").fail("expected 8 or 4, got " + std::to_string(bits));
+  const size_t icg = channels_per_group(b, node->in_c, groups);
+  const size_t count = checked_mul(checked_mul(checked_mul(c, kh, "weights"), kw, "weights"), icg, "weights");
+  const std::vector<int8_t> values = qweights(b, count, bits);
+  node->weights = pack_qconv2d_weights(values.data(), c, kh, kw, icg, groups, bits);
+  if (!dense) {
+    const Conv2dShape s = qconv2d_shape(1, node->in_h, node->in_w, node->in_c, *node->weights, node->params);
+    b.expect_shape(y, b.output_name(), {s.out_h, s.out_w, c});
+  }
+
+  node->input = QInput{x.is_signed(), x.zero_point};
+  QEpilogue& e = node->epilogue;
+  node->bias = b.optional_data<int32_t>("bias", c, "s32");
+  e.bias = node->bias.empty() ? nullptr : node->bias.data();
+  e.requantize = y.is_8bit();
+  if (e.requantize) {
+    node->mult = b.data<int32_t>("multiplier", c, "s32");
+    node->shift = b.data<uint8_t>("shift", c, "u8");
+    e.mult = node->mult.data(), e.shift = node->shift.data();
+    e.out_signed = y.is_signed();
+    e.zero_point = y.zero_point;
+    std::tie(e.lo, e.hi) = b.clamp(y);
+  }
+  validate_qepilogue(e, *node->weights, node->input);
+  return node;
+}
+
+// ---- bconv2d / bdense ---------------------------------------------------------------------------
+
+class BConvNode : public Node {
+ public:
+  bool dense = false;
+  size_t in_h = 1, in_w = 1, in_c = 0;
+  Conv2dParams params;
+  std::shared_ptr<BinaryConv2dWeights> weights;
+  std::shared_ptr<const MstPlan> mst;  // null: dense
+  MstPolicy policy = MstPolicy::Auto;
+  BinaryEpilogue epilogue;             // points into the vectors below
+  std::vector<float> scale, bias_f32;
+  std::vector<int32_t> mult, bias_s32, threshold;
+  std::vector<uint8_t> shift, flip;
+  size_t out_pixels = 0;               // per sample; with scratch_bytes: an f32 [C, OH, OW] output
+
+  void run(const RunBuffers& b) const override {
+    // A rank-3 f32 output is CHW: the kernel writes HWC into the scratch, then it is transposed.
+    void* dst = scratch_bytes ? static_cast<void*>(b.scratch) : out(b);
+    if (dense) {
+      if (mst) bdense_mst(words(b), b.batch, in_c, *weights, *mst, epilogue, dst, policy);
+      else bdense(words(b), b.batch, in_c, *weights, epilogue, dst);
+    } else {
+      const Conv2dShape s = bconv2d_shape(b.batch, in_h, in_w, in_c, *weights, params);
+      if (mst) bconv2d_mst(words(b), s, *weights, *mst, params, epilogue, dst, policy);
+      else bconv2d(words(b), s, *weights, params, epilogue, dst);
+    }
+    if (scratch_bytes)
+      transpose_hwc_to_chw(reinterpret_cast<const float*>(b.scratch), b.batch, out_pixels, weights->out_channels,
+                           reinterpret_cast<float*>(out(b)));
+  }
+
+ private:
+  const uint64_t* words(const RunBuffers& b) const { return reinterpret_cast<const uint64_t*>(in(b)); }
+};
+
+// Packed weights from the node's section: C rows of ceil(K / 64) words, tail bits zero.
+std::shared_ptr<BinaryConv2dWeights> bweights(const NodeBuilder& b, size_t c, size_t kh, size_t kw, size_t icg,
+                                              size_t groups) {
+  const size_t kbits = checked_mul(checked_mul(kh, kw, "weights"), icg, "weights");
+  const size_t row_words = words_for_bits(kbits);
+  // The section's length first: it bounds every allocation below by the file's size.
+  std::vector<uint64_t> bits = b.data<uint64_t>("weights", checked_mul(c, row_words, "weights"), "u64 words");
+  auto w = empty_binary_weights(c, kh, kw, icg, groups);
+  const uint64_t tail = kbits % 64 ? ~((uint64_t{1} << (kbits % 64)) - 1) : 0;
+  for (size_t o = 0; o < c; ++o)
+    if (bits[o * row_words + row_words - 1] & tail)
+      b.json.get("weights").fail("output channel " + std::to_string(o) + " has bits set beyond K = " +
+                                 std::to_string(kbits) + " (tail bits must be zero)");
+  w->bits = std::move(bits);
+  compute_tap_sums(*w);
+  return w;
+}
+
+void bepilogue(const NodeBuilder& b, const TensorDesc& y, size_t c, BConvNode& node) {
+  BinaryEpilogue& e = node.epilogue;
+  switch (y.dtype) {
+    case DType::F32: {
+      e.kind = OutputKind::F32;
+      node.scale = b.data<float>("scale", c, "f32");
+      node.bias_f32 = b.data<float>("bias", c, "f32");
+      e.lo = -INFINITY, e.hi = INFINITY;
+      if (const auto clamp = b.json.find("clamp")) {
+        if (clamp->size() != 2) clamp->fail("expected an array of 2 numbers, got " + std::to_string(clamp->size()) + " values");
+        const float lo = static_cast<float>((*clamp)[0].number()), hi = static_cast<float>((*clamp)[1].number());
+        if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi)
+          clamp->fail("expected finite float32 values with lo <= hi");
+        e.lo = lo, e.hi = hi;
+      }
+      break;
+    }
+    case DType::S8:
+      e.kind = OutputKind::S8;
+      node.mult = b.data<int32_t>("multiplier", c, "s32");
+      node.shift = b.data<uint8_t>("shift", c, "u8");
+      node.bias_s32 = b.data<int32_t>("bias", c, "s32");
+      std::tie(e.qmin, e.qmax) = b.clamp(y);
+      break;
+    default:
+      e.kind = OutputKind::B1;
+      node.threshold = b.data<int32_t>("threshold", c, "s32");
+      node.flip = b.data<uint8_t>("flip", c, "u8");
+      break;
+  }
+  e.scale = node.scale.data(), e.bias_f32 = node.bias_f32.data();
+  e.mult = node.mult.data(), e.shift = node.shift.data(), e.bias_s32 = node.bias_s32.data();
+  e.threshold = node.threshold.data(), e.flip = node.flip.data();
+  validate_epilogue(e, c);
+}
+
+// The optional MST schedule: its weights must be the node's; it is compiled against them.
+void bschedule(const NodeBuilder& b, BConvNode& node) {
+  node.policy = b.choice("mst_policy", {"auto", "always"}, 0) == 1 ? MstPolicy::Always : MstPolicy::Auto;
+  if (!b.json.find("mst")) return;
+  const auto bytes = b.section_bytes("mst");
+  const MstLayer layer = deserialize_mst(bytes.first, bytes.second);
+  const BinaryConv2dWeights &a = *layer.weights, &w = *node.weights;
+  if (a.out_channels != w.out_channels || a.kernel_h != w.kernel_h || a.kernel_w != w.kernel_w ||
+      a.in_channels_per_group != w.in_channels_per_group || a.groups != w.groups || a.bits != w.bits)
+    b.json.get("mst").fail("the schedule's weights differ from the node's weights");
+  node.mst = compile_mst(*layer.schedule, w);
+  if (!node.mst && node.policy == MstPolicy::Always)
+    b.json.get("mst_policy").fail("\"always\", but the layer is too large for the MST path");
+}
+
+std::unique_ptr<Node> build_bconv(const NodeBuilder& b, bool dense) {
+  const TensorDesc &x = b.input(), &y = b.output();
+  b.expect_dtype(x, b.input_name(), {DType::B1});
+  b.expect_dtype(y, b.output_name(), {DType::F32, DType::S8, DType::B1});
+  b.expect_rank(x, b.input_name(), dense ? 1 : 3);
+  b.expect_rank(y, b.output_name(), dense ? 1 : 3);
+  auto node = std::make_unique<BConvNode>();
+  node->dense = dense;
+  node->in_c = x.last();
+  const bool chw = !dense && y.dtype == DType::F32;
+  const size_t c = chw ? y.shape[0] : y.last();
+  size_t kh = 1, kw = 1, groups = 1;
+  if (!dense) {
+    std::tie(kh, kw) = b.kernel();
+    node->params = b.conv_params(true);
+    groups = static_cast<size_t>(b.integer("groups", 1, kMaxGroups));
+    node->in_h = x.shape[0], node->in_w = x.shape[1];
+  }
+  node->weights = bweights(b, c, kh, kw, channels_per_group(b, node->in_c, groups), groups);
+  if (!dense) {
+    const Conv2dShape s = bconv2d_shape(1, node->in_h, node->in_w, node->in_c, *node->weights, node->params);
+    b.expect_shape(y, b.output_name(), chw ? std::vector<size_t>{c, s.out_h, s.out_w} : std::vector<size_t>{s.out_h, s.out_w, c});
+    node->out_pixels = s.out_h * s.out_w;
+    if (chw) node->scratch_bytes = y.bytes;
+  }
+  bepilogue(b, y, c, *node);
+  bschedule(b, *node);
+  return node;
+}
+
+const OpInfo kOps[] = {
+    {"qconv2d", 1, [](const NodeBuilder& b) { return build_qconv(b, false); }},
+    {"qdense", 1, [](const NodeBuilder& b) { return build_qconv(b, true); }},
+    {"bconv2d", 1, [](const NodeBuilder& b) { return build_bconv(b, false); }},
+    {"bdense", 1, [](const NodeBuilder& b) { return build_bconv(b, true); }},
+};
+
+}  // namespace
+
+OpTable conv_ops() { return {kOps, sizeof kOps / sizeof kOps[0]}; }
+
+}  // namespace lowbit

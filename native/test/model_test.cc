@@ -1,0 +1,668 @@
+// model_test.cc: whole models from `.lowbit` files, run by Model::run and compared bit for bit
+// with the same computation made by calling the library's operators (and plain reference math for
+// the model format's own small operators) directly. Also the memory plan, arena pooling and
+// concurrent runs on one model.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "binary/weights.h"
+#include "harness.h"
+#include "lowbit/binary.h"
+#include "lowbit/error.h"
+#include "lowbit/integer.h"
+#include "lowbit/model.h"
+#include "lowbit/mst.h"
+#include "lowbit/qconv.h"
+#include "lowbit/qops.h"
+#include "model_writer.h"
+
+using namespace lowbit;
+using lowbit::test::GraphWriter;
+using lowbit::test::rng;
+
+namespace {
+
+std::shared_ptr<const Model> load(const GraphWriter& g) {
+  const std::vector<uint8_t> f = g.file();
+  return load_model(f.data(), f.size());
+}
+
+// Runs `batch` samples; one vector per model input, one returned per output.
+std::vector<std::vector<float>> run(const Model& m, size_t batch, const std::vector<std::vector<float>>& in) {
+  std::vector<const float*> ip;
+  for (const auto& v : in) ip.push_back(v.data());
+  std::vector<std::vector<float>> out;
+  for (const ModelIo& o : m.outputs()) out.emplace_back(batch * o.elements, NAN);
+  std::vector<float*> op;
+  for (auto& v : out) op.push_back(v.data());
+  m.run(batch, ip.data(), op.data());
+  return out;
+}
+
+std::vector<float> floats(std::mt19937_64& g, size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(g);
+  return v;
+}
+
+template <typename T>
+std::vector<T> ints(std::mt19937_64& g, size_t n, int64_t lo, int64_t hi) {
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(lo + static_cast<int64_t>(g() % static_cast<uint64_t>(hi - lo + 1)));
+  return v;
+}
+
+// Dyadic multipliers around 2^30 and shifts that keep typical accumulators inside the 8-bit range.
+std::vector<int32_t> multipliers(std::mt19937_64& g, size_t n) { return ints<int32_t>(g, n, int64_t{1} << 30, INT32_MAX); }
+
+// [batch][c][hw] <-> [batch][hw][c]
+template <typename T>
+std::vector<T> chw_to_hwc(const std::vector<T>& x, size_t batch, size_t c, size_t hw) {
+  std::vector<T> y(x.size());
+  for (size_t b = 0; b < batch; ++b)
+    for (size_t ch = 0; ch < c; ++ch)
+      for (size_t p = 0; p < hw; ++p) y[(b * hw + p) * c + ch] = x[(b * c + ch) * hw + p];
+  return y;
+}
+template <typename T>
+std::vector<T> hwc_to_chw(const std::vector<T>& x, size_t batch, size_t hw, size_t c) {
+  std::vector<T> y(x.size());
+  for (size_t b = 0; b < batch; ++b)
+    for (size_t ch = 0; ch < c; ++ch)
+      for (size_t p = 0; p < hw; ++p) y[(b * c + ch) * hw + p] = x[(b * hw + p) * c + ch];
+  return y;
+}
+
+std::vector<uint8_t> quantized(const std::vector<float>& x, float scale, int32_t zp, bool is_signed) {
+  std::vector<uint8_t> q(x.size());
+  quantize_f32(x.data(), x.size(), scale, zp, is_signed ? -128 : 0, is_signed ? 127 : 255, q.data());
+  return q;
+}
+std::vector<float> dequantized(const std::vector<uint8_t>& q, float scale, int32_t zp, bool is_signed) {
+  std::vector<float> x(q.size());
+  dequantize_8bit(q.data(), q.size(), is_signed, scale, zp, x.data());
+  return x;
+}
+
+// The first index where two float vectors differ bitwise, or -1.
+long first_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::memcmp(&a[i], &b[i], 4) != 0) return static_cast<long>(i);
+  return -1;
+}
+
+// Distinct values in v: tests check their data is not trivially saturated or constant.
+size_t distinct(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return static_cast<size_t>(std::unique(v.begin(), v.end()) - v.begin());
+}
+
+#define CHECK_SAME(got, want, what)                                                                          \
+  do {                                                                                                       \
+    const long at = first_difference(got, want);                                                             \
+    CHECK(at < 0, what << ": first difference at " << at << " of " << (want).size() << ": got "              \
+                       << ((got).size() > size_t(at) ? (got)[at] : NAN) << ", want " << (want)[at]);          \
+  } while (0)
+
+std::string pads_json(size_t t, size_t l, size_t b, size_t r) {
+  return "[" + std::to_string(t) + ", " + std::to_string(l) + ", " + std::to_string(b) + ", " + std::to_string(r) + "]";
+}
+
+// +-1 OHWI weights where many channels are near copies of an earlier one (MST schedules with depth).
+std::vector<float> structured_signs(std::mt19937_64& g, size_t out_c, size_t per_channel) {
+  std::vector<float> w(out_c * per_channel);
+  for (size_t c = 0; c < out_c; ++c) {
+    const bool copy = c > 0 && g() % 4 != 0;
+    const size_t from = copy ? g() % c : 0;
+    for (size_t i = 0; i < per_channel; ++i) {
+      const float own = g() % 2 ? 1.f : -1.f;
+      w[c * per_channel + i] = copy ? (g() % 10 == 0 ? -w[from * per_channel + i] : w[from * per_channel + i]) : own;
+    }
+  }
+  return w;
+}
+
+// Sign bits of 8-bit values against a zero point, packed per row (the `sign` op's rule).
+std::vector<uint64_t> sign_bits(const std::vector<uint8_t>& q, bool is_signed, int32_t zp, size_t c) {
+  const size_t rows = q.size() / c, words = b1_words(c);
+  std::vector<uint64_t> out(rows * words, 0);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t ch = 0; ch < c; ++ch) {
+      const int32_t v = is_signed ? static_cast<int8_t>(q[r * c + ch]) : q[r * c + ch];
+      if (v < zp) out[r * words + ch / 64] |= uint64_t{1} << (ch % 64);
+    }
+  return out;
+}
+
+}  // namespace
+
+TEST(model_quantize_and_dequantize_change_the_layout) {
+  auto g = rng(301);
+  const size_t C = 3, H = 5, W = 7, n = C * H * W;
+  const float s1 = 0.05f, s2 = 0.03f;
+  GraphWriter w;
+  // quantize: f32 [C, H, W] -> u8 [H, W, C], seen flat through a reshape and a rank-1 dequantize.
+  const auto x = w.tensor("x", "f32", {C, H, W}), q = w.tensor("q", "u8", {H, W, C}, s1, 128);
+  const auto flat = w.tensor("flat", "u8", {n}, s1, 128), y = w.tensor("y", "f32", {n});
+  // dequantize: a rank-1 input, reshaped to u8 [H, W, C], dequantized to f32 [C, H, W].
+  const auto x2 = w.tensor("x2", "f32", {n}), q2 = w.tensor("q2", "s8", {n}, s2, -5);
+  const auto hwc = w.tensor("hwc", "s8", {H, W, C}, s2, -5), y2 = w.tensor("y2", "f32", {C, H, W});
+  w.input("x", x), w.input("x2", x2), w.output("y", y), w.output("y2", y2);
+  w.node("quantize", "quantize", {x}, q);
+  w.node("flatten", "reshape", {q}, flat);
+  w.node("dequantize", "dequantize", {flat}, y);
+  w.node("quantize2", "quantize", {x2}, q2);
+  w.node("unflatten", "reshape", {q2}, hwc);
+  w.node("dequantize2", "dequantize", {hwc}, y2);
+  const auto m = load(w);
+  CHECK(m->inputs().size() == 2 && m->inputs()[0].name == "x" && m->inputs()[0].shape == std::vector<size_t>({C, H, W}),
+        "input metadata");
+  CHECK(m->outputs()[1].name == "y2" && m->outputs()[1].dtype == "f32" && m->outputs()[1].elements == n, "output metadata");
+  for (size_t batch : {1, 3}) {
+    auto xs = floats(g, batch * n, -8, 8), xs2 = floats(g, batch * n, -5, 5);
+    xs[0] = NAN, xs[1] = 0.025f, xs[2] = INFINITY, xs[3] = -INFINITY, xs2[1] = 1.5f * s2;  // NaN, ties, saturation
+    const auto out = run(*m, batch, {xs, xs2});
+    const auto want = dequantized(quantized(xs, s1, 128, false), s1, 128, false);     // CHW order
+    const auto want2 = dequantized(quantized(xs2, s2, -5, true), s2, -5, true);      // HWC order
+    CHECK_SAME(out[0], chw_to_hwc(want, batch, C, H * W), "quantize to HWC, batch " << batch);
+    CHECK_SAME(out[1], hwc_to_chw(want2, batch, H * W, C), "dequantize to CHW, batch " << batch);
+  }
+}
+
+namespace {
+
+struct QConvCase {
+  const char* name;
+  size_t ci, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups;
+  int bits;
+  const char* in_dtype;
+  const char* out_dtype;  // u8, s8, or s32 (then an affine node)
+};
+
+// x f32 [Ci, H, W] -> quantize -> qconv2d -> dequantize or affine -> f32 [C, OH, OW], against the
+// same layers called directly.
+void check_qconv(const QConvCase& k, uint64_t salt) {
+  auto g = rng(salt);
+  const bool in_signed = std::string(k.in_dtype) == "s8", s32 = std::string(k.out_dtype) == "s32";
+  const bool out_signed = std::string(k.out_dtype) == "s8";
+  const float in_scale = 0.04f, out_scale = 0.5f;
+  const int32_t in_zp = in_signed ? -3 : 120, out_zp = out_signed ? 5 : 100;
+  const size_t icg = k.ci / k.groups, count = k.c * k.kh * k.kw * icg;
+  auto values = k.bits == 8 ? ints<int8_t>(g, count, -128, 127) : ints<int8_t>(g, count, -8, 7);
+  values[0] = k.bits == 8 ? -128 : -8;  // the extreme weight (and never a single zero weight)
+  // Shifts that bring a typical accumulator to about +-40: outputs vary rather than saturate.
+  const double typical = 64.0 * (k.bits == 8 ? 128 : 8) * std::sqrt(static_cast<double>(k.kh * k.kw * icg));
+  const int shift0 = static_cast<int>(std::lround(std::log2(typical * std::pow(2, 30.5) / 40)));
+  const auto bias = ints<int32_t>(g, k.c, -static_cast<int64_t>(typical / 4), static_cast<int64_t>(typical / 4));
+  const auto mult = multipliers(g, k.c);
+  const auto shift = ints<uint8_t>(g, k.c, shift0 - 1, shift0 + 1);
+  const auto scale = floats(g, k.c, -0.01f, 0.01f), fbias = floats(g, k.c, -1, 1);
+  const Conv2dParams p{k.sh, k.sw, k.dh, k.dw, k.pt, k.pl, k.pb, k.pr, PadValue::One};
+  const auto packed = pack_qconv2d_weights(values.data(), k.c, k.kh, k.kw, icg, k.groups, k.bits);
+  const Conv2dShape s1 = qconv2d_shape(1, k.h, k.w, k.ci, *packed, p);
+
+  GraphWriter w;
+  const auto x = w.tensor("x", "f32", {k.ci, k.h, k.w});
+  const auto xq = w.tensor("xq", k.in_dtype, {k.h, k.w, k.ci}, in_scale, in_zp);
+  const auto yq = s32 ? w.tensor("acc", "s32", {s1.out_h, s1.out_w, k.c})
+                      : w.tensor("yq", k.out_dtype, {s1.out_h, s1.out_w, k.c}, out_scale, out_zp);
+  const auto y = w.tensor("y", "f32", {k.c, s1.out_h, s1.out_w});
+  w.input("x", x), w.output("y", y);
+  w.node("quantize", "quantize", {x}, xq);
+  std::vector<uint8_t> nibbles((count + 1) / 2, 0);
+  for (size_t i = 0; i < count; ++i) nibbles[i / 2] |= static_cast<uint8_t>((values[i] & 0xF) << (i % 2 ? 4 : 0));
+  std::string attrs = "\"kernel\": [" + std::to_string(k.kh) + ", " + std::to_string(k.kw) + "], \"stride\": [" +
+                      std::to_string(k.sh) + ", " + std::to_string(k.sw) + "], \"dilation\": [" + std::to_string(k.dh) +
+                      ", " + std::to_string(k.dw) + "], \"pads\": " + pads_json(k.pt, k.pl, k.pb, k.pr) +
+                      ", \"groups\": " + std::to_string(k.groups) + ", \"bits\": " + std::to_string(k.bits) +
+                      ", \"weights\": " + (k.bits == 8 ? w.data(values) : w.data(nibbles)) + ", \"bias\": " + w.data(bias);
+  if (!s32)
+    attrs += ", \"multiplier\": " + w.data(mult) + ", \"shift\": " + w.data(shift) + ", \"clamp\": " +
+             (out_signed ? "[-100, 127]" : "[0, 250]");
+  w.node("conv", "qconv2d", {xq}, yq, attrs);
+  if (s32)
+    w.node("affine", "affine", {yq}, y, "\"scale\": " + w.data(scale) + ", \"bias\": " + w.data(fbias));
+  else
+    w.node("dequantize", "dequantize", {yq}, y);
+  const auto m = load(w);
+
+  for (size_t batch : {1, 3}) {
+    const auto xs = floats(g, batch * k.ci * k.h * k.w, -6, 6);
+    const auto xin = quantized(chw_to_hwc(xs, batch, k.ci, k.h * k.w), in_scale, in_zp, in_signed);
+    const Conv2dShape s = qconv2d_shape(batch, k.h, k.w, k.ci, *packed, p);
+    const size_t out_n = batch * s.out_h * s.out_w * k.c, hw = s.out_h * s.out_w;
+    QEpilogue e;
+    e.bias = bias.data();
+    std::vector<float> want_hwc(out_n);
+    if (s32) {
+      e.requantize = false;
+      std::vector<int32_t> acc(out_n);
+      qconv2d(xin.data(), s, *packed, p, QInput{in_signed, in_zp}, e, acc.data());
+      for (size_t i = 0; i < out_n; ++i) want_hwc[i] = static_cast<float>(acc[i]) * scale[i % k.c] + fbias[i % k.c];
+    } else {
+      e.mult = mult.data(), e.shift = shift.data(), e.out_signed = out_signed, e.zero_point = out_zp;
+      e.lo = out_signed ? -100 : 0, e.hi = out_signed ? 127 : 250;
+      std::vector<uint8_t> yq8(out_n);
+      qconv2d(xin.data(), s, *packed, p, QInput{in_signed, in_zp}, e, yq8.data());
+      want_hwc = dequantized(yq8, out_scale, out_zp, out_signed);
+    }
+    const auto out = run(*m, batch, {xs});
+    CHECK_SAME(out[0], hwc_to_chw(want_hwc, batch, hw, k.c), k.name << ", batch " << batch);
+    CHECK(distinct(out[0]) >= std::min<size_t>(out_n / 4, 20), k.name << ": only " << distinct(out[0]) << " distinct outputs");
+  }
+}
+
+}  // namespace
+
+TEST(model_qconv2d_equals_the_layer) {
+  const QConvCase cases[] = {
+      {"3 -> 65 channels, 3x3 stride 2, pads 1", 3, 9, 8, 65, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 8, "u8", "u8"},
+      {"depthwise 65, dilation 2, uneven pads", 65, 6, 7, 65, 3, 3, 1, 1, 2, 2, 2, 0, 1, 3, 65, 8, "s8", "s8"},
+      {"grouped, int4, s32 -> affine", 4, 5, 6, 6, 2, 3, 2, 1, 1, 1, 1, 2, 0, 1, 2, 4, "u8", "s32"},
+      {"1 channel 1x1, int4 odd count", 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 4, "s8", "u8"},
+  };
+  uint64_t salt = 310;
+  for (const auto& k : cases) {
+    check_qconv(k, salt++);
+    if (lowbit::test::failures_in_current()) return;
+  }
+}
+
+TEST(model_binary_chain_equals_the_layers) {
+  // quantize -> qconv2d (s32) -> threshold -> bconv2d (b1, stride 2, zero padding, MST) ->
+  // maxpool (b1) -> unpack -> reshape -> qdense (int4, s32) -> affine -> softmax
+  auto g = rng(320);
+  const size_t C0 = 3, H = 7, W = 6, C1 = 70, C2 = 65, N = 10;
+  const float in_scale = 0.05f;
+  const auto qvals = ints<int8_t>(g, C1 * 3 * 3 * C0, -127, 127);
+  const auto qbias = ints<int32_t>(g, C1, -300, 300);
+  const auto thr = ints<int32_t>(g, C1, -200, 200);
+  const auto flip = ints<uint8_t>(g, C1, 0, 1);
+  const auto bw = pack_binary_conv2d_weights_f32(structured_signs(g, C2, 9 * C1).data(), C2, 3, 3, C1, 1);
+  const auto bthr = ints<int32_t>(g, C2, -30, 30);
+  const auto bflip = ints<uint8_t>(g, C2, 0, 1);
+  const auto schedule = build_mst(*bw, MstOptions{SIZE_MAX, true});
+  const auto mst = serialize_mst(*schedule, *bw);
+  const Conv2dParams p1{1, 1, 1, 1, 1, 1, 1, 1, PadValue::One};
+  const Conv2dParams p2{2, 2, 1, 1, 1, 1, 1, 1, PadValue::Zero};
+  const Pool2dParams pool{2, 2, 1, 1, 0, 0, 1, 1};
+  const auto qw = pack_qconv2d_weights(qvals.data(), C1, 3, 3, C0, 1, 8);
+  const Conv2dShape s1 = qconv2d_shape(1, H, W, C0, *qw, p1), s2 = bconv2d_shape(1, H, W, C1, *bw, p2);
+  const Conv2dShape s3 = bmaxpool2d_shape(1, s2.out_h, s2.out_w, C2, pool);
+  const size_t flat = s3.out_h * s3.out_w * C2;
+  const auto dvals = ints<int8_t>(g, N * flat, -8, 7);
+  std::vector<uint8_t> dnibbles((N * flat + 1) / 2, 0);
+  for (size_t i = 0; i < dvals.size(); ++i) dnibbles[i / 2] |= static_cast<uint8_t>((dvals[i] & 0xF) << (i % 2 ? 4 : 0));
+  const auto dw = pack_qconv2d_weights(dvals.data(), N, 1, 1, flat, 1, 4);
+  const auto ascale = floats(g, N, 0.001f, 0.01f), abias = floats(g, N, -1, 1);
+
+  auto model = [&](bool with_mst) {
+    GraphWriter w;
+    const auto x = w.tensor("x", "f32", {C0, H, W}), xq = w.tensor("xq", "s8", {H, W, C0}, in_scale, 0);
+    const auto acc = w.tensor("acc", "s32", {s1.out_h, s1.out_w, C1}), b1 = w.tensor("b1", "b1", {H, W, C1});
+    const auto b2 = w.tensor("b2", "b1", {s2.out_h, s2.out_w, C2}), b3 = w.tensor("b3", "b1", {s3.out_h, s3.out_w, C2});
+    const auto u = w.tensor("u", "s8", {s3.out_h, s3.out_w, C2}, 1, 0), r = w.tensor("r", "s8", {flat}, 1, 0);
+    const auto d = w.tensor("d", "s32", {N}), logits = w.tensor("logits", "f32", {N}), prob = w.tensor("prob", "f32", {N});
+    w.input("image", x), w.output("logits", logits), w.output("prob", prob);
+    w.node("in", "quantize", {x}, xq);
+    w.node("conv1", "qconv2d", {xq}, acc,
+           "\"kernel\": [3, 3], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, "
+           "\"bits\": 8, \"weights\": " + w.data(qvals) + ", \"bias\": " + w.data(qbias));
+    w.node("bn1", "threshold", {acc}, b1, "\"threshold\": " + w.data(thr) + ", \"flip\": " + w.data(flip));
+    w.node("conv2", "bconv2d", {b1}, b2,
+           "\"kernel\": [3, 3], \"stride\": [2, 2], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, "
+           "\"pad_value\": \"zero\", \"weights\": " + w.data(bw->bits) + ", \"threshold\": " + w.data(bthr) +
+               ", \"flip\": " + w.data(bflip) + (with_mst ? ", \"mst\": " + w.data(mst) + ", \"mst_policy\": \"always\"" : ""));
+    w.node("pool", "maxpool", {b2}, b3, "\"kernel\": [2, 2], \"stride\": [1, 1], \"pads\": [0, 0, 1, 1]");
+    w.node("unpack", "unpack", {b3}, u);
+    w.node("flatten", "reshape", {u}, r);
+    w.node("fc", "qdense", {r}, d, "\"bits\": 4, \"weights\": " + w.data(dnibbles));
+    w.node("fc.scale", "affine", {d}, logits, "\"scale\": " + w.data(ascale) + ", \"bias\": " + w.data(abias));
+    w.node("softmax", "softmax", {logits}, prob);
+    return load(w);
+  };
+  const auto dense = model(false), with_mst = model(true);
+  CHECK(dense->nodes().size() == 10 && dense->nodes()[3].name == "conv2" && dense->nodes()[3].op == "bconv2d", "node summary");
+
+  for (size_t batch : {1, 3}) {
+    const auto xs = floats(g, batch * C0 * H * W, -3, 3);
+    // The reference, layer by layer.
+    const auto xq = quantized(chw_to_hwc(xs, batch, C0, H * W), in_scale, 0, true);
+    std::vector<int32_t> acc(batch * H * W * C1);
+    QEpilogue e1;
+    e1.requantize = false, e1.bias = qbias.data();
+    qconv2d(xq.data(), qconv2d_shape(batch, H, W, C0, *qw, p1), *qw, p1, QInput{true, 0}, e1, acc.data());
+    std::vector<uint64_t> b1(batch * H * W * b1_words(C1), 0);
+    for (size_t px = 0; px < batch * H * W; ++px)
+      for (size_t c = 0; c < C1; ++c)
+        if ((acc[px * C1 + c] < thr[c]) != (flip[c] != 0)) b1[px * b1_words(C1) + c / 64] |= uint64_t{1} << (c % 64);
+    const Conv2dShape s2b = bconv2d_shape(batch, H, W, C1, *bw, p2);
+    BinaryEpilogue e2;
+    e2.kind = OutputKind::B1, e2.threshold = bthr.data(), e2.flip = bflip.data();
+    std::vector<uint64_t> b2(batch * s2.out_h * s2.out_w * b1_words(C2));
+    bconv2d(b1.data(), s2b, *bw, p2, e2, b2.data());
+    std::vector<uint64_t> b3(batch * s3.out_h * s3.out_w * b1_words(C2));
+    bmaxpool2d(b2.data(), bmaxpool2d_shape(batch, s2.out_h, s2.out_w, C2, pool), pool, b3.data());
+    std::vector<uint8_t> u(batch * flat);
+    for (size_t i = 0; i < u.size(); ++i) {
+      const size_t px = i / C2, c = i % C2;
+      u[i] = (b3[px * b1_words(C2) + c / 64] >> (c % 64)) & 1 ? 0xFF : 1;
+    }
+    std::vector<int32_t> d(batch * N);
+    QEpilogue e3;
+    e3.requantize = false;
+    qdense(u.data(), batch, flat, *dw, QInput{true, 0}, e3, d.data());
+    std::vector<float> logits(batch * N), prob(batch * N);
+    for (size_t i = 0; i < logits.size(); ++i) logits[i] = static_cast<float>(d[i]) * ascale[i % N] + abias[i % N];
+    for (size_t b = 0; b < batch; ++b) {
+      const float* l = logits.data() + b * N;
+      const float max = *std::max_element(l, l + N);
+      double sum = 0;
+      for (size_t i = 0; i < N; ++i) sum += std::exp(static_cast<double>(l[i]) - max);
+      for (size_t i = 0; i < N; ++i) prob[b * N + i] = static_cast<float>(std::exp(static_cast<double>(l[i]) - max) / sum);
+    }
+    const auto out = run(*dense, batch, {xs}), out_mst = run(*with_mst, batch, {xs});
+    CHECK_SAME(out[0], logits, "logits, batch " << batch);
+    CHECK(distinct(out[0]) > batch * N / 2, "logits should differ: " << distinct(out[0]));
+    CHECK_SAME(out[1], prob, "softmax, batch " << batch);
+    CHECK_SAME(out_mst[0], out[0], "MST logits, batch " << batch);
+    CHECK_SAME(out_mst[1], out[1], "MST softmax, batch " << batch);
+  }
+}
+
+TEST(model_binary_layers_with_float_and_int8_outputs) {
+  // sign -> bconv2d with an f32 [C, OH, OW] output (CHW, through the scratch) and with an s8
+  // output; sign -> bdense (f32, MST 'auto'); every result against the layer called directly.
+  auto g = rng(330);
+  const size_t C0 = 67, H = 5, W = 6, C = 66, K = 2, N = 9;
+  const float in_scale = 0.1f;
+  const int32_t in_zp = 3;
+  const auto cw = pack_binary_conv2d_weights_f32(structured_signs(g, C, K * K * C0).data(), C, K, K, C0, 1);
+  const auto dw = pack_binary_conv2d_weights_f32(structured_signs(g, N, H * W * C0).data(), N, 1, 1, H * W * C0, 1);
+  const auto cscale = floats(g, C, -2, 2), cbias = floats(g, C, -10, 10);
+  const auto mult = multipliers(g, C);
+  const auto shift = ints<uint8_t>(g, C, 33, 35);
+  const auto qbias = ints<int32_t>(g, C, -20, 20);
+  const auto dscale = floats(g, N, -1, 1), dbias = floats(g, N, -1, 1);
+  const Conv2dParams p{1, 2, 1, 1, 0, 1, 1, 0, PadValue::Zero};
+  const Conv2dShape s1 = bconv2d_shape(1, H, W, C0, *cw, p);
+  const size_t hw = s1.out_h * s1.out_w;
+  const auto mst = serialize_mst(*build_mst(*dw, MstOptions{}), *dw);
+
+  GraphWriter w;
+  const auto x = w.tensor("x", "f32", {C0, H, W}), xq = w.tensor("xq", "u8", {H, W, C0}, in_scale, in_zp);
+  const auto xb = w.tensor("xb", "b1", {H, W, C0}), yf = w.tensor("yf", "f32", {C, s1.out_h, s1.out_w});
+  const auto y8 = w.tensor("y8", "s8", {s1.out_h, s1.out_w, C}, 0.25, 0), y8f = w.tensor("y8f", "f32", {C, s1.out_h, s1.out_w});
+  const auto xr = w.tensor("xr", "u8", {H * W * C0}, in_scale, in_zp), xrb = w.tensor("xrb", "b1", {H * W * C0});
+  const auto yd = w.tensor("yd", "f32", {N});
+  w.input("x", x), w.output("conv_f32", yf), w.output("conv_s8", y8f), w.output("dense", yd);
+  w.node("quantize", "quantize", {x}, xq);
+  w.node("binarize", "sign", {xq}, xb);
+  const std::string geometry = "\"kernel\": [2, 2], \"stride\": [1, 2], \"dilation\": [1, 1], \"pads\": [0, 1, 1, 0], "
+                               "\"groups\": 1, \"pad_value\": \"zero\", \"weights\": " + w.data(cw->bits);
+  w.node("conv_f32", "bconv2d", {xb}, yf, geometry + ", \"scale\": " + w.data(cscale) + ", \"bias\": " + w.data(cbias) +
+                                              ", \"clamp\": [-6, 1e30]");
+  w.node("conv_s8", "bconv2d", {xb}, y8, geometry + ", \"multiplier\": " + w.data(mult) + ", \"shift\": " + w.data(shift) +
+                                             ", \"bias\": " + w.data(qbias) + ", \"clamp\": [-120, 127]");
+  w.node("dequantize", "dequantize", {y8}, y8f);
+  // 67 channels: a b1 [H, W, 67] cannot be reshaped flat, so the 8-bit tensor is.
+  w.node("flatten", "reshape", {xq}, xr);
+  w.node("binarize_flat", "sign", {xr}, xrb);
+  w.node("dense", "bdense", {xrb}, yd, "\"weights\": " + w.data(dw->bits) + ", \"scale\": " + w.data(dscale) +
+                                           ", \"bias\": " + w.data(dbias) + ", \"mst\": " + w.data(mst));
+  const auto m = load(w);
+  for (size_t batch : {1, 3}) {
+    const auto xs = floats(g, batch * C0 * H * W, -1, 1);
+    const auto xq = quantized(chw_to_hwc(xs, batch, C0, H * W), in_scale, in_zp, false);
+    const auto bits = sign_bits(xq, false, in_zp, C0);
+    const Conv2dShape s = bconv2d_shape(batch, H, W, C0, *cw, p);
+    BinaryEpilogue ef;
+    ef.kind = OutputKind::F32, ef.scale = cscale.data(), ef.bias_f32 = cbias.data(), ef.lo = -6, ef.hi = 1e30f;
+    std::vector<float> yf(batch * hw * C);
+    bconv2d(bits.data(), s, *cw, p, ef, yf.data());
+    BinaryEpilogue e8;
+    e8.kind = OutputKind::S8, e8.mult = mult.data(), e8.shift = shift.data(), e8.bias_s32 = qbias.data();
+    e8.qmin = -120, e8.qmax = 127;
+    std::vector<uint8_t> y8(batch * hw * C);
+    bconv2d(bits.data(), s, *cw, p, e8, y8.data());
+    const auto flat_bits = sign_bits(xq, false, in_zp, H * W * C0);
+    BinaryEpilogue ed;
+    ed.kind = OutputKind::F32, ed.scale = dscale.data(), ed.bias_f32 = dbias.data(), ed.lo = -INFINITY, ed.hi = INFINITY;
+    std::vector<float> yd(batch * N);
+    bdense(flat_bits.data(), batch, H * W * C0, *dw, ed, yd.data());
+    const auto out = run(*m, batch, {xs});
+    CHECK_SAME(out[0], hwc_to_chw(yf, batch, hw, C), "bconv2d f32 output, batch " << batch);
+    CHECK_SAME(out[1], hwc_to_chw(dequantized(y8, 0.25f, 0, true), batch, hw, C), "bconv2d s8 output, batch " << batch);
+    CHECK_SAME(out[2], yd, "bdense f32 output (MST auto), batch " << batch);
+    CHECK(distinct(out[0]) > 50 && distinct(out[1]) > 20 && distinct(out[2]) > 2,
+          "outputs should vary: " << distinct(out[0]) << ", " << distinct(out[1]) << ", " << distinct(out[2]));
+  }
+}
+
+TEST(model_integer_ops_equal_the_layers) {
+  // Two quantizations of one input -> add -> prelu -> concat (with the first) -> maxpool ->
+  // avgpool -> clamp -> global_avgpool, outputs dequantized at two points.
+  auto g = rng(340);
+  const size_t C = 5, H = 7, W = 6;
+  const double sa = 0.04, sb = 0.03, sadd = 0.06, sp = 0.05, sc = 0.07, sav = 0.08, sg = 0.5;
+  const QuantParams qa{sa, 100}, qb{sb, -4}, qadd_{sadd, 120}, qp{sp, 2}, qc{sc, -1}, qav{sav, 10}, qg{sg, 0};
+  const auto mpos = multipliers(g, C), mneg = ints<int32_t>(g, C, -(int64_t{1} << 30), int64_t{1} << 29);
+  const auto epos = ints<uint8_t>(g, C, 30, 31), eneg = ints<uint8_t>(g, C, 31, 33);
+  const Pool2dParams maxp{3, 3, 2, 2, 1, 1, 1, 1}, avgp{2, 2, 1, 1, 0, 0, 1, 1};
+  const Conv2dShape sm = qpool2d_shape(1, H, W, 2 * C, maxp), sv = qpool2d_shape(1, sm.out_h, sm.out_w, 2 * C, avgp);
+
+  GraphWriter w;
+  const auto x = w.tensor("x", "f32", {C, H, W});
+  const auto a = w.tensor("a", "u8", {H, W, C}, sa, 100), b = w.tensor("b", "s8", {H, W, C}, sb, -4);
+  const auto sum = w.tensor("sum", "u8", {H, W, C}, sadd, 120), pr = w.tensor("pr", "s8", {H, W, C}, sp, 2);
+  const auto cat = w.tensor("cat", "s8", {H, W, 2 * C}, sc, -1);
+  const auto mx = w.tensor("mx", "s8", {sm.out_h, sm.out_w, 2 * C}, sc, -1);
+  const auto av = w.tensor("av", "u8", {sv.out_h, sv.out_w, 2 * C}, sav, 10);
+  const auto cl = w.tensor("cl", "u8", {sv.out_h, sv.out_w, 2 * C}, sav, 10);
+  const auto gp = w.tensor("gp", "s8", {1, 1, 2 * C}, sg, 0);
+  const auto y1 = w.tensor("y1", "f32", {2 * C, 1, 1}), y2 = w.tensor("y2", "f32", {2 * C, sv.out_h, sv.out_w});
+  w.input("x", x), w.output("pooled", y1), w.output("features", y2);
+  w.node("qa", "quantize", {x}, a);
+  w.node("qb", "quantize", {x}, b);
+  w.node("add", "add", {a, b}, sum, "\"clamp\": [0, 250]");
+  w.node("prelu", "prelu", {sum}, pr,
+         "\"multiplier_pos\": " + w.data(mpos) + ", \"multiplier_neg\": " + w.data(mneg) + ", \"shift_pos\": " +
+             w.data(epos) + ", \"shift_neg\": " + w.data(eneg) + ", \"clamp\": [-128, 120]");
+  w.node("concat", "concat", {pr, a}, cat, "\"clamp\": [-128, 127]");
+  w.node("maxpool", "maxpool", {cat}, mx, "\"kernel\": [3, 3], \"stride\": [2, 2], \"pads\": [1, 1, 1, 1]");
+  w.node("avgpool", "avgpool", {mx}, av,
+         "\"kernel\": [2, 2], \"stride\": [1, 1], \"pads\": [0, 0, 1, 1], \"count_include_pad\": false, \"clamp\": [0, 255]");
+  w.node("relu6", "clamp", {av}, cl, "\"clamp\": [10, 90]");
+  w.node("gap", "global_avgpool", {cl}, gp, "\"clamp\": [-128, 127]");
+  w.node("out1", "dequantize", {gp}, y1);
+  w.node("out2", "dequantize", {cl}, y2);
+  const auto m = load(w);
+
+  for (size_t batch : {1, 3}) {
+    const auto xs = floats(g, batch * C * H * W, -4, 4);
+    const auto xh = chw_to_hwc(xs, batch, C, H * W);
+    const auto va = quantized(xh, static_cast<float>(sa), 100, false), vb = quantized(xh, static_cast<float>(sb), -4, true);
+    const size_t n = batch * H * W * C;
+    std::vector<uint8_t> vsum(n), vpr(n), vcat(2 * n);
+    qadd(va.data(), false, qa, vb.data(), true, qb, n, QuantOutput{qadd_, 0, 250}, vsum.data());
+    for (size_t i = 0; i < n; ++i) {  // the prelu formula of the format
+      const size_t c = i % C;
+      const int64_t v = int64_t{vsum[i]} - 120;
+      const int64_t y = v >= 0 ? dyadic_rescale(v, mpos[c], epos[c]) : dyadic_rescale(v, mneg[c], eneg[c]);
+      vpr[i] = static_cast<uint8_t>(std::clamp<int64_t>(y + 2, -128, 120));
+    }
+    const QConcatInput parts[] = {{vpr.data(), true, C, qp}, {va.data(), false, C, qa}};
+    qconcat(parts, 2, batch * H * W, 1, QuantOutput{qc, -128, 127}, vcat.data());
+    const Conv2dShape s1 = qpool2d_shape(batch, H, W, 2 * C, maxp);
+    std::vector<uint8_t> vmx(batch * s1.out_h * s1.out_w * 2 * C);
+    qmaxpool2d(vcat.data(), true, s1, maxp, vmx.data());
+    const Conv2dShape s2 = qpool2d_shape(batch, s1.out_h, s1.out_w, 2 * C, avgp);
+    std::vector<uint8_t> vav(batch * s2.out_h * s2.out_w * 2 * C), vcl(vav.size()), vgp(batch * 2 * C);
+    qavgpool2d(vmx.data(), true, s2, avgp, false, qc, QuantOutput{qav, 0, 255}, vav.data());
+    qclamp(vav.data(), false, vav.size(), 10, 90, vcl.data());
+    qglobalavgpool(vcl.data(), false, batch, s2.out_h, s2.out_w, 2 * C, qav, QuantOutput{qg, -128, 127}, vgp.data());
+    const auto out = run(*m, batch, {xs});
+    CHECK_SAME(out[0], dequantized(vgp, static_cast<float>(sg), 0, true), "global average pool, batch " << batch);
+    CHECK(distinct(out[0]) > 3 && distinct(out[1]) > 20, "outputs should vary: " << distinct(out[0]) << ", " << distinct(out[1]));
+    CHECK_SAME(out[1], hwc_to_chw(dequantized(vcl, static_cast<float>(sav), 10, false), batch, s2.out_h * s2.out_w, 2 * C),
+               "average pool and clamp, batch " << batch);
+  }
+}
+
+TEST(model_b1_reshape_and_softmax) {
+  // sign -> b1 [2, 3, 70] -> reshape [6, 70] (rows kept) -> unpack -> reshape -> dequantize; and
+  // b1 [2, 128] -> [256] (both multiples of 64); softmax stays finite on extreme logits.
+  auto g = rng(350);
+  GraphWriter w;
+  const auto x = w.tensor("x", "f32", {420}), q0 = w.tensor("q0", "s8", {420}, 0.5, 1);
+  const auto q = w.tensor("q", "s8", {2, 3, 70}, 0.5, 1);
+  const auto bq = w.tensor("bq", "b1", {2, 3, 70}), b6 = w.tensor("b6", "b1", {6, 70});
+  const auto u = w.tensor("u", "s8", {6, 70}, 1, 0), uf = w.tensor("uf", "s8", {420}, 1, 0), y = w.tensor("y", "f32", {420});
+  const auto x2 = w.tensor("x2", "f32", {2, 128}), q2 = w.tensor("q2", "u8", {2, 128}, 1, 128);
+  const auto b2 = w.tensor("b2", "b1", {2, 128}), bf = w.tensor("bf", "b1", {256}), u2 = w.tensor("u2", "s8", {256}, 1, 0);
+  const auto y2 = w.tensor("y2", "f32", {256});
+  const auto l = w.tensor("l", "f32", {7}), p = w.tensor("p", "f32", {7});
+  w.input("x", x), w.input("x2", x2), w.input("logits", l), w.output("y", y), w.output("y2", y2), w.output("p", p);
+  w.node("q", "quantize", {x}, q0);
+  w.node("unflatten", "reshape", {q0}, q);
+  w.node("sign", "sign", {q}, bq);
+  w.node("merge", "reshape", {bq}, b6);
+  w.node("unpack", "unpack", {b6}, u);
+  w.node("flatten", "reshape", {u}, uf);
+  w.node("dq", "dequantize", {uf}, y);
+  w.node("q2", "quantize", {x2}, q2);
+  w.node("sign2", "sign", {q2}, b2);
+  w.node("flatten2", "reshape", {b2}, bf);
+  w.node("unpack2", "unpack", {bf}, u2);
+  w.node("dq2", "dequantize", {u2}, y2);
+  w.node("softmax", "softmax", {l}, p);
+  const auto m = load(w);
+  for (size_t batch : {1, 3}) {
+    const auto xs = floats(g, batch * 420, -2, 2), xs2 = floats(g, batch * 256, -3, 3);
+    std::vector<float> ls(batch * 7);
+    for (size_t i = 0; i < ls.size(); ++i) ls[i] = i % 7 == 0 ? 1e30f : (i % 7 == 1 ? -1e30f : static_cast<float>(i % 5));
+    const auto out = run(*m, batch, {xs, xs2, ls});
+    const auto q1 = quantized(xs, 0.5f, 1, true), q2v = quantized(xs2, 1.f, 128, false);
+    for (size_t i = 0; i < xs.size(); ++i)
+      CHECK(out[0][i] == (static_cast<int8_t>(q1[i]) < 1 ? -1.f : 1.f), "b1 reshape [2, 3, 70] -> [6, 70] at " << i);
+    for (size_t i = 0; i < xs2.size(); ++i)
+      CHECK(out[1][i] == (q2v[i] < 128 ? -1.f : 1.f), "b1 reshape [2, 128] -> [256] at " << i);
+    for (size_t b = 0; b < batch; ++b) {
+      double sum = 0;
+      for (size_t i = 0; i < 7; ++i) {
+        CHECK(std::isfinite(out[2][b * 7 + i]), "softmax must stay finite");
+        sum += out[2][b * 7 + i];
+      }
+      CHECK(std::fabs(sum - 1) < 1e-6 && out[2][b * 7] == 1.f, "softmax of a dominant logit, sum " << sum);
+    }
+  }
+}
+
+namespace {
+
+// x f32 [C, H, W] -> quantize -> `layers` clamps -> dequantize: every activation the same size.
+GraphWriter clamp_chain(size_t layers, size_t c, size_t h, size_t w_) {
+  GraphWriter w;
+  const auto x = w.tensor("x", "f32", {c, h, w_});
+  uint32_t prev = w.tensor("t0", "s8", {h, w_, c}, 0.1, 0);
+  w.input("x", x);
+  w.node("quantize", "quantize", {x}, prev);
+  for (size_t i = 1; i <= layers; ++i) {
+    const auto t = w.tensor("t" + std::to_string(i), "s8", {h, w_, c}, 0.1, 0);
+    w.node("clamp" + std::to_string(i), "clamp", {prev}, t,
+           "\"clamp\": [" + std::to_string(-100 + static_cast<int>(i)) + ", " + std::to_string(100 - static_cast<int>(i)) + "]");
+    prev = t;
+  }
+  const auto y = w.tensor("y", "f32", {c, h, w_});
+  w.output("y", y);
+  w.node("dequantize", "dequantize", {prev}, y);
+  return w;
+}
+
+}  // namespace
+
+TEST(model_memory_plan_reuses_bytes_and_pools_arenas) {
+  const size_t layers = 12, c = 8, h = 9, w_ = 10, bytes = c * h * w_;
+  const auto m = load(clamp_chain(layers, c, h, w_));
+  for (size_t batch : {1, 4}) {
+    const MemoryPlanInfo p = m->memory_plan(batch);
+    const size_t tensor = (batch * bytes + 63) / 64 * 64;
+    CHECK(p.tensor_bytes == (layers + 1) * tensor, "batch " << batch << ": the sum of tensor sizes " << p.tensor_bytes);
+    // A chain needs two live activations at a time: what one node reads and what it writes.
+    CHECK(p.arena_bytes == 2 * tensor, "batch " << batch << ": arena " << p.arena_bytes << ", want " << 2 * tensor);
+  }
+  auto g = rng(360);
+  const auto xs = floats(g, 2 * bytes, -12, 12);
+  // Element-wise: quantize, the tightest clamp, dequantize.
+  std::vector<uint8_t> q = quantized(xs, 0.1f, 0, true);
+  for (auto& v : q) v = static_cast<uint8_t>(std::clamp<int>(static_cast<int8_t>(v), -100 + int(layers), 100 - int(layers)));
+  const auto want = dequantized(q, 0.1f, 0, true);
+  const size_t before = m->arena_allocations();
+  for (int r = 0; r < 20; ++r) CHECK_SAME(run(*m, 2, {xs})[0], want, "run " << r);
+  CHECK(m->arena_allocations() == before + 1, "a steady stream of runs allocates one arena, got "
+                                                  << m->arena_allocations() - before);
+  run(*m, 1, {xs});  // a smaller batch fits the pooled arena
+  CHECK(m->arena_allocations() == before + 1, "a smaller batch reuses the arena");
+}
+
+TEST(model_concurrent_runs_match_sequential_runs) {
+  auto g = rng(370);
+  const size_t C0 = 3, H = 8, W = 8, C1 = 64, N = 5;
+  GraphWriter w;
+  const auto x = w.tensor("x", "f32", {C0, H, W}), xq = w.tensor("xq", "s8", {H, W, C0}, 0.05, 0);
+  const auto acc = w.tensor("acc", "s32", {H, W, C1}), b = w.tensor("b", "b1", {H, W, C1});
+  const auto f = w.tensor("f", "b1", {H * W * C1}), y = w.tensor("y", "f32", {N});
+  w.input("x", x), w.output("y", y);
+  w.node("q", "quantize", {x}, xq);
+  w.node("conv", "qconv2d", {xq}, acc,
+         "\"kernel\": [3, 3], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, \"bits\": 8, "
+         "\"weights\": " + w.data(ints<int8_t>(g, C1 * 9 * C0, -127, 127)));
+  w.node("bn", "threshold", {acc}, b,
+         "\"threshold\": " + w.data(ints<int32_t>(g, C1, -50, 50)) + ", \"flip\": " + w.data(ints<uint8_t>(g, C1, 0, 1)));
+  w.node("flatten", "reshape", {b}, f);
+  const auto dw = pack_binary_conv2d_weights_f32(structured_signs(g, N, H * W * C1).data(), N, 1, 1, H * W * C1, 1);
+  w.node("fc", "bdense", {f}, y,
+         "\"weights\": " + w.data(dw->bits) + ", \"scale\": " + w.data(floats(g, N, -1, 1)) + ", \"bias\": " +
+             w.data(floats(g, N, -1, 1)));
+  const auto m = load(w);
+  constexpr size_t kThreads = 4, kRuns = 12;
+  std::vector<std::vector<float>> inputs, want;
+  for (size_t i = 0; i < kThreads * kRuns; ++i) {
+    inputs.push_back(floats(g, 2 * C0 * H * W, -3, 3));
+    want.push_back(run(*m, 2, {inputs.back()})[0]);
+  }
+  std::vector<std::vector<float>> got(inputs.size());
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (size_t r = 0; r < kRuns; ++r) got[t * kRuns + r] = run(*m, 2, {inputs[t * kRuns + r]})[0];
+    });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < inputs.size(); ++i) CHECK_SAME(got[i], want[i], "run " << i);
+  CHECK(m->arena_allocations() <= kThreads + 1, "arenas: " << m->arena_allocations());
+}
+
+TEST(model_run_rejects_bad_arguments) {
+  const auto m = load(clamp_chain(2, 3, 4, 5));
+  std::vector<float> x(60), y(60);
+  const float* in[] = {x.data()};
+  float* out[] = {y.data()};
+  auto kind_of = [&](size_t batch, const float* const* i, float* const* o) {
+    try {
+      m->run(batch, i, o);
+    } catch (const Error& e) {
+      return static_cast<int>(e.kind());
+    }
+    return -1;
+  };
+  CHECK(kind_of(0, in, out) == static_cast<int>(ErrorKind::Range), "batch 0");
+  const float* null_in[] = {nullptr};
+  CHECK(kind_of(1, null_in, out) == static_cast<int>(ErrorKind::Range), "a null input");
+  CHECK(kind_of(1, in, nullptr) == static_cast<int>(ErrorKind::Range), "no outputs");
+  CHECK(kind_of(SIZE_MAX / 8, in, out) == static_cast<int>(ErrorKind::Range), "a batch whose sizes overflow");
+  CHECK(kind_of(1, in, out) == -1, "a valid run");
+}
