@@ -373,8 +373,10 @@ export function formatError(e: number): string {
 
 /** The per-layer table and the totals of a conversion report. */
 export function formatReport(report: ConversionReport): string {
-  const rows = report.layers.map((l) => [l.name, l.kind, formatInt(l.bytes), formatLayerError(l)]);
-  let text = formatTable(['layer', 'kind', 'bytes', 'error vs float'], rows, ['left', 'left', 'right', 'right']);
+  const notes = report.layers.some((l) => l.note);
+  const rows = report.layers.map((l) => [l.name, l.kind, formatInt(l.bytes), formatLayerError(l), ...(notes ? [l.note ?? ''] : [])]);
+  let text = formatTable(['layer', 'kind', 'bytes', 'error vs float', ...(notes ? ['MST'] : [])], rows,
+    ['left', 'left', 'right', 'right', ...(notes ? ['left' as const] : [])]);
   const layerBytes = report.layers.reduce((s, l) => s + l.bytes, 0);
   text += `layers: ${report.layers.length}, ${formatInt(layerBytes)} bytes of weights and parameters\n`;
   if (typeof report.modelBytes === 'number') text += `model: ${formatInt(report.modelBytes)} bytes (${formatBytes(report.modelBytes)})\n`;

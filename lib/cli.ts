@@ -49,7 +49,8 @@ Converts an ONNX model to a .lowbit file and prints the per-layer report.
   --size-budget SIZE          for --bits mixed: the largest file, e.g. 120k (KiB), 1.5m (MiB) or bytes;
                               implies --bits mixed
   --boundary-bits 8|4         weight bits of the first and last integer layers (default 8)
-  --calib FILE                calibration samples: a .lbds dataset or a .f32 file of input samples
+  --calib FILE                calibration samples: a .lbds dataset, a .f32 file of input samples, or
+                              fashion-mnist-train (Debian's Fashion-MNIST training images)
   --calib-count N             calibration samples used (default 500)
   --calib-method minmax|percentile   activation ranges (default minmax)
   --percentile P              for percentile ranges: the percentile of |x| kept (default 99.99)
@@ -170,6 +171,10 @@ async function withModel<T>(path: string, fn: (model: Model) => Promise<T>): Pro
 // ---- convert ---------------------------------------------------------------------------------
 
 async function calibrationSamples(path: string, onnx: Uint8Array, count: number): Promise<Float32Array> {
+  if (path === 'fashion-mnist-train') {
+    const ds = readFashionMnist(undefined, 'train');
+    return toInput(ds, 0, Math.min(count, ds.count));
+  }
   const ext = extname(path).toLowerCase();
   if (ext === '.lbds') {
     const ds = readLbds(path);
@@ -190,7 +195,7 @@ async function calibrationSamples(path: string, onnx: Uint8Array, count: number)
     if (values.length % size !== 0) throw new ShapeError(`--calib ${path}: ${values.length} values are not whole samples of ${size} values (the ONNX model's input)`);
     return values.subarray(0, Math.min(values.length, count * size));
   }
-  throw new UsageError(`--calib: expected a .lbds or .f32 file, got '${path}'`, 'convert');
+  throw new UsageError(`--calib: expected a .lbds or .f32 file or fashion-mnist-train, got '${path}'`, 'convert');
 }
 
 async function convertCommand(args: string[], io: Io): Promise<number> {

@@ -44,6 +44,8 @@ export interface LayerReport {
    *  model, or for a binary output the fraction of signs that differ */
   error: number;
   metric: 'relative-rms' | 'sign-mismatch';
+  /** for an MST layer: its op ratio and predicted speedup */
+  note?: string;
 }
 
 export interface ConversionReport {
@@ -121,14 +123,18 @@ function sampleCount(graph: FloatGraph, samples: Float32Array): number {
 }
 
 /**
- * Serialized MST schedule of a binary layer, or null where the cost model predicts no gain at
- * batch 1 nor at batch 64 (at run time the 'auto' policy still picks per call).
+ * The MST schedule of a binary layer, with the cost model's predicted speedup over the dense
+ * kernel at batch 1 and 64. The schedule is always stored: at run time the 'auto' policy takes
+ * the MST path only where the model predicts it faster, so a layer too small to gain runs dense.
  */
-function mstSchedule(_name: string, w: OhwiWeights, groups: number, pixels: number): Uint8Array | null {
+function mstSchedule(_name: string, w: OhwiWeights, groups: number, pixels: number): { bytes: Uint8Array; note: string } {
   const packed = packBinaryConv2dWeights(new Tensor('s8', [w.out, w.kh, w.kw, w.icg], signValues(w)), { groups });
   const schedule = buildMst(packed);
-  const useful = [1, 64].some((batch) => schedule.predictCost(pixels * batch).useMst);
-  return useful ? schedule.serialize() : null;
+  const speedup = [1, 64].map((batch) => {
+    const c = schedule.predictCost(pixels * batch);
+    return `${(c.dense / c.mst).toFixed(2)}x at batch ${batch}${c.useMst ? '' : ' (runs dense)'}`;
+  });
+  return { bytes: schedule.serialize(), note: `op ratio ${schedule.stats.opRatio.toFixed(1)}, predicted ${speedup.join(', ')}` };
 }
 
 interface Reference {
@@ -190,6 +196,7 @@ function measure(graph: FloatGraph, probeGraph: ReturnType<typeof lower>['graph'
       name: layer.name, kind: layer.kind, bytes: layer.bytes,
       error: layer.binary ? signMismatch(q, f) : relativeRms(q, f),
       metric: layer.binary ? 'sign-mismatch' : 'relative-rms',
+      ...(layer.note ? { note: layer.note } : {}),
     });
     options.onProgress?.('measure', i + 1, layers.length);
   });

@@ -17,7 +17,7 @@ export interface LowerOptions {
   /** weight bits of each integer conv / dense layer, by node name (default 8) */
   bits?: Map<string, 8 | 4>;
   /** the MST schedule of a binary layer (serialized), or null to run it dense; pixels: output pixels per sample */
-  mst?: (name: string, w: OhwiWeights, groups: number, pixels: number) => Uint8Array | null;
+  mst?: (name: string, w: OhwiWeights, groups: number, pixels: number) => { bytes: Uint8Array; note: string } | null;
   /** also output every layer's result (dequantized) as `probe:<layer>`, to measure error */
   probe?: boolean;
 }
@@ -33,6 +33,7 @@ export interface LayerInfo {
   tensor: string;
   /** whether that output is binary (compare signs) or continuous (compare values) */
   binary: boolean;
+  note?: string;
 }
 
 type Value = { kind: 'f32' | 'q8' | 'b1'; t: number; flattened?: [number, number, number] };
@@ -205,10 +206,10 @@ export function lower(g: FloatGraph, options: LowerOptions): { graph: Graph; lay
         dtype = 's8';
       }
       const mst = options.mst?.(n.name, w, groups, outShape.length === 3 ? outShape[0] * outShape[1] : 1) ?? null;
-      if (mst) data.mst = new Uint8Array(mst);
+      if (mst) data.mst = mst.bytes;
       const t = dtype === 's8' ? q8Tensor(out, outShape, q!) : addTensor(out, dtype, outShape);
       addNode(n.name, n.op === 'conv' ? 'bconv2d' : 'bdense', [input.t], [t], attrs, data);
-      layers.push({ name: n.name, kind: mst ? 'binary+MST' : 'binary', bytes: dataBytes(data), tensor: out, binary: binaryOutput });
+      layers.push({ name: n.name, kind: mst ? 'binary+MST' : 'binary', bytes: dataBytes(data), tensor: out, binary: binaryOutput, note: mst?.note });
       values.set(out, { kind: dtype === 'b1' ? 'b1' : dtype === 'f32' ? 'f32' : 'q8', t });
       return;
     }

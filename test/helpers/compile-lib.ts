@@ -3,7 +3,7 @@
  * (which cannot load .ts on Node 20) can drive the public API. The addon is found through
  * LOWBIT_ADDON_PATH, which `childEnv` sets.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,7 @@ export function compiledLib(): string {
   if (compiled !== undefined) return compiled;
   const out = mkdtempSync(join(tmpdir(), 'lowbit-lib-'));
   writeFileSync(join(out, 'package.json'), '{ "type": "module" }\n');
+  symlinkSync(join(ROOT, 'node_modules'), join(out, 'node_modules')); // lib's dependencies (onnx-proto)
   for (const file of walk(join(ROOT, 'lib')).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))) {
     const js = ts.transpileModule(readFileSync(file, 'utf8'), {
       compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
