@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "common/checked_math.h"
 #include "integer/quantize.h"
@@ -72,7 +73,14 @@ void threshold_s32(const int32_t* acc, size_t rows, size_t c, const int32_t* thr
   for_rows(rows, c, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
       const int32_t* a = acc + r * c;
-      pack_row(c, out + r * words, [&](size_t ch) { return (a[ch] < threshold[ch]) != (flip[ch] != 0); });
+      for (size_t w = 0; w < words; ++w) {
+        // Branch-free and in 32-bit halves, which the compiler keeps in vector registers.
+        const size_t base = w * 64, n = std::min<size_t>(64, c - base);
+        uint32_t half[2] = {0, 0};
+        for (size_t j = 0; j < n; ++j)
+          half[j >> 5] |= static_cast<uint32_t>((a[base + j] < threshold[base + j]) ^ flip[base + j]) << (j & 31);
+        out[r * words + w] = half[0] | uint64_t{half[1]} << 32;
+      }
     }
   });
 }
@@ -95,12 +103,27 @@ void sign_8bit(const uint8_t* q, bool is_signed, size_t rows, size_t c, int32_t 
   });
 }
 
+namespace {
+// The 8 +-1 bytes of each bit pattern, for unpacking a byte of bits with one 8-byte copy.
+struct UnpackTable {
+  int8_t values[256][8];
+  UnpackTable() {
+    for (int b = 0; b < 256; ++b)
+      for (int j = 0; j < 8; ++j) values[b][j] = (b >> j) & 1 ? -1 : 1;
+  }
+};
+const UnpackTable unpack_table;
+}  // namespace
+
 void unpack_b1(const uint64_t* bits, size_t rows, size_t c, int8_t* out) {
   const size_t words = words_for_bits(c);
   for_rows(rows, c, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
       const uint64_t* row = bits + r * words;
-      for (size_t ch = 0; ch < c; ++ch) out[r * c + ch] = (row[ch / 64] >> (ch % 64)) & 1 ? -1 : 1;
+      int8_t* dst = out + r * c;
+      size_t ch = 0;
+      for (; ch + 8 <= c; ch += 8) std::memcpy(dst + ch, unpack_table.values[(row[ch / 64] >> (ch % 64)) & 0xff], 8);
+      for (; ch < c; ++ch) dst[ch] = (row[ch / 64] >> (ch % 64)) & 1 ? -1 : 1;
     }
   });
 }

@@ -67,11 +67,26 @@ void finish_row(const Plan& plan, int32_t* y, size_t pixel, size_t c0, size_t n,
     y[j] = static_cast<int32_t>(static_cast<uint32_t>(y[j]) + static_cast<uint32_t>(plan.bias[c0 + j]));
   const size_t at = pixel * plan.s.out_c + c0;
   if (!plan.e.requantize) {
-    std::memcpy(static_cast<int32_t*>(output) + at, y, n * sizeof(int32_t));
+    int32_t* out = static_cast<int32_t*>(output) + at;
+    for (size_t j = 0; j < n; ++j) out[j] = y[j];
     return;
   }
   const B1OutputS8Params p{plan.e.mult + c0, plan.e.shift + c0, plan.out_zero + c0, plan.e.lo, plan.e.hi};
   plan.rescale(n, y, p, static_cast<int8_t*>(output) + at);
+}
+
+// Copies n bytes; the runs of small-channel layers (3 bytes for a 3x3 tap row of one channel) are
+// far shorter than what a libc memcpy call costs.
+inline void copy_bytes(uint8_t* dst, const uint8_t* src, size_t n) {
+  if (n >= 32) {
+    std::memcpy(dst, src, n);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
+inline void fill_bytes(uint8_t* dst, uint8_t value, size_t n) {
+  for (size_t i = 0; i < n; ++i) dst[i] = value;
 }
 
 // Fills the patch row (kp bytes) of one output pixel for group g: padded taps read the input zero
@@ -83,21 +98,21 @@ void im2col_row(const Plan& plan, const uint8_t* input, size_t pixel, size_t g, 
   const size_t icg = w.in_channels_per_group;
   const size_t ow = pixel % s.out_w, oh = (pixel / s.out_w) % s.out_h, n = pixel / (s.out_w * s.out_h);
   const uint8_t* image = input + n * s.in_h * s.in_w * s.in_c;
-  std::memset(row + w.k, plan.mask, w.kp - w.k);
+  fill_bytes(row + w.k, plan.mask, w.kp - w.k);
   const bool interior = window_inside(s, w.kernel_h, w.kernel_w, p, oh, ow);
   if (interior && w.groups == 1 && p.dilation_w == 1) {
     // The kernel_w taps of one kernel row are adjacent pixels: one contiguous run of bytes.
     const size_t run = w.kernel_w * s.in_c;
     const size_t iy0 = oh * p.stride_h - p.pad_top, ix0 = ow * p.stride_w - p.pad_left;
     for (size_t ky = 0; ky < w.kernel_h; ++ky)
-      std::memcpy(row + ky * run, image + ((iy0 + ky * p.dilation_h) * s.in_w + ix0) * s.in_c, run);
+      copy_bytes(row + ky * run, image + ((iy0 + ky * p.dilation_h) * s.in_w + ix0) * s.in_c, run);
     return;
   }
   for_each_tap(w.kernel_h, w.kernel_w, p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
     if (inside(s, iy, ix))
-      std::memcpy(row + t * icg, image + (iy * s.in_w + ix) * s.in_c + g * icg, icg);
+      copy_bytes(row + t * icg, image + (iy * s.in_w + ix) * s.in_c + g * icg, icg);
     else
-      std::memset(row + t * icg, plan.pad_byte, icg);
+      fill_bytes(row + t * icg, plan.pad_byte, icg);
   });
 }
 

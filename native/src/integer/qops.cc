@@ -155,6 +155,13 @@ inline void window(size_t o, size_t stride, size_t pad, size_t kernel, size_t in
   b = std::min(in, o * stride + kernel - pad);
 }
 
+// dst = max(dst, src). Out of line with restrict pointers and a by-value count: inside the pool's
+// lambda a byte store could alias the captured sizes, which kept the compiler from vectorizing.
+template <typename T>
+void max_into(T* __restrict dst, const T* __restrict src, size_t n) {
+  for (size_t k = 0; k < n; ++k) dst[k] = std::max(dst[k], src[k]);
+}
+
 template <typename T>
 void maxpool(const T* x, const Conv2dShape& s, const Pool2dParams& p, T* out) {
   const size_t c = s.in_c;
@@ -168,10 +175,7 @@ void maxpool(const T* x, const Conv2dShape& s, const Pool2dParams& p, T* out) {
       T* dst = out + (row * s.out_w + ow) * c;
       std::memcpy(dst, x + ((n * s.in_h + y0) * s.in_w + x0) * c, c * sizeof(T));
       for (size_t iy = y0; iy < y1; ++iy)
-        for (size_t ix = x0; ix < x1; ++ix) {
-          const T* src = x + ((n * s.in_h + iy) * s.in_w + ix) * c;
-          for (size_t k = 0; k < c; ++k) dst[k] = std::max(dst[k], src[k]);
-        }
+        for (size_t ix = x0; ix < x1; ++ix) max_into(dst, x + ((n * s.in_h + iy) * s.in_w + ix) * c, c);
     }
   });
 }
