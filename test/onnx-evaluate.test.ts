@@ -327,9 +327,7 @@ describe('QDQ', () => {
   it('QuantizeLinear -> DequantizeLinear pairs on activations become fakequant; weight DQ folds', async () => {
     const rng = rngFor(SEED, 'qdq');
     const wq = Int8Array.from({ length: 4 * 3 * 9 }, () => rng.int(-127, 127));
-    const graph = await check(
-      'qdq',
-      {
+    const spec: ModelSpec = {
         nodes: [
           node('QuantizeLinear', ['x', 'xs', 'xz'], ['xq']),
           node('DequantizeLinear', ['xq', 'xs', 'xz'], ['xd']),
@@ -350,9 +348,20 @@ describe('QDQ', () => {
           tensor('cs', [], [0.05]),
           tensor('cz', [], [-3], T.INT8),
         ],
-      },
-      { x: [2, 3, 5, 5] },
-    );
+    };
+    const bytes = model(spec);
+    const graph = importOnnx(bytes);
+    const x = { dims: [2, 3, 5, 5], data: randomValues(rng, 150, -1, 1) };
+    const ours = evaluate(graph, new Map([['x', x]])).get('y')!.data;
+    const ref = (await runOrt(bytes, { x })).y;
+    // The conv sums in float64 here and in float32 in onnxruntime, so a sum that lands within
+    // rounding of a step boundary of the output quantizer may round to the neighbouring step.
+    let moved = 0;
+    ours.forEach((v, k) => {
+      expect(Math.abs(v - ref[k])).toBeLessThanOrEqual(0.05 * 1.0001);
+      if (v !== ref[k]) ++moved;
+    });
+    expect(moved).toBeLessThanOrEqual(2);
     expect(ops(graph)).toEqual(['fakequant', 'conv', 'fakequant']);
     const fq = graph.nodes[0];
     expect(fq.op === 'fakequant' && fq.quant).toEqual({ scale: 1 / 128, zeroPoint: 128, dtype: 'u8' });
