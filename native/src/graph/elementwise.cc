@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstring>
 
+#include "binary/kernels.h"
 #include "common/checked_math.h"
+#include "cpu/dispatch.h"
 #include "integer/quantize.h"
 #include "lowbit/qops.h"
 #include "runtime/thread_pool.h"
@@ -69,19 +71,12 @@ void transpose_hwc_to_chw(const float* x, size_t batch, size_t hw, size_t c, flo
 
 void threshold_s32(const int32_t* acc, size_t rows, size_t c, const int32_t* threshold, const uint8_t* flip,
                    uint64_t* out) {
+  // The binary layers' b1 epilogue is this very operation, vectorized per ISA.
+  const auto output_b1 = binary_kernels().output_b1;
+  const B1OutputB1Params params{threshold, flip};
   const size_t words = words_for_bits(c);
   for_rows(rows, c, [&](size_t r0, size_t r1) {
-    for (size_t r = r0; r < r1; ++r) {
-      const int32_t* a = acc + r * c;
-      for (size_t w = 0; w < words; ++w) {
-        // Branch-free and in 32-bit halves, which the compiler keeps in vector registers.
-        const size_t base = w * 64, n = std::min<size_t>(64, c - base);
-        uint32_t half[2] = {0, 0};
-        for (size_t j = 0; j < n; ++j)
-          half[j >> 5] |= static_cast<uint32_t>((a[base + j] < threshold[base + j]) ^ flip[base + j]) << (j & 31);
-        out[r * words + w] = half[0] | uint64_t{half[1]} << 32;
-      }
-    }
+    for (size_t r = r0; r < r1; ++r) output_b1(c, acc + r * c, params, out + r * words);
   });
 }
 
