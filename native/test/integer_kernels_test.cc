@@ -192,7 +192,7 @@ TEST(integer_kernel_tables_cover_every_isa) {
                           + 1 + (cpu_has_dotprod() ? 1 : 0)
 #endif
         , "tables: " << all.size());
-  for (const Table& t : all) CHECK(t.k->q8_gemm && t.k->q4_gemm && t.k->dw_tap, t.name << " has a null kernel");
+  for (const Table& t : all) CHECK(t.k->q8_gemm && t.k->q4_gemm && t.k->dw_tap && t.k->small_k, t.name << " has a null kernel");
 }
 
 TEST(q8_gemm_matches_reference) {
@@ -356,6 +356,35 @@ TEST(dw_tap_matches_reference) {
                                                << pattern << " c=" << c << ": got " << out[c] << " want " << want[c]);
           for (size_t c = n; c < out.size(); ++c)
             CHECK(out[c] == kSentinel, "dw_tap " << t.name << " wrote past n=" << n);
+        }
+      }
+}
+
+TEST(small_k_matches_reference) {
+  auto g = rng(109);
+  for (size_t k = 1; k <= kQSmallK; ++k)
+    for (size_t n : {1, 3, 15, 16, 17, 31, 32, 33, 64, 70})
+      for (int pattern = 0; pattern < 3; ++pattern) {
+        const size_t stride = (n + 15) / 16 * 16 + (g() % 2) * 16;
+        // exact sizes, so ASan sees any read past the weights, inputs or biases
+        std::vector<int16_t> x(k), w(k * stride, 0);
+        std::vector<int32_t> bias(n);
+        for (size_t i = 0; i < k; ++i) {
+          // 0: random; 1: the extremes (-255 x -128 and 255 x 127, largest sums); 2: zeros among them
+          x[i] = pattern == 1 ? (g() % 2 ? 255 : -255) : pattern == 2 && g() % 3 == 0 ? 0 : static_cast<int16_t>(static_cast<int>(g() % 511) - 255);
+          for (size_t c = 0; c < n; ++c)
+            w[i * stride + c] = pattern == 1 ? (g() % 2 ? 127 : -128) : static_cast<int16_t>(static_cast<int>(g() % 256) - 128);
+        }
+        for (int32_t& b : bias) b = static_cast<int32_t>(g() % 2000001) - 1000000;
+        std::vector<int32_t> want(n);
+        ref::small_k(k, n, x.data(), w.data(), stride, bias.data(), want.data());
+        for (const Table& t : tables()) {
+          std::vector<int32_t> out(n + 3, kSentinel);
+          t.k->small_k(k, n, x.data(), w.data(), stride, bias.data(), out.data());
+          for (size_t c = 0; c < n; ++c)
+            CHECK(out[c] == want[c], "small_k " << t.name << " k=" << k << " n=" << n << " pattern=" << pattern << " c=" << c
+                                                << ": got " << out[c] << " want " << want[c]);
+          for (size_t c = n; c < out.size(); ++c) CHECK(out[c] == kSentinel, "small_k " << t.name << " wrote past n=" << n);
         }
       }
 }

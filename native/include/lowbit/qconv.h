@@ -32,6 +32,9 @@ struct QConv2dWeights {
   AlignedBuffer<uint8_t> data; // panels (group-major) or depthwise taps
   std::vector<int32_t> wsum;   // per output channel: sum of its weights (zero-point folding)
   std::vector<int64_t> l1;     // per output channel: sum of |w| (the int32 accumulator bound)
+  std::vector<int16_t> small_k; // one group and k <= 32 (a first layer on 1-3 channel images): the
+                                // weights as k rows of small_k_stride values, for the per-pixel path
+  size_t small_k_stride = 0;    // out_channels rounded up to a multiple of 16
   size_t taps() const { return kernel_h * kernel_w; }
   size_t bytes() const { return data.size(); }
 };

@@ -47,10 +47,21 @@ using Q4GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uin
 //   acc[c] += (int8_t)(x[c] ^ mask) * w[c]
 using QDepthwiseTapFn = void (*)(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);
 
+// One output pixel of a convolution with a short reduction (a first layer on 1-3 channel images,
+// where gathering patches for the GEMM would cost more than the arithmetic):
+//   acc[c] = bias[c] + sum_{i < k} x[i] * w[i * stride + c],  c < n
+// x: k values in [-255, 255] (input minus its zero point; 0 for a padded tap); w: k rows of
+// `stride` values in [-128, 127], stride a multiple of 16 and >= n, zero past n; k <= kQSmallK,
+// so every partial sum stays far inside int32 beside the bias.
+inline constexpr size_t kQSmallK = 32;
+using QSmallKFn = void (*)(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
+                           int32_t* acc);
+
 struct IntegerKernels {
   Q8GemmFn q8_gemm;
   Q4GemmFn q4_gemm;
   QDepthwiseTapFn dw_tap;
+  QSmallKFn small_k;
 };
 
 #define LOWBIT_DECLARE_INTEGER_KERNELS(ns)                                                          \
@@ -60,7 +71,9 @@ struct IntegerKernels {
   void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, \
                int32_t* c, size_t ldc);                                                           \
   void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);           \
-  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, dw_tap};                   \
+  void small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,  \
+               int32_t* acc);                                                                     \
+  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, dw_tap, small_k};          \
   }
 
 LOWBIT_DECLARE_INTEGER_KERNELS(ref)

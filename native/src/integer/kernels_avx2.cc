@@ -311,4 +311,29 @@ void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* 
   for (; c < n; ++c) acc[c] += static_cast<int8_t>(x[c] ^ mask) * w[c];
 }
 
+// Two taps at a time with vpmaddwd: the rows of taps i and i+1 interleaved into (w_i, w_i+1)
+// pairs per channel, multiplied by the broadcast pair (x_i, x_i+1) and summed into int32 lanes
+// (|x * w| <= 255 * 128, so a pair sum is exact). Unpacking works within 128-bit lanes, so the
+// low accumulator holds channels 0-3 and 8-11 of the block, the high one 4-7 and 12-15.
+void small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
+             int32_t* acc) {
+  for (size_t c0 = 0; c0 < n; c0 += 16) {
+    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+    for (size_t i = 0; i < k; i += 2) {
+      const bool pair = i + 1 < k;
+      const __m256i wa = loadu(w + i * stride + c0);
+      const __m256i wb = pair ? loadu(w + (i + 1) * stride + c0) : _mm256_setzero_si256();
+      const uint32_t xs = static_cast<uint16_t>(x[i]) | static_cast<uint32_t>(pair ? static_cast<uint16_t>(x[i + 1]) : 0) << 16;
+      const __m256i vx = _mm256_set1_epi32(static_cast<int32_t>(xs));
+      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(wa, wb), vx));
+      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(wa, wb), vx));
+    }
+    alignas(32) int32_t sum[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sum), _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sum + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+    const size_t m = std::min<size_t>(16, n - c0);
+    for (size_t j = 0; j < m; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
+  }
+}
+
 }  // namespace lowbit::avx2

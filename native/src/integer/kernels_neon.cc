@@ -189,5 +189,24 @@ void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* 
   for (; c < n; ++c) acc[c] += static_cast<int8_t>(x[c] ^ mask) * w[c];
 }
 
+// Per block of 16 channels four int32x4 sums, each tap adding w * x[i] with SMLAL by a scalar
+// (|x * w| <= 255 * 128 is exact in the widened product).
+void small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
+             int32_t* acc) {
+  for (size_t c0 = 0; c0 < n; c0 += 16) {
+    int32x4_t s0 = vdupq_n_s32(0), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t i = 0; i < k; ++i) {
+      const int16x8_t w0 = vld1q_s16(w + i * stride + c0), w1 = vld1q_s16(w + i * stride + c0 + 8);
+      s0 = vmlal_n_s16(s0, vget_low_s16(w0), x[i]);
+      s1 = vmlal_n_s16(s1, vget_high_s16(w0), x[i]);
+      s2 = vmlal_n_s16(s2, vget_low_s16(w1), x[i]);
+      s3 = vmlal_n_s16(s3, vget_high_s16(w1), x[i]);
+    }
+    int32_t sum[16];
+    vst1q_s32(sum, s0), vst1q_s32(sum + 4, s1), vst1q_s32(sum + 8, s2), vst1q_s32(sum + 12, s3);
+    for (size_t j = 0; j < 16 && c0 + j < n; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
+  }
+}
+
 }  // namespace lowbit::neon
 #endif  // defined(__aarch64__)

@@ -160,5 +160,11 @@ void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* 
   neon::dw_tap(n, x, mask, w, acc);
 }
 
+// No 4-long int8 reduction here either (the operands are int16).
+void small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
+             int32_t* acc) {
+  neon::small_k(k, n, x, w, stride, bias, acc);
+}
+
 }  // namespace lowbit::neon_dot
 #endif  // defined(__aarch64__)

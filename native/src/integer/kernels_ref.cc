@@ -31,4 +31,13 @@ void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* 
   for (size_t c = 0; c < n; ++c) acc[c] += static_cast<int8_t>(x[c] ^ mask) * w[c];
 }
 
+void small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
+             int32_t* acc) {
+  for (size_t c = 0; c < n; ++c) {
+    int32_t sum = bias[c];
+    for (size_t i = 0; i < k; ++i) sum += x[i] * w[i * stride + c];
+    acc[c] = sum;
+  }
+}
+
 }  // namespace lowbit::ref

@@ -1,6 +1,7 @@
 // qconv.cc: integer convolution driver. Packs weights into 16-channel panels (or tap-major rows
-// for depthwise layers), gathers a tile of output pixels into int8 patch rows (im2col), runs the
-// ISA's GEMM kernel panel by panel, folds the zero points into the bias, and requantizes.
+// for depthwise layers, or tap rows for short reductions), gathers a tile of output pixels into
+// int8 patch rows (im2col), runs the ISA's GEMM kernel panel by panel, folds the zero points into
+// the bias, and requantizes. Layers with a reduction of at most kQSmallK values run per pixel.
 // Work is split over (pixel tile, panel chunk) tasks.
 #include "lowbit/qconv.h"
 
@@ -181,6 +182,51 @@ void depthwise_row(const Plan& plan, const uint8_t* input, const int8_t* taps, c
   }
 }
 
+// One output row (n, oh) of a one-group conv with a short reduction (k <= kQSmallK): per pixel the
+// k values x - z_x (0 for padded taps), then the small_k kernel; the same exact int32 accumulators
+// as the GEMM path without its patch gathering and per-panel setup.
+void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, const QInput& in, size_t row,
+                 void* output) {
+  const Conv2dShape& s = plan.s;
+  const QConv2dWeights& w = plan.w;
+  const size_t oc = w.out_channels, c_in = s.in_c, oh = row % s.out_h, n = row / s.out_h;
+  const uint8_t* image = input + n * s.in_h * s.in_w * c_in;
+  Scratch& sc = t_scratch;
+  sc.acc.resize(oc);
+  int16_t x[kQSmallK];
+  // x - z_x for n input bytes (int8 or uint8).
+  const auto centre = [&](int16_t* dst, const uint8_t* src, size_t count) {
+    if (in.is_signed)
+      for (size_t i = 0; i < count; ++i) dst[i] = static_cast<int16_t>(static_cast<int8_t>(src[i]) - in.zero_point);
+    else
+      for (size_t i = 0; i < count; ++i) dst[i] = static_cast<int16_t>(src[i] - in.zero_point);
+  };
+  for (size_t ow = 0; ow < s.out_w; ++ow) {
+    if (window_inside(s, w.kernel_h, w.kernel_w, plan.p, oh, ow) && plan.p.dilation_w == 1) {
+      // A kernel row's taps are adjacent pixels: one run of kernel_w * c_in bytes.
+      const size_t run = w.kernel_w * c_in;
+      const size_t iy0 = oh * plan.p.stride_h - plan.p.pad_top, ix0 = ow * plan.p.stride_w - plan.p.pad_left;
+      for (size_t ky = 0; ky < w.kernel_h; ++ky)
+        centre(x + ky * run, image + ((iy0 + ky * plan.p.dilation_h) * s.in_w + ix0) * c_in, run);
+    } else {
+      for_each_tap(w.kernel_h, w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
+        if (inside(s, iy, ix))
+          centre(x + t * c_in, image + (iy * s.in_w + ix) * c_in, c_in);
+        else
+          std::fill(x + t * c_in, x + (t + 1) * c_in, int16_t{0});
+      });
+    }
+    const size_t at = (row * s.out_w + ow) * oc;
+    if (!plan.e.requantize) {
+      plan.k.small_k(w.k, oc, x, w.small_k.data(), w.small_k_stride, bias, static_cast<int32_t*>(output) + at);
+      continue;
+    }
+    plan.k.small_k(w.k, oc, x, w.small_k.data(), w.small_k_stride, bias, sc.acc.data());
+    const B1OutputS8Params p{plan.e.mult, plan.e.shift, plan.out_zero, plan.e.lo, plan.e.hi};
+    plan.rescale(oc, sc.acc.data(), p, static_cast<int8_t*>(output) + at);
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t out_c, size_t kh, size_t kw,
@@ -213,6 +259,12 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
       w->full_range = w->full_range || v == -128;
     }
   w->depthwise = in_c_per_group == 1 && groups == out_c && groups > 1;
+  if (groups == 1 && w->k <= kQSmallK) {
+    w->small_k_stride = (out_c + 15) / 16 * 16;
+    w->small_k.assign(checked_mul(w->k, w->small_k_stride, "weights size"), 0);
+    for (size_t c = 0; c < out_c; ++c)
+      for (size_t i = 0; i < w->k; ++i) w->small_k[i * w->small_k_stride + c] = ohwi[c * w->k + i];
+  }
   if (w->depthwise) {
     // [tap][channel]: each tap's weights over all channels are contiguous, as the input pixels are.
     const size_t taps = w->taps();
@@ -303,6 +355,12 @@ void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w
     const int8_t* taps = depthwise_taps(w, unpacked);
     std::vector<uint8_t> pad_row(s.in_c, plan.pad_byte);
     parallel_for(s.batch * s.out_h, [&](size_t row) { depthwise_row(plan, input, taps, pad_row.data(), row, output); });
+    return;
+  }
+  if (!w.small_k.empty()) {
+    const std::vector<int32_t> raw_bias = e.bias ? std::vector<int32_t>(e.bias, e.bias + w.out_channels)
+                                                 : std::vector<int32_t>(w.out_channels, 0);
+    parallel_for(s.batch * s.out_h, [&](size_t row) { small_k_row(plan, input, raw_bias.data(), in, row, output); });
     return;
   }
   plan.direct = w.kernel_h == 1 && w.kernel_w == 1 && w.groups == 1 && p.stride_h == 1 && p.stride_w == 1 &&
