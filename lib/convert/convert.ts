@@ -11,7 +11,7 @@ import { Model } from '../model/model.js';
 import { packBinaryConv2dWeights } from '../ops/binary.js';
 import { buildMst } from '../ops/mst.js';
 import { Tensor } from '../tensor.js';
-import { calibrate, type TensorRange } from './calibrate.js';
+import { calibrate } from './calibrate.js';
 import { lower, type LayerInfo, type LowerOptions } from './lower.js';
 import { signValues, type OhwiWeights } from './weights.js';
 
@@ -98,7 +98,8 @@ export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOp
     return m;
   };
 
-  const measureSet = samples.subarray(0, Math.min(samples.length, MEASURE_SAMPLES * (samples.length / sampleCount(graph, samples))));
+  const count = sampleCount(graph, samples);
+  const measureSet = samples.subarray(0, (Math.min(count, MEASURE_SAMPLES) * samples.length) / count);
   const reference = floatReference(graph, measureSet);
   let chosen = bitsOf(bits === 4 ? inner : []);
   if (bits === 'mixed') chosen = chooseMixedBits(graph, base, inner, bitsOf, options.sizeBudget!, reference, measureSet);
@@ -106,9 +107,9 @@ export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOp
   const probe = lower(graph, { ...base, bits: chosen, probe: true });
   const final = lower(graph, { ...base, bits: chosen });
   const report = measure(graph, probe.graph, final.layers, reference, measureSet, options);
-  const bytesWithoutReport = encodeModel(final.graph).length;
-  report.modelBytes = bytesWithoutReport;
-  report.calibrationSamples = sampleCount(graph, samples);
+  // The stored report gives the size without itself; the returned one the file's.
+  report.modelBytes = encodeModel(final.graph).length;
+  report.calibrationSamples = count;
   const bytes = encodeModel({
     ...final.graph,
     producer: 'lowbit convertOnnx',
@@ -244,4 +245,3 @@ function chooseMixedBits(graph: FloatGraph, base: LowerOptions, inner: string[],
   return bitsOf(four);
 }
 
-export type { TensorRange };
