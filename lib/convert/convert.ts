@@ -20,7 +20,7 @@ export interface ConvertOptions {
   calibration?: Float32Array;
   /** weight bits of the float conv / dense layers: 8 (W8A8, default), 4 (W4A8) or 'mixed' */
   bits?: 8 | 4 | 'mixed';
-  /** for 'mixed': the largest model file, in bytes */
+  /** for 'mixed': the largest model file, in bytes (the report it stores included) */
   sizeBudget?: number;
   /** weight bits of the first and the last integer layer (default 8: they are the most sensitive) */
   boundaryBits?: 8 | 4;
@@ -101,21 +101,27 @@ export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOp
   const count = sampleCount(graph, samples);
   const measureSet = samples.subarray(0, (Math.min(count, MEASURE_SAMPLES) * samples.length) / count);
   const reference = floatReference(graph, measureSet);
-  let chosen = bitsOf(bits === 4 ? inner : []);
-  if (bits === 'mixed') chosen = chooseMixedBits(graph, base, inner, bitsOf, options.sizeBudget!, reference, measureSet);
-
-  const probe = lower(graph, { ...base, bits: chosen, probe: true });
-  const final = lower(graph, { ...base, bits: chosen });
-  const report = measure(graph, probe.graph, final.layers, reference, measureSet, options);
-  // The stored report gives the size without itself; the returned one the file's.
-  report.modelBytes = encodeModel(final.graph).length;
-  report.calibrationSamples = count;
-  const bytes = encodeModel({
-    ...final.graph,
-    producer: 'lowbit convertOnnx',
-    metadata: { report, options: { bits, sizeBudget: options.sizeBudget, boundaryBits: options.boundaryBits ?? 8, calibrationMethod: options.calibrationMethod ?? 'minmax', percentile: options.percentile, mst: options.mst ?? false } },
-  });
-  return { bytes, report: { ...report, modelBytes: bytes.length } };
+  const finish = (chosen: Map<string, 8 | 4>) => {
+    const probe = lower(graph, { ...base, bits: chosen, probe: true });
+    const final = lower(graph, { ...base, bits: chosen });
+    const report = measure(graph, probe.graph, final.layers, reference, measureSet, options);
+    // The stored report gives the size without itself; the returned one the file's.
+    report.modelBytes = encodeModel(final.graph).length;
+    report.calibrationSamples = count;
+    const stored = { report, options: { bits, sizeBudget: options.sizeBudget, boundaryBits: options.boundaryBits ?? 8, calibrationMethod: options.calibrationMethod ?? 'minmax', percentile: options.percentile, mst: options.mst ?? false } };
+    const bytes = encodeModel({ ...final.graph, producer: 'lowbit convertOnnx', metadata: stored });
+    return { bytes, report: { ...report, modelBytes: bytes.length } };
+  };
+  if (bits !== 'mixed') return finish(bitsOf(bits === 4 ? inner : []));
+  // The budget covers the whole file: the graph, and the report it stores (whose size hardly
+  // depends on the bits chosen), plus a section's alignment.
+  const all8 = finish(bitsOf([]));
+  if (all8.bytes.length <= options.sizeBudget!) return all8;
+  const reserve = all8.bytes.length - encodeModel(lower(graph, { ...base, bits: bitsOf([]) }).graph).length + 64;
+  const result = finish(chooseMixedBits(graph, base, inner, bitsOf, options.sizeBudget!, reserve, reference, measureSet));
+  if (result.bytes.length > options.sizeBudget!)
+    throw new RangeError(`sizeBudget: ${options.sizeBudget} bytes cannot be met: the model takes ${result.bytes.length} bytes with its report`);
+  return result;
 }
 
 function sampleCount(graph: FloatGraph, samples: Float32Array): number {
@@ -224,12 +230,13 @@ function outputError(graph: FloatGraph, options: LowerOptions, ref: Reference, s
  * layers go to 4 bits in order of error added per byte saved until the model fits.
  */
 function chooseMixedBits(graph: FloatGraph, base: LowerOptions, inner: string[], bitsOf: (four: Iterable<string>) => Map<string, 8 | 4>,
-  budget: number, ref: Reference, samples: Float32Array): Map<string, 8 | 4> {
+  fileBudget: number, reserve: number, ref: Reference, samples: Float32Array): Map<string, 8 | 4> {
+  const budget = fileBudget - reserve; // what the graph may take beside the stored report
   const all8 = outputError(graph, { ...base, bits: bitsOf([]) }, ref, samples);
   if (all8.bytes <= budget) return bitsOf([]);
   const all4 = encodeModel(lower(graph, { ...base, bits: bitsOf(inner) }).graph).length;
   if (all4 > budget)
-    throw new RangeError(`sizeBudget: ${budget} bytes cannot be met; with every inner layer at 4 bits the model takes ${all4} bytes (at 8 bits ${all8.bytes})`);
+    throw new RangeError(`sizeBudget: ${fileBudget} bytes cannot be met; with every inner layer at 4 bits the model takes ${all4 + reserve} bytes (at 8 bits ${all8.bytes + reserve})`);
   const candidates = inner.map((name) => {
     const r = outputError(graph, { ...base, bits: bitsOf([name]) }, ref, samples);
     return { name, added: Math.max(0, r.error - all8.error), saved: all8.bytes - r.bytes };
