@@ -124,19 +124,26 @@ export function lower(g: FloatGraph, options: LowerOptions): { graph: Graph; lay
   const q8Tensor = (name: string, shape: number[], q: ImportedQuant) => addTensor(name, q.dtype, shape, q);
 
   // ---- conversions between representations -----------------------------------------------------
+  // A tensor read by several integer layers is unpacked or quantized once.
+  const q8Of = new Map<string, Value>();
   const asQ8 = (name: string, v: Value): Value => {
     if (v.kind === 'q8') return v;
+    const done = q8Of.get(name);
+    if (done) return done;
     const shape = [...tensors[v.t].shape];
+    let result: Value;
     if (v.kind === 'b1') {
       const t = q8Tensor(`${name}.unpacked`, shape, { dtype: 's8', scale: 1, zeroPoint: 0 });
       addNode(`${name}.unpack`, 'unpack', [v.t], [t]);
-      return { kind: 'q8', t, flattened: v.flattened };
+      result = { kind: 'q8', t, flattened: v.flattened };
+    } else {
+      if (shape.length === 3) shape.push(shape.shift()!); // CHW -> HWC
+      const t = q8Tensor(`${name}.q`, shape, quant(name));
+      addNode(`${name}.quantize`, 'quantize', [v.t], [t]);
+      result = { kind: 'q8', t };
     }
-    if (shape.length === 3) shape.push(shape.shift()!); // CHW -> HWC
-    const q = quant(name);
-    const t = q8Tensor(`${name}.q`, shape, q);
-    addNode(`${name}.quantize`, 'quantize', [v.t], [t]);
-    return { kind: 'q8', t };
+    q8Of.set(name, result);
+    return result;
   };
   const toF32 = (name: string, v: Value): number => {
     if (v.kind === 'f32') return v.t;
