@@ -87,7 +87,14 @@ export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOp
     percentile: options.percentile,
     onProgress: (done, total) => options.onProgress?.('calibrate', done, total),
   });
-  const base: LowerOptions = { ranges, mst: options.mst ? mstSchedule : undefined };
+  // The graph is lowered several times (probe, final, each 'mixed' candidate); a binary layer's
+  // schedule does not depend on the bits chosen, so it is built once.
+  const schedules = new Map<string, ReturnType<typeof mstSchedule>>();
+  const mst: LowerOptions['mst'] = (name, w, groups, pixels) => {
+    if (!schedules.has(name)) schedules.set(name, mstSchedule(w, groups, pixels));
+    return schedules.get(name)!;
+  };
+  const base: LowerOptions = { ranges, mst: options.mst ? mst : undefined };
 
   const integerLayers = lower(graph, base).layers.filter((l) => l.kind.startsWith('W')).map((l) => l.name);
   const boundary = new Set([integerLayers[0], integerLayers[integerLayers.length - 1]]);
@@ -134,7 +141,7 @@ function sampleCount(graph: FloatGraph, samples: Float32Array): number {
  * kernel at batch 1 and 64. The schedule is always stored: at run time the 'auto' policy takes
  * the MST path only where the model predicts it faster, so a layer too small to gain runs dense.
  */
-function mstSchedule(_name: string, w: OhwiWeights, groups: number, pixels: number): { bytes: Uint8Array; note: string } {
+function mstSchedule(w: OhwiWeights, groups: number, pixels: number): { bytes: Uint8Array; note: string } {
   const packed = packBinaryConv2dWeights(new Tensor('s8', [w.out, w.kh, w.kw, w.icg], signValues(w)), { groups });
   const schedule = buildMst(packed);
   const speedup = [1, 64].map((batch) => {
