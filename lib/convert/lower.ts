@@ -63,6 +63,11 @@ function quantClamp(q: ImportedQuant, min = -Infinity, max = Infinity): [number,
   return [lo, hi];
 }
 
+/** [lo, hi] of a fused relu / clip on a float output, inside the finite float32 range. */
+function floatClamp(clip?: { min: number; max: number }): [number, number] {
+  return [Math.max(-FLT_MAX, clip?.min ?? -FLT_MAX), Math.min(FLT_MAX, clip?.max ?? FLT_MAX)];
+}
+
 function dyadicArrays(reals: ArrayLike<number>): { multiplier: Int32Array; shift: Uint8Array } {
   const multiplier = new Int32Array(reals.length), shift = new Uint8Array(reals.length);
   for (let c = 0; c < reals.length; ++c) {
@@ -148,6 +153,19 @@ export function lower(g: FloatGraph, options: LowerOptions): { graph: Graph; lay
   const toF32 = (name: string, v: Value): number => {
     if (v.kind === 'f32') return v.t;
     const q = asQ8(name, v);
+    if (q.flattened) {
+      // A flattened map is HWC inside lowbit and CHW in ONNX: back to [H, W, C], dequantize
+      // (HWC -> CHW), then flatten the float map.
+      const [c, h, w] = q.flattened;
+      const src = tensors[q.t];
+      const t = addTensor(`${name}.hwc`, src.dtype, [h, w, c], { dtype: src.dtype as 'u8', scale: src.scale!, zeroPoint: src.zero_point! });
+      addNode(`${name}.unflatten`, 'reshape', [q.t], [t]);
+      const chw = addTensor(`${name}.chw`, 'f32', [c, h, w]);
+      addNode(`${name}.dequantize`, 'dequantize', [t], [chw]);
+      const flat = addTensor(`${name}.f32`, 'f32', [c * h * w]);
+      addNode(`${name}.flatten`, 'reshape', [chw], [flat]);
+      return flat;
+    }
     const shape = [...tensors[q.t].shape];
     if (shape.length === 3) shape.unshift(shape.pop()!); // HWC -> CHW
     const t = addTensor(`${name}.f32`, 'f32', shape);
@@ -202,7 +220,7 @@ export function lower(g: FloatGraph, options: LowerOptions): { graph: Graph; lay
         dtype = 'b1';
       } else if (toFloat && outShape.length === 1) {
         Object.assign(data, { scale: Float32Array.from(alpha), bias: Float32Array.from(bias) });
-        attrs.clamp = [Math.max(-FLT_MAX, clip?.min ?? -FLT_MAX), Math.min(FLT_MAX, clip?.max ?? FLT_MAX)];
+        attrs.clamp = floatClamp(clip);
         dtype = 'f32';
       } else {
         // The binary engine's integer output is int8: symmetric, a relu clamps at 0.
@@ -248,7 +266,7 @@ export function lower(g: FloatGraph, options: LowerOptions): { graph: Graph; lay
         const shape = outShape.length === 3 ? [outShape[2], outShape[0], outShape[1]] : outShape;
         const f = addTensor(out, 'f32', shape);
         const affine = { scale: Float32Array.from(accScale), bias: Float32Array.from(bias) };
-        addNode(`${n.name}.dequantize`, 'affine', [acc], [f], {}, affine);
+        addNode(`${n.name}.dequantize`, 'affine', [acc], [f], { clamp: floatClamp(clip) }, affine);
         layer.bytes += dataBytes(affine);
         values.set(out, { kind: 'f32', t: f });
       }

@@ -81,11 +81,11 @@ void threshold_s32(const int32_t* acc, size_t rows, size_t c, const int32_t* thr
 }
 
 void affine_s32_to_chw(const int32_t* acc, size_t batch, size_t hw, size_t c, const float* scale, const float* bias,
-                       float* out) {
+                       float lo, float hi, float* out) {
   for_rows(batch * hw, c, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
       float* dst = out + (r / hw) * c * hw + r % hw;
-      for (size_t ch = 0; ch < c; ++ch) dst[ch * hw] = static_cast<float>(acc[r * c + ch]) * scale[ch] + bias[ch];
+      for (size_t ch = 0; ch < c; ++ch) dst[ch * hw] = std::clamp(static_cast<float>(acc[r * c + ch]) * scale[ch] + bias[ch], lo, hi);
     }
   });
 }

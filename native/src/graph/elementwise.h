@@ -22,9 +22,10 @@ void transpose_hwc_to_chw(const float* x, size_t batch, size_t hw, size_t c, flo
 // s32 rows x c -> b1 rows x ceil(c / 64) words: bit = (acc < threshold[ch]) XOR flip[ch].
 void threshold_s32(const int32_t* acc, size_t rows, size_t c, const int32_t* threshold, const uint8_t* flip,
                    uint64_t* out);
-// s32 [batch][hw][c] -> f32 [batch][c][hw]: y = float(acc) * scale[ch] + bias[ch] (never fused).
+// s32 [batch][hw][c] -> f32 [batch][c][hw]: y = clamp(float(acc) * scale[ch] + bias[ch], lo, hi), the
+// float output of an integer layer with its fused relu / clip.
 void affine_s32_to_chw(const int32_t* acc, size_t batch, size_t hw, size_t c, const float* scale, const float* bias,
-                       float* out);
+                       float lo, float hi, float* out);
 // 8-bit rows x c -> b1: bit = (q < zero_point), so real 0 binarizes to +1.
 void sign_8bit(const uint8_t* q, bool is_signed, size_t rows, size_t c, int32_t zero_point, uint64_t* out);
 // b1 rows x c -> s8 rows x c: +1 for a 0 bit, -1 for a 1 bit.

@@ -1,6 +1,8 @@
 // node_builder.cc: attribute, tensor and data-section checks shared by every operator's loader.
 #include "graph/node_builder.h"
 
+#include <cmath>
+
 #include "common/checked_math.h"
 
 namespace lowbit {
@@ -114,6 +116,15 @@ std::pair<int32_t, int32_t> NodeBuilder::clamp(const TensorDesc& out) const {
   const int64_t lo = v[0].integer(min, max), hi = v[1].integer(min, max);
   if (lo > hi) v.fail("expected lo <= hi, got [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   return {static_cast<int32_t>(lo), static_cast<int32_t>(hi)};
+}
+
+std::pair<float, float> NodeBuilder::float_clamp() const {
+  const auto v = json.find("clamp");
+  if (!v) return {-INFINITY, INFINITY};
+  if (v->size() != 2) v->fail("expected [lo, hi], got " + std::to_string(v->size()) + " values");
+  const float lo = static_cast<float>((*v)[0].number()), hi = static_cast<float>((*v)[1].number());
+  if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi) v->fail("expected finite float32 values with lo <= hi");
+  return {lo, hi};
 }
 
 std::pair<const uint8_t*, size_t> NodeBuilder::section_bytes(const char* key) const {

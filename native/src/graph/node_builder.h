@@ -54,6 +54,8 @@ class NodeBuilder {
   std::pair<size_t, size_t> kernel() const;
   // `clamp` [lo, hi]: integers inside the range of `out`'s 8-bit dtype, lo <= hi.
   std::pair<int32_t, int32_t> clamp(const TensorDesc& out) const;
+  // Optional `clamp` [lo, hi] of an f32 output: finite float32 values, lo <= hi; absent: +-infinity.
+  std::pair<float, float> float_clamp() const;
 
   // A data field { "section": k }: its bytes, exactly `count` values of T (what names T in messages).
   template <typename T>

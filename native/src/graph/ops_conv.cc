@@ -163,14 +163,7 @@ void bepilogue(const NodeBuilder& b, const TensorDesc& y, size_t c, BConvNode& n
       e.kind = OutputKind::F32;
       node.scale = b.data<float>("scale", c, "f32");
       node.bias_f32 = b.data<float>("bias", c, "f32");
-      e.lo = -INFINITY, e.hi = INFINITY;
-      if (const auto clamp = b.json.find("clamp")) {
-        if (clamp->size() != 2) clamp->fail("expected an array of 2 numbers, got " + std::to_string(clamp->size()) + " values");
-        const float lo = static_cast<float>((*clamp)[0].number()), hi = static_cast<float>((*clamp)[1].number());
-        if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi)
-          clamp->fail("expected finite float32 values with lo <= hi");
-        e.lo = lo, e.hi = hi;
-      }
+      std::tie(e.lo, e.hi) = b.float_clamp();
       break;
     }
     case DType::S8:

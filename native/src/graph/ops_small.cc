@@ -117,9 +117,10 @@ class AffineNode : public Node {
  public:
   Layout layout{};
   std::vector<float> scale, bias;
+  float lo = -INFINITY, hi = INFINITY;
   void run(const RunBuffers& b) const override {
     affine_s32_to_chw(reinterpret_cast<const int32_t*>(in(b)), b.batch * layout.images, layout.hw, layout.c,
-                      scale.data(), bias.data(), reinterpret_cast<float*>(out(b)));
+                      scale.data(), bias.data(), lo, hi, reinterpret_cast<float*>(out(b)));
   }
 };
 
@@ -135,6 +136,7 @@ std::unique_ptr<Node> build_affine(const NodeBuilder& b) {
   for (const auto& [key, values] : {std::pair{"scale", &node->scale}, std::pair{"bias", &node->bias}})
     for (size_t i = 0; i < values->size(); ++i)
       if (!std::isfinite((*values)[i])) b.json.get(key).fail("value " + std::to_string(i) + " is not finite");
+  std::tie(node->lo, node->hi) = b.float_clamp();
   return node;
 }
 
