@@ -26,6 +26,17 @@ export class QuantizationError extends LowbitError {}
  */
 export class ModelFormatError extends LowbitError {}
 
+/**
+ * A converted model whose output differs from the float model's far more than its bits explain
+ * (a conversion the engine got wrong). `output` names the output, `error` its relative RMS error
+ * on the measuring samples, `limit` the bound it broke (`ConvertOptions.maxOutputError`).
+ */
+export class AccuracyError extends LowbitError {
+  constructor(message: string, readonly output: string, readonly error: number, readonly limit: number) {
+    super(message);
+  }
+}
+
 /** Maps an error thrown by the native addon (tagged with a `code`) to the matching class. */
 export function fromNative(error: unknown): unknown {
   if (!(error instanceof Error)) return error;

@@ -2,7 +2,7 @@
 // concat, PReLU / LeakyReLU, pools, softmax, QDQ, binary layers) against onnxruntime-node or the
 // float evaluator, the per-layer report, and the conversion errors.
 import { describe, expect, it } from 'vitest';
-import { convertOnnx, convertOnnxWithReport, loadModel, UnsupportedError } from '../lib/index.js';
+import { AccuracyError, convertOnnx, convertOnnxWithReport, loadModel, UnsupportedError } from '../lib/index.js';
 import { importOnnx } from '../lib/onnx/import.js';
 import { evaluate } from '../lib/onnx/evaluate.js';
 import { f, ints, model, node, randomValues, runOrt, T, tensor, valueInfo, type ModelSpec } from './helpers/onnx-builder.js';
@@ -220,6 +220,31 @@ describe('conversion errors', () => {
     await expect(convertOnnx(onnx, { calibration, bits: 'mixed' })).rejects.toThrow(/sizeBudget/);
     await expect(convertOnnx(onnx, { calibration, calibrationMethod: 'percentile', percentile: 0 })).rejects.toThrow(/percentile/);
   });
+  it('refuses an output far from the float model, naming it, and warns where a binarization explains it', async () => {
+    const calibration = randomValues(rng, 16 * 192, 0, 1);
+    const error = await convertOnnx(onnx, { calibration, maxOutputError: 1e-9 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AccuracyError);
+    expect((error as AccuracyError).output).toBe('probs');
+    expect((error as AccuracyError).error).toBeGreaterThan(1e-9);
+    expect(String(error)).toMatch(/output 'probs': relative RMS error .* above the 1e-9/);
+    await expect(convertOnnx(onnx, { calibration, maxOutputError: 0 })).rejects.toThrow(/maxOutputError/);
+
+    // x -> Sign -> binary Conv: inputs far below the calibration's largest value all quantize to
+    // 0 and binarize to +1, so about half the signs differ from the float model's.
+    const binary = model({
+      nodes: [node('Sign', ['x'], ['s']), node('Conv', ['s', 'w'], ['y'])],
+      inputs: [valueInfo('x', ['N', 2, 4, 4])],
+      outputs: ['y'],
+      initializers: [tensor('w', [3, 2, 3, 3], Float32Array.from({ length: 54 }, (_, k) => (k % 3 === 0 ? -0.5 : 0.5)))],
+    });
+    const tiny = randomValues(rng, 8 * 32, -1e-3, 1e-3);
+    tiny[5] = 100;
+    const { report } = await convertOnnxWithReport(binary, { calibration: tiny });
+    expect(report.outputError.y).toBeGreaterThan(0.3);
+    expect(report.warnings.join('\n')).toMatch(/output 'y': relative RMS error .* follows a binarization/);
+    expect(loadModel(await convertOnnx(binary, { calibration: tiny })).metadata).toMatchObject({ report: { warnings: report.warnings } });
+  });
+
   it('names the node and op it cannot convert', async () => {
     const bad = model({
       nodes: [node('Conv', ['x', 'w'], ['c']), node('Neg', ['c'], ['y'], {}, 'negate')],

@@ -11,8 +11,9 @@ import { Model } from '../model/model.js';
 import { packBinaryConv2dWeights } from '../ops/binary.js';
 import { buildMst } from '../ops/mst.js';
 import { Tensor } from '../tensor.js';
+import { AccuracyError } from '../errors.js';
 import { calibrate } from './calibrate.js';
-import { lower, type LayerInfo, type LowerOptions } from './lower.js';
+import { inputsOf, lower, type LayerInfo, type LowerOptions } from './lower.js';
 import { signValues, type OhwiWeights } from './weights.js';
 
 export interface ConvertOptions {
@@ -30,6 +31,15 @@ export interface ConvertOptions {
   percentile?: number;
   /** build MST schedules for the binary layers (kept where the cost model predicts a gain) */
   mst?: boolean;
+  /**
+   * The largest relative RMS error an output may have against the float model on the measuring
+   * samples before the conversion is refused with an {@link AccuracyError}. Default: 0.5 for an
+   * output computed by 8-bit layers only, 1.0 with 4-bit layers (measured errors are a few
+   * percent, and up to about 25% at 4 bits), none after a binarization (one value within half a
+   * quantization step of 0 takes either sign, and a random binary network can amplify that;
+   * there a large error is a warning). `Infinity` only warns.
+   */
+  maxOutputError?: number;
   /** calls while calibrating and measuring */
   onProgress?: (phase: 'calibrate' | 'measure', done: number, total: number) => void;
 }
@@ -56,6 +66,9 @@ export interface ConversionReport {
   top1Agreement: Record<string, number>;
   modelBytes: number;
   calibrationSamples: number;
+  /** what the converter found suspicious but not fatal (degenerate calibration data, an output
+   *  error beyond what the bits explain); also printed by `npx lowbit convert` and `info` */
+  warnings: string[];
 }
 
 /** At most this many calibration samples are used to measure errors (the float model keeps every layer). */
@@ -76,6 +89,8 @@ export async function convertOnnx(onnx: Uint8Array, options: ConvertOptions = {}
 /** {@link convertOnnx}, also returning the report. */
 export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOptions = {}): Promise<{ bytes: Uint8Array; report: ConversionReport }> {
   const bits = options.bits ?? 8;
+  if (options.maxOutputError !== undefined && !(options.maxOutputError > 0))
+    throw new RangeError(`maxOutputError: expected a number > 0 (Infinity to only warn), got ${String(options.maxOutputError)}`);
   if (bits !== 8 && bits !== 4 && bits !== 'mixed') throw new RangeError(`bits: expected 8, 4 or 'mixed', got ${String(bits)}`);
   if (bits === 'mixed' && !(Number(options.sizeBudget) > 0)) throw new RangeError(`sizeBudget: 'mixed' bits need a budget in bytes > 0, got ${String(options.sizeBudget)}`);
   const graph = importOnnx(onnx);
@@ -112,6 +127,7 @@ export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOp
     const probe = lower(graph, { ...base, bits: chosen, probe: true });
     const final = lower(graph, { ...base, bits: chosen });
     const report = measure(graph, probe.graph, final.layers, reference, measureSet, options);
+    checkOutputs(graph, report, chosen, options.maxOutputError);
     // The stored report gives the size without itself; the returned one the file's.
     report.modelBytes = encodeModel(final.graph).length;
     report.calibrationSamples = count;
@@ -119,16 +135,20 @@ export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOp
     const bytes = encodeModel({ ...final.graph, producer: 'lowbit convertOnnx', metadata: stored });
     return { bytes, report: { ...report, modelBytes: bytes.length } };
   };
-  if (bits !== 'mixed') return finish(bitsOf(bits === 4 ? inner : []));
+  const warned = <T extends { report: ConversionReport }>(r: T) => {
+    for (const w of r.report.warnings) process.emitWarning(w, { code: 'LOWBIT_CONVERSION' });
+    return r;
+  };
+  if (bits !== 'mixed') return warned(finish(bitsOf(bits === 4 ? inner : [])));
   // The budget covers the whole file: the graph, and the report it stores (whose size hardly
   // depends on the bits chosen), plus a section's alignment.
   const all8 = finish(bitsOf([]));
-  if (all8.bytes.length <= options.sizeBudget!) return all8;
+  if (all8.bytes.length <= options.sizeBudget!) return warned(all8);
   const reserve = all8.bytes.length - encodeModel(lower(graph, { ...base, bits: bitsOf([]) }).graph).length + 64;
   const result = finish(chooseMixedBits(graph, base, inner, bitsOf, options.sizeBudget!, reserve, reference, measureSet));
   if (result.bytes.length > options.sizeBudget!)
     throw new RangeError(`sizeBudget: ${options.sizeBudget} bytes cannot be met: the model takes ${result.bytes.length} bytes with its report`);
-  return result;
+  return warned(result);
 }
 
 function sampleCount(graph: FloatGraph, samples: Float32Array): number {
@@ -202,7 +222,7 @@ function runLowbit(graphBytes: Uint8Array, samples: Float32Array) {
 
 function measure(graph: FloatGraph, probeGraph: ReturnType<typeof lower>['graph'], layers: LayerInfo[], ref: Reference, samples: Float32Array, options: ConvertOptions): ConversionReport {
   const outputs = runLowbit(encodeModel(probeGraph), samples);
-  const report: ConversionReport = { layers: [], outputError: {}, top1Agreement: {}, modelBytes: 0, calibrationSamples: 0 };
+  const report: ConversionReport = { layers: [], outputError: {}, top1Agreement: {}, modelBytes: 0, calibrationSamples: 0, warnings: [] };
   layers.forEach((layer, i) => {
     const q = outputs[graph.outputs.includes(layer.tensor) ? layer.tensor : `probe:${layer.name}`].data;
     const f = ref.values.get(layer.tensor)!;
@@ -221,6 +241,35 @@ function measure(graph: FloatGraph, probeGraph: ReturnType<typeof lower>['graph'
     if (dims.length === 2) report.top1Agreement[name] = argmaxAgreement(q, f, dims[1]);
   }
   return report;
+}
+
+/** Output errors below these the chosen bits explain (measured: 0.2-6% with 8-bit layers, up to 25% with 4-bit ones). */
+const EXPLAINED_ERROR = { 8: 0.1, 4: 0.3 };
+
+/**
+ * The guard against a wrong conversion: an output far from the float model is refused (an
+ * {@link AccuracyError} naming it), one beyond what its bits explain is a report warning.
+ */
+function checkOutputs(graph: FloatGraph, report: ConversionReport, bits: Map<string, 8 | 4>, maxOutputError: number | undefined) {
+  const fourBit = [...bits.values()].includes(4);
+  const binarized = afterBinarization(graph);
+  const explained = EXPLAINED_ERROR[fourBit ? 4 : 8];
+  const what = fourBit ? '8- and 4-bit layers' : '8-bit layers';
+  for (const [name, error] of Object.entries(report.outputError)) {
+    const limit = maxOutputError ?? (binarized.has(name) ? Infinity : fourBit ? 1 : 0.5);
+    const measured = `output '${name}': relative RMS error ${error.toFixed(3)} against the float model on the calibration samples`;
+    if (!(error <= limit))
+      throw new AccuracyError(`${measured}, above the ${limit} that ${what} explain: lowbit converted this model wrongly (please report it with the model), or pass maxOutputError to accept it`, name, error, limit);
+    if (error > explained)
+      report.warnings.push(`${measured}, more than the ${explained} that ${what} explain${binarized.has(name) ? ' (it follows a binarization: values within half a quantization step of 0 may take either sign)' : ''}`);
+  }
+}
+
+/** The tensors computed from a binarized (sign) value. */
+function afterBinarization(graph: FloatGraph): Set<string> {
+  const binarized = new Set<string>();
+  for (const n of graph.nodes) if (n.op === 'sign' || inputsOf(n).some((i) => binarized.has(i))) binarized.add(n.output);
+  return binarized;
 }
 
 /** Mean relative RMS error of the model outputs for one choice of bits. */
