@@ -37,6 +37,31 @@ export class AccuracyError extends LowbitError {
   }
 }
 
+/** An error as it crosses a thread (a worker's postMessage keeps only plain data). */
+export interface ErrorClone {
+  name: string;
+  message: string;
+  stack?: string;
+  accuracy?: { output: string; error: number; limit: number };
+}
+
+export function cloneError(e: unknown): ErrorClone {
+  if (!(e instanceof Error)) return { name: 'Error', message: String(e) };
+  const accuracy = e instanceof AccuracyError ? { output: e.output, error: e.error, limit: e.limit } : undefined;
+  return { name: e.name, message: e.message, stack: e.stack, accuracy };
+}
+
+/** The error of the class `clone` names (lowbit's, TypeError, RangeError), or a plain Error. */
+export function errorFromClone(clone: ErrorClone): Error {
+  const classes: Record<string, new (message: string) => Error> = {
+    LowbitError, ShapeError, UnsupportedError, QuantizationError, ModelFormatError, TypeError, RangeError,
+  };
+  const a = clone.accuracy;
+  const error = a ? new AccuracyError(clone.message, a.output, a.error, a.limit) : new (classes[clone.name] ?? Error)(clone.message);
+  if (clone.stack) error.stack = clone.stack;
+  return error;
+}
+
 /** Maps an error thrown by the native addon (tagged with a `code`) to the matching class. */
 export function fromNative(error: unknown): unknown {
   if (!(error instanceof Error)) return error;

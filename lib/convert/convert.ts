@@ -3,6 +3,8 @@
  * samples, choose the weight bits of each integer layer (fixed, or mixed under a size budget),
  * lower to the lowbit graph, and measure every layer's error against the float model.
  */
+import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { evaluate } from '../onnx/evaluate.js';
 import { importOnnx } from '../onnx/import.js';
 import type { FloatGraph } from '../onnx/ir.js';
@@ -11,7 +13,7 @@ import { Model } from '../model/model.js';
 import { packBinaryConv2dWeights } from '../ops/binary.js';
 import { buildMst } from '../ops/mst.js';
 import { Tensor } from '../tensor.js';
-import { AccuracyError } from '../errors.js';
+import { AccuracyError, errorFromClone, type ErrorClone } from '../errors.js';
 import { calibrate } from './calibrate.js';
 import { inputsOf, lower, type LayerInfo, type LowerOptions } from './lower.js';
 import { signValues, type OhwiWeights } from './weights.js';
@@ -76,7 +78,9 @@ const MEASURE_SAMPLES = 256;
 
 /**
  * Converts an ONNX model to `.lowbit` bytes. The per-layer report is stored in the file's
- * metadata (`loadModel(bytes).metadata.report`) and printed by `npx lowbit info`.
+ * metadata (`loadModel(bytes).metadata.report`) and printed by `npx lowbit info`. The conversion
+ * runs on a worker thread (seconds of float evaluation and calibration), so the event loop stays
+ * free; `onProgress` is still called on the caller's thread.
  * @throws UnsupportedError for an operator or attribute lowbit cannot run, naming the node
  * @throws ModelFormatError for a malformed ONNX file
  * @example const bytes = await convertOnnx(readFileSync('model.onnx'), { calibration: samples, bits: 8 });
@@ -88,6 +92,22 @@ export async function convertOnnx(onnx: Uint8Array, options: ConvertOptions = {}
 
 /** {@link convertOnnx}, also returning the report. */
 export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOptions = {}): Promise<{ bytes: Uint8Array; report: ConversionReport }> {
+  const result = CONVERT_WORKER ? await convertInWorker(CONVERT_WORKER, onnx, options) : convertOnnxSync(onnx, options);
+  for (const w of result.report.warnings) process.emitWarning(w, { code: 'LOWBIT_CONVERSION' });
+  return result;
+}
+
+/**
+ * The worker's script: beside this module once compiled to JavaScript. Run from the TypeScript
+ * sources (the test suite), there is none, and the conversion runs on the calling thread.
+ */
+const CONVERT_WORKER = (() => {
+  const url = new URL('./convert-worker.js', import.meta.url);
+  return url.protocol === 'file:' && import.meta.url.endsWith('.js') && existsSync(url) ? url : undefined;
+})();
+
+/** The conversion on the calling thread: what the worker runs. */
+export function convertOnnxSync(onnx: Uint8Array, options: ConvertOptions = {}): { bytes: Uint8Array; report: ConversionReport } {
   const bits = options.bits ?? 8;
   if (options.maxOutputError !== undefined && !(options.maxOutputError > 0))
     throw new RangeError(`maxOutputError: expected a number > 0 (Infinity to only warn), got ${String(options.maxOutputError)}`);
@@ -135,20 +155,46 @@ export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOp
     const bytes = encodeModel({ ...final.graph, producer: 'lowbit convertOnnx', metadata: stored });
     return { bytes, report: { ...report, modelBytes: bytes.length } };
   };
-  const warned = <T extends { report: ConversionReport }>(r: T) => {
-    for (const w of r.report.warnings) process.emitWarning(w, { code: 'LOWBIT_CONVERSION' });
-    return r;
-  };
-  if (bits !== 'mixed') return warned(finish(bitsOf(bits === 4 ? inner : [])));
+  if (bits !== 'mixed') return finish(bitsOf(bits === 4 ? inner : []));
   // The budget covers the whole file: the graph, and the report it stores (whose size hardly
   // depends on the bits chosen), plus a section's alignment.
   const all8 = finish(bitsOf([]));
-  if (all8.bytes.length <= options.sizeBudget!) return warned(all8);
+  if (all8.bytes.length <= options.sizeBudget!) return all8;
   const reserve = all8.bytes.length - encodeModel(lower(graph, { ...base, bits: bitsOf([]) }).graph).length + 64;
   const result = finish(chooseMixedBits(graph, base, inner, bitsOf, options.sizeBudget!, reserve, reference, measureSet));
   if (result.bytes.length > options.sizeBudget!)
     throw new RangeError(`sizeBudget: ${options.sizeBudget} bytes cannot be met: the model takes ${result.bytes.length} bytes with its report`);
-  return warned(result);
+  return result;
+}
+
+/** Messages from the conversion worker (convert-worker.ts). */
+export type WorkerMessage =
+  | { kind: 'progress'; phase: 'calibrate' | 'measure'; done: number; total: number }
+  | { kind: 'done'; bytes: Uint8Array; report: ConversionReport }
+  | { kind: 'error'; error: ErrorClone };
+
+function convertInWorker(script: URL, onnx: Uint8Array, options: ConvertOptions): Promise<{ bytes: Uint8Array; report: ConversionReport }> {
+  const { onProgress, ...cloneable } = options;
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`onProgress: expected a function, got ${typeof onProgress}`);
+  return new Promise((resolve, reject) => {
+    // The model and samples are copied to the worker: the caller may reuse its buffers at once.
+    // No inherited node flags: a caller's --input-type or --eval would stop the worker's start.
+    const worker = new Worker(script, { workerData: { onnx, options: cloneable }, execArgv: [] });
+    let settled = false;
+    const settle = (f: () => void) => {
+      if (settled) return;
+      settled = true;
+      f();
+      void worker.terminate();
+    };
+    worker.on('message', (m: WorkerMessage) => {
+      if (m.kind === 'progress') onProgress?.(m.phase, m.done, m.total);
+      else if (m.kind === 'done') settle(() => resolve({ bytes: m.bytes, report: m.report }));
+      else settle(() => reject(errorFromClone(m.error)));
+    });
+    worker.on('error', (e) => settle(() => reject(e)));
+    worker.on('exit', (code) => settle(() => reject(new Error(`convertOnnx: the conversion worker exited with code ${code}`))));
+  });
 }
 
 function sampleCount(graph: FloatGraph, samples: Float32Array): number {
