@@ -225,7 +225,8 @@ void check_qconv(const QConvCase& k, uint64_t salt) {
              (out_signed ? "[-100, 127]" : "[0, 250]");
   w.node("conv", "qconv2d", {xq}, yq, attrs);
   if (s32)
-    w.node("affine", "affine", {yq}, y, "\"scale\": " + w.data(scale) + ", \"bias\": " + w.data(fbias));
+    w.node("affine", "affine", {yq}, y,
+           "\"scale\": " + w.data(scale) + ", \"bias\": " + w.data(fbias) + ", \"clamp\": [-3.0, 3.5]");  // a fused clip
   else
     w.node("dequantize", "dequantize", {yq}, y);
   const auto m = load(w);
@@ -242,7 +243,8 @@ void check_qconv(const QConvCase& k, uint64_t salt) {
       e.requantize = false;
       std::vector<int32_t> acc(out_n);
       qconv2d(xin.data(), s, *packed, p, QInput{in_signed, in_zp}, e, acc.data());
-      for (size_t i = 0; i < out_n; ++i) want_hwc[i] = static_cast<float>(acc[i]) * scale[i % k.c] + fbias[i % k.c];
+      for (size_t i = 0; i < out_n; ++i)
+        want_hwc[i] = std::clamp(static_cast<float>(acc[i]) * scale[i % k.c] + fbias[i % k.c], -3.0f, 3.5f);
     } else {
       e.mult = mult.data(), e.shift = shift.data(), e.out_signed = out_signed, e.zero_point = out_zp;
       e.lo = out_signed ? -100 : 0, e.hi = out_signed ? 127 : 250;
@@ -253,6 +255,8 @@ void check_qconv(const QConvCase& k, uint64_t salt) {
     const auto out = run(*m, batch, {xs});
     CHECK_SAME(out[0], hwc_to_chw(want_hwc, batch, hw, k.c), k.name << ", batch " << batch);
     CHECK(distinct(out[0]) >= std::min<size_t>(out_n / 4, 20), k.name << ": only " << distinct(out[0]) << " distinct outputs");
+    if (s32)  // the clamp is exercised: some outputs sit on a bound
+      CHECK(std::count_if(out[0].begin(), out[0].end(), [](float v) { return v == -3.0f || v == 3.5f; }) > 0, k.name);
   }
 }
 
