@@ -3,7 +3,8 @@
  * onnxruntime-node as the reference, progress bars, tables and the converter's report.
  * Timing follows bench/harness.ts (warm-up, interleaved rounds, medians); lib/ does not import bench/.
  */
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ConversionReport, LayerReport } from './convert/convert.js';
 import { toInput, type Dataset } from './data.js';
@@ -60,7 +61,7 @@ export function reportError(error: unknown, io: Io): number {
   const errno = e as NodeJS.ErrnoException;
   let message = e.message.replace(/^lowbit: /, '');
   if (errno.code === 'ENOENT' && errno.path) message = `${errno.path}: no such file or directory`;
-  else if (errno.code === 'EISDIR' && errno.path) message = `${errno.path}: is a directory`;
+  else if (errno.code === 'EISDIR' && errno.path) message = `${errno.path}: is a directory, expected a file`;
   else if (errno.code === 'EACCES' && errno.path) message = `${errno.path}: permission denied`;
   io.stderr.write(`lowbit: ${e.name}: ${message}\n`);
   if (process.env.LOWBIT_DEBUG && e.stack) io.stderr.write(`${e.stack}\n`);
@@ -88,11 +89,40 @@ export function isMainModule(url: string): boolean {
 }
 
 /** Parses a positive integer option. @throws UsageError */
-export function intOption(value: string | undefined, flag: string, fallback: number, command?: string, min = 1): number {
+export function intOption(value: string | undefined, flag: string, fallback: number, command?: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag}: expected an integer >= ${min}, got '${value}'`, command);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`${flag}: expected an integer ${max < Number.MAX_SAFE_INTEGER ? `in [${min}, ${max}]` : `>= ${min}`}, got '${value}'`, command);
+  }
   return n;
+}
+
+/** The most threads `--threads` takes (what `setThreads` accepts). */
+export const MAX_THREADS = 256;
+
+/**
+ * A file the command reads: a directory is a usage error naming it. (A missing file is reported
+ * when it is read, as a runtime error.) @throws UsageError
+ */
+export function inputFile(path: string, what: string, command: string): string {
+  if (isDirectory(path)) throw new UsageError(`${path}: is a directory, expected ${what}`, command);
+  return path;
+}
+
+/** A file the command writes, checked before the work: not a directory, in one that exists. @throws UsageError */
+export function outputFile(path: string, flag: string, command: string): string {
+  if (isDirectory(path)) throw new UsageError(`${flag} ${path}: is a directory, expected a file to write`, command);
+  if (!isDirectory(dirname(path))) throw new UsageError(`${flag} ${path}: the directory ${dirname(path)} does not exist`, command);
+  return path;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** Parses a positive number option. @throws UsageError */

@@ -16,13 +16,16 @@ import {
   formatPercent,
   formatReport,
   formatTable,
+  inputFile,
   intOption,
   isMainModule,
   loadOrt,
   lowbitPredict,
+  MAX_THREADS,
   measure,
   median,
   numberOption,
+  outputFile,
   ortSession,
   parseCommandArgs,
   Progress,
@@ -118,6 +121,7 @@ function parse(command: string, args: string[], options: Options, positionals: n
   }
   if (parsed.positionals.length < positionals) throw new UsageError(`${command}: missing the ${positionals === 1 ? 'model file' : 'arguments'}`, command);
   if (parsed.positionals.length > positionals) throw new UsageError(`${command}: unexpected argument '${parsed.positionals[positionals]}'`, command);
+  for (const p of parsed.positionals) inputFile(p, command === 'convert' ? 'an ONNX model file' : 'a .lowbit model file', command);
   return { values, positionals: parsed.positionals };
 }
 
@@ -170,32 +174,25 @@ async function withModel<T>(path: string, fn: (model: Model) => Promise<T>): Pro
 
 // ---- convert ---------------------------------------------------------------------------------
 
+/** The samples of `--calib` (a .lbds or .f32 file, checked already, or fashion-mnist-train). */
 async function calibrationSamples(path: string, onnx: Uint8Array, count: number): Promise<Float32Array> {
-  if (path === 'fashion-mnist-train') {
-    const ds = readFashionMnist(undefined, 'train');
+  if (path === 'fashion-mnist-train' || extname(path).toLowerCase() === '.lbds') {
+    const ds = path === 'fashion-mnist-train' ? readFashionMnist(undefined, 'train') : readLbds(path);
     return toInput(ds, 0, Math.min(count, ds.count));
   }
-  const ext = extname(path).toLowerCase();
-  if (ext === '.lbds') {
-    const ds = readLbds(path);
-    return toInput(ds, 0, Math.min(count, ds.count));
+  const values = readF32(path);
+  // Whole samples of the ONNX model's input, when its dims are known (else every value).
+  let size = 0;
+  try {
+    const { decodeModel } = await import('./onnx/proto.js');
+    const dims = decodeModel(onnx).inputs[0]?.dims.slice(1) ?? [];
+    if (dims.length > 0 && dims.every((d) => typeof d === 'number' && d > 0)) size = (dims as number[]).reduce((a, b) => a * b, 1);
+  } catch {
+    size = 0; // the converter reports a malformed model itself
   }
-  if (ext === '.f32') {
-    const values = readF32(path);
-    // Whole samples of the ONNX model's input, when its dims are known (else every value).
-    let size = 0;
-    try {
-      const { decodeModel } = await import('./onnx/proto.js');
-      const dims = decodeModel(onnx).inputs[0]?.dims.slice(1) ?? [];
-      if (dims.length > 0 && dims.every((d) => typeof d === 'number' && d > 0)) size = (dims as number[]).reduce((a, b) => a * b, 1);
-    } catch {
-      size = 0; // the converter reports a malformed model itself
-    }
-    if (size === 0) return values;
-    if (values.length % size !== 0) throw new ShapeError(`--calib ${path}: ${values.length} values are not whole samples of ${size} values (the ONNX model's input)`);
-    return values.subarray(0, Math.min(values.length, count * size));
-  }
-  throw new UsageError(`--calib: expected a .lbds or .f32 file or fashion-mnist-train, got '${path}'`, 'convert');
+  if (size === 0) return values;
+  if (values.length % size !== 0) throw new ShapeError(`--calib ${path}: ${values.length} values are not whole samples of ${size} values (the ONNX model's input)`);
+  return values.subarray(0, Math.min(values.length, count * size));
 }
 
 async function convertCommand(args: string[], io: Io): Promise<number> {
@@ -214,6 +211,7 @@ async function convertCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parsed;
   const output = str(values, 'output');
   if (!output) throw new UsageError('convert: missing -o / --output model.lowbit', 'convert');
+  outputFile(output, '--output', 'convert');
   const bitsText = choice(str(values, 'bits'), '--bits', ['8', '4', 'mixed'] as const, 'convert');
   const budgetText = str(values, 'size-budget');
   const sizeBudget = budgetText === undefined ? undefined : parseSize(budgetText, '--size-budget', 'convert');
@@ -233,9 +231,15 @@ async function convertCommand(args: string[], io: Io): Promise<number> {
   }
   const calibCount = intOption(str(values, 'calib-count'), '--calib-count', 500, 'convert');
   const calibPath = str(values, 'calib');
+  if (calibPath === undefined) throw new UsageError('convert: missing --calib FILE (calibration samples: a .lbds dataset, a .f32 file or fashion-mnist-train)', 'convert');
+  if (calibPath !== 'fashion-mnist-train') {
+    const ext = extname(calibPath).toLowerCase();
+    if (ext !== '.lbds' && ext !== '.f32') throw new UsageError(`--calib: expected a .lbds or .f32 file or fashion-mnist-train, got '${calibPath}'`, 'convert');
+    inputFile(calibPath, `a ${ext} file`, 'convert');
+  }
 
   const onnx = readFileSync(positionals[0]);
-  const calibration = calibPath === undefined ? undefined : await calibrationSamples(calibPath, onnx, calibCount);
+  const calibration = await calibrationSamples(calibPath, onnx, calibCount);
   const { convertOnnxWithReport } = await import('./convert/convert.js');
   let bar: Progress | undefined;
   let phase: string | undefined;
@@ -305,9 +309,11 @@ async function runCommand(args: string[], io: Io): Promise<number> {
   if (!inputPath) throw new UsageError('run: missing --input FILE (.lbds or .f32)', 'run');
   const ext = extname(inputPath).toLowerCase();
   if (ext !== '.lbds' && ext !== '.f32') throw new UsageError(`--input: expected a .lbds or .f32 file, got '${inputPath}'`, 'run');
+  inputFile(inputPath, 'a .lbds or .f32 file', 'run');
   const countLimit = intOption(str(values, 'count'), '--count', Number.MAX_SAFE_INTEGER, 'run');
   const batch = intOption(str(values, 'batch'), '--batch', 64, 'run');
   const outputPath = str(values, 'output');
+  if (outputPath !== undefined) outputFile(outputPath, '--output', 'run');
 
   return withModel(positionals[0], async (model) => {
     const size = perSample(model);
@@ -378,6 +384,7 @@ async function evalCommand(args: string[], io: Io): Promise<number> {
   if (!name) throw new UsageError('eval: missing --dataset fashion-mnist|FILE.lbds', 'eval');
   if (name !== 'fashion-mnist' && extname(name).toLowerCase() !== '.lbds')
     throw new UsageError(`--dataset: expected fashion-mnist or an .lbds file, got '${name}'`, 'eval');
+  if (name !== 'fashion-mnist') inputFile(name, 'an .lbds file', 'eval');
   const countLimit = intOption(str(values, 'count'), '--count', Number.MAX_SAFE_INTEGER, 'eval');
   const batch = intOption(str(values, 'batch'), '--batch', 64, 'eval');
 
@@ -417,9 +424,10 @@ async function benchCommand(args: string[], io: Io): Promise<number> {
   if (!parsed) return 0;
   const { values, positionals } = parsed;
   const batches = (str(values, 'batch') ?? '1,64').split(',').map((b) => intOption(b.trim(), '--batch', 1, 'bench'));
-  const threadCount = values.threads === undefined ? undefined : intOption(str(values, 'threads'), '--threads', 1, 'bench');
+  const threadCount = values.threads === undefined ? undefined : intOption(str(values, 'threads'), '--threads', 1, 'bench', 1, MAX_THREADS);
   const seconds = numberOption(str(values, 'seconds'), '--seconds', 3, 'bench');
   const onnxPath = str(values, 'vs-onnx');
+  if (onnxPath !== undefined) inputFile(onnxPath, 'an ONNX model file', 'bench');
 
   const { isa, setThreads, threads } = await engine();
   if (threadCount !== undefined) setThreads(threadCount);

@@ -154,6 +154,9 @@ describe('usage errors: exit 2 with a message and the usage on stderr', () => {
     [['convert', 'a.onnx', '-o', 'a.lowbit', '--calib-method', 'minmax', '--percentile', '99'], /--percentile: applies to --calib-method percentile/, 'usage: lowbit convert'],
     [['bench', 'a.lowbit', '--batch', '1,x'], /--batch: expected an integer >= 1, got 'x'/, 'usage: lowbit bench'],
     [['bench', 'a.lowbit', '--seconds', '0'], /--seconds: expected a number > 0/, 'usage: lowbit bench'],
+    [['bench', 'a.lowbit', '--threads', '1000'], /--threads: expected an integer in \[1, 256\], got '1000'/, 'usage: lowbit bench'],
+    [['convert', 'a.onnx', '-o', 'a.lowbit'], /convert: missing --calib FILE/, 'usage: lowbit convert'],
+    [['convert', 'a.onnx', '-o', 'a.lowbit', '--calib', 'x.png'], /--calib: expected a .lbds or .f32 file or fashion-mnist-train, got 'x.png'/, 'usage: lowbit convert'],
     [['demo', '--fast'], /Unknown option '--fast'/, 'usage: lowbit demo'],
   ];
   it.each(cases)('%j', async (argv, message, usage) => {
@@ -167,9 +170,47 @@ describe('usage errors: exit 2 with a message and the usage on stderr', () => {
   });
 });
 
+describe('file arguments that are directories: exit 2, naming the path, before any work', () => {
+  it('every file argument of every command', async () => {
+    const [lbds, f32, onnx] = ['d.lbds', 'd.f32', 'd.onnx'].map((name) => join(dir, name));
+    for (const d of [lbds, f32, onnx]) mkdirSync(d, { recursive: true });
+    const out = join(dir, 'never.lowbit');
+    const cases: [string[], string][] = [
+      [['info', dir], dir],
+      [['run', dir, '--input', dataPath], dir],
+      [['run', modelPath, '--input', lbds], lbds],
+      [['run', modelPath, '--input', f32], f32],
+      [['run', modelPath, '--input', dataPath, '--output', dir], dir],
+      [['eval', dir, '--dataset', dataPath], dir],
+      [['eval', modelPath, '--dataset', lbds], lbds],
+      [['bench', dir], dir],
+      [['bench', modelPath, '--vs-onnx', onnx], onnx],
+      [['convert', onnx, '-o', out, '--calib', dataPath], onnx],
+      [['convert', onnxPath, '-o', dir, '--calib', dataPath], dir],
+      [['convert', onnxPath, '-o', out, '--calib', lbds], lbds],
+      [['convert', onnxPath, '-o', out, '--calib', f32], f32],
+    ];
+    for (const [argv, path] of cases) {
+      const r = await cli(...argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.stderr, argv.join(' ')).toContain(`${path}: is a directory, expected a`);
+      expect(r.stderr).toContain(`usage: lowbit ${argv[0]}`);
+    }
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('an output file in a directory that does not exist', async () => {
+    for (const argv of [['convert', onnxPath, '-o', join(dir, 'nope', 'x.lowbit'), '--calib', dataPath], ['run', modelPath, '--input', dataPath, '--output', join(dir, 'nope', 'x.f32')]]) {
+      const r = await cli(...argv);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`${join(dir, 'nope')} does not exist`);
+    }
+  });
+});
+
 describe('runtime errors: exit 1, `lowbit: <ErrorClass>: message`', () => {
   it('names a missing file', async () => {
-    for (const argv of [['info', join(dir, 'missing.lowbit')], ['run', join(dir, 'missing.lowbit'), '--input', dataPath], ['convert', join(dir, 'missing.onnx'), '-o', join(dir, 'x.lowbit')]]) {
+    for (const argv of [['info', join(dir, 'missing.lowbit')], ['run', join(dir, 'missing.lowbit'), '--input', dataPath], ['convert', join(dir, 'missing.onnx'), '-o', join(dir, 'x.lowbit'), '--calib', dataPath]]) {
       const r = await cli(...argv);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe(`lowbit: Error: ${argv[1]}: no such file or directory\n`);
