@@ -114,31 +114,46 @@ size_t element_bytes(OutputKind kind) { return kind == OutputKind::F32 ? 4 : kin
 
 // ---- sync / async plumbing -------------------------------------------------------------------------
 
-// The packed input of a conv/dense call: borrowed for sync calls, copied for async ones.
+// The packed input of a conv/dense/pool call: borrowed for sync calls, copied for async ones.
 struct PackedInput {
   const uint64_t* data = nullptr;
+  size_t bytes = 0;
   std::vector<uint64_t> copy;
 };
 
-PackedInput packed_input(Napi::Value value, size_t expected_words, bool async, const char* what) {
+// `rows` rows of `channels` packed bits. The unused tail bits of each row's last word must be 0:
+// the kernels count every bit of a word (a 1x1 conv or dense layer would count a set tail bit as
+// a -1 input) and a max pool would carry it along. Checked on the copy an async job reads.
+PackedInput packed_input(Napi::Value value, size_t rows, size_t channels, bool async, const char* what) {
   auto arg = typed_array<uint64_t>(value, napi_biguint64_array, "input");
-  if (arg.length != expected_words)
+  const size_t words = b1_words(channels);
+  if (arg.length != rows * words)  // no overflow: the caller's shape checks bound it
     throw_error(value.Env(), ErrorKind::Shape,
-                std::string("input: ") + what + " needs " + std::to_string(expected_words) +
+                std::string("input: ") + what + " needs " + std::to_string(rows * words) +
                     " packed 64-bit words, got " + std::to_string(arg.length));
   PackedInput in;
+  in.bytes = arg.length * 8;
   if (async) {
     in.copy.assign(arg.data, arg.data + arg.length);
     in.data = in.copy.data();
   } else {
     in.data = arg.data;
   }
+  if (channels % 64 != 0) {
+    const uint64_t tail = ~uint64_t{0} << (channels % 64);
+    for (size_t r = 0; r < rows; ++r)
+      if (in.data[r * words + words - 1] & tail)
+        throw_error(value.Env(), ErrorKind::Range,
+                    "input: row " + std::to_string(r) + " (word " + std::to_string(r * words + words - 1) +
+                        ") has bits set above its " + std::to_string(channels) +
+                        " channels; the unused tail bits of a b1 tensor must be 0 (bitpack() clears them)");
+  }
   return in;
 }
 
 // The caller's preallocated output (sync calls only: an async job must not write into memory the
-// caller can detach or free meanwhile), or a new buffer.
-Output output_arg(Napi::Value value, bool async, OutputKind kind, size_t bytes) {
+// caller can detach or free meanwhile), or a new buffer. It may not overlap the input.
+Output output_arg(Napi::Value value, bool async, OutputKind kind, size_t bytes, const PackedInput& input) {
   Napi::Env env = value.Env();
   if (value.IsUndefined() || value.IsNull()) return new_output(env, bytes);
   if (async) throw_error(env, ErrorKind::Type, "out: a preallocated output is only accepted by the sync form");
@@ -164,6 +179,7 @@ Output output_arg(Napi::Value value, bool async, OutputKind kind, size_t bytes) 
   if (length != bytes)
     throw_error(env, ErrorKind::Shape,
                 "out: expected " + std::to_string(bytes) + " bytes for the output, got " + std::to_string(length));
+  expect_disjoint(env, data, length, input.data, input.bytes);
   return {value.As<Napi::TypedArray>().ArrayBuffer(), data};
 }
 
@@ -258,11 +274,10 @@ Napi::Value BConv2d(const Napi::CallbackInfo& info) {
     const bool async = async_flag(info, 5);
     const Conv2dShape s = bconv2d_shape(dims[0], dims[1], dims[2], dims[3], *weights, params);
     auto epilogue = epilogue_arg(info[4], s.out_c);
-    auto input = std::make_shared<PackedInput>(
-        packed_input(info[0], s.batch * s.in_h * s.in_w * b1_words(s.in_c), async, "[N, H, W, C]"));
+    auto input = std::make_shared<PackedInput>(packed_input(info[0], s.batch * s.in_h * s.in_w, s.in_c, async, "[N, H, W, C]"));
     const size_t pixels = s.batch * s.out_h * s.out_w;
     const Output out = output_arg(info[6], async, epilogue->e.kind,
-                                  binary_output_size(epilogue->e.kind, pixels, s.out_c) * element_bytes(epilogue->e.kind));
+                                  binary_output_size(epilogue->e.kind, pixels, s.out_c) * element_bytes(epilogue->e.kind), *input);
     MstPolicy policy = MstPolicy::Auto;
     auto mst = call_schedule(info, 7, weights, policy);
     auto work = [=, dst = out.data] {
@@ -296,10 +311,10 @@ Napi::Value BDense(const Napi::CallbackInfo& info) {
     auto epilogue = epilogue_arg(info[4], weights->out_channels);
     size_t words;
     if (__builtin_mul_overflow(rows, b1_words(in_c), &words)) throw_error(env, ErrorKind::Range, "input size overflows");
-    auto input = std::make_shared<PackedInput>(packed_input(info[0], words, async, "[rows, inChannels]"));
+    auto input = std::make_shared<PackedInput>(packed_input(info[0], rows, in_c, async, "[rows, inChannels]"));
     const size_t oc = weights->out_channels;
     const Output out = output_arg(info[6], async, epilogue->e.kind,
-                                  binary_output_size(epilogue->e.kind, rows, oc) * element_bytes(epilogue->e.kind));
+                                  binary_output_size(epilogue->e.kind, rows, oc) * element_bytes(epilogue->e.kind), *input);
     MstPolicy policy = MstPolicy::Auto;
     auto mst = call_schedule(info, 7, weights, policy);
     auto work = [=, dst = out.data] {
@@ -321,8 +336,7 @@ Napi::Value BMaxPool2d(const Napi::CallbackInfo& info) {
     const bool async = async_flag(info, 3);
     const Pool2dParams p{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
     const Conv2dShape s = bmaxpool2d_shape(dims[0], dims[1], dims[2], dims[3], p);
-    auto input = std::make_shared<PackedInput>(
-        packed_input(info[0], s.batch * s.in_h * s.in_w * b1_words(s.in_c), async, "[N, H, W, C]"));
+    auto input = std::make_shared<PackedInput>(packed_input(info[0], s.batch * s.in_h * s.in_w, s.in_c, async, "[N, H, W, C]"));
     const Output out = new_output(env, s.batch * s.out_h * s.out_w * b1_words(s.in_c) * 8);
     auto work = [=, dst = out.data] { bmaxpool2d(input->data, s, p, reinterpret_cast<uint64_t*>(dst)); };
     return finish(env, async, out, work,

@@ -1,6 +1,7 @@
 // convert.cc: argument validation, error mapping, external output buffers and the async job.
 #include "convert.h"
 
+#include <algorithm>
 #include <cmath>
 #include <new>
 
@@ -285,6 +286,15 @@ void expect_length(Napi::Env env, const ByteInput& in, size_t expected, const st
   if (in.length != expected)
     throw_error(env, ErrorKind::Shape,
                 name + ": " + what + " needs " + std::to_string(expected) + " values, got " + std::to_string(in.length));
+}
+
+void expect_disjoint(Napi::Env env, const void* out, size_t out_bytes, const void* in, size_t in_bytes) {
+  const auto o = reinterpret_cast<uintptr_t>(out), i = reinterpret_cast<uintptr_t>(in);
+  if (out_bytes == 0 || in_bytes == 0 || o >= i + in_bytes || i >= o + out_bytes) return;
+  const uintptr_t shared = std::min(o + out_bytes, i + in_bytes) - std::max(o, i);
+  throw_error(env, ErrorKind::Range,
+              "out: shares " + std::to_string(shared) + " bytes of memory with input; this operator cannot write in place, " +
+                  "pass an out tensor over a separate buffer");
 }
 
 }  // namespace lowbit::js

@@ -68,6 +68,11 @@ std::shared_ptr<ByteInput> byte_input(Napi::Value value, const std::string& name
 // Throws a ShapeError "<name>: <what> needs <expected> values, got <length>" on a mismatch.
 void expect_length(Napi::Env env, const ByteInput& in, size_t expected, const std::string& name, const std::string& what);
 
+// Throws a RangeError if a preallocated output [out, out + out_bytes) shares any byte with the
+// input [in, in + in_bytes): the kernels would read inputs they have already overwritten.
+// Compares addresses, so views of one buffer and aliases of one SharedArrayBuffer are both caught.
+void expect_disjoint(Napi::Env env, const void* out, size_t out_bytes, const void* in, size_t in_bytes);
+
 // Runs `work` now (sync) or on the libuv pool (async); both give {data: out's buffer, shape}.
 Napi::Value finish(Napi::Env env, bool async, const Output& out, std::function<void()> work,
                    std::function<Napi::Array(Napi::Env)> shape);

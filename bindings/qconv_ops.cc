@@ -87,8 +87,8 @@ std::shared_ptr<Quant> quant_arg(Napi::Value value, bool input_signed, const QCo
   return q;
 }
 
-// The caller's preallocated output (sync calls only) or a new buffer.
-Output output_arg(Napi::Value value, bool async, OutType type, size_t count) {
+// The caller's preallocated output (sync calls only) or a new buffer. It may not overlap the input.
+Output output_arg(Napi::Value value, bool async, OutType type, size_t count, const ByteInput& input) {
   Napi::Env env = value.Env();
   const size_t bytes = count * (type == OutType::S32 ? 4 : 1);
   if (value.IsUndefined() || value.IsNull()) return new_output(env, bytes);
@@ -107,6 +107,7 @@ Output output_arg(Napi::Value value, bool async, OutType type, size_t count) {
   }
   if (length != count)
     throw_error(env, ErrorKind::Shape, "out: expected " + std::to_string(count) + " elements, got " + std::to_string(length));
+  expect_disjoint(env, data, bytes, input.data, input.length);
   return {value.As<Napi::TypedArray>().ArrayBuffer(), data};
 }
 
@@ -124,7 +125,7 @@ Napi::Value QConv2d(const Napi::CallbackInfo& info) {
     auto input = byte_input(info[0], "input", async);
     expect_length(env, *input, s.batch * s.in_h * s.in_w * s.in_c, "input", "[N, H, W, C]");
     auto quant = quant_arg(info[4], input->is_signed, *weights);
-    const Output out = output_arg(info[6], async, quant->out, s.batch * s.out_h * s.out_w * s.out_c);
+    const Output out = output_arg(info[6], async, quant->out, s.batch * s.out_h * s.out_w * s.out_c, *input);
     auto work = [=, dst = out.data] { qconv2d(input->data, s, *weights, params, quant->input, quant->e, dst); };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
   });
@@ -144,7 +145,7 @@ Napi::Value QDense(const Napi::CallbackInfo& info) {
     expect_length(env, *input, rows * in_c, "input", "[rows, inChannels]");
     auto quant = quant_arg(info[4], input->is_signed, *weights);
     const size_t oc = weights->out_channels;
-    const Output out = output_arg(info[6], async, quant->out, rows * oc);
+    const Output out = output_arg(info[6], async, quant->out, rows * oc, *input);
     auto work = [=, dst = out.data] { qdense(input->data, rows, in_c, *weights, quant->input, quant->e, dst); };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {rows, oc}); });
   });
