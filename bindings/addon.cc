@@ -45,11 +45,17 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value UsableCpus(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(usable_cpus())); });
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   try {
-    active_isa();  // resolves LOWBIT_ISA now, so a bad value fails the require() with a clear error
+    // Resolve LOWBIT_ISA and LOWBIT_THREADS now, so a bad value fails the require() with a clear error.
+    active_isa();
+    num_threads();
   } catch (const Error& e) {
     throw_error(env, e.kind(), e.what());
   }
@@ -59,6 +65,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("threads", Napi::Function::New(env, Threads, "threads"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("usableCpus", Napi::Function::New(env, UsableCpus, "usableCpus"));
   init_binary_ops(env, exports);
   init_integer_ops(env, exports);
   init_qops(env, exports);

@@ -16,7 +16,7 @@ export {
   type QuantizeOptions,
 } from './quantize.js';
 export { Tensor, tensor, b1Words, type DType, type DataOf } from './tensor.js';
-export { isa, supportedIsas, setIsa, threads, setThreads, type Isa } from './runtime.js';
+export { isa, supportedIsas, setIsa, threads, setThreads, usableCpus, type Isa } from './runtime.js';
 export {
   bitpack,
   bitpackAsync,

@@ -86,6 +86,7 @@ export interface NativeBinding {
   setIsa(name: string): void;
   threads(): number;
   setThreads(n: number): void;
+  usableCpus(): number;
   packBinaryConv2dWeights(data: Float32Array | Int8Array, shape: number[], groups: number): NativeWeightsHandle;
   bitpack(data: Float32Array | Int8Array, rows: number, channels: number, async: boolean): NativeResult | Promise<NativeResult>;
   bconv2d(input: BigUint64Array, inputShape: number[], weights: NativeWeightsHandle, params: number[],

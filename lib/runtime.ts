@@ -23,17 +23,43 @@ export function setIsa(name: Isa): void {
   callNative(() => native.setIsa(name));
 }
 
-/** Threads of the shared worker pool (the calling thread included). Default: the CPU's threads. */
+/**
+ * Threads of the shared worker pool (the calling thread included). Default: the CPUs this process
+ * may use ({@link usableCpus}), or `LOWBIT_THREADS`.
+ */
 export function threads(): number {
   return native.threads();
 }
 
 /**
- * Sizes the shared worker pool; all operators and concurrent calls share it.
+ * The CPUs this process may run on: its CPU affinity (`taskset`, container cpusets), further
+ * limited by a cgroup CPU quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), rounded up.
+ */
+export function usableCpus(): number {
+  return native.usableCpus();
+}
+
+let warnedCap = false;
+
+/**
+ * Sizes the shared worker pool; all operators and concurrent calls share it. Threads beyond the
+ * usable CPUs add context switches, never speed, so `n` is capped at {@link usableCpus}, with one
+ * process warning (code `LOWBIT_THREADS`) the first time. Where that count is wrong, the
+ * `LOWBIT_THREADS` environment variable sets the default exactly.
  * @param n an integer in [1, 256]
+ * @returns the thread count now in use
  * @throws RangeError outside that range
  */
-export function setThreads(n: number): void {
+export function setThreads(n: number): number {
   if (!Number.isInteger(n) || n < 1 || n > 256) throw new RangeError(`threads: expected an integer in [1, 256], got ${String(n)}`);
+  const cap = usableCpus();
+  if (n > cap) {
+    if (!warnedCap) {
+      warnedCap = true;
+      process.emitWarning(`setThreads(${n}): this process may use ${cap} CPU(s); using ${cap} threads`, { code: 'LOWBIT_THREADS' });
+    }
+    n = cap;
+  }
   callNative(() => native.setThreads(n));
+  return n;
 }

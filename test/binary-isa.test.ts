@@ -24,6 +24,7 @@ import {
   type Isa,
   type Tensor,
 } from '../lib/index.js';
+import { forceThreads } from './helpers/threads.js';
 import { describeConv, randomConvCase, type ConvCase } from './helpers/cases.js';
 import { AWKWARD_CHANNELS, bytesDiff, describeEpilogue, randomEpilogue, randomSource, toOutputOption, type Source } from './helpers/oracle.js';
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
@@ -196,7 +197,7 @@ describe(`results do not depend on the thread count (seed ${SEED})`, () => {
   function underThreads<T extends { data: ArrayBufferView }>(fn: () => T): Map<number, T> {
     const out = new Map<number, T>();
     for (const n of counts) {
-      setThreads(n);
+      forceThreads(n);
       expect(threads()).toBe(n);
       out.set(n, fn());
     }
@@ -207,7 +208,7 @@ describe(`results do not depend on the thread count (seed ${SEED})`, () => {
   it('setThreads changes threads()', () => {
     setThreads(1);
     expect(threads()).toBe(1);
-    setThreads(2);
+    forceThreads(2);
     expect(threads()).toBe(2);
     setThreads(ORIGINAL_THREADS);
     expect(threads()).toBe(ORIGINAL_THREADS);
@@ -240,7 +241,7 @@ describe(`results do not depend on the thread count (seed ${SEED})`, () => {
     for (const name of ISAS)
       for (const n of [1, 2, 5]) {
         setIsa(name);
-        setThreads(n);
+        forceThreads(n);
         all.set(`${name}/${n}`, run());
       }
     setIsa(ORIGINAL_ISA);

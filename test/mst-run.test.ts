@@ -26,6 +26,7 @@ import {
   type BuildMstOptions,
   type MstSchedule,
 } from '../lib/index.js';
+import { forceThreads } from './helpers/threads.js';
 import { describeConv, randomConvCase } from './helpers/cases.js';
 import { bytesDiff, randomEpilogue, toOutputOption } from './helpers/oracle.js';
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
@@ -97,7 +98,7 @@ describe('bconv2d through an MST schedule equals the dense kernel', () => {
     const conv = { padding: 'same-zero' as const, output: { kind: 's8' as const, multiplier: new Array(40).fill(1 << 20), shift: new Array(40).fill(22) } };
     const want = bconv2d(x, w, conv);
     for (const n of [1, 2, 3]) {
-      setThreads(n);
+      forceThreads(n);
       expect(bytesDiff(bconv2d(x, w, { ...conv, mst, mstPolicy: 'always' }).data, want.data), `${n} threads`).toBe('');
       expect(bytesDiff((await bconv2dAsync(x, w, { ...conv, mst, mstPolicy: 'always' })).data, want.data), `async, ${n} threads`).toBe('');
     }

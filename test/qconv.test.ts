@@ -28,6 +28,7 @@ import {
   type QPadding,
   type Tensor,
 } from '../lib/index.js';
+import { forceThreads } from './helpers/threads.js';
 import { randomConvCase, describeConv, type PaddingKind } from './helpers/cases.js';
 import { bytesDiff, convOutSize, type ConvGeometry } from './helpers/oracle.js';
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
@@ -296,7 +297,7 @@ describe('API behaviour', () => {
     const results = await Promise.all(Array.from({ length: 16 }, () => qconv2dAsync(x, w, { ...c.opts, ...geometry })));
     for (const r of results) expect(bytesDiff(r.data, sync.data)).toBe('');
     for (const t of [1, 2, 3, 8]) {
-      setThreads(t);
+      forceThreads(t);
       expect(bytesDiff(qconv2d(x, w, { ...c.opts, ...geometry }).data, sync.data), `threads ${t}`).toBe('');
     }
     setThreads(ORIGINAL_THREADS);

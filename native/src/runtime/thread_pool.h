@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <functional>
+#include <string>
 
 namespace lowbit {
 
@@ -10,5 +11,10 @@ namespace lowbit {
 // Calls from several threads at once are served one after another. A task must not call
 // parallel_for itself. The first exception a task throws is rethrown here after all tasks end.
 void parallel_for(size_t count, const std::function<void(size_t)>& task);
+
+// The CPU limit of the cgroups listed in `proc_self_cgroup` (the text of /proc/self/cgroup) under
+// `cgroup_root` (/sys/fs/cgroup): v2 cpu.max, v1 cpu/cpu.cfs_quota_us over cpu.cfs_period_us,
+// rounded up, the tightest over each cgroup and its parents; 0 where none is set.
+size_t cgroup_cpu_limit(const std::string& proc_self_cgroup, const std::string& cgroup_root);
 
 }  // namespace lowbit
