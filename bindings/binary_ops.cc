@@ -22,6 +22,9 @@ std::shared_ptr<BinaryConv2dWeights> weights_arg(Napi::Value value) {
                                             "weights: expected packed binary weights (from packBinaryConv2dWeights)");
 }
 
+// What packed weights keep alive, for V8's external memory.
+size_t native_bytes(const BinaryConv2dWeights& w) { return w.bits.size() * 8 + w.tap_sums.size() * 4; }
+
 // packBinaryConv2dWeights(data: Float32Array | Int8Array, [O, H, W, I], groups)
 Napi::Value PackWeights(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -47,7 +50,7 @@ Napi::Value PackWeights(const Napi::CallbackInfo& info) {
       check_length(data.length);
       packed = pack_binary_conv2d_weights_f32(data.data, dims[0], dims[1], dims[2], dims[3], groups);
     }
-    Napi::Object handle = wrap_handle(env, instance_data(env).binary_weights, packed);
+    Napi::Object handle = wrap_handle(env, instance_data(env).binary_weights, packed, native_bytes(*packed));
     handle.Set("bytes", Napi::Number::New(env, static_cast<double>(packed->bits.size() * 8)));
     return handle;
   });
@@ -400,7 +403,7 @@ Napi::Value LoadMst(const Napi::CallbackInfo& info) {
     MstLayer layer = deserialize_mst(bytes.data, bytes.length);
     const BinaryConv2dWeights& w = *layer.weights;
     Napi::Object out = Napi::Object::New(env);
-    Napi::Object handle = wrap_handle(env, instance_data(env).binary_weights, layer.weights);
+    Napi::Object handle = wrap_handle(env, instance_data(env).binary_weights, layer.weights, native_bytes(w));
     handle.Set("bytes", Napi::Number::New(env, static_cast<double>(w.bits.size() * 8)));
     out.Set("weights", handle);
     out.Set("shape", shape_value(env, {w.out_channels, w.kernel_h, w.kernel_w, w.in_channels_per_group}));

@@ -25,6 +25,12 @@ ModelHandle& handle_arg(Napi::Value value) {
   return *ModelHandle::Unwrap(value.As<Napi::Object>());
 }
 
+// Tells V8 what the model keeps in native memory now (its arenas grow with the batch); a disposed
+// handle has reported 0 already.
+void report_memory(Napi::Env env, ModelHandle& handle) {
+  if (handle.value) handle.report(env, handle.value->memory_bytes());
+}
+
 // The model behind a handle; TypeError once disposed.
 std::shared_ptr<const Model> model_arg(Napi::Value value) {
   ModelHandle& handle = handle_arg(value);
@@ -51,7 +57,8 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     auto bytes = typed_array<uint8_t>(info[0], napi_uint8_array, "bytes");
-    return wrap_handle(env, instance_data(env).models, load_model(bytes.data, bytes.length));
+    auto model = load_model(bytes.data, bytes.length);
+    return wrap_handle(env, instance_data(env).models, model, model->memory_bytes());
   });
 }
 
@@ -146,6 +153,7 @@ Napi::Value RunModel(const Napi::CallbackInfo& info) {
     std::vector<Napi::ArrayBuffer> buffers;
     for (const Output& o : outs) out.push_back(reinterpret_cast<float*>(o.data)), buffers.push_back(o.buffer);
     a.model->run(a.batch, in.data(), out.data());
+    report_memory(env, handle_arg(info[0]));
     return output_arrays(env, buffers);
   });
 }
@@ -167,7 +175,9 @@ Napi::Value RunModelAsync(const Napi::CallbackInfo& info) {
       for (const auto& v : *inputs) in.push_back(v.data());
       model->run(batch, in.data(), out.data());
     };
-    auto result = [refs](Napi::Env e) -> Napi::Value {
+    auto handle = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
+    auto result = [refs, handle](Napi::Env e) -> Napi::Value {
+      report_memory(e, *ModelHandle::Unwrap(handle->Value()));
       std::vector<Napi::ArrayBuffer> buffers;
       for (auto& r : *refs) buffers.push_back(r.Value());
       return output_arrays(e, buffers);
@@ -176,11 +186,14 @@ Napi::Value RunModelAsync(const Napi::CallbackInfo& info) {
   });
 }
 
-// disposeModel(handle): drops the handle's model (in-flight async runs hold their own); a no-op the second time.
+// disposeModel(handle): drops the handle's model (in-flight async runs hold their own) and its
+// report to V8; a no-op the second time.
 Napi::Value DisposeModel(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
-    handle_arg(info[0]).value.reset();
+    ModelHandle& handle = handle_arg(info[0]);
+    handle.value.reset();
+    handle.report(env, 0);
     return env.Undefined();
   });
 }

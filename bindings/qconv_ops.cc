@@ -32,7 +32,9 @@ Napi::Value PackWeights(const Napi::CallbackInfo& info) {
       throw_error(env, ErrorKind::Shape,
                   "weights: shape [O, H, W, I] needs " + std::to_string(count) + " values, got " + std::to_string(data.length));
     auto packed = pack_qconv2d_weights(data.data, dims[0], dims[1], dims[2], dims[3], groups, static_cast<int>(bits));
-    Napi::Object handle = wrap_handle(env, instance_data(env).qconv_weights, packed);
+    // What the packed weights keep alive, for V8's external memory.
+    const size_t native_bytes = packed->bytes() + packed->wsum.size() * 4 + packed->l1.size() * 8 + packed->small_k.size() * 2;
+    Napi::Object handle = wrap_handle(env, instance_data(env).qconv_weights, packed, native_bytes);
     handle.Set("bytes", Napi::Number::New(env, static_cast<double>(packed->bytes())));
     return handle;
   });

@@ -92,10 +92,20 @@ export class Model {
     return this.wrap(batch, await awaitNative(() => native.runModelAsync(handle, batch, arrays)));
   }
 
-  /** Releases the native model now; runs already started finish first. */
+  /**
+   * Releases the native model now (its weights and activation arenas); runs already started
+   * finish first. A second call does nothing. A model dropped without it is freed when garbage
+   * collected (its native memory is reported to V8, so collection comes in time), but disposing
+   * returns the memory at once: `using model = loadModel(path)` does so at the end of the scope.
+   */
   dispose(): void {
     if (this.handle) native.disposeModel(this.handle);
     this.handle = null;
+  }
+
+  /** {@link dispose}, for `using model = loadModel(...)` (TypeScript >= 5.2). */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 
   private live(): NativeModelHandle {

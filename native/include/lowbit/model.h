@@ -55,6 +55,11 @@ class Model {
   // batch size allocates one per concurrent run, then none.
   size_t arena_allocations() const;
 
+  // Native bytes the model keeps: its file's size (about what the graph and packed weights take)
+  // plus every pooled arena, which grows with the largest batches run at once. For the bindings,
+  // which report it to the JS engine's garbage collector.
+  size_t memory_bytes() const;
+
   struct Impl;
 
  private:

@@ -53,6 +53,8 @@ struct Model::Impl {
   mutable std::map<size_t, std::shared_ptr<const Placement>> plans;
   mutable std::vector<std::unique_ptr<Arena>> arenas;  // free ones
   mutable std::atomic<size_t> allocations{0};
+  size_t file_bytes = 0;
+  mutable std::atomic<size_t> arena_bytes{0};  // the capacities of all arenas, leased or free
 
   std::shared_ptr<const Placement> plan(size_t batch) const;
   std::unique_ptr<Arena> take_arena(size_t bytes) const;
@@ -102,6 +104,7 @@ std::unique_ptr<Arena> Model::Impl::take_arena(size_t bytes) const {
   }
   if (arena->capacity < bytes) {
     arena->bytes.resize(bytes);
+    arena_bytes += bytes - arena->capacity;
     arena->capacity = bytes;
     ++allocations;
   }
@@ -120,6 +123,7 @@ const std::string& Model::json() const { return impl_->json; }
 const std::vector<ModelIo>& Model::inputs() const { return impl_->inputs; }
 const std::vector<ModelIo>& Model::outputs() const { return impl_->outputs; }
 size_t Model::arena_allocations() const { return impl_->allocations.load(); }
+size_t Model::memory_bytes() const { return impl_->file_bytes + impl_->arena_bytes.load(); }
 
 std::vector<ModelNodeInfo> Model::nodes() const {
   std::vector<ModelNodeInfo> out;
@@ -272,6 +276,7 @@ ModelIo io_info(const GraphIo& io, const Graph& g) {
 std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size) {
   const std::vector<Section> sections = parse_container(data, size);
   auto m = std::make_unique<Model::Impl>();
+  m->file_bytes = size;
   m->json.assign(reinterpret_cast<const char*>(sections[0].data), sections[0].size);
   const json::Document doc(m->json);
   const json::Value root = json::Value::root(doc);
