@@ -1,6 +1,6 @@
 /**
  * Lowering of the ONNX graph to the canonical float operators of ir.ts, in one walk over the nodes
- * in topological order:
+ * that some graph output depends on (dead nodes are neither folded nor checked), in topological order:
  *
  *  - nodes whose inputs are all constants are folded (fold.ts), as is `Shape` of an activation
  *    (whose dynamic batch becomes NaN, so that `Reshape(x, Concat(Shape(x)[0], -1))` reads [N, -1]);
@@ -24,7 +24,8 @@ import type { Constant, FloatNode, FloatOp, ImportedQuant, PoolAttrs } from './i
 import { FOLDABLE_OPS, foldNode, reshapeDims, shapeOf } from './fold.js';
 import { describe, type RawInput, type RawModel, type RawNode } from './proto.js';
 import { inferDims } from './shapes.js';
-import { allEqual, ctensor, DT, dtypeName, formatDims, isFloatType, size, type CTensor } from './tensor.js';
+import { topoSort } from './toposort.js';
+import { allEqual, ctensor, DT, dtypeName, FoldBudget, formatDims, isFloatType, size, type CTensor } from './tensor.js';
 
 interface Act {
   kind: 'act';
@@ -112,6 +113,27 @@ function fitsOnto(cdims: number[], xdims: number[]): boolean {
   return cdims.every((d, i) => d === 1 || d === xdims[xdims.length - cdims.length + i]);
 }
 
+/** The most a kernel, stride, dilation or pad may be (the .lowbit format's limit). */
+const MAX_WINDOW = 65535;
+
+/** A window attribute: `count` integers >= `min` (else malformed), up to MAX_WINDOW (else unsupported). */
+function windowInts(node: RawNode, name: string, v: number[], count: number, min: number): void {
+  if (v.length !== count || v.some((k) => !Number.isInteger(k) || k < min)) {
+    throw new ModelFormatError(`${describe(node)}: attribute "${name}" is [${v.join(', ')}], expected ${count} integers >= ${min}${count === 2 ? ' (2-D windows only)' : ''}`);
+  }
+  if (v.some((k) => k > MAX_WINDOW)) throw new UnsupportedError(`${describe(node)}: attribute "${name}" is [${v.join(', ')}]; supported: values in [${min}, ${MAX_WINDOW}]`);
+}
+
+/** Tensor dims lowbit can hold: each at most MAX_DIM, and at most MAX_SAMPLE values per sample (the batch aside). */
+const MAX_DIM = 2 ** 24;
+const MAX_SAMPLE = 2 ** 31 - 1;
+
+function checkDims(dims: number[], what: string): void {
+  if (dims.slice(1).some((d) => d > MAX_DIM) || size(dims.slice(1)) > MAX_SAMPLE) {
+    throw new UnsupportedError(`${what}: dims ${formatDims(dims)}; supported: each dimension at most ${MAX_DIM} and at most ${MAX_SAMPLE} values per sample`);
+  }
+}
+
 export interface LoweredGraph {
   inputs: string[];
   inputDims: Map<string, number[]>;
@@ -119,8 +141,11 @@ export interface LoweredGraph {
   nodes: FloatNode[];
 }
 
-/** Kahn's algorithm over the raw nodes (stable: keeps the file's order where it is valid). */
-function sortRaw(model: RawModel): RawNode[] {
+/**
+ * The nodes some graph output depends on, in topological order (stable: the file's order where it
+ * is valid). Dead nodes are skipped, so an unused constant subgraph is never folded.
+ */
+function liveSorted(model: RawModel): RawNode[] {
   const available = new Set<string>([...model.initializers.keys(), ...model.inputs.map((i) => i.name), '']);
   const producers = new Map<string, RawNode>();
   for (const node of model.nodes) {
@@ -137,18 +162,29 @@ function sortRaw(model: RawModel): RawNode[] {
       }
     }
   }
-  const sorted: RawNode[] = [];
-  let pending = model.nodes;
-  while (pending.length > 0) {
-    const rest: RawNode[] = [];
-    for (const node of pending) {
-      if (node.inputs.every((i) => available.has(i))) {
-        sorted.push(node);
-        for (const o of node.outputs) available.add(o);
-      } else rest.push(node);
+  const live = new Set<RawNode>();
+  const stack = [...model.outputs];
+  while (stack.length > 0) {
+    const node = producers.get(stack.pop()!);
+    if (!node || live.has(node)) continue;
+    live.add(node);
+    stack.push(...node.inputs);
+  }
+  const { sorted, stuck } = topoSort(
+    model.nodes.filter((n) => live.has(n)),
+    (n) => n.inputs,
+    (n) => n.outputs,
+    (name) => available.has(name),
+  );
+  if (stuck.length > 0) {
+    // every stuck node reads a stuck node: walking back from one reaches the cycle
+    const isStuck = new Set(stuck);
+    let node = stuck[0];
+    for (const seen = new Set<RawNode>(); !seen.has(node); ) {
+      seen.add(node);
+      node = node.inputs.map((i) => producers.get(i)).find((p) => p !== undefined && isStuck.has(p))!;
     }
-    if (rest.length === pending.length) throw new ModelFormatError(`${describe(rest[0])}: the graph has a cycle through this node`);
-    pending = rest;
+    throw new ModelFormatError(`${describe(node)}: the graph has a cycle through this node`);
   }
   return sorted;
 }
@@ -163,15 +199,19 @@ class Lowering {
   private readonly subOrigins = new Map<string, { b: string; a: string }>();
   /** every tensor name some node or the graph output reads */
   readonly used = new Set<string>();
+  private readonly budget: FoldBudget;
 
   constructor(
     private readonly model: RawModel,
     private readonly batch: number | undefined,
-  ) {}
+  ) {
+    this.budget = FoldBudget.forModel(model.bytes);
+  }
 
   run(): LoweredGraph {
     const { model } = this;
-    for (const node of model.nodes) for (const i of node.inputs) this.used.add(i);
+    const nodes = liveSorted(model);
+    for (const node of nodes) for (const i of node.inputs) this.used.add(i);
     for (const o of model.outputs) this.used.add(o);
     for (const [name, t] of model.initializers) this.values.set(name, { kind: 'const', t });
     const inputDims = new Map<string, number[]>();
@@ -181,13 +221,13 @@ class Lowering {
       this.tensorDims.set(input.name, dims);
       this.values.set(input.name, { kind: 'act', tensor: input.name, dims });
     }
-    for (const node of sortRaw(model)) this.lower(node);
+    for (const node of nodes) this.lower(node);
     return { inputs: model.inputs.map((i) => i.name), inputDims, outputs: model.outputs, nodes: this.outputsNamed() };
   }
 
   private inputDims(input: RawInput): number[] {
     const where = `ONNX graph input "${input.name}"`;
-    return input.dims.map((d, axis) => {
+    const dims = input.dims.map((d, axis) => {
       if (axis === 0) {
         if (d === null) return this.batch ?? -1;
         if (this.batch !== undefined && this.batch !== d) throw new RangeError(`options.batch: ${this.batch}, but ${where} fixes the batch to ${d}`);
@@ -196,30 +236,38 @@ class Lowering {
       if (d === null) throw new UnsupportedError(`${where}: dimension ${axis} is symbolic or missing (field type.tensor_type.shape.dim); only the batch axis 0 may be dynamic`);
       return d;
     });
+    checkDims(dims, where);
+    return dims;
   }
 
   /** Graph outputs must be tensors of their own name: renames a node output, or adds a copy. */
   private outputsNamed(): FloatNode[] {
     const { model, nodes } = this;
     const taken = new Set<string>(model.inputs.map((i) => i.name));
+    const outputs = new Set(model.outputs);
+    const renamed = new Map<string, string>(); // applied to every reader at the end, in one pass
     for (const name of model.outputs) {
       const v = this.values.get(name);
       if (!v) throw new ModelFormatError(`ONNX graph output "${name}" is not produced by any node (field graph.output)`);
       if (v.kind === 'const') throw new UnsupportedError(`ONNX graph output "${name}" is a constant`);
       const act = this.materialize(v, `graph output "${name}"`);
-      const producer = nodes.find((n) => n.output === act.tensor);
-      if (act.tensor !== name && producer && !taken.has(act.tensor) && !model.outputs.includes(act.tensor)) {
-        const old = act.tensor;
+      const tensor = renamed.get(act.tensor) ?? act.tensor;
+      const producer = this.producers.get(tensor);
+      if (tensor !== name && producer && !taken.has(tensor) && !outputs.has(tensor)) {
         producer.output = name;
-        for (const n of nodes) {
-          if ('inputs' in n) n.inputs = n.inputs.map((i) => (i === old ? name : i)) as typeof n.inputs;
-          else if (n.input === old) n.input = name;
-        }
-        for (const value of this.values.values()) if (value.kind === 'act' && value.tensor === old) value.tensor = name;
-      } else if (act.tensor !== name) {
-        nodes.push({ op: 'clip', input: act.tensor, min: -Infinity, max: Infinity, name: `${name}.copy`, output: name });
+        renamed.set(tensor, name);
+      } else if (tensor !== name) {
+        nodes.push({ op: 'clip', input: tensor, min: -Infinity, max: Infinity, name: `${name}.copy`, output: name });
       }
       taken.add(name);
+    }
+    if (renamed.size > 0) {
+      const rename = (t: string) => renamed.get(t) ?? t;
+      for (const n of nodes) {
+        if ('inputs' in n) n.inputs = n.inputs.map(rename) as typeof n.inputs;
+        else n.input = rename(n.input);
+      }
+      for (const value of this.values.values()) if (value.kind === 'act') value.tensor = rename(value.tensor);
     }
     return nodes;
   }
@@ -237,6 +285,7 @@ class Lowering {
       if (!d) throw new Error(`internal: tensor "${name}" has no dims`);
       return d;
     });
+    checkDims(dims, `${describe(node)}: output "${output}"`);
     this.push(fnode, dims);
     const act: Act = { kind: 'act', tensor: output, dims };
     this.values.set(output, act);
@@ -290,7 +339,7 @@ class Lowering {
       const consts = ins.map((v) => (v as Const | undefined)?.t);
       const ste = node.opType === 'Add' ? this.constantSte(node) : undefined;
       if (node.opType === 'Sub') this.subOrigins.set(node.outputs[0], { b: node.inputs[0], a: node.inputs[1] });
-      const out = ste ? [ste] : foldNode(node, consts, this.model.opset);
+      const out = ste ? [ste] : foldNode(node, consts, this.model.opset, this.budget);
       if (!out) {
         if (ACTIVATION_OPS.includes(node.opType) || node.opType in KNOWN_ATTRS) {
           throw new UnsupportedError(`${describe(node)}: ${node.opType} with only constant inputs cannot be folded; foldable operators: ${FOLDABLE_OPS.join(', ')}`);
@@ -411,20 +460,14 @@ class Lowering {
     if (!kernel) throw new ModelFormatError(`${describe(node)}: attribute "kernel_shape" is required`);
     const stride = a.ints('strides') ?? [1, 1];
     const dilation = a.ints('dilations') ?? [1, 1];
-    for (const [name, v] of [
-      ['kernel_shape', kernel],
-      ['strides', stride],
-      ['dilations', dilation],
-    ] as const) {
-      if (v.length !== 2 || v.some((k) => !Number.isInteger(k) || k < 1)) {
-        throw new ModelFormatError(`${describe(node)}: attribute "${name}" is [${v.join(', ')}], expected 2 positive integers (2-D windows only)`);
-      }
-    }
+    windowInts(node, 'kernel_shape', kernel, 2, 1);
+    windowInts(node, 'strides', stride, 2, 1);
+    windowInts(node, 'dilations', dilation, 2, 1);
     const autoPad = a.string('auto_pad', 'NOTSET');
     let pads: number[];
     if (autoPad === 'NOTSET' || autoPad === '') {
       pads = a.ints('pads') ?? [0, 0, 0, 0];
-      if (pads.length !== 4 || pads.some((p) => !Number.isInteger(p) || p < 0)) throw new ModelFormatError(`${describe(node)}: attribute "pads" is [${pads.join(', ')}], expected 4 non-negative integers`);
+      windowInts(node, 'pads', pads, 4, 0);
     } else if (autoPad === 'VALID') {
       pads = [0, 0, 0, 0];
     } else if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
@@ -460,7 +503,14 @@ class Lowering {
         const b = ins[2] ? this.konst(node, ins, 2, 'bias') : undefined;
         if (b && (b.dims.length !== 1 || b.dims[0] !== w.dims[0])) throw new ModelFormatError(`${describe(node)}: bias ${formatDims(b.dims)} for ${w.dims[0]} output channels`);
         const win = this.windowAttrs(node, x, w.dims.slice(2));
+        const extent = [win.kernel[0] * win.dilation[0], win.kernel[1] * win.dilation[1]];
+        if (win.pads.some((p, i) => p >= extent[i % 2])) {
+          throw new UnsupportedError(`${describe(node)}: attribute "pads" is [${win.pads.join(', ')}]; supported: pads smaller than the dilated kernel extent (${extent.join(' x ')})`);
+        }
         const groups = a.int('group', 1);
+        if (!Number.isInteger(groups) || groups < 1 || x.dims[1] % groups !== 0 || w.dims[0] % groups !== 0) {
+          throw new ModelFormatError(`${describe(node)}: attribute "group" is ${groups}, expected a positive integer dividing the input's ${x.dims[1]} channels and the ${w.dims[0]} output channels`);
+        }
         this.emit(node, {
           op: 'conv',
           input: x.tensor,

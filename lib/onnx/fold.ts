@@ -8,13 +8,14 @@
  * An unknown integer (the dynamic batch size reported by `Shape` of an activation) is NaN; it passes
  * through data movement (Gather, Concat, Slice, Unsqueeze, ...) unchanged and turns arithmetic on it
  * into NaN. A shape argument that still holds a NaN where a number is needed is an UnsupportedError.
+ *
+ * Every folded value is allocated through a FoldBudget (tensor.ts), which checks the output's dims
+ * against the per-tensor limit and the model's total before allocating anything.
  */
 import { ModelFormatError, UnsupportedError } from '../errors.js';
 import { describe, type RawNode } from './proto.js';
 import {
-  broadcastDims,
   castValue,
-  checkFoldedSize,
   DT,
   dtypeName,
   formatDims,
@@ -23,10 +24,17 @@ import {
   roundHalfEven,
   size,
   strides,
+  FoldBudget,
+  type Allocator,
   type CTensor,
 } from './tensor.js';
 
-type Fold = (node: RawNode, inputs: (CTensor | undefined)[], opset: number) => CTensor[];
+/** What a fold gets beside its inputs: the opset, and where its outputs' values come from. */
+interface Context extends Allocator {
+  opset: number;
+}
+
+type Fold = (node: RawNode, inputs: (CTensor | undefined)[], ctx: Context) => CTensor[];
 
 function input(node: RawNode, inputs: (CTensor | undefined)[], i: number): CTensor {
   const t = inputs[i];
@@ -54,27 +62,27 @@ function formatValues(v: number[]): string {
 }
 
 function unary(fn: (v: number) => number, outType?: number): Fold {
-  return (node, ins) => {
+  return (node, ins, ctx) => {
     const x = input(node, ins, 0);
-    return [mapBroadcast([x], outType ?? x.dtype, fn, describe(node))];
+    return [mapBroadcast([x], outType ?? x.dtype, fn, ctx)];
   };
 }
 
 function binary(fn: (a: number, b: number, dtype: number) => number, outType?: number): Fold {
-  return (node, ins) => {
+  return (node, ins, ctx) => {
     const a = input(node, ins, 0);
     const b = input(node, ins, 1);
     const dtype = outType ?? a.dtype;
-    return [mapBroadcast([a, b], dtype, (x, y) => fn(x, y, a.dtype), describe(node))];
+    return [mapBroadcast([a, b], dtype, (x, y) => fn(x, y, a.dtype), ctx)];
   };
 }
 
 function variadic(fn: (a: number, b: number) => number): Fold {
-  return (node, ins) => {
+  return (node, ins, ctx) => {
     const xs = ins.filter((t): t is CTensor => t !== undefined);
     if (xs.length === 0) throw new ModelFormatError(`${describe(node)}: no inputs (field node.input)`);
     let acc = xs[0];
-    for (const x of xs.slice(1)) acc = mapBroadcast([acc, x], xs[0].dtype, fn, describe(node));
+    for (const x of xs.slice(1)) acc = mapBroadcast([acc, x], xs[0].dtype, fn, ctx);
     return [acc];
   };
 }
@@ -91,7 +99,7 @@ function axesOf(node: RawNode, ins: (CTensor | undefined)[], index: number): num
 }
 
 function reduce(init: number, step: (acc: number, v: number) => number, finish: (acc: number, count: number) => number = (a) => a): Fold {
-  return (node, ins) => {
+  return (node, ins, ctx) => {
     const x = input(node, ins, 0);
     const rank = x.dims.length;
     const keep = node.attrs.int('keepdims', 1) !== 0;
@@ -104,7 +112,7 @@ function reduce(init: number, step: (acc: number, v: number) => number, finish: 
     const outDimsKeep = x.dims.map((d, i) => (set.has(i) ? 1 : d));
     const outStrides = strides(outDimsKeep);
     const n = size(outDimsKeep);
-    const acc = new Float64Array(n).fill(init);
+    const acc = ctx.alloc(outDimsKeep).fill(init);
     const count = size(x.dims) / Math.max(1, n);
     const inCounter = new Array<number>(rank).fill(0);
     for (let i = 0; i < x.data.length; ++i) {
@@ -144,12 +152,12 @@ export function reshapeDims(node: RawNode, inDims: number[], shape: number[], al
   return out;
 }
 
-function transpose(x: CTensor, perm: number[]): CTensor {
+function transpose(x: CTensor, perm: number[], to: Allocator): CTensor {
   const rank = x.dims.length;
   const dims = perm.map((p) => x.dims[p]);
   const inStrides = strides(x.dims);
   const permStrides = perm.map((p) => inStrides[p]);
-  const out = new Float64Array(x.data.length);
+  const out = to.alloc(dims);
   const counter = new Array<number>(rank).fill(0);
   let offset = 0;
   for (let i = 0; i < out.length; ++i) {
@@ -166,7 +174,7 @@ function transpose(x: CTensor, perm: number[]): CTensor {
   return { dtype: x.dtype, dims, data: out };
 }
 
-function concat(node: RawNode, xs: CTensor[], axisAttr: number): CTensor {
+function concat(node: RawNode, xs: CTensor[], axisAttr: number, to: Allocator): CTensor {
   const rank = xs[0].dims.length;
   const axis = normAxis(node, axisAttr, rank);
   for (const x of xs) {
@@ -177,7 +185,7 @@ function concat(node: RawNode, xs: CTensor[], axisAttr: number): CTensor {
   const dims = [...xs[0].dims];
   dims[axis] = xs.reduce((s, x) => s + x.dims[axis], 0);
   const outer = size(dims.slice(0, axis));
-  const out = new Float64Array(size(dims));
+  const out = to.alloc(dims);
   let o = 0;
   for (let i = 0; i < outer; ++i) {
     for (const x of xs) {
@@ -190,7 +198,7 @@ function concat(node: RawNode, xs: CTensor[], axisAttr: number): CTensor {
   return { dtype, dims, data: out };
 }
 
-function gather(node: RawNode, x: CTensor, indices: CTensor, axisAttr: number): CTensor {
+function gather(node: RawNode, x: CTensor, indices: CTensor, axisAttr: number, to: Allocator): CTensor {
   const axis = normAxis(node, axisAttr, x.dims.length);
   const n = x.dims[axis];
   const outer = size(x.dims.slice(0, axis));
@@ -200,7 +208,8 @@ function gather(node: RawNode, x: CTensor, indices: CTensor, axisAttr: number): 
     if (!Number.isInteger(k) || k < 0 || k >= n) throw new ModelFormatError(`${describe(node)}: index ${v} is out of range for axis ${axisAttr} of size ${n}`);
     return k;
   });
-  const out = new Float64Array(outer * idx.length * inner);
+  const dims = [...x.dims.slice(0, axis), ...indices.dims, ...x.dims.slice(axis + 1)];
+  const out = to.alloc(dims);
   let o = 0;
   for (let i = 0; i < outer; ++i) {
     for (const k of idx) {
@@ -208,10 +217,10 @@ function gather(node: RawNode, x: CTensor, indices: CTensor, axisAttr: number): 
       o += inner;
     }
   }
-  return { dtype: x.dtype, dims: [...x.dims.slice(0, axis), ...indices.dims, ...x.dims.slice(axis + 1)], data: out };
+  return { dtype: x.dtype, dims, data: out };
 }
 
-function slice(node: RawNode, ins: (CTensor | undefined)[]): CTensor {
+function slice(node: RawNode, ins: (CTensor | undefined)[], to: Allocator): CTensor {
   const x = input(node, ins, 0);
   const rank = x.dims.length;
   const starts = intsOf(node, input(node, ins, 1), 'starts');
@@ -234,7 +243,7 @@ function slice(node: RawNode, ins: (CTensor | undefined)[]): CTensor {
     count[a] = Math.max(0, Math.ceil((e - b) / s));
   });
   const inStrides = strides(x.dims);
-  const out = new Float64Array(size(count));
+  const out = to.alloc(count);
   const counter = new Array<number>(rank).fill(0);
   for (let i = 0; i < out.length; ++i) {
     let off = 0;
@@ -270,7 +279,7 @@ function quantParams(node: RawNode, x: CTensor, scale: CTensor, zp: CTensor | un
 
 const QRANGE: Record<number, [number, number]> = { [DT.UINT8]: [0, 255], [DT.INT8]: [-128, 127], [DT.INT32]: [-(2 ** 31), 2 ** 31 - 1] };
 
-function quantizeLinear(node: RawNode, ins: (CTensor | undefined)[]): CTensor {
+function quantizeLinear(node: RawNode, ins: (CTensor | undefined)[], to: Allocator): CTensor {
   const x = input(node, ins, 0);
   const scale = input(node, ins, 1);
   const zp = ins[2];
@@ -278,7 +287,7 @@ function quantizeLinear(node: RawNode, ins: (CTensor | undefined)[]): CTensor {
   const range = QRANGE[dtype];
   if (!range) throw new UnsupportedError(`${describe(node)}: zero point of type ${dtypeName(dtype)}; supported: UINT8, INT8, INT32`);
   const { s, z } = quantParams(node, x, scale, zp);
-  const out = new Float64Array(x.data.length);
+  const out = to.alloc(x.dims);
   for (let i = 0; i < out.length; ++i) {
     const q = roundHalfEven(castValue(x.data[i] / s(i), x.dtype === DT.DOUBLE ? DT.DOUBLE : DT.FLOAT)) + z(i);
     out[i] = Number.isNaN(q) ? z(i) : Math.min(range[1], Math.max(range[0], q));
@@ -286,11 +295,11 @@ function quantizeLinear(node: RawNode, ins: (CTensor | undefined)[]): CTensor {
   return { dtype, dims: [...x.dims], data: out };
 }
 
-function dequantizeLinear(node: RawNode, ins: (CTensor | undefined)[]): CTensor {
+function dequantizeLinear(node: RawNode, ins: (CTensor | undefined)[], to: Allocator): CTensor {
   const x = input(node, ins, 0);
   const scale = input(node, ins, 1);
   const { s, z } = quantParams(node, x, scale, ins[2]);
-  const out = new Float64Array(x.data.length);
+  const out = to.alloc(x.dims);
   for (let i = 0; i < out.length; ++i) out[i] = Math.fround((x.data[i] - z(i)) * s(i));
   return { dtype: scale.dtype === DT.DOUBLE ? DT.DOUBLE : DT.FLOAT, dims: [...x.dims], data: out };
 }
@@ -332,25 +341,26 @@ const FOLDS: Record<string, Fold> = {
   And: bool((a, b) => a !== 0 && b !== 0),
   Or: bool((a, b) => a !== 0 || b !== 0),
   Xor: bool((a, b) => (a !== 0) !== (b !== 0)),
-  Where: (node, ins) => {
+  Where: (node, ins, ctx) => {
     const c = input(node, ins, 0);
     const x = input(node, ins, 1);
     const y = input(node, ins, 2);
-    return [mapBroadcast([c, x, y], x.dtype, (cv, xv, yv) => (cv ? xv : yv), describe(node))];
+    return [mapBroadcast([c, x, y], x.dtype, (cv, xv, yv) => (cv ? xv : yv), ctx)];
   },
-  Clip: (node, ins, opset) => {
+  Clip: (node, ins, ctx) => {
     const x = input(node, ins, 0);
+    const opset = ctx.opset;
     const lo = opset < 11 ? node.attrs.float('min', -Infinity) : ins[1] ? ins[1].data[0] : -Infinity;
     const hi = opset < 11 ? node.attrs.float('max', Infinity) : ins[2] ? ins[2].data[0] : Infinity;
-    return [mapBroadcast([x], x.dtype, (v) => (v < lo ? lo : v > hi ? hi : v), describe(node))];
+    return [mapBroadcast([x], x.dtype, (v) => (v < lo ? lo : v > hi ? hi : v), ctx)];
   },
-  Cast: (node, ins) => {
+  Cast: (node, ins, ctx) => {
     const x = input(node, ins, 0);
     const to = node.attrs.int('to', 0);
     if (![DT.FLOAT, DT.DOUBLE, DT.INT8, DT.UINT8, DT.INT32, DT.INT64, DT.BOOL].includes(to as 1)) {
       throw new UnsupportedError(`${describe(node)}: cast to ${dtypeName(to)} (attribute "to"); supported: FLOAT, DOUBLE, INT8, UINT8, INT32, INT64, BOOL`);
     }
-    return [mapBroadcast([x], to, (v) => v, describe(node))];
+    return [mapBroadcast([x], to, (v) => v, ctx)];
   },
   ReduceMean: reduce(0, (a, v) => a + v, (a, n) => a / n),
   ReduceSum: reduce(0, (a, v) => a + v),
@@ -369,13 +379,13 @@ const FOLDS: Record<string, Fold> = {
     if (a < 0 || a > x.dims.length) throw new ModelFormatError(`${describe(node)}: axis ${axis} is out of range for rank ${x.dims.length}`);
     return [reshaped(x, [size(x.dims.slice(0, a)), size(x.dims.slice(a))])];
   },
-  Transpose: (node, ins) => {
+  Transpose: (node, ins, ctx) => {
     const x = input(node, ins, 0);
     const perm = node.attrs.ints('perm') ?? x.dims.map((_, i) => x.dims.length - 1 - i);
     if (perm.length !== x.dims.length || [...perm].sort().some((p, i) => p !== i)) {
       throw new ModelFormatError(`${describe(node)}: perm [${perm.join(', ')}] is not a permutation of rank ${x.dims.length} (attribute "perm")`);
     }
-    return [transpose(x, perm)];
+    return [transpose(x, perm, ctx)];
   },
   Unsqueeze: (node, ins) => {
     const x = input(node, ins, 0);
@@ -394,39 +404,38 @@ const FOLDS: Record<string, Fold> = {
     if (set) for (const a of set) if (x.dims[a] !== 1) throw new ModelFormatError(`${describe(node)}: axis ${a} has size ${x.dims[a]}, not 1`);
     return [reshaped(x, x.dims.filter((d, i) => (set ? !set.has(i) : d !== 1)))];
   },
-  Concat: (node, ins) => {
+  Concat: (node, ins, ctx) => {
     const xs = ins.filter((t): t is CTensor => t !== undefined);
     if (xs.length === 0) throw new ModelFormatError(`${describe(node)}: no inputs (field node.input)`);
-    return [concat(node, xs, node.attrs.int('axis', 0))];
+    return [concat(node, xs, node.attrs.int('axis', 0), ctx)];
   },
-  Expand: (node, ins) => {
+  Expand: (node, ins, ctx) => {
     const x = input(node, ins, 0);
     const shape = intsOf(node, input(node, ins, 1), 'the target shape');
-    const dims = broadcastDims([x.dims, shape], describe(node));
-    return [mapBroadcast([x, { dtype: x.dtype, dims, data: new Float64Array(size(dims)) }], x.dtype, (v) => v, describe(node))];
+    return [mapBroadcast([x], x.dtype, (v) => v, ctx, shape)];
   },
   Shape: (node, ins) => {
     const x = input(node, ins, 0);
     return [shapeOf(node, x.dims)];
   },
   Size: (node, ins) => [{ dtype: DT.INT64, dims: [], data: Float64Array.of(size(input(node, ins, 0).dims)) }],
-  Gather: (node, ins) => [gather(node, input(node, ins, 0), input(node, ins, 1), node.attrs.int('axis', 0))],
-  Slice: (node, ins) => [slice(node, ins)],
-  ConstantOfShape: (node, ins) => {
+  Gather: (node, ins, ctx) => [gather(node, input(node, ins, 0), input(node, ins, 1), node.attrs.int('axis', 0), ctx)],
+  Slice: (node, ins, ctx) => [slice(node, ins, ctx)],
+  ConstantOfShape: (node, ins, ctx) => {
     const dims = intsOf(node, input(node, ins, 0), 'the shape');
-    checkFoldedSize(dims, describe(node));
     const value = node.attrs.tensor('value') ?? { dtype: DT.FLOAT, dims: [1], data: Float64Array.of(0) };
-    return [{ dtype: value.dtype, dims, data: new Float64Array(size(dims)).fill(value.data[0] ?? 0) }];
+    return [{ dtype: value.dtype, dims, data: ctx.alloc(dims).fill(value.data[0] ?? 0) }];
   },
-  Range: (node, ins) => {
+  Range: (node, ins, ctx) => {
     const [start, limit, delta] = [0, 1, 2].map((i) => intsOf(node, input(node, ins, i), 'a range bound')[0]);
     const n = Math.max(0, Math.ceil((limit - start) / delta));
-    checkFoldedSize([n], describe(node));
     const t = input(node, ins, 0);
-    return [{ dtype: t.dtype, dims: [n], data: Float64Array.from({ length: n }, (_, i) => castValue(start + i * delta, t.dtype)) }];
+    const data = ctx.alloc([n]);
+    for (let i = 0; i < n; ++i) data[i] = castValue(start + i * delta, t.dtype);
+    return [{ dtype: t.dtype, dims: [n], data }];
   },
-  QuantizeLinear: (node, ins) => [quantizeLinear(node, ins)],
-  DequantizeLinear: (node, ins) => [dequantizeLinear(node, ins)],
+  QuantizeLinear: (node, ins, ctx) => [quantizeLinear(node, ins, ctx)],
+  DequantizeLinear: (node, ins, ctx) => [dequantizeLinear(node, ins, ctx)],
 };
 
 /** Shape of a tensor as an INT64 constant (start / end attributes of opset 15); -1 dims become NaN. */
@@ -442,8 +451,11 @@ export function shapeOf(node: RawNode, dims: number[]): CTensor {
 /** The operators `foldNode` evaluates. */
 export const FOLDABLE_OPS: readonly string[] = Object.keys(FOLDS).sort();
 
-/** Evaluates a node whose inputs are all constants; undefined when the operator is not foldable. */
-export function foldNode(node: RawNode, inputs: (CTensor | undefined)[], opset: number): CTensor[] | undefined {
+/**
+ * Evaluates a node whose inputs are all constants; undefined when the operator is not foldable.
+ * Every value it allocates is counted against `budget` first (by default only the per-tensor limit).
+ */
+export function foldNode(node: RawNode, inputs: (CTensor | undefined)[], opset: number, budget = new FoldBudget(Infinity)): CTensor[] | undefined {
   const fold = FOLDS[node.opType];
-  return fold ? fold(node, inputs, opset) : undefined;
+  return fold ? fold(node, inputs, { opset, ...budget.allocator(describe(node)) }) : undefined;
 }

@@ -52,6 +52,8 @@ export interface RawModel {
   /** graph inputs without an initializer */
   inputs: RawInput[];
   outputs: string[];
+  /** the size of the encoded model, in bytes (what constant folding may allocate scales with it) */
+  bytes: number;
 }
 
 /** Typed access to a node's attributes; a wrong attribute type is a ModelFormatError. */
@@ -258,5 +260,5 @@ export function decodeModel(bytes: Uint8Array): RawModel {
       attrs: new Attrs(n.attribute, describe({ name, opType })),
     };
   });
-  return { opset, nodes, initializers, inputs, outputs };
+  return { opset, nodes, initializers, inputs, outputs, bytes: bytes.length };
 }

@@ -13,6 +13,7 @@
 import { ModelFormatError } from '../errors.js';
 import type { Constant, FloatNode } from './ir.js';
 import { nodeInputs } from './shapes.js';
+import { topoSort } from './toposort.js';
 
 interface Graph {
   inputs: string[];
@@ -22,7 +23,13 @@ interface Graph {
 
 function readers(nodes: FloatNode[]): Map<string, FloatNode[]> {
   const m = new Map<string, FloatNode[]>();
-  for (const n of nodes) for (const i of nodeInputs(n)) m.set(i, [...(m.get(i) ?? []), n]);
+  for (const n of nodes) {
+    for (const i of nodeInputs(n)) {
+      const list = m.get(i);
+      if (list) list.push(n);
+      else m.set(i, [n]);
+    }
+  }
   return m;
 }
 
@@ -46,23 +53,13 @@ export function removeDead(graph: Graph): FloatNode[] {
 
 /** Topological order, stable where the given order is already valid. */
 export function sortNodes(graph: Graph): FloatNode[] {
-  const available = new Set(graph.inputs);
-  const sorted: FloatNode[] = [];
-  let pending = graph.nodes;
-  while (pending.length > 0) {
-    const rest: FloatNode[] = [];
-    for (const n of pending) {
-      if (nodeInputs(n).every((i) => available.has(i))) {
-        sorted.push(n);
-        available.add(n.output);
-      } else rest.push(n);
-    }
-    if (rest.length === pending.length) {
-      const n = rest[0];
-      const missing = nodeInputs(n).filter((i) => !available.has(i));
-      throw new ModelFormatError(`node "${n.name}" (${n.op}): input(s) ${missing.map((m) => `"${m}"`).join(', ')} never become available`);
-    }
-    pending = rest;
+  const inputs = new Set(graph.inputs);
+  const { sorted, stuck } = topoSort(graph.nodes, nodeInputs, (n) => [n.output], (name) => inputs.has(name));
+  if (stuck.length > 0) {
+    const n = stuck[0];
+    const made = new Set([...inputs, ...sorted.map((s) => s.output)]);
+    const missing = nodeInputs(n).filter((i) => !made.has(i));
+    throw new ModelFormatError(`node "${n.name}" (${n.op}): input(s) ${missing.map((m) => `"${m}"`).join(', ')} never become available`);
   }
   return sorted;
 }
@@ -83,13 +80,16 @@ function foldIntoLayer(layer: Extract<FloatNode, { op: 'conv' | 'dense' }>, scal
   layer.bias = constant(b, [out]);
 }
 
+/** Folds every affine it can into its producer, in one pass (a chain of affines merges as it goes). */
 function foldAffines(graph: Graph): boolean {
   const rd = readers(graph.nodes);
   const prod = producers(graph.nodes);
+  const outputs = new Set(graph.outputs);
+  const folded = new Set<FloatNode>();
   for (const a of graph.nodes) {
     if (a.op !== 'affine') continue;
     const p = prod.get(a.input);
-    if (!p || (rd.get(a.input)?.length ?? 0) !== 1 || graph.outputs.includes(a.input)) continue;
+    if (!p || (rd.get(a.input)?.length ?? 0) !== 1 || outputs.has(a.input)) continue;
     if (p.op === 'conv' || p.op === 'dense') {
       foldIntoLayer(p, a.scale.data, a.bias.data);
     } else if (p.op === 'affine') {
@@ -100,10 +100,12 @@ function foldAffines(graph: Graph): boolean {
       p.bias = constant(b, [c]);
     } else continue;
     p.output = a.output;
-    graph.nodes = graph.nodes.filter((n) => n !== a);
-    return true;
+    prod.set(a.output, p);
+    folded.add(a);
   }
-  return false;
+  if (folded.size === 0) return false;
+  graph.nodes = graph.nodes.filter((n) => !folded.has(n));
+  return true;
 }
 
 function signThroughClip(graph: Graph): boolean {
@@ -119,23 +121,30 @@ function signThroughClip(graph: Graph): boolean {
   return changed;
 }
 
+/** Commutes every sign(maxpool) it can, in one pass (a chain of maxpools takes one pass each). */
 function commuteSignMaxpool(graph: Graph): boolean {
   const rd = readers(graph.nodes);
   const prod = producers(graph.nodes);
+  const outputs = new Set(graph.outputs);
   const names = new Set([...graph.inputs, ...graph.nodes.map((n) => n.output)]);
+  const replaced = new Map<FloatNode, FloatNode[]>();
   for (const s of graph.nodes) {
     if (s.op !== 'sign') continue;
     const m = prod.get(s.input);
-    if (m?.op !== 'maxpool' || (rd.get(s.input)?.length ?? 0) !== 1 || graph.outputs.includes(s.input)) continue;
+    if (m?.op !== 'maxpool' || replaced.has(m) || (rd.get(s.input)?.length ?? 0) !== 1 || outputs.has(s.input)) continue;
     let signed = `${m.input}:sign`;
     for (let k = 2; names.has(signed); ++k) signed = `${m.input}:sign${k}`;
+    names.add(signed);
     const newSign: FloatNode = { op: 'sign', input: m.input, name: s.name, output: signed };
     m.input = signed;
     m.output = s.output;
-    graph.nodes = graph.nodes.flatMap((n) => (n === s ? [] : n === m ? [newSign, m] : [n]));
-    return true;
+    prod.set(s.output, m);
+    replaced.set(s, []);
+    replaced.set(m, [newSign, m]);
   }
-  return false;
+  if (replaced.size === 0) return false;
+  graph.nodes = graph.nodes.flatMap((n) => replaced.get(n) ?? [n]);
+  return true;
 }
 
 /** Simplifies a lowered graph; returns its live nodes in topological order. */

@@ -4,7 +4,7 @@
  * to float32 after each folded operation (`castValue`). A NaN in an integer tensor stands for an
  * unknown value: the dynamic batch size that `Shape` of an activation reports (see fold.ts).
  */
-import { ModelFormatError } from '../errors.js';
+import { ModelFormatError, UnsupportedError } from '../errors.js';
 
 /** ONNX TensorProto.DataType values used here. */
 export const DT = {
@@ -120,17 +120,57 @@ export function broadcastDims(shapes: readonly (readonly number[])[], where: str
       else throw new ModelFormatError(`${where}: shapes ${shapes.map((x) => `[${x.join(', ')}]`).join(' and ')} do not broadcast`);
     }
   }
-  checkFoldedSize(out, where);
   return out;
 }
 
 /** The most elements a folded constant may have (1 GiB as float64). */
 export const MAX_FOLDED = 2 ** 27;
 
-export function checkFoldedSize(dims: readonly number[], where: string): void {
-  const n = size(dims);
-  if (!(n <= MAX_FOLDED) || dims.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-    throw new ModelFormatError(`${where}: a constant of dims [${dims.join(', ')}] is too large or malformed to fold (at most ${MAX_FOLDED} elements)`);
+/** The least total a model may fold, whatever its size (128 MiB as float64). */
+export const MIN_FOLD_BUDGET = 2 ** 24;
+
+/** Allocates the values of a folded constant; `where` names the node for errors. */
+export interface Allocator {
+  where: string;
+  alloc(dims: readonly number[]): Float64Array;
+}
+
+/**
+ * What constant folding may allocate: each folded tensor at most MAX_FOLDED elements, and all of
+ * them together at most `limit`, both checked from the output dims before anything is allocated.
+ */
+export class FoldBudget {
+  used = 0;
+
+  constructor(readonly limit: number) {}
+
+  /**
+   * The budget of a model file of `bytes` bytes: 4 values per byte (a float32 weight may pass
+   * through 16 folded operators; PyTorch's quantizer subgraphs take about 7), at least
+   * MIN_FOLD_BUDGET, so that a few hundred bytes of ONNX cannot ask for gigabytes.
+   */
+  static forModel(bytes: number): FoldBudget {
+    return new FoldBudget(Math.max(MIN_FOLD_BUDGET, 4 * bytes));
+  }
+
+  allocator(where: string): Allocator {
+    return {
+      where,
+      alloc: (dims) => {
+        const n = size(dims);
+        if (!(n <= MAX_FOLDED) || dims.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+          throw new ModelFormatError(`${where}: a constant of dims [${dims.join(', ')}] is too large or malformed to fold (at most ${MAX_FOLDED} elements)`);
+        }
+        if (this.used + n > this.limit) {
+          throw new UnsupportedError(
+            `${where}: folding a constant of dims [${dims.join(', ')}] would bring the values folded for this model to ${this.used + n}, ` +
+              `over its budget of ${this.limit} (4 per byte of the model file, at least ${MIN_FOLD_BUDGET})`,
+          );
+        }
+        this.used += n;
+        return new Float64Array(n);
+      },
+    };
   }
 }
 
@@ -158,16 +198,13 @@ export function broadcastIndex(dims: readonly number[], outDims: readonly number
   return idx;
 }
 
-/** Element-wise map over broadcast inputs; the result is cast to `dtype`. */
-export function mapBroadcast(inputs: readonly CTensor[], dtype: number, fn: (...v: number[]) => number, where: string): CTensor {
-  const dims = broadcastDims(
-    inputs.map((t) => t.dims),
-    where,
-  );
+/** Element-wise map over broadcast inputs (and `shape`, for Expand); the result is cast to `dtype`. */
+export function mapBroadcast(inputs: readonly CTensor[], dtype: number, fn: (...v: number[]) => number, to: Allocator, shape: readonly number[] = []): CTensor {
+  const dims = broadcastDims([...inputs.map((t) => t.dims), shape], to.where);
   const n = size(dims);
-  const out = new Float64Array(n);
+  const out = to.alloc(dims);
   const same = inputs.every((t) => t.dims.length === dims.length && t.dims.every((d, i) => d === dims[i]));
-  if (inputs.length === 1 || same) {
+  if (same) {
     const ds = inputs.map((t) => t.data);
     if (ds.length === 1) for (let i = 0; i < n; ++i) out[i] = castValue(fn(ds[0][i]), dtype);
     else if (ds.length === 2) for (let i = 0; i < n; ++i) out[i] = castValue(fn(ds[0][i], ds[1][i]), dtype);
