@@ -117,10 +117,12 @@ export function convertOnnxSync(onnx: Uint8Array, options: ConvertOptions = {}):
   const samples = options.calibration;
   if (!(samples instanceof Float32Array) || samples.length === 0)
     throw new TypeError('calibration: expected a Float32Array of input samples (the quantizer needs activation ranges)');
+  const calibrationWarnings: string[] = [];
   const ranges = calibrate(graph, samples, {
     method: options.calibrationMethod,
     percentile: options.percentile,
     onProgress: (done, total) => options.onProgress?.('calibrate', done, total),
+    warnings: calibrationWarnings,
   });
   // The graph is lowered several times (probe, final, each 'mixed' candidate); a binary layer's
   // schedule does not depend on the bits chosen, so it is built once.
@@ -147,6 +149,7 @@ export function convertOnnxSync(onnx: Uint8Array, options: ConvertOptions = {}):
     const probe = lower(graph, { ...base, bits: chosen, probe: true });
     const final = lower(graph, { ...base, bits: chosen });
     const report = measure(graph, probe.graph, final.layers, reference, measureSet, options);
+    report.warnings.push(...calibrationWarnings);
     checkOutputs(graph, report, chosen, options.maxOutputError);
     // The stored report gives the size without itself; the returned one the file's.
     report.modelBytes = encodeModel(final.graph).length;
