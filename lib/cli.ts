@@ -44,7 +44,7 @@ import { ShapeError } from './errors.js';
 import type { Model } from './model/model.js';
 
 const USAGE: Record<string, string> = {
-  convert: `usage: lowbit convert model.onnx -o model.lowbit [options]
+  convert: `usage: lowbit convert model.onnx -o model.lowbit --calib FILE [options]
 
 Converts an ONNX model to a .lowbit file and prints the per-layer report.
   -o, --output FILE           the .lowbit file to write (required)
@@ -52,8 +52,8 @@ Converts an ONNX model to a .lowbit file and prints the per-layer report.
   --size-budget SIZE          for --bits mixed: the largest file, e.g. 120k (KiB), 1.5m (MiB) or bytes;
                               implies --bits mixed
   --boundary-bits 8|4         weight bits of the first and last integer layers (default 8)
-  --calib FILE                calibration samples: a .lbds dataset, a .f32 file of input samples, or
-                              fashion-mnist-train (Debian's Fashion-MNIST training images)
+  --calib FILE                calibration samples (required): a .lbds dataset, a .f32 file of input
+                              samples, or fashion-mnist-train (Debian's Fashion-MNIST training images)
   --calib-count N             calibration samples used (default 500)
   --calib-method minmax|percentile   activation ranges (default minmax)
   --percentile P              for percentile ranges: the percentile of |x| kept (default 99.99)
