@@ -342,5 +342,6 @@ export function formatReport(report: ConversionReport): string {
   for (const [name, agree] of Object.entries(report.top1Agreement ?? {}))
     text += `output ${name}: top-1 agreement with the float model ${formatPercent(agree)}\n`;
   if (report.calibrationSamples) text += `calibration samples: ${report.calibrationSamples}\n`;
+  for (const warning of report.warnings ?? []) text += `warning: ${warning}\n`;
   return text;
 }

@@ -347,6 +347,19 @@ describe.skipIf(!HAS_MODELS)('commands on a small model', () => {
   });
 });
 
+describe.skipIf(!HAS_MODELS)('conversion warnings', () => {
+  it('convert and info print the report\'s warnings (here: all-zero calibration data)', async () => {
+    const zeros = join(dir, 'zeros.f32');
+    writeFileSync(zeros, encodeF32(new Float32Array(16)));
+    const out = join(dir, 'zeros.lowbit');
+    const r = await cli('convert', onnxPath, '-o', out, '--calib', zeros);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^warning: calibration: every calibration sample is all zeros \(input "input"\)/m);
+    const info = await cli('info', out);
+    expect(info.stdout).toMatch(/^warning: calibration: every calibration sample is all zeros/m);
+  });
+});
+
 describe.skipIf(!HAS_MODELS)('Model.fromOnnx', () => {
   it('converts and loads in one call', async () => {
     const { Model } = await import('../lib/model/model.js');
