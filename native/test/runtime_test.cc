@@ -1,12 +1,11 @@
 // runtime_test.cc: the CPU limit read from cgroups (on a fake /sys/fs/cgroup tree) and the worker
 // pool with more threads than cores: every index runs once, errors propagate, nothing deadlocks.
 #include <atomic>
-#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
-#include <sys/stat.h>
 #include <vector>
 
 #include "harness.h"
@@ -22,9 +21,7 @@ std::string make_tree() {
 }
 
 void write(const std::string& path, const std::string& text) {
-  // Creates the parent folders, one level at a time.
-  for (size_t i = 1; i < path.size(); ++i)
-    if (path[i] == '/') mkdir(path.substr(0, i).c_str(), 0755);
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   std::ofstream(path) << text;
 }
 
@@ -58,7 +55,7 @@ TEST(cgroup_cpu_limit_v2_v1_and_parents) {
   // Both hierarchies (hybrid): the tightest wins.
   CHECK(cgroup_cpu_limit("0::/app/job\n4:cpu:/k8s\n", root) == 1, "hybrid");
   CHECK(cgroup_cpu_limit("garbage\n\n0:x\n", root) == 0, "malformed lines are skipped");
-  std::system(("rm -rf " + root).c_str());
+  std::filesystem::remove_all(root);
   CHECK(lowbit::usable_cpus() >= 1, "usable_cpus");
 }
 
