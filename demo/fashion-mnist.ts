@@ -21,6 +21,7 @@ import {
   isMainModule,
   loadOrt,
   lowbitPredict,
+  MAX_THREADS,
   measure,
   modelKind,
   ortPredict,
@@ -133,7 +134,7 @@ export async function runDemo(argv: readonly string[], io: Io): Promise<number> 
       io.stdout.write(DEMO_USAGE);
       return 0;
     }
-    const threads = values.threads === undefined ? undefined : intOption(values.threads, '--threads', 1, 'demo');
+    const threads = values.threads === undefined ? undefined : intOption(values.threads, '--threads', 1, 'demo', 1, MAX_THREADS);
     if (threads !== undefined) (await engine()).setThreads(threads);
     return await demo(values.full === true, values.models ?? modelsDir(), io);
   } catch (error) {

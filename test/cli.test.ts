@@ -158,6 +158,7 @@ describe('usage errors: exit 2 with a message and the usage on stderr', () => {
     [['convert', 'a.onnx', '-o', 'a.lowbit'], /convert: missing --calib FILE/, 'usage: lowbit convert'],
     [['convert', 'a.onnx', '-o', 'a.lowbit', '--calib', 'x.png'], /--calib: expected a .lbds or .f32 file or fashion-mnist-train, got 'x.png'/, 'usage: lowbit convert'],
     [['demo', '--fast'], /Unknown option '--fast'/, 'usage: lowbit demo'],
+    [['demo', '--threads', '1000'], /--threads: expected an integer in \[1, 256\], got '1000'/, 'usage: lowbit demo'],
   ];
   it.each(cases)('%j', async (argv, message, usage) => {
     const r = await cli(...argv);

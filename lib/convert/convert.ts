@@ -86,15 +86,15 @@ const MEASURE_SAMPLES = 256;
  * @example const bytes = await convertOnnx(readFileSync('model.onnx'), { calibration: samples, bits: 8 });
  */
 export async function convertOnnx(onnx: Uint8Array, options: ConvertOptions = {}): Promise<Uint8Array> {
-  const { bytes } = await convertOnnxWithReport(onnx, options);
+  const { bytes, report } = await convertOnnxWithReport(onnx, options);
+  // The caller does not see the report: its warnings go to the process.
+  for (const w of report.warnings) process.emitWarning(w, { code: 'LOWBIT_CONVERSION' });
   return bytes;
 }
 
-/** {@link convertOnnx}, also returning the report. */
+/** {@link convertOnnx}, also returning the report (whose `warnings` are the caller's to show). */
 export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOptions = {}): Promise<{ bytes: Uint8Array; report: ConversionReport }> {
-  const result = CONVERT_WORKER ? await convertInWorker(CONVERT_WORKER, onnx, options) : convertOnnxSync(onnx, options);
-  for (const w of result.report.warnings) process.emitWarning(w, { code: 'LOWBIT_CONVERSION' });
-  return result;
+  return CONVERT_WORKER ? convertInWorker(CONVERT_WORKER, onnx, options) : convertOnnxSync(onnx, options);
 }
 
 /**
