@@ -1,12 +1,12 @@
 /**
  * ONNX import: bytes -> the canonical float graph of ir.ts.
  *
- *   decode (proto.ts) -> fold constants and lower to canonical operators (fold.ts, canon.ts)
+ *   decode (proto.ts) -> fold constants and canonicalize the operators (fold.ts, canon.ts)
  *   -> simplify: fold affines into layers, commute sign(maxpool), drop dead nodes (simplify.ts)
  *   -> infer and check every tensor's dims (shapes.ts)
  */
 import { UnsupportedError } from '../errors.js';
-import { lower } from './canon.js';
+import { canonicalize } from './canon.js';
 import type { FloatGraph } from './ir.js';
 import { decodeModel } from './proto.js';
 import { inferShapes } from './shapes.js';
@@ -28,13 +28,13 @@ export function importOnnx(bytes: Uint8Array, options: ImportOptions = {}): Floa
   const batch = options.batch;
   if (batch !== undefined && !(Number.isSafeInteger(batch) && batch >= 1)) throw new RangeError(`options.batch: expected a positive integer, got ${String(batch)}`);
   const model = decodeModel(bytes);
-  const lowered = lower(model, batch);
-  const nodes = simplify({ inputs: lowered.inputs, outputs: lowered.outputs, nodes: lowered.nodes });
-  const tensors = inferShapes({ nodes }, lowered.inputDims);
+  const canonical = canonicalize(model, batch);
+  const nodes = simplify({ inputs: canonical.inputs, outputs: canonical.outputs, nodes: canonical.nodes });
+  const tensors = inferShapes({ nodes }, canonical.inputDims);
   for (const [name, t] of tensors) {
     if (t.dims.length !== 2 && t.dims.length !== 4) {
       throw new UnsupportedError(`tensor "${name}": dims ${formatDims(t.dims)} of rank ${t.dims.length}; supported: rank 4 (NCHW) or rank 2 ([N, C])`);
     }
   }
-  return { inputs: lowered.inputs, outputs: lowered.outputs, nodes, tensors };
+  return { inputs: canonical.inputs, outputs: canonical.outputs, nodes, tensors };
 }
