@@ -1,0 +1,46 @@
+/** clip (relu included), prelu, softmax. */
+import { checkPerChannel, checkRank, fail, mapPerChannel, type FloatOpTable } from './common.js';
+
+export const ACTIVATION_OPS: FloatOpTable<'clip' | 'prelu' | 'softmax'> = {
+  clip: {
+    infer(node, x) {
+      if (!(node.min <= node.max)) fail(node, `min ${node.min} > max ${node.max}`);
+      return [...x];
+    },
+    evaluate(node, [x]) {
+      const { min, max } = node;
+      return x.data.map((v) => (v < min ? min : v > max ? max : v));
+    },
+  },
+  prelu: {
+    infer(node, x) {
+      checkRank(node, x, [2, 4]);
+      checkPerChannel(node, x, node.slope.data.length, 'slope');
+      return [...x];
+    },
+    evaluate(node, [x]) {
+      const s = node.slope.data;
+      return mapPerChannel(x, (v, c) => (v >= 0 ? v : v * s[c]));
+    },
+  },
+  softmax: {
+    infer(node, x) {
+      checkRank(node, x, [2]);
+      return [...x];
+    },
+    evaluate(_node, [x]) {
+      const [n, c] = x.dims;
+      const out = new Float32Array(n * c);
+      const e = new Float64Array(c);
+      for (let b = 0; b < n; ++b) {
+        const row = x.data.subarray(b * c, (b + 1) * c);
+        let max = -Infinity;
+        for (const v of row) if (v > max) max = v;
+        let sum = 0;
+        for (let i = 0; i < c; ++i) sum += e[i] = Math.exp(row[i] - max);
+        for (let i = 0; i < c; ++i) out[b * c + i] = e[i] / sum;
+      }
+      return out;
+    },
+  },
+};
