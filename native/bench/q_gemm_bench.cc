@@ -1,4 +1,4 @@
-// q_gemm_bench.cc: times the avx2 integer GEMMs (q8 in both full_range modes, q4) against the scalar
+// q_gemm_bench.cc: times the avx2 integer GEMMs (q8, q4) against the scalar
 // table, single thread: conv-like tiles (64 rows against 4 panels of 16 channels, as the conv
 // driver calls them) and a GEMV (1 row against 256 panels, weights streamed from memory).
 #include <algorithm>
@@ -47,7 +47,7 @@ Data make_data(const Shape& s, std::mt19937_64& g) {
   return d;
 }
 
-enum class Kind { Q8, Q8Full, Q4 };
+enum class Kind { Q8, Q4 };
 
 struct Kernel {
   const IntegerKernels* k;
@@ -63,8 +63,7 @@ void run_layer(const Kernel& kn, const Shape& s, const Data& d, int32_t* c) {
     if (kn.kind == Kind::Q4)
       kn.k->q4_gemm(s.m, d.kp, d.a.data(), d.kp, 0, d.q4.data() + p * q4_panel_bytes(d.kp), out, ldc);
     else
-      kn.k->q8_gemm(s.m, d.kp, d.a.data(), d.kp, 0, d.q8.data() + p * q8_panel_bytes(d.kp), kn.kind == Kind::Q8Full,
-                    out, ldc);
+      kn.k->q8_gemm(s.m, d.kp, d.a.data(), d.kp, 0, d.q8.data() + p * q8_panel_bytes(d.kp), out, ldc);
   }
 }
 
@@ -101,29 +100,27 @@ std::vector<double> time_layers(std::vector<Kernel>& kernels, const Shape& s, co
 int main() {
   std::mt19937_64 g(42);
   std::printf("Gop/s (2 ops per MAC), single thread, median of %d round-robin runs; (x) = speed-up over the\n"
-              "scalar table (q8 both modes vs scalar q8, q4 vs scalar q4). Weights: q8 random in [-127, 127],\n"
+              "scalar table (q8 vs scalar q8, q4 vs scalar q4). Weights: q8 random in [-127, 127],\n"
               "q4 in [-8, 7]; activations random int8 (mask 0).\n",
               kRuns);
-  std::printf("%-5s %3s %5s %6s  %16s %16s %16s  %8s %8s\n", "shape", "m", "K", "panels", "avx2 q8", "avx2 q8 full",
-              "avx2 q4", "scalar8", "scalar4");
+  std::printf("%-5s %3s %5s %6s  %16s %16s  %8s %8s\n", "shape", "m", "K", "panels", "avx2 q8", "avx2 q4",
+              "scalar8", "scalar4");
   bool ok = true;
   for (const Shape& s : kShapes) {
     const Data d = make_data(s, g);
     const size_t out = s.m * s.panels * kQPanelChannels;
     std::vector<Kernel> kernels = {{&avx2::kIntegerKernels, Kind::Q8, std::vector<int32_t>(out), {}},
-                                   {&avx2::kIntegerKernels, Kind::Q8Full, std::vector<int32_t>(out), {}},
                                    {&avx2::kIntegerKernels, Kind::Q4, std::vector<int32_t>(out), {}},
                                    {&scalar::kIntegerKernels, Kind::Q8, std::vector<int32_t>(out), {}},
                                    {&scalar::kIntegerKernels, Kind::Q4, std::vector<int32_t>(out), {}}};
     const std::vector<double> t = time_layers(kernels, s, d);
-    if (kernels[0].c != kernels[3].c || kernels[1].c != kernels[3].c || kernels[2].c != kernels[4].c) {
+    if (kernels[0].c != kernels[2].c || kernels[1].c != kernels[3].c) {
       std::printf("MISMATCH between avx2 and scalar (%s K=%zu)\n", s.name, s.k);
       ok = false;
     }
     const double gop = 2e-9 * s.m * s.k * s.panels * kQPanelChannels;
-    std::printf("%-5s %3zu %5zu %6zu  %7.1f (%5.1fx) %7.1f (%5.1fx) %7.1f (%5.1fx)  %8.1f %8.1f\n", s.name, s.m, s.k,
-                s.panels, gop / t[0], t[3] / t[0], gop / t[1], t[3] / t[1], gop / t[2], t[4] / t[2], gop / t[3],
-                gop / t[4]);
+    std::printf("%-5s %3zu %5zu %6zu  %7.1f (%5.1fx) %7.1f (%5.1fx)  %8.1f %8.1f\n", s.name, s.m, s.k, s.panels,
+                gop / t[0], t[2] / t[0], gop / t[1], t[3] / t[1], gop / t[2], gop / t[3]);
   }
   return ok ? 0 : 1;
 }

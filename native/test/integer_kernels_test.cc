@@ -57,7 +57,7 @@ int8_t act_value(Act p, std::mt19937_64& g) {
   }
 }
 
-// Q8 weights; FullRandom and Min contain -128 (full_range must be true).
+// Q8 weights; FullRandom and Min contain -128.
 enum class W8 { Random, FullRandom, Max, NegMax, Min, Mixed, Count };
 const char* w8_name(W8 p) {
   static const char* names[] = {"random [-127,127]", "random [-128,127]", "all 127", "all -127", "all -128", "+-127"};
@@ -73,7 +73,6 @@ int8_t w8_value(W8 p, std::mt19937_64& g) {
     default: return static_cast<int8_t>(static_cast<int>(g() % 255) - 127);
   }
 }
-bool w8_has_min(W8 p) { return p == W8::FullRandom || p == W8::Min; }
 
 enum class W4 { Random, Min, Max, Mixed, Count };
 const char* w4_name(W4 p) {
@@ -155,16 +154,13 @@ void check_q8(const Case& s, W8 wp, std::mt19937_64& g, const std::string& label
   std::vector<uint8_t> panel(q8_panel_bytes(c.kp));  // exact size: ASan sees reads past the panel
   pack_q8_panel(c.w.data(), c.count, c.k, c.ldw, panel.data());
   std::vector<int32_t> want(c.m * kQPanelChannels);
-  ref::q8_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), true, want.data(), kQPanelChannels);
-  for (const Table& t : tables())
-    for (bool full_range : {false, true}) {
-      if (!full_range && w8_has_min(wp)) continue;
-      check_output("q8 " + t.name + (full_range ? " full_range" : "") + " [" + label + ", " + w8_name(wp) + "]", c,
-                   want, [&](int32_t* out) {
-                     t.k->q8_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), full_range, out, c.ldc);
-                   });
-      if (failed()) return;
-    }
+  ref::q8_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), want.data(), kQPanelChannels);
+  for (const Table& t : tables()) {
+    check_output("q8 " + t.name + " [" + label + ", " + w8_name(wp) + "]", c, want, [&](int32_t* out) {
+      t.k->q8_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), out, c.ldc);
+    });
+    if (failed()) return;
+  }
 }
 
 void check_q4(const Case& s, W4 wp, std::mt19937_64& g, const std::string& label) {
@@ -264,7 +260,7 @@ TEST(q_gemm_zero_depth_writes_zeros) {
   const uint8_t a[1] = {0};
   for (const Table& t : tables()) {
     std::vector<int32_t> c(3 * 16, kSentinel);
-    t.k->q8_gemm(3, 0, a, 0, 0, panel8.data(), false, c.data(), 16);
+    t.k->q8_gemm(3, 0, a, 0, 0, panel8.data(), c.data(), 16);
     for (int32_t v : c) CHECK(v == 0, "q8 " << t.name << " kp=0");
     std::fill(c.begin(), c.end(), kSentinel);
     t.k->q4_gemm(3, 0, a, 0, 0x80, panel4.data(), c.data(), 16);

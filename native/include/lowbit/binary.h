@@ -37,6 +37,12 @@ std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_s8(const int8_t*
                                                                    size_t kh, size_t kw,
                                                                    size_t in_c_per_group, size_t groups);
 
+// Weights whose bits are already packed (out_c rows of b1_words(kh * kw * in_c_per_group) words, tap by
+// tap, tail bits zero), as a model file stores them. Checks the geometry as the pack functions do,
+// then the number of words (Shape) and the tail bits (Range); computes the tap sums.
+std::shared_ptr<BinaryConv2dWeights> binary_weights_from_bits(std::vector<uint64_t> bits, size_t out_c, size_t kh,
+                                                              size_t kw, size_t in_c_per_group, size_t groups);
+
 // Validates a conv's geometry against its weights and returns the shapes; throws on mismatch.
 Conv2dShape bconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c,
                           const BinaryConv2dWeights& w, const Conv2dParams& p);
@@ -75,10 +81,6 @@ void bdense(const uint64_t* input, size_t rows, size_t in_c, const BinaryConv2dW
             const BinaryEpilogue& e, void* output);
 
 // Max pool on packed tensors: max of +-1 values = AND of the sign bits. Padding never wins.
-struct Pool2dParams {
-  size_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
-  size_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
-};
 Conv2dShape bmaxpool2d_shape(size_t batch, size_t in_h, size_t in_w, size_t channels,
                              const Pool2dParams& p);
 void bmaxpool2d(const uint64_t* input, const Conv2dShape& shape, const Pool2dParams& p,

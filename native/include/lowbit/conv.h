@@ -16,6 +16,12 @@ struct Conv2dParams {
   PadValue pad_value = PadValue::One;
 };
 
+// The window of a pooling operator (binary max pool, integer max / average pool).
+struct Pool2dParams {
+  size_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
+  size_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+};
+
 struct Conv2dShape {
   size_t batch, in_h, in_w, in_c;
   size_t out_h, out_w, out_c;

@@ -14,7 +14,7 @@
 #include <memory>
 #include <vector>
 
-#include "common/aligned_buffer.h"
+#include "lowbit/aligned_buffer.h"
 #include "lowbit/conv.h"
 
 namespace lowbit {
@@ -28,7 +28,6 @@ struct QConv2dWeights {
   size_t k = 0, kp = 0;  // reduction length kh * kw * in_channels_per_group, and padded to 4
   size_t panels_per_group = 0, panel_bytes = 0;
   bool depthwise = false;
-  bool full_range = false;     // some weight is -128 (the AVX2 Q8 kernel then takes its exact slow path)
   AlignedBuffer<uint8_t> data; // panels (group-major) or depthwise taps
   std::vector<int32_t> wsum;   // per output channel: sum of its weights (zero-point folding)
   std::vector<int64_t> l1;     // per output channel: sum of |w| (the int32 accumulator bound)

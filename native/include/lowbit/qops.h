@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "lowbit/binary.h"  // Conv2dShape, Pool2dParams (shared with bmaxpool2d)
+#include "lowbit/conv.h"  // Conv2dShape, Pool2dParams (shared with bmaxpool2d)
 #include "lowbit/error.h"
 
 namespace lowbit {

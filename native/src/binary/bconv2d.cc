@@ -6,7 +6,7 @@
 #include <string>
 
 #include "binary/conv_tile.h"
-#include "common/aligned_buffer.h"
+#include "lowbit/aligned_buffer.h"
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
 #include "lowbit/binary.h"
@@ -16,8 +16,6 @@
 
 namespace lowbit {
 namespace {
-
-std::string num(size_t v) { return std::to_string(v); }
 
 // Per-thread scratch, reused across calls so a steady stream of calls allocates nothing.
 struct Scratch {

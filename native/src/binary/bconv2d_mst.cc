@@ -8,7 +8,7 @@
 
 #include "binary/conv_tile.h"
 #include "binary/mst_count.h"
-#include "common/aligned_buffer.h"
+#include "lowbit/aligned_buffer.h"
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
 #include "lowbit/error.h"

@@ -13,8 +13,6 @@
 namespace lowbit {
 namespace {
 
-std::string num(size_t v) { return std::to_string(v); }
-
 uint32_t hamming(const uint64_t* a, const uint64_t* b, size_t words) {
   uint32_t d = 0;
   for (size_t i = 0; i < words; ++i) d += static_cast<uint32_t>(__builtin_popcountll(a[i] ^ b[i]));

@@ -50,6 +50,22 @@ void compute_tap_sums(BinaryConv2dWeights& w) {
           static_cast<int32_t>(icg) - 2 * count_bits(w.bits.data() + o * w.row_words, t * icg, icg);
 }
 
+std::shared_ptr<BinaryConv2dWeights> binary_weights_from_bits(std::vector<uint64_t> bits, size_t out_c, size_t kh,
+                                                              size_t kw, size_t icg, size_t groups) {
+  auto w = empty_binary_weights(out_c, kh, kw, icg, groups);
+  if (bits.size() != w->bits.size())
+    fail(ErrorKind::Shape, "weights: expected " + std::to_string(w->bits.size()) + " words (" + std::to_string(out_c) +
+                               " rows of " + std::to_string(w->row_words) + "), got " + std::to_string(bits.size()));
+  const uint64_t tail = w->kbits % 64 ? ~((uint64_t{1} << (w->kbits % 64)) - 1) : 0;
+  for (size_t o = 0; o < out_c; ++o)
+    if (bits[o * w->row_words + w->row_words - 1] & tail)
+      fail(ErrorKind::Range, "weights: output channel " + std::to_string(o) + " has bits set beyond K = " +
+                                 std::to_string(w->kbits) + " (tail bits must be zero)");
+  w->bits = std::move(bits);
+  compute_tap_sums(*w);
+  return w;
+}
+
 namespace {
 
 template <typename T>

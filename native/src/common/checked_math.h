@@ -20,6 +20,9 @@ inline size_t checked_add(size_t a, size_t b, const char* what) {
   return r;
 }
 
+// A size in an error message.
+inline std::string num(size_t v) { return std::to_string(v); }
+
 // Number of 64-bit words that hold `bits` bits.
 inline size_t words_for_bits(size_t bits) { return bits / 64 + (bits % 64 != 0); }
 

@@ -8,8 +8,6 @@
 namespace lowbit {
 namespace {
 
-std::string num(size_t v) { return std::to_string(v); }
-
 size_t conv_out_dim(size_t in, size_t pad_a, size_t pad_b, size_t k, size_t stride, size_t dil, const char* axis) {
   const size_t padded = checked_add(checked_add(in, pad_a, "padded size"), pad_b, "padded size");
   const size_t span = checked_add(checked_mul(dil, k - 1, "dilated kernel"), 1, "dilated kernel");

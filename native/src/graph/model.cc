@@ -9,7 +9,7 @@
 #include <mutex>
 #include <set>
 
-#include "common/aligned_buffer.h"
+#include "lowbit/aligned_buffer.h"
 #include "common/checked_math.h"
 #include "graph/container.h"
 #include "graph/graph.h"

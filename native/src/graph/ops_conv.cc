@@ -3,7 +3,6 @@
 // drivers (lowbit/qconv.h, lowbit/binary.h, lowbit/mst.h), which parallelise themselves.
 #include <cmath>
 
-#include "binary/weights.h"
 #include "common/checked_math.h"
 #include "graph/elementwise.h"
 #include "graph/node_builder.h"
@@ -23,13 +22,33 @@ size_t channels_per_group(const NodeBuilder& b, size_t in_c, size_t groups) {
   return in_c / groups;
 }
 
+// The geometry shared by the conv and dense nodes of both families: dense nodes are 1x1 convs with
+// one group on rank-1 tensors; conv nodes read kernel, strides / dilations / pads and groups.
+struct ConvNodeGeometry {
+  bool dense = false;
+  size_t in_h = 1, in_w = 1, in_c = 0;
+  size_t kernel_h = 1, kernel_w = 1, groups = 1;
+  Conv2dParams params;
+};
+
+ConvNodeGeometry conv_geometry(const NodeBuilder& b, const TensorDesc& x, bool dense, bool with_pad_value) {
+  ConvNodeGeometry g;
+  g.dense = dense;
+  g.in_c = x.last();
+  if (!dense) {
+    std::tie(g.kernel_h, g.kernel_w) = b.kernel();
+    g.params = b.conv_params(with_pad_value);
+    g.groups = static_cast<size_t>(b.integer("groups", 1, kMaxGroups));
+    g.in_h = x.shape[0], g.in_w = x.shape[1];
+  }
+  return g;
+}
+
 // ---- qconv2d / qdense -----------------------------------------------------------------------------
 
 class QConvNode : public Node {
  public:
-  bool dense = false;
-  size_t in_h = 1, in_w = 1, in_c = 0;
-  Conv2dParams params;
+  ConvNodeGeometry geo;
   std::shared_ptr<QConv2dWeights> weights;
   QInput input;
   QEpilogue epilogue;  // points into the vectors below
@@ -37,9 +56,9 @@ class QConvNode : public Node {
   std::vector<uint8_t> shift;
 
   void run(const RunBuffers& b) const override {
-    if (dense) return qdense(in(b), b.batch, in_c, *weights, input, epilogue, out(b));
-    const Conv2dShape s = qconv2d_shape(b.batch, in_h, in_w, in_c, *weights, params);
-    qconv2d(in(b), s, *weights, params, input, epilogue, out(b));
+    if (geo.dense) return qdense(in(b), b.batch, geo.in_c, *weights, input, epilogue, out(b));
+    const Conv2dShape s = qconv2d_shape(b.batch, geo.in_h, geo.in_w, geo.in_c, *weights, geo.params);
+    qconv2d(in(b), s, *weights, geo.params, input, epilogue, out(b));
   }
 };
 
@@ -64,24 +83,17 @@ std::unique_ptr<Node> build_qconv(const NodeBuilder& b, bool dense) {
   b.expect_rank(x, b.input_name(), dense ? 1 : 3);
   b.expect_rank(y, b.output_name(), dense ? 1 : 3);
   auto node = std::make_unique<QConvNode>();
-  node->dense = dense;
-  node->in_c = x.last();
   const size_t c = y.last();
-  size_t kh = 1, kw = 1, groups = 1;
-  if (!dense) {
-    std::tie(kh, kw) = b.kernel();
-    node->params = b.conv_params(false);
-    groups = static_cast<size_t>(b.integer("groups", 1, kMaxGroups));
-    node->in_h = x.shape[0], node->in_w = x.shape[1];
-  }
+  const ConvNodeGeometry& g = node->geo = conv_geometry(b, x, dense, false);
   const int bits = static_cast<int>(b.integer("bits", 4, 8));
   if (bits != 4 && bits != 8) b.json.get("bits").fail("expected 8 or 4, got " + std::to_string(bits));
-  const size_t icg = channels_per_group(b, node->in_c, groups);
-  const size_t count = checked_mul(checked_mul(checked_mul(c, kh, "weights"), kw, "weights"), icg, "weights");
+  const size_t icg = channels_per_group(b, g.in_c, g.groups);
+  const size_t count =
+      checked_mul(checked_mul(checked_mul(c, g.kernel_h, "weights"), g.kernel_w, "weights"), icg, "weights");
   const std::vector<int8_t> values = qweights(b, count, bits);
-  node->weights = pack_qconv2d_weights(values.data(), c, kh, kw, icg, groups, bits);
+  node->weights = pack_qconv2d_weights(values.data(), c, g.kernel_h, g.kernel_w, icg, g.groups, bits);
   if (!dense) {
-    const Conv2dShape s = qconv2d_shape(1, node->in_h, node->in_w, node->in_c, *node->weights, node->params);
+    const Conv2dShape s = qconv2d_shape(1, g.in_h, g.in_w, g.in_c, *node->weights, g.params);
     b.expect_shape(y, b.output_name(), {s.out_h, s.out_w, c});
   }
 
@@ -106,9 +118,7 @@ std::unique_ptr<Node> build_qconv(const NodeBuilder& b, bool dense) {
 
 class BConvNode : public Node {
  public:
-  bool dense = false;
-  size_t in_h = 1, in_w = 1, in_c = 0;
-  Conv2dParams params;
+  ConvNodeGeometry geo;
   std::shared_ptr<BinaryConv2dWeights> weights;
   std::shared_ptr<const MstPlan> mst;  // null: dense
   MstPolicy policy = MstPolicy::Auto;
@@ -121,13 +131,13 @@ class BConvNode : public Node {
   void run(const RunBuffers& b) const override {
     // A rank-3 f32 output is CHW: the kernel writes HWC into the scratch, then it is transposed.
     void* dst = scratch_bytes ? static_cast<void*>(b.scratch) : out(b);
-    if (dense) {
-      if (mst) bdense_mst(words(b), b.batch, in_c, *weights, *mst, epilogue, dst, policy);
-      else bdense(words(b), b.batch, in_c, *weights, epilogue, dst);
+    if (geo.dense) {
+      if (mst) bdense_mst(words(b), b.batch, geo.in_c, *weights, *mst, epilogue, dst, policy);
+      else bdense(words(b), b.batch, geo.in_c, *weights, epilogue, dst);
     } else {
-      const Conv2dShape s = bconv2d_shape(b.batch, in_h, in_w, in_c, *weights, params);
-      if (mst) bconv2d_mst(words(b), s, *weights, *mst, params, epilogue, dst, policy);
-      else bconv2d(words(b), s, *weights, params, epilogue, dst);
+      const Conv2dShape s = bconv2d_shape(b.batch, geo.in_h, geo.in_w, geo.in_c, *weights, geo.params);
+      if (mst) bconv2d_mst(words(b), s, *weights, *mst, geo.params, epilogue, dst, policy);
+      else bconv2d(words(b), s, *weights, geo.params, epilogue, dst);
     }
     if (scratch_bytes)
       transpose_hwc_to_chw(reinterpret_cast<const float*>(b.scratch), b.batch, out_pixels, weights->out_channels,
@@ -145,15 +155,13 @@ std::shared_ptr<BinaryConv2dWeights> bweights(const NodeBuilder& b, size_t c, si
   const size_t row_words = words_for_bits(kbits);
   // The section's length first: it bounds every allocation below by the file's size.
   std::vector<uint64_t> bits = b.data<uint64_t>("weights", checked_mul(c, row_words, "weights"), "u64 words");
-  auto w = empty_binary_weights(c, kh, kw, icg, groups);
+  // The tail bits are checked here too, before the library does, so the error names the JSON field.
   const uint64_t tail = kbits % 64 ? ~((uint64_t{1} << (kbits % 64)) - 1) : 0;
   for (size_t o = 0; o < c; ++o)
     if (bits[o * row_words + row_words - 1] & tail)
       b.json.get("weights").fail("output channel " + std::to_string(o) + " has bits set beyond K = " +
                                  std::to_string(kbits) + " (tail bits must be zero)");
-  w->bits = std::move(bits);
-  compute_tap_sums(*w);
-  return w;
+  return binary_weights_from_bits(std::move(bits), c, kh, kw, icg, groups);
 }
 
 void bepilogue(const NodeBuilder& b, const TensorDesc& y, size_t c, BConvNode& node) {
@@ -207,20 +215,12 @@ std::unique_ptr<Node> build_bconv(const NodeBuilder& b, bool dense) {
   b.expect_rank(x, b.input_name(), dense ? 1 : 3);
   b.expect_rank(y, b.output_name(), dense ? 1 : 3);
   auto node = std::make_unique<BConvNode>();
-  node->dense = dense;
-  node->in_c = x.last();
   const bool chw = !dense && y.dtype == DType::F32;
   const size_t c = chw ? y.shape[0] : y.last();
-  size_t kh = 1, kw = 1, groups = 1;
+  const ConvNodeGeometry& g = node->geo = conv_geometry(b, x, dense, true);
+  node->weights = bweights(b, c, g.kernel_h, g.kernel_w, channels_per_group(b, g.in_c, g.groups), g.groups);
   if (!dense) {
-    std::tie(kh, kw) = b.kernel();
-    node->params = b.conv_params(true);
-    groups = static_cast<size_t>(b.integer("groups", 1, kMaxGroups));
-    node->in_h = x.shape[0], node->in_w = x.shape[1];
-  }
-  node->weights = bweights(b, c, kh, kw, channels_per_group(b, node->in_c, groups), groups);
-  if (!dense) {
-    const Conv2dShape s = bconv2d_shape(1, node->in_h, node->in_w, node->in_c, *node->weights, node->params);
+    const Conv2dShape s = bconv2d_shape(1, g.in_h, g.in_w, g.in_c, *node->weights, g.params);
     b.expect_shape(y, b.output_name(), chw ? std::vector<size_t>{c, s.out_h, s.out_w} : std::vector<size_t>{s.out_h, s.out_w, c});
     node->out_pixels = s.out_h * s.out_w;
     if (chw) node->scratch_bytes = y.bytes;

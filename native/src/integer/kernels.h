@@ -35,11 +35,10 @@ inline size_t q4_panel_bytes(size_t kp) { return kQPanelHeaderBytes + kp * kQPan
 // All 16 columns are written (padded channels give 0). a has lda >= kp bytes per row; the bytes
 // a[i * lda + k] for K <= k < kp must equal mask (value 0). kp is a multiple of 4, at most
 // kQMaxK, which keeps every sum inside int32 (|sum| <= kp * 128 * 128 <= 2^30).
-// Q8: full_range must be true when any weight of the panel is -128 (AVX2 then takes a slower
-// path: its fast path needs |w| <= 127 to stay exact); it may always be true.
+// Q8 kernels are exact for every int8 weight, -128 included.
 inline constexpr size_t kQMaxK = 65536;
 using Q8GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask,
-                          const uint8_t* panel, bool full_range, int32_t* c, size_t ldc);
+                          const uint8_t* panel, int32_t* c, size_t ldc);
 using Q4GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask,
                           const uint8_t* panel, int32_t* c, size_t ldc);
 
@@ -67,7 +66,7 @@ struct IntegerKernels {
 #define LOWBIT_DECLARE_INTEGER_KERNELS(ns)                                                          \
   namespace ns {                                                                                  \
   void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, \
-               bool full_range, int32_t* c, size_t ldc);                                          \
+               int32_t* c, size_t ldc);                                                           \
   void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, \
                int32_t* c, size_t ldc);                                                           \
   void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);           \

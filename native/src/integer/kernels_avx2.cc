@@ -4,10 +4,10 @@
 // a vpsignb per weight vector and row) puts the vpsignb on the pipes that run the multiplies
 // (Zen 3). Instead both operands are split into int16 even/odd bytes with shifts (other pipes)
 // and (a0, a2) . (w0, w2) + (a1, a3) . (w1, w3) is done by vpmaddwd: 4 vpmaddwd + 4 vpaddd per row
-// and group of 4 (64 MACs), exact for -128 too, so full_range needs no separate path. Measured on
+// and group of 4 (64 MACs), exact for -128 too, so no weight needs a separate path. Measured on
 // Zen 3: the tile alone runs ~15% faster than a sign-trick tile (82% vs 72% of the inexact plain
 // vpmaddubsw tile); the per-call split of the activations eats most of that, so the whole kernel
-// is level with a sign-trick kernel at full_range = false and 1.5-2x an int16 fallback at true.
+// is level with a sign-trick kernel without -128 weights and 1.5-2x an int16 fallback with them.
 //
 // Q4 does use vpmaddubsw: activations offset to unsigned (a + 128) times int4 weights give pairs
 // of at most 2 * 255 * 8 = 4080, so 8 groups add up in int16 before one vpmaddwd widens them; the
@@ -249,8 +249,8 @@ void q4_chunks(size_t m, size_t groups, const uint8_t* a, size_t lda, uint8_t fl
 
 }  // namespace
 
-void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, bool,
-             int32_t* c, size_t ldc) {
+void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
+             size_t ldc) {
   const size_t groups = kp / 4;
   if (groups == 0) {
     for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + kQPanelChannels, 0);

@@ -22,30 +22,17 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-#include <cstring>
-
 #include "integer/kernels.h"
+#include "integer/neon_common.h"
 
 namespace lowbit::neon {
 
 namespace {
 
-// An empty volatile asm: GCC's scheduler moves nothing across it. Without it, GCC 12 hoists all
-// the SMULLs of a step above their SADALPs, needs more than the 32 vector registers and spills
-// accumulators to the stack inside the loop (checked with -S at -O2 and -O3). The cores schedule
-// out of order anyway; the barrier only keeps the live ranges short. Clang's pressure-aware
-// scheduler does not need it.
-// The loops over rows and vectors carry `#pragma GCC unroll` for the same reason: left rolled (as
-// GCC leaves them at -O2), the accumulator arrays live in memory.
-inline void schedule_barrier() { __asm__ __volatile__(""); }
-
-// The 4 activation bytes at p in every 32-bit lane, XORed with the mask (LD1R + EOR). memcpy keeps
-// the unaligned 4-byte read well-defined; it compiles to the broadcast load.
-inline int8x16_t load_activations4(const uint8_t* p, uint8x16_t vmask) {
-  uint32_t bytes;
-  std::memcpy(&bytes, p, sizeof bytes);
-  return vreinterpretq_s8_u8(veorq_u8(vreinterpretq_u8_u32(vdupq_n_u32(bytes)), vmask));
-}
+// schedule_barrier() (neon_common.h) keeps GCC 12 from hoisting all the SMULLs of a step above their
+// SADALPs.
+using neon_common::load_activations4;
+using neon_common::schedule_barrier;
 
 // vacc[2q] holds channels 4q, 4q+1 and vacc[2q+1] channels 4q+2, 4q+3, each as two k-pair lanes.
 inline void accumulate(int32x4_t* vacc, const int8x16_t (&vw)[4], int8x16_t va) {
@@ -152,9 +139,9 @@ void gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const
 
 }  // namespace
 
-// SMULL + SADALP is exact for every weight, so full_range needs no separate path.
-void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, bool,
-             int32_t* c, size_t ldc) {
+// SMULL + SADALP is exact for every weight.
+void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
+             size_t ldc) {
   gemm<q8_tile<2>, q8_tile<1>>(m, kp, a, lda, mask, panel, c, ldc);
 }
 

@@ -16,9 +16,8 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-#include <cstring>
-
 #include "integer/kernels.h"
+#include "integer/neon_common.h"
 
 namespace lowbit::neon_dot {
 
@@ -26,25 +25,14 @@ namespace {
 
 constexpr size_t kMR = 4;
 
-// An empty volatile asm: GCC's scheduler moves nothing across it. Without it, GCC 12 hoists the
-// 16 weight loads of a 4-group step above their uses, needs more than the 32 vector registers and
-// spills accumulators to the stack inside the loop (checked with -S at -O2 and -O3). The cores
-// schedule out of order anyway; the barrier only keeps the live ranges short. Clang's
-// pressure-aware scheduler does not need it.
-// The loops over rows and vectors carry `#pragma GCC unroll` for the same reason: left rolled (as
-// GCC leaves them at -O2), the accumulator arrays live in memory.
-inline void schedule_barrier() { __asm__ __volatile__(""); }
+// schedule_barrier() (neon_common.h) keeps GCC 12 from hoisting the 16 weight loads of a 4-group
+// step above their uses; load_activations4 serves the last kp % 16 / 4 groups, so that no byte past
+// kp is read.
+using neon_common::load_activations4;
+using neon_common::schedule_barrier;
 
 inline int8x16_t load_activations16(const uint8_t* p, uint8x16_t vmask) {
   return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p), vmask));
-}
-
-// The 4 activation bytes at p in every 32-bit lane (for the last kp % 16 / 4 groups, so that no
-// byte past kp is read). memcpy keeps the unaligned read well-defined; it compiles to LD1R.
-inline int8x16_t load_activations4(const uint8_t* p, uint8x16_t vmask) {
-  uint32_t bytes;
-  std::memcpy(&bytes, p, sizeof bytes);
-  return vreinterpretq_s8_u8(veorq_u8(vreinterpretq_u8_u32(vdupq_n_u32(bytes)), vmask));
 }
 
 // One group's weights as 4 vectors, vw[q] = channels 4q..4q+3 x 4 k.
@@ -143,9 +131,9 @@ void gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const
 
 }  // namespace
 
-// SDOT is exact for every int8 weight, so full_range needs no separate path.
-void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, bool,
-             int32_t* c, size_t ldc) {
+// SDOT is exact for every int8 weight.
+void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
+             size_t ldc) {
   gemm<false>(m, kp, a, lda, mask, panel, c, ldc);
 }
 

@@ -17,8 +17,8 @@ void gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const
 
 }  // namespace
 
-void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, bool,
-             int32_t* c, size_t ldc) {
+void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
+             size_t ldc) {
   gemm(m, kp, a, lda, mask, panel, c, ldc, q8_panel_value);
 }
 

@@ -12,8 +12,8 @@ inline int32_t nibble(uint8_t byte, bool high) {
 
 }  // namespace
 
-void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, bool,
-             int32_t* c, size_t ldc) {
+void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
+             size_t ldc) {
   const int8_t* body = reinterpret_cast<const int8_t*>(panel + kQPanelHeaderBytes);
   for (size_t i = 0; i < m; ++i) {
     int32_t acc[kQPanelChannels] = {};

@@ -20,8 +20,6 @@
 namespace lowbit {
 namespace {
 
-std::string num(size_t v) { return std::to_string(v); }
-
 // The kernels read bytes as int8 after XOR with the mask: uint8 inputs become x - 128, and the
 // +128 returns through the bias (see fold_bias).
 uint8_t input_mask(const QInput& in) { return in.is_signed ? 0 : 0x80; }
@@ -49,17 +47,20 @@ struct Scratch {
 thread_local Scratch t_scratch;
 
 struct Plan {
+  Plan(const Conv2dShape& s, const QConv2dWeights& w, const Conv2dParams& p, const QEpilogue& e,
+       const IntegerKernels& k)
+      : s(s), w(w), p(p), e(e), k(k) {}
   const Conv2dShape& s;
   const QConv2dWeights& w;
   const Conv2dParams& p;
   const QEpilogue& e;
   const IntegerKernels& k;
-  const B1OutputS8Fn rescale;
-  const int32_t* bias;  // folded, per output channel
-  const int32_t* out_zero;
-  uint8_t mask, pad_byte;
-  size_t pixels, tile, panels, chunk, chunks, oc_per_group;
-  bool direct;  // 1x1, stride 1, no padding, one group, in_c % 4 == 0: input rows are the patches
+  B1OutputS8Fn rescale = nullptr;
+  const int32_t* bias = nullptr;  // folded, per output channel
+  const int32_t* out_zero = nullptr;
+  uint8_t mask = 0, pad_byte = 0;
+  size_t pixels = 0, tile = 0, panels = 0, chunk = 0, chunks = 0, oc_per_group = 0;
+  bool direct = false;  // 1x1, stride 1, no padding, one group, in_c % 4 == 0: input rows are the patches
 };
 
 // y[j] += bias, then the epilogue, for n channels starting at c0 of one output pixel.
@@ -141,7 +142,7 @@ void run_task(const Plan& plan, const uint8_t* input, size_t task, void* output)
     }
     const uint8_t* panel = w.data.data() + q * w.panel_bytes;
     if (w.bits == 8)
-      plan.k.q8_gemm(pn, w.kp, a, w.kp, plan.mask, panel, w.full_range, sc.acc.data(), kQPanelChannels);
+      plan.k.q8_gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
     else
       plan.k.q4_gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
     const size_t n = std::min(kQPanelChannels, plan.oc_per_group - first);
@@ -256,7 +257,6 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
                                    num(c) + ", index " + num(i));
       w->wsum[c] += v;
       w->l1[c] += v < 0 ? -v : v;
-      w->full_range = w->full_range || v == -128;
     }
   w->depthwise = in_c_per_group == 1 && groups == out_c && groups > 1;
   if (groups == 1 && w->k <= kQSmallK) {
@@ -347,9 +347,14 @@ void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w
   const std::vector<int32_t> out_zero(w.out_channels, e.zero_point);
   const size_t pixels = s.batch * s.out_h * s.out_w;
   const size_t threads = num_threads();
-  Plan plan{s, w, p, e, integer_kernels(), binary_kernels().output_s8, bias.data(), out_zero.data(),
-            input_mask(in), static_cast<uint8_t>(in.zero_point), pixels, 0, 0, 0, 0, w.out_channels / w.groups,
-            false};
+  Plan plan(s, w, p, e, integer_kernels());
+  plan.rescale = binary_kernels().output_s8;
+  plan.bias = bias.data();
+  plan.out_zero = out_zero.data();
+  plan.mask = input_mask(in);
+  plan.pad_byte = static_cast<uint8_t>(in.zero_point);
+  plan.pixels = pixels;
+  plan.oc_per_group = w.out_channels / w.groups;
   if (w.depthwise) {
     AlignedBuffer<int8_t> unpacked;
     const int8_t* taps = depthwise_taps(w, unpacked);

@@ -15,6 +15,7 @@
 
 #include "common/checked_math.h"
 #include "integer/checks.h"
+#include "lowbit/binary.h"  // bmaxpool2d_shape: the pools share its geometry rules
 #include "lowbit/error.h"
 #include "lowbit/integer.h"
 #include "runtime/thread_pool.h"
@@ -22,7 +23,7 @@
 namespace lowbit {
 namespace {
 
-std::string num(double v) {
+std::string num_real(double v) {
   std::ostringstream s;
   s.precision(17);
   s << v;
@@ -31,7 +32,7 @@ std::string num(double v) {
 
 void check_scale(double scale, const std::string& name) {
   if (!std::isfinite(scale) || !(scale > 0))
-    fail(ErrorKind::Quantization, name + ".scale: expected a finite number > 0, got " + num(scale));
+    fail(ErrorKind::Quantization, name + ".scale: expected a finite number > 0, got " + num_real(scale));
 }
 
 void check_input(const QuantParams& q, bool is_signed, const std::string& name) {
@@ -56,7 +57,7 @@ Dyadic ratio_dyadic(double ratio, const std::string& what) {
   try {
     return to_dyadic(ratio);
   } catch (const Error&) {
-    fail(ErrorKind::Quantization, what + " = " + num(ratio) + " has no dyadic form (outside [2^-32, 2^31))");
+    fail(ErrorKind::Quantization, what + " = " + num_real(ratio) + " has no dyadic form (outside [2^-32, 2^31))");
   }
 }
 

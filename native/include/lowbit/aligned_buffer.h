@@ -1,4 +1,4 @@
-// aligned_buffer.h: owned, 64-byte aligned storage for scratch; new memory is zeroed, reused
+// aligned_buffer.h: owned, 64-byte aligned storage (packed weights, scratch); new memory is zeroed, reused
 // memory keeps its old contents (callers overwrite what they use).
 #pragma once
 #include <cstdlib>
@@ -6,7 +6,9 @@
 #include <memory>
 #include <new>
 
-#include "common/checked_math.h"
+#include <string>
+
+#include "lowbit/error.h"
 
 namespace lowbit {
 
@@ -22,8 +24,12 @@ class AlignedBuffer {
       size_ = count;
       return;
     }
-    size_t bytes = checked_mul(count, sizeof(T), "buffer size");
-    bytes = checked_add(bytes, 63, "buffer size") / 64 * 64;
+    // The same checks (and messages) as checked_mul / checked_add in src/common/checked_math.h,
+    // written out because this header is public.
+    size_t bytes;
+    if (__builtin_mul_overflow(count, sizeof(T), &bytes) || __builtin_add_overflow(bytes, size_t{63}, &bytes))
+      fail(ErrorKind::Range, "buffer size overflows size_t");
+    bytes = bytes / 64 * 64;
     void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
     if (p == nullptr) throw std::bad_alloc();
     std::memset(p, 0, bytes == 0 ? 64 : bytes);
