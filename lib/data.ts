@@ -161,6 +161,13 @@ export function toInput(ds: Dataset, start = 0, count = ds.count - start): Float
   return out;
 }
 
+/** The index of the largest of `a[offset, offset + length)` (the first one on a tie): a row's top-1 class. */
+export function argmax(a: ArrayLike<number>, offset: number, length: number): number {
+  let best = 0;
+  for (let i = 1; i < length; ++i) if (a[offset + i] > a[offset + best]) best = i;
+  return best;
+}
+
 /**
  * Reads raw float samples: little-endian float32 values, a whole number of samples.
  * @param sampleSize values per sample; when given, the value count must be a multiple of it

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, readFashionMnist, readLbds, setIsa, supportedIsas, toInput, type Model } from '../lib/index.js';
-import { argmax } from '../lib/convert/convert.js';
+import { argmax } from '../lib/data.js';
 import { withJson } from '../lib/model/format.js';
 
 const models = new URL('../models/', import.meta.url).pathname;

@@ -14,6 +14,7 @@ import { packBinaryConv2dWeights } from '../ops/binary.js';
 import { buildMst } from '../ops/mst.js';
 import { Tensor } from '../tensor.js';
 import { AccuracyError, errorFromClone, type ErrorClone } from '../errors.js';
+import { argmax } from '../data.js';
 import { calibrate } from './calibrate.js';
 import { inputsOf, lower, type LayerInfo, type LowerOptions } from './lower.js';
 import { signValues, type OhwiWeights } from './weights.js';
@@ -252,12 +253,6 @@ function argmaxAgreement(q: Float32Array, f: Float32Array, classes: number): num
   let agree = 0;
   for (let r = 0; r < rows; ++r) if (argmax(q, r * classes, classes) === argmax(f, r * classes, classes)) ++agree;
   return agree / Math.max(1, rows);
-}
-
-export function argmax(a: ArrayLike<number>, offset: number, length: number): number {
-  let best = 0;
-  for (let i = 1; i < length; ++i) if (a[offset + i] > a[offset + best]) best = i;
-  return best;
 }
 
 function runLowbit(graphBytes: Uint8Array, samples: Float32Array) {
