@@ -7,8 +7,9 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main, parseSize } from '../lib/cli.js';
-import { Progress, type Io } from '../lib/cli-support.js';
+import { parseSize } from '../lib/cli/args.js';
+import { Progress, type Io } from '../lib/cli/format.js';
+import { main } from '../lib/cli/main.js';
 import { encodeF32, encodeLbds, FASHION_MNIST_DIR, readF32 } from '../lib/data.js';
 import { encodeModel } from '../lib/model/format.js';
 import { childEnv, compiledLib, ROOT } from './helpers/compile-lib.js';
