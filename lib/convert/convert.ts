@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { evaluate } from '../onnx/evaluate.js';
 import { importOnnx } from '../onnx/import.js';
 import type { FloatGraph } from '../onnx/ir.js';
+import { nodeInputs } from '../onnx/shapes.js';
 import { encodeModel } from '../model/format.js';
 import { Model } from '../model/model.js';
 import { packBinaryConv2dWeights } from '../ops/binary.js';
@@ -16,7 +17,7 @@ import { Tensor } from '../tensor.js';
 import { AccuracyError, errorFromClone, type ErrorClone } from '../errors.js';
 import { argmax } from '../data.js';
 import { calibrate } from './calibrate.js';
-import { inputsOf, lower, type LayerInfo, type LowerOptions } from './lower.js';
+import { lower, type LayerInfo, type LowerOptions } from './lower.js';
 import { signValues, type OhwiWeights } from './weights.js';
 
 export interface ConvertOptions {
@@ -312,7 +313,7 @@ function checkOutputs(graph: FloatGraph, report: ConversionReport, bits: Map<str
 /** The tensors computed from a binarized (sign) value. */
 function afterBinarization(graph: FloatGraph): Set<string> {
   const binarized = new Set<string>();
-  for (const n of graph.nodes) if (n.op === 'sign' || inputsOf(n).some((i) => binarized.has(i))) binarized.add(n.output);
+  for (const n of graph.nodes) if (n.op === 'sign' || nodeInputs(n).some((i) => binarized.has(i))) binarized.add(n.output);
   return binarized;
 }
 

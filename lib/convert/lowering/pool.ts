@@ -1,0 +1,31 @@
+/** maxpool (on 8 bits or packed bits), avgpool and global_avgpool (on 8 bits). */
+import { quantClamp, quantOf, sampleShape, type GraphBuilder, type LoweringTable } from '../graph-builder.js';
+import type { FloatNode } from '../../onnx/ir.js';
+
+/** An average stays inside its input's range: the output keeps the input's parameters. */
+function lowerAverage(b: GraphBuilder, n: Extract<FloatNode, { op: 'avgpool' | 'global_avgpool' }>): void {
+  const shape = sampleShape(b.dims(n.output));
+  const v = b.asQ8(n.input, b.value(n.input));
+  const q = b.quantOfTensor(v.t);
+  const t = b.addTensor(n.output, q.dtype, shape, q);
+  const attrs: Record<string, unknown> = { clamp: quantClamp(quantOf(q)) };
+  if (n.op === 'avgpool') Object.assign(attrs, { kernel: n.attrs.kernel, stride: n.attrs.stride, pads: n.attrs.pads, count_include_pad: n.countIncludePad });
+  b.addNode(n.name, n.op, [v.t], [t], attrs);
+  b.values.set(n.output, { kind: 'q8', t });
+}
+
+export const POOL_LOWERINGS: LoweringTable<'maxpool' | 'avgpool' | 'global_avgpool'> = {
+  maxpool: {
+    lower(b, n) {
+      const shape = sampleShape(b.dims(n.output));
+      let v = b.value(n.input);
+      if (v.kind === 'f32') v = b.asQ8(n.input, v);
+      const src = b.tensors[v.t];
+      const t = b.addTensor(n.output, src.dtype, shape, src.scale ? { dtype: src.dtype as 'u8', scale: src.scale, zeroPoint: src.zero_point! } : undefined);
+      b.addNode(n.name, 'maxpool', [v.t], [t], { kernel: n.attrs.kernel, stride: n.attrs.stride, pads: n.attrs.pads });
+      b.values.set(n.output, { kind: v.kind, t });
+    },
+  },
+  avgpool: { lower: lowerAverage },
+  global_avgpool: { lower: lowerAverage },
+};

@@ -1,0 +1,23 @@
+/** concat (lowered as add is: 8-bit, a fused clip), flatten -> reshape (a spatial map stays HWC, marked flattened). */
+import { sampleShape, type LoweringTable } from '../graph-builder.js';
+import { lowerJoin } from './arithmetic.js';
+
+export const SHAPE_LOWERINGS: LoweringTable<'concat' | 'flatten'> = {
+  concat: { lower: lowerJoin },
+  flatten: {
+    lower(b, n) {
+      const shape = sampleShape(b.dims(n.output));
+      let v = b.value(n.input);
+      const src = b.tensors[v.t];
+      const inDims = b.dims(n.input);
+      const spatial = inDims.length === 4 && inDims[2] * inDims[3] > 1;
+      // Packed bits flatten in place only when every pixel's words are full.
+      if (v.kind === 'b1' && spatial && src.shape[2] % 64 !== 0) v = b.asQ8(n.input, v);
+      const from = b.tensors[v.t];
+      const t = b.addTensor(n.output, from.dtype, shape, from.scale ? { dtype: from.dtype as 'u8', scale: from.scale, zeroPoint: from.zero_point! } : undefined);
+      b.addNode(n.name, 'reshape', [v.t], [t]);
+      b.values.set(n.output, { kind: v.kind, t, flattened: v.kind !== 'f32' && spatial ? [inDims[1], inDims[2], inDims[3]] : undefined });
+    },
+    readsFlattened: true,
+  },
+};
