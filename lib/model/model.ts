@@ -3,7 +3,7 @@
  * The native loader validates the file completely; this side converts inputs and outputs.
  */
 import { readFileSync } from 'node:fs';
-import type { ConvertOptions } from '../convert/convert.js';
+import type { ConvertOptions } from '../convert/options.js';
 import { awaitNative, callNative, ShapeError } from '../errors.js';
 import { native, type NativeModelHandle } from '../native.js';
 import { describe, Tensor } from '../tensor.js';
@@ -61,7 +61,8 @@ export class Model {
    * @example const model = await Model.fromOnnx(readFileSync('model.onnx'), { calibration: toInput(readLbds('calib.lbds')) });
    */
   static async fromOnnx(onnx: Uint8Array, options: ConvertOptions = {}): Promise<Model> {
-    // Loaded here, not at the top: the converter imports this module (and is the heavier part).
+    // The runtime does not depend on the converter: it is loaded here, on first use (it imports
+    // this module to check its output, and is much the heavier part).
     const { convertOnnx } = await import('../convert/convert.js');
     return Model.fromBytes(await convertOnnx(onnx, options));
   }

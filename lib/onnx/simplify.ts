@@ -12,25 +12,13 @@
  */
 import { ModelFormatError } from '../errors.js';
 import type { Constant, FloatNode } from './ir.js';
-import { nodeInputs } from './shapes.js';
+import { consumerMap, nodeInputs } from './shapes.js';
 import { topoSort } from './toposort.js';
 
 interface Graph {
   inputs: string[];
   outputs: string[];
   nodes: FloatNode[];
-}
-
-function readers(nodes: FloatNode[]): Map<string, FloatNode[]> {
-  const m = new Map<string, FloatNode[]>();
-  for (const n of nodes) {
-    for (const i of nodeInputs(n)) {
-      const list = m.get(i);
-      if (list) list.push(n);
-      else m.set(i, [n]);
-    }
-  }
-  return m;
 }
 
 function producers(nodes: FloatNode[]): Map<string, FloatNode> {
@@ -82,14 +70,14 @@ function foldIntoLayer(layer: Extract<FloatNode, { op: 'conv' | 'dense' }>, scal
 
 /** Folds every affine it can into its producer, in one pass (a chain of affines merges as it goes). */
 function foldAffines(graph: Graph): boolean {
-  const rd = readers(graph.nodes);
+  const consumers = consumerMap(graph.nodes);
   const prod = producers(graph.nodes);
   const outputs = new Set(graph.outputs);
   const folded = new Set<FloatNode>();
   for (const a of graph.nodes) {
     if (a.op !== 'affine') continue;
     const p = prod.get(a.input);
-    if (!p || (rd.get(a.input)?.length ?? 0) !== 1 || outputs.has(a.input)) continue;
+    if (!p || (consumers.get(a.input)?.length ?? 0) !== 1 || outputs.has(a.input)) continue;
     if (p.op === 'conv' || p.op === 'dense') {
       foldIntoLayer(p, a.scale.data, a.bias.data);
     } else if (p.op === 'affine') {
@@ -123,7 +111,7 @@ function signThroughClip(graph: Graph): boolean {
 
 /** Commutes every sign(maxpool) it can, in one pass (a chain of maxpools takes one pass each). */
 function commuteSignMaxpool(graph: Graph): boolean {
-  const rd = readers(graph.nodes);
+  const consumers = consumerMap(graph.nodes);
   const prod = producers(graph.nodes);
   const outputs = new Set(graph.outputs);
   const names = new Set([...graph.inputs, ...graph.nodes.map((n) => n.output)]);
@@ -131,7 +119,7 @@ function commuteSignMaxpool(graph: Graph): boolean {
   for (const s of graph.nodes) {
     if (s.op !== 'sign') continue;
     const m = prod.get(s.input);
-    if (m?.op !== 'maxpool' || replaced.has(m) || (rd.get(s.input)?.length ?? 0) !== 1 || outputs.has(s.input)) continue;
+    if (m?.op !== 'maxpool' || replaced.has(m) || (consumers.get(s.input)?.length ?? 0) !== 1 || outputs.has(s.input)) continue;
     let signed = `${m.input}:sign`;
     for (let k = 2; names.has(signed); ++k) signed = `${m.input}:sign${k}`;
     names.add(signed);
@@ -147,7 +135,7 @@ function commuteSignMaxpool(graph: Graph): boolean {
   return true;
 }
 
-/** Simplifies a lowered graph; returns its live nodes in topological order. */
+/** Simplifies a canonical graph; returns its live nodes in topological order. */
 export function simplify(graph: Graph): FloatNode[] {
   const g: Graph = { ...graph, nodes: sortNodes({ ...graph, nodes: removeDead(graph) }) };
   for (;;) {

@@ -52,13 +52,13 @@ export const LINEAR_RULES: Record<string, CanonRule> = {
       for (let o = 0; o < outDim; ++o) for (let i = 0; i < inDim; ++i) w[o * inDim + i] = alpha * bt.data[transB ? o * inDim + i : i * outDim + o];
       let bias: Constant | null = null;
       if (ins[2] && beta !== 0) {
-        const cc = c.constant(node, ins, 2, 'C');
-        if (cc.dims.length > 2 || cc.dims.slice(0, -1).some((d) => d !== 1) || (cc.dims.length > 0 && cc.dims[cc.dims.length - 1] !== outDim && cc.dims[cc.dims.length - 1] !== 1)) {
-          throw new UnsupportedError(`${describe(node)}: C ${formatDims(cc.dims)} must be a scalar, [${outDim}] or [1, ${outDim}]`);
+        const cTensor = c.constant(node, ins, 2, 'C');
+        if (cTensor.dims.length > 2 || cTensor.dims.slice(0, -1).some((d) => d !== 1) || (cTensor.dims.length > 0 && cTensor.dims[cTensor.dims.length - 1] !== outDim && cTensor.dims[cTensor.dims.length - 1] !== 1)) {
+          throw new UnsupportedError(`${describe(node)}: C ${formatDims(cTensor.dims)} must be a scalar, [${outDim}] or [1, ${outDim}]`);
         }
-        const perOut = cc.dims.length > 0 && cc.dims[cc.dims.length - 1] === outDim;
+        const perOut = cTensor.dims.length > 0 && cTensor.dims[cTensor.dims.length - 1] === outDim;
         bias = toConstant(
-          Array.from({ length: outDim }, (_, o) => beta * cc.data[perOut ? o : 0]),
+          Array.from({ length: outDim }, (_, o) => beta * cTensor.data[perOut ? o : 0]),
           [outDim],
         );
       }

@@ -1,0 +1,60 @@
+/**
+ * The converter's options and report: a leaf module, so that what reads or passes them (the
+ * runtime's Model.fromOnnx, the CLI, the worker) need not import the converter itself.
+ * convert.ts re-exports them.
+ */
+
+export interface ConvertOptions {
+  /** calibration samples: whole samples of the model's input, in its layout (NCHW images) */
+  calibration?: Float32Array;
+  /** weight bits of the float conv / dense layers: 8 (W8A8, default), 4 (W4A8) or 'mixed' */
+  bits?: 8 | 4 | 'mixed';
+  /** for 'mixed': the largest model file, in bytes (the report it stores included) */
+  sizeBudget?: number;
+  /** weight bits of the first and the last integer layer (default 8: they are the most sensitive) */
+  boundaryBits?: 8 | 4;
+  /** activation ranges: 'minmax' (default) or 'percentile' */
+  calibrationMethod?: 'minmax' | 'percentile';
+  /** for 'percentile': the percentile of |x| kept, default 99.99 */
+  percentile?: number;
+  /** build MST schedules for the binary layers (kept where the cost model predicts a gain) */
+  mst?: boolean;
+  /**
+   * The largest relative RMS error an output may have against the float model on the measuring
+   * samples before the conversion is refused with an {@link AccuracyError}. Default: 0.5 for an
+   * output computed by 8-bit layers only, 1.0 with 4-bit layers (measured errors are a few
+   * percent, and up to about 25% at 4 bits), none after a binarization (one value within half a
+   * quantization step of 0 takes either sign, and a random binary network can amplify that;
+   * there a large error is a warning). `Infinity` only warns.
+   */
+  maxOutputError?: number;
+  /** calls while calibrating and measuring */
+  onProgress?: (phase: 'calibrate' | 'measure', done: number, total: number) => void;
+}
+
+export interface LayerReport {
+  name: string;
+  /** 'binary', 'binary+MST', 'W8A8', 'W4A8' */
+  kind: string;
+  /** bytes of the layer's weights and parameters */
+  bytes: number;
+  /** on the calibration samples: relative RMS error of the layer's output against the float
+   *  model, or for a binary output the fraction of signs that differ */
+  error: number;
+  metric: 'relative-rms' | 'sign-mismatch';
+  /** for an MST layer: its op ratio and predicted speedup */
+  note?: string;
+}
+
+export interface ConversionReport {
+  layers: LayerReport[];
+  /** relative RMS error of each model output against the float model */
+  outputError: Record<string, number>;
+  /** for [N, classes] outputs: how often the arg-max agrees with the float model */
+  top1Agreement: Record<string, number>;
+  modelBytes: number;
+  calibrationSamples: number;
+  /** what the converter found suspicious but not fatal (degenerate calibration data, an output
+   *  error beyond what the bits explain); also printed by `npx lowbit convert` and `info` */
+  warnings: string[];
+}
