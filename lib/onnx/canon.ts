@@ -1,15 +1,20 @@
 /**
- * Canonicalization of the ONNX graph to the canonical float operators of ir.ts, in one walk over the nodes
- * that some graph output depends on (dead nodes are neither folded nor checked), in topological order:
+ * Canonicalization of the ONNX graph to the canonical float operators of ir.ts, in one walk over
+ * the nodes that some graph output depends on (dead nodes are neither folded nor checked), in
+ * topological order:
  *
  *  - nodes whose inputs are all constants are folded (fold.ts), as is `Shape` of an activation
  *    (whose dynamic batch becomes NaN, so that `Reshape(x, Concat(Shape(x)[0], -1))` reads [N, -1]);
  *  - Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, ... become canonical nodes (one each), with
- *    their output dims inferred as they are created (shapes.ts);
+ *    their output dims inferred as they are created (shapes.ts). Each operator is one rule
+ *    `{ attrs, canonicalize }` in canon/{linear,arithmetic,activation,pool,shape,qdq,binarize}.ts;
+ *    the list of supported operators is the table's keys;
  *  - the binarization forms stay symbolic until they are complete: `x >= 0` / `x < 0` (a "cond"),
  *    `Where(cond, 1, -1)` and `Sign(x)` (a "sign"), and the straight-through `S - a` (an "ste")
  *    whose `a + (S - a)` is the sign S again. A sign becomes a `sign` node when something reads it;
- *    reading a cond or an ste any other way is an UnsupportedError naming both nodes.
+ *    reading a cond or an ste any other way is an UnsupportedError naming both nodes. The forms
+ *    live in canon/binarize.ts: rules for the operators that only binarize, and patterns tried
+ *    before the rule of an operator that also has a general meaning (Add, Sub).
  *
  * Binarization and zero: ONNX Sign(0) = 0, while lowbit binarizes 0 to +1 (the packed sign bit is
  * set only for negative values). Every form is read as sign(0) = +1 — the same as PyTorch's
