@@ -4,6 +4,7 @@
  */
 import { awaitNative, callNative, QuantizationError, ShapeError } from './errors.js';
 import { native, type NativeResult } from './native.js';
+import { roundHalfEven } from './onnx/tensor.js';
 import { expectTensor, fromBuffer, Tensor } from './tensor.js';
 import { checkScale, clamp8, isInt32, isMultiplier, isShift, perChannel } from './validate.js';
 
@@ -160,12 +161,8 @@ export function dequantize(q: Tensor<'s8' | 'u8'>, options: { scale: number; zer
   return fromBuffer('f32', q.shape, r.data);
 }
 
-/** Rounds half to even (banker's rounding), as ONNX and PyTorch quantizers do. */
-export function roundHalfEven(v: number): number {
-  const f = Math.floor(v);
-  const d = v - f;
-  return d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
-}
+// One definition, in the pure ONNX module (no native code), exported here as public API.
+export { roundHalfEven };
 
 /**
  * Symmetric per-output-channel weight quantization (axis 0 is the output channel, as in OHWI and

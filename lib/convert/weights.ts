@@ -3,7 +3,8 @@
  * detection, sign-bit packing, and per-channel symmetric INT8 / INT4 quantization.
  */
 import type { Constant } from '../onnx/ir.js';
-import { packInt4, quantizeWeights, roundHalfEven } from '../quantize.js';
+import { roundHalfEven } from '../onnx/tensor.js';
+import { packInt4, quantizeWeights } from '../quantize.js';
 import { Tensor } from '../tensor.js';
 
 /** A conv or dense weight as [O, kh, kw, I/groups] values (OHWI), ready to pack. */

@@ -68,7 +68,7 @@ export function scalar(dtype: number, v: number): CTensor {
   return { dtype, dims: [], data: Float64Array.of(castValue(v, dtype)) };
 }
 
-/** Rounds half to even (ONNX Round, QuantizeLinear). */
+/** Rounds half to even (banker's rounding), as ONNX (Round, QuantizeLinear) and PyTorch quantizers do. */
 export function roundHalfEven(v: number): number {
   const f = Math.floor(v);
   const d = v - f;
