@@ -7,6 +7,7 @@
 
 #include "binary/kernels.h"
 #include "common/checked_math.h"
+#include "epilogue/kernels.h"
 #include "harness.h"
 #include "lowbit/binary.h"
 #include "lowbit/error.h"
@@ -153,7 +154,7 @@ TEST(bconv2d_matches_oracle_for_every_epilogue) {
               CHECK(std::memcmp(&got, &v, 4) == 0, where << " f32 pixel " << px << " ch " << o << ": got " << got
                                                         << " want " << v << " (y=" << y << ")");
             } else if (kind == OutputKind::S8) {
-              const int8_t v = static_cast<int8_t>(dyadic_rescale_s8(y, mult[o], shift[o], bias_q[o], -100, 120));
+              const int8_t v = static_cast<int8_t>(requantize_value(y, mult[o], shift[o], bias_q[o], -100, 120));
               const int8_t got = reinterpret_cast<const int8_t*>(out.data())[px * k.oc + o];
               CHECK(got == v, where << " s8 pixel " << px << " ch " << o << ": got " << int(got) << " want " << int(v));
             } else {

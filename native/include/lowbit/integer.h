@@ -18,6 +18,15 @@ struct Dyadic {
 // or M outside that range (e would leave [0, 62]).
 Dyadic to_dyadic(double multiplier);
 
+// The rescale itself, the single definition every operator and every ISA's kernels match bit for bit:
+//   rs(v, m, e) = ((int64)v * m + (e > 0 ? 2^(e-1) : 0)) >> e     (round half up; >> floors)
+// |v * m| must fit int64 (it does for an int32 v, or the 8-bit differences of lowbit/qops.h).
+// static: every translation unit, each ISA's kernel file included, compiles its own copy, so no
+// -mavx2 copy can be linked into the baseline path.
+static inline int64_t dyadic_rescale(int64_t v, int32_t m, int32_t e) {
+  return (v * m + (e > 0 ? int64_t{1} << (e - 1) : 0)) >> e;
+}
+
 }  // namespace lowbit
 
 namespace lowbit {

@@ -14,6 +14,7 @@
 
 #include "lowbit/conv.h"  // Conv2dShape, Pool2dParams (shared with bmaxpool2d)
 #include "lowbit/error.h"
+#include "lowbit/integer.h"  // dyadic_rescale
 
 namespace lowbit {
 
@@ -31,10 +32,8 @@ struct QuantOutput {
   int32_t lo = -128, hi = 127;
 };
 
-// The rescale of the family (one definition for every operator below).
-inline int64_t dyadic_rescale(int64_t v, int32_t m, int32_t e) {
-  return (v * m + (e > 0 ? int64_t{1} << (e - 1) : 0)) >> e;
-}
+// The rescale of the family, dyadic_rescale, is in lowbit/integer.h (one definition for every
+// operator below and for the kernels' requantizer).
 
 // Residual add (HAWQ-V3): each input rescaled to the output scale by its own dyadic, then added:
 //   out = clamp(rs(a - za, ma, ea) + rs(b - zb, mb, eb) + zo, lo, hi)

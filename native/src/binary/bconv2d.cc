@@ -135,7 +135,8 @@ void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeig
     chunk = std::max<size_t>(64, (s.out_c / want + 63) / 64 * 64);
   }
   const size_t chunks = (s.out_c + chunk - 1) / chunk;
-  Plan plan{{s, w, p, e, binary_kernels()}, pixels, tile, chunk, tiles, chunks,
+  const Isa isa = active_isa();
+  Plan plan{{s, w, p, e, binary_kernels_for(isa), output_kernels_for(isa)}, pixels, tile, chunk, tiles, chunks,
             w.out_channels / w.groups, direct};
   parallel_for(tiles * chunks, [&](size_t task) { run_task(plan, input, task, output); });
 }

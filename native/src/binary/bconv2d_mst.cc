@@ -197,7 +197,8 @@ void bconv2d_mst(const uint64_t* input, const Conv2dShape& s, const BinaryConv2d
     return;
   }
   validate_epilogue(e, s.out_c);
-  const ConvCall call{s, w, p, e, binary_kernels()};
+  const Isa isa = active_isa();
+  const ConvCall call{s, w, p, e, binary_kernels_for(isa), output_kernels_for(isa)};
   const size_t tiles = (pixels + kMstTile - 1) / kMstTile;
   parallel_for(tiles, [&](size_t t) {
     const size_t p0 = t * kMstTile;

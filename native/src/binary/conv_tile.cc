@@ -13,18 +13,18 @@ void epilogue_row(const ConvCall& call, const int32_t* y, size_t pixel, size_t c
   const size_t oc = call.s.out_c;
   switch (e.kind) {
     case OutputKind::F32: {
-      B1OutputF32Params p{e.scale + c0, e.bias_f32 + c0, e.lo, e.hi};
-      call.k.output_f32(n, y, p, static_cast<float*>(output) + pixel * oc + c0);
+      OutputF32Params p{e.scale + c0, e.bias_f32 + c0, e.lo, e.hi};
+      call.out.output_f32(n, y, p, static_cast<float*>(output) + pixel * oc + c0);
       break;
     }
     case OutputKind::S8: {
-      B1OutputS8Params p{e.mult + c0, e.shift + c0, e.bias_s32 + c0, e.qmin, e.qmax};
-      call.k.output_s8(n, y, p, static_cast<int8_t*>(output) + pixel * oc + c0);
+      RequantizeParams p{e.mult + c0, e.shift + c0, e.bias_s32 + c0, e.qmin, e.qmax};
+      call.out.output_s8(n, y, p, static_cast<int8_t*>(output) + pixel * oc + c0);
       break;
     }
     case OutputKind::B1: {
-      B1OutputB1Params p{e.threshold + c0, e.flip + c0};
-      call.k.output_b1(n, y, p, static_cast<uint64_t*>(output) + pixel * b1_words(oc) + c0 / 64);
+      OutputB1Params p{e.threshold + c0, e.flip + c0};
+      call.out.output_b1(n, y, p, static_cast<uint64_t*>(output) + pixel * b1_words(oc) + c0 / 64);
       break;
     }
   }

@@ -5,17 +5,20 @@
 #include <cstdint>
 
 #include "binary/kernels.h"
+#include "epilogue/kernels.h"
 #include "lowbit/binary.h"
 
 namespace lowbit {
 
-// One validated call: the geometry, weights, epilogue and the kernel table it runs with.
+// One validated call: the geometry, weights, epilogue and the kernel tables it runs with (both of
+// one ISA).
 struct ConvCall {
   const Conv2dShape& s;
   const BinaryConv2dWeights& w;
   const Conv2dParams& p;
   const BinaryEpilogue& e;
   const BinaryKernels& k;
+  const OutputKernels& out;
 };
 
 // 1x1, stride 1, no padding, one group: the input's pixel rows are the patch rows themselves.

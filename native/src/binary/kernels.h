@@ -1,6 +1,7 @@
 // kernels.h: the contracts of the binary (b1) kernel family. Every ISA implements the same
 // functions in its own namespace (lowbit::scalar, lowbit::avx2, lowbit::neon); lowbit::ref holds
-// the obviously-correct versions the tests compare against.
+// the obviously-correct versions the tests compare against. Their output transforms (f32, s8,
+// b1) are a family of their own: epilogue/kernels.h.
 //
 // Bit convention (shared by every kernel and the TypeScript side):
 //   A value v is packed as bit 1 when v < 0 and bit 0 otherwise, so sign(0) = +1 and NaN/-0 pack
@@ -25,38 +26,6 @@ using B1PackS8Fn = void (*)(const int8_t* src, size_t rows, size_t channels, uin
 using B1GemmFn = void (*)(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda,
                           const uint64_t* b, size_t ldb, int32_t kbits, int32_t* c, size_t ldc);
 
-// Output transforms: one row of n int32 dot products y (one output pixel, all its channels).
-// f32:  out[c] = min(max(y[c] * scale[c] + bias[c], lo), hi): a float multiply then a float add,
-//       never fused (the build uses -ffp-contract=off), so every ISA rounds the same way.
-struct B1OutputF32Params {
-  const float* scale;
-  const float* bias;
-  float lo, hi;
-};
-using B1OutputF32Fn = void (*)(size_t n, const int32_t* y, const B1OutputF32Params& p, float* out);
-
-// s8 (integer only, dyadic rescale with round half up; also the requantizer of the integer family):
-//   out[c] = clamp(((int64)y[c] * mult[c] + round(shift[c])) >> shift[c] + bias[c], lo, hi)
-//   round(e) = e > 0 ? 1 << (e - 1) : 0; >> is an arithmetic (flooring) shift;
-//   mult[c] != INT32_MIN (its sign carries a negative scale), shift[c] in [0, 62], lo <= hi both
-//   in [-128, 127] (signed output) or both in [0, 255] (unsigned output): the byte written is the
-//   low 8 bits of the clamped value, an int8 or a uint8.
-struct B1OutputS8Params {
-  const int32_t* mult;
-  const uint8_t* shift;
-  const int32_t* bias;
-  int32_t lo, hi;
-};
-using B1OutputS8Fn = void (*)(size_t n, const int32_t* y, const B1OutputS8Params& p, int8_t* out);
-
-// b1 (bitpacked, feeds the next binary layer): bit c = (y[c] < threshold[c]) XOR flip[c],
-// written to words_for_bits(n) words with zero tail bits. flip[c] is 0 or 1.
-struct B1OutputB1Params {
-  const int32_t* threshold;
-  const uint8_t* flip;
-};
-using B1OutputB1Fn = void (*)(size_t n, const int32_t* y, const B1OutputB1Params& p, uint64_t* out);
-
 // One channel of an MST schedule over a tile of kMstTile output pixels (bconv2d_mst.cc). The tile's
 // patches are bit-transposed: a row is one weight position for all the tile's pixels (pixel p is bit
 // p % 64 of word p / 64), so a channel that differs from its parent in d positions adds d rows
@@ -75,9 +44,6 @@ struct BinaryKernels {
   B1PackF32Fn pack_f32;
   B1PackS8Fn pack_s8;
   B1GemmFn gemm;
-  B1OutputF32Fn output_f32;
-  B1OutputS8Fn output_s8;
-  B1OutputB1Fn output_b1;
   B1MstChannelFn mst_channel;
 };
 
@@ -87,14 +53,9 @@ struct BinaryKernels {
   void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst);                 \
   void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b,    \
                size_t ldb, int32_t kbits, int32_t* c, size_t ldc);                                 \
-  void b1_output_f32(size_t n, const int32_t* y, const B1OutputF32Params& p, float* out);          \
-  void b1_output_s8(size_t n, const int32_t* y, const B1OutputS8Params& p, int8_t* out);           \
-  void b1_output_b1(size_t n, const int32_t* y, const B1OutputB1Params& p, uint64_t* out);         \
   void b1_mst_channel(const uint64_t* rows, const uint32_t* entries, size_t n, const int32_t* parent,  \
                       int32_t sign, int32_t base, int32_t shift, int32_t* y);                          \
-  inline constexpr BinaryKernels kBinaryKernels = {b1_pack_f32,   b1_pack_s8,   b1_gemm,     \
-                                                   b1_output_f32, b1_output_s8, b1_output_b1, \
-                                                   b1_mst_channel};                           \
+  inline constexpr BinaryKernels kBinaryKernels = {b1_pack_f32, b1_pack_s8, b1_gemm, b1_mst_channel}; \
   }
 
 LOWBIT_DECLARE_BINARY_KERNELS(ref)
@@ -105,15 +66,5 @@ LOWBIT_DECLARE_BINARY_KERNELS(avx2)
 #if defined(__aarch64__)
 LOWBIT_DECLARE_BINARY_KERNELS(neon)
 #endif
-
-// Dyadic rescale of one value, the single definition every ISA must match bit for bit.
-// static: each ISA file gets its own copy, so no -mavx2 code can be linked into the scalar path.
-static inline int32_t dyadic_rescale_s8(int32_t y, int32_t mult, uint8_t shift, int32_t bias, int32_t lo,
-                                 int32_t hi) {
-  int64_t prod = static_cast<int64_t>(y) * mult;
-  int64_t round = shift > 0 ? (int64_t{1} << (shift - 1)) : 0;
-  int64_t v = ((prod + round) >> shift) + bias;
-  return static_cast<int32_t>(v < lo ? lo : (v > hi ? hi : v));
-}
 
 }  // namespace lowbit

@@ -5,56 +5,15 @@
 #include "binary/kernels.h"
 #include "binary/mst_count.h"
 #include "common/checked_math.h"
+#include "common/neon_bits.h"
 
 namespace lowbit::neon {
 
 namespace {
 
-const uint8_t kBitWeights[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
-
-// 0xFF/0x00 byte masks for channels 0..63 -> the 64-bit word with bit j set for byte j.
-// Each pairwise add merges disjoint weights, so no byte sum exceeds 255.
-inline uint64_t movemask64(uint8x16_t vmask0, uint8x16_t vmask1, uint8x16_t vmask2, uint8x16_t vmask3) {
-  const uint8x16_t vweights = vld1q_u8(kBitWeights);
-  const uint8x16_t vsum01 = vpaddq_u8(vandq_u8(vmask0, vweights), vandq_u8(vmask1, vweights));
-  const uint8x16_t vsum23 = vpaddq_u8(vandq_u8(vmask2, vweights), vandq_u8(vmask3, vweights));
-  const uint8x16_t vsum0123 = vpaddq_u8(vsum01, vsum23);
-  return vgetq_lane_u64(vreinterpretq_u64_u8(vpaddq_u8(vsum0123, vsum0123)), 0);
-}
-
-inline uint64_t movemask16(uint8x16_t vmask) {
-  uint8x16_t vsum = vandq_u8(vmask, vld1q_u8(kBitWeights));
-  vsum = vpaddq_u8(vsum, vsum);
-  vsum = vpaddq_u8(vsum, vsum);
-  vsum = vpaddq_u8(vsum, vsum);
-  return vgetq_lane_u16(vreinterpretq_u16_u8(vsum), 0);
-}
-
-// Four 32-bit lane masks (channels 0-3, 4-7, 8-11, 12-15) -> one byte mask for channels 0-15.
-inline uint8x16_t narrow_masks(uint32x4_t vmask0123, uint32x4_t vmask4567, uint32x4_t vmask89ab,
-                               uint32x4_t vmaskcdef) {
-  const uint16x8_t vmask_lo = vuzp1q_u16(vreinterpretq_u16_u32(vmask0123), vreinterpretq_u16_u32(vmask4567));
-  const uint16x8_t vmask_hi = vuzp1q_u16(vreinterpretq_u16_u32(vmask89ab), vreinterpretq_u16_u32(vmaskcdef));
-  return vuzp1q_u8(vreinterpretq_u8_u16(vmask_lo), vreinterpretq_u8_u16(vmask_hi));
-}
-
-// Writes words_for_bits(channels) words; mask16(c) gives the byte mask of channels c..c+15 and
-// bit(c) the single bit of channel c, used for the last < 16 channels so nothing is over-read.
-template <typename Mask16, typename Bit>
-void pack_bits(size_t channels, Mask16 mask16, Bit bit, uint64_t* dst) {
-  for (size_t begin = 0; begin < channels; begin += 64, ++dst) {
-    const size_t count = channels - begin < 64 ? channels - begin : 64;
-    if (count == 64) {
-      *dst = movemask64(mask16(begin), mask16(begin + 16), mask16(begin + 32), mask16(begin + 48));
-      continue;
-    }
-    uint64_t word = 0;
-    size_t j = 0;
-    for (; j + 16 <= count; j += 16) word |= movemask16(mask16(begin + j)) << j;
-    for (; j < count; ++j) word |= static_cast<uint64_t>(bit(begin + j)) << j;
-    *dst = word;
-  }
-}
+using neon_bits::kBitWeights;
+using neon_bits::narrow_masks;
+using neon_bits::pack_bits;
 
 // A u16 lane of a popcount accumulator gains at most 16 per step (two bytes of at most 8 bits
 // each), so 4095 steps of two words stay below 65536 before folding into u32.
@@ -156,69 +115,6 @@ void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const
       kEdgeTiles[mr - 1][nr - 1](kw, a + i * lda, lda, b + j * ldb, ldb, kbits, c + i * ldc + j, ldc);
     }
   }
-}
-
-void b1_output_f32(size_t n, const int32_t* y, const B1OutputF32Params& p, float* out) {
-  const float32x4_t vlo = vdupq_n_f32(p.lo);
-  const float32x4_t vhi = vdupq_n_f32(p.hi);
-  size_t c = 0;
-  for (; c + 4 <= n; c += 4) {
-    const float32x4_t vy = vcvtq_f32_s32(vld1q_s32(y + c));
-    const float32x4_t vv = vaddq_f32(vmulq_f32(vy, vld1q_f32(p.scale + c)), vld1q_f32(p.bias + c));
-    // Compare-and-select rather than vmaxq/vminq: those differ from the scalar ternaries on NaN
-    // bounds and on -0.0 vs +0.0.
-    const float32x4_t vclamped = vbslq_f32(vcltq_f32(vv, vlo), vlo, vbslq_f32(vcgtq_f32(vv, vhi), vhi, vv));
-    vst1q_f32(out + c, vclamped);
-  }
-  for (; c < n; ++c) {
-    const float v = static_cast<float>(y[c]) * p.scale[c] + p.bias[c];
-    out[c] = v < p.lo ? p.lo : (v > p.hi ? p.hi : v);
-  }
-}
-
-void b1_output_s8(size_t n, const int32_t* y, const B1OutputS8Params& p, int8_t* out) {
-  const int32x4_t vlo = vdupq_n_s32(p.lo);
-  const int32x4_t vhi = vdupq_n_s32(p.hi);
-  // |y * mult| <= 2^62 - 2^31 and the bias is an int32, so every 64-bit step is exact. SRSHL by
-  // -shift adds 1 << (shift - 1) before the arithmetic shift in full precision: round half up.
-  auto rescale2 = [](int32x2_t vy, int32x2_t vmult, int32x2_t vnegshift, int32x2_t vbias) {
-    const int64x2_t vprod = vmull_s32(vy, vmult);
-    return vqmovn_s64(vaddw_s32(vrshlq_s64(vprod, vmovl_s32(vnegshift)), vbias));
-  };
-  // The saturating narrow to int32 cannot change the result: lo and hi are int32 themselves.
-  auto rescale4 = [&](size_t c, int32x4_t vnegshift) {
-    const int32x4_t vy = vld1q_s32(y + c);
-    const int32x4_t vmult = vld1q_s32(p.mult + c);
-    const int32x4_t vbias = vld1q_s32(p.bias + c);
-    const int32x4_t vv = vcombine_s32(
-        rescale2(vget_low_s32(vy), vget_low_s32(vmult), vget_low_s32(vnegshift), vget_low_s32(vbias)),
-        rescale2(vget_high_s32(vy), vget_high_s32(vmult), vget_high_s32(vnegshift), vget_high_s32(vbias)));
-    return vbslq_s32(vcltq_s32(vv, vlo), vlo, vbslq_s32(vcgtq_s32(vv, vhi), vhi, vv));
-  };
-  size_t c = 0;
-  for (; c + 8 <= n; c += 8) {
-    const int16x8_t vshift = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p.shift + c)));
-    const int32x4_t vnegshift_0123 = vnegq_s32(vmovl_s16(vget_low_s16(vshift)));
-    const int32x4_t vnegshift_4567 = vnegq_s32(vmovl_s16(vget_high_s16(vshift)));
-    const int16x8_t vout_01234567 =
-        vcombine_s16(vmovn_s32(rescale4(c, vnegshift_0123)), vmovn_s32(rescale4(c + 4, vnegshift_4567)));
-    vst1_s8(out + c, vmovn_s16(vout_01234567));
-  }
-  for (; c < n; ++c)
-    out[c] = static_cast<int8_t>(dyadic_rescale_s8(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
-}
-
-void b1_output_b1(size_t n, const int32_t* y, const B1OutputB1Params& p, uint64_t* out) {
-  auto mask16 = [&](size_t c) {
-    const uint8x16_t vbelow = narrow_masks(
-        vcltq_s32(vld1q_s32(y + c), vld1q_s32(p.threshold + c)),
-        vcltq_s32(vld1q_s32(y + c + 4), vld1q_s32(p.threshold + c + 4)),
-        vcltq_s32(vld1q_s32(y + c + 8), vld1q_s32(p.threshold + c + 8)),
-        vcltq_s32(vld1q_s32(y + c + 12), vld1q_s32(p.threshold + c + 12)));
-    const uint8x16_t vflip = vld1q_u8(p.flip + c);
-    return veorq_u8(vbelow, vtstq_u8(vflip, vflip));
-  };
-  pack_bits(n, mask16, [&](size_t c) { return (y[c] < p.threshold[c]) ^ (p.flip[c] != 0); }, out);
 }
 
 namespace {

@@ -39,27 +39,6 @@ void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const
     }
 }
 
-void b1_output_f32(size_t n, const int32_t* y, const B1OutputF32Params& p, float* out) {
-  for (size_t c = 0; c < n; ++c) {
-    float v = static_cast<float>(y[c]) * p.scale[c] + p.bias[c];  // built with -ffp-contract=off
-    out[c] = v < p.lo ? p.lo : (v > p.hi ? p.hi : v);
-  }
-}
-
-void b1_output_s8(size_t n, const int32_t* y, const B1OutputS8Params& p, int8_t* out) {
-  for (size_t c = 0; c < n; ++c)
-    out[c] = static_cast<int8_t>(dyadic_rescale_s8(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
-}
-
-void b1_output_b1(size_t n, const int32_t* y, const B1OutputB1Params& p, uint64_t* out) {
-  const size_t words = words_for_bits(n);
-  for (size_t w = 0; w < words; ++w) out[w] = 0;
-  for (size_t c = 0; c < n; ++c) {
-    uint64_t b = static_cast<uint64_t>((y[c] < p.threshold[c]) ^ (p.flip[c] != 0));
-    out[c / 64] |= b << (c % 64);
-  }
-}
-
 void b1_mst_channel(const uint64_t* rows, const uint32_t* entries, size_t n, const int32_t* parent, int32_t sign,
                     int32_t base, int32_t shift, int32_t* y) {
   for (size_t p = 0; p < kMstTile; ++p) {

@@ -53,30 +53,6 @@ LOWBIT_POPCNT_CLONES void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t*
   }
 }
 
-void b1_output_f32(size_t n, const int32_t* y, const B1OutputF32Params& p, float* out) {
-  for (size_t c = 0; c < n; ++c) {
-    float v = static_cast<float>(y[c]) * p.scale[c] + p.bias[c];
-    out[c] = v < p.lo ? p.lo : (v > p.hi ? p.hi : v);
-  }
-}
-
-void b1_output_s8(size_t n, const int32_t* y, const B1OutputS8Params& p, int8_t* out) {
-  for (size_t c = 0; c < n; ++c)
-    out[c] = static_cast<int8_t>(dyadic_rescale_s8(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
-}
-
-void b1_output_b1(size_t n, const int32_t* y, const B1OutputB1Params& p, uint64_t* out) {
-  for (size_t w = 0; w * 64 < n; ++w) {
-    const size_t count = n - w * 64 < 64 ? n - w * 64 : 64;
-    uint64_t word = 0;
-    for (size_t j = 0; j < count; ++j) {
-      const size_t c = w * 64 + j;
-      word |= static_cast<uint64_t>((y[c] < p.threshold[c]) ^ p.flip[c]) << j;
-    }
-    out[w] = word;
-  }
-}
-
 namespace {
 // 256 pixels as four words, for the shared bit-sliced counter.
 struct Words4 {

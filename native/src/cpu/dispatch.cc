@@ -117,6 +117,23 @@ const BinaryKernels& binary_kernels_for(Isa isa) {
 
 const BinaryKernels& binary_kernels() { return binary_kernels_for(active_isa()); }
 
+const OutputKernels& output_kernels_for(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Isa::Avx2:
+      return avx2::kOutputKernels;
+#endif
+#if defined(__aarch64__)
+    case Isa::Neon:
+      return neon::kOutputKernels;
+#endif
+    default:
+      return scalar::kOutputKernels;
+  }
+}
+
+const OutputKernels& output_kernels() { return output_kernels_for(active_isa()); }
+
 bool cpu_has_dotprod() {
 #if defined(__aarch64__) && defined(__linux__)
   static const bool has = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;

@@ -2,13 +2,20 @@
 // concurrent set_isa() never mixes kernels within one call.
 #pragma once
 #include "binary/kernels.h"
+#include "epilogue/kernels.h"
 #include "integer/kernels.h"
 #include "lowbit/runtime.h"
 
 namespace lowbit {
 
 const BinaryKernels& binary_kernels();
-const BinaryKernels& binary_kernels_for(Isa isa);  // for tests: a specific supported ISA
+const BinaryKernels& binary_kernels_for(Isa isa);  // a specific supported ISA (tests; drivers pairing tables)
+
+// The output transforms (f32, s8 requantizer, b1) of the active ISA. A driver that also uses
+// another family's table takes both for one Isa value (active_isa() once), so a concurrent
+// set_isa() never mixes them within a call.
+const OutputKernels& output_kernels();
+const OutputKernels& output_kernels_for(Isa isa);
 
 const IntegerKernels& integer_kernels();
 const IntegerKernels& integer_kernels_for(Isa isa);

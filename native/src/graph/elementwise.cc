@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "binary/kernels.h"
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
 #include "integer/quantize.h"
@@ -72,8 +71,8 @@ void transpose_hwc_to_chw(const float* x, size_t batch, size_t hw, size_t c, flo
 void threshold_s32(const int32_t* acc, size_t rows, size_t c, const int32_t* threshold, const uint8_t* flip,
                    uint64_t* out) {
   // The binary layers' b1 epilogue is this very operation, vectorized per ISA.
-  const auto output_b1 = binary_kernels().output_b1;
-  const B1OutputB1Params params{threshold, flip};
+  const OutputB1Fn output_b1 = output_kernels().output_b1;
+  const OutputB1Params params{threshold, flip};
   const size_t words = words_for_bits(c);
   for_rows(rows, c, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) output_b1(c, acc + r * c, params, out + r * words);

@@ -55,7 +55,7 @@ struct Plan {
   const Conv2dParams& p;
   const QEpilogue& e;
   const IntegerKernels& k;
-  B1OutputS8Fn rescale = nullptr;
+  OutputS8Fn rescale = nullptr;  // the requantizer (epilogue/kernels.h)
   const int32_t* bias = nullptr;  // folded, per output channel
   const int32_t* out_zero = nullptr;
   uint8_t mask = 0, pad_byte = 0;
@@ -73,7 +73,7 @@ void finish_row(const Plan& plan, int32_t* y, size_t pixel, size_t c0, size_t n,
     for (size_t j = 0; j < n; ++j) out[j] = y[j];
     return;
   }
-  const B1OutputS8Params p{plan.e.mult + c0, plan.e.shift + c0, plan.out_zero + c0, plan.e.lo, plan.e.hi};
+  const RequantizeParams p{plan.e.mult + c0, plan.e.shift + c0, plan.out_zero + c0, plan.e.lo, plan.e.hi};
   plan.rescale(n, y, p, static_cast<int8_t*>(output) + at);
 }
 
@@ -223,7 +223,7 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
       continue;
     }
     plan.k.small_k(w.k, oc, x, w.small_k.data(), w.small_k_stride, bias, sc.acc.data());
-    const B1OutputS8Params p{plan.e.mult, plan.e.shift, plan.out_zero, plan.e.lo, plan.e.hi};
+    const RequantizeParams p{plan.e.mult, plan.e.shift, plan.out_zero, plan.e.lo, plan.e.hi};
     plan.rescale(oc, sc.acc.data(), p, static_cast<int8_t*>(output) + at);
   }
 }
@@ -347,8 +347,9 @@ void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w
   const std::vector<int32_t> out_zero(w.out_channels, e.zero_point);
   const size_t pixels = s.batch * s.out_h * s.out_w;
   const size_t threads = num_threads();
-  Plan plan(s, w, p, e, integer_kernels());
-  plan.rescale = binary_kernels().output_s8;
+  const Isa isa = active_isa();
+  Plan plan(s, w, p, e, integer_kernels_for(isa));
+  plan.rescale = output_kernels_for(isa).output_s8;
   plan.bias = bias.data();
   plan.out_zero = out_zero.data();
   plan.mask = input_mask(in);

@@ -21,8 +21,8 @@ void requantize(const int32_t* acc, size_t rows, size_t channels, const int32_t*
     if (shift[c] > 62) fail(ErrorKind::Range, "shift[" + std::to_string(c) + "] must be in [0, 62], got " + std::to_string(shift[c]));
   }
   checked_mul(rows, channels, "requantize size");
-  const B1OutputS8Fn rescale = binary_kernels().output_s8;
-  const B1OutputS8Params p{mult, shift, bias, lo, hi};
+  const OutputS8Fn rescale = output_kernels().output_s8;
+  const RequantizeParams p{mult, shift, bias, lo, hi};
   // Memory bound: blocks of about 64 Ki values per task.
   const size_t block = std::max<size_t>(1, (size_t{1} << 16) / std::max<size_t>(channels, 1));
   parallel_for((rows + block - 1) / block, [&](size_t b) {

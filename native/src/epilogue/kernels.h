@@ -1,0 +1,77 @@
+// kernels.h: the contracts of the output-transform (epilogue) kernel family: one row of n int32
+// values y (one output pixel, all its channels: binary dot products or integer accumulators) to the
+// layer's output type. Binary convolutions use all three; the integer family (qconv, requantize)
+// and the graph's element-wise operators use them too. Every ISA implements the same functions in
+// its own namespace (lowbit::scalar, lowbit::avx2, lowbit::neon); lowbit::ref holds the versions
+// the tests compare against bit for bit. (Larq Compute Engine's bconv2d/output_transform.h.)
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "lowbit/integer.h"  // dyadic_rescale, the one definition of the rescale
+
+namespace lowbit {
+
+// f32:  out[c] = min(max(y[c] * scale[c] + bias[c], lo), hi): a float multiply then a float add,
+//       never fused (the build uses -ffp-contract=off), so every ISA rounds the same way.
+struct OutputF32Params {
+  const float* scale;
+  const float* bias;
+  float lo, hi;
+};
+using OutputF32Fn = void (*)(size_t n, const int32_t* y, const OutputF32Params& p, float* out);
+
+// s8, the requantizer (integer only, dyadic rescale with round half up):
+//   out[c] = clamp(dyadic_rescale(y[c], mult[c], shift[c]) + bias[c], lo, hi)
+//          = clamp(((int64)y[c] * mult[c] + round(shift[c])) >> shift[c] + bias[c], lo, hi)
+//   round(e) = e > 0 ? 1 << (e - 1) : 0; >> is an arithmetic (flooring) shift;
+//   mult[c] != INT32_MIN (its sign carries a negative scale), shift[c] in [0, 62], lo <= hi both
+//   in [-128, 127] (signed output) or both in [0, 255] (unsigned output): the byte written is the
+//   low 8 bits of the clamped value, an int8 or a uint8.
+struct RequantizeParams {
+  const int32_t* mult;
+  const uint8_t* shift;
+  const int32_t* bias;
+  int32_t lo, hi;
+};
+using OutputS8Fn = void (*)(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out);
+
+// b1 (bitpacked, feeds the next binary layer): bit c = (y[c] < threshold[c]) XOR flip[c],
+// written to words_for_bits(n) words with zero tail bits. flip[c] is 0 or 1.
+struct OutputB1Params {
+  const int32_t* threshold;
+  const uint8_t* flip;
+};
+using OutputB1Fn = void (*)(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out);
+
+struct OutputKernels {
+  OutputF32Fn output_f32;
+  OutputS8Fn output_s8;
+  OutputB1Fn output_b1;
+};
+
+#define LOWBIT_DECLARE_OUTPUT_KERNELS(ns)                                                   \
+  namespace ns {                                                                          \
+  void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out);      \
+  void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out);     \
+  void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out);     \
+  inline constexpr OutputKernels kOutputKernels = {output_f32, output_s8, output_b1};     \
+  }
+
+LOWBIT_DECLARE_OUTPUT_KERNELS(ref)
+LOWBIT_DECLARE_OUTPUT_KERNELS(scalar)
+#if defined(__x86_64__)
+LOWBIT_DECLARE_OUTPUT_KERNELS(avx2)
+#endif
+#if defined(__aarch64__)
+LOWBIT_DECLARE_OUTPUT_KERNELS(neon)
+#endif
+
+// One value of the s8 transform, for the scalar loops and the SIMD tails.
+// static: each ISA file gets its own copy, so no -mavx2 code can be linked into the scalar path.
+static inline int32_t requantize_value(int32_t y, int32_t mult, uint8_t shift, int32_t bias, int32_t lo, int32_t hi) {
+  const int64_t v = dyadic_rescale(y, mult, shift) + bias;
+  return static_cast<int32_t>(v < lo ? lo : (v > hi ? hi : v));
+}
+
+}  // namespace lowbit

@@ -1,0 +1,78 @@
+// kernels_neon.cc: output transforms for baseline AArch64 NEON (Cortex-A72).
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include "common/neon_bits.h"
+#include "epilogue/kernels.h"
+
+namespace lowbit::neon {
+
+using neon_bits::narrow_masks;
+using neon_bits::pack_bits;
+
+void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out) {
+  const float32x4_t vlo = vdupq_n_f32(p.lo);
+  const float32x4_t vhi = vdupq_n_f32(p.hi);
+  size_t c = 0;
+  for (; c + 4 <= n; c += 4) {
+    const float32x4_t vy = vcvtq_f32_s32(vld1q_s32(y + c));
+    const float32x4_t vv = vaddq_f32(vmulq_f32(vy, vld1q_f32(p.scale + c)), vld1q_f32(p.bias + c));
+    // Compare-and-select rather than vmaxq/vminq: those differ from the scalar ternaries on NaN
+    // bounds and on -0.0 vs +0.0.
+    const float32x4_t vclamped = vbslq_f32(vcltq_f32(vv, vlo), vlo, vbslq_f32(vcgtq_f32(vv, vhi), vhi, vv));
+    vst1q_f32(out + c, vclamped);
+  }
+  for (; c < n; ++c) {
+    const float v = static_cast<float>(y[c]) * p.scale[c] + p.bias[c];
+    out[c] = v < p.lo ? p.lo : (v > p.hi ? p.hi : v);
+  }
+}
+
+void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out) {
+  const int32x4_t vlo = vdupq_n_s32(p.lo);
+  const int32x4_t vhi = vdupq_n_s32(p.hi);
+  // |y * mult| <= 2^62 - 2^31 and the bias is an int32, so every 64-bit step is exact. SRSHL by
+  // -shift adds 1 << (shift - 1) before the arithmetic shift in full precision: round half up.
+  auto rescale2 = [](int32x2_t vy, int32x2_t vmult, int32x2_t vnegshift, int32x2_t vbias) {
+    const int64x2_t vprod = vmull_s32(vy, vmult);
+    return vqmovn_s64(vaddw_s32(vrshlq_s64(vprod, vmovl_s32(vnegshift)), vbias));
+  };
+  // The saturating narrow to int32 cannot change the result: lo and hi are int32 themselves.
+  auto rescale4 = [&](size_t c, int32x4_t vnegshift) {
+    const int32x4_t vy = vld1q_s32(y + c);
+    const int32x4_t vmult = vld1q_s32(p.mult + c);
+    const int32x4_t vbias = vld1q_s32(p.bias + c);
+    const int32x4_t vv = vcombine_s32(
+        rescale2(vget_low_s32(vy), vget_low_s32(vmult), vget_low_s32(vnegshift), vget_low_s32(vbias)),
+        rescale2(vget_high_s32(vy), vget_high_s32(vmult), vget_high_s32(vnegshift), vget_high_s32(vbias)));
+    return vbslq_s32(vcltq_s32(vv, vlo), vlo, vbslq_s32(vcgtq_s32(vv, vhi), vhi, vv));
+  };
+  size_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const int16x8_t vshift = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p.shift + c)));
+    const int32x4_t vnegshift_0123 = vnegq_s32(vmovl_s16(vget_low_s16(vshift)));
+    const int32x4_t vnegshift_4567 = vnegq_s32(vmovl_s16(vget_high_s16(vshift)));
+    const int16x8_t vout_01234567 =
+        vcombine_s16(vmovn_s32(rescale4(c, vnegshift_0123)), vmovn_s32(rescale4(c + 4, vnegshift_4567)));
+    vst1_s8(out + c, vmovn_s16(vout_01234567));
+  }
+  for (; c < n; ++c)
+    out[c] = static_cast<int8_t>(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
+}
+
+void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out) {
+  auto mask16 = [&](size_t c) {
+    const uint8x16_t vbelow = narrow_masks(
+        vcltq_s32(vld1q_s32(y + c), vld1q_s32(p.threshold + c)),
+        vcltq_s32(vld1q_s32(y + c + 4), vld1q_s32(p.threshold + c + 4)),
+        vcltq_s32(vld1q_s32(y + c + 8), vld1q_s32(p.threshold + c + 8)),
+        vcltq_s32(vld1q_s32(y + c + 12), vld1q_s32(p.threshold + c + 12)));
+    const uint8x16_t vflip = vld1q_u8(p.flip + c);
+    return veorq_u8(vbelow, vtstq_u8(vflip, vflip));
+  };
+  pack_bits(n, mask16, [&](size_t c) { return (y[c] < p.threshold[c]) ^ (p.flip[c] != 0); }, out);
+}
+
+}  // namespace lowbit::neon
+
+#endif  // __aarch64__

@@ -1,0 +1,29 @@
+// kernels_ref.cc: reference output transforms, written to be obviously correct. They define the
+// results; every ISA path must match them exactly. Used by tests only.
+#include "common/checked_math.h"
+#include "epilogue/kernels.h"
+
+namespace lowbit::ref {
+
+void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out) {
+  for (size_t c = 0; c < n; ++c) {
+    float v = static_cast<float>(y[c]) * p.scale[c] + p.bias[c];  // built with -ffp-contract=off
+    out[c] = v < p.lo ? p.lo : (v > p.hi ? p.hi : v);
+  }
+}
+
+void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out) {
+  for (size_t c = 0; c < n; ++c)
+    out[c] = static_cast<int8_t>(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
+}
+
+void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out) {
+  const size_t words = words_for_bits(n);
+  for (size_t w = 0; w < words; ++w) out[w] = 0;
+  for (size_t c = 0; c < n; ++c) {
+    uint64_t b = static_cast<uint64_t>((y[c] < p.threshold[c]) ^ (p.flip[c] != 0));
+    out[c / 64] |= b << (c % 64);
+  }
+}
+
+}  // namespace lowbit::ref

@@ -1,0 +1,32 @@
+// kernels_scalar.cc: portable output transforms, one value at a time; the path on CPUs without
+// SIMD support. The same loops as ref (the scalar-vs-ref test proves nothing for f32 and s8 here;
+// ref stays an independent copy on purpose).
+#include "epilogue/kernels.h"
+
+namespace lowbit::scalar {
+
+void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out) {
+  for (size_t c = 0; c < n; ++c) {
+    float v = static_cast<float>(y[c]) * p.scale[c] + p.bias[c];
+    out[c] = v < p.lo ? p.lo : (v > p.hi ? p.hi : v);
+  }
+}
+
+void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out) {
+  for (size_t c = 0; c < n; ++c)
+    out[c] = static_cast<int8_t>(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
+}
+
+void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out) {
+  for (size_t w = 0; w * 64 < n; ++w) {
+    const size_t count = n - w * 64 < 64 ? n - w * 64 : 64;
+    uint64_t word = 0;
+    for (size_t j = 0; j < count; ++j) {
+      const size_t c = w * 64 + j;
+      word |= static_cast<uint64_t>((y[c] < p.threshold[c]) ^ p.flip[c]) << j;
+    }
+    out[w] = word;
+  }
+}
+
+}  // namespace lowbit::scalar

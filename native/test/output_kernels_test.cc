@@ -1,0 +1,112 @@
+// output_kernels_test.cc: every supported ISA's output transforms (epilogue/kernels.h) against
+// lowbit::ref, bit for bit, on every row length around the vector widths and at extreme values,
+// with sentinels past the row.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "common/checked_math.h"
+#include "cpu/dispatch.h"
+#include "epilogue/kernels.h"
+#include "harness.h"
+
+using namespace lowbit;
+using lowbit::test::rng;
+
+namespace {
+
+constexpr uint64_t kSentinel = 0xA5A5A5A5A5A5A5A5ull;
+
+std::vector<Isa> isas() { return supported_isas(); }
+
+}  // namespace
+
+TEST(output_f32_matches_reference) {
+  auto g = rng(4);
+  for (Isa isa : isas())
+    for (size_t n = 1; n <= 70; ++n) {
+      std::vector<int32_t> y(n);
+      std::vector<float> scale(n), bias(n);
+      for (size_t c = 0; c < n; ++c) {
+        y[c] = static_cast<int32_t>(g() % 20001) - 10000;
+        scale[c] = std::uniform_real_distribution<float>(-3, 3)(g);
+        bias[c] = std::uniform_real_distribution<float>(-100, 100)(g);
+      }
+      const float inf = std::numeric_limits<float>::infinity();
+      const float los[] = {-inf, 0.f, -50.f}, his[] = {inf, 6.f, 50.f};
+      const size_t clamp = g() % 3;
+      OutputF32Params p{scale.data(), bias.data(), los[clamp], his[clamp]};
+      std::vector<float> want(n), got(n + 2, 123.f);
+      ref::output_f32(n, y.data(), p, want.data());
+      output_kernels_for(isa).output_f32(n, y.data(), p, got.data());
+      CHECK(std::memcmp(want.data(), got.data(), n * sizeof(float)) == 0, "output_f32 " << isa_name(isa) << " n=" << n);
+      CHECK(got[n] == 123.f && got[n + 1] == 123.f, "output_f32 wrote past the row, n=" << n);
+    }
+}
+
+TEST(output_s8_matches_reference_at_extremes) {
+  auto g = rng(5);
+  const int32_t ys[] = {INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX, 1 << 24, -(1 << 24)};
+  const int32_t mults[] = {INT32_MAX, -INT32_MAX, 1, -1, 1 << 30, 12345};
+  const uint8_t shifts[] = {0, 1, 2, 15, 31, 32, 61, 62};
+  for (Isa isa : isas())
+    for (size_t n = 1; n <= 67; n += (n < 20 ? 1 : 11)) {
+      for (int round = 0; round < 40; ++round) {
+        std::vector<int32_t> y(n), mult(n), bias(n);
+        std::vector<uint8_t> shift(n);
+        for (size_t c = 0; c < n; ++c) {
+          const bool extreme = g() % 2;
+          y[c] = extreme ? ys[g() % 8] : static_cast<int32_t>(g() % 4001) - 2000;
+          mult[c] = extreme ? mults[g() % 6] : static_cast<int32_t>(g());
+          if (mult[c] == INT32_MIN) mult[c] = INT32_MAX;
+          shift[c] = extreme ? shifts[g() % 8] : static_cast<uint8_t>(g() % 63);
+          bias[c] = g() % 3 == 0 ? (g() % 2 ? INT32_MAX : INT32_MIN) : static_cast<int32_t>(g() % 301) - 150;
+        }
+        // Signed ranges (s8, s4) and unsigned ones (u8, u4), whose bytes read as uint8.
+        const bool is_unsigned = g() % 2;
+        const int32_t lo = is_unsigned ? static_cast<int32_t>(g() % 2) * 3 : -128 + static_cast<int32_t>(g() % 3) * 64;
+        const int32_t hi = is_unsigned ? (g() % 2 ? 255 : 15) : 127 - static_cast<int32_t>(g() % 3) * 32;
+        RequantizeParams p{mult.data(), shift.data(), bias.data(), lo, hi};
+        std::vector<int8_t> want(n), got(n + 3, 99);
+        ref::output_s8(n, y.data(), p, want.data());
+        output_kernels_for(isa).output_s8(n, y.data(), p, got.data());
+        for (size_t c = 0; c < n; ++c)
+          CHECK(got[c] == want[c], "output_s8 " << isa_name(isa) << " n=" << n << " c=" << c << " y=" << y[c] << " mult="
+                                               << mult[c] << " shift=" << int(shift[c]) << " bias=" << bias[c] << " [" << lo
+                                               << "," << hi << "]: got " << int(got[c]) << " want " << int(want[c]));
+        CHECK(got[n] == 99, "output_s8 wrote past the row");
+      }
+    }
+}
+
+TEST(dyadic_rescale_rounds_half_up) {
+  // 3 * 1 / 2 = 1.5 -> 2; -3 / 2 = -1.5 -> -1 (half up, toward +inf); 5 / 4 = 1.25 -> 1.
+  CHECK(requantize_value(3, 1, 1, 0, -128, 127) == 2, "1.5");
+  CHECK(requantize_value(-3, 1, 1, 0, -128, 127) == -1, "-1.5");
+  CHECK(requantize_value(5, 1, 2, 0, -128, 127) == 1, "1.25");
+  CHECK(requantize_value(INT32_MIN, INT32_MAX, 0, 0, -128, 127) == -128, "saturates low");
+  CHECK(requantize_value(7, -2, 0, 100, -128, 127) == 86, "negative multiplier");
+}
+
+TEST(output_b1_matches_reference) {
+  auto g = rng(6);
+  for (Isa isa : isas())
+    for (size_t n : {1, 7, 8, 9, 31, 63, 64, 65, 100, 128, 129, 200, 512}) {
+      std::vector<int32_t> y(n), threshold(n);
+      std::vector<uint8_t> flip(n);
+      for (size_t c = 0; c < n; ++c) {
+        y[c] = static_cast<int32_t>(g() % 201) - 100;
+        threshold[c] = g() % 5 == 0 ? (g() % 2 ? INT32_MIN : INT32_MAX) : y[c] + static_cast<int32_t>(g() % 3) - 1;
+        flip[c] = g() % 2;
+      }
+      OutputB1Params p{threshold.data(), flip.data()};
+      const size_t words = words_for_bits(n);
+      std::vector<uint64_t> want(words), got(words + 1, kSentinel);
+      ref::output_b1(n, y.data(), p, want.data());
+      output_kernels_for(isa).output_b1(n, y.data(), p, got.data());
+      for (size_t w = 0; w < words; ++w)
+        CHECK(got[w] == want[w], "output_b1 " << isa_name(isa) << " n=" << n << " word " << w << std::hex << ": got "
+                                               << got[w] << " want " << want[w]);
+      CHECK(got[words] == kSentinel, "output_b1 wrote past the row");
+    }
+}
