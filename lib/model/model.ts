@@ -115,12 +115,10 @@ export class Model {
   }
 
   private prepare(inputs: ModelInputs): { batch: number; arrays: Float32Array[] } {
-    const byName: Record<string, unknown> =
-      inputs instanceof Tensor || inputs instanceof Float32Array
-        ? this.inputs.length === 1
-          ? { [this.inputs[0].name]: inputs }
-          : (() => { throw new TypeError(`inputs: this model has ${this.inputs.length} inputs; pass an object { ${this.inputs.map((i) => i.name).join(', ')} }`); })()
-        : (inputs as Record<string, unknown>);
+    const single = inputs instanceof Tensor || inputs instanceof Float32Array;
+    if (single && this.inputs.length !== 1)
+      throw new TypeError(`inputs: this model has ${this.inputs.length} inputs; pass an object { ${this.inputs.map((i) => i.name).join(', ')} }`);
+    const byName = (single ? { [this.inputs[0].name]: inputs } : inputs) as Record<string, unknown>;
     if (typeof byName !== 'object' || byName === null) throw new TypeError(`inputs: expected an object of Float32Arrays or f32 tensors, got ${describe(inputs)}`);
     for (const key of Object.keys(byName))
       if (!this.inputs.some((i) => i.name === key)) throw new TypeError(`inputs: unknown input '${key}' (the model's inputs: ${this.inputs.map((i) => i.name).join(', ')})`);
