@@ -27,7 +27,7 @@
 import { ModelFormatError, UnsupportedError } from '../errors.js';
 import type { FloatNode, FloatOp } from './ir.js';
 import { FOLDABLE_OPS, foldNode } from './fold.js';
-import { describe, type RawInput, type RawModel, type RawNode } from './proto.js';
+import { nodeLabel, type RawInput, type RawModel, type RawNode } from './proto.js';
 import { inferDims } from './shapes.js';
 import { topoSort } from './toposort.js';
 import { ctensor, DT, FoldBudget, formatDims, size, type CTensor } from './tensor.js';
@@ -86,14 +86,14 @@ function liveSorted(model: RawModel): RawNode[] {
   for (const node of model.nodes) {
     for (const o of node.outputs) {
       if (!o) continue;
-      if (producers.has(o) || available.has(o)) throw new ModelFormatError(`${describe(node)}: output "${o}" is written more than once (field node.output)`);
+      if (producers.has(o) || available.has(o)) throw new ModelFormatError(`${nodeLabel(node)}: output "${o}" is written more than once (field node.output)`);
       producers.set(o, node);
     }
   }
   for (const node of model.nodes) {
     for (const i of node.inputs) {
       if (!available.has(i) && !producers.has(i)) {
-        throw new ModelFormatError(`${describe(node)}: input "${i}" is not a graph input, an initializer or a node output (field node.input)`);
+        throw new ModelFormatError(`${nodeLabel(node)}: input "${i}" is not a graph input, an initializer or a node output (field node.input)`);
       }
     }
   }
@@ -119,7 +119,7 @@ function liveSorted(model: RawModel): RawNode[] {
       seen.add(node);
       node = node.inputs.map((i) => producers.get(i)).find((p) => p !== undefined && isStuck.has(p))!;
     }
-    throw new ModelFormatError(`${describe(node)}: the graph has a cycle through this node`);
+    throw new ModelFormatError(`${nodeLabel(node)}: the graph has a cycle through this node`);
   }
   return sorted;
 }
@@ -225,7 +225,7 @@ export class Canonicalizer {
       if (!d) throw new Error(`internal: tensor "${name}" has no dims`);
       return d;
     });
-    checkDims(dims, `${describe(node)}: output "${output}"`);
+    checkDims(dims, `${nodeLabel(node)}: output "${output}"`);
     this.push(fnode, dims);
     const act: Act = { kind: 'act', tensor: output, dims };
     this.values.set(output, act);
@@ -245,12 +245,12 @@ export class Canonicalizer {
         return v.materialized;
       case 'cond':
         throw new UnsupportedError(
-          `${describe(v.node)}: a comparison of an activation is supported only as the condition of a binarization Where(x >= 0, 1, -1) (or Where(x < 0, -1, 1)); here ${reader} reads it`,
+          `${nodeLabel(v.node)}: a comparison of an activation is supported only as the condition of a binarization Where(x >= 0, 1, -1) (or Where(x < 0, -1, 1)); here ${reader} reads it`,
         );
       case 'ste':
-        throw new UnsupportedError(`${describe(v.node)}: Sub of an activation from its sign is supported only inside the straight-through form a + (sign - a); here ${reader} reads it`);
+        throw new UnsupportedError(`${nodeLabel(v.node)}: Sub of an activation from its sign is supported only inside the straight-through form a + (sign - a); here ${reader} reads it`);
       case 'quant':
-        throw new UnsupportedError(`${describe(v.node)}: QuantizeLinear of an activation must feed a DequantizeLinear (a QDQ pair); here ${reader} reads it`);
+        throw new UnsupportedError(`${nodeLabel(v.node)}: QuantizeLinear of an activation must feed a DequantizeLinear (a QDQ pair); here ${reader} reads it`);
       case 'const':
         throw new UnsupportedError(`${reader}: expected an activation, got a constant`);
     }
@@ -269,7 +269,7 @@ export class Canonicalizer {
 
   private canonicalizeNode(node: RawNode): void {
     if (node.domain && node.domain !== 'ai.onnx') {
-      throw new UnsupportedError(`${describe(node)}: operator ${node.domain}.${node.opType} of a custom domain is not supported; ${supportedList()}`);
+      throw new UnsupportedError(`${nodeLabel(node)}: operator ${node.domain}.${node.opType} of a custom domain is not supported; ${supportedList()}`);
     }
     const ins = node.inputs.map((name) => (name ? this.values.get(name) : undefined));
     if (node.opType === 'Constant') return this.constantNode(node);
@@ -282,7 +282,7 @@ export class Canonicalizer {
       const out = ste ? [ste] : foldNode(node, consts, this.model.opset, this.budget);
       if (!out) {
         if (Object.hasOwn(RULES, node.opType)) {
-          throw new UnsupportedError(`${describe(node)}: ${node.opType} with only constant inputs cannot be folded; foldable operators: ${FOLDABLE_OPS.join(', ')}`);
+          throw new UnsupportedError(`${nodeLabel(node)}: ${node.opType} with only constant inputs cannot be folded; foldable operators: ${FOLDABLE_OPS.join(', ')}`);
         }
         this.unsupportedOp(node);
       }
@@ -293,7 +293,7 @@ export class Canonicalizer {
     const known = rule.attrs;
     for (const a of node.attrs.names()) {
       if (!known.includes(a)) {
-        throw new UnsupportedError(`${describe(node)}: attribute "${a}" is not supported for ${node.opType}${known.length ? ` (supported: ${known.join(', ')})` : ''}`);
+        throw new UnsupportedError(`${nodeLabel(node)}: attribute "${a}" is not supported for ${node.opType}${known.length ? ` (supported: ${known.join(', ')})` : ''}`);
       }
     }
     const patterns: readonly CanonPattern[] = Object.hasOwn(BINARIZE_PATTERNS, node.opType) ? BINARIZE_PATTERNS[node.opType] : [];
@@ -302,7 +302,7 @@ export class Canonicalizer {
   }
 
   private unsupportedOp(node: RawNode): never {
-    throw new UnsupportedError(`${describe(node)}: operator ${node.opType} is not supported; ${supportedList()}`);
+    throw new UnsupportedError(`${nodeLabel(node)}: operator ${node.opType} is not supported; ${supportedList()}`);
   }
 
   /**
@@ -334,7 +334,7 @@ export class Canonicalizer {
     else if (a.has('value_floats')) t = ctensor(DT.FLOAT, [a.floats('value_floats')!.length], a.floats('value_floats')!.map(Math.fround));
     else if (a.has('value_int')) t = ctensor(DT.INT64, [], [a.int('value_int', 0)]);
     else if (a.has('value_ints')) t = ctensor(DT.INT64, [a.ints('value_ints')!.length], a.ints('value_ints')!);
-    if (!t) throw new UnsupportedError(`${describe(node)}: only value, value_float(s) and value_int(s) constants are supported (attributes: ${a.names().join(', ') || 'none'})`);
+    if (!t) throw new UnsupportedError(`${nodeLabel(node)}: only value, value_float(s) and value_int(s) constants are supported (attributes: ${a.names().join(', ') || 'none'})`);
     this.values.set(node.outputs[0], { kind: 'const', t });
   }
 
@@ -349,31 +349,31 @@ export class Canonicalizer {
   /** Input i, which must be given. */
   present(node: RawNode, ins: Inputs, i: number): Value {
     const v = ins[i];
-    if (!v) throw new ModelFormatError(`${describe(node)}: input ${i} is required (field node.input)`);
+    if (!v) throw new ModelFormatError(`${nodeLabel(node)}: input ${i} is required (field node.input)`);
     return v;
   }
 
   /** Input i as an activation tensor (a sign becomes a node here). */
   activation(node: RawNode, ins: Inputs, i: number): Act {
     const v = ins[i];
-    if (!v) throw new ModelFormatError(`${describe(node)}: input ${i} is required (field node.input)`);
-    if (v.kind === 'const') throw new UnsupportedError(`${describe(node)}: input ${i} ("${node.inputs[i]}") must be an activation, not a constant`);
-    return this.materialize(v, describe(node));
+    if (!v) throw new ModelFormatError(`${nodeLabel(node)}: input ${i} is required (field node.input)`);
+    if (v.kind === 'const') throw new UnsupportedError(`${nodeLabel(node)}: input ${i} ("${node.inputs[i]}") must be an activation, not a constant`);
+    return this.materialize(v, nodeLabel(node));
   }
 
   /** Input i, the operator's `role`, as a constant. */
   constant(node: RawNode, ins: Inputs, i: number, role: string): CTensor {
     const v = ins[i];
-    if (!v) throw new ModelFormatError(`${describe(node)}: input ${i} (${role}) is required (field node.input)`);
+    if (!v) throw new ModelFormatError(`${nodeLabel(node)}: input ${i} (${role}) is required (field node.input)`);
     if (v.kind !== 'const') {
-      throw new UnsupportedError(`${describe(node)}: the ${role} ("${node.inputs[i]}") must be a constant (an initializer, or computed from constants only)`);
+      throw new UnsupportedError(`${nodeLabel(node)}: the ${role} ("${node.inputs[i]}") must be a constant (an initializer, or computed from constants only)`);
     }
     return v.t;
   }
 
   affine(node: RawNode, x: Act, scale: ArrayLike<number>, bias: ArrayLike<number>): void {
     const n = x.dims[1];
-    if (x.dims.length !== 2 && x.dims.length !== 4) throw new UnsupportedError(`${describe(node)}: activation ${formatDims(x.dims)} must be rank 2 or 4`);
+    if (x.dims.length !== 2 && x.dims.length !== 4) throw new UnsupportedError(`${nodeLabel(node)}: activation ${formatDims(x.dims)} must be rank 2 or 4`);
     this.emit(node, { op: 'affine', input: x.tensor, scale: toConstant(scale, [n]), bias: toConstant(bias, [n]) });
   }
 
@@ -385,7 +385,7 @@ export class Canonicalizer {
   /** Secondary outputs (BN statistics, Dropout mask, MaxPool indices) must be unused. */
   onlyFirstOutput(node: RawNode): void {
     for (const [i, o] of node.outputs.entries()) {
-      if (i > 0 && o && this.used.has(o)) throw new UnsupportedError(`${describe(node)}: output ${i} ("${o}") is used; only the first output is supported`);
+      if (i > 0 && o && this.used.has(o)) throw new UnsupportedError(`${nodeLabel(node)}: output ${i} ("${o}") is used; only the first output is supported`);
     }
   }
 }

@@ -23,7 +23,7 @@ export function num(v: Int64): number {
 }
 
 /** `ONNX node "name" (Op)`: how messages name a node. */
-export function describe(node: { name: string; opType: string }): string {
+export function nodeLabel(node: { name: string; opType: string }): string {
   return `ONNX node "${node.name}" (${node.opType})`;
 }
 
@@ -250,14 +250,14 @@ export function decodeModel(bytes: Uint8Array): RawModel {
     const opType = n.opType ?? '';
     if (!opType) throw new ModelFormatError(`ONNX node #${i}: no operator (field node.op_type)`);
     const name = n.name || `${opType}#${i}`;
-    if (!n.output?.length || !n.output[0]) throw new ModelFormatError(`${describe({ name, opType })}: no output (field node.output)`);
+    if (!n.output?.length || !n.output[0]) throw new ModelFormatError(`${nodeLabel({ name, opType })}: no output (field node.output)`);
     return {
       name,
       opType,
       domain: n.domain ?? '',
       inputs: [...(n.input ?? [])],
       outputs: [...(n.output ?? [])],
-      attrs: new Attrs(n.attribute, describe({ name, opType })),
+      attrs: new Attrs(n.attribute, nodeLabel({ name, opType })),
     };
   });
   return { opset, nodes, initializers, inputs, outputs, bytes: bytes.length };

@@ -1,6 +1,6 @@
 /** Relu, Clip -> clip; LeakyRelu, PRelu -> prelu; Softmax -> softmax. */
 import { UnsupportedError } from '../../errors.js';
-import { describe } from '../proto.js';
+import { nodeLabel } from '../proto.js';
 import { formatDims } from '../tensor.js';
 import { perChannel, rank2or4, scalarOf, toConstant, type CanonRule } from './common.js';
 
@@ -50,7 +50,7 @@ export const ACTIVATION_RULES: Record<string, CanonRule> = {
       const axisAttr = node.attrs.int('axis', c.opset < 13 ? 1 : -1);
       const axis = axisAttr < 0 ? axisAttr + x.dims.length : axisAttr;
       if (x.dims.length !== 2 || axis !== 1) {
-        throw new UnsupportedError(`${describe(node)}: Softmax on axis ${axisAttr} of ${formatDims(x.dims)}; supported: axis 1 (or -1) of a rank-2 [N, C] tensor`);
+        throw new UnsupportedError(`${nodeLabel(node)}: Softmax on axis ${axisAttr} of ${formatDims(x.dims)}; supported: axis 1 (or -1) of a rank-2 [N, C] tensor`);
       }
       c.emit(node, { op: 'softmax', input: x.tensor });
     },

@@ -5,7 +5,7 @@
  */
 import { UnsupportedError } from '../../errors.js';
 import type { RawNode } from '../proto.js';
-import { describe } from '../proto.js';
+import { nodeLabel } from '../proto.js';
 import { formatDims } from '../tensor.js';
 import type { Canonicalizer } from '../canon.js';
 import { perChannel, type CanonRule, type Const, type Inputs } from './common.js';
@@ -15,11 +15,11 @@ function arithmetic(c: Canonicalizer, node: RawNode, ins: Inputs): void {
   const p = c.present(node, ins, 0);
   const q = c.present(node, ins, 1);
   if (p.kind !== 'const' && q.kind !== 'const') {
-    if (op !== 'Add') throw new UnsupportedError(`${describe(node)}: ${op} of two activations is not supported; supported: Add of two activations, ${op} of an activation and a constant`);
+    if (op !== 'Add') throw new UnsupportedError(`${nodeLabel(node)}: ${op} of two activations is not supported; supported: Add of two activations, ${op} of an activation and a constant`);
     const x = c.activation(node, ins, 0);
     const y = c.activation(node, ins, 1);
     if (x.dims.length !== y.dims.length || x.dims.some((d, i) => d !== y.dims[i])) {
-      throw new UnsupportedError(`${describe(node)}: Add of activations of different shapes ${formatDims(x.dims)} and ${formatDims(y.dims)} (broadcasting) is not supported`);
+      throw new UnsupportedError(`${nodeLabel(node)}: Add of activations of different shapes ${formatDims(x.dims)} and ${formatDims(y.dims)} (broadcasting) is not supported`);
     }
     c.emit(node, { op: 'add', inputs: [x.tensor, y.tensor] });
     return;
@@ -38,7 +38,7 @@ function arithmetic(c: Canonicalizer, node: RawNode, ins: Inputs): void {
     case 'Sub':
       return constFirst ? c.affine(node, x, ones.map(() => -1), k) : c.affine(node, x, ones, k.map((v) => -v));
     default:
-      if (constFirst) throw new UnsupportedError(`${describe(node)}: Div of a constant by an activation is not supported`);
+      if (constFirst) throw new UnsupportedError(`${nodeLabel(node)}: Div of a constant by an activation is not supported`);
       return c.affine(node, x, k.map((v) => 1 / v), zeros);
   }
 }

@@ -14,7 +14,7 @@
  * binarization form is one more pattern, or one more symbolic value kind in common.ts.
  */
 import { UnsupportedError } from '../../errors.js';
-import { describe, type RawNode } from '../proto.js';
+import { nodeLabel, type RawNode } from '../proto.js';
 import { allEqual } from '../tensor.js';
 import type { Canonicalizer } from '../canon.js';
 import { fitsOnto, type CanonPattern, type CanonRule, type Inputs, type SignSym } from './common.js';
@@ -36,7 +36,7 @@ function comparison(c: Canonicalizer, node: RawNode, ins: Inputs): void {
     if (fitsOnto(zero.t.dims, x.dims)) return c.set(node, { kind: 'cond', x: x.tensor, ge: op === 'GreaterOrEqual' || op === 'LessOrEqual', dims: x.dims, node });
   }
   throw new UnsupportedError(
-    `${describe(node)}: ${op} on an activation is supported only as a binarization condition x >= 0 (GreaterOrEqual(x, 0), LessOrEqual(0, x)) or x < 0 (Less(x, 0), Greater(0, x))`,
+    `${nodeLabel(node)}: ${op} on an activation is supported only as a binarization condition x >= 0 (GreaterOrEqual(x, 0), LessOrEqual(0, x)) or x < 0 (Less(x, 0), Greater(0, x))`,
   );
 }
 
@@ -58,7 +58,7 @@ export const BINARIZE_RULES: Record<string, CanonRule> = {
     attrs: [],
     canonicalize(c, node, ins) {
       const cond = c.present(node, ins, 0);
-      if (cond.kind !== 'cond') throw new UnsupportedError(`${describe(node)}: Not on an activation is supported only on a binarization condition (x >= 0 or x < 0)`);
+      if (cond.kind !== 'cond') throw new UnsupportedError(`${nodeLabel(node)}: Not on an activation is supported only on a binarization condition (x >= 0 or x < 0)`);
       c.set(node, { ...cond, ge: !cond.ge, node });
     },
   },
@@ -75,7 +75,7 @@ export const BINARIZE_RULES: Record<string, CanonRule> = {
         }
       }
       throw new UnsupportedError(
-        `${describe(node)}: Where on activations is supported only as the binarization Where(x >= 0, 1, -1) (or Where(x < 0, -1, 1)) with constant branches of all 1 and all -1`,
+        `${nodeLabel(node)}: Where on activations is supported only as the binarization Where(x >= 0, 1, -1) (or Where(x < 0, -1, 1)) with constant branches of all 1 and all -1`,
       );
     },
   },

@@ -4,7 +4,7 @@
  */
 import { ModelFormatError, UnsupportedError } from '../../errors.js';
 import { reshapeDims, shapeOf } from '../fold.js';
-import { describe } from '../proto.js';
+import { nodeLabel } from '../proto.js';
 import { dtypeName, formatDims, isFloatType, size } from '../tensor.js';
 import type { CanonRule, Const, Value } from './common.js';
 
@@ -15,10 +15,10 @@ export const SHAPE_RULES: Record<string, CanonRule> = {
       const xs = node.inputs.map((_, i) => c.activation(node, ins, i));
       const rank = xs[0].dims.length;
       const axisAttr = node.attrs.int('axis', NaN);
-      if (Number.isNaN(axisAttr)) throw new ModelFormatError(`${describe(node)}: attribute "axis" is required`);
+      if (Number.isNaN(axisAttr)) throw new ModelFormatError(`${nodeLabel(node)}: attribute "axis" is required`);
       const axis = axisAttr < 0 ? axisAttr + rank : axisAttr;
       if (axis !== 1 || (rank !== 2 && rank !== 4)) {
-        throw new UnsupportedError(`${describe(node)}: concatenation on axis ${axisAttr} of rank-${rank} tensors; supported: the channel axis 1 of rank-2 or rank-4 tensors`);
+        throw new UnsupportedError(`${nodeLabel(node)}: concatenation on axis ${axisAttr} of rank-${rank} tensors; supported: the channel axis 1 of rank-2 or rank-4 tensors`);
       }
       if (xs.length === 1) return c.set(node, xs[0]);
       c.emit(node, { op: 'concat', inputs: xs.map((x) => x.tensor) });
@@ -31,7 +31,7 @@ export const SHAPE_RULES: Record<string, CanonRule> = {
       const x = c.activation(node, ins, 0);
       const axisAttr = node.attrs.int('axis', 1);
       const axis = axisAttr < 0 ? axisAttr + x.dims.length : axisAttr;
-      if (axis !== 1) throw new UnsupportedError(`${describe(node)}: Flatten with axis ${axisAttr} is not supported (attribute "axis"); supported: axis 1`);
+      if (axis !== 1) throw new UnsupportedError(`${nodeLabel(node)}: Flatten with axis ${axisAttr} is not supported (attribute "axis"); supported: axis 1`);
       if (x.dims.length === 2) return c.set(node, x);
       c.emit(node, { op: 'flatten', input: x.tensor });
     },
@@ -47,7 +47,7 @@ export const SHAPE_RULES: Record<string, CanonRule> = {
       const batch = x.dims[0];
       const shown = `[${target.map((v) => (Number.isNaN(v) ? 'N' : v)).join(', ')}]`;
       const refuse = (why: string): never => {
-        throw new UnsupportedError(`${describe(node)}: Reshape of ${formatDims(x.dims)} to ${shown}: ${why}; supported: reshapes that keep the batch and flatten ([N, -1], [N, C*H*W], [-1, C*H*W]) or change nothing`);
+        throw new UnsupportedError(`${nodeLabel(node)}: Reshape of ${formatDims(x.dims)} to ${shown}: ${why}; supported: reshapes that keep the batch and flatten ([N, -1], [N, C*H*W], [-1, C*H*W]) or change nothing`);
       };
       if (target.length === 0) refuse('a scalar target');
       if (target.slice(1).some((v) => Number.isNaN(v))) refuse('the batch size appears outside axis 0');
@@ -94,7 +94,7 @@ export const SHAPE_RULES: Record<string, CanonRule> = {
     canonicalize(c, node, ins) {
       c.onlyFirstOutput(node);
       const mode = ins[2];
-      if (mode && (mode.kind !== 'const' || mode.t.data[0] !== 0)) throw new UnsupportedError(`${describe(node)}: Dropout in training mode (input "training_mode") is not supported`);
+      if (mode && (mode.kind !== 'const' || mode.t.data[0] !== 0)) throw new UnsupportedError(`${nodeLabel(node)}: Dropout in training mode (input "training_mode") is not supported`);
       c.set(node, c.present(node, ins, 0));
     },
   },
@@ -106,7 +106,7 @@ export const SHAPE_RULES: Record<string, CanonRule> = {
       const v = c.present(node, ins, 0);
       const to = node.attrs.int('to', 0);
       if (v.kind === 'cond' || v.kind === 'sign') return c.set(node, v);
-      if (!isFloatType(to)) throw new UnsupportedError(`${describe(node)}: Cast of an activation to ${dtypeName(to)}; supported: FLOAT, DOUBLE (or a binarization condition)`);
+      if (!isFloatType(to)) throw new UnsupportedError(`${nodeLabel(node)}: Cast of an activation to ${dtypeName(to)}; supported: FLOAT, DOUBLE (or a binarization condition)`);
       c.set(node, c.activation(node, ins, 0));
     },
   },
