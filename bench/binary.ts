@@ -20,7 +20,7 @@ import {
   type PackedBinaryWeights,
   type Tensor,
 } from '../lib/index.js';
-import { fill, gops, measure, random, tablePrinter, type Impl, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
+import { fill, gops, measure, ms, random, rate, ratio, round, tablePrinter, type Impl, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
 import { convF32Model, ortSession, qlinearConvModel, sameShape } from './onnx-models.js';
 import { loadConvShapes, type ConvShape } from './shapes.js';
 
@@ -92,11 +92,6 @@ async function check(layer: Layer, defaultIsa: Isa, fp32: ort.InferenceSession, 
   }
   return problems.map((p) => `${s.name}: ${p}`);
 }
-
-const ms = (v: number) => v.toFixed(v < 10 ? 3 : 2);
-const rate = (v: number) => v.toFixed(v < 100 ? 1 : 0);
-const round = (v: number, digits: number) => Number(v.toFixed(digits));
-const ratio = (other: number, lowbit: number) => `${(other / lowbit).toFixed(2)}x`;
 
 async function run({ quick }: SuiteOptions): Promise<Row[]> {
   const plan = quick ? QUICK : FULL;

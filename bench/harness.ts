@@ -27,6 +27,12 @@ export function fill<A extends Float32Array | Uint8Array | Int8Array | Int32Arra
 }
 
 /** Gop/s of a layer with `macs` multiply-accumulates run in `ms`: 2 ops per MAC. */
+/** Cell formatters: milliseconds, a rate, a rounded JSON number, and another time over lowbit's. */
+export const ms = (v: number) => v.toFixed(v < 10 ? 3 : 2);
+export const rate = (v: number) => v.toFixed(v < 100 ? 1 : 0);
+export const round = (v: number, digits: number) => Number(v.toFixed(digits));
+export const ratio = (other: number, lowbit: number) => `${(other / lowbit).toFixed(2)}x`;
+
 export function gops(macs: number, ms: number): number {
   return (2 * macs) / (ms * 1e6);
 }

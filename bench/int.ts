@@ -23,7 +23,7 @@ import {
   type QOutOption,
   type Tensor,
 } from '../lib/index.js';
-import { fill, gops, measure, random, tablePrinter, type Impl, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
+import { fill, gops, measure, ms, random, rate, round, tablePrinter, type Impl, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
 import { convF32Model, fillInts, matMulF32Model, ortSession, qlinearConvModel, qlinearMatMulModel, sameShape, type MatMulShape } from './onnx-models.js';
 import { loadConvShapes, type ConvShape } from './shapes.js';
 
@@ -187,7 +187,6 @@ function prepareDense(name: string, s: MatMulShape, matrices: number): Workload 
   };
 }
 
-
 /** The timed lowbit call of a variant on weight matrix i, into the preallocated output (or a fresh one). */
 function lowbitCall(wl: Workload, v: Variant, out = true): (matrix: number) => Tensor {
   const x = v.a4 ? wl.x4 : wl.x8;
@@ -205,7 +204,6 @@ function cycling<T>(count: number, run: (i: number) => T): () => T {
     return r;
   };
 }
-
 
 /** Checks a workload once: output shapes, and each variant's default ISA agreeing with scalar bit for bit. */
 async function check(wl: Workload, defaultIsa: Isa, int8: ort.InferenceSession, fp32: ort.InferenceSession): Promise<string[]> {
@@ -234,9 +232,6 @@ async function check(wl: Workload, defaultIsa: Isa, int8: ort.InferenceSession, 
   return problems.map((p) => `${wl.name}: ${p}`);
 }
 
-const ms = (v: number) => v.toFixed(v < 10 ? 3 : 2);
-const rate = (v: number) => v.toFixed(v < 100 ? 1 : 0);
-const round = (v: number, digits: number) => Number(v.toFixed(digits));
 const speedup = (other: number, lowbit: number) => other / lowbit;
 const x2 = (v: number) => `${v.toFixed(2)}x`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 1)} MiB`;

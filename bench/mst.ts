@@ -21,7 +21,7 @@ import {
   type PackedBinaryWeights,
   type Tensor,
 } from '../lib/index.js';
-import { fill, gops, measure, random, tablePrinter, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
+import { fill, gops, measure, ms, random, round, tablePrinter, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
 import { loadConvShapes, type ConvShape } from './shapes.js';
 
 const THREADS = [1, 2];
@@ -82,9 +82,6 @@ function prepare(s: ConvShape, f: number | null): Layer {
     y: tensor('f32', [1, s.oh, s.ow, s.cout]),
   };
 }
-
-const ms = (v: number) => v.toFixed(v < 10 ? 3 : 2);
-const round = (v: number, digits: number) => Number(v.toFixed(digits));
 
 async function run({ quick }: SuiteOptions): Promise<Row[]> {
   const plan = quick ? QUICK : FULL;
