@@ -2,11 +2,12 @@
 #include <napi.h>
 
 #include "binary_ops.h"
-#include "integer_ops.h"
+#include "mst_ops.h"
+#include "quantize_ops.h"
 #include "model_ops.h"
 #include "qops.h"
 #include "qconv_ops.h"
-#include "convert.h"
+#include "napi_args.h"
 #include "handle.h"
 #include "lowbit/runtime.h"
 
@@ -67,7 +68,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("usableCpus", Napi::Function::New(env, UsableCpus, "usableCpus"));
   init_binary_ops(env, exports);
-  init_integer_ops(env, exports);
+  init_mst_ops(env, exports);
+  init_quantize_ops(env, exports);
   init_qops(env, exports);
   init_qconv_ops(env, exports);
   init_model_ops(env, exports);

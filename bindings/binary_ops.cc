@@ -1,4 +1,4 @@
-// binary_ops.cc: N-API entry points of the binary operators. Validates and copies arguments,
+// binary_ops.cc: N-API entry points of the binary operators (the MST schedules are mst_ops.cc). Validates and copies arguments,
 // then runs the native operator inline (sync) or on the libuv pool (async). Async jobs own
 // copies of their inputs and a shared pointer to the weights, so JS may drop, mutate or detach
 // anything once the call returns.
@@ -7,23 +7,31 @@
 #include <cmath>
 #include <cstring>
 
-#include "convert.h"
+#include "napi_args.h"
 #include "handle.h"
 #include "lowbit/binary.h"
 #include "lowbit/mst.h"
+#include "mst_ops.h"
 
 namespace lowbit::js {
-namespace {
 
-// ---- packed weights: an opaque handle -----------------------------------------------------------
-
-std::shared_ptr<BinaryConv2dWeights> weights_arg(Napi::Value value) {
+std::shared_ptr<BinaryConv2dWeights> binary_weights_arg(Napi::Value value) {
   return unwrap_handle<BinaryConv2dWeights>(value, instance_data(value.Env()).binary_weights,
                                             "weights: expected packed binary weights (from packBinaryConv2dWeights)");
 }
 
-// What packed weights keep alive, for V8's external memory.
-size_t native_bytes(const BinaryConv2dWeights& w) { return w.bits.size() * 8 + w.tap_sums.size() * 4; }
+Napi::Object binary_weights_value(Napi::Env env, std::shared_ptr<BinaryConv2dWeights> weights) {
+  // What packed weights keep alive, for V8's external memory.
+  const size_t native_bytes = weights->bits.size() * 8 + weights->tap_sums.size() * 4;
+  const double bytes = static_cast<double>(weights->bits.size() * 8);
+  Napi::Object handle = wrap_handle(env, instance_data(env).binary_weights, std::move(weights), native_bytes);
+  handle.Set("bytes", Napi::Number::New(env, bytes));
+  return handle;
+}
+
+namespace {
+
+// ---- packed weights: an opaque handle -----------------------------------------------------------
 
 // packBinaryConv2dWeights(data: Float32Array | Int8Array, [O, H, W, I], groups)
 Napi::Value PackWeights(const Napi::CallbackInfo& info) {
@@ -50,9 +58,7 @@ Napi::Value PackWeights(const Napi::CallbackInfo& info) {
       check_length(data.length);
       packed = pack_binary_conv2d_weights_f32(data.data, dims[0], dims[1], dims[2], dims[3], groups);
     }
-    Napi::Object handle = wrap_handle(env, instance_data(env).binary_weights, packed, native_bytes(*packed));
-    handle.Set("bytes", Napi::Number::New(env, static_cast<double>(packed->bits.size() * 8)));
-    return handle;
+    return binary_weights_value(env, packed);
   });
 }
 
@@ -187,44 +193,6 @@ Output output_arg(Napi::Value value, bool async, OutputKind kind, size_t bytes, 
 }
 
 
-// ---- MST schedules: an opaque handle ----------------------------------------------------------
-
-// A schedule with the weights it was built from (its difference sets come from them) and its
-// compiled plan (null where the layer is too large for the MST path: it then runs dense).
-struct BoundMst {
-  std::shared_ptr<MstSchedule> schedule;
-  std::shared_ptr<BinaryConv2dWeights> weights;
-  std::shared_ptr<const MstPlan> plan;
-};
-
-std::shared_ptr<BoundMst> bind_mst(std::shared_ptr<MstSchedule> schedule, std::shared_ptr<BinaryConv2dWeights> weights) {
-  auto plan = compile_mst(*schedule, *weights);
-  return std::make_shared<BoundMst>(BoundMst{std::move(schedule), std::move(weights), std::move(plan)});
-}
-
-std::shared_ptr<BoundMst> schedule_arg(Napi::Value value) {
-  return unwrap_handle<BoundMst>(value, instance_data(value.Env()).mst_schedules, "schedule: expected an MST schedule (from buildMst)");
-}
-
-// The optional schedule of a bconv2d / bdense call: (handle or undefined, policy 0 = auto, 1 = always).
-// Returns null for none, or where the cost model may pick dense anyway and no plan exists.
-std::shared_ptr<BoundMst> call_schedule(const Napi::CallbackInfo& info, size_t at,
-                                        const std::shared_ptr<BinaryConv2dWeights>& weights, MstPolicy& policy) {
-  if (info[at].IsUndefined() || info[at].IsNull()) return nullptr;
-  auto bound = schedule_arg(info[at]);
-  if (bound->weights != weights)
-    throw_error(info.Env(), ErrorKind::Shape, "mst: the schedule was built for other weights (use the weights it came with)");
-  policy = uint_arg(info[at + 1], "mstPolicy") == 1 ? MstPolicy::Always : MstPolicy::Auto;
-  if (!bound->plan) {
-    if (policy == MstPolicy::Always)
-      throw_error(info.Env(), ErrorKind::Range,
-                  "mst: this layer is too large for the MST path (more than " + std::to_string(kMstMaxRows) +
-                      " weight positions x groups, or a plan over " + std::to_string(kMstMaxEntries) + " entries)");
-    return nullptr;
-  }
-  return bound;
-}
-
 // ---- operators ---------------------------------------------------------------------------------------
 
 // bitpack(data: Float32Array | Int8Array, rows, channels, async)
@@ -272,7 +240,7 @@ Napi::Value BConv2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const auto dims = uint_array(info[1], "inputShape", 4);
-    auto weights = weights_arg(info[2]);
+    auto weights = binary_weights_arg(info[2]);
     const Conv2dParams params = conv_params(info[3]);
     const bool async = async_flag(info, 5);
     const Conv2dShape s = bconv2d_shape(dims[0], dims[1], dims[2], dims[3], *weights, params);
@@ -299,7 +267,7 @@ Napi::Value BDense(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const size_t rows = uint_arg(info[1], "rows"), in_c = uint_arg(info[2], "inChannels");
-    auto weights = weights_arg(info[3]);
+    auto weights = binary_weights_arg(info[3]);
     const bool async = async_flag(info, 5);
     if (rows == 0) throw_error(env, ErrorKind::Shape, "input: rows must be at least 1");
     if (weights->kernel_h != 1 || weights->kernel_w != 1 || weights->groups != 1)
@@ -347,111 +315,11 @@ Napi::Value BMaxPool2d(const Napi::CallbackInfo& info) {
   });
 }
 
-// ---- MST schedules -----------------------------------------------------------------------------
-
-template <typename T>
-Napi::Value typed_copy(Napi::Env env, const std::vector<T>& v) {
-  auto out = Napi::TypedArrayOf<T>::New(env, v.size());
-  std::copy(v.begin(), v.end(), out.Data());
-  return out;
-}
-
-// The JS view of a schedule: {handle, order, parent, negate, depth, cost, stats}.
-Napi::Object schedule_value(Napi::Env env, std::shared_ptr<BoundMst> bound) {
-  const MstSchedule& s = *bound->schedule;
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("handle", wrap_handle(env, instance_data(env).mst_schedules, bound));
-  out.Set("order", typed_copy(env, s.order));
-  out.Set("parent", typed_copy(env, s.parent));
-  out.Set("negate", typed_copy(env, s.negate));
-  out.Set("depth", typed_copy(env, s.depth));
-  out.Set("cost", typed_copy(env, s.cost));
-  out.Set("totalDistance", Napi::Number::New(env, static_cast<double>(s.total_distance)));
-  out.Set("maxDepth", Napi::Number::New(env, static_cast<double>(s.max_depth)));
-  out.Set("opRatio", Napi::Number::New(env, s.op_ratio));
-  out.Set("storageRatio", Napi::Number::New(env, s.storage_ratio));
-  return out;
-}
-
-// buildMst(weights, maxDepth (-1: none), allowNegation) -> schedule_value
-Napi::Value BuildMst(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Napi::Env env = info.Env();
-    auto weights = weights_arg(info[0]);
-    MstOptions options;
-    if (!info[1].IsNumber()) throw_error(env, ErrorKind::Type, "maxDepth: expected a number");
-    const double depth = info[1].As<Napi::Number>().DoubleValue();
-    if (depth != -1) options.max_depth = uint_arg(info[1], "maxDepth");
-    options.allow_negation = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
-    return schedule_value(env, bind_mst(build_mst(*weights, options), weights));
-  });
-}
-
-// serializeMst(handle) -> Uint8Array: the schedule with its compressed weights
-Napi::Value SerializeMst(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    auto bound = schedule_arg(info[0]);
-    return typed_copy(info.Env(), serialize_mst(*bound->schedule, *bound->weights));
-  });
-}
-
-// loadMst(bytes: Uint8Array) -> {weights: handle, shape, groups, schedule: schedule_value}
-Napi::Value LoadMst(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Napi::Env env = info.Env();
-    auto bytes = typed_array<uint8_t>(info[0], napi_uint8_array, "bytes");
-    MstLayer layer = deserialize_mst(bytes.data, bytes.length);
-    const BinaryConv2dWeights& w = *layer.weights;
-    Napi::Object out = Napi::Object::New(env);
-    Napi::Object handle = wrap_handle(env, instance_data(env).binary_weights, layer.weights, native_bytes(w));
-    handle.Set("bytes", Napi::Number::New(env, static_cast<double>(w.bits.size() * 8)));
-    out.Set("weights", handle);
-    out.Set("shape", shape_value(env, {w.out_channels, w.kernel_h, w.kernel_w, w.in_channels_per_group}));
-    out.Set("groups", Napi::Number::New(env, static_cast<double>(w.groups)));
-    out.Set("schedule", schedule_value(env, bind_mst(layer.schedule, layer.weights)));
-    return out;
-  });
-}
-
-// mstPositions(handle, channel) -> Uint32Array: the bit positions the channel evaluates
-Napi::Value MstPositions(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    auto bound = schedule_arg(info[0]);
-    const size_t c = uint_arg(info[1], "channel");
-    if (c >= bound->schedule->channels)
-      throw_error(info.Env(), ErrorKind::Range, "channel: expected an integer below " + std::to_string(bound->schedule->channels));
-    return typed_copy(info.Env(), mst_positions(*bound->schedule, *bound->weights, c));
-  });
-}
-
-// mstCost(handle, pixels) -> {dense, mst, useMst, runnable}: the cost model for a call over
-// `pixels` output pixels with the current threads and ISA (runnable: false where no plan exists).
-Napi::Value MstCostJs(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    Napi::Env env = info.Env();
-    auto bound = schedule_arg(info[0]);
-    const size_t pixels = uint_arg(info[1], "pixels");
-    Napi::Object out = Napi::Object::New(env);
-    const MstCost cost = bound->plan ? mst_cost(*bound->plan, pixels, num_threads(), active_isa()) : MstCost{};
-    out.Set("dense", Napi::Number::New(env, cost.dense));
-    out.Set("mst", Napi::Number::New(env, cost.mst));
-    out.Set("useMst", Napi::Boolean::New(env, cost.use_mst));
-    out.Set("runnable", Napi::Boolean::New(env, bound->plan != nullptr));
-    return out;
-  });
-}
-
 }  // namespace
 
 void init_binary_ops(Napi::Env env, Napi::Object exports) {
   instance_data(env).binary_weights = Handle<BinaryConv2dWeights>::define(env, "BinaryConv2dWeightsHandle");
   exports.Set("packBinaryConv2dWeights", Napi::Function::New(env, PackWeights, "packBinaryConv2dWeights"));
-  instance_data(env).mst_schedules = Handle<BoundMst>::define(env, "MstScheduleHandle");
-  exports.Set("buildMst", Napi::Function::New(env, BuildMst, "buildMst"));
-  exports.Set("serializeMst", Napi::Function::New(env, SerializeMst, "serializeMst"));
-  exports.Set("loadMst", Napi::Function::New(env, LoadMst, "loadMst"));
-  exports.Set("mstPositions", Napi::Function::New(env, MstPositions, "mstPositions"));
-  exports.Set("mstCost", Napi::Function::New(env, MstCostJs, "mstCost"));
   exports.Set("bitpack", Napi::Function::New(env, Bitpack, "bitpack"));
   exports.Set("bconv2d", Napi::Function::New(env, BConv2d, "bconv2d"));
   exports.Set("bdense", Napi::Function::New(env, BDense, "bdense"));

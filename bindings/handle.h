@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "convert.h"
+#include "napi_args.h"
 
 namespace lowbit::js {
 

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <string>
 
-#include "convert.h"
+#include "napi_args.h"
 #include "handle.h"
 #include "lowbit/qconv.h"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "convert.h"
+#include "napi_args.h"
 #include "lowbit/qops.h"
 
 namespace lowbit::js {

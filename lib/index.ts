@@ -14,7 +14,7 @@ export {
   type Dyadic,
   type RequantizeOptions,
   type QuantizeOptions,
-} from './quantize.js';
+} from './ops/quantize.js';
 export { Tensor, tensor, b1Words, type DType, type DataOf } from './tensor.js';
 export { isa, supportedIsas, setIsa, threads, setThreads, usableCpus, type Isa } from './runtime.js';
 export {
@@ -78,7 +78,7 @@ export {
   type QAvgPool2dOptions,
   type QGlobalAvgPoolOptions,
   type QConcatOptions,
-} from './ops/integer.js';
+} from './ops/qops.js';
 export { buildMst, loadMst, MstSchedule, type BuildMstOptions, type MstStats } from './ops/mst.js';
 export {
   Model,

@@ -7,7 +7,7 @@
 import { UnsupportedError } from '../errors.js';
 import type { FloatGraph, FloatNode, ImportedQuant } from '../onnx/ir.js';
 import { consumerMap } from '../onnx/shapes.js';
-import { toDyadic } from '../quantize.js';
+import { toDyadic } from '../ops/quantize.js';
 import type { Graph, GraphData, GraphNode, GraphTensor } from '../model/format.js';
 import type { TensorRange } from './calibrate.js';
 import type { LayerInfo, LowerOptions } from './lower.js';

@@ -4,7 +4,7 @@
  */
 import type { Constant } from '../onnx/ir.js';
 import { roundHalfEven } from '../onnx/tensor.js';
-import { packInt4, quantizeWeights } from '../quantize.js';
+import { packInt4, quantizeWeights } from '../ops/quantize.js';
 import { Tensor } from '../tensor.js';
 
 /** A conv or dense weight as [O, kh, kw, I/groups] values (OHWI), ready to pack. */

@@ -5,7 +5,7 @@
 
 #include "harness.h"
 #include "lowbit/error.h"
-#include "lowbit/integer.h"
+#include "lowbit/quantize.h"
 
 using namespace lowbit;
 using lowbit::test::rng;

@@ -18,7 +18,8 @@ namespace {
 
 constexpr int32_t kSentinel = 0x5A5A5A5A;
 const size_t kRows[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 64, 97};
-// The brief's depths plus ones whose group count (kp / 4) leaves every vector tail: 4, 7, 15, 255.
+// Awkward depths (1-8, primes, around 64 and 128, conv layer sizes 576 and 1152, 4607 / 4608 just
+// below and at a panel's K) plus ones whose group count (kp / 4) leaves every vector tail: 4, 7, 15, 255.
 const size_t kDepths[] = {1, 2, 3, 4, 5, 7, 8, 13, 25, 31, 57, 63, 64, 65, 127, 576, 1020, 1152, 4607, 4608};
 
 struct Table {
@@ -188,7 +189,7 @@ TEST(integer_kernel_tables_cover_every_isa) {
                           + 1 + (cpu_has_dotprod() ? 1 : 0)
 #endif
         , "tables: " << all.size());
-  for (const Table& t : all) CHECK(t.k->q8_gemm && t.k->q4_gemm && t.k->dw_tap && t.k->small_k, t.name << " has a null kernel");
+  for (const Table& t : all) CHECK(t.k->q8_gemm && t.k->q4_gemm && t.k->q8_dw_tap && t.k->q16_small_k, t.name << " has a null kernel");
 }
 
 TEST(q8_gemm_matches_reference) {
@@ -321,7 +322,7 @@ TEST(panel_header_holds_the_row_sums) {
     }
 }
 
-TEST(dw_tap_matches_reference) {
+TEST(q8_dw_tap_matches_reference) {
   auto g = rng(107);
   std::vector<size_t> ns;
   for (size_t n = 1; n <= 70; ++n) ns.push_back(n);
@@ -343,20 +344,20 @@ TEST(dw_tap_matches_reference) {
         }
         std::vector<int32_t> want(n), got(n + 3, kSentinel);
         for (size_t c = 0; c < n; ++c) want[c] = got[c] = static_cast<int32_t>(g() % 2000001) - 1000000;
-        ref::dw_tap(n, x.data(), mask, w.data(), want.data());
+        ref::q8_dw_tap(n, x.data(), mask, w.data(), want.data());
         for (const Table& t : tables()) {
           std::vector<int32_t> out = got;
-          t.k->dw_tap(n, x.data(), mask, w.data(), out.data());
+          t.k->q8_dw_tap(n, x.data(), mask, w.data(), out.data());
           for (size_t c = 0; c < n; ++c)
-            CHECK(out[c] == want[c], "dw_tap " << t.name << " n=" << n << " mask=" << int(mask) << " pattern="
+            CHECK(out[c] == want[c], "q8_dw_tap " << t.name << " n=" << n << " mask=" << int(mask) << " pattern="
                                                << pattern << " c=" << c << ": got " << out[c] << " want " << want[c]);
           for (size_t c = n; c < out.size(); ++c)
-            CHECK(out[c] == kSentinel, "dw_tap " << t.name << " wrote past n=" << n);
+            CHECK(out[c] == kSentinel, "q8_dw_tap " << t.name << " wrote past n=" << n);
         }
       }
 }
 
-TEST(small_k_matches_reference) {
+TEST(q16_small_k_matches_reference) {
   auto g = rng(109);
   for (size_t k = 1; k <= kQSmallK; ++k)
     for (size_t n : {1, 3, 15, 16, 17, 31, 32, 33, 64, 70})
@@ -373,14 +374,14 @@ TEST(small_k_matches_reference) {
         }
         for (int32_t& b : bias) b = static_cast<int32_t>(g() % 2000001) - 1000000;
         std::vector<int32_t> want(n);
-        ref::small_k(k, n, x.data(), w.data(), stride, bias.data(), want.data());
+        ref::q16_small_k(k, n, x.data(), w.data(), stride, bias.data(), want.data());
         for (const Table& t : tables()) {
           std::vector<int32_t> out(n + 3, kSentinel);
-          t.k->small_k(k, n, x.data(), w.data(), stride, bias.data(), out.data());
+          t.k->q16_small_k(k, n, x.data(), w.data(), stride, bias.data(), out.data());
           for (size_t c = 0; c < n; ++c)
-            CHECK(out[c] == want[c], "small_k " << t.name << " k=" << k << " n=" << n << " pattern=" << pattern << " c=" << c
+            CHECK(out[c] == want[c], "q16_small_k " << t.name << " k=" << k << " n=" << n << " pattern=" << pattern << " c=" << c
                                                 << ": got " << out[c] << " want " << want[c]);
-          for (size_t c = n; c < out.size(); ++c) CHECK(out[c] == kSentinel, "small_k " << t.name << " wrote past n=" << n);
+          for (size_t c = n; c < out.size(); ++c) CHECK(out[c] == kSentinel, "q16_small_k " << t.name << " wrote past n=" << n);
         }
       }
 }

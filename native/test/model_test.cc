@@ -11,7 +11,7 @@
 #include "harness.h"
 #include "lowbit/binary.h"
 #include "lowbit/error.h"
-#include "lowbit/integer.h"
+#include "lowbit/quantize.h"
 #include "lowbit/model.h"
 #include "lowbit/mst.h"
 #include "lowbit/qconv.h"

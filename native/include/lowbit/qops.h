@@ -14,7 +14,7 @@
 
 #include "lowbit/conv.h"  // Conv2dShape, Pool2dParams (shared with bmaxpool2d)
 #include "lowbit/error.h"
-#include "lowbit/integer.h"  // dyadic_rescale
+#include "lowbit/quantize.h"  // dyadic_rescale
 
 namespace lowbit {
 
@@ -32,7 +32,7 @@ struct QuantOutput {
   int32_t lo = -128, hi = 127;
 };
 
-// The rescale of the family, dyadic_rescale, is in lowbit/integer.h (one definition for every
+// The rescale of the family, dyadic_rescale, is in lowbit/quantize.h (one definition for every
 // operator below and for the kernels' requantizer).
 
 // Residual add (HAWQ-V3): each input rescaled to the output scale by its own dyadic, then added:

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "lowbit/integer.h"  // dyadic_rescale, the one definition of the rescale
+#include "lowbit/quantize.h"  // dyadic_rescale, the one definition of the rescale
 
 namespace lowbit {
 

@@ -6,7 +6,7 @@
 
 #include "graph/elementwise.h"
 #include "graph/node_builder.h"
-#include "lowbit/integer.h"
+#include "lowbit/quantize.h"
 #include "lowbit/qops.h"
 
 namespace lowbit {

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "lowbit/error.h"
-#include "lowbit/integer.h"
+#include "lowbit/quantize.h"
 
 namespace lowbit {
 

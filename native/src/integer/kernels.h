@@ -59,8 +59,8 @@ using QSmallKFn = void (*)(size_t k, size_t n, const int16_t* x, const int16_t* 
 struct IntegerKernels {
   Q8GemmFn q8_gemm;
   Q4GemmFn q4_gemm;
-  QDepthwiseTapFn dw_tap;
-  QSmallKFn small_k;
+  QDepthwiseTapFn q8_dw_tap;
+  QSmallKFn q16_small_k;
 };
 
 #define LOWBIT_DECLARE_INTEGER_KERNELS(ns)                                                          \
@@ -69,10 +69,10 @@ struct IntegerKernels {
                int32_t* c, size_t ldc);                                                           \
   void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, \
                int32_t* c, size_t ldc);                                                           \
-  void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);           \
-  void small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,  \
+  void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);           \
+  void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,  \
                int32_t* acc);                                                                     \
-  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, dw_tap, small_k};          \
+  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_dw_tap, q16_small_k};    \
   }
 
 LOWBIT_DECLARE_INTEGER_KERNELS(ref)

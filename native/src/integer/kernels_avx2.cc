@@ -288,7 +288,7 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
          : q4_chunks<false, false>(m, groups, a, lda, flip, body, c, ldc);
 }
 
-void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
+void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
   // Sign-extend first, then xor with the sign-extended mask (sx(x ^ m) = sx(x) ^ sx(m)).
   // |x * w| <= 128 * 128 = 16384 fits int16: vpmullw on 16 channels, widened per 128-bit half
   // (measured 1.8x faster than 32 channels per step, whose extra vextracti128s cost more).
@@ -315,7 +315,7 @@ void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* 
 // pairs per channel, multiplied by the broadcast pair (x_i, x_i+1) and summed into int32 lanes
 // (|x * w| <= 255 * 128, so a pair sum is exact). Unpacking works within 128-bit lanes, so the
 // low accumulator holds channels 0-3 and 8-11 of the block, the high one 4-7 and 12-15.
-void small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
+void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
              int32_t* acc) {
   for (size_t c0 = 0; c0 < n; c0 += 16) {
     __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();

@@ -153,7 +153,7 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
 // 16 channels per step: SMULL/SMULL2 into int16 (exact), SADDW/SADDW2 into the int32 accumulators.
 // The step is bound by the 64 bytes of accumulator loaded and stored, not by arithmetic; an 8-wide
 // step and a scalar loop take the last < 16 channels without reading past n.
-void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
+void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
   const uint8x16_t vmask = vdupq_n_u8(mask);
   size_t c = 0;
   for (; c + 16 <= n; c += 16) {
@@ -178,7 +178,7 @@ void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* 
 
 // Per block of 16 channels four int32x4 sums, each tap adding w * x[i] with SMLAL by a scalar
 // (|x * w| <= 255 * 128 is exact in the widened product).
-void small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
+void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
              int32_t* acc) {
   for (size_t c0 = 0; c0 < n; c0 += 16) {
     int32x4_t s0 = vdupq_n_s32(0), s1 = s0, s2 = s0, s3 = s0;

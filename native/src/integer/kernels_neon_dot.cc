@@ -144,14 +144,14 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
 
 // The depthwise tap has no 4-long reduction for SDOT to use; the plain NEON version is already
 // bound by the accumulator loads and stores.
-void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
-  neon::dw_tap(n, x, mask, w, acc);
+void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
+  neon::q8_dw_tap(n, x, mask, w, acc);
 }
 
 // No 4-long int8 reduction here either (the operands are int16).
-void small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
+void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
              int32_t* acc) {
-  neon::small_k(k, n, x, w, stride, bias, acc);
+  neon::q16_small_k(k, n, x, w, stride, bias, acc);
 }
 
 }  // namespace lowbit::neon_dot

@@ -49,12 +49,12 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
   }
 }
 
-void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
+void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
   for (size_t c = 0; c < n; ++c) acc[c] += static_cast<int8_t>(x[c] ^ mask) * w[c];
 }
 
 // Channel-major so each weight row is read contiguously; the 16 sums of a block stay in registers.
-void small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
+void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
              int32_t* acc) {
   for (size_t c0 = 0; c0 < n; c0 += 16) {
     int32_t sum[16] = {};

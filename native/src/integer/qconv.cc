@@ -177,14 +177,14 @@ void depthwise_row(const Plan& plan, const uint8_t* input, const int8_t* taps, c
     std::fill(sc.acc.data(), sc.acc.data() + c, 0);
     for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
       const uint8_t* x = inside(s, iy, ix) ? image + (iy * s.in_w + ix) * c : pad_row;
-      plan.k.dw_tap(c, x, plan.mask, taps + t * c, sc.acc.data());
+      plan.k.q8_dw_tap(c, x, plan.mask, taps + t * c, sc.acc.data());
     });
     finish_row(plan, sc.acc.data(), row * s.out_w + ow, 0, c, output);
   }
 }
 
 // One output row (n, oh) of a one-group conv with a short reduction (k <= kQSmallK): per pixel the
-// k values x - z_x (0 for padded taps), then the small_k kernel; the same exact int32 accumulators
+// k values x - z_x (0 for padded taps), then the q16_small_k kernel; the same exact int32 accumulators
 // as the GEMM path without its patch gathering and per-panel setup.
 void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, const QInput& in, size_t row,
                  void* output) {
@@ -219,10 +219,10 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
     }
     const size_t at = (row * s.out_w + ow) * oc;
     if (!plan.e.requantize) {
-      plan.k.small_k(w.k, oc, x, w.small_k.data(), w.small_k_stride, bias, static_cast<int32_t*>(output) + at);
+      plan.k.q16_small_k(w.k, oc, x, w.small_k.data(), w.small_k_stride, bias, static_cast<int32_t*>(output) + at);
       continue;
     }
-    plan.k.small_k(w.k, oc, x, w.small_k.data(), w.small_k_stride, bias, sc.acc.data());
+    plan.k.q16_small_k(w.k, oc, x, w.small_k.data(), w.small_k_stride, bias, sc.acc.data());
     const RequantizeParams p{plan.e.mult, plan.e.shift, plan.out_zero, plan.e.lo, plan.e.hi};
     plan.rescale(oc, sc.acc.data(), p, static_cast<int8_t*>(output) + at);
   }

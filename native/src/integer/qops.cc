@@ -17,7 +17,7 @@
 #include "integer/checks.h"
 #include "lowbit/binary.h"  // bmaxpool2d_shape: the pools share its geometry rules
 #include "lowbit/error.h"
-#include "lowbit/integer.h"
+#include "lowbit/quantize.h"
 #include "runtime/thread_pool.h"
 
 namespace lowbit {

@@ -7,7 +7,7 @@
 #include "integer/checks.h"
 #include "integer/quantize.h"
 #include "lowbit/error.h"
-#include "lowbit/integer.h"
+#include "lowbit/quantize.h"
 #include "runtime/thread_pool.h"
 
 namespace lowbit {

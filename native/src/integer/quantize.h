@@ -1,4 +1,4 @@
-// quantize.h: the per-value rules of quantize_f32 / dequantize_8bit (lowbit/integer.h), shared with
+// quantize.h: the per-value rules of quantize_f32 / dequantize_8bit (lowbit/quantize.h), shared with
 // the model executor's layout-changing boundary operators so every path rounds identically.
 #pragma once
 #include <cmath>

@@ -7,7 +7,7 @@
 #include "cpu/dispatch.h"
 #include "integer/checks.h"
 #include "lowbit/error.h"
-#include "lowbit/integer.h"
+#include "lowbit/quantize.h"
 #include "runtime/thread_pool.h"
 
 namespace lowbit {

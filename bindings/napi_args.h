@@ -1,4 +1,4 @@
-// convert.h: JS value -> native value conversion with validation, error mapping, and the
+// napi_args.h: JS value -> native value conversion with validation, error mapping, and the
 // async job that runs native work on the libuv pool. Nothing here loops over tensor data.
 #pragma once
 #include <napi.h>

@@ -1,5 +1,5 @@
-// convert.cc: argument validation, error mapping, external output buffers and the async job.
-#include "convert.h"
+// napi_args.cc: argument validation, error mapping, external output buffers and the async job.
+#include "napi_args.h"
 
 #include <algorithm>
 #include <cmath>

@@ -2,11 +2,11 @@
  * Quantization math of the dyadic (integer-only) family. Every real rescale M = S_in * S_w / S_out
  * runs as an integer multiply and a rounding right shift: M ~ multiplier / 2^shift.
  */
-import { awaitNative, callNative, QuantizationError, ShapeError } from './errors.js';
-import { native, type NativeResult } from './native.js';
-import { roundHalfEven } from './onnx/tensor.js';
-import { expectTensor, fromBuffer, Tensor } from './tensor.js';
-import { checkScale, clamp8, isInt32, isMultiplier, isShift, perChannel } from './validate.js';
+import { awaitNative, callNative, QuantizationError, ShapeError } from '../errors.js';
+import { native, type NativeResult } from '../native.js';
+import { roundHalfEven } from '../onnx/tensor.js';
+import { expectTensor, fromBuffer, Tensor } from '../tensor.js';
+import { checkScale, clamp8, isInt32, isMultiplier, isShift, perChannel } from '../validate.js';
 
 export interface Dyadic {
   /** m: a positive int32 in [2^30, 2^31 - 1] */

@@ -1,8 +1,9 @@
-// integer_ops.cc: N-API entry points of the dyadic integer family.
-#include "integer_ops.h"
+// quantize_ops.cc: N-API entry points of the quantization API (lowbit/quantize.h): dyadic pairs,
+// requantize, quantize / dequantize.
+#include "quantize_ops.h"
 
-#include "convert.h"
-#include "lowbit/integer.h"
+#include "napi_args.h"
+#include "lowbit/quantize.h"
 
 namespace lowbit::js {
 namespace {
@@ -103,7 +104,7 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void init_integer_ops(Napi::Env env, Napi::Object exports) {
+void init_quantize_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("toDyadic", Napi::Function::New(env, ToDyadic, "toDyadic"));
   exports.Set("requantize", Napi::Function::New(env, Requantize, "requantize"));
   exports.Set("quantize", Napi::Function::New(env, Quantize, "quantize"));

@@ -1,4 +1,5 @@
-// integer.h: the dyadic (integer-only) numeric conventions shared by the integer operators.
+// quantize.h: the quantization API: the dyadic (integer-only) rescale shared by the integer
+// operators, requantization of int32 accumulators, and the float <-> 8-bit boundary conversions.
 // Every real rescale M = S_in * S_w / S_out runs as an integer multiply and a rounding right shift:
 //   M ~ m / 2^e, m a positive int32 in [2^30, 2^31 - 1], e in [0, 62].
 #pragma once
@@ -27,10 +28,6 @@ static inline int64_t dyadic_rescale(int64_t v, int32_t m, int32_t e) {
   return (v * m + (e > 0 ? int64_t{1} << (e - 1) : 0)) >> e;
 }
 
-}  // namespace lowbit
-
-namespace lowbit {
-
 // Requantizes rows x channels int32 accumulators (channels innermost) to 8-bit values with a
 // per-channel dyadic rescale, rounding half up:
 //   out = clamp(((int64)acc * mult[c] + 2^(shift[c] - 1)) >> shift[c] + bias[c], lo, hi)
@@ -38,10 +35,6 @@ namespace lowbit {
 // [-8, 7]) or both in [0, 255] (u8, or u4 with [0, 15]); out holds the low byte of each value.
 void requantize(const int32_t* acc, size_t rows, size_t channels, const int32_t* mult, const uint8_t* shift,
                 const int32_t* bias, int32_t lo, int32_t hi, uint8_t* out);
-
-}  // namespace lowbit
-
-namespace lowbit {
 
 // Network-boundary quantization, per tensor, as ONNX QuantizeLinear: q = clamp(round(x / scale)
 // + zero_point, lo, hi), rounding half to even; NaN maps to zero_point, +-Inf saturate. scale must be
