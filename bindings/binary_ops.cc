@@ -64,59 +64,40 @@ Napi::Value PackWeights(const Napi::CallbackInfo& info) {
 
 // ---- epilogue ------------------------------------------------------------------------------------
 
-// Owns the per-channel arrays the BinaryEpilogue points into.
-struct EpilogueData {
-  BinaryEpilogue e;
-  std::vector<float> scale, bias;
-  std::vector<int32_t> mult, bias_q, threshold;
-  std::vector<uint8_t> shift, flip;
-};
-
-std::shared_ptr<EpilogueData> epilogue_arg(Napi::Value value, size_t out_c) {
+// The epilogue object's values, converted (kind, typed-array types and lengths, integers); the core's
+// validate_epilogue owns every rule on them.
+std::shared_ptr<const OwnedBinaryEpilogue> epilogue_arg(Napi::Value value, size_t out_c) {
   Napi::Env env = value.Env();
   if (!value.IsObject()) throw_error(env, ErrorKind::Type, "output: expected an epilogue object");
   auto obj = value.As<Napi::Object>();
-  auto d = std::make_shared<EpilogueData>();
+  auto e = std::make_shared<OwnedBinaryEpilogue>();
   const std::string kind = obj.Get("kind").IsString() ? obj.Get("kind").As<Napi::String>().Utf8Value() : "";
   if (kind == "f32") {
-    d->e.kind = OutputKind::F32;
-    d->scale = optional_vector<float>(obj, "scale", napi_float32_array, out_c);
-    d->bias = optional_vector<float>(obj, "bias", napi_float32_array, out_c);
-    if (d->scale.empty()) d->scale.assign(out_c, 1.f);
-    if (d->bias.empty()) d->bias.assign(out_c, 0.f);
-    d->e.lo = static_cast<float>(number_prop(obj, "lo", -INFINITY));
-    d->e.hi = static_cast<float>(number_prop(obj, "hi", INFINITY));
+    e->kind = OutputKind::F32;
+    e->scale = optional_vector<float>(obj, "scale", napi_float32_array, out_c);
+    e->bias_f32 = optional_vector<float>(obj, "bias", napi_float32_array, out_c);
+    if (e->scale.empty()) e->scale.assign(out_c, 1.f);
+    if (e->bias_f32.empty()) e->bias_f32.assign(out_c, 0.f);
+    e->lo = static_cast<float>(number_prop(obj, "lo", -INFINITY));
+    e->hi = static_cast<float>(number_prop(obj, "hi", INFINITY));
   } else if (kind == "s8") {
-    d->e.kind = OutputKind::S8;
-    d->mult = optional_vector<int32_t>(obj, "multiplier", napi_int32_array, out_c);
-    d->shift = optional_vector<uint8_t>(obj, "shift", napi_uint8_array, out_c);
-    d->bias_q = optional_vector<int32_t>(obj, "bias", napi_int32_array, out_c);
-    if (d->mult.empty() || d->shift.empty())
-      throw_error(env, ErrorKind::Type, "output: s8 needs multiplier (Int32Array) and shift (Uint8Array)");
-    if (d->bias_q.empty()) d->bias_q.assign(out_c, 0);
-    const double lo = number_prop(obj, "lo", -128), hi = number_prop(obj, "hi", 127);
-    if (!(lo >= -128 && hi <= 127 && lo <= hi) || lo != std::floor(lo) || hi != std::floor(hi))
-      throw_error(env, ErrorKind::Range, "output: s8 clamp must be integers with -128 <= lo <= hi <= 127");
-    d->e.qmin = static_cast<int32_t>(lo);
-    d->e.qmax = static_cast<int32_t>(hi);
+    e->kind = OutputKind::S8;
+    e->mult = optional_vector<int32_t>(obj, "multiplier", napi_int32_array, out_c);
+    e->shift = optional_vector<uint8_t>(obj, "shift", napi_uint8_array, out_c);
+    e->bias_s32 = optional_vector<int32_t>(obj, "bias", napi_int32_array, out_c);
+    if (e->bias_s32.empty()) e->bias_s32.assign(out_c, 0);
+    e->qmin = int_prop(obj, "lo", -128);
+    e->qmax = int_prop(obj, "hi", 127);
   } else if (kind == "b1") {
-    d->e.kind = OutputKind::B1;
-    d->threshold = optional_vector<int32_t>(obj, "threshold", napi_int32_array, out_c);
-    d->flip = optional_vector<uint8_t>(obj, "flip", napi_uint8_array, out_c);
-    if (d->threshold.empty()) throw_error(env, ErrorKind::Type, "output: b1 needs threshold (Int32Array)");
-    if (d->flip.empty()) d->flip.assign(out_c, 0);
+    e->kind = OutputKind::B1;
+    e->threshold = optional_vector<int32_t>(obj, "threshold", napi_int32_array, out_c);
+    e->flip = optional_vector<uint8_t>(obj, "flip", napi_uint8_array, out_c);
+    if (e->flip.empty()) e->flip.assign(out_c, 0);
   } else {
     throw_error(env, ErrorKind::Range, "output.kind: expected 'f32', 's8' or 'b1', got '" + kind + "'");
   }
-  d->e.scale = d->scale.data();
-  d->e.bias_f32 = d->bias.data();
-  d->e.mult = d->mult.data();
-  d->e.shift = d->shift.data();
-  d->e.bias_s32 = d->bias_q.data();
-  d->e.threshold = d->threshold.data();
-  d->e.flip = d->flip.data();
-  validate_epilogue(d->e, out_c);
-  return d;
+  validate_epilogue(e->view(), out_c);
+  return e;
 }
 
 size_t element_bytes(OutputKind kind) { return kind == OutputKind::F32 ? 4 : kind == OutputKind::S8 ? 1 : 8; }
@@ -247,15 +228,15 @@ Napi::Value BConv2d(const Napi::CallbackInfo& info) {
     auto epilogue = epilogue_arg(info[4], s.out_c);
     auto input = std::make_shared<PackedInput>(packed_input(info[0], s.batch * s.in_h * s.in_w, s.in_c, async, "[N, H, W, C]"));
     const size_t pixels = s.batch * s.out_h * s.out_w;
-    const Output out = output_arg(info[6], async, epilogue->e.kind,
-                                  binary_output_size(epilogue->e.kind, pixels, s.out_c) * element_bytes(epilogue->e.kind), *input);
+    const Output out = output_arg(info[6], async, epilogue->kind,
+                                  binary_output_size(epilogue->kind, pixels, s.out_c) * element_bytes(epilogue->kind), *input);
     MstPolicy policy = MstPolicy::Auto;
     auto mst = call_schedule(info, 7, weights, policy);
     auto work = [=, dst = out.data] {
       if (mst)
-        bconv2d_mst(input->data, s, *weights, *mst->plan, params, epilogue->e, dst, policy);
+        bconv2d_mst(input->data, s, *weights, *mst->plan, params, epilogue->view(), dst, policy);
       else
-        bconv2d(input->data, s, *weights, params, epilogue->e, dst);
+        bconv2d(input->data, s, *weights, params, epilogue->view(), dst);
     };
     return finish(env, async, out, work,
                   [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
@@ -269,30 +250,21 @@ Napi::Value BDense(const Napi::CallbackInfo& info) {
     const size_t rows = uint_arg(info[1], "rows"), in_c = uint_arg(info[2], "inChannels");
     auto weights = binary_weights_arg(info[3]);
     const bool async = async_flag(info, 5);
-    if (rows == 0) throw_error(env, ErrorKind::Shape, "input: rows must be at least 1");
-    if (weights->kernel_h != 1 || weights->kernel_w != 1 || weights->groups != 1)
-      throw_error(env, ErrorKind::Shape,
-                  "weights: bdense needs weights packed as [O, I] (kernel 1x1, one group), got kernel " +
-                      std::to_string(weights->kernel_h) + "x" + std::to_string(weights->kernel_w) + " with " +
-                      std::to_string(weights->groups) + " groups");
-    if (in_c != weights->in_channels_per_group)
-      throw_error(env, ErrorKind::Shape,
-                  "input has " + std::to_string(in_c) + " features but the weights expect " +
-                      std::to_string(weights->in_channels_per_group));
+    bdense_shape(rows, in_c, *weights);  // rows, 1x1 weights with one group, features
     auto epilogue = epilogue_arg(info[4], weights->out_channels);
     size_t words;
     if (__builtin_mul_overflow(rows, b1_words(in_c), &words)) throw_error(env, ErrorKind::Range, "input size overflows");
     auto input = std::make_shared<PackedInput>(packed_input(info[0], rows, in_c, async, "[rows, inChannels]"));
     const size_t oc = weights->out_channels;
-    const Output out = output_arg(info[6], async, epilogue->e.kind,
-                                  binary_output_size(epilogue->e.kind, rows, oc) * element_bytes(epilogue->e.kind), *input);
+    const Output out = output_arg(info[6], async, epilogue->kind,
+                                  binary_output_size(epilogue->kind, rows, oc) * element_bytes(epilogue->kind), *input);
     MstPolicy policy = MstPolicy::Auto;
     auto mst = call_schedule(info, 7, weights, policy);
     auto work = [=, dst = out.data] {
       if (mst)
-        bdense_mst(input->data, rows, in_c, *weights, *mst->plan, epilogue->e, dst, policy);
+        bdense_mst(input->data, rows, in_c, *weights, *mst->plan, epilogue->view(), dst, policy);
       else
-        bdense(input->data, rows, in_c, *weights, epilogue->e, dst);
+        bdense(input->data, rows, in_c, *weights, epilogue->view(), dst);
     };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {rows, oc}); });
   });

@@ -173,6 +173,13 @@ double number_prop(Napi::Object obj, const char* key, double fallback) {
   return value.As<Napi::Number>().DoubleValue();
 }
 
+int32_t int_prop(Napi::Object obj, const char* key, double fallback) {
+  const double v = number_prop(obj, key, fallback);
+  if (v != std::floor(v) || v < INT32_MIN || v > INT32_MAX)
+    throw_error(obj.Env(), ErrorKind::Range, std::string(key) + ": expected an integer");
+  return static_cast<int32_t>(v);
+}
+
 Output new_output(Napi::Env env, size_t bytes) {
   // V8 aborts the process when an ArrayBuffer allocation fails, so refuse absurd sizes first.
   constexpr size_t kMaxOutputBytes = size_t{4} << 30;

@@ -35,6 +35,7 @@ std::vector<T> optional_vector(Napi::Object obj, const char* key, napi_typedarra
 size_t uint_arg(Napi::Value value, const char* name);
 std::vector<size_t> uint_array(Napi::Value value, const char* name, size_t expected_length);
 double number_prop(Napi::Object obj, const char* key, double fallback);
+int32_t int_prop(Napi::Object obj, const char* key, double fallback);  // an integer in int32's range
 bool async_flag(const Napi::CallbackInfo& info, size_t index);  // info[index] === true
 float scale_arg(Napi::Value value);                              // a number, as float32
 int32_t byte_value_arg(Napi::Value value, const char* name);     // an integer in [-128, 255]

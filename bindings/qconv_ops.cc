@@ -42,51 +42,41 @@ Napi::Value PackWeights(const Napi::CallbackInfo& info) {
 
 enum class OutType { S8, U8, S32 };
 
-// The epilogue and input quantization of a call, owning the per-channel arrays it points into.
-struct Quant {
-  QInput input;
-  QEpilogue e;
-  OutType out = OutType::S8;
-  std::vector<int32_t> bias, mult;
-  std::vector<uint8_t> shift;
-};
-
-int32_t int_prop(Napi::Object obj, const char* key, double fallback) {
-  const double v = number_prop(obj, key, fallback);
-  if (v != std::floor(v) || v < INT32_MIN || v > INT32_MAX)
-    throw_error(obj.Env(), ErrorKind::Range, std::string(key) + ": expected an integer");
-  return static_cast<int32_t>(v);
+// The output type an epilogue writes: s32 (no requantization), s8 or u8.
+OutType out_type(const OwnedQEpilogue& e) {
+  return !e.requantize ? OutType::S32 : e.out_signed ? OutType::S8 : OutType::U8;
 }
 
-// {inputZeroPoint, bias?, multiplier?, shift?, dtype: 's8' | 'u8' | 's32', zeroPoint, lo, hi}
-std::shared_ptr<Quant> quant_arg(Napi::Value value, bool input_signed, const QConv2dWeights& w) {
+// The input's quantization: its signedness (from the typed array) and options.inputZeroPoint.
+QInput input_quant_arg(Napi::Value value, bool input_signed) {
+  if (!value.IsObject()) throw_error(value.Env(), ErrorKind::Type, "options: expected an object");
+  return QInput{input_signed, int_prop(value.As<Napi::Object>(), "inputZeroPoint", 0)};
+}
+
+// {inputZeroPoint, bias?, multiplier?, shift?, dtype: 's8' | 'u8' | 's32', zeroPoint, lo, hi}: the
+// values converted (typed-array types and lengths, integers); validate_qepilogue owns every rule.
+std::shared_ptr<const OwnedQEpilogue> epilogue_arg(Napi::Value value, const QInput& input, const QConv2dWeights& w) {
   Napi::Env env = value.Env();
-  if (!value.IsObject()) throw_error(env, ErrorKind::Type, "options: expected an object");
   auto obj = value.As<Napi::Object>();
-  auto q = std::make_shared<Quant>();
+  auto e = std::make_shared<OwnedQEpilogue>();
   const size_t oc = w.out_channels;
-  q->input = QInput{input_signed, int_prop(obj, "inputZeroPoint", 0)};
   const std::string dtype = obj.Get("dtype").IsString() ? obj.Get("dtype").As<Napi::String>().Utf8Value() : "";
   if (dtype != "s8" && dtype != "u8" && dtype != "s32")
     throw_error(env, ErrorKind::Range, "dtype: expected 's8', 'u8' or 's32', got '" + dtype + "'");
-  q->out = dtype == "s8" ? OutType::S8 : dtype == "u8" ? OutType::U8 : OutType::S32;
-  q->bias = optional_vector<int32_t>(obj, "bias", napi_int32_array, oc);
-  q->e.bias = q->bias.empty() ? nullptr : q->bias.data();
-  q->e.requantize = q->out != OutType::S32;
-  if (q->e.requantize) {
-    q->mult = optional_vector<int32_t>(obj, "multiplier", napi_int32_array, oc);
-    q->shift = optional_vector<uint8_t>(obj, "shift", napi_uint8_array, oc);
-    if (q->mult.empty() || q->shift.empty())
+  e->bias = optional_vector<int32_t>(obj, "bias", napi_int32_array, oc);
+  e->requantize = dtype != "s32";
+  if (e->requantize) {
+    e->mult = optional_vector<int32_t>(obj, "multiplier", napi_int32_array, oc);
+    e->shift = optional_vector<uint8_t>(obj, "shift", napi_uint8_array, oc);
+    if (e->mult.empty() || e->shift.empty())
       throw_error(env, ErrorKind::Type, "options: an 8-bit output needs multiplier (Int32Array) and shift (Uint8Array)");
-    q->e.mult = q->mult.data();
-    q->e.shift = q->shift.data();
-    q->e.out_signed = q->out == OutType::S8;
-    q->e.zero_point = int_prop(obj, "zeroPoint", 0);
-    q->e.lo = int_prop(obj, "lo", q->e.out_signed ? -128 : 0);
-    q->e.hi = int_prop(obj, "hi", q->e.out_signed ? 127 : 255);
+    e->out_signed = dtype == "s8";
+    e->zero_point = int_prop(obj, "zeroPoint", 0);
+    e->lo = int_prop(obj, "lo", e->out_signed ? -128 : 0);
+    e->hi = int_prop(obj, "hi", e->out_signed ? 127 : 255);
   }
-  validate_qepilogue(q->e, w, q->input);
-  return q;
+  validate_qepilogue(e->view(), w, input);
+  return e;
 }
 
 // The caller's preallocated output (sync calls only) or a new buffer. It may not overlap the input.
@@ -126,9 +116,10 @@ Napi::Value QConv2d(const Napi::CallbackInfo& info) {
     const Conv2dShape s = qconv2d_shape(dims[0], dims[1], dims[2], dims[3], *weights, params);
     auto input = byte_input(info[0], "input", async);
     expect_length(env, *input, s.batch * s.in_h * s.in_w * s.in_c, "input", "[N, H, W, C]");
-    auto quant = quant_arg(info[4], input->is_signed, *weights);
-    const Output out = output_arg(info[6], async, quant->out, s.batch * s.out_h * s.out_w * s.out_c, *input);
-    auto work = [=, dst = out.data] { qconv2d(input->data, s, *weights, params, quant->input, quant->e, dst); };
+    const QInput in = input_quant_arg(info[4], input->is_signed);
+    auto epilogue = epilogue_arg(info[4], in, *weights);
+    const Output out = output_arg(info[6], async, out_type(*epilogue), s.batch * s.out_h * s.out_w * s.out_c, *input);
+    auto work = [=, dst = out.data] { qconv2d(input->data, s, *weights, params, in, epilogue->view(), dst); };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
   });
 }
@@ -140,15 +131,14 @@ Napi::Value QDense(const Napi::CallbackInfo& info) {
     const size_t rows = uint_arg(info[1], "rows"), in_c = uint_arg(info[2], "inChannels");
     auto weights = weights_arg(info[3]);
     const bool async = async_flag(info, 5);
-    if (weights->kernel_h != 1 || weights->kernel_w != 1 || weights->groups != 1)
-      throw_error(env, ErrorKind::Shape, "weights: qdense needs weights packed as [O, I] (kernel 1x1, one group)");
-    qconv2d_shape(rows, 1, 1, in_c, *weights, Conv2dParams{});  // validates in_c against the weights
+    qdense_shape(rows, in_c, *weights);  // 1x1 weights with one group, in_c against them
     auto input = byte_input(info[0], "input", async);
     expect_length(env, *input, rows * in_c, "input", "[rows, inChannels]");
-    auto quant = quant_arg(info[4], input->is_signed, *weights);
+    const QInput in = input_quant_arg(info[4], input->is_signed);
+    auto epilogue = epilogue_arg(info[4], in, *weights);
     const size_t oc = weights->out_channels;
-    const Output out = output_arg(info[6], async, quant->out, rows * oc, *input);
-    auto work = [=, dst = out.data] { qdense(input->data, rows, in_c, *weights, quant->input, quant->e, dst); };
+    const Output out = output_arg(info[6], async, out_type(*epilogue), rows * oc, *input);
+    auto work = [=, dst = out.data] { qdense(input->data, rows, in_c, *weights, in, epilogue->view(), dst); };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {rows, oc}); });
   });
 }

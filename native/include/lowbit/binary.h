@@ -69,12 +69,38 @@ struct BinaryEpilogue {
 // Checks the epilogue's values (finite scales, shifts in range, ...) for out_c channels.
 void validate_epilogue(const BinaryEpilogue& e, size_t out_c);
 
+// A BinaryEpilogue that owns its per-channel arrays, for whoever keeps one beyond a call (a model's
+// node, an async call's job). Only the arrays of `kind` are used; view() points into them.
+struct OwnedBinaryEpilogue {
+  OutputKind kind = OutputKind::F32;
+  std::vector<float> scale, bias_f32;  // F32
+  float lo = 0, hi = 0;
+  std::vector<int32_t> mult, bias_s32; // S8
+  std::vector<uint8_t> shift;
+  int32_t qmin = -128, qmax = 127;
+  std::vector<int32_t> threshold;      // B1
+  std::vector<uint8_t> flip;
+
+  BinaryEpilogue view() const {
+    BinaryEpilogue e;
+    e.kind = kind;
+    e.scale = scale.data(), e.bias_f32 = bias_f32.data(), e.lo = lo, e.hi = hi;
+    e.mult = mult.data(), e.shift = shift.data(), e.bias_s32 = bias_s32.data(), e.qmin = qmin, e.qmax = qmax;
+    e.threshold = threshold.data(), e.flip = flip.data();
+    return e;
+  }
+};
+
 // Number of output elements (F32/S8) or words (B1) for `pixels` output pixels of out_c channels.
 size_t binary_output_size(OutputKind kind, size_t pixels, size_t out_c);
 
 // input: batch x in_h x in_w x b1_words(in_c) words; output as binary_output_size(kind, N*OH*OW, OC).
 void bconv2d(const uint64_t* input, const Conv2dShape& shape, const BinaryConv2dWeights& w,
              const Conv2dParams& p, const BinaryEpilogue& e, void* output);
+
+// Validates a dense layer (rows >= 1, weights packed as [O, I]: 1x1, one group, in_c features) and
+// returns its shape as a 1x1 conv over `rows` pixels; throws Error(Shape) on mismatch.
+Conv2dShape bdense_shape(size_t rows, size_t in_c, const BinaryConv2dWeights& w);
 
 // Binary dense: input rows x b1_words(in_c); weights packed as a 1x1 conv (kh = kw = 1, groups 1).
 void bdense(const uint64_t* input, size_t rows, size_t in_c, const BinaryConv2dWeights& w,

@@ -58,6 +58,26 @@ struct QEpilogue {
   int32_t lo = -128, hi = 127;   // inside the output type's range
 };
 
+// A QEpilogue that owns its per-channel arrays, for whoever keeps one beyond a call (a model's node,
+// an async call's job); view() points into them (bias: null when empty, i.e. 0).
+struct OwnedQEpilogue {
+  bool requantize = true;
+  std::vector<int32_t> bias, mult;
+  std::vector<uint8_t> shift;
+  bool out_signed = true;
+  int32_t zero_point = 0;
+  int32_t lo = -128, hi = 127;
+
+  QEpilogue view() const {
+    QEpilogue e;
+    e.requantize = requantize;
+    e.bias = bias.empty() ? nullptr : bias.data();
+    e.mult = mult.data(), e.shift = shift.data();
+    e.out_signed = out_signed, e.zero_point = zero_point, e.lo = lo, e.hi = hi;
+    return e;
+  }
+};
+
 // Checks the epilogue for the weights: ranges, and that |acc| cannot leave int32 for any input
 // (255 * l1[c] + |bias[c]| <= 2^31 - 1). Throws Error(Range).
 void validate_qepilogue(const QEpilogue& e, const QConv2dWeights& w, const QInput& in);
@@ -68,6 +88,10 @@ Conv2dShape qconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c, c
 // input: batch x in_h x in_w x in_c bytes; output: N*OH*OW x out_c bytes (8-bit) or int32 values.
 void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w, const Conv2dParams& p,
              const QInput& in, const QEpilogue& e, void* output);
+
+// Validates a dense layer (weights packed as [O, I]: 1x1, one group; in_c against the weights) and
+// returns its shape as a 1x1 conv over `rows` pixels; throws Error(Shape) on mismatch.
+Conv2dShape qdense_shape(size_t rows, size_t in_c, const QConv2dWeights& w);
 
 // Dense: input rows x in_c; weights packed as a 1x1 conv with one group.
 void qdense(const uint8_t* input, size_t rows, size_t in_c, const QConv2dWeights& w, const QInput& in,

@@ -141,12 +141,20 @@ void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeig
   parallel_for(tiles * chunks, [&](size_t task) { run_task(plan, input, task, output); });
 }
 
+Conv2dShape bdense_shape(size_t rows, size_t in_c, const BinaryConv2dWeights& w) {
+  if (rows == 0) fail(ErrorKind::Shape, "input: rows must be at least 1");
+  if (w.kernel_h != 1 || w.kernel_w != 1 || w.groups != 1)
+    fail(ErrorKind::Shape, "weights: bdense needs weights packed as [O, I] (kernel 1x1, one group), got kernel " +
+                               num(w.kernel_h) + "x" + num(w.kernel_w) + " with " + num(w.groups) + " groups");
+  if (in_c != w.in_channels_per_group)
+    fail(ErrorKind::Shape, "input has " + num(in_c) + " features but the weights expect " + num(w.in_channels_per_group));
+  // A dense layer is a 1x1 convolution over `rows` pixels.
+  return bconv2d_shape(rows, 1, 1, in_c, w, Conv2dParams{});
+}
+
 void bdense(const uint64_t* input, size_t rows, size_t in_c, const BinaryConv2dWeights& w,
             const BinaryEpilogue& e, void* output) {
-  if (w.kernel_h != 1 || w.kernel_w != 1 || w.groups != 1)
-    fail(ErrorKind::Shape, "bdense weights must be packed as [O, I] (kernel 1x1, one group)");
-  // A dense layer is a 1x1 convolution over `rows` pixels.
-  Conv2dShape s = bconv2d_shape(rows, 1, 1, in_c, w, Conv2dParams{});
+  const Conv2dShape s = bdense_shape(rows, in_c, w);
   bconv2d(input, s, w, Conv2dParams{}, e, output);
 }
 

@@ -208,9 +208,7 @@ void bconv2d_mst(const uint64_t* input, const Conv2dShape& s, const BinaryConv2d
 
 void bdense_mst(const uint64_t* input, size_t rows, size_t in_c, const BinaryConv2dWeights& w, const MstPlan& plan,
                 const BinaryEpilogue& e, void* output, MstPolicy policy) {
-  if (w.kernel_h != 1 || w.kernel_w != 1 || w.groups != 1)
-    fail(ErrorKind::Shape, "bdense weights must be packed as [O, I] (kernel 1x1, one group)");
-  const Conv2dShape s = bconv2d_shape(rows, 1, 1, in_c, w, Conv2dParams{});
+  const Conv2dShape s = bdense_shape(rows, in_c, w);
   bconv2d_mst(input, s, w, plan, Conv2dParams{}, e, output, policy);
 }
 

@@ -51,14 +51,12 @@ class QConvNode : public Node {
   ConvNodeGeometry geo;
   std::shared_ptr<QConv2dWeights> weights;
   QInput input;
-  QEpilogue epilogue;  // points into the vectors below
-  std::vector<int32_t> bias, mult;
-  std::vector<uint8_t> shift;
+  OwnedQEpilogue epilogue;
 
   void run(const RunBuffers& b) const override {
-    if (geo.dense) return qdense(in(b), b.batch, geo.in_c, *weights, input, epilogue, out(b));
+    if (geo.dense) return qdense(in(b), b.batch, geo.in_c, *weights, input, epilogue.view(), out(b));
     const Conv2dShape s = qconv2d_shape(b.batch, geo.in_h, geo.in_w, geo.in_c, *weights, geo.params);
-    qconv2d(in(b), s, *weights, geo.params, input, epilogue, out(b));
+    qconv2d(in(b), s, *weights, geo.params, input, epilogue.view(), out(b));
   }
 };
 
@@ -98,19 +96,17 @@ std::unique_ptr<Node> build_qconv(const NodeBuilder& b, bool dense) {
   }
 
   node->input = QInput{x.is_signed(), x.zero_point};
-  QEpilogue& e = node->epilogue;
-  node->bias = b.optional_data<int32_t>("bias", c, "s32");
-  e.bias = node->bias.empty() ? nullptr : node->bias.data();
+  OwnedQEpilogue& e = node->epilogue;
+  e.bias = b.optional_data<int32_t>("bias", c, "s32");
   e.requantize = y.is_8bit();
   if (e.requantize) {
-    node->mult = b.data<int32_t>("multiplier", c, "s32");
-    node->shift = b.data<uint8_t>("shift", c, "u8");
-    e.mult = node->mult.data(), e.shift = node->shift.data();
+    e.mult = b.data<int32_t>("multiplier", c, "s32");
+    e.shift = b.data<uint8_t>("shift", c, "u8");
     e.out_signed = y.is_signed();
     e.zero_point = y.zero_point;
     std::tie(e.lo, e.hi) = b.clamp(y);
   }
-  validate_qepilogue(e, *node->weights, node->input);
+  validate_qepilogue(e.view(), *node->weights, node->input);
   return node;
 }
 
@@ -122,22 +118,20 @@ class BConvNode : public Node {
   std::shared_ptr<BinaryConv2dWeights> weights;
   std::shared_ptr<const MstPlan> mst;  // null: dense
   MstPolicy policy = MstPolicy::Auto;
-  BinaryEpilogue epilogue;             // points into the vectors below
-  std::vector<float> scale, bias_f32;
-  std::vector<int32_t> mult, bias_s32, threshold;
-  std::vector<uint8_t> shift, flip;
+  OwnedBinaryEpilogue epilogue;
   size_t out_pixels = 0;               // per sample; with scratch_bytes: an f32 [C, OH, OW] output
 
   void run(const RunBuffers& b) const override {
     // A rank-3 f32 output is CHW: the kernel writes HWC into the scratch, then it is transposed.
     void* dst = scratch_bytes ? static_cast<void*>(b.scratch) : out(b);
+    const BinaryEpilogue e = epilogue.view();
     if (geo.dense) {
-      if (mst) bdense_mst(words(b), b.batch, geo.in_c, *weights, *mst, epilogue, dst, policy);
-      else bdense(words(b), b.batch, geo.in_c, *weights, epilogue, dst);
+      if (mst) bdense_mst(words(b), b.batch, geo.in_c, *weights, *mst, e, dst, policy);
+      else bdense(words(b), b.batch, geo.in_c, *weights, e, dst);
     } else {
       const Conv2dShape s = bconv2d_shape(b.batch, geo.in_h, geo.in_w, geo.in_c, *weights, geo.params);
-      if (mst) bconv2d_mst(words(b), s, *weights, *mst, geo.params, epilogue, dst, policy);
-      else bconv2d(words(b), s, *weights, geo.params, epilogue, dst);
+      if (mst) bconv2d_mst(words(b), s, *weights, *mst, geo.params, e, dst, policy);
+      else bconv2d(words(b), s, *weights, geo.params, e, dst);
     }
     if (scratch_bytes)
       transpose_hwc_to_chw(reinterpret_cast<const float*>(b.scratch), b.batch, out_pixels, weights->out_channels,
@@ -165,32 +159,29 @@ std::shared_ptr<BinaryConv2dWeights> bweights(const NodeBuilder& b, size_t c, si
 }
 
 void bepilogue(const NodeBuilder& b, const TensorDesc& y, size_t c, BConvNode& node) {
-  BinaryEpilogue& e = node.epilogue;
+  OwnedBinaryEpilogue& e = node.epilogue;
   switch (y.dtype) {
     case DType::F32: {
       e.kind = OutputKind::F32;
-      node.scale = b.data<float>("scale", c, "f32");
-      node.bias_f32 = b.data<float>("bias", c, "f32");
+      e.scale = b.data<float>("scale", c, "f32");
+      e.bias_f32 = b.data<float>("bias", c, "f32");
       std::tie(e.lo, e.hi) = b.float_clamp();
       break;
     }
     case DType::S8:
       e.kind = OutputKind::S8;
-      node.mult = b.data<int32_t>("multiplier", c, "s32");
-      node.shift = b.data<uint8_t>("shift", c, "u8");
-      node.bias_s32 = b.data<int32_t>("bias", c, "s32");
+      e.mult = b.data<int32_t>("multiplier", c, "s32");
+      e.shift = b.data<uint8_t>("shift", c, "u8");
+      e.bias_s32 = b.data<int32_t>("bias", c, "s32");
       std::tie(e.qmin, e.qmax) = b.clamp(y);
       break;
     default:
       e.kind = OutputKind::B1;
-      node.threshold = b.data<int32_t>("threshold", c, "s32");
-      node.flip = b.data<uint8_t>("flip", c, "u8");
+      e.threshold = b.data<int32_t>("threshold", c, "s32");
+      e.flip = b.data<uint8_t>("flip", c, "u8");
       break;
   }
-  e.scale = node.scale.data(), e.bias_f32 = node.bias_f32.data();
-  e.mult = node.mult.data(), e.shift = node.shift.data(), e.bias_s32 = node.bias_s32.data();
-  e.threshold = node.threshold.data(), e.flip = node.flip.data();
-  validate_epilogue(e, c);
+  validate_epilogue(e.view(), c);
 }
 
 // The optional MST schedule: its weights must be the node's; it is compiled against them.

@@ -390,12 +390,16 @@ void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w
   parallel_for(tiles * plan.chunks, [&](size_t task) { run_task(plan, input, task, output); });
 }
 
+Conv2dShape qdense_shape(size_t rows, size_t in_c, const QConv2dWeights& w) {
+  if (w.kernel_h != 1 || w.kernel_w != 1 || w.groups != 1)
+    fail(ErrorKind::Shape, "weights: qdense needs weights packed as [O, I] (kernel 1x1, one group)");
+  // A dense layer is a 1x1 convolution over `rows` pixels.
+  return qconv2d_shape(rows, 1, 1, in_c, w, Conv2dParams{});
+}
+
 void qdense(const uint8_t* input, size_t rows, size_t in_c, const QConv2dWeights& w, const QInput& in,
             const QEpilogue& e, void* output) {
-  if (w.kernel_h != 1 || w.kernel_w != 1 || w.groups != 1)
-    fail(ErrorKind::Shape, "qdense weights must be packed as [O, I] (kernel 1x1, one group)");
-  // A dense layer is a 1x1 convolution over `rows` pixels.
-  const Conv2dShape s = qconv2d_shape(rows, 1, 1, in_c, w, Conv2dParams{});
+  const Conv2dShape s = qdense_shape(rows, in_c, w);
   qconv2d(input, s, w, Conv2dParams{}, in, e, output);
 }
 
