@@ -1,16 +1,20 @@
 /**
- * Binary (1-bit) operators: bitpack, packed conv/dense weights, bconv2d, bdense, bmaxpool2d.
+ * Binary (1-bit) operators: bitpack, bconv2d, bdense, bmaxpool2d (the packed weights are
+ * binary-weights.ts, re-exported here).
  * Dot products are XNOR + popcount on packed sign bits: for +-1 vectors of K values,
  * `y = K - 2 * popcount(x XOR w)`, then a fused per-channel epilogue turns y into float,
  * int8 (dyadic rescale, no float) or packed bits for the next binary layer.
  * Every operator has a sync form and an async form that runs on the libuv pool.
  */
 import { awaitNative, callNative, ShapeError } from '../errors.js';
-import { native, type NativeEpilogue, type NativeMstHandle, type NativeResult, type NativeWeightsHandle } from '../native.js';
+import { native, type NativeEpilogue, type NativeMstHandle, type NativeResult } from '../native.js';
 import { describe, expectTensor, fromBuffer, Tensor, type DType } from '../tensor.js';
 import { isInt32, isMultiplier, isShift, perChannel } from '../validate.js';
-import { convOutputShape, expectOut, pair, poolParams, positiveInt, samePads, type Pair, type Pool2dOptions } from './geometry.js';
-import type { MstSchedule } from './mst.js';
+import { convOutputShape, expectOut, pair, poolParams, samePads, type Pair, type Pool2dOptions } from './geometry.js';
+import { PackedBinaryWeights } from './binary-weights.js';
+import { MstSchedule } from './mst.js';
+
+export { PackedBinaryWeights, packBinaryConv2dWeights, packBinaryDenseWeights } from './binary-weights.js';
 
 type Numbers = ArrayLike<number>;
 
@@ -83,29 +87,6 @@ export interface OutOption<O extends BinaryOutput> {
   out?: Tensor<OutputDType<O>>;
 }
 
-/** Packed binary weights of a conv ([O, H, W, I/groups]) or dense ([O, I]) layer. */
-export class PackedBinaryWeights {
-  /** @internal */
-  readonly handle: NativeWeightsHandle;
-  readonly outChannels: number;
-  readonly kernelH: number;
-  readonly kernelW: number;
-  readonly inChannelsPerGroup: number;
-  readonly groups: number;
-
-  /** @internal use packBinaryConv2dWeights / packBinaryDenseWeights */
-  constructor(handle: NativeWeightsHandle, shape: readonly number[], groups: number) {
-    this.handle = handle;
-    [this.outChannels, this.kernelH, this.kernelW, this.inChannelsPerGroup] = shape;
-    this.groups = groups;
-  }
-
-  /** Bytes of packed weight bits (1 bit per weight, rows padded to 64 bits). */
-  get bytes(): number {
-    return this.handle.bytes;
-  }
-}
-
 /**
  * Sign-binarizes and bit-packs a float32 or int8 tensor along its last axis (channels, NHWC).
  * @returns a `b1` tensor of the same shape
@@ -130,33 +111,6 @@ function bitpackArgs(x: Tensor<'f32' | 's8'>): [number, number] {
   if (x.shape.length === 0) throw new ShapeError('input: a scalar has no channel axis to pack');
   const channels = x.shape[x.shape.length - 1];
   return [channels === 0 ? 0 : x.size / channels, channels];
-}
-
-/**
- * Packs binary conv weights. Values are sign-binarized (negative -> -1, zero and positive -> +1),
- * so float latent weights, int8 weights and +-1 weights all work.
- * @param weights OHWI tensor [outChannels, kernelH, kernelW, inChannels / groups], f32 or s8
- * @param options.groups grouped convolution (outChannels must be a multiple); default 1
- * @throws TypeError, ShapeError, RangeError
- */
-export function packBinaryConv2dWeights(weights: Tensor<'f32' | 's8'>, options: { groups?: number } = {}): PackedBinaryWeights {
-  expectTensor(weights, 'weights', ['f32', 's8'], 4);
-  const groups = positiveInt(options.groups ?? 1, 'groups');
-  if (weights.shape[0] % groups !== 0)
-    throw new ShapeError(`weights: output channels (${weights.shape[0]}) must be a multiple of groups (${groups})`);
-  const handle = callNative(() => native.packBinaryConv2dWeights(weights.data as Float32Array | Int8Array, [...weights.shape], groups));
-  return new PackedBinaryWeights(handle, weights.shape, groups);
-}
-
-/**
- * Packs binary dense weights [outFeatures, inFeatures] (f32 or s8, sign-binarized).
- * @throws TypeError, ShapeError
- */
-export function packBinaryDenseWeights(weights: Tensor<'f32' | 's8'>): PackedBinaryWeights {
-  expectTensor(weights, 'weights', ['f32', 's8'], 2);
-  const [o, i] = weights.shape;
-  const handle = callNative(() => native.packBinaryConv2dWeights(weights.data as Float32Array | Int8Array, [o, 1, 1, i], 1));
-  return new PackedBinaryWeights(handle, [o, 1, 1, i], 1);
 }
 
 function convParams(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions): number[] {
@@ -246,7 +200,7 @@ function mstArgs(options: MstOptions): { handle?: NativeMstHandle; policy?: numb
   const { mst, mstPolicy = 'auto' } = options;
   if (mstPolicy !== 'auto' && mstPolicy !== 'always') throw new RangeError(`mstPolicy: expected 'auto' or 'always', got ${String(mstPolicy)}`);
   if (mst === undefined) return {};
-  if (typeof mst !== 'object' || mst === null || !('handle' in mst)) throw new TypeError(`mst: expected an MstSchedule from buildMst() or loadMst(), got ${describe(mst)}`);
+  if (!(mst instanceof MstSchedule)) throw new TypeError(`mst: expected an MstSchedule from buildMst() or loadMst(), got ${describe(mst)}`);
   return { handle: mst.handle, policy: mstPolicy === 'always' ? 1 : 0 };
 }
 

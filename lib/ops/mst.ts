@@ -10,7 +10,7 @@
 import { callNative } from '../errors.js';
 import { native, type NativeMstHandle, type NativeMstSchedule } from '../native.js';
 import { describe, expectTensor, type Tensor } from '../tensor.js';
-import { PackedBinaryWeights } from './binary.js';
+import { PackedBinaryWeights } from './binary-weights.js';
 
 export interface BuildMstOptions {
   /** deepest allowed child (a root has depth 0); default unbounded. 0 makes every channel a root */
