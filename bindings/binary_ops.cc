@@ -216,22 +216,23 @@ Conv2dParams conv_params(Napi::Value value) {
   return Conv2dParams{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] == 0 ? PadValue::One : PadValue::Zero};
 }
 
-// bconv2d(input: BigUint64Array, [N, H, W, C], weights, params[9], output, async, out?, schedule?, mstPolicy?)
+// bconv2d(input: BigUint64Array, [N, H, W, C], weights, params[9], output, {async, out?, mst?, mstPolicy?})
 Napi::Value BConv2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const auto dims = uint_array(info[1], "inputShape", 4);
     auto weights = binary_weights_arg(info[2]);
     const Conv2dParams params = conv_params(info[3]);
-    const bool async = async_flag(info, 5);
+    const Napi::Object call = call_options(info, 5);
+    const bool async = bool_prop(call, "async");
     const Conv2dShape s = bconv2d_shape(dims[0], dims[1], dims[2], dims[3], *weights, params);
     auto epilogue = epilogue_arg(info[4], s.out_c);
     auto input = std::make_shared<PackedInput>(packed_input(info[0], s.batch * s.in_h * s.in_w, s.in_c, async, "[N, H, W, C]"));
     const size_t pixels = s.batch * s.out_h * s.out_w;
-    const Output out = output_arg(info[6], async, epilogue->kind,
+    const Output out = output_arg(call.Get("out"), async, epilogue->kind,
                                   binary_output_size(epilogue->kind, pixels, s.out_c) * element_bytes(epilogue->kind), *input);
     MstPolicy policy = MstPolicy::Auto;
-    auto mst = call_schedule(info, 7, weights, policy);
+    auto mst = call_schedule(info.Env(), call, weights, policy);
     auto work = [=, dst = out.data] {
       if (mst)
         bconv2d_mst(input->data, s, *weights, *mst->plan, params, epilogue->view(), dst, policy);
@@ -243,23 +244,24 @@ Napi::Value BConv2d(const Napi::CallbackInfo& info) {
   });
 }
 
-// bdense(input: BigUint64Array, rows, inChannels, weights, output, async, out?, schedule?, mstPolicy?)
+// bdense(input: BigUint64Array, rows, inChannels, weights, output, {async, out?, mst?, mstPolicy?})
 Napi::Value BDense(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const size_t rows = uint_arg(info[1], "rows"), in_c = uint_arg(info[2], "inChannels");
     auto weights = binary_weights_arg(info[3]);
-    const bool async = async_flag(info, 5);
+    const Napi::Object call = call_options(info, 5);
+    const bool async = bool_prop(call, "async");
     bdense_shape(rows, in_c, *weights);  // rows, 1x1 weights with one group, features
     auto epilogue = epilogue_arg(info[4], weights->out_channels);
     size_t words;
     if (__builtin_mul_overflow(rows, b1_words(in_c), &words)) throw_error(env, ErrorKind::Range, "input size overflows");
     auto input = std::make_shared<PackedInput>(packed_input(info[0], rows, in_c, async, "[rows, inChannels]"));
     const size_t oc = weights->out_channels;
-    const Output out = output_arg(info[6], async, epilogue->kind,
+    const Output out = output_arg(call.Get("out"), async, epilogue->kind,
                                   binary_output_size(epilogue->kind, rows, oc) * element_bytes(epilogue->kind), *input);
     MstPolicy policy = MstPolicy::Auto;
-    auto mst = call_schedule(info, 7, weights, policy);
+    auto mst = call_schedule(info.Env(), call, weights, policy);
     auto work = [=, dst = out.data] {
       if (mst)
         bdense_mst(input->data, rows, in_c, *weights, *mst->plan, epilogue->view(), dst, policy);

@@ -114,18 +114,23 @@ Napi::Value EstimateMstCost(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-// The optional schedule of a bconv2d / bdense call: (handle or undefined, policy 0 = auto, 1 = always).
-// Returns null for none, or where the cost model may pick dense anyway and no plan exists.
-std::shared_ptr<BoundMst> call_schedule(const Napi::CallbackInfo& info, size_t at,
+// The optional schedule of a bconv2d / bdense call: call.mst (a schedule handle or undefined) and
+// call.mstPolicy ('auto', the default, or 'always'). Returns null for none, or where the cost model
+// may pick dense anyway and no plan exists.
+std::shared_ptr<BoundMst> call_schedule(Napi::Env env, Napi::Object call,
                                         const std::shared_ptr<BinaryConv2dWeights>& weights, MstPolicy& policy) {
-  if (info[at].IsUndefined() || info[at].IsNull()) return nullptr;
-  auto bound = schedule_arg(info[at]);
+  const Napi::Value handle = call.Get("mst");
+  if (handle.IsUndefined() || handle.IsNull()) return nullptr;
+  auto bound = schedule_arg(handle);
   if (bound->weights != weights)
-    throw_error(info.Env(), ErrorKind::Shape, "mst: the schedule was built for other weights (use the weights it came with)");
-  policy = uint_arg(info[at + 1], "mstPolicy") == 1 ? MstPolicy::Always : MstPolicy::Auto;
+    throw_error(env, ErrorKind::Shape, "mst: the schedule was built for other weights (use the weights it came with)");
+  const Napi::Value name = call.Get("mstPolicy");
+  const std::string value = name.IsString() ? name.As<Napi::String>().Utf8Value() : name.IsUndefined() ? "auto" : "";
+  if (value != "auto" && value != "always") throw_error(env, ErrorKind::Range, "mstPolicy: expected 'auto' or 'always'");
+  policy = value == "always" ? MstPolicy::Always : MstPolicy::Auto;
   if (!bound->plan) {
     if (policy == MstPolicy::Always)
-      throw_error(info.Env(), ErrorKind::Range,
+      throw_error(env, ErrorKind::Range,
                   "mst: this layer is too large for the MST path (more than " + std::to_string(kMstMaxRows) +
                       " weight positions x groups, or a plan over " + std::to_string(kMstMaxEntries) + " entries)");
     return nullptr;

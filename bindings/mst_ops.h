@@ -20,7 +20,8 @@ struct BoundMst {
   std::shared_ptr<const MstPlan> plan;
 };
 
-std::shared_ptr<BoundMst> call_schedule(const Napi::CallbackInfo& info, size_t at,
+// The schedule of a bconv2d / bdense call from its call options ({mst?, mstPolicy?}), see mst_ops.cc.
+std::shared_ptr<BoundMst> call_schedule(Napi::Env env, Napi::Object call,
                                         const std::shared_ptr<BinaryConv2dWeights>& weights, MstPolicy& policy);
 
 }  // namespace lowbit::js

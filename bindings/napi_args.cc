@@ -154,6 +154,18 @@ bool async_flag(const Napi::CallbackInfo& info, size_t index) {
   return info.Length() > index && info[index].IsBoolean() && info[index].As<Napi::Boolean>().Value();
 }
 
+Napi::Object call_options(const Napi::CallbackInfo& info, size_t index) {
+  if (info.Length() <= index || info[index].IsUndefined()) return Napi::Object::New(info.Env());
+  if (!info[index].IsObject())
+    throw_error(info.Env(), ErrorKind::Type, "call options: expected an object { async, out?, mst?, mstPolicy? }");
+  return info[index].As<Napi::Object>();
+}
+
+bool bool_prop(Napi::Object obj, const char* key) {
+  const Napi::Value value = obj.Get(key);
+  return value.IsBoolean() && value.As<Napi::Boolean>().Value();
+}
+
 float scale_arg(Napi::Value value) {
   if (!value.IsNumber()) throw_error(value.Env(), ErrorKind::Type, "scale: expected a number");
   return value.As<Napi::Number>().FloatValue();

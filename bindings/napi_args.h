@@ -37,6 +37,11 @@ std::vector<size_t> uint_array(Napi::Value value, const char* name, size_t expec
 double number_prop(Napi::Object obj, const char* key, double fallback);
 int32_t int_prop(Napi::Object obj, const char* key, double fallback);  // an integer in int32's range
 bool async_flag(const Napi::CallbackInfo& info, size_t index);  // info[index] === true
+
+// The named options that end a conv / dense call, { async?, out?, mst?, mstPolicy? }: info[index],
+// or an empty object when it is undefined. Throws Error(Type) for anything else.
+Napi::Object call_options(const Napi::CallbackInfo& info, size_t index);
+bool bool_prop(Napi::Object obj, const char* key);  // obj[key] === true
 float scale_arg(Napi::Value value);                              // a number, as float32
 int32_t byte_value_arg(Napi::Value value, const char* name);     // an integer in [-128, 255]
 

@@ -103,7 +103,7 @@ Output output_arg(Napi::Value value, bool async, OutType type, size_t count, con
   return {value.As<Napi::TypedArray>().ArrayBuffer(), data};
 }
 
-// qconv2d(input: Uint8Array | Int8Array, [N, H, W, C], weights, params[8], options, async, out?)
+// qconv2d(input: Uint8Array | Int8Array, [N, H, W, C], weights, params[8], options, {async, out?})
 // params: strides h/w, dilations h/w, pads top/left/bottom/right
 Napi::Value QConv2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -112,32 +112,34 @@ Napi::Value QConv2d(const Napi::CallbackInfo& info) {
     auto weights = weights_arg(info[2]);
     const auto v = uint_array(info[3], "params", 8);
     const Conv2dParams params{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
-    const bool async = async_flag(info, 5);
+    const Napi::Object call = call_options(info, 5);
+    const bool async = bool_prop(call, "async");
     const Conv2dShape s = qconv2d_shape(dims[0], dims[1], dims[2], dims[3], *weights, params);
     auto input = byte_input(info[0], "input", async);
     expect_length(env, *input, s.batch * s.in_h * s.in_w * s.in_c, "input", "[N, H, W, C]");
     const QInput in = input_quant_arg(info[4], input->is_signed);
     auto epilogue = epilogue_arg(info[4], in, *weights);
-    const Output out = output_arg(info[6], async, out_type(*epilogue), s.batch * s.out_h * s.out_w * s.out_c, *input);
+    const Output out = output_arg(call.Get("out"), async, out_type(*epilogue), s.batch * s.out_h * s.out_w * s.out_c, *input);
     auto work = [=, dst = out.data] { qconv2d(input->data, s, *weights, params, in, epilogue->view(), dst); };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
   });
 }
 
-// qdense(input: Uint8Array | Int8Array, rows, inChannels, weights, options, async, out?)
+// qdense(input: Uint8Array | Int8Array, rows, inChannels, weights, options, {async, out?})
 Napi::Value QDense(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const size_t rows = uint_arg(info[1], "rows"), in_c = uint_arg(info[2], "inChannels");
     auto weights = weights_arg(info[3]);
-    const bool async = async_flag(info, 5);
+    const Napi::Object call = call_options(info, 5);
+    const bool async = bool_prop(call, "async");
     qdense_shape(rows, in_c, *weights);  // 1x1 weights with one group, in_c against them
     auto input = byte_input(info[0], "input", async);
     expect_length(env, *input, rows * in_c, "input", "[rows, inChannels]");
     const QInput in = input_quant_arg(info[4], input->is_signed);
     auto epilogue = epilogue_arg(info[4], in, *weights);
     const size_t oc = weights->out_channels;
-    const Output out = output_arg(info[6], async, out_type(*epilogue), rows * oc, *input);
+    const Output out = output_arg(call.Get("out"), async, out_type(*epilogue), rows * oc, *input);
     auto work = [=, dst = out.data] { qdense(input->data, rows, in_c, *weights, in, epilogue->view(), dst); };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {rows, oc}); });
   });

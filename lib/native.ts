@@ -80,6 +80,20 @@ export interface NativeModelTensor {
 }
 
 type OutputArray = Float32Array | Int8Array | BigUint64Array;
+
+/** The named options that end a conv / dense call. */
+export interface NativeCallOptions<Out> {
+  /** run on the libuv pool and return a Promise */
+  async: boolean;
+  /** a preallocated output (sync calls only) */
+  out?: Out;
+}
+
+/** A binary conv / dense call's options: also its MST schedule and policy. */
+export interface NativeBinaryCallOptions extends NativeCallOptions<OutputArray> {
+  mst?: NativeMstHandle;
+  mstPolicy?: 'auto' | 'always';
+}
 export interface NativeBinding {
   isa(): string;
   supportedIsas(): string[];
@@ -90,9 +104,9 @@ export interface NativeBinding {
   packBinaryConv2dWeights(data: Float32Array | Int8Array, shape: number[], groups: number): NativeWeightsHandle;
   bitpack(data: Float32Array | Int8Array, rows: number, channels: number, async: boolean): NativeResult | Promise<NativeResult>;
   bconv2d(input: BigUint64Array, inputShape: number[], weights: NativeWeightsHandle, params: number[],
-    output: NativeEpilogue, async: boolean, out?: OutputArray, schedule?: NativeMstHandle, mstPolicy?: number): NativeResult | Promise<NativeResult>;
+    output: NativeEpilogue, call: NativeBinaryCallOptions): NativeResult | Promise<NativeResult>;
   bdense(input: BigUint64Array, rows: number, inChannels: number, weights: NativeWeightsHandle,
-    output: NativeEpilogue, async: boolean, out?: OutputArray, schedule?: NativeMstHandle, mstPolicy?: number): NativeResult | Promise<NativeResult>;
+    output: NativeEpilogue, call: NativeBinaryCallOptions): NativeResult | Promise<NativeResult>;
   toDyadic(multiplier: number): [multiplier: number, shift: number];
   quantize(x: Float32Array, scale: number, zeroPoint: number, lo: number, hi: number, async: boolean): NativeResult | Promise<NativeResult>;
   dequantize(q: Int8Array | Uint8Array, scale: number, zeroPoint: number, async: boolean): NativeResult | Promise<NativeResult>;
@@ -105,9 +119,9 @@ export interface NativeBinding {
   mstCost(schedule: NativeMstHandle, pixels: number): { dense: number; mst: number; useMst: boolean; runnable: boolean };
   packQConv2dWeights(data: Int8Array, shape: number[], groups: number, bits: number): NativeQHandle;
   qconv2d(input: Int8Array | Uint8Array, inputShape: number[], weights: NativeQHandle, params: number[],
-    options: NativeQOptions, async: boolean, out?: Int8Array | Uint8Array | Int32Array): NativeResult | Promise<NativeResult>;
+    options: NativeQOptions, call: NativeCallOptions<Int8Array | Uint8Array | Int32Array>): NativeResult | Promise<NativeResult>;
   qdense(input: Int8Array | Uint8Array, rows: number, inChannels: number, weights: NativeQHandle,
-    options: NativeQOptions, async: boolean, out?: Int8Array | Uint8Array | Int32Array): NativeResult | Promise<NativeResult>;
+    options: NativeQOptions, call: NativeCallOptions<Int8Array | Uint8Array | Int32Array>): NativeResult | Promise<NativeResult>;
   bmaxpool2d(input: BigUint64Array, inputShape: number[], params: number[], async: boolean): NativeResult | Promise<NativeResult>;
   qadd(a: Int8Array | Uint8Array, b: Int8Array | Uint8Array, aParams: NativeQuantParams, bParams: NativeQuantParams,
     output: NativeQuantOutput, async: boolean): NativeResult | Promise<NativeResult>;

@@ -195,13 +195,13 @@ function binaryInput(x: Tensor, name: string): Tensor<'b1'> {
   return x.dtype === 'b1' ? (x as Tensor<'b1'>) : bitpack(x as Tensor<'f32' | 's8'>);
 }
 
-/** The schedule handle and policy (0 auto, 1 always) of the native call; none without a schedule. */
-function mstArgs(options: MstOptions): { handle?: NativeMstHandle; policy?: number } {
+/** The schedule handle and policy of the native call; none without a schedule. */
+function mstArgs(options: MstOptions): { mst?: NativeMstHandle; mstPolicy?: 'auto' | 'always' } {
   const { mst, mstPolicy = 'auto' } = options;
   if (mstPolicy !== 'auto' && mstPolicy !== 'always') throw new RangeError(`mstPolicy: expected 'auto' or 'always', got ${String(mstPolicy)}`);
   if (mst === undefined) return {};
   if (!(mst instanceof MstSchedule)) throw new TypeError(`mst: expected an MstSchedule from buildMst() or loadMst(), got ${describe(mst)}`);
-  return { handle: mst.handle, policy: mstPolicy === 'always' ? 1 : 0 };
+  return { mst: mst.handle, mstPolicy };
 }
 
 function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions) {
@@ -235,14 +235,14 @@ function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions)
 export function bconv2d<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> & OutOption<O> = {}): Tensor<OutputDType<O>> {
   const { xb, params, out, mst } = bconv2dArgs(x, w, options);
   const dst = expectOut(options.out, outputDType(options.output), convOutputShape(xb.shape, w.kernelH, w.kernelW, w.outChannels, params));
-  const r = callNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, false, dst?.data as Float32Array | undefined, mst.handle, mst.policy) as NativeResult);
+  const r = callNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, { async: false, out: dst?.data as Float32Array | undefined, ...mst }) as NativeResult);
   return (dst ?? fromBuffer(outputDType(options.output), r.shape, r.data)) as Tensor<OutputDType<O>>;
 }
 
 /** Async {@link bconv2d}: validates now, computes on the libuv pool on a private copy of the input. */
 export async function bconv2dAsync<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> = {}): Promise<Tensor<OutputDType<O>>> {
   const { xb, params, out, mst } = bconv2dArgs(x, w, options);
-  const r = await awaitNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, true, undefined, mst.handle, mst.policy) as Promise<NativeResult>);
+  const r = await awaitNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, { async: true, ...mst }) as Promise<NativeResult>);
   return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
 }
 
@@ -263,14 +263,14 @@ function bdenseArgs(x: Tensor, w: PackedBinaryWeights, options: BDenseOptions) {
 export function bdense<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BDenseOptions<O> & OutOption<O> = {}): Tensor<OutputDType<O>> {
   const { xb, out, mst } = bdenseArgs(x, w, options);
   const dst = expectOut(options.out, outputDType(options.output), [xb.shape[0], w.outChannels]);
-  const r = callNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, false, dst?.data as Float32Array | undefined, mst.handle, mst.policy) as NativeResult);
+  const r = callNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, { async: false, out: dst?.data as Float32Array | undefined, ...mst }) as NativeResult);
   return (dst ?? fromBuffer(outputDType(options.output), r.shape, r.data)) as Tensor<OutputDType<O>>;
 }
 
 /** Async {@link bdense} on the libuv pool. */
 export async function bdenseAsync<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BDenseOptions<O> = {}): Promise<Tensor<OutputDType<O>>> {
   const { xb, out, mst } = bdenseArgs(x, w, options);
-  const r = await awaitNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, true, undefined, mst.handle, mst.policy) as Promise<NativeResult>);
+  const r = await awaitNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, { async: true, ...mst }) as Promise<NativeResult>);
   return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
 }
 

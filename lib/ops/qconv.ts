@@ -189,14 +189,14 @@ function qconv2dArgs(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2d
 export function qconv2d<D extends QDType = 's8'>(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2dOptions<D> & QOutOption<D>): Tensor<D> {
   const { params, dtype, native: q } = qconv2dArgs(x, w, options);
   const dst = expectOut(options.out, dtype, convOutputShape(x.shape, w.kernelH, w.kernelW, w.outChannels, params));
-  const r = callNative(() => native.qconv2d(x.data, [...x.shape], w.handle, params, q, false, dst?.data as Int8Array | undefined) as NativeResult);
+  const r = callNative(() => native.qconv2d(x.data, [...x.shape], w.handle, params, q, { async: false, out: dst?.data as Int8Array | undefined }) as NativeResult);
   return (dst ?? fromBuffer(dtype, r.shape, r.data)) as Tensor<D>;
 }
 
 /** Async {@link qconv2d}: validates now, computes on the libuv pool on a private copy of the input. */
 export async function qconv2dAsync<D extends QDType = 's8'>(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2dOptions<D>): Promise<Tensor<D>> {
   const { params, dtype, native: q } = qconv2dArgs(x, w, options);
-  const r = await awaitNative(() => native.qconv2d(x.data, [...x.shape], w.handle, params, q, true) as Promise<NativeResult>);
+  const r = await awaitNative(() => native.qconv2d(x.data, [...x.shape], w.handle, params, q, { async: true }) as Promise<NativeResult>);
   return fromBuffer(dtype, r.shape, r.data) as Tensor<D>;
 }
 
@@ -217,13 +217,13 @@ function qdenseArgs(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayerOp
 export function qdense<D extends QDType = 's8'>(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayerOptions<D> & QOutOption<D>): Tensor<D> {
   const { dtype, native: q } = qdenseArgs(x, w, options);
   const dst = expectOut(options.out, dtype, [x.shape[0], w.outChannels]);
-  const r = callNative(() => native.qdense(x.data, x.shape[0], x.shape[1], w.handle, q, false, dst?.data as Int8Array | undefined) as NativeResult);
+  const r = callNative(() => native.qdense(x.data, x.shape[0], x.shape[1], w.handle, q, { async: false, out: dst?.data as Int8Array | undefined }) as NativeResult);
   return (dst ?? fromBuffer(dtype, r.shape, r.data)) as Tensor<D>;
 }
 
 /** Async {@link qdense} on the libuv pool. */
 export async function qdenseAsync<D extends QDType = 's8'>(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayerOptions<D>): Promise<Tensor<D>> {
   const { dtype, native: q } = qdenseArgs(x, w, options);
-  const r = await awaitNative(() => native.qdense(x.data, x.shape[0], x.shape[1], w.handle, q, true) as Promise<NativeResult>);
+  const r = await awaitNative(() => native.qdense(x.data, x.shape[0], x.shape[1], w.handle, q, { async: true }) as Promise<NativeResult>);
   return fromBuffer(dtype, r.shape, r.data) as Tensor<D>;
 }

@@ -21,11 +21,11 @@ const params = [1, 1, 1, 1, 0, 0, 0, 0, 0];
 const f32out = { kind: 'f32' };
 const conv = (over = {}) => {
   const a = { input: x, shape, weights: h3, params, output: f32out, async: false, ...over };
-  return addon.bconv2d(a.input, a.shape, a.weights, a.params, a.output, a.async);
+  return addon.bconv2d(a.input, a.shape, a.weights, a.params, a.output, { async: a.async });
 };
 const dense = (over = {}) => {
   const a = { input: new BigUint64Array(2), rows: 2, inC: 64, weights: h1, output: f32out, ...over };
-  return addon.bdense(a.input, a.rows, a.inC, a.weights, a.output, false);
+  return addon.bdense(a.input, a.rows, a.inC, a.weights, a.output, { async: false });
 };
 const pool = (over = {}) => {
   const a = { input: x, shape, params: [2, 2, 2, 2, 0, 0, 0, 0], ...over };
@@ -154,7 +154,7 @@ export const isolatedCases = [
   ['bitpack 2^40 rows for 1 value, async', 'LOWBIT_SHAPE', () => addon.bitpack(f32(1), 2 ** 40, 1, true)],
   ['bitpack 2^50 x 2 for 1 value', 'LOWBIT_SHAPE', () => addon.bitpack(new Int8Array(1), 2 ** 50, 2, false)],
   // an output too large to allocate (128 GiB from a 32 MiB input) must be a RangeError, not an abort
-  ['bconv2d 128 GiB output', 'LOWBIT_RANGE', () => addon.bconv2d(new BigUint64Array(2048 * 2048), [1, 2048, 2048, 1], addon.packBinaryConv2dWeights(f32(8192), [8192, 1, 1, 1], 1), params, f32out, false)],
+  ['bconv2d 128 GiB output', 'LOWBIT_RANGE', () => addon.bconv2d(new BigUint64Array(2048 * 2048), [1, 2048, 2048, 1], addon.packBinaryConv2dWeights(f32(8192), [8192, 1, 1, 1], 1), params, f32out, { async: false })],
 ];
 
 if (filter === '--list-isolated') {
