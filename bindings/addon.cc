@@ -2,14 +2,14 @@
 #include <napi.h>
 
 #include "binary_ops.h"
-#include "mst_ops.h"
-#include "quantize_ops.h"
-#include "model_ops.h"
-#include "qops.h"
-#include "qconv_ops.h"
-#include "napi_args.h"
 #include "handle.h"
 #include "lowbit/runtime.h"
+#include "model_ops.h"
+#include "mst_ops.h"
+#include "napi_args.h"
+#include "qconv_ops.h"
+#include "qops.h"
+#include "quantize_ops.h"
 
 namespace lowbit::js {
 namespace {

@@ -1,17 +1,17 @@
-// binary_ops.cc: N-API entry points of the binary operators (the MST schedules are mst_ops.cc). Validates and copies arguments,
-// then runs the native operator inline (sync) or on the libuv pool (async). Async jobs own
-// copies of their inputs and a shared pointer to the weights, so JS may drop, mutate or detach
-// anything once the call returns.
+// binary_ops.cc: N-API entry points of the binary operators (the MST schedules are mst_ops.cc).
+// Converts and copies arguments, then runs the native operator inline (sync) or on the libuv pool
+// (async). Async jobs own copies of their inputs and a shared pointer to the weights, so JS may
+// drop, mutate or detach anything once the call returns.
 #include "binary_ops.h"
 
 #include <cmath>
 #include <cstring>
 
-#include "napi_args.h"
 #include "handle.h"
 #include "lowbit/binary.h"
 #include "lowbit/mst.h"
 #include "mst_ops.h"
+#include "napi_args.h"
 
 namespace lowbit::js {
 

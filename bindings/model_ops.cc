@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "napi_args.h"
 #include "handle.h"
 #include "lowbit/model.h"
+#include "napi_args.h"
 
 namespace lowbit::js {
 namespace {

@@ -3,12 +3,11 @@
 // own copies of their inputs and a shared pointer to the weights.
 #include "qconv_ops.h"
 
-#include <cmath>
 #include <string>
 
-#include "napi_args.h"
 #include "handle.h"
 #include "lowbit/qconv.h"
+#include "napi_args.h"
 
 namespace lowbit::js {
 namespace {

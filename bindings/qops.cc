@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "napi_args.h"
 #include "lowbit/qops.h"
+#include "napi_args.h"
 
 namespace lowbit::js {
 namespace {

@@ -2,8 +2,8 @@
 // requantize, quantize / dequantize.
 #include "quantize_ops.h"
 
-#include "napi_args.h"
 #include "lowbit/quantize.h"
+#include "napi_args.h"
 
 namespace lowbit::js {
 namespace {

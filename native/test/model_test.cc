@@ -11,11 +11,11 @@
 #include "harness.h"
 #include "lowbit/binary.h"
 #include "lowbit/error.h"
-#include "lowbit/quantize.h"
 #include "lowbit/model.h"
 #include "lowbit/mst.h"
 #include "lowbit/qconv.h"
 #include "lowbit/qops.h"
+#include "lowbit/quantize.h"
 #include "model_writer.h"
 
 using namespace lowbit;

@@ -6,9 +6,9 @@
 #include <string>
 
 #include "binary/conv_tile.h"
-#include "lowbit/aligned_buffer.h"
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
+#include "lowbit/aligned_buffer.h"
 #include "lowbit/binary.h"
 #include "lowbit/error.h"
 #include "lowbit/runtime.h"

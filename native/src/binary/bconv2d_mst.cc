@@ -8,9 +8,9 @@
 
 #include "binary/conv_tile.h"
 #include "binary/mst_count.h"
-#include "lowbit/aligned_buffer.h"
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
+#include "lowbit/aligned_buffer.h"
 #include "lowbit/error.h"
 #include "lowbit/mst.h"
 #include "runtime/thread_pool.h"

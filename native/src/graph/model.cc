@@ -9,13 +9,13 @@
 #include <mutex>
 #include <set>
 
-#include "lowbit/aligned_buffer.h"
 #include "common/checked_math.h"
 #include "graph/container.h"
 #include "graph/graph.h"
 #include "graph/json.h"
 #include "graph/memory_plan.h"
 #include "graph/node_builder.h"
+#include "lowbit/aligned_buffer.h"
 #include "lowbit/error.h"
 
 namespace lowbit {

@@ -6,8 +6,8 @@
 
 #include "graph/elementwise.h"
 #include "graph/node_builder.h"
-#include "lowbit/quantize.h"
 #include "lowbit/qops.h"
+#include "lowbit/quantize.h"
 
 namespace lowbit {
 namespace {
@@ -344,7 +344,7 @@ std::unique_ptr<Node> build_prelu(const NodeBuilder& b) {
   node->mult_neg = b.data<int32_t>("multiplier_neg", c, "s32");
   node->shift_pos = b.data<uint8_t>("shift_pos", c, "u8");
   node->shift_neg = b.data<uint8_t>("shift_neg", c, "u8");
-  // The dyadic rules of integer.h: multiplier != -2^31, shift in [0, 62].
+  // The dyadic rules of lowbit/quantize.h: multiplier != -2^31, shift in [0, 62].
   for (size_t i = 0; i < c; ++i) {
     for (const auto& [key, m] : {std::pair{"multiplier_pos", node->mult_pos[i]}, std::pair{"multiplier_neg", node->mult_neg[i]}})
       if (m == INT32_MIN) b.json.get(key).fail("value " + std::to_string(i) + " is -2^31 (the multiplier must be in [-(2^31 - 1), 2^31 - 1])");

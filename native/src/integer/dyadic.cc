@@ -1,4 +1,4 @@
-// dyadic.cc: real multiplier -> dyadic pair (m, e), the one C++ definition (lib/quantize.ts holds
+// dyadic.cc: real multiplier -> dyadic pair (m, e), the one C++ definition (lib/ops/quantize.ts holds
 // the TypeScript twin; a test checks they agree bit for bit).
 #include <cmath>
 #include <string>
