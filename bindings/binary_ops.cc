@@ -39,10 +39,7 @@ Napi::Value PackWeights(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const auto dims = uint_array(info[1], "shape", 4);
     const size_t groups = uint_arg(info[2], "groups");
-    size_t count = 1;
-    for (size_t d : dims) {
-      if (__builtin_mul_overflow(count, d, &count)) throw_error(env, ErrorKind::Range, "shape: element count overflows");
-    }
+    const size_t count = size_product(env, dims, "shape: element count overflows");
     std::shared_ptr<BinaryConv2dWeights> packed;
     auto check_length = [&](size_t length) {
       if (length != count)
@@ -182,8 +179,7 @@ Napi::Value Bitpack(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const size_t rows = uint_arg(info[1], "rows"), channels = uint_arg(info[2], "channels");
     const bool async = async_flag(info, 3);
-    size_t count;
-    if (__builtin_mul_overflow(rows, channels, &count)) throw_error(env, ErrorKind::Range, "rows x channels overflows");
+    const size_t count = size_product(env, {rows, channels}, "rows x channels overflows");
     const bool is_s8 = info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int8_array;
     auto check = [&](size_t length) {
       if (length != count)
@@ -254,8 +250,7 @@ Napi::Value BDense(const Napi::CallbackInfo& info) {
     const bool async = bool_prop(call, "async");
     bdense_shape(rows, in_c, *weights);  // rows, 1x1 weights with one group, features
     auto epilogue = epilogue_arg(info[4], weights->out_channels);
-    size_t words;
-    if (__builtin_mul_overflow(rows, b1_words(in_c), &words)) throw_error(env, ErrorKind::Range, "input size overflows");
+    size_product(env, {rows, b1_words(in_c)}, "input size overflows");
     auto input = std::make_shared<PackedInput>(packed_input(info[0], rows, in_c, async, "[rows, inChannels]"));
     const size_t oc = weights->out_channels;
     const Output out = output_arg(call.Get("out"), async, epilogue->kind,

@@ -178,6 +178,13 @@ int32_t byte_value_arg(Napi::Value value, const char* name) {
   return static_cast<int32_t>(v);
 }
 
+size_t size_product(Napi::Env env, const std::vector<size_t>& factors, const std::string& overflow_message) {
+  size_t product = 1;
+  for (size_t f : factors)
+    if (__builtin_mul_overflow(product, f, &product)) throw_error(env, ErrorKind::Range, overflow_message);
+  return product;
+}
+
 double number_prop(Napi::Object obj, const char* key, double fallback) {
   Napi::Value value = obj.Get(key);
   if (value.IsUndefined()) return fallback;

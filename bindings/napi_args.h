@@ -33,6 +33,9 @@ template <typename T>
 std::vector<T> optional_vector(Napi::Object obj, const char* key, napi_typedarray_type type, size_t expected);
 
 size_t uint_arg(Napi::Value value, const char* name);
+// The product of sizes (an element count, a buffer size); throws Error(Range, overflow_message) when
+// it overflows size_t.
+size_t size_product(Napi::Env env, const std::vector<size_t>& factors, const std::string& overflow_message);
 std::vector<size_t> uint_array(Napi::Value value, const char* name, size_t expected_length);
 double number_prop(Napi::Object obj, const char* key, double fallback);
 int32_t int_prop(Napi::Object obj, const char* key, double fallback);  // an integer in int32's range

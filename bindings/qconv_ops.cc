@@ -23,9 +23,7 @@ Napi::Value PackWeights(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const auto dims = uint_array(info[1], "shape", 4);
     const size_t groups = uint_arg(info[2], "groups"), bits = uint_arg(info[3], "bits");
-    size_t count = 1;
-    for (size_t d : dims)
-      if (__builtin_mul_overflow(count, d, &count)) throw_error(env, ErrorKind::Range, "shape: element count overflows");
+    const size_t count = size_product(env, dims, "shape: element count overflows");
     auto data = typed_array<int8_t>(info[0], napi_int8_array, "weights");
     if (data.length != count)
       throw_error(env, ErrorKind::Shape,

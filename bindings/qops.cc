@@ -143,9 +143,7 @@ Napi::Value QGlobalAvgPool(const Napi::CallbackInfo& info) {
     const bool async = async_flag(info, 4);
     if (d[0] == 0 || d[1] == 0 || d[2] == 0 || d[3] == 0)
       throw_error(env, ErrorKind::Shape, "input: every dimension of [N, H, W, C] must be at least 1");
-    size_t count = 1;
-    for (size_t v : d)
-      if (__builtin_mul_overflow(count, v, &count)) throw_error(env, ErrorKind::Range, "input size overflows size_t");
+    const size_t count = size_product(env, d, "input size overflows size_t");
     auto x = byte_input(info[0], "input", async);
     expect_length(env, *x, count, "input", "[N, H, W, C]");
     const size_t n = d[0], h = d[1], w = d[2], c = d[3];
@@ -187,9 +185,7 @@ Napi::Value QConcat(const Napi::CallbackInfo& info) {
       inputs->push_back(QConcatInput{in->data, in->is_signed, axis[i], quant_arg(params.Get(i), name)});
       held->push_back(std::move(in));
     }
-    size_t bytes;
-    if (__builtin_mul_overflow(outer, total_axis, &bytes) || __builtin_mul_overflow(bytes, inner, &bytes))
-      throw_error(env, ErrorKind::Range, "output: size overflows size_t");
+    const size_t bytes = size_product(env, {outer, total_axis, inner}, "output: size overflows size_t");
     const Output out = new_output(env, bytes);
     auto work = [=, dst = out.data] {
       qconcat(inputs->data(), inputs->size(), outer, inner, o, dst);

@@ -28,8 +28,7 @@ Napi::Value Requantize(const Napi::CallbackInfo& info) {
     if (!info[3].IsObject()) throw_error(env, ErrorKind::Type, "params: expected an object");
     const bool async = async_flag(info, 4);
     auto params = info[3].As<Napi::Object>();
-    size_t count;
-    if (__builtin_mul_overflow(rows, channels, &count)) throw_error(env, ErrorKind::Range, "rows x channels overflows");
+    const size_t count = size_product(env, {rows, channels}, "rows x channels overflows");
     auto acc = typed_array<int32_t>(info[0], napi_int32_array, "acc");
     if (acc.length != count)
       throw_error(env, ErrorKind::Shape, "acc: " + std::to_string(rows) + " x " + std::to_string(channels) + " needs " +
