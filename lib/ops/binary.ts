@@ -191,7 +191,7 @@ function expectWeights(w: unknown): PackedBinaryWeights {
   return w;
 }
 
-function binaryInput(x: Tensor, name: string): Tensor<'b1'> {
+function binaryInput(x: Tensor): Tensor<'b1'> {
   return x.dtype === 'b1' ? (x as Tensor<'b1'>) : bitpack(x as Tensor<'f32' | 's8'>);
 }
 
@@ -211,7 +211,7 @@ function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions)
   if (c !== w.inChannelsPerGroup * w.groups)
     throw new ShapeError(`input: has ${c} channels but the weights expect ${w.inChannelsPerGroup * w.groups} (${w.inChannelsPerGroup} x ${w.groups} groups)`);
   return {
-    xb: binaryInput(x, 'input'),
+    xb: binaryInput(x),
     params: convParams(x, w, options),
     out: epilogue(options.output, w.outChannels),
     mst: mstArgs(options),
@@ -252,7 +252,7 @@ function bdenseArgs(x: Tensor, w: PackedBinaryWeights, options: BDenseOptions) {
   if (w.kernelH !== 1 || w.kernelW !== 1 || w.groups !== 1)
     throw new ShapeError(`weights: bdense needs weights from packBinaryDenseWeights() (1x1, one group), got kernel ${w.kernelH}x${w.kernelW} with ${w.groups} groups`);
   if (x.shape[1] !== w.inChannelsPerGroup) throw new ShapeError(`input: has ${x.shape[1]} features but the weights expect ${w.inChannelsPerGroup}`);
-  return { xb: binaryInput(x, 'input'), out: epilogue(options.output, w.outChannels), mst: mstArgs(options) };
+  return { xb: binaryInput(x), out: epilogue(options.output, w.outChannels), mst: mstArgs(options) };
 }
 
 /**

@@ -143,8 +143,8 @@ class BConvNode : public Node {
 };
 
 // Packed weights from the node's section: C rows of ceil(K / 64) words, tail bits zero.
-std::shared_ptr<BinaryConv2dWeights> bweights(const NodeBuilder& b, size_t c, size_t kh, size_t kw, size_t icg,
-                                              size_t groups) {
+std::shared_ptr<BinaryConv2dWeights> read_binary_weights(const NodeBuilder& b, size_t c, size_t kh, size_t kw,
+                                                         size_t icg, size_t groups) {
   const size_t kbits = checked_mul(checked_mul(kh, kw, "weights"), icg, "weights");
   const size_t row_words = words_for_bits(kbits);
   // The section's length first: it bounds every allocation below by the file's size.
@@ -158,7 +158,7 @@ std::shared_ptr<BinaryConv2dWeights> bweights(const NodeBuilder& b, size_t c, si
   return binary_weights_from_bits(std::move(bits), c, kh, kw, icg, groups);
 }
 
-void bepilogue(const NodeBuilder& b, const TensorDesc& y, size_t c, BConvNode& node) {
+void read_binary_epilogue(const NodeBuilder& b, const TensorDesc& y, size_t c, BConvNode& node) {
   OwnedBinaryEpilogue& e = node.epilogue;
   switch (y.dtype) {
     case DType::F32: {
@@ -185,7 +185,7 @@ void bepilogue(const NodeBuilder& b, const TensorDesc& y, size_t c, BConvNode& n
 }
 
 // The optional MST schedule: its weights must be the node's; it is compiled against them.
-void bschedule(const NodeBuilder& b, BConvNode& node) {
+void read_mst_schedule(const NodeBuilder& b, BConvNode& node) {
   node.policy = b.choice("mst_policy", {"auto", "always"}, 0) == 1 ? MstPolicy::Always : MstPolicy::Auto;
   if (!b.json.find("mst")) return;
   const auto bytes = b.section_bytes("mst");
@@ -209,15 +209,15 @@ std::unique_ptr<Node> build_bconv(const NodeBuilder& b, bool dense) {
   const bool chw = !dense && y.dtype == DType::F32;
   const size_t c = chw ? y.shape[0] : y.last();
   const ConvNodeGeometry& g = node->geo = conv_geometry(b, x, dense, true);
-  node->weights = bweights(b, c, g.kernel_h, g.kernel_w, channels_per_group(b, g.in_c, g.groups), g.groups);
+  node->weights = read_binary_weights(b, c, g.kernel_h, g.kernel_w, channels_per_group(b, g.in_c, g.groups), g.groups);
   if (!dense) {
     const Conv2dShape s = bconv2d_shape(1, g.in_h, g.in_w, g.in_c, *node->weights, g.params);
     b.expect_shape(y, b.output_name(), chw ? std::vector<size_t>{c, s.out_h, s.out_w} : std::vector<size_t>{s.out_h, s.out_w, c});
     node->out_pixels = s.out_h * s.out_w;
     if (chw) node->scratch_bytes = y.bytes;
   }
-  bepilogue(b, y, c, *node);
-  bschedule(b, *node);
+  read_binary_epilogue(b, y, c, *node);
+  read_mst_schedule(b, *node);
   return node;
 }
 
