@@ -205,20 +205,14 @@ Napi::Value Bitpack(const Napi::CallbackInfo& info) {
   });
 }
 
-Conv2dParams conv_params(Napi::Value value) {
-  const auto v = uint_array(value, "params", 9);
-  if (v[8] > 1) throw_error(value.Env(), ErrorKind::Range, "params: pad value must be 0 (one) or 1 (zero)");
-  // strides h/w, dilations h/w, pads top/left/bottom/right, pad value
-  return Conv2dParams{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8] == 0 ? PadValue::One : PadValue::Zero};
-}
-
-// bconv2d(input: BigUint64Array, [N, H, W, C], weights, params[9], output, {async, out?, mst?, mstPolicy?})
+// bconv2d(input: BigUint64Array, [N, H, W, C], weights, geometry: { strides, dilations, pads, padValue }, output,
+//         {async, out?, mst?, mstPolicy?})
 Napi::Value BConv2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const auto dims = uint_array(info[1], "inputShape", 4);
     auto weights = binary_weights_arg(info[2]);
-    const Conv2dParams params = conv_params(info[3]);
+    const Conv2dParams params = conv_geometry(info[3], "geometry", true);
     const Napi::Object call = call_options(info, 5);
     const bool async = bool_prop(call, "async");
     const Conv2dShape s = bconv2d_shape(dims[0], dims[1], dims[2], dims[3], *weights, params);
@@ -267,14 +261,13 @@ Napi::Value BDense(const Napi::CallbackInfo& info) {
   });
 }
 
-// bmaxpool2d(input: BigUint64Array, [N, H, W, C], params[8]: kernel h/w, stride h/w, pads t/l/b/r, async)
+// bmaxpool2d(input: BigUint64Array, [N, H, W, C], geometry: { kernel, strides, pads }, async)
 Napi::Value BMaxPool2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const auto dims = uint_array(info[1], "inputShape", 4);
-    const auto v = uint_array(info[2], "params", 8);
+    const Pool2dParams p = pool_geometry(info[2], "geometry");
     const bool async = async_flag(info, 3);
-    const Pool2dParams p{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
     const Conv2dShape s = bmaxpool2d_shape(dims[0], dims[1], dims[2], dims[3], p);
     auto input = std::make_shared<PackedInput>(packed_input(info[0], s.batch * s.in_h * s.in_w, s.in_c, async, "[N, H, W, C]"));
     const Output out = new_output(env, s.batch * s.out_h * s.out_w * b1_words(s.in_c) * 8);

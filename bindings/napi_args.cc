@@ -199,6 +199,48 @@ int32_t int_prop(Napi::Object obj, const char* key, double fallback) {
   return static_cast<int32_t>(v);
 }
 
+std::vector<size_t> uint_array_prop(Napi::Object obj, const std::string& name, const char* key, size_t length) {
+  const std::string full = name + "." + key;
+  return uint_array(obj.Get(key), full.c_str(), length);
+}
+
+namespace {
+Napi::Object geometry_object(Napi::Value value, const char* name, const char* expected) {
+  if (!value.IsObject() || value.IsArray())
+    throw_error(value.Env(), ErrorKind::Type, std::string(name) + ": expected " + expected);
+  return value.As<Napi::Object>();
+}
+}  // namespace
+
+Conv2dParams conv_geometry(Napi::Value value, const char* name, bool with_pad_value) {
+  const Napi::Object obj = geometry_object(
+      value, name,
+      with_pad_value ? "{ strides: [h, w], dilations: [h, w], pads: [top, left, bottom, right], padValue: 'one' | 'zero' }"
+                     : "{ strides: [h, w], dilations: [h, w], pads: [top, left, bottom, right] }");
+  const auto strides = uint_array_prop(obj, name, "strides", 2);
+  const auto dilations = uint_array_prop(obj, name, "dilations", 2);
+  const auto pads = uint_array_prop(obj, name, "pads", 4);
+  Conv2dParams p{strides[0], strides[1], dilations[0], dilations[1], pads[0], pads[1], pads[2], pads[3], PadValue::One};
+  if (with_pad_value) {
+    const Napi::Value v = obj.Get("padValue");
+    const std::string message = std::string(name) + ".padValue: expected 'one' or 'zero'";
+    if (!v.IsString()) throw_error(value.Env(), ErrorKind::Type, message);
+    const std::string pad = v.As<Napi::String>().Utf8Value();
+    if (pad != "one" && pad != "zero") throw_error(value.Env(), ErrorKind::Range, message + ", got '" + pad + "'");
+    p.pad_value = pad == "zero" ? PadValue::Zero : PadValue::One;
+  }
+  return p;
+}
+
+Pool2dParams pool_geometry(Napi::Value value, const char* name) {
+  const Napi::Object obj =
+      geometry_object(value, name, "{ kernel: [h, w], strides: [h, w], pads: [top, left, bottom, right] }");
+  const auto kernel = uint_array_prop(obj, name, "kernel", 2);
+  const auto strides = uint_array_prop(obj, name, "strides", 2);
+  const auto pads = uint_array_prop(obj, name, "pads", 4);
+  return Pool2dParams{kernel[0], kernel[1], strides[0], strides[1], pads[0], pads[1], pads[2], pads[3]};
+}
+
 Output new_output(Napi::Env env, size_t bytes) {
   // V8 aborts the process when an ArrayBuffer allocation fails, so refuse absurd sizes first.
   constexpr size_t kMaxOutputBytes = size_t{4} << 30;

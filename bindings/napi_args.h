@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/conv.h"
 #include "lowbit/error.h"
 
 namespace lowbit::js {
@@ -39,6 +40,16 @@ size_t size_product(Napi::Env env, const std::vector<size_t>& factors, const std
 std::vector<size_t> uint_array(Napi::Value value, const char* name, size_t expected_length);
 double number_prop(Napi::Object obj, const char* key, double fallback);
 int32_t int_prop(Napi::Object obj, const char* key, double fallback);  // an integer in int32's range
+// obj[key] as exactly `length` non-negative integers, like uint_array; errors name "<name>.<key>".
+std::vector<size_t> uint_array_prop(Napi::Object obj, const std::string& name, const char* key, size_t length);
+
+// The named geometry of a conv, { strides: [h, w], dilations: [h, w], pads: [top, left, bottom, right],
+// padValue: 'one' | 'zero' }, read from `value` (errors name `name`). padValue is read only when
+// `with_pad_value` (binary convs); integer convs pad with the input zero point and ignore it.
+// Type, length and integer range are checked here; strides >= 1, pads < kernel etc. by the core.
+Conv2dParams conv_geometry(Napi::Value value, const char* name, bool with_pad_value);
+// The named window of a pool, { kernel: [h, w], strides: [h, w], pads: [top, left, bottom, right] }.
+Pool2dParams pool_geometry(Napi::Value value, const char* name);
 bool async_flag(const Napi::CallbackInfo& info, size_t index);  // info[index] === true
 
 // The named options that end a conv / dense call, { async?, out?, mst?, mstPolicy? }: info[index],

@@ -100,15 +100,14 @@ Output output_arg(Napi::Value value, bool async, OutType type, size_t count, con
   return {value.As<Napi::TypedArray>().ArrayBuffer(), data};
 }
 
-// qconv2d(input: Uint8Array | Int8Array, [N, H, W, C], weights, params[8], options, {async, out?})
-// params: strides h/w, dilations h/w, pads top/left/bottom/right
+// qconv2d(input: Uint8Array | Int8Array, [N, H, W, C], weights, geometry: { strides, dilations, pads }, options,
+//         {async, out?})
 Napi::Value QConv2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const auto dims = uint_array(info[1], "inputShape", 4);
     auto weights = weights_arg(info[2]);
-    const auto v = uint_array(info[3], "params", 8);
-    const Conv2dParams params{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+    const Conv2dParams params = conv_geometry(info[3], "geometry", false);
     const Napi::Object call = call_options(info, 5);
     const bool async = bool_prop(call, "async");
     const Conv2dShape s = qconv2d_shape(dims[0], dims[1], dims[2], dims[3], *weights, params);

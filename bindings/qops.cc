@@ -56,11 +56,6 @@ QuantOutput output_arg(Napi::Value value) {
   return o;
 }
 
-Pool2dParams pool_params(Napi::Value value) {
-  const auto v = uint_array(value, "params", 8);
-  return Pool2dParams{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
-}
-
 // qadd(a, b, aParams, bParams, output, async) -> {data, shape: [n]}
 Napi::Value QAdd(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -96,12 +91,12 @@ Napi::Value QClamp(const Napi::CallbackInfo& info) {
   });
 }
 
-// qmaxpool2d(x, [N, H, W, C], params[8]: kernel h/w, stride h/w, pads t/l/b/r, async)
+// qmaxpool2d(x, [N, H, W, C], geometry: { kernel, strides, pads }, async)
 Napi::Value QMaxPool2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const auto dims = uint_array(info[1], "inputShape", 4);
-    const Pool2dParams p = pool_params(info[2]);
+    const Pool2dParams p = pool_geometry(info[2], "geometry");
     const bool async = async_flag(info, 3);
     const Conv2dShape s = qpool2d_shape(dims[0], dims[1], dims[2], dims[3], p);
     auto x = byte_input(info[0], "input", async);
@@ -112,12 +107,12 @@ Napi::Value QMaxPool2d(const Napi::CallbackInfo& info) {
   });
 }
 
-// qavgpool2d(x, [N, H, W, C], params[8], countIncludePad, input, output, async)
+// qavgpool2d(x, [N, H, W, C], geometry: { kernel, strides, pads }, countIncludePad, input, output, async)
 Napi::Value QAvgPool2d(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const auto dims = uint_array(info[1], "inputShape", 4);
-    const Pool2dParams p = pool_params(info[2]);
+    const Pool2dParams p = pool_geometry(info[2], "geometry");
     if (!info[3].IsBoolean()) throw_error(env, ErrorKind::Type, "countIncludePad: expected a boolean");
     const bool include_pad = info[3].As<Napi::Boolean>().Value();
     const QuantParams qi = quant_arg(info[4], "input");

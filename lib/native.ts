@@ -70,6 +70,25 @@ export interface NativeQuantOutput extends NativeQuantParams {
   hi: number;
 }
 
+/** A conv's geometry (integer convs pad with the input zero point). */
+export interface NativeConvGeometry {
+  strides: [h: number, w: number];
+  dilations: [h: number, w: number];
+  pads: [top: number, left: number, bottom: number, right: number];
+}
+
+/** A binary conv's geometry: also what a padded input bit reads as. */
+export interface NativeBinaryConvGeometry extends NativeConvGeometry {
+  padValue: 'one' | 'zero';
+}
+
+/** A pool's window. */
+export interface NativePoolGeometry {
+  kernel: [h: number, w: number];
+  strides: [h: number, w: number];
+  pads: [top: number, left: number, bottom: number, right: number];
+}
+
 /** Opaque handle of a loaded `.lowbit` model owned by the addon. */
 export type NativeModelHandle = object;
 
@@ -103,7 +122,7 @@ export interface NativeBinding {
   usableCpus(): number;
   packBinaryConv2dWeights(data: Float32Array | Int8Array, shape: number[], groups: number): NativeWeightsHandle;
   bitpack(data: Float32Array | Int8Array, rows: number, channels: number, async: boolean): NativeResult | Promise<NativeResult>;
-  bconv2d(input: BigUint64Array, inputShape: number[], weights: NativeWeightsHandle, params: number[],
+  bconv2d(input: BigUint64Array, inputShape: number[], weights: NativeWeightsHandle, geometry: NativeBinaryConvGeometry,
     output: NativeEpilogue, call: NativeBinaryCallOptions): NativeResult | Promise<NativeResult>;
   bdense(input: BigUint64Array, rows: number, inChannels: number, weights: NativeWeightsHandle,
     output: NativeEpilogue, call: NativeBinaryCallOptions): NativeResult | Promise<NativeResult>;
@@ -118,16 +137,16 @@ export interface NativeBinding {
   mstPositions(schedule: NativeMstHandle, channel: number): Uint32Array;
   mstCost(schedule: NativeMstHandle, pixels: number): { dense: number; mst: number; useMst: boolean; runnable: boolean };
   packQConv2dWeights(data: Int8Array, shape: number[], groups: number, bits: number): NativeQHandle;
-  qconv2d(input: Int8Array | Uint8Array, inputShape: number[], weights: NativeQHandle, params: number[],
+  qconv2d(input: Int8Array | Uint8Array, inputShape: number[], weights: NativeQHandle, geometry: NativeConvGeometry,
     options: NativeQOptions, call: NativeCallOptions<Int8Array | Uint8Array | Int32Array>): NativeResult | Promise<NativeResult>;
   qdense(input: Int8Array | Uint8Array, rows: number, inChannels: number, weights: NativeQHandle,
     options: NativeQOptions, call: NativeCallOptions<Int8Array | Uint8Array | Int32Array>): NativeResult | Promise<NativeResult>;
-  bmaxpool2d(input: BigUint64Array, inputShape: number[], params: number[], async: boolean): NativeResult | Promise<NativeResult>;
+  bmaxpool2d(input: BigUint64Array, inputShape: number[], geometry: NativePoolGeometry, async: boolean): NativeResult | Promise<NativeResult>;
   qadd(a: Int8Array | Uint8Array, b: Int8Array | Uint8Array, aParams: NativeQuantParams, bParams: NativeQuantParams,
     output: NativeQuantOutput, async: boolean): NativeResult | Promise<NativeResult>;
   qclamp(x: Int8Array | Uint8Array, lo: number, hi: number, async: boolean): NativeResult | Promise<NativeResult>;
-  qmaxpool2d(x: Int8Array | Uint8Array, inputShape: number[], params: number[], async: boolean): NativeResult | Promise<NativeResult>;
-  qavgpool2d(x: Int8Array | Uint8Array, inputShape: number[], params: number[], countIncludePad: boolean,
+  qmaxpool2d(x: Int8Array | Uint8Array, inputShape: number[], geometry: NativePoolGeometry, async: boolean): NativeResult | Promise<NativeResult>;
+  qavgpool2d(x: Int8Array | Uint8Array, inputShape: number[], geometry: NativePoolGeometry, countIncludePad: boolean,
     input: NativeQuantParams, output: NativeQuantOutput, async: boolean): NativeResult | Promise<NativeResult>;
   qglobalavgpool(x: Int8Array | Uint8Array, inputShape: number[], input: NativeQuantParams, output: NativeQuantOutput,
     async: boolean): NativeResult | Promise<NativeResult>;

@@ -583,7 +583,7 @@ describe('preallocated outputs (out)', () => {
   it('the raw async form refuses a preallocated output (it could be detached while the job runs)', () => {
     const shape = bconv2d(x, w, options).shape;
     const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    expect(() => native.bconv2d(x.data, [...x.shape], w.handle, [2, 2, 1, 1, 0, 0, 1, 1, 1], { kind: 'f32' }, { async: true, out })).toThrow(
+    expect(() => native.bconv2d(x.data, [...x.shape], w.handle, { strides: [2, 2], dilations: [1, 1], pads: [0, 0, 1, 1], padValue: 'zero' }, { kind: 'f32' }, { async: true, out })).toThrow(
       /out: a preallocated output is only accepted by the sync form/,
     );
   });

@@ -311,7 +311,7 @@ describe('the raw addon with garbage arguments (child process)', () => {
     expect(() => (native as any).bitpack()).toThrow(TypeError);
     let e: any;
     try {
-      (native as any).bconv2d(new BigUint64Array(1), [1, 4, 4, 64], wd.handle, [1, 1, 1, 1, 0, 0, 0, 0, 0], { kind: 'f32' }, { async: false });
+      (native as any).bconv2d(new BigUint64Array(1), [1, 4, 4, 64], wd.handle, { strides: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0], padValue: 'one' }, { kind: 'f32' }, { async: false });
     } catch (error) {
       e = error;
     }

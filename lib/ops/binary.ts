@@ -7,10 +7,10 @@
  * Every operator has a sync form and an async form that runs on the libuv pool.
  */
 import { awaitNative, callNative, ShapeError } from '../errors.js';
-import { native, type NativeEpilogue, type NativeMstHandle, type NativeResult } from '../native.js';
+import { native, type NativeBinaryConvGeometry, type NativeEpilogue, type NativeMstHandle, type NativeResult } from '../native.js';
 import { describe, expectTensor, fromBuffer, Tensor, type DType } from '../tensor.js';
 import { isInt32, isMultiplier, isShift, perChannel } from '../validate.js';
-import { convOutputShape, expectOut, pair, poolParams, samePads, type Pair, type Pool2dOptions } from './geometry.js';
+import { convOutputShape, expectOut, explicitPads, pair, poolGeometry, samePads, type Pair, type Pool2dOptions } from './geometry.js';
 import { PackedBinaryWeights } from './binary-weights.js';
 import { MstSchedule } from './mst.js';
 
@@ -113,32 +113,23 @@ function bitpackArgs(x: Tensor<'f32' | 's8'>): [number, number] {
   return [channels === 0 ? 0 : x.size / channels, channels];
 }
 
-function convParams(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions): number[] {
-  const [sh, sw] = pair(options.strides, 'strides');
-  const [dh, dw] = pair(options.dilations, 'dilations');
+function convGeometry(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions): NativeBinaryConvGeometry {
+  const strides = pair(options.strides, 'strides');
+  const dilations = pair(options.dilations, 'dilations');
   const padding = options.padding ?? 'valid';
-  let pads: readonly number[];
-  let zero: boolean;
-  if (padding === 'valid') {
-    pads = [0, 0, 0, 0];
-    zero = false;
-  } else if (padding === 'same-one' || padding === 'same-zero') {
-    const [top, bottom] = samePads(x.shape[1], w.kernelH, sh, dh);
-    const [left, right] = samePads(x.shape[2], w.kernelW, sw, dw);
-    pads = [top, left, bottom, right];
-    zero = padding === 'same-zero';
-  } else if (typeof padding === 'object' && padding !== null && Array.isArray(padding.pads) && padding.pads.length === 4) {
-    padding.pads.forEach((p, i) => {
-      if (!Number.isInteger(p) || p < 0) throw new RangeError(`padding.pads[${i}]: expected a non-negative integer, got ${String(p)}`);
-    });
+  if (padding === 'valid') return { strides, dilations, pads: [0, 0, 0, 0], padValue: 'one' };
+  if (padding === 'same-one' || padding === 'same-zero') {
+    const [top, bottom] = samePads(x.shape[1], w.kernelH, strides[0], dilations[0]);
+    const [left, right] = samePads(x.shape[2], w.kernelW, strides[1], dilations[1]);
+    return { strides, dilations, pads: [top, left, bottom, right], padValue: padding === 'same-zero' ? 'zero' : 'one' };
+  }
+  if (typeof padding === 'object' && padding !== null && Array.isArray(padding.pads) && padding.pads.length === 4) {
+    const pads = explicitPads(padding.pads, 'padding.pads');
     if (padding.value !== 'one' && padding.value !== 'zero')
       throw new RangeError(`padding.value: expected 'one' or 'zero', got ${String(padding.value)}`);
-    pads = padding.pads;
-    zero = padding.value === 'zero';
-  } else {
-    throw new RangeError(`padding: expected 'valid', 'same-one', 'same-zero' or { pads: [t, l, b, r], value }, got ${JSON.stringify(padding)}`);
+    return { strides, dilations, pads, padValue: padding.value };
   }
-  return [sh, sw, dh, dw, pads[0], pads[1], pads[2], pads[3], zero ? 1 : 0];
+  throw new RangeError(`padding: expected 'valid', 'same-one', 'same-zero' or { pads: [t, l, b, r], value }, got ${JSON.stringify(padding)}`);
 }
 
 function epilogue(output: BinaryOutput | undefined, outChannels: number): NativeEpilogue {
@@ -212,7 +203,7 @@ function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions)
     throw new ShapeError(`input: has ${c} channels but the weights expect ${w.inChannelsPerGroup * w.groups} (${w.inChannelsPerGroup} x ${w.groups} groups)`);
   return {
     xb: binaryInput(x),
-    params: convParams(x, w, options),
+    geometry: convGeometry(x, w, options),
     out: epilogue(options.output, w.outChannels),
     mst: mstArgs(options),
   };
@@ -233,16 +224,16 @@ function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions)
  * const y = bconv2d(xb, w, { padding: 'same-one', output: { kind: 'f32', scale, bias, relu: true } });
  */
 export function bconv2d<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> & OutOption<O> = {}): Tensor<OutputDType<O>> {
-  const { xb, params, out, mst } = bconv2dArgs(x, w, options);
-  const dst = expectOut(options.out, outputDType(options.output), convOutputShape(xb.shape, w.kernelH, w.kernelW, w.outChannels, params));
-  const r = callNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, { async: false, out: dst?.data as Float32Array | undefined, ...mst }) as NativeResult);
+  const { xb, geometry, out, mst } = bconv2dArgs(x, w, options);
+  const dst = expectOut(options.out, outputDType(options.output), convOutputShape(xb.shape, w.kernelH, w.kernelW, w.outChannels, geometry));
+  const r = callNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, geometry, out, { async: false, out: dst?.data as Float32Array | undefined, ...mst }) as NativeResult);
   return (dst ?? fromBuffer(outputDType(options.output), r.shape, r.data)) as Tensor<OutputDType<O>>;
 }
 
 /** Async {@link bconv2d}: validates now, computes on the libuv pool on a private copy of the input. */
 export async function bconv2dAsync<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> = {}): Promise<Tensor<OutputDType<O>>> {
-  const { xb, params, out, mst } = bconv2dArgs(x, w, options);
-  const r = await awaitNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, params, out, { async: true, ...mst }) as Promise<NativeResult>);
+  const { xb, geometry, out, mst } = bconv2dArgs(x, w, options);
+  const r = await awaitNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, geometry, out, { async: true, ...mst }) as Promise<NativeResult>);
   return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
 }
 
@@ -281,16 +272,16 @@ export async function bdenseAsync<O extends BinaryOutput = F32Output>(x: Tensor,
  */
 export function bmaxpool2d(x: Tensor<'b1'>, options: Pool2dOptions): Tensor<'b1'> {
   expectTensor(x, 'input', ['b1'], 4);
-  const params = poolParams(x, options);
-  const r = callNative(() => native.bmaxpool2d(x.data, [...x.shape], params, false) as NativeResult);
+  const geometry = poolGeometry(x, options);
+  const r = callNative(() => native.bmaxpool2d(x.data, [...x.shape], geometry, false) as NativeResult);
   return fromBuffer('b1', r.shape, r.data);
 }
 
 /** Async {@link bmaxpool2d} on the libuv pool. */
 export async function bmaxpool2dAsync(x: Tensor<'b1'>, options: Pool2dOptions): Promise<Tensor<'b1'>> {
   expectTensor(x, 'input', ['b1'], 4);
-  const params = poolParams(x, options);
-  const r = await awaitNative(() => native.bmaxpool2d(x.data, [...x.shape], params, true) as Promise<NativeResult>);
+  const geometry = poolGeometry(x, options);
+  const r = await awaitNative(() => native.bmaxpool2d(x.data, [...x.shape], geometry, true) as Promise<NativeResult>);
   return fromBuffer('b1', r.shape, r.data);
 }
 

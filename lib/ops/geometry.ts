@@ -3,6 +3,7 @@
  * padding, output shapes, and preallocated-output checks.
  */
 import { ShapeError } from '../errors.js';
+import type { NativeConvGeometry, NativePoolGeometry } from '../native.js';
 import { expectTensor, type DType, type Tensor } from '../tensor.js';
 
 export type Pair = number | readonly [number, number];
@@ -25,11 +26,25 @@ export function samePads(size: number, kernel: number, stride: number, dilation:
   return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
-/** The NHWC output shape of a conv; params = [strideH, strideW, dilationH, dilationW, top, left, bottom, right]. */
-export function convOutputShape(inputShape: readonly number[], kernelH: number, kernelW: number, outChannels: number, params: readonly number[]): number[] {
-  const [sh, sw, dh, dw, pt, pl, pb, pr] = params;
+/** The NHWC output shape of a conv with the given geometry. */
+export function convOutputShape(inputShape: readonly number[], kernelH: number, kernelW: number, outChannels: number, geometry: NativeConvGeometry): number[] {
+  const { strides, dilations, pads } = geometry;
+  const [top, left, bottom, right] = pads;
   const dim = (size: number, k: number, s: number, d: number, a: number, b: number) => Math.floor((size + a + b - d * (k - 1) - 1) / s) + 1;
-  return [inputShape[0], dim(inputShape[1], kernelH, sh, dh, pt, pb), dim(inputShape[2], kernelW, sw, dw, pl, pr), outChannels];
+  return [
+    inputShape[0],
+    dim(inputShape[1], kernelH, strides[0], dilations[0], top, bottom),
+    dim(inputShape[2], kernelW, strides[1], dilations[1], left, right),
+    outChannels,
+  ];
+}
+
+/** Explicit [top, left, bottom, right] pads, each a non-negative integer, as a tuple. */
+export function explicitPads(pads: readonly unknown[], name: string): [number, number, number, number] {
+  pads.forEach((p, i) => {
+    if (!Number.isInteger(p) || (p as number) < 0) throw new RangeError(`${name}[${i}]: expected a non-negative integer, got ${String(p)}`);
+  });
+  return [pads[0], pads[1], pads[2], pads[3]] as [number, number, number, number];
 }
 
 /** Checks a preallocated output against the exact dtype and shape the call produces. */
@@ -49,19 +64,19 @@ export interface Pool2dOptions {
   padding?: 'valid' | 'same' | readonly [number, number, number, number];
 }
 
-/** [kernelH, kernelW, strideH, strideW, top, left, bottom, right] of a pool over the NHWC input x. */
-export function poolParams(x: Tensor, options: Pool2dOptions): number[] {
+/** The geometry of a pool over the NHWC input x. */
+export function poolGeometry(x: Tensor, options: Pool2dOptions): NativePoolGeometry {
   if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { kernel, strides?, padding? }');
   const [kh, kw] = pair(options.kernel, 'kernel');
   const [sh, sw] = options.strides === undefined ? [kh, kw] : pair(options.strides, 'strides');
   const padding = options.padding ?? 'valid';
-  let pads: readonly number[];
+  let pads: [number, number, number, number];
   if (padding === 'valid') pads = [0, 0, 0, 0];
   else if (padding === 'same') {
     const [t, b] = samePads(x.shape[1], kh, sh, 1);
     const [l, r] = samePads(x.shape[2], kw, sw, 1);
     pads = [t, l, b, r];
-  } else if (Array.isArray(padding) && padding.length === 4 && padding.every((p) => Number.isInteger(p) && p >= 0)) pads = padding;
+  } else if (Array.isArray(padding) && padding.length === 4 && padding.every((p) => Number.isInteger(p) && p >= 0)) pads = [padding[0], padding[1], padding[2], padding[3]];
   else throw new RangeError(`padding: expected 'valid', 'same' or [top, left, bottom, right], got ${JSON.stringify(padding)}`);
-  return [kh, kw, sh, sw, pads[0], pads[1], pads[2], pads[3]];
+  return { kernel: [kh, kw], strides: [sh, sw], pads };
 }

@@ -9,10 +9,10 @@
  * Padded pixels read the input zero point, so they are real zeros. Every ISA gives the same bits.
  */
 import { awaitNative, callNative, ShapeError } from '../errors.js';
-import { native, type NativeQHandle, type NativeQOptions, type NativeResult } from '../native.js';
+import { native, type NativeConvGeometry, type NativeQHandle, type NativeQOptions, type NativeResult } from '../native.js';
 import { describe, expectTensor, fromBuffer, type Tensor } from '../tensor.js';
 import { clamp8, isInt32, isMultiplier, isShift, perChannel, zeroPointOf } from '../validate.js';
-import { convOutputShape, expectOut, pair, positiveInt, samePads, type Pair } from './geometry.js';
+import { convOutputShape, expectOut, explicitPads, pair, positiveInt, samePads, type Pair } from './geometry.js';
 
 type Numbers = ArrayLike<number>;
 type QDType = 's8' | 'u8' | 's32';
@@ -144,25 +144,19 @@ function quantOptions(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayer
   return { dtype, native: q };
 }
 
-function convParams(x: Tensor, w: PackedQWeights, options: QConv2dOptions): number[] {
-  const [sh, sw] = pair(options.strides, 'strides');
-  const [dh, dw] = pair(options.dilations, 'dilations');
+function convGeometry(x: Tensor, w: PackedQWeights, options: QConv2dOptions): NativeConvGeometry {
+  const strides = pair(options.strides, 'strides');
+  const dilations = pair(options.dilations, 'dilations');
   const padding = options.padding ?? 'valid';
-  let pads: readonly number[];
-  if (padding === 'valid') pads = [0, 0, 0, 0];
-  else if (padding === 'same') {
-    const [top, bottom] = samePads(x.shape[1], w.kernelH, sh, dh);
-    const [left, right] = samePads(x.shape[2], w.kernelW, sw, dw);
-    pads = [top, left, bottom, right];
-  } else if (typeof padding === 'object' && padding !== null && Array.isArray(padding.pads) && padding.pads.length === 4) {
-    padding.pads.forEach((p, i) => {
-      if (!Number.isInteger(p) || p < 0) throw new RangeError(`padding.pads[${i}]: expected a non-negative integer, got ${String(p)}`);
-    });
-    pads = padding.pads;
-  } else {
-    throw new RangeError(`padding: expected 'valid', 'same' or { pads: [t, l, b, r] }, got ${JSON.stringify(padding)}`);
+  if (padding === 'valid') return { strides, dilations, pads: [0, 0, 0, 0] };
+  if (padding === 'same') {
+    const [top, bottom] = samePads(x.shape[1], w.kernelH, strides[0], dilations[0]);
+    const [left, right] = samePads(x.shape[2], w.kernelW, strides[1], dilations[1]);
+    return { strides, dilations, pads: [top, left, bottom, right] };
   }
-  return [sh, sw, dh, dw, pads[0], pads[1], pads[2], pads[3]];
+  if (typeof padding === 'object' && padding !== null && Array.isArray(padding.pads) && padding.pads.length === 4)
+    return { strides, dilations, pads: explicitPads(padding.pads, 'padding.pads') };
+  throw new RangeError(`padding: expected 'valid', 'same' or { pads: [t, l, b, r] }, got ${JSON.stringify(padding)}`);
 }
 
 function qconv2dArgs(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2dOptions) {
@@ -171,8 +165,7 @@ function qconv2dArgs(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2d
   const c = x.shape[3];
   if (c !== w.inChannelsPerGroup * w.groups)
     throw new ShapeError(`input: has ${c} channels but the weights expect ${w.inChannelsPerGroup * w.groups} (${w.inChannelsPerGroup} x ${w.groups} groups)`);
-  const params = convParams(x, w, options);
-  return { params, ...quantOptions(x, w, options) };
+  return { geometry: convGeometry(x, w, options), ...quantOptions(x, w, options) };
 }
 
 /**
@@ -187,16 +180,16 @@ function qconv2dArgs(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2d
  * const y = qconv2d(x, w, { padding: 'same', inputZeroPoint: 128, multiplier: [multiplier], ... });
  */
 export function qconv2d<D extends QDType = 's8'>(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2dOptions<D> & QOutOption<D>): Tensor<D> {
-  const { params, dtype, native: q } = qconv2dArgs(x, w, options);
-  const dst = expectOut(options.out, dtype, convOutputShape(x.shape, w.kernelH, w.kernelW, w.outChannels, params));
-  const r = callNative(() => native.qconv2d(x.data, [...x.shape], w.handle, params, q, { async: false, out: dst?.data as Int8Array | undefined }) as NativeResult);
+  const { geometry, dtype, native: q } = qconv2dArgs(x, w, options);
+  const dst = expectOut(options.out, dtype, convOutputShape(x.shape, w.kernelH, w.kernelW, w.outChannels, geometry));
+  const r = callNative(() => native.qconv2d(x.data, [...x.shape], w.handle, geometry, q, { async: false, out: dst?.data as Int8Array | undefined }) as NativeResult);
   return (dst ?? fromBuffer(dtype, r.shape, r.data)) as Tensor<D>;
 }
 
 /** Async {@link qconv2d}: validates now, computes on the libuv pool on a private copy of the input. */
 export async function qconv2dAsync<D extends QDType = 's8'>(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2dOptions<D>): Promise<Tensor<D>> {
-  const { params, dtype, native: q } = qconv2dArgs(x, w, options);
-  const r = await awaitNative(() => native.qconv2d(x.data, [...x.shape], w.handle, params, q, { async: true }) as Promise<NativeResult>);
+  const { geometry, dtype, native: q } = qconv2dArgs(x, w, options);
+  const r = await awaitNative(() => native.qconv2d(x.data, [...x.shape], w.handle, geometry, q, { async: true }) as Promise<NativeResult>);
   return fromBuffer(dtype, r.shape, r.data) as Tensor<D>;
 }
 

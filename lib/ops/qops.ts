@@ -12,7 +12,7 @@ import { awaitNative, callNative, ShapeError } from '../errors.js';
 import { native, type NativeQuantOutput, type NativeQuantParams, type NativeResult } from '../native.js';
 import { describe, expectTensor, fromBuffer, type Tensor } from '../tensor.js';
 import { byteRange, checkScale, clamp8, zeroPointOf } from '../validate.js';
-import { poolParams, type Pool2dOptions } from './geometry.js';
+import { poolGeometry, type Pool2dOptions } from './geometry.js';
 
 type Q8 = 's8' | 'u8';
 type Clamp = readonly [lo: number, hi: number];
@@ -211,16 +211,16 @@ export async function qclampAsync<D extends Q8>(x: Tensor<D>, clamp: Clamp): Pro
  */
 export function qmaxpool2d<D extends Q8>(x: Tensor<D>, options: QMaxPool2dOptions): Tensor<D> {
   expectTensor(x, 'input', ['s8', 'u8'], 4);
-  const params = poolParams(x, options);
-  const r = callNative(() => native.qmaxpool2d(data(x), [...x.shape], params, false) as NativeResult);
+  const geometry = poolGeometry(x, options);
+  const r = callNative(() => native.qmaxpool2d(data(x), [...x.shape], geometry, false) as NativeResult);
   return fromBuffer(x.dtype, r.shape, r.data);
 }
 
 /** Async {@link qmaxpool2d} on the libuv pool. */
 export async function qmaxpool2dAsync<D extends Q8>(x: Tensor<D>, options: QMaxPool2dOptions): Promise<Tensor<D>> {
   expectTensor(x, 'input', ['s8', 'u8'], 4);
-  const params = poolParams(x, options);
-  const r = await awaitNative(() => native.qmaxpool2d(data(x), [...x.shape], params, true) as Promise<NativeResult>);
+  const geometry = poolGeometry(x, options);
+  const r = await awaitNative(() => native.qmaxpool2d(data(x), [...x.shape], geometry, true) as Promise<NativeResult>);
   return fromBuffer(x.dtype, r.shape, r.data);
 }
 
@@ -233,10 +233,10 @@ function averageParams(x: Tensor, input: QuantParams, output: QuantOutputParams 
 function qavgpool2dArgs(x: Tensor, opts: QAvgPool2dOptions) {
   expectTensor(x, 'input', ['s8', 'u8'], 4);
   options(opts, '{ kernel, strides?, padding?, countIncludePad?, input, output? }');
-  const params = poolParams(x, opts);
+  const geometry = poolGeometry(x, opts);
   const include = opts.countIncludePad ?? false;
   if (typeof include !== 'boolean') throw new TypeError(`countIncludePad: expected a boolean, got ${describe(include)}`);
-  return { params, include, ...averageParams(x, opts.input, opts.output) };
+  return { geometry, include, ...averageParams(x, opts.input, opts.output) };
 }
 
 /**
@@ -250,15 +250,15 @@ function qavgpool2dArgs(x: Tensor, opts: QAvgPool2dOptions) {
  * @throws QuantizationError for a bad scale or a ratio outside toDyadic's range; RangeError, TypeError, ShapeError
  */
 export function qavgpool2d<D extends Q8, O extends Q8 = D>(x: Tensor<D>, options: QAvgPool2dOptions<O>): Tensor<O> {
-  const { params, include, pi, dtype, out } = qavgpool2dArgs(x, options);
-  const r = callNative(() => native.qavgpool2d(data(x), [...x.shape], params, include, pi, out, false) as NativeResult);
+  const { geometry, include, pi, dtype, out } = qavgpool2dArgs(x, options);
+  const r = callNative(() => native.qavgpool2d(data(x), [...x.shape], geometry, include, pi, out, false) as NativeResult);
   return fromBuffer(dtype, r.shape, r.data) as Tensor<O>;
 }
 
 /** Async {@link qavgpool2d} on the libuv pool. */
 export async function qavgpool2dAsync<D extends Q8, O extends Q8 = D>(x: Tensor<D>, options: QAvgPool2dOptions<O>): Promise<Tensor<O>> {
-  const { params, include, pi, dtype, out } = qavgpool2dArgs(x, options);
-  const r = await awaitNative(() => native.qavgpool2d(data(x), [...x.shape], params, include, pi, out, true) as Promise<NativeResult>);
+  const { geometry, include, pi, dtype, out } = qavgpool2dArgs(x, options);
+  const r = await awaitNative(() => native.qavgpool2d(data(x), [...x.shape], geometry, include, pi, out, true) as Promise<NativeResult>);
   return fromBuffer(dtype, r.shape, r.data) as Tensor<O>;
 }
 

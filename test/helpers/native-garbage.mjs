@@ -17,20 +17,29 @@ const h3 = addon.packBinaryConv2dWeights(f32(8 * 9 * 64), [8, 3, 3, 64], 1); // 
 const h1 = addon.packBinaryConv2dWeights(f32(8 * 64), [8, 1, 1, 64], 1); // dense 64 -> 8
 const x = new BigUint64Array(1 * 4 * 4 * 1); // [1, 4, 4, 64]
 const shape = [1, 4, 4, 64];
-const params = [1, 1, 1, 1, 0, 0, 0, 0, 0];
+const geometry = { strides: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0], padValue: 'one' };
 const f32out = { kind: 'f32' };
 const conv = (over = {}) => {
-  const a = { input: x, shape, weights: h3, params, output: f32out, async: false, ...over };
-  return addon.bconv2d(a.input, a.shape, a.weights, a.params, a.output, { async: a.async });
+  const a = { input: x, shape, weights: h3, geometry, output: f32out, async: false, ...over };
+  return addon.bconv2d(a.input, a.shape, a.weights, a.geometry, a.output, { async: a.async });
 };
+// the conv geometry with some fields replaced (a field set to undefined is missing)
+const convGeometry = (over) => ({ ...geometry, ...over });
 const dense = (over = {}) => {
   const a = { input: new BigUint64Array(2), rows: 2, inC: 64, weights: h1, output: f32out, ...over };
   return addon.bdense(a.input, a.rows, a.inC, a.weights, a.output, { async: false });
 };
+const poolWindow = { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0] };
 const pool = (over = {}) => {
-  const a = { input: x, shape, params: [2, 2, 2, 2, 0, 0, 0, 0], ...over };
-  return addon.bmaxpool2d(a.input, a.shape, a.params, false);
+  const a = { input: x, shape, geometry: poolWindow, ...over };
+  return addon.bmaxpool2d(a.input, a.shape, a.geometry, false);
 };
+const poolGeometry = (over) => ({ ...poolWindow, ...over });
+// the integer conv and pools read their geometry through the same helpers
+const q3 = addon.packQConv2dWeights(new Int8Array(8 * 9 * 4), [8, 3, 3, 4], 1, 8); // 3x3, 4 -> 8
+const qconv = (geometryOver) =>
+  addon.qconv2d(new Int8Array(4 * 4 * 4), [1, 4, 4, 4], q3, { strides: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0], ...geometryOver }, { dtype: 's32', inputZeroPoint: 0 }, { async: false });
+const qpool = (geometryOver) => addon.qmaxpool2d(new Int8Array(4 * 4 * 4), [1, 4, 4, 4], poolGeometry(geometryOver), false);
 
 /** [name, expected error code ('LOWBIT_*', or 'any' for any Error), call] */
 const cases = [
@@ -92,15 +101,32 @@ const cases = [
   ['bconv2d weights null', 'LOWBIT_TYPE', () => conv({ weights: null })],
   ['bconv2d weights lookalike', 'LOWBIT_TYPE', () => conv({ weights: { bytes: h3.bytes } })],
   ['bconv2d weights Object.create(handle)', 'any', () => conv({ weights: Object.create(h3) })],
-  ['bconv2d params length 8', 'LOWBIT_SHAPE', () => conv({ params: params.slice(0, 8) })],
-  ['bconv2d params not array', 'LOWBIT_TYPE', () => conv({ params: 1 })],
-  ['bconv2d params NaN', 'LOWBIT_RANGE', () => conv({ params: [NaN, 1, 1, 1, 0, 0, 0, 0, 0] })],
-  ['bconv2d stride 0', 'LOWBIT_RANGE', () => conv({ params: [0, 1, 1, 1, 0, 0, 0, 0, 0] })],
-  ['bconv2d dilation 0', 'LOWBIT_RANGE', () => conv({ params: [1, 1, 0, 1, 0, 0, 0, 0, 0] })],
-  ['bconv2d pad value 2', 'LOWBIT_RANGE', () => conv({ params: [1, 1, 1, 1, 0, 0, 0, 0, 2] })],
-  ['bconv2d pad >= kernel', 'LOWBIT_RANGE', () => conv({ params: [1, 1, 1, 1, 3, 0, 0, 0, 0] })],
-  ['bconv2d huge pads', 'LOWBIT_RANGE', () => conv({ params: [1, 1, 1, 1, 2 ** 53 - 1, 0, 0, 0, 0] })],
-  ['bconv2d huge dilation', 'any', () => conv({ params: [1, 1, 2 ** 53 - 1, 2 ** 53 - 1, 0, 0, 0, 0, 0] })],
+  ['bconv2d geometry missing', 'LOWBIT_TYPE', () => conv({ geometry: undefined })],
+  ['bconv2d geometry not an object', 'LOWBIT_TYPE', () => conv({ geometry: 1 })],
+  ['bconv2d geometry null', 'LOWBIT_TYPE', () => conv({ geometry: null })],
+  ['bconv2d geometry positional array', 'LOWBIT_TYPE', () => conv({ geometry: [1, 1, 1, 1, 0, 0, 0, 0, 0] })],
+  ['bconv2d strides missing', 'LOWBIT_TYPE', () => conv({ geometry: convGeometry({ strides: undefined }) })],
+  ['bconv2d dilations missing', 'LOWBIT_TYPE', () => conv({ geometry: convGeometry({ dilations: undefined }) })],
+  ['bconv2d pads missing', 'LOWBIT_TYPE', () => conv({ geometry: convGeometry({ pads: undefined }) })],
+  ['bconv2d strides not an array', 'LOWBIT_TYPE', () => conv({ geometry: convGeometry({ strides: 1 }) })],
+  ['bconv2d strides string entry', 'LOWBIT_TYPE', () => conv({ geometry: convGeometry({ strides: ['1', 1] }) })],
+  ['bconv2d strides length 1', 'LOWBIT_SHAPE', () => conv({ geometry: convGeometry({ strides: [1] }) })],
+  ['bconv2d dilations length 3', 'LOWBIT_SHAPE', () => conv({ geometry: convGeometry({ dilations: [1, 1, 1] }) })],
+  ['bconv2d pads length 3', 'LOWBIT_SHAPE', () => conv({ geometry: convGeometry({ pads: [0, 0, 0] }) })],
+  ['bconv2d stride NaN', 'LOWBIT_RANGE', () => conv({ geometry: convGeometry({ strides: [NaN, 1] }) })],
+  ['bconv2d stride 1.5', 'LOWBIT_RANGE', () => conv({ geometry: convGeometry({ strides: [1, 1.5] }) })],
+  ['bconv2d stride -1', 'LOWBIT_RANGE', () => conv({ geometry: convGeometry({ strides: [-1, 1] }) })],
+  ['bconv2d stride 2^53', 'LOWBIT_RANGE', () => conv({ geometry: convGeometry({ strides: [2 ** 53, 1] }) })],
+  ['bconv2d stride 0', 'LOWBIT_RANGE', () => conv({ geometry: convGeometry({ strides: [0, 1] }) })],
+  ['bconv2d dilation 0', 'LOWBIT_RANGE', () => conv({ geometry: convGeometry({ dilations: [0, 1] }) })],
+  ['bconv2d pad -1', 'LOWBIT_RANGE', () => conv({ geometry: convGeometry({ pads: [0, -1, 0, 0] }) })],
+  ['bconv2d padValue missing', 'LOWBIT_TYPE', () => conv({ geometry: convGeometry({ padValue: undefined }) })],
+  ['bconv2d padValue 1', 'LOWBIT_TYPE', () => conv({ geometry: convGeometry({ padValue: 1 }) })],
+  ["bconv2d padValue 'two'", 'LOWBIT_RANGE', () => conv({ geometry: convGeometry({ padValue: 'two' }) })],
+  ["bconv2d padValue 'ZERO'", 'LOWBIT_RANGE', () => conv({ geometry: convGeometry({ padValue: 'ZERO' }) })],
+  ['bconv2d pad >= kernel', 'LOWBIT_RANGE', () => conv({ geometry: convGeometry({ pads: [3, 0, 0, 0] }) })],
+  ['bconv2d huge pads', 'LOWBIT_RANGE', () => conv({ geometry: convGeometry({ pads: [2 ** 53 - 1, 0, 0, 0] }) })],
+  ['bconv2d huge dilation', 'any', () => conv({ geometry: convGeometry({ dilations: [2 ** 53 - 1, 2 ** 53 - 1] }) })],
   ['bconv2d output missing', 'LOWBIT_TYPE', () => conv({ output: undefined })],
   ['bconv2d output kind f16', 'LOWBIT_RANGE', () => conv({ output: { kind: 'f16' } })],
   ['bconv2d f32 scale short', 'LOWBIT_SHAPE', () => conv({ output: { kind: 'f32', scale: f32(7) } })],
@@ -131,15 +157,37 @@ const cases = [
   ['bdense weights {}', 'LOWBIT_TYPE', () => dense({ weights: {} })],
   // bmaxpool2d
   ['bmaxpool2d()', 'LOWBIT_TYPE', () => addon.bmaxpool2d()],
-  ['bmaxpool2d params length 7', 'LOWBIT_SHAPE', () => pool({ params: [2, 2, 2, 2, 0, 0, 0] })],
-  ['bmaxpool2d kernel 0', 'LOWBIT_RANGE', () => pool({ params: [0, 2, 2, 2, 0, 0, 0, 0] })],
-  ['bmaxpool2d stride 0', 'LOWBIT_RANGE', () => pool({ params: [2, 2, 0, 2, 0, 0, 0, 0] })],
-  ['bmaxpool2d pad >= kernel', 'LOWBIT_RANGE', () => pool({ params: [2, 2, 2, 2, 2, 0, 0, 0] })],
-  ['bmaxpool2d kernel larger than input', 'LOWBIT_SHAPE', () => pool({ params: [5, 5, 1, 1, 0, 0, 0, 0] })],
+  ['bmaxpool2d geometry missing', 'LOWBIT_TYPE', () => pool({ geometry: undefined })],
+  ['bmaxpool2d geometry positional array', 'LOWBIT_TYPE', () => pool({ geometry: [2, 2, 2, 2, 0, 0, 0, 0] })],
+  ['bmaxpool2d kernel missing', 'LOWBIT_TYPE', () => pool({ geometry: poolGeometry({ kernel: undefined }) })],
+  ['bmaxpool2d strides missing', 'LOWBIT_TYPE', () => pool({ geometry: poolGeometry({ strides: undefined }) })],
+  ['bmaxpool2d pads missing', 'LOWBIT_TYPE', () => pool({ geometry: poolGeometry({ pads: undefined }) })],
+  ["bmaxpool2d kernel '2'", 'LOWBIT_TYPE', () => pool({ geometry: poolGeometry({ kernel: [2, '2'] }) })],
+  ['bmaxpool2d kernel length 3', 'LOWBIT_SHAPE', () => pool({ geometry: poolGeometry({ kernel: [2, 2, 2] }) })],
+  ['bmaxpool2d pads length 3', 'LOWBIT_SHAPE', () => pool({ geometry: poolGeometry({ pads: [0, 0, 0] }) })],
+  ['bmaxpool2d kernel NaN', 'LOWBIT_RANGE', () => pool({ geometry: poolGeometry({ kernel: [NaN, 2] }) })],
+  ['bmaxpool2d kernel 1.5', 'LOWBIT_RANGE', () => pool({ geometry: poolGeometry({ kernel: [1.5, 2] }) })],
+  ['bmaxpool2d pad -1', 'LOWBIT_RANGE', () => pool({ geometry: poolGeometry({ pads: [0, 0, -1, 0] }) })],
+  ['bmaxpool2d stride 2^64', 'LOWBIT_RANGE', () => pool({ geometry: poolGeometry({ strides: [2 ** 64, 2] }) })],
+  ['bmaxpool2d kernel 0', 'LOWBIT_RANGE', () => pool({ geometry: poolGeometry({ kernel: [0, 2] }) })],
+  ['bmaxpool2d stride 0', 'LOWBIT_RANGE', () => pool({ geometry: poolGeometry({ strides: [0, 2] }) })],
+  ['bmaxpool2d pad >= kernel', 'LOWBIT_RANGE', () => pool({ geometry: poolGeometry({ pads: [2, 0, 0, 0] }) })],
+  ['bmaxpool2d kernel larger than input', 'LOWBIT_SHAPE', () => pool({ geometry: { kernel: [5, 5], strides: [1, 1], pads: [0, 0, 0, 0] } })],
   ['bmaxpool2d input short', 'LOWBIT_SHAPE', () => pool({ input: new BigUint64Array(3) })],
   ['bmaxpool2d input detached', 'LOWBIT_TYPE', () => pool({ input: detached(BigUint64Array, 16) })],
   ['bmaxpool2d shape overflows', 'LOWBIT_RANGE', () => pool({ shape: [2 ** 53 - 1, 2 ** 53 - 1, 4, 64] })],
   ['bmaxpool2d zero channels', 'LOWBIT_SHAPE', () => pool({ shape: [1, 4, 4, 0], input: new BigUint64Array(0) })],
+  // qconv2d / qmaxpool2d geometry (integer convs take no padValue)
+  ['qconv2d geometry positional array', 'LOWBIT_TYPE', () => addon.qconv2d(new Int8Array(64), [1, 4, 4, 4], q3, [1, 1, 1, 1, 0, 0, 0, 0], { dtype: 's32', inputZeroPoint: 0 }, { async: false })],
+  ['qconv2d dilations missing', 'LOWBIT_TYPE', () => qconv({ dilations: undefined })],
+  ['qconv2d pads length 5', 'LOWBIT_SHAPE', () => qconv({ pads: [0, 0, 0, 0, 0] })],
+  ['qconv2d stride 1.5', 'LOWBIT_RANGE', () => qconv({ strides: [1.5, 1] })],
+  ['qconv2d stride 0', 'LOWBIT_RANGE', () => qconv({ strides: [1, 0] })],
+  ['qconv2d pad >= kernel', 'LOWBIT_RANGE', () => qconv({ pads: [0, 0, 0, 3] })],
+  ['qmaxpool2d geometry not an object', 'LOWBIT_TYPE', () => addon.qmaxpool2d(new Int8Array(64), [1, 4, 4, 4], 'kernel 2', false)],
+  ['qmaxpool2d strides length 1', 'LOWBIT_SHAPE', () => qpool({ strides: [2] })],
+  ['qmaxpool2d kernel -2', 'LOWBIT_RANGE', () => qpool({ kernel: [-2, 2] })],
+  ['qmaxpool2d kernel 0', 'LOWBIT_RANGE', () => qpool({ kernel: [2, 0] })],
 ];
 
 // An unwrapped handle made with the class's own constructor: no weights behind it.
@@ -154,7 +202,7 @@ export const isolatedCases = [
   ['bitpack 2^40 rows for 1 value, async', 'LOWBIT_SHAPE', () => addon.bitpack(f32(1), 2 ** 40, 1, true)],
   ['bitpack 2^50 x 2 for 1 value', 'LOWBIT_SHAPE', () => addon.bitpack(new Int8Array(1), 2 ** 50, 2, false)],
   // an output too large to allocate (128 GiB from a 32 MiB input) must be a RangeError, not an abort
-  ['bconv2d 128 GiB output', 'LOWBIT_RANGE', () => addon.bconv2d(new BigUint64Array(2048 * 2048), [1, 2048, 2048, 1], addon.packBinaryConv2dWeights(f32(8192), [8192, 1, 1, 1], 1), params, f32out, { async: false })],
+  ['bconv2d 128 GiB output', 'LOWBIT_RANGE', () => addon.bconv2d(new BigUint64Array(2048 * 2048), [1, 2048, 2048, 1], addon.packBinaryConv2dWeights(f32(8192), [8192, 1, 1, 1], 1), geometry, f32out, { async: false })],
 ];
 
 if (filter === '--list-isolated') {
