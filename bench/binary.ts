@@ -20,7 +20,23 @@ import {
   type PackedBinaryWeights,
   type Tensor,
 } from '../lib/index.js';
-import { fill, gops, measure, ms, random, rate, ratio, round, tablePrinter, type Impl, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
+import {
+  fill,
+  gops,
+  measure,
+  ms,
+  random,
+  rate,
+  ratio,
+  round,
+  tablePrinter,
+  type Impl,
+  type Row,
+  type Suite,
+  type SuiteOptions,
+  type Timing,
+  type TimingPlan,
+} from './harness.js';
 import { convF32Model, ortSession, qlinearConvModel, sameShape } from './onnx-models.js';
 import { loadConvShapes, type ConvShape } from './shapes.js';
 
@@ -51,7 +67,11 @@ function prepare(s: ConvShape): Layer {
   const signed = () => rnd() * 2 - 1;
   // lowbit times bconv2d on a packed input: bit-packing the float input is a separate op.
   const x = tensor('f32', [1, s.h, s.w, s.cin], fill(new Float32Array(s.h * s.w * s.cin), signed));
-  const w = tensor('f32', [s.cout, s.kernel, s.kernel, s.cin], fill(new Float32Array(s.cout * s.kernel * s.kernel * s.cin), signed));
+  const w = tensor(
+    'f32',
+    [s.cout, s.kernel, s.kernel, s.cin],
+    fill(new Float32Array(s.cout * s.kernel * s.kernel * s.cin), signed),
+  );
   const scale = fill(new Float32Array(s.cout), () => 0.01 + rnd() * 0.02);
   const bias = fill(new Float32Array(s.cout), signed);
   const inputDims = [1, s.cin, s.h, s.w];
@@ -64,7 +84,11 @@ function prepare(s: ConvShape): Layer {
     f32Model: convF32Model(s),
     int8Model: qlinearConvModel(s),
     xF32: new ort.Tensor('float32', fill(new Float32Array(inputSize), signed), inputDims),
-    xU8: new ort.Tensor('uint8', fill(new Uint8Array(inputSize), () => Math.floor(rnd() * 256)), inputDims),
+    xU8: new ort.Tensor(
+      'uint8',
+      fill(new Uint8Array(inputSize), () => Math.floor(rnd() * 256)),
+      inputDims,
+    ),
     y: tensor('f32', [1, s.oh, s.ow, s.cout]),
     yF32: new ort.Tensor('float32', new Float32Array(s.cout * s.oh * s.ow), [1, s.cout, s.oh, s.ow]),
     yU8: new ort.Tensor('uint8', new Uint8Array(s.cout * s.oh * s.ow), [1, s.cout, s.oh, s.ow]),
@@ -72,7 +96,12 @@ function prepare(s: ConvShape): Layer {
 }
 
 /** Checks the outputs once per layer: shapes, and the default ISA agreeing with scalar. */
-async function check(layer: Layer, defaultIsa: Isa, fp32: ort.InferenceSession, int8: ort.InferenceSession): Promise<string[]> {
+async function check(
+  layer: Layer,
+  defaultIsa: Isa,
+  fp32: ort.InferenceSession,
+  int8: ort.InferenceSession,
+): Promise<string[]> {
   const s = layer.shape;
   const problems: string[] = [];
   const y = bconv2d(layer.xb, layer.w, layer.options);
@@ -83,12 +112,20 @@ async function check(layer: Layer, defaultIsa: Isa, fp32: ort.InferenceSession, 
   } finally {
     setIsa(defaultIsa);
   }
-  if (!sameShape(y.shape, [1, s.oh, s.ow, s.cout])) problems.push(`lowbit output shape [${y.shape.join(', ')}], expected [1, ${s.oh}, ${s.ow}, ${s.cout}]`);
+  if (!sameShape(y.shape, [1, s.oh, s.ow, s.cout]))
+    problems.push(`lowbit output shape [${y.shape.join(', ')}], expected [1, ${s.oh}, ${s.ow}, ${s.cout}]`);
   const bad = y.data.findIndex((v, i) => v !== yScalar.data[i]); // bit-exact across ISAs
-  if (bad >= 0) problems.push(`lowbit (${defaultIsa}) and lowbit-scalar differ at element ${bad}: ${y.data[bad]} vs ${yScalar.data[bad]}`);
-  for (const [name, session, x] of [['ort-fp32', fp32, layer.xF32], ['ort-int8', int8, layer.xU8]] as const) {
+  if (bad >= 0)
+    problems.push(
+      `lowbit (${defaultIsa}) and lowbit-scalar differ at element ${bad}: ${y.data[bad]} vs ${yScalar.data[bad]}`,
+    );
+  for (const [name, session, x] of [
+    ['ort-fp32', fp32, layer.xF32],
+    ['ort-int8', int8, layer.xU8],
+  ] as const) {
     const out = (await session.run({ x })).y;
-    if (!sameShape(out.dims, [1, s.cout, s.oh, s.ow])) problems.push(`${name} output dims [${out.dims.join(', ')}], expected [1, ${s.cout}, ${s.oh}, ${s.ow}]`);
+    if (!sameShape(out.dims, [1, s.cout, s.oh, s.ow]))
+      problems.push(`${name} output dims [${out.dims.join(', ')}], expected [1, ${s.cout}, ${s.oh}, ${s.ow}]`);
   }
   return problems.map((p) => `${s.name}: ${p}`);
 }
@@ -109,10 +146,19 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
       ` (${quick ? 'quick' : 'full'} run). "vs X" = X median / lowbit median: above 1, lowbit is faster.\n`,
   );
   const row = tablePrinter([
-    ['workload', 17], ['thr', 3],
-    ['lowbit ms', 0], ['Gop/s', 6], ['scalar ms', 0], ['Gop/s', 6],
-    ['ort-fp32 ms', 0], ['Gop/s', 6], ['ort-int8 ms', 0], ['Gop/s', 6],
-    ['vs fp32', 0], ['vs int8', 0], ['vs scalar', 0],
+    ['workload', 17],
+    ['thr', 3],
+    ['lowbit ms', 0],
+    ['Gop/s', 6],
+    ['scalar ms', 0],
+    ['Gop/s', 6],
+    ['ort-fp32 ms', 0],
+    ['Gop/s', 6],
+    ['ort-int8 ms', 0],
+    ['Gop/s', 6],
+    ['vs fp32', 0],
+    ['vs int8', 0],
+    ['vs scalar', 0],
   ]);
 
   const layers = shapes.map(prepare);
@@ -138,13 +184,24 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
           const get = (impl: string) => t.get(impl) as Timing;
           for (const impl of IMPLS) {
             const { median, min, runs } = get(impl);
-            rows.push({ workload: s.name, impl, threads: n, median_ms: round(median, 4), gops: round(gops(s.macs, median), 2), min_ms: round(min, 4), runs });
+            rows.push({
+              workload: s.name,
+              impl,
+              threads: n,
+              median_ms: round(median, 4),
+              gops: round(gops(s.macs, median), 2),
+              min_ms: round(min, 4),
+              runs,
+            });
           }
           const lowbit = get('lowbit').median;
           row([
-            s.name, String(n),
+            s.name,
+            String(n),
             ...IMPLS.flatMap((impl) => [ms(get(impl).median), rate(gops(s.macs, get(impl).median))]),
-            ratio(get('ort-fp32').median, lowbit), ratio(get('ort-int8').median, lowbit), ratio(get('lowbit-scalar').median, lowbit),
+            ratio(get('ort-fp32').median, lowbit),
+            ratio(get('ort-int8').median, lowbit),
+            ratio(get('lowbit-scalar').median, lowbit),
           ]);
         } finally {
           await fp32.release();
@@ -157,7 +214,9 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
     setThreads(savedThreads);
   }
   console.log(`\nload average (1 min) after: ${load()}`);
-  console.log('MACs = OH*OW*Cout*3*3*Cin (115.6 M for the stride-1 layers, 57.8 M for stride 2); Gop/s = 2 * MACs / median.');
+  console.log(
+    'MACs = OH*OW*Cout*3*3*Cin (115.6 M for the stride-1 layers, 57.8 M for stride 2); Gop/s = 2 * MACs / median.',
+  );
   for (const p of problems) console.log(`WARNING ${p}`);
   return rows;
 }

@@ -41,7 +41,10 @@ export function gops(macs: number, ms: number): number {
  * Prints a Markdown table row by row as results arrive: the header now, then one line per `row()`.
  * Columns are as wide as their title or `width`, whichever is larger; all but the first align right.
  */
-export function tablePrinter(columns: readonly (readonly [title: string, width: number])[], write = console.log): (cells: readonly string[]) => void {
+export function tablePrinter(
+  columns: readonly (readonly [title: string, width: number])[],
+  write = console.log,
+): (cells: readonly string[]) => void {
   const widths = columns.map(([title, width]) => Math.max(title.length, width));
   const line = (cells: readonly string[]) =>
     '| ' + cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ') + ' |';

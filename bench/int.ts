@@ -23,8 +23,32 @@ import {
   type QOutOption,
   type Tensor,
 } from '../lib/index.js';
-import { fill, gops, measure, ms, random, rate, round, tablePrinter, type Impl, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
-import { convF32Model, fillInts, matMulF32Model, ortSession, qlinearConvModel, qlinearMatMulModel, sameShape, type MatMulShape } from './onnx-models.js';
+import {
+  fill,
+  gops,
+  measure,
+  ms,
+  random,
+  rate,
+  round,
+  tablePrinter,
+  type Impl,
+  type Row,
+  type Suite,
+  type SuiteOptions,
+  type Timing,
+  type TimingPlan,
+} from './harness.js';
+import {
+  convF32Model,
+  fillInts,
+  matMulF32Model,
+  ortSession,
+  qlinearConvModel,
+  qlinearMatMulModel,
+  sameShape,
+  type MatMulShape,
+} from './onnx-models.js';
 import { loadConvShapes, type ConvShape } from './shapes.js';
 
 const THREADS = [1, 2];
@@ -95,7 +119,15 @@ interface Workload {
 }
 
 /** Per-channel dyadic output scales like the ORT models' (see qlinearConvModel), and an int32 bias. */
-function epilogue(channels: number, k: number, rmsX: number, rmsW: number, withBias: boolean, inputZeroPoint: number, rnd: () => number): LowbitOptions {
+function epilogue(
+  channels: number,
+  k: number,
+  rmsX: number,
+  rmsW: number,
+  withBias: boolean,
+  inputZeroPoint: number,
+  rnd: () => number,
+): LowbitOptions {
   const multiplier = new Int32Array(channels);
   const shift = new Int32Array(channels);
   const spread = Math.sqrt(k) * rmsX * rmsW;
@@ -109,11 +141,24 @@ function epilogue(channels: number, k: number, rmsX: number, rmsW: number, withB
   return { inputZeroPoint, bias, multiplier, shift, outputZeroPoint: 128, dtype: 'u8' };
 }
 
-function variantOptions(w: Pick<Workload, 'channels' | 'k' | 'y'>, withBias: boolean, extra: Pick<QConv2dOptions, 'strides' | 'padding'>, seed: number): Map<ImplName, LowbitOptions> {
+function variantOptions(
+  w: Pick<Workload, 'channels' | 'k' | 'y'>,
+  withBias: boolean,
+  extra: Pick<QConv2dOptions, 'strides' | 'padding'>,
+  seed: number,
+): Map<ImplName, LowbitOptions> {
   const rnd = random(seed);
   return new Map(
     VARIANTS.map((v) => {
-      const e = epilogue(w.channels, w.k, v.a4 ? RMS_A4 : RMS_A8, v.bits === 8 ? RMS_W8 : RMS_W4, withBias, v.a4 ? 0 : 128, rnd);
+      const e = epilogue(
+        w.channels,
+        w.k,
+        v.a4 ? RMS_A4 : RMS_A8,
+        v.bits === 8 ? RMS_W8 : RMS_W4,
+        withBias,
+        v.a4 ? 0 : 128,
+        rnd,
+      );
       return [v.impl, { ...extra, ...e, out: w.y }];
     }),
   );
@@ -149,7 +194,11 @@ function prepareConv(s: ConvShape): Workload {
     int8Models: [qlinearConvModel(s)],
     f32Models: [convF32Model(s)],
     xU8: new ort.Tensor('uint8', toNchw(x8, s.h, s.w, s.cin), inputDims),
-    xF32: new ort.Tensor('float32', fill(new Float32Array(size), () => rnd() * 2 - 1), inputDims),
+    xF32: new ort.Tensor(
+      'float32',
+      fill(new Float32Array(size), () => rnd() * 2 - 1),
+      inputDims,
+    ),
     yU8: new ort.Tensor('uint8', new Uint8Array(s.cout * s.oh * s.ow), [1, s.cout, s.oh, s.ow]),
     yF32: new ort.Tensor('float32', new Float32Array(s.cout * s.oh * s.ow), [1, s.cout, s.oh, s.ow]),
     noSpin: false,
@@ -180,7 +229,11 @@ function prepareDense(name: string, s: MatMulShape, matrices: number): Workload 
     int8Models: seeds.map((seed) => qlinearMatMulModel(s, seed + 2)),
     f32Models: seeds.map((seed) => matMulF32Model(s, seed + 4)),
     xU8: new ort.Tensor('uint8', x8, [s.m, s.k]),
-    xF32: new ort.Tensor('float32', fill(new Float32Array(s.m * s.k), () => rnd() * 2 - 1), [s.m, s.k]),
+    xF32: new ort.Tensor(
+      'float32',
+      fill(new Float32Array(s.m * s.k), () => rnd() * 2 - 1),
+      [s.m, s.k],
+    ),
     yU8: new ort.Tensor('uint8', new Uint8Array(s.m * s.n), [s.m, s.n]),
     yF32: new ort.Tensor('float32', new Float32Array(s.m * s.n), [s.m, s.n]),
     noSpin: matrices > 1,
@@ -206,7 +259,12 @@ function cycling<T>(count: number, run: (i: number) => T): () => T {
 }
 
 /** Checks a workload once: output shapes, and each variant's default ISA agreeing with scalar bit for bit. */
-async function check(wl: Workload, defaultIsa: Isa, int8: ort.InferenceSession, fp32: ort.InferenceSession): Promise<string[]> {
+async function check(
+  wl: Workload,
+  defaultIsa: Isa,
+  int8: ort.InferenceSession,
+  fp32: ort.InferenceSession,
+): Promise<string[]> {
   const problems: string[] = [];
   for (const v of VARIANTS) {
     const call = lowbitCall(wl, v, false);
@@ -218,16 +276,25 @@ async function check(wl: Workload, defaultIsa: Isa, int8: ort.InferenceSession, 
     } finally {
       setIsa(defaultIsa);
     }
-    if (y.dtype !== 'u8' || !sameShape(y.shape, wl.shape)) problems.push(`${v.impl} output ${y.dtype} [${y.shape.join(', ')}], expected u8 [${wl.shape.join(', ')}]`);
+    if (y.dtype !== 'u8' || !sameShape(y.shape, wl.shape))
+      problems.push(`${v.impl} output ${y.dtype} [${y.shape.join(', ')}], expected u8 [${wl.shape.join(', ')}]`);
     const bad = y.data.findIndex((value, i) => value !== yScalar.data[i]); // bit-exact across ISAs
-    if (bad >= 0) problems.push(`${v.impl} (${defaultIsa}) and scalar differ at element ${bad}: ${y.data[bad]} vs ${yScalar.data[bad]}`);
+    if (bad >= 0)
+      problems.push(
+        `${v.impl} (${defaultIsa}) and scalar differ at element ${bad}: ${y.data[bad]} vs ${yScalar.data[bad]}`,
+      );
     let saturated = 0;
     for (const value of y.data) if (value === 0 || value === 255) ++saturated;
-    if (saturated > y.size / 10) problems.push(`${v.impl}: ${saturated} of ${y.size} outputs saturate (output scales too small)`);
+    if (saturated > y.size / 10)
+      problems.push(`${v.impl}: ${saturated} of ${y.size} outputs saturate (output scales too small)`);
   }
-  for (const [name, session, x] of [['ort-int8', int8, wl.xU8], ['ort-fp32', fp32, wl.xF32]] as const) {
+  for (const [name, session, x] of [
+    ['ort-int8', int8, wl.xU8],
+    ['ort-fp32', fp32, wl.xF32],
+  ] as const) {
     const out = (await session.run({ x })).y;
-    if (!sameShape(out.dims, wl.ortShape)) problems.push(`${name} output dims [${out.dims.join(', ')}], expected [${wl.ortShape.join(', ')}]`);
+    if (!sameShape(out.dims, wl.ortShape))
+      problems.push(`${name} output dims [${out.dims.join(', ')}], expected [${wl.ortShape.join(', ')}]`);
   }
   return problems.map((p) => `${wl.name}: ${p}`);
 }
@@ -248,7 +315,9 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
   console.log(`load average (1 min) before: ${load()}; anything else running on these cores skews the results`);
   const setupStart = performance.now();
   const workloads = [
-    ...loadConvShapes('resnet18_bconv.txt').filter((s) => s.stride === 1).map(prepareConv),
+    ...loadConvShapes('resnet18_bconv.txt')
+      .filter((s) => s.stride === 1)
+      .map(prepareConv),
     prepareDense(`gemv-${GEMV.k}x${GEMV.n}`, GEMV, GEMV_MATRICES),
     prepareDense(`gemm-${GEMM.m}x${GEMM.k}x${GEMM.n}`, GEMM, 1),
   ];
@@ -258,11 +327,24 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
       ` (${quick ? 'quick' : 'full'} run). "X vs Y" = Y median / X median: above 1, lowbit X is faster.\n`,
   );
   const row = tablePrinter([
-    ['workload', 17], ['thr', 3],
-    ['w8a8 ms', 0], ['Gop/s', 6], ['w4a8 ms', 0], ['Gop/s', 6], ['w4a4 ms', 0], ['Gop/s', 6],
-    ['ort-int8 ms', 0], ['Gop/s', 6], ['ort-fp32 ms', 0], ['Gop/s', 6],
-    ['w8a8 vs int8', 0], ['w4a8 vs int8', 0], ['w4a4 vs int8', 0],
-    ['w8a8 vs fp32', 0], ['w4a8 vs fp32', 0], ['w4a4 vs fp32', 0],
+    ['workload', 17],
+    ['thr', 3],
+    ['w8a8 ms', 0],
+    ['Gop/s', 6],
+    ['w4a8 ms', 0],
+    ['Gop/s', 6],
+    ['w4a4 ms', 0],
+    ['Gop/s', 6],
+    ['ort-int8 ms', 0],
+    ['Gop/s', 6],
+    ['ort-fp32 ms', 0],
+    ['Gop/s', 6],
+    ['w8a8 vs int8', 0],
+    ['w4a8 vs int8', 0],
+    ['w4a4 vs int8', 0],
+    ['w8a8 vs fp32', 0],
+    ['w4a8 vs fp32', 0],
+    ['w4a4 vs fp32', 0],
   ]);
 
   const rows: Row[] = [];
@@ -287,11 +369,21 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
           const median = (impl: ImplName) => (t.get(impl) as Timing).median;
           for (const impl of IMPLS) {
             const { median: med, min, runs } = t.get(impl) as Timing;
-            rows.push({ workload: wl.name, impl, threads: n, median_ms: round(med, 4), gops: round(gops(wl.macs, med), 2), min_ms: round(min, 4), runs });
+            rows.push({
+              workload: wl.name,
+              impl,
+              threads: n,
+              median_ms: round(med, 4),
+              gops: round(gops(wl.macs, med), 2),
+              min_ms: round(min, 4),
+              runs,
+            });
           }
-          for (const v of VARIANTS) vsInt8.set(`${wl.name}/${n}/${v.impl}`, speedup(median('ort-int8'), median(v.impl)));
+          for (const v of VARIANTS)
+            vsInt8.set(`${wl.name}/${n}/${v.impl}`, speedup(median('ort-int8'), median(v.impl)));
           row([
-            wl.name, String(n),
+            wl.name,
+            String(n),
             ...IMPLS.flatMap((impl) => [ms(median(impl)), rate(gops(wl.macs, median(impl)))]),
             ...VARIANTS.map((v) => x2(speedup(median('ort-int8'), median(v.impl)))),
             ...VARIANTS.map((v) => x2(speedup(median('ort-fp32'), median(v.impl)))),
@@ -310,7 +402,10 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
   const convs = workloads.filter((w) => w.kind === 'conv');
   console.log(
     `MACs = OH*OW*Cout*3*3*Cin for the convs (${(convs[0].macs / 1e6).toFixed(1)} M each), m*k*n for the dense layers` +
-      ` (${workloads.filter((w) => w.kind === 'dense').map((w) => `${w.name} ${(w.macs / 1e6).toFixed(1)} M`).join(', ')}); Gop/s = 2 * MACs / median.`,
+      ` (${workloads
+        .filter((w) => w.kind === 'dense')
+        .map((w) => `${w.name} ${(w.macs / 1e6).toFixed(1)} M`)
+        .join(', ')}); Gop/s = 2 * MACs / median.`,
   );
   console.log(
     `${gemv.name}: each call uses the next of ${gemv.w8.length} distinct weight matrices, for every impl` +
@@ -320,7 +415,9 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
   console.log('packed weight bytes, W8 vs W4 (target: W4 about half):');
   for (const wl of workloads) {
     const [b8, b4] = [wl.w8[0].bytes, wl.w4[0].bytes];
-    console.log(`  ${wl.name.padEnd(17)} W8 ${b8.toLocaleString('en-US').padStart(10)} B, W4 ${b4.toLocaleString('en-US').padStart(10)} B: ${x2(b4 / b8)}`);
+    console.log(
+      `  ${wl.name.padEnd(17)} W8 ${b8.toLocaleString('en-US').padStart(10)} B, W4 ${b4.toLocaleString('en-US').padStart(10)} B: ${x2(b4 / b8)}`,
+    );
   }
   const target = (label: string, names: readonly string[], impl: ImplName, goal: number) => {
     for (const n of THREADS) {
@@ -332,7 +429,12 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
       );
     }
   };
-  target('W8A8 conv', convs.map((w) => w.name), 'lowbit-w8a8', 0.9);
+  target(
+    'W8A8 conv',
+    convs.map((w) => w.name),
+    'lowbit-w8a8',
+    0.9,
+  );
   target('W4A8 GEMV', [gemv.name], 'lowbit-w4a8', 1.5);
   for (const p of problems) console.log(`WARNING ${p}`);
   return rows;

@@ -21,7 +21,20 @@ import {
   type PackedBinaryWeights,
   type Tensor,
 } from '../lib/index.js';
-import { fill, gops, measure, ms, random, round, tablePrinter, type Row, type Suite, type SuiteOptions, type Timing, type TimingPlan } from './harness.js';
+import {
+  fill,
+  gops,
+  measure,
+  ms,
+  random,
+  round,
+  tablePrinter,
+  type Row,
+  type Suite,
+  type SuiteOptions,
+  type Timing,
+  type TimingPlan,
+} from './harness.js';
 import { loadConvShapes, type ConvShape } from './shapes.js';
 
 const THREADS = [1, 2];
@@ -67,7 +80,11 @@ interface Layer {
 function prepare(s: ConvShape, f: number | null): Layer {
   const rnd = random(11);
   const k = s.kernel * s.kernel * s.cin;
-  const x = tensor('f32', [1, s.h, s.w, s.cin], fill(new Float32Array(s.h * s.w * s.cin), () => rnd() * 2 - 1));
+  const x = tensor(
+    'f32',
+    [1, s.h, s.w, s.cin],
+    fill(new Float32Array(s.h * s.w * s.cin), () => rnd() * 2 - 1),
+  );
   const w = packBinaryConv2dWeights(tensor('f32', [s.cout, s.kernel, s.kernel, s.cin], weights(rnd, s.cout, k, f)));
   const mst = buildMst(w, { allowNegation: true });
   const children = s.cout - mst.roots.length;
@@ -78,7 +95,11 @@ function prepare(s: ConvShape, f: number | null): Layer {
     w,
     mst,
     meanDk: children > 0 ? mst.stats.totalDistance / (children * k) : 0,
-    options: { strides: s.stride, padding: { pads: s.pads, value: 'one' }, output: { kind: 'f32', scale: new Float32Array(s.cout).fill(0.01), bias: new Float32Array(s.cout) } },
+    options: {
+      strides: s.stride,
+      padding: { pads: s.pads, value: 'one' },
+      output: { kind: 'f32', scale: new Float32Array(s.cout).fill(0.01), bias: new Float32Array(s.cout) },
+    },
     y: tensor('f32', [1, s.oh, s.ow, s.cout]),
   };
 }
@@ -86,8 +107,12 @@ function prepare(s: ConvShape, f: number | null): Layer {
 async function run({ quick }: SuiteOptions): Promise<Row[]> {
   const plan = quick ? QUICK : FULL;
   const savedThreads = threads();
-  console.log(`mst: lowbit bconv2d through MST schedules vs dense (isa ${isa()}) on ${cpus()[0]?.model ?? 'unknown CPU'} x ${cpus().length}, node ${process.version}`);
-  console.log(`load average (1 min) before: ${loadavg()[0].toFixed(2)}; anything else running on these cores skews the results`);
+  console.log(
+    `mst: lowbit bconv2d through MST schedules vs dense (isa ${isa()}) on ${cpus()[0]?.model ?? 'unknown CPU'} x ${cpus().length}, node ${process.version}`,
+  );
+  console.log(
+    `load average (1 min) before: ${loadavg()[0].toFixed(2)}; anything else running on these cores skews the results`,
+  );
   console.log(
     `timing: per call, median after ${plan.warmupMs} ms warm-up, ${plan.rounds} interleaved rounds of ${plan.roundMs} ms per impl (${quick ? 'quick' : 'full'} run).` +
       '\nweights: random, or each channel a copy of an earlier one with d/K of its bits flipped; schedules built with negation, depth unbounded.' +
@@ -95,8 +120,16 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
       ' or missed (dense picked, MST faster by the factor shown).\n',
   );
   const row = tablePrinter([
-    ['workload', 17], ['weights', 9], ['thr', 3], ['mean d/K', 0], ['op ratio', 0], ['storage', 0],
-    ['dense ms', 0], ['mst ms', 0], ['speedup', 0], ['auto', 18],
+    ['workload', 17],
+    ['weights', 9],
+    ['thr', 3],
+    ['mean d/K', 0],
+    ['op ratio', 0],
+    ['storage', 0],
+    ['dense ms', 0],
+    ['mst ms', 0],
+    ['speedup', 0],
+    ['auto', 18],
   ]);
   const rows: Row[] = [];
   const problems: string[] = [];
@@ -126,14 +159,43 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
           const auto = cost.useMst ? 'lowbit-mst' : 'lowbit-dense';
           // 'auto' must never be slower than dense; picking dense where MST was faster only forgoes a gain.
           const verdict = cost.useMst
-            ? mst.median <= dense.median * 1.05 ? 'ok' : 'SLOWER'
-            : mst.median < dense.median * 0.95 ? `missed ${(dense.median / mst.median).toFixed(2)}x` : 'ok';
-          const stats = { op_ratio: round(layer.mst.stats.opRatio, 3), storage_ratio: round(layer.mst.stats.storageRatio, 3), mean_dk: round(layer.meanDk, 4), auto };
-          for (const [impl, timing] of [['lowbit-dense', dense], ['lowbit-mst', mst]] as const)
-            rows.push({ workload: `${s.name} ${layer.label}`, impl, threads: n, median_ms: round(timing.median, 4), gops: round(gops(s.macs, timing.median), 2), min_ms: round(timing.min, 4), runs: timing.runs, ...stats });
+            ? mst.median <= dense.median * 1.05
+              ? 'ok'
+              : 'SLOWER'
+            : mst.median < dense.median * 0.95
+              ? `missed ${(dense.median / mst.median).toFixed(2)}x`
+              : 'ok';
+          const stats = {
+            op_ratio: round(layer.mst.stats.opRatio, 3),
+            storage_ratio: round(layer.mst.stats.storageRatio, 3),
+            mean_dk: round(layer.meanDk, 4),
+            auto,
+          };
+          for (const [impl, timing] of [
+            ['lowbit-dense', dense],
+            ['lowbit-mst', mst],
+          ] as const)
+            rows.push({
+              workload: `${s.name} ${layer.label}`,
+              impl,
+              threads: n,
+              median_ms: round(timing.median, 4),
+              gops: round(gops(s.macs, timing.median), 2),
+              min_ms: round(timing.min, 4),
+              runs: timing.runs,
+              ...stats,
+            });
           row([
-            s.name, layer.label, String(n), `${(layer.meanDk * 100).toFixed(1)}%`, layer.mst.stats.opRatio.toFixed(2), layer.mst.stats.storageRatio.toFixed(2),
-            ms(dense.median), ms(mst.median), `${(dense.median / mst.median).toFixed(2)}x`, `${cost.useMst ? 'mst' : 'dense'} ${verdict}`,
+            s.name,
+            layer.label,
+            String(n),
+            `${(layer.meanDk * 100).toFixed(1)}%`,
+            layer.mst.stats.opRatio.toFixed(2),
+            layer.mst.stats.storageRatio.toFixed(2),
+            ms(dense.median),
+            ms(mst.median),
+            `${(dense.median / mst.median).toFixed(2)}x`,
+            `${cost.useMst ? 'mst' : 'dense'} ${verdict}`,
           ]);
         }
       }

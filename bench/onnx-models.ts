@@ -27,7 +27,12 @@ function ints(name: string, values: number[]): proto.IAttributeProto {
   return { name, type: onnx.AttributeProto.AttributeType.INTS, ints: values };
 }
 
-function model(node: proto.INodeProto, initializers: proto.ITensorProto[], input: proto.IValueInfoProto, output: proto.IValueInfoProto): Uint8Array {
+function model(
+  node: proto.INodeProto,
+  initializers: proto.ITensorProto[],
+  input: proto.IValueInfoProto,
+  output: proto.IValueInfoProto,
+): Uint8Array {
   const proto = onnx.ModelProto.create({
     irVersion: 7,
     opsetImport: [{ domain: '', version: 13 }],
@@ -72,7 +77,12 @@ export function qlinearConvModel(s: ConvShape, seed = 2): Uint8Array {
   // let +-4 of those span the 128 output steps on each side, so few outputs saturate.
   const yScale = (4 * Math.sqrt(k) * 74 * 73 * xScale) / 127 / 128;
   return model(
-    { opType: 'QLinearConv', input: ['x', 'x_scale', 'x_zero_point', 'w', 'w_scale', 'w_zero_point', 'y_scale', 'y_zero_point', 'b'], output: ['y'], attribute: convAttributes(s) },
+    {
+      opType: 'QLinearConv',
+      input: ['x', 'x_scale', 'x_zero_point', 'w', 'w_scale', 'w_zero_point', 'y_scale', 'y_zero_point', 'b'],
+      output: ['y'],
+      attribute: convAttributes(s),
+    },
     [
       scalar('x_scale', T.FLOAT, Float32Array.of(xScale)),
       scalar('x_zero_point', T.UINT8, Uint8Array.of(128)),

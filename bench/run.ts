@@ -15,17 +15,20 @@ interface SuiteEntry {
 const SUITES: readonly SuiteEntry[] = [
   {
     name: 'binary',
-    description: 'lowbit bconv2d (default ISA, scalar) vs onnxruntime-node Conv fp32 / QLinearConv int8, ResNet-18 3x3 layers, 1 and 2 threads',
+    description:
+      'lowbit bconv2d (default ISA, scalar) vs onnxruntime-node Conv fp32 / QLinearConv int8, ResNet-18 3x3 layers, 1 and 2 threads',
     load: () => import('./binary.js'),
   },
   {
     name: 'int',
-    description: 'lowbit qconv2d/qdense W8A8, W4A8, W4A4 vs onnxruntime-node QLinearConv/QLinearMatMul int8 and Conv/MatMul fp32, ResNet-18 3x3 layers, GEMV, GEMM, 1 and 2 threads',
+    description:
+      'lowbit qconv2d/qdense W8A8, W4A8, W4A4 vs onnxruntime-node QLinearConv/QLinearMatMul int8 and Conv/MatMul fp32, ResNet-18 3x3 layers, GEMV, GEMM, 1 and 2 threads',
     load: () => import('./int.js'),
   },
   {
     name: 'mst',
-    description: 'lowbit bconv2d through MST schedules vs dense, random weights and controlled channel distances d/K 2-20%, ResNet-18 3x3 layers, 1 and 2 threads',
+    description:
+      'lowbit bconv2d through MST schedules vs dense, random weights and controlled channel distances d/K 2-20%, ResNet-18 3x3 layers, 1 and 2 threads',
     load: () => import('./mst.js'),
   },
 ];

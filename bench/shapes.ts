@@ -31,12 +31,29 @@ export function loadConvShapes(file: string): ConvShape[] {
     const fields = line.split(/\s+/);
     const numbers = fields.slice(1, 7).map(Number);
     const pads = (fields[7] ?? '').split(',').map(Number);
-    if (fields.length !== 8 || !numbers.every((n) => Number.isInteger(n) && n > 0) || pads.length !== 4 || !pads.every((p) => Number.isInteger(p) && p >= 0))
+    if (
+      fields.length !== 8 ||
+      !numbers.every((n) => Number.isInteger(n) && n > 0) ||
+      pads.length !== 4 ||
+      !pads.every((p) => Number.isInteger(p) && p >= 0)
+    )
       throw new Error(`${file}:${i + 1}: expected 'name cin cout h w kernel stride t,l,b,r', got '${raw}'`);
     const [cin, cout, h, w, kernel, stride] = numbers;
     const oh = Math.floor((h + pads[0] + pads[2] - kernel) / stride) + 1;
     const ow = Math.floor((w + pads[1] + pads[3] - kernel) / stride) + 1;
-    shapes.push({ name: fields[0], cin, cout, h, w, kernel, stride, pads: pads as ConvShape['pads'], oh, ow, macs: oh * ow * cout * kernel * kernel * cin });
+    shapes.push({
+      name: fields[0],
+      cin,
+      cout,
+      h,
+      w,
+      kernel,
+      stride,
+      pads: pads as ConvShape['pads'],
+      oh,
+      ow,
+      macs: oh * ow * cout * kernel * kernel * cin,
+    });
   });
   return shapes;
 }

@@ -36,7 +36,8 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Threads(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(num_threads())); });
+  return guarded(info,
+                 [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(num_threads())); });
 }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
@@ -47,7 +48,8 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value UsableCpus(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(usable_cpus())); });
+  return guarded(info,
+                 [&]() -> Napi::Value { return Napi::Number::New(info.Env(), static_cast<double>(usable_cpus())); });
 }
 
 }  // namespace

@@ -43,8 +43,9 @@ Napi::Value PackWeights(const Napi::CallbackInfo& info) {
     std::shared_ptr<BinaryConv2dWeights> packed;
     auto check_length = [&](size_t length) {
       if (length != count)
-        throw_error(env, ErrorKind::Shape,
-                    "weights: shape [O, H, W, I] needs " + std::to_string(count) + " values, got " + std::to_string(length));
+        throw_error(
+            env, ErrorKind::Shape,
+            "weights: shape [O, H, W, I] needs " + std::to_string(count) + " values, got " + std::to_string(length));
     };
     if (info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int8_array) {
       auto data = typed_array<int8_t>(info[0], napi_int8_array, "weights");
@@ -170,7 +171,6 @@ Output output_arg(Napi::Value value, bool async, OutputKind kind, size_t bytes, 
   return {value.As<Napi::TypedArray>().ArrayBuffer(), data};
 }
 
-
 // ---- operators ---------------------------------------------------------------------------------------
 
 // bitpack(data: Float32Array | Int8Array, rows, channels, async)
@@ -183,8 +183,9 @@ Napi::Value Bitpack(const Napi::CallbackInfo& info) {
     const bool is_s8 = info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int8_array;
     auto check = [&](size_t length) {
       if (length != count)
-        throw_error(env, ErrorKind::Shape, "input: " + std::to_string(rows) + " x " + std::to_string(channels) +
-                                               " needs " + std::to_string(count) + " values, got " + std::to_string(length));
+        throw_error(env, ErrorKind::Shape,
+                    "input: " + std::to_string(rows) + " x " + std::to_string(channels) + " needs " +
+                        std::to_string(count) + " values, got " + std::to_string(length));
     };
     // Validate the input before allocating the output, whose size comes from rows x channels.
     auto s8 = is_s8 ? typed_array<int8_t>(info[0], napi_int8_array, "input") : ArrayArg<int8_t>{nullptr, 0};
@@ -195,11 +196,17 @@ Napi::Value Bitpack(const Napi::CallbackInfo& info) {
     if (is_s8) {
       auto data = async ? std::make_shared<std::vector<int8_t>>(s8.data, s8.data + count) : nullptr;
       const int8_t* p = async ? data->data() : s8.data;
-      work = [=, dst = out.data] { bitpack_s8(p, rows, channels, reinterpret_cast<uint64_t*>(dst)); (void)data; };
+      work = [=, dst = out.data] {
+        bitpack_s8(p, rows, channels, reinterpret_cast<uint64_t*>(dst));
+        (void)data;
+      };
     } else {
       auto data = async ? std::make_shared<std::vector<float>>(f32.data, f32.data + count) : nullptr;
       const float* p = async ? data->data() : f32.data;
-      work = [=, dst = out.data] { bitpack_f32(p, rows, channels, reinterpret_cast<uint64_t*>(dst)); (void)data; };
+      work = [=, dst = out.data] {
+        bitpack_f32(p, rows, channels, reinterpret_cast<uint64_t*>(dst));
+        (void)data;
+      };
     }
     return finish(env, async, out, std::move(work), [=](Napi::Env e) { return shape_value(e, {rows, channels}); });
   });
@@ -217,10 +224,12 @@ Napi::Value BConv2d(const Napi::CallbackInfo& info) {
     const bool async = bool_prop(call, "async");
     const Conv2dShape s = bconv2d_shape(dims[0], dims[1], dims[2], dims[3], *weights, params);
     auto epilogue = epilogue_arg(info[4], s.out_c);
-    auto input = std::make_shared<PackedInput>(packed_input(info[0], s.batch * s.in_h * s.in_w, s.in_c, async, "[N, H, W, C]"));
+    auto input =
+        std::make_shared<PackedInput>(packed_input(info[0], s.batch * s.in_h * s.in_w, s.in_c, async, "[N, H, W, C]"));
     const size_t pixels = s.batch * s.out_h * s.out_w;
-    const Output out = output_arg(call.Get("out"), async, epilogue->kind,
-                                  binary_output_size(epilogue->kind, pixels, s.out_c) * element_bytes(epilogue->kind), *input);
+    const Output out =
+        output_arg(call.Get("out"), async, epilogue->kind,
+                   binary_output_size(epilogue->kind, pixels, s.out_c) * element_bytes(epilogue->kind), *input);
     MstPolicy policy = MstPolicy::Auto;
     auto mst = call_schedule(info.Env(), call, weights, policy);
     auto work = [=, dst = out.data] {
@@ -229,8 +238,9 @@ Napi::Value BConv2d(const Napi::CallbackInfo& info) {
       else
         bconv2d(input->data, s, *weights, params, epilogue->view(), dst);
     };
-    return finish(env, async, out, work,
-                  [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
+    return finish(env, async, out, work, [=](Napi::Env e) {
+      return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c});
+    });
   });
 }
 
@@ -269,11 +279,13 @@ Napi::Value BMaxPool2d(const Napi::CallbackInfo& info) {
     const Pool2dParams p = pool_geometry(info[2], "geometry");
     const bool async = async_flag(info, 3);
     const Conv2dShape s = bmaxpool2d_shape(dims[0], dims[1], dims[2], dims[3], p);
-    auto input = std::make_shared<PackedInput>(packed_input(info[0], s.batch * s.in_h * s.in_w, s.in_c, async, "[N, H, W, C]"));
+    auto input =
+        std::make_shared<PackedInput>(packed_input(info[0], s.batch * s.in_h * s.in_w, s.in_c, async, "[N, H, W, C]"));
     const Output out = new_output(env, s.batch * s.out_h * s.out_w * b1_words(s.in_c) * 8);
     auto work = [=, dst = out.data] { bmaxpool2d(input->data, s, p, reinterpret_cast<uint64_t*>(dst)); };
-    return finish(env, async, out, work,
-                  [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.in_c}); });
+    return finish(env, async, out, work, [=](Napi::Env e) {
+      return shape_value(e, {s.batch, s.out_h, s.out_w, s.in_c});
+    });
   });
 }
 

@@ -30,7 +30,9 @@ class Handle : public Napi::ObjectWrap<Handle<T>> {
   }
   explicit Handle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Handle<T>>(info) {
     if (info.Length() != 1 || !info[0].IsExternal())
-      throw_error(info.Env(), ErrorKind::Type, "lowbit handles (packed weights, MST schedules, models) are created by the lowbit functions (packBinaryConv2dWeights, packQConv2dWeights, loadModel, ...), not directly");
+      throw_error(info.Env(), ErrorKind::Type,
+                  "lowbit handles (packed weights, MST schedules, models) are created by the lowbit functions "
+                  "(packBinaryConv2dWeights, packQConv2dWeights, loadModel, ...), not directly");
     value = *info[0].As<Napi::External<std::shared_ptr<T>>>().Data();
   }
   // The finalizer (or env teardown) undoes what is still reported. The raw call, whose status is

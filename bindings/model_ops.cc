@@ -45,7 +45,8 @@ Napi::Array io_value(Napi::Env env, const std::vector<ModelIo>& list) {
     io.Set("name", Napi::String::New(env, list[i].name));
     io.Set("dtype", Napi::String::New(env, list[i].dtype));
     Napi::Array shape = Napi::Array::New(env, list[i].shape.size());
-    for (uint32_t d = 0; d < list[i].shape.size(); ++d) shape.Set(d, Napi::Number::New(env, static_cast<double>(list[i].shape[d])));
+    for (uint32_t d = 0; d < list[i].shape.size(); ++d)
+      shape.Set(d, Napi::Number::New(env, static_cast<double>(list[i].shape[d])));
     io.Set("shape", shape);
     out.Set(i, io);
   }
@@ -114,14 +115,16 @@ RunArgs run_args(const Napi::CallbackInfo& info) {
   const Napi::Array list = info[2].As<Napi::Array>();
   const auto& ios = a.model->inputs();
   if (list.Length() != ios.size())
-    throw_error(env, ErrorKind::Shape, "inputs: the model has " + std::to_string(ios.size()) + " inputs, got " +
-                                           std::to_string(list.Length()) + " arrays");
+    throw_error(env, ErrorKind::Shape,
+                "inputs: the model has " + std::to_string(ios.size()) + " inputs, got " +
+                    std::to_string(list.Length()) + " arrays");
   for (uint32_t i = 0; i < ios.size(); ++i) {
     const std::string name = "inputs[" + std::to_string(i) + "] ('" + ios[i].name + "')";
     const ArrayArg<float> arg = typed_array<float>(list.Get(i), napi_float32_array, name.c_str());
     if (arg.length != a.batch * ios[i].elements)  // no overflow: memory_plan checked it
-      throw_error(env, ErrorKind::Shape, name + ": expected batch " + std::to_string(a.batch) + " x " +
-                                             std::to_string(ios[i].elements) + " values, got " + std::to_string(arg.length));
+      throw_error(env, ErrorKind::Shape,
+                  name + ": expected batch " + std::to_string(a.batch) + " x " + std::to_string(ios[i].elements) +
+                      " values, got " + std::to_string(arg.length));
     a.inputs.push_back(arg);
   }
   return a;
@@ -169,7 +172,8 @@ Napi::Value RunModelAsync(const Napi::CallbackInfo& info) {
     const std::vector<Output> outs = new_outputs(env, a);
     std::vector<float*> out;
     auto refs = std::make_shared<std::vector<Napi::Reference<Napi::ArrayBuffer>>>();
-    for (const Output& o : outs) out.push_back(reinterpret_cast<float*>(o.data)), refs->push_back(Napi::Persistent(o.buffer));
+    for (const Output& o : outs)
+      out.push_back(reinterpret_cast<float*>(o.data)), refs->push_back(Napi::Persistent(o.buffer));
     auto work = [model = a.model, batch = a.batch, inputs, out] {
       std::vector<const float*> in;
       for (const auto& v : *inputs) in.push_back(v.data());

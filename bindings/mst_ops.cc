@@ -13,13 +13,15 @@
 namespace lowbit::js {
 namespace {
 
-std::shared_ptr<BoundMst> bind_mst(std::shared_ptr<MstSchedule> schedule, std::shared_ptr<BinaryConv2dWeights> weights) {
+std::shared_ptr<BoundMst> bind_mst(std::shared_ptr<MstSchedule> schedule,
+                                   std::shared_ptr<BinaryConv2dWeights> weights) {
   auto plan = compile_mst(*schedule, *weights);
   return std::make_shared<BoundMst>(BoundMst{std::move(schedule), std::move(weights), std::move(plan)});
 }
 
 std::shared_ptr<BoundMst> schedule_arg(Napi::Value value) {
-  return unwrap_handle<BoundMst>(value, instance_data(value.Env()).mst_schedules, "schedule: expected an MST schedule (from buildMst)");
+  return unwrap_handle<BoundMst>(value, instance_data(value.Env()).mst_schedules,
+                                 "schedule: expected an MST schedule (from buildMst)");
 }
 
 template <typename T>
@@ -90,7 +92,8 @@ Napi::Value MstPositions(const Napi::CallbackInfo& info) {
     auto bound = schedule_arg(info[0]);
     const size_t c = uint_arg(info[1], "channel");
     if (c >= bound->schedule->channels)
-      throw_error(info.Env(), ErrorKind::Range, "channel: expected an integer below " + std::to_string(bound->schedule->channels));
+      throw_error(info.Env(), ErrorKind::Range,
+                  "channel: expected an integer below " + std::to_string(bound->schedule->channels));
     return typed_copy(info.Env(), mst_positions(*bound->schedule, *bound->weights, c));
   });
 }
@@ -126,7 +129,8 @@ std::shared_ptr<BoundMst> call_schedule(Napi::Env env, Napi::Object call,
     throw_error(env, ErrorKind::Shape, "mst: the schedule was built for other weights (use the weights it came with)");
   const Napi::Value name = call.Get("mstPolicy");
   const std::string value = name.IsString() ? name.As<Napi::String>().Utf8Value() : name.IsUndefined() ? "auto" : "";
-  if (value != "auto" && value != "always") throw_error(env, ErrorKind::Range, "mstPolicy: expected 'auto' or 'always'");
+  if (value != "auto" && value != "always")
+    throw_error(env, ErrorKind::Range, "mstPolicy: expected 'auto' or 'always'");
   policy = value == "always" ? MstPolicy::Always : MstPolicy::Auto;
   if (!bound->plan) {
     if (policy == MstPolicy::Always)

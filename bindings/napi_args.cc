@@ -71,18 +71,30 @@ Napi::Value guarded(const Napi::CallbackInfo& info, const std::function<Napi::Va
 namespace {
 const char* type_name(napi_typedarray_type t) {
   switch (t) {
-    case napi_int8_array: return "Int8Array";
-    case napi_uint8_array: return "Uint8Array";
-    case napi_uint8_clamped_array: return "Uint8ClampedArray";
-    case napi_int16_array: return "Int16Array";
-    case napi_uint16_array: return "Uint16Array";
-    case napi_int32_array: return "Int32Array";
-    case napi_uint32_array: return "Uint32Array";
-    case napi_float32_array: return "Float32Array";
-    case napi_float64_array: return "Float64Array";
-    case napi_bigint64_array: return "BigInt64Array";
-    case napi_biguint64_array: return "BigUint64Array";
-    default: return "typed array";
+    case napi_int8_array:
+      return "Int8Array";
+    case napi_uint8_array:
+      return "Uint8Array";
+    case napi_uint8_clamped_array:
+      return "Uint8ClampedArray";
+    case napi_int16_array:
+      return "Int16Array";
+    case napi_uint16_array:
+      return "Uint16Array";
+    case napi_int32_array:
+      return "Int32Array";
+    case napi_uint32_array:
+      return "Uint32Array";
+    case napi_float32_array:
+      return "Float32Array";
+    case napi_float64_array:
+      return "Float64Array";
+    case napi_bigint64_array:
+      return "BigInt64Array";
+    case napi_biguint64_array:
+      return "BigUint64Array";
+    default:
+      return "typed array";
   }
 }
 }  // namespace
@@ -90,8 +102,7 @@ const char* type_name(napi_typedarray_type t) {
 template <typename T>
 ArrayArg<T> typed_array(Napi::Value value, napi_typedarray_type type, const char* name) {
   Napi::Env env = value.Env();
-  if (!value.IsTypedArray())
-    throw_error(env, ErrorKind::Type, std::string(name) + ": expected a " + type_name(type));
+  if (!value.IsTypedArray()) throw_error(env, ErrorKind::Type, std::string(name) + ": expected a " + type_name(type));
   napi_typedarray_type actual;
   size_t length;
   void* data;
@@ -99,7 +110,8 @@ ArrayArg<T> typed_array(Napi::Value value, napi_typedarray_type type, const char
   if (napi_get_typedarray_info(env, value, &actual, &length, &data, &buffer, nullptr) != napi_ok)
     throw_error(env, ErrorKind::Type, std::string(name) + ": cannot read the typed array");
   if (actual != type)
-    throw_error(env, ErrorKind::Type, std::string(name) + ": expected a " + type_name(type) + ", got a " + type_name(actual));
+    throw_error(env, ErrorKind::Type,
+                std::string(name) + ": expected a " + type_name(type) + ", got a " + type_name(actual));
   // Fails (not ok) for a SharedArrayBuffer, which cannot be detached: that case is accepted.
   bool detached = false;
   if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && detached)
@@ -215,8 +227,9 @@ Napi::Object geometry_object(Napi::Value value, const char* name, const char* ex
 Conv2dParams conv_geometry(Napi::Value value, const char* name, bool with_pad_value) {
   const Napi::Object obj = geometry_object(
       value, name,
-      with_pad_value ? "{ strides: [h, w], dilations: [h, w], pads: [top, left, bottom, right], padValue: 'one' | 'zero' }"
-                     : "{ strides: [h, w], dilations: [h, w], pads: [top, left, bottom, right] }");
+      with_pad_value
+          ? "{ strides: [h, w], dilations: [h, w], pads: [top, left, bottom, right], padValue: 'one' | 'zero' }"
+          : "{ strides: [h, w], dilations: [h, w], pads: [top, left, bottom, right] }");
   const auto strides = uint_array_prop(obj, name, "strides", 2);
   const auto dilations = uint_array_prop(obj, name, "dilations", 2);
   const auto pads = uint_array_prop(obj, name, "pads", 4);
@@ -334,7 +347,8 @@ Napi::Promise queue_async(Napi::Env env, std::function<void()> work, std::functi
 
 std::shared_ptr<ByteInput> byte_input(Napi::Value value, const std::string& name, bool async) {
   Napi::Env env = value.Env();
-  const napi_typedarray_type type = value.IsTypedArray() ? value.As<Napi::TypedArray>().TypedArrayType() : napi_float64_array;
+  const napi_typedarray_type type =
+      value.IsTypedArray() ? value.As<Napi::TypedArray>().TypedArrayType() : napi_float64_array;
   if (type != napi_int8_array && type != napi_uint8_array)
     throw_error(env, ErrorKind::Type, name + ": expected an Int8Array (s8) or a Uint8Array (u8)");
   auto arg = typed_array<uint8_t>(value, type, name.c_str());
@@ -350,10 +364,12 @@ std::shared_ptr<ByteInput> byte_input(Napi::Value value, const std::string& name
   return in;
 }
 
-void expect_length(Napi::Env env, const ByteInput& in, size_t expected, const std::string& name, const std::string& what) {
+void expect_length(Napi::Env env, const ByteInput& in, size_t expected, const std::string& name,
+                   const std::string& what) {
   if (in.length != expected)
-    throw_error(env, ErrorKind::Shape,
-                name + ": " + what + " needs " + std::to_string(expected) + " values, got " + std::to_string(in.length));
+    throw_error(
+        env, ErrorKind::Shape,
+        name + ": " + what + " needs " + std::to_string(expected) + " values, got " + std::to_string(in.length));
 }
 
 void expect_disjoint(Napi::Env env, const void* out, size_t out_bytes, const void* in, size_t in_bytes) {
@@ -361,7 +377,8 @@ void expect_disjoint(Napi::Env env, const void* out, size_t out_bytes, const voi
   if (out_bytes == 0 || in_bytes == 0 || o >= i + in_bytes || i >= o + out_bytes) return;
   const uintptr_t shared = std::min(o + out_bytes, i + in_bytes) - std::max(o, i);
   throw_error(env, ErrorKind::Range,
-              "out: shares " + std::to_string(shared) + " bytes of memory with input; this operator cannot write in place, " +
+              "out: shares " + std::to_string(shared) +
+                  " bytes of memory with input; this operator cannot write in place, " +
                   "pass an out tensor over a separate buffer");
 }
 

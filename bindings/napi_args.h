@@ -55,9 +55,9 @@ bool async_flag(const Napi::CallbackInfo& info, size_t index);  // info[index] =
 // The named options that end a conv / dense call, { async?, out?, mst?, mstPolicy? }: info[index],
 // or an empty object when it is undefined. Throws Error(Type) for anything else.
 Napi::Object call_options(const Napi::CallbackInfo& info, size_t index);
-bool bool_prop(Napi::Object obj, const char* key);  // obj[key] === true
-float scale_arg(Napi::Value value);                              // a number, as float32
-int32_t byte_value_arg(Napi::Value value, const char* name);     // an integer in [-128, 255]
+bool bool_prop(Napi::Object obj, const char* key);            // obj[key] === true
+float scale_arg(Napi::Value value);                           // a number, as float32
+int32_t byte_value_arg(Napi::Value value, const char* name);  // an integer in [-128, 255]
 
 // Owned native output, handed to JS without a copy as an external ArrayBuffer (copied only if the
 // runtime refuses external buffers, as Electron does).
@@ -72,8 +72,7 @@ Output new_output(Napi::Env env, size_t bytes);
 
 // Native work that runs on the libuv thread pool and settles a Promise. `work` must own (or hold
 // shared pointers to) everything it reads: it runs after the JS call has returned.
-Napi::Promise queue_async(Napi::Env env, std::function<void()> work,
-                          std::function<Napi::Value(Napi::Env)> result);
+Napi::Promise queue_async(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result);
 
 Napi::Array shape_value(Napi::Env env, std::initializer_list<size_t> dims);
 
@@ -86,7 +85,8 @@ struct ByteInput {
 };
 std::shared_ptr<ByteInput> byte_input(Napi::Value value, const std::string& name, bool async);
 // Throws a ShapeError "<name>: <what> needs <expected> values, got <length>" on a mismatch.
-void expect_length(Napi::Env env, const ByteInput& in, size_t expected, const std::string& name, const std::string& what);
+void expect_length(Napi::Env env, const ByteInput& in, size_t expected, const std::string& name,
+                   const std::string& what);
 
 // Throws a RangeError if a preallocated output [out, out + out_bytes) shares any byte with the
 // input [in, in + in_bytes): the kernels would read inputs they have already overwritten.

@@ -13,8 +13,9 @@ namespace lowbit::js {
 namespace {
 
 std::shared_ptr<QConv2dWeights> weights_arg(Napi::Value value) {
-  return unwrap_handle<QConv2dWeights>(value, instance_data(value.Env()).qconv_weights,
-                                       "weights: expected packed integer weights (from packQConv2dWeights or packQDenseWeights)");
+  return unwrap_handle<QConv2dWeights>(
+      value, instance_data(value.Env()).qconv_weights,
+      "weights: expected packed integer weights (from packQConv2dWeights or packQDenseWeights)");
 }
 
 // packQConv2dWeights(data: Int8Array, [O, H, W, I], groups, bits) -> handle
@@ -26,11 +27,13 @@ Napi::Value PackWeights(const Napi::CallbackInfo& info) {
     const size_t count = size_product(env, dims, "shape: element count overflows");
     auto data = typed_array<int8_t>(info[0], napi_int8_array, "weights");
     if (data.length != count)
-      throw_error(env, ErrorKind::Shape,
-                  "weights: shape [O, H, W, I] needs " + std::to_string(count) + " values, got " + std::to_string(data.length));
+      throw_error(
+          env, ErrorKind::Shape,
+          "weights: shape [O, H, W, I] needs " + std::to_string(count) + " values, got " + std::to_string(data.length));
     auto packed = pack_qconv2d_weights(data.data, dims[0], dims[1], dims[2], dims[3], groups, static_cast<int>(bits));
     // What the packed weights keep alive, for V8's external memory.
-    const size_t native_bytes = packed->bytes() + packed->wsum.size() * 4 + packed->l1.size() * 8 + packed->small_k.size() * 2;
+    const size_t native_bytes =
+        packed->bytes() + packed->wsum.size() * 4 + packed->l1.size() * 8 + packed->small_k.size() * 2;
     Napi::Object handle = wrap_handle(env, instance_data(env).qconv_weights, packed, native_bytes);
     handle.Set("bytes", Napi::Number::New(env, static_cast<double>(packed->bytes())));
     return handle;
@@ -66,7 +69,8 @@ std::shared_ptr<const OwnedQEpilogue> epilogue_arg(Napi::Value value, const QInp
     e->mult = optional_vector<int32_t>(obj, "multiplier", napi_int32_array, oc);
     e->shift = optional_vector<uint8_t>(obj, "shift", napi_uint8_array, oc);
     if (e->mult.empty() || e->shift.empty())
-      throw_error(env, ErrorKind::Type, "options: an 8-bit output needs multiplier (Int32Array) and shift (Uint8Array)");
+      throw_error(env, ErrorKind::Type,
+                  "options: an 8-bit output needs multiplier (Int32Array) and shift (Uint8Array)");
     e->out_signed = dtype == "s8";
     e->zero_point = int_prop(obj, "zeroPoint", 0);
     e->lo = int_prop(obj, "lo", e->out_signed ? -128 : 0);
@@ -95,7 +99,8 @@ Output output_arg(Napi::Value value, bool async, OutType type, size_t count, con
     data = a.data, length = a.length;
   }
   if (length != count)
-    throw_error(env, ErrorKind::Shape, "out: expected " + std::to_string(count) + " elements, got " + std::to_string(length));
+    throw_error(env, ErrorKind::Shape,
+                "out: expected " + std::to_string(count) + " elements, got " + std::to_string(length));
   expect_disjoint(env, data, bytes, input.data, input.length);
   return {value.As<Napi::TypedArray>().ArrayBuffer(), data};
 }
@@ -115,9 +120,12 @@ Napi::Value QConv2d(const Napi::CallbackInfo& info) {
     expect_length(env, *input, s.batch * s.in_h * s.in_w * s.in_c, "input", "[N, H, W, C]");
     const QInput in = input_quant_arg(info[4], input->is_signed);
     auto epilogue = epilogue_arg(info[4], in, *weights);
-    const Output out = output_arg(call.Get("out"), async, out_type(*epilogue), s.batch * s.out_h * s.out_w * s.out_c, *input);
+    const Output out =
+        output_arg(call.Get("out"), async, out_type(*epilogue), s.batch * s.out_h * s.out_w * s.out_c, *input);
     auto work = [=, dst = out.data] { qconv2d(input->data, s, *weights, params, in, epilogue->view(), dst); };
-    return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
+    return finish(env, async, out, work, [=](Napi::Env e) {
+      return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c});
+    });
   });
 }
 

@@ -70,9 +70,7 @@ Napi::Value QAdd(const Napi::CallbackInfo& info) {
     const QuantOutput o = output_arg(info[4]);
     const size_t n = a->length;
     const Output out = new_output(env, n);
-    auto work = [=, dst = out.data] {
-      qadd(a->data, a->is_signed, qa, b->data, b->is_signed, qb, n, o, dst);
-    };
+    auto work = [=, dst = out.data] { qadd(a->data, a->is_signed, qa, b->data, b->is_signed, qb, n, o, dst); };
     return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {n}); });
   });
 }
@@ -103,7 +101,9 @@ Napi::Value QMaxPool2d(const Napi::CallbackInfo& info) {
     expect_length(env, *x, s.batch * s.in_h * s.in_w * s.in_c, "input", "[N, H, W, C]");
     const Output out = new_output(env, s.batch * s.out_h * s.out_w * s.out_c);
     auto work = [=, dst = out.data] { qmaxpool2d(x->data, x->is_signed, s, p, dst); };
-    return finish(env, async, out, work, [=](Napi::Env e) { return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c}); });
+    return finish(env, async, out, work, [=](Napi::Env e) {
+      return shape_value(e, {s.batch, s.out_h, s.out_w, s.out_c});
+    });
   });
 }
 
@@ -161,7 +161,8 @@ Napi::Value QConcat(const Napi::CallbackInfo& info) {
     const size_t outer = uint_arg(info[1], "outer"), inner = uint_arg(info[2], "inner");
     const auto axis = uint_array(info[3], "axisSizes", count);
     if (!info[4].IsArray() || info[4].As<Napi::Array>().Length() != count)
-      throw_error(env, ErrorKind::Shape, "inputs: expected " + std::to_string(count) + " quantization parameter objects");
+      throw_error(env, ErrorKind::Shape,
+                  "inputs: expected " + std::to_string(count) + " quantization parameter objects");
     auto params = info[4].As<Napi::Array>();
     const QuantOutput o = output_arg(info[5]);
     const bool async = async_flag(info, 6);
@@ -175,8 +176,9 @@ Napi::Value QConcat(const Napi::CallbackInfo& info) {
       if (__builtin_mul_overflow(outer, axis[i], &len) || __builtin_mul_overflow(len, inner, &len) ||
           __builtin_add_overflow(total_axis, axis[i], &total_axis))
         throw_error(env, ErrorKind::Range, name + ": size overflows size_t");
-      expect_length(env, *in, len, name, "[outer, axis, inner] = [" + std::to_string(outer) + ", " +
-                                             std::to_string(axis[i]) + ", " + std::to_string(inner) + "]");
+      expect_length(env, *in, len, name,
+                    "[outer, axis, inner] = [" + std::to_string(outer) + ", " + std::to_string(axis[i]) + ", " +
+                        std::to_string(inner) + "]");
       inputs->push_back(QConcatInput{in->data, in->is_signed, axis[i], quant_arg(params.Get(i), name)});
       held->push_back(std::move(in));
     }

@@ -31,8 +31,9 @@ Napi::Value Requantize(const Napi::CallbackInfo& info) {
     const size_t count = size_product(env, {rows, channels}, "rows x channels overflows");
     auto acc = typed_array<int32_t>(info[0], napi_int32_array, "acc");
     if (acc.length != count)
-      throw_error(env, ErrorKind::Shape, "acc: " + std::to_string(rows) + " x " + std::to_string(channels) + " needs " +
-                                             std::to_string(count) + " values, got " + std::to_string(acc.length));
+      throw_error(env, ErrorKind::Shape,
+                  "acc: " + std::to_string(rows) + " x " + std::to_string(channels) + " needs " +
+                      std::to_string(count) + " values, got " + std::to_string(acc.length));
     auto mult = optional_vector<int32_t>(params, "multiplier", napi_int32_array, channels);
     auto shift = optional_vector<uint8_t>(params, "shift", napi_uint8_array, channels);
     auto bias = optional_vector<int32_t>(params, "bias", napi_int32_array, channels);

@@ -73,7 +73,11 @@ function main(): void {
     // A folded batch norm per channel, turned into the integer threshold of the sign epilogue.
     const scale = Float32Array.from({ length: l.outC }, () => 0.5 + rand());
     const bias = Float32Array.from({ length: l.outC }, () => 8 * rand());
-    return { ...l, w: packBinaryConv2dWeights(weights) as PackedBinaryWeights, output: { kind: 'b1' as const, ...thresholdsFromAffine(scale, bias) } };
+    return {
+      ...l,
+      w: packBinaryConv2dWeights(weights) as PackedBinaryWeights,
+      output: { kind: 'b1' as const, ...thresholdsFromAffine(scale, bias) },
+    };
   });
 
   const input = bitpack(tensor('f32', [1, 56, 56, 64], Float32Array.from({ length: 56 * 56 * 64 }, rand)));
@@ -88,7 +92,9 @@ function main(): void {
     });
   }
 
-  console.log(`lowbit binary ResNet-18 3x3 stack, batch 1, isa=${isa()}, threads=${threads()}, median of ${runs} runs\n`);
+  console.log(
+    `lowbit binary ResNet-18 3x3 stack, batch 1, isa=${isa()}, threads=${threads()}, median of ${runs} runs\n`,
+  );
   console.log('layer                     out        ms     Gop/s');
   let totalMs = 0;
   let totalOps = 0;
@@ -98,9 +104,13 @@ function main(): void {
     const ms = median(times[i]);
     totalMs += ms;
     totalOps += ops;
-    console.log(`${String(i + 1).padStart(2)} ${l.name.padEnd(20)} ${`${out}x${out}x${l.outC}`.padEnd(10)} ${ms.toFixed(3).padStart(7)} ${(ops / ms / 1e6).toFixed(0).padStart(9)}`);
+    console.log(
+      `${String(i + 1).padStart(2)} ${l.name.padEnd(20)} ${`${out}x${out}x${l.outC}`.padEnd(10)} ${ms.toFixed(3).padStart(7)} ${(ops / ms / 1e6).toFixed(0).padStart(9)}`,
+    );
   });
-  console.log(`\ntotal                                ${totalMs.toFixed(3).padStart(7)} ${(totalOps / totalMs / 1e6).toFixed(0).padStart(9)}`);
+  console.log(
+    `\ntotal                                ${totalMs.toFixed(3).padStart(7)} ${(totalOps / totalMs / 1e6).toFixed(0).padStart(9)}`,
+  );
 }
 
 main();

@@ -45,7 +45,8 @@ export function readLbds(source: string | Uint8Array): Dataset {
   if (magic !== 'LBDS') throw new ModelFormatError(`${where}: magic: expected "LBDS", got ${JSON.stringify(magic)}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(4, true);
-  if (version !== LBDS_VERSION) throw new ModelFormatError(`${where}: version: expected ${LBDS_VERSION}, got ${version}`);
+  if (version !== LBDS_VERSION)
+    throw new ModelFormatError(`${where}: version: expected ${LBDS_VERSION}, got ${version}`);
   const fields = ['count', 'channels', 'height', 'width'] as const;
   const [count, channels, height, width] = fields.map((name, i) => {
     const v = view.getUint32(8 + 4 * i, true);
@@ -53,7 +54,8 @@ export function readLbds(source: string | Uint8Array): Dataset {
     return v;
   });
   // In BigInt: four u32 factors may overflow every fixed-width integer and lose precision as doubles.
-  const expected = BigInt(LBDS_HEADER_BYTES) + BigInt(count) * BigInt(channels) * BigInt(height) * BigInt(width) + BigInt(count);
+  const expected =
+    BigInt(LBDS_HEADER_BYTES) + BigInt(count) * BigInt(channels) * BigInt(height) * BigInt(width) + BigInt(count);
   if (expected !== BigInt(bytes.length))
     throw new ModelFormatError(
       `${where}: count: ${count} images of ${channels}x${height}x${width} need ${expected} bytes (header, pixels, labels), got ${bytes.length}`,
@@ -67,16 +69,22 @@ export function readLbds(source: string | Uint8Array): Dataset {
 
 /** Checks that a dataset's arrays match its sizes. @throws RangeError / TypeError */
 function checkDataset(ds: Dataset, what = 'dataset'): void {
-  if (typeof ds !== 'object' || ds === null) throw new TypeError(`${what}: expected a dataset object, got ${describe(ds)}`);
+  if (typeof ds !== 'object' || ds === null)
+    throw new TypeError(`${what}: expected a dataset object, got ${describe(ds)}`);
   for (const name of ['count', 'channels', 'height', 'width'] as const)
     if (!Number.isInteger(ds[name]) || ds[name] < 1 || ds[name] > 0xffffffff)
       throw new RangeError(`${what}.${name}: expected an integer in [1, 2^32 - 1], got ${String(ds[name])}`);
-  if (!(ds.pixels instanceof Uint8Array)) throw new TypeError(`${what}.pixels: expected a Uint8Array, got ${describe(ds.pixels)}`);
-  if (!(ds.labels instanceof Uint8Array)) throw new TypeError(`${what}.labels: expected a Uint8Array, got ${describe(ds.labels)}`);
+  if (!(ds.pixels instanceof Uint8Array))
+    throw new TypeError(`${what}.pixels: expected a Uint8Array, got ${describe(ds.pixels)}`);
+  if (!(ds.labels instanceof Uint8Array))
+    throw new TypeError(`${what}.labels: expected a Uint8Array, got ${describe(ds.labels)}`);
   const size = ds.count * ds.channels * ds.height * ds.width;
   if (ds.pixels.length !== size)
-    throw new RangeError(`${what}.pixels: expected ${size} values (${ds.count} x ${ds.channels}x${ds.height}x${ds.width}), got ${ds.pixels.length}`);
-  if (ds.labels.length !== ds.count) throw new RangeError(`${what}.labels: expected ${ds.count} values, got ${ds.labels.length}`);
+    throw new RangeError(
+      `${what}.pixels: expected ${size} values (${ds.count} x ${ds.channels}x${ds.height}x${ds.width}), got ${ds.pixels.length}`,
+    );
+  if (ds.labels.length !== ds.count)
+    throw new RangeError(`${what}.labels: expected ${ds.count} values, got ${ds.labels.length}`);
 }
 
 /** The LBDS bytes of a dataset (the inverse of {@link readLbds}). */
@@ -106,17 +114,24 @@ function readIdx(path: string, expectedRank: number): { dims: number[]; data: Ui
       throw new ModelFormatError(`IDX file ${path}: not valid gzip data (${(error as Error).message})`);
     }
   }
-  if (bytes.length < 4 + 4 * expectedRank) throw new ModelFormatError(`IDX file ${path}: header: expected at least ${4 + 4 * expectedRank} bytes, got ${bytes.length}`);
+  if (bytes.length < 4 + 4 * expectedRank)
+    throw new ModelFormatError(
+      `IDX file ${path}: header: expected at least ${4 + 4 * expectedRank} bytes, got ${bytes.length}`,
+    );
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = view.getUint32(0, false);
   const expectedMagic = 0x800 + expectedRank; // unsigned bytes, `expectedRank` dimensions
   if (magic !== expectedMagic)
-    throw new ModelFormatError(`IDX file ${path}: magic: expected 0x${expectedMagic.toString(16).padStart(8, '0')}, got 0x${magic.toString(16).padStart(8, '0')}`);
+    throw new ModelFormatError(
+      `IDX file ${path}: magic: expected 0x${expectedMagic.toString(16).padStart(8, '0')}, got 0x${magic.toString(16).padStart(8, '0')}`,
+    );
   const dims = Array.from({ length: expectedRank }, (_, i) => view.getUint32(4 + 4 * i, false));
   const header = 4 + 4 * expectedRank;
   const size = dims.reduce((a, b) => a * b, 1);
   if (dims.some((d) => d === 0) || header + size !== bytes.length)
-    throw new ModelFormatError(`IDX file ${path}: dims: [${dims.join(', ')}] need ${header + size} bytes, got ${bytes.length}`);
+    throw new ModelFormatError(
+      `IDX file ${path}: dims: [${dims.join(', ')}] need ${header + size} bytes, got ${bytes.length}`,
+    );
   return { dims, data: new Uint8Array(bytes.subarray(header)) };
 }
 
@@ -132,12 +147,15 @@ function idxPath(dir: string, name: string): string {
  * @throws Error if the files are missing, ModelFormatError if they are malformed
  */
 export function readFashionMnist(dir: string = FASHION_MNIST_DIR, split: 't10k' | 'train' = 't10k'): Dataset {
-  if (split !== 't10k' && split !== 'train') throw new RangeError(`split: expected 't10k' or 'train', got ${String(split)}`);
+  if (split !== 't10k' && split !== 'train')
+    throw new RangeError(`split: expected 't10k' or 'train', got ${String(split)}`);
   const images = readIdx(idxPath(dir, `${split}-images-idx3-ubyte`), 3);
   const labels = readIdx(idxPath(dir, `${split}-labels-idx1-ubyte`), 1);
   const [count, height, width] = images.dims;
   if (labels.dims[0] !== count)
-    throw new ModelFormatError(`fashion-mnist ${split}: ${count} images but ${labels.dims[0]} labels (dims of ${dir}'s labels file)`);
+    throw new ModelFormatError(
+      `fashion-mnist ${split}: ${count} images but ${labels.dims[0]} labels (dims of ${dir}'s labels file)`,
+    );
   return { count, channels: 1, height, width, pixels: images.data, labels: labels.data };
 }
 
@@ -177,14 +195,19 @@ export function readF32(source: string | Uint8Array, sampleSize?: number): Float
   const bytes = bytesOf(source, 'f32');
   const where = typeof source === 'string' ? `f32 file ${source}` : 'f32 data';
   if (bytes.length === 0 || bytes.length % 4 !== 0)
-    throw new ModelFormatError(`${where}: length: expected a positive multiple of 4 bytes (float32 values), got ${bytes.length}`);
+    throw new ModelFormatError(
+      `${where}: length: expected a positive multiple of 4 bytes (float32 values), got ${bytes.length}`,
+    );
   const values = new Float32Array(bytes.length / 4);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < values.length; ++i) values[i] = view.getFloat32(4 * i, true);
   if (sampleSize !== undefined) {
-    if (!Number.isInteger(sampleSize) || sampleSize < 1) throw new RangeError(`sampleSize: expected an integer >= 1, got ${String(sampleSize)}`);
+    if (!Number.isInteger(sampleSize) || sampleSize < 1)
+      throw new RangeError(`sampleSize: expected an integer >= 1, got ${String(sampleSize)}`);
     if (values.length % sampleSize !== 0)
-      throw new ModelFormatError(`${where}: length: ${values.length} values are not a whole number of samples of ${sampleSize} values`);
+      throw new ModelFormatError(
+        `${where}: length: ${values.length} values are not a whole number of samples of ${sampleSize} values`,
+      );
   }
   return values;
 }

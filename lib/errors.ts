@@ -32,7 +32,12 @@ export class ModelFormatError extends LowbitError {}
  * on the measuring samples, `limit` the bound it broke (`ConvertOptions.maxOutputError`).
  */
 export class AccuracyError extends LowbitError {
-  constructor(message: string, readonly output: string, readonly error: number, readonly limit: number) {
+  constructor(
+    message: string,
+    readonly output: string,
+    readonly error: number,
+    readonly limit: number,
+  ) {
     super(message);
   }
 }
@@ -54,10 +59,18 @@ export function cloneError(e: unknown): ErrorClone {
 /** The error of the class `clone` names (lowbit's, TypeError, RangeError), or a plain Error. */
 export function errorFromClone(clone: ErrorClone): Error {
   const classes: Record<string, new (message: string) => Error> = {
-    LowbitError, ShapeError, UnsupportedError, QuantizationError, ModelFormatError, TypeError, RangeError,
+    LowbitError,
+    ShapeError,
+    UnsupportedError,
+    QuantizationError,
+    ModelFormatError,
+    TypeError,
+    RangeError,
   };
   const a = clone.accuracy;
-  const error = a ? new AccuracyError(clone.message, a.output, a.error, a.limit) : new (classes[clone.name] ?? Error)(clone.message);
+  const error = a
+    ? new AccuracyError(clone.message, a.output, a.error, a.limit)
+    : new (classes[clone.name] ?? Error)(clone.message);
   if (clone.stack) error.stack = clone.stack;
   return error;
 }

@@ -1,5 +1,12 @@
 /** lowbit: fast CPU inference of binary and low-bit integer neural networks. */
-export { AccuracyError, LowbitError, ModelFormatError, QuantizationError, ShapeError, UnsupportedError } from './errors.js';
+export {
+  AccuracyError,
+  LowbitError,
+  ModelFormatError,
+  QuantizationError,
+  ShapeError,
+  UnsupportedError,
+} from './errors.js';
 export {
   toDyadic,
   requantize,

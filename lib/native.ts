@@ -121,37 +121,126 @@ export interface NativeBinding {
   setThreads(n: number): void;
   usableCpus(): number;
   packBinaryConv2dWeights(data: Float32Array | Int8Array, shape: number[], groups: number): NativeWeightsHandle;
-  bitpack(data: Float32Array | Int8Array, rows: number, channels: number, async: boolean): NativeResult | Promise<NativeResult>;
-  bconv2d(input: BigUint64Array, inputShape: number[], weights: NativeWeightsHandle, geometry: NativeBinaryConvGeometry,
-    output: NativeEpilogue, call: NativeBinaryCallOptions): NativeResult | Promise<NativeResult>;
-  bdense(input: BigUint64Array, rows: number, inChannels: number, weights: NativeWeightsHandle,
-    output: NativeEpilogue, call: NativeBinaryCallOptions): NativeResult | Promise<NativeResult>;
+  bitpack(
+    data: Float32Array | Int8Array,
+    rows: number,
+    channels: number,
+    async: boolean,
+  ): NativeResult | Promise<NativeResult>;
+  bconv2d(
+    input: BigUint64Array,
+    inputShape: number[],
+    weights: NativeWeightsHandle,
+    geometry: NativeBinaryConvGeometry,
+    output: NativeEpilogue,
+    call: NativeBinaryCallOptions,
+  ): NativeResult | Promise<NativeResult>;
+  bdense(
+    input: BigUint64Array,
+    rows: number,
+    inChannels: number,
+    weights: NativeWeightsHandle,
+    output: NativeEpilogue,
+    call: NativeBinaryCallOptions,
+  ): NativeResult | Promise<NativeResult>;
   toDyadic(multiplier: number): [multiplier: number, shift: number];
-  quantize(x: Float32Array, scale: number, zeroPoint: number, lo: number, hi: number, async: boolean): NativeResult | Promise<NativeResult>;
-  dequantize(q: Int8Array | Uint8Array, scale: number, zeroPoint: number, async: boolean): NativeResult | Promise<NativeResult>;
-  requantize(acc: Int32Array, rows: number, channels: number,
-    params: { multiplier: Int32Array; shift: Uint8Array; bias?: Int32Array; lo: number; hi: number }, async: boolean): NativeResult | Promise<NativeResult>;
+  quantize(
+    x: Float32Array,
+    scale: number,
+    zeroPoint: number,
+    lo: number,
+    hi: number,
+    async: boolean,
+  ): NativeResult | Promise<NativeResult>;
+  dequantize(
+    q: Int8Array | Uint8Array,
+    scale: number,
+    zeroPoint: number,
+    async: boolean,
+  ): NativeResult | Promise<NativeResult>;
+  requantize(
+    acc: Int32Array,
+    rows: number,
+    channels: number,
+    params: { multiplier: Int32Array; shift: Uint8Array; bias?: Int32Array; lo: number; hi: number },
+    async: boolean,
+  ): NativeResult | Promise<NativeResult>;
   buildMst(weights: NativeWeightsHandle, maxDepth: number, allowNegation: boolean): NativeMstSchedule;
   serializeMst(schedule: NativeMstHandle): Uint8Array;
-  loadMst(bytes: Uint8Array): { weights: NativeWeightsHandle; shape: number[]; groups: number; schedule: NativeMstSchedule };
+  loadMst(bytes: Uint8Array): {
+    weights: NativeWeightsHandle;
+    shape: number[];
+    groups: number;
+    schedule: NativeMstSchedule;
+  };
   mstPositions(schedule: NativeMstHandle, channel: number): Uint32Array;
-  mstCost(schedule: NativeMstHandle, pixels: number): { dense: number; mst: number; useMst: boolean; runnable: boolean };
+  mstCost(
+    schedule: NativeMstHandle,
+    pixels: number,
+  ): { dense: number; mst: number; useMst: boolean; runnable: boolean };
   packQConv2dWeights(data: Int8Array, shape: number[], groups: number, bits: number): NativeQHandle;
-  qconv2d(input: Int8Array | Uint8Array, inputShape: number[], weights: NativeQHandle, geometry: NativeConvGeometry,
-    options: NativeQOptions, call: NativeCallOptions<Int8Array | Uint8Array | Int32Array>): NativeResult | Promise<NativeResult>;
-  qdense(input: Int8Array | Uint8Array, rows: number, inChannels: number, weights: NativeQHandle,
-    options: NativeQOptions, call: NativeCallOptions<Int8Array | Uint8Array | Int32Array>): NativeResult | Promise<NativeResult>;
-  bmaxpool2d(input: BigUint64Array, inputShape: number[], geometry: NativePoolGeometry, async: boolean): NativeResult | Promise<NativeResult>;
-  qadd(a: Int8Array | Uint8Array, b: Int8Array | Uint8Array, aParams: NativeQuantParams, bParams: NativeQuantParams,
-    output: NativeQuantOutput, async: boolean): NativeResult | Promise<NativeResult>;
+  qconv2d(
+    input: Int8Array | Uint8Array,
+    inputShape: number[],
+    weights: NativeQHandle,
+    geometry: NativeConvGeometry,
+    options: NativeQOptions,
+    call: NativeCallOptions<Int8Array | Uint8Array | Int32Array>,
+  ): NativeResult | Promise<NativeResult>;
+  qdense(
+    input: Int8Array | Uint8Array,
+    rows: number,
+    inChannels: number,
+    weights: NativeQHandle,
+    options: NativeQOptions,
+    call: NativeCallOptions<Int8Array | Uint8Array | Int32Array>,
+  ): NativeResult | Promise<NativeResult>;
+  bmaxpool2d(
+    input: BigUint64Array,
+    inputShape: number[],
+    geometry: NativePoolGeometry,
+    async: boolean,
+  ): NativeResult | Promise<NativeResult>;
+  qadd(
+    a: Int8Array | Uint8Array,
+    b: Int8Array | Uint8Array,
+    aParams: NativeQuantParams,
+    bParams: NativeQuantParams,
+    output: NativeQuantOutput,
+    async: boolean,
+  ): NativeResult | Promise<NativeResult>;
   qclamp(x: Int8Array | Uint8Array, lo: number, hi: number, async: boolean): NativeResult | Promise<NativeResult>;
-  qmaxpool2d(x: Int8Array | Uint8Array, inputShape: number[], geometry: NativePoolGeometry, async: boolean): NativeResult | Promise<NativeResult>;
-  qavgpool2d(x: Int8Array | Uint8Array, inputShape: number[], geometry: NativePoolGeometry, countIncludePad: boolean,
-    input: NativeQuantParams, output: NativeQuantOutput, async: boolean): NativeResult | Promise<NativeResult>;
-  qglobalavgpool(x: Int8Array | Uint8Array, inputShape: number[], input: NativeQuantParams, output: NativeQuantOutput,
-    async: boolean): NativeResult | Promise<NativeResult>;
-  qconcat(inputs: (Int8Array | Uint8Array)[], outer: number, inner: number, axisSizes: number[], params: NativeQuantParams[],
-    output: NativeQuantOutput, async: boolean): NativeResult | Promise<NativeResult>;
+  qmaxpool2d(
+    x: Int8Array | Uint8Array,
+    inputShape: number[],
+    geometry: NativePoolGeometry,
+    async: boolean,
+  ): NativeResult | Promise<NativeResult>;
+  qavgpool2d(
+    x: Int8Array | Uint8Array,
+    inputShape: number[],
+    geometry: NativePoolGeometry,
+    countIncludePad: boolean,
+    input: NativeQuantParams,
+    output: NativeQuantOutput,
+    async: boolean,
+  ): NativeResult | Promise<NativeResult>;
+  qglobalavgpool(
+    x: Int8Array | Uint8Array,
+    inputShape: number[],
+    input: NativeQuantParams,
+    output: NativeQuantOutput,
+    async: boolean,
+  ): NativeResult | Promise<NativeResult>;
+  qconcat(
+    inputs: (Int8Array | Uint8Array)[],
+    outer: number,
+    inner: number,
+    axisSizes: number[],
+    params: NativeQuantParams[],
+    output: NativeQuantOutput,
+    async: boolean,
+  ): NativeResult | Promise<NativeResult>;
   loadModel(bytes: Uint8Array): NativeModelHandle;
   modelInfo(model: NativeModelHandle): { json: string; inputs: NativeModelTensor[]; outputs: NativeModelTensor[] };
   modelPlan(model: NativeModelHandle, batch: number): { arenaBytes: number; tensorBytes: number };

@@ -51,12 +51,15 @@ let warnedCap = false;
  * @throws RangeError outside that range
  */
 export function setThreads(n: number): number {
-  if (!Number.isInteger(n) || n < 1 || n > 256) throw new RangeError(`threads: expected an integer in [1, 256], got ${String(n)}`);
+  if (!Number.isInteger(n) || n < 1 || n > 256)
+    throw new RangeError(`threads: expected an integer in [1, 256], got ${String(n)}`);
   const cap = usableCpus();
   if (n > cap) {
     if (!warnedCap) {
       warnedCap = true;
-      process.emitWarning(`setThreads(${n}): this process may use ${cap} CPU(s); using ${cap} threads`, { code: 'LOWBIT_THREADS' });
+      process.emitWarning(`setThreads(${n}): this process may use ${cap} CPU(s); using ${cap} threads`, {
+        code: 'LOWBIT_THREADS',
+      });
     }
     n = cap;
   }

@@ -55,10 +55,12 @@ export class Tensor<D extends DType = DType> {
    * @throws TypeError for a wrong data kind or dtype, RangeError for a bad dimension, ShapeError for a wrong length
    */
   constructor(dtype: D, shape: readonly number[], data?: DataOf[D]) {
-    if (!(dtype in constructors)) throw new TypeError(`dtype: expected one of ${Object.keys(constructors).join(', ')}, got ${String(dtype)}`);
+    if (!(dtype in constructors))
+      throw new TypeError(`dtype: expected one of ${Object.keys(constructors).join(', ')}, got ${String(dtype)}`);
     if (!Array.isArray(shape)) throw new TypeError(`shape: expected an array of dimensions, got ${describe(shape)}`);
     shape.forEach((d, i) => {
-      if (!Number.isSafeInteger(d) || d < 0) throw new RangeError(`shape[${i}]: expected a non-negative integer, got ${String(d)}`);
+      if (!Number.isSafeInteger(d) || d < 0)
+        throw new RangeError(`shape[${i}]: expected a non-negative integer, got ${String(d)}`);
     });
     const length = storageLength(dtype, shape);
     if (!Number.isSafeInteger(length)) throw new RangeError(`shape [${shape.join(', ')}] is too large`);
@@ -93,17 +95,27 @@ export function fromBuffer<D extends DType>(dtype: D, shape: readonly number[], 
 }
 
 /** Checks that `value` is a Tensor of one of the given dtypes and rank; returns it typed. */
-export function expectTensor<D extends DType>(value: unknown, name: string, dtypes: readonly D[], rank?: number): Tensor<D> {
+export function expectTensor<D extends DType>(
+  value: unknown,
+  name: string,
+  dtypes: readonly D[],
+  rank?: number,
+): Tensor<D> {
   if (!(value instanceof Tensor)) throw new TypeError(`${name}: expected a Tensor, got ${describe(value)}`);
   if (!(dtypes as readonly DType[]).includes(value.dtype))
     throw new TypeError(`${name}: expected dtype ${dtypes.join(' or ')}, got ${value.dtype}`);
   if (rank !== undefined && value.shape.length !== rank)
-    throw new ShapeError(`${name}: expected rank ${rank}, got shape [${value.shape.join(', ')}] (rank ${value.shape.length})`);
+    throw new ShapeError(
+      `${name}: expected rank ${rank}, got shape [${value.shape.join(', ')}] (rank ${value.shape.length})`,
+    );
   // The data may have been swapped or detached after construction.
   const Ctor = constructors[value.dtype as DType];
-  if (!(value.data instanceof Ctor)) throw new TypeError(`${name}: a ${value.dtype} tensor needs a ${Ctor.name}, its data is a ${describe(value.data)}`);
+  if (!(value.data instanceof Ctor))
+    throw new TypeError(`${name}: a ${value.dtype} tensor needs a ${Ctor.name}, its data is a ${describe(value.data)}`);
   const length = storageLength(value.dtype, value.shape);
   if (value.data.length !== length)
-    throw new ShapeError(`${name}: shape [${value.shape.join(', ')}] needs ${length} values, its data has ${value.data.length}`);
+    throw new ShapeError(
+      `${name}: shape [${value.shape.join(', ')}] needs ${length} values, its data has ${value.data.length}`,
+    );
   return value as Tensor<D>;
 }

@@ -74,7 +74,10 @@ export async function measure(impls: readonly Impl[], plan: TimingPlan): Promise
     }
   }
   return new Map(
-    [...samples].map(([name, times]) => [name, { median: median(times), min: times.reduce((a, b) => Math.min(a, b), Infinity), runs: times.length }]),
+    [...samples].map(([name, times]) => [
+      name,
+      { median: median(times), min: times.reduce((a, b) => Math.min(a, b), Infinity), runs: times.length },
+    ]),
   );
 }
 
@@ -89,4 +92,3 @@ export function random(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-

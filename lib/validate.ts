@@ -23,7 +23,8 @@ export function perChannel<T extends Float32Array | Int32Array | Uint8Array>(
   if (values === undefined) return undefined;
   if (typeof values !== 'object' || values === null || typeof values.length !== 'number')
     throw new TypeError(`${name}: expected an array or typed array of ${count} values`);
-  if (values.length !== count) throw new ShapeError(`${name}: expected ${count} values (one per output channel), got ${values.length}`);
+  if (values.length !== count)
+    throw new ShapeError(`${name}: expected ${count} values (one per output channel), got ${values.length}`);
   const out = new Ctor(count);
   for (let c = 0; c < count; ++c) {
     const v = Number(values[c]);
@@ -55,7 +56,13 @@ export function byteRange(dtype: 's8' | 'u8'): [min: number, max: number] {
  * @throws QuantizationError naming the argument
  */
 export function checkScale(scale: unknown, name = 'scale'): number {
-  if (typeof scale !== 'number' || !Number.isFinite(scale) || !(scale > 0) || !(Math.fround(scale) > 0) || !Number.isFinite(Math.fround(scale)))
+  if (
+    typeof scale !== 'number' ||
+    !Number.isFinite(scale) ||
+    !(scale > 0) ||
+    !(Math.fround(scale) > 0) ||
+    !Number.isFinite(Math.fround(scale))
+  )
     throw new QuantizationError(`${name}: expected a finite number > 0 (as float32), got ${String(scale)}`);
   return scale;
 }

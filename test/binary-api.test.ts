@@ -96,7 +96,11 @@ describe(`bitpack (seed ${SEED})`, () => {
   });
 
   it('empty tensors (zero channels or zero rows) pack to empty b1 tensors of the same shape', async () => {
-    for (const shape of [[3, 0], [0, 64], [2, 0, 5]]) {
+    for (const shape of [
+      [3, 0],
+      [0, 64],
+      [2, 0, 5],
+    ]) {
       for (const dtype of ['f32', 's8'] as const) {
         const x = tensor(dtype, shape);
         const out = bitpack(x);
@@ -145,7 +149,12 @@ describe(`bdense vs oracle (seed ${SEED})`, () => {
           expect(out.dtype, ctx).toBe(kind);
           expect([...out.shape], ctx).toEqual([rows, o]);
           const y = denseOracle(xSrc, wSrc, rows, k, o);
-          expect(diff(actualData(out.data), expectEpilogue(y, o, spec), [rows, o], kind === 'b1', (j) => (kind === 'b1' ? '' : `(y=${y[j]})`)), ctx).toBe('');
+          expect(
+            diff(actualData(out.data), expectEpilogue(y, o, spec), [rows, o], kind === 'b1', (j) =>
+              kind === 'b1' ? '' : `(y=${y[j]})`,
+            ),
+            ctx,
+          ).toBe('');
         }
       });
 
@@ -168,7 +177,12 @@ describe(`bmaxpool2d vs oracle (seed ${SEED})`, () => {
     const src = randomSource(rng, 'f32', n * h * w * c).map((v) => (rng.bool(0.75) ? -Math.abs(v) - 0.25 : v));
     const x = bitpack(tensor('f32', shape, src));
     const kernel = typeof options.kernel === 'number' ? [options.kernel, options.kernel] : options.kernel;
-    const strides = options.strides === undefined ? kernel : typeof options.strides === 'number' ? [options.strides, options.strides] : options.strides;
+    const strides =
+      options.strides === undefined
+        ? kernel
+        : typeof options.strides === 'number'
+          ? [options.strides, options.strides]
+          : options.strides;
     const want = maxPoolOracle(src, shape, kernel[0], kernel[1], strides[0], strides[1], pads);
     const ctx = `seed=${SEED} ${label} x[${shape}] ${JSON.stringify(options)} pads=[${pads}]`;
     const out = bmaxpool2d(x, options);
@@ -186,9 +200,13 @@ describe(`bmaxpool2d vs oracle (seed ${SEED})`, () => {
   it('valid padding, default strides (= kernel) and explicit strides', () => {
     for (let i = 0; i < 25; ++i) {
       const rng = rngFor(SEED, `pool valid ${i}`);
-      const kh = rng.int(1, 4), kw = rng.int(1, 4);
+      const kh = rng.int(1, 4),
+        kw = rng.int(1, 4);
       const shape = randomShape(rng, kh, kw);
-      const options: BMaxPool2dOptions = { kernel: [kh, kw], strides: rng.bool(0.4) ? undefined : [rng.int(1, 3), rng.int(1, 3)] };
+      const options: BMaxPool2dOptions = {
+        kernel: [kh, kw],
+        strides: rng.bool(0.4) ? undefined : [rng.int(1, 3), rng.int(1, 3)],
+      };
       if (rng.bool(0.5)) options.padding = 'valid';
       check(rng, `valid #${i}`, shape, options, [0, 0, 0, 0]);
     }
@@ -203,7 +221,11 @@ describe(`bmaxpool2d vs oracle (seed ${SEED})`, () => {
       const [t, b] = samePadsOracle(shape[1], k, s, 1);
       const [l, r] = samePadsOracle(shape[2], k, s, 1);
       check(rng, `same #${i}`, shape, { kernel: k, strides: s, padding: 'same' }, [t, l, b, r]);
-      const out = bmaxpool2d(bitpack(tensor('f32', shape, new Float32Array(shape.reduce((a, b) => a * b)))), { kernel: k, strides: s, padding: 'same' });
+      const out = bmaxpool2d(bitpack(tensor('f32', shape, new Float32Array(shape.reduce((a, b) => a * b)))), {
+        kernel: k,
+        strides: s,
+        padding: 'same',
+      });
       expect([...out.shape]).toEqual([shape[0], Math.ceil(shape[1] / s), Math.ceil(shape[2] / s), shape[3]]);
     }
   });
@@ -211,16 +233,24 @@ describe(`bmaxpool2d vs oracle (seed ${SEED})`, () => {
   it('explicit pads (each below the kernel); padding never wins the max', () => {
     for (let i = 0; i < 25; ++i) {
       const rng = rngFor(SEED, `pool explicit ${i}`);
-      const kh = rng.int(1, 4), kw = rng.int(1, 4);
+      const kh = rng.int(1, 4),
+        kw = rng.int(1, 4);
       const pads: Pads = [rng.int(0, kh - 1), rng.int(0, kw - 1), rng.int(0, kh - 1), rng.int(0, kw - 1)];
       const shape = randomShape(rng, kh, kw);
-      check(rng, `explicit #${i}`, shape, { kernel: [kh, kw], strides: [rng.int(1, 3), rng.int(1, 3)], padding: pads }, pads);
+      check(
+        rng,
+        `explicit #${i}`,
+        shape,
+        { kernel: [kh, kw], strides: [rng.int(1, 3), rng.int(1, 3)], padding: pads },
+        pads,
+      );
     }
     // All -1 input: every window (even a mostly padded one) is -1, since padding never wins.
     const x = bitpack(tensor('f32', [1, 2, 2, 70], new Float32Array(280).fill(-1)));
     const out = bmaxpool2d(x, { kernel: 3, strides: 1, padding: [2, 2, 2, 2] });
     expect([...out.shape]).toEqual([1, 4, 4, 70]);
-    for (let p = 0; p < 16; ++p) expect([out.data[2 * p], out.data[2 * p + 1]]).toEqual([~0n & ((1n << 64n) - 1n), (1n << 6n) - 1n]);
+    for (let p = 0; p < 16; ++p)
+      expect([out.data[2 * p], out.data[2 * p + 1]]).toEqual([~0n & ((1n << 64n) - 1n), (1n << 6n) - 1n]);
   });
 });
 
@@ -251,7 +281,9 @@ describe(`thresholdsFromAffine (seed ${SEED})`, () => {
         const got = (bits[d * per + (c >>> 5)] >>> (c & 31)) & 1;
         const want = y * scale[c] + bias[c] < 0 ? 1 : 0;
         if (got !== want)
-          problems.push(`y=${y} scale=${scale[c]} bias=${bias[c]}: y*scale+bias=${y * scale[c] + bias[c]} wants bit ${want}, got ${got} (threshold ${threshold[c]}, flip ${flip[c]})`);
+          problems.push(
+            `y=${y} scale=${scale[c]} bias=${bias[c]}: y*scale+bias=${y * scale[c] + bias[c]} wants bit ${want}, got ${got} (threshold ${threshold[c]}, flip ${flip[c]})`,
+          );
       }
     }
     return problems;
@@ -279,7 +311,9 @@ describe(`thresholdsFromAffine (seed ${SEED})`, () => {
   it('float32 (folded batch-norm) scales and biases', () => {
     const rng = rngFor(SEED, 'thresholds f32');
     const k = 99;
-    const scale = Array.from({ length: 64 }, () => Math.fround(rng.bool(0.5) ? rng.float() + 0.01 : -rng.float() - 0.01));
+    const scale = Array.from({ length: 64 }, () =>
+      Math.fround(rng.bool(0.5) ? rng.float() + 0.01 : -rng.float() - 0.01),
+    );
     const bias = Array.from({ length: 64 }, () => Math.fround((rng.float() * 2 - 1) * 50));
     expect(mismatches(scale, bias, k), `seed=${SEED}`).toEqual([]);
   });
@@ -299,7 +333,7 @@ describe(`thresholdsFromAffine (seed ${SEED})`, () => {
     const scale: number[] = [0.1, -0.1];
     const bias: number[] = [-0.30000000000000004, 0.30000000000000004];
     for (let c = 0; c < 62; ++c) {
-      const s = (rng.float() * 4 - 2) || 1;
+      const s = rng.float() * 4 - 2 || 1;
       const y = 2 * rng.int(-16, 16) + 1; // odd, reachable with K = 33
       scale.push(s);
       bias.push(-y * s);
@@ -314,11 +348,19 @@ function randomConvOperands(rng: Rng, kind: 'f32' | 's8' | 'b1', budget = 400_00
   const cs = randomConvCase(rng, budget);
   const cg = cs.c / cs.groups;
   const x = bitpack(tensor('f32', [cs.n, cs.h, cs.w, cs.c], randomSource(rng, 'f32', cs.n * cs.h * cs.w * cs.c)));
-  const w = packBinaryConv2dWeights(tensor('f32', [cs.o, cs.kh, cs.kw, cg], randomSource(rng, 'f32', cs.o * cs.kh * cs.kw * cg)), {
-    groups: cs.groups,
-  });
+  const w = packBinaryConv2dWeights(
+    tensor('f32', [cs.o, cs.kh, cs.kw, cg], randomSource(rng, 'f32', cs.o * cs.kh * cs.kw * cg)),
+    {
+      groups: cs.groups,
+    },
+  );
   const spec = randomEpilogue(rng, kind, cs.o, cs.kh * cs.kw * cg);
-  const options = { strides: [cs.sh, cs.sw] as [number, number], dilations: [cs.dh, cs.dw] as [number, number], padding: cs.padding, output: toOutputOption(spec, true) };
+  const options = {
+    strides: [cs.sh, cs.sw] as [number, number],
+    dilations: [cs.dh, cs.dw] as [number, number],
+    padding: cs.padding,
+    output: toOutputOption(spec, true),
+  };
   return { x, w, options, ctx: `seed=${SEED} ${describeConv(cs)} out=${describeEpilogue(spec)}` };
 }
 
@@ -334,12 +376,16 @@ describe(`async forms (seed ${SEED})`, () => {
       expect([...a.shape], ctx).toEqual([...s.shape]);
       expect(bytesDiff(a.data, s.data), ctx).toBe('');
 
-      const k = rng.pick(AWKWARD_CHANNELS), o = rng.pick([1, 8, 65, 200]), rows = rng.int(1, 9);
+      const k = rng.pick(AWKWARD_CHANNELS),
+        o = rng.pick([1, 8, 65, 200]),
+        rows = rng.int(1, 9);
       const xd = tensor('s8', [rows, k], randomSource(rng, 's8', rows * k) as Int8Array);
       const wd = packBinaryDenseWeights(tensor('f32', [o, k], randomSource(rng, 'f32', o * k) as Float32Array));
       const out = { output: toOutputOption(randomEpilogue(rng, kind, o, k), false) };
       const ad = await bdenseAsync(xd, wd, out);
-      expect(bytesDiff(ad.data, bdense(xd, wd, out).data), `seed=${SEED} bdense [${rows},${k}]x[${o},${k}] #${i}`).toBe('');
+      expect(bytesDiff(ad.data, bdense(xd, wd, out).data), `seed=${SEED} bdense [${rows},${k}]x[${o},${k}] #${i}`).toBe(
+        '',
+      );
       expect([...ad.shape]).toEqual([rows, o]);
 
       const po: BMaxPool2dOptions = { kernel: [2, 3], strides: 1, padding: 'same' };
@@ -352,7 +398,9 @@ describe(`async forms (seed ${SEED})`, () => {
 
   it('64 concurrent bconv2dAsync calls with distinct inputs all equal their sync results', async () => {
     const rng = rngFor(SEED, 'async concurrent');
-    const calls = Array.from({ length: 64 }, (_, i) => randomConvOperands(rngFor(SEED, `async concurrent ${i}`), (['f32', 's8', 'b1'] as const)[i % 3], 150_000));
+    const calls = Array.from({ length: 64 }, (_, i) =>
+      randomConvOperands(rngFor(SEED, `async concurrent ${i}`), (['f32', 's8', 'b1'] as const)[i % 3], 150_000),
+    );
     const expected = calls.map(({ x, w, options }) => bconv2d(x, w, options));
     const results = await Promise.all(calls.map(({ x, w, options }) => bconv2dAsync(x, w, options)));
     results.forEach((r, i) => {
@@ -372,12 +420,18 @@ describe(`async forms (seed ${SEED})`, () => {
           break;
         case 1: {
           const xd = tensor('b1', [x.shape[0] * x.shape[1] * x.shape[2], x.shape[3]], x.data);
-          const wd = packBinaryDenseWeights(tensor('f32', [9, x.shape[3]], randomSource(rng, 'f32', 9 * x.shape[3]) as Float32Array));
+          const wd = packBinaryDenseWeights(
+            tensor('f32', [9, x.shape[3]], randomSource(rng, 'f32', 9 * x.shape[3]) as Float32Array),
+          );
           jobs.push({ run: () => bdenseAsync(xd, wd), want: bdense(xd, wd), ctx: `dense ${ctx}` });
           break;
         }
         case 2:
-          jobs.push({ run: () => bmaxpool2dAsync(x, { kernel: 2, padding: 'same' }), want: bmaxpool2d(x, { kernel: 2, padding: 'same' }), ctx: `pool ${ctx}` });
+          jobs.push({
+            run: () => bmaxpool2dAsync(x, { kernel: 2, padding: 'same' }),
+            want: bmaxpool2d(x, { kernel: 2, padding: 'same' }),
+            ctx: `pool ${ctx}`,
+          });
           break;
         default: {
           const xf = tensor('f32', [7, 130], randomSource(rng, 'f32', 910) as Float32Array);
@@ -396,7 +450,10 @@ describe(`async forms (seed ${SEED})`, () => {
       const [n, h, w, c, o] = [1, 48, 48, 256, 128];
       const x = bitpack(tensor('f32', [n, h, w, c], randomSource(rng, 'f32', n * h * w * c, false)));
       const weights = packBinaryConv2dWeights(tensor('f32', [o, 3, 3, c], randomSource(rng, 'f32', o * 9 * c, false)));
-      const options = { padding: 'same-zero' as const, output: { kind: 's8' as const, multiplier: new Int32Array(o).fill(1 << 30), shift: new Uint8Array(o).fill(36) } };
+      const options = {
+        padding: 'same-zero' as const,
+        output: { kind: 's8' as const, multiplier: new Int32Array(o).fill(1 << 30), shift: new Uint8Array(o).fill(36) },
+      };
       return { x, weights, options, want: bconv2d(x, weights, options) };
     }
 
@@ -449,7 +506,8 @@ describe(`async forms (seed ${SEED})`, () => {
       const rng = rngFor(SEED, 'copy pack');
       const f = tensor('f32', [1000, 1000], randomSource(rng, 'f32', 1e6) as Float32Array);
       const s = tensor('s8', [1000, 1000], randomSource(rng, 's8', 1e6) as Int8Array);
-      const wantF = bitpack(f), wantS = bitpack(s);
+      const wantF = bitpack(f),
+        wantS = bitpack(s);
       const pf = bitpackAsync(f);
       f.data.fill(-1);
       const ps = bitpackAsync(s);
@@ -542,14 +600,31 @@ console.log(JSON.stringify({ n: got.length, bad }));`;
 });
 
 describe('preallocated outputs (out)', () => {
-  const x = bitpack(tensor('f32', [1, 9, 7, 70], Float32Array.from({ length: 9 * 7 * 70 }, (_, i) => Math.sin(i * 1.7))));
-  const w = packBinaryConv2dWeights(tensor('f32', [33, 3, 3, 70], Float32Array.from({ length: 33 * 9 * 70 }, (_, i) => Math.cos(i * 0.9))));
+  const x = bitpack(
+    tensor(
+      'f32',
+      [1, 9, 7, 70],
+      Float32Array.from({ length: 9 * 7 * 70 }, (_, i) => Math.sin(i * 1.7)),
+    ),
+  );
+  const w = packBinaryConv2dWeights(
+    tensor(
+      'f32',
+      [33, 3, 3, 70],
+      Float32Array.from({ length: 33 * 9 * 70 }, (_, i) => Math.cos(i * 0.9)),
+    ),
+  );
   const options = { strides: 2, padding: 'same-zero' as const };
 
   it('bconv2d writes into out, returns it, and equals a freshly allocated result for each epilogue', () => {
     const outputs = [
       { kind: 'f32' as const, dtype: 'f32' as const },
-      { kind: 's8' as const, dtype: 's8' as const, multiplier: new Int32Array(33).fill(3), shift: new Uint8Array(33).fill(2) },
+      {
+        kind: 's8' as const,
+        dtype: 's8' as const,
+        multiplier: new Int32Array(33).fill(3),
+        shift: new Uint8Array(33).fill(2),
+      },
       { kind: 'b1' as const, dtype: 'b1' as const, threshold: new Int32Array(33) },
     ];
     for (const { dtype, ...output } of outputs) {
@@ -558,13 +633,25 @@ describe('preallocated outputs (out)', () => {
       const outTensor = tensor(dtype, fresh.shape, out as never);
       const got = bconv2d(x, w, { ...options, output, out: outTensor as never });
       expect(got).toBe(outTensor);
-      expect(Array.from(got.data as ArrayLike<number | bigint>)).toEqual(Array.from(fresh.data as ArrayLike<number | bigint>));
+      expect(Array.from(got.data as ArrayLike<number | bigint>)).toEqual(
+        Array.from(fresh.data as ArrayLike<number | bigint>),
+      );
     }
   });
 
   it('bdense writes into out', () => {
-    const dw = packBinaryDenseWeights(tensor('f32', [5, 70], Float32Array.from({ length: 350 }, (_, i) => Math.sin(i))));
-    const xd = tensor('f32', [3, 70], Float32Array.from({ length: 210 }, (_, i) => Math.cos(i)));
+    const dw = packBinaryDenseWeights(
+      tensor(
+        'f32',
+        [5, 70],
+        Float32Array.from({ length: 350 }, (_, i) => Math.sin(i)),
+      ),
+    );
+    const xd = tensor(
+      'f32',
+      [3, 70],
+      Float32Array.from({ length: 210 }, (_, i) => Math.cos(i)),
+    );
     const out = tensor('f32', [3, 5]);
     expect(bdense(xd, dw, { out })).toBe(out);
     expect(Array.from(out.data)).toEqual(Array.from(bdense(xd, dw).data));
@@ -574,17 +661,28 @@ describe('preallocated outputs (out)', () => {
     const shape = bconv2d(x, w, options).shape;
     const wrongShape = tensor('f32', [shape[0], shape[2], shape[1], shape[3]]);
     expect(() => bconv2d(x, w, { ...options, out: wrongShape })).toThrow(ShapeError);
-    expect(() => bconv2d(x, w, { ...options, out: wrongShape })).toThrow(/out: expected shape \[1, 5, 4, 33\], got \[1, 4, 5, 33\]/);
+    expect(() => bconv2d(x, w, { ...options, out: wrongShape })).toThrow(
+      /out: expected shape \[1, 5, 4, 33\], got \[1, 4, 5, 33\]/,
+    );
     expect(wrongShape.data.every((v) => v === 0)).toBe(true);
     expect(() => bconv2d(x, w, { ...options, out: tensor('s8', shape) as never })).toThrow(TypeError);
-    expect(() => bconv2d(x, w, { ...options, out: tensor('s8', shape) as never })).toThrow(/out: expected dtype f32, got s8/);
+    expect(() => bconv2d(x, w, { ...options, out: tensor('s8', shape) as never })).toThrow(
+      /out: expected dtype f32, got s8/,
+    );
   });
 
   it('the raw async form refuses a preallocated output (it could be detached while the job runs)', () => {
     const shape = bconv2d(x, w, options).shape;
     const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    expect(() => native.bconv2d(x.data, [...x.shape], w.handle, { strides: [2, 2], dilations: [1, 1], pads: [0, 0, 1, 1], padValue: 'zero' }, { kind: 'f32' }, { async: true, out })).toThrow(
-      /out: a preallocated output is only accepted by the sync form/,
-    );
+    expect(() =>
+      native.bconv2d(
+        x.data,
+        [...x.shape],
+        w.handle,
+        { strides: [2, 2], dilations: [1, 1], pads: [0, 0, 1, 1], padValue: 'zero' },
+        { kind: 'f32' },
+        { async: true, out },
+      ),
+    ).toThrow(/out: a preallocated output is only accepted by the sync form/);
   });
 });

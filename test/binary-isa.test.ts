@@ -26,7 +26,15 @@ import {
 } from '../lib/index.js';
 import { forceThreads } from './helpers/threads.js';
 import { describeConv, randomConvCase, type ConvCase } from './helpers/cases.js';
-import { AWKWARD_CHANNELS, bytesDiff, describeEpilogue, randomEpilogue, randomSource, toOutputOption, type Source } from './helpers/oracle.js';
+import {
+  AWKWARD_CHANNELS,
+  bytesDiff,
+  describeEpilogue,
+  randomEpilogue,
+  randomSource,
+  toOutputOption,
+  type Source,
+} from './helpers/oracle.js';
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
 
 const SEED = fileSeed('binary-isa');
@@ -52,7 +60,10 @@ function underEach<T extends { data: ArrayBufferView }>(isas: readonly Isa[], fn
   return out;
 }
 
-function expectSameBytes(results: Map<string | number, { data: ArrayBufferView; shape: readonly number[] }>, ctx: string): void {
+function expectSameBytes(
+  results: Map<string | number, { data: ArrayBufferView; shape: readonly number[] }>,
+  ctx: string,
+): void {
   const entries = [...results.entries()];
   const [refName, ref] = entries[0];
   for (const [name, r] of entries.slice(1)) {
@@ -72,9 +83,12 @@ function convRun(cs: ConvCase, kind: 'f32' | 's8' | 'b1', rng: Rng) {
   const run = () => {
     const xf = tensor(xSrc instanceof Int8Array ? 's8' : 'f32', [cs.n, cs.h, cs.w, cs.c], xSrc);
     const x: Tensor = cs.inDtype === 'b1' ? bitpack(xf) : xf;
-    const w = packBinaryConv2dWeights(tensor(wSrc instanceof Int8Array ? 's8' : 'f32', [cs.o, cs.kh, cs.kw, cg], wSrc as Source), {
-      groups: cs.groups,
-    });
+    const w = packBinaryConv2dWeights(
+      tensor(wSrc instanceof Int8Array ? 's8' : 'f32', [cs.o, cs.kh, cs.kw, cg], wSrc as Source),
+      {
+        groups: cs.groups,
+      },
+    );
     return bconv2d(x, w, { strides: [cs.sh, cs.sw], dilations: [cs.dh, cs.dw], padding: cs.padding, output });
   };
   return { run, ctx: `seed=${SEED} ${describeConv(cs)} out=${describeEpilogue(spec)}` };
@@ -98,15 +112,22 @@ function denseRun(rng: Rng, kind: 'f32' | 's8' | 'b1') {
 
 function poolRun(rng: Rng) {
   const c = rng.pick([...AWKWARD_CHANNELS, 129, 1000]);
-  const kh = rng.int(1, 3), kw = rng.int(1, 3);
+  const kh = rng.int(1, 3),
+    kw = rng.int(1, 3);
   const side = c > 128 ? rng.int(1, 8) : rng.int(1, 24);
-  const h = Math.max(side, kh), w = Math.max(rng.bool(0.7) ? side : rng.int(1, 24), kw);
+  const h = Math.max(side, kh),
+    w = Math.max(rng.bool(0.7) ? side : rng.int(1, 24), kw);
   const n = rng.int(1, 2);
   const padChoice = rng.int(0, 2);
   const options: BMaxPool2dOptions = {
     kernel: kh === kw && rng.bool() ? kh : [kh, kw],
     strides: rng.bool(0.3) ? undefined : [rng.int(1, 3), rng.int(1, 3)],
-    padding: padChoice === 0 ? 'valid' : padChoice === 1 ? 'same' : [rng.int(0, kh - 1), rng.int(0, kw - 1), rng.int(0, kh - 1), rng.int(0, kw - 1)],
+    padding:
+      padChoice === 0
+        ? 'valid'
+        : padChoice === 1
+          ? 'same'
+          : [rng.int(0, kh - 1), rng.int(0, kw - 1), rng.int(0, kh - 1), rng.int(0, kw - 1)],
   };
   // a bias towards -1 so that ANDs over windows do come out 1 sometimes
   const src = randomSource(rng, 'f32', n * h * w * c).map((v) => (rng.bool(0.7) ? -Math.abs(v) - 0.5 : v));
@@ -158,7 +179,23 @@ describe(`every supported ISA matches scalar bit for bit (${ISAS.join(', ')}; se
     const rng = rngFor(SEED, 'isa deep');
     for (const o of [1, 7, 8, 9, 15, 16, 17, 65]) {
       const cs = randomConvCase(rng, 1e9, [512]);
-      const deep: ConvCase = { ...cs, kh: 5, kw: 5, dh: 1, dw: 1, sh: 1, sw: 1, h: 3, w: 3, o, groups: 1, paddingKind: 'same-zero', pads: [2, 2, 2, 2], padding: 'same-zero', padValue: 'zero' };
+      const deep: ConvCase = {
+        ...cs,
+        kh: 5,
+        kw: 5,
+        dh: 1,
+        dw: 1,
+        sh: 1,
+        sw: 1,
+        h: 3,
+        w: 3,
+        o,
+        groups: 1,
+        paddingKind: 'same-zero',
+        pads: [2, 2, 2, 2],
+        padding: 'same-zero',
+        padValue: 'zero',
+      };
       for (const kind of ['f32', 's8', 'b1'] as const) {
         const { run, ctx } = convRun(deep, kind, rng);
         expectSameBytes(underEach(ISAS, run), ctx);
@@ -218,7 +255,23 @@ describe(`results do not depend on the thread count (seed ${SEED})`, () => {
     for (let i = 0; i < 16; ++i) {
       const rng = rngFor(SEED, `threads conv ${i}`);
       let cs = randomConvCase(rng, 3_000_000);
-      if (i < 4) cs = { ...randomConvCase(rng, 1e9, [64, 128]), h: 1, w: 1, kh: 1, kw: 1, o: 200 + 64 * i, groups: 1, paddingKind: 'valid', pads: [0, 0, 0, 0], padding: 'valid', sh: 1, sw: 1, dh: 1, dw: 1 };
+      if (i < 4)
+        cs = {
+          ...randomConvCase(rng, 1e9, [64, 128]),
+          h: 1,
+          w: 1,
+          kh: 1,
+          kw: 1,
+          o: 200 + 64 * i,
+          groups: 1,
+          paddingKind: 'valid',
+          pads: [0, 0, 0, 0],
+          padding: 'valid',
+          sh: 1,
+          sw: 1,
+          dh: 1,
+          dw: 1,
+        };
       const { run, ctx } = convRun(cs, (['f32', 's8', 'b1'] as const)[i % 3], rng);
       expectSameBytes(underThreads(run), ctx);
     }
@@ -235,7 +288,23 @@ describe(`results do not depend on the thread count (seed ${SEED})`, () => {
   it('every ISA x thread count agrees on one larger conv', () => {
     const rng = rngFor(SEED, 'isa x threads');
     const cs = randomConvCase(rng, 1e9, [128]);
-    const big: ConvCase = { ...cs, h: 20, w: 20, kh: 3, kw: 3, o: 96, groups: 2, paddingKind: 'same-zero', sh: 1, sw: 1, dh: 1, dw: 1, pads: [1, 1, 1, 1], padding: 'same-zero', padValue: 'zero' };
+    const big: ConvCase = {
+      ...cs,
+      h: 20,
+      w: 20,
+      kh: 3,
+      kw: 3,
+      o: 96,
+      groups: 2,
+      paddingKind: 'same-zero',
+      sh: 1,
+      sw: 1,
+      dh: 1,
+      dw: 1,
+      pads: [1, 1, 1, 1],
+      padding: 'same-zero',
+      padValue: 'zero',
+    };
     const { run, ctx } = convRun(big, 's8', rng);
     const all = new Map<string, ReturnType<typeof run>>();
     for (const name of ISAS)
@@ -262,7 +331,11 @@ const addon = createRequire(import.meta.url)(process.env.LOWBIT_TEST_ADDON);`;
     const env: NodeJS.ProcessEnv = { ...process.env, LOWBIT_TEST_ADDON: addon };
     delete env.LOWBIT_ISA;
     if (isaValue !== undefined) env.LOWBIT_ISA = isaValue;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `${load}\n${script}`], { env, encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `${load}\n${script}`], {
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, error: r.error };
   }
 

@@ -4,7 +4,15 @@
  * all paddings and all three epilogues. Replay a failure with the printed LOWBIT_TEST_SEED.
  */
 import { describe, expect, it } from 'vitest';
-import { bconv2d, bitpack, isa, packBinaryConv2dWeights, packBinaryDenseWeights, tensor, type Tensor } from '../lib/index.js';
+import {
+  bconv2d,
+  bitpack,
+  isa,
+  packBinaryConv2dWeights,
+  packBinaryDenseWeights,
+  tensor,
+  type Tensor,
+} from '../lib/index.js';
 import { describeConv, fixedConvCase, PADDING_KINDS, randomConvCase, type ConvCase } from './helpers/cases.js';
 import {
   actualData,
@@ -94,13 +102,69 @@ describe(`bconv2d vs oracle, edge shapes (seed ${SEED})`, () => {
     ['C=1 1x1 image 5x5 kernel', { h: 1, w: 1, c: 1, o: 1, kh: 5, kw: 5, paddingKind: 'same-zero' }],
     ['C=65 1x1 kernel direct path', { h: 1, w: 1, c: 65, o: 200, kh: 1, kw: 1, paddingKind: 'valid' }],
     ['C=128 direct path N=2', { n: 2, h: 7, w: 7, c: 128, o: 64, kh: 1, kw: 1, paddingKind: 'valid' }],
-    ['C=200 groups=4 asymmetric zero pads', { h: 6, w: 6, c: 200, o: 8, kh: 5, kw: 5, groups: 4, paddingKind: 'explicit-zero', pads: [4, 0, 1, 3] }],
-    ['C=64 groups=2 windows wholly in padding (one)', { h: 3, w: 3, c: 64, o: 4, kh: 3, kw: 3, dh: 2, dw: 2, groups: 2, paddingKind: 'explicit-one', pads: [5, 5, 5, 5] }],
-    ['C=64 groups=2 windows wholly in padding (zero)', { h: 3, w: 3, c: 64, o: 4, kh: 3, kw: 3, dh: 2, dw: 2, groups: 2, paddingKind: 'explicit-zero', pads: [5, 5, 5, 5] }],
-    ['C=127 non-square kernel 1x5 stride 2x1', { h: 9, w: 11, c: 127, o: 63, kh: 1, kw: 5, sh: 2, sw: 1, paddingKind: 'same-zero' }],
-    ['C=63 groups=1 s8 inputs', { h: 8, w: 8, c: 63, o: 127, kh: 3, kw: 3, inDtype: 's8', wDtype: 's8', paddingKind: 'explicit-zero', pads: [0, 2, 2, 0] }],
-    ['C=4 groups=4 (depthwise-like), O=4', { h: 10, w: 10, c: 4, o: 4, kh: 3, kw: 3, groups: 4, paddingKind: 'same-zero' }],
-    ['C=64 b1 input, stride 2 dilation 2', { h: 13, w: 13, c: 64, o: 64, kh: 3, kw: 3, sh: 2, sw: 2, dh: 2, dw: 2, inDtype: 'b1', paddingKind: 'same-zero' }],
+    [
+      'C=200 groups=4 asymmetric zero pads',
+      { h: 6, w: 6, c: 200, o: 8, kh: 5, kw: 5, groups: 4, paddingKind: 'explicit-zero', pads: [4, 0, 1, 3] },
+    ],
+    [
+      'C=64 groups=2 windows wholly in padding (one)',
+      {
+        h: 3,
+        w: 3,
+        c: 64,
+        o: 4,
+        kh: 3,
+        kw: 3,
+        dh: 2,
+        dw: 2,
+        groups: 2,
+        paddingKind: 'explicit-one',
+        pads: [5, 5, 5, 5],
+      },
+    ],
+    [
+      'C=64 groups=2 windows wholly in padding (zero)',
+      {
+        h: 3,
+        w: 3,
+        c: 64,
+        o: 4,
+        kh: 3,
+        kw: 3,
+        dh: 2,
+        dw: 2,
+        groups: 2,
+        paddingKind: 'explicit-zero',
+        pads: [5, 5, 5, 5],
+      },
+    ],
+    [
+      'C=127 non-square kernel 1x5 stride 2x1',
+      { h: 9, w: 11, c: 127, o: 63, kh: 1, kw: 5, sh: 2, sw: 1, paddingKind: 'same-zero' },
+    ],
+    [
+      'C=63 groups=1 s8 inputs',
+      {
+        h: 8,
+        w: 8,
+        c: 63,
+        o: 127,
+        kh: 3,
+        kw: 3,
+        inDtype: 's8',
+        wDtype: 's8',
+        paddingKind: 'explicit-zero',
+        pads: [0, 2, 2, 0],
+      },
+    ],
+    [
+      'C=4 groups=4 (depthwise-like), O=4',
+      { h: 10, w: 10, c: 4, o: 4, kh: 3, kw: 3, groups: 4, paddingKind: 'same-zero' },
+    ],
+    [
+      'C=64 b1 input, stride 2 dilation 2',
+      { h: 13, w: 13, c: 64, o: 64, kh: 3, kw: 3, sh: 2, sw: 2, dh: 2, dw: 2, inDtype: 'b1', paddingKind: 'same-zero' },
+    ],
   ];
   for (const [name, g] of edges)
     for (const kind of KINDS) {

@@ -16,7 +16,10 @@ import { childEnv, compiledLib, ROOT } from './helpers/compile-lib.js';
 import { i as int, model as onnxModel, node, tensor as onnxTensor, valueInfo } from './helpers/onnx-builder.js';
 
 /** Whether the addon has the whole-model binding yet (`native.loadModel`). */
-const native = await import('../lib/native.js').then((m) => m.native as unknown as Record<string, unknown>, () => undefined);
+const native = await import('../lib/native.js').then(
+  (m) => m.native as unknown as Record<string, unknown>,
+  () => undefined,
+);
 const HAS_MODELS = typeof native?.loadModel === 'function';
 const HAS_DEBIAN = existsSync(join(FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz'));
 const SLICE = join(ROOT, 'models/fashion-mnist-test-1000.lbds');
@@ -30,7 +33,10 @@ interface Result {
 async function cli(...argv: string[]): Promise<Result> {
   let stdout = '';
   let stderr = '';
-  const io: Io = { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s), isTTY: false } };
+  const io: Io = {
+    stdout: { write: (s: string) => (stdout += s) },
+    stderr: { write: (s: string) => (stderr += s), isTTY: false },
+  };
   const code = await main(argv, io);
   return { code, stdout, stderr };
 }
@@ -66,8 +72,21 @@ function tinyModel(): Uint8Array {
     nodes: [
       { name: 'input.quantize', op: 'quantize', inputs: [0], outputs: [1] },
       { name: 'flatten', op: 'reshape', inputs: [1], outputs: [2] },
-      { name: 'fc', op: 'qdense', inputs: [2], outputs: [3], attrs: { bits: 8 }, data: { weights, bias: new Int32Array(3) } },
-      { name: 'fc.dequantize', op: 'affine', inputs: [3], outputs: [4], data: { scale: new Float32Array(3).fill(1 / 255), bias: new Float32Array(3) } },
+      {
+        name: 'fc',
+        op: 'qdense',
+        inputs: [2],
+        outputs: [3],
+        attrs: { bits: 8 },
+        data: { weights, bias: new Int32Array(3) },
+      },
+      {
+        name: 'fc.dequantize',
+        op: 'affine',
+        inputs: [3],
+        outputs: [4],
+        data: { scale: new Float32Array(3).fill(1 / 255), bias: new Float32Array(3) },
+      },
     ],
     metadata: {
       report: {
@@ -85,10 +104,20 @@ function tinyModel(): Uint8Array {
 /** The float model the tiny model stands for: Flatten -> Gemm picking pixels 0, 1, 2. */
 function tinyOnnx(): Uint8Array {
   return onnxModel({
-    nodes: [node('Flatten', ['input'], ['flat'], { axis: int(1) }), node('Gemm', ['flat', 'W', 'b'], ['logits'], { transB: int(1) })],
+    nodes: [
+      node('Flatten', ['input'], ['flat'], { axis: int(1) }),
+      node('Gemm', ['flat', 'W', 'b'], ['logits'], { transB: int(1) }),
+    ],
     inputs: [valueInfo('input', ['N', 1, 2, 2])],
     outputs: ['logits'],
-    initializers: [onnxTensor('W', [3, 4], Array.from({ length: 12 }, (_, k) => (k % 5 === 0 ? 1 : 0))), onnxTensor('b', [3], [0, 0, 0])],
+    initializers: [
+      onnxTensor(
+        'W',
+        [3, 4],
+        Array.from({ length: 12 }, (_, k) => (k % 5 === 0 ? 1 : 0)),
+      ),
+      onnxTensor('b', [3], [0, 0, 0]),
+    ],
   });
 }
 
@@ -106,12 +135,22 @@ beforeAll(() => {
   onnxPath = join(dir, 'tiny.onnx');
   writeFileSync(modelPath, tinyModel());
   writeFileSync(onnxPath, tinyOnnx());
-  writeFileSync(dataPath, encodeLbds({ count: 4, channels: 1, height: 2, width: 2, pixels: Uint8Array.from(PIXELS.flat()), labels: Uint8Array.from(LABELS) }));
+  writeFileSync(
+    dataPath,
+    encodeLbds({
+      count: 4,
+      channels: 1,
+      height: 2,
+      width: 2,
+      pixels: Uint8Array.from(PIXELS.flat()),
+      labels: Uint8Array.from(LABELS),
+    }),
+  );
   writeFileSync(f32Path, encodeF32(Float32Array.from(PIXELS.flat(), (p) => p / 255)));
 });
 
 describe('help', () => {
-  it('prints the command summary and each command\'s usage on stdout, exit 0', async () => {
+  it("prints the command summary and each command's usage on stdout, exit 0", async () => {
     for (const argv of [['--help'], ['-h'], ['help']]) {
       const r = await cli(...argv);
       expect(r.code).toBe(0);
@@ -126,7 +165,9 @@ describe('help', () => {
       expect(a.stdout).toMatch(new RegExp(`^usage: lowbit ${c}`));
       expect(b).toEqual(a);
     }
-    expect((await cli('help', 'convert')).stdout).toMatch(/--size-budget SIZE[\s\S]*--calib-method minmax\|percentile[\s\S]*--mst/);
+    expect((await cli('help', 'convert')).stdout).toMatch(
+      /--size-budget SIZE[\s\S]*--calib-method minmax\|percentile[\s\S]*--mst/,
+    );
   });
 });
 
@@ -142,22 +183,66 @@ describe('usage errors: exit 2 with a message and the usage on stderr', () => {
     [['run', 'a.lowbit'], /run: missing --input/, 'usage: lowbit run'],
     [['run', 'a.lowbit', '--input'], /--input/, 'usage: lowbit run'],
     [['run', 'a.lowbit', '--input', 'x.png'], /--input: expected a .lbds or .f32 file/, 'usage: lowbit run'],
-    [['run', 'a.lowbit', '--input', 'x.f32', '--batch', '0'], /--batch: expected an integer >= 1, got '0'/, 'usage: lowbit run'],
+    [
+      ['run', 'a.lowbit', '--input', 'x.f32', '--batch', '0'],
+      /--batch: expected an integer >= 1, got '0'/,
+      'usage: lowbit run',
+    ],
     [['eval', 'a.lowbit'], /eval: missing --dataset/, 'usage: lowbit eval'],
-    [['eval', 'a.lowbit', '--dataset', 'x.lbds', '--count', '12abc'], /--count: expected an integer >= 1/, 'usage: lowbit eval'],
-    [['eval', 'a.lowbit', '--dataset', 'mnist'], /--dataset: expected fashion-mnist or an .lbds file/, 'usage: lowbit eval'],
+    [
+      ['eval', 'a.lowbit', '--dataset', 'x.lbds', '--count', '12abc'],
+      /--count: expected an integer >= 1/,
+      'usage: lowbit eval',
+    ],
+    [
+      ['eval', 'a.lowbit', '--dataset', 'mnist'],
+      /--dataset: expected fashion-mnist or an .lbds file/,
+      'usage: lowbit eval',
+    ],
     [['convert', 'a.onnx'], /convert: missing -o/, 'usage: lowbit convert'],
-    [['convert', 'a.onnx', '-o', 'a.lowbit', '--bits', '3'], /--bits: expected 8 or 4 or mixed, got '3'/, 'usage: lowbit convert'],
-    [['convert', 'a.onnx', '-o', 'a.lowbit', '--bits', 'mixed'], /--bits mixed: needs --size-budget/, 'usage: lowbit convert'],
-    [['convert', 'a.onnx', '-o', 'a.lowbit', '--bits', '8', '--size-budget', '10k'], /--size-budget: applies to --bits mixed/, 'usage: lowbit convert'],
-    [['convert', 'a.onnx', '-o', 'a.lowbit', '--size-budget', 'lots'], /--size-budget: expected a size/, 'usage: lowbit convert'],
-    [['convert', 'a.onnx', '-o', 'a.lowbit', '--percentile', '101'], /--percentile: expected a number in \(0, 100\]/, 'usage: lowbit convert'],
-    [['convert', 'a.onnx', '-o', 'a.lowbit', '--calib-method', 'minmax', '--percentile', '99'], /--percentile: applies to --calib-method percentile/, 'usage: lowbit convert'],
+    [
+      ['convert', 'a.onnx', '-o', 'a.lowbit', '--bits', '3'],
+      /--bits: expected 8 or 4 or mixed, got '3'/,
+      'usage: lowbit convert',
+    ],
+    [
+      ['convert', 'a.onnx', '-o', 'a.lowbit', '--bits', 'mixed'],
+      /--bits mixed: needs --size-budget/,
+      'usage: lowbit convert',
+    ],
+    [
+      ['convert', 'a.onnx', '-o', 'a.lowbit', '--bits', '8', '--size-budget', '10k'],
+      /--size-budget: applies to --bits mixed/,
+      'usage: lowbit convert',
+    ],
+    [
+      ['convert', 'a.onnx', '-o', 'a.lowbit', '--size-budget', 'lots'],
+      /--size-budget: expected a size/,
+      'usage: lowbit convert',
+    ],
+    [
+      ['convert', 'a.onnx', '-o', 'a.lowbit', '--percentile', '101'],
+      /--percentile: expected a number in \(0, 100\]/,
+      'usage: lowbit convert',
+    ],
+    [
+      ['convert', 'a.onnx', '-o', 'a.lowbit', '--calib-method', 'minmax', '--percentile', '99'],
+      /--percentile: applies to --calib-method percentile/,
+      'usage: lowbit convert',
+    ],
     [['bench', 'a.lowbit', '--batch', '1,x'], /--batch: expected an integer >= 1, got 'x'/, 'usage: lowbit bench'],
     [['bench', 'a.lowbit', '--seconds', '0'], /--seconds: expected a number > 0/, 'usage: lowbit bench'],
-    [['bench', 'a.lowbit', '--threads', '1000'], /--threads: expected an integer in \[1, 256\], got '1000'/, 'usage: lowbit bench'],
+    [
+      ['bench', 'a.lowbit', '--threads', '1000'],
+      /--threads: expected an integer in \[1, 256\], got '1000'/,
+      'usage: lowbit bench',
+    ],
     [['convert', 'a.onnx', '-o', 'a.lowbit'], /convert: missing --calib FILE/, 'usage: lowbit convert'],
-    [['convert', 'a.onnx', '-o', 'a.lowbit', '--calib', 'x.png'], /--calib: expected a .lbds or .f32 file or fashion-mnist-train, got 'x.png'/, 'usage: lowbit convert'],
+    [
+      ['convert', 'a.onnx', '-o', 'a.lowbit', '--calib', 'x.png'],
+      /--calib: expected a .lbds or .f32 file or fashion-mnist-train, got 'x.png'/,
+      'usage: lowbit convert',
+    ],
     [['demo', '--fast'], /Unknown option '--fast'/, 'usage: lowbit demo'],
     [['demo', '--threads', '1000'], /--threads: expected an integer in \[1, 256\], got '1000'/, 'usage: lowbit demo'],
   ];
@@ -202,7 +287,10 @@ describe('file arguments that are directories: exit 2, naming the path, before a
   });
 
   it('an output file in a directory that does not exist', async () => {
-    for (const argv of [['convert', onnxPath, '-o', join(dir, 'nope', 'x.lowbit'), '--calib', dataPath], ['run', modelPath, '--input', dataPath, '--output', join(dir, 'nope', 'x.f32')]]) {
+    for (const argv of [
+      ['convert', onnxPath, '-o', join(dir, 'nope', 'x.lowbit'), '--calib', dataPath],
+      ['run', modelPath, '--input', dataPath, '--output', join(dir, 'nope', 'x.f32')],
+    ]) {
       const r = await cli(...argv);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(`${join(dir, 'nope')} does not exist`);
@@ -212,7 +300,11 @@ describe('file arguments that are directories: exit 2, naming the path, before a
 
 describe('runtime errors: exit 1, `lowbit: <ErrorClass>: message`', () => {
   it('names a missing file', async () => {
-    for (const argv of [['info', join(dir, 'missing.lowbit')], ['run', join(dir, 'missing.lowbit'), '--input', dataPath], ['convert', join(dir, 'missing.onnx'), '-o', join(dir, 'x.lowbit'), '--calib', dataPath]]) {
+    for (const argv of [
+      ['info', join(dir, 'missing.lowbit')],
+      ['run', join(dir, 'missing.lowbit'), '--input', dataPath],
+      ['convert', join(dir, 'missing.onnx'), '-o', join(dir, 'x.lowbit'), '--calib', dataPath],
+    ]) {
       const r = await cli(...argv);
       expect(r.code).toBe(1);
       expect(r.stderr).toBe(`lowbit: Error: ${argv[1]}: no such file or directory\n`);
@@ -245,7 +337,9 @@ describe('runtime errors: exit 1, `lowbit: <ErrorClass>: message`', () => {
     if (!HAS_MODELS) return;
     const r2 = await cli('run', modelPath, '--input', bad);
     expect(r2.code).toBe(1);
-    expect(r2.stderr).toMatch(/^lowbit: ModelFormatError: LBDS file .*bad\.lbds: header: expected at least 24 bytes, got 8/);
+    expect(r2.stderr).toMatch(
+      /^lowbit: ModelFormatError: LBDS file .*bad\.lbds: header: expected at least 24 bytes, got 8/,
+    );
   });
 });
 
@@ -269,7 +363,11 @@ describe.skipIf(!HAS_MODELS)('commands on a small model', () => {
   it('run: the arg-max and the label of every sample of a dataset', async () => {
     const r = await cli('run', modelPath, '--input', dataPath, '--batch', '3');
     expect(r.code).toBe(0);
-    const rows = r.stdout.trim().split('\n').slice(2, 6).map((l) => l.trim().split(/\s+/).map(Number));
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .slice(2, 6)
+      .map((l) => l.trim().split(/\s+/).map(Number));
     expect(rows).toEqual(PREDICTED.map((p, i) => [i, p, LABELS[i]]));
     expect(r.stdout).toContain('accuracy 75.00% (3/4)');
     const two = await cli('run', modelPath, '--input', dataPath, '--count', '2');
@@ -279,7 +377,11 @@ describe.skipIf(!HAS_MODELS)('commands on a small model', () => {
   it('run: raw float samples, and raw float outputs', async () => {
     const r = await cli('run', modelPath, '--input', f32Path);
     expect(r.code).toBe(0);
-    const rows = r.stdout.trim().split('\n').slice(2).map((l) => l.trim().split(/\s+/).map(Number));
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .slice(2)
+      .map((l) => l.trim().split(/\s+/).map(Number));
     expect(rows).toEqual(PREDICTED.map((p, i) => [i, p]));
     const out = join(dir, 'out.f32');
     const w = await cli('run', modelPath, '--input', dataPath, '--output', out, '--batch', '2');
@@ -309,7 +411,9 @@ describe.skipIf(!HAS_MODELS)('commands on a small model', () => {
   it.skipIf(!HAS_DEBIAN)('eval: a dataset whose images do not fit the model is a ShapeError', async () => {
     const r = await cli('eval', modelPath, '--dataset', 'fashion-mnist', '--count', '10');
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^lowbit: ShapeError: fashion-mnist: images of 1x28x28 do not fit the model's input input \[N, 1, 2, 2\]/);
+    expect(r.stderr).toMatch(
+      /^lowbit: ShapeError: fashion-mnist: images of 1x28x28 do not fit the model's input input \[N, 1, 2, 2\]/,
+    );
   });
 
   it('bench: median latency and throughput per batch size', async () => {
@@ -321,7 +425,18 @@ describe.skipIf(!HAS_MODELS)('commands on a small model', () => {
   });
 
   it('bench --vs-onnx: onnxruntime-node on the same batches, and the speed ratio', async () => {
-    const r = await cli('bench', modelPath, '--vs-onnx', onnxPath, '--batch', '4', '--seconds', '0.3', '--threads', '1');
+    const r = await cli(
+      'bench',
+      modelPath,
+      '--vs-onnx',
+      onnxPath,
+      '--batch',
+      '4',
+      '--seconds',
+      '0.3',
+      '--threads',
+      '1',
+    );
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/onnxruntime-node .*tiny\.onnx with 1 intra-op thread\n/);
     expect(r.stdout).toMatch(/speed vs ORT/);
@@ -336,21 +451,34 @@ describe.skipIf(!HAS_MODELS)('commands on a small model', () => {
     expect(r.stdout).toMatch(/W8A8/);
     expect(r.stdout).toMatch(/top-1 agreement with the float model/);
     expect(r.stdout).toMatch(/calibration samples: 3\n/);
-    expect(r.stdout).toMatch(new RegExp(`wrote .*converted\\.lowbit: ${readFileSync(out).length.toLocaleString('en-US')} bytes`));
+    expect(r.stdout).toMatch(
+      new RegExp(`wrote .*converted\\.lowbit: ${readFileSync(out).length.toLocaleString('en-US')} bytes`),
+    );
     expect(r.stderr).toMatch(/calibrate \d+\/\d+/);
     const info = await cli('info', out);
     expect(info.code).toBe(0);
     expect(info.stdout).toMatch(/W8A8/);
     const ev = await cli('eval', out, '--dataset', dataPath);
     expect(ev.stdout).toContain('accuracy 75.00% (3/4)');
-    const f32 = await cli('convert', onnxPath, '-o', join(dir, 'converted4.lowbit'), '--calib', f32Path, '--bits', '4', '--calib-method', 'percentile');
+    const f32 = await cli(
+      'convert',
+      onnxPath,
+      '-o',
+      join(dir, 'converted4.lowbit'),
+      '--calib',
+      f32Path,
+      '--bits',
+      '4',
+      '--calib-method',
+      'percentile',
+    );
     expect(f32.code).toBe(0);
     expect(f32.stdout).toMatch(/calibration samples: 4\n/);
   });
 });
 
 describe.skipIf(!HAS_MODELS)('conversion warnings', () => {
-  it('convert and info print the report\'s warnings (here: all-zero calibration data)', async () => {
+  it("convert and info print the report's warnings (here: all-zero calibration data)", async () => {
     const zeros = join(dir, 'zeros.f32');
     writeFileSync(zeros, encodeF32(new Float32Array(16)));
     const out = join(dir, 'zeros.lowbit');
@@ -385,30 +513,56 @@ describe('demo', () => {
     const r = await cli('demo', '--models', empty);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^No .lowbit models in .*no-models \(looked for fashion-binary.lowbit, /);
-    expect(r.stderr).toMatch(/npx lowbit convert .*fashion-float\.onnx -o .*fashion-w8a8\.lowbit --calib .*fashion-mnist-test-1000\.lbds --bits 8/);
+    expect(r.stderr).toMatch(
+      /npx lowbit convert .*fashion-float\.onnx -o .*fashion-w8a8\.lowbit --calib .*fashion-mnist-test-1000\.lbds --bits 8/,
+    );
   });
 
-  it.skipIf(!HAS_MODELS || !existsSync(SLICE))('compares the models found with the float reference in one table', async () => {
-    // A linear 784 -> 10 classifier stands in for the shipped models.
-    const models = join(dir, 'demo-models');
-    mkdirSync(models, { recursive: true });
-    copyFileSync(SLICE, join(models, 'fashion-mnist-test-1000.lbds'));
-    const w = Float32Array.from({ length: 7840 }, (_, k) => Math.sin(k * 12.9898) * 0.1);
-    writeFileSync(join(models, 'fashion-float.onnx'), onnxModel({
-      nodes: [node('Flatten', ['input'], ['flat'], { axis: int(1) }), node('Gemm', ['flat', 'W', 'b'], ['logits'], { transB: int(1) })],
-      inputs: [valueInfo('input', ['N', 1, 28, 28])],
-      outputs: ['logits'],
-      initializers: [onnxTensor('W', [10, 784], w), onnxTensor('b', [10], new Array(10).fill(0))],
-    }));
-    const c = await cli('convert', join(models, 'fashion-float.onnx'), '-o', join(models, 'fashion-w8a8.lowbit'), '--calib', SLICE, '--calib-count', '100');
-    expect(c.code).toBe(0);
-    const r = await cli('demo', '--models', models, '--threads', '1');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/isa \w+, 1 thread, reference onnxruntime-node with 1 intra-op thread/);
-    expect(r.stdout).toMatch(/model\s+kind\s+accuracy\s+bytes\s+batch 1 ms\s+batch 64 img\/s\s+speed-up b1\s+speed-up b64/);
-    expect(r.stdout).toMatch(/fashion-float\.onnx \(onnxruntime\)\s+float32\s+\d+\.\d\d%\s+[\d,]+\s+[\d.]+\s+[\d,]+\s+1\.00x\s+1\.00x/);
-    expect(r.stdout).toMatch(/fashion-w8a8\.lowbit\s+W8A8\s+\d+\.\d\d%\s+[\d,]+\s+[\d.]+\s+[\d,]+\s+[\d.]+x\s+[\d.]+x/);
-  });
+  it.skipIf(!HAS_MODELS || !existsSync(SLICE))(
+    'compares the models found with the float reference in one table',
+    async () => {
+      // A linear 784 -> 10 classifier stands in for the shipped models.
+      const models = join(dir, 'demo-models');
+      mkdirSync(models, { recursive: true });
+      copyFileSync(SLICE, join(models, 'fashion-mnist-test-1000.lbds'));
+      const w = Float32Array.from({ length: 7840 }, (_, k) => Math.sin(k * 12.9898) * 0.1);
+      writeFileSync(
+        join(models, 'fashion-float.onnx'),
+        onnxModel({
+          nodes: [
+            node('Flatten', ['input'], ['flat'], { axis: int(1) }),
+            node('Gemm', ['flat', 'W', 'b'], ['logits'], { transB: int(1) }),
+          ],
+          inputs: [valueInfo('input', ['N', 1, 28, 28])],
+          outputs: ['logits'],
+          initializers: [onnxTensor('W', [10, 784], w), onnxTensor('b', [10], new Array(10).fill(0))],
+        }),
+      );
+      const c = await cli(
+        'convert',
+        join(models, 'fashion-float.onnx'),
+        '-o',
+        join(models, 'fashion-w8a8.lowbit'),
+        '--calib',
+        SLICE,
+        '--calib-count',
+        '100',
+      );
+      expect(c.code).toBe(0);
+      const r = await cli('demo', '--models', models, '--threads', '1');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/isa \w+, 1 thread, reference onnxruntime-node with 1 intra-op thread/);
+      expect(r.stdout).toMatch(
+        /model\s+kind\s+accuracy\s+bytes\s+batch 1 ms\s+batch 64 img\/s\s+speed-up b1\s+speed-up b64/,
+      );
+      expect(r.stdout).toMatch(
+        /fashion-float\.onnx \(onnxruntime\)\s+float32\s+\d+\.\d\d%\s+[\d,]+\s+[\d.]+\s+[\d,]+\s+1\.00x\s+1\.00x/,
+      );
+      expect(r.stdout).toMatch(
+        /fashion-w8a8\.lowbit\s+W8A8\s+\d+\.\d\d%\s+[\d,]+\s+[\d.]+\s+[\d,]+\s+[\d.]+x\s+[\d.]+x/,
+      );
+    },
+  );
 });
 
 describe('pieces', () => {
@@ -445,7 +599,10 @@ describe('the compiled entry point', () => {
     const bad = spawnSync(process.execPath, [cliJs, 'frobnicate'], { env: childEnv(), encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/^lowbit: unknown command 'frobnicate'/);
-    const missing = spawnSync(process.execPath, [cliJs, 'info', '/nonexistent/m.lowbit'], { env: childEnv(), encoding: 'utf8' });
+    const missing = spawnSync(process.execPath, [cliJs, 'info', '/nonexistent/m.lowbit'], {
+      env: childEnv(),
+      encoding: 'utf8',
+    });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toBe('lowbit: Error: /nonexistent/m.lowbit: no such file or directory\n');
   });

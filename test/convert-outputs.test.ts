@@ -29,18 +29,44 @@ interface Piece {
 type Fragment = (rng: Rng) => Piece;
 
 const weights = (rng: Rng, name: string, dims: number[], scale: number) =>
-  tensor(name, dims, randomValues(rng, dims.reduce((a, b) => a * b, 1), -scale, scale));
+  tensor(
+    name,
+    dims,
+    randomValues(
+      rng,
+      dims.reduce((a, b) => a * b, 1),
+      -scale,
+      scale,
+    ),
+  );
 /** +-alpha[o] weights: a conv or dense on signs becomes a binary layer. */
 const binaryWeights = (rng: Rng, name: string, dims: number[]) => {
   const per = dims.slice(1).reduce((a, b) => a * b, 1);
   const alpha = Float32Array.from({ length: dims[0] }, () => 0.05 + 0.2 * rng.float());
-  return tensor(name, dims, Float32Array.from({ length: dims[0] * per }, (_, k) => (rng.float() < 0.5 ? -1 : 1) * alpha[Math.floor(k / per)]));
+  return tensor(
+    name,
+    dims,
+    Float32Array.from({ length: dims[0] * per }, (_, k) => (rng.float() < 0.5 ? -1 : 1) * alpha[Math.floor(k / per)]),
+  );
 };
 const bn = (rng: Rng, p: string, c: number) => [
-  weights(rng, `${p}.g`, [c], 1), weights(rng, `${p}.b`, [c], 0.3), weights(rng, `${p}.m`, [c], 0.3),
-  tensor(`${p}.v`, [c], Float32Array.from({ length: c }, () => 0.5 + rng.float())),
+  weights(rng, `${p}.g`, [c], 1),
+  weights(rng, `${p}.b`, [c], 0.3),
+  weights(rng, `${p}.m`, [c], 0.3),
+  tensor(
+    `${p}.v`,
+    [c],
+    Float32Array.from({ length: c }, () => 0.5 + rng.float()),
+  ),
 ];
-const conv = (rng: Rng, input: string, out: string, o: number, c: number, attrs: Record<string, ReturnType<typeof ints>> = { pads: ints(1, 1, 1, 1) }) => ({
+const conv = (
+  rng: Rng,
+  input: string,
+  out: string,
+  o: number,
+  c: number,
+  attrs: Record<string, ReturnType<typeof ints>> = { pads: ints(1, 1, 1, 1) },
+) => ({
   nodes: [node('Conv', [input, `${out}.w`, `${out}.b`], [out], attrs)],
   inits: [weights(rng, `${out}.w`, [o, c, 3, 3], 0.3), weights(rng, `${out}.b`, [o], 0.1)],
 });
@@ -54,22 +80,43 @@ const FRAGMENTS: Record<string, Fragment> = {
   },
   'Conv + Clip(0, 0.5)': (rng) => {
     const c = conv(rng, 'h', 'c', 6, 8);
-    return { nodes: [...c.nodes, node('Clip', ['c', 'lo', 'hi'], ['y0'])], inits: [...c.inits, tensor('lo', [], [0]), tensor('hi', [], [0.5])], out: 'y0', dims: [6, 6, 6] };
+    return {
+      nodes: [...c.nodes, node('Clip', ['c', 'lo', 'hi'], ['y0'])],
+      inits: [...c.inits, tensor('lo', [], [0]), tensor('hi', [], [0.5])],
+      out: 'y0',
+      dims: [6, 6, 6],
+    };
   },
   'Conv + BatchNormalization + Relu': (rng) => {
     const c = conv(rng, 'h', 'c', 6, 8);
     return {
-      nodes: [...c.nodes, node('BatchNormalization', ['c', 'n.g', 'n.b', 'n.m', 'n.v'], ['n']), node('Relu', ['n'], ['y0'])],
-      inits: [...c.inits, ...bn(rng, 'n', 6)], out: 'y0', dims: [6, 6, 6],
+      nodes: [
+        ...c.nodes,
+        node('BatchNormalization', ['c', 'n.g', 'n.b', 'n.m', 'n.v'], ['n']),
+        node('Relu', ['n'], ['y0']),
+      ],
+      inits: [...c.inits, ...bn(rng, 'n', 6)],
+      out: 'y0',
+      dims: [6, 6, 6],
     };
   },
   'depthwise Conv stride 2 + Relu': (rng) => ({
-    nodes: [node('Conv', ['h', 'dw', 'db'], ['c'], { group: i(8), strides: ints(2, 2), pads: ints(1, 1, 1, 1) }), node('Relu', ['c'], ['y0'])],
-    inits: [weights(rng, 'dw', [8, 1, 3, 3], 0.5), weights(rng, 'db', [8], 0.1)], out: 'y0', dims: [8, 3, 3],
+    nodes: [
+      node('Conv', ['h', 'dw', 'db'], ['c'], { group: i(8), strides: ints(2, 2), pads: ints(1, 1, 1, 1) }),
+      node('Relu', ['c'], ['y0']),
+    ],
+    inits: [weights(rng, 'dw', [8, 1, 3, 3], 0.5), weights(rng, 'db', [8], 0.1)],
+    out: 'y0',
+    dims: [8, 3, 3],
   }),
   'Add + Relu': (rng) => {
     const c = conv(rng, 'h', 'c', 8, 8);
-    return { nodes: [...c.nodes, node('Add', ['c', 'h'], ['a']), node('Relu', ['a'], ['y0'])], inits: c.inits, out: 'y0', dims: [8, 6, 6] };
+    return {
+      nodes: [...c.nodes, node('Add', ['c', 'h'], ['a']), node('Relu', ['a'], ['y0'])],
+      inits: c.inits,
+      out: 'y0',
+      dims: [8, 6, 6],
+    };
   },
   Add: (rng) => {
     const c = conv(rng, 'h', 'c', 8, 8);
@@ -77,55 +124,140 @@ const FRAGMENTS: Record<string, Fragment> = {
   },
   Concat: (rng) => {
     const c = conv(rng, 'h', 'c', 4, 8);
-    return { nodes: [...c.nodes, node('Concat', ['c', 'h'], ['y0'], { axis: i(1) })], inits: c.inits, out: 'y0', dims: [12, 6, 6] };
+    return {
+      nodes: [...c.nodes, node('Concat', ['c', 'h'], ['y0'], { axis: i(1) })],
+      inits: c.inits,
+      out: 'y0',
+      dims: [12, 6, 6],
+    };
   },
-  LeakyRelu: () => ({ nodes: [node('LeakyRelu', ['h'], ['y0'], { alpha: f(0.1) })], inits: [], out: 'y0', dims: [8, 6, 6] }),
-  PRelu: (rng) => ({ nodes: [node('PRelu', ['h', 'slope'], ['y0'])], inits: [weights(rng, 'slope', [8, 1, 1], 0.5)], out: 'y0', dims: [8, 6, 6] }),
-  Clip: () => ({ nodes: [node('Clip', ['h', 'lo', 'hi'], ['y0'])], inits: [tensor('lo', [], [-0.2]), tensor('hi', [], [0.3])], out: 'y0', dims: [8, 6, 6] }),
-  MaxPool: () => ({ nodes: [node('MaxPool', ['h'], ['y0'], { kernel_shape: ints(2, 2), strides: ints(2, 2) })], inits: [], out: 'y0', dims: [8, 3, 3] }),
-  AveragePool: () => ({ nodes: [node('AveragePool', ['h'], ['y0'], { kernel_shape: ints(3, 3), pads: ints(1, 1, 1, 1) })], inits: [], out: 'y0', dims: [8, 6, 6] }),
-  GlobalAveragePool: () => ({ nodes: [node('GlobalAveragePool', ['h'], ['y0'])], inits: [], out: 'y0', dims: [8, 1, 1] }),
+  LeakyRelu: () => ({
+    nodes: [node('LeakyRelu', ['h'], ['y0'], { alpha: f(0.1) })],
+    inits: [],
+    out: 'y0',
+    dims: [8, 6, 6],
+  }),
+  PRelu: (rng) => ({
+    nodes: [node('PRelu', ['h', 'slope'], ['y0'])],
+    inits: [weights(rng, 'slope', [8, 1, 1], 0.5)],
+    out: 'y0',
+    dims: [8, 6, 6],
+  }),
+  Clip: () => ({
+    nodes: [node('Clip', ['h', 'lo', 'hi'], ['y0'])],
+    inits: [tensor('lo', [], [-0.2]), tensor('hi', [], [0.3])],
+    out: 'y0',
+    dims: [8, 6, 6],
+  }),
+  MaxPool: () => ({
+    nodes: [node('MaxPool', ['h'], ['y0'], { kernel_shape: ints(2, 2), strides: ints(2, 2) })],
+    inits: [],
+    out: 'y0',
+    dims: [8, 3, 3],
+  }),
+  AveragePool: () => ({
+    nodes: [node('AveragePool', ['h'], ['y0'], { kernel_shape: ints(3, 3), pads: ints(1, 1, 1, 1) })],
+    inits: [],
+    out: 'y0',
+    dims: [8, 6, 6],
+  }),
+  GlobalAveragePool: () => ({
+    nodes: [node('GlobalAveragePool', ['h'], ['y0'])],
+    inits: [],
+    out: 'y0',
+    dims: [8, 1, 1],
+  }),
   Flatten: () => ({ nodes: [node('Flatten', ['h'], ['y0'])], inits: [], out: 'y0', dims: [288] }),
-  'Reshape [N, -1]': () => ({ nodes: [node('Reshape', ['h', 'shape'], ['y0'])], inits: [tensor('shape', [2], [0, -1], T.INT64)], out: 'y0', dims: [288] }),
+  'Reshape [N, -1]': () => ({
+    nodes: [node('Reshape', ['h', 'shape'], ['y0'])],
+    inits: [tensor('shape', [2], [0, -1], T.INT64)],
+    out: 'y0',
+    dims: [288],
+  }),
   'Flatten + Gemm': (rng) => ({
     nodes: [flat('h'), node('Gemm', ['h.flat', 'gw', 'gb'], ['y0'], { transB: i(1) })],
-    inits: [weights(rng, 'gw', [10, 288], 0.1), weights(rng, 'gb', [10], 0.1)], out: 'y0', dims: [10],
+    inits: [weights(rng, 'gw', [10, 288], 0.1), weights(rng, 'gb', [10], 0.1)],
+    out: 'y0',
+    dims: [10],
   }),
   'Gemm + Relu': (rng) => ({
     nodes: [flat('h'), node('Gemm', ['h.flat', 'gw', 'gb'], ['g'], { transB: i(1) }), node('Relu', ['g'], ['y0'])],
-    inits: [weights(rng, 'gw', [10, 288], 0.1), weights(rng, 'gb', [10], 0.1)], out: 'y0', dims: [10],
+    inits: [weights(rng, 'gw', [10, 288], 0.1), weights(rng, 'gb', [10], 0.1)],
+    out: 'y0',
+    dims: [10],
   }),
   'MatMul + Add': (rng) => ({
     nodes: [flat('h'), node('MatMul', ['h.flat', 'mw'], ['m']), node('Add', ['m', 'mb'], ['y0'])],
-    inits: [weights(rng, 'mw', [288, 10], 0.1), weights(rng, 'mb', [10], 0.1)], out: 'y0', dims: [10],
+    inits: [weights(rng, 'mw', [288, 10], 0.1), weights(rng, 'mb', [10], 0.1)],
+    out: 'y0',
+    dims: [10],
   }),
   Softmax: (rng) => ({
-    nodes: [flat('h'), node('Gemm', ['h.flat', 'gw', 'gb'], ['g'], { transB: i(1) }), node('Softmax', ['g'], ['y0'], { axis: i(1) })],
-    inits: [weights(rng, 'gw', [10, 288], 0.1), weights(rng, 'gb', [10], 0.1)], out: 'y0', dims: [10],
-  }),
-  Sign: () => ({ signOfH: true, nodes: [node('Sign', ['h'], ['y0'])], inits: [], out: 'y0', dims: [8, 6, 6], binary: true }),
-  'binary Conv': (rng) => ({ signOfH: true,
-    nodes: [node('Sign', ['h'], ['s']), node('Conv', ['s', 'bw'], ['y0'], { pads: ints(1, 1, 1, 1) })],
-    inits: [binaryWeights(rng, 'bw', [6, 8, 3, 3])], out: 'y0', dims: [6, 6, 6],
-  }),
-  'binary Conv + BatchNormalization + Relu': (rng) => ({ signOfH: true,
     nodes: [
-      node('Sign', ['h'], ['s']), node('Conv', ['s', 'bw'], ['c']),
-      node('BatchNormalization', ['c', 'n.g', 'n.b', 'n.m', 'n.v'], ['n']), node('Relu', ['n'], ['y0']),
+      flat('h'),
+      node('Gemm', ['h.flat', 'gw', 'gb'], ['g'], { transB: i(1) }),
+      node('Softmax', ['g'], ['y0'], { axis: i(1) }),
     ],
-    inits: [binaryWeights(rng, 'bw', [70, 8, 3, 3]), ...bn(rng, 'n', 70)], out: 'y0', dims: [70, 4, 4],
+    inits: [weights(rng, 'gw', [10, 288], 0.1), weights(rng, 'gb', [10], 0.1)],
+    out: 'y0',
+    dims: [10],
   }),
-  'binary Conv + Sign': (rng) => ({ signOfH: true,
-    nodes: [node('Sign', ['h'], ['s']), node('Conv', ['s', 'bw', 'bb'], ['c'], { pads: ints(1, 1, 1, 1) }), node('Sign', ['c'], ['y0'])],
-    inits: [binaryWeights(rng, 'bw', [64, 8, 3, 3]), weights(rng, 'bb', [64], 0.2)], out: 'y0', dims: [64, 6, 6], binary: true,
+  Sign: () => ({
+    signOfH: true,
+    nodes: [node('Sign', ['h'], ['y0'])],
+    inits: [],
+    out: 'y0',
+    dims: [8, 6, 6],
+    binary: true,
   }),
-  'binary Gemm + Relu': (rng) => ({ signOfH: true,
-    nodes: [flat('h'), node('Sign', ['h.flat'], ['s']), node('Gemm', ['s', 'bw', 'bb'], ['g'], { transB: i(1) }), node('Relu', ['g'], ['y0'])],
-    inits: [binaryWeights(rng, 'bw', [10, 288]), weights(rng, 'bb', [10], 0.5)], out: 'y0', dims: [10],
+  'binary Conv': (rng) => ({
+    signOfH: true,
+    nodes: [node('Sign', ['h'], ['s']), node('Conv', ['s', 'bw'], ['y0'], { pads: ints(1, 1, 1, 1) })],
+    inits: [binaryWeights(rng, 'bw', [6, 8, 3, 3])],
+    out: 'y0',
+    dims: [6, 6, 6],
+  }),
+  'binary Conv + BatchNormalization + Relu': (rng) => ({
+    signOfH: true,
+    nodes: [
+      node('Sign', ['h'], ['s']),
+      node('Conv', ['s', 'bw'], ['c']),
+      node('BatchNormalization', ['c', 'n.g', 'n.b', 'n.m', 'n.v'], ['n']),
+      node('Relu', ['n'], ['y0']),
+    ],
+    inits: [binaryWeights(rng, 'bw', [70, 8, 3, 3]), ...bn(rng, 'n', 70)],
+    out: 'y0',
+    dims: [70, 4, 4],
+  }),
+  'binary Conv + Sign': (rng) => ({
+    signOfH: true,
+    nodes: [
+      node('Sign', ['h'], ['s']),
+      node('Conv', ['s', 'bw', 'bb'], ['c'], { pads: ints(1, 1, 1, 1) }),
+      node('Sign', ['c'], ['y0']),
+    ],
+    inits: [binaryWeights(rng, 'bw', [64, 8, 3, 3]), weights(rng, 'bb', [64], 0.2)],
+    out: 'y0',
+    dims: [64, 6, 6],
+    binary: true,
+  }),
+  'binary Gemm + Relu': (rng) => ({
+    signOfH: true,
+    nodes: [
+      flat('h'),
+      node('Sign', ['h.flat'], ['s']),
+      node('Gemm', ['s', 'bw', 'bb'], ['g'], { transB: i(1) }),
+      node('Relu', ['g'], ['y0']),
+    ],
+    inits: [binaryWeights(rng, 'bw', [10, 288]), weights(rng, 'bb', [10], 0.5)],
+    out: 'y0',
+    dims: [10],
   }),
   'QuantizeLinear + DequantizeLinear': () => ({
     nodes: [node('QuantizeLinear', ['h', 'qs', 'qz'], ['q']), node('DequantizeLinear', ['q', 'qs', 'qz'], ['y0'])],
-    inits: [tensor('qs', [], [0.01]), tensor('qz', [], [0], T.INT8)], out: 'y0', dims: [8, 6, 6],
+    inits: [tensor('qs', [], [0.01]), tensor('qz', [], [0], T.INT8)],
+    out: 'y0',
+    dims: [8, 6, 6],
   }),
 };
 
@@ -141,7 +273,16 @@ type Placement = 'at the output' | 'in the middle' | 'beside the logits';
 function network(rng: Rng, fragment: Fragment, placement: Placement): { onnx: Uint8Array; piece: Piece } {
   const piece = fragment(rng);
   const first = piece.signOfH
-    ? { nodes: [node('Conv', ['x', 'h.w'], ['h'])], inits: [tensor('h.w', [8, 3, 1, 1], Float32Array.from({ length: 24 }, () => (rng.float() < 0.5 ? -1 : 1)))] }
+    ? {
+        nodes: [node('Conv', ['x', 'h.w'], ['h'])],
+        inits: [
+          tensor(
+            'h.w',
+            [8, 3, 1, 1],
+            Float32Array.from({ length: 24 }, () => (rng.float() < 0.5 ? -1 : 1)),
+          ),
+        ],
+      }
     : conv(rng, 'x', 'h', 8, 3);
   const nodes = [...first.nodes, ...piece.nodes];
   const inits = [...first.inits, ...piece.inits];
@@ -151,7 +292,11 @@ function network(rng: Rng, fragment: Fragment, placement: Placement): { onnx: Ui
     if (piece.dims.length === 3) {
       const head = conv(rng, piece.out, 'z', 4, piece.dims[0]);
       nodes.push(...head.nodes, flat('z'), node('Gemm', ['z.flat', 'hw', 'hb'], ['logits'], { transB: i(1) }));
-      inits.push(...head.inits, weights(rng, 'hw', [5, (4 * features) / piece.dims[0]], 0.1), weights(rng, 'hb', [5], 0.1));
+      inits.push(
+        ...head.inits,
+        weights(rng, 'hw', [5, (4 * features) / piece.dims[0]], 0.1),
+        weights(rng, 'hb', [5], 0.1),
+      );
     } else {
       nodes.push(node('Gemm', [piece.out, 'hw', 'hb'], ['logits'], { transB: i(1) }));
       inits.push(weights(rng, 'hw', [5, features], 0.3), weights(rng, 'hb', [5], 0.1));
@@ -163,7 +308,8 @@ function network(rng: Rng, fragment: Fragment, placement: Placement): { onnx: Ui
 }
 
 function relativeRms(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let k = 0; k < b.length; ++k) {
     num += (a[k] - b[k]) ** 2;
     den += b[k] ** 2;
@@ -184,7 +330,10 @@ function input(rng: Rng, piece: Piece, n: number): Float32Array {
 }
 
 const CASES = Object.keys(FRAGMENTS).flatMap((name) =>
-  (['at the output', 'in the middle', 'beside the logits'] as Placement[]).map((placement) => [name, placement] as const));
+  (['at the output', 'in the middle', 'beside the logits'] as Placement[]).map(
+    (placement) => [name, placement] as const,
+  ),
+);
 
 describe('every operator at a graph output and inside a network, against onnxruntime', () => {
   it.each(CASES)('%s %s', async (name, placement) => {

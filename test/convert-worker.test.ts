@@ -30,13 +30,27 @@ for (const [bytes, options] of [[new Uint8Array([1, 2, 3]), { calibration }], [o
   errors.push({ name: e.name, format: e instanceof L.ModelFormatError, accuracy: e instanceof L.AccuracyError, output: e.output, message: e.message });
 }
 console.log(JSON.stringify({ ms, worst, same, phases: [...new Set(progress)], errors }));`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: childEnv({}), encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: ROOT,
+      env: childEnv({}),
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(r.signal, r.stderr).toBeNull();
     expect(r.status, r.stderr).toBe(0);
-    const result = JSON.parse(r.stdout) as { ms: number; worst: number; same: boolean; phases: string[]; errors: { name: string; format: boolean; accuracy: boolean; output?: string; message: string }[] };
+    const result = JSON.parse(r.stdout) as {
+      ms: number;
+      worst: number;
+      same: boolean;
+      phases: string[];
+      errors: { name: string; format: boolean; accuracy: boolean; output?: string; message: string }[];
+    };
     // On the calling thread the loop stalled for the whole conversion (1-5 s here); measured
     // from a worker, its longest stall is about 15 ms.
-    expect(result.worst, `longest stall ${result.worst.toFixed(0)} ms of a ${result.ms.toFixed(0)} ms conversion`).toBeLessThan(Math.max(100, result.ms / 5));
+    expect(
+      result.worst,
+      `longest stall ${result.worst.toFixed(0)} ms of a ${result.ms.toFixed(0)} ms conversion`,
+    ).toBeLessThan(Math.max(100, result.ms / 5));
     expect(result.same).toBe(true);
     expect(result.phases).toEqual(['calibrate', 'measure']);
     expect(result.errors[0]).toMatchObject({ name: 'ModelFormatError', format: true });

@@ -5,16 +5,37 @@ import { describe, expect, it } from 'vitest';
 import { AccuracyError, convertOnnx, convertOnnxWithReport, loadModel, UnsupportedError } from '../lib/index.js';
 import { importOnnx } from '../lib/onnx/import.js';
 import { evaluate } from '../lib/onnx/evaluate.js';
-import { f, ints, model, node, randomValues, runOrt, T, tensor, valueInfo, type ModelSpec } from './helpers/onnx-builder.js';
+import {
+  f,
+  ints,
+  model,
+  node,
+  randomValues,
+  runOrt,
+  T,
+  tensor,
+  valueInfo,
+  type ModelSpec,
+} from './helpers/onnx-builder.js';
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
 
 const SEED = fileSeed('convert');
 const weights = (rng: Rng, name: string, dims: number[], scale = 1) =>
-  tensor(name, dims, randomValues(rng, dims.reduce((a, b) => a * b, 1), -scale, scale));
+  tensor(
+    name,
+    dims,
+    randomValues(
+      rng,
+      dims.reduce((a, b) => a * b, 1),
+      -scale,
+      scale,
+    ),
+  );
 
 /** Relative RMS error of a against b. */
 function relativeRms(a: Float32Array, b: Float32Array): number {
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let k = 0; k < b.length; ++k) {
     num += (a[k] - b[k]) ** 2;
     den += b[k] ** 2;
@@ -49,47 +70,83 @@ function cnn(rng: Rng): Uint8Array {
     inputs: [valueInfo('x', ['N', 3, 8, 8])],
     outputs: ['probs'],
     initializers: [
-      weights(rng, 'w1', [8, 3, 3, 3], 0.5), weights(rng, 'b1', [8], 0.1),
-      weights(rng, 'w2', [8, 8, 3, 3], 0.2), weights(rng, 'b2', [8], 0.1),
-      weights(rng, 'w3', [8, 8, 3, 3], 0.2), weights(rng, 'b3', [8], 0.1),
-      tensor('slope', [16, 1, 1], Float32Array.from({ length: 16 }, (_, k) => (k % 3) * 0.2 - 0.1)),
-      weights(rng, 'wf', [5, 16], 1), weights(rng, 'bf', [5], 0.1),
+      weights(rng, 'w1', [8, 3, 3, 3], 0.5),
+      weights(rng, 'b1', [8], 0.1),
+      weights(rng, 'w2', [8, 8, 3, 3], 0.2),
+      weights(rng, 'b2', [8], 0.1),
+      weights(rng, 'w3', [8, 8, 3, 3], 0.2),
+      weights(rng, 'b3', [8], 0.1),
+      tensor(
+        'slope',
+        [16, 1, 1],
+        Float32Array.from({ length: 16 }, (_, k) => (k % 3) * 0.2 - 0.1),
+      ),
+      weights(rng, 'wf', [5, 16], 1),
+      weights(rng, 'bf', [5], 0.1),
     ],
   };
   return model(spec);
 }
 
 describe('integer models against onnxruntime', () => {
-  it.each([8, 4] as const)('a residual CNN with concat, PReLU, pools and softmax at %d bits follows the float model', async (bits) => {
-    const rng = rngFor(SEED, `cnn${bits}`);
-    const onnx = cnn(rng);
-    const calibration = randomValues(rng, 64 * 192, 0, 1);
-    const { bytes, report } = await convertOnnxWithReport(onnx, { calibration, bits, boundaryBits: 8 });
-    expect(report.layers.map((l) => l.kind)).toEqual(['W8A8', bits === 8 ? 'W8A8' : 'W4A8', bits === 8 ? 'W8A8' : 'W4A8', 'W8A8']);
-    for (const layer of report.layers) {
-      expect(layer.metric).toBe('relative-rms');
-      expect(layer.error).toBeLessThan(bits === 8 ? 0.08 : 0.4);
-      expect(layer.bytes).toBeGreaterThan(0);
-    }
-    const ops = loadModel(bytes).graph().nodes.map((n) => n.op);
-    for (const op of ['quantize', 'qconv2d', 'maxpool', 'add', 'concat', 'avgpool', 'prelu', 'global_avgpool', 'qdense', 'affine', 'softmax'])
-      expect(ops).toContain(op);
+  it.each([8, 4] as const)(
+    'a residual CNN with concat, PReLU, pools and softmax at %d bits follows the float model',
+    async (bits) => {
+      const rng = rngFor(SEED, `cnn${bits}`);
+      const onnx = cnn(rng);
+      const calibration = randomValues(rng, 64 * 192, 0, 1);
+      const { bytes, report } = await convertOnnxWithReport(onnx, { calibration, bits, boundaryBits: 8 });
+      expect(report.layers.map((l) => l.kind)).toEqual([
+        'W8A8',
+        bits === 8 ? 'W8A8' : 'W4A8',
+        bits === 8 ? 'W8A8' : 'W4A8',
+        'W8A8',
+      ]);
+      for (const layer of report.layers) {
+        expect(layer.metric).toBe('relative-rms');
+        expect(layer.error).toBeLessThan(bits === 8 ? 0.08 : 0.4);
+        expect(layer.bytes).toBeGreaterThan(0);
+      }
+      const ops = loadModel(bytes)
+        .graph()
+        .nodes.map((n) => n.op);
+      for (const op of [
+        'quantize',
+        'qconv2d',
+        'maxpool',
+        'add',
+        'concat',
+        'avgpool',
+        'prelu',
+        'global_avgpool',
+        'qdense',
+        'affine',
+        'softmax',
+      ])
+        expect(ops).toContain(op);
 
-    const x = randomValues(rng, 16 * 192, 0, 1);
-    const got = loadModel(bytes).runSync(x).probs.data;
-    const want = (await runOrt(onnx, { x: { dims: [16, 3, 8, 8], data: x } })).probs;
-    // Over many seeds the probabilities differ by 0.4-2% (W8) and 0.2-7% (W4) relative RMS.
-    expect(relativeRms(got, want)).toBeLessThan(bits === 8 ? 0.05 : 0.25);
-    for (let r = 0; r < 16; ++r) expect(got.subarray(r * 5, r * 5 + 5).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
-  });
+      const x = randomValues(rng, 16 * 192, 0, 1);
+      const got = loadModel(bytes).runSync(x).probs.data;
+      const want = (await runOrt(onnx, { x: { dims: [16, 3, 8, 8], data: x } })).probs;
+      // Over many seeds the probabilities differ by 0.4-2% (W8) and 0.2-7% (W4) relative RMS.
+      expect(relativeRms(got, want)).toBeLessThan(bits === 8 ? 0.05 : 0.25);
+      for (let r = 0; r < 16; ++r) expect(got.subarray(r * 5, r * 5 + 5).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    },
+  );
 
   it('percentile calibration clips the activation ranges', async () => {
     const rng = rngFor(SEED, 'percentile');
     const onnx = cnn(rng);
     const calibration = randomValues(rng, 64 * 192, 0, 1);
     const scales = async (options: object) =>
-      (loadModel(await convertOnnx(onnx, { calibration, ...options })).graph().tensors as { name: string; scale?: number }[])
-        .filter((t) => t.name === '/relu2' || t.scale !== undefined).map((t) => t.scale ?? 0);
+      (
+        loadModel(await convertOnnx(onnx, { calibration, ...options })).graph().tensors as {
+          name: string;
+          scale?: number;
+        }[]
+      )
+        .filter((t) => t.name === '/relu2' || t.scale !== undefined)
+        .map((t) => t.scale ?? 0);
     const minmax = await scales({});
     const clipped = await scales({ calibrationMethod: 'percentile', percentile: 99 });
     expect(clipped.length).toBe(minmax.length);
@@ -126,13 +183,19 @@ describe('integer models against onnxruntime', () => {
       inputs: [valueInfo('x', ['N', 2, 5, 5])],
       outputs: ['y'],
       initializers: [
-        tensor('xs', [], [1 / 100]), tensor('xz', [], [0], T.UINT8),
-        weights(rng, 'w', [4, 2, 3, 3], 0.5), weights(rng, 'b', [4], 0.1),
-        tensor('cs', [], [0.02]), tensor('cz', [], [0], T.INT8),
+        tensor('xs', [], [1 / 100]),
+        tensor('xz', [], [0], T.UINT8),
+        weights(rng, 'w', [4, 2, 3, 3], 0.5),
+        weights(rng, 'b', [4], 0.1),
+        tensor('cs', [], [0.02]),
+        tensor('cz', [], [0], T.INT8),
       ],
     });
     const calibration = randomValues(rng, 8 * 50, 0, 1);
-    const tensors = loadModel(await convertOnnx(onnx, { calibration })).graph().tensors as { dtype: string; scale?: number }[];
+    const tensors = loadModel(await convertOnnx(onnx, { calibration })).graph().tensors as {
+      dtype: string;
+      scale?: number;
+    }[];
     const scales = tensors.filter((t) => t.scale !== undefined).map((t) => [t.dtype, t.scale]);
     expect(scales).toContainEqual(['u8', Math.fround(1 / 100)]);
     expect(scales).toContainEqual(['s8', Math.fround(0.02)]);
@@ -144,11 +207,24 @@ describe('binary models', () => {
   function binaryNet(rng: Rng): Uint8Array {
     const binaryWeights = (name: string, o: number, i: number) => {
       const alpha = Float32Array.from({ length: o }, () => 0.05 + rng.float());
-      return tensor(name, [o, i, 3, 3], Float32Array.from({ length: o * i * 9 }, (_, k) => (rng.float() < 0.5 ? -1 : 1) * alpha[Math.floor(k / (i * 9))]));
+      return tensor(
+        name,
+        [o, i, 3, 3],
+        Float32Array.from(
+          { length: o * i * 9 },
+          (_, k) => (rng.float() < 0.5 ? -1 : 1) * alpha[Math.floor(k / (i * 9))],
+        ),
+      );
     };
     const bn = (prefix: string, c: number) => [
-      weights(rng, `${prefix}.g`, [c], 1), weights(rng, `${prefix}.b`, [c], 0.5),
-      weights(rng, `${prefix}.m`, [c], 0.5), tensor(`${prefix}.v`, [c], Float32Array.from({ length: c }, () => 0.5 + rng.float())),
+      weights(rng, `${prefix}.g`, [c], 1),
+      weights(rng, `${prefix}.b`, [c], 0.5),
+      weights(rng, `${prefix}.m`, [c], 0.5),
+      tensor(
+        `${prefix}.v`,
+        [c],
+        Float32Array.from({ length: c }, () => 0.5 + rng.float()),
+      ),
     ];
     const sign = (x: string, y: string) => [
       node('GreaterOrEqual', [x, 'zero'], [`${y}.ge`]),
@@ -170,9 +246,15 @@ describe('binary models', () => {
       inputs: [valueInfo('x', ['N', 3, 6, 6])],
       outputs: ['logits'],
       initializers: [
-        tensor('zero', [], [0]), tensor('one', [], [1]), tensor('minus', [], [-1]),
-        binaryWeights('w1', 70, 3), ...bn('bn1', 70), binaryWeights('w2', 64, 70), ...bn('bn2', 64),
-        weights(rng, 'wf', [4, 64 * 9], 1), weights(rng, 'bf', [4], 0.1),
+        tensor('zero', [], [0]),
+        tensor('one', [], [1]),
+        tensor('minus', [], [-1]),
+        binaryWeights('w1', 70, 3),
+        ...bn('bn1', 70),
+        binaryWeights('w2', 64, 70),
+        ...bn('bn2', 64),
+        weights(rng, 'wf', [4, 64 * 9], 1),
+        weights(rng, 'bf', [4], 0.1),
       ],
     });
   }
@@ -184,7 +266,9 @@ describe('binary models', () => {
     const { bytes, report } = await convertOnnxWithReport(onnx, { calibration });
     expect(report.layers.map((l) => l.kind)).toEqual(['binary', 'binary', 'W8A8']);
     expect(report.layers[0].metric).toBe('sign-mismatch');
-    const ops = loadModel(bytes).graph().nodes.map((n) => n.op);
+    const ops = loadModel(bytes)
+      .graph()
+      .nodes.map((n) => n.op);
     expect(ops).toEqual(['quantize', 'sign', 'bconv2d', 'bconv2d', 'maxpool', 'reshape', 'unpack', 'qdense', 'affine']);
 
     // The input's sign depends on quantization only for values within half a step of 0: keep clear of it.
@@ -196,7 +280,10 @@ describe('binary models', () => {
     // float network's. The INT8 classifier quantizes its float weights (its +-1 inputs are exact):
     // with 576 inputs that leaves about 0.5% of the logits' size.
     const onX = (await convertOnnxWithReport(onnx, { calibration: x })).report.layers;
-    expect(onX.slice(0, 2).map((l) => [l.metric, l.error])).toEqual([['sign-mismatch', 0], ['sign-mismatch', 0]]);
+    expect(onX.slice(0, 2).map((l) => [l.metric, l.error])).toEqual([
+      ['sign-mismatch', 0],
+      ['sign-mismatch', 0],
+    ]);
     expect(relativeRms(got, want)).toBeLessThan(0.03);
 
     // With MST schedules (forced by 'always' in a copy): identical outputs.
@@ -218,7 +305,9 @@ describe('conversion errors', () => {
     const calibration = new Float32Array(192);
     await expect(convertOnnx(onnx, { calibration, bits: 3 as 8 })).rejects.toThrow(RangeError);
     await expect(convertOnnx(onnx, { calibration, bits: 'mixed' })).rejects.toThrow(/sizeBudget/);
-    await expect(convertOnnx(onnx, { calibration, calibrationMethod: 'percentile', percentile: 0 })).rejects.toThrow(/percentile/);
+    await expect(convertOnnx(onnx, { calibration, calibrationMethod: 'percentile', percentile: 0 })).rejects.toThrow(
+      /percentile/,
+    );
   });
   it('refuses an output far from the float model, naming it, and warns where a binarization explains it', async () => {
     const calibration = randomValues(rng, 16 * 192, 0, 1);
@@ -235,14 +324,22 @@ describe('conversion errors', () => {
       nodes: [node('Sign', ['x'], ['s']), node('Conv', ['s', 'w'], ['y'])],
       inputs: [valueInfo('x', ['N', 2, 4, 4])],
       outputs: ['y'],
-      initializers: [tensor('w', [3, 2, 3, 3], Float32Array.from({ length: 54 }, (_, k) => (k % 3 === 0 ? -0.5 : 0.5)))],
+      initializers: [
+        tensor(
+          'w',
+          [3, 2, 3, 3],
+          Float32Array.from({ length: 54 }, (_, k) => (k % 3 === 0 ? -0.5 : 0.5)),
+        ),
+      ],
     });
     const tiny = randomValues(rng, 8 * 32, -1e-3, 1e-3);
     tiny[5] = 100;
     const { report } = await convertOnnxWithReport(binary, { calibration: tiny });
     expect(report.outputError.y).toBeGreaterThan(0.3);
     expect(report.warnings.join('\n')).toMatch(/output 'y': relative RMS error .* follows a binarization/);
-    expect(loadModel(await convertOnnx(binary, { calibration: tiny })).metadata).toMatchObject({ report: { warnings: report.warnings } });
+    expect(loadModel(await convertOnnx(binary, { calibration: tiny })).metadata).toMatchObject({
+      report: { warnings: report.warnings },
+    });
   });
 
   it('names the node and op it cannot convert', async () => {

@@ -2,17 +2,34 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeF32, encodeLbds, FASHION_MNIST_DIR, readF32, readFashionMnist, readLbds, toInput, type Dataset } from '../lib/data.js';
+import {
+  encodeF32,
+  encodeLbds,
+  FASHION_MNIST_DIR,
+  readF32,
+  readFashionMnist,
+  readLbds,
+  toInput,
+  type Dataset,
+} from '../lib/data.js';
 import { ModelFormatError } from '../lib/errors.js';
 import { ROOT } from './helpers/compile-lib.js';
 
 const SLICE = join(ROOT, 'models/fashion-mnist-test-1000.lbds');
-const HAS_DEBIAN = existsSync(join(FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz')) && existsSync(join(FASHION_MNIST_DIR, 't10k-labels-idx1-ubyte.gz'));
+const HAS_DEBIAN =
+  existsSync(join(FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz')) &&
+  existsSync(join(FASHION_MNIST_DIR, 't10k-labels-idx1-ubyte.gz'));
 
 function sample(): Dataset {
-  const count = 3, channels = 2, height = 3, width = 4;
+  const count = 3,
+    channels = 2,
+    height = 3,
+    width = 4;
   return {
-    count, channels, height, width,
+    count,
+    channels,
+    height,
+    width,
     pixels: Uint8Array.from({ length: count * channels * height * width }, (_, i) => (i * 37) & 255),
     labels: Uint8Array.of(7, 0, 255),
   };
@@ -52,7 +69,15 @@ describe('LBDS', () => {
       [withField(5, 0), /width: expected at least 1, got 0/],
       // sizes whose product overflows 32 and 53 bits must not wrap around to a plausible length
       [withField(2, 0xffffffff), /count: 4294967295 images/],
-      [(() => { const b = withField(3, 0x10000); new DataView(b.buffer).setUint32(16, 0x10000, true); new DataView(b.buffer).setUint32(20, 0x10000, true); return b; })(), /count: 3 images of 65536x65536x65536/],
+      [
+        (() => {
+          const b = withField(3, 0x10000);
+          new DataView(b.buffer).setUint32(16, 0x10000, true);
+          new DataView(b.buffer).setUint32(20, 0x10000, true);
+          return b;
+        })(),
+        /count: 3 images of 65536x65536x65536/,
+      ],
     ];
     for (const [bytes, message] of cases) {
       expect(() => readLbds(bytes)).toThrow(ModelFormatError);
@@ -102,21 +127,26 @@ describe('.f32 samples', () => {
 
 describe('readFashionMnist', () => {
   it('explains how to get the data when it is missing', () => {
-    expect(() => readFashionMnist('/nonexistent/fashion')).toThrow(/apt-get install dataset-fashion-mnist.*fashion-mnist-test-1000\.lbds/);
+    expect(() => readFashionMnist('/nonexistent/fashion')).toThrow(
+      /apt-get install dataset-fashion-mnist.*fashion-mnist-test-1000\.lbds/,
+    );
   });
 
-  it.skipIf(!HAS_DEBIAN)('reads the 10000 test images of Debian\'s dataset-fashion-mnist, the slice being their first 1000', () => {
-    const ds = readFashionMnist();
-    expect([ds.count, ds.channels, ds.height, ds.width]).toEqual([10000, 1, 28, 28]);
-    expect(ds.pixels.length).toBe(10000 * 784);
-    expect(Math.max(...ds.labels)).toBe(9);
-    const perClass = new Array(10).fill(0);
-    for (const l of ds.labels) perClass[l]++;
-    expect(perClass).toEqual(new Array(10).fill(1000));
-    if (!existsSync(SLICE)) return; // the shipped slice is optional here
-    const slice = readLbds(SLICE);
-    expect([slice.count, slice.channels, slice.height, slice.width]).toEqual([1000, 1, 28, 28]);
-    expect(Buffer.compare(slice.pixels, ds.pixels.subarray(0, 1000 * 784))).toBe(0);
-    expect(Buffer.compare(slice.labels, ds.labels.subarray(0, 1000))).toBe(0);
-  });
+  it.skipIf(!HAS_DEBIAN)(
+    "reads the 10000 test images of Debian's dataset-fashion-mnist, the slice being their first 1000",
+    () => {
+      const ds = readFashionMnist();
+      expect([ds.count, ds.channels, ds.height, ds.width]).toEqual([10000, 1, 28, 28]);
+      expect(ds.pixels.length).toBe(10000 * 784);
+      expect(Math.max(...ds.labels)).toBe(9);
+      const perClass = new Array(10).fill(0);
+      for (const l of ds.labels) perClass[l]++;
+      expect(perClass).toEqual(new Array(10).fill(1000));
+      if (!existsSync(SLICE)) return; // the shipped slice is optional here
+      const slice = readLbds(SLICE);
+      expect([slice.count, slice.channels, slice.height, slice.width]).toEqual([1000, 1, 28, 28]);
+      expect(Buffer.compare(slice.pixels, ds.pixels.subarray(0, 1000 * 784))).toBe(0);
+      expect(Buffer.compare(slice.labels, ds.labels.subarray(0, 1000))).toBe(0);
+    },
+  );
 });

@@ -38,7 +38,9 @@ describe.each(['binary', 'binary-mst'])('the %s model against PyTorch', (name) =
     });
     // The logits themselves: integer layers are exact, only the float epilogues round.
     let worst = 0;
-    reference.slice_logits.forEach((row, i) => row.forEach((v, c) => (worst = Math.max(worst, Math.abs(v - logits[i * 10 + c]) / (1 + Math.abs(v))))));
+    reference.slice_logits.forEach((row, i) =>
+      row.forEach((v, c) => (worst = Math.max(worst, Math.abs(v - logits[i * 10 + c]) / (1 + Math.abs(v))))),
+    );
     expect(worst).toBeLessThan(1e-3);
   });
 });
@@ -71,9 +73,11 @@ describe('MST', () => {
     });
     expect(schedules).toBe(3);
     const mst = loadModel(forced);
-    const dense = loadModel(withJson(file, (json) => {
-      for (const node of (json as { nodes: Record<string, unknown>[] }).nodes) delete node.mst;
-    }));
+    const dense = loadModel(
+      withJson(file, (json) => {
+        for (const node of (json as { nodes: Record<string, unknown>[] }).nodes) delete node.mst;
+      }),
+    );
     expect(mst.runSync(sliceInput).logits.data).toEqual(dense.runSync(sliceInput).logits.data);
   });
 });
@@ -94,7 +98,9 @@ describe.skipIf(!fullSet && !process.env.CI)('accuracy on the full 10,000-image 
     const session = await ort.InferenceSession.create(`${models}fashion-float.onnx`);
     const out = await session.run({ input: new ort.Tensor('float32', input, [ds.count, 1, 28, 28]) });
     const logits = out.logits.data as Float32Array;
-    float = Array.from({ length: ds.count }, (_, i) => argmax(logits, i * 10, 10)).filter((v, i) => v === labels[i]).length / ds.count;
+    float =
+      Array.from({ length: ds.count }, (_, i) => argmax(logits, i * 10, 10)).filter((v, i) => v === labels[i]).length /
+      ds.count;
   });
 
   it('W8A8 is within 0.5 points of the float model in onnxruntime', () => {
@@ -103,7 +109,7 @@ describe.skipIf(!fullSet && !process.env.CI)('accuracy on the full 10,000-image 
   it.each(['w4a8', 'mixed'])('%s is within 2 points of the float model', (name) => {
     expect(float - accuracy(name)).toBeLessThanOrEqual(0.02);
   });
-  it.each(['binary', 'binary-mst'])('%s has PyTorch\'s accuracy', (name) => {
+  it.each(['binary', 'binary-mst'])("%s has PyTorch's accuracy", (name) => {
     expect(Math.abs(accuracy(name) - torch(name).test_accuracy)).toBeLessThanOrEqual(0.0005);
   });
 });

@@ -27,7 +27,10 @@ import { rngFor } from './helpers/rng.js';
 
 const rng = rngFor(11, 'misuse');
 const randomF32 = (n: number) => Float32Array.from({ length: n }, () => rng.float() - 0.5);
-const randomBits = (n: number) => BigUint64Array.from({ length: n }, () => BigInt.asUintN(64, (BigInt(rng.int(0, 2 ** 31)) << 33n) ^ BigInt(rng.int(0, 2 ** 31))));
+const randomBits = (n: number) =>
+  BigUint64Array.from({ length: n }, () =>
+    BigInt.asUintN(64, (BigInt(rng.int(0, 2 ** 31)) << 33n) ^ BigInt(rng.int(0, 2 ** 31))),
+  );
 const randomS8 = (n: number) => Int8Array.from({ length: n }, () => rng.int(-128, 128));
 
 const overlap = /out: shares (\d+) bytes of memory with input; this operator cannot write in place/;
@@ -59,14 +62,18 @@ describe('out sharing memory with the input is refused', () => {
     const alias = structuredClone(shared);
     expect(alias).not.toBe(shared);
     const xs = tensor('b1', shape, new BigUint64Array(shared));
-    expect(() => bconv2d(xs, w1, { output: b1Out, out: tensor('b1', shape, new BigUint64Array(alias)) })).toThrow(/out: shares 128 bytes/);
+    expect(() => bconv2d(xs, w1, { output: b1Out, out: tensor('b1', shape, new BigUint64Array(alias)) })).toThrow(
+      /out: shares 128 bytes/,
+    );
   });
 
   it('bdense', () => {
     const w = packBinaryDenseWeights(tensor('f32', [2, 64], randomF32(2 * 64)));
     const buffer = new ArrayBuffer(32);
     const x = tensor('b1', [4, 64], new BigUint64Array(buffer));
-    expect(() => bdense(x, w, { out: tensor('f32', [4, 2], new Float32Array(buffer)) })).toThrow(/out: shares 32 bytes of memory with input/);
+    expect(() => bdense(x, w, { out: tensor('f32', [4, 2], new Float32Array(buffer)) })).toThrow(
+      /out: shares 32 bytes of memory with input/,
+    );
   });
 
   it('qconv2d (8-bit and s32 outputs) and qdense', () => {
@@ -77,7 +84,9 @@ describe('out sharing memory with the input is refused', () => {
     expect(() => qconv2d(x, w, { ...q, out: tensor('s8', [1, 4, 4, 8], x.data) })).toThrow(/out: shares 128 bytes/);
     const buffer = new ArrayBuffer(512);
     const xu = tensor('u8', [1, 4, 4, 8], new Uint8Array(buffer, 384, 128));
-    expect(() => qconv2d(xu, w, { dtype: 's32', out: tensor('s32', [1, 4, 4, 8], new Int32Array(buffer)) })).toThrow(/out: shares 128 bytes/);
+    expect(() => qconv2d(xu, w, { dtype: 's32', out: tensor('s32', [1, 4, 4, 8], new Int32Array(buffer)) })).toThrow(
+      /out: shares 128 bytes/,
+    );
     const wd = packQDenseWeights(tensor('s8', [16, 16], randomS8(256)), { bits: 8 });
     const xd = tensor('s8', [2, 16], randomS8(32));
     const qd = { multiplier: new Array(16).fill(1 << 30), shift: new Array(16).fill(36) };
@@ -110,7 +119,10 @@ describe('b1 tensors with unused tail bits set are refused', () => {
     x.data[row * 2 + 1] |= 1n << 40n;
     return x;
   };
-  const tail = (row: number) => new RegExp(`input: row ${row} \\(word ${row * 2 + 1}\\) has bits set above its 100 channels; the unused tail bits of a b1 tensor must be 0`);
+  const tail = (row: number) =>
+    new RegExp(
+      `input: row ${row} \\(word ${row * 2 + 1}\\) has bits set above its 100 channels; the unused tail bits of a b1 tensor must be 0`,
+    );
 
   it('bconv2d 1x1 and bdense, sync and async', async () => {
     const w = packBinaryConv2dWeights(tensor('f32', [8, 1, 1, 100], randomF32(800)));

@@ -19,8 +19,12 @@ describe.each([
 
   it('reports its inputs and outputs', () => {
     const model = loadModel(make());
-    expect(model.inputs).toEqual([{ name: inputName, dtype: 'f32', shape: [-1, ...inShape], sampleShape: [...inShape] }]);
-    expect(model.outputs).toEqual([{ name: outputName, dtype: 'f32', shape: [-1, ...outShape], sampleShape: [...outShape] }]);
+    expect(model.inputs).toEqual([
+      { name: inputName, dtype: 'f32', shape: [-1, ...inShape], sampleShape: [...inShape] },
+    ]);
+    expect(model.outputs).toEqual([
+      { name: outputName, dtype: 'f32', shape: [-1, ...outShape], sampleShape: [...outShape] },
+    ]);
     expect(model.bytes).toBe(make().length);
   });
 
@@ -50,7 +54,8 @@ describe.each([
 
   it('plans activation memory once per batch size, sharing buffers between tensors', () => {
     const model = loadModel(make());
-    const p1 = model.memoryPlan(1), p64 = model.memoryPlan(64);
+    const p1 = model.memoryPlan(1),
+      p64 = model.memoryPlan(64);
     expect(p1.arenaBytes).toBeGreaterThan(0);
     expect(p1.arenaBytes).toBeLessThan(p1.tensorBytes);
     expect(p64.arenaBytes).toBeGreaterThanOrEqual(p1.arenaBytes * 32);

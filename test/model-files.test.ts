@@ -43,7 +43,11 @@ describe('malformed .lowbit files', () => {
       ['misaligned offset', (b) => entry(b, 1).setBigUint64(8, entry(b, 1).getBigUint64(8, true) + 8n, true), /offset/],
       ['offset past the end', (b) => entry(b, 1).setBigUint64(8, 1n << 40n, true), /offset|outside|beyond/],
       ['huge length', (b) => entry(b, 1).setBigUint64(16, (1n << 64n) - 1n, true), /length|outside|beyond/],
-      ['overlapping sections', (b) => entry(b, 2).setBigUint64(8, entry(b, 1).getBigUint64(8, true), true), /overlap|order/],
+      [
+        'overlapping sections',
+        (b) => entry(b, 2).setBigUint64(8, entry(b, 1).getBigUint64(8, true), true),
+        /overlap|order/,
+      ],
       ['a second JSON section', (b) => entry(b, 1).setUint32(0, 1, true), /kind/],
       ['wrong version', (b) => new DataView(b.buffer).setUint32(8, 2, true), /version/],
     ];
@@ -72,14 +76,19 @@ describe('malformed .lowbit files', () => {
       [(j) => j.nodes.reverse(), /before|written|order/],
       [(j) => (j.tensors[2].shape = [6, 6, 6]), /conv1|shape/],
     ];
-    for (const [edit, message] of edits) expectFormatError(withJson(good, (j) => void edit(j as unknown as Json)), message);
+    for (const [edit, message] of edits)
+      expectFormatError(
+        withJson(good, (j) => void edit(j as unknown as Json)),
+        message,
+      );
   });
 
   it('with JSON that is not JSON, or too deep', () => {
     const replaceJson = (s: string) => {
       const file = withJson(good, () => undefined);
       const view = new DataView(file.buffer);
-      const offset = Number(view.getBigUint64(64 + 8, true)), length = Number(view.getBigUint64(64 + 16, true));
+      const offset = Number(view.getBigUint64(64 + 8, true)),
+        length = Number(view.getBigUint64(64 + 16, true));
       const bytes = new TextEncoder().encode(s.padEnd(length, ' ').slice(0, length));
       file.set(bytes, offset);
       return resealModel(file);

@@ -28,7 +28,9 @@ function requireTorch(): void {
     torchError = r.status === 0 ? undefined : (r.error?.message ?? r.stderr.trim().split('\n').pop());
   }
   if (torchError !== undefined)
-    throw new Error(`${PYTHON} cannot import torch (${torchError}): install Debian's PyTorch with 'apt-get install python3-torch'`);
+    throw new Error(
+      `${PYTHON} cannot import torch (${torchError}): install Debian's PyTorch with 'apt-get install python3-torch'`,
+    );
 }
 
 interface Layer {
@@ -59,13 +61,19 @@ function flips(rng: Rng, out: number, k: number, groups: number, p: number): Flo
   const ocg = out / groups;
   for (let g = 0; g < groups; ++g) {
     const proto = Array.from({ length: k }, () => (rng.bool() ? 1 : -1));
-    for (let c = g * ocg; c < (g + 1) * ocg; ++c) for (let i = 0; i < k; ++i) w[c * k + i] = rng.bool(p) ? -proto[i] : proto[i];
+    for (let c = g * ocg; c < (g + 1) * ocg; ++c)
+      for (let i = 0; i < k; ++i) w[c * k + i] = rng.bool(p) ? -proto[i] : proto[i];
   }
   return w;
 }
 
 function layer(
-  label: string, shape: [number, number, number, number], groups: number, w: Float32Array, maxDepth?: number, allowNegation = false,
+  label: string,
+  shape: [number, number, number, number],
+  groups: number,
+  w: Float32Array,
+  maxDepth?: number,
+  allowNegation = false,
 ): Layer {
   const [out, kh, kw, icg] = shape;
   return { label, out, kh, kw, icg, groups, maxDepth, allowNegation, w };
@@ -74,11 +82,20 @@ function layer(
 function layers(): Layer[] {
   const rng = rngFor(SEED, 'layers');
   const k70 = flips(rng, 1, 70, 1, 0);
-  const alternating = Float32Array.from({ length: 21 * 70 }, (_, i) => (Math.floor(i / 70) % 2 ? -k70[i % 70] : k70[i % 70])); // a, -a, a, ...
+  const alternating = Float32Array.from({ length: 21 * 70 }, (_, i) =>
+    Math.floor(i / 70) % 2 ? -k70[i % 70] : k70[i % 70],
+  ); // a, -a, a, ...
   const list: Layer[] = [
     layer('dense 37 x 77', [37, 1, 1, 77], 1, flips(rng, 37, 77, 1, 0.1)),
     layer('conv 3x3x5, 3 groups, maxDepth 2', [24, 3, 3, 5], 3, flips(rng, 24, 45, 3, 0.2), 2),
-    layer('conv 1x1x7, 5 groups, negation (K = 7: many ties)', [30, 1, 1, 7], 5, flips(rng, 30, 7, 5, 0.3), undefined, true),
+    layer(
+      'conv 1x1x7, 5 groups, negation (K = 7: many ties)',
+      [30, 1, 1, 7],
+      5,
+      flips(rng, 30, 7, 5, 0.3),
+      undefined,
+      true,
+    ),
     layer('K = 1, negation', [13, 1, 1, 1], 1, flips(rng, 13, 1, 1, 0.5), undefined, true),
     layer('depthwise 3x3 (groups = channels)', [9, 3, 3, 1], 9, flips(rng, 9, 9, 9, 0.5)),
     layer('identical channels', [20, 1, 1, 65], 1, flips(rng, 20, 65, 1, 0)),
@@ -88,14 +105,32 @@ function layers(): Layer[] {
     layer('random 50 x 130, maxDepth 3, negation', [50, 1, 1, 130], 1, flips(rng, 50, 130, 1, 0.5), 3, true),
     layer('maxDepth 0 (all roots)', [11, 1, 1, 33], 1, flips(rng, 11, 33, 1, 0.05), 0),
     // Real values with exact zeros: both sides must binarise with sign(0) = +1.
-    layer('real values with zeros', [15, 1, 1, 19], 1, Float32Array.from({ length: 15 * 19 }, () => rng.pick([-1.5, -0.25, 0, 0, 0.5]))),
+    layer(
+      'real values with zeros',
+      [15, 1, 1, 19],
+      1,
+      Float32Array.from({ length: 15 * 19 }, () => rng.pick([-1.5, -0.25, 0, 0, 0.5])),
+    ),
   ];
   for (let iter = 0; iter < 10; ++iter) {
     const groups = rng.pick([1, 1, 2, 3, 4]);
-    const out = groups * rng.int(1, 12), kh = rng.pick([1, 3]), icg = rng.int(1, 70), k = kh * kh * icg;
-    const maxDepth = rng.pick([undefined, undefined, 0, 1, 2, 5]), allowNegation = rng.bool();
+    const out = groups * rng.int(1, 12),
+      kh = rng.pick([1, 3]),
+      icg = rng.int(1, 70),
+      k = kh * kh * icg;
+    const maxDepth = rng.pick([undefined, undefined, 0, 1, 2, 5]),
+      allowNegation = rng.bool();
     const p = rng.pick([0, 0.02, 0.1, 0.3, 0.5]);
-    list.push(layer(`random #${iter} p=${p}`, [out, kh, kh, icg], groups, flips(rng, out, k, groups, p), maxDepth, allowNegation));
+    list.push(
+      layer(
+        `random #${iter} p=${p}`,
+        [out, kh, kh, icg],
+        groups,
+        flips(rng, out, k, groups, p),
+        maxDepth,
+        allowNegation,
+      ),
+    );
   }
   return list;
 }
@@ -111,7 +146,9 @@ function pythonTrees(list: Layer[]): PyTree[] {
       return { signs, groups: l.groups, max_depth: l.maxDepth ?? null, allow_negation: l.allowNegation };
     });
     writeFileSync(file, JSON.stringify(specs));
-    return JSON.parse(execFileSync(PYTHON, [SCRIPT, '--tree-json', file], { encoding: 'utf8', maxBuffer: 64 << 20 })) as PyTree[];
+    return JSON.parse(
+      execFileSync(PYTHON, [SCRIPT, '--tree-json', file], { encoding: 'utf8', maxBuffer: 64 << 20 }),
+    ) as PyTree[];
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -125,9 +162,10 @@ describe('tools/mst_regularizer.py', () => {
     expect(trees.length).toBe(list.length);
     list.forEach((l, i) => {
       const ctx = `${l.label}: C=${l.out} K=${l.kh * l.kw * l.icg} groups=${l.groups} (seed ${SEED})`;
-      const w = l.kh === 1 && l.kw === 1 && l.groups === 1
-        ? packBinaryDenseWeights(tensor('f32', [l.out, l.icg], l.w))
-        : packBinaryConv2dWeights(tensor('f32', [l.out, l.kh, l.kw, l.icg], l.w), { groups: l.groups });
+      const w =
+        l.kh === 1 && l.kw === 1 && l.groups === 1
+          ? packBinaryDenseWeights(tensor('f32', [l.out, l.icg], l.w))
+          : packBinaryConv2dWeights(tensor('f32', [l.out, l.kh, l.kw, l.icg], l.w), { groups: l.groups });
       const s = buildMst(w, { maxDepth: l.maxDepth, allowNegation: l.allowNegation });
       const py = trees[i];
       expect(py.parent, `${ctx} parent`).toEqual([...s.parent]);
@@ -159,11 +197,18 @@ describe('tools/mst_regularizer.py', () => {
       const m = new RegExp(`^${label}\\s+accuracy ([\\d.]+)\\s+mean d/K ([\\d.]+)$`, 'm').exec(out);
       expect(m, `${label} summary line in:\n${out}`).not.toBeNull();
       const block = out.slice(m!.index).split('\n').slice(1, 3);
-      return { acc: Number(m![1]), dk: Number(m![2]), opRatio: block.map((line) => Number(/op_ratio ([\d.]+)/.exec(line)![1])) };
+      return {
+        acc: Number(m![1]),
+        dk: Number(m![2]),
+        opRatio: block.map((line) => Number(/op_ratio ([\d.]+)/.exec(line)![1])),
+      };
     };
-    const base = run('baseline'), reg = run('regularized');
+    const base = run('baseline'),
+      reg = run('regularized');
     expect(reg.dk, out).toBeLessThanOrEqual(0.6 * base.dk);
     expect(reg.acc, out).toBeGreaterThanOrEqual(base.acc - 0.05);
-    reg.opRatio.forEach((ratio, i) => expect(ratio, `layer ${i}: op ratio grows\n${out}`).toBeGreaterThan(base.opRatio[i]));
+    reg.opRatio.forEach((ratio, i) =>
+      expect(ratio, `layer ${i}: op ratio grows\n${out}`).toBeGreaterThan(base.opRatio[i]),
+    );
   });
 });

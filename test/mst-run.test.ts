@@ -46,16 +46,29 @@ afterAll(() => {
 function structuredWeights(rng: Rng, o: number, k: number, flip: number): Float32Array {
   const w = new Float32Array(o * k);
   for (let c = 0; c < o; ++c) {
-    const kind = c === 0 ? 'random' : rng.pick(['random', 'chain', 'flips', 'flips', 'flips', 'copy', 'complement', 'near-complement'] as const);
+    const kind =
+      c === 0
+        ? 'random'
+        : rng.pick(['random', 'chain', 'flips', 'flips', 'flips', 'copy', 'complement', 'near-complement'] as const);
     const from = kind === 'chain' ? c - 1 : rng.int(0, Math.max(0, c - 1));
     for (let i = 0; i < k; ++i) {
       const v = w[from * k + i];
       w[c * k + i] =
-        kind === 'random' ? (rng.bool() ? 1 : -1)
-        : kind === 'copy' ? v
-        : kind === 'complement' ? -v
-        : kind === 'near-complement' ? (rng.bool(0.9) ? -v : v)
-        : rng.bool(flip) ? -v : v;
+        kind === 'random'
+          ? rng.bool()
+            ? 1
+            : -1
+          : kind === 'copy'
+            ? v
+            : kind === 'complement'
+              ? -v
+              : kind === 'near-complement'
+                ? rng.bool(0.9)
+                  ? -v
+                  : v
+                : rng.bool(flip)
+                  ? -v
+                  : v;
     }
   }
   return w;
@@ -75,10 +88,22 @@ describe('bconv2d through an MST schedule equals the dense kernel', () => {
     const output = toOutputOption(randomEpilogue(rng, kind, c.o, k), rng.bool()) as BinaryOutput;
     const flip = rng.pick([0.01, 0.05, 0.2]);
     it(`${describeConv(c)} ${kind} maxDepth=${options.maxDepth} negation=${options.allowNegation}`, () => {
-      const w = packBinaryConv2dWeights(tensor('f32', [c.o, c.kh, c.kw, c.c / c.groups], structuredWeights(rng, c.o, k, flip)), { groups: c.groups });
+      const w = packBinaryConv2dWeights(
+        tensor('f32', [c.o, c.kh, c.kw, c.c / c.groups], structuredWeights(rng, c.o, k, flip)),
+        { groups: c.groups },
+      );
       const mst = buildMst(w, options);
-      const x = tensor('f32', [c.n, c.h, c.w, c.c], Float32Array.from({ length: c.n * c.h * c.w * c.c }, () => rng.float() - 0.5));
-      const conv = { strides: [c.sh, c.sw] as [number, number], dilations: [c.dh, c.dw] as [number, number], padding: c.padding, output };
+      const x = tensor(
+        'f32',
+        [c.n, c.h, c.w, c.c],
+        Float32Array.from({ length: c.n * c.h * c.w * c.c }, () => rng.float() - 0.5),
+      );
+      const conv = {
+        strides: [c.sh, c.sw] as [number, number],
+        dilations: [c.dh, c.dw] as [number, number],
+        padding: c.padding,
+        output,
+      };
       for (const name of supportedIsas()) {
         setIsa(name);
         const want = bconv2d(x, w, conv);
@@ -94,13 +119,23 @@ describe('bconv2d through an MST schedule equals the dense kernel', () => {
     const rng2 = rngFor(SEED, 'async');
     const w = packBinaryConv2dWeights(tensor('f32', [40, 3, 3, 24], structuredWeights(rng2, 40, 216, 0.05)));
     const mst = buildMst(w, { allowNegation: true });
-    const x = tensor('f32', [3, 17, 19, 24], Float32Array.from({ length: 3 * 17 * 19 * 24 }, () => rng2.float() - 0.5));
-    const conv = { padding: 'same-zero' as const, output: { kind: 's8' as const, multiplier: new Array(40).fill(1 << 20), shift: new Array(40).fill(22) } };
+    const x = tensor(
+      'f32',
+      [3, 17, 19, 24],
+      Float32Array.from({ length: 3 * 17 * 19 * 24 }, () => rng2.float() - 0.5),
+    );
+    const conv = {
+      padding: 'same-zero' as const,
+      output: { kind: 's8' as const, multiplier: new Array(40).fill(1 << 20), shift: new Array(40).fill(22) },
+    };
     const want = bconv2d(x, w, conv);
     for (const n of [1, 2, 3]) {
       forceThreads(n);
       expect(bytesDiff(bconv2d(x, w, { ...conv, mst, mstPolicy: 'always' }).data, want.data), `${n} threads`).toBe('');
-      expect(bytesDiff((await bconv2dAsync(x, w, { ...conv, mst, mstPolicy: 'always' })).data, want.data), `async, ${n} threads`).toBe('');
+      expect(
+        bytesDiff((await bconv2dAsync(x, w, { ...conv, mst, mstPolicy: 'always' })).data, want.data),
+        `async, ${n} threads`,
+      ).toBe('');
     }
     setThreads(ORIGINAL_THREADS);
   });
@@ -109,7 +144,11 @@ describe('bconv2d through an MST schedule equals the dense kernel', () => {
     const rng2 = rngFor(SEED, 'file');
     const w = packBinaryConv2dWeights(tensor('f32', [33, 3, 3, 10], structuredWeights(rng2, 33, 90, 0.03)));
     const loaded = loadMst(buildMst(w, { allowNegation: true, maxDepth: 3 }).serialize());
-    const x = tensor('f32', [1, 9, 9, 10], Float32Array.from({ length: 810 }, () => rng2.float() - 0.5));
+    const x = tensor(
+      'f32',
+      [1, 9, 9, 10],
+      Float32Array.from({ length: 810 }, () => rng2.float() - 0.5),
+    );
     const want = bconv2d(x, w, { padding: 'same-one' });
     const got = bconv2d(x, loaded.weights, { padding: 'same-one', mst: loaded.schedule, mstPolicy: 'always' });
     expect(bytesDiff(got.data, want.data)).toBe('');
@@ -124,13 +163,20 @@ describe('bdense through an MST schedule equals the dense kernel', () => {
       const o = rng.pick([1, 8, 65, 130]);
       const w = packBinaryDenseWeights(tensor('f32', [o, inF], structuredWeights(rng, o, inF, 0.04)));
       const mst = buildMst(w, randomScheduleOptions(rng));
-      const x = tensor('f32', [rows, inF], Float32Array.from({ length: rows * inF }, () => rng.float() - 0.5));
+      const x = tensor(
+        'f32',
+        [rows, inF],
+        Float32Array.from({ length: rows * inF }, () => rng.float() - 0.5),
+      );
       const output = toOutputOption(randomEpilogue(rng, 'b1', o, inF), true) as BinaryOutput;
       for (const name of supportedIsas()) {
         setIsa(name);
         const want = bdense(x, w, { output });
         expect(bytesDiff(bdense(x, w, { output, mst, mstPolicy: 'always' }).data, want.data), name).toBe('');
-        expect(bytesDiff((await bdenseAsync(x, w, { output, mst, mstPolicy: 'always' })).data, want.data), `${name} async`).toBe('');
+        expect(
+          bytesDiff((await bdenseAsync(x, w, { output, mst, mstPolicy: 'always' })).data, want.data),
+          `${name} async`,
+        ).toBe('');
       }
     });
   }
@@ -150,7 +196,8 @@ describe('the cost model and bad arguments', () => {
     // Each channel the one before with 2% of its bits flipped: measured 2-3x faster through the tree.
     const chain = new Float32Array(256 * 2304);
     for (let c = 0; c < 256; ++c)
-      for (let i = 0; i < 2304; ++i) chain[c * 2304 + i] = c === 0 ? (rng.bool() ? 1 : -1) : chain[(c - 1) * 2304 + i] * (rng.bool(0.02) ? -1 : 1);
+      for (let i = 0; i < 2304; ++i)
+        chain[c * 2304 + i] = c === 0 ? (rng.bool() ? 1 : -1) : chain[(c - 1) * 2304 + i] * (rng.bool(0.02) ? -1 : 1);
     const near = buildMst(packBinaryConv2dWeights(tensor('f32', [256, 3, 3, 256], chain)));
     const layer = near.predictCost(14 * 14);
     expect(layer.useMst).toBe(true);

@@ -3,7 +3,16 @@
  * total distance, difference sets, statistics), depth bounds, negated parents, groups, bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { bconv2d, buildMst, loadMst, MstSchedule, packBinaryConv2dWeights, packBinaryDenseWeights, ShapeError, tensor } from '../lib/index.js';
+import {
+  bconv2d,
+  buildMst,
+  loadMst,
+  MstSchedule,
+  packBinaryConv2dWeights,
+  packBinaryDenseWeights,
+  ShapeError,
+  tensor,
+} from '../lib/index.js';
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
 
 const SEED = fileSeed('mst');
@@ -41,11 +50,16 @@ describe('buildMst', () => {
   it('schedules are valid minimum spanning trees with exact difference sets and statistics', () => {
     const rng = rngFor(SEED, 'random');
     for (let iter = 0; iter < 12; ++iter) {
-      const n = rng.int(1, 40), k = rng.int(1, 200), p = rng.pick([0, 0.02, 0.1, 0.3, 0.5]);
+      const n = rng.int(1, 40),
+        k = rng.int(1, 200),
+        p = rng.pick([0, 0.02, 0.1, 0.3, 0.5]);
       const w = weights(rng, n, k, p);
       const s = buildMst(packBinaryDenseWeights(tensor('f32', [n, k], w)));
       const ctx = `n=${n} k=${k} p=${p} (seed ${SEED})`;
-      expect([...s.order].sort((a, b) => a - b), ctx).toEqual([...Array(n).keys()]);
+      expect(
+        [...s.order].sort((a, b) => a - b),
+        ctx,
+      ).toEqual([...Array(n).keys()]);
       const seen = new Set<number>();
       let sum = 0;
       for (const c of s.order) {
@@ -72,7 +86,8 @@ describe('buildMst', () => {
 
   it('honours the depth bound, uses negated parents when asked, and keeps groups apart', () => {
     const rng = rngFor(SEED, 'options');
-    const n = 30, k = 128;
+    const n = 30,
+      k = 128;
     const w = packBinaryDenseWeights(tensor('f32', [n, k], weights(rng, n, k, 0.03)));
     for (const maxDepth of [0, 1, 2, 5]) expect(buildMst(w, { maxDepth }).stats.depth).toBeLessThanOrEqual(maxDepth);
     expect(buildMst(w, { maxDepth: 0 }).stats.opRatio).toBe(1);
@@ -85,7 +100,9 @@ describe('buildMst', () => {
     expect(neg.positions(neg.order[1]).length).toBe(0);
     expect(buildMst(pair).roots.length).toBe(2);
     // groups: 3 groups of 4 identical channels each, one root per group
-    const grouped = packBinaryConv2dWeights(tensor('f32', [12, 1, 1, 16], new Float32Array(12 * 16).fill(1)), { groups: 3 });
+    const grouped = packBinaryConv2dWeights(tensor('f32', [12, 1, 1, 16], new Float32Array(12 * 16).fill(1)), {
+      groups: 3,
+    });
     const sg = buildMst(grouped);
     expect(sg.roots.length).toBe(3);
     sg.parent.forEach((p, c) => {
@@ -95,7 +112,9 @@ describe('buildMst', () => {
 
   it('a 512 x 4608-bit layer with 5% flips saves most bit operations', () => {
     const rng = rngFor(SEED, 'large');
-    const s = buildMst(packBinaryConv2dWeights(tensor('f32', [512, 3, 3, 512], weights(rng, 512, 4608, 0.05))), { allowNegation: true });
+    const s = buildMst(packBinaryConv2dWeights(tensor('f32', [512, 3, 3, 512], weights(rng, 512, 4608, 0.05))), {
+      allowNegation: true,
+    });
     expect(s).toBeInstanceOf(MstSchedule);
     expect(s.stats.opRatio).toBeGreaterThan(4);
   });
@@ -108,9 +127,14 @@ describe('buildMst', () => {
     const bytes = s.serialize();
     expect(bytes.length).toBeLessThan((o * k * k * c) / 8); // smaller than the dense bits at 2% flips
     const back = loadMst(bytes);
-    for (const key of ['order', 'parent', 'negate', 'depth', 'cost'] as const) expect([...back.schedule[key]], key).toEqual([...s[key]]);
+    for (const key of ['order', 'parent', 'negate', 'depth', 'cost'] as const)
+      expect([...back.schedule[key]], key).toEqual([...s[key]]);
     expect(back.schedule.stats).toEqual(s.stats);
-    const x = tensor('f32', [1, 6, 5, c], Float32Array.from({ length: 6 * 5 * c }, () => rng.float() - 0.5));
+    const x = tensor(
+      'f32',
+      [1, 6, 5, c],
+      Float32Array.from({ length: 6 * 5 * c }, () => rng.float() - 0.5),
+    );
     for (const padding of ['same-zero', 'same-one'] as const)
       expect([...bconv2d(x, back.weights, { padding }).data]).toEqual([...bconv2d(x, w, { padding }).data]);
     expect(() => loadMst(bytes.subarray(0, bytes.length - 1))).toThrow(ShapeError);

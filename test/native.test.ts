@@ -10,7 +10,11 @@ const root = new URL('..', import.meta.url).pathname;
 
 function run(cmd: string, args: string[]) {
   const r = spawnSync(cmd, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return { status: r.status, signal: r.signal, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
+  return {
+    status: r.status,
+    signal: r.signal,
+    output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`,
+  };
 }
 
 // Every "N passed, M failed" line must report no failure: the aarch64 script runs the binary

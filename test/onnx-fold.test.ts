@@ -26,7 +26,15 @@ interface In {
 const F = (dims: number[], values: number[]): In => ({ dtype: T.FLOAT, dims, values });
 const I64 = (dims: number[], values: number[]): In => ({ dtype: T.INT64, dims, values });
 const B = (dims: number[], values: number[]): In => ({ dtype: T.BOOL, dims, values });
-const ORT_TYPE: Record<number, ort.Tensor.Type> = { [T.FLOAT]: 'float32', [T.DOUBLE]: 'float64', [T.INT8]: 'int8', [T.UINT8]: 'uint8', [T.INT32]: 'int32', [T.INT64]: 'int64', [T.BOOL]: 'bool' };
+const ORT_TYPE: Record<number, ort.Tensor.Type> = {
+  [T.FLOAT]: 'float32',
+  [T.DOUBLE]: 'float64',
+  [T.INT8]: 'int8',
+  [T.UINT8]: 'uint8',
+  [T.INT32]: 'int32',
+  [T.INT64]: 'int64',
+  [T.BOOL]: 'bool',
+};
 
 function ortTensor(x: In): ort.Tensor {
   const type = ORT_TYPE[x.dtype];
@@ -48,7 +56,12 @@ function ortTensor(x: In): ort.Tensor {
 }
 
 /** The node folded by lowbit, and run by ORT; compares the first output. */
-async function checkFold(op: string, inputs: (In | null)[], attrs: Record<string, Attr> = {}, opset = 13): Promise<void> {
+async function checkFold(
+  op: string,
+  inputs: (In | null)[],
+  attrs: Record<string, Attr> = {},
+  opset = 13,
+): Promise<void> {
   const names = inputs.map((x, k) => (x ? `in${k}` : ''));
   const n = node(op, names, ['out'], attrs, 'n');
   const present = inputs.map((x, k) => [x, `in${k}`] as const).filter((p): p is readonly [In, string] => p[0] !== null);
@@ -68,7 +81,11 @@ async function checkFold(op: string, inputs: (In | null)[], attrs: Record<string
     ).finish();
   const raw = decodeModel(graph(true));
   const rawNode: RawNode = raw.nodes[0];
-  const folded = foldNode(rawNode, rawNode.inputs.map((name) => (name ? raw.initializers.get(name) : undefined)), opset)![0];
+  const folded = foldNode(
+    rawNode,
+    rawNode.inputs.map((name) => (name ? raw.initializers.get(name) : undefined)),
+    opset,
+  )![0];
 
   const session = await ort.InferenceSession.create(graph(false));
   const result = (await session.run(Object.fromEntries(present.map(([x, name]) => [name, ortTensor(x)]))))['out'];
@@ -82,7 +99,8 @@ async function checkFold(op: string, inputs: (In | null)[], attrs: Record<string
       const e = expected[k];
       if (Number.isNaN(e)) expect(v, `${label} [${k}]`).toBeNaN();
       else if (!Number.isFinite(e)) expect(v, `${label} [${k}]`).toBe(e);
-      else expect(Math.abs(v - e), `${label} [${k}]: ${v} vs ${e}`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(e)));
+      else
+        expect(Math.abs(v - e), `${label} [${k}]: ${v} vs ${e}`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(e)));
     });
   } else {
     expect(Array.from(folded.data), label).toEqual(expected);
@@ -187,7 +205,11 @@ describe('shape and data movement', () => {
     await checkFold('Gather', [I64([4], [5, 6, 7, 8]), I64([], [2])]);
     await checkFold('Slice', [x, I64([2], [1, -1]), I64([2], [3, -100]), I64([2], [1, 2]), I64([2], [1, -2])]);
     await checkFold('Slice', [x, I64([1], [0]), I64([1], [1])]);
-    await checkFold('Slice', [I64([3], [1, 2, 3]), I64([1], [1]), I64([1], [9223372036854775807n as unknown as number])]);
+    await checkFold('Slice', [
+      I64([3], [1, 2, 3]),
+      I64([1], [1]),
+      I64([1], [9223372036854775807n as unknown as number]),
+    ]);
     await checkFold('ConstantOfShape', [I64([2], [2, 3])], { value: { t: tensor('', [1], [7], T.INT64) } });
     await checkFold('Range', [I64([], [2]), I64([], [11]), I64([], [3])]);
     await checkFold('Range', [F([], [1]), F([], [-1]), F([], [-0.5])]);
@@ -199,9 +221,25 @@ describe('quantization', () => {
     const x = F([2, 3], [-1, -0.0079, 0, 0.0235, 0.5, 2]);
     await checkFold('QuantizeLinear', [x, F([], [1 / 128]), { dtype: T.UINT8, dims: [], values: [128] }]);
     await checkFold('QuantizeLinear', [x, F([], [0.01])]);
-    await checkFold('QuantizeLinear', [x, F([3], [0.01, 0.02, 0.005]), { dtype: T.INT8, dims: [3], values: [0, 1, -2] }], { axis: i(1) });
-    await checkFold('DequantizeLinear', [{ dtype: T.INT8, dims: [2, 3], values: [-128, -1, 0, 1, 5, 127] }, F([2], [0.5, 0.25]), { dtype: T.INT8, dims: [2], values: [0, 3] }], { axis: i(0) });
-    await checkFold('DequantizeLinear', [{ dtype: T.UINT8, dims: [3], values: [0, 128, 255] }, F([], [0.1]), { dtype: T.UINT8, dims: [], values: [128] }]);
+    await checkFold(
+      'QuantizeLinear',
+      [x, F([3], [0.01, 0.02, 0.005]), { dtype: T.INT8, dims: [3], values: [0, 1, -2] }],
+      { axis: i(1) },
+    );
+    await checkFold(
+      'DequantizeLinear',
+      [
+        { dtype: T.INT8, dims: [2, 3], values: [-128, -1, 0, 1, 5, 127] },
+        F([2], [0.5, 0.25]),
+        { dtype: T.INT8, dims: [2], values: [0, 3] },
+      ],
+      { axis: i(0) },
+    );
+    await checkFold('DequantizeLinear', [
+      { dtype: T.UINT8, dims: [3], values: [0, 128, 255] },
+      F([], [0.1]),
+      { dtype: T.UINT8, dims: [], values: [128] },
+    ]);
   });
 });
 
@@ -218,7 +256,14 @@ describe('initializer decoding', () => {
     ];
     for (const [dtype, values] of cases) {
       for (const typed of [false, true]) {
-        const raw = decodeModel(model({ nodes: [node('Relu', ['x'], ['y'])], inputs: [valueInfo('x', ['N', 3])], outputs: ['y'], initializers: [tensor('c', [3], values, dtype, typed)] }));
+        const raw = decodeModel(
+          model({
+            nodes: [node('Relu', ['x'], ['y'])],
+            inputs: [valueInfo('x', ['N', 3])],
+            outputs: ['y'],
+            initializers: [tensor('c', [3], values, dtype, typed)],
+          }),
+        );
         const c = raw.initializers.get('c')!;
         expect(c.dtype).toBe(dtype);
         expect(Array.from(c.data), `type ${dtype} typed ${typed}`).toEqual(values);
@@ -231,10 +276,20 @@ describe('corrupted models', () => {
   it('random byte corruptions raise only ModelFormatError or UnsupportedError', () => {
     const r = rngFor(SEED, 'fuzz');
     const bytes = model({
-      nodes: [node('Conv', ['x', 'w', 'b'], ['c'], { pads: ints(1, 1, 1, 1) }), node('BatchNormalization', ['c', 's', 'b', 'm', 'v'], ['n'], { epsilon: f(1e-5) }), node('Relu', ['n'], ['y'])],
+      nodes: [
+        node('Conv', ['x', 'w', 'b'], ['c'], { pads: ints(1, 1, 1, 1) }),
+        node('BatchNormalization', ['c', 's', 'b', 'm', 'v'], ['n'], { epsilon: f(1e-5) }),
+        node('Relu', ['n'], ['y']),
+      ],
       inputs: [valueInfo('x', ['N', 2, 4, 4])],
       outputs: ['y'],
-      initializers: [tensor('w', [3, 2, 3, 3], rand(54)), tensor('b', [3], rand(3)), tensor('s', [3], rand(3)), tensor('m', [3], rand(3)), tensor('v', [3], rand(3, 0.5, 1))],
+      initializers: [
+        tensor('w', [3, 2, 3, 3], rand(54)),
+        tensor('b', [3], rand(3)),
+        tensor('s', [3], rand(3)),
+        tensor('m', [3], rand(3)),
+        tensor('v', [3], rand(3, 0.5, 1)),
+      ],
     });
     expect(() => importOnnx(bytes)).not.toThrow();
     let failures = 0;

@@ -30,7 +30,10 @@ describe(`toDyadic (seed ${SEED})`, () => {
   const samples = [
     ...Array.from({ length: 20000 }, () => (0.5 + next() / 2) * 2 ** (Math.floor(next() * 63) - 31)),
     ...Array.from({ length: 62 }, (_, i) => 2 ** (i - 31) * (1 - 2 ** -40)),
-    1, 0.75, 2 ** -32, 2 ** 31 * 0.99,
+    1,
+    0.75,
+    2 ** -32,
+    2 ** 31 * 0.99,
   ];
 
   it('multiplier in [2^30, 2^31 - 1], shift in [0, 62], relative error <= 2^-31', () => {
@@ -80,9 +83,19 @@ describe(`requantize (seed ${SEED})`, () => {
   const extremeMult = [2147483647, -2147483647, 1, -1, 1 << 30, 12345];
 
   function randomCase(rows: number, channels: number) {
-    const acc = tensor('s32', [rows, channels], Int32Array.from({ length: rows * channels }, () => (rng.bool(0.3) ? extremeAcc[rng.int(0, 7)] : rng.int(-100000, 100000))));
-    const multiplier = Array.from({ length: channels }, () => (rng.bool(0.3) ? extremeMult[rng.int(0, 5)] : rng.int(1, 2147483647)));
-    const shift = Array.from({ length: channels }, () => (rng.bool(0.2) ? [0, 1, 31, 32, 62][rng.int(0, 4)] : rng.int(20, 40)));
+    const acc = tensor(
+      's32',
+      [rows, channels],
+      Int32Array.from({ length: rows * channels }, () =>
+        rng.bool(0.3) ? extremeAcc[rng.int(0, 7)] : rng.int(-100000, 100000),
+      ),
+    );
+    const multiplier = Array.from({ length: channels }, () =>
+      rng.bool(0.3) ? extremeMult[rng.int(0, 5)] : rng.int(1, 2147483647),
+    );
+    const shift = Array.from({ length: channels }, () =>
+      rng.bool(0.2) ? [0, 1, 31, 32, 62][rng.int(0, 4)] : rng.int(20, 40),
+    );
     const bias = Array.from({ length: channels }, () => rng.int(-300, 300));
     return { acc, multiplier, shift, bias };
   }
@@ -92,8 +105,19 @@ describe(`requantize (seed ${SEED})`, () => {
     try {
       for (const isa of isas) {
         setIsa(isa);
-        for (const [rows, channels] of [[1, 1], [3, 7], [5, 33], [17, 64], [2, 129]]) {
-          for (const [dtype, clamp] of [['s8', [-128, 127]], ['u8', [0, 255]], ['s8', [-8, 7]], ['u8', [0, 15]]] as const) {
+        for (const [rows, channels] of [
+          [1, 1],
+          [3, 7],
+          [5, 33],
+          [17, 64],
+          [2, 129],
+        ]) {
+          for (const [dtype, clamp] of [
+            ['s8', [-128, 127]],
+            ['u8', [0, 255]],
+            ['s8', [-8, 7]],
+            ['u8', [0, 15]],
+          ] as const) {
             const { acc, multiplier, shift, bias } = randomCase(rows, channels);
             const q = requantize(acc, { multiplier, shift, bias, dtype, clamp });
             expect(q.dtype).toBe(dtype);
@@ -103,7 +127,10 @@ describe(`requantize (seed ${SEED})`, () => {
             for (let i = 0; i < acc.data.length; ++i) {
               const c = i % channels;
               const want = requantizeOracle(acc.data[i], multiplier[c], shift[c], bias[c], clamp[0], clamp[1]);
-              if (q.data[i] !== want) expect.fail(`${isa} ${dtype} [${clamp}] i=${i} acc=${acc.data[i]} m=${multiplier[c]} e=${shift[c]} b=${bias[c]}: got ${q.data[i]}, want ${want}`);
+              if (q.data[i] !== want)
+                expect.fail(
+                  `${isa} ${dtype} [${clamp}] i=${i} acc=${acc.data[i]} m=${multiplier[c]} e=${shift[c]} b=${bias[c]}: got ${q.data[i]}, want ${want}`,
+                );
             }
           }
         }
@@ -122,12 +149,24 @@ describe(`requantize (seed ${SEED})`, () => {
   it('bad parameters throw named errors before any work', () => {
     const acc = tensor('s32', [2, 3]);
     const ok = { multiplier: [1, 1, 1], shift: [0, 0, 0] };
-    expect(() => requantize(acc, { ...ok, shift: [0, 63, 0] })).toThrow(/shift\[1\]: expected an integer in \[0, 62\], got 63/);
+    expect(() => requantize(acc, { ...ok, shift: [0, 63, 0] })).toThrow(
+      /shift\[1\]: expected an integer in \[0, 62\], got 63/,
+    );
     expect(() => requantize(acc, { ...ok, multiplier: [1, -2147483648, 1] })).toThrow(RangeError);
     expect(() => requantize(acc, { ...ok, multiplier: [1, 1] })).toThrow(ShapeError);
-    expect(() => requantize(acc, { ...ok, dtype: 'u8', clamp: [-1, 10] })).toThrow(/clamp: expected integers 0 <= lo <= hi <= 255 for u8, got \[-1, 10\]/);
+    expect(() => requantize(acc, { ...ok, dtype: 'u8', clamp: [-1, 10] })).toThrow(
+      /clamp: expected integers 0 <= lo <= hi <= 255 for u8, got \[-1, 10\]/,
+    );
     expect(() => requantize(tensor('f32', [2, 3]) as never, ok)).toThrow(TypeError);
-    expect(() => native.requantize(new Int32Array(5), 2, 3, { multiplier: new Int32Array(3), shift: new Uint8Array(3), lo: -128, hi: 127 }, false)).toThrow(/acc: 2 x 3 needs 6 values, got 5/);
+    expect(() =>
+      native.requantize(
+        new Int32Array(5),
+        2,
+        3,
+        { multiplier: new Int32Array(3), shift: new Uint8Array(3), lo: -128, hi: 127 },
+        false,
+      ),
+    ).toThrow(/acc: 2 x 3 needs 6 values, got 5/);
   });
 });
 
@@ -136,16 +175,26 @@ describe(`quantize / dequantize (seed ${SEED})`, () => {
 
   it('equals clamp(roundHalfEven(x / scale) + zeroPoint) with float32 division, NaN -> zero point, Inf saturates', () => {
     const specials = [0, -0, 0.5, 1.5, -0.5, -2.5, 2.5, NaN, Infinity, -Infinity, 3.4e38, -3.4e38, 1e-45];
-    for (const [dtype, clamp, zeroPoint] of [['s8', [-128, 127], 0], ['u8', [0, 255], 128], ['s8', [-8, 7], -1], ['u8', [0, 15], 0]] as const) {
+    for (const [dtype, clamp, zeroPoint] of [
+      ['s8', [-128, 127], 0],
+      ['u8', [0, 255], 128],
+      ['s8', [-8, 7], -1],
+      ['u8', [0, 15], 0],
+    ] as const) {
       for (const scale of [1, 0.5, 0.0123, 37.5, 1e-30]) {
-        const values = Float32Array.from({ length: 300 }, (_, i) => (i < specials.length ? specials[i] : (rng.float() - 0.5) * 400 * scale));
+        const values = Float32Array.from({ length: 300 }, (_, i) =>
+          i < specials.length ? specials[i] : (rng.float() - 0.5) * 400 * scale,
+        );
         const q = quantize(tensor('f32', [3, 100], values), { scale, zeroPoint, dtype, clamp });
         expect(q.dtype).toBe(dtype);
         expect(q.shape).toEqual([3, 100]);
         for (let i = 0; i < values.length; ++i) {
           const v = Math.fround(values[i] / Math.fround(scale));
-          const want = Number.isNaN(v) ? zeroPoint : Math.min(clamp[1], Math.max(clamp[0], roundHalfEven(v) + zeroPoint));
-          if (q.data[i] !== want) expect.fail(`${dtype} scale=${scale} zp=${zeroPoint} x=${values[i]}: got ${q.data[i]}, want ${want}`);
+          const want = Number.isNaN(v)
+            ? zeroPoint
+            : Math.min(clamp[1], Math.max(clamp[0], roundHalfEven(v) + zeroPoint));
+          if (q.data[i] !== want)
+            expect.fail(`${dtype} scale=${scale} zp=${zeroPoint} x=${values[i]}: got ${q.data[i]}, want ${want}`);
         }
       }
     }
@@ -157,9 +206,15 @@ describe(`quantize / dequantize (seed ${SEED})`, () => {
   });
 
   it('dequantize inverts quantize within half a step, and async equals sync', async () => {
-    const x = tensor('f32', [64], Float32Array.from({ length: 64 }, () => (rng.float() - 0.5) * 10));
+    const x = tensor(
+      'f32',
+      [64],
+      Float32Array.from({ length: 64 }, () => (rng.float() - 0.5) * 10),
+    );
     const q = quantize(x, { scale: 0.05, zeroPoint: 128, dtype: 'u8' });
-    expect(Array.from((await quantizeAsync(x, { scale: 0.05, zeroPoint: 128, dtype: 'u8' })).data)).toEqual(Array.from(q.data));
+    expect(Array.from((await quantizeAsync(x, { scale: 0.05, zeroPoint: 128, dtype: 'u8' })).data)).toEqual(
+      Array.from(q.data),
+    );
     const back = dequantize(q, { scale: 0.05, zeroPoint: 128 });
     expect(back.dtype).toBe('f32');
     for (let i = 0; i < 64; ++i) {
@@ -170,12 +225,17 @@ describe(`quantize / dequantize (seed ${SEED})`, () => {
 
   it('zero, negative and non-finite scales throw QuantizationError; bad zero points and clamps RangeError', () => {
     const x = tensor('f32', [2]);
-    for (const scale of [0, -1, NaN, Infinity, 1e-50]) expect(() => quantize(x, { scale }), String(scale)).toThrow(QuantizationError);
+    for (const scale of [0, -1, NaN, Infinity, 1e-50])
+      expect(() => quantize(x, { scale }), String(scale)).toThrow(QuantizationError);
     expect(() => dequantize(tensor('s8', [2]), { scale: 0 })).toThrow(/scale: expected a finite number > 0/);
-    expect(() => quantize(x, { scale: 1, zeroPoint: 200 })).toThrow(/zeroPoint: expected an integer in the clamp \[-128, 127\], got 200/);
+    expect(() => quantize(x, { scale: 1, zeroPoint: 200 })).toThrow(
+      /zeroPoint: expected an integer in the clamp \[-128, 127\], got 200/,
+    );
     expect(() => quantize(x, { scale: 1, dtype: 'u8', clamp: [0, 300] })).toThrow(RangeError);
     expect(() => dequantize(tensor('s8', [2]), { scale: 1, zeroPoint: 128 })).toThrow(RangeError);
-    expect(() => native.quantize(new Float32Array(2), 0, 0, -128, 127, false)).toThrow(/scale must be a finite number > 0/);
+    expect(() => native.quantize(new Float32Array(2), 0, 0, -128, 127, false)).toThrow(
+      /scale must be a finite number > 0/,
+    );
   });
 });
 
@@ -183,14 +243,19 @@ describe(`weight quantization and INT4 packing (seed ${SEED})`, () => {
   const rng = rngFor(SEED, 'weights');
 
   it('roundHalfEven rounds ties to even', () => {
-    expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, -2.6].map((v) => roundHalfEven(v) + 0)).toEqual([0, 2, 2, 0, -2, -2, 2, -3]);
+    expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 2.4, -2.6].map((v) => roundHalfEven(v) + 0)).toEqual([
+      0, 2, 2, 0, -2, -2, 2, -3,
+    ]);
   });
 
   for (const bits of [8, 4] as const) {
     it(`${bits}-bit per-channel symmetric: scale = max|w| / qmax, values in [-qmax, qmax], error <= scale / 2`, () => {
       const qmax = bits === 8 ? 127 : 7;
-      const o = 5, k = 3 * 3 * 7;
-      const data = Float32Array.from({ length: o * k }, (_, i) => (Math.floor(i / k) === 3 ? 0 : (rng.float() - 0.5) * (1 + Math.floor(i / k))));
+      const o = 5,
+        k = 3 * 3 * 7;
+      const data = Float32Array.from({ length: o * k }, (_, i) =>
+        Math.floor(i / k) === 3 ? 0 : (rng.float() - 0.5) * (1 + Math.floor(i / k)),
+      );
       const { weights, scales } = quantizeWeights(tensor('f32', [o, 3, 3, 7], data), { bits });
       expect(weights.shape).toEqual([o, 3, 3, 7]);
       for (let c = 0; c < o; ++c) {
@@ -210,7 +275,9 @@ describe(`weight quantization and INT4 packing (seed ${SEED})`, () => {
   it('non-finite weights throw QuantizationError naming the channel', () => {
     const data = new Float32Array(8);
     data[6] = NaN;
-    expect(() => quantizeWeights(tensor('f32', [2, 4], data), { bits: 8 })).toThrow(/channel 1 holds NaN at flat index 6/);
+    expect(() => quantizeWeights(tensor('f32', [2, 4], data), { bits: 8 })).toThrow(
+      /channel 1 holds NaN at flat index 6/,
+    );
     expect(() => quantizeWeights(tensor('f32', [2, 4], data), { bits: 2 as 8 })).toThrow(RangeError);
   });
 
@@ -219,12 +286,18 @@ describe(`weight quantization and INT4 packing (seed ${SEED})`, () => {
     expect(packed.shape).toEqual([1, 2]);
     expect(Array.from(packed.data)).toEqual([0xf1, 0x07]);
     for (const k of [1, 2, 7, 8, 33]) {
-      const values = tensor('s8', [3, k], Int8Array.from({ length: 3 * k }, () => rng.int(-8, 7)));
+      const values = tensor(
+        's8',
+        [3, k],
+        Int8Array.from({ length: 3 * k }, () => rng.int(-8, 7)),
+      );
       const p = packInt4(values);
       expect(p.data.length).toBe(3 * Math.ceil(k / 2)); // half the bytes of INT8
       expect(Array.from(unpackInt4(p, k).data)).toEqual(Array.from(values.data));
     }
-    expect(() => packInt4(tensor('s8', [2], Int8Array.from([0, 8])))).toThrow(/expected an INT4 value in \[-8, 7\], got 8/);
+    expect(() => packInt4(tensor('s8', [2], Int8Array.from([0, 8])))).toThrow(
+      /expected an INT4 value in \[-8, 7\], got 8/,
+    );
     expect(() => unpackInt4(packed, 5)).toThrow(ShapeError);
   });
 });

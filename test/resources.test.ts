@@ -22,7 +22,13 @@ const MODEL = join(ROOT, 'models/fashion-binary.lowbit');
 function child(script: string, env: Record<string, string> = {}, prefix: string[] = []) {
   const e = childEnv(env);
   if (!('LOWBIT_THREADS' in env)) delete e.LOWBIT_THREADS;
-  const argv = [...prefix, process.execPath, '--input-type=module', '-e', `import * as L from ${JSON.stringify(compiledLib())};\n${script}`];
+  const argv = [
+    ...prefix,
+    process.execPath,
+    '--input-type=module',
+    '-e',
+    `import * as L from ${JSON.stringify(compiledLib())};\n${script}`,
+  ];
   const r = spawnSync(argv[0], argv.slice(1), { cwd: ROOT, env: e, encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
 }
@@ -83,12 +89,15 @@ console.log(JSON.stringify({ peakMB: peak / 2 ** 20 }));`);
   it('a worker terminated while its model runs, and an exit with runs in flight, end cleanly (child process)', () => {
     // Settling the run's Promise in a worker being torn down used to abort the whole process.
     const worker = join(mkdtempSync(join(tmpdir(), 'lowbit-worker-')), 'worker.mjs');
-    writeFileSync(worker, `import * as L from ${JSON.stringify(compiledLib())};
+    writeFileSync(
+      worker,
+      `import * as L from ${JSON.stringify(compiledLib())};
 import { parentPort } from 'node:worker_threads';
 const models = Array.from({ length: 3 }, () => L.loadModel(${JSON.stringify(MODEL)}));
 for (const m of models) m.run(new Float32Array(256 * 784));
 parentPort.postMessage('running');
-`);
+`,
+    );
     const r = child(`
 import { Worker } from 'node:worker_threads';
 for (let i = 0; i < 3; ++i) {
@@ -141,7 +150,9 @@ describe('thread count and oversubscription', () => {
       await new Promise((resolve) => setImmediate(resolve));
       const ours = warnings.filter((w) => (w as Error & { code?: string }).code === 'LOWBIT_THREADS');
       expect(ours.length).toBe(1);
-      expect(ours[0].message).toMatch(new RegExp(`^setThreads\\(${cap + 1}\\): this process may use ${cap} CPU\\(s\\); using ${cap} threads$`));
+      expect(ours[0].message).toMatch(
+        new RegExp(`^setThreads\\(${cap + 1}\\): this process may use ${cap} CPU\\(s\\); using ${cap} threads$`),
+      );
       expect(() => setThreads(257)).toThrow(RangeError);
     } finally {
       process.off('warning', listen);
@@ -149,11 +160,14 @@ describe('thread count and oversubscription', () => {
     }
   });
 
-  it.skipIf(!hasTaskset)('64 threads on one CPU: idle workers sleep instead of spinning through every operator (child process)', () => {
-    // The old pool made every operator wait for all 63 workers to be scheduled, each spinning
-    // 100 us first: 100 batch-1 runs took 4.2 s of CPU time; now about 0.15 s. CPU time, not wall
-    // time, so other load on the machine does not move it much.
-    const r = child(`
+  it.skipIf(!hasTaskset)(
+    '64 threads on one CPU: idle workers sleep instead of spinning through every operator (child process)',
+    () => {
+      // The old pool made every operator wait for all 63 workers to be scheduled, each spinning
+      // 100 us first: 100 batch-1 runs took 4.2 s of CPU time; now about 0.15 s. CPU time, not wall
+      // time, so other load on the machine does not move it much.
+      const r = child(
+        `
 const { native } = await import(${JSON.stringify(join(compiledLib(), '../native.js'))});
 native.setThreads(64); // past setThreads' cap, as LOWBIT_THREADS=64 would
 const model = L.loadModel(${JSON.stringify(MODEL)});
@@ -162,10 +176,14 @@ model.runSync(x);
 const start = process.cpuUsage();
 for (let i = 0; i < 100; ++i) model.runSync(x);
 const used = process.cpuUsage(start);
-console.log(JSON.stringify({ threads: L.threads(), cpuMs: (used.user + used.system) / 1000 }));`, {}, ['taskset', '-c', '0']);
-    expect(r.status, r.stderr).toBe(0);
-    const { threads: n, cpuMs } = JSON.parse(r.stdout) as { threads: number; cpuMs: number };
-    expect(n).toBe(64);
-    expect(cpuMs, `${cpuMs.toFixed(0)} ms of CPU for 100 runs`).toBeLessThan(1500);
-  });
+console.log(JSON.stringify({ threads: L.threads(), cpuMs: (used.user + used.system) / 1000 }));`,
+        {},
+        ['taskset', '-c', '0'],
+      );
+      expect(r.status, r.stderr).toBe(0);
+      const { threads: n, cpuMs } = JSON.parse(r.stdout) as { threads: number; cpuMs: number };
+      expect(n).toBe(64);
+      expect(cpuMs, `${cpuMs.toFixed(0)} ms of CPU for 100 runs`).toBeLessThan(1500);
+    },
+  );
 });

@@ -35,8 +35,10 @@ function tensorValues(t) {
   const raw = t.rawData;
   if (!raw?.length) return [];
   const buf = Buffer.from(raw);
-  if (t.dataType === onnx.TensorProto.DataType.FLOAT) return Array.from({ length: buf.length / 4 }, (_, i) => buf.readFloatLE(4 * i));
-  if (t.dataType === onnx.TensorProto.DataType.INT64) return Array.from({ length: buf.length / 8 }, (_, i) => Number(buf.readBigInt64LE(8 * i)));
+  if (t.dataType === onnx.TensorProto.DataType.FLOAT)
+    return Array.from({ length: buf.length / 4 }, (_, i) => buf.readFloatLE(4 * i));
+  if (t.dataType === onnx.TensorProto.DataType.INT64)
+    return Array.from({ length: buf.length / 8 }, (_, i) => Number(buf.readBigInt64LE(8 * i)));
   return [];
 }
 
@@ -47,8 +49,10 @@ function describeGraph(file, printNodes) {
   const ops = new Map();
   for (const node of g.node) ops.set(node.opType, (ops.get(node.opType) ?? 0) + 1);
   const opset = model.opsetImport.map((o) => `${o.domain || 'ai.onnx'}:${Number(o.version)}`).join(' ');
-  console.log(`  opset ${opset}; ${g.node.length} nodes; ${g.initializer.length} initializers; ops: ` +
-    [...ops].map(([k, v]) => `${k} x${v}`).join(', '));
+  console.log(
+    `  opset ${opset}; ${g.node.length} nodes; ${g.initializer.length} initializers; ops: ` +
+      [...ops].map(([k, v]) => `${k} x${v}`).join(', '),
+  );
   // The weights of each Conv / Gemm: binary (one |value| per output channel: alpha_c * +-1), INT8 (every
   // value q * max|w_c| / 127 with integer q), or float.
   const kinds = [];
@@ -63,7 +67,8 @@ function describeGraph(file, printNodes) {
     const rows = byColumn ? dims[1] : dims[0];
     const k = v.length / rows;
     const row = (c) => (byColumn ? Array.from({ length: k }, (_, i) => v[i * rows + c]) : v.slice(c * k, c * k + k));
-    let binary = true, int8 = true;
+    let binary = true,
+      int8 = true;
     for (let c = 0; c < rows; c++) {
       const r = row(c);
       const mags = new Set(r.map(Math.abs));
@@ -89,8 +94,10 @@ function describeGraph(file, printNodes) {
       if (a.type === onnx.AttributeProto.AttributeType.FLOAT) return `${a.name}=${a.f}`;
       return `${a.name}=${Number(a.i)}`;
     });
-    console.log(`    ${node.opType}(${node.input.map(name).join(', ')}) -> ${node.output.join(', ')}` +
-      (attrs.length ? `  {${attrs.join(' ')}}` : ''));
+    console.log(
+      `    ${node.opType}(${node.input.map(name).join(', ')}) -> ${node.output.join(', ')}` +
+        (attrs.length ? `  {${attrs.join(' ')}}` : ''),
+    );
   }
 }
 
@@ -98,7 +105,9 @@ async function check(name, dir, slice, printNodes) {
   const onnxFile = path.join(dir, `fashion-${name}.onnx`);
   const jsonFile = path.join(dir, `fashion-${name}.torch.json`);
   const ref = JSON.parse(fs.readFileSync(jsonFile, 'utf8'));
-  console.log(`fashion-${name}: ${onnxFile} (${fs.statSync(onnxFile).size} bytes), torch test accuracy ${ref.test_accuracy}`);
+  console.log(
+    `fashion-${name}: ${onnxFile} (${fs.statSync(onnxFile).size} bytes), torch test accuracy ${ref.test_accuracy}`,
+  );
   describeGraph(onnxFile, printNodes);
   const session = await ort.InferenceSession.create(onnxFile, { intraOpNumThreads: 2 });
   const { n, c, h, w, pixels, labels } = slice;
@@ -107,7 +116,11 @@ async function check(name, dir, slice, printNodes) {
   const out = await session.run({ input: new ort.Tensor('float32', input, [n, c, h, w]) });
   const logits = out.logits;
   if (logits.dims.join(',') !== `${n},10`) throw new Error(`logits: dims ${logits.dims}`);
-  let agree = 0, ties = 0, bad = 0, correct = 0, maxDiff = 0;
+  let agree = 0,
+    ties = 0,
+    bad = 0,
+    correct = 0,
+    maxDiff = 0;
   for (let i = 0; i < n; i++) {
     const row = logits.data.subarray(10 * i, 10 * i + 10);
     let best = 0;
@@ -121,8 +134,10 @@ async function check(name, dir, slice, printNodes) {
       console.log(`  image ${i}: ORT ${best}, torch ${ref.slice_predictions[i]} (margin ${ref.slice_margins[i]})`);
     }
   }
-  console.log(`  ORT vs torch argmax: ${agree}/${n} agree, ${ties} differ within a tie (margin <= ${TIE}), ` +
-    `${bad} differ; max |logit diff| ${maxDiff.toExponential(2)}; ORT slice accuracy ${(correct / n).toFixed(3)}`);
+  console.log(
+    `  ORT vs torch argmax: ${agree}/${n} agree, ${ties} differ within a tie (margin <= ${TIE}), ` +
+      `${bad} differ; max |logit diff| ${maxDiff.toExponential(2)}; ORT slice accuracy ${(correct / n).toFixed(3)}`,
+  );
   return bad === 0;
 }
 

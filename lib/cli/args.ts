@@ -10,7 +10,10 @@ import type { Io } from './format.js';
 
 /** A command line that cannot be run as given (unknown flag, missing argument, bad value): exit code 2. */
 export class UsageError extends Error {
-  constructor(message: string, readonly command?: string) {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
     super(message);
     this.name = 'UsageError';
   }
@@ -44,7 +47,8 @@ export function parseCommandArgs<T>(command: string | undefined, parse: () => T)
     return parse();
   } catch (error) {
     const code = (error as { code?: string }).code;
-    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) throw new UsageError((error as Error).message, command);
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))
+      throw new UsageError((error as Error).message, command);
     throw error;
   }
 }
@@ -56,7 +60,12 @@ export function parseCommandArgs<T>(command: string | undefined, parse: () => T)
 export function parseCommand(name: string, command: Command, args: readonly string[], io: Io): CommandArgs | null {
   const takesFile = command.file !== undefined;
   const parsed = parseCommandArgs(name, () =>
-    parseArgs({ args: [...args], options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: takesFile, strict: true }),
+    parseArgs({
+      args: [...args],
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: takesFile,
+      strict: true,
+    }),
   );
   const values = parsed.values as Record<string, string | boolean | undefined>;
   if (values.help) {
@@ -65,7 +74,8 @@ export function parseCommand(name: string, command: Command, args: readonly stri
   }
   const positionals = takesFile ? 1 : 0;
   if (parsed.positionals.length < positionals) throw new UsageError(`${name}: missing the model file`, name);
-  if (parsed.positionals.length > positionals) throw new UsageError(`${name}: unexpected argument '${parsed.positionals[positionals]}'`, name);
+  if (parsed.positionals.length > positionals)
+    throw new UsageError(`${name}: unexpected argument '${parsed.positionals[positionals]}'`, name);
   for (const p of parsed.positionals) inputFile(p, command.file!, name);
   return {
     positionals: parsed.positionals,
@@ -75,11 +85,21 @@ export function parseCommand(name: string, command: Command, args: readonly stri
 }
 
 /** Parses a positive integer option. @throws UsageError */
-export function intOption(value: string | undefined, flag: string, fallback: number, command?: string, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+export function intOption(
+  value: string | undefined,
+  flag: string,
+  fallback: number,
+  command?: string,
+  min = 1,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`${flag}: expected an integer ${max < Number.MAX_SAFE_INTEGER ? `in [${min}, ${max}]` : `>= ${min}`}, got '${value}'`, command);
+    throw new UsageError(
+      `${flag}: expected an integer ${max < Number.MAX_SAFE_INTEGER ? `in [${min}, ${max}]` : `>= ${min}`}, got '${value}'`,
+      command,
+    );
   }
   return n;
 }
@@ -88,14 +108,21 @@ export function intOption(value: string | undefined, flag: string, fallback: num
 export function numberOption(value: string | undefined, flag: string, fallback: number, command?: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`${flag}: expected a number > 0, got '${value}'`, command);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0)
+    throw new UsageError(`${flag}: expected a number > 0, got '${value}'`, command);
   return n;
 }
 
 /** One of `allowed`, or undefined when not given. @throws UsageError */
-export function choice<T extends string>(value: string | undefined, flag: string, allowed: readonly T[], command: string): T | undefined {
+export function choice<T extends string>(
+  value: string | undefined,
+  flag: string,
+  allowed: readonly T[],
+  command: string,
+): T | undefined {
   if (value === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`${flag}: expected ${allowed.join(' or ')}, got '${value}'`, command);
+  if (!(allowed as readonly string[]).includes(value))
+    throw new UsageError(`${flag}: expected ${allowed.join(' or ')}, got '${value}'`, command);
   return value as T;
 }
 
@@ -104,7 +131,9 @@ export function parseSize(text: string, flag = '--size-budget', command?: string
   const m = /^\s*(\d+(?:\.\d+)?)\s*(k|kb|kib|m|mb|mib|g|gb|gib|b)?\s*$/i.exec(text);
   if (!m) throw new UsageError(`${flag}: expected a size such as 120k, 1.5m or 250000, got '${text}'`, command);
   const unit = (m[2] ?? 'b').toLowerCase()[0];
-  const bytes = Math.floor(Number(m[1]) * (unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1));
+  const bytes = Math.floor(
+    Number(m[1]) * (unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1),
+  );
   if (!(bytes >= 1)) throw new UsageError(`${flag}: expected at least 1 byte, got '${text}'`, command);
   return bytes;
 }
@@ -124,7 +153,8 @@ export function inputFile(path: string, what: string, command: string): string {
 /** A file the command writes, checked before the work: not a directory, in one that exists. @throws UsageError */
 export function outputFile(path: string, flag: string, command: string): string {
   if (isDirectory(path)) throw new UsageError(`${flag} ${path}: is a directory, expected a file to write`, command);
-  if (!isDirectory(dirname(path))) throw new UsageError(`${flag} ${path}: the directory ${dirname(path)} does not exist`, command);
+  if (!isDirectory(dirname(path)))
+    throw new UsageError(`${flag} ${path}: the directory ${dirname(path)} does not exist`, command);
   return path;
 }
 

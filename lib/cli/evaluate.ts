@@ -29,7 +29,9 @@ export async function withModel<T>(path: string, fn: (model: Model) => Promise<T
 /** Values per sample of the model's one input. @throws ShapeError for a model with several inputs */
 export function perSample(model: Model): number {
   if (model.inputs.length !== 1)
-    throw new ShapeError(`the model has ${model.inputs.length} inputs (${model.inputs.map((i) => i.name).join(', ')}); the command line runs single-input models`);
+    throw new ShapeError(
+      `the model has ${model.inputs.length} inputs (${model.inputs.map((i) => i.name).join(', ')}); the command line runs single-input models`,
+    );
   return model.inputs[0].sampleShape.reduce((a, b) => a * b, 1);
 }
 
@@ -65,7 +67,11 @@ export interface Accuracy {
  * Top-1 accuracy of `predict` on images [0, count) of `ds`, in batches.
  * @param progress called after each batch with the images done
  */
-export async function evaluateAccuracy(predict: Predict, ds: Dataset, options: { count?: number; batch?: number; progress?: (done: number) => void } = {}): Promise<Accuracy> {
+export async function evaluateAccuracy(
+  predict: Predict,
+  ds: Dataset,
+  options: { count?: number; batch?: number; progress?: (done: number) => void } = {},
+): Promise<Accuracy> {
   const count = Math.min(options.count ?? ds.count, ds.count);
   const batch = options.batch ?? 64;
   let correct = 0;

@@ -25,7 +25,12 @@ export class Progress {
   private closed = false;
 
   /** @param plain whether to write the plain lines when `out` is not a terminal (else nothing) */
-  constructor(private readonly out: Output, private readonly label: string, private readonly total: number, private readonly plain = true) {}
+  constructor(
+    private readonly out: Output,
+    private readonly label: string,
+    private readonly total: number,
+    private readonly plain = true,
+  ) {}
 
   update(done: number): void {
     if (this.closed) return;
@@ -57,11 +62,17 @@ export class Progress {
 export type Align = 'left' | 'right';
 
 /** A plain-text table: a header, a rule, rows; columns as wide as their widest cell. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
+export function formatTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  align: readonly Align[] = [],
+): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
   const line = (cells: readonly string[]) =>
     cells
-      .map((cell, c) => ((align[c] ?? (c === 0 ? 'left' : 'right')) === 'left' ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+      .map((cell, c) =>
+        (align[c] ?? (c === 0 ? 'left' : 'right')) === 'left' ? cell.padEnd(widths[c]) : cell.padStart(widths[c]),
+      )
       .join('  ')
       .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n') + '\n';
@@ -112,7 +123,9 @@ export function modelKind(metadata: Record<string, unknown>): string {
 
 /** '0.0123 rel. RMS' or '1.23% signs': a layer's error with its metric. */
 export function formatLayerError(layer: LayerReport): string {
-  return layer.metric === 'sign-mismatch' ? `${formatPercent(layer.error)} signs differ` : `${formatError(layer.error)} rel. RMS`;
+  return layer.metric === 'sign-mismatch'
+    ? `${formatPercent(layer.error)} signs differ`
+    : `${formatError(layer.error)} rel. RMS`;
 }
 
 /** A relative error: 4 decimals, or 3 significant digits when smaller than 1e-4. */
@@ -123,12 +136,24 @@ export function formatError(e: number): string {
 /** The per-layer table and the totals of a conversion report. */
 export function formatReport(report: ConversionReport): string {
   const notes = report.layers.some((l) => l.note);
-  const rows = report.layers.map((l) => [l.name, l.kind, formatInt(l.bytes), formatLayerError(l), ...(notes ? [l.note ?? ''] : [])]);
-  let text = formatTable(['layer', 'kind', 'bytes', 'error vs float', ...(notes ? ['MST'] : [])], rows,
-    ['left', 'left', 'right', 'right', ...(notes ? ['left' as const] : [])]);
+  const rows = report.layers.map((l) => [
+    l.name,
+    l.kind,
+    formatInt(l.bytes),
+    formatLayerError(l),
+    ...(notes ? [l.note ?? ''] : []),
+  ]);
+  let text = formatTable(['layer', 'kind', 'bytes', 'error vs float', ...(notes ? ['MST'] : [])], rows, [
+    'left',
+    'left',
+    'right',
+    'right',
+    ...(notes ? ['left' as const] : []),
+  ]);
   const layerBytes = report.layers.reduce((s, l) => s + l.bytes, 0);
   text += `layers: ${report.layers.length}, ${formatInt(layerBytes)} bytes of weights and parameters\n`;
-  if (typeof report.modelBytes === 'number') text += `model: ${formatInt(report.modelBytes)} bytes (${formatBytes(report.modelBytes)})\n`;
+  if (typeof report.modelBytes === 'number')
+    text += `model: ${formatInt(report.modelBytes)} bytes (${formatBytes(report.modelBytes)})\n`;
   for (const [name, error] of Object.entries(report.outputError ?? {}))
     text += `output ${name}: relative RMS error ${formatError(error)} vs the float model\n`;
   for (const [name, agree] of Object.entries(report.top1Agreement ?? {}))

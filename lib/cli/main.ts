@@ -34,9 +34,12 @@ commands:
 `;
 
 /** Each command's usage text (`lowbit help <command>`). */
-const USAGE: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(COMMANDS).map(([name, c]) => [name, c.usage]));
+const USAGE: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(COMMANDS).map(([name, c]) => [name, c.usage]),
+);
 
-const commandNamed = (name: string): Command | undefined => (Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined);
+const commandNamed = (name: string): Command | undefined =>
+  Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
 
 /**
  * Writes an expected failure as `lowbit: <ErrorClass>: message` (no stack trace unless
@@ -79,7 +82,10 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
       return 0;
     }
     const command = commandNamed(name);
-    if (!command) throw new UsageError(name.startsWith('-') ? `unknown option '${name}' (a command comes first)` : `unknown command '${name}'`);
+    if (!command)
+      throw new UsageError(
+        name.startsWith('-') ? `unknown option '${name}' (a command comes first)` : `unknown command '${name}'`,
+      );
     const args = parseCommand(name, command, rest, io);
     return args ? await command.run(args, io) : 0;
   } catch (error) {

@@ -90,7 +90,8 @@ class Observer {
   }
 
   range(method: CalibrationMethod, percentile: number): TensorRange {
-    const min = Math.min(0, this.min), max = Math.max(0, this.max);
+    const min = Math.min(0, this.min),
+      max = Math.max(0, this.max);
     if (method === 'minmax' || !this.sample || this.seen === 0) return { min, max, lo: min, hi: max };
     const sorted = this.sample.slice(0, Math.min(this.seen, RESERVOIR)).sort();
     const clip = sorted[Math.min(sorted.length - 1, Math.floor((percentile / 100) * sorted.length))];
@@ -108,7 +109,11 @@ class Observer {
   }
 }
 
-const listed = (names: string[]) => names.slice(0, 3).map((n) => `"${n}"`).join(', ') + (names.length > 3 ? ` and ${names.length - 3} more` : '');
+const listed = (names: string[]) =>
+  names
+    .slice(0, 3)
+    .map((n) => `"${n}"`)
+    .join(', ') + (names.length > 3 ? ` and ${names.length - 3} more` : '');
 
 /**
  * Ranges of every tensor of `graph` over `samples` (whole samples of its single input, in the
@@ -116,26 +121,38 @@ const listed = (names: string[]) => names.slice(0, 3).map((n) => `"${n}"`).join(
  * @throws RangeError (a bad option; samples that are not whole, or not finite), QuantizationError
  *   (a tensor of the float model becomes NaN or infinite on finite samples)
  */
-export function calibrate(graph: FloatGraph, samples: Float32Array, options: CalibrationOptions = {}): Map<string, TensorRange> {
-  if (graph.inputs.length !== 1) throw new RangeError(`calibration: supported for models with one input, this one has ${graph.inputs.length}`);
+export function calibrate(
+  graph: FloatGraph,
+  samples: Float32Array,
+  options: CalibrationOptions = {},
+): Map<string, TensorRange> {
+  if (graph.inputs.length !== 1)
+    throw new RangeError(`calibration: supported for models with one input, this one has ${graph.inputs.length}`);
   const method = options.method ?? 'minmax';
   if (method !== 'minmax' && method !== 'percentile') {
-    throw new RangeError(`calibrationMethod: expected 'minmax' or 'percentile', got ${typeof method === 'string' ? `'${method}'` : String(method)}`);
+    throw new RangeError(
+      `calibrationMethod: expected 'minmax' or 'percentile', got ${typeof method === 'string' ? `'${method}'` : String(method)}`,
+    );
   }
   const percentile = options.percentile ?? 99.99;
-  if (!(percentile > 0 && percentile <= 100)) throw new RangeError(`percentile: expected a number in (0, 100], got ${percentile}`);
+  if (!(percentile > 0 && percentile <= 100))
+    throw new RangeError(`percentile: expected a number in (0, 100], got ${percentile}`);
   const input = graph.inputs[0];
   const sampleDims = graph.tensors.get(input)!.dims.slice(1);
   const perSample = sampleDims.reduce((a, b) => a * b, 1);
   if (samples.length === 0 || samples.length % perSample !== 0) {
     throw new RangeError(
       `calibration: expected whole samples of input "${input}" [N, ${sampleDims.join(', ')}] (${perSample} values each), got ${samples.length} values` +
-        (samples.length > perSample ? ` (${Math.floor(samples.length / perSample)} samples and ${samples.length % perSample} values)` : ''),
+        (samples.length > perSample
+          ? ` (${Math.floor(samples.length / perSample)} samples and ${samples.length % perSample} values)`
+          : ''),
     );
   }
   for (let i = 0; i < samples.length; ++i) {
     if (!Number.isFinite(samples[i])) {
-      throw new RangeError(`calibration: value ${i} (sample ${Math.floor(i / perSample)}, index ${i % perSample} within it) is ${samples[i]}; expected finite numbers`);
+      throw new RangeError(
+        `calibration: value ${i} (sample ${Math.floor(i / perSample)}, index ${i % perSample} within it) is ${samples[i]}; expected finite numbers`,
+      );
     }
   }
   const count = samples.length / perSample;
@@ -172,9 +189,13 @@ export function calibrate(graph: FloatGraph, samples: Float32Array, options: Cal
   const warnings = options.warnings;
   if (warnings) {
     if (empty.includes(input)) {
-      warnings.push(`calibration: every calibration sample is all zeros (input "${input}"): the activation ranges say nothing about real inputs`);
+      warnings.push(
+        `calibration: every calibration sample is all zeros (input "${input}"): the activation ranges say nothing about real inputs`,
+      );
     } else if (empty.length > 0) {
-      warnings.push(`calibration: ${empty.length > 1 ? 'tensors' : 'tensor'} ${listed(empty)} ${empty.length > 1 ? 'are' : 'is'} 0 on every calibration sample, so the quantization range is empty`);
+      warnings.push(
+        `calibration: ${empty.length > 1 ? 'tensors' : 'tensor'} ${listed(empty)} ${empty.length > 1 ? 'are' : 'is'} 0 on every calibration sample, so the quantization range is empty`,
+      );
     }
     if (collapsed.length > 0) {
       const extent = (name: string) => Math.max(-ranges.get(name)!.lo, ranges.get(name)!.hi);
@@ -182,7 +203,9 @@ export function calibrate(graph: FloatGraph, samples: Float32Array, options: Cal
       warnings.push(
         `calibration: in ${collapsed.length} tensor${collapsed.length > 1 ? 's' : ''} (${listed(collapsed)}) most nonzero values lie within two of the ` +
           `255 quantization steps of the range, which a few outlying values set (in "${worst}", up to ${extent(worst).toPrecision(3)}); check the calibration data` +
-          (method === 'minmax' && collapsed.some((name) => name !== input) ? `, or use calibrationMethod 'percentile'` : ''),
+          (method === 'minmax' && collapsed.some((name) => name !== input)
+            ? `, or use calibrationMethod 'percentile'`
+            : ''),
       );
     }
   }

@@ -9,7 +9,10 @@ import { convertOnnxSync, type ConvertOptions, type WorkerMessage } from './conv
 const { onnx, options } = workerData as { onnx: Uint8Array; options: ConvertOptions };
 const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
 try {
-  const { bytes, report } = convertOnnxSync(onnx, { ...options, onProgress: (phase, done, total) => post({ kind: 'progress', phase, done, total }) });
+  const { bytes, report } = convertOnnxSync(onnx, {
+    ...options,
+    onProgress: (phase, done, total) => post({ kind: 'progress', phase, done, total }),
+  });
   post({ kind: 'done', bytes, report }, [bytes.buffer as ArrayBuffer]);
 } catch (e) {
   post({ kind: 'error', error: cloneError(e) });

@@ -43,7 +43,10 @@ export async function convertOnnx(onnx: Uint8Array, options: ConvertOptions = {}
 }
 
 /** {@link convertOnnx}, also returning the report (whose `warnings` are the caller's to show). */
-export async function convertOnnxWithReport(onnx: Uint8Array, options: ConvertOptions = {}): Promise<{ bytes: Uint8Array; report: ConversionReport }> {
+export async function convertOnnxWithReport(
+  onnx: Uint8Array,
+  options: ConvertOptions = {},
+): Promise<{ bytes: Uint8Array; report: ConversionReport }> {
   return CONVERT_WORKER ? convertInWorker(CONVERT_WORKER, onnx, options) : convertOnnxSync(onnx, options);
 }
 
@@ -57,16 +60,25 @@ const CONVERT_WORKER = (() => {
 })();
 
 /** The conversion on the calling thread: what the worker runs. */
-export function convertOnnxSync(onnx: Uint8Array, options: ConvertOptions = {}): { bytes: Uint8Array; report: ConversionReport } {
+export function convertOnnxSync(
+  onnx: Uint8Array,
+  options: ConvertOptions = {},
+): { bytes: Uint8Array; report: ConversionReport } {
   const bits = options.bits ?? 8;
   if (options.maxOutputError !== undefined && !(options.maxOutputError > 0))
-    throw new RangeError(`maxOutputError: expected a number > 0 (Infinity to only warn), got ${String(options.maxOutputError)}`);
-  if (bits !== 8 && bits !== 4 && bits !== 'mixed') throw new RangeError(`bits: expected 8, 4 or 'mixed', got ${String(bits)}`);
-  if (bits === 'mixed' && !(Number(options.sizeBudget) > 0)) throw new RangeError(`sizeBudget: 'mixed' bits need a budget in bytes > 0, got ${String(options.sizeBudget)}`);
+    throw new RangeError(
+      `maxOutputError: expected a number > 0 (Infinity to only warn), got ${String(options.maxOutputError)}`,
+    );
+  if (bits !== 8 && bits !== 4 && bits !== 'mixed')
+    throw new RangeError(`bits: expected 8, 4 or 'mixed', got ${String(bits)}`);
+  if (bits === 'mixed' && !(Number(options.sizeBudget) > 0))
+    throw new RangeError(`sizeBudget: 'mixed' bits need a budget in bytes > 0, got ${String(options.sizeBudget)}`);
   const graph = importOnnx(onnx);
   const samples = options.calibration;
   if (!(samples instanceof Float32Array) || samples.length === 0)
-    throw new TypeError('calibration: expected a Float32Array of input samples (the quantizer needs activation ranges)');
+    throw new TypeError(
+      'calibration: expected a Float32Array of input samples (the quantizer needs activation ranges)',
+    );
   const calibrationWarnings: string[] = [];
   const ranges = calibrate(graph, samples, {
     method: options.calibrationMethod,
@@ -83,11 +95,15 @@ export function convertOnnxSync(onnx: Uint8Array, options: ConvertOptions = {}):
   };
   const base: LowerOptions = { ranges, mst: options.mst ? mst : undefined };
 
-  const integerLayers = lower(graph, base).layers.filter((l) => l.kind.startsWith('W')).map((l) => l.name);
+  const integerLayers = lower(graph, base)
+    .layers.filter((l) => l.kind.startsWith('W'))
+    .map((l) => l.name);
   const boundary = new Set([integerLayers[0], integerLayers[integerLayers.length - 1]]);
   const inner = integerLayers.filter((name) => !boundary.has(name));
   const bitsOf = (fourBit: Iterable<string>) => {
-    const m = new Map<string, 8 | 4>(integerLayers.map((name) => [name, boundary.has(name) ? (options.boundaryBits ?? 8) : 8]));
+    const m = new Map<string, 8 | 4>(
+      integerLayers.map((name) => [name, boundary.has(name) ? (options.boundaryBits ?? 8) : 8]),
+    );
     for (const name of fourBit) m.set(name, 4);
     return m;
   };
@@ -104,7 +120,17 @@ export function convertOnnxSync(onnx: Uint8Array, options: ConvertOptions = {}):
     // The stored report gives the size without itself; the returned one the file's.
     report.modelBytes = encodeModel(final.graph).length;
     report.calibrationSamples = count;
-    const stored = { report, options: { bits, sizeBudget: options.sizeBudget, boundaryBits: options.boundaryBits ?? 8, calibrationMethod: options.calibrationMethod ?? 'minmax', percentile: options.percentile, mst: options.mst ?? false } };
+    const stored = {
+      report,
+      options: {
+        bits,
+        sizeBudget: options.sizeBudget,
+        boundaryBits: options.boundaryBits ?? 8,
+        calibrationMethod: options.calibrationMethod ?? 'minmax',
+        percentile: options.percentile,
+        mst: options.mst ?? false,
+      },
+    };
     const bytes = encodeModel({ ...final.graph, producer: 'lowbit convertOnnx', metadata: stored });
     return { bytes, report: { ...report, modelBytes: bytes.length } };
   };
@@ -114,9 +140,13 @@ export function convertOnnxSync(onnx: Uint8Array, options: ConvertOptions = {}):
   const all8 = finish(bitsOf([]));
   if (all8.bytes.length <= options.sizeBudget!) return all8;
   const reserve = all8.bytes.length - encodeModel(lower(graph, { ...base, bits: bitsOf([]) }).graph).length + 64;
-  const result = finish(chooseMixedBits(graph, base, inner, bitsOf, options.sizeBudget!, reserve, reference, measureSet));
+  const result = finish(
+    chooseMixedBits(graph, base, inner, bitsOf, options.sizeBudget!, reserve, reference, measureSet),
+  );
   if (result.bytes.length > options.sizeBudget!)
-    throw new RangeError(`sizeBudget: ${options.sizeBudget} bytes cannot be met: the model takes ${result.bytes.length} bytes with its report`);
+    throw new RangeError(
+      `sizeBudget: ${options.sizeBudget} bytes cannot be met: the model takes ${result.bytes.length} bytes with its report`,
+    );
   return result;
 }
 
@@ -126,9 +156,14 @@ export type WorkerMessage =
   | { kind: 'done'; bytes: Uint8Array; report: ConversionReport }
   | { kind: 'error'; error: ErrorClone };
 
-function convertInWorker(script: URL, onnx: Uint8Array, options: ConvertOptions): Promise<{ bytes: Uint8Array; report: ConversionReport }> {
+function convertInWorker(
+  script: URL,
+  onnx: Uint8Array,
+  options: ConvertOptions,
+): Promise<{ bytes: Uint8Array; report: ConversionReport }> {
   const { onProgress, ...cloneable } = options;
-  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`onProgress: expected a function, got ${typeof onProgress}`);
+  if (onProgress !== undefined && typeof onProgress !== 'function')
+    throw new TypeError(`onProgress: expected a function, got ${typeof onProgress}`);
   return new Promise((resolve, reject) => {
     // The model and samples are copied to the worker: the caller may reuse its buffers at once.
     // No inherited node flags: a caller's --input-type or --eval would stop the worker's start.
@@ -146,12 +181,17 @@ function convertInWorker(script: URL, onnx: Uint8Array, options: ConvertOptions)
       else settle(() => reject(errorFromClone(m.error)));
     });
     worker.on('error', (e) => settle(() => reject(e)));
-    worker.on('exit', (code) => settle(() => reject(new Error(`convertOnnx: the conversion worker exited with code ${code}`))));
+    worker.on('exit', (code) =>
+      settle(() => reject(new Error(`convertOnnx: the conversion worker exited with code ${code}`))),
+    );
   });
 }
 
 function sampleCount(graph: FloatGraph, samples: Float32Array): number {
-  const per = graph.tensors.get(graph.inputs[0])!.dims.slice(1).reduce((a, b) => a * b, 1);
+  const per = graph.tensors
+    .get(graph.inputs[0])!
+    .dims.slice(1)
+    .reduce((a, b) => a * b, 1);
   return samples.length / per;
 }
 
@@ -167,7 +207,10 @@ function mstSchedule(w: OhwiWeights, groups: number, pixels: number): { bytes: U
     const c = schedule.predictCost(pixels * batch);
     return `${(c.dense / c.mst).toFixed(2)}x at batch ${batch}${c.useMst ? '' : ' (runs dense)'}`;
   });
-  return { bytes: schedule.serialize(), note: `op ratio ${schedule.stats.opRatio.toFixed(1)}, predicted ${speedup.join(', ')}` };
+  return {
+    bytes: schedule.serialize(),
+    note: `op ratio ${schedule.stats.opRatio.toFixed(1)}, predicted ${speedup.join(', ')}`,
+  };
 }
 
 interface Reference {
@@ -183,7 +226,8 @@ function floatReference(graph: FloatGraph, samples: Float32Array): Reference {
 }
 
 function relativeRms(q: Float32Array, f: Float32Array): number {
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < f.length; ++i) {
     num += (q[i] - f[i]) ** 2;
     den += f[i] ** 2;
@@ -213,14 +257,30 @@ function runLowbit(graphBytes: Uint8Array, samples: Float32Array) {
   }
 }
 
-function measureErrors(graph: FloatGraph, probeGraph: ReturnType<typeof lower>['graph'], layers: LayerInfo[], ref: Reference, samples: Float32Array, options: ConvertOptions): ConversionReport {
+function measureErrors(
+  graph: FloatGraph,
+  probeGraph: ReturnType<typeof lower>['graph'],
+  layers: LayerInfo[],
+  ref: Reference,
+  samples: Float32Array,
+  options: ConvertOptions,
+): ConversionReport {
   const outputs = runLowbit(encodeModel(probeGraph), samples);
-  const report: ConversionReport = { layers: [], outputError: {}, top1Agreement: {}, modelBytes: 0, calibrationSamples: 0, warnings: [] };
+  const report: ConversionReport = {
+    layers: [],
+    outputError: {},
+    top1Agreement: {},
+    modelBytes: 0,
+    calibrationSamples: 0,
+    warnings: [],
+  };
   layers.forEach((layer, i) => {
     const q = outputs[graph.outputs.includes(layer.tensor) ? layer.tensor : `probe:${layer.name}`].data;
     const f = ref.values.get(layer.tensor)!;
     report.layers.push({
-      name: layer.name, kind: layer.kind, bytes: layer.bytes,
+      name: layer.name,
+      kind: layer.kind,
+      bytes: layer.bytes,
       error: layer.binary ? signMismatch(q, f) : relativeRms(q, f),
       metric: layer.binary ? 'sign-mismatch' : 'relative-rms',
       ...(layer.note ? { note: layer.note } : {}),
@@ -228,7 +288,8 @@ function measureErrors(graph: FloatGraph, probeGraph: ReturnType<typeof lower>['
     options.onProgress?.('measure', i + 1, layers.length);
   });
   for (const name of graph.outputs) {
-    const q = outputs[name].data, f = ref.values.get(name)!;
+    const q = outputs[name].data,
+      f = ref.values.get(name)!;
     report.outputError[name] = relativeRms(q, f);
     const dims = graph.tensors.get(name)!.dims;
     if (dims.length === 2) report.top1Agreement[name] = argmaxAgreement(q, f, dims[1]);
@@ -243,7 +304,12 @@ const EXPLAINED_ERROR = { 8: 0.1, 4: 0.3 };
  * The guard against a wrong conversion: an output far from the float model is refused (an
  * {@link AccuracyError} naming it), one beyond what its bits explain is a report warning.
  */
-function checkOutputs(graph: FloatGraph, report: ConversionReport, bits: Map<string, 8 | 4>, maxOutputError: number | undefined) {
+function checkOutputs(
+  graph: FloatGraph,
+  report: ConversionReport,
+  bits: Map<string, 8 | 4>,
+  maxOutputError: number | undefined,
+) {
   const fourBit = [...bits.values()].includes(4);
   const binarized = afterBinarization(graph);
   const explained = EXPLAINED_ERROR[fourBit ? 4 : 8];
@@ -252,21 +318,34 @@ function checkOutputs(graph: FloatGraph, report: ConversionReport, bits: Map<str
     const limit = maxOutputError ?? (binarized.has(name) ? Infinity : fourBit ? 1 : 0.5);
     const measured = `output '${name}': relative RMS error ${error.toFixed(3)} against the float model on the calibration samples`;
     if (!(error <= limit))
-      throw new AccuracyError(`${measured}, above the ${limit} that ${what} explain: lowbit converted this model wrongly (please report it with the model), or pass maxOutputError to accept it`, name, error, limit);
+      throw new AccuracyError(
+        `${measured}, above the ${limit} that ${what} explain: lowbit converted this model wrongly (please report it with the model), or pass maxOutputError to accept it`,
+        name,
+        error,
+        limit,
+      );
     if (error > explained)
-      report.warnings.push(`${measured}, more than the ${explained} that ${what} explain${binarized.has(name) ? ' (it follows a binarization: values within half a quantization step of 0 may take either sign)' : ''}`);
+      report.warnings.push(
+        `${measured}, more than the ${explained} that ${what} explain${binarized.has(name) ? ' (it follows a binarization: values within half a quantization step of 0 may take either sign)' : ''}`,
+      );
   }
 }
 
 /** The tensors computed from a binarized (sign) value. */
 function afterBinarization(graph: FloatGraph): Set<string> {
   const binarized = new Set<string>();
-  for (const n of graph.nodes) if (n.op === 'sign' || nodeInputs(n).some((i) => binarized.has(i))) binarized.add(n.output);
+  for (const n of graph.nodes)
+    if (n.op === 'sign' || nodeInputs(n).some((i) => binarized.has(i))) binarized.add(n.output);
   return binarized;
 }
 
 /** Mean relative RMS error of the model outputs for one choice of bits. */
-function outputError(graph: FloatGraph, options: LowerOptions, ref: Reference, samples: Float32Array): { error: number; bytes: number } {
+function outputError(
+  graph: FloatGraph,
+  options: LowerOptions,
+  ref: Reference,
+  samples: Float32Array,
+): { error: number; bytes: number } {
   const bytes = encodeModel(lower(graph, options).graph);
   const outputs = runLowbit(bytes, samples);
   const errors = graph.outputs.map((name) => relativeRms(outputs[name].data, ref.values.get(name)!));
@@ -278,14 +357,24 @@ function outputError(graph: FloatGraph, options: LowerOptions, ref: Reference, s
  * error: each layer's sensitivity (output error with that layer alone at 4 bits) is measured, then
  * layers go to 4 bits in order of error added per byte saved until the model fits.
  */
-function chooseMixedBits(graph: FloatGraph, base: LowerOptions, inner: string[], bitsOf: (four: Iterable<string>) => Map<string, 8 | 4>,
-  fileBudget: number, reserve: number, ref: Reference, samples: Float32Array): Map<string, 8 | 4> {
+function chooseMixedBits(
+  graph: FloatGraph,
+  base: LowerOptions,
+  inner: string[],
+  bitsOf: (four: Iterable<string>) => Map<string, 8 | 4>,
+  fileBudget: number,
+  reserve: number,
+  ref: Reference,
+  samples: Float32Array,
+): Map<string, 8 | 4> {
   const budget = fileBudget - reserve; // what the graph may take beside the stored report
   const all8 = outputError(graph, { ...base, bits: bitsOf([]) }, ref, samples);
   if (all8.bytes <= budget) return bitsOf([]);
   const all4 = encodeModel(lower(graph, { ...base, bits: bitsOf(inner) }).graph).length;
   if (all4 > budget)
-    throw new RangeError(`sizeBudget: ${fileBudget} bytes cannot be met; with every inner layer at 4 bits the model takes ${all4 + reserve} bytes (at 8 bits ${all8.bytes + reserve})`);
+    throw new RangeError(
+      `sizeBudget: ${fileBudget} bytes cannot be met; with every inner layer at 4 bits the model takes ${all4 + reserve} bytes (at 8 bits ${all8.bytes + reserve})`,
+    );
   const candidates = inner.map((name) => {
     const r = outputError(graph, { ...base, bits: bitsOf([name]) }, ref, samples);
     return { name, added: Math.max(0, r.error - all8.error), saved: all8.bytes - r.bytes };
@@ -300,4 +389,3 @@ function chooseMixedBits(graph: FloatGraph, base: LowerOptions, inner: string[],
   }
   return bitsOf(four);
 }
-

@@ -49,7 +49,8 @@ export function floatClamp(clip?: { min: number; max: number }): [number, number
 }
 
 export function dyadicArrays(reals: ArrayLike<number>): { multiplier: Int32Array; shift: Uint8Array } {
-  const multiplier = new Int32Array(reals.length), shift = new Uint8Array(reals.length);
+  const multiplier = new Int32Array(reals.length),
+    shift = new Uint8Array(reals.length);
   for (let c = 0; c < reals.length; ++c) {
     if (reals[c] === 0) continue; // a channel that is always 0
     const d = toDyadic(Math.abs(reals[c]));
@@ -62,7 +63,10 @@ export function dyadicArrays(reals: ArrayLike<number>): { multiplier: Int32Array
 export function int32Bias(bias: ArrayLike<number>, scale: ArrayLike<number>, layer: string): Int32Array {
   return Int32Array.from({ length: bias.length }, (_, c) => {
     const q = scale[c] === 0 ? 0 : Math.round(bias[c] / scale[c]);
-    if (!(Math.abs(q) <= 2 ** 30)) throw new UnsupportedError(`node '${layer}': bias[${c}] = ${bias[c]} does not fit the int32 accumulator at scale ${scale[c]}`);
+    if (!(Math.abs(q) <= 2 ** 30))
+      throw new UnsupportedError(
+        `node '${layer}': bias[${c}] = ${bias[c]} does not fit the int32 accumulator at scale ${scale[c]}`,
+      );
     return q;
   });
 }
@@ -100,7 +104,9 @@ export class GraphBuilder {
   /** The one node reading `name`, if it is an `op` and `name` is not a graph output. */
   soleConsumer<K extends FloatNode['op']>(name: string, op: K): Extract<FloatNode, { op: K }> | undefined {
     const c = this.consumers.get(name) ?? [];
-    return c.length === 1 && c[0].op === op && !this.isOutput(name) ? (c[0] as Extract<FloatNode, { op: K }>) : undefined;
+    return c.length === 1 && c[0].op === op && !this.isOutput(name)
+      ? (c[0] as Extract<FloatNode, { op: K }>)
+      : undefined;
   }
 
   /**
@@ -151,7 +157,14 @@ export class GraphBuilder {
     return this.addTensor(name, q.dtype, shape, q);
   }
 
-  addNode(name: string, op: string, inputs: number[], outputs: number[], attrs?: Record<string, unknown>, data?: Record<string, GraphData>): void {
+  addNode(
+    name: string,
+    op: string,
+    inputs: number[],
+    outputs: number[],
+    attrs?: Record<string, unknown>,
+    data?: Record<string, GraphData>,
+  ): void {
     this.nodes.push({ name, op, inputs, outputs, attrs, data });
   }
 
@@ -187,7 +200,11 @@ export class GraphBuilder {
       // (HWC -> CHW), then flatten the float map.
       const [c, h, w] = q.flattened;
       const src = this.tensors[q.t];
-      const t = this.addTensor(`${name}.hwc`, src.dtype, [h, w, c], { dtype: src.dtype as 'u8', scale: src.scale!, zeroPoint: src.zero_point! });
+      const t = this.addTensor(`${name}.hwc`, src.dtype, [h, w, c], {
+        dtype: src.dtype as 'u8',
+        scale: src.scale!,
+        zeroPoint: src.zero_point!,
+      });
       this.addNode(`${name}.unflatten`, 'reshape', [q.t], [t]);
       const chw = this.addTensor(`${name}.chw`, 'f32', [c, h, w]);
       this.addNode(`${name}.dequantize`, 'dequantize', [t], [chw]);

@@ -66,7 +66,9 @@ export function lower(g: FloatGraph, options: LowerOptions): { graph: Graph; lay
     for (const i of nodeInputs(n)) {
       const v = b.values.get(i);
       if (v?.flattened && !lowering.readsFlattened)
-        throw new UnsupportedError(`node '${n.name}' (${n.op}): reads a flattened feature map; lowbit supports a flattened map only as the input of a dense (Gemm / MatMul) layer`);
+        throw new UnsupportedError(
+          `node '${n.name}' (${n.op}): reads a flattened feature map; lowbit supports a flattened map only as the input of a dense (Gemm / MatMul) layer`,
+        );
     }
   }
 

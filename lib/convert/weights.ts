@@ -99,9 +99,11 @@ export function quantizeChannels(w: OhwiWeights, bits: 8 | 4): QuantizedWeights 
     const row = w.data.subarray(o * k, (o + 1) * k);
     const quantize = (scale: number, v: number) => Math.max(-7, Math.min(7, roundHalfEven(v / scale)));
     const error = (scale: number) => row.reduce((sum, v) => sum + (v - quantize(scale, v) * scale) ** 2, 0);
-    let best = scales[o], bestError = error(best);
+    let best = scales[o],
+      bestError = error(best);
     for (let r = 0.95; r >= 0.5; r -= 0.05) {
-      const scale = Math.fround(scales[o] * r), e = error(scale);
+      const scale = Math.fround(scales[o] * r),
+        e = error(scale);
       if (e < bestError) [best, bestError] = [scale, e];
     }
     scales[o] = best;

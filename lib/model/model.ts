@@ -50,8 +50,12 @@ export class Model {
 
   /** Loads a model from `.lowbit` bytes. @throws ModelFormatError for a malformed file */
   static fromBytes(bytes: Uint8Array): Model {
-    if (!(bytes instanceof Uint8Array)) throw new TypeError(`model: expected a Uint8Array or a file path, got ${describe(bytes)}`);
-    return new Model(callNative(() => native.loadModel(bytes)), bytes.byteLength);
+    if (!(bytes instanceof Uint8Array))
+      throw new TypeError(`model: expected a Uint8Array or a file path, got ${describe(bytes)}`);
+    return new Model(
+      callNative(() => native.loadModel(bytes)),
+      bytes.byteLength,
+    );
   }
 
   /**
@@ -80,7 +84,10 @@ export class Model {
   /** Runs the model on the calling thread. */
   runSync(inputs: ModelInputs): ModelOutputs {
     const { batch, arrays } = this.prepare(inputs);
-    return this.wrap(batch, callNative(() => native.runModel(this.live(), batch, arrays)));
+    return this.wrap(
+      batch,
+      callNative(() => native.runModel(this.live(), batch, arrays)),
+    );
   }
 
   /**
@@ -117,11 +124,17 @@ export class Model {
   private prepare(inputs: ModelInputs): { batch: number; arrays: Float32Array[] } {
     const single = inputs instanceof Tensor || inputs instanceof Float32Array;
     if (single && this.inputs.length !== 1)
-      throw new TypeError(`inputs: this model has ${this.inputs.length} inputs; pass an object { ${this.inputs.map((i) => i.name).join(', ')} }`);
+      throw new TypeError(
+        `inputs: this model has ${this.inputs.length} inputs; pass an object { ${this.inputs.map((i) => i.name).join(', ')} }`,
+      );
     const byName = (single ? { [this.inputs[0].name]: inputs } : inputs) as Record<string, unknown>;
-    if (typeof byName !== 'object' || byName === null) throw new TypeError(`inputs: expected an object of Float32Arrays or f32 tensors, got ${describe(inputs)}`);
+    if (typeof byName !== 'object' || byName === null)
+      throw new TypeError(`inputs: expected an object of Float32Arrays or f32 tensors, got ${describe(inputs)}`);
     for (const key of Object.keys(byName))
-      if (!this.inputs.some((i) => i.name === key)) throw new TypeError(`inputs: unknown input '${key}' (the model's inputs: ${this.inputs.map((i) => i.name).join(', ')})`);
+      if (!this.inputs.some((i) => i.name === key))
+        throw new TypeError(
+          `inputs: unknown input '${key}' (the model's inputs: ${this.inputs.map((i) => i.name).join(', ')})`,
+        );
     let batch = -1;
     const arrays = this.inputs.map((info) => {
       const value = byName[info.name];
@@ -129,21 +142,27 @@ export class Model {
       let data: Float32Array;
       let n: number;
       if (value instanceof Tensor) {
-        if (value.dtype !== 'f32') throw new TypeError(`inputs.${info.name}: expected an f32 tensor, got ${value.dtype}`);
+        if (value.dtype !== 'f32')
+          throw new TypeError(`inputs.${info.name}: expected an f32 tensor, got ${value.dtype}`);
         const expected = [value.shape[0], ...info.sampleShape];
         if (value.shape.length !== expected.length || value.shape.some((d, i) => d !== expected[i]))
-          throw new ShapeError(`inputs.${info.name}: expected shape [N, ${info.sampleShape.join(', ')}], got [${value.shape.join(', ')}]`);
+          throw new ShapeError(
+            `inputs.${info.name}: expected shape [N, ${info.sampleShape.join(', ')}], got [${value.shape.join(', ')}]`,
+          );
         data = value.data as Float32Array;
         n = value.shape[0];
       } else if (value instanceof Float32Array) {
         if (value.length === 0 || value.length % perSample !== 0)
-          throw new ShapeError(`inputs.${info.name}: expected a multiple of ${perSample} values (samples of [${info.sampleShape.join(', ')}]), got ${value.length}`);
+          throw new ShapeError(
+            `inputs.${info.name}: expected a multiple of ${perSample} values (samples of [${info.sampleShape.join(', ')}]), got ${value.length}`,
+          );
         data = value;
         n = value.length / perSample;
       } else {
         throw new TypeError(`inputs.${info.name}: expected a Float32Array or an f32 Tensor, got ${describe(value)}`);
       }
-      if (batch >= 0 && n !== batch) throw new ShapeError(`inputs.${info.name}: batch ${n} differs from the other inputs' ${batch}`);
+      if (batch >= 0 && n !== batch)
+        throw new ShapeError(`inputs.${info.name}: batch ${n} differs from the other inputs' ${batch}`);
       batch = n;
       return data;
     });
@@ -160,7 +179,8 @@ export class Model {
 }
 
 function checkBatch(batch: number): number {
-  if (!Number.isSafeInteger(batch) || batch < 1) throw new RangeError(`batch: expected an integer >= 1, got ${String(batch)}`);
+  if (!Number.isSafeInteger(batch) || batch < 1)
+    throw new RangeError(`batch: expected an integer >= 1, got ${String(batch)}`);
   return batch;
 }
 

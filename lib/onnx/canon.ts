@@ -31,7 +31,15 @@ import { nodeLabel, type RawInput, type RawModel, type RawNode } from './proto.j
 import { inferDims } from './shapes.js';
 import { topoSort } from './toposort.js';
 import { ctensor, DT, FoldBudget, formatDims, size, type CTensor } from './tensor.js';
-import { toConstant, type Act, type CanonPattern, type CanonRule, type Const, type Inputs, type Value } from './canon/common.js';
+import {
+  toConstant,
+  type Act,
+  type CanonPattern,
+  type CanonRule,
+  type Const,
+  type Inputs,
+  type Value,
+} from './canon/common.js';
 import { ACTIVATION_RULES } from './canon/activation.js';
 import { ARITHMETIC_RULES } from './canon/arithmetic.js';
 import { BINARIZE_PATTERNS, BINARIZE_RULES } from './canon/binarize.js';
@@ -50,7 +58,8 @@ const RULES: Record<string, CanonRule> = {
   ...QDQ_RULES,
   ...BINARIZE_RULES,
 };
-for (const op of Object.keys(BINARIZE_PATTERNS)) if (!(op in RULES)) throw new Error(`internal: binarization pattern for ${op}, which has no rule`);
+for (const op of Object.keys(BINARIZE_PATTERNS))
+  if (!(op in RULES)) throw new Error(`internal: binarization pattern for ${op}, which has no rule`);
 
 /** Operators canonicalized on activations, sorted. */
 export const ACTIVATION_OPS: readonly string[] = Object.keys(RULES).sort();
@@ -65,7 +74,9 @@ const MAX_SAMPLE = 2 ** 31 - 1;
 
 function checkDims(dims: number[], what: string): void {
   if (dims.slice(1).some((d) => d > MAX_DIM) || size(dims.slice(1)) > MAX_SAMPLE) {
-    throw new UnsupportedError(`${what}: dims ${formatDims(dims)}; supported: each dimension at most ${MAX_DIM} and at most ${MAX_SAMPLE} values per sample`);
+    throw new UnsupportedError(
+      `${what}: dims ${formatDims(dims)}; supported: each dimension at most ${MAX_DIM} and at most ${MAX_SAMPLE} values per sample`,
+    );
   }
 }
 
@@ -86,14 +97,17 @@ function liveSorted(model: RawModel): RawNode[] {
   for (const node of model.nodes) {
     for (const o of node.outputs) {
       if (!o) continue;
-      if (producers.has(o) || available.has(o)) throw new ModelFormatError(`${nodeLabel(node)}: output "${o}" is written more than once (field node.output)`);
+      if (producers.has(o) || available.has(o))
+        throw new ModelFormatError(`${nodeLabel(node)}: output "${o}" is written more than once (field node.output)`);
       producers.set(o, node);
     }
   }
   for (const node of model.nodes) {
     for (const i of node.inputs) {
       if (!available.has(i) && !producers.has(i)) {
-        throw new ModelFormatError(`${nodeLabel(node)}: input "${i}" is not a graph input, an initializer or a node output (field node.input)`);
+        throw new ModelFormatError(
+          `${nodeLabel(node)}: input "${i}" is not a graph input, an initializer or a node output (field node.input)`,
+        );
       }
     }
   }
@@ -169,10 +183,14 @@ export class Canonicalizer {
     const dims = input.dims.map((d, axis) => {
       if (axis === 0) {
         if (d === null) return this.batch ?? -1;
-        if (this.batch !== undefined && this.batch !== d) throw new RangeError(`options.batch: ${this.batch}, but ${where} fixes the batch to ${d}`);
+        if (this.batch !== undefined && this.batch !== d)
+          throw new RangeError(`options.batch: ${this.batch}, but ${where} fixes the batch to ${d}`);
         return d;
       }
-      if (d === null) throw new UnsupportedError(`${where}: dimension ${axis} is symbolic or missing (field type.tensor_type.shape.dim); only the batch axis 0 may be dynamic`);
+      if (d === null)
+        throw new UnsupportedError(
+          `${where}: dimension ${axis} is symbolic or missing (field type.tensor_type.shape.dim); only the batch axis 0 may be dynamic`,
+        );
       return d;
     });
     checkDims(dims, where);
@@ -187,7 +205,8 @@ export class Canonicalizer {
     const renamed = new Map<string, string>(); // applied to every reader at the end, in one pass
     for (const name of model.outputs) {
       const v = this.values.get(name);
-      if (!v) throw new ModelFormatError(`ONNX graph output "${name}" is not produced by any node (field graph.output)`);
+      if (!v)
+        throw new ModelFormatError(`ONNX graph output "${name}" is not produced by any node (field graph.output)`);
       if (v.kind === 'const') throw new UnsupportedError(`ONNX graph output "${name}" is a constant`);
       const act = this.materialize(v, `graph output "${name}"`);
       const tensor = renamed.get(act.tensor) ?? act.tensor;
@@ -248,9 +267,13 @@ export class Canonicalizer {
           `${nodeLabel(v.node)}: a comparison of an activation is supported only as the condition of a binarization Where(x >= 0, 1, -1) (or Where(x < 0, -1, 1)); here ${reader} reads it`,
         );
       case 'ste':
-        throw new UnsupportedError(`${nodeLabel(v.node)}: Sub of an activation from its sign is supported only inside the straight-through form a + (sign - a); here ${reader} reads it`);
+        throw new UnsupportedError(
+          `${nodeLabel(v.node)}: Sub of an activation from its sign is supported only inside the straight-through form a + (sign - a); here ${reader} reads it`,
+        );
       case 'quant':
-        throw new UnsupportedError(`${nodeLabel(v.node)}: QuantizeLinear of an activation must feed a DequantizeLinear (a QDQ pair); here ${reader} reads it`);
+        throw new UnsupportedError(
+          `${nodeLabel(v.node)}: QuantizeLinear of an activation must feed a DequantizeLinear (a QDQ pair); here ${reader} reads it`,
+        );
       case 'const':
         throw new UnsupportedError(`${reader}: expected an activation, got a constant`);
     }
@@ -269,7 +292,9 @@ export class Canonicalizer {
 
   private canonicalizeNode(node: RawNode): void {
     if (node.domain && node.domain !== 'ai.onnx') {
-      throw new UnsupportedError(`${nodeLabel(node)}: operator ${node.domain}.${node.opType} of a custom domain is not supported; ${supportedList()}`);
+      throw new UnsupportedError(
+        `${nodeLabel(node)}: operator ${node.domain}.${node.opType} of a custom domain is not supported; ${supportedList()}`,
+      );
     }
     const ins = node.inputs.map((name) => (name ? this.values.get(name) : undefined));
     if (node.opType === 'Constant') return this.constantNode(node);
@@ -282,7 +307,9 @@ export class Canonicalizer {
       const out = ste ? [ste] : foldNode(node, consts, this.model.opset, this.budget);
       if (!out) {
         if (Object.hasOwn(RULES, node.opType)) {
-          throw new UnsupportedError(`${nodeLabel(node)}: ${node.opType} with only constant inputs cannot be folded; foldable operators: ${FOLDABLE_OPS.join(', ')}`);
+          throw new UnsupportedError(
+            `${nodeLabel(node)}: ${node.opType} with only constant inputs cannot be folded; foldable operators: ${FOLDABLE_OPS.join(', ')}`,
+          );
         }
         this.unsupportedOp(node);
       }
@@ -293,10 +320,14 @@ export class Canonicalizer {
     const known = rule.attrs;
     for (const a of node.attrs.names()) {
       if (!known.includes(a)) {
-        throw new UnsupportedError(`${nodeLabel(node)}: attribute "${a}" is not supported for ${node.opType}${known.length ? ` (supported: ${known.join(', ')})` : ''}`);
+        throw new UnsupportedError(
+          `${nodeLabel(node)}: attribute "${a}" is not supported for ${node.opType}${known.length ? ` (supported: ${known.join(', ')})` : ''}`,
+        );
       }
     }
-    const patterns: readonly CanonPattern[] = Object.hasOwn(BINARIZE_PATTERNS, node.opType) ? BINARIZE_PATTERNS[node.opType] : [];
+    const patterns: readonly CanonPattern[] = Object.hasOwn(BINARIZE_PATTERNS, node.opType)
+      ? BINARIZE_PATTERNS[node.opType]
+      : [];
     for (const pattern of patterns) if (pattern(this, node, ins)) return;
     rule.canonicalize(this, node, ins);
   }
@@ -319,7 +350,12 @@ export class Canonicalizer {
       if (origin && origin.a === a) {
         const b = this.values.get(origin.b);
         const av = this.values.get(a);
-        const same = b?.kind === 'const' && av?.kind === 'const' && b.t.dtype === av.t.dtype && b.t.dims.length === av.t.dims.length && b.t.dims.every((d, i) => d === av.t.dims[i]);
+        const same =
+          b?.kind === 'const' &&
+          av?.kind === 'const' &&
+          b.t.dtype === av.t.dtype &&
+          b.t.dims.length === av.t.dims.length &&
+          b.t.dims.every((d, i) => d === av.t.dims[i]);
         if (same) return b.t;
       }
     }
@@ -331,13 +367,16 @@ export class Canonicalizer {
     let t: CTensor | undefined;
     if (a.has('value')) t = a.tensor('value');
     else if (a.has('value_float')) t = ctensor(DT.FLOAT, [], [Math.fround(a.float('value_float', 0))]);
-    else if (a.has('value_floats')) t = ctensor(DT.FLOAT, [a.floats('value_floats')!.length], a.floats('value_floats')!.map(Math.fround));
+    else if (a.has('value_floats'))
+      t = ctensor(DT.FLOAT, [a.floats('value_floats')!.length], a.floats('value_floats')!.map(Math.fround));
     else if (a.has('value_int')) t = ctensor(DT.INT64, [], [a.int('value_int', 0)]);
     else if (a.has('value_ints')) t = ctensor(DT.INT64, [a.ints('value_ints')!.length], a.ints('value_ints')!);
-    if (!t) throw new UnsupportedError(`${nodeLabel(node)}: only value, value_float(s) and value_int(s) constants are supported (attributes: ${a.names().join(', ') || 'none'})`);
+    if (!t)
+      throw new UnsupportedError(
+        `${nodeLabel(node)}: only value, value_float(s) and value_int(s) constants are supported (attributes: ${a.names().join(', ') || 'none'})`,
+      );
     this.values.set(node.outputs[0], { kind: 'const', t });
   }
-
 
   // ------------------------------------------------------------------ for the operator rules
 
@@ -357,7 +396,10 @@ export class Canonicalizer {
   activation(node: RawNode, ins: Inputs, i: number): Act {
     const v = ins[i];
     if (!v) throw new ModelFormatError(`${nodeLabel(node)}: input ${i} is required (field node.input)`);
-    if (v.kind === 'const') throw new UnsupportedError(`${nodeLabel(node)}: input ${i} ("${node.inputs[i]}") must be an activation, not a constant`);
+    if (v.kind === 'const')
+      throw new UnsupportedError(
+        `${nodeLabel(node)}: input ${i} ("${node.inputs[i]}") must be an activation, not a constant`,
+      );
     return this.materialize(v, nodeLabel(node));
   }
 
@@ -366,14 +408,17 @@ export class Canonicalizer {
     const v = ins[i];
     if (!v) throw new ModelFormatError(`${nodeLabel(node)}: input ${i} (${role}) is required (field node.input)`);
     if (v.kind !== 'const') {
-      throw new UnsupportedError(`${nodeLabel(node)}: the ${role} ("${node.inputs[i]}") must be a constant (an initializer, or computed from constants only)`);
+      throw new UnsupportedError(
+        `${nodeLabel(node)}: the ${role} ("${node.inputs[i]}") must be a constant (an initializer, or computed from constants only)`,
+      );
     }
     return v.t;
   }
 
   affine(node: RawNode, x: Act, scale: ArrayLike<number>, bias: ArrayLike<number>): void {
     const n = x.dims[1];
-    if (x.dims.length !== 2 && x.dims.length !== 4) throw new UnsupportedError(`${nodeLabel(node)}: activation ${formatDims(x.dims)} must be rank 2 or 4`);
+    if (x.dims.length !== 2 && x.dims.length !== 4)
+      throw new UnsupportedError(`${nodeLabel(node)}: activation ${formatDims(x.dims)} must be rank 2 or 4`);
     this.emit(node, { op: 'affine', input: x.tensor, scale: toConstant(scale, [n]), bias: toConstant(bias, [n]) });
   }
 
@@ -385,7 +430,10 @@ export class Canonicalizer {
   /** Secondary outputs (BN statistics, Dropout mask, MaxPool indices) must be unused. */
   onlyFirstOutput(node: RawNode): void {
     for (const [i, o] of node.outputs.entries()) {
-      if (i > 0 && o && this.used.has(o)) throw new UnsupportedError(`${nodeLabel(node)}: output ${i} ("${o}") is used; only the first output is supported`);
+      if (i > 0 && o && this.used.has(o))
+        throw new UnsupportedError(
+          `${nodeLabel(node)}: output ${i} ("${o}") is used; only the first output is supported`,
+        );
     }
   }
 }

@@ -30,7 +30,11 @@ export interface EvaluateOptions {
  * @returns the graph outputs, plus the tensors `options.keep` names ('all': every tensor)
  * @throws TypeError (a missing or non-Float32Array input), ShapeError (dims that disagree with the graph)
  */
-export function evaluate(graph: FloatGraph, inputs: Map<string, FloatTensor>, options: EvaluateOptions = {}): Map<string, FloatTensor> {
+export function evaluate(
+  graph: FloatGraph,
+  inputs: Map<string, FloatTensor>,
+  options: EvaluateOptions = {},
+): Map<string, FloatTensor> {
   const keep = options.keep ?? [];
   const values = new Map<string, FloatTensor>();
   let batch: number | undefined;
@@ -41,12 +45,18 @@ export function evaluate(graph: FloatGraph, inputs: Map<string, FloatTensor>, op
     const want = graph.tensors.get(name)?.dims;
     if (!want) throw new TypeError(`graph: no dims for input "${name}"`);
     const dims = t.dims;
-    if (!Array.isArray(dims) || dims.length !== want.length || dims.some((d, i) => !Number.isInteger(d) || d < 1 || (i > 0 && d !== want[i]))) {
+    if (
+      !Array.isArray(dims) ||
+      dims.length !== want.length ||
+      dims.some((d, i) => !Number.isInteger(d) || d < 1 || (i > 0 && d !== want[i]))
+    ) {
       throw new ShapeError(`inputs "${name}": dims [${dims}], expected [N, ${want.slice(1).join(', ')}]`);
     }
-    if (batch !== undefined && dims[0] !== batch) throw new ShapeError(`inputs "${name}": batch ${dims[0]}, another input has ${batch}`);
+    if (batch !== undefined && dims[0] !== batch)
+      throw new ShapeError(`inputs "${name}": batch ${dims[0]}, another input has ${batch}`);
     batch = dims[0];
-    if (t.data.length !== size(dims)) throw new ShapeError(`inputs "${name}": ${t.data.length} values for dims [${dims}] (${size(dims)})`);
+    if (t.data.length !== size(dims))
+      throw new ShapeError(`inputs "${name}": ${t.data.length} values for dims [${dims}] (${size(dims)})`);
     values.set(name, { dims: [...dims], data: t.data });
   }
   const wanted = new Set<string>(graph.outputs);
@@ -63,7 +73,10 @@ export function evaluate(graph: FloatGraph, inputs: Map<string, FloatTensor>, op
   graph.nodes.forEach((node, index) => {
     const ins = nodeInputs(node).map((name) => {
       const t = values.get(name);
-      if (!t) throw new ShapeError(`node "${node.name}" (${node.op}): input "${name}" has not been computed (graph not topologically sorted?)`);
+      if (!t)
+        throw new ShapeError(
+          `node "${node.name}" (${node.op}): input "${name}" has not been computed (graph not topologically sorted?)`,
+        );
       return t;
     });
     const dims = inferDims(node, (name) => values.get(name)!.dims);

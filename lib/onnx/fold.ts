@@ -44,7 +44,8 @@ function input(node: RawNode, inputs: (CTensor | undefined)[], i: number): CTens
 
 function normAxis(node: RawNode, axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;
-  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new ModelFormatError(`${nodeLabel(node)}: axis ${axis} is out of range for rank ${rank}`);
+  if (!Number.isInteger(a) || a < 0 || a >= rank)
+    throw new ModelFormatError(`${nodeLabel(node)}: axis ${axis} is out of range for rank ${rank}`);
   return a;
 }
 
@@ -52,7 +53,9 @@ function normAxis(node: RawNode, axis: number, rank: number): number {
 function intsOf(node: RawNode, t: CTensor, what: string): number[] {
   const v = Array.from(t.data);
   if (v.some((x) => Number.isNaN(x))) {
-    throw new UnsupportedError(`${nodeLabel(node)}: ${what} depends on the dynamic batch size (${formatValues(v)}); only a Reshape to [N, -1] may use it`);
+    throw new UnsupportedError(
+      `${nodeLabel(node)}: ${what} depends on the dynamic batch size (${formatValues(v)}); only a Reshape to [N, -1] may use it`,
+    );
   }
   return v;
 }
@@ -98,7 +101,11 @@ function axesOf(node: RawNode, ins: (CTensor | undefined)[], index: number): num
   return node.attrs.ints('axes');
 }
 
-function reduce(init: number, step: (acc: number, v: number) => number, finish: (acc: number, count: number) => number = (a) => a): Fold {
+function reduce(
+  init: number,
+  step: (acc: number, v: number) => number,
+  finish: (acc: number, count: number) => number = (a) => a,
+): Fold {
   return (node, ins, ctx) => {
     const x = input(node, ins, 0);
     const rank = x.dims.length;
@@ -145,10 +152,12 @@ export function reshapeDims(node: RawNode, inDims: number[], shape: number[], al
   }
   if (infer === 1) {
     const rest = size(known);
-    if (rest === 0 || total % rest !== 0) throw new ModelFormatError(`${nodeLabel(node)}: cannot reshape ${formatDims(inDims)} to ${formatValues(shape)}`);
+    if (rest === 0 || total % rest !== 0)
+      throw new ModelFormatError(`${nodeLabel(node)}: cannot reshape ${formatDims(inDims)} to ${formatValues(shape)}`);
     out[out.indexOf(-1)] = total / rest;
   }
-  if (size(out) !== total) throw new ModelFormatError(`${nodeLabel(node)}: cannot reshape ${formatDims(inDims)} to ${formatValues(shape)}`);
+  if (size(out) !== total)
+    throw new ModelFormatError(`${nodeLabel(node)}: cannot reshape ${formatDims(inDims)} to ${formatValues(shape)}`);
   return out;
 }
 
@@ -179,7 +188,9 @@ function concat(node: RawNode, xs: CTensor[], axisAttr: number, to: Allocator): 
   const axis = normAxis(node, axisAttr, rank);
   for (const x of xs) {
     if (x.dims.length !== rank || x.dims.some((d, i) => i !== axis && d !== xs[0].dims[i])) {
-      throw new ModelFormatError(`${nodeLabel(node)}: cannot concatenate ${xs.map((t) => formatDims(t.dims)).join(', ')} on axis ${axisAttr}`);
+      throw new ModelFormatError(
+        `${nodeLabel(node)}: cannot concatenate ${xs.map((t) => formatDims(t.dims)).join(', ')} on axis ${axisAttr}`,
+      );
     }
   }
   const dims = [...xs[0].dims];
@@ -205,7 +216,8 @@ function gather(node: RawNode, x: CTensor, indices: CTensor, axisAttr: number, t
   const inner = size(x.dims.slice(axis + 1));
   const idx = Array.from(indices.data, (v) => {
     const k = v < 0 ? v + n : v;
-    if (!Number.isInteger(k) || k < 0 || k >= n) throw new ModelFormatError(`${nodeLabel(node)}: index ${v} is out of range for axis ${axisAttr} of size ${n}`);
+    if (!Number.isInteger(k) || k < 0 || k >= n)
+      throw new ModelFormatError(`${nodeLabel(node)}: index ${v} is out of range for axis ${axisAttr} of size ${n}`);
     return k;
   });
   const dims = [...x.dims.slice(0, axis), ...indices.dims, ...x.dims.slice(axis + 1)];
@@ -258,26 +270,43 @@ function slice(node: RawNode, ins: (CTensor | undefined)[], to: Allocator): CTen
 }
 
 /** QuantizeLinear / DequantizeLinear parameters broadcast to x: per tensor, or per `axis`. */
-function quantParams(node: RawNode, x: CTensor, scale: CTensor, zp: CTensor | undefined): { s: (i: number) => number; z: (i: number) => number } {
+function quantParams(
+  node: RawNode,
+  x: CTensor,
+  scale: CTensor,
+  zp: CTensor | undefined,
+): { s: (i: number) => number; z: (i: number) => number } {
   const perAxis = scale.dims.length === 1 && size(scale.dims) > 1;
   if (!perAxis) {
-    if (size(scale.dims) !== 1) throw new ModelFormatError(`${nodeLabel(node)}: scale ${formatDims(scale.dims)} is neither a scalar nor 1-D (input "y_scale")`);
+    if (size(scale.dims) !== 1)
+      throw new ModelFormatError(
+        `${nodeLabel(node)}: scale ${formatDims(scale.dims)} is neither a scalar nor 1-D (input "y_scale")`,
+      );
     const s = scale.data[0];
     const z = zp ? zp.data[0] : 0;
     return { s: () => s, z: () => z };
   }
   const axis = normAxis(node, node.attrs.int('axis', 1), x.dims.length);
   if (scale.dims[0] !== x.dims[axis]) {
-    throw new ModelFormatError(`${nodeLabel(node)}: ${scale.dims[0]} scales for axis ${axis} of size ${x.dims[axis]} (input "scale")`);
+    throw new ModelFormatError(
+      `${nodeLabel(node)}: ${scale.dims[0]} scales for axis ${axis} of size ${x.dims[axis]} (input "scale")`,
+    );
   }
-  if (zp && size(zp.dims) !== scale.dims[0]) throw new ModelFormatError(`${nodeLabel(node)}: zero point ${formatDims(zp.dims)} does not match scale ${formatDims(scale.dims)}`);
+  if (zp && size(zp.dims) !== scale.dims[0])
+    throw new ModelFormatError(
+      `${nodeLabel(node)}: zero point ${formatDims(zp.dims)} does not match scale ${formatDims(scale.dims)}`,
+    );
   const inner = size(x.dims.slice(axis + 1));
   const n = x.dims[axis];
   const ch = (i: number) => Math.floor(i / inner) % n;
   return { s: (i) => scale.data[ch(i)], z: (i) => (zp ? zp.data[ch(i)] : 0) };
 }
 
-const QRANGE: Record<number, [number, number]> = { [DT.UINT8]: [0, 255], [DT.INT8]: [-128, 127], [DT.INT32]: [-(2 ** 31), 2 ** 31 - 1] };
+const QRANGE: Record<number, [number, number]> = {
+  [DT.UINT8]: [0, 255],
+  [DT.INT8]: [-128, 127],
+  [DT.INT32]: [-(2 ** 31), 2 ** 31 - 1],
+};
 
 function quantizeLinear(node: RawNode, ins: (CTensor | undefined)[], to: Allocator): CTensor {
   const x = input(node, ins, 0);
@@ -285,7 +314,10 @@ function quantizeLinear(node: RawNode, ins: (CTensor | undefined)[], to: Allocat
   const zp = ins[2];
   const dtype = zp ? zp.dtype : DT.UINT8;
   const range = QRANGE[dtype];
-  if (!range) throw new UnsupportedError(`${nodeLabel(node)}: zero point of type ${dtypeName(dtype)}; supported: UINT8, INT8, INT32`);
+  if (!range)
+    throw new UnsupportedError(
+      `${nodeLabel(node)}: zero point of type ${dtypeName(dtype)}; supported: UINT8, INT8, INT32`,
+    );
   const { s, z } = quantParams(node, x, scale, zp);
   const out = to.alloc(x.dims);
   for (let i = 0; i < out.length; ++i) {
@@ -358,11 +390,17 @@ const FOLDS: Record<string, Fold> = {
     const x = input(node, ins, 0);
     const to = node.attrs.int('to', 0);
     if (![DT.FLOAT, DT.DOUBLE, DT.INT8, DT.UINT8, DT.INT32, DT.INT64, DT.BOOL].includes(to as 1)) {
-      throw new UnsupportedError(`${nodeLabel(node)}: cast to ${dtypeName(to)} (attribute "to"); supported: FLOAT, DOUBLE, INT8, UINT8, INT32, INT64, BOOL`);
+      throw new UnsupportedError(
+        `${nodeLabel(node)}: cast to ${dtypeName(to)} (attribute "to"); supported: FLOAT, DOUBLE, INT8, UINT8, INT32, INT64, BOOL`,
+      );
     }
     return [mapBroadcast([x], to, (v) => v, ctx)];
   },
-  ReduceMean: reduce(0, (a, v) => a + v, (a, n) => a / n),
+  ReduceMean: reduce(
+    0,
+    (a, v) => a + v,
+    (a, n) => a / n,
+  ),
   ReduceSum: reduce(0, (a, v) => a + v),
   ReduceMax: reduce(-Infinity, (a, v) => (Number.isNaN(a) || v > a || Number.isNaN(v) ? v : a)),
   ReduceMin: reduce(Infinity, (a, v) => (Number.isNaN(a) || v < a || Number.isNaN(v) ? v : a)),
@@ -376,14 +414,17 @@ const FOLDS: Record<string, Fold> = {
     const x = input(node, ins, 0);
     const axis = node.attrs.int('axis', 1);
     const a = axis < 0 ? axis + x.dims.length : axis;
-    if (a < 0 || a > x.dims.length) throw new ModelFormatError(`${nodeLabel(node)}: axis ${axis} is out of range for rank ${x.dims.length}`);
+    if (a < 0 || a > x.dims.length)
+      throw new ModelFormatError(`${nodeLabel(node)}: axis ${axis} is out of range for rank ${x.dims.length}`);
     return [reshaped(x, [size(x.dims.slice(0, a)), size(x.dims.slice(a))])];
   },
   Transpose: (node, ins, ctx) => {
     const x = input(node, ins, 0);
     const perm = node.attrs.ints('perm') ?? x.dims.map((_, i) => x.dims.length - 1 - i);
     if (perm.length !== x.dims.length || [...perm].sort().some((p, i) => p !== i)) {
-      throw new ModelFormatError(`${nodeLabel(node)}: perm [${perm.join(', ')}] is not a permutation of rank ${x.dims.length} (attribute "perm")`);
+      throw new ModelFormatError(
+        `${nodeLabel(node)}: perm [${perm.join(', ')}] is not a permutation of rank ${x.dims.length} (attribute "perm")`,
+      );
     }
     return [transpose(x, perm, ctx)];
   },
@@ -401,8 +442,15 @@ const FOLDS: Record<string, Fold> = {
     const x = input(node, ins, 0);
     const axes = axesOf(node, ins, 1);
     const set = axes ? new Set(axes.map((a) => normAxis(node, a, x.dims.length))) : undefined;
-    if (set) for (const a of set) if (x.dims[a] !== 1) throw new ModelFormatError(`${nodeLabel(node)}: axis ${a} has size ${x.dims[a]}, not 1`);
-    return [reshaped(x, x.dims.filter((d, i) => (set ? !set.has(i) : d !== 1)))];
+    if (set)
+      for (const a of set)
+        if (x.dims[a] !== 1) throw new ModelFormatError(`${nodeLabel(node)}: axis ${a} has size ${x.dims[a]}, not 1`);
+    return [
+      reshaped(
+        x,
+        x.dims.filter((d, i) => (set ? !set.has(i) : d !== 1)),
+      ),
+    ];
   },
   Concat: (node, ins, ctx) => {
     const xs = ins.filter((t): t is CTensor => t !== undefined);
@@ -455,7 +503,12 @@ export const FOLDABLE_OPS: readonly string[] = Object.keys(FOLDS).sort();
  * Evaluates a node whose inputs are all constants; undefined when the operator is not foldable.
  * Every value it allocates is counted against `budget` first (by default only the per-tensor limit).
  */
-export function foldNode(node: RawNode, inputs: (CTensor | undefined)[], opset: number, budget = new FoldBudget(Infinity)): CTensor[] | undefined {
+export function foldNode(
+  node: RawNode,
+  inputs: (CTensor | undefined)[],
+  opset: number,
+  budget = new FoldBudget(Infinity),
+): CTensor[] | undefined {
   const fold = FOLDS[node.opType];
   return fold ? fold(node, inputs, { opset, ...budget.allocator(nodeLabel(node)) }) : undefined;
 }

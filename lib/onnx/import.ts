@@ -26,14 +26,17 @@ export interface ImportOptions {
  */
 export function importOnnx(bytes: Uint8Array, options: ImportOptions = {}): FloatGraph {
   const batch = options.batch;
-  if (batch !== undefined && !(Number.isSafeInteger(batch) && batch >= 1)) throw new RangeError(`options.batch: expected a positive integer, got ${String(batch)}`);
+  if (batch !== undefined && !(Number.isSafeInteger(batch) && batch >= 1))
+    throw new RangeError(`options.batch: expected a positive integer, got ${String(batch)}`);
   const model = decodeModel(bytes);
   const canonical = canonicalize(model, batch);
   const nodes = simplify({ inputs: canonical.inputs, outputs: canonical.outputs, nodes: canonical.nodes });
   const tensors = inferShapes({ nodes }, canonical.inputDims);
   for (const [name, t] of tensors) {
     if (t.dims.length !== 2 && t.dims.length !== 4) {
-      throw new UnsupportedError(`tensor "${name}": dims ${formatDims(t.dims)} of rank ${t.dims.length}; supported: rank 4 (NCHW) or rank 2 ([N, C])`);
+      throw new UnsupportedError(
+        `tensor "${name}": dims ${formatDims(t.dims)} of rank ${t.dims.length}; supported: rank 4 (NCHW) or rank 2 ([N, C])`,
+      );
     }
   }
   return { inputs: canonical.inputs, outputs: canonical.outputs, nodes, tensors };

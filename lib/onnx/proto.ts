@@ -81,7 +81,9 @@ export class Attrs {
   private get(name: string, type: number, typeName: string): proto.IAttributeProto | undefined {
     const a = this.map.get(name);
     if (a && a.type && a.type !== type) {
-      throw new ModelFormatError(`${this.where}: attribute "${name}" has type ${AT[a.type] ?? a.type}, expected ${typeName} (field attribute.type)`);
+      throw new ModelFormatError(
+        `${this.where}: attribute "${name}" has type ${AT[a.type] ?? a.type}, expected ${typeName} (field attribute.type)`,
+      );
     }
     return a;
   }
@@ -123,14 +125,19 @@ export class Attrs {
 export function tensorFromProto(t: proto.ITensorProto, where: string): CTensor {
   const dtype = t.dataType ?? 0;
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
-    throw new UnsupportedError(`${where}: data stored outside the model file (field data_location); save the model with every tensor inside it`);
+    throw new UnsupportedError(
+      `${where}: data stored outside the model file (field data_location); save the model with every tensor inside it`,
+    );
   }
   if (!SUPPORTED_DTYPES.includes(dtype)) {
-    throw new ModelFormatError(`${where}: unsupported data type ${dtypeName(dtype)} (field data_type); supported: ${SUPPORTED_DTYPES.map(dtypeName).join(', ')}`);
+    throw new ModelFormatError(
+      `${where}: unsupported data type ${dtypeName(dtype)} (field data_type); supported: ${SUPPORTED_DTYPES.map(dtypeName).join(', ')}`,
+    );
   }
   const dims = (t.dims ?? []).map(num);
   for (const d of dims) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new ModelFormatError(`${where}: bad dimension ${d} in [${dims.join(', ')}] (field dims)`);
+    if (!Number.isSafeInteger(d) || d < 0)
+      throw new ModelFormatError(`${where}: bad dimension ${d} in [${dims.join(', ')}] (field dims)`);
   }
   const count = size(dims);
   if (count > 2 ** 31) throw new ModelFormatError(`${where}: ${count} elements is too many (field dims)`);
@@ -138,7 +145,9 @@ export function tensorFromProto(t: proto.ITensorProto, where: string): CTensor {
   if (raw && raw.length > 0) {
     const bytes = dtype === DT.DOUBLE || dtype === DT.INT64 ? 8 : dtype === DT.FLOAT || dtype === DT.INT32 ? 4 : 1;
     if (raw.length !== count * bytes) {
-      throw new ModelFormatError(`${where}: raw_data holds ${raw.length} bytes, expected ${count} x ${bytes} for dims [${dims.join(', ')}] (field raw_data)`);
+      throw new ModelFormatError(
+        `${where}: raw_data holds ${raw.length} bytes, expected ${count} x ${bytes} for dims [${dims.join(', ')}] (field raw_data)`,
+      );
     }
     const data = new Float64Array(count);
     const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -187,7 +196,9 @@ export function tensorFromProto(t: proto.ITensorProto, where: string): CTensor {
   }
   const n = values?.length ?? 0;
   if (n !== count) {
-    throw new ModelFormatError(`${where}: ${field} holds ${n} values, expected ${count} for dims [${dims.join(', ')}] (fields ${field} / raw_data)`);
+    throw new ModelFormatError(
+      `${where}: ${field} holds ${n} values, expected ${count} for dims [${dims.join(', ')}] (fields ${field} / raw_data)`,
+    );
   }
   const data = new Float64Array(count);
   for (let i = 0; i < count; ++i) data[i] = castValue(num(values![i]), dtype);
@@ -198,13 +209,21 @@ function valueInfoDims(v: proto.IValueInfoProto, where: string): (number | null)
   const tt = v.type?.tensorType;
   if (!tt) throw new UnsupportedError(`${where}: not a tensor (field type.tensor_type)`);
   if (tt.elemType !== DT.FLOAT) {
-    throw new UnsupportedError(`${where}: element type ${dtypeName(tt.elemType ?? 0)} (field type.tensor_type.elem_type); graph inputs must be FLOAT`);
+    throw new UnsupportedError(
+      `${where}: element type ${dtypeName(tt.elemType ?? 0)} (field type.tensor_type.elem_type); graph inputs must be FLOAT`,
+    );
   }
-  if (!tt.shape) throw new ModelFormatError(`${where}: no shape (field type.tensor_type.shape); the input's rank and dimensions must be given`);
+  if (!tt.shape)
+    throw new ModelFormatError(
+      `${where}: no shape (field type.tensor_type.shape); the input's rank and dimensions must be given`,
+    );
   return (tt.shape.dim ?? []).map((d, i) => {
     if (d.dimValue !== null && d.dimValue !== undefined) {
       const value = num(d.dimValue);
-      if (!Number.isSafeInteger(value) || value < 1) throw new ModelFormatError(`${where}: bad dimension ${value} on axis ${i} (field type.tensor_type.shape.dim.dim_value)`);
+      if (!Number.isSafeInteger(value) || value < 1)
+        throw new ModelFormatError(
+          `${where}: bad dimension ${value} on axis ${i} (field type.tensor_type.shape.dim.dim_value)`,
+        );
       return value;
     }
     return null;
@@ -221,9 +240,13 @@ export function decodeModel(bytes: Uint8Array): RawModel {
     throw new ModelFormatError(`ONNX model: not a valid protobuf ModelProto (${(error as Error).message})`);
   }
   const opsets = (model.opsetImport ?? []).filter((o) => !o.domain || o.domain === 'ai.onnx');
-  if (opsets.length === 0) throw new ModelFormatError('ONNX model: no opset for the default domain (field opset_import)');
+  if (opsets.length === 0)
+    throw new ModelFormatError('ONNX model: no opset for the default domain (field opset_import)');
   const opset = num(opsets[0].version);
-  if (opset < MIN_OPSET) throw new UnsupportedError(`ONNX model: opset ${opset} (field opset_import.version); lowbit imports opset ${MIN_OPSET} and later`);
+  if (opset < MIN_OPSET)
+    throw new UnsupportedError(
+      `ONNX model: opset ${opset} (field opset_import.version); lowbit imports opset ${MIN_OPSET} and later`,
+    );
   const graph = model.graph;
   if (!graph) throw new ModelFormatError('ONNX model: no graph (field graph)');
 
@@ -232,7 +255,8 @@ export function decodeModel(bytes: Uint8Array): RawModel {
     if (!t.name) throw new ModelFormatError(`ONNX initializer #${i}: no name (field graph.initializer.name)`);
     initializers.set(t.name, tensorFromProto(t, `ONNX initializer "${t.name}"`));
   }
-  if ((graph.sparseInitializer ?? []).length > 0) throw new UnsupportedError('ONNX model: sparse initializers (field graph.sparse_initializer)');
+  if ((graph.sparseInitializer ?? []).length > 0)
+    throw new UnsupportedError('ONNX model: sparse initializers (field graph.sparse_initializer)');
 
   const inputs: RawInput[] = [];
   for (const [i, v] of (graph.input ?? []).entries()) {
@@ -250,7 +274,8 @@ export function decodeModel(bytes: Uint8Array): RawModel {
     const opType = n.opType ?? '';
     if (!opType) throw new ModelFormatError(`ONNX node #${i}: no operator (field node.op_type)`);
     const name = n.name || `${opType}#${i}`;
-    if (!n.output?.length || !n.output[0]) throw new ModelFormatError(`${nodeLabel({ name, opType })}: no output (field node.output)`);
+    if (!n.output?.length || !n.output[0])
+      throw new ModelFormatError(`${nodeLabel({ name, opType })}: no output (field node.output)`);
     return {
       name,
       opType,

@@ -32,7 +32,10 @@ export function inferDims(node: FloatNode, dimsOf: (name: string) => number[]): 
 }
 
 /** Dims of every tensor of a graph, given the graph inputs' dims; checks every node. */
-export function inferShapes(graph: Pick<FloatGraph, 'nodes'>, inputs: Map<string, number[]>): Map<string, FloatTensorInfo> {
+export function inferShapes(
+  graph: Pick<FloatGraph, 'nodes'>,
+  inputs: Map<string, number[]>,
+): Map<string, FloatTensorInfo> {
   const tensors = new Map<string, FloatTensorInfo>();
   for (const [name, dims] of inputs) tensors.set(name, { dims: [...dims] });
   for (const node of graph.nodes) {

@@ -42,12 +42,19 @@ export function removeDead(graph: Graph): FloatNode[] {
 /** Topological order, stable where the given order is already valid. */
 export function sortNodes(graph: Graph): FloatNode[] {
   const inputs = new Set(graph.inputs);
-  const { sorted, stuck } = topoSort(graph.nodes, nodeInputs, (n) => [n.output], (name) => inputs.has(name));
+  const { sorted, stuck } = topoSort(
+    graph.nodes,
+    nodeInputs,
+    (n) => [n.output],
+    (name) => inputs.has(name),
+  );
   if (stuck.length > 0) {
     const n = stuck[0];
     const made = new Set([...inputs, ...sorted.map((s) => s.output)]);
     const missing = nodeInputs(n).filter((i) => !made.has(i));
-    throw new ModelFormatError(`node "${n.name}" (${n.op}): input(s) ${missing.map((m) => `"${m}"`).join(', ')} never become available`);
+    throw new ModelFormatError(
+      `node "${n.name}" (${n.op}): input(s) ${missing.map((m) => `"${m}"`).join(', ')} never become available`,
+    );
   }
   return sorted;
 }
@@ -58,7 +65,11 @@ function constant(values: ArrayLike<number>, dims: number[]): Constant {
 }
 
 /** y = affine(layer(x)) as one layer: weights of output channel o times scale[o], bias * scale + shift. */
-function foldIntoLayer(layer: Extract<FloatNode, { op: 'conv' | 'dense' }>, scale: Float32Array, shift: Float32Array): void {
+function foldIntoLayer(
+  layer: Extract<FloatNode, { op: 'conv' | 'dense' }>,
+  scale: Float32Array,
+  shift: Float32Array,
+): void {
   const out = layer.weight.dims[0];
   const per = layer.weight.data.length / out;
   const w = new Float64Array(layer.weight.data.length);
@@ -119,7 +130,8 @@ function commuteSignMaxpool(graph: Graph): boolean {
   for (const s of graph.nodes) {
     if (s.op !== 'sign') continue;
     const m = prod.get(s.input);
-    if (m?.op !== 'maxpool' || replaced.has(m) || (consumers.get(s.input)?.length ?? 0) !== 1 || outputs.has(s.input)) continue;
+    if (m?.op !== 'maxpool' || replaced.has(m) || (consumers.get(s.input)?.length ?? 0) !== 1 || outputs.has(s.input))
+      continue;
     let signed = `${m.input}:sign`;
     for (let k = 2; names.has(signed); ++k) signed = `${m.input}:sign${k}`;
     names.add(signed);

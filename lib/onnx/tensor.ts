@@ -26,7 +26,15 @@ export const DT = {
 const DT_NAMES: Record<number, string> = Object.fromEntries(Object.entries(DT).map(([k, v]) => [v, k]));
 
 /** The data types a constant may have. */
-export const SUPPORTED_DTYPES: readonly number[] = [DT.FLOAT, DT.DOUBLE, DT.INT8, DT.UINT8, DT.INT32, DT.INT64, DT.BOOL];
+export const SUPPORTED_DTYPES: readonly number[] = [
+  DT.FLOAT,
+  DT.DOUBLE,
+  DT.INT8,
+  DT.UINT8,
+  DT.INT32,
+  DT.INT64,
+  DT.BOOL,
+];
 
 export function dtypeName(dtype: number): string {
   return DT_NAMES[dtype] ?? `data type ${dtype}`;
@@ -117,7 +125,10 @@ export function broadcastDims(shapes: readonly (readonly number[])[], where: str
       const d = s[i];
       if (d === out[o] || d === 1) continue;
       if (out[o] === 1) out[o] = d;
-      else throw new ModelFormatError(`${where}: shapes ${shapes.map((x) => `[${x.join(', ')}]`).join(' and ')} do not broadcast`);
+      else
+        throw new ModelFormatError(
+          `${where}: shapes ${shapes.map((x) => `[${x.join(', ')}]`).join(' and ')} do not broadcast`,
+        );
     }
   }
   return out;
@@ -159,7 +170,9 @@ export class FoldBudget {
       alloc: (dims) => {
         const n = size(dims);
         if (!(n <= MAX_FOLDED) || dims.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-          throw new ModelFormatError(`${where}: a constant of dims [${dims.join(', ')}] is too large or malformed to fold (at most ${MAX_FOLDED} elements)`);
+          throw new ModelFormatError(
+            `${where}: a constant of dims [${dims.join(', ')}] is too large or malformed to fold (at most ${MAX_FOLDED} elements)`,
+          );
         }
         if (this.used + n > this.limit) {
           throw new UnsupportedError(
@@ -199,7 +212,13 @@ export function broadcastIndex(dims: readonly number[], outDims: readonly number
 }
 
 /** Element-wise map over broadcast inputs (and `shape`, for Expand); the result is cast to `dtype`. */
-export function mapBroadcast(inputs: readonly CTensor[], dtype: number, fn: (...v: number[]) => number, to: Allocator, shape: readonly number[] = []): CTensor {
+export function mapBroadcast(
+  inputs: readonly CTensor[],
+  dtype: number,
+  fn: (...v: number[]) => number,
+  to: Allocator,
+  shape: readonly number[] = [],
+): CTensor {
   const dims = broadcastDims([...inputs.map((t) => t.dims), shape], to.where);
   const n = size(dims);
   const out = to.alloc(dims);

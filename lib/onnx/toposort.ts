@@ -51,7 +51,12 @@ class MinHeap {
  * @returns the sorted items, and those that never become ready (on a cycle, after one, or reading
  *   a name nothing produces), in the given order
  */
-export function topoSort<T>(items: readonly T[], inputsOf: (item: T) => readonly string[], outputsOf: (item: T) => readonly string[], available: (name: string) => boolean): { sorted: T[]; stuck: T[] } {
+export function topoSort<T>(
+  items: readonly T[],
+  inputsOf: (item: T) => readonly string[],
+  outputsOf: (item: T) => readonly string[],
+  available: (name: string) => boolean,
+): { sorted: T[]; stuck: T[] } {
   const producer = new Map<string, number>();
   items.forEach((item, i) => {
     for (const o of outputsOf(item)) if (o && !available(o) && !producer.has(o)) producer.set(o, i);

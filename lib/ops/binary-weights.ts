@@ -37,12 +37,17 @@ export class PackedBinaryWeights {
  * @param options.groups grouped convolution (outChannels must be a multiple); default 1
  * @throws TypeError, ShapeError, RangeError
  */
-export function packBinaryConv2dWeights(weights: Tensor<'f32' | 's8'>, options: { groups?: number } = {}): PackedBinaryWeights {
+export function packBinaryConv2dWeights(
+  weights: Tensor<'f32' | 's8'>,
+  options: { groups?: number } = {},
+): PackedBinaryWeights {
   expectTensor(weights, 'weights', ['f32', 's8'], 4);
   const groups = positiveInt(options.groups ?? 1, 'groups');
   if (weights.shape[0] % groups !== 0)
     throw new ShapeError(`weights: output channels (${weights.shape[0]}) must be a multiple of groups (${groups})`);
-  const handle = callNative(() => native.packBinaryConv2dWeights(weights.data as Float32Array | Int8Array, [...weights.shape], groups));
+  const handle = callNative(() =>
+    native.packBinaryConv2dWeights(weights.data as Float32Array | Int8Array, [...weights.shape], groups),
+  );
   return new PackedBinaryWeights(handle, weights.shape, groups);
 }
 
@@ -53,6 +58,8 @@ export function packBinaryConv2dWeights(weights: Tensor<'f32' | 's8'>, options: 
 export function packBinaryDenseWeights(weights: Tensor<'f32' | 's8'>): PackedBinaryWeights {
   expectTensor(weights, 'weights', ['f32', 's8'], 2);
   const [o, i] = weights.shape;
-  const handle = callNative(() => native.packBinaryConv2dWeights(weights.data as Float32Array | Int8Array, [o, 1, 1, i], 1));
+  const handle = callNative(() =>
+    native.packBinaryConv2dWeights(weights.data as Float32Array | Int8Array, [o, 1, 1, i], 1),
+  );
   return new PackedBinaryWeights(handle, [o, 1, 1, i], 1);
 }

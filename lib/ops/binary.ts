@@ -7,10 +7,25 @@
  * Every operator has a sync form and an async form that runs on the libuv pool.
  */
 import { awaitNative, callNative, ShapeError } from '../errors.js';
-import { native, type NativeBinaryConvGeometry, type NativeEpilogue, type NativeMstHandle, type NativeResult } from '../native.js';
+import {
+  native,
+  type NativeBinaryConvGeometry,
+  type NativeEpilogue,
+  type NativeMstHandle,
+  type NativeResult,
+} from '../native.js';
 import { describe, expectTensor, fromBuffer, Tensor, type DType } from '../tensor.js';
 import { isInt32, isMultiplier, isShift, perChannel } from '../validate.js';
-import { convOutputShape, expectOut, explicitPads, pair, poolGeometry, samePads, type Pair, type Pool2dOptions } from './geometry.js';
+import {
+  convOutputShape,
+  expectOut,
+  explicitPads,
+  pair,
+  poolGeometry,
+  samePads,
+  type Pair,
+  type Pool2dOptions,
+} from './geometry.js';
 import { PackedBinaryWeights } from './binary-weights.js';
 import { MstSchedule } from './mst.js';
 
@@ -102,7 +117,9 @@ export function bitpack(x: Tensor<'f32' | 's8'>): Tensor<'b1'> {
 /** Async {@link bitpack}: runs on the libuv thread pool. */
 export async function bitpackAsync(x: Tensor<'f32' | 's8'>): Promise<Tensor<'b1'>> {
   const [rows, channels] = bitpackArgs(x);
-  const r = await awaitNative(() => native.bitpack(x.data as Float32Array | Int8Array, rows, channels, true) as Promise<NativeResult>);
+  const r = await awaitNative(
+    () => native.bitpack(x.data as Float32Array | Int8Array, rows, channels, true) as Promise<NativeResult>,
+  );
   return fromBuffer('b1', x.shape, r.data);
 }
 
@@ -129,7 +146,9 @@ function convGeometry(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions
       throw new RangeError(`padding.value: expected 'one' or 'zero', got ${String(padding.value)}`);
     return { strides, dilations, pads, padValue: padding.value };
   }
-  throw new RangeError(`padding: expected 'valid', 'same-one', 'same-zero' or { pads: [t, l, b, r], value }, got ${JSON.stringify(padding)}`);
+  throw new RangeError(
+    `padding: expected 'valid', 'same-one', 'same-zero' or { pads: [t, l, b, r], value }, got ${JSON.stringify(padding)}`,
+  );
 }
 
 function epilogue(output: BinaryOutput | undefined, outChannels: number): NativeEpilogue {
@@ -138,7 +157,8 @@ function epilogue(output: BinaryOutput | undefined, outChannels: number): Native
     case 'f32': {
       let [lo, hi] = o.clamp ?? [-Infinity, Infinity];
       if (o.relu) lo = Math.max(lo, 0);
-      if (Number.isNaN(lo) || Number.isNaN(hi) || lo > hi) throw new RangeError(`output.clamp: expected lo <= hi, got [${lo}, ${hi}]`);
+      if (Number.isNaN(lo) || Number.isNaN(hi) || lo > hi)
+        throw new RangeError(`output.clamp: expected lo <= hi, got [${lo}, ${hi}]`);
       return {
         kind: 'f32',
         scale: perChannel(Float32Array, o.scale, 'output.scale', outChannels, Number.isFinite, 'a finite number'),
@@ -151,10 +171,18 @@ function epilogue(output: BinaryOutput | undefined, outChannels: number): Native
       const [lo, hi] = o.clamp ?? [-128, 127];
       if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < -128 || hi > 127 || lo > hi)
         throw new RangeError(`output.clamp: expected integers -128 <= lo <= hi <= 127, got [${lo}, ${hi}]`);
-      if (o.multiplier === undefined || o.shift === undefined) throw new TypeError('output: s8 needs multiplier and shift');
+      if (o.multiplier === undefined || o.shift === undefined)
+        throw new TypeError('output: s8 needs multiplier and shift');
       return {
         kind: 's8',
-        multiplier: perChannel(Int32Array, o.multiplier, 'output.multiplier', outChannels, isMultiplier, 'an int32 other than -2^31'),
+        multiplier: perChannel(
+          Int32Array,
+          o.multiplier,
+          'output.multiplier',
+          outChannels,
+          isMultiplier,
+          'an int32 other than -2^31',
+        ),
         shift: perChannel(Uint8Array, o.shift, 'output.shift', outChannels, isShift, 'an integer in [0, 62]'),
         bias: perChannel(Int32Array, o.bias, 'output.bias', outChannels, isInt32, 'an int32'),
         lo,
@@ -166,7 +194,14 @@ function epilogue(output: BinaryOutput | undefined, outChannels: number): Native
       return {
         kind: 'b1',
         threshold: perChannel(Int32Array, o.threshold, 'output.threshold', outChannels, isInt32, 'an int32'),
-        flip: perChannel(Uint8Array, o.flip, 'output.flip', outChannels, (v) => v === 0 || v === 1, '0, 1, false or true'),
+        flip: perChannel(
+          Uint8Array,
+          o.flip,
+          'output.flip',
+          outChannels,
+          (v) => v === 0 || v === 1,
+          '0, 1, false or true',
+        ),
       };
     default:
       throw new RangeError(`output.kind: expected 'f32', 's8' or 'b1', got ${String((o as { kind?: unknown }).kind)}`);
@@ -178,7 +213,8 @@ function outputDType(output: BinaryOutput | undefined): DType {
 }
 
 function expectWeights(w: unknown): PackedBinaryWeights {
-  if (!(w instanceof PackedBinaryWeights)) throw new TypeError(`weights: expected PackedBinaryWeights from packBinaryConv2dWeights(), got ${describe(w)}`);
+  if (!(w instanceof PackedBinaryWeights))
+    throw new TypeError(`weights: expected PackedBinaryWeights from packBinaryConv2dWeights(), got ${describe(w)}`);
   return w;
 }
 
@@ -189,9 +225,11 @@ function binaryInput(x: Tensor): Tensor<'b1'> {
 /** The schedule handle and policy of the native call; none without a schedule. */
 function mstArgs(options: MstOptions): { mst?: NativeMstHandle; mstPolicy?: 'auto' | 'always' } {
   const { mst, mstPolicy = 'auto' } = options;
-  if (mstPolicy !== 'auto' && mstPolicy !== 'always') throw new RangeError(`mstPolicy: expected 'auto' or 'always', got ${String(mstPolicy)}`);
+  if (mstPolicy !== 'auto' && mstPolicy !== 'always')
+    throw new RangeError(`mstPolicy: expected 'auto' or 'always', got ${String(mstPolicy)}`);
   if (mst === undefined) return {};
-  if (!(mst instanceof MstSchedule)) throw new TypeError(`mst: expected an MstSchedule from buildMst() or loadMst(), got ${describe(mst)}`);
+  if (!(mst instanceof MstSchedule))
+    throw new TypeError(`mst: expected an MstSchedule from buildMst() or loadMst(), got ${describe(mst)}`);
   return { mst: mst.handle, mstPolicy };
 }
 
@@ -200,7 +238,9 @@ function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions)
   expectWeights(w);
   const c = x.shape[3];
   if (c !== w.inChannelsPerGroup * w.groups)
-    throw new ShapeError(`input: has ${c} channels but the weights expect ${w.inChannelsPerGroup * w.groups} (${w.inChannelsPerGroup} x ${w.groups} groups)`);
+    throw new ShapeError(
+      `input: has ${c} channels but the weights expect ${w.inChannelsPerGroup * w.groups} (${w.inChannelsPerGroup} x ${w.groups} groups)`,
+    );
   return {
     xb: binaryInput(x),
     geometry: convGeometry(x, w, options),
@@ -223,17 +263,39 @@ function bconv2dArgs(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions)
  * @example
  * const y = bconv2d(xb, w, { padding: 'same-one', output: { kind: 'f32', scale, bias, relu: true } });
  */
-export function bconv2d<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> & OutOption<O> = {}): Tensor<OutputDType<O>> {
+export function bconv2d<O extends BinaryOutput = F32Output>(
+  x: Tensor,
+  w: PackedBinaryWeights,
+  options: BConv2dOptions<O> & OutOption<O> = {},
+): Tensor<OutputDType<O>> {
   const { xb, geometry, out, mst } = bconv2dArgs(x, w, options);
-  const dst = expectOut(options.out, outputDType(options.output), convOutputShape(xb.shape, w.kernelH, w.kernelW, w.outChannels, geometry));
-  const r = callNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, geometry, out, { async: false, out: dst?.data as Float32Array | undefined, ...mst }) as NativeResult);
+  const dst = expectOut(
+    options.out,
+    outputDType(options.output),
+    convOutputShape(xb.shape, w.kernelH, w.kernelW, w.outChannels, geometry),
+  );
+  const r = callNative(
+    () =>
+      native.bconv2d(xb.data, [...xb.shape], w.handle, geometry, out, {
+        async: false,
+        out: dst?.data as Float32Array | undefined,
+        ...mst,
+      }) as NativeResult,
+  );
   return (dst ?? fromBuffer(outputDType(options.output), r.shape, r.data)) as Tensor<OutputDType<O>>;
 }
 
 /** Async {@link bconv2d}: validates now, computes on the libuv pool on a private copy of the input. */
-export async function bconv2dAsync<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BConv2dOptions<O> = {}): Promise<Tensor<OutputDType<O>>> {
+export async function bconv2dAsync<O extends BinaryOutput = F32Output>(
+  x: Tensor,
+  w: PackedBinaryWeights,
+  options: BConv2dOptions<O> = {},
+): Promise<Tensor<OutputDType<O>>> {
   const { xb, geometry, out, mst } = bconv2dArgs(x, w, options);
-  const r = await awaitNative(() => native.bconv2d(xb.data, [...xb.shape], w.handle, geometry, out, { async: true, ...mst }) as Promise<NativeResult>);
+  const r = await awaitNative(
+    () =>
+      native.bconv2d(xb.data, [...xb.shape], w.handle, geometry, out, { async: true, ...mst }) as Promise<NativeResult>,
+  );
   return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
 }
 
@@ -241,8 +303,11 @@ function bdenseArgs(x: Tensor, w: PackedBinaryWeights, options: BDenseOptions) {
   expectTensor(x, 'input', ['b1', 'f32', 's8'], 2);
   expectWeights(w);
   if (w.kernelH !== 1 || w.kernelW !== 1 || w.groups !== 1)
-    throw new ShapeError(`weights: bdense needs weights from packBinaryDenseWeights() (1x1, one group), got kernel ${w.kernelH}x${w.kernelW} with ${w.groups} groups`);
-  if (x.shape[1] !== w.inChannelsPerGroup) throw new ShapeError(`input: has ${x.shape[1]} features but the weights expect ${w.inChannelsPerGroup}`);
+    throw new ShapeError(
+      `weights: bdense needs weights from packBinaryDenseWeights() (1x1, one group), got kernel ${w.kernelH}x${w.kernelW} with ${w.groups} groups`,
+    );
+  if (x.shape[1] !== w.inChannelsPerGroup)
+    throw new ShapeError(`input: has ${x.shape[1]} features but the weights expect ${w.inChannelsPerGroup}`);
   return { xb: binaryInput(x), out: epilogue(options.output, w.outChannels), mst: mstArgs(options) };
 }
 
@@ -251,17 +316,35 @@ function bdenseArgs(x: Tensor, w: PackedBinaryWeights, options: BDenseOptions) {
  * with the same epilogues and MST options as {@link bconv2d}.
  * @throws TypeError, ShapeError, RangeError
  */
-export function bdense<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BDenseOptions<O> & OutOption<O> = {}): Tensor<OutputDType<O>> {
+export function bdense<O extends BinaryOutput = F32Output>(
+  x: Tensor,
+  w: PackedBinaryWeights,
+  options: BDenseOptions<O> & OutOption<O> = {},
+): Tensor<OutputDType<O>> {
   const { xb, out, mst } = bdenseArgs(x, w, options);
   const dst = expectOut(options.out, outputDType(options.output), [xb.shape[0], w.outChannels]);
-  const r = callNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, { async: false, out: dst?.data as Float32Array | undefined, ...mst }) as NativeResult);
+  const r = callNative(
+    () =>
+      native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, {
+        async: false,
+        out: dst?.data as Float32Array | undefined,
+        ...mst,
+      }) as NativeResult,
+  );
   return (dst ?? fromBuffer(outputDType(options.output), r.shape, r.data)) as Tensor<OutputDType<O>>;
 }
 
 /** Async {@link bdense} on the libuv pool. */
-export async function bdenseAsync<O extends BinaryOutput = F32Output>(x: Tensor, w: PackedBinaryWeights, options: BDenseOptions<O> = {}): Promise<Tensor<OutputDType<O>>> {
+export async function bdenseAsync<O extends BinaryOutput = F32Output>(
+  x: Tensor,
+  w: PackedBinaryWeights,
+  options: BDenseOptions<O> = {},
+): Promise<Tensor<OutputDType<O>>> {
   const { xb, out, mst } = bdenseArgs(x, w, options);
-  const r = await awaitNative(() => native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, { async: true, ...mst }) as Promise<NativeResult>);
+  const r = await awaitNative(
+    () =>
+      native.bdense(xb.data, xb.shape[0], xb.shape[1], w.handle, out, { async: true, ...mst }) as Promise<NativeResult>,
+  );
   return fromBuffer(outputDType(options.output), r.shape, r.data) as Tensor<OutputDType<O>>;
 }
 
@@ -292,14 +375,17 @@ export async function bmaxpool2dAsync(x: Tensor<'b1'>, options: Pool2dOptions): 
  * @throws ShapeError for lengths that differ, RangeError for non-finite values
  */
 export function thresholdsFromAffine(scale: Numbers, bias: Numbers): { threshold: Int32Array; flip: Uint8Array } {
-  if (scale.length !== bias.length) throw new ShapeError(`bias: expected ${scale.length} values like scale, got ${bias.length}`);
+  if (scale.length !== bias.length)
+    throw new ShapeError(`bias: expected ${scale.length} values like scale, got ${bias.length}`);
   const n = scale.length;
   const threshold = new Int32Array(n);
   const flip = new Uint8Array(n);
   const clampInt32 = (v: number) => Math.min(2147483647, Math.max(-2147483648, v));
   for (let c = 0; c < n; ++c) {
-    const s = scale[c], b = bias[c];
-    if (!Number.isFinite(s) || !Number.isFinite(b)) throw new RangeError(`scale/bias[${c}]: expected finite numbers, got ${s}, ${b}`);
+    const s = scale[c],
+      b = bias[c];
+    if (!Number.isFinite(s) || !Number.isFinite(b))
+      throw new RangeError(`scale/bias[${c}]: expected finite numbers, got ${s}, ${b}`);
     const negative = (y: number) => y * s + b < 0;
     if (s === 0) {
       threshold[c] = b < 0 ? 2147483647 : -2147483648; // a constant sign
@@ -308,7 +394,8 @@ export function thresholdsFromAffine(scale: Numbers, bias: Numbers): { threshold
     // negative(y) is monotone in y. Start from the estimate -b/s (kept inside the int32 range,
     // where y lives) and correct it with the very expression it must agree with: the division
     // can round across an integer.
-    const lo = -2147483648, hi = 2147483647;
+    const lo = -2147483648,
+      hi = 2147483647;
     let t = Math.min(hi + 1, Math.max(lo, Math.ceil(-b / s)));
     if (s > 0) {
       // the smallest t with: negative(y) <=> y < t

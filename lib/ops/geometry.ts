@@ -9,7 +9,8 @@ import { expectTensor, type DType, type Tensor } from '../tensor.js';
 export type Pair = number | readonly [number, number];
 
 export function positiveInt(value: unknown, name: string): number {
-  if (!Number.isInteger(value) || (value as number) < 1) throw new RangeError(`${name}: expected an integer >= 1, got ${String(value)}`);
+  if (!Number.isInteger(value) || (value as number) < 1)
+    throw new RangeError(`${name}: expected an integer >= 1, got ${String(value)}`);
   return value as number;
 }
 
@@ -27,10 +28,17 @@ export function samePads(size: number, kernel: number, stride: number, dilation:
 }
 
 /** The NHWC output shape of a conv with the given geometry. */
-export function convOutputShape(inputShape: readonly number[], kernelH: number, kernelW: number, outChannels: number, geometry: NativeConvGeometry): number[] {
+export function convOutputShape(
+  inputShape: readonly number[],
+  kernelH: number,
+  kernelW: number,
+  outChannels: number,
+  geometry: NativeConvGeometry,
+): number[] {
   const { strides, dilations, pads } = geometry;
   const [top, left, bottom, right] = pads;
-  const dim = (size: number, k: number, s: number, d: number, a: number, b: number) => Math.floor((size + a + b - d * (k - 1) - 1) / s) + 1;
+  const dim = (size: number, k: number, s: number, d: number, a: number, b: number) =>
+    Math.floor((size + a + b - d * (k - 1) - 1) / s) + 1;
   return [
     inputShape[0],
     dim(inputShape[1], kernelH, strides[0], dilations[0], top, bottom),
@@ -42,7 +50,8 @@ export function convOutputShape(inputShape: readonly number[], kernelH: number, 
 /** Explicit [top, left, bottom, right] pads, each a non-negative integer, as a tuple. */
 export function explicitPads(pads: readonly unknown[], name: string): [number, number, number, number] {
   pads.forEach((p, i) => {
-    if (!Number.isInteger(p) || (p as number) < 0) throw new RangeError(`${name}[${i}]: expected a non-negative integer, got ${String(p)}`);
+    if (!Number.isInteger(p) || (p as number) < 0)
+      throw new RangeError(`${name}[${i}]: expected a non-negative integer, got ${String(p)}`);
   });
   return [pads[0], pads[1], pads[2], pads[3]] as [number, number, number, number];
 }
@@ -66,7 +75,8 @@ export interface Pool2dOptions {
 
 /** The geometry of a pool over the NHWC input x. */
 export function poolGeometry(x: Tensor, options: Pool2dOptions): NativePoolGeometry {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { kernel, strides?, padding? }');
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('options: expected { kernel, strides?, padding? }');
   const [kh, kw] = pair(options.kernel, 'kernel');
   const [sh, sw] = options.strides === undefined ? [kh, kw] : pair(options.strides, 'strides');
   const padding = options.padding ?? 'valid';
@@ -76,7 +86,11 @@ export function poolGeometry(x: Tensor, options: Pool2dOptions): NativePoolGeome
     const [t, b] = samePads(x.shape[1], kh, sh, 1);
     const [l, r] = samePads(x.shape[2], kw, sw, 1);
     pads = [t, l, b, r];
-  } else if (Array.isArray(padding) && padding.length === 4 && padding.every((p) => Number.isInteger(p) && p >= 0)) pads = [padding[0], padding[1], padding[2], padding[3]];
-  else throw new RangeError(`padding: expected 'valid', 'same' or [top, left, bottom, right], got ${JSON.stringify(padding)}`);
+  } else if (Array.isArray(padding) && padding.length === 4 && padding.every((p) => Number.isInteger(p) && p >= 0))
+    pads = [padding[0], padding[1], padding[2], padding[3]];
+  else
+    throw new RangeError(
+      `padding: expected 'valid', 'same' or [top, left, bottom, right], got ${JSON.stringify(padding)}`,
+    );
   return { kernel: [kh, kw], strides: [sh, sw], pads };
 }

@@ -54,7 +54,12 @@ export class MstSchedule {
     this.negate = r.negate;
     this.depth = r.depth;
     this.cost = r.cost;
-    this.stats = { totalDistance: r.totalDistance, depth: r.maxDepth, opRatio: r.opRatio, storageRatio: r.storageRatio };
+    this.stats = {
+      totalDistance: r.totalDistance,
+      depth: r.maxDepth,
+      opRatio: r.opRatio,
+      storageRatio: r.storageRatio,
+    };
   }
 
   /** Channels computed densely. */
@@ -78,7 +83,8 @@ export class MstSchedule {
    * path (more than 2^18 weight positions x groups), which always run dense.
    */
   predictCost(outputPixels: number): { dense: number; mst: number; useMst: boolean; runnable: boolean } {
-    if (!Number.isInteger(outputPixels) || outputPixels < 1) throw new RangeError(`outputPixels: expected a positive integer, got ${String(outputPixels)}`);
+    if (!Number.isInteger(outputPixels) || outputPixels < 1)
+      throw new RangeError(`outputPixels: expected a positive integer, got ${String(outputPixels)}`);
     return callNative(() => native.mstCost(this.handle, outputPixels));
   }
 
@@ -96,12 +102,15 @@ export class MstSchedule {
  * @example const s = buildMst(w, { maxDepth: 8, allowNegation: true }); console.log(s.stats.opRatio);
  */
 export function buildMst(weights: PackedBinaryWeights, options: BuildMstOptions = {}): MstSchedule {
-  if (!(weights instanceof PackedBinaryWeights)) throw new TypeError(`weights: expected PackedBinaryWeights, got ${describe(weights)}`);
-  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { maxDepth?, allowNegation? }');
+  if (!(weights instanceof PackedBinaryWeights))
+    throw new TypeError(`weights: expected PackedBinaryWeights, got ${describe(weights)}`);
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('options: expected { maxDepth?, allowNegation? }');
   const { maxDepth, allowNegation = false } = options;
   if (maxDepth !== undefined && (!Number.isInteger(maxDepth) || maxDepth < 0))
     throw new RangeError(`maxDepth: expected an integer >= 0, got ${String(maxDepth)}`);
-  if (typeof allowNegation !== 'boolean') throw new TypeError(`allowNegation: expected a boolean, got ${describe(allowNegation)}`);
+  if (typeof allowNegation !== 'boolean')
+    throw new TypeError(`allowNegation: expected a boolean, got ${describe(allowNegation)}`);
   return new MstSchedule(callNative(() => native.buildMst(weights.handle, maxDepth ?? -1, allowNegation)));
 }
 

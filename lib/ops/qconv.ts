@@ -9,7 +9,13 @@
  * Padded pixels read the input zero point, so they are real zeros. Every ISA gives the same bits.
  */
 import { awaitNative, callNative, ShapeError } from '../errors.js';
-import { native, type NativeConvGeometry, type NativeQHandle, type NativeQOptions, type NativeResult } from '../native.js';
+import {
+  native,
+  type NativeConvGeometry,
+  type NativeQHandle,
+  type NativeQOptions,
+  type NativeResult,
+} from '../native.js';
 import { describe, expectTensor, fromBuffer, type Tensor } from '../tensor.js';
 import { clamp8, isInt32, isMultiplier, isShift, perChannel, zeroPointOf } from '../validate.js';
 import { convOutputShape, expectOut, explicitPads, pair, positiveInt, samePads, type Pair } from './geometry.js';
@@ -51,8 +57,10 @@ export interface PackQWeightsOptions {
 }
 
 function bitsOption(options: PackQWeightsOptions): 8 | 4 {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { bits: 8 | 4, groups? }');
-  if (options.bits !== 8 && options.bits !== 4) throw new RangeError(`bits: expected 8 or 4, got ${String(options.bits)}`);
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('options: expected { bits: 8 | 4, groups? }');
+  if (options.bits !== 8 && options.bits !== 4)
+    throw new RangeError(`bits: expected 8 or 4, got ${String(options.bits)}`);
   return options.bits;
 }
 
@@ -119,14 +127,21 @@ export interface QOutOption<D extends QDType> {
 }
 
 function expectQWeights(w: unknown): PackedQWeights {
-  if (!(w instanceof PackedQWeights)) throw new TypeError(`weights: expected PackedQWeights from packQConv2dWeights(), got ${describe(w)}`);
+  if (!(w instanceof PackedQWeights))
+    throw new TypeError(`weights: expected PackedQWeights from packQConv2dWeights(), got ${describe(w)}`);
   return w;
 }
 
-function quantOptions(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayerOptions): { dtype: QDType; native: NativeQOptions } {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { multiplier, shift, ... }');
+function quantOptions(
+  x: Tensor<'s8' | 'u8'>,
+  w: PackedQWeights,
+  options: QLayerOptions,
+): { dtype: QDType; native: NativeQOptions } {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('options: expected { multiplier, shift, ... }');
   const dtype = options.dtype ?? 's8';
-  if (dtype !== 's8' && dtype !== 'u8' && dtype !== 's32') throw new RangeError(`dtype: expected 's8', 'u8' or 's32', got ${String(dtype)}`);
+  if (dtype !== 's8' && dtype !== 'u8' && dtype !== 's32')
+    throw new RangeError(`dtype: expected 's8', 'u8' or 's32', got ${String(dtype)}`);
   const oc = w.outChannels;
   const q: NativeQOptions = {
     dtype,
@@ -136,7 +151,14 @@ function quantOptions(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayer
   if (dtype !== 's32') {
     if (options.multiplier === undefined || options.shift === undefined)
       throw new TypeError(`options: an ${dtype} output needs multiplier and shift (see toDyadic), or dtype 's32'`);
-    q.multiplier = perChannel(Int32Array, options.multiplier, 'multiplier', oc, isMultiplier, 'an int32 other than -2^31');
+    q.multiplier = perChannel(
+      Int32Array,
+      options.multiplier,
+      'multiplier',
+      oc,
+      isMultiplier,
+      'an int32 other than -2^31',
+    );
     q.shift = perChannel(Uint8Array, options.shift, 'shift', oc, isShift, 'an integer in [0, 62]');
     q.zeroPoint = zeroPointOf(options.outputZeroPoint, 'outputZeroPoint', dtype);
     [q.lo, q.hi] = clamp8(dtype, options.clamp);
@@ -164,7 +186,9 @@ function qconv2dArgs(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2d
   expectQWeights(w);
   const c = x.shape[3];
   if (c !== w.inChannelsPerGroup * w.groups)
-    throw new ShapeError(`input: has ${c} channels but the weights expect ${w.inChannelsPerGroup * w.groups} (${w.inChannelsPerGroup} x ${w.groups} groups)`);
+    throw new ShapeError(
+      `input: has ${c} channels but the weights expect ${w.inChannelsPerGroup * w.groups} (${w.inChannelsPerGroup} x ${w.groups} groups)`,
+    );
   return { geometry: convGeometry(x, w, options), ...quantOptions(x, w, options) };
 }
 
@@ -179,17 +203,33 @@ function qconv2dArgs(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2d
  * const { multiplier, shift } = toDyadic(sx * sw / sy);
  * const y = qconv2d(x, w, { padding: 'same', inputZeroPoint: 128, multiplier: [multiplier], ... });
  */
-export function qconv2d<D extends QDType = 's8'>(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2dOptions<D> & QOutOption<D>): Tensor<D> {
+export function qconv2d<D extends QDType = 's8'>(
+  x: Tensor<'s8' | 'u8'>,
+  w: PackedQWeights,
+  options: QConv2dOptions<D> & QOutOption<D>,
+): Tensor<D> {
   const { geometry, dtype, native: q } = qconv2dArgs(x, w, options);
   const dst = expectOut(options.out, dtype, convOutputShape(x.shape, w.kernelH, w.kernelW, w.outChannels, geometry));
-  const r = callNative(() => native.qconv2d(x.data, [...x.shape], w.handle, geometry, q, { async: false, out: dst?.data as Int8Array | undefined }) as NativeResult);
+  const r = callNative(
+    () =>
+      native.qconv2d(x.data, [...x.shape], w.handle, geometry, q, {
+        async: false,
+        out: dst?.data as Int8Array | undefined,
+      }) as NativeResult,
+  );
   return (dst ?? fromBuffer(dtype, r.shape, r.data)) as Tensor<D>;
 }
 
 /** Async {@link qconv2d}: validates now, computes on the libuv pool on a private copy of the input. */
-export async function qconv2dAsync<D extends QDType = 's8'>(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QConv2dOptions<D>): Promise<Tensor<D>> {
+export async function qconv2dAsync<D extends QDType = 's8'>(
+  x: Tensor<'s8' | 'u8'>,
+  w: PackedQWeights,
+  options: QConv2dOptions<D>,
+): Promise<Tensor<D>> {
   const { geometry, dtype, native: q } = qconv2dArgs(x, w, options);
-  const r = await awaitNative(() => native.qconv2d(x.data, [...x.shape], w.handle, geometry, q, { async: true }) as Promise<NativeResult>);
+  const r = await awaitNative(
+    () => native.qconv2d(x.data, [...x.shape], w.handle, geometry, q, { async: true }) as Promise<NativeResult>,
+  );
   return fromBuffer(dtype, r.shape, r.data) as Tensor<D>;
 }
 
@@ -197,8 +237,11 @@ function qdenseArgs(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayerOp
   expectTensor(x, 'input', ['u8', 's8'], 2);
   expectQWeights(w);
   if (w.kernelH !== 1 || w.kernelW !== 1 || w.groups !== 1)
-    throw new ShapeError(`weights: qdense needs weights from packQDenseWeights() (1x1, one group), got kernel ${w.kernelH}x${w.kernelW} with ${w.groups} groups`);
-  if (x.shape[1] !== w.inChannelsPerGroup) throw new ShapeError(`input: has ${x.shape[1]} features but the weights expect ${w.inChannelsPerGroup}`);
+    throw new ShapeError(
+      `weights: qdense needs weights from packQDenseWeights() (1x1, one group), got kernel ${w.kernelH}x${w.kernelW} with ${w.groups} groups`,
+    );
+  if (x.shape[1] !== w.inChannelsPerGroup)
+    throw new ShapeError(`input: has ${x.shape[1]} features but the weights expect ${w.inChannelsPerGroup}`);
   return quantOptions(x, w, options);
 }
 
@@ -207,16 +250,32 @@ function qdenseArgs(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayerOp
  * with the same quantization as {@link qconv2d}.
  * @throws TypeError, ShapeError, RangeError
  */
-export function qdense<D extends QDType = 's8'>(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayerOptions<D> & QOutOption<D>): Tensor<D> {
+export function qdense<D extends QDType = 's8'>(
+  x: Tensor<'s8' | 'u8'>,
+  w: PackedQWeights,
+  options: QLayerOptions<D> & QOutOption<D>,
+): Tensor<D> {
   const { dtype, native: q } = qdenseArgs(x, w, options);
   const dst = expectOut(options.out, dtype, [x.shape[0], w.outChannels]);
-  const r = callNative(() => native.qdense(x.data, x.shape[0], x.shape[1], w.handle, q, { async: false, out: dst?.data as Int8Array | undefined }) as NativeResult);
+  const r = callNative(
+    () =>
+      native.qdense(x.data, x.shape[0], x.shape[1], w.handle, q, {
+        async: false,
+        out: dst?.data as Int8Array | undefined,
+      }) as NativeResult,
+  );
   return (dst ?? fromBuffer(dtype, r.shape, r.data)) as Tensor<D>;
 }
 
 /** Async {@link qdense} on the libuv pool. */
-export async function qdenseAsync<D extends QDType = 's8'>(x: Tensor<'s8' | 'u8'>, w: PackedQWeights, options: QLayerOptions<D>): Promise<Tensor<D>> {
+export async function qdenseAsync<D extends QDType = 's8'>(
+  x: Tensor<'s8' | 'u8'>,
+  w: PackedQWeights,
+  options: QLayerOptions<D>,
+): Promise<Tensor<D>> {
   const { dtype, native: q } = qdenseArgs(x, w, options);
-  const r = await awaitNative(() => native.qdense(x.data, x.shape[0], x.shape[1], w.handle, q, { async: true }) as Promise<NativeResult>);
+  const r = await awaitNative(
+    () => native.qdense(x.data, x.shape[0], x.shape[1], w.handle, q, { async: true }) as Promise<NativeResult>,
+  );
   return fromBuffer(dtype, r.shape, r.data) as Tensor<D>;
 }

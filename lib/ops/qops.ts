@@ -76,24 +76,33 @@ export interface QConcatOptions<D extends Q8 = Q8> {
 // ---- argument checks ---------------------------------------------------------------------------
 
 function options<T>(value: T, expected: string): T {
-  if (typeof value !== 'object' || value === null) throw new TypeError(`options: expected ${expected}, got ${describe(value)}`);
+  if (typeof value !== 'object' || value === null)
+    throw new TypeError(`options: expected ${expected}, got ${describe(value)}`);
   return value;
 }
 
 /** The parameters of an input of dtype `dtype`; the zero point must lie in the dtype's range. */
 function inputParams(params: QuantParams | undefined, name: string, dtype: Q8): NativeQuantParams {
-  if (typeof params !== 'object' || params === null) throw new TypeError(`${name}: expected { scale, zeroPoint? }, got ${describe(params)}`);
+  if (typeof params !== 'object' || params === null)
+    throw new TypeError(`${name}: expected { scale, zeroPoint? }, got ${describe(params)}`);
   const scale = checkScale(params.scale, `${name}.scale`);
   return { scale, zeroPoint: zeroPointOf(params.zeroPoint, `${name}.zeroPoint`, dtype) };
 }
 
 /** The output's parameters and clamp; the zero point must lie in the clamp. */
-function outputParams(params: QuantOutputParams | undefined, fallbackDtype: Q8, allowClamp = true): { dtype: Q8; out: NativeQuantOutput } {
+function outputParams(
+  params: QuantOutputParams | undefined,
+  fallbackDtype: Q8,
+  allowClamp = true,
+): { dtype: Q8; out: NativeQuantOutput } {
   if (typeof params !== 'object' || params === null)
-    throw new TypeError(`output: expected { scale, zeroPoint?, dtype?${allowClamp ? ', clamp?' : ''} }, got ${describe(params)}`);
+    throw new TypeError(
+      `output: expected { scale, zeroPoint?, dtype?${allowClamp ? ', clamp?' : ''} }, got ${describe(params)}`,
+    );
   const scale = checkScale(params.scale, 'output.scale');
   const dtype = params.dtype ?? fallbackDtype;
-  if (dtype !== 's8' && dtype !== 'u8') throw new RangeError(`output.dtype: expected 's8' or 'u8', got ${String(dtype)}`);
+  if (dtype !== 's8' && dtype !== 'u8')
+    throw new RangeError(`output.dtype: expected 's8' or 'u8', got ${String(dtype)}`);
   if (!allowClamp && params.clamp !== undefined) throw new TypeError('output.clamp: this operator has no output clamp');
   const [lo, hi] = clamp8(dtype, params.clamp);
   const zeroPoint = params.zeroPoint ?? 0;
@@ -131,14 +140,22 @@ function qaddArgs(a: Tensor, b: Tensor, opts: QAddOptions) {
  * @example
  * const y = qadd(x, identity, { a: { scale: 0.05 }, b: { scale: 0.04 }, output: { scale: 0.06, dtype: 'u8', zeroPoint: 0 } });
  */
-export function qadd<D extends Q8 = Q8, O extends Q8 = D>(a: Tensor<D>, b: Tensor<Q8>, options: QAddOptions<O>): Tensor<O> {
+export function qadd<D extends Q8 = Q8, O extends Q8 = D>(
+  a: Tensor<D>,
+  b: Tensor<Q8>,
+  options: QAddOptions<O>,
+): Tensor<O> {
   const { pa, pb, dtype, out } = qaddArgs(a, b, options);
   const r = callNative(() => native.qadd(data(a), data(b), pa, pb, out, false) as NativeResult);
   return fromBuffer(dtype, a.shape, r.data) as Tensor<O>;
 }
 
 /** Async {@link qadd} on the libuv pool. */
-export async function qaddAsync<D extends Q8 = Q8, O extends Q8 = D>(a: Tensor<D>, b: Tensor<Q8>, options: QAddOptions<O>): Promise<Tensor<O>> {
+export async function qaddAsync<D extends Q8 = Q8, O extends Q8 = D>(
+  a: Tensor<D>,
+  b: Tensor<Q8>,
+  options: QAddOptions<O>,
+): Promise<Tensor<O>> {
   const { pa, pb, dtype, out } = qaddArgs(a, b, options);
   const r = await awaitNative(() => native.qadd(data(a), data(b), pa, pb, out, true) as Promise<NativeResult>);
   return fromBuffer(dtype, a.shape, r.data) as Tensor<O>;
@@ -155,13 +172,15 @@ function qreluArgs(x: Tensor, opts: QReluOptions): [number, number] {
   const [min, max] = byteRange(dtype);
   if (!Number.isInteger(zeroPoint) || zeroPoint < min || zeroPoint > max)
     throw new RangeError(`zeroPoint: expected an integer in [${min}, ${max}] for ${dtype}, got ${String(zeroPoint)}`);
-  if (zeroPoint > hi) throw new RangeError(`zeroPoint: ${zeroPoint} lies above the clamp [${lo}, ${hi}]: every output would be clamped`);
+  if (zeroPoint > hi)
+    throw new RangeError(`zeroPoint: ${zeroPoint} lies above the clamp [${lo}, ${hi}]: every output would be clamped`);
   return [Math.max(zeroPoint, lo), hi];
 }
 
 function qclampArgs(x: Tensor, clamp: Clamp): [number, number] {
   expectTensor(x, 'input', ['s8', 'u8']);
-  if (!Array.isArray(clamp) || clamp.length !== 2) throw new TypeError(`clamp: expected [lo, hi], got ${describe(clamp)}`);
+  if (!Array.isArray(clamp) || clamp.length !== 2)
+    throw new TypeError(`clamp: expected [lo, hi], got ${describe(clamp)}`);
   return clamp8(x.dtype as Q8, clamp);
 }
 
@@ -235,7 +254,8 @@ function qavgpool2dArgs(x: Tensor, opts: QAvgPool2dOptions) {
   options(opts, '{ kernel, strides?, padding?, countIncludePad?, input, output? }');
   const geometry = poolGeometry(x, opts);
   const include = opts.countIncludePad ?? false;
-  if (typeof include !== 'boolean') throw new TypeError(`countIncludePad: expected a boolean, got ${describe(include)}`);
+  if (typeof include !== 'boolean')
+    throw new TypeError(`countIncludePad: expected a boolean, got ${describe(include)}`);
   return { geometry, include, ...averageParams(x, opts.input, opts.output) };
 }
 
@@ -251,14 +271,21 @@ function qavgpool2dArgs(x: Tensor, opts: QAvgPool2dOptions) {
  */
 export function qavgpool2d<D extends Q8, O extends Q8 = D>(x: Tensor<D>, options: QAvgPool2dOptions<O>): Tensor<O> {
   const { geometry, include, pi, dtype, out } = qavgpool2dArgs(x, options);
-  const r = callNative(() => native.qavgpool2d(data(x), [...x.shape], geometry, include, pi, out, false) as NativeResult);
+  const r = callNative(
+    () => native.qavgpool2d(data(x), [...x.shape], geometry, include, pi, out, false) as NativeResult,
+  );
   return fromBuffer(dtype, r.shape, r.data) as Tensor<O>;
 }
 
 /** Async {@link qavgpool2d} on the libuv pool. */
-export async function qavgpool2dAsync<D extends Q8, O extends Q8 = D>(x: Tensor<D>, options: QAvgPool2dOptions<O>): Promise<Tensor<O>> {
+export async function qavgpool2dAsync<D extends Q8, O extends Q8 = D>(
+  x: Tensor<D>,
+  options: QAvgPool2dOptions<O>,
+): Promise<Tensor<O>> {
   const { geometry, include, pi, dtype, out } = qavgpool2dArgs(x, options);
-  const r = await awaitNative(() => native.qavgpool2d(data(x), [...x.shape], geometry, include, pi, out, true) as Promise<NativeResult>);
+  const r = await awaitNative(
+    () => native.qavgpool2d(data(x), [...x.shape], geometry, include, pi, out, true) as Promise<NativeResult>,
+  );
   return fromBuffer(dtype, r.shape, r.data) as Tensor<O>;
 }
 
@@ -274,16 +301,24 @@ function qglobalArgs(x: Tensor, opts: QGlobalAvgPoolOptions) {
  * @returns [N, 1, 1, C] of `output.dtype` (default x's)
  * @throws QuantizationError, RangeError, TypeError, ShapeError
  */
-export function qglobalavgpool<D extends Q8, O extends Q8 = D>(x: Tensor<D>, options: QGlobalAvgPoolOptions<O>): Tensor<O> {
+export function qglobalavgpool<D extends Q8, O extends Q8 = D>(
+  x: Tensor<D>,
+  options: QGlobalAvgPoolOptions<O>,
+): Tensor<O> {
   const { pi, dtype, out } = qglobalArgs(x, options);
   const r = callNative(() => native.qglobalavgpool(data(x), [...x.shape], pi, out, false) as NativeResult);
   return fromBuffer(dtype, r.shape, r.data) as Tensor<O>;
 }
 
 /** Async {@link qglobalavgpool} on the libuv pool. */
-export async function qglobalavgpoolAsync<D extends Q8, O extends Q8 = D>(x: Tensor<D>, options: QGlobalAvgPoolOptions<O>): Promise<Tensor<O>> {
+export async function qglobalavgpoolAsync<D extends Q8, O extends Q8 = D>(
+  x: Tensor<D>,
+  options: QGlobalAvgPoolOptions<O>,
+): Promise<Tensor<O>> {
   const { pi, dtype, out } = qglobalArgs(x, options);
-  const r = await awaitNative(() => native.qglobalavgpool(data(x), [...x.shape], pi, out, true) as Promise<NativeResult>);
+  const r = await awaitNative(
+    () => native.qglobalavgpool(data(x), [...x.shape], pi, out, true) as Promise<NativeResult>,
+  );
   return fromBuffer(dtype, r.shape, r.data) as Tensor<O>;
 }
 
@@ -307,9 +342,12 @@ function qconcatArgs(inputs: readonly Tensor[], opts: QConcatOptions) {
         `inputs[${i}]: shape [${t.shape.join(', ')}] must equal [${first.shape.join(', ')}] except along axis ${axis}`,
       );
   });
-  if (!Array.isArray(opts.inputs)) throw new TypeError(`options.inputs: expected an array of { scale, zeroPoint? }, got ${describe(opts.inputs)}`);
+  if (!Array.isArray(opts.inputs))
+    throw new TypeError(`options.inputs: expected an array of { scale, zeroPoint? }, got ${describe(opts.inputs)}`);
   if (opts.inputs.length !== inputs.length)
-    throw new ShapeError(`options.inputs: expected ${inputs.length} parameter objects (one per tensor), got ${opts.inputs.length}`);
+    throw new ShapeError(
+      `options.inputs: expected ${inputs.length} parameter objects (one per tensor), got ${opts.inputs.length}`,
+    );
   const params = inputs.map((t, i) => inputParams(opts.inputs[i], `inputs[${i}]`, t.dtype as Q8));
   const { dtype, out } = outputParams(opts.output, first.dtype as Q8, false);
   const outer = first.shape.slice(0, axis).reduce((a, b) => a * b, 1);
@@ -331,13 +369,20 @@ function qconcatArgs(inputs: readonly Tensor[], opts: QConcatOptions) {
  */
 export function qconcat<O extends Q8 = Q8>(inputs: readonly Tensor<Q8>[], options: QConcatOptions<O>): Tensor<O> {
   const a = qconcatArgs(inputs, options);
-  const r = callNative(() => native.qconcat(a.data, a.outer, a.inner, a.axisSizes, a.params, a.out, false) as NativeResult);
+  const r = callNative(
+    () => native.qconcat(a.data, a.outer, a.inner, a.axisSizes, a.params, a.out, false) as NativeResult,
+  );
   return fromBuffer(a.dtype, a.shape, r.data) as Tensor<O>;
 }
 
 /** Async {@link qconcat} on the libuv pool. */
-export async function qconcatAsync<O extends Q8 = Q8>(inputs: readonly Tensor<Q8>[], options: QConcatOptions<O>): Promise<Tensor<O>> {
+export async function qconcatAsync<O extends Q8 = Q8>(
+  inputs: readonly Tensor<Q8>[],
+  options: QConcatOptions<O>,
+): Promise<Tensor<O>> {
   const a = qconcatArgs(inputs, options);
-  const r = await awaitNative(() => native.qconcat(a.data, a.outer, a.inner, a.axisSizes, a.params, a.out, true) as Promise<NativeResult>);
+  const r = await awaitNative(
+    () => native.qconcat(a.data, a.outer, a.inner, a.axisSizes, a.params, a.out, true) as Promise<NativeResult>,
+  );
   return fromBuffer(a.dtype, a.shape, r.data) as Tensor<O>;
 }

@@ -38,7 +38,9 @@ export function toDyadic(multiplier: number): Dyadic {
     --e;
   }
   if (e < 0 || e > 62)
-    throw new QuantizationError(`multiplier ${multiplier} is outside the dyadic range [2^-32, 2^31) (shift would be ${e})`);
+    throw new QuantizationError(
+      `multiplier ${multiplier} is outside the dyadic range [2^-32, 2^31) (shift would be ${e})`,
+    );
   return { multiplier: m, shift: e };
 }
 
@@ -58,20 +60,30 @@ export interface RequantizeOptions<D extends 's8' | 'u8' = 's8' | 'u8'> {
 }
 
 function eightBitDType<D extends 's8' | 'u8'>(dtype: D | undefined): D {
-  if (dtype !== undefined && dtype !== 's8' && dtype !== 'u8') throw new RangeError(`dtype: expected 's8' or 'u8', got ${String(dtype)}`);
+  if (dtype !== undefined && dtype !== 's8' && dtype !== 'u8')
+    throw new RangeError(`dtype: expected 's8' or 'u8', got ${String(dtype)}`);
   return dtype ?? ('s8' as D);
 }
 
 function requantizeArgs(acc: Tensor<'s32'>, options: RequantizeOptions) {
   expectTensor(acc, 'acc', ['s32']);
   if (acc.shape.length === 0) throw new ShapeError('acc: a scalar has no channel axis');
-  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { multiplier, shift, bias?, dtype?, clamp? }');
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('options: expected { multiplier, shift, bias?, dtype?, clamp? }');
   const dtype = eightBitDType(options.dtype);
   const [lo, hi] = clamp8(dtype, options.clamp);
   const channels = acc.shape[acc.shape.length - 1];
-  if (options.multiplier === undefined || options.shift === undefined) throw new TypeError('options: requantize needs multiplier and shift');
+  if (options.multiplier === undefined || options.shift === undefined)
+    throw new TypeError('options: requantize needs multiplier and shift');
   const params = {
-    multiplier: perChannel(Int32Array, options.multiplier, 'multiplier', channels, isMultiplier, 'an int32 other than -2^31')!,
+    multiplier: perChannel(
+      Int32Array,
+      options.multiplier,
+      'multiplier',
+      channels,
+      isMultiplier,
+      'an int32 other than -2^31',
+    )!,
     shift: perChannel(Uint8Array, options.shift, 'shift', channels, isShift, 'an integer in [0, 62]')!,
     bias: perChannel(Int32Array, options.bias, 'bias', channels, isInt32, 'an int32'),
     lo,
@@ -97,7 +109,10 @@ export function requantize<D extends 's8' | 'u8' = 's8'>(acc: Tensor<'s32'>, opt
 }
 
 /** Async {@link requantize} on the libuv pool (on a private copy of the accumulators). */
-export async function requantizeAsync<D extends 's8' | 'u8' = 's8'>(acc: Tensor<'s32'>, options: RequantizeOptions<D>): Promise<Tensor<D>> {
+export async function requantizeAsync<D extends 's8' | 'u8' = 's8'>(
+  acc: Tensor<'s32'>,
+  options: RequantizeOptions<D>,
+): Promise<Tensor<D>> {
   const { dtype, channels, rows, params } = requantizeArgs(acc, options);
   const r = await awaitNative(() => native.requantize(acc.data, rows, channels, params, true) as Promise<NativeResult>);
   return fromBuffer(dtype, acc.shape, r.data) as Tensor<D>;
@@ -116,7 +131,8 @@ export interface QuantizeOptions<D extends 's8' | 'u8' = 's8' | 'u8'> {
 
 function quantizeArgs(x: Tensor<'f32'>, options: QuantizeOptions) {
   expectTensor(x, 'input', ['f32']);
-  if (typeof options !== 'object' || options === null) throw new TypeError('options: expected { scale, zeroPoint?, dtype?, clamp? }');
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('options: expected { scale, zeroPoint?, dtype?, clamp? }');
   const scale = checkScale(options.scale);
   const dtype = eightBitDType(options.dtype);
   const [lo, hi] = clamp8(dtype, options.clamp);
@@ -139,7 +155,10 @@ export function quantize<D extends 's8' | 'u8' = 's8'>(x: Tensor<'f32'>, options
 }
 
 /** Async {@link quantize} on the libuv pool. */
-export async function quantizeAsync<D extends 's8' | 'u8' = 's8'>(x: Tensor<'f32'>, options: QuantizeOptions<D>): Promise<Tensor<D>> {
+export async function quantizeAsync<D extends 's8' | 'u8' = 's8'>(
+  x: Tensor<'f32'>,
+  options: QuantizeOptions<D>,
+): Promise<Tensor<D>> {
   const { scale, zeroPoint, dtype, lo, hi } = quantizeArgs(x, options);
   const r = await awaitNative(() => native.quantize(x.data, scale, zeroPoint, lo, hi, true) as Promise<NativeResult>);
   return fromBuffer(dtype, x.shape, r.data) as Tensor<D>;
@@ -157,7 +176,9 @@ export function dequantize(q: Tensor<'s8' | 'u8'>, options: { scale: number; zer
   const [min, max] = q.dtype === 's8' ? [-128, 127] : [0, 255];
   if (!Number.isInteger(zeroPoint) || zeroPoint < min || zeroPoint > max)
     throw new RangeError(`zeroPoint: expected an integer in [${min}, ${max}] for ${q.dtype}, got ${String(zeroPoint)}`);
-  const r = callNative(() => native.dequantize(q.data as Int8Array | Uint8Array, scale, zeroPoint, false) as NativeResult);
+  const r = callNative(
+    () => native.dequantize(q.data as Int8Array | Uint8Array, scale, zeroPoint, false) as NativeResult,
+  );
   return fromBuffer('f32', q.shape, r.data);
 }
 
@@ -171,7 +192,10 @@ export { roundHalfEven };
  * @returns the integer weights (one value per byte; see {@link packInt4}) and the scales
  * @throws QuantizationError for NaN or infinite weights (naming the channel); TypeError, RangeError
  */
-export function quantizeWeights(w: Tensor<'f32'>, options: { bits: 8 | 4 }): { weights: Tensor<'s8'>; scales: Float32Array } {
+export function quantizeWeights(
+  w: Tensor<'f32'>,
+  options: { bits: 8 | 4 },
+): { weights: Tensor<'s8'>; scales: Float32Array } {
   expectTensor(w, 'weights', ['f32']);
   if (w.shape.length < 1) throw new ShapeError('weights: a scalar has no output-channel axis');
   const bits = options?.bits;
@@ -185,13 +209,15 @@ export function quantizeWeights(w: Tensor<'f32'>, options: { bits: 8 | 4 }): { w
     let max = 0;
     for (let i = c * per; i < (c + 1) * per; ++i) {
       const v = w.data[i];
-      if (!Number.isFinite(v)) throw new QuantizationError(`weights: channel ${c} holds ${v} at flat index ${i}; weights must be finite`);
+      if (!Number.isFinite(v))
+        throw new QuantizationError(`weights: channel ${c} holds ${v} at flat index ${i}; weights must be finite`);
       max = Math.max(max, Math.abs(v));
     }
     const scale = max > 0 ? Math.fround(max / qmax) : 1;
     // A subnormal max can round its scale to 0 in float32; such a channel quantizes to 0.
     scales[c] = scale > 0 ? scale : 1;
-    for (let i = c * per; i < (c + 1) * per; ++i) q[i] = Math.min(qmax, Math.max(-qmax, roundHalfEven(w.data[i] / scales[c])));
+    for (let i = c * per; i < (c + 1) * per; ++i)
+      q[i] = Math.min(qmax, Math.max(-qmax, roundHalfEven(w.data[i] / scales[c])));
   }
   return { weights: new Tensor('s8', w.shape, q), scales };
 }

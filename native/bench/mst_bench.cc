@@ -20,7 +20,8 @@ struct Shape {
   const char* name;
   size_t c, hw;
 };
-constexpr Shape kShapes[] = {{"conv3x3-c64-56", 64, 56}, {"conv3x3-c128-28", 128, 28}, {"conv3x3-c256-14", 256, 14}, {"conv3x3-c512-7", 512, 7}};
+constexpr Shape kShapes[] = {
+    {"conv3x3-c64-56", 64, 56}, {"conv3x3-c128-28", 128, 28}, {"conv3x3-c256-14", 256, 14}, {"conv3x3-c512-7", 512, 7}};
 
 double median_seconds(const std::function<void()>& run) {
   const auto warm = std::chrono::steady_clock::now();
@@ -73,7 +74,8 @@ int main(int argc, char** argv) {
       auto plan = compile_mst(*s, *wp);
       const Conv2dShape shape = bconv2d_shape(1, sh.hw, sh.hw, sh.c, *wp, p);
       const double dense = median_seconds([&] { bconv2d(x.data(), shape, *wp, p, e, out.data()); });
-      const double mst = median_seconds([&] { bconv2d_mst(x.data(), shape, *wp, *plan, p, e, out.data(), MstPolicy::Always); });
+      const double mst =
+          median_seconds([&] { bconv2d_mst(x.data(), shape, *wp, *plan, p, e, out.data(), MstPolicy::Always); });
       const MstCost cost = mst_cost(*plan, sh.hw * sh.hw, num_threads(), active_isa());
       std::printf("%-16s %6.2f %8.2f %9.3f %9.3f %7.2fx %8.2fx\n", sh.name, f, s->op_ratio, dense * 1e3, mst * 1e3,
                   dense / mst, cost.dense / cost.mst);

@@ -18,8 +18,8 @@ struct Shape {
   const char* name;
   size_t m, k, panels;
 };
-constexpr Shape kShapes[] = {{"conv", 64, 576, 4},  {"conv", 64, 1152, 4}, {"conv", 64, 2304, 4},
-                             {"conv", 64, 4608, 4}, {"gemv", 1, 4096, 256}};
+constexpr Shape kShapes[] = {
+    {"conv", 64, 576, 4}, {"conv", 64, 1152, 4}, {"conv", 64, 2304, 4}, {"conv", 64, 4608, 4}, {"gemv", 1, 4096, 256}};
 constexpr int kRuns = 15;
 
 struct Data {
@@ -99,12 +99,13 @@ std::vector<double> time_layers(std::vector<Kernel>& kernels, const Shape& s, co
 
 int main() {
   std::mt19937_64 g(42);
-  std::printf("Gop/s (2 ops per MAC), single thread, median of %d round-robin runs; (x) = speed-up over the\n"
-              "scalar table (q8 vs scalar q8, q4 vs scalar q4). Weights: q8 random in [-127, 127],\n"
-              "q4 in [-8, 7]; activations random int8 (mask 0).\n",
-              kRuns);
-  std::printf("%-5s %3s %5s %6s  %16s %16s  %8s %8s\n", "shape", "m", "K", "panels", "avx2 q8", "avx2 q4",
-              "scalar8", "scalar4");
+  std::printf(
+      "Gop/s (2 ops per MAC), single thread, median of %d round-robin runs; (x) = speed-up over the\n"
+      "scalar table (q8 vs scalar q8, q4 vs scalar q4). Weights: q8 random in [-127, 127],\n"
+      "q4 in [-8, 7]; activations random int8 (mask 0).\n",
+      kRuns);
+  std::printf("%-5s %3s %5s %6s  %16s %16s  %8s %8s\n", "shape", "m", "K", "panels", "avx2 q8", "avx2 q4", "scalar8",
+              "scalar4");
   bool ok = true;
   for (const Shape& s : kShapes) {
     const Data d = make_data(s, g);

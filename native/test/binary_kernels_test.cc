@@ -20,9 +20,14 @@ const size_t kChannelSizes[] = {1, 2, 3, 7, 8, 15, 31, 32, 33, 63, 64, 65, 127, 
 std::vector<Isa> isas() { return supported_isas(); }
 
 float special_float(std::mt19937_64& g) {
-  static const float specials[] = {0.0f, -0.0f, std::numeric_limits<float>::quiet_NaN(),
-                                   -std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
-                                   -std::numeric_limits<float>::infinity(), 1e-40f, -1e-40f};
+  static const float specials[] = {0.0f,
+                                   -0.0f,
+                                   std::numeric_limits<float>::quiet_NaN(),
+                                   -std::numeric_limits<float>::quiet_NaN(),
+                                   std::numeric_limits<float>::infinity(),
+                                   -std::numeric_limits<float>::infinity(),
+                                   1e-40f,
+                                   -1e-40f};
   if (g() % 4 == 0) return specials[g() % 8];
   return std::uniform_real_distribution<float>(-2.f, 2.f)(g);
 }
@@ -42,7 +47,7 @@ void check_pack(const char* name, Fill fill, uint64_t salt,
         pick(binary_kernels_for(isa), src.data(), rows, channels, got.data());
         for (size_t i = 0; i < want.size(); ++i)
           CHECK(got[i] == want[i], name << " " << isa_name(isa) << " rows=" << rows << " channels=" << channels
-                                         << " word " << i << ": got " << std::hex << got[i] << " want " << want[i]);
+                                        << " word " << i << ": got " << std::hex << got[i] << " want " << want[i]);
         for (size_t i = want.size(); i < got.size(); ++i)
           CHECK(got[i] == kSentinel, name << " " << isa_name(isa) << " wrote past the output, channels=" << channels);
       }
@@ -52,13 +57,15 @@ void check_pack(const char* name, Fill fill, uint64_t salt,
 }  // namespace
 
 TEST(pack_f32_matches_reference) {
-  check_pack<float>("pack_f32", special_float, 1,
-                    [](const BinaryKernels& k, const float* s, size_t r, size_t c, uint64_t* d) { k.pack_f32(s, r, c, d); });
+  check_pack<float>(
+      "pack_f32", special_float, 1,
+      [](const BinaryKernels& k, const float* s, size_t r, size_t c, uint64_t* d) { k.pack_f32(s, r, c, d); });
 }
 
 TEST(pack_s8_matches_reference) {
   check_pack<int8_t>(
-      "pack_s8", [](std::mt19937_64& g) { return static_cast<int8_t>(g() % 4 == 0 ? int(g() % 3) - 1 : int(g() % 256) - 128); }, 2,
+      "pack_s8",
+      [](std::mt19937_64& g) { return static_cast<int8_t>(g() % 4 == 0 ? int(g() % 3) - 1 : int(g() % 256) - 128); }, 2,
       [](const BinaryKernels& k, const int8_t* s, size_t r, size_t c, uint64_t* d) { k.pack_s8(s, r, c, d); });
 }
 
@@ -90,11 +97,10 @@ TEST(gemm_matches_reference) {
           ref::b1_gemm(m, n, kw, a.data(), lda, b.data(), ldb, kbits, want.data(), ldc);
           binary_kernels_for(isa).gemm(m, n, kw, a.data(), lda, b.data(), ldb, kbits, got.data(), ldc);
           for (size_t i = 0; i < want.size(); ++i)
-            CHECK(got[i] == want[i], "gemm " << isa_name(isa) << " m=" << m << " n=" << n << " kw=" << kw << " lda="
-                                             << lda << " ldb=" << ldb << " ldc=" << ldc << " pattern=" << pattern
-                                             << " at row " << i / ldc << " col " << i % ldc << ": got " << got[i]
-                                             << " want " << want[i]);
+            CHECK(got[i] == want[i], "gemm " << isa_name(isa) << " m=" << m << " n=" << n << " kw=" << kw
+                                             << " lda=" << lda << " ldb=" << ldb << " ldc=" << ldc
+                                             << " pattern=" << pattern << " at row " << i / ldc << " col " << i % ldc
+                                             << ": got " << got[i] << " want " << want[i]);
           for (size_t i = want.size(); i < got.size(); ++i) CHECK(got[i] == -7, "gemm wrote past c");
         }
 }
-

@@ -134,16 +134,14 @@ TEST(bconv2d_matches_oracle_for_every_epilogue) {
         const uint64_t sentinel = 0xDEADBEEFDEADBEEFull;
         std::vector<uint64_t> out(count + 1, sentinel);  // wide enough for any element type
         bconv2d(xb.data(), s, *weights, k.p, e, out.data());
-        const std::string where = std::string(isa_name(isa)) + " N" + std::to_string(k.n) + " H" + std::to_string(k.h) +
-                                  " W" + std::to_string(k.w) + " C" + std::to_string(k.c) + " O" + std::to_string(k.oc) +
-                                  " k" + std::to_string(k.kh) + "x" + std::to_string(k.kw) + " g" +
-                                  std::to_string(k.groups) + " s" + std::to_string(k.p.stride_h) +
-                                  std::to_string(k.p.stride_w) + " d" + std::to_string(k.p.dilation_h) +
-                                  std::to_string(k.p.dilation_w) + " pads" + std::to_string(k.p.pad_top) +
-                                  std::to_string(k.p.pad_left) + std::to_string(k.p.pad_bottom) +
-                                  std::to_string(k.p.pad_right) +
-                                  (k.p.pad_value == PadValue::Zero ? " zero" : " one") + " kind" +
-                                  std::to_string(static_cast<int>(kind));
+        const std::string where =
+            std::string(isa_name(isa)) + " N" + std::to_string(k.n) + " H" + std::to_string(k.h) + " W" +
+            std::to_string(k.w) + " C" + std::to_string(k.c) + " O" + std::to_string(k.oc) + " k" +
+            std::to_string(k.kh) + "x" + std::to_string(k.kw) + " g" + std::to_string(k.groups) + " s" +
+            std::to_string(k.p.stride_h) + std::to_string(k.p.stride_w) + " d" + std::to_string(k.p.dilation_h) +
+            std::to_string(k.p.dilation_w) + " pads" + std::to_string(k.p.pad_top) + std::to_string(k.p.pad_left) +
+            std::to_string(k.p.pad_bottom) + std::to_string(k.p.pad_right) +
+            (k.p.pad_value == PadValue::Zero ? " zero" : " one") + " kind" + std::to_string(static_cast<int>(kind));
         for (size_t px = 0; px < pixels; ++px) {
           for (size_t o = 0; o < k.oc; ++o) {
             const int32_t y = want[px * k.oc + o];
@@ -152,7 +150,7 @@ TEST(bconv2d_matches_oracle_for_every_epilogue) {
               v = std::min(v, 4.f);
               const float got = reinterpret_cast<const float*>(out.data())[px * k.oc + o];
               CHECK(std::memcmp(&got, &v, 4) == 0, where << " f32 pixel " << px << " ch " << o << ": got " << got
-                                                        << " want " << v << " (y=" << y << ")");
+                                                         << " want " << v << " (y=" << y << ")");
             } else if (kind == OutputKind::S8) {
               const int8_t v = static_cast<int8_t>(requantize_value(y, mult[o], shift[o], bias_q[o], -100, 120));
               const int8_t got = reinterpret_cast<const int8_t*>(out.data())[px * k.oc + o];
@@ -202,8 +200,9 @@ TEST(bdense_matches_oracle) {
           for (size_t o = 0; o < oc; ++o) {
             int32_t acc = 0;
             for (size_t i = 0; i < c; ++i) acc += pm1(x[r * c + i]) * pm1(wt[o * c + i]);
-            CHECK(out[r * oc + o] == static_cast<float>(acc),
-                  isa_name(isa) << " rows=" << rows << " c=" << c << " o=" << o << ": got " << out[r * oc + o] << " want " << acc);
+            CHECK(out[r * oc + o] == static_cast<float>(acc), isa_name(isa)
+                                                                  << " rows=" << rows << " c=" << c << " o=" << o
+                                                                  << ": got " << out[r * oc + o] << " want " << acc);
           }
       }
     }
@@ -238,13 +237,15 @@ TEST(bmaxpool2d_is_the_and_of_each_window) {
             int best = -2;
             for (size_t ky = 0; ky < p.kernel_h; ++ky)
               for (size_t kx = 0; kx < p.kernel_w; ++kx) {
-                const long iy = long(oh * p.stride_h + ky) - long(p.pad_top), ix = long(ow * p.stride_w + kx) - long(p.pad_left);
+                const long iy = long(oh * p.stride_h + ky) - long(p.pad_top),
+                           ix = long(ow * p.stride_w + kx) - long(p.pad_left);
                 if (iy >= 0 && ix >= 0 && iy < long(h) && ix < long(w))
                   best = std::max(best, pm1(x[((b * h + iy) * w + ix) * c + ch]));
               }
             const uint64_t word = out[((b * s.out_h + oh) * s.out_w + ow) * b1_words(c) + ch / 64];
             const int got = (word >> (ch % 64)) & 1 ? -1 : 1;
-            CHECK(got == best, "bmaxpool pixel (" << oh << "," << ow << ") ch " << ch << ": got " << got << " want " << best);
+            CHECK(got == best,
+                  "bmaxpool pixel (" << oh << "," << ow << ") ch " << ch << ": got " << got << " want " << best);
           }
   }
 }

@@ -16,7 +16,8 @@ TEST(to_dyadic_error_bound_and_ranges) {
     // log-uniform over the whole accepted range [2^-32, 2^31)
     const double M = std::ldexp(std::uniform_real_distribution<double>(0.5, 1.0)(g), static_cast<int>(g() % 63) - 31);
     const Dyadic d = to_dyadic(M);
-    CHECK(d.multiplier >= (1 << 30) && d.shift >= 0 && d.shift <= 62, "M=" << M << " m=" << d.multiplier << " e=" << d.shift);
+    CHECK(d.multiplier >= (1 << 30) && d.shift >= 0 && d.shift <= 62,
+          "M=" << M << " m=" << d.multiplier << " e=" << d.shift);
     const long double approx = std::ldexp(static_cast<long double>(d.multiplier), -d.shift);
     CHECK(std::fabs(approx - M) / M <= std::ldexp(1.0L, -31), "M=" << M << " relative error too large");
   }

@@ -16,7 +16,7 @@ struct Case {
   std::function<void()> body;
 };
 std::vector<Case>& registry();
-uint64_t seed();           // LOWBIT_TEST_SEED or a fresh one; printed at start
+uint64_t seed();  // LOWBIT_TEST_SEED or a fresh one; printed at start
 void record_failure(const std::string& message);
 int failures_in_current();
 
@@ -31,18 +31,18 @@ inline std::mt19937_64 rng(uint64_t salt) { return std::mt19937_64(seed() ^ (sal
 
 #define LOWBIT_CONCAT2(a, b) a##b
 #define LOWBIT_CONCAT(a, b) LOWBIT_CONCAT2(a, b)
-#define TEST(name)                                                                      \
-  static void name();                                                                   \
-  static ::lowbit::test::Register LOWBIT_CONCAT(register_, name)(#name, name);          \
+#define TEST(name)                                                             \
+  static void name();                                                          \
+  static ::lowbit::test::Register LOWBIT_CONCAT(register_, name)(#name, name); \
   static void name()
 
 // Fails the current test with a message built from stream arguments; returns from the test.
-#define CHECK(cond, ...)                                                                     \
-  do {                                                                                       \
-    if (!(cond)) {                                                                           \
-      std::ostringstream lowbit_msg;                                                         \
-      lowbit_msg << __FILE__ << ":" << __LINE__ << ": " #cond " failed: " << __VA_ARGS__;    \
-      ::lowbit::test::record_failure(lowbit_msg.str());                                      \
-      return;                                                                                \
-    }                                                                                        \
+#define CHECK(cond, ...)                                                                  \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
+      std::ostringstream lowbit_msg;                                                      \
+      lowbit_msg << __FILE__ << ":" << __LINE__ << ": " #cond " failed: " << __VA_ARGS__; \
+      ::lowbit::test::record_failure(lowbit_msg.str());                                   \
+      return;                                                                             \
+    }                                                                                     \
   } while (0)

@@ -47,14 +47,18 @@ const char* act_name(Act p) {
 }
 int8_t act_value(Act p, std::mt19937_64& g) {
   switch (p) {
-    case Act::Min: return -128;
-    case Act::Max: return 127;
-    case Act::MinMax: return g() % 2 ? -128 : 127;
+    case Act::Min:
+      return -128;
+    case Act::Max:
+      return 127;
+    case Act::MinMax:
+      return g() % 2 ? -128 : 127;
     case Act::Sparse: {
       static const int8_t v[] = {0, 0, -128, 127, -127, 1, -1};
       return v[g() % 7];
     }
-    default: return static_cast<int8_t>(g());
+    default:
+      return static_cast<int8_t>(g());
   }
 }
 
@@ -66,12 +70,18 @@ const char* w8_name(W8 p) {
 }
 int8_t w8_value(W8 p, std::mt19937_64& g) {
   switch (p) {
-    case W8::FullRandom: return static_cast<int8_t>(g());
-    case W8::Max: return 127;
-    case W8::NegMax: return -127;
-    case W8::Min: return -128;
-    case W8::Mixed: return g() % 2 ? 127 : -127;
-    default: return static_cast<int8_t>(static_cast<int>(g() % 255) - 127);
+    case W8::FullRandom:
+      return static_cast<int8_t>(g());
+    case W8::Max:
+      return 127;
+    case W8::NegMax:
+      return -127;
+    case W8::Min:
+      return -128;
+    case W8::Mixed:
+      return g() % 2 ? 127 : -127;
+    default:
+      return static_cast<int8_t>(static_cast<int>(g() % 255) - 127);
   }
 }
 
@@ -82,10 +92,14 @@ const char* w4_name(W4 p) {
 }
 int8_t w4_value(W4 p, std::mt19937_64& g) {
   switch (p) {
-    case W4::Min: return -8;
-    case W4::Max: return 7;
-    case W4::Mixed: return g() % 2 ? -8 : 7;
-    default: return static_cast<int8_t>(static_cast<int>(g() % 16) - 8);
+    case W4::Min:
+      return -8;
+    case W4::Max:
+      return 7;
+    case W4::Mixed:
+      return g() % 2 ? -8 : 7;
+    default:
+      return static_cast<int8_t>(static_cast<int>(g() % 16) - 8);
   }
 }
 
@@ -138,9 +152,9 @@ void check_output(const std::string& what, const Case& s, const std::vector<int3
     for (size_t j = 0; j < s.ldc; ++j) {
       const size_t at = i * s.ldc + j;
       if (j < kQPanelChannels)
-        CHECK(got[at] == want[i * kQPanelChannels + j],
-              what << " " << describe(s) << " at row " << i << " col " << j << ": got " << got[at] << " want "
-                   << want[i * kQPanelChannels + j]);
+        CHECK(got[at] == want[i * kQPanelChannels + j], what << " " << describe(s) << " at row " << i << " col " << j
+                                                             << ": got " << got[at] << " want "
+                                                             << want[i * kQPanelChannels + j]);
       else
         CHECK(got[at] == kSentinel, what << " " << describe(s) << " wrote c[" << i << "][" << j << "] (ldc padding)");
     }
@@ -157,9 +171,8 @@ void check_q8(const Case& s, W8 wp, std::mt19937_64& g, const std::string& label
   std::vector<int32_t> want(c.m * kQPanelChannels);
   ref::q8_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), want.data(), kQPanelChannels);
   for (const Table& t : tables()) {
-    check_output("q8 " + t.name + " [" + label + ", " + w8_name(wp) + "]", c, want, [&](int32_t* out) {
-      t.k->q8_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), out, c.ldc);
-    });
+    check_output("q8 " + t.name + " [" + label + ", " + w8_name(wp) + "]", c, want,
+                 [&](int32_t* out) { t.k->q8_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), out, c.ldc); });
     if (failed()) return;
   }
 }
@@ -173,9 +186,8 @@ void check_q4(const Case& s, W4 wp, std::mt19937_64& g, const std::string& label
   std::vector<int32_t> want(c.m * kQPanelChannels);
   ref::q4_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), want.data(), kQPanelChannels);
   for (const Table& t : tables()) {
-    check_output("q4 " + t.name + " [" + label + ", " + w4_name(wp) + "]", c, want, [&](int32_t* out) {
-      t.k->q4_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), out, c.ldc);
-    });
+    check_output("q4 " + t.name + " [" + label + ", " + w4_name(wp) + "]", c, want,
+                 [&](int32_t* out) { t.k->q4_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), out, c.ldc); });
     if (failed()) return;
   }
 }
@@ -188,8 +200,10 @@ TEST(integer_kernel_tables_cover_every_isa) {
 #if defined(__aarch64__)
                           + 1 + (cpu_has_dotprod() ? 1 : 0)
 #endif
-        , "tables: " << all.size());
-  for (const Table& t : all) CHECK(t.k->q8_gemm && t.k->q4_gemm && t.k->q8_dw_tap && t.k->q16_small_k, t.name << " has a null kernel");
+            ,
+        "tables: " << all.size());
+  for (const Table& t : all)
+    CHECK(t.k->q8_gemm && t.k->q4_gemm && t.k->q8_dw_tap && t.k->q16_small_k, t.name << " has a null kernel");
 }
 
 TEST(q8_gemm_matches_reference) {
@@ -314,10 +328,10 @@ TEST(panel_header_holds_the_row_sums) {
           want8 += w8[j * ldw + kk];
           want4 += w4[j * ldw + kk];
         }
-        CHECK(sums8[j] == want8, "q8 wsum k=" << k << " count=" << count << " j=" << j << ": " << sums8[j]
-                                              << " vs " << want8);
-        CHECK(sums4[j] == want4, "q4 wsum k=" << k << " count=" << count << " j=" << j << ": " << sums4[j]
-                                              << " vs " << want4);
+        CHECK(sums8[j] == want8,
+              "q8 wsum k=" << k << " count=" << count << " j=" << j << ": " << sums8[j] << " vs " << want8);
+        CHECK(sums4[j] == want4,
+              "q4 wsum k=" << k << " count=" << count << " j=" << j << ": " << sums4[j] << " vs " << want4);
       }
     }
 }
@@ -336,8 +350,10 @@ TEST(q8_dw_tap_matches_reference) {
           // 0: random; 1: -128 * -128 = 16384 everywhere; 2: 127 * -128 (byte 255 with mask 0x80);
           // 3: a random mix of 127 and -128 on both sides.
           const auto extreme = [&] { return static_cast<int8_t>(g() % 2 ? 127 : -128); };
-          const int8_t xv =
-              pattern == 0 ? static_cast<int8_t>(g()) : pattern == 1 ? -128 : pattern == 2 ? 127 : extreme();
+          const int8_t xv = pattern == 0   ? static_cast<int8_t>(g())
+                            : pattern == 1 ? -128
+                            : pattern == 2 ? 127
+                                           : extreme();
           const int8_t wv = pattern == 0 ? static_cast<int8_t>(g()) : pattern == 3 ? extreme() : -128;
           x[c] = static_cast<uint8_t>(xv) ^ mask;
           w[c] = wv;
@@ -349,8 +365,9 @@ TEST(q8_dw_tap_matches_reference) {
           std::vector<int32_t> out = got;
           t.k->q8_dw_tap(n, x.data(), mask, w.data(), out.data());
           for (size_t c = 0; c < n; ++c)
-            CHECK(out[c] == want[c], "q8_dw_tap " << t.name << " n=" << n << " mask=" << int(mask) << " pattern="
-                                               << pattern << " c=" << c << ": got " << out[c] << " want " << want[c]);
+            CHECK(out[c] == want[c], "q8_dw_tap " << t.name << " n=" << n << " mask=" << int(mask)
+                                                  << " pattern=" << pattern << " c=" << c << ": got " << out[c]
+                                                  << " want " << want[c]);
           for (size_t c = n; c < out.size(); ++c)
             CHECK(out[c] == kSentinel, "q8_dw_tap " << t.name << " wrote past n=" << n);
         }
@@ -368,9 +385,12 @@ TEST(q16_small_k_matches_reference) {
         std::vector<int32_t> bias(n);
         for (size_t i = 0; i < k; ++i) {
           // 0: random; 1: the extremes (-255 x -128 and 255 x 127, largest sums); 2: zeros among them
-          x[i] = pattern == 1 ? (g() % 2 ? 255 : -255) : pattern == 2 && g() % 3 == 0 ? 0 : static_cast<int16_t>(static_cast<int>(g() % 511) - 255);
+          x[i] = pattern == 1                   ? (g() % 2 ? 255 : -255)
+                 : pattern == 2 && g() % 3 == 0 ? 0
+                                                : static_cast<int16_t>(static_cast<int>(g() % 511) - 255);
           for (size_t c = 0; c < n; ++c)
-            w[i * stride + c] = pattern == 1 ? (g() % 2 ? 127 : -128) : static_cast<int16_t>(static_cast<int>(g() % 256) - 128);
+            w[i * stride + c] =
+                pattern == 1 ? (g() % 2 ? 127 : -128) : static_cast<int16_t>(static_cast<int>(g() % 256) - 128);
         }
         for (int32_t& b : bias) b = static_cast<int32_t>(g() % 2000001) - 1000000;
         std::vector<int32_t> want(n);
@@ -379,9 +399,10 @@ TEST(q16_small_k_matches_reference) {
           std::vector<int32_t> out(n + 3, kSentinel);
           t.k->q16_small_k(k, n, x.data(), w.data(), stride, bias.data(), out.data());
           for (size_t c = 0; c < n; ++c)
-            CHECK(out[c] == want[c], "q16_small_k " << t.name << " k=" << k << " n=" << n << " pattern=" << pattern << " c=" << c
-                                                << ": got " << out[c] << " want " << want[c]);
-          for (size_t c = n; c < out.size(); ++c) CHECK(out[c] == kSentinel, "q16_small_k " << t.name << " wrote past n=" << n);
+            CHECK(out[c] == want[c], "q16_small_k " << t.name << " k=" << k << " n=" << n << " pattern=" << pattern
+                                                    << " c=" << c << ": got " << out[c] << " want " << want[c]);
+          for (size_t c = n; c < out.size(); ++c)
+            CHECK(out[c] == kSentinel, "q16_small_k " << t.name << " wrote past n=" << n);
         }
       }
 }

@@ -97,7 +97,8 @@ FuzzModel fuzz_model() {
   const auto acc = w.tensor("acc", "s32", {6, 6, C1}), b = w.tensor("b", "b1", {6, 6, C1});
   const auto b2 = w.tensor("b2", "b1", {3, 3, C2}), b3 = w.tensor("b3", "b1", {3, 3, C2});
   const auto u = w.tensor("u", "s8", {3, 3, C2}, 1, 0), r = w.tensor("r", "s8", {9 * C2}, 1, 0);
-  const auto d = w.tensor("d", "s32", {N}), logits = w.tensor("logits", "f32", {N}), prob = w.tensor("prob", "f32", {N});
+  const auto d = w.tensor("d", "s32", {N}), logits = w.tensor("logits", "f32", {N}),
+             prob = w.tensor("prob", "f32", {N});
   const auto s = w.tensor("s", "u8", {6, 6, 3}, 0.1, 128), pr = w.tensor("pr", "s8", {6, 6, 3}, 0.1, 0);
   const auto av = w.tensor("av", "s8", {3, 3, 3}, 0.1, 0), gp = w.tensor("gp", "s8", {1, 1, 3}, 0.05, 0);
   const auto pooled = w.tensor("pooled", "f32", {3, 1, 1});
@@ -109,8 +110,10 @@ FuzzModel fuzz_model() {
   const std::string conv1_weights = w.data(nibbles);
   f.conv1_weights = last_section(w);
   w.node("conv1", "qconv2d", {xq}, acc,
-         "\"kernel\": [3, 3], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, \"bits\": 4, "
-         "\"weights\": " + conv1_weights + ", \"bias\": " + w.data(s32(C1, -100, 100)));
+         "\"kernel\": [3, 3], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, "
+         "\"bits\": 4, "
+         "\"weights\": " +
+             conv1_weights + ", \"bias\": " + w.data(s32(C1, -100, 100)));
   const std::string thr = w.data(s32(C1, -20, 20)), flip = w.data(bytes(C1, 0, 1));
   f.bn_flip = last_section(w);
   w.node("bn", "threshold", {acc}, b, "\"threshold\": " + thr + ", \"flip\": " + flip);
@@ -123,15 +126,17 @@ FuzzModel fuzz_model() {
   f.conv2_mst = last_section(w);
   w.node("conv2", "bconv2d", {b}, b2,
          "\"kernel\": [3, 3], \"stride\": [2, 2], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, "
-         "\"pad_value\": \"one\", \"weights\": " + conv2_weights + ", \"threshold\": " + w.data(s32(C2, -9, 9)) +
-             ", \"flip\": " + w.data(bytes(C2, 0, 1)) + ", \"mst\": " + mst + ", \"mst_policy\": \"auto\"");
+         "\"pad_value\": \"one\", \"weights\": " +
+             conv2_weights + ", \"threshold\": " + w.data(s32(C2, -9, 9)) + ", \"flip\": " + w.data(bytes(C2, 0, 1)) +
+             ", \"mst\": " + mst + ", \"mst_policy\": \"auto\"");
   w.node("pool", "maxpool", {b2}, b3, "\"kernel\": [2, 2], \"stride\": [1, 1], \"pads\": [0, 0, 1, 1]");
   w.node("unpack", "unpack", {b3}, u);
   w.node("flatten", "reshape", {u}, r);
   w.node("fc", "qdense", {r}, d, "\"bits\": 8, \"weights\": " + w.data(bytes(N * 9 * C2, -127, 127)));
   const std::string fc_scale = w.data(std::vector<float>{0.01f, 0.02f, -0.01f, 0.005f});
   f.fc_scale = last_section(w);
-  w.node("fc.scale", "affine", {d}, logits, "\"scale\": " + fc_scale + ", \"bias\": " + w.data(std::vector<float>(N, 0.5f)));
+  w.node("fc.scale", "affine", {d}, logits,
+         "\"scale\": " + fc_scale + ", \"bias\": " + w.data(std::vector<float>(N, 0.5f)));
   w.node("softmax", "softmax", {logits}, prob);
   w.node("add", "add", {xq, xq}, s, "\"clamp\": [0, 255]");
   const std::string mult_pos = w.data(s32(3, 1 << 30, 1 << 30)), mult_neg = w.data(s32(3, 1 << 28, 1 << 28));
@@ -142,7 +147,8 @@ FuzzModel fuzz_model() {
          "\"multiplier_pos\": " + mult_pos + ", \"multiplier_neg\": " + mult_neg + ", \"shift_pos\": " + shift_pos +
              ", \"shift_neg\": " + w.data(bytes(3, 31, 32)) + ", \"clamp\": [-128, 127]");
   w.node("avgpool", "avgpool", {pr}, av,
-         "\"kernel\": [2, 2], \"stride\": [2, 2], \"pads\": [0, 0, 0, 0], \"count_include_pad\": true, \"clamp\": [-128, 127]");
+         "\"kernel\": [2, 2], \"stride\": [2, 2], \"pads\": [0, 0, 0, 0], \"count_include_pad\": true, \"clamp\": "
+         "[-128, 127]");
   w.node("gap", "global_avgpool", {av}, gp, "\"clamp\": [-128, 127]");
   w.node("dq", "dequantize", {gp}, pooled);
   return f;
@@ -225,7 +231,8 @@ TEST(model_fuzz_json_parser_is_strict) {
   const json::Document doc("{\"nodes\": [{}, {}, {}, {\"kernel\": [3, 0], \"op\": 7, \"x\": 1.5}]}");
   const json::Value node = json::Value::root(doc).get("nodes")[3];
   const std::pair<std::function<void()>, std::string> access[] = {
-      {[&] { node.get("kernel")[1].integer(1, 65535); }, "json: nodes[3].kernel[1]: expected an integer in [1, 65535], got 0"},
+      {[&] { node.get("kernel")[1].integer(1, 65535); },
+       "json: nodes[3].kernel[1]: expected an integer in [1, 65535], got 0"},
       {[&] { node.get("op").string(); }, "json: nodes[3].op: expected a string, got 7"},
       {[&] { node.get("x").integer(0, 10); }, "json: nodes[3].x: expected an integer in [0, 10], got 1.5"},
       {[&] { node.get("stride"); }, "json: nodes[3]: missing field 'stride'"},
@@ -270,19 +277,25 @@ TEST(model_fuzz_container_fields) {
       {"no sections", [](auto& f) { put_u32(f, 12, 0); }, true, "header: section count 0 must be in [1, 65536]"},
       {"too many sections", [](auto& f) { put_u32(f, 12, 65537); }, true, "section count 65537"},
       {"table past the end", [](auto& f) { put_u32(f, 12, 60000); }, true, "does not fit in the file"},
-      {"file size", [](auto& f) { put_u64(f, 16, f.size() + 1); }, true, "does not match the buffer (" + std::to_string(good.size()) + " bytes)"},
+      {"file size", [](auto& f) { put_u64(f, 16, f.size() + 1); }, true,
+       "does not match the buffer (" + std::to_string(good.size()) + " bytes)"},
       {"header crc", [](auto& f) { f[25] ^= 1; }, false, "header: crc32 0x"},
       {"reserved header", [](auto& f) { f[40] = 1; }, true, "header: reserved bytes 28..63 must be zero"},
       {"kind 3", [&](auto& f) { put_u32(f, s1, 3); }, true, "section 1: kind 3 is neither 1 (JSON graph) nor 2 (data)"},
       {"section 0 as data", [&](auto& f) { put_u32(f, table, 2); }, true, "section 0: kind must be 1"},
-      {"second JSON", [&](auto& f) { put_u32(f, s1, 1); }, true, "section 1: kind 1 (JSON graph) is only valid for section 0"},
+      {"second JSON", [&](auto& f) { put_u32(f, s1, 1); }, true,
+       "section 1: kind 1 (JSON graph) is only valid for section 0"},
       {"entry reserved", [&](auto& f) { put_u64(f, s1 + 24, 5); }, true, "section 1: the reserved field must be zero"},
-      {"misaligned", [&](auto& f) { put_u64(f, s1 + 8, off1 + 8); }, true, "section 1: offset " + std::to_string(off1 + 8) + " is not a multiple of 64"},
-      {"overlap", [&](auto& f) { put_u64(f, s1 + 8, off0); }, true, "section 1: offset " + std::to_string(off0) + " overlaps section 0"},
+      {"misaligned", [&](auto& f) { put_u64(f, s1 + 8, off1 + 8); }, true,
+       "section 1: offset " + std::to_string(off1 + 8) + " is not a multiple of 64"},
+      {"overlap", [&](auto& f) { put_u64(f, s1 + 8, off0); }, true,
+       "section 1: offset " + std::to_string(off0) + " overlaps section 0"},
       {"inside the table", [&](auto& f) { put_u64(f, table + 8, 0); }, true, "overlaps the header and section table"},
-      {"past the end", [&](auto& f) { put_u64(f, s1 + 16, f.size()); }, true, "section 1: offset " + std::to_string(off1) + " + length"},
+      {"past the end", [&](auto& f) { put_u64(f, s1 + 16, f.size()); }, true,
+       "section 1: offset " + std::to_string(off1) + " + length"},
       {"huge length", [&](auto& f) { put_u64(f, s1 + 16, ~uint64_t{0}); }, true, "runs past the end of the file"},
-      {"padding", [&](auto& f) { f[pad_at] = 1; }, true, "section " + std::to_string(pad_before) + ": the padding before it"},
+      {"padding", [&](auto& f) { f[pad_at] = 1; }, true,
+       "section " + std::to_string(pad_before) + ": the padding before it"},
       {"data crc", [&](auto& f) { f[off1 + len1 - 1] ^= 0x40; }, false, "section 1: crc32 0x"},
       {"json crc", [&](auto& f) { f[off0 + 3] ^= 0x01; }, false, "section 0: crc32 0x"},
   };
@@ -366,13 +379,17 @@ TEST(model_fuzz_json_mutations_name_the_field) {
   const Case cases[] = {
       {"\"shape\": [3, 6, 6]", "\"shape\": [3, 6, 1099511627776]",
        "json: tensors[0].shape[2]: expected an integer in [1, 16777216], got 1099511627776"},
-      {"\"shape\": [3, 6, 6]", "\"shape\": [3, -6, 6]", "tensors[0].shape[1]: expected an integer in [1, 16777216], got -6"},
-      {"\"shape\": [3, 6, 6]", "\"shape\": [3, 6.5, 6]", "tensors[0].shape[1]: expected an integer in [1, 16777216], got 6.5"},
-      {"\"shape\": [3, 6, 6]", "\"shape\": [16777216, 16777216, 6]", "tensors[0].shape: the dimensions' product exceeds 2^31 - 1"},
+      {"\"shape\": [3, 6, 6]", "\"shape\": [3, -6, 6]",
+       "tensors[0].shape[1]: expected an integer in [1, 16777216], got -6"},
+      {"\"shape\": [3, 6, 6]", "\"shape\": [3, 6.5, 6]",
+       "tensors[0].shape[1]: expected an integer in [1, 16777216], got 6.5"},
+      {"\"shape\": [3, 6, 6]", "\"shape\": [16777216, 16777216, 6]",
+       "tensors[0].shape: the dimensions' product exceeds 2^31 - 1"},
       {"\"shape\": [3, 6, 6]", "\"shape\": [1, 3, 6, 6]", "tensors[0].shape: expected 1 to 3 dimensions"},
       {"\"shape\": [3, 6, 6]", "\"shape\": []", "tensors[0].shape: expected 1 to 3 dimensions (one sample), got 0"},
       {"\"shape\": [3, 6, 6]", "\"shap\": [3, 6, 6]", "tensors[0]: missing field 'shape'"},
-      {"\"dtype\": \"s32\"", "\"dtype\": \"s16\"", "tensors[2].dtype: expected one of \"f32\", \"u8\", \"s8\", \"s32\", \"b1\", got \"s16\""},
+      {"\"dtype\": \"s32\"", "\"dtype\": \"s16\"",
+       "tensors[2].dtype: expected one of \"f32\", \"u8\", \"s8\", \"s32\", \"b1\", got \"s16\""},
       {"\"scale\": 0.050000000000000003", "\"scale\": 0", "tensors[1].scale: expected a finite number > 0, got 0"},
       {"\"scale\": 0.050000000000000003", "\"scale\": -1", "tensors[1].scale: expected a finite number > 0, got -1"},
       {"\"zero_point\": 128", "\"zero_point\": 300", "tensors[1].zero_point: expected an integer in [0, 255], got 300"},
@@ -380,47 +397,73 @@ TEST(model_fuzz_json_mutations_name_the_field) {
       {"\"nodes\": [", "\"nodez\": [", "json: (the document): missing field 'nodes'"},
       {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [99], \"outputs\": [1]",
        "node 'quantize' (quantize): json: nodes[0].inputs[0]: expected an integer in [0, 15], got 99"},
-      {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [0], \"outputs\": [0]", "nodes[0].outputs[0]: tensor 0 'x' is a graph input"},
-      {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [0], \"outputs\": [1, 2]", "nodes[0].outputs: expected 1 output, got 2"},
-      {"\"weights\": {\"section\": 1}", "\"weights\": {\"section\": 999}", "node 'conv1' (qconv2d): json: nodes[1].weights.section: expected an integer in [1, "},
+      {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [0], \"outputs\": [0]",
+       "nodes[0].outputs[0]: tensor 0 'x' is a graph input"},
+      {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [0], \"outputs\": [1, 2]",
+       "nodes[0].outputs: expected 1 output, got 2"},
+      {"\"weights\": {\"section\": 1}", "\"weights\": {\"section\": 999}",
+       "node 'conv1' (qconv2d): json: nodes[1].weights.section: expected an integer in [1, "},
       {"\"weights\": {\"section\": 1}", "\"weights\": {\"section\": 2}",
-       "node 'conv1' (qconv2d): json: nodes[1].weights: the section holds 60 bytes, expected 203 (203 x int4 pair bytes)"},
+       "node 'conv1' (qconv2d): json: nodes[1].weights: the section holds 60 bytes, expected 203 (203 x int4 pair "
+       "bytes)"},
       {"\"weights\": {\"section\": 1}", "\"weights\": 1", "nodes[1].weights: expected an object, got 1"},
       {"\"bits\": 4", "\"bits\": 5", "node 'conv1' (qconv2d): json: nodes[1].bits: expected 8 or 4, got 5"},
       {"\"bits\": 4", "\"bits\": 8", "nodes[1].weights: the section holds 203 bytes, expected 405 (405 x int8)"},
-      {"\"kernel\": [3, 3]", "\"kernel\": [3, 0]", "node 'conv1' (qconv2d): json: nodes[1].kernel[1]: expected an integer in [1, 65535], got 0"},
+      {"\"kernel\": [3, 3]", "\"kernel\": [3, 0]",
+       "node 'conv1' (qconv2d): json: nodes[1].kernel[1]: expected an integer in [1, 65535], got 0"},
       {"\"kernel\": [3, 3]", "\"kernel\": [3]", "nodes[1].kernel: expected an array of 2 integers, got 1 values"},
       {"\"stride\": [1, 1], ", "", "node 'conv1' (qconv2d): json: nodes[1]: missing field 'stride'"},
-      {"\"stride\": [1, 1]", "\"stride\": [65536, 1]", "nodes[1].stride[0]: expected an integer in [1, 65535], got 65536"},
-      {"\"pads\": [1, 1, 1, 1]", "\"pads\": [3, 1, 1, 1]", "node 'conv1' (qconv2d): pads [3, 1, 1, 1] must each be smaller"},
-      {"\"groups\": 1", "\"groups\": 2", "node 'conv1' (qconv2d): inputs[0] (tensor 1 'xq'): 3 channels do not divide into 2 groups"},
+      {"\"stride\": [1, 1]", "\"stride\": [65536, 1]",
+       "nodes[1].stride[0]: expected an integer in [1, 65535], got 65536"},
+      {"\"pads\": [1, 1, 1, 1]", "\"pads\": [3, 1, 1, 1]",
+       "node 'conv1' (qconv2d): pads [3, 1, 1, 1] must each be smaller"},
+      {"\"groups\": 1", "\"groups\": 2",
+       "node 'conv1' (qconv2d): inputs[0] (tensor 1 'xq'): 3 channels do not divide into 2 groups"},
       {"\"op\": \"qconv2d\", \"inputs\": [1]", "\"op\": \"qconv2d\", \"inputs\": [2]",
-       "node 'conv1' (qconv2d): json: nodes[1].inputs[0]: tensor 2 'acc' is neither a graph input nor written by an earlier node"},
-      {"\"op\": \"threshold\", \"inputs\": [2]", "\"op\": \"threshold\", \"inputs\": [4]", "tensor 4 'b2' is neither a graph input"},
-      {"\"op\": \"prelu\", \"inputs\": [11], \"outputs\": [12]", "\"op\": \"prelu\", \"inputs\": [11], \"outputs\": [11]",
+       "node 'conv1' (qconv2d): json: nodes[1].inputs[0]: tensor 2 'acc' is neither a graph input nor written by an "
+       "earlier node"},
+      {"\"op\": \"threshold\", \"inputs\": [2]", "\"op\": \"threshold\", \"inputs\": [4]",
+       "tensor 4 'b2' is neither a graph input"},
+      {"\"op\": \"prelu\", \"inputs\": [11], \"outputs\": [12]",
+       "\"op\": \"prelu\", \"inputs\": [11], \"outputs\": [11]",
        "node 'prelu' (prelu): json: nodes[11].outputs[0]: tensor 11 's' is already written by node 'add'"},
-      {"\"op\": \"softmax\"", "\"op\": \"softmax2\"", "node 'softmax' (softmax2): json: nodes[9].op: unknown op \"softmax2\""},
+      {"\"op\": \"softmax\"", "\"op\": \"softmax2\"",
+       "node 'softmax' (softmax2): json: nodes[9].op: unknown op \"softmax2\""},
       {"\"op\": \"quantize\"", "\"op\": \"quantize\", \"op\": \"quantize\"", "duplicate key \"op\""},
-      {"\"op\": \"add\", \"inputs\": [1, 1]", "\"op\": \"add\", \"inputs\": [1]", "node 'add' (add): json: nodes[10].inputs: expected 2 inputs, got 1"},
-      {"\"pad_value\": \"one\"", "\"pad_value\": \"two\"", "nodes[3].pad_value: expected one of \"zero\", \"one\", got \"two\""},
-      {"\"mst_policy\": \"auto\"", "\"mst_policy\": \"sometimes\"", "nodes[3].mst_policy: expected one of \"auto\", \"always\""},
-      {"\"clamp\": [0, 255]", "\"clamp\": [0, 256]", "node 'add' (add): json: nodes[10].clamp[1]: expected an integer in [0, 255], got 256"},
+      {"\"op\": \"add\", \"inputs\": [1, 1]", "\"op\": \"add\", \"inputs\": [1]",
+       "node 'add' (add): json: nodes[10].inputs: expected 2 inputs, got 1"},
+      {"\"pad_value\": \"one\"", "\"pad_value\": \"two\"",
+       "nodes[3].pad_value: expected one of \"zero\", \"one\", got \"two\""},
+      {"\"mst_policy\": \"auto\"", "\"mst_policy\": \"sometimes\"",
+       "nodes[3].mst_policy: expected one of \"auto\", \"always\""},
+      {"\"clamp\": [0, 255]", "\"clamp\": [0, 256]",
+       "node 'add' (add): json: nodes[10].clamp[1]: expected an integer in [0, 255], got 256"},
       {"\"clamp\": [0, 255]", "\"clamp\": [200, 100]", "nodes[10].clamp: expected lo <= hi, got [200, 100]"},
-      {"\"count_include_pad\": true", "\"count_include_pad\": 1", "nodes[12].count_include_pad: expected true or false, got 1"},
-      {"\"name\": \"b2\", \"dtype\": \"b1\", \"shape\": [3, 3, 16]", "\"name\": \"b2\", \"dtype\": \"b1\", \"shape\": [4, 4, 16]",
+      {"\"count_include_pad\": true", "\"count_include_pad\": 1",
+       "nodes[12].count_include_pad: expected true or false, got 1"},
+      {"\"name\": \"b2\", \"dtype\": \"b1\", \"shape\": [3, 3, 16]",
+       "\"name\": \"b2\", \"dtype\": \"b1\", \"shape\": [4, 4, 16]",
        "node 'conv2' (bconv2d): outputs[0] (tensor 4 'b2'): expected shape [3, 3, 16], got [4, 4, 16]"},
-      {"\"name\": \"u\", \"dtype\": \"s8\"", "\"name\": \"u\", \"dtype\": \"u8\"", "node 'unpack' (unpack): outputs[0] (tensor 6 'u'): expected dtype s8, got u8"},
-      {"\"name\": \"u\", \"dtype\": \"s8\", \"shape\": [3, 3, 16], \"scale\": 1", "\"name\": \"u\", \"dtype\": \"s8\", \"shape\": [3, 3, 16], \"scale\": 2",
+      {"\"name\": \"u\", \"dtype\": \"s8\"", "\"name\": \"u\", \"dtype\": \"u8\"",
+       "node 'unpack' (unpack): outputs[0] (tensor 6 'u'): expected dtype s8, got u8"},
+      {"\"name\": \"u\", \"dtype\": \"s8\", \"shape\": [3, 3, 16], \"scale\": 1",
+       "\"name\": \"u\", \"dtype\": \"s8\", \"shape\": [3, 3, 16], \"scale\": 2",
        "node 'unpack' (unpack): outputs[0] (tensor 6 'u'): +-1 values need scale 1 and zero point 0"},
       {"\"name\": \"r\", \"dtype\": \"s8\", \"shape\": [144]", "\"name\": \"r\", \"dtype\": \"s8\", \"shape\": [145]",
        "node 'flatten' (reshape): outputs[0] (tensor 7 'r'): 145 elements, expected the input's 144"},
       {"\"name\": \"av\", \"dtype\": \"s8\", \"shape\": [3, 3, 3], \"scale\": 0.10000000000000001",
-       "\"name\": \"av\", \"dtype\": \"s8\", \"shape\": [3, 3, 3], \"scale\": 1e30", "node 'avgpool' (avgpool): input.scale / (output.scale * 4 taps)"},
-      {"{\"name\": \"x\", \"tensor\": 0}", "{\"name\": \"x\", \"tensor\": 1}", "json: inputs[0].tensor: tensor 1 'xq' is u8, but graph inputs and outputs are f32"},
-      {"{\"name\": \"prob\", \"tensor\": 10}", "{\"name\": \"prob\", \"tensor\": 0}", "json: outputs[0].tensor: tensor 0 'x' is not written by any node"},
-      {"{\"name\": \"pooled\", \"tensor\": 15}", "{\"name\": \"prob\", \"tensor\": 15}", "json: outputs[1].name: the name \"prob\" is used twice"},
-      {"{\"name\": \"pooled\", \"tensor\": 15}", "{\"name\": \"p2\", \"tensor\": 10}", "json: outputs[1].tensor: tensor 10 is listed twice"},
-      {"\"metadata\": {\"note\": \"written by model_writer.h\"}", "\"metadata\": " + deep, "nesting deeper than 64 levels"},
+       "\"name\": \"av\", \"dtype\": \"s8\", \"shape\": [3, 3, 3], \"scale\": 1e30",
+       "node 'avgpool' (avgpool): input.scale / (output.scale * 4 taps)"},
+      {"{\"name\": \"x\", \"tensor\": 0}", "{\"name\": \"x\", \"tensor\": 1}",
+       "json: inputs[0].tensor: tensor 1 'xq' is u8, but graph inputs and outputs are f32"},
+      {"{\"name\": \"prob\", \"tensor\": 10}", "{\"name\": \"prob\", \"tensor\": 0}",
+       "json: outputs[0].tensor: tensor 0 'x' is not written by any node"},
+      {"{\"name\": \"pooled\", \"tensor\": 15}", "{\"name\": \"prob\", \"tensor\": 15}",
+       "json: outputs[1].name: the name \"prob\" is used twice"},
+      {"{\"name\": \"pooled\", \"tensor\": 15}", "{\"name\": \"p2\", \"tensor\": 10}",
+       "json: outputs[1].tensor: tensor 10 is listed twice"},
+      {"\"metadata\": {\"note\": \"written by model_writer.h\"}", "\"metadata\": " + deep,
+       "nesting deeper than 64 levels"},
       {"\"lowbit\": 1", "\"lowbit\": 1, \"lowbit\": 1", "duplicate key \"lowbit\""},
       {"\"nodes\": [", "\"nodes\": [1, ", "json: nodes[0]: expected an object, got 1"},
   };
@@ -428,14 +471,16 @@ TEST(model_fuzz_json_mutations_name_the_field) {
     std::string text = json;
     CHECK(replace_first(text, c.from, c.to), "the fuzz model's JSON has no '" << c.from << "'");
     const Outcome o = try_load(write_container(text, fm.w.sections));
-    CHECK(!o.loaded && o.format, "'" << c.to << "': expected a format error, got " << (o.loaded ? "success" : o.message));
+    CHECK(!o.loaded && o.format,
+          "'" << c.to << "': expected a format error, got " << (o.loaded ? "success" : o.message));
     CHECK(contains(o.message, c.part), "'" << c.to << "': expected '" << c.part << "' in: " << o.message);
   }
   // Accepted variations: unknown keys, any metadata, 64 nesting levels.
   const Case fine[] = {
       {"\"op\": \"quantize\"", "\"op\": \"quantize\", \"future\": {\"a\": [1, 2]}", ""},
       {"\"metadata\": {\"note\": \"written by model_writer.h\"}", "\"metadata\": [1, \"x\", null, 2.5e-3]", ""},
-      {"\"metadata\": {\"note\": \"written by model_writer.h\"}", "\"metadata\": " + std::string(63, '[') + std::string(63, ']'), ""},
+      {"\"metadata\": {\"note\": \"written by model_writer.h\"}",
+       "\"metadata\": " + std::string(63, '[') + std::string(63, ']'), ""},
       {"\"producer\": \"lowbit native tests\"", "\"producer\": \"\\u00e9\\ud83d\\ude00\"", ""},
   };
   for (const Case& c : fine) {
@@ -462,8 +507,10 @@ TEST(model_fuzz_data_mutations_name_the_field) {
       {"weights that are not the schedule's", fm.conv2_weights, [](auto& d) { d[0] ^= 1; },
        "node 'conv2' (bconv2d): json: nodes[3].mst: the schedule's weights differ from the node's weights"},
       {"a broken schedule", fm.conv2_mst, [](auto& d) { d[0] = 'X'; }, "node 'conv2' (bconv2d): mst file: magic"},
-      {"a truncated schedule", fm.conv2_mst, [](auto& d) { d.resize(d.size() - 1); }, "node 'conv2' (bconv2d): mst file: truncated"},
-      {"flip 2", fm.bn_flip, [](auto& d) { d[3] = 2; }, "node 'bn' (threshold): json: nodes[2].flip: flip[3] must be 0 or 1, got 2"},
+      {"a truncated schedule", fm.conv2_mst, [](auto& d) { d.resize(d.size() - 1); },
+       "node 'conv2' (bconv2d): mst file: truncated"},
+      {"flip 2", fm.bn_flip, [](auto& d) { d[3] = 2; },
+       "node 'bn' (threshold): json: nodes[2].flip: flip[3] must be 0 or 1, got 2"},
       {"shift 63", fm.prelu_shift_pos, [](auto& d) { d[1] = 63; },
        "node 'prelu' (prelu): json: nodes[11].shift_pos: value 1 is 63 (the shift must be in [0, 62])"},
       {"multiplier -2^31", fm.prelu_mult_neg, [](auto& d) { put_u32(d, 8, 0x80000000u); },
@@ -484,7 +531,8 @@ TEST(model_fuzz_b1_reshape_keeps_packed_rows) {
   // [2, 70] -> [140] would move bits across the row padding; [2, 70] -> [1, 2, 70] only adds a 1.
   auto model = [](std::vector<size_t> to) {
     GraphWriter w;
-    const auto x = w.tensor("x", "f32", {2, 70}), q = w.tensor("q", "s8", {2, 70}, 1, 0), b = w.tensor("b", "b1", {2, 70});
+    const auto x = w.tensor("x", "f32", {2, 70}), q = w.tensor("q", "s8", {2, 70}, 1, 0),
+               b = w.tensor("b", "b1", {2, 70});
     const auto r = w.tensor("r", "b1", to), u = w.tensor("u", "s8", to, 1, 0);
     std::vector<size_t> chw = to;
     if (chw.size() == 3) chw = {to[2], to[0], to[1]};
@@ -498,7 +546,8 @@ TEST(model_fuzz_b1_reshape_keeps_packed_rows) {
     return try_load(w.file());
   };
   const Outcome bad = model({140});
-  CHECK(!bad.loaded && contains(bad.message, "node 'reshape' (reshape): outputs[0] (tensor 3 'r'): a b1 reshape must keep"),
+  CHECK(!bad.loaded &&
+            contains(bad.message, "node 'reshape' (reshape): outputs[0] (tensor 3 'r'): a b1 reshape must keep"),
         "b1 [2, 70] -> [140]: " << bad.message);
   CHECK(model({1, 2, 70}).loaded, "b1 [2, 70] -> [1, 2, 70]: " << model({1, 2, 70}).message);
 }

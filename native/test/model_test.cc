@@ -2,6 +2,8 @@
 // with the same computation made by calling the library's operators (and plain reference math for
 // the model format's own small operators) directly. Also the memory plan, arena pooling and
 // concurrent runs on one model.
+#include "lowbit/model.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,7 +13,6 @@
 #include "harness.h"
 #include "lowbit/binary.h"
 #include "lowbit/error.h"
-#include "lowbit/model.h"
 #include "lowbit/mst.h"
 #include "lowbit/qconv.h"
 #include "lowbit/qops.h"
@@ -56,7 +57,9 @@ std::vector<T> ints(std::mt19937_64& g, size_t n, int64_t lo, int64_t hi) {
 }
 
 // Dyadic multipliers around 2^30 and shifts that keep typical accumulators inside the 8-bit range.
-std::vector<int32_t> multipliers(std::mt19937_64& g, size_t n) { return ints<int32_t>(g, n, int64_t{1} << 30, INT32_MAX); }
+std::vector<int32_t> multipliers(std::mt19937_64& g, size_t n) {
+  return ints<int32_t>(g, n, int64_t{1} << 30, INT32_MAX);
+}
 
 // [batch][c][hw] <-> [batch][hw][c]
 template <typename T>
@@ -101,11 +104,11 @@ size_t distinct(std::vector<float> v) {
   return static_cast<size_t>(std::unique(v.begin(), v.end()) - v.begin());
 }
 
-#define CHECK_SAME(got, want, what)                                                                          \
-  do {                                                                                                       \
-    const long at = first_difference(got, want);                                                             \
-    CHECK(at < 0, what << ": first difference at " << at << " of " << (want).size() << ": got "              \
-                       << ((got).size() > size_t(at) ? (got)[at] : NAN) << ", want " << (want)[at]);          \
+#define CHECK_SAME(got, want, what)                                                                  \
+  do {                                                                                               \
+    const long at = first_difference(got, want);                                                     \
+    CHECK(at < 0, what << ": first difference at " << at << " of " << (want).size() << ": got "      \
+                       << ((got).size() > size_t(at) ? (got)[at] : NAN) << ", want " << (want)[at]); \
   } while (0)
 
 std::string pads_json(size_t t, size_t l, size_t b, size_t r) {
@@ -161,13 +164,14 @@ TEST(model_quantize_and_dequantize_change_the_layout) {
   const auto m = load(w);
   CHECK(m->inputs().size() == 2 && m->inputs()[0].name == "x" && m->inputs()[0].shape == std::vector<size_t>({C, H, W}),
         "input metadata");
-  CHECK(m->outputs()[1].name == "y2" && m->outputs()[1].dtype == "f32" && m->outputs()[1].elements == n, "output metadata");
+  CHECK(m->outputs()[1].name == "y2" && m->outputs()[1].dtype == "f32" && m->outputs()[1].elements == n,
+        "output metadata");
   for (size_t batch : {1, 3}) {
     auto xs = floats(g, batch * n, -8, 8), xs2 = floats(g, batch * n, -5, 5);
     xs[0] = NAN, xs[1] = 0.025f, xs[2] = INFINITY, xs[3] = -INFINITY, xs2[1] = 1.5f * s2;  // NaN, ties, saturation
     const auto out = run(*m, batch, {xs, xs2});
-    const auto want = dequantized(quantized(xs, s1, 128, false), s1, 128, false);     // CHW order
-    const auto want2 = dequantized(quantized(xs2, s2, -5, true), s2, -5, true);      // HWC order
+    const auto want = dequantized(quantized(xs, s1, 128, false), s1, 128, false);  // CHW order
+    const auto want2 = dequantized(quantized(xs2, s2, -5, true), s2, -5, true);    // HWC order
     CHECK_SAME(out[0], chw_to_hwc(want, batch, C, H * W), "quantize to HWC, batch " << batch);
     CHECK_SAME(out[1], hwc_to_chw(want2, batch, H * W, C), "dequantize to CHW, batch " << batch);
   }
@@ -219,14 +223,16 @@ void check_qconv(const QConvCase& k, uint64_t salt) {
                       std::to_string(k.sh) + ", " + std::to_string(k.sw) + "], \"dilation\": [" + std::to_string(k.dh) +
                       ", " + std::to_string(k.dw) + "], \"pads\": " + pads_json(k.pt, k.pl, k.pb, k.pr) +
                       ", \"groups\": " + std::to_string(k.groups) + ", \"bits\": " + std::to_string(k.bits) +
-                      ", \"weights\": " + (k.bits == 8 ? w.data(values) : w.data(nibbles)) + ", \"bias\": " + w.data(bias);
+                      ", \"weights\": " + (k.bits == 8 ? w.data(values) : w.data(nibbles)) +
+                      ", \"bias\": " + w.data(bias);
   if (!s32)
-    attrs += ", \"multiplier\": " + w.data(mult) + ", \"shift\": " + w.data(shift) + ", \"clamp\": " +
-             (out_signed ? "[-100, 127]" : "[0, 250]");
+    attrs += ", \"multiplier\": " + w.data(mult) + ", \"shift\": " + w.data(shift) +
+             ", \"clamp\": " + (out_signed ? "[-100, 127]" : "[0, 250]");
   w.node("conv", "qconv2d", {xq}, yq, attrs);
   if (s32)
-    w.node("affine", "affine", {yq}, y,
-           "\"scale\": " + w.data(scale) + ", \"bias\": " + w.data(fbias) + ", \"clamp\": [-3.0, 3.5]");  // a fused clip
+    w.node(
+        "affine", "affine", {yq}, y,
+        "\"scale\": " + w.data(scale) + ", \"bias\": " + w.data(fbias) + ", \"clamp\": [-3.0, 3.5]");  // a fused clip
   else
     w.node("dequantize", "dequantize", {yq}, y);
   const auto m = load(w);
@@ -254,7 +260,8 @@ void check_qconv(const QConvCase& k, uint64_t salt) {
     }
     const auto out = run(*m, batch, {xs});
     CHECK_SAME(out[0], hwc_to_chw(want_hwc, batch, hw, k.c), k.name << ", batch " << batch);
-    CHECK(distinct(out[0]) >= std::min<size_t>(out_n / 4, 20), k.name << ": only " << distinct(out[0]) << " distinct outputs");
+    CHECK(distinct(out[0]) >= std::min<size_t>(out_n / 4, 20),
+          k.name << ": only " << distinct(out[0]) << " distinct outputs");
     if (s32)  // the clamp is exercised: some outputs sit on a bound
       CHECK(std::count_if(out[0].begin(), out[0].end(), [](float v) { return v == -3.0f || v == 3.5f; }) > 0, k.name);
   }
@@ -300,7 +307,8 @@ TEST(model_binary_chain_equals_the_layers) {
   const size_t flat = s3.out_h * s3.out_w * C2;
   const auto dvals = ints<int8_t>(g, N * flat, -8, 7);
   std::vector<uint8_t> dnibbles((N * flat + 1) / 2, 0);
-  for (size_t i = 0; i < dvals.size(); ++i) dnibbles[i / 2] |= static_cast<uint8_t>((dvals[i] & 0xF) << (i % 2 ? 4 : 0));
+  for (size_t i = 0; i < dvals.size(); ++i)
+    dnibbles[i / 2] |= static_cast<uint8_t>((dvals[i] & 0xF) << (i % 2 ? 4 : 0));
   const auto dw = pack_qconv2d_weights(dvals.data(), N, 1, 1, flat, 1, 4);
   const auto ascale = floats(g, N, 0.001f, 0.01f), abias = floats(g, N, -1, 1);
 
@@ -310,17 +318,20 @@ TEST(model_binary_chain_equals_the_layers) {
     const auto acc = w.tensor("acc", "s32", {s1.out_h, s1.out_w, C1}), b1 = w.tensor("b1", "b1", {H, W, C1});
     const auto b2 = w.tensor("b2", "b1", {s2.out_h, s2.out_w, C2}), b3 = w.tensor("b3", "b1", {s3.out_h, s3.out_w, C2});
     const auto u = w.tensor("u", "s8", {s3.out_h, s3.out_w, C2}, 1, 0), r = w.tensor("r", "s8", {flat}, 1, 0);
-    const auto d = w.tensor("d", "s32", {N}), logits = w.tensor("logits", "f32", {N}), prob = w.tensor("prob", "f32", {N});
+    const auto d = w.tensor("d", "s32", {N}), logits = w.tensor("logits", "f32", {N}),
+               prob = w.tensor("prob", "f32", {N});
     w.input("image", x), w.output("logits", logits), w.output("prob", prob);
     w.node("in", "quantize", {x}, xq);
     w.node("conv1", "qconv2d", {xq}, acc,
            "\"kernel\": [3, 3], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, "
-           "\"bits\": 8, \"weights\": " + w.data(qvals) + ", \"bias\": " + w.data(qbias));
+           "\"bits\": 8, \"weights\": " +
+               w.data(qvals) + ", \"bias\": " + w.data(qbias));
     w.node("bn1", "threshold", {acc}, b1, "\"threshold\": " + w.data(thr) + ", \"flip\": " + w.data(flip));
     w.node("conv2", "bconv2d", {b1}, b2,
            "\"kernel\": [3, 3], \"stride\": [2, 2], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, "
-           "\"pad_value\": \"zero\", \"weights\": " + w.data(bw->bits) + ", \"threshold\": " + w.data(bthr) +
-               ", \"flip\": " + w.data(bflip) + (with_mst ? ", \"mst\": " + w.data(mst) + ", \"mst_policy\": \"always\"" : ""));
+           "\"pad_value\": \"zero\", \"weights\": " +
+               w.data(bw->bits) + ", \"threshold\": " + w.data(bthr) + ", \"flip\": " + w.data(bflip) +
+               (with_mst ? ", \"mst\": " + w.data(mst) + ", \"mst_policy\": \"always\"" : ""));
     w.node("pool", "maxpool", {b2}, b3, "\"kernel\": [2, 2], \"stride\": [1, 1], \"pads\": [0, 0, 1, 1]");
     w.node("unpack", "unpack", {b3}, u);
     w.node("flatten", "reshape", {u}, r);
@@ -330,7 +341,8 @@ TEST(model_binary_chain_equals_the_layers) {
     return load(w);
   };
   const auto dense = model(false), with_mst = model(true);
-  CHECK(dense->nodes().size() == 10 && dense->nodes()[3].name == "conv2" && dense->nodes()[3].op == "bconv2d", "node summary");
+  CHECK(dense->nodes().size() == 10 && dense->nodes()[3].name == "conv2" && dense->nodes()[3].op == "bconv2d",
+        "node summary");
 
   for (size_t batch : {1, 3}) {
     const auto xs = floats(g, batch * C0 * H * W, -3, 3);
@@ -367,7 +379,8 @@ TEST(model_binary_chain_equals_the_layers) {
       const float max = *std::max_element(l, l + N);
       double sum = 0;
       for (size_t i = 0; i < N; ++i) sum += std::exp(static_cast<double>(l[i]) - max);
-      for (size_t i = 0; i < N; ++i) prob[b * N + i] = static_cast<float>(std::exp(static_cast<double>(l[i]) - max) / sum);
+      for (size_t i = 0; i < N; ++i)
+        prob[b * N + i] = static_cast<float>(std::exp(static_cast<double>(l[i]) - max) / sum);
     }
     const auto out = run(*dense, batch, {xs}), out_mst = run(*with_mst, batch, {xs});
     CHECK_SAME(out[0], logits, "logits, batch " << batch);
@@ -400,24 +413,29 @@ TEST(model_binary_layers_with_float_and_int8_outputs) {
   GraphWriter w;
   const auto x = w.tensor("x", "f32", {C0, H, W}), xq = w.tensor("xq", "u8", {H, W, C0}, in_scale, in_zp);
   const auto xb = w.tensor("xb", "b1", {H, W, C0}), yf = w.tensor("yf", "f32", {C, s1.out_h, s1.out_w});
-  const auto y8 = w.tensor("y8", "s8", {s1.out_h, s1.out_w, C}, 0.25, 0), y8f = w.tensor("y8f", "f32", {C, s1.out_h, s1.out_w});
+  const auto y8 = w.tensor("y8", "s8", {s1.out_h, s1.out_w, C}, 0.25, 0),
+             y8f = w.tensor("y8f", "f32", {C, s1.out_h, s1.out_w});
   const auto xr = w.tensor("xr", "u8", {H * W * C0}, in_scale, in_zp), xrb = w.tensor("xrb", "b1", {H * W * C0});
   const auto yd = w.tensor("yd", "f32", {N});
   w.input("x", x), w.output("conv_f32", yf), w.output("conv_s8", y8f), w.output("dense", yd);
   w.node("quantize", "quantize", {x}, xq);
   w.node("binarize", "sign", {xq}, xb);
-  const std::string geometry = "\"kernel\": [2, 2], \"stride\": [1, 2], \"dilation\": [1, 1], \"pads\": [0, 1, 1, 0], "
-                               "\"groups\": 1, \"pad_value\": \"zero\", \"weights\": " + w.data(cw->bits);
-  w.node("conv_f32", "bconv2d", {xb}, yf, geometry + ", \"scale\": " + w.data(cscale) + ", \"bias\": " + w.data(cbias) +
-                                              ", \"clamp\": [-6, 1e30]");
-  w.node("conv_s8", "bconv2d", {xb}, y8, geometry + ", \"multiplier\": " + w.data(mult) + ", \"shift\": " + w.data(shift) +
-                                             ", \"bias\": " + w.data(qbias) + ", \"clamp\": [-120, 127]");
+  const std::string geometry =
+      "\"kernel\": [2, 2], \"stride\": [1, 2], \"dilation\": [1, 1], \"pads\": [0, 1, 1, 0], "
+      "\"groups\": 1, \"pad_value\": \"zero\", \"weights\": " +
+      w.data(cw->bits);
+  w.node("conv_f32", "bconv2d", {xb}, yf,
+         geometry + ", \"scale\": " + w.data(cscale) + ", \"bias\": " + w.data(cbias) + ", \"clamp\": [-6, 1e30]");
+  w.node("conv_s8", "bconv2d", {xb}, y8,
+         geometry + ", \"multiplier\": " + w.data(mult) + ", \"shift\": " + w.data(shift) +
+             ", \"bias\": " + w.data(qbias) + ", \"clamp\": [-120, 127]");
   w.node("dequantize", "dequantize", {y8}, y8f);
   // 67 channels: a b1 [H, W, 67] cannot be reshaped flat, so the 8-bit tensor is.
   w.node("flatten", "reshape", {xq}, xr);
   w.node("binarize_flat", "sign", {xr}, xrb);
-  w.node("dense", "bdense", {xrb}, yd, "\"weights\": " + w.data(dw->bits) + ", \"scale\": " + w.data(dscale) +
-                                           ", \"bias\": " + w.data(dbias) + ", \"mst\": " + w.data(mst));
+  w.node("dense", "bdense", {xrb}, yd,
+         "\"weights\": " + w.data(dw->bits) + ", \"scale\": " + w.data(dscale) + ", \"bias\": " + w.data(dbias) +
+             ", \"mst\": " + w.data(mst));
   const auto m = load(w);
   for (size_t batch : {1, 3}) {
     const auto xs = floats(g, batch * C0 * H * W, -1, 1);
@@ -435,7 +453,8 @@ TEST(model_binary_layers_with_float_and_int8_outputs) {
     bconv2d(bits.data(), s, *cw, p, e8, y8.data());
     const auto flat_bits = sign_bits(xq, false, in_zp, H * W * C0);
     BinaryEpilogue ed;
-    ed.kind = OutputKind::F32, ed.scale = dscale.data(), ed.bias_f32 = dbias.data(), ed.lo = -INFINITY, ed.hi = INFINITY;
+    ed.kind = OutputKind::F32, ed.scale = dscale.data(), ed.bias_f32 = dbias.data(), ed.lo = -INFINITY,
+    ed.hi = INFINITY;
     std::vector<float> yd(batch * N);
     bdense(flat_bits.data(), batch, H * W * C0, *dw, ed, yd.data());
     const auto out = run(*m, batch, {xs});
@@ -474,12 +493,13 @@ TEST(model_integer_ops_equal_the_layers) {
   w.node("qb", "quantize", {x}, b);
   w.node("add", "add", {a, b}, sum, "\"clamp\": [0, 250]");
   w.node("prelu", "prelu", {sum}, pr,
-         "\"multiplier_pos\": " + w.data(mpos) + ", \"multiplier_neg\": " + w.data(mneg) + ", \"shift_pos\": " +
-             w.data(epos) + ", \"shift_neg\": " + w.data(eneg) + ", \"clamp\": [-128, 120]");
+         "\"multiplier_pos\": " + w.data(mpos) + ", \"multiplier_neg\": " + w.data(mneg) +
+             ", \"shift_pos\": " + w.data(epos) + ", \"shift_neg\": " + w.data(eneg) + ", \"clamp\": [-128, 120]");
   w.node("concat", "concat", {pr, a}, cat, "\"clamp\": [-128, 127]");
   w.node("maxpool", "maxpool", {cat}, mx, "\"kernel\": [3, 3], \"stride\": [2, 2], \"pads\": [1, 1, 1, 1]");
   w.node("avgpool", "avgpool", {mx}, av,
-         "\"kernel\": [2, 2], \"stride\": [1, 1], \"pads\": [0, 0, 1, 1], \"count_include_pad\": false, \"clamp\": [0, 255]");
+         "\"kernel\": [2, 2], \"stride\": [1, 1], \"pads\": [0, 0, 1, 1], \"count_include_pad\": false, \"clamp\": [0, "
+         "255]");
   w.node("relu6", "clamp", {av}, cl, "\"clamp\": [10, 90]");
   w.node("gap", "global_avgpool", {cl}, gp, "\"clamp\": [-128, 127]");
   w.node("out1", "dequantize", {gp}, y1);
@@ -489,7 +509,8 @@ TEST(model_integer_ops_equal_the_layers) {
   for (size_t batch : {1, 3}) {
     const auto xs = floats(g, batch * C * H * W, -4, 4);
     const auto xh = chw_to_hwc(xs, batch, C, H * W);
-    const auto va = quantized(xh, static_cast<float>(sa), 100, false), vb = quantized(xh, static_cast<float>(sb), -4, true);
+    const auto va = quantized(xh, static_cast<float>(sa), 100, false),
+               vb = quantized(xh, static_cast<float>(sb), -4, true);
     const size_t n = batch * H * W * C;
     std::vector<uint8_t> vsum(n), vpr(n), vcat(2 * n);
     qadd(va.data(), false, qa, vb.data(), true, qb, n, QuantOutput{qadd_, 0, 250}, vsum.data());
@@ -511,8 +532,10 @@ TEST(model_integer_ops_equal_the_layers) {
     qglobalavgpool(vcl.data(), false, batch, s2.out_h, s2.out_w, 2 * C, qav, QuantOutput{qg, -128, 127}, vgp.data());
     const auto out = run(*m, batch, {xs});
     CHECK_SAME(out[0], dequantized(vgp, static_cast<float>(sg), 0, true), "global average pool, batch " << batch);
-    CHECK(distinct(out[0]) > 3 && distinct(out[1]) > 20, "outputs should vary: " << distinct(out[0]) << ", " << distinct(out[1]));
-    CHECK_SAME(out[1], hwc_to_chw(dequantized(vcl, static_cast<float>(sav), 10, false), batch, s2.out_h * s2.out_w, 2 * C),
+    CHECK(distinct(out[0]) > 3 && distinct(out[1]) > 20,
+          "outputs should vary: " << distinct(out[0]) << ", " << distinct(out[1]));
+    CHECK_SAME(out[1],
+               hwc_to_chw(dequantized(vcl, static_cast<float>(sav), 10, false), batch, s2.out_h * s2.out_w, 2 * C),
                "average pool and clamp, batch " << batch);
   }
 }
@@ -525,9 +548,11 @@ TEST(model_b1_reshape_and_softmax) {
   const auto x = w.tensor("x", "f32", {420}), q0 = w.tensor("q0", "s8", {420}, 0.5, 1);
   const auto q = w.tensor("q", "s8", {2, 3, 70}, 0.5, 1);
   const auto bq = w.tensor("bq", "b1", {2, 3, 70}), b6 = w.tensor("b6", "b1", {6, 70});
-  const auto u = w.tensor("u", "s8", {6, 70}, 1, 0), uf = w.tensor("uf", "s8", {420}, 1, 0), y = w.tensor("y", "f32", {420});
+  const auto u = w.tensor("u", "s8", {6, 70}, 1, 0), uf = w.tensor("uf", "s8", {420}, 1, 0),
+             y = w.tensor("y", "f32", {420});
   const auto x2 = w.tensor("x2", "f32", {2, 128}), q2 = w.tensor("q2", "u8", {2, 128}, 1, 128);
-  const auto b2 = w.tensor("b2", "b1", {2, 128}), bf = w.tensor("bf", "b1", {256}), u2 = w.tensor("u2", "s8", {256}, 1, 0);
+  const auto b2 = w.tensor("b2", "b1", {2, 128}), bf = w.tensor("bf", "b1", {256}),
+             u2 = w.tensor("u2", "s8", {256}, 1, 0);
   const auto y2 = w.tensor("y2", "f32", {256});
   const auto l = w.tensor("l", "f32", {7}), p = w.tensor("p", "f32", {7});
   w.input("x", x), w.input("x2", x2), w.input("logits", l), w.output("y", y), w.output("y2", y2), w.output("p", p);
@@ -548,7 +573,8 @@ TEST(model_b1_reshape_and_softmax) {
   for (size_t batch : {1, 3}) {
     const auto xs = floats(g, batch * 420, -2, 2), xs2 = floats(g, batch * 256, -3, 3);
     std::vector<float> ls(batch * 7);
-    for (size_t i = 0; i < ls.size(); ++i) ls[i] = i % 7 == 0 ? 1e30f : (i % 7 == 1 ? -1e30f : static_cast<float>(i % 5));
+    for (size_t i = 0; i < ls.size(); ++i)
+      ls[i] = i % 7 == 0 ? 1e30f : (i % 7 == 1 ? -1e30f : static_cast<float>(i % 5));
     const auto out = run(*m, batch, {xs, xs2, ls});
     const auto q1 = quantized(xs, 0.5f, 1, true), q2v = quantized(xs2, 1.f, 128, false);
     for (size_t i = 0; i < xs.size(); ++i)
@@ -578,7 +604,8 @@ GraphWriter clamp_chain(size_t layers, size_t c, size_t h, size_t w_) {
   for (size_t i = 1; i <= layers; ++i) {
     const auto t = w.tensor("t" + std::to_string(i), "s8", {h, w_, c}, 0.1, 0);
     w.node("clamp" + std::to_string(i), "clamp", {prev}, t,
-           "\"clamp\": [" + std::to_string(-100 + static_cast<int>(i)) + ", " + std::to_string(100 - static_cast<int>(i)) + "]");
+           "\"clamp\": [" + std::to_string(-100 + static_cast<int>(i)) + ", " +
+               std::to_string(100 - static_cast<int>(i)) + "]");
     prev = t;
   }
   const auto y = w.tensor("y", "f32", {c, h, w_});
@@ -603,12 +630,13 @@ TEST(model_memory_plan_reuses_bytes_and_pools_arenas) {
   const auto xs = floats(g, 2 * bytes, -12, 12);
   // Element-wise: quantize, the tightest clamp, dequantize.
   std::vector<uint8_t> q = quantized(xs, 0.1f, 0, true);
-  for (auto& v : q) v = static_cast<uint8_t>(std::clamp<int>(static_cast<int8_t>(v), -100 + int(layers), 100 - int(layers)));
+  for (auto& v : q)
+    v = static_cast<uint8_t>(std::clamp<int>(static_cast<int8_t>(v), -100 + int(layers), 100 - int(layers)));
   const auto want = dequantized(q, 0.1f, 0, true);
   const size_t before = m->arena_allocations();
   for (int r = 0; r < 20; ++r) CHECK_SAME(run(*m, 2, {xs})[0], want, "run " << r);
-  CHECK(m->arena_allocations() == before + 1, "a steady stream of runs allocates one arena, got "
-                                                  << m->arena_allocations() - before);
+  CHECK(m->arena_allocations() == before + 1,
+        "a steady stream of runs allocates one arena, got " << m->arena_allocations() - before);
   run(*m, 1, {xs});  // a smaller batch fits the pooled arena
   CHECK(m->arena_allocations() == before + 1, "a smaller batch reuses the arena");
 }
@@ -623,15 +651,18 @@ TEST(model_concurrent_runs_match_sequential_runs) {
   w.input("x", x), w.output("y", y);
   w.node("q", "quantize", {x}, xq);
   w.node("conv", "qconv2d", {xq}, acc,
-         "\"kernel\": [3, 3], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, \"bits\": 8, "
-         "\"weights\": " + w.data(ints<int8_t>(g, C1 * 9 * C0, -127, 127)));
-  w.node("bn", "threshold", {acc}, b,
-         "\"threshold\": " + w.data(ints<int32_t>(g, C1, -50, 50)) + ", \"flip\": " + w.data(ints<uint8_t>(g, C1, 0, 1)));
+         "\"kernel\": [3, 3], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, "
+         "\"bits\": 8, "
+         "\"weights\": " +
+             w.data(ints<int8_t>(g, C1 * 9 * C0, -127, 127)));
+  w.node(
+      "bn", "threshold", {acc}, b,
+      "\"threshold\": " + w.data(ints<int32_t>(g, C1, -50, 50)) + ", \"flip\": " + w.data(ints<uint8_t>(g, C1, 0, 1)));
   w.node("flatten", "reshape", {b}, f);
   const auto dw = pack_binary_conv2d_weights_f32(structured_signs(g, N, H * W * C1).data(), N, 1, 1, H * W * C1, 1);
   w.node("fc", "bdense", {f}, y,
-         "\"weights\": " + w.data(dw->bits) + ", \"scale\": " + w.data(floats(g, N, -1, 1)) + ", \"bias\": " +
-             w.data(floats(g, N, -1, 1)));
+         "\"weights\": " + w.data(dw->bits) + ", \"scale\": " + w.data(floats(g, N, -1, 1)) +
+             ", \"bias\": " + w.data(floats(g, N, -1, 1)));
   const auto m = load(w);
   constexpr size_t kThreads = 4, kRuns = 12;
   std::vector<std::vector<float>> inputs, want;

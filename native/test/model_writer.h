@@ -112,8 +112,8 @@ class GraphWriter {
   }
   std::string json() const {
     return "{\"lowbit\": 1, \"producer\": \"lowbit native tests\",\n \"inputs\": " + join(inputs_) +
-           ",\n \"outputs\": " + join(outputs_) + ",\n \"tensors\": " + join(tensors_) + ",\n \"nodes\": " + join(nodes_) +
-           ",\n \"metadata\": {\"note\": \"written by model_writer.h\"}}";
+           ",\n \"outputs\": " + join(outputs_) + ",\n \"tensors\": " + join(tensors_) +
+           ",\n \"nodes\": " + join(nodes_) + ",\n \"metadata\": {\"note\": \"written by model_writer.h\"}}";
   }
   std::vector<uint8_t> file() const { return write_container(json(), sections); }
 

@@ -30,11 +30,21 @@ std::vector<float> structured_weights(std::mt19937_64& g, size_t out_c, size_t p
     const float* from = w.data() + (kind == 1 ? c - 1 : g() % std::max<size_t>(c, 1)) * per_channel;
     for (size_t i = 0; i < per_channel; ++i) {
       switch (kind) {
-        case 0: row[i] = g() % 2 ? 1.f : -1.f; break;                     // unrelated
-        case 5: row[i] = from[i]; break;                                  // identical
-        case 6: row[i] = -from[i]; break;                                 // complement
-        case 7: row[i] = u(g) < 0.9 ? -from[i] : from[i]; break;          // near-complement
-        default: row[i] = u(g) < flip ? -from[i] : from[i]; break;        // a few flips (kind 1: chain)
+        case 0:
+          row[i] = g() % 2 ? 1.f : -1.f;
+          break;  // unrelated
+        case 5:
+          row[i] = from[i];
+          break;  // identical
+        case 6:
+          row[i] = -from[i];
+          break;  // complement
+        case 7:
+          row[i] = u(g) < 0.9 ? -from[i] : from[i];
+          break;  // near-complement
+        default:
+          row[i] = u(g) < flip ? -from[i] : from[i];
+          break;  // a few flips (kind 1: chain)
       }
     }
   }
@@ -45,7 +55,8 @@ struct Epilogues {
   std::vector<float> scale, bias;
   std::vector<int32_t> mult, bias_q, threshold;
   std::vector<uint8_t> shift, flip;
-  Epilogues(std::mt19937_64& g, size_t oc) : scale(oc), bias(oc), mult(oc), bias_q(oc), threshold(oc), shift(oc), flip(oc) {
+  Epilogues(std::mt19937_64& g, size_t oc)
+      : scale(oc), bias(oc), mult(oc), bias_q(oc), threshold(oc), shift(oc), flip(oc) {
     for (size_t o = 0; o < oc; ++o) {
       scale[o] = std::uniform_real_distribution<float>(-2, 2)(g);
       bias[o] = std::uniform_real_distribution<float>(-5, 5)(g);
@@ -80,9 +91,11 @@ void check_same_outputs(const std::string& what, size_t pixels, size_t oc, const
       dense(e, want.data());
       mst(e, got.data());
       const auto diff = std::mismatch(want.begin(), want.begin() + bytes, got.begin());
-      CHECK(diff.first == want.begin() + bytes, where_isa(isa) << what << " kind " << int(kind) << ": first difference at byte "
-                                                               << (diff.first - want.begin()) << " of " << bytes);
-      for (size_t b = bytes; b < bytes + 16; ++b) CHECK(got[b] == 0x5A, where_isa(isa) << what << ": wrote past the output");
+      CHECK(diff.first == want.begin() + bytes, where_isa(isa)
+                                                    << what << " kind " << int(kind) << ": first difference at byte "
+                                                    << (diff.first - want.begin()) << " of " << bytes);
+      for (size_t b = bytes; b < bytes + 16; ++b)
+        CHECK(got[b] == 0x5A, where_isa(isa) << what << ": wrote past the output");
     }
   }
   set_isa(isa_name(supported_isas().back()));
@@ -106,10 +119,11 @@ TEST(mst_channel_kernels_match_the_reference) {
         std::vector<int32_t> want(kMstTile), got(kMstTile + 8, 0x7777);
         ref::kBinaryKernels.mst_channel(rows.data(), entries.data(), n, parent.data(), sign, base, shift, want.data());
         for (Isa isa : supported_isas()) {
-          binary_kernels_for(isa).mst_channel(rows.data(), entries.data(), n, parent.data(), sign, base, shift, got.data());
+          binary_kernels_for(isa).mst_channel(rows.data(), entries.data(), n, parent.data(), sign, base, shift,
+                                              got.data());
           for (size_t p = 0; p < kMstTile; ++p)
-            CHECK(got[p] == want[p], where_isa(isa) << "n=" << n << " sign " << sign << " shift " << shift << " pixel " << p
-                                                    << ": got " << got[p] << " want " << want[p]);
+            CHECK(got[p] == want[p], where_isa(isa) << "n=" << n << " sign " << sign << " shift " << shift << " pixel "
+                                                    << p << ": got " << got[p] << " want " << want[p]);
           CHECK(got[kMstTile] == 0x7777, where_isa(isa) << "wrote past 256 results");
         }
       }
@@ -146,14 +160,16 @@ TEST(bconv2d_mst_equals_dense_for_every_padding_and_epilogue) {
       for (size_t j = 0; j < b1_words(c); ++j)
         x[i * b1_words(c) + j] = g() & (j + 1 < b1_words(c) || c % 64 == 0 ? ~0ull : (1ull << (c % 64)) - 1);
     const Epilogues ep(g, oc);
-    const std::string what = "round " + std::to_string(round) + " N" + std::to_string(n) + " " + std::to_string(h) + "x" +
-                             std::to_string(wd) + "x" + std::to_string(c) + " -> " + std::to_string(oc) + " k" +
+    const std::string what = "round " + std::to_string(round) + " N" + std::to_string(n) + " " + std::to_string(h) +
+                             "x" + std::to_string(wd) + "x" + std::to_string(c) + " -> " + std::to_string(oc) + " k" +
                              std::to_string(kh) + "x" + std::to_string(kw) + " g" + std::to_string(groups) +
-                             (p.pad_value == PadValue::Zero ? " zero-pad" : " one-pad") + " depth<=" +
-                             std::to_string(options.max_depth) + " max depth " + std::to_string(schedule->max_depth);
-    check_same_outputs(what, n * s.out_h * s.out_w, oc, ep,
-                       [&](const BinaryEpilogue& e, void* out) { bconv2d(x.data(), s, *w, p, e, out); },
-                       [&](const BinaryEpilogue& e, void* out) { bconv2d_mst(x.data(), s, *w, *plan, p, e, out, MstPolicy::Always); });
+                             (p.pad_value == PadValue::Zero ? " zero-pad" : " one-pad") +
+                             " depth<=" + std::to_string(options.max_depth) + " max depth " +
+                             std::to_string(schedule->max_depth);
+    check_same_outputs(
+        what, n * s.out_h * s.out_w, oc, ep,
+        [&](const BinaryEpilogue& e, void* out) { bconv2d(x.data(), s, *w, p, e, out); },
+        [&](const BinaryEpilogue& e, void* out) { bconv2d_mst(x.data(), s, *w, *plan, p, e, out, MstPolicy::Always); });
   }
 }
 
@@ -169,9 +185,12 @@ TEST(bdense_mst_equals_dense_across_tiles) {
       for (size_t j = 0; j < b1_words(in); ++j)
         x[r * b1_words(in) + j] = g() & (j + 1 < b1_words(in) || in % 64 == 0 ? ~0ull : (1ull << (in % 64)) - 1);
     const Epilogues ep(g, oc);
-    check_same_outputs("dense rows " + std::to_string(rows) + " " + std::to_string(in) + " -> " + std::to_string(oc), rows, oc, ep,
-                       [&](const BinaryEpilogue& e, void* out) { bdense(x.data(), rows, in, *w, e, out); },
-                       [&](const BinaryEpilogue& e, void* out) { bdense_mst(x.data(), rows, in, *w, *plan, e, out, MstPolicy::Always); });
+    check_same_outputs(
+        "dense rows " + std::to_string(rows) + " " + std::to_string(in) + " -> " + std::to_string(oc), rows, oc, ep,
+        [&](const BinaryEpilogue& e, void* out) { bdense(x.data(), rows, in, *w, e, out); },
+        [&](const BinaryEpilogue& e, void* out) {
+          bdense_mst(x.data(), rows, in, *w, *plan, e, out, MstPolicy::Always);
+        });
   }
 }
 

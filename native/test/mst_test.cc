@@ -1,5 +1,7 @@
 // mst_test.cc: the child-from-parent formulas against dense dot products, and MST schedules:
 // minimality against Kruskal, depth bounds, negation, groups, validation of corrupted schedules.
+#include "lowbit/mst.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -7,7 +9,6 @@
 
 #include "harness.h"
 #include "lowbit/error.h"
-#include "lowbit/mst.h"
 
 using namespace lowbit;
 using lowbit::test::rng;
@@ -71,14 +72,18 @@ TEST(mst_total_distance_is_minimal_and_the_schedule_valid) {
       edges.emplace_back(uint32_t(k), i, n);
       for (size_t j = i + 1; j < n; ++j) {
         uint32_t d = 0;
-        for (size_t p = 0; p < k; ++p) d += bit(w->bits.data() + i * w->row_words, p) != bit(w->bits.data() + j * w->row_words, p);
+        for (size_t p = 0; p < k; ++p)
+          d += bit(w->bits.data() + i * w->row_words, p) != bit(w->bits.data() + j * w->row_words, p);
         edges.emplace_back(d, i, j);
       }
     }
     std::sort(edges.begin(), edges.end());
     std::vector<size_t> up(n + 1);
     std::iota(up.begin(), up.end(), 0);
-    auto find = [&](size_t a) { while (up[a] != a) a = up[a] = up[up[a]]; return a; };
+    auto find = [&](size_t a) {
+      while (up[a] != a) a = up[a] = up[up[a]];
+      return a;
+    };
     uint64_t best = 0;
     for (auto [d, i, j] : edges)
       if (find(i) != find(j)) up[find(i)] = find(j), best += d;
@@ -133,8 +138,10 @@ TEST(mst_validation_rejects_corrupted_schedules) {
   size_t child = 0;
   while (good->parent[child] < 0) ++child;
   CHECK(kind([](MstSchedule& s) { s.parent[s.order[0]] = 99; }) == int(ErrorKind::Range), "parent out of range");
-  CHECK(kind([&](MstSchedule& s) { s.parent[child] = int32_t(child); }) == int(ErrorKind::Range), "self parent (cycle)");
-  CHECK(kind([](MstSchedule& s) { std::reverse(s.order.begin(), s.order.end()); }) == int(ErrorKind::Range), "children first");
+  CHECK(kind([&](MstSchedule& s) { s.parent[child] = int32_t(child); }) == int(ErrorKind::Range),
+        "self parent (cycle)");
+  CHECK(kind([](MstSchedule& s) { std::reverse(s.order.begin(), s.order.end()); }) == int(ErrorKind::Range),
+        "children first");
   CHECK(kind([](MstSchedule& s) { s.order[1] = s.order[0]; }) == int(ErrorKind::Range), "repeated channel");
   CHECK(kind([&](MstSchedule& s) { s.cost[child] += 1; }) == int(ErrorKind::Range), "cost mismatch");
   CHECK(kind([](MstSchedule& s) { s.parent.pop_back(); }) == int(ErrorKind::Shape), "short field");

@@ -71,9 +71,10 @@ TEST(output_s8_matches_reference_at_extremes) {
         ref::output_s8(n, y.data(), p, want.data());
         output_kernels_for(isa).output_s8(n, y.data(), p, got.data());
         for (size_t c = 0; c < n; ++c)
-          CHECK(got[c] == want[c], "output_s8 " << isa_name(isa) << " n=" << n << " c=" << c << " y=" << y[c] << " mult="
-                                               << mult[c] << " shift=" << int(shift[c]) << " bias=" << bias[c] << " [" << lo
-                                               << "," << hi << "]: got " << int(got[c]) << " want " << int(want[c]));
+          CHECK(got[c] == want[c], "output_s8 " << isa_name(isa) << " n=" << n << " c=" << c << " y=" << y[c]
+                                                << " mult=" << mult[c] << " shift=" << int(shift[c])
+                                                << " bias=" << bias[c] << " [" << lo << "," << hi << "]: got "
+                                                << int(got[c]) << " want " << int(want[c]));
         CHECK(got[n] == 99, "output_s8 wrote past the row");
       }
     }
@@ -106,7 +107,7 @@ TEST(output_b1_matches_reference) {
       output_kernels_for(isa).output_b1(n, y.data(), p, got.data());
       for (size_t w = 0; w < words; ++w)
         CHECK(got[w] == want[w], "output_b1 " << isa_name(isa) << " n=" << n << " word " << w << std::hex << ": got "
-                                               << got[w] << " want " << want[w]);
+                                              << got[w] << " want " << want[w]);
       CHECK(got[words] == kSentinel, "output_b1 wrote past the row");
     }
 }

@@ -1,12 +1,13 @@
 // qconv_test.cc: qconv2d / qdense on every supported ISA (NEON under qemu, ASan in CI) against a
 // direct int64 convolution of (x - zero point) * w, on random awkward shapes including depthwise
 // and grouped layers, INT4 weights, both input types and operand extremes.
+#include "lowbit/qconv.h"
+
 #include <algorithm>
 #include <cstring>
 
 #include "harness.h"
 #include "lowbit/error.h"
-#include "lowbit/qconv.h"
 #include "lowbit/runtime.h"
 
 using namespace lowbit;
@@ -77,7 +78,8 @@ TEST(qconv2d_matches_oracle_on_every_isa) {
     const bool extreme = iter % 5 == 0;  // the operand values that saturate vpmaddubsw pairs
     std::vector<int8_t> wt(k.oc * taps * icg);
     for (auto& v : wt)
-      v = k.bits == 8 ? (extreme ? (g() % 2 ? -128 : 127) : int8_t(g())) : (extreme ? (g() % 2 ? -8 : 7) : int(g() % 16) - 8);
+      v = k.bits == 8 ? (extreme ? (g() % 2 ? -128 : 127) : int8_t(g()))
+                      : (extreme ? (g() % 2 ? -8 : 7) : int(g() % 16) - 8);
     std::vector<uint8_t> x(k.n * k.h * k.w * k.c);
     for (auto& v : x) v = extreme ? (g() % 2 ? 0x80 : 0x7F) ^ (k.in.is_signed ? 0 : 0x80) : uint8_t(g());
     std::vector<int32_t> bias(k.oc);
@@ -93,9 +95,10 @@ TEST(qconv2d_matches_oracle_on_every_isa) {
       std::vector<int32_t> got(want.size() + 1, 0x5A5A5A5A);
       qconv2d(x.data(), s, *packed, k.p, k.in, e, got.data());
       for (size_t i = 0; i < want.size(); ++i)
-        CHECK(got[i] == want[i], isa_name(isa) << " iter " << iter << " c=" << k.c << " oc=" << k.oc << " groups=" << k.groups
-                                               << " k=" << k.kh << "x" << k.kw << " bits=" << k.bits << " signed=" << k.in.is_signed
-                                               << " element " << i << ": got " << got[i] << " want " << want[i]);
+        CHECK(got[i] == want[i], isa_name(isa) << " iter " << iter << " c=" << k.c << " oc=" << k.oc
+                                               << " groups=" << k.groups << " k=" << k.kh << "x" << k.kw
+                                               << " bits=" << k.bits << " signed=" << k.in.is_signed << " element " << i
+                                               << ": got " << got[i] << " want " << want[i]);
       CHECK(got.back() == 0x5A5A5A5A, isa_name(isa) << " wrote past the output");
     }
   }
@@ -126,7 +129,8 @@ TEST(qdense_requantizes_like_the_formula) {
         for (size_t i = 0; i < in_c; ++i) acc += (int64_t(x[r * in_c + i]) - 3) * wt[c * in_c + i];
         int64_t v = ((acc * mult[c] + (int64_t{1} << (shift[c] - 1))) >> shift[c]) + 7;
         v = std::min<int64_t>(200, std::max<int64_t>(0, v));
-        CHECK(got[r * oc + c] == v, isa_name(isa) << " row " << r << " channel " << c << ": got " << int(got[r * oc + c]) << " want " << v);
+        CHECK(got[r * oc + c] == v,
+              isa_name(isa) << " row " << r << " channel " << c << ": got " << int(got[r * oc + c]) << " want " << v);
       }
   }
   set_isa(isa_name(supported_isas().back()));

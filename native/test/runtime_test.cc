@@ -1,5 +1,7 @@
 // runtime_test.cc: the CPU limit read from cgroups (on a fake /sys/fs/cgroup tree) and the worker
 // pool with more threads than cores: every index runs once, errors propagate, nothing deadlocks.
+#include "lowbit/runtime.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -9,7 +11,6 @@
 #include <vector>
 
 #include "harness.h"
-#include "lowbit/runtime.h"
 #include "runtime/thread_pool.h"
 
 namespace {
@@ -68,7 +69,8 @@ TEST(thread_pool_oversubscribed_runs_each_index_once) {
       std::vector<std::atomic<int>> hits(count);
       lowbit::parallel_for(count, [&](size_t i) { hits[i].fetch_add(1); });
       for (size_t i = 0; i < count; ++i)
-        CHECK(hits[i].load() == 1, threads << " threads, job " << job << ": index " << i << " ran " << hits[i].load() << " times");
+        CHECK(hits[i].load() == 1,
+              threads << " threads, job " << job << ": index " << i << " ran " << hits[i].load() << " times");
     }
     bool thrown = false;
     try {

@@ -4,7 +4,13 @@ import { AWKWARD_CHANNELS, samePadsOracle, type ConvGeometry, type Pads } from '
 import type { Rng } from './rng.js';
 
 export type PaddingKind = 'valid' | 'same-one' | 'same-zero' | 'explicit-one' | 'explicit-zero';
-export const PADDING_KINDS: readonly PaddingKind[] = ['valid', 'same-one', 'same-zero', 'explicit-one', 'explicit-zero'];
+export const PADDING_KINDS: readonly PaddingKind[] = [
+  'valid',
+  'same-one',
+  'same-zero',
+  'explicit-one',
+  'explicit-zero',
+];
 
 export interface ConvCase extends ConvGeometry {
   paddingKind: PaddingKind;
@@ -58,10 +64,7 @@ function resolve(rng: Rng, c: Omit<ConvCase, 'pads' | 'padding' | 'padValue'>): 
 }
 
 function fits(c: ConvCase): boolean {
-  return (
-    c.h + c.pads[0] + c.pads[2] >= (c.kh - 1) * c.dh + 1 &&
-    c.w + c.pads[1] + c.pads[3] >= (c.kw - 1) * c.dw + 1
-  );
+  return c.h + c.pads[0] + c.pads[2] >= (c.kh - 1) * c.dh + 1 && c.w + c.pads[1] + c.pads[3] >= (c.kw - 1) * c.dw + 1;
 }
 
 /**
@@ -107,7 +110,11 @@ export function randomConvCase(
     if (!fits(cs)) {
       // valid/explicit padding needs the image at least as large as the dilated kernel
       const need = (x: number, k: number, d: number, a: number, b: number) => Math.max(x, (k - 1) * d + 1 - a - b);
-      cs = { ...cs, h: need(cs.h, cs.kh, cs.dh, cs.pads[0], cs.pads[2]), w: need(cs.w, cs.kw, cs.dw, cs.pads[1], cs.pads[3]) };
+      cs = {
+        ...cs,
+        h: need(cs.h, cs.kh, cs.dh, cs.pads[0], cs.pads[2]),
+        w: need(cs.w, cs.kw, cs.dw, cs.pads[1], cs.pads[3]),
+      };
       if (cs.paddingKind.startsWith('same')) cs = resolve(rng, cs);
     }
     if (fits(cs) && convCost(cs) <= budget * 2) return cs;
@@ -130,6 +137,7 @@ export function fixedConvCase(
     wDtype: 'f32',
     ...g,
   });
-  if (g.pads && c.paddingKind.startsWith('explicit')) return { ...c, pads: g.pads, padding: { pads: [...g.pads], value: c.padValue } };
+  if (g.pads && c.paddingKind.startsWith('explicit'))
+    return { ...c, pads: g.pads, padding: { pads: [...g.pads], value: c.padValue } };
   return c;
 }

@@ -38,8 +38,16 @@ const poolGeometry = (over) => ({ ...poolWindow, ...over });
 // the integer conv and pools read their geometry through the same helpers
 const q3 = addon.packQConv2dWeights(new Int8Array(8 * 9 * 4), [8, 3, 3, 4], 1, 8); // 3x3, 4 -> 8
 const qconv = (geometryOver) =>
-  addon.qconv2d(new Int8Array(4 * 4 * 4), [1, 4, 4, 4], q3, { strides: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0], ...geometryOver }, { dtype: 's32', inputZeroPoint: 0 }, { async: false });
-const qpool = (geometryOver) => addon.qmaxpool2d(new Int8Array(4 * 4 * 4), [1, 4, 4, 4], poolGeometry(geometryOver), false);
+  addon.qconv2d(
+    new Int8Array(4 * 4 * 4),
+    [1, 4, 4, 4],
+    q3,
+    { strides: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0], ...geometryOver },
+    { dtype: 's32', inputZeroPoint: 0 },
+    { async: false },
+  );
+const qpool = (geometryOver) =>
+  addon.qmaxpool2d(new Int8Array(4 * 4 * 4), [1, 4, 4, 4], poolGeometry(geometryOver), false);
 
 /** [name, expected error code ('LOWBIT_*', or 'any' for any Error), call] */
 const cases = [
@@ -70,9 +78,21 @@ const cases = [
   ['pack data too long', 'LOWBIT_SHAPE', () => addon.packBinaryConv2dWeights(f32(5), [1, 1, 1, 4], 1)],
   ['pack data Float64Array', 'LOWBIT_TYPE', () => addon.packBinaryConv2dWeights(new Float64Array(4), [1, 1, 1, 4], 1)],
   ['pack data plain array', 'LOWBIT_TYPE', () => addon.packBinaryConv2dWeights([1, 2, 3, 4], [1, 1, 1, 4], 1)],
-  ['pack data detached', 'LOWBIT_TYPE', () => addon.packBinaryConv2dWeights(detached(Float32Array, 4), [1, 1, 1, 4], 1)],
-  ['pack shape product overflows', 'LOWBIT_RANGE', () => addon.packBinaryConv2dWeights(f32(1), [2 ** 53 - 1, 2 ** 53 - 1, 1, 1], 1)],
-  ['pack kbits over the limit', 'LOWBIT_RANGE', () => addon.packBinaryConv2dWeights(new Int8Array(4097 * 4097), [1, 4097, 4097, 1], 1)],
+  [
+    'pack data detached',
+    'LOWBIT_TYPE',
+    () => addon.packBinaryConv2dWeights(detached(Float32Array, 4), [1, 1, 1, 4], 1),
+  ],
+  [
+    'pack shape product overflows',
+    'LOWBIT_RANGE',
+    () => addon.packBinaryConv2dWeights(f32(1), [2 ** 53 - 1, 2 ** 53 - 1, 1, 1], 1),
+  ],
+  [
+    'pack kbits over the limit',
+    'LOWBIT_RANGE',
+    () => addon.packBinaryConv2dWeights(new Int8Array(4097 * 4097), [1, 4097, 4097, 1], 1),
+  ],
   // bitpack
   ['bitpack()', 'LOWBIT_TYPE', () => addon.bitpack()],
   ['bitpack no rows', 'LOWBIT_TYPE', () => addon.bitpack(f32(4))],
@@ -96,7 +116,11 @@ const cases = [
   ['bconv2d shape zero dim', 'LOWBIT_SHAPE', () => conv({ shape: [1, 0, 4, 64], input: new BigUint64Array(0) })],
   ['bconv2d shape overflows', 'LOWBIT_RANGE', () => conv({ shape: [2 ** 53 - 1, 2 ** 53 - 1, 1, 64], weights: h1 })],
   ['bconv2d channel mismatch', 'LOWBIT_SHAPE', () => conv({ shape: [1, 4, 4, 65], input: new BigUint64Array(32) })],
-  ['bconv2d kernel larger than input', 'LOWBIT_SHAPE', () => conv({ shape: [1, 2, 2, 64], input: new BigUint64Array(4) })],
+  [
+    'bconv2d kernel larger than input',
+    'LOWBIT_SHAPE',
+    () => conv({ shape: [1, 2, 2, 64], input: new BigUint64Array(4) }),
+  ],
   ['bconv2d weights {}', 'LOWBIT_TYPE', () => conv({ weights: {} })],
   ['bconv2d weights null', 'LOWBIT_TYPE', () => conv({ weights: null })],
   ['bconv2d weights lookalike', 'LOWBIT_TYPE', () => conv({ weights: { bytes: h3.bytes } })],
@@ -130,22 +154,54 @@ const cases = [
   ['bconv2d output missing', 'LOWBIT_TYPE', () => conv({ output: undefined })],
   ['bconv2d output kind f16', 'LOWBIT_RANGE', () => conv({ output: { kind: 'f16' } })],
   ['bconv2d f32 scale short', 'LOWBIT_SHAPE', () => conv({ output: { kind: 'f32', scale: f32(7) } })],
-  ['bconv2d f32 scale Float64Array', 'LOWBIT_TYPE', () => conv({ output: { kind: 'f32', scale: new Float64Array(8) } })],
-  ['bconv2d f32 scale detached', 'LOWBIT_TYPE', () => conv({ output: { kind: 'f32', scale: detached(Float32Array, 8) } })],
+  [
+    'bconv2d f32 scale Float64Array',
+    'LOWBIT_TYPE',
+    () => conv({ output: { kind: 'f32', scale: new Float64Array(8) } }),
+  ],
+  [
+    'bconv2d f32 scale detached',
+    'LOWBIT_TYPE',
+    () => conv({ output: { kind: 'f32', scale: detached(Float32Array, 8) } }),
+  ],
   ['bconv2d f32 bias NaN', 'LOWBIT_RANGE', () => conv({ output: { kind: 'f32', bias: f32(8).fill(NaN) } })],
   ['bconv2d f32 scale Infinity', 'LOWBIT_RANGE', () => conv({ output: { kind: 'f32', scale: f32(8).fill(Infinity) } })],
   ['bconv2d f32 lo NaN', 'LOWBIT_RANGE', () => conv({ output: { kind: 'f32', lo: NaN } })],
   ['bconv2d f32 lo > hi', 'LOWBIT_RANGE', () => conv({ output: { kind: 'f32', lo: 1, hi: 0 } })],
   ["bconv2d f32 lo '0'", 'LOWBIT_TYPE', () => conv({ output: { kind: 'f32', lo: '0' } })],
   ['bconv2d s8 no multiplier', 'LOWBIT_TYPE', () => conv({ output: { kind: 's8', shift: new Uint8Array(8) } })],
-  ['bconv2d s8 shift 63', 'LOWBIT_RANGE', () => conv({ output: { kind: 's8', multiplier: new Int32Array(8), shift: new Uint8Array(8).fill(63) } })],
-  ['bconv2d s8 multiplier INT32_MIN', 'LOWBIT_RANGE', () => conv({ output: { kind: 's8', multiplier: new Int32Array(8).fill(-(2 ** 31)), shift: new Uint8Array(8) } })],
-  ['bconv2d s8 clamp -129', 'LOWBIT_RANGE', () => conv({ output: { kind: 's8', multiplier: new Int32Array(8), shift: new Uint8Array(8), lo: -129 } })],
-  ['bconv2d s8 clamp 0.5', 'LOWBIT_RANGE', () => conv({ output: { kind: 's8', multiplier: new Int32Array(8), shift: new Uint8Array(8), hi: 0.5 } })],
-  ['bconv2d s8 shift Int8Array', 'LOWBIT_TYPE', () => conv({ output: { kind: 's8', multiplier: new Int32Array(8), shift: new Int8Array(8) } })],
+  [
+    'bconv2d s8 shift 63',
+    'LOWBIT_RANGE',
+    () => conv({ output: { kind: 's8', multiplier: new Int32Array(8), shift: new Uint8Array(8).fill(63) } }),
+  ],
+  [
+    'bconv2d s8 multiplier INT32_MIN',
+    'LOWBIT_RANGE',
+    () => conv({ output: { kind: 's8', multiplier: new Int32Array(8).fill(-(2 ** 31)), shift: new Uint8Array(8) } }),
+  ],
+  [
+    'bconv2d s8 clamp -129',
+    'LOWBIT_RANGE',
+    () => conv({ output: { kind: 's8', multiplier: new Int32Array(8), shift: new Uint8Array(8), lo: -129 } }),
+  ],
+  [
+    'bconv2d s8 clamp 0.5',
+    'LOWBIT_RANGE',
+    () => conv({ output: { kind: 's8', multiplier: new Int32Array(8), shift: new Uint8Array(8), hi: 0.5 } }),
+  ],
+  [
+    'bconv2d s8 shift Int8Array',
+    'LOWBIT_TYPE',
+    () => conv({ output: { kind: 's8', multiplier: new Int32Array(8), shift: new Int8Array(8) } }),
+  ],
   ['bconv2d b1 no threshold', 'LOWBIT_TYPE', () => conv({ output: { kind: 'b1' } })],
   ['bconv2d b1 threshold short', 'LOWBIT_SHAPE', () => conv({ output: { kind: 'b1', threshold: new Int32Array(7) } })],
-  ['bconv2d b1 flip 2', 'LOWBIT_RANGE', () => conv({ output: { kind: 'b1', threshold: new Int32Array(8), flip: new Uint8Array(8).fill(2) } })],
+  [
+    'bconv2d b1 flip 2',
+    'LOWBIT_RANGE',
+    () => conv({ output: { kind: 'b1', threshold: new Int32Array(8), flip: new Uint8Array(8).fill(2) } }),
+  ],
   // bdense
   ['bdense()', 'LOWBIT_TYPE', () => addon.bdense()],
   ['bdense rows 0', 'LOWBIT_SHAPE', () => dense({ rows: 0, input: new BigUint64Array(0) })],
@@ -172,19 +228,39 @@ const cases = [
   ['bmaxpool2d kernel 0', 'LOWBIT_RANGE', () => pool({ geometry: poolGeometry({ kernel: [0, 2] }) })],
   ['bmaxpool2d stride 0', 'LOWBIT_RANGE', () => pool({ geometry: poolGeometry({ strides: [0, 2] }) })],
   ['bmaxpool2d pad >= kernel', 'LOWBIT_RANGE', () => pool({ geometry: poolGeometry({ pads: [2, 0, 0, 0] }) })],
-  ['bmaxpool2d kernel larger than input', 'LOWBIT_SHAPE', () => pool({ geometry: { kernel: [5, 5], strides: [1, 1], pads: [0, 0, 0, 0] } })],
+  [
+    'bmaxpool2d kernel larger than input',
+    'LOWBIT_SHAPE',
+    () => pool({ geometry: { kernel: [5, 5], strides: [1, 1], pads: [0, 0, 0, 0] } }),
+  ],
   ['bmaxpool2d input short', 'LOWBIT_SHAPE', () => pool({ input: new BigUint64Array(3) })],
   ['bmaxpool2d input detached', 'LOWBIT_TYPE', () => pool({ input: detached(BigUint64Array, 16) })],
   ['bmaxpool2d shape overflows', 'LOWBIT_RANGE', () => pool({ shape: [2 ** 53 - 1, 2 ** 53 - 1, 4, 64] })],
   ['bmaxpool2d zero channels', 'LOWBIT_SHAPE', () => pool({ shape: [1, 4, 4, 0], input: new BigUint64Array(0) })],
   // qconv2d / qmaxpool2d geometry (integer convs take no padValue)
-  ['qconv2d geometry positional array', 'LOWBIT_TYPE', () => addon.qconv2d(new Int8Array(64), [1, 4, 4, 4], q3, [1, 1, 1, 1, 0, 0, 0, 0], { dtype: 's32', inputZeroPoint: 0 }, { async: false })],
+  [
+    'qconv2d geometry positional array',
+    'LOWBIT_TYPE',
+    () =>
+      addon.qconv2d(
+        new Int8Array(64),
+        [1, 4, 4, 4],
+        q3,
+        [1, 1, 1, 1, 0, 0, 0, 0],
+        { dtype: 's32', inputZeroPoint: 0 },
+        { async: false },
+      ),
+  ],
   ['qconv2d dilations missing', 'LOWBIT_TYPE', () => qconv({ dilations: undefined })],
   ['qconv2d pads length 5', 'LOWBIT_SHAPE', () => qconv({ pads: [0, 0, 0, 0, 0] })],
   ['qconv2d stride 1.5', 'LOWBIT_RANGE', () => qconv({ strides: [1.5, 1] })],
   ['qconv2d stride 0', 'LOWBIT_RANGE', () => qconv({ strides: [1, 0] })],
   ['qconv2d pad >= kernel', 'LOWBIT_RANGE', () => qconv({ pads: [0, 0, 0, 3] })],
-  ['qmaxpool2d geometry not an object', 'LOWBIT_TYPE', () => addon.qmaxpool2d(new Int8Array(64), [1, 4, 4, 4], 'kernel 2', false)],
+  [
+    'qmaxpool2d geometry not an object',
+    'LOWBIT_TYPE',
+    () => addon.qmaxpool2d(new Int8Array(64), [1, 4, 4, 4], 'kernel 2', false),
+  ],
   ['qmaxpool2d strides length 1', 'LOWBIT_SHAPE', () => qpool({ strides: [2] })],
   ['qmaxpool2d kernel -2', 'LOWBIT_RANGE', () => qpool({ kernel: [-2, 2] })],
   ['qmaxpool2d kernel 0', 'LOWBIT_RANGE', () => qpool({ kernel: [2, 0] })],
@@ -202,7 +278,19 @@ export const isolatedCases = [
   ['bitpack 2^40 rows for 1 value, async', 'LOWBIT_SHAPE', () => addon.bitpack(f32(1), 2 ** 40, 1, true)],
   ['bitpack 2^50 x 2 for 1 value', 'LOWBIT_SHAPE', () => addon.bitpack(new Int8Array(1), 2 ** 50, 2, false)],
   // an output too large to allocate (128 GiB from a 32 MiB input) must be a RangeError, not an abort
-  ['bconv2d 128 GiB output', 'LOWBIT_RANGE', () => addon.bconv2d(new BigUint64Array(2048 * 2048), [1, 2048, 2048, 1], addon.packBinaryConv2dWeights(f32(8192), [8192, 1, 1, 1], 1), geometry, f32out, { async: false })],
+  [
+    'bconv2d 128 GiB output',
+    'LOWBIT_RANGE',
+    () =>
+      addon.bconv2d(
+        new BigUint64Array(2048 * 2048),
+        [1, 2048, 2048, 1],
+        addon.packBinaryConv2dWeights(f32(8192), [8192, 1, 1, 1], 1),
+        geometry,
+        f32out,
+        { async: false },
+      ),
+  ],
 ];
 
 if (filter === '--list-isolated') {
@@ -219,7 +307,15 @@ for (const [name, expected, call] of [...cases, ...isolatedCases]) {
     // async calls return a promise: a rejection is also fine, so note the result kind only
     row = { name, expected, threw: false, result: r instanceof Promise ? 'promise' : typeof r };
   } catch (e) {
-    row = { name, expected, threw: true, isError: e instanceof Error, code: e?.code, errorName: e?.name, message: String(e?.message) };
+    row = {
+      name,
+      expected,
+      threw: true,
+      isError: e instanceof Error,
+      code: e?.code,
+      errorName: e?.name,
+      message: String(e?.message),
+    };
   }
   console.log(JSON.stringify(row));
 }

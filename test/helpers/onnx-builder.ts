@@ -10,7 +10,13 @@ const { onnx } = onnxProto;
 export const T = onnx.TensorProto.DataType;
 const AT = onnx.AttributeProto.AttributeType;
 
-export type Attr = { i: number } | { f: number } | { ints: number[] } | { floats: number[] } | { s: string } | { t: proto.ITensorProto };
+export type Attr =
+  | { i: number }
+  | { f: number }
+  | { ints: number[] }
+  | { floats: number[] }
+  | { s: string }
+  | { t: proto.ITensorProto };
 export const i = (v: number): Attr => ({ i: v });
 export const f = (v: number): Attr => ({ f: v });
 export const ints = (...v: number[]): Attr => ({ ints: v });
@@ -29,12 +35,30 @@ function attribute(name: string, a: Attr): proto.IAttributeProto {
 
 let unnamed = 0;
 /** A node; the name defaults to `<op>_<k>`. */
-export function node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, Attr> = {}, name?: string): proto.INodeProto {
-  return { opType, input: inputs, output: outputs, name: name ?? `${opType}_${unnamed++}`, attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)) };
+export function node(
+  opType: string,
+  inputs: string[],
+  outputs: string[],
+  attrs: Record<string, Attr> = {},
+  name?: string,
+): proto.INodeProto {
+  return {
+    opType,
+    input: inputs,
+    output: outputs,
+    name: name ?? `${opType}_${unnamed++}`,
+    attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+  };
 }
 
 /** A tensor with raw_data (or the typed field when `typed`). */
-export function tensor(name: string, dims: number[], values: ArrayLike<number>, dataType: number = T.FLOAT, typed = false): proto.ITensorProto {
+export function tensor(
+  name: string,
+  dims: number[],
+  values: ArrayLike<number>,
+  dataType: number = T.FLOAT,
+  typed = false,
+): proto.ITensorProto {
   const n = values.length;
   if (typed) {
     switch (dataType) {
@@ -74,7 +98,15 @@ export function tensor(name: string, dims: number[], values: ArrayLike<number>, 
 
 /** A FLOAT value info; a string dimension is a dim_param. */
 export function valueInfo(name: string, dims: (number | string)[], elemType: number = T.FLOAT): proto.IValueInfoProto {
-  return { name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } } };
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
+      },
+    },
+  };
 }
 
 export interface ModelSpec {
@@ -116,7 +148,11 @@ export interface Feed {
 
 /** Runs the model in onnxruntime-node (one thread, no graph optimizations beyond the basic ones). */
 export async function runOrt(bytes: Uint8Array, feeds: Record<string, Feed>): Promise<Record<string, Float32Array>> {
-  const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'basic' });
+  const session = await ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'basic',
+  });
   try {
     const inputs: Record<string, ort.Tensor> = {};
     for (const [name, feed] of Object.entries(feeds)) inputs[name] = new ort.Tensor('float32', feed.data, feed.dims);

@@ -34,7 +34,8 @@ export function randomSource(rng: Rng, dtype: 'f32' | 's8', n: number, special =
     else if (special && r < 0.08) out[i] = -0;
     else if (special && r < 0.085) out[i] = Number.NaN;
     else if (special && r < 0.09) out[i] = rng.bool() ? Infinity : -Infinity;
-    else if (special && r < 0.095) out[i] = rng.bool() ? 1e-45 : -1e-45; // denormals
+    else if (special && r < 0.095)
+      out[i] = rng.bool() ? 1e-45 : -1e-45; // denormals
     else out[i] = rng.float() * 2 - 1;
   }
   return out;
@@ -83,7 +84,11 @@ export function convOutSize(g: ConvGeometry): [number, number] {
  * Plain integer convolution of the +-1 values: x [N, H, W, C] (NHWC), w [O, KH, KW, C / groups] (OHWI).
  * @returns y [N, OH, OW, O] as Int32Array
  */
-export function convOracle(x: ArrayLike<number>, w: ArrayLike<number>, g: ConvGeometry): { y: Int32Array; shape: number[] } {
+export function convOracle(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  g: ConvGeometry,
+): { y: Int32Array; shape: number[] } {
   const xs = signs(x);
   const ws = signs(w);
   const padPixel = g.padValue === 'one' ? 1 : 0;
@@ -117,7 +122,13 @@ export function convOracle(x: ArrayLike<number>, w: ArrayLike<number>, g: ConvGe
 }
 
 /** Dense: x [rows, K] times w [O, K]^T on the +-1 values. */
-export function denseOracle(x: ArrayLike<number>, w: ArrayLike<number>, rows: number, k: number, o: number): Int32Array {
+export function denseOracle(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  rows: number,
+  k: number,
+  o: number,
+): Int32Array {
   const xs = signs(x);
   const ws = signs(w);
   const y = new Int32Array(rows * o);
@@ -229,9 +240,11 @@ export function randomEpilogue(rng: Rng, kind: 'f32' | 's8' | 'b1', o: number, k
         spec.scale = Array.from({ length: o }, () =>
           Math.fround(rng.bool(0.05) ? 0 : rng.bool(0.1) ? rng.int(-4, 4) : (rng.float() * 4 - 2) / Math.sqrt(k)),
         );
-      if (rng.bool(0.8)) spec.bias = Array.from({ length: o }, () => Math.fround(rng.bool(0.1) ? 0 : rng.float() * 4 - 2));
+      if (rng.bool(0.8))
+        spec.bias = Array.from({ length: o }, () => Math.fround(rng.bool(0.1) ? 0 : rng.float() * 4 - 2));
       if (rng.bool(0.4)) {
-        const a = Math.fround(rng.float() * 2 - 1.5), b = Math.fround(rng.float() * 2 - 0.5);
+        const a = Math.fround(rng.float() * 2 - 1.5),
+          b = Math.fround(rng.float() * 2 - 0.5);
         spec.clamp = [Math.min(a, b), Math.max(a, b)];
       }
       // relu raises lo to 0, so it only goes with a clamp whose hi is not negative
@@ -263,7 +276,8 @@ export function randomEpilogue(rng: Rng, kind: 'f32' | 's8' | 'b1', o: number, k
       const spec: S8Spec = { kind: 's8', multiplier, shift };
       if (rng.bool(0.7)) spec.bias = Array.from({ length: o }, () => (rng.bool(0.05) ? int32() : rng.int(-60, 60)));
       if (rng.bool(0.4)) {
-        const a = rng.int(-128, 127), b = rng.int(-128, 127);
+        const a = rng.int(-128, 127),
+          b = rng.int(-128, 127);
         spec.clamp = [Math.min(a, b), Math.max(a, b)];
       }
       return spec;
@@ -280,7 +294,8 @@ export function randomEpilogue(rng: Rng, kind: 'f32' | 's8' | 'b1', o: number, k
 }
 
 export function describeEpilogue(spec: EpilogueSpec): string {
-  const short = (v: number[] | undefined) => (v === undefined ? '-' : v.length > 4 ? `[${v.slice(0, 4).join(',')},...]` : `[${v.join(',')}]`);
+  const short = (v: number[] | undefined) =>
+    v === undefined ? '-' : v.length > 4 ? `[${v.slice(0, 4).join(',')},...]` : `[${v.join(',')}]`;
   switch (spec.kind) {
     case 'f32':
       return `f32(scale=${short(spec.scale)} bias=${short(spec.bias)} clamp=${spec.clamp ?? '-'} relu=${!!spec.relu})`;
@@ -344,7 +359,9 @@ export function expectEpilogue(y: Int32Array, o: number, spec: EpilogueSpec): Fl
 }
 
 /** The lib's output data in the same form as expectEpilogue's. */
-export function actualData(data: Float32Array | Int8Array | BigUint64Array | Int32Array | Uint8Array): Float32Array | Int8Array | Uint32Array {
+export function actualData(
+  data: Float32Array | Int8Array | BigUint64Array | Int32Array | Uint8Array,
+): Float32Array | Int8Array | Uint32Array {
   if (data instanceof BigUint64Array) return u32View(data);
   return data as Float32Array | Int8Array;
 }
@@ -388,14 +405,22 @@ export function diff(
       for (let b = 0; b < 32; ++b)
         if ((x >>> b) & 1) {
           const ch = half * 32 + b;
-          bits.push(ch < channels ? `c${ch}: got ${(actual[i] >>> b) & 1}, want ${(expected[i] >>> b) & 1}` : `tail bit ${ch} set`);
+          bits.push(
+            ch < channels
+              ? `c${ch}: got ${(actual[i] >>> b) & 1}, want ${(expected[i] >>> b) & 1}`
+              : `tail bit ${ch} set`,
+          );
         }
-      lines.push(`  pixel ${coordinates(pixel, shape.slice(0, -1).concat([1]))} ${bits.slice(0, 4).join('; ')}${extra ? ' ' + extra(pixel) : ''}`);
+      lines.push(
+        `  pixel ${coordinates(pixel, shape.slice(0, -1).concat([1]))} ${bits.slice(0, 4).join('; ')}${extra ? ' ' + extra(pixel) : ''}`,
+      );
     } else {
       lines.push(`  at ${coordinates(i, shape)}: got ${actual[i]}, want ${expected[i]}${extra ? ' ' + extra(i) : ''}`);
     }
   }
-  return count === 0 ? '' : `${count} mismatching ${packed ? 'words' : 'values'} of ${actual.length}:\n${lines.join('\n')}`;
+  return count === 0
+    ? ''
+    : `${count} mismatching ${packed ? 'words' : 'values'} of ${actual.length}:\n${lines.join('\n')}`;
 }
 
 /** Byte-exact equality of two typed arrays' contents; '' when equal, else the first differing byte. */

@@ -32,7 +32,7 @@ export class Rng {
     if (hi < lo) throw new Error(`Rng.int: empty range [${lo}, ${hi}]`);
     const span = hi - lo + 1;
     if (span <= 4294967296) return lo + Math.floor(this.float() * span);
-    return lo + Math.floor((this.u32() * 4294967296 + this.u32()) / 18446744073709551616 * span);
+    return lo + Math.floor(((this.u32() * 4294967296 + this.u32()) / 18446744073709551616) * span);
   }
 
   /** True with probability p. */

@@ -13,7 +13,8 @@ import { Rng } from './rng.js';
 export function integerModel(seed = 1): Uint8Array {
   const rand = new Rng(seed);
   const r = () => rand.float();
-  const int8 = (n: number, lo: number, hi: number) => Int8Array.from({ length: n }, () => lo + Math.floor(r() * (hi - lo + 1)));
+  const int8 = (n: number, lo: number, hi: number) =>
+    Int8Array.from({ length: n }, () => lo + Math.floor(r() * (hi - lo + 1)));
   const graph: Graph = {
     inputs: [{ name: 'image', tensor: 0 }],
     outputs: [{ name: 'probs', tensor: 7 }],
@@ -30,19 +31,52 @@ export function integerModel(seed = 1): Uint8Array {
     nodes: [
       { name: 'quantize', op: 'quantize', inputs: [0], outputs: [1] },
       {
-        name: 'conv1', op: 'qconv2d', inputs: [1], outputs: [2],
-        attrs: { kernel: [3, 3], stride: [1, 1], dilation: [1, 1], pads: [1, 1, 1, 1], groups: 1, bits: 8, clamp: [0, 255] },
+        name: 'conv1',
+        op: 'qconv2d',
+        inputs: [1],
+        outputs: [2],
+        attrs: {
+          kernel: [3, 3],
+          stride: [1, 1],
+          dilation: [1, 1],
+          pads: [1, 1, 1, 1],
+          groups: 1,
+          bits: 8,
+          clamp: [0, 255],
+        },
         data: {
           weights: int8(5 * 3 * 3 * 2, -127, 127),
           bias: Int32Array.from({ length: 5 }, () => Math.floor(r() * 2000) - 1000),
-          multiplier: Int32Array.from({ length: 5 }, () => 1 << 30 | Math.floor(r() * (1 << 29))),
+          multiplier: Int32Array.from({ length: 5 }, () => (1 << 30) | Math.floor(r() * (1 << 29))),
           shift: Uint8Array.from({ length: 5 }, () => 38 + Math.floor(r() * 3)),
         },
       },
-      { name: 'pool1', op: 'maxpool', inputs: [2], outputs: [3], attrs: { kernel: [2, 2], stride: [2, 2], pads: [0, 0, 0, 0] } },
+      {
+        name: 'pool1',
+        op: 'maxpool',
+        inputs: [2],
+        outputs: [3],
+        attrs: { kernel: [2, 2], stride: [2, 2], pads: [0, 0, 0, 0] },
+      },
       { name: 'flatten', op: 'reshape', inputs: [3], outputs: [4] },
-      { name: 'fc', op: 'qdense', inputs: [4], outputs: [5], attrs: { bits: 4 }, data: { weights: packNibbles(int8(4 * 45, -8, 7)) } },
-      { name: 'fc.dequantize', op: 'affine', inputs: [5], outputs: [6], data: { scale: Float32Array.from({ length: 4 }, () => 0.001 + r() * 0.01), bias: Float32Array.from({ length: 4 }, () => r() - 0.5) } },
+      {
+        name: 'fc',
+        op: 'qdense',
+        inputs: [4],
+        outputs: [5],
+        attrs: { bits: 4 },
+        data: { weights: packNibbles(int8(4 * 45, -8, 7)) },
+      },
+      {
+        name: 'fc.dequantize',
+        op: 'affine',
+        inputs: [5],
+        outputs: [6],
+        data: {
+          scale: Float32Array.from({ length: 4 }, () => 0.001 + r() * 0.01),
+          bias: Float32Array.from({ length: 4 }, () => r() - 0.5),
+        },
+      },
       { name: 'softmax', op: 'softmax', inputs: [6], outputs: [7] },
     ],
   };
@@ -75,18 +109,37 @@ export function binaryModel(seed = 2): Uint8Array {
       { name: 'quantize', op: 'quantize', inputs: [0], outputs: [1] },
       { name: 'sign', op: 'sign', inputs: [1], outputs: [2] },
       {
-        name: 'conv1', op: 'bconv2d', inputs: [2], outputs: [3],
+        name: 'conv1',
+        op: 'bconv2d',
+        inputs: [2],
+        outputs: [3],
         attrs: { kernel: [3, 3], stride: [1, 1], dilation: [1, 1], pads: [1, 1, 1, 1], groups: 1, pad_value: 'zero' },
-        data: { weights: packSignBits(conv), threshold: Int32Array.from({ length: 64 }, () => Math.floor(r() * 9) - 4), flip: Uint8Array.from({ length: 64 }, () => (r() < 0.3 ? 1 : 0)) },
+        data: {
+          weights: packSignBits(conv),
+          threshold: Int32Array.from({ length: 64 }, () => Math.floor(r() * 9) - 4),
+          flip: Uint8Array.from({ length: 64 }, () => (r() < 0.3 ? 1 : 0)),
+        },
       },
-      { name: 'pool1', op: 'maxpool', inputs: [3], outputs: [4], attrs: { kernel: [2, 2], stride: [2, 2], pads: [0, 0, 0, 0] } },
+      {
+        name: 'pool1',
+        op: 'maxpool',
+        inputs: [3],
+        outputs: [4],
+        attrs: { kernel: [2, 2], stride: [2, 2], pads: [0, 0, 0, 0] },
+      },
       { name: 'flatten', op: 'reshape', inputs: [4], outputs: [5] },
       {
-        name: 'fc', op: 'bdense', inputs: [5], outputs: [6],
-        data: { weights: packSignBits(fc), scale: Float32Array.from({ length: 3 }, () => 0.01 + r() * 0.1), bias: Float32Array.from({ length: 3 }, () => r() - 0.5) },
+        name: 'fc',
+        op: 'bdense',
+        inputs: [5],
+        outputs: [6],
+        data: {
+          weights: packSignBits(fc),
+          scale: Float32Array.from({ length: 3 }, () => 0.01 + r() * 0.1),
+          bias: Float32Array.from({ length: 3 }, () => r() - 0.5),
+        },
       },
     ],
   };
   return encodeModel(graph);
 }
-

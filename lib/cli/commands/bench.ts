@@ -26,7 +26,8 @@ export const bench: Command = {
   async run(args, io) {
     const batches = (args.string('batch') ?? '1,64').split(',').map((b) => intOption(b.trim(), '--batch', 1, 'bench'));
     const threadsText = args.string('threads');
-    const threadCount = threadsText === undefined ? undefined : intOption(threadsText, '--threads', 1, 'bench', 1, MAX_THREADS);
+    const threadCount =
+      threadsText === undefined ? undefined : intOption(threadsText, '--threads', 1, 'bench', 1, MAX_THREADS);
     const seconds = numberOption(args.string('seconds'), '--seconds', 3, 'bench');
     const onnxPath = args.string('vs-onnx');
     if (onnxPath !== undefined) inputFile(onnxPath, 'an ONNX model file', 'bench');
@@ -38,10 +39,14 @@ export const bench: Command = {
       const size = perSample(model);
       const sampleShape = model.inputs[0].sampleShape;
       const ort = onnxPath === undefined ? undefined : await loadOrt();
-      const session = ort && onnxPath !== undefined ? await ortSession(ort, readFileSync(onnxPath), threads()) : undefined;
+      const session =
+        ort && onnxPath !== undefined ? await ortSession(ort, readFileSync(onnxPath), threads()) : undefined;
       try {
-        io.stdout.write(`lowbit bench ${modelPath}: isa ${isa()}, ${plural(threads(), 'thread')}` +
-          (session ? `; onnxruntime-node ${onnxPath} with ${plural(threads(), 'intra-op thread')}` : '') + '\n\n');
+        io.stdout.write(
+          `lowbit bench ${modelPath}: isa ${isa()}, ${plural(threads(), 'thread')}` +
+            (session ? `; onnxruntime-node ${onnxPath} with ${plural(threads(), 'intra-op thread')}` : '') +
+            '\n\n',
+        );
         const rows: string[][] = [];
         const rnd = random(1);
         for (const batch of batches) {
@@ -62,8 +67,16 @@ export const bench: Command = {
           const reference = timings.get('onnxruntime');
           for (const impl of impls) {
             const t = timings.get(impl.name)!;
-            const row = [String(batch), impl.name, t.median.toFixed(3), t.min.toFixed(3), formatInt((1000 * batch) / t.median), String(t.runs)];
-            if (reference) row.push(impl.name === 'lowbit' ? `${(reference.median / lowbit.median).toFixed(2)}x` : '1.00x');
+            const row = [
+              String(batch),
+              impl.name,
+              t.median.toFixed(3),
+              t.min.toFixed(3),
+              formatInt((1000 * batch) / t.median),
+              String(t.runs),
+            ];
+            if (reference)
+              row.push(impl.name === 'lowbit' ? `${(reference.median / lowbit.median).toFixed(2)}x` : '1.00x');
             rows.push(row);
           }
         }

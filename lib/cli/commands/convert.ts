@@ -4,7 +4,16 @@ import { extname } from 'node:path';
 import type { ConvertOptions } from '../../convert/convert.js';
 import { readF32, readFashionMnist, readLbds, toInput } from '../../data.js';
 import { ShapeError } from '../../errors.js';
-import { choice, inputFile, intOption, numberOption, outputFile, parseSize, UsageError, type Command } from '../args.js';
+import {
+  choice,
+  inputFile,
+  intOption,
+  numberOption,
+  outputFile,
+  parseSize,
+  UsageError,
+  type Command,
+} from '../args.js';
 import { formatBytes, formatInt, formatReport, Progress } from '../format.js';
 
 const USAGE = `usage: lowbit convert model.onnx -o model.lowbit --calib FILE [options]
@@ -35,12 +44,16 @@ async function calibrationSamples(path: string, onnx: Uint8Array, count: number)
   try {
     const { decodeModel } = await import('../../onnx/proto.js');
     const dims = decodeModel(onnx).inputs[0]?.dims.slice(1) ?? [];
-    if (dims.length > 0 && dims.every((d) => typeof d === 'number' && d > 0)) size = (dims as number[]).reduce((a, b) => a * b, 1);
+    if (dims.length > 0 && dims.every((d) => typeof d === 'number' && d > 0))
+      size = (dims as number[]).reduce((a, b) => a * b, 1);
   } catch {
     size = 0; // the converter reports a malformed model itself
   }
   if (size === 0) return values;
-  if (values.length % size !== 0) throw new ShapeError(`--calib ${path}: ${values.length} values are not whole samples of ${size} values (the ONNX model's input)`);
+  if (values.length % size !== 0)
+    throw new ShapeError(
+      `--calib ${path}: ${values.length} values are not whole samples of ${size} values (the ONNX model's input)`,
+    );
   return values.subarray(0, Math.min(values.length, count * size));
 }
 
@@ -65,26 +78,38 @@ export const convert: Command = {
     const bitsText = choice(args.string('bits'), '--bits', ['8', '4', 'mixed'] as const, 'convert');
     const budgetText = args.string('size-budget');
     const sizeBudget = budgetText === undefined ? undefined : parseSize(budgetText, '--size-budget', 'convert');
-    let bits: ConvertOptions['bits'] = bitsText === 'mixed' ? 'mixed' : bitsText === undefined ? undefined : bitsText === '4' ? 4 : 8;
+    let bits: ConvertOptions['bits'] =
+      bitsText === 'mixed' ? 'mixed' : bitsText === undefined ? undefined : bitsText === '4' ? 4 : 8;
     if (sizeBudget !== undefined && bits === undefined) bits = 'mixed';
-    if (bits === 'mixed' && sizeBudget === undefined) throw new UsageError('--bits mixed: needs --size-budget', 'convert');
-    if (sizeBudget !== undefined && bits !== 'mixed') throw new UsageError(`--size-budget: applies to --bits mixed, not --bits ${bits}`, 'convert');
+    if (bits === 'mixed' && sizeBudget === undefined)
+      throw new UsageError('--bits mixed: needs --size-budget', 'convert');
+    if (sizeBudget !== undefined && bits !== 'mixed')
+      throw new UsageError(`--size-budget: applies to --bits mixed, not --bits ${bits}`, 'convert');
     const boundary = choice(args.string('boundary-bits'), '--boundary-bits', ['8', '4'] as const, 'convert');
     let method = choice(args.string('calib-method'), '--calib-method', ['minmax', 'percentile'] as const, 'convert');
     const percentileText = args.string('percentile');
     let percentile: number | undefined;
     if (percentileText !== undefined) {
       percentile = numberOption(percentileText, '--percentile', 99.99, 'convert');
-      if (percentile > 100) throw new UsageError(`--percentile: expected a number in (0, 100], got '${percentileText}'`, 'convert');
+      if (percentile > 100)
+        throw new UsageError(`--percentile: expected a number in (0, 100], got '${percentileText}'`, 'convert');
       if (method === 'minmax') throw new UsageError('--percentile: applies to --calib-method percentile', 'convert');
       method = 'percentile';
     }
     const calibCount = intOption(args.string('calib-count'), '--calib-count', 500, 'convert');
     const calibPath = args.string('calib');
-    if (calibPath === undefined) throw new UsageError('convert: missing --calib FILE (calibration samples: a .lbds dataset, a .f32 file or fashion-mnist-train)', 'convert');
+    if (calibPath === undefined)
+      throw new UsageError(
+        'convert: missing --calib FILE (calibration samples: a .lbds dataset, a .f32 file or fashion-mnist-train)',
+        'convert',
+      );
     if (calibPath !== 'fashion-mnist-train') {
       const ext = extname(calibPath).toLowerCase();
-      if (ext !== '.lbds' && ext !== '.f32') throw new UsageError(`--calib: expected a .lbds or .f32 file or fashion-mnist-train, got '${calibPath}'`, 'convert');
+      if (ext !== '.lbds' && ext !== '.f32')
+        throw new UsageError(
+          `--calib: expected a .lbds or .f32 file or fashion-mnist-train, got '${calibPath}'`,
+          'convert',
+        );
       inputFile(calibPath, `a ${ext} file`, 'convert');
     }
 
@@ -113,7 +138,9 @@ export const convert: Command = {
     }).finally(() => bar?.finish());
     writeFileSync(output, bytes);
     io.stdout.write(formatReport(report));
-    io.stdout.write(`wrote ${output}: ${formatInt(bytes.length)} bytes (${formatBytes(bytes.length)}) in ${((performance.now() - start) / 1000).toFixed(1)} s\n`);
+    io.stdout.write(
+      `wrote ${output}: ${formatInt(bytes.length)} bytes (${formatBytes(bytes.length)}) in ${((performance.now() - start) / 1000).toFixed(1)} s\n`,
+    );
     return 0;
   },
 };

@@ -13,7 +13,17 @@ import { readFashionMnist, readLbds, toInput, type Dataset } from '../../data.js
 import type { Model } from '../../model/model.js';
 import { measure, type Impl } from '../../timing.js';
 import { intOption, MAX_THREADS, type Command } from '../args.js';
-import { engine, evaluateAccuracy, loadOrt, lowbitPredict, ortPredict, ortSession, type Ort, type OrtSession, type Predict } from '../evaluate.js';
+import {
+  engine,
+  evaluateAccuracy,
+  loadOrt,
+  lowbitPredict,
+  ortPredict,
+  ortSession,
+  type Ort,
+  type OrtSession,
+  type Predict,
+} from '../evaluate.js';
 import { formatInt, formatPercent, formatTable, modelKind, plural, Progress, type Io } from '../format.js';
 
 const USAGE = `usage: lowbit demo [--full] [--threads N] [--models DIR]   (also: npm start [-- --full] ...)
@@ -40,7 +50,10 @@ const PLAN_B64 = { warmupMs: 300, rounds: 5, roundMs: 250 };
 function modelsDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const candidates = [resolve(here, '../../../models'), resolve(here, '../../../../models')];
-  return candidates.find((d) => existsSync(join(d, SLICE)) || existsSync(join(d, FLOAT_MODEL))) ?? candidates[candidates.length - 1];
+  return (
+    candidates.find((d) => existsSync(join(d, SLICE)) || existsSync(join(d, FLOAT_MODEL))) ??
+    candidates[candidates.length - 1]
+  );
 }
 
 interface Contender {
@@ -89,7 +102,8 @@ function ortContender(ort: Ort, session: OrtSession, path: string, ds: Dataset):
 function howToCreate(dir: string): string {
   const d = relative(process.cwd(), dir) || '.';
   const calib = `--calib ${join(d, SLICE)}`;
-  const convert = (from: string, to: string, extra: string) => `  npx lowbit convert ${join(d, from)} -o ${join(d, `${to}.lowbit`)} ${calib}${extra}\n`;
+  const convert = (from: string, to: string, extra: string) =>
+    `  npx lowbit convert ${join(d, from)} -o ${join(d, `${to}.lowbit`)} ${calib}${extra}\n`;
   return (
     `No .lowbit models in ${d} (looked for ${DEMO_MODELS.map((m) => `${m}.lowbit`).join(', ')}).\n` +
     'Convert the ONNX models, calibrating on the shipped slice:\n' +
@@ -148,8 +162,11 @@ async function runDemo(full: boolean, dir: string, io: Io): Promise<number> {
     for (const m of present) contenders.push(lowbitContender(loadModel, `${m}.lowbit`, join(dir, `${m}.lowbit`), ds));
 
     const n = threads();
-    io.stdout.write(`lowbit Fashion-MNIST demo: isa ${isa()}, ${plural(n, 'thread')}` +
-      (session ? `, reference onnxruntime-node with ${plural(n, 'intra-op thread')}` : '') + `\nevaluated on ${dataName}\n\n`);
+    io.stdout.write(
+      `lowbit Fashion-MNIST demo: isa ${isa()}, ${plural(n, 'thread')}` +
+        (session ? `, reference onnxruntime-node with ${plural(n, 'intra-op thread')}` : '') +
+        `\nevaluated on ${dataName}\n\n`,
+    );
 
     for (const c of contenders) {
       const bar = new Progress(io.stderr, `accuracy ${c.name}`, ds.count, false);
@@ -158,10 +175,16 @@ async function runDemo(full: boolean, dir: string, io: Io): Promise<number> {
       c.accuracy = r.correct / r.total;
     }
 
-    for (const [batch, plan] of [[1, PLAN_B1], [64, PLAN_B64]] as const) {
+    for (const [batch, plan] of [
+      [1, PLAN_B1],
+      [64, PLAN_B64],
+    ] as const) {
       if (batch > ds.count) continue;
       io.stderr.write(`timing batch ${batch} ...\n`);
-      const timings = await measure(contenders.map((c) => c.timed(batch)), plan);
+      const timings = await measure(
+        contenders.map((c) => c.timed(batch)),
+        plan,
+      );
       contenders.forEach((c) => {
         const ms = timings.get(c.name)!.median;
         if (batch === 1) c.b1 = ms;
@@ -181,10 +204,13 @@ async function runDemo(full: boolean, dir: string, io: Io): Promise<number> {
       ratio(c.b1, reference?.b1, true),
       ratio(c.b64, reference?.b64, false),
     ]);
-    io.stdout.write(formatTable(
-      ['model', 'kind', 'accuracy', 'bytes', 'batch 1 ms', 'batch 64 img/s', 'speed-up b1', 'speed-up b64'],
-      rows, ['left', 'left'],
-    ));
+    io.stdout.write(
+      formatTable(
+        ['model', 'kind', 'accuracy', 'bytes', 'batch 1 ms', 'batch 64 img/s', 'speed-up b1', 'speed-up b64'],
+        rows,
+        ['left', 'left'],
+      ),
+    );
     io.stdout.write(
       (reference
         ? `\nspeed-up: against ${FLOAT_MODEL} in onnxruntime-node; batch 1 from median latencies, batch 64 from throughputs.\n`
@@ -204,7 +230,8 @@ export const demo: Command = {
   options: { full: { type: 'boolean' }, threads: { type: 'string' }, models: { type: 'string' } },
   async run(args, io) {
     const threadsText = args.string('threads');
-    const threads = threadsText === undefined ? undefined : intOption(threadsText, '--threads', 1, 'demo', 1, MAX_THREADS);
+    const threads =
+      threadsText === undefined ? undefined : intOption(threadsText, '--threads', 1, 'demo', 1, MAX_THREADS);
     if (threads !== undefined) (await engine()).setThreads(threads);
     return await runDemo(args.flag('full'), args.string('models') ?? modelsDir(), io);
   },

@@ -39,11 +39,14 @@ export const evaluate: Command = {
       const result = await evaluateAccuracy(predict, ds, { count, batch, progress: (done) => bar.update(done) });
       bar.finish();
       const label = name === 'fashion-mnist' ? 'Fashion-MNIST t10k' : name;
-      io.stdout.write(`accuracy ${formatPercent(result.correct / result.total)} (${result.correct}/${result.total}) on ${label}\n`);
+      io.stdout.write(
+        `accuracy ${formatPercent(result.correct / result.total)} (${result.correct}/${result.total}) on ${label}\n`,
+      );
       const perImage = result.totalMs / result.total;
-      const batchLine = result.batchMs.length > 0
-        ? `median ${median(result.batchMs).toFixed(3)} ms per batch of ${batch} (min ${result.batchMs.reduce((a, b) => Math.min(a, b)).toFixed(3)}), `
-        : '';
+      const batchLine =
+        result.batchMs.length > 0
+          ? `median ${median(result.batchMs).toFixed(3)} ms per batch of ${batch} (min ${result.batchMs.reduce((a, b) => Math.min(a, b)).toFixed(3)}), `
+          : '';
       io.stdout.write(
         `latency: ${batchLine}${perImage.toFixed(4)} ms per image, ${formatInt(1000 / perImage)} images/s ` +
           `(${result.total} images in ${(result.totalMs / 1000).toFixed(2)} s, isa ${isa()}, ${plural(threads(), 'thread')})\n`,

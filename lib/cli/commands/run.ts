@@ -29,7 +29,8 @@ export const run: Command = {
     const inputPath = args.string('input');
     if (!inputPath) throw new UsageError('run: missing --input FILE (.lbds or .f32)', 'run');
     const ext = extname(inputPath).toLowerCase();
-    if (ext !== '.lbds' && ext !== '.f32') throw new UsageError(`--input: expected a .lbds or .f32 file, got '${inputPath}'`, 'run');
+    if (ext !== '.lbds' && ext !== '.f32')
+      throw new UsageError(`--input: expected a .lbds or .f32 file, got '${inputPath}'`, 'run');
     inputFile(inputPath, 'a .lbds or .f32 file', 'run');
     const countLimit = intOption(args.string('count'), '--count', Number.MAX_SAFE_INTEGER, 'run');
     const batch = intOption(args.string('batch'), '--batch', 64, 'run');
@@ -49,7 +50,11 @@ export const run: Command = {
         samples = readF32(inputPath, size);
         count = Math.min(countLimit, samples.length / size);
       }
-      const outputs = model.outputs.map((o) => ({ name: o.name, size: o.sampleShape.reduce((a, b) => a * b, 1), parts: [] as Float32Array[] }));
+      const outputs = model.outputs.map((o) => ({
+        name: o.name,
+        size: o.sampleShape.reduce((a, b) => a * b, 1),
+        parts: [] as Float32Array[],
+      }));
       for (let start = 0; start < count; start += batch) {
         const n = Math.min(batch, count - start);
         const input = ds ? toInput(ds, start, n) : samples!.subarray(start * size, (start + n) * size);
@@ -74,7 +79,9 @@ export const run: Command = {
           at += o.all.length * 4;
         }
         writeFileSync(outputPath, bytes);
-        io.stdout.write(`wrote ${outputPath}: ${joined.map((o) => `${o.name} [${count}, ${model.outputs.find((m) => m.name === o.name)!.sampleShape.join(', ')}]`).join(', then ')} as float32 (${formatInt(bytes.length)} bytes)\n`);
+        io.stdout.write(
+          `wrote ${outputPath}: ${joined.map((o) => `${o.name} [${count}, ${model.outputs.find((m) => m.name === o.name)!.sampleShape.join(', ')}]`).join(', then ')} as float32 (${formatInt(bytes.length)} bytes)\n`,
+        );
         return 0;
       }
       const first = joined[0];
@@ -89,7 +96,9 @@ export const run: Command = {
         }
         rows.push(row);
       }
-      io.stdout.write(formatTable(ds ? ['sample', `argmax ${first.name}`, 'label'] : ['sample', `argmax ${first.name}`], rows));
+      io.stdout.write(
+        formatTable(ds ? ['sample', `argmax ${first.name}`, 'label'] : ['sample', `argmax ${first.name}`], rows),
+      );
       if (ds) io.stdout.write(`accuracy ${formatPercent(correct / count)} (${correct}/${count})\n`);
       return 0;
     });

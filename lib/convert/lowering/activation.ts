@@ -23,9 +23,19 @@ export const ACTIVATION_LOWERINGS: LoweringTable<'clip' | 'prelu' | 'softmax'> =
       const pos = dyadicArrays(new Array(channels).fill(inScale / q.scale));
       const neg = dyadicArrays(Array.from(slope, (s) => (s * inScale) / q.scale));
       const t = b.q8Tensor(n.output, shape, q);
-      b.addNode(n.name, 'prelu', [v.t], [t], { clamp: quantClamp(q) }, {
-        multiplier_pos: pos.multiplier, shift_pos: pos.shift, multiplier_neg: neg.multiplier, shift_neg: neg.shift,
-      });
+      b.addNode(
+        n.name,
+        'prelu',
+        [v.t],
+        [t],
+        { clamp: quantClamp(q) },
+        {
+          multiplier_pos: pos.multiplier,
+          shift_pos: pos.shift,
+          multiplier_neg: neg.multiplier,
+          shift_neg: neg.shift,
+        },
+      );
       b.values.set(n.output, { kind: 'q8', t });
     },
   },

@@ -17,7 +17,9 @@ export const ARITHMETIC_LOWERINGS: LoweringTable<'add' | 'affine'> = {
   add: { lower: lowerJoin },
   affine: {
     lower(_b, n) {
-      throw new UnsupportedError(`node '${n.name}': a per-channel scale/shift (BatchNormalization or Mul/Add by a constant) that does not follow a Conv or Gemm is not supported`);
+      throw new UnsupportedError(
+        `node '${n.name}': a per-channel scale/shift (BatchNormalization or Mul/Add by a constant) that does not follow a Conv or Gemm is not supported`,
+      );
     },
   },
 };

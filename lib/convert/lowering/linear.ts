@@ -7,8 +7,24 @@
 import type { FloatNode, ImportedQuant } from '../../onnx/ir.js';
 import { thresholdsFromAffine } from '../../ops/binary.js';
 import type { GraphData, GraphTensor } from '../../model/format.js';
-import { binaryScales, packNibbles, packSignBits, permuteFlattenedColumns, quantizeChannels, toOhwi } from '../weights.js';
-import { dataBytes, dyadicArrays, floatClamp, int32Bias, quantClamp, sampleShape, type GraphBuilder, type LoweringTable } from '../graph-builder.js';
+import {
+  binaryScales,
+  packNibbles,
+  packSignBits,
+  permuteFlattenedColumns,
+  quantizeChannels,
+  toOhwi,
+} from '../weights.js';
+import {
+  dataBytes,
+  dyadicArrays,
+  floatClamp,
+  int32Bias,
+  quantClamp,
+  sampleShape,
+  type GraphBuilder,
+  type LoweringTable,
+} from '../graph-builder.js';
 
 function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dense' }>): void {
   let input = b.value(n.input);
@@ -64,7 +80,14 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
     if (mst) data.mst = mst.bytes;
     const t = dtype === 's8' ? b.q8Tensor(out, outShape, q!) : b.addTensor(out, dtype, outShape);
     b.addNode(n.name, n.op === 'conv' ? 'bconv2d' : 'bdense', [input.t], [t], attrs, data);
-    b.layers.push({ name: n.name, kind: mst ? 'binary+MST' : 'binary', bytes: dataBytes(data), tensor: out, binary: binaryOutput, note: mst?.note });
+    b.layers.push({
+      name: n.name,
+      kind: mst ? 'binary+MST' : 'binary',
+      bytes: dataBytes(data),
+      tensor: out,
+      binary: binaryOutput,
+      note: mst?.note,
+    });
     b.values.set(out, { kind: dtype === 'b1' ? 'b1' : dtype === 'f32' ? 'f32' : 'q8', t });
     return;
   }
@@ -103,7 +126,10 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
     return;
   }
   const qOut = b.quant(out);
-  Object.assign(data, { bias: int32Bias(bias, accScale, n.name), ...dyadicArrays(Array.from(accScale, (s) => s / qOut.scale)) });
+  Object.assign(data, {
+    bias: int32Bias(bias, accScale, n.name),
+    ...dyadicArrays(Array.from(accScale, (s) => s / qOut.scale)),
+  });
   attrs.clamp = quantClamp(qOut, clip?.min, clip?.max);
   const t = b.q8Tensor(out, outShape, qOut);
   b.addNode(n.name, op, [input.t], [t], attrs, data);

@@ -9,7 +9,13 @@ function lowerAverage(b: GraphBuilder, n: Extract<FloatNode, { op: 'avgpool' | '
   const q = b.quantOfTensor(v.t);
   const t = b.addTensor(n.output, q.dtype, shape, q);
   const attrs: Record<string, unknown> = { clamp: quantClamp(quantOf(q)) };
-  if (n.op === 'avgpool') Object.assign(attrs, { kernel: n.attrs.kernel, stride: n.attrs.stride, pads: n.attrs.pads, count_include_pad: n.countIncludePad });
+  if (n.op === 'avgpool')
+    Object.assign(attrs, {
+      kernel: n.attrs.kernel,
+      stride: n.attrs.stride,
+      pads: n.attrs.pads,
+      count_include_pad: n.countIncludePad,
+    });
   b.addNode(n.name, n.op, [v.t], [t], attrs);
   b.values.set(n.output, { kind: 'q8', t });
 }
@@ -21,7 +27,12 @@ export const POOL_LOWERINGS: LoweringTable<'maxpool' | 'avgpool' | 'global_avgpo
       let v = b.value(n.input);
       if (v.kind === 'f32') v = b.asQ8(n.input, v);
       const src = b.tensors[v.t];
-      const t = b.addTensor(n.output, src.dtype, shape, src.scale ? { dtype: src.dtype as 'u8', scale: src.scale, zeroPoint: src.zero_point! } : undefined);
+      const t = b.addTensor(
+        n.output,
+        src.dtype,
+        shape,
+        src.scale ? { dtype: src.dtype as 'u8', scale: src.scale, zeroPoint: src.zero_point! } : undefined,
+      );
       b.addNode(n.name, 'maxpool', [v.t], [t], { kernel: n.attrs.kernel, stride: n.attrs.stride, pads: n.attrs.pads });
       b.values.set(n.output, { kind: v.kind, t });
     },

@@ -29,7 +29,11 @@ export const ACTIVATION_RULES: Record<string, CanonRule> = {
       const x = c.activation(node, ins, 0);
       rank2or4(node, x);
       const alpha = node.attrs.float('alpha', 0.01);
-      c.emit(node, { op: 'prelu', input: x.tensor, slope: toConstant(new Float64Array(x.dims[1]).fill(alpha), [x.dims[1]]) });
+      c.emit(node, {
+        op: 'prelu',
+        input: x.tensor,
+        slope: toConstant(new Float64Array(x.dims[1]).fill(alpha), [x.dims[1]]),
+      });
     },
   },
 
@@ -50,7 +54,9 @@ export const ACTIVATION_RULES: Record<string, CanonRule> = {
       const axisAttr = node.attrs.int('axis', c.opset < 13 ? 1 : -1);
       const axis = axisAttr < 0 ? axisAttr + x.dims.length : axisAttr;
       if (x.dims.length !== 2 || axis !== 1) {
-        throw new UnsupportedError(`${nodeLabel(node)}: Softmax on axis ${axisAttr} of ${formatDims(x.dims)}; supported: axis 1 (or -1) of a rank-2 [N, C] tensor`);
+        throw new UnsupportedError(
+          `${nodeLabel(node)}: Softmax on axis ${axisAttr} of ${formatDims(x.dims)}; supported: axis 1 (or -1) of a rank-2 [N, C] tensor`,
+        );
       }
       c.emit(node, { op: 'softmax', input: x.tensor });
     },

@@ -15,11 +15,16 @@ function arithmetic(c: Canonicalizer, node: RawNode, ins: Inputs): void {
   const p = c.present(node, ins, 0);
   const q = c.present(node, ins, 1);
   if (p.kind !== 'const' && q.kind !== 'const') {
-    if (op !== 'Add') throw new UnsupportedError(`${nodeLabel(node)}: ${op} of two activations is not supported; supported: Add of two activations, ${op} of an activation and a constant`);
+    if (op !== 'Add')
+      throw new UnsupportedError(
+        `${nodeLabel(node)}: ${op} of two activations is not supported; supported: Add of two activations, ${op} of an activation and a constant`,
+      );
     const x = c.activation(node, ins, 0);
     const y = c.activation(node, ins, 1);
     if (x.dims.length !== y.dims.length || x.dims.some((d, i) => d !== y.dims[i])) {
-      throw new UnsupportedError(`${nodeLabel(node)}: Add of activations of different shapes ${formatDims(x.dims)} and ${formatDims(y.dims)} (broadcasting) is not supported`);
+      throw new UnsupportedError(
+        `${nodeLabel(node)}: Add of activations of different shapes ${formatDims(x.dims)} and ${formatDims(y.dims)} (broadcasting) is not supported`,
+      );
     }
     c.emit(node, { op: 'add', inputs: [x.tensor, y.tensor] });
     return;
@@ -36,10 +41,28 @@ function arithmetic(c: Canonicalizer, node: RawNode, ins: Inputs): void {
     case 'Mul':
       return c.affine(node, x, k, zeros);
     case 'Sub':
-      return constFirst ? c.affine(node, x, ones.map(() => -1), k) : c.affine(node, x, ones, k.map((v) => -v));
+      return constFirst
+        ? c.affine(
+            node,
+            x,
+            ones.map(() => -1),
+            k,
+          )
+        : c.affine(
+            node,
+            x,
+            ones,
+            k.map((v) => -v),
+          );
     default:
-      if (constFirst) throw new UnsupportedError(`${nodeLabel(node)}: Div of a constant by an activation is not supported`);
-      return c.affine(node, x, k.map((v) => 1 / v), zeros);
+      if (constFirst)
+        throw new UnsupportedError(`${nodeLabel(node)}: Div of a constant by an activation is not supported`);
+      return c.affine(
+        node,
+        x,
+        k.map((v) => 1 / v),
+        zeros,
+      );
   }
 }
 

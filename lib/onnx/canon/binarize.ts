@@ -33,7 +33,14 @@ function comparison(c: Canonicalizer, node: RawNode, ins: Inputs): void {
   const [xv, zero] = xFirst ? [p, q] : [q, p];
   if (xv.kind !== 'const' && zero.kind === 'const' && allEqual(zero.t, 0)) {
     const x = c.activation(node, ins, xFirst ? 0 : 1);
-    if (fitsOnto(zero.t.dims, x.dims)) return c.set(node, { kind: 'cond', x: x.tensor, ge: op === 'GreaterOrEqual' || op === 'LessOrEqual', dims: x.dims, node });
+    if (fitsOnto(zero.t.dims, x.dims))
+      return c.set(node, {
+        kind: 'cond',
+        x: x.tensor,
+        ge: op === 'GreaterOrEqual' || op === 'LessOrEqual',
+        dims: x.dims,
+        node,
+      });
   }
   throw new UnsupportedError(
     `${nodeLabel(node)}: ${op} on an activation is supported only as a binarization condition x >= 0 (GreaterOrEqual(x, 0), LessOrEqual(0, x)) or x < 0 (Less(x, 0), Greater(0, x))`,
@@ -58,7 +65,10 @@ export const BINARIZE_RULES: Record<string, CanonRule> = {
     attrs: [],
     canonicalize(c, node, ins) {
       const cond = c.present(node, ins, 0);
-      if (cond.kind !== 'cond') throw new UnsupportedError(`${nodeLabel(node)}: Not on an activation is supported only on a binarization condition (x >= 0 or x < 0)`);
+      if (cond.kind !== 'cond')
+        throw new UnsupportedError(
+          `${nodeLabel(node)}: Not on an activation is supported only on a binarization condition (x >= 0 or x < 0)`,
+        );
       c.set(node, { ...cond, ge: !cond.ge, node });
     },
   },

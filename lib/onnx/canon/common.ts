@@ -87,13 +87,19 @@ const MAX_WINDOW = 65535;
 /** A window attribute: `count` integers >= `min` (else malformed), up to MAX_WINDOW (else unsupported). */
 function windowInts(node: RawNode, name: string, v: number[], count: number, min: number): void {
   if (v.length !== count || v.some((k) => !Number.isInteger(k) || k < min)) {
-    throw new ModelFormatError(`${nodeLabel(node)}: attribute "${name}" is [${v.join(', ')}], expected ${count} integers >= ${min}${count === 2 ? ' (2-D windows only)' : ''}`);
+    throw new ModelFormatError(
+      `${nodeLabel(node)}: attribute "${name}" is [${v.join(', ')}], expected ${count} integers >= ${min}${count === 2 ? ' (2-D windows only)' : ''}`,
+    );
   }
-  if (v.some((k) => k > MAX_WINDOW)) throw new UnsupportedError(`${nodeLabel(node)}: attribute "${name}" is [${v.join(', ')}]; supported: values in [${min}, ${MAX_WINDOW}]`);
+  if (v.some((k) => k > MAX_WINDOW))
+    throw new UnsupportedError(
+      `${nodeLabel(node)}: attribute "${name}" is [${v.join(', ')}]; supported: values in [${min}, ${MAX_WINDOW}]`,
+    );
 }
 
 export function scalarOf(node: RawNode, t: CTensor, role: string): number {
-  if (size(t.dims) !== 1) throw new UnsupportedError(`${nodeLabel(node)}: the ${role} must be a single value, got ${formatDims(t.dims)}`);
+  if (size(t.dims) !== 1)
+    throw new UnsupportedError(`${nodeLabel(node)}: the ${role} must be a single value, got ${formatDims(t.dims)}`);
   return t.data[0];
 }
 
@@ -102,7 +108,9 @@ export function perChannel(node: RawNode, c: CTensor, x: Act, role: string): Flo
   const channels = x.dims[1];
   const rank = x.dims.length;
   if (!fitsOnto(c.dims, x.dims)) {
-    throw new UnsupportedError(`${nodeLabel(node)}: the ${role} ${formatDims(c.dims)} does not broadcast onto the activation ${formatDims(x.dims)} without changing its shape`);
+    throw new UnsupportedError(
+      `${nodeLabel(node)}: the ${role} ${formatDims(c.dims)} does not broadcast onto the activation ${formatDims(x.dims)} without changing its shape`,
+    );
   }
   const aligned = c.dims.map((d, i) => [rank - c.dims.length + i, d]);
   if (aligned.every(([axis, d]) => d === 1 || axis === 1)) {
@@ -115,7 +123,11 @@ export function perChannel(node: RawNode, c: CTensor, x: Act, role: string): Flo
   );
 }
 
-export function windowAttrs(node: RawNode, x: Act, kernelDefault?: number[]): { kernel: [number, number]; stride: [number, number]; dilation: [number, number]; pads: PoolAttrs['pads'] } {
+export function windowAttrs(
+  node: RawNode,
+  x: Act,
+  kernelDefault?: number[],
+): { kernel: [number, number]; stride: [number, number]; dilation: [number, number]; pads: PoolAttrs['pads'] } {
   const a = node.attrs;
   const kernel = a.ints('kernel_shape') ?? kernelDefault;
   if (!kernel) throw new ModelFormatError(`${nodeLabel(node)}: attribute "kernel_shape" is required`);
@@ -142,16 +154,27 @@ export function windowAttrs(node: RawNode, x: Act, kernelDefault?: number[]): { 
       pads[axis + 2] = total - pads[axis];
     }
   } else {
-    throw new ModelFormatError(`${nodeLabel(node)}: attribute "auto_pad" is "${autoPad}", expected NOTSET, VALID, SAME_UPPER or SAME_LOWER`);
+    throw new ModelFormatError(
+      `${nodeLabel(node)}: attribute "auto_pad" is "${autoPad}", expected NOTSET, VALID, SAME_UPPER or SAME_LOWER`,
+    );
   }
-  return { kernel: [kernel[0], kernel[1]], stride: [stride[0], stride[1]], dilation: [dilation[0], dilation[1]], pads: [pads[0], pads[1], pads[2], pads[3]] };
+  return {
+    kernel: [kernel[0], kernel[1]],
+    stride: [stride[0], stride[1]],
+    dilation: [dilation[0], dilation[1]],
+    pads: [pads[0], pads[1], pads[2], pads[3]],
+  };
 }
 
 export function rank4(node: RawNode, x: Act, what = '2-D (NCHW) activations'): void {
-  if (x.dims.length !== 4) throw new UnsupportedError(`${nodeLabel(node)}: input ${formatDims(x.dims)} has rank ${x.dims.length}; supported: ${what}`);
+  if (x.dims.length !== 4)
+    throw new UnsupportedError(
+      `${nodeLabel(node)}: input ${formatDims(x.dims)} has rank ${x.dims.length}; supported: ${what}`,
+    );
 }
 
 /** An activation of rank 2 or 4 (what per-channel operators take). */
 export function rank2or4(node: RawNode, x: Act): void {
-  if (x.dims.length !== 2 && x.dims.length !== 4) throw new UnsupportedError(`${nodeLabel(node)}: activation ${formatDims(x.dims)} must be rank 2 or 4`);
+  if (x.dims.length !== 2 && x.dims.length !== 4)
+    throw new UnsupportedError(`${nodeLabel(node)}: activation ${formatDims(x.dims)} must be rank 2 or 4`);
 }

@@ -12,17 +12,25 @@ export const LINEAR_RULES: Record<string, CanonRule> = {
       const x = c.activation(node, ins, 0);
       rank4(node, x, 'rank-4 NCHW input (2-D convolution)');
       const w = c.constant(node, ins, 1, 'weight');
-      if (w.dims.length !== 4) throw new UnsupportedError(`${nodeLabel(node)}: weight ${formatDims(w.dims)} is not rank 4 (2-D convolution only)`);
+      if (w.dims.length !== 4)
+        throw new UnsupportedError(
+          `${nodeLabel(node)}: weight ${formatDims(w.dims)} is not rank 4 (2-D convolution only)`,
+        );
       const b = ins[2] ? c.constant(node, ins, 2, 'bias') : undefined;
-      if (b && (b.dims.length !== 1 || b.dims[0] !== w.dims[0])) throw new ModelFormatError(`${nodeLabel(node)}: bias ${formatDims(b.dims)} for ${w.dims[0]} output channels`);
+      if (b && (b.dims.length !== 1 || b.dims[0] !== w.dims[0]))
+        throw new ModelFormatError(`${nodeLabel(node)}: bias ${formatDims(b.dims)} for ${w.dims[0]} output channels`);
       const win = windowAttrs(node, x, w.dims.slice(2));
       const extent = [win.kernel[0] * win.dilation[0], win.kernel[1] * win.dilation[1]];
       if (win.pads.some((p, i) => p >= extent[i % 2])) {
-        throw new UnsupportedError(`${nodeLabel(node)}: attribute "pads" is [${win.pads.join(', ')}]; supported: pads smaller than the dilated kernel extent (${extent.join(' x ')})`);
+        throw new UnsupportedError(
+          `${nodeLabel(node)}: attribute "pads" is [${win.pads.join(', ')}]; supported: pads smaller than the dilated kernel extent (${extent.join(' x ')})`,
+        );
       }
       const groups = node.attrs.int('group', 1);
       if (!Number.isInteger(groups) || groups < 1 || x.dims[1] % groups !== 0 || w.dims[0] % groups !== 0) {
-        throw new ModelFormatError(`${nodeLabel(node)}: attribute "group" is ${groups}, expected a positive integer dividing the input's ${x.dims[1]} channels and the ${w.dims[0]} output channels`);
+        throw new ModelFormatError(
+          `${nodeLabel(node)}: attribute "group" is ${groups}, expected a positive integer dividing the input's ${x.dims[1]} channels and the ${w.dims[0]} output channels`,
+        );
       }
       c.emit(node, {
         op: 'conv',
@@ -39,22 +47,39 @@ export const LINEAR_RULES: Record<string, CanonRule> = {
     canonicalize(c, node, ins) {
       const a = node.attrs;
       const x = c.activation(node, ins, 0);
-      if (x.dims.length !== 2) throw new UnsupportedError(`${nodeLabel(node)}: input A ${formatDims(x.dims)} must be rank 2 [N, I]`);
+      if (x.dims.length !== 2)
+        throw new UnsupportedError(`${nodeLabel(node)}: input A ${formatDims(x.dims)} must be rank 2 [N, I]`);
       const bt = c.constant(node, ins, 1, 'B');
       const alpha = a.float('alpha', 1);
       const beta = a.float('beta', 1);
-      if (a.int('transA', 0) !== 0) throw new UnsupportedError(`${nodeLabel(node)}: transA = 1 is not supported (attribute "transA"); the activation must be A [N, I]`);
+      if (a.int('transA', 0) !== 0)
+        throw new UnsupportedError(
+          `${nodeLabel(node)}: transA = 1 is not supported (attribute "transA"); the activation must be A [N, I]`,
+        );
       const transB = a.int('transB', 0) !== 0;
-      if (bt.dims.length !== 2) throw new ModelFormatError(`${nodeLabel(node)}: B ${formatDims(bt.dims)} is not rank 2`);
+      if (bt.dims.length !== 2)
+        throw new ModelFormatError(`${nodeLabel(node)}: B ${formatDims(bt.dims)} is not rank 2`);
       const [inDim, outDim] = transB ? [bt.dims[1], bt.dims[0]] : bt.dims;
-      if (inDim !== x.dims[1]) throw new ModelFormatError(`${nodeLabel(node)}: A ${formatDims(x.dims)} and B ${formatDims(bt.dims)} (transB ${Number(transB)}) do not agree`);
+      if (inDim !== x.dims[1])
+        throw new ModelFormatError(
+          `${nodeLabel(node)}: A ${formatDims(x.dims)} and B ${formatDims(bt.dims)} (transB ${Number(transB)}) do not agree`,
+        );
       const w = new Float64Array(outDim * inDim);
-      for (let o = 0; o < outDim; ++o) for (let i = 0; i < inDim; ++i) w[o * inDim + i] = alpha * bt.data[transB ? o * inDim + i : i * outDim + o];
+      for (let o = 0; o < outDim; ++o)
+        for (let i = 0; i < inDim; ++i) w[o * inDim + i] = alpha * bt.data[transB ? o * inDim + i : i * outDim + o];
       let bias: Constant | null = null;
       if (ins[2] && beta !== 0) {
         const cTensor = c.constant(node, ins, 2, 'C');
-        if (cTensor.dims.length > 2 || cTensor.dims.slice(0, -1).some((d) => d !== 1) || (cTensor.dims.length > 0 && cTensor.dims[cTensor.dims.length - 1] !== outDim && cTensor.dims[cTensor.dims.length - 1] !== 1)) {
-          throw new UnsupportedError(`${nodeLabel(node)}: C ${formatDims(cTensor.dims)} must be a scalar, [${outDim}] or [1, ${outDim}]`);
+        if (
+          cTensor.dims.length > 2 ||
+          cTensor.dims.slice(0, -1).some((d) => d !== 1) ||
+          (cTensor.dims.length > 0 &&
+            cTensor.dims[cTensor.dims.length - 1] !== outDim &&
+            cTensor.dims[cTensor.dims.length - 1] !== 1)
+        ) {
+          throw new UnsupportedError(
+            `${nodeLabel(node)}: C ${formatDims(cTensor.dims)} must be a scalar, [${outDim}] or [1, ${outDim}]`,
+          );
         }
         const perOut = cTensor.dims.length > 0 && cTensor.dims[cTensor.dims.length - 1] === outDim;
         bias = toConstant(
@@ -70,11 +95,16 @@ export const LINEAR_RULES: Record<string, CanonRule> = {
     attrs: [],
     canonicalize(c, node, ins) {
       const x = c.activation(node, ins, 0);
-      if (x.dims.length !== 2) throw new UnsupportedError(`${nodeLabel(node)}: input A ${formatDims(x.dims)} must be rank 2 [N, I]`);
+      if (x.dims.length !== 2)
+        throw new UnsupportedError(`${nodeLabel(node)}: input A ${formatDims(x.dims)} must be rank 2 [N, I]`);
       const bt = c.constant(node, ins, 1, 'B');
-      if (bt.dims.length !== 2) throw new UnsupportedError(`${nodeLabel(node)}: B ${formatDims(bt.dims)} must be a rank-2 constant [I, O]`);
+      if (bt.dims.length !== 2)
+        throw new UnsupportedError(`${nodeLabel(node)}: B ${formatDims(bt.dims)} must be a rank-2 constant [I, O]`);
       const [inDim, outDim] = bt.dims;
-      if (inDim !== x.dims[1]) throw new ModelFormatError(`${nodeLabel(node)}: A ${formatDims(x.dims)} and B ${formatDims(bt.dims)} do not agree`);
+      if (inDim !== x.dims[1])
+        throw new ModelFormatError(
+          `${nodeLabel(node)}: A ${formatDims(x.dims)} and B ${formatDims(bt.dims)} do not agree`,
+        );
       const w = new Float64Array(outDim * inDim);
       for (let o = 0; o < outDim; ++o) for (let i = 0; i < inDim; ++i) w[o * inDim + i] = bt.data[i * outDim + o];
       c.emit(node, { op: 'dense', input: x.tensor, weight: toConstant(w, [outDim, inDim]), bias: null });
@@ -86,12 +116,20 @@ export const LINEAR_RULES: Record<string, CanonRule> = {
     canonicalize(c, node, ins) {
       const a = node.attrs;
       const x = c.activation(node, ins, 0);
-      if (a.int('training_mode', 0) !== 0) throw new UnsupportedError(`${nodeLabel(node)}: training_mode = 1 is not supported (attribute "training_mode"); export the model in eval mode`);
+      if (a.int('training_mode', 0) !== 0)
+        throw new UnsupportedError(
+          `${nodeLabel(node)}: training_mode = 1 is not supported (attribute "training_mode"); export the model in eval mode`,
+        );
       c.onlyFirstOutput(node);
-      const [scale, bias, mean, variance] = [1, 2, 3, 4].map((i) => c.constant(node, ins, i, ['', 'scale', 'B', 'mean', 'var'][i]));
+      const [scale, bias, mean, variance] = [1, 2, 3, 4].map((i) =>
+        c.constant(node, ins, i, ['', 'scale', 'B', 'mean', 'var'][i]),
+      );
       const channels = x.dims[1];
       for (const t of [scale, bias, mean, variance]) {
-        if (t.data.length !== channels) throw new ModelFormatError(`${nodeLabel(node)}: a parameter of ${formatDims(t.dims)} for ${channels} channels`);
+        if (t.data.length !== channels)
+          throw new ModelFormatError(
+            `${nodeLabel(node)}: a parameter of ${formatDims(t.dims)} for ${channels} channels`,
+          );
       }
       const eps = a.float('epsilon', 1e-5);
       const s = Float64Array.from(scale.data, (v, i) => v / Math.sqrt(variance.data[i] + eps));

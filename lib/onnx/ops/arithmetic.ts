@@ -19,7 +19,8 @@ export const ARITHMETIC_OPS: FloatOpTable<'affine' | 'add'> = {
   add: {
     infer(node, x, dimsOf) {
       const y = dimsOf(node.inputs[1]);
-      if (x.length !== y.length || x.some((d, i) => d !== y[i])) fail(node, `inputs ${formatDims(x)} and ${formatDims(y)} differ`);
+      if (x.length !== y.length || x.some((d, i) => d !== y[i]))
+        fail(node, `inputs ${formatDims(x)} and ${formatDims(y)} differ`);
       return [...x];
     },
     evaluate(_node, [x, y]) {

@@ -30,7 +30,8 @@ export function fail(node: FloatNode, what: string): never {
 }
 
 export function checkRank(node: FloatNode, dims: number[], ranks: number[], what = 'input'): void {
-  if (!ranks.includes(dims.length)) fail(node, `${what} ${formatDims(dims)} has rank ${dims.length}, expected ${ranks.join(' or ')}`);
+  if (!ranks.includes(dims.length))
+    fail(node, `${what} ${formatDims(dims)} has rank ${dims.length}, expected ${ranks.join(' or ')}`);
 }
 
 /** `n` values, one per channel (axis 1) of `dims`. */
@@ -44,15 +45,31 @@ export function windowOut(x: number, k: number, s: number, d: number, padBegin: 
 }
 
 /** The output dims [N, channels, oh, ow] of a 2-D window over NCHW `dims`. */
-export function windowed(node: FloatNode, dims: number[], channels: number, kernel: [number, number], stride: [number, number], dilation: [number, number], pads: number[]): number[] {
+export function windowed(
+  node: FloatNode,
+  dims: number[],
+  channels: number,
+  kernel: [number, number],
+  stride: [number, number],
+  dilation: [number, number],
+  pads: number[],
+): number[] {
   const [h, w] = [dims[2], dims[3]];
-  if (kernel.some((k) => !Number.isInteger(k) || k < 1) || stride.some((s) => !Number.isInteger(s) || s < 1) || dilation.some((d) => !Number.isInteger(d) || d < 1)) {
+  if (
+    kernel.some((k) => !Number.isInteger(k) || k < 1) ||
+    stride.some((s) => !Number.isInteger(s) || s < 1) ||
+    dilation.some((d) => !Number.isInteger(d) || d < 1)
+  ) {
     fail(node, `bad kernel [${kernel}], strides [${stride}] or dilations [${dilation}]`);
   }
   if (pads.some((p) => !Number.isInteger(p) || p < 0)) fail(node, `bad pads [${pads}]`);
   const oh = windowOut(h, kernel[0], stride[0], dilation[0], pads[0], pads[2]);
   const ow = windowOut(w, kernel[1], stride[1], dilation[1], pads[1], pads[3]);
-  if (oh < 1 || ow < 1) fail(node, `a ${kernel[0]}x${kernel[1]} window (dilation [${dilation}], pads [${pads}]) does not fit the input ${formatDims(dims)}`);
+  if (oh < 1 || ow < 1)
+    fail(
+      node,
+      `a ${kernel[0]}x${kernel[1]} window (dilation [${dilation}], pads [${pads}]) does not fit the input ${formatDims(dims)}`,
+    );
   return [dims[0], channels, oh, ow];
 }
 

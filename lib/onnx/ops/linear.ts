@@ -12,7 +12,8 @@ function padPlanes(x: FloatTensor, pads: readonly number[]): { data: Float32Arra
   const wp = w + pl + pr;
   const data = new Float32Array(n * c * hp * wp);
   for (let p = 0; p < n * c; ++p) {
-    for (let y = 0; y < h; ++y) data.set(x.data.subarray((p * h + y) * w, (p * h + y + 1) * w), (p * hp + y + pt) * wp + pl);
+    for (let y = 0; y < h; ++y)
+      data.set(x.data.subarray((p * h + y) * w, (p * h + y + 1) * w), (p * hp + y + pt) * wp + pl);
   }
   return { data, hp, wp };
 }
@@ -120,9 +121,12 @@ export const LINEAR_OPS: FloatOpTable<'conv' | 'dense'> = {
       if (!Number.isInteger(groups) || groups < 1 || wd[0] % groups !== 0 || x[1] !== wd[1] * groups) {
         fail(node, `input ${formatDims(x)} and weight ${formatDims(wd)} do not agree with ${groups} group(s)`);
       }
-      if (wd[2] !== kernel[0] || wd[3] !== kernel[1]) fail(node, `kernel [${kernel}] does not match the weight ${formatDims(wd)}`);
-      if (node.weight.data.length !== size(wd)) fail(node, `weight holds ${node.weight.data.length} values for ${formatDims(wd)}`);
-      if (node.bias && node.bias.data.length !== wd[0]) fail(node, `bias has ${node.bias.data.length} values for ${wd[0]} output channels`);
+      if (wd[2] !== kernel[0] || wd[3] !== kernel[1])
+        fail(node, `kernel [${kernel}] does not match the weight ${formatDims(wd)}`);
+      if (node.weight.data.length !== size(wd))
+        fail(node, `weight holds ${node.weight.data.length} values for ${formatDims(wd)}`);
+      if (node.bias && node.bias.data.length !== wd[0])
+        fail(node, `bias has ${node.bias.data.length} values for ${wd[0]} output channels`);
       return windowed(node, x, wd[0], kernel, stride, dilation, pads);
     },
     evaluate: (node, ins, outDims) => conv(node, ins[0], outDims),
@@ -131,9 +135,12 @@ export const LINEAR_OPS: FloatOpTable<'conv' | 'dense'> = {
     infer(node, x) {
       checkRank(node, x, [2]);
       const wd = node.weight.dims;
-      if (wd.length !== 2 || wd[1] !== x[1]) fail(node, `input ${formatDims(x)} and weight ${formatDims(wd)} ([out, in]) do not agree`);
-      if (node.weight.data.length !== size(wd)) fail(node, `weight holds ${node.weight.data.length} values for ${formatDims(wd)}`);
-      if (node.bias && node.bias.data.length !== wd[0]) fail(node, `bias has ${node.bias.data.length} values for ${wd[0]} outputs`);
+      if (wd.length !== 2 || wd[1] !== x[1])
+        fail(node, `input ${formatDims(x)} and weight ${formatDims(wd)} ([out, in]) do not agree`);
+      if (node.weight.data.length !== size(wd))
+        fail(node, `weight holds ${node.weight.data.length} values for ${formatDims(wd)}`);
+      if (node.bias && node.bias.data.length !== wd[0])
+        fail(node, `bias has ${node.bias.data.length} values for ${wd[0]} outputs`);
       return [x[0], wd[0]];
     },
     evaluate: (node, ins) => dense(node, ins[0]),

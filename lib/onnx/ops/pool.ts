@@ -3,7 +3,11 @@ import type { FloatNode } from '../ir.js';
 import { size } from '../tensor.js';
 import { checkRank, fail, windowed, type FloatNodeOf, type FloatOpTable, type FloatTensor } from './common.js';
 
-function pool(node: Extract<FloatNode, { op: 'maxpool' | 'avgpool' }>, x: FloatTensor, outDims: number[]): Float32Array {
+function pool(
+  node: Extract<FloatNode, { op: 'maxpool' | 'avgpool' }>,
+  x: FloatTensor,
+  outDims: number[],
+): Float32Array {
   const [n, c, h, w] = x.dims;
   const [, , oh, ow] = outDims;
   const { kernel, stride, pads } = node.attrs;
@@ -45,7 +49,8 @@ const windowPool = {
     }
     return windowed(node, x, x[1], kernel, stride, [1, 1], pads);
   },
-  evaluate: (node: FloatNodeOf<'maxpool' | 'avgpool'>, ins: FloatTensor[], outDims: number[]) => pool(node, ins[0], outDims),
+  evaluate: (node: FloatNodeOf<'maxpool' | 'avgpool'>, ins: FloatTensor[], outDims: number[]) =>
+    pool(node, ins[0], outDims),
 };
 
 export const POOL_OPS: FloatOpTable<'maxpool' | 'avgpool' | 'global_avgpool'> = {

@@ -8,7 +8,8 @@ export const SHAPE_OPS: FloatOpTable<'concat' | 'flatten'> = {
       const all = node.inputs.map(dimsOf);
       checkRank(node, x, [2, 4]);
       for (const d of all) {
-        if (d.length !== x.length || d.some((v, i) => i !== 1 && v !== x[i])) fail(node, `inputs ${all.map(formatDims).join(', ')} differ outside axis 1`);
+        if (d.length !== x.length || d.some((v, i) => i !== 1 && v !== x[i]))
+          fail(node, `inputs ${all.map(formatDims).join(', ')} differ outside axis 1`);
       }
       return [x[0], all.reduce((s, d) => s + d[1], 0), ...x.slice(2)];
     },

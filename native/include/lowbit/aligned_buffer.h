@@ -5,7 +5,6 @@
 #include <cstring>
 #include <memory>
 #include <new>
-
 #include <string>
 
 #include "lowbit/error.h"

@@ -24,18 +24,16 @@ void bitpack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst);
 struct BinaryConv2dWeights {
   size_t out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
   size_t kbits = 0, row_words = 0;
-  std::vector<uint64_t> bits;      // out_channels x row_words
-  std::vector<int32_t> tap_sums;   // [tap][out_channel]: sum of the +-1 weights of that tap,
-                                   // for the exact zero-padding border correction
+  std::vector<uint64_t> bits;     // out_channels x row_words
+  std::vector<int32_t> tap_sums;  // [tap][out_channel]: sum of the +-1 weights of that tap,
+                                  // for the exact zero-padding border correction
   size_t taps() const { return kernel_h * kernel_w; }
 };
 
-std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_f32(const float* ohwi, size_t out_c,
-                                                                    size_t kh, size_t kw,
-                                                                    size_t in_c_per_group, size_t groups);
-std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_s8(const int8_t* ohwi, size_t out_c,
-                                                                   size_t kh, size_t kw,
-                                                                   size_t in_c_per_group, size_t groups);
+std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_f32(const float* ohwi, size_t out_c, size_t kh,
+                                                                    size_t kw, size_t in_c_per_group, size_t groups);
+std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_s8(const int8_t* ohwi, size_t out_c, size_t kh,
+                                                                   size_t kw, size_t in_c_per_group, size_t groups);
 
 // Weights whose bits are already packed (out_c rows of b1_words(kh * kw * in_c_per_group) words, tap by
 // tap, tail bits zero), as a model file stores them. Checks the geometry as the pack functions do,
@@ -44,8 +42,8 @@ std::shared_ptr<BinaryConv2dWeights> binary_weights_from_bits(std::vector<uint64
                                                               size_t kw, size_t in_c_per_group, size_t groups);
 
 // Validates a conv's geometry against its weights and returns the shapes; throws on mismatch.
-Conv2dShape bconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c,
-                          const BinaryConv2dWeights& w, const Conv2dParams& p);
+Conv2dShape bconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c, const BinaryConv2dWeights& w,
+                          const Conv2dParams& p);
 
 enum class OutputKind { F32, S8, B1 };
 
@@ -75,10 +73,10 @@ struct OwnedBinaryEpilogue {
   OutputKind kind = OutputKind::F32;
   std::vector<float> scale, bias_f32;  // F32
   float lo = 0, hi = 0;
-  std::vector<int32_t> mult, bias_s32; // S8
+  std::vector<int32_t> mult, bias_s32;  // S8
   std::vector<uint8_t> shift;
   int32_t qmin = -128, qmax = 127;
-  std::vector<int32_t> threshold;      // B1
+  std::vector<int32_t> threshold;  // B1
   std::vector<uint8_t> flip;
 
   BinaryEpilogue view() const {
@@ -95,21 +93,19 @@ struct OwnedBinaryEpilogue {
 size_t binary_output_size(OutputKind kind, size_t pixels, size_t out_c);
 
 // input: batch x in_h x in_w x b1_words(in_c) words; output as binary_output_size(kind, N*OH*OW, OC).
-void bconv2d(const uint64_t* input, const Conv2dShape& shape, const BinaryConv2dWeights& w,
-             const Conv2dParams& p, const BinaryEpilogue& e, void* output);
+void bconv2d(const uint64_t* input, const Conv2dShape& shape, const BinaryConv2dWeights& w, const Conv2dParams& p,
+             const BinaryEpilogue& e, void* output);
 
 // Validates a dense layer (rows >= 1, weights packed as [O, I]: 1x1, one group, in_c features) and
 // returns its shape as a 1x1 conv over `rows` pixels; throws Error(Shape) on mismatch.
 Conv2dShape bdense_shape(size_t rows, size_t in_c, const BinaryConv2dWeights& w);
 
 // Binary dense: input rows x b1_words(in_c); weights packed as a 1x1 conv (kh = kw = 1, groups 1).
-void bdense(const uint64_t* input, size_t rows, size_t in_c, const BinaryConv2dWeights& w,
-            const BinaryEpilogue& e, void* output);
+void bdense(const uint64_t* input, size_t rows, size_t in_c, const BinaryConv2dWeights& w, const BinaryEpilogue& e,
+            void* output);
 
 // Max pool on packed tensors: max of +-1 values = AND of the sign bits. Padding never wins.
-Conv2dShape bmaxpool2d_shape(size_t batch, size_t in_h, size_t in_w, size_t channels,
-                             const Pool2dParams& p);
-void bmaxpool2d(const uint64_t* input, const Conv2dShape& shape, const Pool2dParams& p,
-                uint64_t* output);
+Conv2dShape bmaxpool2d_shape(size_t batch, size_t in_h, size_t in_w, size_t channels, const Pool2dParams& p);
+void bmaxpool2d(const uint64_t* input, const Conv2dShape& shape, const Pool2dParams& p, uint64_t* output);
 
 }  // namespace lowbit

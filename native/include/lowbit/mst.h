@@ -80,9 +80,9 @@ MstLayer deserialize_mst(const uint8_t* data, size_t size);
 struct MstPlan {
   struct Step {
     uint32_t channel;
-    int32_t parent;              // -1 for a root
-    int32_t sign, base, shift;   // y = base - (count << shift) + sign * y_parent (kernels.h)
-    size_t first, count;         // its span of `entries`
+    int32_t parent;             // -1 for a root
+    int32_t sign, base, shift;  // y = base - (count << shift) + sign * y_parent (kernels.h)
+    size_t first, count;        // its span of `entries`
   };
   const BinaryConv2dWeights* weights = nullptr;  // the weights it was compiled for (identity only)
   size_t rows = 0;                               // transposed rows of a tile: groups * K, then a zero row

@@ -28,12 +28,12 @@ struct QConv2dWeights {
   size_t k = 0, kp = 0;  // reduction length kh * kw * in_channels_per_group, and padded to 4
   size_t panels_per_group = 0, panel_bytes = 0;
   bool depthwise = false;
-  AlignedBuffer<uint8_t> data; // panels (group-major) or depthwise taps
-  std::vector<int32_t> wsum;   // per output channel: sum of its weights (zero-point folding)
-  std::vector<int64_t> l1;     // per output channel: sum of |w| (the int32 accumulator bound)
-  std::vector<int16_t> small_k; // one group and k <= 32 (a first layer on 1-3 channel images): the
-                                // weights as k rows of small_k_stride values, for the per-pixel path
-  size_t small_k_stride = 0;    // out_channels rounded up to a multiple of 16
+  AlignedBuffer<uint8_t> data;   // panels (group-major) or depthwise taps
+  std::vector<int32_t> wsum;     // per output channel: sum of its weights (zero-point folding)
+  std::vector<int64_t> l1;       // per output channel: sum of |w| (the int32 accumulator bound)
+  std::vector<int16_t> small_k;  // one group and k <= 32 (a first layer on 1-3 channel images): the
+                                 // weights as k rows of small_k_stride values, for the per-pixel path
+  size_t small_k_stride = 0;     // out_channels rounded up to a multiple of 16
   size_t taps() const { return kernel_h * kernel_w; }
   size_t bytes() const { return data.size(); }
 };
@@ -49,13 +49,13 @@ struct QInput {
 };
 
 struct QEpilogue {
-  bool requantize = true;        // false: s32 output (acc itself)
-  const int32_t* bias = nullptr; // per channel int32, at the accumulator's scale; null = 0
-  const int32_t* mult = nullptr; // per channel, != INT32_MIN
-  const uint8_t* shift = nullptr;// per channel, in [0, 62]
-  bool out_signed = true;        // int8 (true) or uint8 (false) output
-  int32_t zero_point = 0;        // output zero point, added after the shift, in the output type's range
-  int32_t lo = -128, hi = 127;   // inside the output type's range
+  bool requantize = true;          // false: s32 output (acc itself)
+  const int32_t* bias = nullptr;   // per channel int32, at the accumulator's scale; null = 0
+  const int32_t* mult = nullptr;   // per channel, != INT32_MIN
+  const uint8_t* shift = nullptr;  // per channel, in [0, 62]
+  bool out_signed = true;          // int8 (true) or uint8 (false) output
+  int32_t zero_point = 0;          // output zero point, added after the shift, in the output type's range
+  int32_t lo = -128, hi = 127;     // inside the output type's range
 };
 
 // A QEpilogue that owns its per-channel arrays, for whoever keeps one beyond a call (a model's node,

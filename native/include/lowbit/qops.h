@@ -60,8 +60,8 @@ void qmaxpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Po
 // n = kernel_h * kernel_w with count_include_pad, else the window's in-image taps; padded taps
 // add 0 (= x - zi) either way. The window (kernel_h * kernel_w taps) must keep |sum| <= 2^31 - 1,
 // so at most 8421504 taps. s from qpool2d_shape.
-void qavgpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2dParams& p,
-                bool count_include_pad, const QuantParams& in_q, const QuantOutput& out_q, uint8_t* out);
+void qavgpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2dParams& p, bool count_include_pad,
+                const QuantParams& in_q, const QuantOutput& out_q, uint8_t* out);
 
 // The checks qavgpool2d makes (shapes, parameters, every window count's dyadic pair), without data:
 // a model loader validates a layer once, before any run.

@@ -50,13 +50,12 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
     if (plan.direct) {
       a = input + p0 * w.row_words;
     } else {
-      for (size_t i = 0; i < pn; ++i)
-        im2col_row(call, input, p0 + i, g, sc.patches.data() + i * w.row_words);
+      for (size_t i = 0; i < pn; ++i) im2col_row(call, input, p0 + i, g, sc.patches.data() + i * w.row_words);
       a = sc.patches.data();
     }
     int32_t* y = sc.y.data() + (gc0 - c0);
-    call.k.gemm(pn, gc1 - gc0, w.row_words, a, w.row_words, w.bits.data() + gc0 * w.row_words,
-                w.row_words, static_cast<int32_t>(w.kbits), y, cn);
+    call.k.gemm(pn, gc1 - gc0, w.row_words, a, w.row_words, w.bits.data() + gc0 * w.row_words, w.row_words,
+                static_cast<int32_t>(w.kbits), y, cn);
     if (zero_pad)
       for (size_t i = 0; i < pn; ++i) correct_zero_padding(call, p0 + i, gc0, gc1, y + i * cn);
   }
@@ -65,8 +64,8 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
 
 }  // namespace
 
-Conv2dShape bconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c,
-                          const BinaryConv2dWeights& w, const Conv2dParams& p) {
+Conv2dShape bconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c, const BinaryConv2dWeights& w,
+                          const Conv2dParams& p) {
   const Conv2dShape s = conv2d_shape(batch, in_h, in_w, in_c, w.out_channels, w.kernel_h, w.kernel_w,
                                      w.in_channels_per_group, w.groups, p);
   // The size of every buffer involved must be representable.
@@ -96,8 +95,8 @@ void validate_epilogue(const BinaryEpilogue& e, size_t out_c) {
           fail(ErrorKind::Range, at("bias", c) + " must be finite, got " + std::to_string(e.bias_f32[c]));
       }
       if (std::isnan(e.lo) || std::isnan(e.hi) || e.lo > e.hi)
-        fail(ErrorKind::Range, "clamp must satisfy lo <= hi (no NaN), got [" + std::to_string(e.lo) + ", " +
-                                   std::to_string(e.hi) + "]");
+        fail(ErrorKind::Range,
+             "clamp must satisfy lo <= hi (no NaN), got [" + std::to_string(e.lo) + ", " + std::to_string(e.hi) + "]");
       break;
     case OutputKind::S8:
       if (!e.mult || !e.shift || !e.bias_s32) fail(ErrorKind::Type, "s8 output needs multiplier, shift and bias");
@@ -107,8 +106,8 @@ void validate_epilogue(const BinaryEpilogue& e, size_t out_c) {
         if (e.shift[c] > 62) fail(ErrorKind::Range, at("shift", c) + " must be in [0, 62], got " + num(e.shift[c]));
       }
       if (e.qmin < -128 || e.qmax > 127 || e.qmin > e.qmax)
-        fail(ErrorKind::Range, "s8 clamp must satisfy -128 <= lo <= hi <= 127, got [" + std::to_string(e.qmin) +
-                                   ", " + std::to_string(e.qmax) + "]");
+        fail(ErrorKind::Range, "s8 clamp must satisfy -128 <= lo <= hi <= 127, got [" + std::to_string(e.qmin) + ", " +
+                                   std::to_string(e.qmax) + "]");
       break;
     case OutputKind::B1:
       if (!e.threshold || !e.flip) fail(ErrorKind::Type, "b1 output needs threshold and flip");
@@ -118,8 +117,8 @@ void validate_epilogue(const BinaryEpilogue& e, size_t out_c) {
   }
 }
 
-void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeights& w,
-             const Conv2dParams& p, const BinaryEpilogue& e, void* output) {
+void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeights& w, const Conv2dParams& p,
+             const BinaryEpilogue& e, void* output) {
   validate_epilogue(e, s.out_c);
   const size_t pixels = s.batch * s.out_h * s.out_w;
   const bool direct = patches_are_input(w, p);
@@ -136,8 +135,14 @@ void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeig
   }
   const size_t chunks = (s.out_c + chunk - 1) / chunk;
   const Isa isa = active_isa();
-  Plan plan{{s, w, p, e, binary_kernels_for(isa), output_kernels_for(isa)}, pixels, tile, chunk, tiles, chunks,
-            w.out_channels / w.groups, direct};
+  Plan plan{{s, w, p, e, binary_kernels_for(isa), output_kernels_for(isa)},
+            pixels,
+            tile,
+            chunk,
+            tiles,
+            chunks,
+            w.out_channels / w.groups,
+            direct};
   parallel_for(tiles * chunks, [&](size_t task) { run_task(plan, input, task, output); });
 }
 
@@ -147,13 +152,14 @@ Conv2dShape bdense_shape(size_t rows, size_t in_c, const BinaryConv2dWeights& w)
     fail(ErrorKind::Shape, "weights: bdense needs weights packed as [O, I] (kernel 1x1, one group), got kernel " +
                                num(w.kernel_h) + "x" + num(w.kernel_w) + " with " + num(w.groups) + " groups");
   if (in_c != w.in_channels_per_group)
-    fail(ErrorKind::Shape, "input has " + num(in_c) + " features but the weights expect " + num(w.in_channels_per_group));
+    fail(ErrorKind::Shape,
+         "input has " + num(in_c) + " features but the weights expect " + num(w.in_channels_per_group));
   // A dense layer is a 1x1 convolution over `rows` pixels.
   return bconv2d_shape(rows, 1, 1, in_c, w, Conv2dParams{});
 }
 
-void bdense(const uint64_t* input, size_t rows, size_t in_c, const BinaryConv2dWeights& w,
-            const BinaryEpilogue& e, void* output) {
+void bdense(const uint64_t* input, size_t rows, size_t in_c, const BinaryConv2dWeights& w, const BinaryEpilogue& e,
+            void* output) {
   const Conv2dShape s = bdense_shape(rows, in_c, w);
   bconv2d(input, s, w, Conv2dParams{}, e, output);
 }

@@ -47,8 +47,8 @@ void transpose64(uint64_t a[64]) {
 
 // Per-thread scratch, reused across calls.
 struct Scratch {
-  AlignedBuffer<uint64_t> patches;  // kMstTile x row_words: one group's im2col
-  AlignedBuffer<uint64_t> rows;     // plan.rows x 2 polarities x kMstTile bits
+  AlignedBuffer<uint64_t> patches;    // kMstTile x row_words: one group's im2col
+  AlignedBuffer<uint64_t> rows;       // plan.rows x 2 polarities x kMstTile bits
   AlignedBuffer<int32_t> by_channel;  // out_c x kMstTile: the MST kernel's results
   AlignedBuffer<int32_t> by_pixel;    // kMstTile x out_c: the layout of the epilogue
 };
@@ -125,9 +125,12 @@ struct CostConstants {
 
 CostConstants cost_constants(Isa isa) {
   switch (isa) {
-    case Isa::Avx2: return {0.16, 1.0, 8.0, 60.0, 6.0};
-    case Isa::Neon: return {0.5, 2.0, 10.0, 80.0, 8.0};
-    default: return {0.68, 2.4, 40.0, 80.0, 6.0};
+    case Isa::Avx2:
+      return {0.16, 1.0, 8.0, 60.0, 6.0};
+    case Isa::Neon:
+      return {0.5, 2.0, 10.0, 80.0, 8.0};
+    default:
+      return {0.68, 2.4, 40.0, 80.0, 6.0};
   }
 }
 

@@ -23,7 +23,7 @@ Conv2dShape bmaxpool2d_shape(size_t batch, size_t in_h, size_t in_w, size_t chan
   const size_t ph = checked_add(checked_add(in_h, p.pad_top, "padded height"), p.pad_bottom, "padded height");
   const size_t pw = checked_add(checked_add(in_w, p.pad_left, "padded width"), p.pad_right, "padded width");
   if (ph < p.kernel_h || pw < p.kernel_w) fail(ErrorKind::Shape, "pool kernel is larger than the padded input");
-  Conv2dShape s{batch, in_h, in_w, channels, (ph - p.kernel_h) / p.stride_h + 1, (pw - p.kernel_w) / p.stride_w + 1,
+  Conv2dShape s{batch,   in_h, in_w, channels, (ph - p.kernel_h) / p.stride_h + 1, (pw - p.kernel_w) / p.stride_w + 1,
                 channels};
   checked_mul(checked_mul(checked_mul(batch, in_h, "input size"), in_w, "input size"), b1_words(channels) * 8,
               "input size");

@@ -23,8 +23,8 @@ using B1PackS8Fn = void (*)(const int8_t* src, size_t rows, size_t channels, uin
 //   c[i * ldc + j] = kbits - 2 * sum_{w < kw} popcount(a[i * lda + w] ^ b[j * ldb + w])
 // kbits is the number of real bits (the +-1 dot product length); padding bits must be 0 in both.
 // A kernel reads exactly the words named above, never past them.
-using B1GemmFn = void (*)(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda,
-                          const uint64_t* b, size_t ldb, int32_t kbits, int32_t* c, size_t ldc);
+using B1GemmFn = void (*)(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb,
+                          int32_t kbits, int32_t* c, size_t ldc);
 
 // One channel of an MST schedule over a tile of kMstTile output pixels (bconv2d_mst.cc). The tile's
 // patches are bit-transposed: a row is one weight position for all the tile's pixels (pixel p is bit
@@ -47,15 +47,15 @@ struct BinaryKernels {
   B1MstChannelFn mst_channel;
 };
 
-#define LOWBIT_DECLARE_BINARY_KERNELS(ns)                                                            \
-  namespace ns {                                                                                   \
-  void b1_pack_f32(const float* src, size_t rows, size_t channels, uint64_t* dst);                 \
-  void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst);                 \
-  void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b,    \
-               size_t ldb, int32_t kbits, int32_t* c, size_t ldc);                                 \
-  void b1_mst_channel(const uint64_t* rows, const uint32_t* entries, size_t n, const int32_t* parent,  \
-                      int32_t sign, int32_t base, int32_t shift, int32_t* y);                          \
-  inline constexpr BinaryKernels kBinaryKernels = {b1_pack_f32, b1_pack_s8, b1_gemm, b1_mst_channel}; \
+#define LOWBIT_DECLARE_BINARY_KERNELS(ns)                                                                           \
+  namespace ns {                                                                                                    \
+  void b1_pack_f32(const float* src, size_t rows, size_t channels, uint64_t* dst);                                  \
+  void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst);                                  \
+  void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb,         \
+               int32_t kbits, int32_t* c, size_t ldc);                                                              \
+  void b1_mst_channel(const uint64_t* rows, const uint32_t* entries, size_t n, const int32_t* parent, int32_t sign, \
+                      int32_t base, int32_t shift, int32_t* y);                                                     \
+  inline constexpr BinaryKernels kBinaryKernels = {b1_pack_f32, b1_pack_s8, b1_gemm, b1_mst_channel};               \
   }
 
 LOWBIT_DECLARE_BINARY_KERNELS(ref)

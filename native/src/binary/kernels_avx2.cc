@@ -54,8 +54,8 @@ inline __m256i sum_bytes8(__m256i v0, __m256i v1, __m256i v2, __m256i v3, __m256
 inline __m256i differ_steps(const uint64_t* a, const uint64_t* b, size_t ldb, size_t s0, size_t s1) {
   const __m256i lut = nibble_popcounts();
   const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
-  __m256i vacc0 = _mm256_setzero_si256(), vacc1 = vacc0, vacc2 = vacc0, vacc3 = vacc0, vacc4 = vacc0,
-          vacc5 = vacc0, vacc6 = vacc0, vacc7 = vacc0;
+  __m256i vacc0 = _mm256_setzero_si256(), vacc1 = vacc0, vacc2 = vacc0, vacc3 = vacc0, vacc4 = vacc0, vacc5 = vacc0,
+          vacc6 = vacc0, vacc7 = vacc0;
   for (size_t w = 4 * s0; w < 4 * s1; w += 4) {
     const __m256i va = load256(a + w);
     vacc0 = add_popcount_bytes(vacc0, _mm256_xor_si256(va, load256(b + w)), lut, low_nibbles);
@@ -74,8 +74,9 @@ inline __m256i differ_steps(const uint64_t* a, const uint64_t* b, size_t ldb, si
 
 // Word w of B rows first, first + 2, first + 4, first + 6 (first = 0: even columns, 1: odd).
 inline __m256i column_words(const uint64_t* b, size_t ldb, size_t w, size_t first) {
-  return _mm256_set_epi64x(static_cast<long long>(b[(first + 6) * ldb + w]), static_cast<long long>(b[(first + 4) * ldb + w]),
-                           static_cast<long long>(b[(first + 2) * ldb + w]), static_cast<long long>(b[first * ldb + w]));
+  return _mm256_set_epi64x(
+      static_cast<long long>(b[(first + 6) * ldb + w]), static_cast<long long>(b[(first + 4) * ldb + w]),
+      static_cast<long long>(b[(first + 2) * ldb + w]), static_cast<long long>(b[first * ldb + w]));
 }
 
 // Columns 0..7 of the m rows of c: rows of a against the 8 rows of b. kTail = kw % 4.
@@ -108,7 +109,8 @@ void gemm_8_columns(size_t m, size_t kw, const uint64_t* a, size_t lda, const ui
         odd = add_popcount_bytes(odd, _mm256_xor_si256(va, tail_odd[t]), lut, low_nibbles);
       }
       // Each qword sum is below 2^8, so the odd columns shift into the free high dwords.
-      const __m256i counts = _mm256_or_si256(_mm256_sad_epu8(even, zero), _mm256_slli_epi64(_mm256_sad_epu8(odd, zero), 32));
+      const __m256i counts =
+          _mm256_or_si256(_mm256_sad_epu8(even, zero), _mm256_slli_epi64(_mm256_sad_epu8(odd, zero), 32));
       vdiffer = _mm256_add_epi32(vdiffer, counts);
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), _mm256_sub_epi32(vkbits, _mm256_slli_epi32(vdiffer, 1)));
@@ -177,13 +179,15 @@ void gemm_8_columns_split(size_t m, size_t kw, const uint64_t* a, size_t lda, co
         __m256i alo = _mm256_and_si256(va, low_nibbles);
         __m256i ahi = _mm256_and_si256(_mm256_srli_epi16(va, 4), low_nibbles);
         asm("" : "+x"(alo), "+x"(ahi));
-        even = _mm256_add_epi8(even, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(alo, tsplit[4 * t])),
-                                                     _mm256_shuffle_epi8(lut, _mm256_xor_si256(ahi, tsplit[4 * t + 1]))));
+        even =
+            _mm256_add_epi8(even, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(alo, tsplit[4 * t])),
+                                                  _mm256_shuffle_epi8(lut, _mm256_xor_si256(ahi, tsplit[4 * t + 1]))));
         odd = _mm256_add_epi8(odd, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(alo, tsplit[4 * t + 2])),
                                                    _mm256_shuffle_epi8(lut, _mm256_xor_si256(ahi, tsplit[4 * t + 3]))));
       }
       // As in gemm_8_columns: qword sums below 2^8, odd columns into the high dwords.
-      const __m256i counts = _mm256_or_si256(_mm256_sad_epu8(even, zero), _mm256_slli_epi64(_mm256_sad_epu8(odd, zero), 32));
+      const __m256i counts =
+          _mm256_or_si256(_mm256_sad_epu8(even, zero), _mm256_slli_epi64(_mm256_sad_epu8(odd, zero), 32));
       vdiffer = _mm256_add_epi32(vdiffer, counts);
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), _mm256_sub_epi32(vkbits, _mm256_slli_epi32(vdiffer, 1)));
@@ -199,11 +203,16 @@ constexpr Gemm8Fn kGemm8Split[4] = {gemm_8_columns_split<0, kSteps>, gemm_8_colu
 constexpr Gemm8Fn kGemm8Long[4] = {gemm_8_columns<0>, gemm_8_columns<1>, gemm_8_columns<2>, gemm_8_columns<3>};
 inline Gemm8Fn pick_gemm8(size_t kw) {
   switch (kw / 4) {
-    case 1: return kGemm8Split<1>[kw % 4];
-    case 2: return kGemm8Split<2>[kw % 4];
-    case 3: return kGemm8Split<3>[kw % 4];
-    case 4: return kGemm8Split<4>[kw % 4];
-    default: return kw / 4 <= kMaxSteps ? kGemm8Split<0>[kw % 4] : kGemm8Long[kw % 4];
+    case 1:
+      return kGemm8Split<1>[kw % 4];
+    case 2:
+      return kGemm8Split<2>[kw % 4];
+    case 3:
+      return kGemm8Split<3>[kw % 4];
+    case 4:
+      return kGemm8Split<4>[kw % 4];
+    default:
+      return kw / 4 <= kMaxSteps ? kGemm8Split<0>[kw % 4] : kGemm8Long[kw % 4];
   }
 }
 
@@ -271,8 +280,8 @@ void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) 
   }
 }
 
-void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb,
-             int32_t kbits, int32_t* c, size_t ldc) {
+void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, int32_t kbits,
+             int32_t* c, size_t ldc) {
   if (n < kNR) {
     for (size_t j = 0; j < n; ++j) gemm_1_column(m, kw, a, lda, b + j * ldb, kbits, c + j, ldc);
     return;
@@ -311,8 +320,7 @@ void b1_mst_channel(const uint64_t* rows, const uint32_t* entries, size_t n, con
   const __m128i vshift = _mm_cvtsi32_si128(shift);
   const auto* plane_words = reinterpret_cast<const uint32_t*>(planes);  // 8 per plane
   for (size_t chunk = 0; chunk < kMstTile / 32; ++chunk) {
-    __m256i count[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                        _mm256_setzero_si256()};
+    __m256i count[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
     for (size_t first = 0; first < used; first += 8) {
       const size_t last = std::min(used, first + 8);
       __m256i bytes = _mm256_setzero_si256();

@@ -22,8 +22,8 @@ constexpr size_t kMaxStepsU16 = 4095;
 // One MR x NR tile of C. A step XORs two words of each A row with two words of each B row; an odd
 // last word is loaded alone with a zero upper half, which adds nothing to the popcount.
 template <size_t MR, size_t NR>
-void b1_gemm_tile(size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, int32_t kbits,
-                  int32_t* c, size_t ldc) {
+void b1_gemm_tile(size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, int32_t kbits, int32_t* c,
+                  size_t ldc) {
   uint32x4_t vdiffer[MR];  // lane j: popcount(a_i ^ b_j) over the words done so far
   for (size_t i = 0; i < MR; ++i) vdiffer[i] = vdupq_n_u32(0);
 
@@ -33,7 +33,7 @@ void b1_gemm_tile(size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, s
     for (size_t i = 0; i < MR; ++i)
       for (size_t j = 0; j < NR; ++j) vcount[i][j] = vdupq_n_u16(0);
 
-    auto step = [&](const uint8x16_t (&va)[MR], const uint8x16_t (&vb)[NR]) {
+    auto step = [&](const uint8x16_t(&va)[MR], const uint8x16_t(&vb)[NR]) {
       for (size_t i = 0; i < MR; ++i)
         for (size_t j = 0; j < NR; ++j) vcount[i][j] = vpadalq_u8(vcount[i][j], vcntq_u8(veorq_u8(va[i], vb[j])));
     };
@@ -93,7 +93,8 @@ void b1_pack_f32(const float* src, size_t rows, size_t channels, uint64_t* dst) 
       return narrow_masks(vcltq_f32(vld1q_f32(src + c), vzero), vcltq_f32(vld1q_f32(src + c + 4), vzero),
                           vcltq_f32(vld1q_f32(src + c + 8), vzero), vcltq_f32(vld1q_f32(src + c + 12), vzero));
     };
-    pack_bits(channels, mask16, [&](size_t c) { return src[c] < 0.0f; }, dst);
+    pack_bits(
+        channels, mask16, [&](size_t c) { return src[c] < 0.0f; }, dst);
   }
 }
 
@@ -102,12 +103,13 @@ void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) 
   const int8x16_t vzero = vdupq_n_s8(0);
   for (size_t r = 0; r < rows; ++r, src += channels, dst += words) {
     auto mask16 = [&](size_t c) { return vcltq_s8(vld1q_s8(src + c), vzero); };
-    pack_bits(channels, mask16, [&](size_t c) { return src[c] < 0; }, dst);
+    pack_bits(
+        channels, mask16, [&](size_t c) { return src[c] < 0; }, dst);
   }
 }
 
-void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb,
-             int32_t kbits, int32_t* c, size_t ldc) {
+void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, int32_t kbits,
+             int32_t* c, size_t ldc) {
   for (size_t i = 0; i < m; i += 4) {
     const size_t mr = m - i < 4 ? m - i : 4;
     for (size_t j = 0; j < n; j += 4) {

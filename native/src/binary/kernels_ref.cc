@@ -21,16 +21,12 @@ void pack(const T* src, size_t rows, size_t channels, uint64_t* dst) {
 int bit(const uint64_t* v, size_t i) { return static_cast<int>((v[i / 64] >> (i % 64)) & 1); }
 }  // namespace
 
-void b1_pack_f32(const float* src, size_t rows, size_t channels, uint64_t* dst) {
-  pack(src, rows, channels, dst);
-}
+void b1_pack_f32(const float* src, size_t rows, size_t channels, uint64_t* dst) { pack(src, rows, channels, dst); }
 
-void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) {
-  pack(src, rows, channels, dst);
-}
+void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) { pack(src, rows, channels, dst); }
 
-void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b,
-             size_t ldb, int32_t kbits, int32_t* c, size_t ldc) {
+void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, int32_t kbits,
+             int32_t* c, size_t ldc) {
   for (size_t i = 0; i < m; ++i)
     for (size_t j = 0; j < n; ++j) {
       int32_t differ = 0;

@@ -32,16 +32,12 @@ void pack(const T* src, size_t rows, size_t channels, uint64_t* dst) {
 }
 }  // namespace
 
-void b1_pack_f32(const float* src, size_t rows, size_t channels, uint64_t* dst) {
-  pack(src, rows, channels, dst);
-}
+void b1_pack_f32(const float* src, size_t rows, size_t channels, uint64_t* dst) { pack(src, rows, channels, dst); }
 
-void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) {
-  pack(src, rows, channels, dst);
-}
+void b1_pack_s8(const int8_t* src, size_t rows, size_t channels, uint64_t* dst) { pack(src, rows, channels, dst); }
 
-LOWBIT_POPCNT_CLONES void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda,
-                                  const uint64_t* b, size_t ldb, int32_t kbits, int32_t* c, size_t ldc) {
+LOWBIT_POPCNT_CLONES void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const uint64_t* b,
+                                  size_t ldb, int32_t kbits, int32_t* c, size_t ldc) {
   for (size_t i = 0; i < m; ++i) {
     const uint64_t* ai = a + i * lda;
     for (size_t j = 0; j < n; ++j) {
@@ -69,9 +65,15 @@ struct Words4 {
   static T map(T a, T b, F f) {
     return T{{f(a.w[0], b.w[0]), f(a.w[1], b.w[1]), f(a.w[2], b.w[2]), f(a.w[3], b.w[3])}};
   }
-  static T xor_(T a, T b) { return map(a, b, [](uint64_t x, uint64_t y) { return x ^ y; }); }
-  static T and_(T a, T b) { return map(a, b, [](uint64_t x, uint64_t y) { return x & y; }); }
-  static T or_(T a, T b) { return map(a, b, [](uint64_t x, uint64_t y) { return x | y; }); }
+  static T xor_(T a, T b) {
+    return map(a, b, [](uint64_t x, uint64_t y) { return x ^ y; });
+  }
+  static T and_(T a, T b) {
+    return map(a, b, [](uint64_t x, uint64_t y) { return x & y; });
+  }
+  static T or_(T a, T b) {
+    return map(a, b, [](uint64_t x, uint64_t y) { return x | y; });
+  }
 };
 
 // Byte b spread to one bit per byte: byte i of spread(b) is bit i of b.
@@ -95,7 +97,8 @@ void b1_mst_channel(const uint64_t* rows, const uint32_t* entries, size_t n, con
     const size_t last = used < first + 8 ? used : first + 8;
     for (size_t b = 0; b < kMstTile / 8; ++b) {
       uint64_t bytes = 0;
-      for (size_t l = last; l-- > first;) bytes = (bytes << 1) + kSpread.v[(planes[l].w[b / 8] >> (8 * (b % 8))) & 0xff];
+      for (size_t l = last; l-- > first;)
+        bytes = (bytes << 1) + kSpread.v[(planes[l].w[b / 8] >> (8 * (b % 8))) & 0xff];
       for (size_t i = 0; i < 8; ++i) count[8 * b + i] += static_cast<int32_t>((bytes >> (8 * i)) & 0xff) << first;
     }
   }

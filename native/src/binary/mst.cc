@@ -108,7 +108,8 @@ void validate_mst(const MstSchedule& s, const BinaryConv2dWeights& w) {
   for (size_t i = 0; i < n; ++i) {
     const int32_t c = s.order[i];
     if (c < 0 || static_cast<size_t>(c) >= n || position[c] != SIZE_MAX)
-      fail(ErrorKind::Range, "mst schedule: order[" + num(i) + "] = " + std::to_string(c) + " is out of range or repeated");
+      fail(ErrorKind::Range,
+           "mst schedule: order[" + num(i) + "] = " + std::to_string(c) + " is out of range or repeated");
     position[c] = i;
   }
   const size_t ocg = n / w.groups;
@@ -124,7 +125,8 @@ void validate_mst(const MstSchedule& s, const BinaryConv2dWeights& w) {
     if (static_cast<size_t>(p) >= n || static_cast<size_t>(p) / ocg != c / ocg)
       fail(ErrorKind::Range, at + ": parent " + std::to_string(p) + " is out of range or in another group");
     // Parents come first in `order`, so following parents always ends at a root: no cycle.
-    if (position[p] >= position[c]) fail(ErrorKind::Range, at + ": its parent " + std::to_string(p) + " comes after it in order");
+    if (position[p] >= position[c])
+      fail(ErrorKind::Range, at + ": its parent " + std::to_string(p) + " comes after it in order");
     if (s.depth[c] != s.depth[p] + 1) fail(ErrorKind::Range, at + ": depth must be its parent's + 1");
     const uint32_t d = hamming(w.bits.data() + p * w.row_words, w.bits.data() + c * w.row_words, w.row_words);
     if (s.cost[c] != (s.negate[c] ? w.kbits - d : d))
@@ -171,7 +173,8 @@ struct Reader {
     return v;
   }
   const uint8_t* bytes(size_t n, const std::string& field) {
-    if (size - at < n) fail(ErrorKind::Shape, "mst file: truncated in " + field + " (needs " + num(n) + " bytes at " + num(at) + ")");
+    if (size - at < n)
+      fail(ErrorKind::Shape, "mst file: truncated in " + field + " (needs " + num(n) + " bytes at " + num(at) + ")");
     const uint8_t* p = data + at;
     at += n;
     return p;
@@ -183,7 +186,8 @@ struct Reader {
 std::vector<uint8_t> serialize_mst(const MstSchedule& s, const BinaryConv2dWeights& w) {
   validate_mst(s, w);
   std::vector<uint8_t> out(kMagic, kMagic + 8);
-  for (size_t v : {w.out_channels, w.kernel_h, w.kernel_w, w.in_channels_per_group, w.groups}) put<uint32_t>(out, uint32_t(v));
+  for (size_t v : {w.out_channels, w.kernel_h, w.kernel_w, w.in_channels_per_group, w.groups})
+    put<uint32_t>(out, uint32_t(v));
   const bool wide = w.kbits > 65536;
   for (int32_t c : s.order) {
     put<uint32_t>(out, uint32_t(c));
@@ -214,16 +218,19 @@ MstLayer deserialize_mst(const uint8_t* data, size_t size) {
   Reader r{data, size};
   if (std::memcmp(r.bytes(8, "magic"), kMagic, 8) != 0)
     fail(ErrorKind::Shape, "mst file: magic: not an MST layer file of format 1");
-  const size_t out_c = r.get<uint32_t>("out_channels"), kh = r.get<uint32_t>("kernel_h"), kw = r.get<uint32_t>("kernel_w");
+  const size_t out_c = r.get<uint32_t>("out_channels"), kh = r.get<uint32_t>("kernel_h"),
+               kw = r.get<uint32_t>("kernel_w");
   const size_t icg = r.get<uint32_t>("in_channels_per_group"), groups = r.get<uint32_t>("groups");
   // Each channel takes at least 14 bytes: bounds every allocation by the file's own size.
-  if (out_c > (size - r.at) / 14) fail(ErrorKind::Shape, "mst file: header: " + num(out_c) + " channels cannot fit in the file");
+  if (out_c > (size - r.at) / 14)
+    fail(ErrorKind::Shape, "mst file: header: " + num(out_c) + " channels cannot fit in the file");
   auto w = empty_binary_weights(out_c, kh, kw, icg, groups);  // checks the geometry
   const size_t kbits = w->kbits, words = w->row_words;
   const uint64_t tail = kbits % 64 ? (uint64_t{1} << (kbits % 64)) - 1 : ~uint64_t{0};
   auto s = std::make_shared<MstSchedule>();
   s->channels = out_c, s->kbits = kbits, s->groups = groups;
-  s->parent.assign(out_c, -1), s->negate.assign(out_c, 0), s->depth.assign(out_c, 0), s->cost.assign(out_c, uint32_t(kbits));
+  s->parent.assign(out_c, -1), s->negate.assign(out_c, 0), s->depth.assign(out_c, 0),
+      s->cost.assign(out_c, uint32_t(kbits));
   std::vector<uint8_t> seen(out_c, 0);
   std::vector<uint64_t> flips(words);
   for (size_t i = 0; i < out_c; ++i) {
@@ -231,12 +238,14 @@ MstLayer deserialize_mst(const uint8_t* data, size_t size) {
     const uint32_t c = r.get<uint32_t>(at + " channel");
     const int32_t parent = r.get<int32_t>(at + " parent");
     const uint8_t negate = r.get<uint8_t>(at + " negate"), encoding = r.get<uint8_t>(at + " encoding");
-    if (c >= out_c || seen[c]) fail(ErrorKind::Range, "mst file: " + at + ": channel " + num(c) + " out of range or repeated");
+    if (c >= out_c || seen[c])
+      fail(ErrorKind::Range, "mst file: " + at + ": channel " + num(c) + " out of range or repeated");
     if (negate > 1 || encoding > kList) fail(ErrorKind::Range, "mst file: " + at + ": negate or encoding out of range");
     if ((encoding == kRoot) != (parent == -1) || (encoding == kRoot && negate))
       fail(ErrorKind::Range, "mst file: " + at + ": a root has parent -1, no negation and encoding 0");
     if (parent != -1 && (parent < 0 || size_t(parent) >= out_c || !seen[parent]))
-      fail(ErrorKind::Range, "mst file: " + at + ": parent " + std::to_string(parent) + " is out of range or not read before its child");
+      fail(ErrorKind::Range,
+           "mst file: " + at + ": parent " + std::to_string(parent) + " is out of range or not read before its child");
     uint64_t* row = w->bits.data() + size_t(c) * words;
     std::fill(flips.begin(), flips.end(), 0);
     if (encoding == kRoot || encoding == kMask) {

@@ -1,10 +1,11 @@
 // weights.cc: packing binary conv/dense weights and the per-tap sums the zero-padding
 // correction needs.
+#include "binary/weights.h"
+
 #include <algorithm>
 #include <string>
 
 #include "binary/bit_copy.h"
-#include "binary/weights.h"
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
 #include "lowbit/binary.h"
@@ -18,14 +19,15 @@ size_t b1_words(size_t channels) { return words_for_bits(channels); }
 // Bounds the per-thread patch scratch (a few rows of this many bits) and keeps |y| far below 2^31.
 constexpr size_t kMaxKbits = size_t{1} << 24;
 
-std::shared_ptr<BinaryConv2dWeights> empty_binary_weights(size_t out_c, size_t kh, size_t kw, size_t icg, size_t groups) {
+std::shared_ptr<BinaryConv2dWeights> empty_binary_weights(size_t out_c, size_t kh, size_t kw, size_t icg,
+                                                          size_t groups) {
   if (out_c == 0 || kh == 0 || kw == 0 || icg == 0 || groups == 0)
     fail(ErrorKind::Shape, "weights: every dimension must be at least 1 (O=" + std::to_string(out_c) +
                                ", H=" + std::to_string(kh) + ", W=" + std::to_string(kw) +
                                ", I=" + std::to_string(icg) + ", groups=" + std::to_string(groups) + ")");
   if (out_c % groups != 0)
-    fail(ErrorKind::Shape, "weights: output channels (" + std::to_string(out_c) +
-                               ") must be a multiple of groups (" + std::to_string(groups) + ")");
+    fail(ErrorKind::Shape, "weights: output channels (" + std::to_string(out_c) + ") must be a multiple of groups (" +
+                               std::to_string(groups) + ")");
   auto w = std::make_shared<BinaryConv2dWeights>();
   w->out_channels = out_c;
   w->kernel_h = kh;
@@ -34,8 +36,8 @@ std::shared_ptr<BinaryConv2dWeights> empty_binary_weights(size_t out_c, size_t k
   w->groups = groups;
   w->kbits = checked_mul(checked_mul(kh, kw, "kernel size"), icg, "weight bits per channel");
   if (w->kbits > kMaxKbits)
-    fail(ErrorKind::Range, "weights: kh*kw*I = " + std::to_string(w->kbits) + " bits per output channel exceeds the limit of " +
-                               std::to_string(kMaxKbits));
+    fail(ErrorKind::Range, "weights: kh*kw*I = " + std::to_string(w->kbits) +
+                               " bits per output channel exceeds the limit of " + std::to_string(kMaxKbits));
   w->row_words = words_for_bits(w->kbits);
   w->bits.assign(checked_mul(out_c, w->row_words, "packed weight size"), 0);
   w->tap_sums.assign(checked_mul(w->taps(), out_c, "tap sums"), 0);
@@ -59,8 +61,8 @@ std::shared_ptr<BinaryConv2dWeights> binary_weights_from_bits(std::vector<uint64
   const uint64_t tail = w->kbits % 64 ? ~((uint64_t{1} << (w->kbits % 64)) - 1) : 0;
   for (size_t o = 0; o < out_c; ++o)
     if (bits[o * w->row_words + w->row_words - 1] & tail)
-      fail(ErrorKind::Range, "weights: output channel " + std::to_string(o) + " has bits set beyond K = " +
-                                 std::to_string(w->kbits) + " (tail bits must be zero)");
+      fail(ErrorKind::Range, "weights: output channel " + std::to_string(o) +
+                                 " has bits set beyond K = " + std::to_string(w->kbits) + " (tail bits must be zero)");
   w->bits = std::move(bits);
   compute_tap_sums(*w);
   return w;
@@ -69,9 +71,8 @@ std::shared_ptr<BinaryConv2dWeights> binary_weights_from_bits(std::vector<uint64
 namespace {
 
 template <typename T>
-std::shared_ptr<BinaryConv2dWeights> pack_weights(const T* ohwi, size_t out_c, size_t kh, size_t kw,
-                                                  size_t icg, size_t groups,
-                                                  void (*pack)(const T*, size_t, size_t, uint64_t*)) {
+std::shared_ptr<BinaryConv2dWeights> pack_weights(const T* ohwi, size_t out_c, size_t kh, size_t kw, size_t icg,
+                                                  size_t groups, void (*pack)(const T*, size_t, size_t, uint64_t*)) {
   auto w = empty_binary_weights(out_c, kh, kw, icg, groups);
   const size_t taps = w->taps();
   std::vector<uint64_t> tap(words_for_bits(icg));
@@ -86,22 +87,21 @@ std::shared_ptr<BinaryConv2dWeights> pack_weights(const T* ohwi, size_t out_c, s
 
 }  // namespace
 
-std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_f32(const float* ohwi, size_t out_c,
-                                                                    size_t kh, size_t kw, size_t icg,
-                                                                    size_t groups) {
+std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_f32(const float* ohwi, size_t out_c, size_t kh,
+                                                                    size_t kw, size_t icg, size_t groups) {
   return pack_weights(ohwi, out_c, kh, kw, icg, groups, binary_kernels().pack_f32);
 }
 
-std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_s8(const int8_t* ohwi, size_t out_c,
-                                                                   size_t kh, size_t kw, size_t icg,
-                                                                   size_t groups) {
+std::shared_ptr<BinaryConv2dWeights> pack_binary_conv2d_weights_s8(const int8_t* ohwi, size_t out_c, size_t kh,
+                                                                   size_t kw, size_t icg, size_t groups) {
   return pack_weights(ohwi, out_c, kh, kw, icg, groups, binary_kernels().pack_s8);
 }
 
 namespace {
 // Large tensors are split into row blocks over the pool; packing is memory bound, so blocks are big.
 template <typename T>
-void bitpack_rows(const T* src, size_t rows, size_t channels, uint64_t* dst, void (*pack)(const T*, size_t, size_t, uint64_t*)) {
+void bitpack_rows(const T* src, size_t rows, size_t channels, uint64_t* dst,
+                  void (*pack)(const T*, size_t, size_t, uint64_t*)) {
   const size_t block = std::max<size_t>(1, (size_t{1} << 16) / std::max<size_t>(channels, 1));
   const size_t blocks = (rows + block - 1) / block;
   const size_t words = b1_words(channels);

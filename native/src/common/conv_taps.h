@@ -12,9 +12,11 @@ template <typename Visit>
 void for_each_tap(size_t kernel_h, size_t kernel_w, const Conv2dParams& p, size_t oh, size_t ow, Visit visit) {
   size_t t = 0;
   for (size_t ky = 0; ky < kernel_h; ++ky) {
-    const ptrdiff_t iy = static_cast<ptrdiff_t>(oh * p.stride_h + ky * p.dilation_h) - static_cast<ptrdiff_t>(p.pad_top);
+    const ptrdiff_t iy =
+        static_cast<ptrdiff_t>(oh * p.stride_h + ky * p.dilation_h) - static_cast<ptrdiff_t>(p.pad_top);
     for (size_t kx = 0; kx < kernel_w; ++kx, ++t) {
-      const ptrdiff_t ix = static_cast<ptrdiff_t>(ow * p.stride_w + kx * p.dilation_w) - static_cast<ptrdiff_t>(p.pad_left);
+      const ptrdiff_t ix =
+          static_cast<ptrdiff_t>(ow * p.stride_w + kx * p.dilation_w) - static_cast<ptrdiff_t>(p.pad_left);
       visit(t, iy, ix);
     }
   }

@@ -32,7 +32,7 @@ static inline uint64_t movemask16(uint8x16_t vmask) {
 
 // Four 32-bit lane masks (channels 0-3, 4-7, 8-11, 12-15) -> one byte mask for channels 0-15.
 static inline uint8x16_t narrow_masks(uint32x4_t vmask0123, uint32x4_t vmask4567, uint32x4_t vmask89ab,
-                               uint32x4_t vmaskcdef) {
+                                      uint32x4_t vmaskcdef) {
   const uint16x8_t vmask_lo = vuzp1q_u16(vreinterpretq_u16_u32(vmask0123), vreinterpretq_u16_u32(vmask4567));
   const uint16x8_t vmask_hi = vuzp1q_u16(vreinterpretq_u16_u32(vmask89ab), vreinterpretq_u16_u32(vmaskcdef));
   return vuzp1q_u8(vreinterpretq_u8_u16(vmask_lo), vreinterpretq_u8_u16(vmask_hi));

@@ -58,8 +58,7 @@ Isa initial_isa() {
     fail(ErrorKind::Range, "LOWBIT_ISA=" + name + ": unknown ISA, expected one of scalar, avx2, neon");
   Isa isa = isa_from_name(name);
   if (!cpu_has(isa))
-    fail(ErrorKind::Unsupported,
-         std::string("LOWBIT_ISA=") + env + " but this CPU or build does not support it");
+    fail(ErrorKind::Unsupported, std::string("LOWBIT_ISA=") + env + " but this CPU or build does not support it");
   return isa;
 }
 
@@ -95,8 +94,7 @@ Isa active_isa() { return static_cast<Isa>(isa_slot().load(std::memory_order_acq
 
 void set_isa(const std::string& name) {
   Isa isa = isa_from_name(name);
-  if (!cpu_has(isa))
-    fail(ErrorKind::Unsupported, "ISA '" + name + "' is not supported by this CPU or build");
+  if (!cpu_has(isa)) fail(ErrorKind::Unsupported, "ISA '" + name + "' is not supported by this CPU or build");
   isa_slot().store(static_cast<int>(isa), std::memory_order_release);
 }
 

@@ -50,12 +50,12 @@ struct OutputKernels {
   OutputB1Fn output_b1;
 };
 
-#define LOWBIT_DECLARE_OUTPUT_KERNELS(ns)                                                   \
-  namespace ns {                                                                          \
-  void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out);      \
-  void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out);     \
-  void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out);     \
-  inline constexpr OutputKernels kOutputKernels = {output_f32, output_s8, output_b1};     \
+#define LOWBIT_DECLARE_OUTPUT_KERNELS(ns)                                             \
+  namespace ns {                                                                      \
+  void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out);  \
+  void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out); \
+  void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out); \
+  inline constexpr OutputKernels kOutputKernels = {output_f32, output_s8, output_b1}; \
   }
 
 LOWBIT_DECLARE_OUTPUT_KERNELS(ref)

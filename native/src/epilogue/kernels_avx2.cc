@@ -70,8 +70,7 @@ void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* ou
     _mm_storel_epi64(reinterpret_cast<__m128i*>(out + c),
                      _mm_or_si128(_mm256_castsi256_si128(vbytes), _mm256_extracti128_si256(vbytes, 1)));
   }
-  for (; c < n; ++c)
-    out[c] = static_cast<int8_t>(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
+  for (; c < n; ++c) out[c] = static_cast<int8_t>(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
 }
 
 void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out) {

@@ -42,9 +42,9 @@ void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* ou
     const int32x4_t vy = vld1q_s32(y + c);
     const int32x4_t vmult = vld1q_s32(p.mult + c);
     const int32x4_t vbias = vld1q_s32(p.bias + c);
-    const int32x4_t vv = vcombine_s32(
-        rescale2(vget_low_s32(vy), vget_low_s32(vmult), vget_low_s32(vnegshift), vget_low_s32(vbias)),
-        rescale2(vget_high_s32(vy), vget_high_s32(vmult), vget_high_s32(vnegshift), vget_high_s32(vbias)));
+    const int32x4_t vv =
+        vcombine_s32(rescale2(vget_low_s32(vy), vget_low_s32(vmult), vget_low_s32(vnegshift), vget_low_s32(vbias)),
+                     rescale2(vget_high_s32(vy), vget_high_s32(vmult), vget_high_s32(vnegshift), vget_high_s32(vbias)));
     return vbslq_s32(vcltq_s32(vv, vlo), vlo, vbslq_s32(vcgtq_s32(vv, vhi), vhi, vv));
   };
   size_t c = 0;
@@ -56,21 +56,20 @@ void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* ou
         vcombine_s16(vmovn_s32(rescale4(c, vnegshift_0123)), vmovn_s32(rescale4(c + 4, vnegshift_4567)));
     vst1_s8(out + c, vmovn_s16(vout_01234567));
   }
-  for (; c < n; ++c)
-    out[c] = static_cast<int8_t>(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
+  for (; c < n; ++c) out[c] = static_cast<int8_t>(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
 }
 
 void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out) {
   auto mask16 = [&](size_t c) {
-    const uint8x16_t vbelow = narrow_masks(
-        vcltq_s32(vld1q_s32(y + c), vld1q_s32(p.threshold + c)),
-        vcltq_s32(vld1q_s32(y + c + 4), vld1q_s32(p.threshold + c + 4)),
-        vcltq_s32(vld1q_s32(y + c + 8), vld1q_s32(p.threshold + c + 8)),
-        vcltq_s32(vld1q_s32(y + c + 12), vld1q_s32(p.threshold + c + 12)));
+    const uint8x16_t vbelow = narrow_masks(vcltq_s32(vld1q_s32(y + c), vld1q_s32(p.threshold + c)),
+                                           vcltq_s32(vld1q_s32(y + c + 4), vld1q_s32(p.threshold + c + 4)),
+                                           vcltq_s32(vld1q_s32(y + c + 8), vld1q_s32(p.threshold + c + 8)),
+                                           vcltq_s32(vld1q_s32(y + c + 12), vld1q_s32(p.threshold + c + 12)));
     const uint8x16_t vflip = vld1q_u8(p.flip + c);
     return veorq_u8(vbelow, vtstq_u8(vflip, vflip));
   };
-  pack_bits(n, mask16, [&](size_t c) { return (y[c] < p.threshold[c]) ^ (p.flip[c] != 0); }, out);
+  pack_bits(
+      n, mask16, [&](size_t c) { return (y[c] < p.threshold[c]) ^ (p.flip[c] != 0); }, out);
 }
 
 }  // namespace lowbit::neon

@@ -64,8 +64,8 @@ std::vector<Section> parse_container(const uint8_t* data, size_t size) {
     bad("header", "section count " + std::to_string(count) + " must be in [1, " + std::to_string(kMaxSections) + "]");
   const uint64_t file_size = u64_at(data + 16);
   if (file_size != size)
-    bad("header", "file size " + std::to_string(file_size) + " does not match the buffer (" + std::to_string(size) +
-                      " bytes)");
+    bad("header",
+        "file size " + std::to_string(file_size) + " does not match the buffer (" + std::to_string(size) + " bytes)");
   const size_t table_end = kHeaderBytes + kTableEntryBytes * count;  // <= 2 MiB + 64: no overflow
   if (table_end > size)
     bad("header", "the section table (" + std::to_string(count) + " entries, up to byte " + std::to_string(table_end) +
@@ -75,7 +75,8 @@ std::vector<Section> parse_container(const uint8_t* data, size_t size) {
   crc = crc32(zero, 4, crc);
   crc = crc32(data + 28, table_end - 28, crc);
   if (crc != u32_at(data + 24))
-    bad("header", "crc32 " + hex(u32_at(data + 24)) + " does not match the header and section table (" + hex(crc) + ")");
+    bad("header",
+        "crc32 " + hex(u32_at(data + 24)) + " does not match the header and section table (" + hex(crc) + ")");
   if (!all_zero(data + 28, kHeaderBytes - 28)) bad("header", "reserved bytes 28..63 must be zero");
 
   std::vector<Section> sections(count);
@@ -89,7 +90,8 @@ std::vector<Section> parse_container(const uint8_t* data, size_t size) {
     if (kind != kSectionJson && kind != kSectionData)
       bad(where, "kind " + std::to_string(kind) + " is neither 1 (JSON graph) nor 2 (data)");
     if ((i == 0) != (kind == kSectionJson))
-      bad(where, i == 0 ? "kind must be 1: section 0 is the JSON graph" : "kind 1 (JSON graph) is only valid for section 0");
+      bad(where,
+          i == 0 ? "kind must be 1: section 0 is the JSON graph" : "kind 1 (JSON graph) is only valid for section 0");
     if (u64_at(entry + 24) != 0) bad(where, "the reserved field must be zero");
     if (offset % kSectionAlign != 0)
       bad(where, "offset " + std::to_string(offset) + " is not a multiple of " + std::to_string(kSectionAlign));
@@ -104,8 +106,8 @@ std::vector<Section> parse_container(const uint8_t* data, size_t size) {
       bad(where, "the JSON graph is " + std::to_string(length) + " bytes, more than the " +
                      std::to_string(kMaxJsonBytes >> 20) + " MiB limit");
     if (!all_zero(data + end, offset - end))
-      bad(where, "the padding before it (bytes " + std::to_string(end) + ".." + std::to_string(offset - 1) +
-                     ") must be zero");
+      bad(where,
+          "the padding before it (bytes " + std::to_string(end) + ".." + std::to_string(offset - 1) + ") must be zero");
     sections[i] = Section{kind, data + offset, static_cast<size_t>(length)};
     crcs[i] = u32_at(entry + 4);
     end = offset + length;

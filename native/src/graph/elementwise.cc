@@ -39,8 +39,8 @@ inline void pack_row(size_t c, uint64_t* out, Bit bit) {
 
 }  // namespace
 
-void quantize_chw_to_hwc(const float* x, size_t batch, size_t c, size_t hw, float scale, int32_t zero_point,
-                         int32_t lo, int32_t hi, uint8_t* out) {
+void quantize_chw_to_hwc(const float* x, size_t batch, size_t c, size_t hw, float scale, int32_t zero_point, int32_t lo,
+                         int32_t hi, uint8_t* out) {
   for_rows(batch * hw, c, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
       const float* src = x + (r / hw) * c * hw + r % hw;
@@ -84,7 +84,8 @@ void affine_s32_to_chw(const int32_t* acc, size_t batch, size_t hw, size_t c, co
   for_rows(batch * hw, c, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
       float* dst = out + (r / hw) * c * hw + r % hw;
-      for (size_t ch = 0; ch < c; ++ch) dst[ch * hw] = std::clamp(static_cast<float>(acc[r * c + ch]) * scale[ch] + bias[ch], lo, hi);
+      for (size_t ch = 0; ch < c; ++ch)
+        dst[ch * hw] = std::clamp(static_cast<float>(acc[r * c + ch]) * scale[ch] + bias[ch], lo, hi);
     }
   });
 }

@@ -11,8 +11,8 @@
 namespace lowbit {
 
 // f32 [batch][c][hw] -> 8-bit [batch][hw][c], quantize_f32's rule (round half to even, NaN -> zp).
-void quantize_chw_to_hwc(const float* x, size_t batch, size_t c, size_t hw, float scale, int32_t zero_point,
-                         int32_t lo, int32_t hi, uint8_t* out);
+void quantize_chw_to_hwc(const float* x, size_t batch, size_t c, size_t hw, float scale, int32_t zero_point, int32_t lo,
+                         int32_t hi, uint8_t* out);
 // 8-bit [batch][hw][c] -> f32 [batch][c][hw], dequantize_8bit's rule.
 void dequantize_hwc_to_chw(const uint8_t* q, bool is_signed, size_t batch, size_t hw, size_t c, float scale,
                            int32_t zero_point, float* out);

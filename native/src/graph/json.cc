@@ -60,8 +60,10 @@ class Parser {
   void value(size_t depth) {
     Node n{};
     switch (peek()) {
-      case '{': return object(depth);
-      case '[': return array(depth);
+      case '{':
+        return object(depth);
+      case '[':
+        return array(depth);
       case '"':
         n.type = Type::String;
         string(n);
@@ -192,10 +194,14 @@ class Parser {
     for (int i = 0; i < 4; ++i) {
       const char c = s_[pos_++];
       v <<= 4;
-      if (is_digit(c)) v |= c - '0';
-      else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
-      else fail_at(pos_ - 1, "expected 4 hex digits after \\u");
+      if (is_digit(c))
+        v |= c - '0';
+      else if (c >= 'a' && c <= 'f')
+        v |= c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        v |= c - 'A' + 10;
+      else
+        fail_at(pos_ - 1, "expected 4 hex digits after \\u");
     }
     return v;
   }
@@ -264,14 +270,30 @@ class Parser {
       }
       const size_t escape = pos_++;
       switch (peek()) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           ++pos_;
           uint32_t cp = hex4();
@@ -286,7 +308,8 @@ class Parser {
           put_utf8(cp);
           continue;
         }
-        default: fail_at(escape, "invalid escape in a string");
+        default:
+          fail_at(escape, "invalid escape in a string");
       }
       ++pos_;
     }
@@ -321,15 +344,20 @@ void Value::fail(const std::string& message) const {
 std::string Value::describe() const {
   const Document::Node& n = node();
   switch (n.type) {
-    case Type::Null: return "null";
-    case Type::Bool: return n.boolean ? "true" : "false";
-    case Type::Number: return format_number(n.number);
+    case Type::Null:
+      return "null";
+    case Type::Bool:
+      return n.boolean ? "true" : "false";
+    case Type::Number:
+      return format_number(n.number);
     case Type::String: {
       const std::string_view s = doc_->string(n);
       return "\"" + std::string(s.substr(0, 40)) + (s.size() > 40 ? "...\"" : "\"");
     }
-    case Type::Array: return "an array";
-    case Type::Object: return "an object";
+    case Type::Array:
+      return "an array";
+    case Type::Object:
+      return "an object";
   }
   return "?";
 }

@@ -27,7 +27,7 @@ class Document {
   struct Node {
     Type type;
     bool boolean;
-    uint32_t count;    // string bytes, array items or object members
+    uint32_t count;  // string bytes, array items or object members
     union {
       double number;
       uint64_t first;  // string: offset into strings_; container: index of its first child

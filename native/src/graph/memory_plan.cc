@@ -20,7 +20,7 @@ Placement place_buffers(const std::vector<PlanBuffer>& buffers) {
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return size[a] > size[b]; });
-  std::vector<size_t> placed;  // indices, in placement order
+  std::vector<size_t> placed;                   // indices, in placement order
   std::vector<std::pair<size_t, size_t>> busy;  // [offset, end) of the conflicting placed buffers
   for (size_t i : order) {
     busy.clear();

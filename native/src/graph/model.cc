@@ -75,7 +75,8 @@ std::shared_ptr<const Placement> Model::Impl::plan(size_t batch) const {
     for (const ModelIo& io : *list) checked_mul(checked_mul(batch, io.elements, "batch x sample"), 4, "batch x sample");
   std::vector<PlanBuffer> sized(buffers.size());
   for (size_t i = 0; i < buffers.size(); ++i)
-    sized[i] = PlanBuffer{buffers[i].first, buffers[i].last, checked_mul(batch, buffers[i].bytes, "batch x tensor size")};
+    sized[i] =
+        PlanBuffer{buffers[i].first, buffers[i].last, checked_mul(batch, buffers[i].bytes, "batch x tensor size")};
   auto placement = std::make_shared<const Placement>(place_buffers(sized));
   std::lock_guard<std::mutex> lock(mutex);
   if (plans.size() >= kMaxCachedPlans) plans.erase(plans.begin());
@@ -92,7 +93,8 @@ std::unique_ptr<Arena> Model::Impl::take_arena(size_t bytes) const {
     for (auto it = arenas.begin(); it != arenas.end(); ++it)
       if ((*it)->capacity >= bytes && (best == arenas.end() || (*it)->capacity < (*best)->capacity)) best = it;
     if (best == arenas.end())
-      best = std::max_element(arenas.begin(), arenas.end(), [](const auto& a, const auto& b) { return a->capacity < b->capacity; });
+      best = std::max_element(arenas.begin(), arenas.end(),
+                              [](const auto& a, const auto& b) { return a->capacity < b->capacity; });
     if (best != arenas.end()) {
       arena = std::move(*best);
       arenas.erase(best);
@@ -140,9 +142,11 @@ void Model::run(size_t batch, const float* const* inputs, float* const* outputs)
   const Impl& m = *impl_;
   const auto plan = m.plan(batch);
   for (size_t i = 0; i < m.inputs.size(); ++i)
-    if (inputs == nullptr || inputs[i] == nullptr) fail(ErrorKind::Range, "inputs[" + std::to_string(i) + "]: null buffer");
+    if (inputs == nullptr || inputs[i] == nullptr)
+      fail(ErrorKind::Range, "inputs[" + std::to_string(i) + "]: null buffer");
   for (size_t i = 0; i < m.outputs.size(); ++i)
-    if (outputs == nullptr || outputs[i] == nullptr) fail(ErrorKind::Range, "outputs[" + std::to_string(i) + "]: null buffer");
+    if (outputs == nullptr || outputs[i] == nullptr)
+      fail(ErrorKind::Range, "outputs[" + std::to_string(i) + "]: null buffer");
 
   // The arena goes back to the pool however the run ends.
   struct Lease {
@@ -156,7 +160,8 @@ void Model::run(size_t batch, const float* const* inputs, float* const* outputs)
   // Nodes only read graph inputs: the const_cast never leads to a write.
   for (size_t i = 0; i < m.inputs.size(); ++i)
     a.tensor[m.graph.inputs[i].tensor] = reinterpret_cast<uint8_t*>(const_cast<float*>(inputs[i]));
-  for (size_t i = 0; i < m.outputs.size(); ++i) a.tensor[m.graph.outputs[i].tensor] = reinterpret_cast<uint8_t*>(outputs[i]);
+  for (size_t i = 0; i < m.outputs.size(); ++i)
+    a.tensor[m.graph.outputs[i].tensor] = reinterpret_cast<uint8_t*>(outputs[i]);
 
   for (size_t i = 0; i < m.graph.nodes.size(); ++i) {
     const int64_t scratch = m.node_scratch[i];
@@ -186,14 +191,19 @@ TensorDesc read_tensor(const json::Value& t) {
   }
   switch (d.dtype) {
     case DType::F32:
-    case DType::S32: d.bytes = d.elements * 4; break;
-    case DType::B1: d.bytes = d.rows() * words_for_bits(d.last()) * 8; break;
+    case DType::S32:
+      d.bytes = d.elements * 4;
+      break;
+    case DType::B1:
+      d.bytes = d.rows() * words_for_bits(d.last()) * 8;
+      break;
     default: {
       d.bytes = d.elements;
       const json::Value scale = t.get("scale");
       d.scale = scale.number();
       if (!(d.scale > 0)) scale.fail("expected a finite number > 0, got " + scale.describe());
-      d.zero_point = static_cast<int32_t>(t.get("zero_point").integer(d.is_signed() ? -128 : 0, d.is_signed() ? 127 : 255));
+      d.zero_point =
+          static_cast<int32_t>(t.get("zero_point").integer(d.is_signed() ? -128 : 0, d.is_signed() ? 127 : 255));
     }
   }
   return d;
@@ -209,7 +219,8 @@ std::vector<GraphIo> read_io(const json::Value& list, const std::vector<TensorDe
     const json::Value v = list[i];
     v.expect_object();
     const json::Value name = v.get("name"), tensor = v.get("tensor");
-    GraphIo io{std::string(name.string()), static_cast<uint32_t>(tensor.integer(0, static_cast<int64_t>(tensors.size()) - 1))};
+    GraphIo io{std::string(name.string()),
+               static_cast<uint32_t>(tensor.integer(0, static_cast<int64_t>(tensors.size()) - 1))};
     if (!names.insert(io.name).second) name.fail("the name \"" + io.name + "\" is used twice");
     if (!used.insert(io.tensor).second) tensor.fail("tensor " + std::to_string(io.tensor) + " is listed twice");
     if (tensors[io.tensor].dtype != DType::F32)
@@ -222,11 +233,14 @@ std::vector<GraphIo> read_io(const json::Value& list, const std::vector<TensorDe
 
 std::vector<uint32_t> read_indices(const json::Value& list, size_t tensors) {
   std::vector<uint32_t> out(list.size());
-  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<uint32_t>(list[i].integer(0, static_cast<int64_t>(tensors) - 1));
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = static_cast<uint32_t>(list[i].integer(0, static_cast<int64_t>(tensors) - 1));
   return out;
 }
 
-std::string tensor_label(const Graph& g, uint32_t t) { return "tensor " + std::to_string(t) + " '" + g.tensors[t].name + "'"; }
+std::string tensor_label(const Graph& g, uint32_t t) {
+  return "tensor " + std::to_string(t) + " '" + g.tensors[t].name + "'";
+}
 
 // Reads, checks and builds the nodes in order; returns the writer of each tensor (-1: none).
 std::vector<int64_t> read_nodes(const json::Value& list, const std::vector<Section>& sections, Graph& g) {

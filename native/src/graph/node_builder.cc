@@ -22,11 +22,16 @@ std::string shape_string(const std::vector<size_t>& shape) {
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "f32";
-    case DType::U8: return "u8";
-    case DType::S8: return "s8";
-    case DType::S32: return "s32";
-    case DType::B1: return "b1";
+    case DType::F32:
+      return "f32";
+    case DType::U8:
+      return "u8";
+    case DType::S8:
+      return "s8";
+    case DType::S32:
+      return "s32";
+    case DType::B1:
+      return "b1";
   }
   return "?";
 }
@@ -41,7 +46,8 @@ std::string NodeBuilder::input_name(size_t i) const {
 
 std::string NodeBuilder::output_name() const { return "outputs[0] (" + tensor_name(outputs_[0]) + ")"; }
 
-void NodeBuilder::expect_dtype(const TensorDesc& t, const std::string& role, std::initializer_list<DType> allowed) const {
+void NodeBuilder::expect_dtype(const TensorDesc& t, const std::string& role,
+                               std::initializer_list<DType> allowed) const {
   std::string names;
   for (DType d : allowed) {
     if (d == t.dtype) return;
@@ -143,8 +149,8 @@ std::pair<const uint8_t*, size_t> NodeBuilder::section_bytes(const char* key, si
   const auto bytes = section_bytes(key);
   const size_t want = checked_mul(count, size, "data size");
   if (bytes.second != want)
-    json.get(key).fail("the section holds " + std::to_string(bytes.second) + " bytes, expected " + std::to_string(want) +
-                       " (" + std::to_string(count) + " x " + what + ")");
+    json.get(key).fail("the section holds " + std::to_string(bytes.second) + " bytes, expected " +
+                       std::to_string(want) + " (" + std::to_string(count) + " x " + what + ")");
   return bytes;
 }
 

@@ -119,19 +119,23 @@ class BConvNode : public Node {
   std::shared_ptr<const MstPlan> mst;  // null: dense
   MstPolicy policy = MstPolicy::Auto;
   OwnedBinaryEpilogue epilogue;
-  size_t out_pixels = 0;               // per sample; with scratch_bytes: an f32 [C, OH, OW] output
+  size_t out_pixels = 0;  // per sample; with scratch_bytes: an f32 [C, OH, OW] output
 
   void run(const RunBuffers& b) const override {
     // A rank-3 f32 output is CHW: the kernel writes HWC into the scratch, then it is transposed.
     void* dst = scratch_bytes ? static_cast<void*>(b.scratch) : out(b);
     const BinaryEpilogue e = epilogue.view();
     if (geo.dense) {
-      if (mst) bdense_mst(words(b), b.batch, geo.in_c, *weights, *mst, e, dst, policy);
-      else bdense(words(b), b.batch, geo.in_c, *weights, e, dst);
+      if (mst)
+        bdense_mst(words(b), b.batch, geo.in_c, *weights, *mst, e, dst, policy);
+      else
+        bdense(words(b), b.batch, geo.in_c, *weights, e, dst);
     } else {
       const Conv2dShape s = bconv2d_shape(b.batch, geo.in_h, geo.in_w, geo.in_c, *weights, geo.params);
-      if (mst) bconv2d_mst(words(b), s, *weights, *mst, geo.params, e, dst, policy);
-      else bconv2d(words(b), s, *weights, geo.params, e, dst);
+      if (mst)
+        bconv2d_mst(words(b), s, *weights, *mst, geo.params, e, dst, policy);
+      else
+        bconv2d(words(b), s, *weights, geo.params, e, dst);
     }
     if (scratch_bytes)
       transpose_hwc_to_chw(reinterpret_cast<const float*>(b.scratch), b.batch, out_pixels, weights->out_channels,
@@ -153,8 +157,8 @@ std::shared_ptr<BinaryConv2dWeights> read_binary_weights(const NodeBuilder& b, s
   const uint64_t tail = kbits % 64 ? ~((uint64_t{1} << (kbits % 64)) - 1) : 0;
   for (size_t o = 0; o < c; ++o)
     if (bits[o * row_words + row_words - 1] & tail)
-      b.json.get("weights").fail("output channel " + std::to_string(o) + " has bits set beyond K = " +
-                                 std::to_string(kbits) + " (tail bits must be zero)");
+      b.json.get("weights").fail("output channel " + std::to_string(o) +
+                                 " has bits set beyond K = " + std::to_string(kbits) + " (tail bits must be zero)");
   return binary_weights_from_bits(std::move(bits), c, kh, kw, icg, groups);
 }
 
@@ -212,7 +216,8 @@ std::unique_ptr<Node> build_bconv(const NodeBuilder& b, bool dense) {
   node->weights = read_binary_weights(b, c, g.kernel_h, g.kernel_w, channels_per_group(b, g.in_c, g.groups), g.groups);
   if (!dense) {
     const Conv2dShape s = bconv2d_shape(1, g.in_h, g.in_w, g.in_c, *node->weights, g.params);
-    b.expect_shape(y, b.output_name(), chw ? std::vector<size_t>{c, s.out_h, s.out_w} : std::vector<size_t>{s.out_h, s.out_w, c});
+    b.expect_shape(y, b.output_name(),
+                   chw ? std::vector<size_t>{c, s.out_h, s.out_w} : std::vector<size_t>{s.out_h, s.out_w, c});
     node->out_pixels = s.out_h * s.out_w;
     if (chw) node->scratch_bytes = y.bytes;
   }

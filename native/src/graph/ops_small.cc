@@ -31,7 +31,8 @@ struct Layout {
   size_t images, hw, c;
 };
 Layout layout_of(const TensorDesc& hwc) {
-  return hwc.shape.size() == 3 ? Layout{1, hwc.shape[0] * hwc.shape[1], hwc.shape[2]} : Layout{hwc.rows(), 1, hwc.last()};
+  return hwc.shape.size() == 3 ? Layout{1, hwc.shape[0] * hwc.shape[1], hwc.shape[2]}
+                               : Layout{hwc.rows(), 1, hwc.last()};
 }
 
 // ---- quantize / dequantize ---------------------------------------------------------------------
@@ -108,8 +109,8 @@ std::unique_ptr<Node> build_threshold(const NodeBuilder& b) {
   node->threshold = b.data<int32_t>("threshold", node->c, "s32");
   node->flip = b.data<uint8_t>("flip", node->c, "u8");
   for (size_t i = 0; i < node->c; ++i)
-    if (node->flip[i] > 1) b.json.get("flip").fail("flip[" + std::to_string(i) + "] must be 0 or 1, got " +
-                                                   std::to_string(node->flip[i]));
+    if (node->flip[i] > 1)
+      b.json.get("flip").fail("flip[" + std::to_string(i) + "] must be 0 or 1, got " + std::to_string(node->flip[i]));
   return node;
 }
 
@@ -227,7 +228,8 @@ class AvgPoolNode : public Node {
   QuantParams in_q;
   QuantOutput out_q;
   void run(const RunBuffers& b) const override {
-    qavgpool2d(in(b), is_signed, qpool2d_shape(b.batch, g.h, g.w, g.c, g.p), g.p, count_include_pad, in_q, out_q, out(b));
+    qavgpool2d(in(b), is_signed, qpool2d_shape(b.batch, g.h, g.w, g.c, g.p), g.p, count_include_pad, in_q, out_q,
+               out(b));
   }
 };
 
@@ -346,10 +348,16 @@ std::unique_ptr<Node> build_prelu(const NodeBuilder& b) {
   node->shift_neg = b.data<uint8_t>("shift_neg", c, "u8");
   // The dyadic rules of lowbit/quantize.h: multiplier != -2^31, shift in [0, 62].
   for (size_t i = 0; i < c; ++i) {
-    for (const auto& [key, m] : {std::pair{"multiplier_pos", node->mult_pos[i]}, std::pair{"multiplier_neg", node->mult_neg[i]}})
-      if (m == INT32_MIN) b.json.get(key).fail("value " + std::to_string(i) + " is -2^31 (the multiplier must be in [-(2^31 - 1), 2^31 - 1])");
-    for (const auto& [key, e] : {std::pair{"shift_pos", node->shift_pos[i]}, std::pair{"shift_neg", node->shift_neg[i]}})
-      if (e > 62) b.json.get(key).fail("value " + std::to_string(i) + " is " + std::to_string(e) + " (the shift must be in [0, 62])");
+    for (const auto& [key, m] :
+         {std::pair{"multiplier_pos", node->mult_pos[i]}, std::pair{"multiplier_neg", node->mult_neg[i]}})
+      if (m == INT32_MIN)
+        b.json.get(key).fail("value " + std::to_string(i) +
+                             " is -2^31 (the multiplier must be in [-(2^31 - 1), 2^31 - 1])");
+    for (const auto& [key, e] :
+         {std::pair{"shift_pos", node->shift_pos[i]}, std::pair{"shift_neg", node->shift_neg[i]}})
+      if (e > 62)
+        b.json.get(key).fail("value " + std::to_string(i) + " is " + std::to_string(e) +
+                             " (the shift must be in [0, 62])");
   }
   PreluParams& p = node->params;
   p.mult_pos = node->mult_pos.data(), p.shift_pos = node->shift_pos.data();

@@ -22,7 +22,8 @@ Dyadic to_dyadic(double multiplier) {
   }
   if (e < 0 || e > 62)
     fail(ErrorKind::Quantization, "multiplier " + std::to_string(multiplier) +
-                                      " is outside the dyadic range [2^-32, 2^31) (shift would be " + std::to_string(e) + ")");
+                                      " is outside the dyadic range [2^-32, 2^31) (shift would be " +
+                                      std::to_string(e) + ")");
   return {static_cast<int32_t>(m), e};
 }
 

@@ -37,10 +37,10 @@ inline size_t q4_panel_bytes(size_t kp) { return kQPanelHeaderBytes + kp * kQPan
 // kQMaxK, which keeps every sum inside int32 (|sum| <= kp * 128 * 128 <= 2^30).
 // Q8 kernels are exact for every int8 weight, -128 included.
 inline constexpr size_t kQMaxK = 65536;
-using Q8GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask,
-                          const uint8_t* panel, int32_t* c, size_t ldc);
-using Q4GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask,
-                          const uint8_t* panel, int32_t* c, size_t ldc);
+using Q8GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel,
+                          int32_t* c, size_t ldc);
+using Q4GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel,
+                          int32_t* c, size_t ldc);
 
 // Depthwise multiply-accumulate of one tap over n channels:
 //   acc[c] += (int8_t)(x[c] ^ mask) * w[c]
@@ -63,16 +63,16 @@ struct IntegerKernels {
   QSmallKFn q16_small_k;
 };
 
-#define LOWBIT_DECLARE_INTEGER_KERNELS(ns)                                                          \
-  namespace ns {                                                                                  \
-  void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, \
-               int32_t* c, size_t ldc);                                                           \
-  void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, \
-               int32_t* c, size_t ldc);                                                           \
-  void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);           \
-  void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,  \
-               int32_t* acc);                                                                     \
-  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_dw_tap, q16_small_k};    \
+#define LOWBIT_DECLARE_INTEGER_KERNELS(ns)                                                                        \
+  namespace ns {                                                                                                  \
+  void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c, \
+               size_t ldc);                                                                                       \
+  void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c, \
+               size_t ldc);                                                                                       \
+  void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);                        \
+  void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,    \
+                   int32_t* acc);                                                                                 \
+  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_dw_tap, q16_small_k};                   \
   }
 
 LOWBIT_DECLARE_INTEGER_KERNELS(ref)
@@ -81,8 +81,8 @@ LOWBIT_DECLARE_INTEGER_KERNELS(scalar)
 LOWBIT_DECLARE_INTEGER_KERNELS(avx2)
 #endif
 #if defined(__aarch64__)
-LOWBIT_DECLARE_INTEGER_KERNELS(neon)     // Cortex-A72 class: no dot product
-LOWBIT_DECLARE_INTEGER_KERNELS(neon_dot) // ARMv8.2 sdot, chosen at run time (HWCAP_ASIMDDP)
+LOWBIT_DECLARE_INTEGER_KERNELS(neon)      // Cortex-A72 class: no dot product
+LOWBIT_DECLARE_INTEGER_KERNELS(neon_dot)  // ARMv8.2 sdot, chosen at run time (HWCAP_ASIMDDP)
 #endif
 
 // Panel packing (shared by every ISA). w points at channel `first`'s row of a row-major

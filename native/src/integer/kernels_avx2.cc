@@ -36,11 +36,17 @@ inline __m256i broadcast32(const void* p) {
 // The tiles keep their accumulators in named variables, rows 0-3 (lo: channels 0-7, hi: 8-15),
 // pinned to registers once per group with an empty asm: as an array indexed in a loop, GCC 12
 // keeps them on the stack, a load and a store on the critical path of every group.
-#define LOWBIT_ROWS(R, X)                 \
-  { X(0, lo0, hi0); }                     \
-  if constexpr ((R) > 1) { X(1, lo1, hi1); } \
-  if constexpr ((R) > 2) { X(2, lo2, hi2); } \
-  if constexpr ((R) > 3) { X(3, lo3, hi3); }
+#define LOWBIT_ROWS(R, X)  \
+  { X(0, lo0, hi0); }      \
+  if constexpr ((R) > 1) { \
+    X(1, lo1, hi1);        \
+  }                        \
+  if constexpr ((R) > 2) { \
+    X(2, lo2, hi2);        \
+  }                        \
+  if constexpr ((R) > 3) { \
+    X(3, lo3, hi3);        \
+  }
 #define LOWBIT_PIN(r, lo, hi) asm("" : "+x"(lo), "+x"(hi))
 
 // Chunk lengths (in groups of 4) for `groups` groups: as even as possible, multiples of 8 (one
@@ -105,9 +111,9 @@ void q8_tile(size_t groups, const __m256i* wbuf, const uint8_t* body, const int3
              bool first, int32_t* c, size_t ldc) {
   static_assert(R >= 1 && R <= 4, "rows 0-3");
   __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0, lo2 = lo0, hi2 = lo0, lo3 = lo0, hi3 = lo0;
-#define LOWBIT_LOAD(r, lo, hi)          \
-  lo = loadu(c + (r) * ldc);            \
-  hi = loadu(c + (r) * ldc + 8)
+#define LOWBIT_LOAD(r, lo, hi) \
+  lo = loadu(c + (r)*ldc);     \
+  hi = loadu(c + (r)*ldc + 8)
   if (!first) {
     LOWBIT_ROWS(R, LOWBIT_LOAD)
   }
@@ -122,27 +128,27 @@ void q8_tile(size_t groups, const __m256i* wbuf, const uint8_t* body, const int3
       _mm_prefetch(reinterpret_cast<const char*>(body + 64 * g + kPrefetchBytes), _MM_HINT_T0);
       split_weights(body + 64 * g, we0, wo0, we1, wo1);
     }
-#define LOWBIT_STEP(r, lo, hi)                                                                                    \
-  {                                                                                                               \
-    const __m256i ve = broadcast32(e + (r) * ld + g), vo = broadcast32(o + (r) * ld + g);                         \
-    lo = _mm256_add_epi32(lo, _mm256_add_epi32(_mm256_madd_epi16(ve, we0), _mm256_madd_epi16(vo, wo0)));         \
-    hi = _mm256_add_epi32(hi, _mm256_add_epi32(_mm256_madd_epi16(ve, we1), _mm256_madd_epi16(vo, wo1)));         \
+#define LOWBIT_STEP(r, lo, hi)                                                                           \
+  {                                                                                                      \
+    const __m256i ve = broadcast32(e + (r)*ld + g), vo = broadcast32(o + (r)*ld + g);                    \
+    lo = _mm256_add_epi32(lo, _mm256_add_epi32(_mm256_madd_epi16(ve, we0), _mm256_madd_epi16(vo, wo0))); \
+    hi = _mm256_add_epi32(hi, _mm256_add_epi32(_mm256_madd_epi16(ve, we1), _mm256_madd_epi16(vo, wo1))); \
   }
     LOWBIT_ROWS(R, LOWBIT_STEP)
 #undef LOWBIT_STEP
     LOWBIT_ROWS(R, LOWBIT_PIN)
   }
-#define LOWBIT_STORE(r, lo, hi)         \
-  storeu(c + (r) * ldc, lo);            \
-  storeu(c + (r) * ldc + 8, hi)
+#define LOWBIT_STORE(r, lo, hi) \
+  storeu(c + (r)*ldc, lo);      \
+  storeu(c + (r)*ldc + 8, hi)
   LOWBIT_ROWS(R, LOWBIT_STORE)
 }
 
 template <bool kBuffered, bool kMask>
 void q8_chunks(size_t m, size_t groups, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* body, int32_t* c,
                size_t ldc) {
-  using Tile = void (*)(size_t, const __m256i*, const uint8_t*, const int32_t*, const int32_t*, size_t, bool, int32_t*,
-                        size_t);
+  using Tile =
+      void (*)(size_t, const __m256i*, const uint8_t*, const int32_t*, const int32_t*, size_t, bool, int32_t*, size_t);
   static constexpr Tile kTiles[kQ8MR] = {q8_tile<1, kBuffered>, q8_tile<2, kBuffered>, q8_tile<3, kBuffered>,
                                          q8_tile<4, kBuffered>};
   __m256i wbuf[kBuffered ? 4 * kQ8ChunkGroups : 1];
@@ -205,20 +211,20 @@ void q4_tile(size_t groups, const __m256i* wbuf, const uint8_t* body, const uint
         _mm_prefetch(reinterpret_cast<const char*>(body + 32 * g + kPrefetchBytes), _MM_HINT_T0);
         unpack_q4(body + 32 * g, wlo, whi);
       }
-#define LOWBIT_STEP(r, lo, hi)                                            \
-  {                                                                       \
-    __m256i x = broadcast32(a + (r) * lda + 4 * g);                       \
-    if constexpr (kFlip) x = _mm256_xor_si256(x, vflip);                  \
-    lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(x, wlo));              \
-    hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(x, whi));              \
+#define LOWBIT_STEP(r, lo, hi)                               \
+  {                                                          \
+    __m256i x = broadcast32(a + (r)*lda + 4 * g);            \
+    if constexpr (kFlip) x = _mm256_xor_si256(x, vflip);     \
+    lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(x, wlo)); \
+    hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(x, whi)); \
   }
       LOWBIT_ROWS(R, LOWBIT_STEP)
 #undef LOWBIT_STEP
       LOWBIT_ROWS(R, LOWBIT_PIN)
     }
-#define LOWBIT_WIDEN(r, lo, hi)                                                                          \
-  storeu(c + (r) * ldc, _mm256_add_epi32(loadu(c + (r) * ldc), _mm256_madd_epi16(lo, ones)));           \
-  storeu(c + (r) * ldc + 8, _mm256_add_epi32(loadu(c + (r) * ldc + 8), _mm256_madd_epi16(hi, ones)))
+#define LOWBIT_WIDEN(r, lo, hi)                                                           \
+  storeu(c + (r)*ldc, _mm256_add_epi32(loadu(c + (r)*ldc), _mm256_madd_epi16(lo, ones))); \
+  storeu(c + (r)*ldc + 8, _mm256_add_epi32(loadu(c + (r)*ldc + 8), _mm256_madd_epi16(hi, ones)))
     LOWBIT_ROWS(R, LOWBIT_WIDEN)
 #undef LOWBIT_WIDEN
   }
@@ -316,14 +322,15 @@ void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_
 // (|x * w| <= 255 * 128, so a pair sum is exact). Unpacking works within 128-bit lanes, so the
 // low accumulator holds channels 0-3 and 8-11 of the block, the high one 4-7 and 12-15.
 void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-             int32_t* acc) {
+                 int32_t* acc) {
   for (size_t c0 = 0; c0 < n; c0 += 16) {
     __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
     for (size_t i = 0; i < k; i += 2) {
       const bool pair = i + 1 < k;
       const __m256i wa = loadu(w + i * stride + c0);
       const __m256i wb = pair ? loadu(w + (i + 1) * stride + c0) : _mm256_setzero_si256();
-      const uint32_t xs = static_cast<uint16_t>(x[i]) | static_cast<uint32_t>(pair ? static_cast<uint16_t>(x[i + 1]) : 0) << 16;
+      const uint32_t xs =
+          static_cast<uint16_t>(x[i]) | static_cast<uint32_t>(pair ? static_cast<uint16_t>(x[i + 1]) : 0) << 16;
       const __m256i vx = _mm256_set1_epi32(static_cast<int32_t>(xs));
       lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(wa, wb), vx));
       hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(wa, wb), vx));

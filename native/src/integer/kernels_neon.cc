@@ -36,7 +36,7 @@ using neon_common::schedule_barrier;
 
 // vacc[2q] holds channels 4q, 4q+1 and vacc[2q+1] channels 4q+2, 4q+3, each as two k-pair lanes.
 inline void accumulate(int32x4_t* vacc, const int8x16_t (&vw)[4], int8x16_t va) {
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (size_t q = 0; q < 4; ++q) {
     vacc[2 * q] = vpadalq_s16(vacc[2 * q], vmull_s8(vget_low_s8(vw[q]), vget_low_s8(va)));
     vacc[2 * q + 1] = vpadalq_s16(vacc[2 * q + 1], vmull_high_s8(vw[q], va));
@@ -49,10 +49,10 @@ inline void accumulate(int32x4_t* vacc, const int8x16_t (&vw)[4], int8x16_t va) 
 // (which also runs the nibble shifts) no busier than F0.
 inline void accumulate_pair(int32x4_t* vacc, const int8x16_t (&vw0)[4], int8x16_t va0, const int8x16_t (&vw1)[4],
                             int8x16_t va1) {
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (size_t q = 0; q < 4; ++q) {
-    const int16x8_t vlo = vmlal_s8(vmull_s8(vget_low_s8(vw0[q]), vget_low_s8(va0)), vget_low_s8(vw1[q]),
-                                   vget_low_s8(va1));
+    const int16x8_t vlo =
+        vmlal_s8(vmull_s8(vget_low_s8(vw0[q]), vget_low_s8(va0)), vget_low_s8(vw1[q]), vget_low_s8(va1));
     const int16x8_t vhi = vmlal_high_s8(vmull_high_s8(vw0[q], va0), vw1[q], va1);
     vacc[2 * q] = vpadalq_s16(vacc[2 * q], vlo);
     vacc[2 * q + 1] = vpadalq_s16(vacc[2 * q + 1], vhi);
@@ -61,7 +61,7 @@ inline void accumulate_pair(int32x4_t* vacc, const int8x16_t (&vw0)[4], int8x16_
 }
 
 inline void store_row(const int32x4_t* vacc, int32_t* c) {
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (size_t q = 0; q < 4; ++q) vst1q_s32(c + 4 * q, vpaddq_s32(vacc[2 * q], vacc[2 * q + 1]));
 }
 
@@ -81,17 +81,17 @@ template <size_t MR>
 void q8_tile(size_t groups, const uint8_t* a, size_t lda, uint8x16_t vmask, const uint8_t* body, int32_t* c,
              size_t ldc) {
   int32x4_t vacc[MR][8];
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (size_t i = 0; i < MR; ++i)
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (size_t r = 0; r < 8; ++r) vacc[i][r] = vdupq_n_s32(0);
   const int8_t* wg = reinterpret_cast<const int8_t*>(body);
   for (size_t g = 0; g < groups; ++g, wg += 64) {
     const int8x16_t vw[4] = {vld1q_s8(wg), vld1q_s8(wg + 16), vld1q_s8(wg + 32), vld1q_s8(wg + 48)};
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (size_t i = 0; i < MR; ++i) accumulate(vacc[i], vw, load_activations4(a + i * lda + 4 * g, vmask));
   }
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (size_t i = 0; i < MR; ++i) store_row(vacc[i], c + i * ldc);
 }
 
@@ -99,16 +99,16 @@ template <size_t MR>
 void q4_tile(size_t groups, const uint8_t* a, size_t lda, uint8x16_t vmask, const uint8_t* body, int32_t* c,
              size_t ldc) {
   int32x4_t vacc[MR][8];
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (size_t i = 0; i < MR; ++i)
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (size_t r = 0; r < 8; ++r) vacc[i][r] = vdupq_n_s32(0);
   size_t g = 0;
   for (; g + 2 <= groups; g += 2) {
     int8x16_t vw0[4], vw1[4];
     unpack_q4(body + 32 * g, vw0);
     unpack_q4(body + 32 * g + 32, vw1);
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (size_t i = 0; i < MR; ++i) {
       const uint8_t* row = a + i * lda + 4 * g;
       accumulate_pair(vacc[i], vw0, load_activations4(row, vmask), vw1, load_activations4(row + 4, vmask));
@@ -117,10 +117,10 @@ void q4_tile(size_t groups, const uint8_t* a, size_t lda, uint8x16_t vmask, cons
   if (g < groups) {
     int8x16_t vw[4];
     unpack_q4(body + 32 * g, vw);
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (size_t i = 0; i < MR; ++i) accumulate(vacc[i], vw, load_activations4(a + i * lda + 4 * g, vmask));
   }
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (size_t i = 0; i < MR; ++i) store_row(vacc[i], c + i * ldc);
 }
 
@@ -179,7 +179,7 @@ void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_
 // Per block of 16 channels four int32x4 sums, each tap adding w * x[i] with SMLAL by a scalar
 // (|x * w| <= 255 * 128 is exact in the widened product).
 void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-             int32_t* acc) {
+                 int32_t* acc) {
   for (size_t c0 = 0; c0 < n; c0 += 16) {
     int32x4_t s0 = vdupq_n_s32(0), s1 = s0, s2 = s0, s3 = s0;
     for (size_t i = 0; i < k; ++i) {

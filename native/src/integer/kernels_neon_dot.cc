@@ -65,26 +65,25 @@ inline void load_group(const uint8_t* body, size_t g, int8x16_t (&vw)[4]) {
 // Group kLane of the 4 held in each row's activation register.
 template <int kLane, size_t MR>
 inline void dot_lane(int32x4_t (&vacc)[MR][4], const int8x16_t (&vw)[4], const int8x16_t (&va)[MR]) {
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (size_t i = 0; i < MR; ++i)
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (size_t q = 0; q < 4; ++q) vacc[i][q] = vdotq_laneq_s32(vacc[i][q], vw[q], va[i], kLane);
   schedule_barrier();
 }
 
 template <bool kQ4, size_t MR>
-void tile(size_t groups, const uint8_t* a, size_t lda, uint8x16_t vmask, const uint8_t* body, int32_t* c,
-          size_t ldc) {
+void tile(size_t groups, const uint8_t* a, size_t lda, uint8x16_t vmask, const uint8_t* body, int32_t* c, size_t ldc) {
   int32x4_t vacc[MR][4];
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (size_t i = 0; i < MR; ++i)
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (size_t q = 0; q < 4; ++q) vacc[i][q] = vdupq_n_s32(0);
 
   size_t g = 0;
   for (; g + 4 <= groups; g += 4) {
     int8x16_t va[MR];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (size_t i = 0; i < MR; ++i) va[i] = load_activations16(a + i * lda + 4 * g, vmask);
     int8x16_t vw[4];
     load_group<kQ4>(body, g, vw);
@@ -99,17 +98,17 @@ void tile(size_t groups, const uint8_t* a, size_t lda, uint8x16_t vmask, const u
   for (; g < groups; ++g) {
     int8x16_t vw[4];
     load_group<kQ4>(body, g, vw);
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (size_t i = 0; i < MR; ++i) {
       const int8x16_t va = load_activations4(a + i * lda + 4 * g, vmask);
-      #pragma GCC unroll 16
+#pragma GCC unroll 16
       for (size_t q = 0; q < 4; ++q) vacc[i][q] = vdotq_s32(vacc[i][q], vw[q], va);
     }
   }
 
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (size_t i = 0; i < MR; ++i)
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (size_t q = 0; q < 4; ++q) vst1q_s32(c + i * ldc + 4 * q, kQ4 ? vshrq_n_s32(vacc[i][q], 4) : vacc[i][q]);
 }
 
@@ -122,10 +121,17 @@ void gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const
   size_t i = 0;
   for (; i + kMR <= m; i += kMR) tile<kQ4, kMR>(groups, a + i * lda, lda, vmask, body, c + i * ldc, ldc);
   switch (m - i) {
-    case 3: tile<kQ4, 3>(groups, a + i * lda, lda, vmask, body, c + i * ldc, ldc); break;
-    case 2: tile<kQ4, 2>(groups, a + i * lda, lda, vmask, body, c + i * ldc, ldc); break;
-    case 1: tile<kQ4, 1>(groups, a + i * lda, lda, vmask, body, c + i * ldc, ldc); break;
-    default: break;
+    case 3:
+      tile<kQ4, 3>(groups, a + i * lda, lda, vmask, body, c + i * ldc, ldc);
+      break;
+    case 2:
+      tile<kQ4, 2>(groups, a + i * lda, lda, vmask, body, c + i * ldc, ldc);
+      break;
+    case 1:
+      tile<kQ4, 1>(groups, a + i * lda, lda, vmask, body, c + i * ldc, ldc);
+      break;
+    default:
+      break;
   }
 }
 
@@ -150,7 +156,7 @@ void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_
 
 // No 4-long int8 reduction here either (the operands are int16).
 void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-             int32_t* acc) {
+                 int32_t* acc) {
   neon::q16_small_k(k, n, x, w, stride, bias, acc);
 }
 

@@ -5,8 +5,8 @@ namespace lowbit::ref {
 namespace {
 
 template <class Value>
-void gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
-          size_t ldc, Value value) {
+void gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c, size_t ldc,
+          Value value) {
   for (size_t i = 0; i < m; ++i)
     for (size_t j = 0; j < kQPanelChannels; ++j) {
       int64_t sum = 0;
@@ -32,7 +32,7 @@ void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_
 }
 
 void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-             int32_t* acc) {
+                 int32_t* acc) {
   for (size_t c = 0; c < n; ++c) {
     int32_t sum = bias[c];
     for (size_t i = 0; i < k; ++i) sum += x[i] * w[i * stride + c];

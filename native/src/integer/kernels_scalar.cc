@@ -55,7 +55,7 @@ void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_
 
 // Channel-major so each weight row is read contiguously; the 16 sums of a block stay in registers.
 void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-             int32_t* acc) {
+                 int32_t* acc) {
   for (size_t c0 = 0; c0 < n; c0 += 16) {
     int32_t sum[16] = {};
     for (size_t i = 0; i < k; ++i)

@@ -55,7 +55,7 @@ struct Plan {
   const Conv2dParams& p;
   const QEpilogue& e;
   const IntegerKernels& k;
-  OutputS8Fn rescale = nullptr;  // the requantizer (epilogue/kernels.h)
+  OutputS8Fn rescale = nullptr;   // the requantizer (epilogue/kernels.h)
   const int32_t* bias = nullptr;  // folded, per output channel
   const int32_t* out_zero = nullptr;
   uint8_t mask = 0, pad_byte = 0;
@@ -253,8 +253,8 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
     for (size_t i = 0; i < w->k; ++i) {
       const int8_t v = ohwi[c * w->k + i];
       if (bits == 4 && (v < -8 || v > 7))
-        fail(ErrorKind::Range, "weights: 4-bit values must be in [-8, 7], got " + std::to_string(v) + " at output channel " +
-                                   num(c) + ", index " + num(i));
+        fail(ErrorKind::Range, "weights: 4-bit values must be in [-8, 7], got " + std::to_string(v) +
+                                   " at output channel " + num(c) + ", index " + num(i));
       w->wsum[c] += v;
       w->l1[c] += v < 0 ? -v : v;
     }
@@ -301,18 +301,20 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
 }
 
 void validate_qepilogue(const QEpilogue& e, const QConv2dWeights& w, const QInput& in) {
-  const bool in_ok = in.is_signed ? in.zero_point >= -128 && in.zero_point <= 127 : in.zero_point >= 0 && in.zero_point <= 255;
+  const bool in_ok =
+      in.is_signed ? in.zero_point >= -128 && in.zero_point <= 127 : in.zero_point >= 0 && in.zero_point <= 255;
   if (!in_ok)
     fail(ErrorKind::Range, std::string("input zero point must be in ") + (in.is_signed ? "[-128, 127]" : "[0, 255]") +
-                               " for a" + (in.is_signed ? "n int8" : " uint8") + " input, got " + std::to_string(in.zero_point));
+                               " for a" + (in.is_signed ? "n int8" : " uint8") + " input, got " +
+                               std::to_string(in.zero_point));
   for (size_t c = 0; c < w.out_channels; ++c) {
     // |x - z_x| <= 255, so |acc| <= 255 * l1[c] + |bias[c]|.
     const int64_t bias = e.bias ? e.bias[c] : 0;
     const int64_t bound = 255 * w.l1[c] + (bias < 0 ? -bias : bias);
     if (bound > INT32_MAX)
       fail(ErrorKind::Range, "bias[" + num(c) + "] = " + std::to_string(bias) +
-                                 " could overflow the int32 accumulator: 255 * sum|w| + |bias| = " + std::to_string(bound) +
-                                 " exceeds 2^31 - 1");
+                                 " could overflow the int32 accumulator: 255 * sum|w| + |bias| = " +
+                                 std::to_string(bound) + " exceeds 2^31 - 1");
   }
   if (!e.requantize) return;
   if (!e.mult || !e.shift) fail(ErrorKind::Type, "an 8-bit output needs multiplier and shift");
@@ -324,7 +326,8 @@ void validate_qepilogue(const QEpilogue& e, const QConv2dWeights& w, const QInpu
   const int32_t min = e.out_signed ? -128 : 0, max = e.out_signed ? 127 : 255;
   const std::string range = e.out_signed ? "[-128, 127]" : "[0, 255]";
   if (e.lo < min || e.hi > max || e.lo > e.hi)
-    fail(ErrorKind::Range, "clamp [" + std::to_string(e.lo) + ", " + std::to_string(e.hi) + "] must have lo <= hi inside " + range);
+    fail(ErrorKind::Range,
+         "clamp [" + std::to_string(e.lo) + ", " + std::to_string(e.hi) + "] must have lo <= hi inside " + range);
   if (e.zero_point < min || e.zero_point > max)
     fail(ErrorKind::Range, "output zero point must be in " + range + ", got " + std::to_string(e.zero_point));
 }
@@ -364,8 +367,8 @@ void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w
     return;
   }
   if (!w.small_k.empty()) {
-    const std::vector<int32_t> raw_bias = e.bias ? std::vector<int32_t>(e.bias, e.bias + w.out_channels)
-                                                 : std::vector<int32_t>(w.out_channels, 0);
+    const std::vector<int32_t> raw_bias =
+        e.bias ? std::vector<int32_t>(e.bias, e.bias + w.out_channels) : std::vector<int32_t>(w.out_channels, 0);
     parallel_for(s.batch * s.out_h, [&](size_t row) { small_k_row(plan, input, raw_bias.data(), in, row, output); });
     return;
   }

@@ -98,9 +98,7 @@ void check_window(size_t taps, const char* what) {
                                " taps could overflow the int32 sum (at most " + std::to_string(kMaxWindow) + " taps)");
 }
 
-std::string avg_ratio_name(size_t n) {
-  return "input.scale / (output.scale * " + std::to_string(n) + " taps)";
-}
+std::string avg_ratio_name(size_t n) { return "input.scale / (output.scale * " + std::to_string(n) + " taps)"; }
 
 }  // namespace
 
@@ -125,8 +123,9 @@ void qadd(const uint8_t* a, bool a_signed, const QuantParams& qa, const uint8_t*
 void qclamp(const uint8_t* x, bool is_signed, size_t n, int32_t lo, int32_t hi, uint8_t* out) {
   const int32_t min = is_signed ? -128 : 0, max = is_signed ? 127 : 255;
   if (lo > hi || lo < min || hi > max)
-    fail(ErrorKind::Range, "clamp [" + std::to_string(lo) + ", " + std::to_string(hi) + "] must have lo <= hi inside [" +
-                               std::to_string(min) + ", " + std::to_string(max) + "] (" + (is_signed ? "s8" : "u8") + ")");
+    fail(ErrorKind::Range, "clamp [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                               "] must have lo <= hi inside [" + std::to_string(min) + ", " + std::to_string(max) +
+                               "] (" + (is_signed ? "s8" : "u8") + ")");
   for_blocks(n, [&](size_t i0, size_t i1) {
     if (is_signed) {
       const int8_t* src = reinterpret_cast<const int8_t*>(x);
@@ -183,8 +182,8 @@ void maxpool(const T* x, const Conv2dShape& s, const Pool2dParams& p, T* out) {
 
 // Sums the window's (x - zi) per channel into acc, over the in-image taps [y0, y1) x [x0, x1).
 template <typename T>
-void window_sum(const T* x, size_t row_stride, size_t c, size_t c0, size_t c1, size_t y0, size_t y1, size_t x0, size_t x1,
-                int32_t zi, int32_t* acc) {
+void window_sum(const T* x, size_t row_stride, size_t c, size_t c0, size_t c1, size_t y0, size_t y1, size_t x0,
+                size_t x1, int32_t zi, int32_t* acc) {
   for (size_t k = c0; k < c1; ++k) acc[k - c0] = 0;
   for (size_t iy = y0; iy < y1; ++iy)
     for (size_t ix = x0; ix < x1; ++ix) {
@@ -281,7 +280,8 @@ AvgPoolPlan plan_avgpool(const Conv2dShape& s, const Pool2dParams& p, bool count
       const size_t n = counts_h[i] * counts_w[j];
       auto it = by_count.find(n);
       if (it == by_count.end())
-        it = by_count.emplace(n, ratio_dyadic(in_q.scale / (o.q.scale * static_cast<double>(n)), avg_ratio_name(n))).first;
+        it = by_count.emplace(n, ratio_dyadic(in_q.scale / (o.q.scale * static_cast<double>(n)), avg_ratio_name(n)))
+                 .first;
       plan.table[i * counts_w.size() + j] = it->second;
     }
   return plan;
@@ -332,8 +332,8 @@ void qglobalavgpool(const uint8_t* x, bool is_signed, size_t batch, size_t in_h,
     const size_t n = task / cblocks, c0 = (task % cblocks) * kCBlock, c1 = std::min(channels, c0 + kCBlock);
     int32_t acc[kCBlock];
     if (is_signed)
-      window_sum(reinterpret_cast<const int8_t*>(x) + n * taps * channels, in_w * channels, channels, c0, c1, 0, in_h, 0,
-                 in_w, in_q.zero_point, acc);
+      window_sum(reinterpret_cast<const int8_t*>(x) + n * taps * channels, in_w * channels, channels, c0, c1, 0, in_h,
+                 0, in_w, in_q.zero_point, acc);
     else
       window_sum(x + n * taps * channels, in_w * channels, channels, c0, c1, 0, in_h, 0, in_w, in_q.zero_point, acc);
     rescale_sums(acc, c1 - c0, d, o.q.zero_point, o.lo, o.hi, out + n * channels + c0);

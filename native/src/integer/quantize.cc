@@ -1,11 +1,12 @@
 // quantize.cc: float <-> 8-bit at network boundaries (per tensor). Plain loops: they touch each
 // input value once, and the same code runs on every ISA, so results never depend on the CPU.
+#include "integer/quantize.h"
+
 #include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "integer/checks.h"
-#include "integer/quantize.h"
 #include "lowbit/error.h"
 #include "lowbit/quantize.h"
 #include "runtime/thread_pool.h"
@@ -31,8 +32,8 @@ void quantize_f32(const float* x, size_t n, float scale, int32_t zero_point, int
   check_scale(scale);
   check_8bit_clamp(lo, hi);
   if (zero_point < lo || zero_point > hi)
-    fail(ErrorKind::Range, "zero point " + std::to_string(zero_point) + " must lie in the clamp [" + std::to_string(lo) +
-                               ", " + std::to_string(hi) + "]");
+    fail(ErrorKind::Range, "zero point " + std::to_string(zero_point) + " must lie in the clamp [" +
+                               std::to_string(lo) + ", " + std::to_string(hi) + "]");
   for_blocks(n, [&](size_t i0, size_t i1) {
     for (size_t i = i0; i < i1; ++i) out[i] = quantize_value(x[i], scale, zero_point, lo, hi);
   });

@@ -18,7 +18,8 @@ void requantize(const int32_t* acc, size_t rows, size_t channels, const int32_t*
   for (size_t c = 0; c < channels; ++c) {
     if (mult[c] == INT32_MIN)
       fail(ErrorKind::Range, "multiplier[" + std::to_string(c) + "] must be in [-(2^31 - 1), 2^31 - 1], got -2^31");
-    if (shift[c] > 62) fail(ErrorKind::Range, "shift[" + std::to_string(c) + "] must be in [0, 62], got " + std::to_string(shift[c]));
+    if (shift[c] > 62)
+      fail(ErrorKind::Range, "shift[" + std::to_string(c) + "] must be in [0, 62], got " + std::to_string(shift[c]));
   }
   checked_mul(rows, channels, "requantize size");
   const OutputS8Fn rescale = output_kernels().output_s8;

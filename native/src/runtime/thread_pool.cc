@@ -187,8 +187,8 @@ size_t default_threads() {
   char* end = nullptr;
   const long n = std::strtol(env, &end, 10);
   if (*end != '\0' || n < 1 || n > static_cast<long>(kMaxThreads))
-    fail(ErrorKind::Range, std::string("LOWBIT_THREADS=") + env + ": expected an integer in [1, " +
-                               std::to_string(kMaxThreads) + "]");
+    fail(ErrorKind::Range,
+         std::string("LOWBIT_THREADS=") + env + ": expected an integer in [1, " + std::to_string(kMaxThreads) + "]");
   return static_cast<size_t>(n);
 }
 
@@ -278,8 +278,8 @@ size_t num_threads() { return pool().size(); }
 
 void set_num_threads(size_t n) {
   if (n < 1 || n > kMaxThreads)
-    fail(ErrorKind::Range, "threads must be an integer in [1, " + std::to_string(kMaxThreads) +
-                               "], got " + std::to_string(n));
+    fail(ErrorKind::Range,
+         "threads must be an integer in [1, " + std::to_string(kMaxThreads) + "], got " + std::to_string(n));
   if (n != pool().size()) pool().resize(n);
 }
 
