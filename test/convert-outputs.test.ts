@@ -6,7 +6,21 @@
 import { describe, expect, it } from 'vitest';
 import type { onnx as proto } from 'onnx-proto';
 import { convertOnnxWithReport, loadModel } from '../lib/index.js';
-import { f, i, ints, model, node, randomValues, runOrt, T, tensor, valueInfo } from './helpers/onnx-builder.js';
+import {
+  f,
+  i,
+  ints,
+  model,
+  node,
+  randomValues,
+  randomWeights,
+  relativeRms,
+  runOrt,
+  signMismatch,
+  T,
+  tensor,
+  valueInfo,
+} from './helpers/onnx-builder.js';
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
 
 const SEED = fileSeed('convert-outputs');
@@ -28,17 +42,7 @@ interface Piece {
 /** A fragment reads `h`, the [8, 6, 6] output of the network's first conv (signed values). */
 type Fragment = (rng: Rng) => Piece;
 
-const weights = (rng: Rng, name: string, dims: number[], scale: number) =>
-  tensor(
-    name,
-    dims,
-    randomValues(
-      rng,
-      dims.reduce((a, b) => a * b, 1),
-      -scale,
-      scale,
-    ),
-  );
+const weights = randomWeights;
 /** +-alpha[o] weights: a conv or dense on signs becomes a binary layer. */
 const binaryWeights = (rng: Rng, name: string, dims: number[]) => {
   const per = dims.slice(1).reduce((a, b) => a * b, 1);
@@ -305,22 +309,6 @@ function network(rng: Rng, fragment: Fragment, placement: Placement): { onnx: Ui
   }
   const onnx = model({ nodes, inputs: [valueInfo('x', ['N', ...INPUT])], outputs, initializers: inits });
   return { onnx, piece };
-}
-
-function relativeRms(a: Float32Array, b: Float32Array): number {
-  let num = 0,
-    den = 0;
-  for (let k = 0; k < b.length; ++k) {
-    num += (a[k] - b[k]) ** 2;
-    den += b[k] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
-
-function signMismatch(a: Float32Array, b: Float32Array): number {
-  let differ = 0;
-  for (let k = 0; k < b.length; ++k) if (a[k] < 0 !== b[k] < 0) ++differ;
-  return differ / b.length;
 }
 
 /** n samples of the input: uniform in [-1, 1), or for a sign of h odd multiples of 1/4 in [-3/4, 3/4]. */

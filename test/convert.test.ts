@@ -11,6 +11,8 @@ import {
   model,
   node,
   randomValues,
+  randomWeights,
+  relativeRms,
   runOrt,
   T,
   tensor,
@@ -20,28 +22,7 @@ import {
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
 
 const SEED = fileSeed('convert');
-const weights = (rng: Rng, name: string, dims: number[], scale = 1) =>
-  tensor(
-    name,
-    dims,
-    randomValues(
-      rng,
-      dims.reduce((a, b) => a * b, 1),
-      -scale,
-      scale,
-    ),
-  );
-
-/** Relative RMS error of a against b. */
-function relativeRms(a: Float32Array, b: Float32Array): number {
-  let num = 0,
-    den = 0;
-  for (let k = 0; k < b.length; ++k) {
-    num += (a[k] - b[k]) ** 2;
-    den += b[k] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
+const weights = randomWeights;
 
 /**
  * input [N, 3, 8, 8] -> Conv 3->8 + Relu -> MaxPool 2 -> Conv 8->8 (pad 1) -> Add (residual) -> Relu

@@ -141,6 +141,38 @@ export function randomValues(rng: Rng, n: number, lo = -1, hi = 1): Float32Array
   return a;
 }
 
+/** Uniform random weights in [-scale, scale) as an initializer. */
+export function randomWeights(rng: Rng, name: string, dims: number[], scale = 1): proto.ITensorProto {
+  return tensor(
+    name,
+    dims,
+    randomValues(
+      rng,
+      dims.reduce((a, b) => a * b, 1),
+      -scale,
+      scale,
+    ),
+  );
+}
+
+/** Relative RMS error of a against b. */
+export function relativeRms(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let k = 0; k < b.length; ++k) {
+    num += (a[k] - b[k]) ** 2;
+    den += b[k] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/** The fraction of values whose signs (x < 0) differ. */
+export function signMismatch(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let differ = 0;
+  for (let k = 0; k < b.length; ++k) if (a[k] < 0 !== b[k] < 0) ++differ;
+  return differ / b.length;
+}
+
 export interface Feed {
   dims: number[];
   data: Float32Array;
