@@ -42,22 +42,28 @@ export function permuteFlattenedColumns(w: OhwiWeights, [c, h, wd]: [number, num
 }
 
 /**
- * The per-channel magnitudes a[c] when every weight of output channel c is -a[c] or +a[c] (the
- * exported form of `alpha_c * sign(W)`), else null. A channel of zeros has a = 0.
+ * The per-channel magnitudes a[c] when every weight of output channel c is -a[c] or +a[c] up to
+ * float rounding (the exported form of `alpha_c * sign(W)`, whose detach trick and batch-norm
+ * folding leave relative differences of 1e-7..1e-6), else null: every |w| within relative
+ * {@link BINARY_TOLERANCE} of the channel's mean magnitude, which is the a[c] used (exactly the
+ * common magnitude when all are equal). A channel of zeros has a = 0.
  */
 export function binaryScales(w: OhwiWeights): Float64Array | null {
   const k = w.kh * w.kw * w.icg;
   const scales = new Float64Array(w.out);
   for (let o = 0; o < w.out; ++o) {
     const row = w.data.subarray(o * k, (o + 1) * k);
-    const a = Math.abs(row[0]);
-    // Folding a batch norm multiplies every weight of a channel by the same float, so equal
-    // magnitudes stay equal; allow only float rounding beyond that.
-    for (let i = 0; i < k; ++i) if (Math.abs(Math.abs(row[i]) - a) > 1e-6 * a) return null;
+    let sum = 0;
+    for (let i = 0; i < k; ++i) sum += Math.abs(row[i]);
+    const a = sum / k;
+    for (let i = 0; i < k; ++i) if (Math.abs(Math.abs(row[i]) - a) > BINARY_TOLERANCE * a) return null;
     scales[o] = a;
   }
   return scales;
 }
+
+/** Relative spread of |w| around a channel's mean magnitude still read as binary +-a. */
+export const BINARY_TOLERANCE = 1e-5;
 
 /** Sign bits of OHWI weights in the packed layout of binary.h: per channel K bits, tap-major, bit 1 = -1. */
 export function packSignBits(w: OhwiWeights): BigUint64Array {
