@@ -60,6 +60,15 @@ function intsOf(node: RawNode, t: CTensor, what: string): number[] {
   return v;
 }
 
+/**
+ * The dims of a filled or expanded constant (ConstantOfShape, Expand): the dynamic batch (NaN)
+ * becomes 1. Every element along that axis is the same, so the constant broadcasts to the real
+ * tensor: `ones_like(x)` under a dynamic batch (`ConstantOfShape(Shape(x))`) is a [1, C, H, W] of ones.
+ */
+function broadcastShape(t: CTensor): number[] {
+  return Array.from(t.data, (d) => (Number.isNaN(d) ? 1 : d));
+}
+
 function formatValues(v: number[]): string {
   return `[${v.map((x) => (Number.isNaN(x) ? 'N' : String(x))).join(', ')}]`;
 }
@@ -459,7 +468,7 @@ const FOLDS: Record<string, Fold> = {
   },
   Expand: (node, ins, ctx) => {
     const x = input(node, ins, 0);
-    const shape = intsOf(node, input(node, ins, 1), 'the target shape');
+    const shape = broadcastShape(input(node, ins, 1));
     return [mapBroadcast([x], x.dtype, (v) => v, ctx, shape)];
   },
   Shape: (node, ins) => {
@@ -470,7 +479,7 @@ const FOLDS: Record<string, Fold> = {
   Gather: (node, ins, ctx) => [gather(node, input(node, ins, 0), input(node, ins, 1), node.attrs.int('axis', 0), ctx)],
   Slice: (node, ins, ctx) => [slice(node, ins, ctx)],
   ConstantOfShape: (node, ins, ctx) => {
-    const dims = intsOf(node, input(node, ins, 0), 'the shape');
+    const dims = broadcastShape(input(node, ins, 0));
     const value = node.attrs.tensor('value') ?? { dtype: DT.FLOAT, dims: [1], data: Float64Array.of(0) };
     return [{ dtype: value.dtype, dims, data: ctx.alloc(dims).fill(value.data[0] ?? 0) }];
   },
