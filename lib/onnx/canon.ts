@@ -3,6 +3,8 @@
  * the nodes that some graph output depends on (dead nodes are neither folded nor checked), in
  * topological order:
  *
+ *  - first, on the raw graph, every straight-through `Add(Sub(s, b), b)` becomes `Identity(s)`
+ *    (dropStraightThrough), so b's branch is dead unless something else reads it;
  *  - nodes whose inputs are all constants are folded (fold.ts), as is `Shape` of an activation
  *    (whose dynamic batch becomes NaN, so that `Reshape(x, Concat(Shape(x)[0], -1))` reads [N, -1]);
  *  - Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, ... become canonical nodes (one each), with
@@ -88,13 +90,39 @@ export interface CanonicalGraph {
 }
 
 /**
+ * The straight-through identity on the raw graph: `Add(Sub(s, b), b)` (either operand order) is s
+ * up to float rounding whatever b is (`s.detach() - b.detach() + b`, `x + (s - x).detach()`), so
+ * the Add becomes `Identity(s)` and b's branch (ApproxSign's Less / Cast / Mul polynomial, a Clip,
+ * a Tanh) is dead unless something else reads it. In every straight-through form b has s's shape.
+ */
+function dropStraightThrough(nodes: RawNode[]): RawNode[] {
+  const producers = new Map<string, RawNode>();
+  for (const node of nodes) for (const o of node.outputs) if (o) producers.set(o, node);
+  const standard = (n: RawNode) => !n.domain || n.domain === 'ai.onnx';
+  return nodes.map((node) => {
+    if (node.opType !== 'Add' || !standard(node) || node.inputs.length !== 2) return node;
+    const [p, q] = node.inputs;
+    for (const [d, b] of [
+      [p, q],
+      [q, p],
+    ]) {
+      const sub = producers.get(d);
+      if (b && sub?.opType === 'Sub' && standard(sub) && sub.inputs.length === 2 && sub.inputs[1] === b)
+        return { ...node, opType: 'Identity', domain: '', inputs: [sub.inputs[0]] };
+    }
+    return node;
+  });
+}
+
+/**
  * The nodes some graph output depends on, in topological order (stable: the file's order where it
  * is valid). Dead nodes are skipped, so an unused constant subgraph is never folded.
  */
 function liveSorted(model: RawModel): RawNode[] {
+  const nodes = dropStraightThrough(model.nodes);
   const available = new Set<string>([...model.initializers.keys(), ...model.inputs.map((i) => i.name), '']);
   const producers = new Map<string, RawNode>();
-  for (const node of model.nodes) {
+  for (const node of nodes) {
     for (const o of node.outputs) {
       if (!o) continue;
       if (producers.has(o) || available.has(o))
@@ -102,7 +130,7 @@ function liveSorted(model: RawModel): RawNode[] {
       producers.set(o, node);
     }
   }
-  for (const node of model.nodes) {
+  for (const node of nodes) {
     for (const i of node.inputs) {
       if (!available.has(i) && !producers.has(i)) {
         throw new ModelFormatError(
@@ -120,7 +148,7 @@ function liveSorted(model: RawModel): RawNode[] {
     stack.push(...node.inputs);
   }
   const { sorted, stuck } = topoSort(
-    model.nodes.filter((n) => live.has(n)),
+    nodes.filter((n) => live.has(n)),
     (n) => n.inputs,
     (n) => n.outputs,
     (name) => available.has(name),
