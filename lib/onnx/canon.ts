@@ -9,7 +9,7 @@
  *    (whose dynamic batch becomes NaN, so that `Reshape(x, Concat(Shape(x)[0], -1))` reads [N, -1]);
  *  - Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, ... become canonical nodes (one each), with
  *    their output dims inferred as they are created (shapes.ts). Each operator is one rule
- *    `{ attrs, canonicalize }` in canon/{linear,arithmetic,activation,pool,shape,qdq,binarize}.ts;
+ *    `{ attrs, canonicalize }` in canon/{linear,arithmetic,activation,pool,pad,shape,qdq,binarize}.ts;
  *    the list of supported operators is the table's keys;
  *  - the binarization forms stay symbolic until they are complete: `x >= 0` / `x < 0` (a "cond"),
  *    `Where(cond, 1, -1)` and `Sign(x)` (a "sign"), and the straight-through `S - a` (an "ste")
@@ -22,6 +22,9 @@
  * set only for negative values). Every form is read as sign(0) = +1 — the same as PyTorch's
  * `where(x >= 0, 1, -1)` that lowbit's training scripts export, and different from ONNX `Sign` only
  * where x is exactly 0. (`x < 0 ? -1 : 1` is the same function; `Greater(x, 0)` is not, and is refused.)
+ *
+ * A zero Pad of an activation stays symbolic (a "pad" value) until the Conv / AveragePool that reads
+ * it folds its pads into theirs (canon/pad.ts); read any other way it is an UnsupportedError.
  *
  * BatchNormalization and Mul / Add / Sub / Div by constants become `affine` nodes here;
  * simplify.ts folds them into a preceding conv / dense.
@@ -46,6 +49,7 @@ import { ACTIVATION_RULES } from './canon/activation.js';
 import { ARITHMETIC_RULES } from './canon/arithmetic.js';
 import { BINARIZE_PATTERNS, BINARIZE_RULES } from './canon/binarize.js';
 import { LINEAR_RULES } from './canon/linear.js';
+import { PAD_RULES } from './canon/pad.js';
 import { POOL_RULES } from './canon/pool.js';
 import { QDQ_RULES } from './canon/qdq.js';
 import { SHAPE_RULES } from './canon/shape.js';
@@ -56,6 +60,7 @@ const RULES: Record<string, CanonRule> = {
   ...ARITHMETIC_RULES,
   ...ACTIVATION_RULES,
   ...POOL_RULES,
+  ...PAD_RULES,
   ...SHAPE_RULES,
   ...QDQ_RULES,
   ...BINARIZE_RULES,
@@ -302,6 +307,10 @@ export class Canonicalizer {
         throw new UnsupportedError(
           `${nodeLabel(v.node)}: QuantizeLinear of an activation must feed a DequantizeLinear (a QDQ pair); here ${reader} reads it`,
         );
+      case 'pad':
+        throw new UnsupportedError(
+          `${nodeLabel(v.node)}: Pad of an activation is supported only feeding a Conv or an AveragePool (its zero pads on H and W fold into theirs); here ${reader} reads it`,
+        );
       case 'const':
         throw new UnsupportedError(`${reader}: expected an activation, got a constant`);
     }
@@ -429,6 +438,16 @@ export class Canonicalizer {
         `${nodeLabel(node)}: input ${i} ("${node.inputs[i]}") must be an activation, not a constant`,
       );
     return this.materialize(v, nodeLabel(node));
+  }
+
+  /**
+   * Input i as an activation and the zero pads [top, left, bottom, right] of a Pad before it
+   * (all 0 without one), for an operator that folds them into its own (Conv, AveragePool).
+   */
+  paddedActivation(node: RawNode, ins: Inputs, i: number): { x: Act; pads: [number, number, number, number] } {
+    const v = ins[i];
+    if (v?.kind === 'pad') return { x: v.x, pads: v.pads };
+    return { x: this.activation(node, ins, i), pads: [0, 0, 0, 0] };
   }
 
   /** Input i, the operator's `role`, as a constant. */

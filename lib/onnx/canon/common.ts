@@ -53,7 +53,17 @@ export interface Quant {
   dims: number[];
   node: RawNode;
 }
-export type Value = Act | Const | SignSym | Cond | Ste | Quant;
+/** Zero padding of an activation on H and W, waiting for the Conv / AveragePool it folds into */
+export interface Padded {
+  kind: 'pad';
+  x: Act;
+  /** [top, left, bottom, right] */
+  pads: [number, number, number, number];
+  /** the padded dims */
+  dims: number[];
+  node: RawNode;
+}
+export type Value = Act | Const | SignSym | Cond | Ste | Quant | Padded;
 
 /** A node's inputs as values (undefined: an omitted optional input). */
 export type Inputs = (Value | undefined)[];
@@ -164,6 +174,18 @@ export function windowAttrs(
     dilation: [dilation[0], dilation[1]],
     pads: [pads[0], pads[1], pads[2], pads[3]],
   };
+}
+
+/** An activation as seen after zero pads [top, left, bottom, right] (for auto_pad). */
+export function paddedDims(x: Act, pads: readonly number[]): Act {
+  if (x.dims.length !== 4) return x;
+  const [n, ch, h, w] = x.dims;
+  return { ...x, dims: [n, ch, h + pads[0] + pads[2], w + pads[1] + pads[3]] };
+}
+
+/** Window attributes with a preceding Pad's zero pads added to their own. */
+export function withPads<T extends { pads: PoolAttrs['pads'] }>(win: T, pads: readonly number[]): T {
+  return { ...win, pads: win.pads.map((p, i) => p + pads[i]) as PoolAttrs['pads'] };
 }
 
 export function rank4(node: RawNode, x: Act, what = '2-D (NCHW) activations'): void {

@@ -3,13 +3,13 @@ import { ModelFormatError, UnsupportedError } from '../../errors.js';
 import type { Constant } from '../ir.js';
 import { nodeLabel } from '../proto.js';
 import { formatDims } from '../tensor.js';
-import { toConstant, windowAttrs, rank4, type CanonRule } from './common.js';
+import { paddedDims, toConstant, windowAttrs, withPads, rank4, type CanonRule } from './common.js';
 
 export const LINEAR_RULES: Record<string, CanonRule> = {
   Conv: {
     attrs: ['auto_pad', 'dilations', 'group', 'kernel_shape', 'pads', 'strides'],
     canonicalize(c, node, ins) {
-      const x = c.activation(node, ins, 0);
+      const { x, pads: padded } = c.paddedActivation(node, ins, 0);
       rank4(node, x, 'rank-4 NCHW input (2-D convolution)');
       const w = c.constant(node, ins, 1, 'weight');
       if (w.dims.length !== 4)
@@ -19,11 +19,11 @@ export const LINEAR_RULES: Record<string, CanonRule> = {
       const b = ins[2] ? c.constant(node, ins, 2, 'bias') : undefined;
       if (b && (b.dims.length !== 1 || b.dims[0] !== w.dims[0]))
         throw new ModelFormatError(`${nodeLabel(node)}: bias ${formatDims(b.dims)} for ${w.dims[0]} output channels`);
-      const win = windowAttrs(node, x, w.dims.slice(2));
+      const win = withPads(windowAttrs(node, paddedDims(x, padded), w.dims.slice(2)), padded);
       const extent = [win.kernel[0] * win.dilation[0], win.kernel[1] * win.dilation[1]];
       if (win.pads.some((p, i) => p >= extent[i % 2])) {
         throw new UnsupportedError(
-          `${nodeLabel(node)}: attribute "pads" is [${win.pads.join(', ')}]; supported: pads smaller than the dilated kernel extent (${extent.join(' x ')})`,
+          `${nodeLabel(node)}: attribute "pads" is [${win.pads.join(', ')}]${padded.some((p) => p > 0) ? ' (with the preceding Pad folded in)' : ''}; supported: pads smaller than the dilated kernel extent (${extent.join(' x ')})`,
         );
       }
       const groups = node.attrs.int('group', 1);
