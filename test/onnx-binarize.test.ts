@@ -147,6 +147,19 @@ describe('straight-through forms: (s - b) + b is s and b is dead', () => {
     });
   }
 
+  it('a constant s is not taken for the identity: (1 - x) + x is computed over the shape of x', () => {
+    const onnx = model({
+      nodes: [node('Sub', ['one', 'x'], ['d']), node('Add', ['d', 'x'], ['y'])],
+      inputs: [valueInfo('x', ['N', 3, 4, 4])],
+      outputs: ['y'],
+      initializers: [tensor('one', [], [1])],
+    });
+    const x = randomValues(rngFor(SEED, 'constant s'), 2 * 48);
+    const got = evalOnnx(onnx, [2, 3, 4, 4], x);
+    expect(got.length).toBe(x.length);
+    got.forEach((v) => expect(v).toBeCloseTo(1, 5));
+  });
+
   it('the straight-through weight form w + (q - w) still folds to q exactly', () => {
     const q = Float32Array.from({ length: 2 * 3 * 9 }, (_, k) => (k % 3 ? 0.3 : -0.3));
     const w = Float32Array.from(q, (v, k) => v * 0.9 + 0.01 * k);

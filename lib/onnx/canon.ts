@@ -100,10 +100,13 @@ export interface CanonicalGraph {
  * the Add becomes `Identity(s)` and b's branch (ApproxSign's Less / Cast / Mul polynomial, a Clip,
  * a Tanh) is dead unless something else reads it. In every straight-through form b has s's shape.
  */
-function dropStraightThrough(nodes: RawNode[]): RawNode[] {
+function dropStraightThrough(model: RawModel): RawNode[] {
+  const { nodes } = model;
   const producers = new Map<string, RawNode>();
   for (const node of nodes) for (const o of node.outputs) if (o) producers.set(o, node);
   const standard = (n: RawNode) => !n.domain || n.domain === 'ai.onnx';
+  // A constant s could broadcast to a smaller shape than b's: (1 - b) + b is not Identity(1).
+  const constant = (name: string) => model.initializers.has(name) || producers.get(name)?.opType === 'Constant';
   return nodes.map((node) => {
     if (node.opType !== 'Add' || !standard(node) || node.inputs.length !== 2) return node;
     const [p, q] = node.inputs;
@@ -112,7 +115,14 @@ function dropStraightThrough(nodes: RawNode[]): RawNode[] {
       [q, p],
     ]) {
       const sub = producers.get(d);
-      if (b && sub?.opType === 'Sub' && standard(sub) && sub.inputs.length === 2 && sub.inputs[1] === b)
+      if (
+        b &&
+        sub?.opType === 'Sub' &&
+        standard(sub) &&
+        sub.inputs.length === 2 &&
+        sub.inputs[1] === b &&
+        !constant(sub.inputs[0])
+      )
         return { ...node, opType: 'Identity', domain: '', inputs: [sub.inputs[0]] };
     }
     return node;
@@ -124,7 +134,7 @@ function dropStraightThrough(nodes: RawNode[]): RawNode[] {
  * is valid). Dead nodes are skipped, so an unused constant subgraph is never folded.
  */
 function liveSorted(model: RawModel): RawNode[] {
-  const nodes = dropStraightThrough(model.nodes);
+  const nodes = dropStraightThrough(model);
   const available = new Set<string>([...model.initializers.keys(), ...model.inputs.map((i) => i.name), '']);
   const producers = new Map<string, RawNode>();
   for (const node of nodes) {
