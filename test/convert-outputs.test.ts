@@ -13,7 +13,7 @@ import {
   model,
   node,
   randomValues,
-  randomWeights,
+  randomTensor,
   relativeRms,
   runOrt,
   signMismatch,
@@ -42,7 +42,8 @@ interface Piece {
 /** A fragment reads `h`, the [8, 6, 6] output of the network's first conv (signed values). */
 type Fragment = (rng: Rng) => Piece;
 
-const weights = randomWeights;
+/** Uniform random weights in [-scale, scale). */
+const weights = (rng: Rng, name: string, dims: number[], scale = 1) => randomTensor(rng, name, dims, -scale, scale);
 /** +-alpha[o] weights: a conv or dense on signs becomes a binary layer. */
 const binaryWeights = (rng: Rng, name: string, dims: number[]) => {
   const per = dims.slice(1).reduce((a, b) => a * b, 1);

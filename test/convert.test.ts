@@ -11,7 +11,7 @@ import {
   model,
   node,
   randomValues,
-  randomWeights,
+  randomTensor,
   relativeRms,
   runOrt,
   T,
@@ -22,7 +22,8 @@ import {
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
 
 const SEED = fileSeed('convert');
-const weights = randomWeights;
+/** Uniform random weights in [-scale, scale). */
+const weights = (rng: Rng, name: string, dims: number[], scale = 1) => randomTensor(rng, name, dims, -scale, scale);
 
 /**
  * input [N, 3, 8, 8] -> Conv 3->8 + Relu -> MaxPool 2 -> Conv 8->8 (pad 1) -> Add (residual) -> Relu

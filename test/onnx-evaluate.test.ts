@@ -14,6 +14,7 @@ import {
   maxRelError,
   model,
   node,
+  randomTensor,
   randomValues,
   runOrt,
   s,
@@ -64,18 +65,7 @@ async function check(
   return graph;
 }
 
-function weights(rng: Rng, name: string, dims: number[], lo = -1, hi = 1) {
-  return tensor(
-    name,
-    dims,
-    randomValues(
-      rng,
-      dims.reduce((a, b) => a * b, 1),
-      lo,
-      hi,
-    ),
-  );
-}
+const weights = randomTensor;
 
 const ops = (g: FloatGraph) => g.nodes.map((n) => n.op);
 

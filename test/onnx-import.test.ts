@@ -18,6 +18,7 @@ import {
   maxRelError,
   model,
   node,
+  randomTensor,
   randomValues,
   runOrt,
   T,
@@ -32,18 +33,7 @@ const TOL = 1e-4;
 
 const ops = (g: FloatGraph) => g.nodes.map((n) => n.op);
 
-function weights(rng: Rng, name: string, dims: number[], lo = -1, hi = 1) {
-  return tensor(
-    name,
-    dims,
-    randomValues(
-      rng,
-      dims.reduce((a, b) => a * b, 1),
-      lo,
-      hi,
-    ),
-  );
-}
+const weights = randomTensor;
 
 async function compareWithOrt(
   label: string,

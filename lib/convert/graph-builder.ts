@@ -153,6 +153,12 @@ export class GraphBuilder {
     return this.tensors.length - 1;
   }
 
+  /** A tensor of `like`'s dtype and (for 8 bits) quantization parameters, of another shape. */
+  addTensorLike(name: string, like: number, shape: number[]): number {
+    const src = this.tensors[like];
+    return this.addTensor(name, src.dtype, shape, src.scale ? this.quantOfTensor(like) : undefined);
+  }
+
   q8Tensor(name: string, shape: number[], q: ImportedQuant): number {
     return this.addTensor(name, q.dtype, shape, q);
   }
@@ -199,12 +205,7 @@ export class GraphBuilder {
       // A flattened map is HWC inside lowbit and CHW in ONNX: back to [H, W, C], dequantize
       // (HWC -> CHW), then flatten the float map.
       const [c, h, w] = q.flattened;
-      const src = this.tensors[q.t];
-      const t = this.addTensor(`${name}.hwc`, src.dtype, [h, w, c], {
-        dtype: src.dtype as 'u8',
-        scale: src.scale!,
-        zeroPoint: src.zero_point!,
-      });
+      const t = this.addTensorLike(`${name}.hwc`, q.t, [h, w, c]);
       this.addNode(`${name}.unflatten`, 'reshape', [q.t], [t]);
       const chw = this.addTensor(`${name}.chw`, 'f32', [c, h, w]);
       this.addNode(`${name}.dequantize`, 'dequantize', [t], [chw]);

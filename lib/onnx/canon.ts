@@ -12,11 +12,11 @@
  *    `{ attrs, canonicalize }` in canon/{linear,arithmetic,activation,pool,pad,shape,qdq,binarize}.ts;
  *    the list of supported operators is the table's keys;
  *  - the binarization forms stay symbolic until they are complete: `x >= 0` / `x < 0` (a "cond"),
- *    `Where(cond, 1, -1)` and `Sign(x)` (a "sign"), and the straight-through `S - a` (an "ste")
- *    whose `a + (S - a)` is the sign S again. A sign becomes a `sign` node when something reads it;
- *    reading a cond or an ste any other way is an UnsupportedError naming both nodes. The forms
- *    live in canon/binarize.ts: rules for the operators that only binarize, and patterns tried
- *    before the rule of an operator that also has a general meaning (Add, Sub).
+ *    `Where(cond, 1, -1)` and `Sign(x)` (a "sign"), and a straight-through half `S - a` (an "ste")
+ *    whose completion was not rewritten away. A sign becomes a `sign` node when something reads
+ *    it; reading a cond or an ste any other way is an UnsupportedError naming both nodes. The
+ *    forms live in canon/binarize.ts: rules for the operators that only binarize, and patterns
+ *    tried before the rule of an operator that also has a general meaning (Sub).
  *
  * Binarization and zero: ONNX Sign(0) = 0, while lowbit binarizes 0 to +1 (the packed sign bit is
  * set only for negative values). Every form is read as sign(0) = +1 — the same as PyTorch's

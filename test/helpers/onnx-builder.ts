@@ -141,16 +141,16 @@ export function randomValues(rng: Rng, n: number, lo = -1, hi = 1): Float32Array
   return a;
 }
 
-/** Uniform random weights in [-scale, scale) as an initializer. */
-export function randomWeights(rng: Rng, name: string, dims: number[], scale = 1): proto.ITensorProto {
+/** An initializer of uniform random values in [lo, hi). */
+export function randomTensor(rng: Rng, name: string, dims: number[], lo = -1, hi = 1): proto.ITensorProto {
   return tensor(
     name,
     dims,
     randomValues(
       rng,
       dims.reduce((a, b) => a * b, 1),
-      -scale,
-      scale,
+      lo,
+      hi,
     ),
   );
 }

@@ -26,13 +26,7 @@ export const POOL_LOWERINGS: LoweringTable<'maxpool' | 'avgpool' | 'global_avgpo
       const shape = sampleShape(b.dims(n.output));
       let v = b.value(n.input);
       if (v.kind === 'f32') v = b.asQ8(n.input, v);
-      const src = b.tensors[v.t];
-      const t = b.addTensor(
-        n.output,
-        src.dtype,
-        shape,
-        src.scale ? { dtype: src.dtype as 'u8', scale: src.scale, zeroPoint: src.zero_point! } : undefined,
-      );
+      const t = b.addTensorLike(n.output, v.t, shape);
       b.addNode(n.name, 'maxpool', [v.t], [t], { kernel: n.attrs.kernel, stride: n.attrs.stride, pads: n.attrs.pads });
       b.values.set(n.output, { kind: v.kind, t });
     },

@@ -13,13 +13,7 @@ export const SHAPE_LOWERINGS: LoweringTable<'concat' | 'flatten'> = {
       const spatial = inDims.length === 4 && inDims[2] * inDims[3] > 1;
       // Packed bits flatten in place only when every pixel's words are full.
       if (v.kind === 'b1' && spatial && src.shape[2] % 64 !== 0) v = b.asQ8(n.input, v);
-      const from = b.tensors[v.t];
-      const t = b.addTensor(
-        n.output,
-        from.dtype,
-        shape,
-        from.scale ? { dtype: from.dtype as 'u8', scale: from.scale, zeroPoint: from.zero_point! } : undefined,
-      );
+      const t = b.addTensorLike(n.output, v.t, shape);
       b.addNode(n.name, 'reshape', [v.t], [t]);
       b.values.set(n.output, {
         kind: v.kind,

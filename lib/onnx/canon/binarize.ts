@@ -4,9 +4,9 @@
  *
  *  - a condition ("cond"): `x >= 0` (GreaterOrEqual(x, 0), LessOrEqual(0, x)) or `x < 0` (Less(x, 0),
  *    Greater(0, x)), negated by Not;
- *  - a sign: `Where(cond, 1, -1)` (or `Where(x < 0, -1, 1)`), `Sign(x)`, and the straight-through
- *    `a + (S - a)` of a sign S;
- *  - the straight-through half `S - a` ("ste"), waiting for its `a + ...`.
+ *  - a sign: `Where(cond, 1, -1)` (or `Where(x < 0, -1, 1)`), `Sign(x)` (the straight-through
+ *    `a + (S - a)` is rewritten to S on the raw graph, canon.ts dropStraightThrough);
+ *  - a straight-through half `S - a` ("ste") that something other than its completion reads.
  *
  * Every form is read as sign(0) = +1 (see canon.ts). Operators that exist only for these forms are
  * rules here (BINARIZE_RULES); forms built from operators that also have a general meaning (Add,
@@ -91,23 +91,11 @@ export const BINARIZE_RULES: Record<string, CanonRule> = {
   },
 };
 
-/** The straight-through completion: a + (S - a) or (S - a) + a is the sign S. */
-const straightThroughSum: CanonPattern = (c, node, ins) => {
-  const p = c.present(node, ins, 0);
-  const q = c.present(node, ins, 1);
-  for (const [ste, other] of [
-    [p, q],
-    [q, p],
-  ]) {
-    if (ste.kind === 'ste' && other.kind === 'act' && other.tensor === ste.a) {
-      c.set(node, signSym(node, ste.x, ste.dims));
-      return true;
-    }
-  }
-  return false;
-};
-
-/** The straight-through half: S - a, with S a sign and a an activation. */
+/**
+ * The straight-through half S - a, with S a sign and a an activation. Its completion a + (S - a)
+ * never reaches here (canon.ts rewrites every Add(Sub(s, b), b) to s first): a half read by
+ * anything else stays an "ste", which is refused by name.
+ */
 const straightThroughDifference: CanonPattern = (c, node, ins) => {
   const p = c.present(node, ins, 0);
   const q = c.present(node, ins, 1);
@@ -121,6 +109,5 @@ const straightThroughDifference: CanonPattern = (c, node, ins) => {
 
 /** Forms tried, in order, before the rule of the operator they are keyed by. */
 export const BINARIZE_PATTERNS: Record<string, readonly CanonPattern[]> = {
-  Add: [straightThroughSum],
   Sub: [straightThroughDifference],
 };
