@@ -17,7 +17,8 @@ const char* dtype_name(DType t);
 struct TensorDesc {
   std::string name;
   DType dtype = DType::F32;
-  std::vector<size_t> shape;  // rank 1 to 3; rank-3 f32 is [C, H, W], every other rank-3 [H, W, C]
+  std::vector<size_t> shape;  // rank 1 to 3; rank-3 f32 is [C, H, W] unless hwc, every other rank-3 [H, W, C]
+  bool hwc = false;           // rank-3 f32 only: [H, W, C], a float activation inside the graph
   double scale = 1;           // u8 / s8 only
   int32_t zero_point = 0;     // u8 / s8 only
   size_t elements = 0;        // product of shape, <= 2^31 - 1
@@ -25,6 +26,7 @@ struct TensorDesc {
 
   bool is_8bit() const { return dtype == DType::U8 || dtype == DType::S8; }
   bool is_signed() const { return dtype == DType::S8; }
+  bool is_chw() const { return dtype == DType::F32 && shape.size() == 3 && !hwc; }
   size_t last() const { return shape.back(); }
   size_t rows() const { return elements / shape.back(); }  // per sample: the product of the leading dims
 };

@@ -189,6 +189,10 @@ TensorDesc read_tensor(const json::Value& t) {
     if (d.elements > kMaxElements)
       shape.fail("the dimensions' product exceeds 2^31 - 1 (at dimension " + std::to_string(i) + ")");
   }
+  if (const auto layout = t.find("layout")) {
+    if (d.dtype != DType::F32 || d.shape.size() != 3) layout->fail("only rank-3 f32 tensors have a layout");
+    d.hwc = layout->one_of({"chw", "hwc"}) == 1;
+  }
   switch (d.dtype) {
     case DType::F32:
     case DType::S32:
