@@ -16,14 +16,20 @@ export interface ProfileOptions {
 export interface NodeProfile {
   name: string;
   op: string;
-  /** weighted layers: 'binary', 'binary+MST', 'W8A8', 'W4A8' or 'f32'; every other node: its op */
+  /**
+   * weighted layers: 'binary', 'binary+MST' (a binary layer with an MST schedule, which the cost
+   * model may still skip per call), 'W8A8', 'W4A8' or 'f32'; every other node: its op
+   */
   kind: string;
   /** the node's median time over the timed runs, milliseconds */
   medianMs: number;
   meanMs: number;
   /** medianMs over the whole run's median (the nodes' shares leave out what runs between them) */
   share: number;
-  /** multiply-accumulates per sample (1-bit ones for binary layers); null for nodes without weights */
+  /**
+   * multiply-accumulates per sample as the layer's shapes give them (1-bit ones for binary layers;
+   * an MST schedule computes fewer, so its rate is an effective one); null for nodes without weights
+   */
   macs: number | null;
   /** 2 x macs x batch per median time, in 10^9 operations per second; null where macs is */
   gops: number | null;
