@@ -144,20 +144,58 @@ Napi::Array output_arrays(Napi::Env env, std::vector<Napi::ArrayBuffer> buffers)
   return out;
 }
 
+// The buffers of a sync run: the caller's inputs in place, and new outputs.
+struct SyncRun {
+  std::vector<const float*> in;
+  std::vector<float*> out;
+  std::vector<Napi::ArrayBuffer> buffers;
+};
+
+SyncRun sync_run(Napi::Env env, const RunArgs& a) {
+  SyncRun r;
+  for (const auto& arg : a.inputs) r.in.push_back(arg.data);
+  for (const Output& o : new_outputs(env, a))
+    r.out.push_back(reinterpret_cast<float*>(o.data)), r.buffers.push_back(o.buffer);
+  return r;
+}
+
 // runModel(handle, batch, inputs: Float32Array[]) -> Float32Array[]
 Napi::Value RunModel(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const RunArgs a = run_args(info);
-    const std::vector<Output> outs = new_outputs(env, a);
-    std::vector<const float*> in;
-    for (const auto& arg : a.inputs) in.push_back(arg.data);
-    std::vector<float*> out;
-    std::vector<Napi::ArrayBuffer> buffers;
-    for (const Output& o : outs) out.push_back(reinterpret_cast<float*>(o.data)), buffers.push_back(o.buffer);
-    a.model->run(a.batch, in.data(), out.data());
+    SyncRun r = sync_run(env, a);
+    a.model->run(a.batch, r.in.data(), r.out.data());
     report_memory(env, handle_arg(info[0]));
-    return output_arrays(env, buffers);
+    return output_arrays(env, r.buffers);
+  });
+}
+
+// profileModel(handle, batch, inputs: Float32Array[], runs, warmup)
+//   -> {outputs: Float32Array[] (the last run's), nodeMs: Float64Array (runs x nodes), totalMs: Float64Array (runs)}
+// Runs on the calling thread: `warmup` untimed runs, then `runs` timed ones.
+Napi::Value ProfileModel(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const RunArgs a = run_args(info);
+    const size_t runs = uint_arg(info[3], "runs"), warmup = uint_arg(info[4], "warmup");
+    if (runs == 0) throw_error(env, ErrorKind::Range, "runs: expected at least 1");
+    const size_t nodes = a.model->nodes().size();
+    const size_t cells = size_product(env, {runs, nodes}, "runs x nodes: too many");
+    SyncRun r = sync_run(env, a);
+    std::vector<double> seconds(nodes);
+    for (size_t i = 0; i < warmup; ++i) a.model->run(a.batch, r.in.data(), r.out.data());
+    Napi::Float64Array node_ms = Napi::Float64Array::New(env, cells), total_ms = Napi::Float64Array::New(env, runs);
+    for (size_t run = 0; run < runs; ++run) {
+      total_ms[run] = 1e3 * a.model->run_profiled(a.batch, r.in.data(), r.out.data(), seconds.data());
+      for (size_t i = 0; i < nodes; ++i) node_ms[run * nodes + i] = 1e3 * seconds[i];
+    }
+    report_memory(env, handle_arg(info[0]));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("outputs", output_arrays(env, r.buffers));
+    out.Set("nodeMs", node_ms);
+    out.Set("totalMs", total_ms);
+    return out;
   });
 }
 
@@ -210,6 +248,7 @@ void init_model_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("modelInfo", Napi::Function::New(env, ModelInfo, "modelInfo"));
   exports.Set("modelPlan", Napi::Function::New(env, ModelPlan, "modelPlan"));
   exports.Set("runModel", Napi::Function::New(env, RunModel, "runModel"));
+  exports.Set("profileModel", Napi::Function::New(env, ProfileModel, "profileModel"));
   exports.Set("runModelAsync", Napi::Function::New(env, RunModelAsync, "runModelAsync"));
   exports.Set("disposeModel", Napi::Function::New(env, DisposeModel, "disposeModel"));
 }

@@ -1,5 +1,5 @@
 // model_ops.h: N-API entry points of whole models (.lowbit files): load, describe, plan, run
-// (sync and async) and dispose.
+// (sync and async), profile and dispose.
 #pragma once
 #include <napi.h>
 

@@ -96,6 +96,13 @@ export {
   type ModelOutputs,
 } from './model/model.js';
 export {
+  MAX_PROFILE_RUNS,
+  type ModelProfile,
+  type NodeProfile,
+  type OpProfile,
+  type ProfileOptions,
+} from './model/profile.js';
+export {
   convertOnnx,
   convertOnnxWithReport,
   type ConvertOptions,

@@ -246,6 +246,13 @@ export interface NativeBinding {
   modelPlan(model: NativeModelHandle, batch: number): { arenaBytes: number; tensorBytes: number };
   runModel(model: NativeModelHandle, batch: number, inputs: Float32Array[]): Float32Array[];
   runModelAsync(model: NativeModelHandle, batch: number, inputs: Float32Array[]): Promise<Float32Array[]>;
+  profileModel(
+    model: NativeModelHandle,
+    batch: number,
+    inputs: Float32Array[],
+    runs: number,
+    warmup: number,
+  ): { outputs: Float32Array[]; nodeMs: Float64Array; totalMs: Float64Array };
   disposeModel(model: NativeModelHandle): void;
 }
 

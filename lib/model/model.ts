@@ -7,6 +7,7 @@ import type { ConvertOptions } from '../convert/options.js';
 import { awaitNative, callNative, ShapeError } from '../errors.js';
 import { native, type NativeModelHandle } from '../native.js';
 import { describe, Tensor } from '../tensor.js';
+import { buildProfile, profileOptions, type ModelProfile, type ProfileOptions } from './profile.js';
 
 export interface ModelTensorInfo {
   name: string;
@@ -98,6 +99,23 @@ export class Model {
     const { batch, arrays } = this.prepare(inputs);
     const handle = this.live();
     return this.wrap(batch, await awaitNative(() => native.runModelAsync(handle, batch, arrays)));
+  }
+
+  /**
+   * Profiles the model per operator, on the calling thread: `warmup` untimed runs, then `runs`
+   * timed ones, each node timed natively around its own work (plain runs time nothing). Returns
+   * per node, in graph order, its median and mean time, its share of the whole run's median, its
+   * multiply-accumulates (1-bit ones in binary layers) and their rate; the same per operator; and
+   * the last run's outputs.
+   * @throws RangeError for runs < 1 or warmup < 0 (or not integers), as `runSync` for bad inputs
+   * @example const { nodes, medianMs } = model.profile(images, { runs: 20 });
+   */
+  profile(inputs: ModelInputs, options: ProfileOptions = {}): ModelProfile {
+    const { runs, warmup } = profileOptions(options);
+    const { batch, arrays } = this.prepare(inputs);
+    const result = callNative(() => native.profileModel(this.live(), batch, arrays, runs, warmup));
+    const graph = this.graph() as unknown as Parameters<typeof buildProfile>[0];
+    return buildProfile(graph, batch, result.nodeMs, result.totalMs, this.wrap(batch, result.outputs));
   }
 
   /**

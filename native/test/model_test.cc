@@ -641,6 +641,32 @@ TEST(model_memory_plan_reuses_bytes_and_pools_arenas) {
   CHECK(m->arena_allocations() == before + 1, "a smaller batch reuses the arena");
 }
 
+TEST(model_run_profiled_times_each_node_and_runs_as_run) {
+  const size_t layers = 5, c = 8, h = 9, w_ = 10;
+  const auto m = load(clamp_chain(layers, c, h, w_));
+  auto g = rng(365);
+  const auto xs = floats(g, 3 * c * h * w_, -12, 12);
+  const auto want = run(*m, 3, {xs})[0];
+  std::vector<float> y(want.size(), NAN);
+  const float* in[] = {xs.data()};
+  float* out[] = {y.data()};
+  std::vector<double> seconds(m->nodes().size(), NAN);
+  const double total = m->run_profiled(3, in, out, seconds.data());
+  CHECK_SAME(y, want, "run_profiled's output");
+  double sum = 0;
+  for (size_t i = 0; i < seconds.size(); ++i) {
+    CHECK(std::isfinite(seconds[i]) && seconds[i] >= 0, "node " << i << ": " << seconds[i] << " s");
+    sum += seconds[i];
+  }
+  CHECK(sum <= total, "the nodes take " << sum << " s of a " << total << " s run");
+  try {
+    m->run_profiled(3, in, out, nullptr);
+    CHECK(false, "a null node_seconds was accepted");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::Range, "a null node_seconds: " << e.what());
+  }
+}
+
 TEST(model_concurrent_runs_match_sequential_runs) {
   auto g = rng(370);
   const size_t C0 = 3, H = 8, W = 8, C1 = 64, N = 5;

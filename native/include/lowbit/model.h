@@ -51,6 +51,11 @@ class Model {
   // for batch 0, a null buffer or sizes that overflow; operator errors propagate as lowbit::Error.
   void run(size_t batch, const float* const* inputs, float* const* outputs) const;
 
+  // run() that also times each node (steady_clock around its run): node_seconds[i] receives node
+  // i's wall time in seconds (nodes() order). Returns the whole call's seconds (plan, arena and
+  // nodes), the total that the nodes' times are shares of. run() itself times nothing.
+  double run_profiled(size_t batch, const float* const* inputs, float* const* outputs, double* node_seconds) const;
+
   // How many arenas runs have allocated (or grown) so far: a steady stream of runs with one
   // batch size allocates one per concurrent run, then none.
   size_t arena_allocations() const;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -25,6 +26,9 @@ namespace {
 constexpr int64_t kMaxDim = int64_t{1} << 24;
 constexpr size_t kMaxElements = 2147483647;  // 2^31 - 1 per sample
 constexpr size_t kMaxCachedPlans = 16;
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // An arena and the tensor pointer table of one run.
 struct Arena {
@@ -59,6 +63,8 @@ struct Model::Impl {
   std::shared_ptr<const Placement> plan(size_t batch) const;
   std::unique_ptr<Arena> take_arena(size_t bytes) const;
   void give_back(std::unique_ptr<Arena> arena) const;
+  // Model::run, and with node_seconds (one per node) Model::run_profiled's per-node times.
+  void run(size_t batch, const float* const* inputs, float* const* outputs, double* node_seconds) const;
 };
 
 // ---- executor ------------------------------------------------------------------------------------------
@@ -139,7 +145,19 @@ MemoryPlanInfo Model::memory_plan(size_t batch) const {
 }
 
 void Model::run(size_t batch, const float* const* inputs, float* const* outputs) const {
-  const Impl& m = *impl_;
+  impl_->run(batch, inputs, outputs, nullptr);
+}
+
+double Model::run_profiled(size_t batch, const float* const* inputs, float* const* outputs,
+                           double* node_seconds) const {
+  if (node_seconds == nullptr) fail(ErrorKind::Range, "node_seconds: null buffer");
+  const auto start = Clock::now();
+  impl_->run(batch, inputs, outputs, node_seconds);
+  return seconds_since(start);
+}
+
+void Model::Impl::run(size_t batch, const float* const* inputs, float* const* outputs, double* node_seconds) const {
+  const Impl& m = *this;
   const auto plan = m.plan(batch);
   for (size_t i = 0; i < m.inputs.size(); ++i)
     if (inputs == nullptr || inputs[i] == nullptr)
@@ -166,7 +184,13 @@ void Model::run(size_t batch, const float* const* inputs, float* const* outputs)
   for (size_t i = 0; i < m.graph.nodes.size(); ++i) {
     const int64_t scratch = m.node_scratch[i];
     const RunBuffers b{batch, a.tensor.data(), scratch >= 0 ? a.bytes.data() + plan->offsets[scratch] : nullptr};
-    m.graph.nodes[i]->run(b);
+    if (node_seconds) {
+      const auto start = Clock::now();
+      m.graph.nodes[i]->run(b);
+      node_seconds[i] = seconds_since(start);
+    } else {
+      m.graph.nodes[i]->run(b);
+    }
   }
 }
 
