@@ -336,8 +336,10 @@ describe('every operator at a graph output and inside a network, against onnxrun
       const actual = got[output];
       expect(actual.shape, output).toEqual([BATCH, ...(output === piece.out ? piece.dims : [5])]);
       if (output === piece.out && piece.binary) expect(signMismatch(actual.data, expected), output).toBe(0);
-      // 8-bit activations and weights: measured 0.2-5.3% here; a lowering bug gives 0.7 or more.
-      else expect(relativeRms(actual.data, expected), output).toBeLessThan(0.1);
+      // 8-bit activations and weights: measured 0.2-5.3% on the fragment's output; on the 5 logits
+      // of the random head, which can nearly cancel, up to 12% (12 seeds x 26 fragments). A
+      // lowering bug gives 0.7 or more.
+      else expect(relativeRms(actual.data, expected), output).toBeLessThan(output === 'logits' ? 0.25 : 0.1);
     }
   });
 });

@@ -489,34 +489,62 @@ describe('a Bi-Real block as PyTorch 1.13 exports it, converted', () => {
   });
 });
 
-describe('Bi-Real blocks exported by PyTorch (tools/export_bireal_block.py)', () => {
+describe('binary blocks exported by PyTorch (tools/export_bnn_block.py)', () => {
   const PYTHON = '/usr/bin/python3';
-  const SCRIPT = fileURLToPath(new URL('../tools/export_bireal_block.py', import.meta.url));
+  const SCRIPT = fileURLToPath(new URL('../tools/export_bnn_block.py', import.meta.url));
   const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
   // Without torch: skipped locally, a failure on CI (so a missing dependency cannot pass unnoticed).
   const run = hasTorch || process.env.CI ? it : it.skip;
-  const dir = mkdtempSync(join(tmpdir(), 'lowbit-bireal-'));
+  const dir = mkdtempSync(join(tmpdir(), 'lowbit-bnn-block-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  for (const act of ['approx', 'where']) {
-    run(`--act ${act}: two blocks (the second downsampling) convert, both binary convs detected`, async () => {
-      if (!hasTorch) throw new Error(`${PYTHON} cannot import torch: install Debian's python3-torch`);
-      const file = join(dir, `bireal-${act}.onnx`);
-      const r = spawnSync(PYTHON, [SCRIPT, file, '--act', act, '--seed', String(SEED % 1000)], { encoding: 'utf8' });
-      expect(r.status, r.stderr).toBe(0);
-      const onnx = readFileSync(file);
-      const rng = rngFor(SEED, `torch ${act}`);
+  /** Exports the two-block graph [N, 16, 8, 8] -> [N, 32, 4, 4] with these script flags. */
+  function exportBlock(flags: string[]): Uint8Array {
+    if (!hasTorch) throw new Error(`${PYTHON} cannot import torch: install Debian's python3-torch`);
+    const file = join(dir, `${flags.join('').replace(/[^a-z]/g, '')}.onnx`);
+    const r = spawnSync(PYTHON, [SCRIPT, file, ...flags, '--seed', String(SEED % 1000)], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    return readFileSync(file);
+  }
+
+  const VARIANTS: { flags: string[]; what: string }[] = [
+    { flags: ['--act', 'approx'], what: "Bi-Real's ApproxSign and HardBinaryConv" },
+    { flags: ['--act', 'where'], what: 'torch.where(x >= 0, ones_like(x), -ones_like(x))' },
+    { flags: ['--act', 'ste'], what: "BiBench's straight-through sign x + (sign(x) - x).detach()" },
+    { flags: ['--act', 'hardtanh'], what: 'the straight-through sign of a Hardtanh' },
+    { flags: ['--weights', 'dorefa'], what: "DoReFa's weights (one mean |W| per layer)" },
+    { flags: ['--weights', 'recu'], what: "ReCU's weights (the sign of centred weights)" },
+    { flags: ['--weights', 'fda'], what: "FDA's weights (a scale multiplied onto the conv's output)" },
+    { flags: ['--block', 'reactnet'], what: "ReActNet's RSign and RPReLU" },
+  ];
+  for (const { flags, what } of VARIANTS) {
+    run(`${flags.join(' ')} (${what}): imports exactly, both binary convs detected`, async () => {
+      const onnx = exportBlock(flags);
+      const rng = rngFor(SEED, `torch ${flags.join(' ')}`);
       const x = awayFromZero(rng, 16 * 1024, 2);
-      const { bytes, report } = await convertOnnxWithReport(onnx, { calibration: x });
-      expect(report.layers.map((l) => l.kind)).toEqual(['binary', 'binary', 'W8A8']);
       const want = (await runOrt(onnx, { x: { dims: [16, 16, 8, 8], data: x } })).y;
       // The import is exact: its float evaluation is onnxruntime's up to float rounding.
       expect(relativeRms(evalOnnx(onnx, [16, 16, 8, 8], x), want)).toBeLessThan(1e-5);
-      // The first block's signs read the input and are exact; the second block's read a sum
-      // computed in 8 bits, whose values within half a step of 0 may binarize the other way (each
-      // flip moves a 144-term binary dot product by 2a): measured 0.11-0.16 on the output.
-      expect(report.layers[0].error).toBeLessThan(0.03);
-      expect(relativeRms(loadModel(bytes).runSync(x).y.data, want)).toBeLessThan(0.25);
+
+      // With the real-valued stream in float, lowbit computes what PyTorch does, up to float
+      // rounding (a sign of a value within rounding of its threshold could flip: not seen).
+      const float = await convertOnnxWithReport(onnx, { calibration: x, floatLayers: 'boundary' });
+      expect(float.report.layers.map((l) => l.kind)).toEqual(['binary', 'binary', 'f32']);
+      expect(relativeRms(loadModel(float.bytes).runSync(x).y.data, want)).toBeLessThan(1e-5);
+
+      // In 8 bits the second block's signs read a sum computed in 8 bits, whose values within
+      // half a step of 0 may binarize the other way (each flip moves a 144-term binary dot
+      // product by 2a): measured 0.11-0.16 on the output.
+      const int8 = await convertOnnxWithReport(onnx, { calibration: x });
+      expect(int8.report.layers.map((l) => l.kind)).toEqual(['binary', 'binary', 'W8A8']);
+      expect(int8.report.layers[0].error).toBeLessThan(0.03);
+      expect(relativeRms(loadModel(int8.bytes).runSync(x).y.data, want)).toBeLessThan(0.25);
     });
   }
+
+  run("XNOR-Net's per-sample activation scale is refused by name", () => {
+    const onnx = exportBlock(['--act', 'ste', '--xnor']);
+    expect(() => importOnnx(onnx)).toThrow(UnsupportedError);
+    expect(() => importOnnx(onnx)).toThrow(/Abs.*XNOR-Net's activation scale/);
+  });
 });

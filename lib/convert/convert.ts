@@ -18,7 +18,7 @@ import { AccuracyError, errorFromClone, type ErrorClone } from '../errors.js';
 import { argmax } from '../data.js';
 import { calibrate } from './calibrate.js';
 import type { ConvertOptions, ConversionReport } from './options.js';
-import { lower, type LayerInfo, type LowerOptions } from './lower.js';
+import { lower, planFloat, type LayerInfo, type LowerOptions } from './lower.js';
 import { signValues, type OhwiWeights } from './weights.js';
 
 export type { ConvertOptions, ConversionReport, LayerReport } from './options.js';
@@ -73,6 +73,15 @@ export function convertOnnxSync(
     throw new RangeError(`bits: expected 8, 4 or 'mixed', got ${String(bits)}`);
   if (bits === 'mixed' && !(Number(options.sizeBudget) > 0))
     throw new RangeError(`sizeBudget: 'mixed' bits need a budget in bytes > 0, got ${String(options.sizeBudget)}`);
+  const floatLayers = options.floatLayers ?? 'none';
+  if (
+    floatLayers !== 'none' &&
+    floatLayers !== 'boundary' &&
+    !(Array.isArray(floatLayers) && floatLayers.every((n) => typeof n === 'string'))
+  )
+    throw new RangeError(
+      `floatLayers: expected 'none', 'boundary' or an array of layer names, got ${String(floatLayers)}`,
+    );
   const graph = importOnnx(onnx);
   const samples = options.calibration;
   if (!(samples instanceof Float32Array) || samples.length === 0)
@@ -93,7 +102,7 @@ export function convertOnnxSync(
     if (!schedules.has(name)) schedules.set(name, mstSchedule(w, groups, pixels));
     return schedules.get(name)!;
   };
-  const base: LowerOptions = { ranges, mst: options.mst ? mst : undefined };
+  const base: LowerOptions = { ranges, mst: options.mst ? mst : undefined, ...planFloat(graph, floatLayers) };
 
   const integerLayers = lower(graph, base)
     .layers.filter((l) => l.kind.startsWith('W'))
@@ -129,6 +138,7 @@ export function convertOnnxSync(
         calibrationMethod: options.calibrationMethod ?? 'minmax',
         percentile: options.percentile,
         mst: options.mst ?? false,
+        floatLayers,
       },
     };
     const bytes = encodeModel({ ...final.graph, producer: 'lowbit convertOnnx', metadata: stored });

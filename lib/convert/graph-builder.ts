@@ -13,8 +13,9 @@ import type { TensorRange } from './calibrate.js';
 import type { LayerInfo, LowerOptions } from './lower.js';
 
 /**
- * A float tensor as lowbit holds it: tensor index `t`, of kind f32, q8 (u8 / s8) or b1. A
- * `flattened` value is a [C, H, W] map flattened in lowbit's HWC order (ONNX flattens CHW).
+ * A float tensor as lowbit holds it: tensor index `t`, of kind f32, q8 (u8 / s8) or b1. A rank-3
+ * f32 tensor is CHW at the graph's boundary and HWC (layout 'hwc') inside it. A `flattened` value
+ * is a [C, H, W] map flattened in lowbit's HWC order (ONNX flattens CHW).
  */
 export type Value = { kind: 'f32' | 'q8' | 'b1'; t: number; flattened?: [number, number, number] };
 
@@ -84,6 +85,8 @@ export class GraphBuilder {
   private readonly imported = new Map<string, ImportedQuant>();
   /** a tensor read by several integer layers is unpacked or quantized once */
   private readonly q8Of = new Map<string, Value>();
+  /** likewise, a tensor read by several float nodes is dequantized or transposed once */
+  private readonly f32Of = new Map<string, Value>();
 
   constructor(
     readonly graph: FloatGraph,
@@ -153,10 +156,35 @@ export class GraphBuilder {
     return this.tensors.length - 1;
   }
 
-  /** A tensor of `like`'s dtype and (for 8 bits) quantization parameters, of another shape. */
+  /** A float activation inside the graph: HWC when rank 3. */
+  addF32(name: string, shape: number[]): number {
+    const t = this.addTensor(name, 'f32', shape);
+    if (shape.length === 3) this.tensors[t].layout = 'hwc';
+    return t;
+  }
+
+  /** A tensor of `like`'s dtype, layout and (for 8 bits) quantization parameters, of another shape. */
   addTensorLike(name: string, like: number, shape: number[]): number {
     const src = this.tensors[like];
+    if (src.dtype === 'f32' && src.layout === 'hwc') return this.addF32(name, shape);
     return this.addTensor(name, src.dtype, shape, src.scale ? this.quantOfTensor(like) : undefined);
+  }
+
+  /** Whether tensor t is a rank-3 f32 tensor in ONNX's CHW layout (a graph input or output). */
+  isChw(t: number): boolean {
+    const x = this.tensors[t];
+    return x.dtype === 'f32' && x.shape.length === 3 && x.layout !== 'hwc';
+  }
+
+  /**
+   * Whether an element-wise node computes in float: when the options keep the real-valued stream
+   * in float, or when an input already is a float activation (a float layer's output).
+   */
+  inFloat(...inputs: string[]): boolean {
+    return (
+      this.options.floatStream === true ||
+      inputs.some((i) => this.value(i).kind === 'f32' && !this.graph.inputs.includes(i))
+    );
   }
 
   q8Tensor(name: string, shape: number[], q: ImportedQuant): number {
@@ -188,36 +216,64 @@ export class GraphBuilder {
       this.addNode(`${name}.unpack`, 'unpack', [v.t], [t]);
       result = { kind: 'q8', t, flattened: v.flattened };
     } else {
-      if (shape.length === 3) shape.push(shape.shift()!); // CHW -> HWC
+      if (this.isChw(v.t)) shape.push(shape.shift()!); // CHW -> HWC
       const t = this.q8Tensor(`${name}.q`, shape, this.quant(name));
       this.addNode(`${name}.quantize`, 'quantize', [v.t], [t]);
-      result = { kind: 'q8', t };
+      result = { kind: 'q8', t, flattened: v.flattened };
     }
     this.q8Of.set(name, result);
     return result;
   }
 
+  /** Float tensor `name` as a float activation (HWC when rank 3): transposed, or dequantized. */
+  asF32(name: string, v: Value): Value {
+    if (v.kind === 'f32' && !this.isChw(v.t)) return v;
+    const done = this.f32Of.get(name);
+    if (done) return done;
+    let result: Value;
+    if (v.kind === 'f32') {
+      const [c, h, w] = this.tensors[v.t].shape;
+      const t = this.addF32(`${name}.hwc`, [h, w, c]);
+      this.addNode(`${name}.transpose`, 'transpose', [v.t], [t]);
+      result = { kind: 'f32', t };
+    } else {
+      const q = this.asQ8(name, v);
+      const t = this.addF32(`${name}.f32`, [...this.tensors[q.t].shape]);
+      this.addNode(`${name}.dequantize`, 'dequantize', [q.t], [t]);
+      result = { kind: 'f32', t, flattened: q.flattened };
+    }
+    this.f32Of.set(name, result);
+    return result;
+  }
+
   /** Float tensor `name` (lowbit value v) as an f32 tensor in ONNX layout (CHW, or flattened CHW). */
   toF32(name: string, v: Value): number {
-    if (v.kind === 'f32') return v.t;
-    const q = this.asQ8(name, v);
-    if (q.flattened) {
-      // A flattened map is HWC inside lowbit and CHW in ONNX: back to [H, W, C], dequantize
-      // (HWC -> CHW), then flatten the float map.
-      const [c, h, w] = q.flattened;
-      const t = this.addTensorLike(`${name}.hwc`, q.t, [h, w, c]);
-      this.addNode(`${name}.unflatten`, 'reshape', [q.t], [t]);
+    if (v.kind === 'f32' && !v.flattened && !this.hwc(v.t)) return v.t;
+    const f = v.kind === 'f32' ? v : this.asQ8(name, v);
+    // HWC -> CHW: a float activation is transposed, an 8-bit one dequantized.
+    const op = f.kind === 'f32' ? 'transpose' : 'dequantize';
+    if (f.flattened) {
+      // A flattened map is HWC inside lowbit and CHW in ONNX: back to [H, W, C], to float CHW,
+      // then flatten the float map.
+      const [c, h, w] = f.flattened;
+      const t =
+        f.kind === 'f32' ? this.addF32(`${name}.hwc`, [h, w, c]) : this.addTensorLike(`${name}.hwc`, f.t, [h, w, c]);
+      this.addNode(`${name}.unflatten`, 'reshape', [f.t], [t]);
       const chw = this.addTensor(`${name}.chw`, 'f32', [c, h, w]);
-      this.addNode(`${name}.dequantize`, 'dequantize', [t], [chw]);
+      this.addNode(`${name}.${op}`, op, [t], [chw]);
       const flat = this.addTensor(`${name}.f32`, 'f32', [c * h * w]);
       this.addNode(`${name}.flatten`, 'reshape', [chw], [flat]);
       return flat;
     }
-    const shape = [...this.tensors[q.t].shape];
+    const shape = [...this.tensors[f.t].shape];
     if (shape.length === 3) shape.unshift(shape.pop()!); // HWC -> CHW
     const t = this.addTensor(`${name}.f32`, 'f32', shape);
-    this.addNode(`${name}.dequantize`, 'dequantize', [q.t], [t]);
+    this.addNode(`${name}.${op}`, op, [f.t], [t]);
     return t;
+  }
+
+  private hwc(t: number): boolean {
+    return this.tensors[t].layout === 'hwc';
   }
 
   /** The finished graph, with these outputs. */

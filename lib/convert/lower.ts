@@ -17,7 +17,7 @@ import { LINEAR_LOWERINGS } from './lowering/linear.js';
 import { POOL_LOWERINGS } from './lowering/pool.js';
 import { QDQ_LOWERINGS } from './lowering/qdq.js';
 import { SHAPE_LOWERINGS } from './lowering/shape.js';
-import type { OhwiWeights } from './weights.js';
+import { binaryScales, toOhwi, type OhwiWeights } from './weights.js';
 
 export interface LowerOptions {
   /** calibrated range of every float tensor */
@@ -28,12 +28,57 @@ export interface LowerOptions {
   mst?: (name: string, w: OhwiWeights, groups: number, pixels: number) => { bytes: Uint8Array; note: string } | null;
   /** also output every layer's result (dequantized) as `probe:<layer>`, to measure error */
   probe?: boolean;
+  /** conv / dense layers kept in float32 (fconv2d / fdense), by node name */
+  floatLayers?: Set<string>;
+  /** every real-valued tensor in float32: the binary layers' outputs, residual adds, pools */
+  floatStream?: boolean;
+}
+
+/**
+ * The conv / dense layers that become binary layers: a binarized input (a sign, through max-pools
+ * and flattens) and weights +-a per output channel.
+ */
+export function binaryLayers(g: FloatGraph): Set<string> {
+  const binarized = new Set<string>();
+  const layers = new Set<string>();
+  for (const n of g.nodes) {
+    if (n.op === 'sign') binarized.add(n.output);
+    else if ((n.op === 'maxpool' || n.op === 'flatten') && binarized.has(n.input)) binarized.add(n.output);
+    else if ((n.op === 'conv' || n.op === 'dense') && binarized.has(n.input) && binaryScales(toOhwi(n.weight)))
+      layers.add(n.name);
+  }
+  return layers;
+}
+
+/**
+ * What stays in float32 (ConvertOptions.floatLayers): 'none'; the layers named; or 'boundary': in
+ * a network with binary layers every other layer and the whole real-valued stream between them (its
+ * stem, shortcuts, residual sums and head, as the network was trained), else the first and the
+ * last layer.
+ */
+export function planFloat(
+  g: FloatGraph,
+  spec: 'none' | 'boundary' | readonly string[],
+): Pick<LowerOptions, 'floatLayers' | 'floatStream'> {
+  const linear = g.nodes.filter((n) => n.op === 'conv' || n.op === 'dense').map((n) => n.name);
+  if (spec === 'none') return {};
+  if (spec === 'boundary') {
+    const binary = binaryLayers(g);
+    if (binary.size > 0) return { floatLayers: new Set(linear.filter((n) => !binary.has(n))), floatStream: true };
+    return { floatLayers: new Set(linear.length > 0 ? [linear[0], linear[linear.length - 1]] : []) };
+  }
+  for (const name of spec)
+    if (!linear.includes(name))
+      throw new RangeError(
+        `floatLayers: no conv / dense layer named '${name}' (the layers: ${linear.map((l) => `'${l}'`).join(', ')})`,
+      );
+  return { floatLayers: new Set(spec) };
 }
 
 /** What the converter reports per conv / dense layer. */
 export interface LayerInfo {
   name: string;
-  /** 'binary', 'binary+MST', 'W8A8', 'W4A8' */
+  /** 'binary', 'binary+MST', 'W8A8', 'W4A8', 'f32' */
   kind: string;
   /** bytes of its weights and per-channel parameters in the file */
   bytes: number;

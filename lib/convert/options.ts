@@ -20,6 +20,14 @@ export interface ConvertOptions {
   /** build MST schedules for the binary layers (kept where the cost model predicts a gain) */
   mst?: boolean;
   /**
+   * Layers kept in float32 rather than quantized: 'none' (default), the conv / dense layers named,
+   * or 'boundary': in a network with binary layers, every other layer and the real-valued stream
+   * between the binary layers (stem, shortcuts, residual sums, head), as the network was trained,
+   * so lowbit's outputs match the float model's up to float rounding; in a network without, the
+   * first and the last layer.
+   */
+  floatLayers?: 'none' | 'boundary' | string[];
+  /**
    * The largest relative RMS error an output may have against the float model on the measuring
    * samples before the conversion is refused with an {@link AccuracyError}. Default: 0.5 for an
    * output computed by 8-bit layers only, 1.0 with 4-bit layers (measured errors are a few
@@ -34,7 +42,7 @@ export interface ConvertOptions {
 
 export interface LayerReport {
   name: string;
-  /** 'binary', 'binary+MST', 'W8A8', 'W4A8' */
+  /** 'binary', 'binary+MST', 'W8A8', 'W4A8', 'f32' */
   kind: string;
   /** bytes of the layer's weights and parameters */
   bytes: number;

@@ -10,8 +10,10 @@ export type GraphDType = 'f32' | 'u8' | 's8' | 's32' | 'b1';
 export interface GraphTensor {
   name: string;
   dtype: GraphDType;
-  /** one sample's shape: [C, H, W] for f32, [H, W, C] otherwise, or [C] */
+  /** one sample's shape: [C, H, W] for f32 unless layout is 'hwc', [H, W, C] otherwise, or [C] */
   shape: number[];
+  /** rank-3 f32 only: 'hwc' for a float activation inside the graph (default 'chw') */
+  layout?: 'hwc';
   scale?: number;
   zero_point?: number;
 }

@@ -380,7 +380,15 @@ export class Canonicalizer {
   }
 
   private unsupportedOp(node: RawNode): never {
-    throw new UnsupportedError(`${nodeLabel(node)}: operator ${node.opType} is not supported; ${supportedList()}`);
+    // XNOR-Net scales a binary conv's output by K = mean over channels of |x|, box-filtered: a
+    // per-sample, per-pixel factor that no fused epilogue or folded BN can hold.
+    const xnor =
+      node.opType === 'Abs' || node.opType === 'ReduceMean'
+        ? " (if this is XNOR-Net's activation scale K = mean(|x|) over channels: it depends on each sample and is not supported; BNNs after XNOR-Net drop it, and BiBench's XNOR variants without it import)"
+        : '';
+    throw new UnsupportedError(
+      `${nodeLabel(node)}: operator ${node.opType} on an activation is not supported${xnor}; ${supportedList()}`,
+    );
   }
 
   /**

@@ -46,8 +46,12 @@ export type FloatOp =
   | { op: 'affine'; input: string; scale: Constant; bias: Constant }
   /** y = min(max(x, min), max); Relu is { min: 0, max: Infinity } */
   | { op: 'clip'; input: string; min: number; max: number }
-  /** y = x >= 0 ? x : slope[c] * x; slope has one value per channel (axis 1), LeakyRelu repeats alpha */
-  | { op: 'prelu'; input: string; slope: Constant }
+  /**
+   * y = (v >= 0 ? v : slope[c] * v) + shiftOut[c] with v = x + shiftIn[c]; slope has one value per
+   * channel (axis 1), LeakyRelu repeats alpha; the shifts (ReActNet's RPReLU: a learnable bias on
+   * each side) are absent for a plain PReLU
+   */
+  | { op: 'prelu'; input: string; slope: Constant; shiftIn?: Constant; shiftOut?: Constant }
   | { op: 'maxpool'; input: string; attrs: PoolAttrs }
   | { op: 'avgpool'; input: string; attrs: PoolAttrs; countIncludePad: boolean }
   | { op: 'global_avgpool'; input: string }
@@ -57,8 +61,11 @@ export type FloatOp =
   | { op: 'concat'; inputs: string[] }
   /** to [N, product of the rest] (ONNX Flatten with axis 1, or a Reshape to [N, -1]) */
   | { op: 'flatten'; input: string }
-  /** lowbit binarization: x >= 0 -> +1, else -1 (ONNX Sign(0) = 0 is read as +1, see docs) */
-  | { op: 'sign'; input: string }
+  /**
+   * lowbit binarization: x >= threshold[c] -> +1, else -1 (threshold 0 when absent; ONNX Sign(0) = 0
+   * is read as +1, see docs); a per-channel threshold is ReActNet's RSign, sign(x + b) with threshold -b
+   */
+  | { op: 'sign'; input: string; threshold?: Constant }
   /** softmax over axis 1 of a [N, C] tensor */
   | { op: 'softmax'; input: string }
   /** fake quantization from a QDQ pair: y = (clamp(round_half_even(x / scale) + zp) - zp) * scale */

@@ -1,8 +1,13 @@
 /**
  * Rewrites of the canonical graph, to a fixed point:
  *
- *  - `sign(clip(x, lo, hi))` with lo < 0 <= hi is `sign(x)` (clip keeps the sign of x, zero
- *    included), so the HardTanh of a straight-through binarization drops out;
+ *  - `sign(clip(x, lo, hi))` with lo < t <= hi (t the sign's threshold, 0 when it has none) is
+ *    `sign(x)` (clip keeps x on its side of t), so the HardTanh of a straight-through binarization
+ *    drops out;
+ *  - `sign(affine(x))` with positive scales is a sign of x with per-channel thresholds: ReActNet's
+ *    RSign, sign(x + b), has threshold -b (exact: x + b < 0 exactly when x < -b in float32);
+ *  - a shift (an affine with scale 1) before or after a prelu becomes that prelu's shiftIn /
+ *    shiftOut: ReActNet's RPReLU;
  *  - an `affine` whose input is a conv / dense output read by nothing else (and not a graph
  *    output) folds into that layer's weights and bias; two such affines in a row merge;
  *  - `sign(maxpool(z))` becomes `maxpool(sign(z))` when the maxpool output has no other reader:
@@ -112,8 +117,63 @@ function signThroughClip(graph: Graph): boolean {
   let changed = false;
   for (const s of graph.nodes) {
     if (s.op !== 'sign') continue;
-    for (let p = prod.get(s.input); p?.op === 'clip' && p.min < 0 && p.max >= 0; p = prod.get(s.input)) {
+    const keepsSide = (p: FloatNode | undefined): p is Extract<FloatNode, { op: 'clip' }> =>
+      p?.op === 'clip' && (s.threshold?.data ?? [0]).every((t) => p.min < t && p.max >= t);
+    for (let p = prod.get(s.input); keepsSide(p); p = prod.get(s.input)) {
       s.input = p.input;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+/** The node producing `name` when `name` is read by that one node only and is not a graph output. */
+function soleProducer(graph: Graph, name: string): FloatNode | undefined {
+  const readers = graph.nodes.filter((n) => nodeInputs(n).includes(name)).length;
+  return readers === 1 && !graph.outputs.includes(name) ? graph.nodes.find((n) => n.output === name) : undefined;
+}
+
+const isShift = (a: Extract<FloatNode, { op: 'affine' }>) => a.scale.data.every((s) => s === 1);
+
+/** sign(affine(x)) -> sign(x) with thresholds: s x + b < t <=> x < (t - b) / s for s > 0. */
+function signThroughAffine(graph: Graph): boolean {
+  let changed = false;
+  for (const s of graph.nodes) {
+    if (s.op !== 'sign') continue;
+    const a = soleProducer(graph, s.input);
+    if (a?.op !== 'affine' || !a.scale.data.every((v) => v > 0)) continue;
+    const t = s.threshold?.data;
+    const c = a.bias.data.length;
+    s.threshold = constant(
+      Array.from({ length: c }, (_, i) => ((t ? t[i] : 0) - a.bias.data[i]) / a.scale.data[i]),
+      [c],
+    );
+    s.input = a.input;
+    changed = true;
+  }
+  return changed;
+}
+
+/** prelu(x + b) and prelu(x) + b: the shifts move into the prelu (ReActNet's RPReLU). */
+function shiftsIntoPrelu(graph: Graph): boolean {
+  let changed = false;
+  for (const p of graph.nodes) {
+    if (p.op !== 'prelu') continue;
+    const before = p.shiftIn ? undefined : soleProducer(graph, p.input);
+    if (before?.op === 'affine' && isShift(before)) {
+      p.shiftIn = before.bias;
+      p.input = before.input;
+      changed = true;
+    }
+    const readers = graph.nodes.filter((n) => nodeInputs(n).includes(p.output));
+    const after = readers.length === 1 && !graph.outputs.includes(p.output) ? readers[0] : undefined;
+    if (!p.shiftOut && after?.op === 'affine' && isShift(after)) {
+      p.shiftOut = after.bias;
+      // The affine now reads nothing and is removed as dead; the prelu writes its output.
+      const out = after.output;
+      after.input = p.output;
+      after.output = `${out}:folded`;
+      p.output = out;
       changed = true;
     }
   }
@@ -153,6 +213,11 @@ export function simplify(graph: Graph): FloatNode[] {
   for (;;) {
     let changed = signThroughClip(g);
     g.nodes = removeDead(g);
+    while (foldAffines(g)) changed = true;
+    while (signThroughAffine(g) || shiftsIntoPrelu(g)) {
+      changed = true;
+      g.nodes = removeDead(g);
+    }
     while (foldAffines(g) || commuteSignMaxpool(g)) changed = true;
     if (!changed) break;
   }

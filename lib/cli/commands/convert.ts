@@ -30,6 +30,9 @@ Converts an ONNX model to a .lowbit file and prints the per-layer report.
   --calib-method minmax|percentile   activation ranges (default minmax)
   --percentile P              for percentile ranges: the percentile of |x| kept (default 99.99)
   --mst                       build MST schedules for the binary layers
+  --float none|boundary|NAMES layers kept in float32: none (default); boundary (a binary network's
+                              other layers and real-valued stream, as trained; else the first and
+                              last layer); or conv / dense node names, comma-separated
 `;
 
 /** The samples of `--calib` (a .lbds or .f32 file, checked already, or fashion-mnist-train). */
@@ -69,6 +72,7 @@ export const convert: Command = {
     'calib-method': { type: 'string' },
     percentile: { type: 'string' },
     mst: { type: 'boolean' },
+    float: { type: 'string' },
   },
   file: 'an ONNX model file',
   async run(args, io) {
@@ -96,6 +100,13 @@ export const convert: Command = {
       if (method === 'minmax') throw new UsageError('--percentile: applies to --calib-method percentile', 'convert');
       method = 'percentile';
     }
+    const floatText = args.string('float');
+    if (floatText !== undefined && floatText.trim() === '')
+      throw new UsageError("--float: expected none, boundary or layer names, got ''", 'convert');
+    const floatLayers: ConvertOptions['floatLayers'] =
+      floatText === undefined || floatText === 'none' || floatText === 'boundary'
+        ? floatText
+        : floatText.split(',').map((s) => s.trim());
     const calibCount = intOption(args.string('calib-count'), '--calib-count', 500, 'convert');
     const calibPath = args.string('calib');
     if (calibPath === undefined)
@@ -127,6 +138,7 @@ export const convert: Command = {
       calibrationMethod: method,
       percentile,
       mst: args.flag('mst'),
+      floatLayers,
       onProgress: (p, done, total) => {
         if (p !== phase) {
           bar?.finish();

@@ -1,10 +1,38 @@
-/** clip -> clamp, prelu (8-bit, two rescales); softmax (float, after dequantizing its input). */
-import { dyadicArrays, quantClamp, sampleShape, type LoweringTable } from '../graph-builder.js';
+/** clip -> clamp, prelu (8-bit with two rescales, or float with ReActNet's shifts); softmax (float). */
+import {
+  dyadicArrays,
+  floatClamp,
+  quantClamp,
+  sampleShape,
+  type GraphBuilder,
+  type LoweringTable,
+} from '../graph-builder.js';
+import type { FloatNode } from '../../onnx/ir.js';
+
+function lowerFloatPrelu(b: GraphBuilder, n: Extract<FloatNode, { op: 'prelu' }>, channels: number): void {
+  const x = b.asF32(n.input, b.value(n.input));
+  const perChannel = (c: Float32Array) =>
+    c.length === 1 ? new Float32Array(channels).fill(c[0]) : Float32Array.from(c);
+  const data: Record<string, Float32Array> = { slope: perChannel(n.slope.data) };
+  // v = x - input_bias: the shift x + s is x - (-s), the same float32 sum.
+  if (n.shiftIn) data.input_bias = perChannel(n.shiftIn.data).map((s) => -s);
+  if (n.shiftOut) data.output_bias = perChannel(n.shiftOut.data);
+  const t = b.addF32(n.output, sampleShape(b.dims(n.output)));
+  b.addNode(n.name, 'prelu', [x.t], [t], {}, data);
+  b.values.set(n.output, { kind: 'f32', t });
+}
 
 export const ACTIVATION_LOWERINGS: LoweringTable<'clip' | 'prelu' | 'softmax'> = {
   clip: {
     lower(b, n) {
       const shape = sampleShape(b.dims(n.output));
+      if (b.inFloat(n.input)) {
+        const x = b.asF32(n.input, b.value(n.input));
+        const t = b.addF32(n.output, shape);
+        b.addNode(n.name, 'clamp', [x.t], [t], { clamp: floatClamp(n) });
+        b.values.set(n.output, { kind: 'f32', t });
+        return;
+      }
       const v = b.asQ8(n.input, b.value(n.input));
       const q = b.quantOfTensor(v.t);
       const t = b.q8Tensor(n.output, shape, q);
@@ -15,10 +43,12 @@ export const ACTIVATION_LOWERINGS: LoweringTable<'clip' | 'prelu' | 'softmax'> =
   prelu: {
     lower(b, n) {
       const shape = sampleShape(b.dims(n.output));
+      const channels = shape[shape.length - 1];
+      // ReActNet's shifts have no 8-bit form: that prelu runs in float.
+      if (b.inFloat(n.input) || n.shiftIn || n.shiftOut) return lowerFloatPrelu(b, n, channels);
       const v = b.asQ8(n.input, b.value(n.input));
       const inScale = b.tensors[v.t].scale!;
       const q = b.quant(n.output);
-      const channels = shape[shape.length - 1];
       const slope = n.slope.data.length === 1 ? new Float32Array(channels).fill(n.slope.data[0]) : n.slope.data;
       const pos = dyadicArrays(new Array(channels).fill(inScale / q.scale));
       const neg = dyadicArrays(Array.from(slope, (s) => (s * inScale) / q.scale));

@@ -1,8 +1,9 @@
 /**
- * conv / dense -> a binary layer (bconv2d / bdense) when its input is binary, else an integer
- * layer (qconv2d / qdense, W8A8 or W4A8), with the element-wise tail fused into its epilogue: a
- * sole clip (relu), then a sole sign (a binary output), or the float output (a graph output, or
- * the input of a softmax that is one).
+ * conv / dense -> a binary layer (bconv2d / bdense) when its input is binary, a float layer
+ * (fconv2d / fdense) when the options keep it in float, else an integer layer (qconv2d / qdense,
+ * W8A8 or W4A8), with the element-wise tail fused into its epilogue: a sole clip (relu), then a
+ * sole sign (a binary output), or the float output (a graph output, or the input of a softmax
+ * that is one, or any output inside a float stream).
  */
 import type { FloatNode, ImportedQuant } from '../../onnx/ir.js';
 import { thresholdsFromAffine } from '../../ops/binary.js';
@@ -25,6 +26,7 @@ import {
   type GraphBuilder,
   type LoweringTable,
 } from '../graph-builder.js';
+import { lowerSign } from './binarize.js';
 
 function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dense' }>): void {
   let input = b.value(n.input);
@@ -32,7 +34,11 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
   const { out: clipped, clip } = b.fuseClip(n.output);
   let out = clipped;
   const signNode = b.soleConsumer(out, 'sign');
-  const sign = signNode && (!clip || (clip.min <= 0 && clip.max >= 0)) ? signNode : undefined;
+  // sign(clip(y)) is sign(y) only where the clip keeps y on its side of the threshold.
+  const threshold = (c: number) => signNode?.threshold?.data[c] ?? 0;
+  const keepsSides = (w: number) =>
+    !clip || Array.from({ length: w }, (_, c) => threshold(c)).every((t) => clip.min < t && clip.max >= t);
+  const sign = signNode && keepsSides(n.weight.dims[0]) ? signNode : undefined;
   if (sign) {
     b.fused.add(sign);
     out = sign.output;
@@ -52,6 +58,8 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
       : {};
   const alpha = input.kind === 'b1' ? binaryScales(w) : null;
   const binaryOutput = sign !== undefined;
+  // The sign's threshold moves into the bias: y < t <=> y - t < 0.
+  const signBias = sign?.threshold ? Float64Array.from(bias, (v, c) => v - threshold(c)) : bias;
 
   if (alpha) {
     // real output = alpha[c] * dot + bias[c], dot the +-1 dot product
@@ -61,10 +69,10 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
     const attrs: Record<string, unknown> = { ...geometry };
     if (n.op === 'conv') attrs.pad_value = n.attrs.pads.some((p) => p > 0) ? 'zero' : 'one';
     if (binaryOutput) {
-      const t = thresholdsFromAffine(alpha, bias);
+      const t = thresholdsFromAffine(alpha, signBias);
       Object.assign(data, { threshold: t.threshold, flip: t.flip });
       dtype = 'b1';
-    } else if (toFloat && outShape.length === 1) {
+    } else if ((toFloat && outShape.length === 1) || b.options.floatStream) {
       Object.assign(data, { scale: Float32Array.from(alpha), bias: Float32Array.from(bias) });
       attrs.clamp = floatClamp(clip);
       dtype = 'f32';
@@ -78,7 +86,12 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
     }
     const mst = b.options.mst?.(n.name, w, groups, outShape.length === 3 ? outShape[0] * outShape[1] : 1) ?? null;
     if (mst) data.mst = mst.bytes;
-    const t = dtype === 's8' ? b.q8Tensor(out, outShape, q!) : b.addTensor(out, dtype, outShape);
+    const t =
+      dtype === 's8'
+        ? b.q8Tensor(out, outShape, q!)
+        : dtype === 'f32'
+          ? b.addF32(out, outShape)
+          : b.addTensor(out, dtype, outShape);
     b.addNode(n.name, n.op === 'conv' ? 'bconv2d' : 'bdense', [input.t], [t], attrs, data);
     b.layers.push({
       name: n.name,
@@ -89,6 +102,25 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
       note: mst?.note,
     });
     b.values.set(out, { kind: dtype === 'b1' ? 'b1' : dtype === 'f32' ? 'f32' : 'q8', t });
+    return;
+  }
+
+  if (b.options.floatLayers?.has(n.name)) {
+    // Float layer: y = clamp(conv(x, w) + bias) in float32, then the sign on its own.
+    const x = b.asF32(n.input, input);
+    const data = { weights: Float32Array.from(w.data), bias: Float32Array.from(bias) };
+    const y = b.addF32(sign ? clipped : out, outShape);
+    b.addNode(
+      n.name,
+      n.op === 'conv' ? 'fconv2d' : 'fdense',
+      [x.t],
+      [y],
+      { ...geometry, clamp: floatClamp(clip) },
+      data,
+    );
+    b.layers.push({ name: n.name, kind: 'f32', bytes: dataBytes(data), tensor: out, binary: binaryOutput });
+    b.values.set(sign ? clipped : out, { kind: 'f32', t: y });
+    if (sign) lowerSign(b, sign);
     return;
   }
 
@@ -110,7 +142,7 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
     b.addNode(n.name, op, [input.t], [acc], attrs, data);
     layer.bytes = dataBytes(data);
     if (binaryOutput) {
-      const t = thresholdsFromAffine(accScale, bias);
+      const t = thresholdsFromAffine(accScale, signBias);
       const signs = b.addTensor(out, 'b1', outShape);
       b.addNode(`${n.name}.sign`, 'threshold', [acc], [signs], {}, { threshold: t.threshold, flip: t.flip });
       layer.bytes += t.threshold.byteLength + t.flip.byteLength;

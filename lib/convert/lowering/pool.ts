@@ -1,14 +1,14 @@
-/** maxpool (on 8 bits or packed bits), avgpool and global_avgpool (on 8 bits). */
+/** maxpool (on 8 bits, packed bits or float), avgpool and global_avgpool (on 8 bits or float). */
 import { quantClamp, quantOf, sampleShape, type GraphBuilder, type LoweringTable } from '../graph-builder.js';
 import type { FloatNode } from '../../onnx/ir.js';
 
 /** An average stays inside its input's range: the output keeps the input's parameters. */
 function lowerAverage(b: GraphBuilder, n: Extract<FloatNode, { op: 'avgpool' | 'global_avgpool' }>): void {
   const shape = sampleShape(b.dims(n.output));
-  const v = b.asQ8(n.input, b.value(n.input));
-  const q = b.quantOfTensor(v.t);
-  const t = b.addTensor(n.output, q.dtype, shape, q);
-  const attrs: Record<string, unknown> = { clamp: quantClamp(quantOf(q)) };
+  const float = b.inFloat(n.input);
+  const v = float ? b.asF32(n.input, b.value(n.input)) : b.asQ8(n.input, b.value(n.input));
+  const t = b.addTensorLike(n.output, v.t, shape);
+  const attrs: Record<string, unknown> = float ? {} : { clamp: quantClamp(quantOf(b.quantOfTensor(v.t))) };
   if (n.op === 'avgpool')
     Object.assign(attrs, {
       kernel: n.attrs.kernel,
@@ -17,7 +17,7 @@ function lowerAverage(b: GraphBuilder, n: Extract<FloatNode, { op: 'avgpool' | '
       count_include_pad: n.countIncludePad,
     });
   b.addNode(n.name, n.op, [v.t], [t], attrs);
-  b.values.set(n.output, { kind: 'q8', t });
+  b.values.set(n.output, { kind: v.kind, t });
 }
 
 export const POOL_LOWERINGS: LoweringTable<'maxpool' | 'avgpool' | 'global_avgpool'> = {
@@ -25,7 +25,7 @@ export const POOL_LOWERINGS: LoweringTable<'maxpool' | 'avgpool' | 'global_avgpo
     lower(b, n) {
       const shape = sampleShape(b.dims(n.output));
       let v = b.value(n.input);
-      if (v.kind === 'f32') v = b.asQ8(n.input, v);
+      if (v.kind === 'f32') v = b.inFloat(n.input) ? b.asF32(n.input, v) : b.asQ8(n.input, v);
       const t = b.addTensorLike(n.output, v.t, shape);
       b.addNode(n.name, 'maxpool', [v.t], [t], { kernel: n.attrs.kernel, stride: n.attrs.stride, pads: n.attrs.pads });
       b.values.set(n.output, { kind: v.kind, t });

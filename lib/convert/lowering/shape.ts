@@ -1,4 +1,4 @@
-/** concat (lowered as add is: 8-bit, a fused clip), flatten -> reshape (a spatial map stays HWC, marked flattened). */
+/** concat (lowered as add is), flatten -> reshape (a spatial map stays HWC, marked flattened). */
 import { sampleShape, type LoweringTable } from '../graph-builder.js';
 import { lowerJoin } from './arithmetic.js';
 
@@ -8,6 +8,8 @@ export const SHAPE_LOWERINGS: LoweringTable<'concat' | 'flatten'> = {
     lower(b, n) {
       const shape = sampleShape(b.dims(n.output));
       let v = b.value(n.input);
+      // A graph input flattens in ONNX's CHW order; everything else is HWC.
+      const chw = b.isChw(v.t);
       const src = b.tensors[v.t];
       const inDims = b.dims(n.input);
       const spatial = inDims.length === 4 && inDims[2] * inDims[3] > 1;
@@ -18,7 +20,7 @@ export const SHAPE_LOWERINGS: LoweringTable<'concat' | 'flatten'> = {
       b.values.set(n.output, {
         kind: v.kind,
         t,
-        flattened: v.kind !== 'f32' && spatial ? [inDims[1], inDims[2], inDims[3]] : undefined,
+        flattened: spatial && !chw ? [inDims[1], inDims[2], inDims[3]] : undefined,
       });
     },
     readsFlattened: true,

@@ -128,6 +128,15 @@ export function perChannel(node: RawNode, c: CTensor, x: Act, role: string): Flo
     return Float64Array.from({ length: channels }, (_, ch) => c.data[varies ? ch : 0]);
   }
   if (allEqual(c, c.data[0])) return new Float64Array(channels).fill(c.data[0]);
+  // A per-channel constant repeated over the other axes (ReActNet's bias.expand_as(x)).
+  const channelAxis = aligned.findIndex(([axis]) => axis === 1);
+  if (channelAxis >= 0 && c.dims[channelAxis] === channels) {
+    const inner = size(c.dims.slice(channelAxis + 1));
+    const channelOf = (i: number) => Math.floor(i / inner) % channels;
+    const first = new Float64Array(channels);
+    for (let ch = 0; ch < channels; ++ch) first[ch] = c.data[ch * inner];
+    if (c.data.every((v, i) => v === first[channelOf(i)])) return first;
+  }
   throw new UnsupportedError(
     `${nodeLabel(node)}: the ${role} ${formatDims(c.dims)} varies along an axis other than the channels (axis 1) of ${formatDims(x.dims)}; only scalars and per-channel constants are supported`,
   );

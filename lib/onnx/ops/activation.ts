@@ -16,11 +16,22 @@ export const ACTIVATION_OPS: FloatOpTable<'clip' | 'prelu' | 'softmax'> = {
     infer(node, x) {
       checkRank(node, x, [2, 4]);
       checkPerChannel(node, x, node.slope.data.length, 'slope');
+      if (node.shiftIn) checkPerChannel(node, x, node.shiftIn.data.length, 'shiftIn');
+      if (node.shiftOut) checkPerChannel(node, x, node.shiftOut.data.length, 'shiftOut');
       return [...x];
     },
     evaluate(node, [x]) {
       const s = node.slope.data;
-      return mapPerChannel(x, (v, c) => (v >= 0 ? v : v * s[c]));
+      const pre = node.shiftIn?.data;
+      const post = node.shiftOut?.data;
+      if (!pre && !post) return mapPerChannel(x, (v, c) => (v >= 0 ? v : v * s[c]));
+      // Rounded to float32 after each step, as the graph computes it.
+      const f = Math.fround;
+      return mapPerChannel(x, (v, c) => {
+        const u = pre ? f(v + pre[c]) : v;
+        const y = u >= 0 ? u : f(u * s[c]);
+        return post ? f(y + post[c]) : y;
+      });
     },
   },
   softmax: {
