@@ -73,7 +73,7 @@ std::string run_once(const Model& m) {
 struct FuzzModel {
   GraphWriter w;
   size_t conv1_weights = 0, conv2_weights = 0, conv2_mst = 0, bn_flip = 0, prelu_shift_pos = 0, prelu_mult_neg = 0,
-         fc_scale = 0;
+         fc_scale = 0, rprelu_slope = 0, rsign_threshold = 0;
 };
 
 size_t last_section(const GraphWriter& w) { return w.sections.size(); }
@@ -151,6 +151,32 @@ FuzzModel fuzz_model() {
          "[-128, 127]");
   w.node("gap", "global_avgpool", {av}, gp, "\"clamp\": [-128, 127]");
   w.node("dq", "dequantize", {gp}, pooled);
+
+  // The float path (f32 hwc activations): transpose, RPReLU, residual add, clamp, pools, concat,
+  // sign with thresholds, global average, back to chw.
+  const auto xh = w.tensor_hwc("xh", {6, 6, 3}), fp = w.tensor_hwc("fp", {6, 6, 3});
+  const auto fa = w.tensor_hwc("fa", {6, 6, 3}), fc = w.tensor_hwc("fc", {6, 6, 3});
+  const auto fmp = w.tensor_hwc("fmp", {3, 3, 3}), fap = w.tensor_hwc("fap", {3, 3, 3});
+  const auto fcat = w.tensor_hwc("fcat", {3, 3, 6}), fb = w.tensor("fb", "b1", {3, 3, 6});
+  const auto fgp = w.tensor_hwc("fgp", {1, 1, 6}), fout = w.tensor("fout", "f32", {6, 1, 1});
+  w.output("fpooled", fout);
+  w.node("f.to_hwc", "transpose", {x}, xh);
+  const std::string slope = w.data(std::vector<float>{0.25f, -0.5f, 1.0f});
+  f.rprelu_slope = last_section(w);
+  w.node("f.rprelu", "prelu", {xh}, fp,
+         "\"slope\": " + slope + ", \"input_bias\": " + w.data(std::vector<float>{0.1f, -0.1f, 0.0f}) +
+             ", \"output_bias\": " + w.data(std::vector<float>{-0.2f, 0.3f, 0.0f}));
+  w.node("f.add", "add", {fp, xh}, fa, "\"clamp\": [-4.0, 4.0]");
+  w.node("f.clamp", "clamp", {fa}, fc, "\"clamp\": [-3.0, 3.0]");
+  w.node("f.maxpool", "maxpool", {fc}, fmp, "\"kernel\": [2, 2], \"stride\": [2, 2], \"pads\": [0, 0, 0, 0]");
+  w.node("f.avgpool", "avgpool", {fc}, fap,
+         "\"kernel\": [3, 3], \"stride\": [2, 2], \"pads\": [1, 1, 1, 1], \"count_include_pad\": false");
+  w.node("f.concat", "concat", {fmp, fap}, fcat);
+  const std::string threshold = w.data(std::vector<float>{0.0f, 0.5f, -0.5f, 1.0f, -1.0f, 0.25f});
+  f.rsign_threshold = last_section(w);
+  w.node("f.sign", "sign", {fcat}, fb, "\"threshold\": " + threshold);
+  w.node("f.gap", "global_avgpool", {fcat}, fgp);
+  w.node("f.to_chw", "transpose", {fgp}, fout);
   return f;
 }
 
@@ -396,7 +422,7 @@ TEST(model_fuzz_json_mutations_name_the_field) {
       {"\"lowbit\": 1", "\"lowbit\": 2", "json: lowbit: expected 1 (the graph format version), got 2"},
       {"\"nodes\": [", "\"nodez\": [", "json: (the document): missing field 'nodes'"},
       {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [99], \"outputs\": [1]",
-       "node 'quantize' (quantize): json: nodes[0].inputs[0]: expected an integer in [0, 15], got 99"},
+       "node 'quantize' (quantize): json: nodes[0].inputs[0]: expected an integer in [0, 25], got 99"},
       {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [0], \"outputs\": [0]",
        "nodes[0].outputs[0]: tensor 0 'x' is a graph input"},
       {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [0], \"outputs\": [1, 2]",
@@ -465,6 +491,25 @@ TEST(model_fuzz_json_mutations_name_the_field) {
       {"\"metadata\": {\"note\": \"written by model_writer.h\"}", "\"metadata\": " + deep,
        "nesting deeper than 64 levels"},
       {"\"lowbit\": 1", "\"lowbit\": 1, \"lowbit\": 1", "duplicate key \"lowbit\""},
+      {"\"layout\": \"hwc\"", "\"layout\": \"nhwc\"",
+       "json: tensors[16].layout: expected one of \"chw\", \"hwc\", got \"nhwc\""},
+      {"\"name\": \"xh\", \"dtype\": \"f32\", \"shape\": [6, 6, 3], \"layout\": \"hwc\"",
+       "\"name\": \"xh\", \"dtype\": \"f32\", \"shape\": [6, 6, 3], \"layout\": \"chw\"",
+       "node 'f.to_hwc' (transpose): outputs[0] (tensor 16 'xh'): expected layout hwc"},
+      {"\"name\": \"fc\", \"dtype\": \"f32\", \"shape\": [6, 6, 3], \"layout\": \"hwc\"",
+       "\"name\": \"fc\", \"dtype\": \"f32\", \"shape\": [6, 6, 3]",
+       "node 'f.clamp' (clamp): outputs[0] (tensor 19 'fc'): expected layout hwc"},
+      {"\"name\": \"fb\", \"dtype\": \"b1\", \"shape\": [3, 3, 6]",
+       "\"name\": \"fb\", \"dtype\": \"b1\", \"shape\": [3, 3, 5]",
+       "node 'f.sign' (sign): outputs[0] (tensor 23 'fb'): expected shape [3, 3, 6], got [3, 3, 5]"},
+      {"\"clamp\": [-3.0, 3.0]", "\"clamp\": [-3.0, 1e39]",
+       "node 'f.clamp' (clamp): json: nodes[18].clamp: expected finite float32 values with lo <= hi"},
+      {"\"count_include_pad\": false", "\"count_include_pad\": 0",
+       "node 'f.avgpool' (avgpool): json: nodes[20].count_include_pad: expected true or false, got 0"},
+      {"\"op\": \"concat\", \"inputs\": [20, 21]", "\"op\": \"concat\", \"inputs\": [20, 19]",
+       "node 'f.concat' (concat): inputs[1] (tensor 19 'fc'): expected shape [3, 3, 3], got [6, 6, 3]"},
+      {"\"op\": \"add\", \"inputs\": [17, 16]", "\"op\": \"add\", \"inputs\": [17, 0]",
+       "node 'f.add' (add): inputs[1] (tensor 0 'x'): expected shape [6, 6, 3], got [3, 6, 6]"},
       {"\"nodes\": [", "\"nodes\": [1, ", "json: nodes[0]: expected an object, got 1"},
   };
   for (const Case& c : cases) {
@@ -517,6 +562,10 @@ TEST(model_fuzz_data_mutations_name_the_field) {
        "node 'prelu' (prelu): json: nodes[11].multiplier_neg: value 2 is -2^31"},
       {"NaN scale", fm.fc_scale, [](auto& d) { put_u32(d, 4, 0x7FC00000u); },
        "node 'fc.scale' (affine): json: nodes[8].scale: value 1 is not finite"},
+      {"infinite slope", fm.rprelu_slope, [](auto& d) { put_u32(d, 8, 0x7F800000u); },
+       "node 'f.rprelu' (prelu): json: nodes[16].slope: value 2 is not finite"},
+      {"NaN threshold", fm.rsign_threshold, [](auto& d) { put_u32(d, 20, 0x7FC00000u); },
+       "node 'f.sign' (sign): json: nodes[22].threshold: value 5 is NaN"},
   };
   for (const Case& c : cases) {
     std::vector<std::vector<uint8_t>> sections = fm.w.sections;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "binary/weights.h"
@@ -726,4 +727,387 @@ TEST(model_run_rejects_bad_arguments) {
   CHECK(kind_of(1, in, nullptr) == static_cast<int>(ErrorKind::Range), "no outputs");
   CHECK(kind_of(SIZE_MAX / 8, in, out) == static_cast<int>(ErrorKind::Range), "a batch whose sizes overflow");
   CHECK(kind_of(1, in, out) == -1, "a valid run");
+}
+
+// ---- float activations inside the graph (f32 hwc) ---------------------------------------------------
+
+namespace {
+
+// Plain references of the f32 operators, written from docs/model-format.md.
+float ref_clamp(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// A pool over [batch][h][w][c]: max (the first tap inside, then x > m ? x : m) or average (0 plus the
+// taps inside in row-major order, divided by the count).
+std::vector<float> ref_pool(const std::vector<float>& x, size_t batch, size_t h, size_t w, size_t c, size_t k,
+                            size_t stride, size_t pad, bool max, bool include_pad) {
+  const size_t oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+  std::vector<float> y(batch * oh * ow * c);
+  for (size_t n = 0; n < batch; ++n)
+    for (size_t oy = 0; oy < oh; ++oy)
+      for (size_t ox = 0; ox < ow; ++ox)
+        for (size_t ch = 0; ch < c; ++ch) {
+          float acc = 0;
+          bool first = true;
+          size_t count = 0;
+          for (size_t ky = 0; ky < k; ++ky)
+            for (size_t kx = 0; kx < k; ++kx) {
+              const ptrdiff_t iy = static_cast<ptrdiff_t>(oy * stride + ky) - static_cast<ptrdiff_t>(pad);
+              const ptrdiff_t ix = static_cast<ptrdiff_t>(ox * stride + kx) - static_cast<ptrdiff_t>(pad);
+              if (iy < 0 || ix < 0 || iy >= static_cast<ptrdiff_t>(h) || ix >= static_cast<ptrdiff_t>(w)) continue;
+              const float v = x[((n * h + iy) * w + ix) * c + ch];
+              ++count;
+              if (max)
+                acc = first || v > acc ? v : acc;
+              else
+                acc = acc + v;
+              first = false;
+            }
+          y[((n * oh + oy) * ow + ox) * c + ch] = max ? acc : acc / static_cast<float>(include_pad ? k * k : count);
+        }
+  return y;
+}
+
+}  // namespace
+
+TEST(model_float_activations_inside_the_graph) {
+  // x f32 chw -> transpose -> prelu (RPReLU) -> add (residual, clamp) -> clamp;
+  //   maxpool and avgpool (count_include_pad both ways) -> concat -> sign (thresholds) -> unpack
+  //   -> dequantize to an hwc output; global_avgpool -> transpose -> a chw output;
+  //   quantize from hwc -> dequantize to hwc; every result against plain reference math.
+  auto g = rng(950);
+  const size_t C = 70, H = 7, W = 6, hw = H * W;
+  const size_t OH = (H + 2 - 3) / 2 + 1, OW = (W + 2 - 3) / 2 + 1;
+  const auto slope = floats(g, C, -0.5f, 0.5f), ib = floats(g, C, -0.5f, 0.5f), ob = floats(g, C, -0.5f, 0.5f);
+  auto thr = floats(g, 3 * C, -0.3f, 0.3f);
+  thr[5] = -INFINITY;
+  const float qscale = 0.03f;
+  GraphWriter w;
+  const auto x = w.tensor("x", "f32", {C, H, W}), h0 = w.tensor_hwc("h0", {H, W, C});
+  const auto p1 = w.tensor_hwc("p1", {H, W, C}), a1 = w.tensor_hwc("a1", {H, W, C});
+  const auto c1 = w.tensor_hwc("c1", {H, W, C});
+  const auto mp = w.tensor_hwc("mp", {OH, OW, C}), ap = w.tensor_hwc("ap", {OH, OW, C});
+  const auto ap2 = w.tensor_hwc("ap2", {OH, OW, C}), cat = w.tensor_hwc("cat", {OH, OW, 3 * C});
+  const auto bits = w.tensor("bits", "b1", {OH, OW, 3 * C}), u = w.tensor("u", "s8", {OH, OW, 3 * C}, 1, 0);
+  const auto signs = w.tensor_hwc("signs", {OH, OW, 3 * C});
+  const auto gp = w.tensor_hwc("gp", {1, 1, 3 * C}), gpc = w.tensor("gpc", "f32", {3 * C, 1, 1});
+  const auto q = w.tensor("q", "s8", {H, W, C}, qscale, 2), dq = w.tensor_hwc("dq", {H, W, C});
+  w.input("x", x);
+  w.output("clamped", c1), w.output("signs", signs), w.output("pooled", gpc), w.output("requantized", dq);
+  w.node("to_hwc", "transpose", {x}, h0);
+  w.node("rprelu", "prelu", {h0}, p1,
+         "\"slope\": " + w.data(slope) + ", \"input_bias\": " + w.data(ib) + ", \"output_bias\": " + w.data(ob));
+  w.node("residual", "add", {p1, h0}, a1, "\"clamp\": [-2.0, 2.5]");
+  w.node("hardtanh", "clamp", {a1}, c1, "\"clamp\": [-1.0, 1.0]");
+  const std::string window = "\"kernel\": [3, 3], \"stride\": [2, 2], \"pads\": [1, 1, 1, 1]";
+  w.node("maxpool", "maxpool", {a1}, mp, window);
+  w.node("avgpool", "avgpool", {a1}, ap, window + ", \"count_include_pad\": true");
+  w.node("avgpool2", "avgpool", {a1}, ap2, window + ", \"count_include_pad\": false");
+  w.node("concat", "concat", {mp, ap, ap2}, cat);
+  w.node("rsign", "sign", {cat}, bits, "\"threshold\": " + w.data(thr));
+  w.node("unpack", "unpack", {bits}, u);
+  w.node("signs", "dequantize", {u}, signs);
+  w.node("gap", "global_avgpool", {cat}, gp);
+  w.node("to_chw", "transpose", {gp}, gpc);
+  w.node("quantize", "quantize", {c1}, q);
+  w.node("dequantize", "dequantize", {q}, dq);
+  const auto m = load(w);
+
+  for (size_t batch : {1, 2}) {
+    auto xs = floats(g, batch * C * hw, -3, 3);
+    xs[7] = NAN, xs[8] = -0.0f, xs[9] = INFINITY, xs[C * hw - 1] = -INFINITY;
+    const auto h = chw_to_hwc(xs, batch, C, hw);
+    std::vector<float> a(h.size()), c(h.size());
+    for (size_t i = 0; i < h.size(); ++i) {
+      const size_t ch = i % C;
+      const float v = h[i] - ib[ch];
+      const float p = (v >= 0 ? v : v * slope[ch]) + ob[ch];
+      a[i] = ref_clamp(p + h[i], -2.0f, 2.5f);
+      c[i] = ref_clamp(a[i], -1.0f, 1.0f);
+    }
+    const auto rmp = ref_pool(a, batch, H, W, C, 3, 2, 1, true, false);
+    const auto rap = ref_pool(a, batch, H, W, C, 3, 2, 1, false, true);
+    const auto rap2 = ref_pool(a, batch, H, W, C, 3, 2, 1, false, false);
+    const size_t opx = batch * OH * OW;
+    std::vector<float> rcat(opx * 3 * C), rsigns(rcat.size()), rgp(batch * 3 * C, 0.0f);
+    for (size_t px = 0; px < opx; ++px)
+      for (size_t ch = 0; ch < C; ++ch) {
+        rcat[px * 3 * C + ch] = rmp[px * C + ch];
+        rcat[px * 3 * C + C + ch] = rap[px * C + ch];
+        rcat[px * 3 * C + 2 * C + ch] = rap2[px * C + ch];
+      }
+    for (size_t i = 0; i < rcat.size(); ++i) rsigns[i] = rcat[i] < thr[i % (3 * C)] ? -1.0f : 1.0f;
+    for (size_t n = 0; n < batch; ++n) {
+      for (size_t px = 0; px < OH * OW; ++px)
+        for (size_t ch = 0; ch < 3 * C; ++ch)
+          rgp[n * 3 * C + ch] = rgp[n * 3 * C + ch] + rcat[(n * OH * OW + px) * 3 * C + ch];
+      for (size_t ch = 0; ch < 3 * C; ++ch) rgp[n * 3 * C + ch] = rgp[n * 3 * C + ch] / static_cast<float>(OH * OW);
+    }
+    const auto rdq = dequantized(quantized(c, qscale, 2, true), qscale, 2, true);
+    const auto out = run(*m, batch, {xs});
+    CHECK_SAME(out[0], c, "prelu -> add -> clamp, batch " << batch);
+    CHECK_SAME(out[1], rsigns, "pools -> concat -> sign, batch " << batch);
+    CHECK_SAME(out[2], rgp, "global_avgpool -> transpose, batch " << batch);
+    CHECK_SAME(out[3], rdq, "quantize / dequantize in hwc order, batch " << batch);
+    CHECK(distinct(out[0]) > 100 && distinct(out[2]) > 50, "outputs should vary");
+    CHECK(std::count(out[1].begin(), out[1].end(), -1.0f) > 50 && std::count(out[1].begin(), out[1].end(), 1.0f) > 50,
+          "signs should vary");
+  }
+}
+
+TEST(model_binary_layers_with_hwc_float_outputs) {
+  // sign -> bconv2d f32 hwc (written directly, no scratch) and chw; bdense f32 rank 1; affine from
+  // s32 to hwc; each against the layer called directly.
+  auto g = rng(951);
+  const size_t C0 = 67, H = 5, W = 6, C = 66;
+  const auto cw = pack_binary_conv2d_weights_f32(structured_signs(g, C, 9 * C0).data(), C, 3, 3, C0, 1);
+  const auto cscale = floats(g, C, -2, 2), cbias = floats(g, C, -10, 10);
+  const auto ascale = floats(g, C, -0.5f, 0.5f), abias = floats(g, C, -1, 1);
+  const auto qvals = ints<int8_t>(g, C * C0, -127, 127);
+  const auto qw = pack_qconv2d_weights(qvals.data(), C, 1, 1, C0, 1, 8);
+  const Conv2dParams p{2, 1, 1, 1, 1, 1, 1, 1, PadValue::One};
+  const Conv2dShape s1 = bconv2d_shape(1, H, W, C0, *cw, p);
+  const size_t hw = s1.out_h * s1.out_w;
+  GraphWriter w;
+  const auto x = w.tensor("x", "f32", {C0, H, W}), xh = w.tensor_hwc("xh", {H, W, C0});
+  const auto xb = w.tensor("xb", "b1", {H, W, C0});
+  const auto yh = w.tensor_hwc("yh", {s1.out_h, s1.out_w, C}), yc = w.tensor("yc", "f32", {C, s1.out_h, s1.out_w});
+  const auto xq = w.tensor("xq", "s8", {H, W, C0}, 0.05, 0), acc = w.tensor("acc", "s32", {H, W, C});
+  const auto ah = w.tensor_hwc("ah", {H, W, C});
+  w.input("x", x), w.output("hwc", yh), w.output("chw", yc), w.output("affine", ah);
+  w.node("to_hwc", "transpose", {x}, xh);
+  w.node("sign", "sign", {xh}, xb);
+  const std::string attrs =
+      "\"kernel\": [3, 3], \"stride\": [2, 1], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], "
+      "\"groups\": 1, \"pad_value\": \"one\", \"weights\": " +
+      w.data(cw->bits) + ", \"scale\": " + w.data(cscale) + ", \"bias\": " + w.data(cbias) + ", \"clamp\": [-5, 5]";
+  w.node("conv_hwc", "bconv2d", {xb}, yh, attrs);
+  w.node("conv_chw", "bconv2d", {xb}, yc, attrs);
+  w.node("quantize", "quantize", {xh}, xq);
+  w.node("fc", "qconv2d", {xq}, acc,
+         "\"kernel\": [1, 1], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [0, 0, 0, 0], \"groups\": 1, "
+         "\"bits\": 8, \"weights\": " +
+             w.data(qvals));
+  w.node("affine", "affine", {acc}, ah, "\"scale\": " + w.data(ascale) + ", \"bias\": " + w.data(abias));
+  const auto m = load(w);
+  for (size_t batch : {1, 3}) {
+    const auto xs = floats(g, batch * C0 * H * W, -1, 1);
+    const auto xhwc = chw_to_hwc(xs, batch, C0, H * W);
+    const size_t words = b1_words(C0);
+    std::vector<uint64_t> bits(batch * H * W * words, 0);
+    for (size_t i = 0; i < xhwc.size(); ++i)
+      if (xhwc[i] < 0) bits[(i / C0) * words + (i % C0) / 64] |= uint64_t{1} << (i % C0 % 64);
+    BinaryEpilogue e;
+    e.kind = OutputKind::F32, e.scale = cscale.data(), e.bias_f32 = cbias.data(), e.lo = -5, e.hi = 5;
+    std::vector<float> y(batch * hw * C);
+    bconv2d(bits.data(), bconv2d_shape(batch, H, W, C0, *cw, p), *cw, p, e, y.data());
+    const auto xq8 = quantized(xhwc, 0.05f, 0, true);
+    std::vector<int32_t> a(batch * H * W * C);
+    QEpilogue qe;
+    qe.requantize = false;
+    qconv2d(xq8.data(), qconv2d_shape(batch, H, W, C0, *qw, Conv2dParams{}), *qw, Conv2dParams{}, QInput{true, 0}, qe,
+            a.data());
+    std::vector<float> af(a.size());
+    for (size_t i = 0; i < a.size(); ++i) af[i] = static_cast<float>(a[i]) * ascale[i % C] + abias[i % C];
+    const auto out = run(*m, batch, {xs});
+    CHECK_SAME(out[0], y, "bconv2d f32 hwc, batch " << batch);
+    CHECK_SAME(out[1], hwc_to_chw(y, batch, hw, C), "bconv2d f32 chw, batch " << batch);
+    CHECK_SAME(out[2], af, "affine to hwc, batch " << batch);
+    CHECK(distinct(out[0]) > 50 && distinct(out[2]) > 50, "outputs should vary");
+  }
+}
+
+namespace {
+
+// The message of a model that must fail to load (Format), or "(loaded)".
+std::string load_error(const GraphWriter& w) {
+  try {
+    load(w);
+  } catch (const Error& e) {
+    return e.kind() == ErrorKind::Format ? e.what() : std::string("(not a format error) ") + e.what();
+  }
+  return "(loaded)";
+}
+
+}  // namespace
+
+TEST(model_float_nodes_reject_bad_layouts_and_data) {
+  // One small graph per case: x f32 [3, 4, 4] chw and xh its hwc transpose, then the node under test.
+  struct Case {
+    const char* what;
+    std::function<void(GraphWriter&, uint32_t x, uint32_t xh)> build;
+    std::string part;
+  };
+  const std::vector<float> three(3, 0.5f), two(2, 0.5f), nan3{0.5f, NAN, 0.5f};
+  const std::string pool = "\"kernel\": [2, 2], \"stride\": [2, 2], \"pads\": [0, 0, 0, 0]";
+  const Case cases[] = {
+      {"sign of chw",
+       [&](GraphWriter& w, uint32_t x, uint32_t) {
+         w.node("n", "sign", {x}, w.tensor("b", "b1", {3, 4, 4}));
+       },
+       "node 'n' (sign): inputs[0] (tensor 0 'x'): expected layout hwc (an activation inside the graph), got chw"},
+      {"sign threshold length",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "sign", {xh}, w.tensor("b", "b1", {4, 4, 3}), "\"threshold\": " + w.data(two));
+       },
+       "node 'n' (sign): json: nodes[1].threshold: the section holds 8 bytes, expected 12 (3 x f32)"},
+      {"sign threshold NaN",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "sign", {xh}, w.tensor("b", "b1", {4, 4, 3}), "\"threshold\": " + w.data(nan3));
+       },
+       "nodes[1].threshold: value 1 is NaN"},
+      {"maxpool of chw",
+       [&](GraphWriter& w, uint32_t x, uint32_t) {
+         w.node("n", "maxpool", {x}, w.tensor_hwc("y", {2, 2, 3}), pool);
+       },
+       "inputs[0] (tensor 0 'x'): expected layout hwc"},
+      {"avgpool to chw",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "avgpool", {xh}, w.tensor("y", "f32", {2, 2, 3}), pool + ", \"count_include_pad\": false");
+       },
+       "node 'n' (avgpool): outputs[0] (tensor 2 'y'): expected layout hwc"},
+      {"avgpool f32 to u8",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "avgpool", {xh}, w.tensor("y", "u8", {2, 2, 3}, 0.1), pool + ", \"count_include_pad\": false");
+       },
+       "outputs[0] (tensor 2 'y'): expected dtype f32, got u8"},
+      {"global_avgpool f32 to s8",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "global_avgpool", {xh}, w.tensor("y", "s8", {1, 1, 3}, 0.1));
+       },
+       "node 'n' (global_avgpool): outputs[0] (tensor 2 'y'): expected dtype f32, got s8"},
+      {"add of two layouts",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         const auto x2 = w.tensor("x2", "f32", {4, 4, 3});
+         w.input("x2", x2);
+         w.node("n", "add", {xh, x2}, w.tensor_hwc("y", {4, 4, 3}));
+       },
+       "node 'n' (add): inputs[1] (tensor 2 'x2'): expected layout hwc"},
+      {"add f32 + u8",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         const auto q = w.tensor("x2", "u8", {4, 4, 3}, 0.1);
+         w.node("q", "quantize", {xh}, q);
+         w.node("n", "add", {xh, q}, w.tensor_hwc("y", {4, 4, 3}));
+       },
+       "node 'n' (add): inputs[1] (tensor 2 'x2'): expected dtype f32, got u8"},
+      {"add clamp NaN",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "add", {xh, xh}, w.tensor_hwc("y", {4, 4, 3}), "\"clamp\": [1, 0]");
+       },
+       "nodes[1].clamp: expected finite float32 values with lo <= hi"},
+      {"clamp without bounds",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "clamp", {xh}, w.tensor_hwc("y", {4, 4, 3}));
+       },
+       "node 'n' (clamp): json: nodes[1]: missing field 'clamp'"},
+      {"prelu of chw",
+       [&](GraphWriter& w, uint32_t x, uint32_t) {
+         w.node("n", "prelu", {x}, w.tensor("y", "f32", {3, 4, 4}), "\"slope\": " + w.data(three));
+       },
+       "node 'n' (prelu): inputs[0] (tensor 0 'x'): expected layout hwc"},
+      {"prelu without slope",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "prelu", {xh}, w.tensor_hwc("y", {4, 4, 3}));
+       },
+       "node 'n' (prelu): json: nodes[1]: missing field 'slope'"},
+      {"prelu NaN input_bias",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "prelu", {xh}, w.tensor_hwc("y", {4, 4, 3}),
+                "\"slope\": " + w.data(three) + ", \"input_bias\": " + w.data(nan3));
+       },
+       "node 'n' (prelu): json: nodes[1].input_bias: value 1 is not finite"},
+      {"prelu output_bias length",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "prelu", {xh}, w.tensor_hwc("y", {4, 4, 3}),
+                "\"slope\": " + w.data(three) + ", \"output_bias\": " + w.data(two));
+       },
+       "nodes[1].output_bias: the section holds 8 bytes, expected 12 (3 x f32)"},
+      {"concat of chw",
+       [&](GraphWriter& w, uint32_t x, uint32_t xh) {
+         w.node("n", "concat", {xh, x}, w.tensor_hwc("y", {4, 4, 7}));
+       },
+       "node 'n' (concat): inputs[1] (tensor 0 'x'): expected layout hwc"},
+      {"concat f32 with u8",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         const auto q = w.tensor("q", "u8", {4, 4, 3}, 0.1);
+         w.node("q", "quantize", {xh}, q);
+         w.node("n", "concat", {xh, q}, w.tensor_hwc("y", {4, 4, 6}));
+       },
+       "node 'n' (concat): inputs[1] (tensor 2 'q'): expected dtype f32, got u8"},
+      {"concat widths",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "concat", {xh, xh}, w.tensor_hwc("y", {4, 4, 7}));
+       },
+       "outputs[0] (tensor 2 'y'): the last dimension must be the inputs' sum, 6, got 7"},
+      {"transpose to the same layout",
+       [&](GraphWriter& w, uint32_t x, uint32_t) {
+         w.node("n", "transpose", {x}, w.tensor("y", "f32", {4, 4, 3}));
+       },
+       "node 'n' (transpose): outputs[0] (tensor 2 'y'): expected layout hwc"},
+      {"transpose shape",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "transpose", {xh}, w.tensor("y", "f32", {4, 4, 3}));
+       },
+       "node 'n' (transpose): outputs[0] (tensor 2 'y'): expected shape [3, 4, 4], got [4, 4, 3]"},
+      {"transpose of rank 1",
+       [&](GraphWriter& w, uint32_t, uint32_t) {
+         const auto r = w.tensor("r", "f32", {48});
+         w.input("r", r);
+         w.node("n", "transpose", {r}, w.tensor("y", "f32", {48}));
+       },
+       "node 'n' (transpose): inputs[0] (tensor 2 'r'): expected rank 3, got shape [48]"},
+      {"quantize hwc to a transposed shape",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "quantize", {xh}, w.tensor("q", "u8", {3, 4, 4}, 0.1));
+       },
+       "node 'n' (quantize): outputs[0] (tensor 2 'q'): expected shape [4, 4, 3], got [3, 4, 4]"},
+      {"dequantize to hwc with a chw shape",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         const auto q = w.tensor("q", "u8", {4, 4, 3}, 0.1);
+         w.node("q", "quantize", {xh}, q);
+         w.node("n", "dequantize", {q}, w.tensor_hwc("y", {3, 4, 4}));
+       },
+       "node 'n' (dequantize): outputs[0] (tensor 3 'y'): expected shape [4, 4, 3], got [3, 4, 4]"},
+      {"bconv2d f32 hwc shape",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         const auto b = w.tensor("b", "b1", {4, 4, 3});
+         w.node("s", "sign", {xh}, b);
+         w.node("n", "bconv2d", {b}, w.tensor_hwc("y", {3, 3, 2}),
+                "\"kernel\": [1, 1], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [0, 0, 0, 0], \"groups\": 1, "
+                "\"pad_value\": \"one\", \"weights\": " +
+                    w.data(std::vector<uint64_t>{1, 2}) + ", \"scale\": " + w.data(two) + ", \"bias\": " + w.data(two));
+       },
+       "node 'n' (bconv2d): outputs[0] (tensor 3 'y'): expected shape [4, 4, 2], got [3, 3, 2]"},
+      {"2 outputs where 1 is allowed",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "clamp", {xh}, std::vector<uint32_t>{w.tensor_hwc("y", {4, 4, 3}), w.tensor_hwc("z", {4, 4, 3})},
+                "\"clamp\": [0, 1]");
+       },
+       "node 'n' (clamp): json: nodes[1].outputs: expected 1 output, got 2"},
+  };
+  std::string failures;
+  for (const Case& c : cases) {
+    GraphWriter w;
+    const auto x = w.tensor("x", "f32", {3, 4, 4}), xh = w.tensor_hwc("xh", {4, 4, 3});
+    w.input("x", x);
+    w.node("to_hwc", "transpose", {x}, xh);
+    c.build(w, x, xh);
+    w.output("y", w.tensor("unused", "f32", {1}));  // never written: checked after the nodes
+    const std::string message = load_error(w);
+    if (message.find(c.part) == std::string::npos)
+      failures += std::string("\n  ") + c.what + ": expected '" + c.part + "' in: " + message;
+  }
+  CHECK(failures.empty(), failures);
+  {  // a layout on anything but a rank-3 f32 tensor
+    const std::string text =
+        "{\"lowbit\": 1, \"inputs\": [{\"name\": \"x\", \"tensor\": 0}], \"outputs\": [], \"tensors\": "
+        "[{\"name\": \"x\", \"dtype\": \"f32\", \"shape\": [4, 3], \"layout\": \"hwc\"}], \"nodes\": []}";
+    std::string message = "(loaded)";
+    try {
+      const auto f = lowbit::test::write_container(text, {});
+      load_model(f.data(), f.size());
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    CHECK(message.find("tensors[0].layout: only rank-3 f32 tensors have a layout") != std::string::npos, message);
+  }
 }

@@ -95,12 +95,22 @@ class GraphWriter {
     tensors_.push_back(t + "}");
     return static_cast<uint32_t>(tensors_.size() - 1);
   }
+  // A rank-3 f32 tensor in layout hwc ([H, W, C]: a float activation inside the graph).
+  uint32_t tensor_hwc(const std::string& name, const std::vector<size_t>& shape) {
+    tensors_.push_back("{\"name\": \"" + name + "\", \"dtype\": \"f32\", \"shape\": " + json_list(shape) +
+                       ", \"layout\": \"hwc\"}");
+    return static_cast<uint32_t>(tensors_.size() - 1);
+  }
   void input(const std::string& name, uint32_t t) { inputs_.push_back(io(name, t)); }
   void output(const std::string& name, uint32_t t) { outputs_.push_back(io(name, t)); }
   void node(const std::string& name, const std::string& op, const std::vector<uint32_t>& ins, uint32_t out,
             const std::string& attrs = "") {
+    node(name, op, ins, std::vector<uint32_t>{out}, attrs);
+  }
+  void node(const std::string& name, const std::string& op, const std::vector<uint32_t>& ins,
+            const std::vector<uint32_t>& outs, const std::string& attrs = "") {
     nodes_.push_back("{\"name\": \"" + name + "\", \"op\": \"" + op + "\", \"inputs\": " + json_list(ins) +
-                     ", \"outputs\": [" + std::to_string(out) + "]" + (attrs.empty() ? "" : ", " + attrs) + "}");
+                     ", \"outputs\": " + json_list(outs) + (attrs.empty() ? "" : ", " + attrs) + "}");
   }
   // A new data section holding `values`; returns the field's JSON, {"section": k}.
   template <typename T>

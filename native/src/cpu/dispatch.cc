@@ -132,6 +132,23 @@ const OutputKernels& output_kernels_for(Isa isa) {
 
 const OutputKernels& output_kernels() { return output_kernels_for(active_isa()); }
 
+const F32Kernels& f32_kernels_for(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Isa::Avx2:
+      return avx2::kF32Kernels;
+#endif
+#if defined(__aarch64__)
+    case Isa::Neon:
+      return neon::kF32Kernels;
+#endif
+    default:
+      return scalar::kF32Kernels;
+  }
+}
+
+const F32Kernels& f32_kernels() { return f32_kernels_for(active_isa()); }
+
 bool cpu_has_dotprod() {
 #if defined(__aarch64__) && defined(__linux__)
   static const bool has = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;

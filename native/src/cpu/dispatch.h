@@ -2,6 +2,7 @@
 // concurrent set_isa() never mixes kernels within one call.
 #pragma once
 #include "binary/kernels.h"
+#include "elementwise/kernels.h"
 #include "epilogue/kernels.h"
 #include "integer/kernels.h"
 #include "lowbit/runtime.h"
@@ -19,6 +20,10 @@ const OutputKernels& output_kernels_for(Isa isa);
 
 const IntegerKernels& integer_kernels();
 const IntegerKernels& integer_kernels_for(Isa isa);
+// The f32 element-wise kernels (float activations inside a graph) of the active ISA.
+const F32Kernels& f32_kernels();
+const F32Kernels& f32_kernels_for(Isa isa);
+
 // aarch64: whether the CPU has the ARMv8.2 dot product (sdot), which picks neon_dot for Isa::Neon.
 bool cpu_has_dotprod();
 

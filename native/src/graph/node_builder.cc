@@ -44,7 +44,9 @@ std::string NodeBuilder::input_name(size_t i) const {
   return "inputs[" + std::to_string(i) + "] (" + tensor_name(inputs_[i]) + ")";
 }
 
-std::string NodeBuilder::output_name() const { return "outputs[0] (" + tensor_name(outputs_[0]) + ")"; }
+std::string NodeBuilder::output_name(size_t i) const {
+  return "outputs[" + std::to_string(i) + "] (" + tensor_name(outputs_[i]) + ")";
+}
 
 void NodeBuilder::expect_dtype(const TensorDesc& t, const std::string& role,
                                std::initializer_list<DType> allowed) const {
@@ -63,6 +65,12 @@ void NodeBuilder::expect_rank(const TensorDesc& t, const std::string& role, size
 
 void NodeBuilder::expect_shape(const TensorDesc& t, const std::string& role, const std::vector<size_t>& shape) const {
   if (t.shape != shape) fail(role + ": expected shape " + shape_string(shape) + ", got " + shape_string(t.shape));
+}
+
+void NodeBuilder::expect_layout(const TensorDesc& t, const std::string& role, bool hwc) const {
+  if (t.dtype != DType::F32 || t.shape.size() != 3 || t.hwc == hwc) return;
+  fail(role +
+       (hwc ? ": expected layout hwc (an activation inside the graph), got chw" : ": expected layout chw, got hwc"));
 }
 
 void NodeBuilder::expect_same_parameters(const TensorDesc& a, const std::string& role_a, const TensorDesc& b,
@@ -131,6 +139,17 @@ std::pair<float, float> NodeBuilder::float_clamp() const {
   const float lo = static_cast<float>((*v)[0].number()), hi = static_cast<float>((*v)[1].number());
   if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi) v->fail("expected finite float32 values with lo <= hi");
   return {lo, hi};
+}
+
+std::vector<float> NodeBuilder::finite_floats(const char* key, size_t count) const {
+  std::vector<float> values = data<float>(key, count, "f32");
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(values[i])) json.get(key).fail("value " + std::to_string(i) + " is not finite");
+  return values;
+}
+
+std::vector<float> NodeBuilder::optional_finite_floats(const char* key, size_t count, float fallback) const {
+  return json.find(key) ? finite_floats(key, count) : std::vector<float>(count, fallback);
 }
 
 std::pair<const uint8_t*, size_t> NodeBuilder::section_bytes(const char* key) const {

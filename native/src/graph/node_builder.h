@@ -26,19 +26,24 @@ class NodeBuilder {
   const json::Value json;
 
   size_t input_count() const { return inputs_.size(); }
+  size_t output_count() const { return outputs_.size(); }
   const TensorDesc& input(size_t i = 0) const { return graph_.tensors[inputs_[i]]; }
-  const TensorDesc& output() const { return graph_.tensors[outputs_[0]]; }
+  const TensorDesc& output(size_t i = 0) const { return graph_.tensors[outputs_[i]]; }
 
   // Throws Error(Format) with `message` (the loader adds the node's name).
   [[noreturn]] void fail(const std::string& message) const { lowbit::fail(ErrorKind::Format, message); }
 
   // "inputs[1] (tensor 4 'x')", "outputs[0] (tensor 5 'y')": how messages name a node's tensors.
   std::string input_name(size_t i = 0) const;
-  std::string output_name() const;
+  std::string output_name(size_t i = 0) const;
 
   void expect_dtype(const TensorDesc& t, const std::string& role, std::initializer_list<DType> allowed) const;
   void expect_rank(const TensorDesc& t, const std::string& role, size_t rank) const;
   void expect_shape(const TensorDesc& t, const std::string& role, const std::vector<size_t>& shape) const;
+  // Rank-3 f32 layouts: `t` must be hwc (true) or chw (false); other tensors pass.
+  void expect_layout(const TensorDesc& t, const std::string& role, bool hwc) const;
+  // An f32 operand of an operator on activations inside the graph: hwc or rank 1-2, not chw.
+  void expect_not_chw(const TensorDesc& t, const std::string& role) const { expect_layout(t, role, true); }
   // Same dtype and, for 8-bit tensors, the same scale and zero point.
   void expect_same_parameters(const TensorDesc& a, const std::string& role_a, const TensorDesc& b,
                               const std::string& role_b) const;
@@ -56,6 +61,9 @@ class NodeBuilder {
   std::pair<int32_t, int32_t> clamp(const TensorDesc& out) const;
   // Optional `clamp` [lo, hi] of an f32 output: finite float32 values, lo <= hi; absent: +-infinity.
   std::pair<float, float> float_clamp() const;
+  // A data field of `count` finite f32 values; optional: `fallback` repeated when the field is absent.
+  std::vector<float> finite_floats(const char* key, size_t count) const;
+  std::vector<float> optional_finite_floats(const char* key, size_t count, float fallback) const;
 
   // A data field { "section": k }: its bytes, exactly `count` values of T (what names T in messages).
   template <typename T>

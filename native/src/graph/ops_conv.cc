@@ -122,7 +122,7 @@ class BConvNode : public Node {
   size_t out_pixels = 0;  // per sample; with scratch_bytes: an f32 [C, OH, OW] output
 
   void run(const RunBuffers& b) const override {
-    // A rank-3 f32 output is CHW: the kernel writes HWC into the scratch, then it is transposed.
+    // An f32 chw output: the kernel writes HWC into the scratch, then it is transposed; hwc is direct.
     void* dst = scratch_bytes ? static_cast<void*>(b.scratch) : out(b);
     const BinaryEpilogue e = epilogue.view();
     if (geo.dense) {
@@ -210,7 +210,7 @@ std::unique_ptr<Node> build_bconv(const NodeBuilder& b, bool dense) {
   b.expect_rank(x, b.input_name(), dense ? 1 : 3);
   b.expect_rank(y, b.output_name(), dense ? 1 : 3);
   auto node = std::make_unique<BConvNode>();
-  const bool chw = !dense && y.dtype == DType::F32;
+  const bool chw = y.is_chw();
   const size_t c = chw ? y.shape[0] : y.last();
   const ConvNodeGeometry& g = node->geo = conv_geometry(b, x, dense, true);
   node->weights = read_binary_weights(b, c, g.kernel_h, g.kernel_w, channels_per_group(b, g.in_c, g.groups), g.groups);

@@ -1,10 +1,12 @@
-// ops_small.cc: the format's boundary, element-wise, pooling and shape operators. Pools, add,
-// clamp and concat run the library's integer operators (lowbit/qops.h), validated at load by the
-// same code (their validate_* forms, or a call with no elements); the rest are elementwise.h.
+// ops_small.cc: the format's boundary, element-wise, pooling and shape operators. On 8-bit
+// tensors, pools, add, clamp and concat run the library's integer operators (lowbit/qops.h),
+// validated at load by the same code (their validate_* forms, or a call with no elements); on f32
+// activations they are elementwise_f32.h; the rest are elementwise.h.
 #include <cmath>
 #include <cstring>
 
 #include "graph/elementwise.h"
+#include "graph/elementwise_f32.h"
 #include "graph/node_builder.h"
 #include "lowbit/qops.h"
 #include "lowbit/quantize.h"
@@ -16,8 +18,8 @@ QuantParams quant(const TensorDesc& t) { return QuantParams{t.scale, t.zero_poin
 int32_t dtype_min(const TensorDesc& t) { return t.is_signed() ? -128 : 0; }
 int32_t dtype_max(const TensorDesc& t) { return t.is_signed() ? 127 : 255; }
 
-// f32 rank-3 tensors are [C, H, W], every other dtype's [H, W, C]: the shape an HWC tensor has as
-// CHW and back. Lower ranks keep their dims (no layout change).
+// f32 rank-3 tensors are [C, H, W] (unless hwc), every other dtype's [H, W, C]: the shape an HWC
+// tensor has as CHW and back. Lower ranks keep their dims (no layout change).
 std::vector<size_t> to_chw(const std::vector<size_t>& s) {
   return s.size() == 3 ? std::vector<size_t>{s[2], s[0], s[1]} : s;
 }
@@ -25,15 +27,22 @@ std::vector<size_t> to_hwc(const std::vector<size_t>& s) {
   return s.size() == 3 ? std::vector<size_t>{s[1], s[2], s[0]} : s;
 }
 
-// The layout change [hw][c] <-> [c][hw] of each of `images` per sample. Rank <= 2 keeps its layout:
-// each row is an "image" of one pixel.
+// The layout change [hw][c] <-> [c][hw] of each of `images` per sample. Rank <= 2 and f32 hwc keep
+// their order: each row is an "image" of one pixel.
 struct Layout {
   size_t images, hw, c;
 };
-Layout layout_of(const TensorDesc& hwc) {
-  return hwc.shape.size() == 3 ? Layout{1, hwc.shape[0] * hwc.shape[1], hwc.shape[2]}
-                               : Layout{hwc.rows(), 1, hwc.last()};
+Layout layout_of(const TensorDesc& hwc, bool transposed) {
+  return transposed ? Layout{1, hwc.shape[0] * hwc.shape[1], hwc.shape[2]} : Layout{hwc.rows(), 1, hwc.last()};
 }
+
+// The shape an f32 tensor must have to hold the 8-bit or s32 tensor `q` (CHW, or in order).
+std::vector<size_t> f32_shape_of(const TensorDesc& f, const TensorDesc& q) {
+  return f.is_chw() ? to_chw(q.shape) : q.shape;
+}
+
+inline const float* as_f32(const uint8_t* p) { return reinterpret_cast<const float*>(p); }
+inline float* as_f32(uint8_t* p) { return reinterpret_cast<float*>(p); }
 
 // ---- quantize / dequantize ---------------------------------------------------------------------
 
@@ -52,9 +61,9 @@ std::unique_ptr<Node> build_quantize(const NodeBuilder& b) {
   const TensorDesc &x = b.input(), &y = b.output();
   b.expect_dtype(x, b.input_name(), {DType::F32});
   b.expect_dtype(y, b.output_name(), {DType::U8, DType::S8});
-  b.expect_shape(y, b.output_name(), to_hwc(x.shape));
+  b.expect_shape(y, b.output_name(), x.is_chw() ? to_hwc(x.shape) : x.shape);
   auto node = std::make_unique<QuantizeNode>();
-  node->layout = layout_of(y);
+  node->layout = layout_of(y, x.is_chw());
   node->scale = static_cast<float>(y.scale), node->zero_point = y.zero_point;
   node->lo = dtype_min(y), node->hi = dtype_max(y);
   quantize_f32(nullptr, 0, node->scale, node->zero_point, node->lo, node->hi, nullptr);  // checks the float32 scale
@@ -77,9 +86,9 @@ std::unique_ptr<Node> build_dequantize(const NodeBuilder& b) {
   const TensorDesc &x = b.input(), &y = b.output();
   b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8});
   b.expect_dtype(y, b.output_name(), {DType::F32});
-  b.expect_shape(y, b.output_name(), to_chw(x.shape));
+  b.expect_shape(y, b.output_name(), f32_shape_of(y, x));
   auto node = std::make_unique<DequantizeNode>();
-  node->layout = layout_of(x);
+  node->layout = layout_of(x, y.is_chw());
   node->is_signed = x.is_signed();
   node->scale = static_cast<float>(x.scale), node->zero_point = x.zero_point;
   dequantize_8bit(nullptr, 0, node->is_signed, node->scale, node->zero_point, nullptr);  // checks the float32 scale
@@ -129,14 +138,11 @@ std::unique_ptr<Node> build_affine(const NodeBuilder& b) {
   const TensorDesc &x = b.input(), &y = b.output();
   b.expect_dtype(x, b.input_name(), {DType::S32});
   b.expect_dtype(y, b.output_name(), {DType::F32});
-  b.expect_shape(y, b.output_name(), to_chw(x.shape));
+  b.expect_shape(y, b.output_name(), f32_shape_of(y, x));
   auto node = std::make_unique<AffineNode>();
-  node->layout = layout_of(x);
-  node->scale = b.data<float>("scale", x.last(), "f32");
-  node->bias = b.data<float>("bias", x.last(), "f32");
-  for (const auto& [key, values] : {std::pair{"scale", &node->scale}, std::pair{"bias", &node->bias}})
-    for (size_t i = 0; i < values->size(); ++i)
-      if (!std::isfinite((*values)[i])) b.json.get(key).fail("value " + std::to_string(i) + " is not finite");
+  node->layout = layout_of(x, y.is_chw());
+  node->scale = b.finite_floats("scale", x.last());
+  node->bias = b.finite_floats("bias", x.last());
   std::tie(node->lo, node->hi) = b.float_clamp();
   return node;
 }
@@ -146,18 +152,31 @@ class SignNode : public Node {
   size_t rows = 0, c = 0;
   bool is_signed = false;
   int32_t zero_point = 0;
+  std::vector<float> threshold;  // f32 input; empty for 8-bit
   void run(const RunBuffers& b) const override {
-    sign_8bit(in(b), is_signed, b.batch * rows, c, zero_point, reinterpret_cast<uint64_t*>(out(b)));
+    uint64_t* bits = reinterpret_cast<uint64_t*>(out(b));
+    if (threshold.empty())
+      sign_8bit(in(b), is_signed, b.batch * rows, c, zero_point, bits);
+    else
+      sign_f32(as_f32(in(b)), b.batch * rows, c, threshold.data(), bits);
   }
 };
 
 std::unique_ptr<Node> build_sign(const NodeBuilder& b) {
   const TensorDesc &x = b.input(), &y = b.output();
-  b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8});
+  b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8, DType::F32});
+  b.expect_not_chw(x, b.input_name());
   b.expect_dtype(y, b.output_name(), {DType::B1});
   b.expect_shape(y, b.output_name(), x.shape);
   auto node = std::make_unique<SignNode>();
   node->rows = x.rows(), node->c = x.last(), node->is_signed = x.is_signed(), node->zero_point = x.zero_point;
+  if (x.dtype == DType::F32) {
+    // A ReActNet RSign sign(x + b) has threshold -b; +-infinity is allowed (a constant channel), NaN not.
+    node->threshold =
+        b.json.find("threshold") ? b.data<float>("threshold", node->c, "f32") : std::vector<float>(node->c, 0.0f);
+    for (size_t i = 0; i < node->c; ++i)
+      if (std::isnan(node->threshold[i])) b.json.get("threshold").fail("value " + std::to_string(i) + " is NaN");
+  }
   return node;
 }
 
@@ -191,6 +210,8 @@ struct PoolGeometry {
 PoolGeometry pool_geometry(const NodeBuilder& b, bool b1) {
   const TensorDesc &x = b.input(), &y = b.output();
   b.expect_rank(x, b.input_name(), 3);
+  b.expect_not_chw(x, b.input_name());
+  b.expect_not_chw(y, b.output_name());
   PoolGeometry g{x.shape[0], x.shape[1], x.shape[2], b.pool_params()};
   const Conv2dShape s = b1 ? bmaxpool2d_shape(1, g.h, g.w, g.c, g.p) : qpool2d_shape(1, g.h, g.w, g.c, g.p);
   b.expect_shape(y, b.output_name(), {s.out_h, s.out_w, g.c});
@@ -200,9 +221,11 @@ PoolGeometry pool_geometry(const NodeBuilder& b, bool b1) {
 class MaxPoolNode : public Node {
  public:
   PoolGeometry g{};
-  bool b1 = false, is_signed = false;
+  bool b1 = false, is_signed = false, f32 = false;
   void run(const RunBuffers& b) const override {
-    if (b1) {
+    if (f32) {
+      maxpool_f32(as_f32(in(b)), qpool2d_shape(b.batch, g.h, g.w, g.c, g.p), g.p, as_f32(out(b)));
+    } else if (b1) {
       const Conv2dShape s = bmaxpool2d_shape(b.batch, g.h, g.w, g.c, g.p);
       bmaxpool2d(reinterpret_cast<const uint64_t*>(in(b)), s, g.p, reinterpret_cast<uint64_t*>(out(b)));
     } else {
@@ -213,10 +236,10 @@ class MaxPoolNode : public Node {
 
 std::unique_ptr<Node> build_maxpool(const NodeBuilder& b) {
   const TensorDesc &x = b.input(), &y = b.output();
-  b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8, DType::B1});
+  b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8, DType::B1, DType::F32});
   b.expect_same_parameters(x, b.input_name(), y, b.output_name());
   auto node = std::make_unique<MaxPoolNode>();
-  node->b1 = x.dtype == DType::B1, node->is_signed = x.is_signed();
+  node->b1 = x.dtype == DType::B1, node->is_signed = x.is_signed(), node->f32 = x.dtype == DType::F32;
   node->g = pool_geometry(b, node->b1);
   return node;
 }
@@ -224,10 +247,13 @@ std::unique_ptr<Node> build_maxpool(const NodeBuilder& b) {
 class AvgPoolNode : public Node {
  public:
   PoolGeometry g{};
-  bool is_signed = false, count_include_pad = false;
+  bool is_signed = false, count_include_pad = false, f32 = false;
   QuantParams in_q;
   QuantOutput out_q;
   void run(const RunBuffers& b) const override {
+    if (f32)
+      return avgpool_f32(as_f32(in(b)), qpool2d_shape(b.batch, g.h, g.w, g.c, g.p), g.p, count_include_pad,
+                         as_f32(out(b)));
     qavgpool2d(in(b), is_signed, qpool2d_shape(b.batch, g.h, g.w, g.c, g.p), g.p, count_include_pad, in_q, out_q,
                out(b));
   }
@@ -235,9 +261,16 @@ class AvgPoolNode : public Node {
 
 std::unique_ptr<Node> build_avgpool(const NodeBuilder& b) {
   const TensorDesc &x = b.input(), &y = b.output();
-  b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8});
-  b.expect_dtype(y, b.output_name(), {DType::U8, DType::S8});
+  b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8, DType::F32});
   auto node = std::make_unique<AvgPoolNode>();
+  if (x.dtype == DType::F32) {
+    b.expect_dtype(y, b.output_name(), {DType::F32});
+    node->g = pool_geometry(b, false);
+    node->f32 = true;
+    node->count_include_pad = b.boolean("count_include_pad");
+    return node;
+  }
+  b.expect_dtype(y, b.output_name(), {DType::U8, DType::S8});
   node->g = pool_geometry(b, false);
   node->is_signed = x.is_signed();
   node->count_include_pad = b.boolean("count_include_pad");
@@ -252,22 +285,31 @@ std::unique_ptr<Node> build_avgpool(const NodeBuilder& b) {
 class GlobalAvgPoolNode : public Node {
  public:
   size_t h = 0, w = 0, c = 0;
-  bool is_signed = false;
+  bool is_signed = false, f32 = false;
   QuantParams in_q;
   QuantOutput out_q;
   void run(const RunBuffers& b) const override {
+    if (f32) return global_avgpool_f32(as_f32(in(b)), b.batch, h * w, c, as_f32(out(b)));
     qglobalavgpool(in(b), is_signed, b.batch, h, w, c, in_q, out_q, out(b));
   }
 };
 
 std::unique_ptr<Node> build_global_avgpool(const NodeBuilder& b) {
   const TensorDesc &x = b.input(), &y = b.output();
-  b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8});
-  b.expect_dtype(y, b.output_name(), {DType::U8, DType::S8});
+  b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8, DType::F32});
+  b.expect_dtype(y, b.output_name(),
+                 x.dtype == DType::F32 ? std::initializer_list<DType>{DType::F32}
+                                       : std::initializer_list<DType>{DType::U8, DType::S8});
   b.expect_rank(x, b.input_name(), 3);
+  b.expect_not_chw(x, b.input_name());
+  b.expect_not_chw(y, b.output_name());
   b.expect_shape(y, b.output_name(), {1, 1, x.shape[2]});
   auto node = std::make_unique<GlobalAvgPoolNode>();
   node->h = x.shape[0], node->w = x.shape[1], node->c = x.shape[2];
+  if (x.dtype == DType::F32) {
+    node->f32 = true;
+    return node;
+  }
   node->is_signed = x.is_signed();
   node->in_q = quant(x);
   node->out_q.q = quant(y);
@@ -289,8 +331,41 @@ class AddNode : public Node {
   }
 };
 
+// f32 add and clamp: y = clamp(a + b) or clamp(x) elementwise, any layout (the same on every operand).
+class AddF32Node : public Node {
+ public:
+  size_t elements = 0;
+  float lo = -INFINITY, hi = INFINITY;
+  void run(const RunBuffers& b) const override {
+    if (inputs.size() == 2)
+      add_f32(as_f32(in(b, 0)), as_f32(in(b, 1)), b.batch * elements, lo, hi, as_f32(out(b)));
+    else
+      clamp_f32(as_f32(in(b)), b.batch * elements, lo, hi, as_f32(out(b)));
+  }
+};
+
+// The f32 form of add (two inputs) and clamp (one, `clamp` required).
+std::unique_ptr<Node> build_f32_add_or_clamp(const NodeBuilder& b) {
+  const TensorDesc &x = b.input(0), &y = b.output();
+  for (size_t i = 0; i < b.input_count(); ++i) {
+    const TensorDesc& xi = b.input(i);
+    b.expect_dtype(xi, b.input_name(i), {DType::F32});
+    b.expect_shape(xi, b.input_name(i), x.shape);
+    b.expect_layout(xi, b.input_name(i), x.hwc);
+  }
+  b.expect_dtype(y, b.output_name(), {DType::F32});
+  b.expect_shape(y, b.output_name(), x.shape);
+  b.expect_layout(y, b.output_name(), x.hwc);
+  if (b.input_count() == 1) b.json.get("clamp");  // throws: missing field
+  auto node = std::make_unique<AddF32Node>();
+  node->elements = x.elements;
+  std::tie(node->lo, node->hi) = b.float_clamp();
+  return node;
+}
+
 std::unique_ptr<Node> build_add(const NodeBuilder& b) {
   const TensorDesc &x = b.input(0), &x2 = b.input(1), &y = b.output();
+  if (x.dtype == DType::F32) return build_f32_add_or_clamp(b);
   b.expect_dtype(x, b.input_name(0), {DType::U8, DType::S8});
   b.expect_dtype(x2, b.input_name(1), {DType::U8, DType::S8});
   b.expect_dtype(y, b.output_name(), {DType::U8, DType::S8});
@@ -316,6 +391,7 @@ class ClampNode : public Node {
 
 std::unique_ptr<Node> build_clamp(const NodeBuilder& b) {
   const TensorDesc &x = b.input(), &y = b.output();
+  if (x.dtype == DType::F32) return build_f32_add_or_clamp(b);
   b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8});
   b.expect_same_parameters(x, b.input_name(), y, b.output_name());
   b.expect_shape(y, b.output_name(), x.shape);
@@ -334,8 +410,34 @@ class PreluNode : public Node {
   void run(const RunBuffers& b) const override { prelu_8bit(in(b), b.batch * rows, c, params, out(b)); }
 };
 
+// ReActNet's RPReLU on float activations.
+class PreluF32Node : public Node {
+ public:
+  size_t rows = 0, c = 0;
+  std::vector<float> slope, input_bias, output_bias;
+  void run(const RunBuffers& b) const override {
+    prelu_f32(as_f32(in(b)), b.batch * rows, c, slope.data(), input_bias.data(), output_bias.data(), as_f32(out(b)));
+  }
+};
+
+std::unique_ptr<Node> build_prelu_f32(const NodeBuilder& b) {
+  const TensorDesc &x = b.input(), &y = b.output();
+  b.expect_not_chw(x, b.input_name());
+  b.expect_dtype(y, b.output_name(), {DType::F32});
+  b.expect_shape(y, b.output_name(), x.shape);
+  b.expect_not_chw(y, b.output_name());
+  auto node = std::make_unique<PreluF32Node>();
+  node->rows = x.rows(), node->c = x.last();
+  node->slope = b.finite_floats("slope", node->c);
+  // Absent biases are zeros, subtracted and added all the same: with or without, one rule.
+  node->input_bias = b.optional_finite_floats("input_bias", node->c, 0.0f);
+  node->output_bias = b.optional_finite_floats("output_bias", node->c, 0.0f);
+  return node;
+}
+
 std::unique_ptr<Node> build_prelu(const NodeBuilder& b) {
   const TensorDesc &x = b.input(), &y = b.output();
+  if (x.dtype == DType::F32) return build_prelu_f32(b);
   b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8});
   b.expect_dtype(y, b.output_name(), {DType::U8, DType::S8});
   b.expect_shape(y, b.output_name(), x.shape);
@@ -379,23 +481,55 @@ class ConcatNode : public Node {
   }
 };
 
-std::unique_ptr<Node> build_concat(const NodeBuilder& b) {
+class ConcatF32Node : public Node {
+ public:
+  size_t rows = 0;
+  std::vector<size_t> widths;
+  void run(const RunBuffers& b) const override {
+    std::vector<const float*> parts(inputs.size());
+    for (size_t i = 0; i < parts.size(); ++i) parts[i] = as_f32(in(b, i));
+    concat_f32(parts.data(), widths.data(), parts.size(), b.batch * rows, as_f32(out(b)));
+  }
+};
+
+// The checks shared by both forms: every input has the output's dims but the last, which add up.
+// Returns the inputs' last dimensions.
+std::vector<size_t> concat_widths(const NodeBuilder& b, std::initializer_list<DType> dtypes) {
   const TensorDesc& y = b.output();
-  b.expect_dtype(y, b.output_name(), {DType::U8, DType::S8});
-  auto node = std::make_unique<ConcatNode>();
+  std::vector<size_t> widths;
   size_t last = 0;
   for (size_t i = 0; i < b.input_count(); ++i) {
     const TensorDesc& x = b.input(i);
-    b.expect_dtype(x, b.input_name(i), {DType::U8, DType::S8});
+    b.expect_dtype(x, b.input_name(i), dtypes);
+    b.expect_not_chw(x, b.input_name(i));
     std::vector<size_t> shape = y.shape;
     shape.back() = x.last();  // every dimension but the last is the output's
     b.expect_shape(x, b.input_name(i), shape);
     last += x.last();  // < 2^24 x 65536 inputs: no overflow
-    node->parts.push_back(QConcatInput{nullptr, x.is_signed(), x.last(), quant(x)});
+    widths.push_back(x.last());
   }
   if (last != y.last())
     b.fail(b.output_name() + ": the last dimension must be the inputs' sum, " + std::to_string(last) + ", got " +
            std::to_string(y.last()));
+  return widths;
+}
+
+std::unique_ptr<Node> build_concat(const NodeBuilder& b) {
+  const TensorDesc& y = b.output();
+  if (y.dtype == DType::F32) {
+    b.expect_not_chw(y, b.output_name());
+    auto node = std::make_unique<ConcatF32Node>();
+    node->widths = concat_widths(b, {DType::F32});
+    node->rows = y.rows();
+    return node;
+  }
+  b.expect_dtype(y, b.output_name(), {DType::U8, DType::S8});
+  auto node = std::make_unique<ConcatNode>();
+  concat_widths(b, {DType::U8, DType::S8});
+  for (size_t i = 0; i < b.input_count(); ++i) {
+    const TensorDesc& x = b.input(i);
+    node->parts.push_back(QConcatInput{nullptr, x.is_signed(), x.last(), quant(x)});
+  }
   node->rows = y.rows();
   node->out_q.q = quant(y);
   std::tie(node->out_q.lo, node->out_q.hi) = b.clamp(y);
@@ -403,7 +537,7 @@ std::unique_ptr<Node> build_concat(const NodeBuilder& b) {
   return node;
 }
 
-// ---- reshape / softmax ------------------------------------------------------------------------------
+// ---- transpose / reshape / softmax ------------------------------------------------------------------------------
 
 class CopyNode : public Node {
  public:
@@ -422,6 +556,33 @@ std::unique_ptr<Node> build_reshape(const NodeBuilder& b) {
     b.fail(b.output_name() + ": a b1 reshape must keep the last dimension, or have it a multiple of 64 on both sides");
   auto node = std::make_unique<CopyNode>();
   node->bytes = x.bytes;
+  return node;
+}
+
+// f32 [C, H, W] (chw) <-> [H, W, C] (hwc): the boundary of the float activations inside a graph.
+class TransposeNode : public Node {
+ public:
+  size_t c = 0, hw = 0;
+  bool to_hwc = false;
+  void run(const RunBuffers& b) const override {
+    if (to_hwc)
+      transpose_chw_to_hwc(as_f32(in(b)), b.batch, c, hw, as_f32(out(b)));
+    else
+      transpose_hwc_to_chw(as_f32(in(b)), b.batch, hw, c, as_f32(out(b)));
+  }
+};
+
+std::unique_ptr<Node> build_transpose(const NodeBuilder& b) {
+  const TensorDesc &x = b.input(), &y = b.output();
+  b.expect_dtype(x, b.input_name(), {DType::F32});
+  b.expect_dtype(y, b.output_name(), {DType::F32});
+  b.expect_rank(x, b.input_name(), 3);
+  b.expect_layout(y, b.output_name(), !x.hwc);
+  b.expect_shape(y, b.output_name(), x.hwc ? to_chw(x.shape) : to_hwc(x.shape));
+  auto node = std::make_unique<TransposeNode>();
+  node->to_hwc = !x.hwc;
+  node->c = x.hwc ? x.shape[2] : x.shape[0];
+  node->hw = x.elements / node->c;
   return node;
 }
 
@@ -460,6 +621,7 @@ const OpInfo kOps[] = {
     {"concat", 0, build_concat},
     {"reshape", 1, build_reshape},
     {"softmax", 1, build_softmax},
+    {"transpose", 1, build_transpose},
 };
 
 }  // namespace

@@ -1,0 +1,133 @@
+// elementwise_f32.cc: the graph's f32 operators (see elementwise_f32.h).
+#include "graph/elementwise_f32.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/checked_math.h"
+#include "cpu/dispatch.h"
+#include "runtime/thread_pool.h"
+
+namespace lowbit {
+namespace {
+
+// Rows of `width` values in blocks of about 64 Ki values over the pool: f(first_row, end_row).
+template <typename F>
+void for_rows(size_t rows, size_t width, F f) {
+  const size_t block = std::max<size_t>(1, (size_t{1} << 16) / std::max<size_t>(width, 1));
+  parallel_for((rows + block - 1) / block, [&](size_t b) { f(b * block, std::min(rows, (b + 1) * block)); });
+}
+
+// The taps [a, b) of output position o along one axis that lie inside the input.
+inline void window(size_t o, size_t stride, size_t pad, size_t kernel, size_t in, size_t& a, size_t& b) {
+  const ptrdiff_t start = static_cast<ptrdiff_t>(o * stride) - static_cast<ptrdiff_t>(pad);
+  a = static_cast<size_t>(std::max<ptrdiff_t>(start, 0));
+  b = static_cast<size_t>(std::min<ptrdiff_t>(start + static_cast<ptrdiff_t>(kernel), static_cast<ptrdiff_t>(in)));
+}
+
+// Each output pixel of a pool: f(window's first input row, its taps [y0, y1) x [x0, x1), output row).
+template <typename F>
+void for_pool_pixels(const Conv2dShape& s, const Pool2dParams& p, F f) {
+  const size_t pixels = s.batch * s.out_h * s.out_w;
+  for_rows(pixels, s.in_c * p.kernel_h * p.kernel_w, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      const size_t ox = r % s.out_w, oy = (r / s.out_w) % s.out_h, n = r / (s.out_w * s.out_h);
+      size_t y0, y1, x0, x1;
+      window(oy, p.stride_h, p.pad_top, p.kernel_h, s.in_h, y0, y1);
+      window(ox, p.stride_w, p.pad_left, p.kernel_w, s.in_w, x0, x1);
+      f(n * s.in_h * s.in_w, y0, y1, x0, x1, r);
+    }
+  });
+}
+
+}  // namespace
+
+void transpose_chw_to_hwc(const float* x, size_t batch, size_t c, size_t hw, float* out) {
+  for_rows(batch * hw, c, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      const float* src = x + (r / hw) * c * hw + r % hw;
+      for (size_t ch = 0; ch < c; ++ch) out[r * c + ch] = src[ch * hw];
+    }
+  });
+}
+
+void add_f32(const float* a, const float* b, size_t n, float lo, float hi, float* out) {
+  const AddF32Fn add = f32_kernels().add;
+  for_rows(n, 1, [&](size_t i0, size_t i1) { add(i1 - i0, a + i0, b + i0, lo, hi, out + i0); });
+}
+
+void clamp_f32(const float* x, size_t n, float lo, float hi, float* out) {
+  const ClampF32Fn clamp = f32_kernels().clamp;
+  for_rows(n, 1, [&](size_t i0, size_t i1) { clamp(i1 - i0, x + i0, lo, hi, out + i0); });
+}
+
+void prelu_f32(const float* x, size_t rows, size_t c, const float* slope, const float* input_bias,
+               const float* output_bias, float* out) {
+  const PreluF32Fn prelu = f32_kernels().prelu;
+  for_rows(rows, c, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) prelu(c, x + r * c, slope, input_bias, output_bias, out + r * c);
+  });
+}
+
+void sign_f32(const float* x, size_t rows, size_t c, const float* threshold, uint64_t* out) {
+  const SignF32Fn sign = f32_kernels().sign;
+  const size_t words = words_for_bits(c);
+  for_rows(rows, c, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) sign(c, x + r * c, threshold, out + r * words);
+  });
+}
+
+void maxpool_f32(const float* x, const Conv2dShape& s, const Pool2dParams& p, float* out) {
+  const MaxF32Fn max = f32_kernels().max;
+  const size_t c = s.in_c;
+  for_pool_pixels(s, p, [&](size_t image, size_t y0, size_t y1, size_t x0, size_t x1, size_t r) {
+    float* dst = out + r * c;
+    std::memcpy(dst, x + (image + y0 * s.in_w + x0) * c, c * sizeof(float));
+    for (size_t iy = y0; iy < y1; ++iy)
+      for (size_t ix = iy == y0 ? x0 + 1 : x0; ix < x1; ++ix) max(c, dst, x + (image + iy * s.in_w + ix) * c, dst);
+  });
+}
+
+void avgpool_f32(const float* x, const Conv2dShape& s, const Pool2dParams& p, bool count_include_pad, float* out) {
+  const F32Kernels& k = f32_kernels();
+  const size_t c = s.in_c;
+  const float inf = __builtin_inff();
+  for_pool_pixels(s, p, [&](size_t image, size_t y0, size_t y1, size_t x0, size_t x1, size_t r) {
+    float* dst = out + r * c;
+    std::fill(dst, dst + c, 0.0f);
+    for (size_t iy = y0; iy < y1; ++iy)
+      for (size_t ix = x0; ix < x1; ++ix) k.add(c, dst, x + (image + iy * s.in_w + ix) * c, -inf, inf, dst);
+    const size_t count = count_include_pad ? p.kernel_h * p.kernel_w : (y1 - y0) * (x1 - x0);
+    k.div(c, dst, static_cast<float>(count), dst);
+  });
+}
+
+void global_avgpool_f32(const float* x, size_t batch, size_t hw, size_t c, float* out) {
+  const F32Kernels& k = f32_kernels();
+  const float inf = __builtin_inff();
+  // One task per sample and block of channels: each output value sums its pixels in order.
+  const size_t block = 256, blocks = (c + block - 1) / block;
+  parallel_for(batch * blocks, [&](size_t t) {
+    const size_t n = t / blocks, c0 = (t % blocks) * block, cn = std::min(block, c - c0);
+    float* dst = out + n * c + c0;
+    std::fill(dst, dst + cn, 0.0f);
+    for (size_t i = 0; i < hw; ++i) k.add(cn, dst, x + (n * hw + i) * c + c0, -inf, inf, dst);
+    k.div(cn, dst, static_cast<float>(hw), dst);
+  });
+}
+
+void concat_f32(const float* const* parts, const size_t* width, size_t count, size_t rows, float* out) {
+  size_t total = 0;
+  for (size_t i = 0; i < count; ++i) total += width[i];
+  for_rows(rows, total, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      float* dst = out + r * total;
+      for (size_t i = 0; i < count; ++i) {
+        std::memcpy(dst, parts[i] + r * width[i], width[i] * sizeof(float));
+        dst += width[i];
+      }
+    }
+  });
+}
+
+}  // namespace lowbit
