@@ -26,6 +26,12 @@ const SUITES: readonly SuiteEntry[] = [
     load: () => import('./int.js'),
   },
   {
+    name: 'float',
+    description:
+      'lowbit fconv2d/fdense vs onnxruntime-node Conv/MatMul fp32: ImageNet and CIFAR stems, downsample 1x1 convs, classifiers at batch 1 and 16, 1 and 2 threads',
+    load: () => import('./float.js'),
+  },
+  {
     name: 'mst',
     description:
       'lowbit bconv2d through MST schedules vs dense, random weights and controlled channel distances d/K 2-20%, ResNet-18 3x3 layers, 1 and 2 threads',

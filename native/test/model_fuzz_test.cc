@@ -609,3 +609,117 @@ TEST(model_fuzz_sample_file) {
   std::FILE* out = std::fopen(path, "wb");
   CHECK(out && std::fwrite(f.data(), 1, f.size(), out) == f.size() && std::fclose(out) == 0, "cannot write " << path);
 }
+
+namespace {
+
+// The float layers' fuzz model: x (f32 hwc) -> fconv2d -> reshape -> fdense, in a few hundred bytes
+// of data. GraphWriter writes no layout, so the hwc tensors get theirs here.
+struct FloatFuzzModel {
+  GraphWriter w;
+  size_t conv_bias = 0;
+  std::string json() const {
+    std::string text = w.json();
+    for (const char* name : {"x", "y"}) {
+      const std::string key = std::string("{\"name\": \"") + name + "\", \"dtype\": \"f32\", ";
+      text.replace(text.find(key), key.size(), key + "\"layout\": \"hwc\", ");
+    }
+    return text;
+  }
+  std::vector<uint8_t> file() const { return write_container(json(), w.sections); }
+};
+
+FloatFuzzModel float_fuzz_model() {
+  auto g = rng(410);
+  std::uniform_real_distribution<float> u(-1, 1);
+  auto values = [&](size_t n) {
+    std::vector<float> v(n);
+    for (auto& x : v) x = u(g);
+    return v;
+  };
+  FloatFuzzModel f;
+  GraphWriter& w = f.w;
+  const auto x = w.tensor("x", "f32", {5, 4, 3}), y = w.tensor("y", "f32", {3, 2, 6});
+  const auto flat = w.tensor("flat", "f32", {36}), out = w.tensor("out", "f32", {7});
+  w.input("x", x), w.output("out", out);
+  const std::string bias = w.data(values(6));
+  f.conv_bias = last_section(w);
+  w.node("conv", "fconv2d", {x}, y,
+         "\"kernel\": [3, 3], \"stride\": [2, 2], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 3, "
+         "\"weights\": " +
+             w.data(values(6 * 9)) + ", \"bias\": " + bias + ", \"clamp\": [-1, 2.5]");
+  w.node("flatten", "reshape", {y}, flat);
+  w.node("fc", "fdense", {flat}, out, "\"weights\": " + w.data(values(7 * 36)));
+  return f;
+}
+
+}  // namespace
+
+TEST(model_fuzz_float_layers_name_the_field) {
+  const FloatFuzzModel fm = float_fuzz_model();
+  const std::string json = fm.json();
+  CHECK(try_load(fm.file()).loaded, "the float fuzz model must load: " << try_load(fm.file()).message);
+  struct Case {
+    std::string from, to, part;
+  };
+  const Case cases[] = {
+      {"\"name\": \"x\", \"dtype\": \"f32\", \"layout\": \"hwc\"", "\"name\": \"x\", \"dtype\": \"f32\"",
+       "node 'conv' (fconv2d): inputs[0] (tensor 0 'x'): expected layout hwc ([H, W, C]), got chw"},
+      {"\"name\": \"y\", \"dtype\": \"f32\", \"layout\": \"hwc\"", "\"name\": \"y\", \"dtype\": \"f32\"",
+       "node 'conv' (fconv2d): outputs[0] (tensor 1 'y'): expected layout hwc ([H, W, C]), got chw"},
+      {"\"name\": \"y\", \"dtype\": \"f32\", \"layout\": \"hwc\", \"shape\": [3, 2, 6]",
+       "\"name\": \"y\", \"dtype\": \"s32\", \"shape\": [3, 2, 6]",
+       "node 'conv' (fconv2d): outputs[0] (tensor 1 'y'): expected dtype f32, got s32"},
+      {"\"shape\": [3, 2, 6]", "\"shape\": [3, 3, 6]",
+       "node 'conv' (fconv2d): outputs[0] (tensor 1 'y'): expected shape [3, 2, 6], got [3, 3, 6]"},
+      {"\"shape\": [3, 2, 6]", "\"shape\": [3, 2, 7]",
+       "node 'conv' (fconv2d): outputs[0] (tensor 1 'y'): 7 channels do not divide into 3 groups"},
+      {"\"shape\": [5, 4, 3]", "\"shape\": [5, 4, 4]",
+       "node 'conv' (fconv2d): inputs[0] (tensor 0 'x'): 4 channels do not divide into 3 groups"},
+      {"\"groups\": 3", "\"groups\": 1",
+       "node 'conv' (fconv2d): json: nodes[0].weights: the section holds 216 bytes, expected 648 (162 x f32)"},
+      {"\"groups\": 3", "\"groups\": 0", "nodes[0].groups: expected an integer in [1, 16777216], got 0"},
+      {"\"kernel\": [3, 3]", "\"kernel\": [3, 1]",
+       "node 'conv' (fconv2d): json: nodes[0].weights: the section holds 216 bytes, expected 72 (18 x f32)"},
+      {"\"pads\": [1, 1, 1, 1]", "\"pads\": [3, 1, 1, 1]", "node 'conv' (fconv2d): pads [3, 1, 1, 1] must each be"},
+      {"\"stride\": [2, 2]", "\"stride\": [0, 2]", "nodes[0].stride[0]: expected an integer in [1, 65535], got 0"},
+      {"\"bias\": {\"section\": 1}", "\"bias\": {\"section\": 2}",
+       "node 'conv' (fconv2d): json: nodes[0].bias: the section holds 216 bytes, expected 24 (6 x f32)"},
+      {"\"clamp\": [-1, 2.5]", "\"clamp\": [2.5, -1]",
+       "node 'conv' (fconv2d): json: nodes[0].clamp: expected finite float32 values with lo <= hi"},
+      {"\"clamp\": [-1, 2.5]", "\"clamp\": [-1, 1e39]",
+       "node 'conv' (fconv2d): json: nodes[0].clamp: expected finite float32 values with lo <= hi"},
+      {"\"clamp\": [-1, 2.5]", "\"clamp\": [-1]", "nodes[0].clamp: expected [lo, hi], got 1 values"},
+      {"\"weights\": {\"section\": 3}", "\"weights\": {\"section\": 2}",
+       "node 'fc' (fdense): json: nodes[2].weights: the section holds 216 bytes, expected 1008 (252 x f32)"},
+      {"\"shape\": [36]", "\"shape\": [6, 6]",
+       "node 'fc' (fdense): inputs[0] (tensor 2 'flat'): expected rank 1, got shape [6, 6]"},
+      {"\"name\": \"out\", \"dtype\": \"f32\", \"shape\": [7]",
+       "\"name\": \"out\", \"dtype\": \"f32\", \"shape\": [1, 1, 7]",
+       "node 'fc' (fdense): outputs[0] (tensor 3 'out'): expected rank 1, got shape [1, 1, 7]"},
+      {"\"op\": \"fdense\", \"inputs\": [2]", "\"op\": \"fdense\", \"inputs\": [2, 2]",
+       "node 'fc' (fdense): json: nodes[2].inputs: expected 1 input, got 2"},
+  };
+  for (const Case& c : cases) {
+    std::string text = json;
+    CHECK(replace_first(text, c.from, c.to), "the float fuzz model's JSON has no '" << c.from << "'");
+    const Outcome o = try_load(write_container(text, fm.w.sections));
+    CHECK(!o.loaded && o.format,
+          "'" << c.to << "': expected a format error, got " << (o.loaded ? "success" : o.message));
+    CHECK(contains(o.message, c.part), "'" << c.to << "': expected '" << c.part << "' in: " << o.message);
+  }
+  // Every truncation fails to load; every resealed byte flip fails with a format error or loads and runs.
+  const std::vector<uint8_t> good = fm.file();
+  CHECK(run_once(*try_load(good).model).empty(), "the float fuzz model must run");
+  for (size_t n = 0; n < good.size(); ++n) {
+    const Outcome o = try_load(good, n);
+    CHECK(!o.loaded && o.format, "a file cut at " << n << " of " << good.size() << " bytes: " << o.message);
+  }
+  for (size_t i = 0; i < good.size(); ++i) {
+    std::vector<uint8_t> f = good;
+    f[i] ^= 0xFF;
+    reseal(f);
+    const Outcome o = try_load(f);
+    CHECK(o.loaded || o.format, "byte " << i << " flipped and resealed: not a format error: " << o.message);
+    if (o.loaded) CHECK(run_once(*o.model).empty(), "byte " << i << " flipped and resealed loads but fails to run");
+  }
+}

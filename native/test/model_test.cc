@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "lowbit/binary.h"
 #include "lowbit/error.h"
+#include "lowbit/fconv.h"
 #include "lowbit/mst.h"
 #include "lowbit/qconv.h"
 #include "lowbit/qops.h"
@@ -769,6 +770,20 @@ std::vector<float> ref_pool(const std::vector<float>& x, size_t batch, size_t h,
 
 }  // namespace
 
+namespace {
+
+// The graph's JSON with `"layout": "hwc"` on the named tensors (GraphWriter writes the default layout).
+std::vector<uint8_t> file_with_hwc(const GraphWriter& g, std::initializer_list<const char*> names) {
+  std::string json = g.json();
+  for (const char* name : names) {
+    const std::string key = std::string("{\"name\": \"") + name + "\", \"dtype\": \"f32\", ";
+    json.replace(json.find(key), key.size(), key + "\"layout\": \"hwc\", ");
+  }
+  return lowbit::test::write_container(json, g.sections);
+}
+
+}  // namespace
+
 TEST(model_float_activations_inside_the_graph) {
   // x f32 chw -> transpose -> prelu (RPReLU) -> add (residual, clamp) -> clamp;
   //   maxpool and avgpool (count_include_pad both ways) -> concat -> sign (thresholds) -> unpack
@@ -1109,5 +1124,51 @@ TEST(model_float_nodes_reject_bad_layouts_and_data) {
       message = e.what();
     }
     CHECK(message.find("tensors[0].layout: only rank-3 f32 tensors have a layout") != std::string::npos, message);
+  }
+}
+
+TEST(model_float_layers_equal_the_drivers) {
+  // x (f32 hwc) -> fconv2d (7x7 stride 2, pads 3, bias, clamp) -> fconv2d (grouped 1x1 stride 2, no
+  // bias) -> reshape -> fdense (bias) ; the first conv's output is a graph output too.
+  auto g = rng(350);
+  const size_t H = 11, W = 10, C0 = 3, C1 = 18, C2 = 12, N = 10;
+  const size_t H1 = 6, W1 = 5, H2 = 3, W2 = 3;
+  GraphWriter w;
+  const auto x = w.tensor("x", "f32", {H, W, C0}), y1 = w.tensor("y1", "f32", {H1, W1, C1});
+  const auto y2 = w.tensor("y2", "f32", {H2, W2, C2}), flat = w.tensor("flat", "f32", {H2 * W2 * C2});
+  const auto logits = w.tensor("logits", "f32", {N});
+  w.input("x", x), w.output("y1", y1), w.output("logits", logits);
+  const std::vector<float> w1 = floats(g, C1 * 49 * C0, -0.5f, 0.5f), b1 = floats(g, C1, -1, 1);
+  const std::vector<float> w2 = floats(g, C2 * (C1 / 3), -0.5f, 0.5f);
+  const std::vector<float> w3 = floats(g, N * H2 * W2 * C2, -0.2f, 0.2f), b3 = floats(g, N, -1, 1);
+  w.node("stem", "fconv2d", {x}, y1,
+         "\"kernel\": [7, 7], \"stride\": [2, 2], \"dilation\": [1, 1], \"pads\": [3, 3, 3, 3], \"groups\": 1, "
+         "\"weights\": " +
+             w.data(w1) + ", \"bias\": " + w.data(b1) + ", \"clamp\": [-0.5, 1.5]");
+  w.node("down", "fconv2d", {y1}, y2,
+         "\"kernel\": [1, 1], \"stride\": [2, 2], \"dilation\": [1, 1], \"pads\": [0, 0, 0, 0], \"groups\": 3, "
+         "\"weights\": " +
+             w.data(w2));
+  w.node("flatten", "reshape", {y2}, flat);
+  w.node("fc", "fdense", {flat}, logits, "\"weights\": " + w.data(w3) + ", \"bias\": " + w.data(b3));
+  const std::vector<uint8_t> f = file_with_hwc(w, {"x", "y1", "y2"});
+  const auto m = load_model(f.data(), f.size());
+
+  const auto p1 = pack_fconv2d_weights(w1.data(), C1, 7, 7, C0, 1);
+  const auto p2 = pack_fconv2d_weights(w2.data(), C2, 1, 1, C1 / 3, 3);
+  const auto p3 = pack_fconv2d_weights(w3.data(), N, 1, 1, H2 * W2 * C2, 1);
+  const Conv2dParams c1{2, 2, 1, 1, 3, 3, 3, 3}, c2{2, 2, 1, 1, 0, 0, 0, 0};
+  for (size_t batch : {1, 3}) {
+    const std::vector<float> in = floats(g, batch * H * W * C0, -1, 1);
+    const auto out = run(*m, batch, {in});
+    std::vector<float> want1(batch * H1 * W1 * C1), want2(batch * H2 * W2 * C2), want3(batch * N);
+    fconv2d(in.data(), fconv2d_shape(batch, H, W, C0, *p1, c1), *p1, c1, FEpilogue{b1.data(), -0.5f, 1.5f},
+            want1.data());
+    fconv2d(want1.data(), fconv2d_shape(batch, H1, W1, C1, *p2, c2), *p2, c2, FEpilogue{}, want2.data());
+    fdense(want2.data(), batch, H2 * W2 * C2, *p3, FEpilogue{b3.data()}, want3.data());
+    CHECK_SAME(out[0], want1, "stem, batch " << batch);
+    CHECK_SAME(out[1], want3, "logits, batch " << batch);
+    CHECK(distinct(out[0]) >= 100, "stem: only " << distinct(out[0]) << " distinct outputs");
+    CHECK(std::count(out[0].begin(), out[0].end(), -0.5f) > 0, "the clamp's lower bound is never reached");
   }
 }

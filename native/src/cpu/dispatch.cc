@@ -24,7 +24,7 @@ bool cpu_has(Isa isa) {
 #if defined(__x86_64__)
       __builtin_cpu_init();
       // __builtin_cpu_supports also checks that the OS saves AVX state (xgetbv).
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("popcnt");
 #else
       return false;
 #endif
@@ -174,5 +174,22 @@ const IntegerKernels& integer_kernels_for(Isa isa) {
 }
 
 const IntegerKernels& integer_kernels() { return integer_kernels_for(active_isa()); }
+
+const FloatKernels& float_kernels_for(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Isa::Avx2:
+      return avx2::kFloatKernels;
+#endif
+#if defined(__aarch64__)
+    case Isa::Neon:
+      return neon::kFloatKernels;
+#endif
+    default:
+      return scalar::kFloatKernels;
+  }
+}
+
+const FloatKernels& float_kernels() { return float_kernels_for(active_isa()); }
 
 }  // namespace lowbit

@@ -4,6 +4,7 @@
 #include "binary/kernels.h"
 #include "elementwise/kernels.h"
 #include "epilogue/kernels.h"
+#include "float/kernels.h"
 #include "integer/kernels.h"
 #include "lowbit/runtime.h"
 
@@ -26,5 +27,9 @@ const F32Kernels& f32_kernels_for(Isa isa);
 
 // aarch64: whether the CPU has the ARMv8.2 dot product (sdot), which picks neon_dot for Isa::Neon.
 bool cpu_has_dotprod();
+
+// The float32 GEMM (fconv2d / fdense) of the active ISA; Avx2 also needs FMA (checked with AVX2).
+const FloatKernels& float_kernels();
+const FloatKernels& float_kernels_for(Isa isa);
 
 }  // namespace lowbit

@@ -174,7 +174,7 @@ std::pair<const uint8_t*, size_t> NodeBuilder::section_bytes(const char* key, si
 }
 
 const OpInfo* find_op(std::string_view name) {
-  for (OpTable table : {conv_ops(), small_ops()})
+  for (OpTable table : {conv_ops(), small_ops(), float_ops()})
     for (size_t i = 0; i < table.count; ++i)
       if (name == table.ops[i].name) return &table.ops[i];
   return nullptr;

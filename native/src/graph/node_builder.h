@@ -103,6 +103,7 @@ struct OpTable {
 };
 OpTable conv_ops();   // ops_conv.cc: qconv2d, qdense, bconv2d, bdense
 OpTable small_ops();  // ops_small.cc: everything else
+OpTable float_ops();  // ops_float.cc: fconv2d, fdense
 
 // The operator called `name`, or null.
 const OpInfo* find_op(std::string_view name);

@@ -1,0 +1,55 @@
+// kernels.h: the contracts of the float32 kernel family (fconv2d / fdense, the float layers a binary
+// network keeps at its boundaries). Every ISA implements the same functions in its own namespace
+// (lowbit::scalar, lowbit::avx2, lowbit::neon); lowbit::ref holds the obviously-correct version
+// the tests compare against. Unlike the integer and binary families the results are not bit-exact
+// across ISAs: the SIMD kernels use fused multiply-adds and sum in another order, so they agree
+// with ref within float rounding of the sum (the tests bound |y - ref| by 1e-5 x sum |a * w|).
+//
+// Weight panels (one layout for every ISA, built by pack_f32_panel): a layer's output channels
+// are cut into panels of kFPanelChannels = 16 (the last one zero-padded), each stored K-major:
+//
+//   panel[k * 16 + j] = W[j][k],  k < K, j < 16       (K x 16 floats, 64 bytes a row of K)
+//
+// so one step of the reduction loads the 16 channels' weights with two 8-float (or four 4-float)
+// vector loads, and a row of activations is broadcast against them.
+#pragma once
+#include <cstddef>
+
+namespace lowbit {
+
+inline constexpr size_t kFPanelChannels = 16;
+
+// Float GEMM over one weight panel with its epilogue fused:
+//   v = bias[j] + sum_{k < K} a[i * lda + k] * panel[k * 16 + j]
+//   c[i * ldc + j] = v < lo ? lo : (v > hi ? hi : v),      i < m, j < n
+// n in [1, 16]: only the first n columns of each row are written (the channel tail of a layer).
+// bias: 16 values (the panel's channels, zero past n). lo <= hi, or -inf / +inf for no clamp; a
+// NaN sum stays NaN. a rows are read for k < K only (no over-read: they may be a caller's tensor).
+using F32GemmFn = void (*)(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias,
+                           float lo, float hi, float* c, size_t ldc, size_t n);
+
+struct FloatKernels {
+  F32GemmFn f32_gemm;
+};
+
+#define LOWBIT_DECLARE_FLOAT_KERNELS(ns)                                                                         \
+  namespace ns {                                                                                                 \
+  void f32_gemm(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias, float lo, \
+                float hi, float* c, size_t ldc, size_t n);                                                       \
+  inline constexpr FloatKernels kFloatKernels = {f32_gemm};                                                      \
+  }
+
+LOWBIT_DECLARE_FLOAT_KERNELS(ref)
+LOWBIT_DECLARE_FLOAT_KERNELS(scalar)
+#if defined(__x86_64__)
+LOWBIT_DECLARE_FLOAT_KERNELS(avx2)  // AVX2 + FMA
+#endif
+#if defined(__aarch64__)
+LOWBIT_DECLARE_FLOAT_KERNELS(neon)
+#endif
+
+// Panel packing (shared by every ISA). w points at channel `first`'s row of a row-major [channels][k]
+// float matrix with row stride ldw; channels >= count are zero. dst receives k * 16 floats.
+void pack_f32_panel(const float* w, size_t count, size_t k, size_t ldw, float* dst);
+
+}  // namespace lowbit
