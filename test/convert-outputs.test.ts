@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import type { onnx as proto } from 'onnx-proto';
 import { convertOnnxWithReport, loadModel } from '../lib/index.js';
+import { binaryLayers } from '../lib/convert/lower.js';
+import { importOnnx } from '../lib/onnx/import.js';
 import {
   f,
   i,
@@ -166,6 +168,33 @@ const FRAGMENTS: Record<string, Fragment> = {
     out: 'y0',
     dims: [8, 6, 6],
   }),
+  'Pad(0.5) + MaxPool': () => ({
+    nodes: [
+      node('Pad', ['h', 'pads', 'pv'], ['p']),
+      node('MaxPool', ['p'], ['y0'], { kernel_shape: ints(2, 2), strides: ints(2, 2) }),
+    ],
+    inits: [tensor('pads', [8], [0, 0, 1, 1, 0, 0, 1, 1], T.INT64), tensor('pv', [], [0.5])],
+    out: 'y0',
+    dims: [8, 4, 4],
+  }),
+  'Pad(0) + MaxPool': () => ({
+    nodes: [
+      node('Pad', ['h', 'pads'], ['p']),
+      node('MaxPool', ['p'], ['y0'], { kernel_shape: ints(3, 3), strides: ints(2, 2) }),
+    ],
+    inits: [tensor('pads', [8], [0, 0, 1, 0, 0, 0, 2, 1], T.INT64)],
+    out: 'y0',
+    dims: [8, 4, 3],
+  }),
+  'Pad(-1) + Conv': (rng) => {
+    const c = conv(rng, 'p', 'y0', 6, 8, {});
+    return {
+      nodes: [node('Pad', ['h', 'pads', 'pv'], ['p']), ...c.nodes],
+      inits: [...c.inits, tensor('pads', [8], [0, 0, 1, 1, 0, 0, 1, 1], T.INT64), tensor('pv', [], [-1])],
+      out: 'y0',
+      dims: [6, 6, 6],
+    };
+  },
   GlobalAveragePool: () => ({
     nodes: [node('GlobalAveragePool', ['h'], ['y0'])],
     inits: [],
@@ -324,6 +353,16 @@ const CASES = Object.keys(FRAGMENTS).flatMap((name) =>
   ),
 );
 
+/**
+ * floatLayers that leave nothing in 8 bits: 'boundary' in a network with binary layers (every other
+ * layer and the real-valued stream), else every conv / dense layer by name.
+ */
+function everythingFloat(onnx: Uint8Array): 'boundary' | string[] {
+  const g = importOnnx(onnx);
+  if (binaryLayers(g).size > 0) return 'boundary';
+  return g.nodes.filter((n) => n.op === 'conv' || n.op === 'dense').map((n) => n.name);
+}
+
 describe('every operator at a graph output and inside a network, against onnxruntime', () => {
   it.each(CASES)('%s %s', async (name, placement) => {
     const rng = rngFor(SEED, `${name}/${placement}`);
@@ -340,6 +379,30 @@ describe('every operator at a graph output and inside a network, against onnxrun
       // of the random head, which can nearly cancel, up to 12% (12 seeds x 26 fragments). A
       // lowering bug gives 0.7 or more.
       else expect(relativeRms(actual.data, expected), output).toBeLessThan(output === 'logits' ? 0.25 : 0.1);
+    }
+  });
+});
+
+describe('every operator in float (floatLayers: every layer), against onnxruntime', () => {
+  it.each(CASES)('%s %s', async (name, placement) => {
+    const rng = rngFor(SEED, `float ${name}/${placement}`);
+    const { onnx, piece } = network(rng, FRAGMENTS[name], placement);
+    const { bytes, report } = await convertOnnxWithReport(onnx, {
+      calibration: input(rng, piece, 16),
+      floatLayers: everythingFloat(onnx),
+    });
+    expect(report.layers.filter((l) => l.kind !== 'f32').every((l) => l.kind === 'binary')).toBe(true);
+    const x = input(rng, piece, BATCH);
+    const got = loadModel(bytes).runSync(x);
+    const want = await runOrt(onnx, { x: { dims: [BATCH, ...INPUT], data: x } });
+    for (const [output, expected] of Object.entries(want)) {
+      const actual = got[output];
+      expect(actual.shape, output).toEqual([BATCH, ...(output === piece.out ? piece.dims : [5])]);
+      // Float layers sum in another order than onnxruntime (and with FMA): float rounding only.
+      // A QDQ pair quantizes in float exactly as onnxruntime does, but an input within rounding
+      // of a step boundary may round the other way: one step (0.01) at most.
+      const tolerance = name.startsWith('QuantizeLinear') ? 0.01 : 1e-5;
+      expect(relativeRms(actual.data, expected), output).toBeLessThan(tolerance);
     }
   });
 });

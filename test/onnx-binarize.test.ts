@@ -306,11 +306,58 @@ describe('Pad folded into the next Conv / AveragePool', () => {
     expect(relativeRms(loadModel(bytes).runSync(x).y.data, want)).toBeLessThan(0.02);
   });
 
+  const padded: Record<string, OnnxNode[]> = {
+    'a non-zero value before a Conv': [
+      node('Pad', ['x', 'pads', 'one'], ['p'], {}, 'pad'),
+      node('Conv', ['p', 'w'], ['y']),
+    ],
+    'a zero Pad read by a Relu too': [
+      node('Pad', ['x', 'pads'], ['p'], {}, 'pad'),
+      node('Conv', ['p', 'w'], ['c']),
+      node('Relu', ['p'], ['r']),
+      node('GlobalAveragePool', ['r'], ['g']),
+      node('GlobalAveragePool', ['c'], ['h']),
+      node('Concat', ['g', 'h'], ['y'], { axis: i(1) }),
+    ],
+    'a zero Pad before a MaxPool': [
+      node('Pad', ['x', 'pads'], ['p'], {}, 'pad'),
+      node('MaxPool', ['p'], ['y'], { kernel_shape: ints(2, 2), strides: ints(2, 2) }),
+    ],
+    'a Pad of -0.75 before a MaxPool': [
+      node('Pad', ['x', 'pads', 'pv'], ['p'], {}, 'pad'),
+      node('MaxPool', ['p'], ['y'], { kernel_shape: ints(3, 3), strides: ints(2, 2) }),
+    ],
+  };
+  for (const [name, nodes] of Object.entries(padded)) {
+    it(`${name} becomes a pad node, matching onnxruntime in 8 bits and in float`, async () => {
+      const rng = rngFor(SEED, `padded ${name}`);
+      const onnx = model({
+        nodes,
+        inputs: [valueInfo('x', ['N', 3, 6, 6])],
+        outputs: ['y'],
+        initializers: [
+          tensor('pads', [8], [0, 0, 1, 1, 0, 0, 1, 1], T.INT64),
+          tensor('pv', [], [-0.75]),
+          randomTensor(rng, 'w', [2, 3, 3, 3]),
+          ...scalars,
+        ],
+      });
+      expect(importOnnx(onnx).nodes.map((n) => n.op)).toContain('pad');
+      const x = randomValues(rng, 8 * 108);
+      const want = (await runOrt(onnx, { x: { dims: [8, 3, 6, 6], data: x } })).y;
+      expect(relativeRms(evalOnnx(onnx, [8, 3, 6, 6], x), want)).toBeLessThan(1e-6);
+      const int8 = await convertOnnxWithReport(onnx, { calibration: x });
+      // 8 bits: measured 0.5-5% (the concat shares one scale between a small and a large branch).
+      expect(relativeRms(loadModel(int8.bytes).runSync(x).y.data, want)).toBeLessThan(0.1);
+      const layers = importOnnx(onnx)
+        .nodes.filter((n) => n.op === 'conv')
+        .map((n) => n.name);
+      const float = await convertOnnxWithReport(onnx, { calibration: x, floatLayers: layers });
+      expect(relativeRms(loadModel(float.bytes).runSync(x).y.data, want)).toBeLessThan(1e-5);
+    });
+  }
+
   const refused: Record<string, { nodes: OnnxNode[]; re: RegExp }> = {
-    'a non-zero value': {
-      nodes: [node('Pad', ['x', 'pads', 'one'], ['p'], {}, 'pad'), node('Conv', ['p', 'w'], ['y'])],
-      re: /value 1/,
-    },
     'reflect mode': {
       nodes: [node('Pad', ['x', 'pads'], ['p'], { mode: s('reflect') }, 'pad'), node('Conv', ['p', 'w'], ['y'])],
       re: /mode "reflect"/,
@@ -322,24 +369,6 @@ describe('Pad folded into the next Conv / AveragePool', () => {
     'negative pads': {
       nodes: [node('Pad', ['x', 'npads'], ['p'], {}, 'pad'), node('Conv', ['p', 'w'], ['y'])],
       re: /negative/,
-    },
-    'a Pad read by a Relu too': {
-      nodes: [
-        node('Pad', ['x', 'pads'], ['p'], {}, 'pad'),
-        node('Conv', ['p', 'w'], ['c']),
-        node('Relu', ['p'], ['r']),
-        node('GlobalAveragePool', ['r'], ['g']),
-        node('GlobalAveragePool', ['c'], ['h']),
-        node('Concat', ['g', 'h'], ['y'], { axis: i(1) }),
-      ],
-      re: /feeding a Conv or an AveragePool.*Relu/,
-    },
-    'a Pad before a MaxPool': {
-      nodes: [
-        node('Pad', ['x', 'pads'], ['p'], {}, 'pad'),
-        node('MaxPool', ['p'], ['y'], { kernel_shape: ints(2, 2), strides: ints(2, 2) }),
-      ],
-      re: /feeding a Conv or an AveragePool.*MaxPool/,
     },
   };
   for (const [name, { nodes, re }] of Object.entries(refused)) {
@@ -368,7 +397,7 @@ describe('Pad folded into the next Conv / AveragePool', () => {
       const message = (error as Error).message;
       expect(message).toMatch(/"pad" \(Pad\)/);
       expect(message).toMatch(re);
-      expect(message).toMatch(/Conv or an AveragePool/);
+      expect(message).toMatch(/supported: mode "constant"/);
     });
   }
 
@@ -529,14 +558,14 @@ describe('binary blocks exported by PyTorch (tools/export_bnn_block.py)', () => 
       // With the real-valued stream in float, lowbit computes what PyTorch does, up to float
       // rounding (a sign of a value within rounding of its threshold could flip: not seen).
       const float = await convertOnnxWithReport(onnx, { calibration: x, floatLayers: 'boundary' });
-      expect(float.report.layers.map((l) => l.kind)).toEqual(['binary', 'binary', 'f32']);
+      expect(float.report.layers.map((l) => l.kind).sort()).toEqual(['binary', 'binary', 'f32']);
       expect(relativeRms(loadModel(float.bytes).runSync(x).y.data, want)).toBeLessThan(1e-5);
 
       // In 8 bits the second block's signs read a sum computed in 8 bits, whose values within
       // half a step of 0 may binarize the other way (each flip moves a 144-term binary dot
       // product by 2a): measured 0.11-0.16 on the output.
       const int8 = await convertOnnxWithReport(onnx, { calibration: x });
-      expect(int8.report.layers.map((l) => l.kind)).toEqual(['binary', 'binary', 'W8A8']);
+      expect(int8.report.layers.map((l) => l.kind).sort()).toEqual(['W8A8', 'binary', 'binary']);
       expect(int8.report.layers[0].error).toBeLessThan(0.03);
       expect(relativeRms(loadModel(int8.bytes).runSync(x).y.data, want)).toBeLessThan(0.25);
     });

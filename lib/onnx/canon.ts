@@ -23,8 +23,8 @@
  * `where(x >= 0, 1, -1)` that lowbit's training scripts export, and different from ONNX `Sign` only
  * where x is exactly 0. (`x < 0 ? -1 : 1` is the same function; `Greater(x, 0)` is not, and is refused.)
  *
- * A zero Pad of an activation stays symbolic (a "pad" value) until the Conv / AveragePool that reads
- * it folds its pads into theirs (canon/pad.ts); read any other way it is an UnsupportedError.
+ * A Pad of an activation stays symbolic (a "pad" value): a zero one read by a Conv / AveragePool folds
+ * its pads into theirs (canon/pad.ts); read any other way it becomes a pad node.
  *
  * BatchNormalization and Mul / Add / Sub / Div by constants become `affine` nodes here;
  * simplify.ts folds them into a preceding conv / dense.
@@ -318,9 +318,12 @@ export class Canonicalizer {
           `${nodeLabel(v.node)}: QuantizeLinear of an activation must feed a DequantizeLinear (a QDQ pair); here ${reader} reads it`,
         );
       case 'pad':
-        throw new UnsupportedError(
-          `${nodeLabel(v.node)}: Pad of an activation is supported only feeding a Conv or an AveragePool (its zero pads on H and W fold into theirs); here ${reader} reads it`,
-        );
+        if (!v.materialized) {
+          const output = v.node.outputs[0];
+          this.push({ op: 'pad', input: v.x.tensor, pads: v.pads, value: v.value, name: v.node.name, output }, v.dims);
+          v.materialized = { kind: 'act', tensor: output, dims: v.dims };
+        }
+        return v.materialized;
       case 'const':
         throw new UnsupportedError(`${reader}: expected an activation, got a constant`);
     }
@@ -464,7 +467,7 @@ export class Canonicalizer {
    */
   paddedActivation(node: RawNode, ins: Inputs, i: number): { x: Act; pads: [number, number, number, number] } {
     const v = ins[i];
-    if (v?.kind === 'pad') return { x: v.x, pads: v.pads };
+    if (v?.kind === 'pad' && v.value === 0 && !v.materialized) return { x: v.x, pads: v.pads };
     return { x: this.activation(node, ins, i), pads: [0, 0, 0, 0] };
   }
 

@@ -59,6 +59,9 @@ export type FloatOp =
   | { op: 'add'; inputs: [string, string] }
   /** concatenation along axis 1 (channels) */
   | { op: 'concat'; inputs: string[] }
+  /** constant padding of H and W with `value`: pads [top, left, bottom, right] (a zero Pad before a
+   *  Conv or AveragePool folds into its pads instead) */
+  | { op: 'pad'; input: string; pads: [number, number, number, number]; value: number }
   /** to [N, product of the rest] (ONNX Flatten with axis 1, or a Reshape to [N, -1]) */
   | { op: 'flatten'; input: string }
   /**

@@ -152,8 +152,8 @@ FuzzModel fuzz_model() {
   w.node("gap", "global_avgpool", {av}, gp, "\"clamp\": [-128, 127]");
   w.node("dq", "dequantize", {gp}, pooled);
 
-  // The float path (f32 hwc activations): transpose, RPReLU, residual add, clamp, pools, concat,
-  // sign with thresholds, global average, back to chw.
+  // The float path (f32 hwc activations): transpose, RPReLU, residual add, clamp, pad, affine, pools,
+  // concat, sign with thresholds, global average, back to chw.
   const auto xh = w.tensor_hwc("xh", {6, 6, 3}), fp = w.tensor_hwc("fp", {6, 6, 3});
   const auto fa = w.tensor_hwc("fa", {6, 6, 3}), fc = w.tensor_hwc("fc", {6, 6, 3});
   const auto fmp = w.tensor_hwc("fmp", {3, 3, 3}), fap = w.tensor_hwc("fap", {3, 3, 3});
@@ -168,7 +168,12 @@ FuzzModel fuzz_model() {
              ", \"output_bias\": " + w.data(std::vector<float>{-0.2f, 0.3f, 0.0f}));
   w.node("f.add", "add", {fp, xh}, fa, "\"clamp\": [-4.0, 4.0]");
   w.node("f.clamp", "clamp", {fa}, fc, "\"clamp\": [-3.0, 3.0]");
-  w.node("f.maxpool", "maxpool", {fc}, fmp, "\"kernel\": [2, 2], \"stride\": [2, 2], \"pads\": [0, 0, 0, 0]");
+  const auto fpad = w.tensor_hwc("fpad", {7, 7, 3}), faf = w.tensor_hwc("faf", {7, 7, 3});
+  w.node("f.pad", "pad", {fc}, fpad, "\"pads\": [1, 0, 0, 1], \"value\": -0.5");
+  w.node("f.affine", "affine", {fpad}, faf,
+         "\"scale\": " + w.data(std::vector<float>{0.5f, -1.0f, 2.0f}) +
+             ", \"bias\": " + w.data(std::vector<float>{0.0f, 0.1f, -0.1f}) + ", \"clamp\": [-2.0, 2.0]");
+  w.node("f.maxpool", "maxpool", {faf}, fmp, "\"kernel\": [2, 2], \"stride\": [2, 2], \"pads\": [0, 0, 0, 0]");
   w.node("f.avgpool", "avgpool", {fc}, fap,
          "\"kernel\": [3, 3], \"stride\": [2, 2], \"pads\": [1, 1, 1, 1], \"count_include_pad\": false");
   w.node("f.concat", "concat", {fmp, fap}, fcat);
@@ -422,7 +427,7 @@ TEST(model_fuzz_json_mutations_name_the_field) {
       {"\"lowbit\": 1", "\"lowbit\": 2", "json: lowbit: expected 1 (the graph format version), got 2"},
       {"\"nodes\": [", "\"nodez\": [", "json: (the document): missing field 'nodes'"},
       {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [99], \"outputs\": [1]",
-       "node 'quantize' (quantize): json: nodes[0].inputs[0]: expected an integer in [0, 25], got 99"},
+       "node 'quantize' (quantize): json: nodes[0].inputs[0]: expected an integer in [0, 27], got 99"},
       {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [0], \"outputs\": [0]",
        "nodes[0].outputs[0]: tensor 0 'x' is a graph input"},
       {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [0], \"outputs\": [1, 2]",
@@ -505,7 +510,7 @@ TEST(model_fuzz_json_mutations_name_the_field) {
       {"\"clamp\": [-3.0, 3.0]", "\"clamp\": [-3.0, 1e39]",
        "node 'f.clamp' (clamp): json: nodes[18].clamp: expected finite float32 values with lo <= hi"},
       {"\"count_include_pad\": false", "\"count_include_pad\": 0",
-       "node 'f.avgpool' (avgpool): json: nodes[20].count_include_pad: expected true or false, got 0"},
+       "node 'f.avgpool' (avgpool): json: nodes[22].count_include_pad: expected true or false, got 0"},
       {"\"op\": \"concat\", \"inputs\": [20, 21]", "\"op\": \"concat\", \"inputs\": [20, 19]",
        "node 'f.concat' (concat): inputs[1] (tensor 19 'fc'): expected shape [3, 3, 3], got [6, 6, 3]"},
       {"\"op\": \"add\", \"inputs\": [17, 16]", "\"op\": \"add\", \"inputs\": [17, 0]",
@@ -565,7 +570,7 @@ TEST(model_fuzz_data_mutations_name_the_field) {
       {"infinite slope", fm.rprelu_slope, [](auto& d) { put_u32(d, 8, 0x7F800000u); },
        "node 'f.rprelu' (prelu): json: nodes[16].slope: value 2 is not finite"},
       {"NaN threshold", fm.rsign_threshold, [](auto& d) { put_u32(d, 20, 0x7FC00000u); },
-       "node 'f.sign' (sign): json: nodes[22].threshold: value 5 is NaN"},
+       "node 'f.sign' (sign): json: nodes[24].threshold: value 5 is NaN"},
   };
   for (const Case& c : cases) {
     std::vector<std::vector<uint8_t>> sections = fm.w.sections;

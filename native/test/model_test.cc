@@ -1172,3 +1172,82 @@ TEST(model_float_layers_equal_the_drivers) {
     CHECK(std::count(out[0].begin(), out[0].end(), -0.5f) > 0, "the clamp's lower bound is never reached");
   }
 }
+
+TEST(model_pad_and_float_affine) {
+  // x f32 hwc -> pad (value -0.75, asymmetric) -> affine (scale, bias, clamp) -> output;
+  // x -> quantize (u8) -> pad (code 200) -> dequantize; x -> sign -> pad (bit 1: -1) -> unpack ->
+  // dequantize: each against plain reference math.
+  auto g = rng(952);
+  const size_t C = 67, H = 4, W = 5, T = 1, L = 0, B = 2, R = 3, OH = H + T + B, OW = W + L + R;
+  const auto scale = floats(g, C, -2, 2), bias = floats(g, C, -1, 1);
+  const float qscale = 0.05f;
+  GraphWriter w;
+  const auto x = w.tensor_hwc("x", {H, W, C}), p = w.tensor_hwc("p", {OH, OW, C}), a = w.tensor_hwc("a", {OH, OW, C});
+  const auto q = w.tensor("q", "u8", {H, W, C}, qscale, 100), qp = w.tensor("qp", "u8", {OH, OW, C}, qscale, 100);
+  const auto qd = w.tensor_hwc("qd", {OH, OW, C});
+  const auto s = w.tensor("s", "b1", {H, W, C}), sp = w.tensor("sp", "b1", {OH, OW, C});
+  const auto u = w.tensor("u", "s8", {OH, OW, C}, 1, 0), ud = w.tensor_hwc("ud", {OH, OW, C});
+  w.input("x", x), w.output("affine", a), w.output("u8", qd), w.output("b1", ud);
+  const std::string pads = "\"pads\": [1, 0, 2, 3], ";
+  w.node("pad", "pad", {x}, p, pads + "\"value\": -0.75");
+  w.node("affine", "affine", {p}, a,
+         "\"scale\": " + w.data(scale) + ", \"bias\": " + w.data(bias) + ", \"clamp\": [-1.5, 1.0]");
+  w.node("quantize", "quantize", {x}, q);
+  w.node("qpad", "pad", {q}, qp, pads + "\"value\": 200");
+  w.node("dequantize", "dequantize", {qp}, qd);
+  w.node("sign", "sign", {x}, s);
+  w.node("bpad", "pad", {s}, sp, pads + "\"value\": 1");
+  w.node("unpack", "unpack", {sp}, u);
+  w.node("signs", "dequantize", {u}, ud);
+  const auto m = load(w);
+
+  for (size_t batch : {1, 3}) {
+    const auto xs = floats(g, batch * H * W * C, -2, 2);
+    std::vector<float> ra(batch * OH * OW * C), rq(ra.size()), rs(ra.size());
+    for (size_t n = 0; n < batch; ++n)
+      for (size_t y = 0; y < OH; ++y)
+        for (size_t xx = 0; xx < OW; ++xx)
+          for (size_t ch = 0; ch < C; ++ch) {
+            const size_t o = ((n * OH + y) * OW + xx) * C + ch;
+            const bool inside = y >= T && y < T + H && xx >= L && xx < L + W;
+            const float v = inside ? xs[((n * H + y - T) * W + xx - L) * C + ch] : -0.75f;
+            ra[o] = ref_clamp(v * scale[ch] + bias[ch], -1.5f, 1.0f);
+            rq[o] =
+                inside ? dequantized(quantized({v}, qscale, 100, false), qscale, 100, false)[0] : qscale * (200 - 100);
+            rs[o] = inside ? (v < 0 ? -1.0f : 1.0f) : -1.0f;
+          }
+    const auto out = run(*m, batch, {xs});
+    CHECK_SAME(out[0], ra, "f32 pad -> affine, batch " << batch);
+    CHECK_SAME(out[1], rq, "u8 pad, batch " << batch);
+    CHECK_SAME(out[2], rs, "b1 pad, batch " << batch);
+  }
+  // The value must fit the dtype.
+  for (const char* bad : {"\"value\": 256", "\"value\": 2", "\"value\": 1e39"}) {
+    GraphWriter v;
+    const bool b1 = std::string(bad) == "\"value\": 2", f32 = std::string(bad) == "\"value\": 1e39";
+    const auto vx = v.tensor_hwc("x", {H, W, C});
+    const auto in = f32 ? vx : b1 ? v.tensor("s", "b1", {H, W, C}) : v.tensor("q", "u8", {H, W, C}, qscale, 100);
+    const auto out = f32  ? v.tensor_hwc("p", {OH, OW, C})
+                     : b1 ? v.tensor("p", "b1", {OH, OW, C})
+                          : v.tensor("p", "u8", {OH, OW, C}, qscale, 100);
+    const auto y = v.tensor_hwc("y", {OH, OW, C});
+    v.input("x", vx), v.output("y", y);
+    if (!f32) v.node("to", b1 ? "sign" : "quantize", {vx}, in);
+    v.node("pad", "pad", {in}, out, pads + bad);
+    if (b1) {
+      const auto uu = v.tensor("u", "s8", {OH, OW, C}, 1, 0);
+      v.node("unpack", "unpack", {out}, uu);
+      v.node("deq", "dequantize", {uu}, y);
+    } else {
+      v.node("deq", f32 ? "clamp" : "dequantize", {out}, y, f32 ? "\"clamp\": [-1.0, 1.0]" : "");
+    }
+    std::string message;
+    try {
+      load(v);
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    CHECK(message.find("node 'pad' (pad)") != std::string::npos && message.find("value") != std::string::npos,
+          bad << ": " << message);
+  }
+}

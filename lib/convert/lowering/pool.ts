@@ -1,4 +1,7 @@
-/** maxpool (on 8 bits, packed bits or float), avgpool and global_avgpool (on 8 bits or float). */
+/**
+ * maxpool (on 8 bits, packed bits or float), avgpool and global_avgpool (on 8 bits or float), pad
+ * (in the input's representation where it holds the value exactly, else in float).
+ */
 import { quantClamp, quantOf, sampleShape, type GraphBuilder, type LoweringTable } from '../graph-builder.js';
 import type { FloatNode } from '../../onnx/ir.js';
 
@@ -20,7 +23,27 @@ function lowerAverage(b: GraphBuilder, n: Extract<FloatNode, { op: 'avgpool' | '
   b.values.set(n.output, { kind: v.kind, t });
 }
 
-export const POOL_LOWERINGS: LoweringTable<'maxpool' | 'avgpool' | 'global_avgpool'> = {
+/** The pad value as stored for tensor t (a bit, an 8-bit code, a float), or undefined where t cannot hold it exactly. */
+function padCode(b: GraphBuilder, t: number, value: number): number | undefined {
+  const x = b.tensors[t];
+  if (x.dtype === 'f32') return value;
+  if (x.dtype === 'b1') return value === 1 ? 0 : value === -1 ? 1 : undefined;
+  const q = b.quantOfTensor(t);
+  const code = value / q.scale + q.zeroPoint;
+  const [lo, hi] = q.dtype === 'u8' ? [0, 255] : [-128, 127];
+  return Number.isInteger(code) && code >= lo && code <= hi ? code : undefined;
+}
+
+export const POOL_LOWERINGS: LoweringTable<'maxpool' | 'avgpool' | 'global_avgpool' | 'pad'> = {
+  pad: {
+    lower(b, n) {
+      let v = b.value(n.input);
+      if (b.inFloat(n.input) || b.isChw(v.t) || padCode(b, v.t, n.value) === undefined) v = b.asF32(n.input, v);
+      const t = b.addTensorLike(n.output, v.t, sampleShape(b.dims(n.output)));
+      b.addNode(n.name, 'pad', [v.t], [t], { pads: n.pads, value: padCode(b, v.t, n.value) });
+      b.values.set(n.output, { kind: v.kind, t });
+    },
+  },
   maxpool: {
     lower(b, n) {
       const shape = sampleShape(b.dims(n.output));

@@ -53,12 +53,15 @@ export interface Quant {
   dims: number[];
   node: RawNode;
 }
-/** Zero padding of an activation on H and W, waiting for the Conv / AveragePool it folds into */
+/** Constant padding of an activation on H and W: a zero one waits for the Conv / AveragePool it folds into */
 export interface Padded {
   kind: 'pad';
   x: Act;
   /** [top, left, bottom, right] */
   pads: [number, number, number, number];
+  value: number;
+  /** the pad node, once something other than a Conv / AveragePool read it */
+  materialized?: Act;
   /** the padded dims */
   dims: number[];
   node: RawNode;

@@ -1,15 +1,15 @@
 /**
- * Pad of an activation: zero padding on H and W only, kept symbolic (a "pad" value) until the
- * Conv or AveragePool that reads it folds the pads into its own (PyTorch exports `nn.ZeroPad2d`,
- * and `AvgPool2d(count_include_pad=True)` with padding, as Pad + Conv / AveragePool).
+ * Pad of an activation: constant padding on H and W, kept symbolic (a "pad" value): a zero pad read
+ * by a Conv or AveragePool folds into that operator's pads (PyTorch exports `nn.ZeroPad2d`, and
+ * `AvgPool2d(count_include_pad=True)` with padding, as Pad + Conv / AveragePool); any other reader
+ * gets a pad node (canon.ts materialize).
  */
 import { UnsupportedError } from '../../errors.js';
 import { nodeLabel, type RawNode } from '../proto.js';
 import type { Canonicalizer } from '../canon.js';
 import { rank4, scalarOf, type CanonRule, type Inputs } from './common.js';
 
-const SUPPORTED =
-  'supported: mode "constant" with value 0, non-negative pads on H and W only (not N or C), read only by a Conv or an AveragePool (the pads fold into theirs)';
+const SUPPORTED = 'supported: mode "constant" (any finite value), non-negative pads on H and W only (not N or C)';
 
 function pad(c: Canonicalizer, node: RawNode, ins: Inputs): void {
   const refuse = (what: string): never => {
@@ -41,13 +41,13 @@ function pad(c: Canonicalizer, node: RawNode, ins: Inputs): void {
     value = a.float('value', 0);
   }
   if (pads.length !== 8) refuse(`pads [${pads.join(', ')}] are not 8 values for a rank-4 input`);
-  if (value !== 0) refuse(`value ${value}`);
+  if (!Number.isFinite(value)) refuse(`value ${value}`);
   if (pads.some((p) => p < 0)) refuse(`pads [${pads.join(', ')}] are negative`);
   if (pads[0] || pads[1] || pads[4] || pads[5]) refuse(`pads [${pads.join(', ')}] pad the batch or channel axis`);
   const [top, left, bottom, right] = [pads[2], pads[3], pads[6], pads[7]];
   if (top + left + bottom + right === 0) return c.set(node, x);
   const dims = [x.dims[0], x.dims[1], x.dims[2] + top + bottom, x.dims[3] + left + right];
-  c.set(node, { kind: 'pad', x, pads: [top, left, bottom, right], dims, node });
+  c.set(node, { kind: 'pad', x, pads: [top, left, bottom, right], value, dims, node });
 }
 
 export const PAD_RULES: Record<string, CanonRule> = {

@@ -1,4 +1,4 @@
-/** maxpool, avgpool, global_avgpool. */
+/** maxpool, avgpool, global_avgpool, pad. */
 import type { FloatNode } from '../ir.js';
 import { size } from '../tensor.js';
 import { checkRank, fail, windowed, type FloatNodeOf, type FloatOpTable, type FloatTensor } from './common.js';
@@ -53,7 +53,24 @@ const windowPool = {
     pool(node, ins[0], outDims),
 };
 
-export const POOL_OPS: FloatOpTable<'maxpool' | 'avgpool' | 'global_avgpool'> = {
+export const POOL_OPS: FloatOpTable<'maxpool' | 'avgpool' | 'global_avgpool' | 'pad'> = {
+  pad: {
+    infer(node, x) {
+      checkRank(node, x, [4]);
+      const [top, left, bottom, right] = node.pads;
+      return [x[0], x[1], x[2] + top + bottom, x[3] + left + right];
+    },
+    evaluate(node, [x], outDims) {
+      const [n, c, h, w] = x.dims;
+      const [, , oh, ow] = outDims;
+      const [top, left] = node.pads;
+      const out = new Float32Array(n * c * oh * ow).fill(node.value);
+      for (let p = 0; p < n * c; ++p)
+        for (let y = 0; y < h; ++y)
+          out.set(x.data.subarray((p * h + y) * w, (p * h + y + 1) * w), (p * oh + y + top) * ow + left);
+      return out;
+    },
+  },
   maxpool: windowPool,
   avgpool: windowPool,
   global_avgpool: {

@@ -150,4 +150,20 @@ void softmax_f32(const float* x, size_t rows, size_t c, float* out) {
   });
 }
 
+void pad_pixels(const uint8_t* x, size_t images, size_t h, size_t w, size_t pixel_bytes, const size_t pads[4],
+                const uint8_t* fill, uint8_t* out) {
+  const size_t oh = h + pads[0] + pads[2], ow = w + pads[1] + pads[3];
+  for_rows(images * oh, ow * pixel_bytes, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r) {
+      uint8_t* dst = out + r * ow * pixel_bytes;
+      const size_t y = r % oh;
+      const bool inside = y >= pads[0] && y < pads[0] + h;
+      for (size_t x0 = 0; x0 < ow; ++x0)
+        if (!inside || x0 < pads[1] || x0 >= pads[1] + w) std::memcpy(dst + x0 * pixel_bytes, fill, pixel_bytes);
+      if (inside)
+        std::memcpy(dst + pads[1] * pixel_bytes, x + ((r / oh) * h + (y - pads[0])) * w * pixel_bytes, w * pixel_bytes);
+    }
+  });
+}
+
 }  // namespace lowbit

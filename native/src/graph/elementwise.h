@@ -43,6 +43,11 @@ struct PreluParams {
 };
 void prelu_8bit(const uint8_t* x, size_t rows, size_t c, const PreluParams& p, uint8_t* out);
 
+// Constant padding of images of any dtype, pixel by pixel: x [images][h][w] pixels of pixel_bytes
+// -> out [images][h + top + bottom][w + left + right], the new pixels copies of `fill`.
+void pad_pixels(const uint8_t* x, size_t images, size_t h, size_t w, size_t pixel_bytes, const size_t pads[4],
+                const uint8_t* fill, uint8_t* out);
+
 // Softmax over each row of c floats: exp(x - max) / sum, accumulated in double.
 void softmax_f32(const float* x, size_t rows, size_t c, float* out);
 

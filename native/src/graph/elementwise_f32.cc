@@ -56,6 +56,17 @@ void add_f32(const float* a, const float* b, size_t n, float lo, float hi, float
   for_rows(n, 1, [&](size_t i0, size_t i1) { add(i1 - i0, a + i0, b + i0, lo, hi, out + i0); });
 }
 
+void affine_f32(const float* x, size_t rows, size_t c, const float* scale, const float* bias, float lo, float hi,
+                float* out) {
+  for_rows(rows, c, [&](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; ++r)
+      for (size_t ch = 0; ch < c; ++ch) {
+        const float v = x[r * c + ch] * scale[ch] + bias[ch];
+        out[r * c + ch] = v < lo ? lo : (v > hi ? hi : v);
+      }
+  });
+}
+
 void clamp_f32(const float* x, size_t n, float lo, float hi, float* out) {
   const ClampF32Fn clamp = f32_kernels().clamp;
   for_rows(n, 1, [&](size_t i0, size_t i1) { clamp(i1 - i0, x + i0, lo, hi, out + i0); });

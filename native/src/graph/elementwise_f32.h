@@ -22,6 +22,9 @@ void clamp_f32(const float* x, size_t n, float lo, float hi, float* out);
 // Per channel: v = x - input_bias[c]; out = (v >= 0 ? v : v * slope[c]) + output_bias[c].
 void prelu_f32(const float* x, size_t rows, size_t c, const float* slope, const float* input_bias,
                const float* output_bias, float* out);
+// Per channel: out = clamp(x * scale[c] + bias[c]), a multiply then an add (never fused).
+void affine_f32(const float* x, size_t rows, size_t c, const float* scale, const float* bias, float lo, float hi,
+                float* out);
 // b1 rows x ceil(c / 64) words: bit = (x < threshold[ch]); NaN gives 0.
 void sign_f32(const float* x, size_t rows, size_t c, const float* threshold, uint64_t* out);
 

@@ -134,8 +134,31 @@ class AffineNode : public Node {
   }
 };
 
+// A per-channel scale and shift on float activations (one that did not fold into a layer).
+class AffineF32Node : public Node {
+ public:
+  size_t rows = 0, c = 0;
+  std::vector<float> scale, bias;
+  float lo = -INFINITY, hi = INFINITY;
+  void run(const RunBuffers& b) const override {
+    affine_f32(as_f32(in(b)), b.batch * rows, c, scale.data(), bias.data(), lo, hi, as_f32(out(b)));
+  }
+};
+
 std::unique_ptr<Node> build_affine(const NodeBuilder& b) {
   const TensorDesc &x = b.input(), &y = b.output();
+  if (x.dtype == DType::F32) {
+    b.expect_not_chw(x, b.input_name());
+    b.expect_dtype(y, b.output_name(), {DType::F32});
+    b.expect_shape(y, b.output_name(), x.shape);
+    b.expect_not_chw(y, b.output_name());
+    auto node = std::make_unique<AffineF32Node>();
+    node->rows = x.rows(), node->c = x.last();
+    node->scale = b.finite_floats("scale", node->c);
+    node->bias = b.finite_floats("bias", node->c);
+    std::tie(node->lo, node->hi) = b.float_clamp();
+    return node;
+  }
   b.expect_dtype(x, b.input_name(), {DType::S32});
   b.expect_dtype(y, b.output_name(), {DType::F32});
   b.expect_shape(y, b.output_name(), f32_shape_of(y, x));
@@ -560,6 +583,52 @@ std::unique_ptr<Node> build_reshape(const NodeBuilder& b) {
 }
 
 // f32 [C, H, W] (chw) <-> [H, W, C] (hwc): the boundary of the float activations inside a graph.
+// ---- pad -------------------------------------------------------------------------------------------
+
+class PadNode : public Node {
+ public:
+  size_t h = 0, w = 0, pixel_bytes = 0, pads[4] = {};
+  std::vector<uint8_t> fill;  // one padding pixel
+  void run(const RunBuffers& b) const override {
+    pad_pixels(in(b), b.batch, h, w, pixel_bytes, pads, fill.data(), out(b));
+  }
+};
+
+std::unique_ptr<Node> build_pad(const NodeBuilder& b) {
+  const TensorDesc &x = b.input(), &y = b.output();
+  b.expect_dtype(x, b.input_name(), {DType::U8, DType::S8, DType::B1, DType::F32});
+  b.expect_rank(x, b.input_name(), 3);
+  b.expect_not_chw(x, b.input_name());
+  b.expect_same_parameters(x, b.input_name(), y, b.output_name());
+  b.expect_layout(y, b.output_name(), x.hwc);
+  auto node = std::make_unique<PadNode>();
+  const std::vector<size_t> p = b.integers("pads", 4, 0, int64_t{1} << 24);
+  std::copy(p.begin(), p.end(), node->pads);
+  node->h = x.shape[0], node->w = x.shape[1];
+  b.expect_shape(y, b.output_name(), {node->h + p[0] + p[2], node->w + p[1] + p[3], x.shape[2]});
+  node->pixel_bytes = x.bytes / (node->h * node->w);
+  node->fill.resize(node->pixel_bytes);
+  const size_t c = x.shape[2];
+  switch (x.dtype) {
+    case DType::F32: {
+      const json::Value v = b.json.get("value");
+      const float value = static_cast<float>(v.number());
+      if (!std::isfinite(value)) v.fail("expected a finite float32 value, got " + v.describe());
+      for (size_t i = 0; i < c; ++i) std::memcpy(node->fill.data() + 4 * i, &value, 4);
+      break;
+    }
+    case DType::B1:
+      // Bits 1 (-1) or 0 (+1) on the channels, tail bits zero.
+      if (b.integer("value", 0, 1))
+        for (size_t i = 0; i < c; ++i) node->fill[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+      break;
+    default:
+      std::fill(node->fill.begin(), node->fill.end(),
+                static_cast<uint8_t>(b.integer("value", dtype_min(x), dtype_max(x))));
+  }
+  return node;
+}
+
 class TransposeNode : public Node {
  public:
   size_t c = 0, hw = 0;
@@ -622,6 +691,7 @@ const OpInfo kOps[] = {
     {"reshape", 1, build_reshape},
     {"softmax", 1, build_softmax},
     {"transpose", 1, build_transpose},
+    {"pad", 1, build_pad},
 };
 
 }  // namespace
