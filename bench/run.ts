@@ -37,6 +37,12 @@ const SUITES: readonly SuiteEntry[] = [
       'lowbit bconv2d through MST schedules vs dense, random weights and controlled channel distances d/K 2-20%, ResNet-18 3x3 layers, 1 and 2 threads',
     load: () => import('./mst.js'),
   },
+  {
+    name: 'deploy',
+    description:
+      'whole binary networks (Bi-Real Net-18, ReActNet-18, BiBench ResNet-18/34, ResNet-20, VGG-Small from tools/bnn_zoo.py) vs onnxruntime-node fp32, batch 1 and 16',
+    load: () => import('./deploy.js'),
+  },
 ];
 
 function usage(): string {
