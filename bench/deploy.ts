@@ -51,7 +51,10 @@ const NETS = ['resnet20', 'vggsmall', 'bireal18', 'reactnet18', 'resnet18', 'res
 const BATCH = 16;
 
 /** The conversions timed for each network; a mode is one line (e.g. a float-boundary option). */
-const MODES: readonly { name: string; options: ConvertOptions }[] = [{ name: 'int8 boundary', options: {} }];
+const MODES: readonly { name: string; options: ConvertOptions }[] = [
+  { name: 'int8 boundary', options: { floatLayers: 'none' } },
+  { name: 'float boundary', options: { floatLayers: 'boundary' } },
+];
 
 const QUICK: TimingPlan = { warmupMs: 0, rounds: 3, roundMs: 100 };
 const FULL: TimingPlan = { warmupMs: 500, rounds: 6, roundMs: 400 };

@@ -2,8 +2,9 @@
 // BiBench ResNet-18/34, CIFAR ResNet-20, VGG-Small), exported by PyTorch at test time in their
 // reduced --small forms: the straight-through export and the plain-sign export compute the same
 // network in onnxruntime, and lowbit converts the straight-through export with every binary 3x3
-// conv on the binary engine. Needs /usr/bin/python3 with torch (Debian's python3-torch): skipped
-// without it locally, a failure on CI.
+// conv on the binary engine; with float boundary layers its outputs are onnxruntime's up to float
+// rounding, and its predictions the same. Needs /usr/bin/python3 with torch (Debian's
+// python3-torch): skipped without it locally, a failure on CI.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { convertOnnxWithReport, loadModel, UnsupportedError } from '../lib/index.js';
+import { convertOnnxWithReport, loadModel } from '../lib/index.js';
 import { relativeRms, runOrt } from './helpers/onnx-builder.js';
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
 
@@ -19,12 +20,6 @@ const SEED = fileSeed('bnn-zoo');
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('../tools/bnn_zoo.py', import.meta.url));
 const NETS = ['bireal18', 'reactnet18', 'resnet18', 'resnet34', 'resnet20', 'vggsmall'];
-/**
- * Networks lowbit imports today. The others must convert or fail with an UnsupportedError naming
- * a node: reactnet18 (RSign's per-channel Add before the sign, RPReLU) and vggsmall (a BatchNorm
- * after a MaxPool, conv -> maxpool -> BN). Move them here once their import lands.
- */
-const CONVERTS = new Set(['bireal18', 'resnet18', 'resnet34', 'resnet20']);
 
 interface ZooInfo {
   input: number[];
@@ -44,6 +39,17 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function standardNormal(rng: Rng, n: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; ++i) out[i] = Math.sqrt(-2 * Math.log(1 - rng.float())) * Math.cos(2 * Math.PI * rng.float());
+  return out;
+}
+
+/** The predicted class of each row of `classes` logits. */
+function argmax(logits: ArrayLike<number>, classes: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r * classes < logits.length; ++r) {
+    let best = 0;
+    for (let c = 1; c < classes; ++c) if (logits[r * classes + c] > logits[r * classes + best]) best = c;
+    out.push(best);
+  }
   return out;
 }
 
@@ -109,29 +115,30 @@ describe('tools/bnn_zoo.py --small', () => {
       const onnx = readFileSync(join(dir, net.onnx));
       const perSample = net.input.reduce((a, b) => a * b, 1);
       const calibration = standardNormal(rngFor(SEED, `calibration ${name}`), 4 * perSample);
-      let converted: Awaited<ReturnType<typeof convertOnnxWithReport>>;
-      try {
-        converted = await convertOnnxWithReport(onnx, { calibration });
-      } catch (error) {
-        if (CONVERTS.has(name)) throw error;
-        expect(error).toBeInstanceOf(UnsupportedError);
-        expect((error as Error).message).toMatch(/node '[^']+'/);
-        console.log(`[bnn-zoo] ${name}: not converted yet: ${(error as Error).message}`);
-        return;
-      }
-      const { bytes, report } = converted;
-      const kinds = new Map(report.layers.map((l) => [l.name, l.kind]));
       const expected = binary3x3Convs(onnx);
       expect(expected.length).toBe(net.binary_layers);
-      expect(expected.map((n) => [n, kinds.get(n)])).toEqual(expected.map((n) => [n, 'binary']));
-      expect(report.layers.filter((l) => l.kind !== 'binary').length).toBe(net.float_layers);
-      const model = loadModel(bytes);
-      try {
-        const y = model.runSync(calibration.subarray(0, 2 * perSample)).logits;
-        expect(y.shape).toEqual([2, net.classes]);
-        expect(y.data.every(Number.isFinite)).toBe(true);
-      } finally {
-        model.dispose();
+      const x = calibration.subarray(0, 2 * perSample);
+      const want = (await runOrt(onnx, { input: { dims: [2, ...net.input], data: x } })).logits;
+      for (const floatLayers of ['none', 'boundary'] as const) {
+        const { bytes, report } = await convertOnnxWithReport(onnx, { calibration, floatLayers });
+        const kinds = new Map(report.layers.map((l) => [l.name, l.kind]));
+        expect(expected.map((n) => [n, kinds.get(n)])).toEqual(expected.map((n) => [n, 'binary']));
+        const others = report.layers.filter((l) => l.kind !== 'binary');
+        expect(others.length).toBe(net.float_layers);
+        expect(others.every((l) => l.kind === (floatLayers === 'boundary' ? 'f32' : 'W8A8'))).toBe(true);
+        const model = loadModel(bytes);
+        try {
+          const y = model.runSync(x).logits;
+          expect(y.shape).toEqual([2, net.classes]);
+          expect(y.data.every(Number.isFinite)).toBe(true);
+          // In float, the network PyTorch exported up to float rounding: the same predictions.
+          if (floatLayers === 'boundary') {
+            expect(relativeRms(y.data, want), floatLayers).toBeLessThan(1e-4);
+            expect(argmax(y.data, net.classes)).toEqual(argmax(want, net.classes));
+          }
+        } finally {
+          model.dispose();
+        }
       }
     });
   }

@@ -8,10 +8,14 @@
  *    RSign, sign(x + b), has threshold -b (exact: x + b < 0 exactly when x < -b in float32);
  *  - a shift (an affine with scale 1) before or after a prelu becomes that prelu's shiftIn /
  *    shiftOut: ReActNet's RPReLU;
+ *  - `affine(maxpool(z))` with positive scales becomes `maxpool(affine(z))` when the maxpool output
+ *    has no other reader (an increasing map commutes with max; pads never win a window), so a
+ *    BatchNorm after a pool (VGG-Small's conv -> pool -> BN) folds into the conv;
  *  - an `affine` whose input is a conv / dense output read by nothing else (and not a graph
  *    output) folds into that layer's weights and bias; two such affines in a row merge;
  *  - `sign(maxpool(z))` becomes `maxpool(sign(z))` when the maxpool output has no other reader:
- *    sign with sign(0) = +1 is monotone non-decreasing, so it commutes with max, and padded
+ *    sign with sign(0) = +1 (and any per-channel threshold) is monotone non-decreasing, so it
+ *    commutes with max, and padded
  *    positions never win a window (pads are smaller than the kernel). lowbit max-pools packed bits;
  *  - nodes that no graph output depends on are removed, and the rest sorted topologically.
  */
@@ -195,7 +199,7 @@ function commuteSignMaxpool(graph: Graph): boolean {
     let signed = `${m.input}:sign`;
     for (let k = 2; names.has(signed); ++k) signed = `${m.input}:sign${k}`;
     names.add(signed);
-    const newSign: FloatNode = { op: 'sign', input: m.input, name: s.name, output: signed };
+    const newSign: FloatNode = { op: 'sign', input: m.input, threshold: s.threshold, name: s.name, output: signed };
     m.input = signed;
     m.output = s.output;
     prod.set(s.output, m);
@@ -207,6 +211,26 @@ function commuteSignMaxpool(graph: Graph): boolean {
   return true;
 }
 
+/** affine(maxpool(z)) -> maxpool(affine(z)) for positive scales, in one pass. */
+function commuteAffineMaxpool(graph: Graph): boolean {
+  let changed = false;
+  for (const a of graph.nodes) {
+    if (a.op !== 'affine' || !a.scale.data.every((s) => s > 0)) continue;
+    const m = soleProducer(graph, a.input);
+    if (m?.op !== 'maxpool') continue;
+    // Swap the two nodes' places: the affine reads z and writes the maxpool's old input name.
+    const [z, pooled, out] = [m.input, m.output, a.output];
+    const mid = `${pooled}:affine`;
+    a.input = z;
+    a.output = mid;
+    m.input = mid;
+    m.output = out;
+    changed = true;
+  }
+  if (changed) graph.nodes = sortNodes(graph);
+  return changed;
+}
+
 /** Simplifies a canonical graph; returns its live nodes in topological order. */
 export function simplify(graph: Graph): FloatNode[] {
   const g: Graph = { ...graph, nodes: sortNodes({ ...graph, nodes: removeDead(graph) }) };
@@ -214,7 +238,7 @@ export function simplify(graph: Graph): FloatNode[] {
     let changed = signThroughClip(g);
     g.nodes = removeDead(g);
     while (foldAffines(g)) changed = true;
-    while (signThroughAffine(g) || shiftsIntoPrelu(g)) {
+    while (signThroughAffine(g) || shiftsIntoPrelu(g) || commuteAffineMaxpool(g)) {
       changed = true;
       g.nodes = removeDead(g);
     }
