@@ -24,10 +24,14 @@ struct Scratch {
 };
 thread_local Scratch t_scratch;
 
+// The row streams of the current call on this (the calling) thread; the tasks only read them.
+thread_local AlignedBuffer<uint64_t> t_streams;
+
 struct Plan {
   ConvCall call;
   size_t pixels, tile, chunk, tiles, chunks, oc_per_group;
-  bool direct;  // 1x1, stride 1, no padding, one group: input rows are the patches
+  bool direct;              // 1x1, stride 1, no padding, one group: input rows are the patches
+  const uint64_t* streams;  // small channels: the input as row streams (conv_tile.h), else null
 };
 
 void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output) {
@@ -49,6 +53,9 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
     const uint64_t* a;
     if (plan.direct) {
       a = input + p0 * w.row_words;
+    } else if (plan.streams) {
+      im2col_from_streams(call, plan.streams, p0, pn, g, sc.patches.data());
+      a = sc.patches.data();
     } else {
       for (size_t i = 0; i < pn; ++i) im2col_row(call, input, p0 + i, g, sc.patches.data() + i * w.row_words);
       a = sc.patches.data();
@@ -142,7 +149,20 @@ void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeig
             tiles,
             chunks,
             w.out_channels / w.groups,
-            direct};
+            direct,
+            nullptr};
+  if (!direct && use_row_streams(w)) {
+    const size_t rows = s.batch * s.in_h, per_row = w.groups * row_stream_words(plan.call);
+    t_streams.resize(checked_mul(rows, per_row, "row stream size"));
+    // Repacking costs about one pass over the input; split it only where it is worth a pool wake-up.
+    const size_t blocks = std::min(threads, std::max<size_t>(1, rows * per_row / 4096));
+    const size_t block = (rows + blocks - 1) / blocks;
+    parallel_for(blocks, [&](size_t b) {
+      const size_t r0 = b * block;
+      if (r0 < rows) build_row_streams(plan.call, input, r0, std::min(block, rows - r0), t_streams.data());
+    });
+    plan.streams = t_streams.data();
+  }
   parallel_for(tiles * chunks, [&](size_t task) { run_task(plan, input, task, output); });
 }
 
