@@ -24,14 +24,17 @@ struct Scratch {
 };
 thread_local Scratch t_scratch;
 
-// The row streams of the current call on this (the calling) thread; the tasks only read them.
+// The row streams and zero-padding corrections of the current call on this (the calling) thread;
+// the tasks only read them.
 thread_local AlignedBuffer<uint64_t> t_streams;
+thread_local ZeroPadCorrections t_zero_pad;
 
 struct Plan {
   ConvCall call;
   size_t pixels, tile, chunk, tiles, chunks, oc_per_group;
-  bool direct;              // 1x1, stride 1, no padding, one group: input rows are the patches
-  const uint64_t* streams;  // small channels: the input as row streams (conv_tile.h), else null
+  bool direct;                         // 1x1, stride 1, no padding, one group: input rows are the patches
+  const uint64_t* streams;             // small channels: the input as row streams (conv_tile.h), else null
+  const ZeroPadCorrections* zero_pad;  // zero padding, else null
 };
 
 void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output) {
@@ -40,7 +43,6 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
   const ConvCall& call = plan.call;
   const size_t c0 = chunk_index * plan.chunk, cn = std::min(plan.chunk, call.s.out_c - c0);
   const BinaryConv2dWeights& w = call.w;
-  const bool zero_pad = call.p.pad_value == PadValue::Zero;
 
   Scratch& sc = t_scratch;
   sc.y.resize(pn * cn);
@@ -63,8 +65,8 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
     int32_t* y = sc.y.data() + (gc0 - c0);
     call.k.gemm(pn, gc1 - gc0, w.row_words, a, w.row_words, w.bits.data() + gc0 * w.row_words, w.row_words,
                 static_cast<int32_t>(w.kbits), y, cn);
-    if (zero_pad)
-      for (size_t i = 0; i < pn; ++i) correct_zero_padding(call, p0 + i, gc0, gc1, y + i * cn);
+    if (plan.zero_pad)
+      for (size_t i = 0; i < pn; ++i) plan.zero_pad->apply(p0 + i, gc0, gc1, y + i * cn);
   }
   for (size_t i = 0; i < pn; ++i) epilogue_row(call, sc.y.data() + i * cn, p0 + i, c0, cn, output);
 }
@@ -150,7 +152,12 @@ void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeig
             chunks,
             w.out_channels / w.groups,
             direct,
+            nullptr,
             nullptr};
+  if (p.pad_value == PadValue::Zero) {
+    t_zero_pad.build(plan.call);
+    plan.zero_pad = &t_zero_pad;
+  }
   if (!direct && use_row_streams(w)) {
     const size_t rows = s.batch * s.in_h, per_row = w.groups * row_stream_words(plan.call);
     t_streams.resize(checked_mul(rows, per_row, "row stream size"));

@@ -2,6 +2,7 @@
 #include "binary/conv_tile.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "binary/bit_copy.h"
 #include "common/checked_math.h"
@@ -134,65 +135,146 @@ class BitWriter {
 
 }  // namespace
 
-void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g,
-                         uint64_t* rows) {
-  // Locals: the rows are uint64_t, the same type as size_t, so every store through them would
-  // otherwise make the compiler reload the geometry from memory.
-  const size_t in_h = call.s.in_h, out_h = call.s.out_h, out_w = call.s.out_w;
-  const size_t stride_h = call.p.stride_h, stride_w = call.p.stride_w, pad_top = call.p.pad_top;
-  const size_t dilation_h = call.p.dilation_h, dilation_w = call.p.dilation_w;
-  const size_t kernel_h = call.w.kernel_h, kernel_w = call.w.kernel_w, groups = call.w.groups;
-  const size_t icg = call.w.in_channels_per_group, row_words = call.w.row_words, run = kernel_w * icg;
-  const size_t words = row_stream_words(call);
-  size_t ow = p0 % out_w, oh = (p0 / out_w) % out_h, n = p0 / (out_w * out_h);
-  const size_t image_words = in_h * groups * words;
-  if (run <= 64 && dilation_w == 1) {
-    // The common case (icg <= 21 for a 3x3 kernel): each kernel row is one masked funnel shift.
-    const uint64_t mask = run == 64 ? ~uint64_t{0} : (uint64_t{1} << run) - 1;
+namespace {
+
+// The geometry im2col_from_streams needs, as plain values: the rows are uint64_t, the same type as
+// size_t, so every store through them would otherwise make the compiler reload it from memory.
+struct StreamIm2col {
+  size_t in_h, out_h, out_w, stride_h, stride_w, pad_top, dilation_h, dilation_w;
+  size_t kernel_h, kernel_w, icg, row_words, run, words, row_pitch, image_pitch;
+
+  explicit StreamIm2col(const ConvCall& call)
+      : in_h(call.s.in_h),
+        out_h(call.s.out_h),
+        out_w(call.s.out_w),
+        stride_h(call.p.stride_h),
+        stride_w(call.p.stride_w),
+        pad_top(call.p.pad_top),
+        dilation_h(call.p.dilation_h),
+        dilation_w(call.p.dilation_w),
+        kernel_h(call.w.kernel_h),
+        kernel_w(call.w.kernel_w),
+        icg(call.w.in_channels_per_group),
+        row_words(call.w.row_words),
+        run(kernel_w * icg),
+        words(row_stream_words(call)),
+        row_pitch(call.w.groups * words),
+        image_pitch(in_h * row_pitch) {}
+
+  // Calls row(pixel's patch row, image streams of group g, oh, ow) for pixels [p0, p0 + pn).
+  template <typename Row>
+  void each_pixel(const uint64_t* streams, size_t p0, size_t pn, size_t g, uint64_t* rows, Row row) const {
+    size_t ow = p0 % out_w, oh = (p0 / out_w) % out_h, n = p0 / (out_w * out_h);
     for (size_t i = 0; i < pn; ++i, rows += row_words) {
-      BitWriter out(rows);
-      const uint64_t* image = streams + n * image_words + g * words;
-      const size_t bit = ow * stride_w * icg, shift = bit % 64;
-      for (size_t ky = 0, y = oh * stride_h; ky < kernel_h; ++ky, y += dilation_h) {
-        uint64_t v = 0;
-        if (y >= pad_top && y - pad_top < in_h) {  // else a padding row: 0 bits
-          const uint64_t* src = image + (y - pad_top) * groups * words + bit / 64;
-          v = src[0] >> shift;
-          if (shift + run > 64) v |= src[1] << (64 - shift);
-          v &= mask;
-        }
-        out.put(v, run);
-      }
-      out.finish();
+      row(rows, streams + n * image_pitch + g * words, oh, ow);
       if (++ow == out_w) {
         ow = 0;
         if (++oh == out_h) oh = 0, ++n;
       }
     }
-    return;
   }
-  for (size_t i = 0; i < pn; ++i, rows += row_words) {
-    BitWriter out(rows);
-    const uint64_t* image = streams + n * image_words + g * words;
-    for (size_t ky = 0, y = oh * stride_h; ky < kernel_h; ++ky, y += dilation_h) {
-      if (y < pad_top || y - pad_top >= in_h) {
-        out.zeros(run);  // a padding row
-        continue;
-      }
-      const uint64_t* stream = image + (y - pad_top) * groups * words;
-      // Stream pixel x is padded column x, i.e. input column x - pad_left.
-      if (dilation_w == 1) {
-        out.copy(stream, ow * stride_w * icg, run);
-      } else {
-        for (size_t kx = 0; kx < kernel_w; ++kx) out.copy(stream, (ow * stride_w + kx * dilation_w) * icg, icg);
+  // The stream of input row y - pad_top, or null for a padding row (0 bits).
+  const uint64_t* stream(const uint64_t* image, size_t y) const {
+    return y >= pad_top && y - pad_top < in_h ? image + (y - pad_top) * row_pitch : nullptr;
+  }
+};
+
+// Kernel rows of at most kChunks * 64 bits (dilation 1 along w; icg <= 21 or 42 for a 3x3 kernel):
+// each is kChunks masked funnel shifts, unrolled.
+template <size_t kChunks>
+void im2col_short_runs(const StreamIm2col& ge, const uint64_t* streams, size_t p0, size_t pn, size_t g,
+                       uint64_t* rows) {
+  const size_t last = ge.run - 64 * (kChunks - 1);  // bits of the last chunk, in [1, 64]
+  const uint64_t last_mask = last == 64 ? ~uint64_t{0} : (uint64_t{1} << last) - 1;
+  ge.each_pixel(streams, p0, pn, g, rows, [&](uint64_t* row, const uint64_t* image, size_t oh, size_t ow) {
+    BitWriter out(row);
+    const size_t bit = ow * ge.stride_w * ge.icg, shift = bit % 64;
+    for (size_t ky = 0, y = oh * ge.stride_h; ky < ge.kernel_h; ++ky, y += ge.dilation_h) {
+      const uint64_t* src = ge.stream(image, y);
+      if (src) src += bit / 64;
+      for (size_t c = 0; c < kChunks; ++c) {
+        const size_t n = c + 1 < kChunks ? 64 : last;
+        uint64_t v = 0;
+        if (src) {
+          v = src[c] >> shift;
+          if (shift + n > 64) v |= src[c + 1] << (64 - shift);
+          if (c + 1 == kChunks) v &= last_mask;
+        }
+        out.put(v, n);
       }
     }
     out.finish();
-    if (++ow == out_w) {
-      ow = 0;
-      if (++oh == out_h) oh = 0, ++n;
+  });
+}
+
+}  // namespace
+
+void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g,
+                         uint64_t* rows) {
+  const StreamIm2col ge(call);
+  if (ge.dilation_w == 1 && ge.run <= 64) return im2col_short_runs<1>(ge, streams, p0, pn, g, rows);
+  if (ge.dilation_w == 1 && ge.run <= 128) return im2col_short_runs<2>(ge, streams, p0, pn, g, rows);
+  ge.each_pixel(streams, p0, pn, g, rows, [&](uint64_t* row, const uint64_t* image, size_t oh, size_t ow) {
+    BitWriter out(row);
+    for (size_t ky = 0, y = oh * ge.stride_h; ky < ge.kernel_h; ++ky, y += ge.dilation_h) {
+      const uint64_t* src = ge.stream(image, y);
+      if (!src) {
+        out.zeros(ge.run);
+      } else if (ge.dilation_w == 1) {
+        // Stream pixel x is padded column x, i.e. input column x - pad_left.
+        out.copy(src, ow * ge.stride_w * ge.icg, ge.run);
+      } else {
+        for (size_t kx = 0; kx < ge.kernel_w; ++kx)
+          out.copy(src, (ow * ge.stride_w + kx * ge.dilation_w) * ge.icg, ge.icg);
+      }
     }
+    out.finish();
+  });
+}
+
+namespace {
+
+// Classes of the output positions along one axis by the kernel taps [lo, hi) that fall inside the
+// input (taps outside that range read padding); class 0 is the full range. Returns the classes'
+// ranges; class[i] is output position i's.
+std::vector<std::pair<size_t, size_t>> classify_axis(size_t out, size_t in, size_t kernel, size_t stride,
+                                                     size_t dilation, size_t pad, std::vector<uint32_t>& cls) {
+  std::vector<std::pair<size_t, size_t>> ranges = {{0, kernel}};
+  cls.resize(out);
+  for (size_t o = 0; o < out; ++o) {
+    size_t lo = 0, hi = kernel;
+    while (lo < hi && o * stride + lo * dilation < pad) ++lo;
+    while (hi > lo && o * stride + (hi - 1) * dilation >= pad + in) --hi;
+    size_t k = 0;
+    while (k < ranges.size() && ranges[k] != std::make_pair(lo, hi)) ++k;
+    if (k == ranges.size()) ranges.emplace_back(lo, hi);
+    cls[o] = static_cast<uint32_t>(k);
   }
+  return ranges;
+}
+
+}  // namespace
+
+void ZeroPadCorrections::build(const ConvCall& call) {
+  const Conv2dShape& s = call.s;
+  const Conv2dParams& p = call.p;
+  const BinaryConv2dWeights& w = call.w;
+  out_h_ = s.out_h, out_w_ = s.out_w, out_c_ = s.out_c;
+  const auto rows = classify_axis(s.out_h, s.in_h, w.kernel_h, p.stride_h, p.dilation_h, p.pad_top, row_class_);
+  const auto cols = classify_axis(s.out_w, s.in_w, w.kernel_w, p.stride_w, p.dilation_w, p.pad_left, col_class_);
+  col_classes_ = cols.size();
+  sums_.assign(rows.size() * cols.size() * out_c_, 0);
+  for (size_t r = 0; r < rows.size(); ++r)
+    for (size_t c = 0; c < cols.size(); ++c) {
+      int32_t* sums = sums_.data() + (r * cols.size() + c) * out_c_;
+      for (size_t ky = 0; ky < w.kernel_h; ++ky)
+        for (size_t kx = 0; kx < w.kernel_w; ++kx) {
+          const bool inside = ky >= rows[r].first && ky < rows[r].second && kx >= cols[c].first && kx < cols[c].second;
+          if (inside) continue;
+          const int32_t* tap = w.tap_sums.data() + (ky * w.kernel_w + kx) * out_c_;
+          for (size_t o = 0; o < out_c_; ++o) sums[o] += tap[o];
+        }
+    }
 }
 
 void correct_zero_padding(const ConvCall& call, size_t pixel, size_t c0, size_t c1, int32_t* y) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "binary/kernels.h"
 #include "epilogue/kernels.h"
@@ -49,6 +50,28 @@ void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p
 // Zero padding: a padded tap was computed as +1, so remove its contribution from channels
 // [c0, c1): y[c - c0] -= sum of that tap's +-1 weights.
 void correct_zero_padding(const ConvCall& call, size_t pixel, size_t c0, size_t c1, int32_t* y);
+
+// Zero padding for a whole call: a pixel's padded taps depend only on which kernel rows fall
+// outside the image (its row's class) and which kernel columns (its column's class), so the
+// correction of each pair of classes is summed once per call, and a border pixel costs one
+// vector subtraction instead of a walk over its window.
+class ZeroPadCorrections {
+ public:
+  void build(const ConvCall& call);
+  // As correct_zero_padding, for the call given to build().
+  void apply(size_t pixel, size_t c0, size_t c1, int32_t* y) const {
+    const size_t ow = pixel % out_w_, oh = (pixel / out_w_) % out_h_;
+    const size_t k = row_class_[oh] * col_classes_ + col_class_[ow];
+    if (k == 0) return;  // the window is inside the image
+    const int32_t* sums = sums_.data() + k * out_c_;
+    for (size_t c = c0; c < c1; ++c) y[c - c0] -= sums[c];
+  }
+
+ private:
+  size_t out_h_ = 0, out_w_ = 0, out_c_ = 0, col_classes_ = 0;
+  std::vector<uint32_t> row_class_, col_class_;  // per output row / column; class 0: nothing outside
+  std::vector<int32_t> sums_;                    // [row class][column class][out_c]
+};
 
 // The fused epilogue of channels [c0, c0 + n) of one output pixel (c0 a multiple of 64 for b1).
 void epilogue_row(const ConvCall& call, const int32_t* y, size_t pixel, size_t c0, size_t n, void* output);
