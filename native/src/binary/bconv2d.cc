@@ -159,7 +159,7 @@ void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeig
     plan.zero_pad = &t_zero_pad;
   }
   if (!direct && use_row_streams(w)) {
-    const size_t rows = s.batch * s.in_h, per_row = w.groups * row_stream_words(plan.call);
+    const size_t rows = row_stream_rows(plan.call), per_row = w.groups * row_stream_words(plan.call);
     t_streams.resize(checked_mul(rows, per_row, "row stream size"));
     // Repacking costs about one pass over the input; split it only where it is worth a pool wake-up.
     const size_t blocks = std::min(threads, std::max<size_t>(1, rows * per_row / 4096));

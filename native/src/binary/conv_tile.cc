@@ -74,20 +74,28 @@ void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_
 
 size_t row_stream_words(const ConvCall& call) {
   const size_t padded_w = call.p.pad_left + call.s.in_w + call.p.pad_right;
-  return words_for_bits(padded_w * call.w.in_channels_per_group);
+  return words_for_bits(padded_w * call.w.in_channels_per_group) + 1;
+}
+
+size_t row_stream_rows(const ConvCall& call) {
+  return call.s.batch * (call.p.pad_top + call.s.in_h + call.p.pad_bottom);
 }
 
 void build_row_streams(const ConvCall& call, const uint64_t* input, size_t row0, size_t rows, uint64_t* streams) {
   const size_t in_words = b1_words(call.s.in_c), icg = call.w.in_channels_per_group, groups = call.w.groups;
-  const size_t words = row_stream_words(call);
-  for (size_t r = row0; r < row0 + rows; ++r)
-    for (size_t g = 0; g < groups; ++g) {
-      uint64_t* stream = streams + (r * groups + g) * words;
-      std::fill(stream, stream + words, 0);
-      const uint64_t* pixel = input + r * call.s.in_w * in_words;
+  const size_t words = row_stream_words(call), padded_h = call.p.pad_top + call.s.in_h + call.p.pad_bottom;
+  for (size_t r = row0; r < row0 + rows; ++r) {
+    uint64_t* stream = streams + r * groups * words;
+    std::fill(stream, stream + groups * words, 0);
+    const size_t n = r / padded_h, py = r % padded_h;
+    if (py < call.p.pad_top || py - call.p.pad_top >= call.s.in_h) continue;  // a padding row
+    const uint64_t* row = input + (n * call.s.in_h + py - call.p.pad_top) * call.s.in_w * in_words;
+    for (size_t g = 0; g < groups; ++g, stream += words) {
+      const uint64_t* pixel = row;
       for (size_t ix = 0; ix < call.s.in_w; ++ix, pixel += in_words)
         or_bit_run(pixel, g * icg, stream, (call.p.pad_left + ix) * icg, icg);
     }
+  }
 }
 
 namespace {
@@ -106,10 +114,6 @@ class BitWriter {
     *out_++ = acc_;
     acc_ = fill_ == 0 ? 0 : v >> (64 - fill_);
     fill_ = fill_ + n - 64;
-  }
-  void zeros(size_t n) {
-    for (; n > 64; n -= 64) put(0, 64);
-    put(0, n);
   }
   // Appends `count` bits of src starting at bit `first`, reading only the words that hold them.
   void copy(const uint64_t* src, size_t first, size_t count) {
@@ -137,99 +141,97 @@ class BitWriter {
 
 namespace {
 
-// The geometry im2col_from_streams needs, as plain values: the rows are uint64_t, the same type as
-// size_t, so every store through them would otherwise make the compiler reload it from memory.
-struct StreamIm2col {
-  size_t in_h, out_h, out_w, stride_h, stride_w, pad_top, dilation_h, dilation_w;
-  size_t kernel_h, kernel_w, icg, row_words, run, words, row_pitch, image_pitch;
-
-  explicit StreamIm2col(const ConvCall& call)
-      : in_h(call.s.in_h),
-        out_h(call.s.out_h),
-        out_w(call.s.out_w),
-        stride_h(call.p.stride_h),
-        stride_w(call.p.stride_w),
-        pad_top(call.p.pad_top),
-        dilation_h(call.p.dilation_h),
-        dilation_w(call.p.dilation_w),
-        kernel_h(call.w.kernel_h),
-        kernel_w(call.w.kernel_w),
-        icg(call.w.in_channels_per_group),
-        row_words(call.w.row_words),
-        run(kernel_w * icg),
-        words(row_stream_words(call)),
-        row_pitch(call.w.groups * words),
-        image_pitch(in_h * row_pitch) {}
-
-  // Calls row(pixel's patch row, image streams of group g, oh, ow) for pixels [p0, p0 + pn).
-  template <typename Row>
-  void each_pixel(const uint64_t* streams, size_t p0, size_t pn, size_t g, uint64_t* rows, Row row) const {
-    size_t ow = p0 % out_w, oh = (p0 / out_w) % out_h, n = p0 / (out_w * out_h);
-    for (size_t i = 0; i < pn; ++i, rows += row_words) {
-      row(rows, streams + n * image_pitch + g * words, oh, ow);
-      if (++ow == out_w) {
-        ow = 0;
-        if (++oh == out_h) oh = 0, ++n;
-      }
-    }
+// The first word of the stream (padded row, padded column) of output pixels p0, p0 + 1, ... reads
+// at kernel tap (0, 0), as a bit offset from the streams' start, stepping through the pixels.
+class StreamCursor {
+ public:
+  StreamCursor(const ConvCall& call, size_t p0)
+      : out_w_(call.s.out_w),
+        out_h_(call.s.out_h),
+        col_step_(call.p.stride_w * call.w.in_channels_per_group),
+        row_step_(call.p.stride_h * call.w.groups * row_stream_words(call) * 64),
+        image_step_((call.p.pad_top + call.s.in_h + call.p.pad_bottom) * call.w.groups * row_stream_words(call) * 64),
+        ow_(p0 % out_w_),
+        oh_((p0 / out_w_) % out_h_) {
+    row_bit_ = (p0 / (out_w_ * out_h_)) * image_step_ + oh_ * row_step_;
   }
-  // The stream of input row y - pad_top, or null for a padding row (0 bits).
-  const uint64_t* stream(const uint64_t* image, size_t y) const {
-    return y >= pad_top && y - pad_top < in_h ? image + (y - pad_top) * row_pitch : nullptr;
+  size_t bit() const { return row_bit_ + ow_ * col_step_; }
+  void next() {
+    if (++ow_ < out_w_) return;
+    ow_ = 0;
+    row_bit_ += row_step_;
+    if (++oh_ < out_h_) return;
+    // The next image: its first row, past this image's last rows that no output row started at
+    // (or back, where the stride passes the end: unsigned arithmetic wraps, the sum is exact).
+    oh_ = 0;
+    row_bit_ += image_step_ - out_h_ * row_step_;
   }
+
+ private:
+  size_t out_w_, out_h_, col_step_, row_step_, image_step_, ow_, oh_, row_bit_ = 0;
 };
 
-// Kernel rows of at most kChunks * 64 bits (dilation 1 along w; icg <= 21 or 42 for a 3x3 kernel):
-// each is kChunks masked funnel shifts, unrolled.
+// 64 bits of a stream from bit `bit` on (the spare word at each stream's end makes src[1] readable).
+inline uint64_t load64(const uint64_t* streams, size_t bit) {
+  const uint64_t* src = streams + bit / 64;
+  const size_t shift = bit % 64;
+  return (src[0] >> shift) | ((src[1] << 1) << (63 - shift));
+}
+
+// Dilation 1 along w, kernel rows of at most kChunks * 64 bits (icg <= 21 or 42 for a 3x3 kernel):
+// each kernel row is kChunks funnel shifts, appended to the patch row in a register.
 template <size_t kChunks>
-void im2col_short_runs(const StreamIm2col& ge, const uint64_t* streams, size_t p0, size_t pn, size_t g,
-                       uint64_t* rows) {
-  const size_t last = ge.run - 64 * (kChunks - 1);  // bits of the last chunk, in [1, 64]
+void im2col_short_runs(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g, uint64_t* rows) {
+  const size_t kernel_h = call.w.kernel_h, row_words = call.w.row_words;
+  const size_t last = call.w.kernel_w * call.w.in_channels_per_group - 64 * (kChunks - 1);  // in [1, 64]
+  const size_t ky_step = call.p.dilation_h * call.w.groups * row_stream_words(call) * 64;
   const uint64_t last_mask = last == 64 ? ~uint64_t{0} : (uint64_t{1} << last) - 1;
-  ge.each_pixel(streams, p0, pn, g, rows, [&](uint64_t* row, const uint64_t* image, size_t oh, size_t ow) {
-    BitWriter out(row);
-    const size_t bit = ow * ge.stride_w * ge.icg, shift = bit % 64;
-    for (size_t ky = 0, y = oh * ge.stride_h; ky < ge.kernel_h; ++ky, y += ge.dilation_h) {
-      const uint64_t* src = ge.stream(image, y);
-      if (src) src += bit / 64;
+  const size_t group_bit = g * row_stream_words(call) * 64;
+  StreamCursor at(call, p0);
+  for (size_t i = 0; i < pn; ++i, rows += row_words, at.next()) {
+    uint64_t* out = rows;
+    uint64_t acc = 0;
+    size_t fill = 0, bit = at.bit() + group_bit;
+    for (size_t ky = 0; ky < kernel_h; ++ky, bit += ky_step)
       for (size_t c = 0; c < kChunks; ++c) {
-        const size_t n = c + 1 < kChunks ? 64 : last;
-        uint64_t v = 0;
-        if (src) {
-          v = src[c] >> shift;
-          if (shift + n > 64) v |= src[c + 1] << (64 - shift);
-          if (c + 1 == kChunks) v &= last_mask;
+        const bool is_last = c + 1 == kChunks;
+        const size_t n = is_last ? last : 64;
+        const uint64_t v = is_last ? load64(streams, bit + 64 * c) & last_mask : load64(streams, bit + 64 * c);
+        acc |= v << fill;
+        fill += n;
+        if (fill >= 64) {
+          *out++ = acc;
+          fill -= 64;
+          acc = fill == 0 ? 0 : v >> (n - fill);
         }
-        out.put(v, n);
       }
-    }
-    out.finish();
-  });
+    if (fill != 0) *out = acc;
+  }
 }
 
 }  // namespace
 
 void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g,
                          uint64_t* rows) {
-  const StreamIm2col ge(call);
-  if (ge.dilation_w == 1 && ge.run <= 64) return im2col_short_runs<1>(ge, streams, p0, pn, g, rows);
-  if (ge.dilation_w == 1 && ge.run <= 128) return im2col_short_runs<2>(ge, streams, p0, pn, g, rows);
-  ge.each_pixel(streams, p0, pn, g, rows, [&](uint64_t* row, const uint64_t* image, size_t oh, size_t ow) {
-    BitWriter out(row);
-    for (size_t ky = 0, y = oh * ge.stride_h; ky < ge.kernel_h; ++ky, y += ge.dilation_h) {
-      const uint64_t* src = ge.stream(image, y);
-      if (!src) {
-        out.zeros(ge.run);
-      } else if (ge.dilation_w == 1) {
-        // Stream pixel x is padded column x, i.e. input column x - pad_left.
-        out.copy(src, ow * ge.stride_w * ge.icg, ge.run);
+  const size_t icg = call.w.in_channels_per_group, kernel_w = call.w.kernel_w, dilation_w = call.p.dilation_w;
+  if (dilation_w == 1 && kernel_w * icg <= 64) return im2col_short_runs<1>(call, streams, p0, pn, g, rows);
+  if (dilation_w == 1 && kernel_w * icg <= 128) return im2col_short_runs<2>(call, streams, p0, pn, g, rows);
+  const size_t kernel_h = call.w.kernel_h, row_words = call.w.row_words;
+  const size_t ky_step = call.p.dilation_h * call.w.groups * row_stream_words(call) * 64;
+  const size_t group_bit = g * row_stream_words(call) * 64;
+  StreamCursor at(call, p0);
+  for (size_t i = 0; i < pn; ++i, rows += row_words, at.next()) {
+    BitWriter out(rows);
+    size_t bit = at.bit() + group_bit;
+    for (size_t ky = 0; ky < kernel_h; ++ky, bit += ky_step) {
+      if (dilation_w == 1) {
+        out.copy(streams, bit, kernel_w * icg);
       } else {
-        for (size_t kx = 0; kx < ge.kernel_w; ++kx)
-          out.copy(src, (ow * ge.stride_w + kx * ge.dilation_w) * ge.icg, ge.icg);
+        for (size_t kx = 0; kx < kernel_w; ++kx) out.copy(streams, bit + kx * dilation_w * icg, icg);
       }
     }
     out.finish();
-  });
+  }
 }
 
 namespace {

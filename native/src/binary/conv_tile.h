@@ -34,14 +34,16 @@ void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_
 
 // Small-channel layers (in_channels_per_group not a multiple of 64, e.g. 16 or 32): im2col_row
 // copies each tap's few bits on its own, which cost more than the GEMM. Instead the input is
-// repacked once per call into row streams: per image row and group, the icg bits of the row's
-// pad_left + in_w + pad_right pixels back to back (padding pixels 0 bits), so the kernel_w taps of
-// one kernel row are one run of kernel_w * icg bits, the layout of the weight row.
+// repacked once per call into row streams: per padded image row (pad_top + in_h + pad_bottom of
+// them per image) and group, the icg bits of the row's pad_left + in_w + pad_right pixels back to
+// back, padding 0 bits, then a spare word. The kernel_w taps of one kernel row are then one run of
+// kernel_w * icg bits, the layout of the weight row, at a bit offset that steps evenly from pixel to pixel.
 inline bool use_row_streams(const BinaryConv2dWeights& w) { return w.in_channels_per_group % 64 != 0; }
-// Words of one stream (one image row of one group).
+// Words of one stream (one padded row of one group), and the number of padded rows.
 size_t row_stream_words(const ConvCall& call);
-// Fills the streams of image rows [row0, row0 + rows) (row = n * in_h + iy), every group's stream of
-// a row after the other: streams + (row * groups + g) * row_stream_words.
+size_t row_stream_rows(const ConvCall& call);
+// Fills the streams of padded rows [row0, row0 + rows) (row = n * padded_h + py), every group's
+// stream of a row after the other: streams + (row * groups + g) * row_stream_words.
 void build_row_streams(const ConvCall& call, const uint64_t* input, size_t row0, size_t rows, uint64_t* streams);
 // The patch rows (as im2col_row's) of output pixels [p0, p0 + pn) from the row streams: kernel_h runs
 // per pixel (kernel_h * kernel_w taps where the dilation along w is not 1).
