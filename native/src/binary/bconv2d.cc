@@ -68,7 +68,7 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
     if (plan.zero_pad)
       for (size_t i = 0; i < pn; ++i) plan.zero_pad->apply(p0 + i, gc0, gc1, y + i * cn);
   }
-  for (size_t i = 0; i < pn; ++i) epilogue_row(call, sc.y.data() + i * cn, p0 + i, c0, cn, output);
+  epilogue_rows(call, sc.y.data(), cn, p0, pn, c0, cn, output);
 }
 
 }  // namespace

@@ -22,27 +22,6 @@ inline void or_bits(const uint64_t* src, size_t src_bit, uint64_t* dst, size_t d
   }
 }
 
-// As or_bits, a whole 64-bit chunk per step whatever the two offsets (im2col of small-channel
-// layers copies runs of a few dozen bits at arbitrary offsets, where or_bits' steps stop at every
-// word edge of either side). Reads only the src words that hold the copied bits.
-inline void or_bit_run(const uint64_t* src, size_t src_bit, uint64_t* dst, size_t dst_bit, size_t count) {
-  while (count > 0) {
-    const size_t n = count < 64 ? count : 64;
-    const uint64_t* s = src + src_bit / 64;
-    const size_t shift = src_bit % 64;
-    uint64_t v = s[0] >> shift;
-    if (shift + n > 64) v |= s[1] << (64 - shift);
-    if (n < 64) v &= (uint64_t{1} << n) - 1;
-    uint64_t* d = dst + dst_bit / 64;
-    const size_t at = dst_bit % 64;
-    d[0] |= v << at;
-    if (at + n > 64) d[1] |= v >> (64 - at);
-    src_bit += n;
-    dst_bit += n;
-    count -= n;
-  }
-}
-
 // Number of 1 bits among the `count` bits of row starting at bit `first`.
 inline int32_t count_bits(const uint64_t* row, size_t first, size_t count) {
   int32_t n = 0;

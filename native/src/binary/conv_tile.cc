@@ -10,26 +10,36 @@
 
 namespace lowbit {
 
-void epilogue_row(const ConvCall& call, const int32_t* y, size_t pixel, size_t c0, size_t n, void* output) {
+void epilogue_rows(const ConvCall& call, const int32_t* y, size_t ldy, size_t p0, size_t pn, size_t c0, size_t n,
+                   void* output) {
   const BinaryEpilogue& e = call.e;
   const size_t oc = call.s.out_c;
+  // One switch and one parameter block per tile: with 16 channels a row is only two vectors.
   switch (e.kind) {
     case OutputKind::F32: {
       OutputF32Params p{e.scale + c0, e.bias_f32 + c0, e.lo, e.hi};
-      call.out.output_f32(n, y, p, static_cast<float*>(output) + pixel * oc + c0);
+      float* out = static_cast<float*>(output) + p0 * oc + c0;
+      for (size_t i = 0; i < pn; ++i) call.out.output_f32(n, y + i * ldy, p, out + i * oc);
       break;
     }
     case OutputKind::S8: {
       RequantizeParams p{e.mult + c0, e.shift + c0, e.bias_s32 + c0, e.qmin, e.qmax};
-      call.out.output_s8(n, y, p, static_cast<int8_t*>(output) + pixel * oc + c0);
+      int8_t* out = static_cast<int8_t*>(output) + p0 * oc + c0;
+      for (size_t i = 0; i < pn; ++i) call.out.output_s8(n, y + i * ldy, p, out + i * oc);
       break;
     }
     case OutputKind::B1: {
       OutputB1Params p{e.threshold + c0, e.flip + c0};
-      call.out.output_b1(n, y, p, static_cast<uint64_t*>(output) + pixel * b1_words(oc) + c0 / 64);
+      const size_t words = b1_words(oc);
+      uint64_t* out = static_cast<uint64_t*>(output) + p0 * words + c0 / 64;
+      for (size_t i = 0; i < pn; ++i) call.out.output_b1(n, y + i * ldy, p, out + i * words);
       break;
     }
   }
+}
+
+void epilogue_row(const ConvCall& call, const int32_t* y, size_t pixel, size_t c0, size_t n, void* output) {
+  epilogue_rows(call, y, 0, pixel, 1, c0, n, output);
 }
 
 void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_t g, uint64_t* row) {
@@ -72,35 +82,9 @@ void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_
   });
 }
 
-size_t row_stream_words(const ConvCall& call) {
-  const size_t padded_w = call.p.pad_left + call.s.in_w + call.p.pad_right;
-  return words_for_bits(padded_w * call.w.in_channels_per_group) + 1;
-}
-
-size_t row_stream_rows(const ConvCall& call) {
-  return call.s.batch * (call.p.pad_top + call.s.in_h + call.p.pad_bottom);
-}
-
-void build_row_streams(const ConvCall& call, const uint64_t* input, size_t row0, size_t rows, uint64_t* streams) {
-  const size_t in_words = b1_words(call.s.in_c), icg = call.w.in_channels_per_group, groups = call.w.groups;
-  const size_t words = row_stream_words(call), padded_h = call.p.pad_top + call.s.in_h + call.p.pad_bottom;
-  for (size_t r = row0; r < row0 + rows; ++r) {
-    uint64_t* stream = streams + r * groups * words;
-    std::fill(stream, stream + groups * words, 0);
-    const size_t n = r / padded_h, py = r % padded_h;
-    if (py < call.p.pad_top || py - call.p.pad_top >= call.s.in_h) continue;  // a padding row
-    const uint64_t* row = input + (n * call.s.in_h + py - call.p.pad_top) * call.s.in_w * in_words;
-    for (size_t g = 0; g < groups; ++g, stream += words) {
-      const uint64_t* pixel = row;
-      for (size_t ix = 0; ix < call.s.in_w; ++ix, pixel += in_words)
-        or_bit_run(pixel, g * icg, stream, (call.p.pad_left + ix) * icg, icg);
-    }
-  }
-}
-
 namespace {
 
-// Writes a patch row from runs of bits, each word once (no zeroing first, no read-modify-write).
+// Writes a row of bits from runs of bits, each word once (no zeroing first, no read-modify-write).
 class BitWriter {
  public:
   explicit BitWriter(uint64_t* out) : out_(out) {}
@@ -127,8 +111,14 @@ class BitWriter {
       count -= n;
     }
   }
-  void finish() {
-    if (fill_ != 0) *out_ = acc_;
+  void zeros(size_t n) {
+    for (; n > 64; n -= 64) put(0, 64);
+    if (n > 0) put(0, n);
+  }
+  // Writes the last partial word; returns the end of what was written.
+  uint64_t* finish() {
+    if (fill_ != 0) *out_++ = acc_;
+    return out_;
   }
 
  private:
@@ -138,6 +128,38 @@ class BitWriter {
 };
 
 }  // namespace
+
+size_t row_stream_words(const ConvCall& call) {
+  const size_t padded_w = call.p.pad_left + call.s.in_w + call.p.pad_right;
+  return words_for_bits(padded_w * call.w.in_channels_per_group) + 1;
+}
+
+size_t row_stream_rows(const ConvCall& call) {
+  return call.s.batch * (call.p.pad_top + call.s.in_h + call.p.pad_bottom);
+}
+
+void build_row_streams(const ConvCall& call, const uint64_t* input, size_t row0, size_t rows, uint64_t* streams) {
+  const size_t in_w = call.s.in_w, in_h = call.s.in_h, in_words = b1_words(call.s.in_c);
+  const size_t icg = call.w.in_channels_per_group, groups = call.w.groups, pad_top = call.p.pad_top;
+  const size_t pad_left = call.p.pad_left, pad_right = call.p.pad_right;
+  const size_t words = row_stream_words(call), padded_h = pad_top + in_h + call.p.pad_bottom;
+  for (size_t r = row0; r < row0 + rows; ++r) {
+    uint64_t* stream = streams + r * groups * words;
+    const size_t n = r / padded_h, py = r % padded_h;
+    if (py < pad_top || py - pad_top >= in_h) {  // a padding row
+      std::fill(stream, stream + groups * words, 0);
+      continue;
+    }
+    const uint64_t* row = input + (n * in_h + py - pad_top) * in_w * in_words;
+    for (size_t g = 0; g < groups; ++g, stream += words) {
+      BitWriter out(stream);
+      out.zeros(pad_left * icg);
+      for (size_t ix = 0; ix < in_w; ++ix) out.copy(row + ix * in_words, g * icg, icg);
+      out.zeros(pad_right * icg);
+      std::fill(out.finish(), stream + words, 0);  // the spare word
+    }
+  }
+}
 
 namespace {
 

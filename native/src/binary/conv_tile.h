@@ -77,5 +77,8 @@ class ZeroPadCorrections {
 
 // The fused epilogue of channels [c0, c0 + n) of one output pixel (c0 a multiple of 64 for b1).
 void epilogue_row(const ConvCall& call, const int32_t* y, size_t pixel, size_t c0, size_t n, void* output);
+// The same for pixels [p0, p0 + pn), pixel p0 + i's values at y + i * ldy.
+void epilogue_rows(const ConvCall& call, const int32_t* y, size_t ldy, size_t p0, size_t pn, size_t c0, size_t n,
+                   void* output);
 
 }  // namespace lowbit
