@@ -236,6 +236,42 @@ TEST(bconv2d_small_channels_match_oracle) {
   set_isa(isa_name(supported_isas().back()));
 }
 
+// Inputs large enough that the row streams are built by several threads at once.
+TEST(bconv2d_small_channels_large_input_on_two_threads) {
+  auto g = rng(14);
+  const size_t saved = num_threads();
+  set_num_threads(2);
+  for (size_t icg : {16, 33}) {
+    ConvCase k{};
+    k.n = 4, k.h = 96, k.w = 90, k.c = icg, k.oc = 5, k.kh = 3, k.kw = 3, k.groups = 1;
+    k.p.pad_top = k.p.pad_left = k.p.pad_bottom = k.p.pad_right = 1;
+    k.p.pad_value = PadValue::Zero;
+    const auto x = random_signs(g, k.n * k.h * k.w * k.c);
+    const auto wt = random_signs(g, k.oc * 9 * icg);
+    auto weights = pack_binary_conv2d_weights_f32(wt.data(), k.oc, 3, 3, icg, 1);
+    const Conv2dShape s = bconv2d_shape(k.n, k.h, k.w, k.c, *weights, k.p);
+    const auto want = oracle_conv(k, x, wt, s.out_h, s.out_w);
+    std::vector<uint64_t> xb(k.n * k.h * k.w * b1_words(k.c));
+    bitpack_f32(x.data(), k.n * k.h * k.w, k.c, xb.data());
+    std::vector<float> one(k.oc, 1.f), zero(k.oc, 0.f);
+    BinaryEpilogue e;
+    e.scale = one.data();
+    e.bias_f32 = zero.data();
+    e.lo = -INFINITY;
+    e.hi = INFINITY;
+    for (Isa isa : supported_isas()) {
+      set_isa(isa_name(isa));
+      std::vector<float> out(want.size());
+      bconv2d(xb.data(), s, *weights, k.p, e, out.data());
+      size_t bad = 0;
+      while (bad < want.size() && out[bad] == static_cast<float>(want[bad])) ++bad;
+      CHECK(bad == want.size(), isa_name(isa) << " C" << icg << ": first mismatch at " << bad);
+    }
+  }
+  set_isa(isa_name(supported_isas().back()));
+  set_num_threads(saved);
+}
+
 TEST(bdense_matches_oracle) {
   auto g = rng(11);
   for (size_t rows : {1, 2, 7}) {

@@ -161,14 +161,16 @@ void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeig
   if (!direct && use_row_streams(w)) {
     const size_t rows = row_stream_rows(plan.call), per_row = w.groups * row_stream_words(plan.call);
     t_streams.resize(checked_mul(rows, per_row, "row stream size"));
+    // This thread's buffer: the workers that build parts of it have their own t_streams.
+    uint64_t* streams = t_streams.data();
     // Repacking costs about one pass over the input; split it only where it is worth a pool wake-up.
     const size_t blocks = std::min(threads, std::max<size_t>(1, rows * per_row / 4096));
     const size_t block = (rows + blocks - 1) / blocks;
     parallel_for(blocks, [&](size_t b) {
       const size_t r0 = b * block;
-      if (r0 < rows) build_row_streams(plan.call, input, r0, std::min(block, rows - r0), t_streams.data());
+      if (r0 < rows) build_row_streams(plan.call, input, r0, std::min(block, rows - r0), streams);
     });
-    plan.streams = t_streams.data();
+    plan.streams = streams;
   }
   parallel_for(tiles * chunks, [&](size_t task) { run_task(plan, input, task, output); });
 }
