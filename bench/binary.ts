@@ -1,6 +1,8 @@
 /**
  * `binary` suite: lowbit bconv2d (default ISA and forced scalar) against onnxruntime-node fp32 Conv
  * and int8 QLinearConv on the ResNet-18 3x3 layers, batch 1, 1 and 2 threads.
+ * `binary-small` suite: the same on binary convs with 16-128 channels (CIFAR ResNet-20, VGG-Small,
+ * the shipped Fashion-MNIST CNN at batch 64), with zero padding as the networks are trained.
  */
 import * as ort from 'onnxruntime-node';
 import { cpus, loadavg } from 'node:os';
@@ -62,11 +64,19 @@ interface Layer {
   yU8: ort.Tensor;
 }
 
-function prepare(s: ConvShape): Layer {
+/** Which layers a suite runs, and how lowbit pads them. */
+interface Config {
+  shapes: string;
+  padValue: 'one' | 'zero';
+}
+
+function prepare(s: ConvShape, padValue: Config['padValue']): Layer {
   const rnd = random(3);
   const signed = () => rnd() * 2 - 1;
   // lowbit times bconv2d on a packed input: bit-packing the float input is a separate op.
-  const x = tensor('f32', [1, s.h, s.w, s.cin], fill(new Float32Array(s.h * s.w * s.cin), signed));
+  const inputSize = s.batch * s.cin * s.h * s.w;
+  const outputSize = s.batch * s.cout * s.oh * s.ow;
+  const x = tensor('f32', [s.batch, s.h, s.w, s.cin], fill(new Float32Array(inputSize), signed));
   const w = tensor(
     'f32',
     [s.cout, s.kernel, s.kernel, s.cin],
@@ -74,13 +84,12 @@ function prepare(s: ConvShape): Layer {
   );
   const scale = fill(new Float32Array(s.cout), () => 0.01 + rnd() * 0.02);
   const bias = fill(new Float32Array(s.cout), signed);
-  const inputDims = [1, s.cin, s.h, s.w];
-  const inputSize = s.cin * s.h * s.w;
+  const inputDims = [s.batch, s.cin, s.h, s.w];
   return {
     shape: s,
     xb: bitpack(x),
     w: packBinaryConv2dWeights(w),
-    options: { strides: s.stride, padding: { pads: s.pads, value: 'one' }, output: { kind: 'f32', scale, bias } },
+    options: { strides: s.stride, padding: { pads: s.pads, value: padValue }, output: { kind: 'f32', scale, bias } },
     f32Model: convF32Model(s),
     int8Model: qlinearConvModel(s),
     xF32: new ort.Tensor('float32', fill(new Float32Array(inputSize), signed), inputDims),
@@ -89,9 +98,9 @@ function prepare(s: ConvShape): Layer {
       fill(new Uint8Array(inputSize), () => Math.floor(rnd() * 256)),
       inputDims,
     ),
-    y: tensor('f32', [1, s.oh, s.ow, s.cout]),
-    yF32: new ort.Tensor('float32', new Float32Array(s.cout * s.oh * s.ow), [1, s.cout, s.oh, s.ow]),
-    yU8: new ort.Tensor('uint8', new Uint8Array(s.cout * s.oh * s.ow), [1, s.cout, s.oh, s.ow]),
+    y: tensor('f32', [s.batch, s.oh, s.ow, s.cout]),
+    yF32: new ort.Tensor('float32', new Float32Array(outputSize), [s.batch, s.cout, s.oh, s.ow]),
+    yU8: new ort.Tensor('uint8', new Uint8Array(outputSize), [s.batch, s.cout, s.oh, s.ow]),
   };
 }
 
@@ -112,8 +121,8 @@ async function check(
   } finally {
     setIsa(defaultIsa);
   }
-  if (!sameShape(y.shape, [1, s.oh, s.ow, s.cout]))
-    problems.push(`lowbit output shape [${y.shape.join(', ')}], expected [1, ${s.oh}, ${s.ow}, ${s.cout}]`);
+  if (!sameShape(y.shape, [s.batch, s.oh, s.ow, s.cout]))
+    problems.push(`lowbit output shape [${y.shape.join(', ')}], expected [${s.batch}, ${s.oh}, ${s.ow}, ${s.cout}]`);
   const bad = y.data.findIndex((v, i) => v !== yScalar.data[i]); // bit-exact across ISAs
   if (bad >= 0)
     problems.push(
@@ -124,17 +133,17 @@ async function check(
     ['ort-int8', int8, layer.xU8],
   ] as const) {
     const out = (await session.run({ x })).y;
-    if (!sameShape(out.dims, [1, s.cout, s.oh, s.ow]))
-      problems.push(`${name} output dims [${out.dims.join(', ')}], expected [1, ${s.cout}, ${s.oh}, ${s.ow}]`);
+    if (!sameShape(out.dims, [s.batch, s.cout, s.oh, s.ow]))
+      problems.push(`${name} output dims [${out.dims.join(', ')}], expected [${s.batch}, ${s.cout}, ${s.oh}, ${s.ow}]`);
   }
   return problems.map((p) => `${s.name}: ${p}`);
 }
 
-async function run({ quick }: SuiteOptions): Promise<Row[]> {
+async function run(config: Config, { quick }: SuiteOptions): Promise<Row[]> {
   const plan = quick ? QUICK : FULL;
   const defaultIsa = isa();
   const savedThreads = threads();
-  const shapes = loadConvShapes('resnet18_bconv.txt');
+  const shapes = loadConvShapes(config.shapes);
   console.log(
     `binary: lowbit bconv2d (isa ${defaultIsa}; supported: ${supportedIsas().join(', ')}) vs onnxruntime-node ${ort.env.versions.node ?? ort.env.versions.common}` +
       ` on ${cpus()[0]?.model ?? 'unknown CPU'} x ${cpus().length}, node ${process.version}`,
@@ -146,7 +155,7 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
       ` (${quick ? 'quick' : 'full'} run). "vs X" = X median / lowbit median: above 1, lowbit is faster.\n`,
   );
   const row = tablePrinter([
-    ['workload', 17],
+    ['workload', 18],
     ['thr', 3],
     ['lowbit ms', 0],
     ['Gop/s', 6],
@@ -161,7 +170,7 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
     ['vs scalar', 0],
   ]);
 
-  const layers = shapes.map(prepare);
+  const layers = shapes.map((s) => prepare(s, config.padValue));
   const rows: Row[] = [];
   const problems: string[] = [];
   try {
@@ -215,10 +224,13 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
   }
   console.log(`\nload average (1 min) after: ${load()}`);
   console.log(
-    'MACs = OH*OW*Cout*3*3*Cin (115.6 M for the stride-1 layers, 57.8 M for stride 2); Gop/s = 2 * MACs / median.',
+    `MACs = N*OH*OW*Cout*3*3*Cin; Gop/s = 2 * MACs / median. lowbit pads with ${config.padValue === 'one' ? '+1' : 'zeros (exact)'}.`,
   );
   for (const p of problems) console.log(`WARNING ${p}`);
   return rows;
 }
 
-export const suite: Suite = { run };
+export const suite: Suite = { run: (options) => run({ shapes: 'resnet18_bconv.txt', padValue: 'one' }, options) };
+export const smallSuite: Suite = {
+  run: (options) => run({ shapes: 'small_bconv.txt', padValue: 'zero' }, options),
+};

@@ -51,7 +51,7 @@ function convAttributes(s: ConvShape): proto.IAttributeProto[] {
   ];
 }
 
-/** fp32 `Conv` with weights [cout, cin, k, k] and bias; input `x` [1, cin, h, w] f32, output `y`. */
+/** fp32 `Conv` with weights [cout, cin, k, k] and bias; input `x` [batch, cin, h, w] f32, output `y`. */
 export function convF32Model(s: ConvShape, seed = 1): Uint8Array {
   const rnd = random(seed);
   const w = fill(new Float32Array(s.cout * s.cin * s.kernel * s.kernel), () => rnd() * 2 - 1);
@@ -59,12 +59,12 @@ export function convF32Model(s: ConvShape, seed = 1): Uint8Array {
   return model(
     { opType: 'Conv', input: ['x', 'w', 'b'], output: ['y'], attribute: convAttributes(s) },
     [initializer('w', T.FLOAT, [s.cout, s.cin, s.kernel, s.kernel], w), initializer('b', T.FLOAT, [s.cout], b)],
-    valueInfo('x', T.FLOAT, [1, s.cin, s.h, s.w]),
-    valueInfo('y', T.FLOAT, [1, s.cout, s.oh, s.ow]),
+    valueInfo('x', T.FLOAT, [s.batch, s.cin, s.h, s.w]),
+    valueInfo('y', T.FLOAT, [s.batch, s.cout, s.oh, s.ow]),
   );
 }
 
-/** int8 `QLinearConv`, per-channel weight scales; input `x` [1, cin, h, w] u8, output `y` u8. */
+/** int8 `QLinearConv`, per-channel weight scales; input `x` [batch, cin, h, w] u8, output `y` u8. */
 export function qlinearConvModel(s: ConvShape, seed = 2): Uint8Array {
   const rnd = random(seed);
   const k = s.cin * s.kernel * s.kernel;
@@ -93,8 +93,8 @@ export function qlinearConvModel(s: ConvShape, seed = 2): Uint8Array {
       scalar('y_zero_point', T.UINT8, Uint8Array.of(128)),
       initializer('b', T.INT32, [s.cout], bias),
     ],
-    valueInfo('x', T.UINT8, [1, s.cin, s.h, s.w]),
-    valueInfo('y', T.UINT8, [1, s.cout, s.oh, s.ow]),
+    valueInfo('x', T.UINT8, [s.batch, s.cin, s.h, s.w]),
+    valueInfo('y', T.UINT8, [s.batch, s.cout, s.oh, s.ow]),
   );
 }
 

@@ -20,6 +20,12 @@ const SUITES: readonly SuiteEntry[] = [
     load: () => import('./binary.js'),
   },
   {
+    name: 'binary-small',
+    description:
+      'the same on binary convs with 16-128 channels: CIFAR ResNet-20, VGG-Small, the Fashion-MNIST CNN at batch 64',
+    load: () => import('./binary.js').then((m) => ({ suite: m.smallSuite })),
+  },
+  {
     name: 'int',
     description:
       'lowbit qconv2d/qdense W8A8, W4A8, W4A4 vs onnxruntime-node QLinearConv/QLinearMatMul int8 and Conv/MatMul fp32, ResNet-18 3x3 layers, GEMV, GEMM, 1 and 2 threads',

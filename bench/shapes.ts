@@ -2,9 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-/** A 2-D convolution layer, batch 1. Pads are [top, left, bottom, right]. */
+/** A 2-D convolution layer. Pads are [top, left, bottom, right]. */
 export interface ConvShape {
   name: string;
+  batch: number;
   cin: number;
   cout: number;
   h: number;
@@ -14,14 +15,14 @@ export interface ConvShape {
   pads: [number, number, number, number];
   oh: number;
   ow: number;
-  /** multiply-accumulates of one run: oh * ow * cout * kernel^2 * cin */
+  /** multiply-accumulates of one run: batch * oh * ow * cout * kernel^2 * cin */
   macs: number;
 }
 
 // Compiled to dist/bench/, the shape files stay in bench/shapes/ of the source tree.
 const shapesDir = fileURLToPath(new URL('../../bench/shapes/', import.meta.url));
 
-/** Parses `name cin cout h w kernel stride t,l,b,r` lines; `#` starts a comment. */
+/** Parses `name cin cout h w kernel stride t,l,b,r [batch]` lines (batch 1 if absent); `#` starts a comment. */
 export function loadConvShapes(file: string): ConvShape[] {
   const text = readFileSync(shapesDir + file, 'utf8');
   const shapes: ConvShape[] = [];
@@ -31,18 +32,20 @@ export function loadConvShapes(file: string): ConvShape[] {
     const fields = line.split(/\s+/);
     const numbers = fields.slice(1, 7).map(Number);
     const pads = (fields[7] ?? '').split(',').map(Number);
+    const batch = Number(fields[8] ?? 1);
     if (
-      fields.length !== 8 ||
-      !numbers.every((n) => Number.isInteger(n) && n > 0) ||
+      (fields.length !== 8 && fields.length !== 9) ||
+      ![...numbers, batch].every((n) => Number.isInteger(n) && n > 0) ||
       pads.length !== 4 ||
       !pads.every((p) => Number.isInteger(p) && p >= 0)
     )
-      throw new Error(`${file}:${i + 1}: expected 'name cin cout h w kernel stride t,l,b,r', got '${raw}'`);
+      throw new Error(`${file}:${i + 1}: expected 'name cin cout h w kernel stride t,l,b,r [batch]', got '${raw}'`);
     const [cin, cout, h, w, kernel, stride] = numbers;
     const oh = Math.floor((h + pads[0] + pads[2] - kernel) / stride) + 1;
     const ow = Math.floor((w + pads[1] + pads[3] - kernel) / stride) + 1;
     shapes.push({
       name: fields[0],
+      batch,
       cin,
       cout,
       h,
@@ -52,7 +55,7 @@ export function loadConvShapes(file: string): ConvShape[] {
       pads: pads as ConvShape['pads'],
       oh,
       ow,
-      macs: oh * ow * cout * kernel * kernel * cin,
+      macs: batch * oh * ow * cout * kernel * kernel * cin,
     });
   });
   return shapes;

@@ -176,6 +176,102 @@ TEST(bconv2d_matches_oracle_for_every_epilogue) {
   }
 }
 
+// Channels per group that are not a multiple of 64 take the row-stream im2col (conv_tile.h); every
+// run length and offset of its bit copies (within one word, across two, longer than 64 bits) is hit
+// by some of these, on tiny and 1x1 images, with strides, dilations, groups and both pad values.
+TEST(bconv2d_small_channels_match_oracle) {
+  auto g = rng(13);
+  const size_t channels[] = {1, 3, 16, 17, 31, 32, 33, 64, 100, 128};
+  for (size_t icg : channels)
+    for (int round = 0; round < 12; ++round) {
+      ConvCase k{};
+      k.groups = round % 4 == 3 ? 2 + g() % 2 : 1;
+      k.c = icg * k.groups;
+      k.oc = (1 + g() % 40) * k.groups;
+      k.kh = round % 3 == 0 ? 3 : 1 + g() % 3;
+      k.kw = round % 3 == 0 ? 3 : 1 + g() % 4;
+      k.n = 1 + g() % 3;
+      k.h = round % 5 == 0 ? 1 : 1 + g() % 12;
+      k.w = round % 5 == 0 ? 1 : 1 + g() % 12;
+      k.p.stride_h = 1 + g() % 2;
+      k.p.stride_w = 1 + g() % 2;
+      k.p.dilation_h = g() % 4 == 0 ? 2 : 1;
+      k.p.dilation_w = g() % 4 == 0 ? 2 : 1;
+      k.p.pad_value = round % 2 ? PadValue::One : PadValue::Zero;
+      const size_t eh = (k.kh - 1) * k.p.dilation_h + 1, ew = (k.kw - 1) * k.p.dilation_w + 1;
+      k.p.pad_top = g() % eh;
+      k.p.pad_bottom = g() % eh;
+      k.p.pad_left = g() % ew;
+      k.p.pad_right = g() % ew;
+      // Keep the output non-empty.
+      k.h = std::max(k.h, eh > k.p.pad_top + k.p.pad_bottom ? eh - k.p.pad_top - k.p.pad_bottom : 1);
+      k.w = std::max(k.w, ew > k.p.pad_left + k.p.pad_right ? ew - k.p.pad_left - k.p.pad_right : 1);
+      const auto x = random_signs(g, k.n * k.h * k.w * k.c);
+      const auto wt = random_signs(g, k.oc * k.kh * k.kw * icg);
+      auto weights = pack_binary_conv2d_weights_f32(wt.data(), k.oc, k.kh, k.kw, icg, k.groups);
+      const Conv2dShape s = bconv2d_shape(k.n, k.h, k.w, k.c, *weights, k.p);
+      const auto want = oracle_conv(k, x, wt, s.out_h, s.out_w);
+      std::vector<uint64_t> xb(k.n * k.h * k.w * b1_words(k.c));
+      bitpack_f32(x.data(), k.n * k.h * k.w, k.c, xb.data());
+      std::vector<float> one(k.oc, 1.f), zero(k.oc, 0.f);
+      BinaryEpilogue e;
+      e.scale = one.data();
+      e.bias_f32 = zero.data();
+      e.lo = -INFINITY;
+      e.hi = INFINITY;
+      for (Isa isa : supported_isas()) {
+        set_isa(isa_name(isa));
+        std::vector<float> out(want.size() + 1, 12345.f);
+        bconv2d(xb.data(), s, *weights, k.p, e, out.data());
+        size_t bad = 0;
+        while (bad < want.size() && out[bad] == static_cast<float>(want[bad])) ++bad;
+        CHECK(bad == want.size() && out.back() == 12345.f,
+              isa_name(isa) << " N" << k.n << " H" << k.h << " W" << k.w << " C" << k.c << " O" << k.oc << " k" << k.kh
+                            << "x" << k.kw << " g" << k.groups << " s" << k.p.stride_h << k.p.stride_w << " d"
+                            << k.p.dilation_h << k.p.dilation_w << " pads" << k.p.pad_top << k.p.pad_left
+                            << k.p.pad_bottom << k.p.pad_right << (k.p.pad_value == PadValue::Zero ? " zero" : " one")
+                            << ": first mismatch at " << bad << " of " << want.size());
+      }
+    }
+  set_isa(isa_name(supported_isas().back()));
+}
+
+// Inputs large enough that the row streams are built by several threads at once.
+TEST(bconv2d_small_channels_large_input_on_two_threads) {
+  auto g = rng(14);
+  const size_t saved = num_threads();
+  set_num_threads(2);
+  for (size_t icg : {16, 33}) {
+    ConvCase k{};
+    k.n = 4, k.h = 96, k.w = 90, k.c = icg, k.oc = 5, k.kh = 3, k.kw = 3, k.groups = 1;
+    k.p.pad_top = k.p.pad_left = k.p.pad_bottom = k.p.pad_right = 1;
+    k.p.pad_value = PadValue::Zero;
+    const auto x = random_signs(g, k.n * k.h * k.w * k.c);
+    const auto wt = random_signs(g, k.oc * 9 * icg);
+    auto weights = pack_binary_conv2d_weights_f32(wt.data(), k.oc, 3, 3, icg, 1);
+    const Conv2dShape s = bconv2d_shape(k.n, k.h, k.w, k.c, *weights, k.p);
+    const auto want = oracle_conv(k, x, wt, s.out_h, s.out_w);
+    std::vector<uint64_t> xb(k.n * k.h * k.w * b1_words(k.c));
+    bitpack_f32(x.data(), k.n * k.h * k.w, k.c, xb.data());
+    std::vector<float> one(k.oc, 1.f), zero(k.oc, 0.f);
+    BinaryEpilogue e;
+    e.scale = one.data();
+    e.bias_f32 = zero.data();
+    e.lo = -INFINITY;
+    e.hi = INFINITY;
+    for (Isa isa : supported_isas()) {
+      set_isa(isa_name(isa));
+      std::vector<float> out(want.size());
+      bconv2d(xb.data(), s, *weights, k.p, e, out.data());
+      size_t bad = 0;
+      while (bad < want.size() && out[bad] == static_cast<float>(want[bad])) ++bad;
+      CHECK(bad == want.size(), isa_name(isa) << " C" << icg << ": first mismatch at " << bad);
+    }
+  }
+  set_isa(isa_name(supported_isas().back()));
+  set_num_threads(saved);
+}
+
 TEST(bdense_matches_oracle) {
   auto g = rng(11);
   for (size_t rows : {1, 2, 7}) {

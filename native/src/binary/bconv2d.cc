@@ -24,10 +24,17 @@ struct Scratch {
 };
 thread_local Scratch t_scratch;
 
+// The row streams and zero-padding corrections of the current call on this (the calling) thread;
+// the tasks only read them.
+thread_local AlignedBuffer<uint64_t> t_streams;
+thread_local ZeroPadCorrections t_zero_pad;
+
 struct Plan {
   ConvCall call;
   size_t pixels, tile, chunk, tiles, chunks, oc_per_group;
-  bool direct;  // 1x1, stride 1, no padding, one group: input rows are the patches
+  bool direct;                         // 1x1, stride 1, no padding, one group: input rows are the patches
+  const uint64_t* streams;             // small channels: the input as row streams (conv_tile.h), else null
+  const ZeroPadCorrections* zero_pad;  // zero padding, else null
 };
 
 void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output) {
@@ -36,7 +43,6 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
   const ConvCall& call = plan.call;
   const size_t c0 = chunk_index * plan.chunk, cn = std::min(plan.chunk, call.s.out_c - c0);
   const BinaryConv2dWeights& w = call.w;
-  const bool zero_pad = call.p.pad_value == PadValue::Zero;
 
   Scratch& sc = t_scratch;
   sc.y.resize(pn * cn);
@@ -49,6 +55,9 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
     const uint64_t* a;
     if (plan.direct) {
       a = input + p0 * w.row_words;
+    } else if (plan.streams) {
+      im2col_from_streams(call, plan.streams, p0, pn, g, sc.patches.data());
+      a = sc.patches.data();
     } else {
       for (size_t i = 0; i < pn; ++i) im2col_row(call, input, p0 + i, g, sc.patches.data() + i * w.row_words);
       a = sc.patches.data();
@@ -56,10 +65,10 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
     int32_t* y = sc.y.data() + (gc0 - c0);
     call.k.gemm(pn, gc1 - gc0, w.row_words, a, w.row_words, w.bits.data() + gc0 * w.row_words, w.row_words,
                 static_cast<int32_t>(w.kbits), y, cn);
-    if (zero_pad)
-      for (size_t i = 0; i < pn; ++i) correct_zero_padding(call, p0 + i, gc0, gc1, y + i * cn);
+    if (plan.zero_pad)
+      for (size_t i = 0; i < pn; ++i) plan.zero_pad->apply(p0 + i, gc0, gc1, y + i * cn);
   }
-  for (size_t i = 0; i < pn; ++i) epilogue_row(call, sc.y.data() + i * cn, p0 + i, c0, cn, output);
+  epilogue_rows(call, sc.y.data(), cn, p0, pn, c0, cn, output);
 }
 
 }  // namespace
@@ -142,7 +151,27 @@ void bconv2d(const uint64_t* input, const Conv2dShape& s, const BinaryConv2dWeig
             tiles,
             chunks,
             w.out_channels / w.groups,
-            direct};
+            direct,
+            nullptr,
+            nullptr};
+  if (p.pad_value == PadValue::Zero) {
+    t_zero_pad.build(plan.call);
+    plan.zero_pad = &t_zero_pad;
+  }
+  if (!direct && use_row_streams(w)) {
+    const size_t rows = row_stream_rows(plan.call), per_row = w.groups * row_stream_words(plan.call);
+    t_streams.resize(checked_mul(rows, per_row, "row stream size"));
+    // This thread's buffer: the workers that build parts of it have their own t_streams.
+    uint64_t* streams = t_streams.data();
+    // Repacking costs about one pass over the input; split it only where it is worth a pool wake-up.
+    const size_t blocks = std::min(threads, std::max<size_t>(1, rows * per_row / 4096));
+    const size_t block = (rows + blocks - 1) / blocks;
+    parallel_for(blocks, [&](size_t b) {
+      const size_t r0 = b * block;
+      if (r0 < rows) build_row_streams(plan.call, input, r0, std::min(block, rows - r0), streams);
+    });
+    plan.streams = streams;
+  }
   parallel_for(tiles * chunks, [&](size_t task) { run_task(plan, input, task, output); });
 }
 

@@ -2,32 +2,44 @@
 #include "binary/conv_tile.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "binary/bit_copy.h"
+#include "common/checked_math.h"
 #include "common/conv_taps.h"
 
 namespace lowbit {
 
-void epilogue_row(const ConvCall& call, const int32_t* y, size_t pixel, size_t c0, size_t n, void* output) {
+void epilogue_rows(const ConvCall& call, const int32_t* y, size_t ldy, size_t p0, size_t pn, size_t c0, size_t n,
+                   void* output) {
   const BinaryEpilogue& e = call.e;
   const size_t oc = call.s.out_c;
+  // One switch and one parameter block per tile: with 16 channels a row is only two vectors.
   switch (e.kind) {
     case OutputKind::F32: {
       OutputF32Params p{e.scale + c0, e.bias_f32 + c0, e.lo, e.hi};
-      call.out.output_f32(n, y, p, static_cast<float*>(output) + pixel * oc + c0);
+      float* out = static_cast<float*>(output) + p0 * oc + c0;
+      for (size_t i = 0; i < pn; ++i) call.out.output_f32(n, y + i * ldy, p, out + i * oc);
       break;
     }
     case OutputKind::S8: {
       RequantizeParams p{e.mult + c0, e.shift + c0, e.bias_s32 + c0, e.qmin, e.qmax};
-      call.out.output_s8(n, y, p, static_cast<int8_t*>(output) + pixel * oc + c0);
+      int8_t* out = static_cast<int8_t*>(output) + p0 * oc + c0;
+      for (size_t i = 0; i < pn; ++i) call.out.output_s8(n, y + i * ldy, p, out + i * oc);
       break;
     }
     case OutputKind::B1: {
       OutputB1Params p{e.threshold + c0, e.flip + c0};
-      call.out.output_b1(n, y, p, static_cast<uint64_t*>(output) + pixel * b1_words(oc) + c0 / 64);
+      const size_t words = b1_words(oc);
+      uint64_t* out = static_cast<uint64_t*>(output) + p0 * words + c0 / 64;
+      for (size_t i = 0; i < pn; ++i) call.out.output_b1(n, y + i * ldy, p, out + i * words);
       break;
     }
   }
+}
+
+void epilogue_row(const ConvCall& call, const int32_t* y, size_t pixel, size_t c0, size_t n, void* output) {
+  epilogue_rows(call, y, 0, pixel, 1, c0, n, output);
 }
 
 void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_t g, uint64_t* row) {
@@ -70,9 +82,229 @@ void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_
   });
 }
 
+namespace {
+
+// Writes a row of bits from runs of bits, each word once (no zeroing first, no read-modify-write).
+class BitWriter {
+ public:
+  explicit BitWriter(uint64_t* out) : out_(out) {}
+  // Appends the low n bits of v (n in [1, 64]; v's higher bits 0).
+  void put(uint64_t v, size_t n) {
+    acc_ |= v << fill_;
+    if (fill_ + n < 64) {
+      fill_ += n;
+      return;
+    }
+    *out_++ = acc_;
+    acc_ = fill_ == 0 ? 0 : v >> (64 - fill_);
+    fill_ = fill_ + n - 64;
+  }
+  // Appends `count` bits of src starting at bit `first`, reading only the words that hold them.
+  void copy(const uint64_t* src, size_t first, size_t count) {
+    for (; count > 0;) {
+      const size_t n = count < 64 ? count : 64, shift = first % 64;
+      const uint64_t* s = src + first / 64;
+      uint64_t v = s[0] >> shift;
+      if (shift + n > 64) v |= s[1] << (64 - shift);
+      put(n < 64 ? v & ((uint64_t{1} << n) - 1) : v, n);
+      first += n;
+      count -= n;
+    }
+  }
+  void zeros(size_t n) {
+    for (; n > 64; n -= 64) put(0, 64);
+    if (n > 0) put(0, n);
+  }
+  // Writes the last partial word; returns the end of what was written.
+  uint64_t* finish() {
+    if (fill_ != 0) *out_++ = acc_;
+    return out_;
+  }
+
+ private:
+  uint64_t* out_;
+  uint64_t acc_ = 0;
+  size_t fill_ = 0;
+};
+
+}  // namespace
+
+size_t row_stream_words(const ConvCall& call) {
+  const size_t padded_w = call.p.pad_left + call.s.in_w + call.p.pad_right;
+  return words_for_bits(padded_w * call.w.in_channels_per_group) + 1;
+}
+
+size_t row_stream_rows(const ConvCall& call) {
+  return call.s.batch * (call.p.pad_top + call.s.in_h + call.p.pad_bottom);
+}
+
+void build_row_streams(const ConvCall& call, const uint64_t* input, size_t row0, size_t rows, uint64_t* streams) {
+  const size_t in_w = call.s.in_w, in_h = call.s.in_h, in_words = b1_words(call.s.in_c);
+  const size_t icg = call.w.in_channels_per_group, groups = call.w.groups, pad_top = call.p.pad_top;
+  const size_t pad_left = call.p.pad_left, pad_right = call.p.pad_right;
+  const size_t words = row_stream_words(call), padded_h = pad_top + in_h + call.p.pad_bottom;
+  for (size_t r = row0; r < row0 + rows; ++r) {
+    uint64_t* stream = streams + r * groups * words;
+    const size_t n = r / padded_h, py = r % padded_h;
+    if (py < pad_top || py - pad_top >= in_h) {  // a padding row
+      std::fill(stream, stream + groups * words, 0);
+      continue;
+    }
+    const uint64_t* row = input + (n * in_h + py - pad_top) * in_w * in_words;
+    for (size_t g = 0; g < groups; ++g, stream += words) {
+      BitWriter out(stream);
+      out.zeros(pad_left * icg);
+      for (size_t ix = 0; ix < in_w; ++ix) out.copy(row + ix * in_words, g * icg, icg);
+      out.zeros(pad_right * icg);
+      std::fill(out.finish(), stream + words, 0);  // the spare word
+    }
+  }
+}
+
+namespace {
+
+// The first word of the stream (padded row, padded column) of output pixels p0, p0 + 1, ... reads
+// at kernel tap (0, 0), as a bit offset from the streams' start, stepping through the pixels.
+class StreamCursor {
+ public:
+  StreamCursor(const ConvCall& call, size_t p0)
+      : out_w_(call.s.out_w),
+        out_h_(call.s.out_h),
+        col_step_(call.p.stride_w * call.w.in_channels_per_group),
+        row_step_(call.p.stride_h * call.w.groups * row_stream_words(call) * 64),
+        image_step_((call.p.pad_top + call.s.in_h + call.p.pad_bottom) * call.w.groups * row_stream_words(call) * 64),
+        ow_(p0 % out_w_),
+        oh_((p0 / out_w_) % out_h_) {
+    row_bit_ = (p0 / (out_w_ * out_h_)) * image_step_ + oh_ * row_step_;
+  }
+  size_t bit() const { return row_bit_ + ow_ * col_step_; }
+  void next() {
+    if (++ow_ < out_w_) return;
+    ow_ = 0;
+    row_bit_ += row_step_;
+    if (++oh_ < out_h_) return;
+    // The next image: its first row, past this image's last rows that no output row started at
+    // (or back, where the stride passes the end: unsigned arithmetic wraps, the sum is exact).
+    oh_ = 0;
+    row_bit_ += image_step_ - out_h_ * row_step_;
+  }
+
+ private:
+  size_t out_w_, out_h_, col_step_, row_step_, image_step_, ow_, oh_, row_bit_ = 0;
+};
+
+// 64 bits of a stream from bit `bit` on (the spare word at each stream's end makes src[1] readable).
+inline uint64_t load64(const uint64_t* streams, size_t bit) {
+  const uint64_t* src = streams + bit / 64;
+  const size_t shift = bit % 64;
+  return (src[0] >> shift) | ((src[1] << 1) << (63 - shift));
+}
+
+// Dilation 1 along w, kernel rows of at most kChunks * 64 bits (icg <= 21 or 42 for a 3x3 kernel):
+// each kernel row is kChunks funnel shifts, appended to the patch row in a register.
+template <size_t kChunks>
+void im2col_short_runs(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g, uint64_t* rows) {
+  const size_t kernel_h = call.w.kernel_h, row_words = call.w.row_words;
+  const size_t last = call.w.kernel_w * call.w.in_channels_per_group - 64 * (kChunks - 1);  // in [1, 64]
+  const size_t ky_step = call.p.dilation_h * call.w.groups * row_stream_words(call) * 64;
+  const uint64_t last_mask = last == 64 ? ~uint64_t{0} : (uint64_t{1} << last) - 1;
+  const size_t group_bit = g * row_stream_words(call) * 64;
+  StreamCursor at(call, p0);
+  for (size_t i = 0; i < pn; ++i, rows += row_words, at.next()) {
+    uint64_t* out = rows;
+    uint64_t acc = 0;
+    size_t fill = 0, bit = at.bit() + group_bit;
+    for (size_t ky = 0; ky < kernel_h; ++ky, bit += ky_step)
+      for (size_t c = 0; c < kChunks; ++c) {
+        const bool is_last = c + 1 == kChunks;
+        const size_t n = is_last ? last : 64;
+        const uint64_t v = is_last ? load64(streams, bit + 64 * c) & last_mask : load64(streams, bit + 64 * c);
+        acc |= v << fill;
+        fill += n;
+        if (fill >= 64) {
+          *out++ = acc;
+          fill -= 64;
+          acc = fill == 0 ? 0 : v >> (n - fill);
+        }
+      }
+    if (fill != 0) *out = acc;
+  }
+}
+
+}  // namespace
+
+void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g,
+                         uint64_t* rows) {
+  const size_t icg = call.w.in_channels_per_group, kernel_w = call.w.kernel_w, dilation_w = call.p.dilation_w;
+  if (dilation_w == 1 && kernel_w * icg <= 64) return im2col_short_runs<1>(call, streams, p0, pn, g, rows);
+  if (dilation_w == 1 && kernel_w * icg <= 128) return im2col_short_runs<2>(call, streams, p0, pn, g, rows);
+  const size_t kernel_h = call.w.kernel_h, row_words = call.w.row_words;
+  const size_t ky_step = call.p.dilation_h * call.w.groups * row_stream_words(call) * 64;
+  const size_t group_bit = g * row_stream_words(call) * 64;
+  StreamCursor at(call, p0);
+  for (size_t i = 0; i < pn; ++i, rows += row_words, at.next()) {
+    BitWriter out(rows);
+    size_t bit = at.bit() + group_bit;
+    for (size_t ky = 0; ky < kernel_h; ++ky, bit += ky_step) {
+      if (dilation_w == 1) {
+        out.copy(streams, bit, kernel_w * icg);
+      } else {
+        for (size_t kx = 0; kx < kernel_w; ++kx) out.copy(streams, bit + kx * dilation_w * icg, icg);
+      }
+    }
+    out.finish();
+  }
+}
+
+namespace {
+
+// Classes of the output positions along one axis by the kernel taps [lo, hi) that fall inside the
+// input (taps outside that range read padding); class 0 is the full range. Returns the classes'
+// ranges; class[i] is output position i's.
+std::vector<std::pair<size_t, size_t>> classify_axis(size_t out, size_t in, size_t kernel, size_t stride,
+                                                     size_t dilation, size_t pad, std::vector<uint32_t>& cls) {
+  std::vector<std::pair<size_t, size_t>> ranges = {{0, kernel}};
+  cls.resize(out);
+  for (size_t o = 0; o < out; ++o) {
+    size_t lo = 0, hi = kernel;
+    while (lo < hi && o * stride + lo * dilation < pad) ++lo;
+    while (hi > lo && o * stride + (hi - 1) * dilation >= pad + in) --hi;
+    size_t k = 0;
+    while (k < ranges.size() && ranges[k] != std::make_pair(lo, hi)) ++k;
+    if (k == ranges.size()) ranges.emplace_back(lo, hi);
+    cls[o] = static_cast<uint32_t>(k);
+  }
+  return ranges;
+}
+
+}  // namespace
+
+void ZeroPadCorrections::build(const ConvCall& call) {
+  const Conv2dShape& s = call.s;
+  const Conv2dParams& p = call.p;
+  const BinaryConv2dWeights& w = call.w;
+  out_h_ = s.out_h, out_w_ = s.out_w, out_c_ = s.out_c;
+  const auto rows = classify_axis(s.out_h, s.in_h, w.kernel_h, p.stride_h, p.dilation_h, p.pad_top, row_class_);
+  const auto cols = classify_axis(s.out_w, s.in_w, w.kernel_w, p.stride_w, p.dilation_w, p.pad_left, col_class_);
+  col_classes_ = cols.size();
+  sums_.assign(rows.size() * cols.size() * out_c_, 0);
+  for (size_t r = 0; r < rows.size(); ++r)
+    for (size_t c = 0; c < cols.size(); ++c) {
+      int32_t* sums = sums_.data() + (r * cols.size() + c) * out_c_;
+      for (size_t ky = 0; ky < w.kernel_h; ++ky)
+        for (size_t kx = 0; kx < w.kernel_w; ++kx) {
+          const bool inside = ky >= rows[r].first && ky < rows[r].second && kx >= cols[c].first && kx < cols[c].second;
+          if (inside) continue;
+          const int32_t* tap = w.tap_sums.data() + (ky * w.kernel_w + kx) * out_c_;
+          for (size_t o = 0; o < out_c_; ++o) sums[o] += tap[o];
+        }
+    }
+}
+
 void correct_zero_padding(const ConvCall& call, size_t pixel, size_t c0, size_t c1, int32_t* y) {
   const Conv2dShape& s = call.s;
   const size_t ow = pixel % s.out_w, oh = (pixel / s.out_w) % s.out_h;
+  if (window_inside(s, call.w.kernel_h, call.w.kernel_w, call.p, oh, ow)) return;
   for_each_tap(call.w.kernel_h, call.w.kernel_w, call.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
     if (inside(s, iy, ix)) return;
     const int32_t* sums = call.w.tap_sums.data() + t * call.w.out_channels;
