@@ -13,8 +13,24 @@ void epilogue_row(const ConvCall& call, const int32_t* y, size_t pixel, size_t c
   const size_t oc = call.s.out_c;
   switch (e.kind) {
     case OutputKind::F32: {
+      float* out = static_cast<float*>(output) + pixel * oc + c0;
+      if (e.fused()) {  // c0 is a multiple of 64 (channel chunks), so the bits start at a word
+        const size_t at = pixel * oc + c0;
+        const OutputF32FusedParams p{e.scale + c0,
+                                     e.bias_f32 + c0,
+                                     e.residual ? e.residual + at : nullptr,
+                                     e.prelu_slope ? e.prelu_slope + c0 : nullptr,
+                                     e.prelu_slope ? e.prelu_input_bias + c0 : nullptr,
+                                     e.prelu_slope ? e.prelu_output_bias + c0 : nullptr,
+                                     e.lo,
+                                     e.hi,
+                                     e.sign_output ? e.sign_threshold + c0 : nullptr};
+        call.out.output_f32_fused(n, y, p, out,
+                                  e.sign_output ? e.sign_output + pixel * b1_words(oc) + c0 / 64 : nullptr);
+        break;
+      }
       OutputF32Params p{e.scale + c0, e.bias_f32 + c0, e.lo, e.hi};
-      call.out.output_f32(n, y, p, static_cast<float*>(output) + pixel * oc + c0);
+      call.out.output_f32(n, y, p, out);
       break;
     }
     case OutputKind::S8: {
