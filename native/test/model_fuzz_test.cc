@@ -182,6 +182,18 @@ FuzzModel fuzz_model() {
   w.node("f.sign", "sign", {fcat}, fb, "\"threshold\": " + threshold);
   w.node("f.gap", "global_avgpool", {fcat}, fgp);
   w.node("f.to_chw", "transpose", {fgp}, fout);
+  // A fused binary block: bconv2d with the residual input, RPReLU, clamp and the sign bits out.
+  const auto fz = w.tensor_hwc("fz", {3, 3, 6}), fzb = w.tensor("fzb", "b1", {3, 3, 6});
+  std::vector<float> block_signs(36);
+  for (auto& v : block_signs) v = g() % 2 ? 1.f : -1.f;
+  const auto block_weights = pack_binary_conv2d_weights_f32(block_signs.data(), 6, 1, 1, 6, 1);
+  const std::vector<float> six{0.5f, -0.25f, 1.0f, 0.0f, 0.125f, -1.0f};
+  w.node("f.block", "bconv2d", {fb, fcat}, std::vector<uint32_t>{fz, fzb},
+         "\"kernel\": [1, 1], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [0, 0, 0, 0], \"groups\": 1, "
+         "\"pad_value\": \"one\", \"weights\": " +
+             w.data(block_weights->bits) + ", \"scale\": " + w.data(six) + ", \"bias\": " + w.data(six) +
+             ", \"prelu_slope\": " + w.data(six) + ", \"prelu_output_bias\": " + w.data(six) +
+             ", \"clamp\": [-2.0, 2.0], \"sign_threshold\": " + w.data(six));
   return f;
 }
 
@@ -427,7 +439,7 @@ TEST(model_fuzz_json_mutations_name_the_field) {
       {"\"lowbit\": 1", "\"lowbit\": 2", "json: lowbit: expected 1 (the graph format version), got 2"},
       {"\"nodes\": [", "\"nodez\": [", "json: (the document): missing field 'nodes'"},
       {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [99], \"outputs\": [1]",
-       "node 'quantize' (quantize): json: nodes[0].inputs[0]: expected an integer in [0, 27], got 99"},
+       "node 'quantize' (quantize): json: nodes[0].inputs[0]: expected an integer in [0, 29], got 99"},
       {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [0], \"outputs\": [0]",
        "nodes[0].outputs[0]: tensor 0 'x' is a graph input"},
       {"\"inputs\": [0], \"outputs\": [1]", "\"inputs\": [0], \"outputs\": [1, 2]",
@@ -513,6 +525,14 @@ TEST(model_fuzz_json_mutations_name_the_field) {
        "node 'f.avgpool' (avgpool): json: nodes[22].count_include_pad: expected true or false, got 0"},
       {"\"op\": \"concat\", \"inputs\": [20, 21]", "\"op\": \"concat\", \"inputs\": [20, 19]",
        "node 'f.concat' (concat): inputs[1] (tensor 19 'fc'): expected shape [3, 3, 3], got [6, 6, 3]"},
+      {"\"inputs\": [23, 22], \"outputs\": [28, 29]", "\"inputs\": [23, 22], \"outputs\": [28]",
+       "node 'f.block' (bconv2d): json: nodes[27].sign_threshold: given without a second output (the sign bits)"},
+      {"\"inputs\": [23, 22], \"outputs\": [28, 29]", "\"inputs\": [23, 22], \"outputs\": [28, 28]",
+       "node 'f.block' (bconv2d): json: nodes[27].outputs[1]: tensor 28 'fz' is listed twice"},
+      {"\"inputs\": [23, 22], \"outputs\": [28, 29]", "\"inputs\": [23, 22], \"outputs\": [28, 25]",
+       "node 'f.block' (bconv2d): json: nodes[27].outputs[1]: tensor 25 'fout' is already written by node 'f.to_chw'"},
+      {"\"inputs\": [23, 22], \"outputs\": [28, 29]", "\"inputs\": [23, 19], \"outputs\": [28, 29]",
+       "node 'f.block' (bconv2d): inputs[1] (tensor 19 'fc'): expected shape [3, 3, 6], got [6, 6, 3]"},
       {"\"op\": \"add\", \"inputs\": [17, 16]", "\"op\": \"add\", \"inputs\": [17, 0]",
        "node 'f.add' (add): inputs[1] (tensor 0 'x'): expected shape [6, 6, 3], got [3, 6, 6]"},
       {"\"nodes\": [", "\"nodes\": [1, ", "json: nodes[0]: expected an object, got 1"},

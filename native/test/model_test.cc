@@ -1251,3 +1251,221 @@ TEST(model_pad_and_float_affine) {
           bad << ": " << message);
   }
 }
+
+// ---- the fused binary-block epilogue ------------------------------------------------------------------
+
+namespace {
+
+// A Bi-Real / ReActNet block: x -> sign -> bconv2d (or bdense) -> + x -> RPReLU -> clamp -> the
+// output and its sign bits (unpacked to +-1 floats). fused: one bconv2d node with the residual
+// input, the prelu_* fields and the second output; else the separate operators.
+std::shared_ptr<const Model> block_model(bool fused, bool dense, bool with_mst, size_t c, size_t h, size_t w_,
+                                         uint64_t salt) {
+  auto g = rng(salt);  // the same salt gives the same weights to the fused and the separate model
+  const size_t k = dense ? 1 : 3, taps = k * k;
+  const auto bw = dense ? pack_binary_conv2d_weights_f32(structured_signs(g, c, c).data(), c, 1, 1, c, 1)
+                        : pack_binary_conv2d_weights_f32(structured_signs(g, c, taps * c).data(), c, 3, 3, c, 1);
+  const auto scale = floats(g, c, -0.1f, 0.1f), bias = floats(g, c, -1, 1);
+  const auto slope = floats(g, c, -0.5f, 0.5f), ib = floats(g, c, -0.3f, 0.3f), ob = floats(g, c, -0.3f, 0.3f);
+  const auto in_thr = floats(g, c, -0.2f, 0.2f), thr = floats(g, c, -0.2f, 0.2f);
+  const std::vector<size_t> shape = dense ? std::vector<size_t>{c} : std::vector<size_t>{h, w_, c};
+  GraphWriter w;
+  const auto x = dense ? w.tensor("x", "f32", {c}) : w.tensor("x", "f32", {c, h, w_});
+  const auto xh = dense ? x : w.tensor_hwc("xh", shape);
+  const auto xb = w.tensor("xb", "b1", shape);
+  auto f32 = [&](const std::string& name) { return dense ? w.tensor(name, "f32", shape) : w.tensor_hwc(name, shape); };
+  const auto y = f32("y"), bits = w.tensor("bits", "b1", shape), u = w.tensor("u", "s8", shape, 1, 0);
+  const auto signs = f32("signs");
+  w.input("x", x), w.output("y", y), w.output("signs", signs);
+  if (!dense) w.node("to_hwc", "transpose", {x}, xh);
+  w.node("sign_in", "sign", {xh}, xb, "\"threshold\": " + w.data(in_thr));
+  std::string attrs =
+      "\"weights\": " + w.data(bw->bits) + ", \"scale\": " + w.data(scale) + ", \"bias\": " + w.data(bias);
+  if (!dense)
+    attrs +=
+        ", \"kernel\": [3, 3], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, "
+        "\"pad_value\": \"zero\"";
+  if (with_mst)
+    attrs += ", \"mst\": " + w.data(serialize_mst(*build_mst(*bw, MstOptions{}), *bw)) + ", \"mst_policy\": \"always\"";
+  const std::string op = dense ? "bdense" : "bconv2d";
+  const std::string prelu =
+      "\"slope\": " + w.data(slope) + ", \"input_bias\": " + w.data(ib) + ", \"output_bias\": " + w.data(ob);
+  if (fused) {
+    w.node("conv", op, {xb, xh}, std::vector<uint32_t>{y, bits},
+           attrs + ", \"prelu_slope\": " + w.data(slope) + ", \"prelu_input_bias\": " + w.data(ib) +
+               ", \"prelu_output_bias\": " + w.data(ob) +
+               ", \"clamp\": [-1.5, 1.25], \"sign_threshold\": " + w.data(thr));
+  } else {
+    const auto y0 = f32("y0"), y1 = f32("y1"), y2 = f32("y2");
+    w.node("conv", op, {xb}, y0, attrs);
+    w.node("residual", "add", {y0, xh}, y1);
+    w.node("rprelu", "prelu", {y1}, y2, prelu);
+    w.node("hardtanh", "clamp", {y2}, y, "\"clamp\": [-1.5, 1.25]");
+    w.node("sign", "sign", {y}, bits, "\"threshold\": " + w.data(thr));
+  }
+  w.node("unpack", "unpack", {bits}, u);
+  w.node("signs", "dequantize", {u}, signs);
+  return load(w);
+}
+
+}  // namespace
+
+TEST(model_fused_block_epilogue_equals_the_separate_operators) {
+  auto g = rng(960);
+  struct Case {
+    const char* what;
+    bool dense, mst;
+    size_t c, h, w;
+  };
+  const Case cases[] = {
+      {"bconv2d 70 channels (a 64-channel chunk and a tail)", false, false, 70, 5, 4},
+      {"bconv2d 130 channels, MST", false, true, 130, 3, 3},
+      {"bconv2d 16 channels, 1x1 image", false, false, 16, 1, 1},
+      {"bdense 100", true, false, 100, 1, 1},
+      {"bdense 67, MST", true, true, 67, 1, 1},
+  };
+  uint64_t salt = 961;
+  for (const Case& k : cases) {
+    const auto fused = block_model(true, k.dense, k.mst, k.c, k.h, k.w, salt);
+    const auto plain = block_model(false, k.dense, k.mst, k.c, k.h, k.w, salt);
+    ++salt;
+    CHECK(fused->nodes().size() + 4 == plain->nodes().size(), k.what << ": node counts");
+    for (size_t batch : {1, 3}) {
+      auto xs = floats(g, batch * k.c * k.h * k.w, -1.5f, 1.5f);
+      xs[0] = NAN, xs[1] = -0.0f;
+      const auto a = run(*fused, batch, {xs}), b = run(*plain, batch, {xs});
+      CHECK_SAME(a[0], b[0], k.what << ": the residual stream, batch " << batch);
+      CHECK_SAME(a[1], b[1], k.what << ": the sign bits, batch " << batch);
+      CHECK(distinct(a[0]) > k.c / 2, k.what << ": outputs should vary");
+      CHECK(std::count(a[1].begin(), a[1].end(), -1.0f) > 0 && std::count(a[1].begin(), a[1].end(), 1.0f) > 0,
+            k.what << ": signs should vary");
+    }
+    // Two outputs and a residual: the planner keeps each buffer apart from what it overlaps.
+    CHECK(fused->memory_plan(2).arena_bytes > 0, k.what);
+  }
+}
+
+TEST(model_fused_block_epilogue_rejects_bad_nodes) {
+  // x f32 [4, 4, 3] hwc -> sign -> b; then the bconv2d under test, 1x1 with 2 output channels
+  // ... -> y [4, 4, 2] (+ z b1 [4, 4, 2]).
+  struct Case {
+    const char* what;
+    std::string extra;             // attributes added to the bconv2d
+    std::vector<std::string> ins;  // beyond b: "r" (f32 hwc [4,4,2]), "rc" (chw), "r3" ([4,4,3])
+    std::string y;                 // "hwc", "chw", "s8"
+    std::string second;            // "", "b1", "f32", "b1x3" (b1 [4, 4, 3]), "two" (two more outputs)
+    std::string part;
+  };
+  const Case cases[] = {
+      {"residual of the wrong shape",
+       "",
+       {"r3"},
+       "hwc",
+       "",
+       "inputs[1] (tensor 4 'r3'): expected shape [4, 4, 2], got [4, 4, 3]"},
+      {"residual chw", "", {"rc"}, "hwc", "", "inputs[1] (tensor 3 'rc'): expected layout hwc"},
+      {"fused chw output",
+       "",
+       {"r"},
+       "chw",
+       "",
+       "outputs[0] (tensor 5 'y'): a fused output must have layout hwc, got chw"},
+      {"fused s8 output",
+       "",
+       {"r"},
+       "s8",
+       "",
+       "outputs[0] (tensor 5 'y'): a residual input, RPReLU or sign output needs an f32 output, got s8"},
+      {"sign output without thresholds", "", {}, "hwc", "b1", "json: nodes[1]: missing field 'sign_threshold'"},
+      {"thresholds without a sign output",
+       ", \"sign_threshold\": TWO",
+       {},
+       "hwc",
+       "",
+       "nodes[1].sign_threshold: given without a second output (the sign bits)"},
+      {"threshold length",
+       ", \"sign_threshold\": THREE",
+       {},
+       "hwc",
+       "b1",
+       "nodes[1].sign_threshold: the section holds 12 bytes, expected 8 (2 x f32)"},
+      {"threshold NaN", ", \"sign_threshold\": NAN", {}, "hwc", "b1", "nodes[1].sign_threshold: value 1 is NaN"},
+      {"second output f32",
+       ", \"sign_threshold\": TWO",
+       {},
+       "hwc",
+       "f32",
+       "outputs[1] (tensor 6 'z'): expected dtype b1, got f32"},
+      {"second output shape",
+       ", \"sign_threshold\": TWO",
+       {},
+       "hwc",
+       "b1x3",
+       "outputs[1] (tensor 6 'z'): expected shape [4, 4, 2], got [4, 4, 3]"},
+      {"three outputs",
+       ", \"sign_threshold\": TWO",
+       {},
+       "hwc",
+       "two",
+       "nodes[1].outputs: expected 1 to 2 outputs, got 3"},
+      {"three inputs", "", {"r", "r"}, "hwc", "", "nodes[1].inputs: expected 1 to 2 inputs, got 3"},
+      {"prelu bias without slope",
+       ", \"prelu_output_bias\": TWO",
+       {},
+       "hwc",
+       "",
+       "nodes[1].prelu_output_bias: given without prelu_slope"},
+      {"prelu slope length",
+       ", \"prelu_slope\": THREE",
+       {},
+       "hwc",
+       "",
+       "nodes[1].prelu_slope: the section holds 12 bytes, expected 8 (2 x f32)"},
+      {"prelu NaN input bias",
+       ", \"prelu_slope\": TWO, \"prelu_input_bias\": NAN",
+       {},
+       "hwc",
+       "",
+       "nodes[1].prelu_input_bias: value 1 is not finite"},
+  };
+  std::string failures;
+  for (const Case& c : cases) {
+    GraphWriter w;
+    const auto x = w.tensor_hwc("x", {4, 4, 3}), b = w.tensor("b", "b1", {4, 4, 3});
+    const auto r = w.tensor_hwc("r", {4, 4, 2}), rc = w.tensor("rc", "f32", {4, 4, 2}),
+               r3 = w.tensor_hwc("r3", {4, 4, 3});
+    w.input("x", x), w.input("r", r), w.input("rc", rc), w.input("r3", r3);
+    const auto y = c.y == "hwc"   ? w.tensor_hwc("y", {4, 4, 2})
+                   : c.y == "chw" ? w.tensor("y", "f32", {2, 4, 4})
+                                  : w.tensor("y", "s8", {4, 4, 2}, 0.5, 0);
+    std::vector<uint32_t> outs{y};
+    if (c.second == "b1" || c.second == "two") outs.push_back(w.tensor("z", "b1", {4, 4, 2}));
+    if (c.second == "f32") outs.push_back(w.tensor_hwc("z", {4, 4, 2}));
+    if (c.second == "b1x3") outs.push_back(w.tensor("z", "b1", {4, 4, 3}));
+    if (c.second == "two") outs.push_back(w.tensor("z2", "b1", {4, 4, 2}));
+    std::vector<uint32_t> ins{b};
+    for (const auto& name : c.ins) ins.push_back(name == "r" ? r : name == "rc" ? rc : r3);
+    w.node("s", "sign", {x}, b);
+    std::string extra = c.extra;
+    const std::pair<const char*, std::vector<float>> data[] = {
+        {"TWO", {0.5f, 0.5f}}, {"THREE", {0.5f, 0.5f, 0.5f}}, {"NAN", {0.5f, NAN}}};
+    for (const auto& [token, values] : data)
+      for (size_t at; (at = extra.find(token)) != std::string::npos;)
+        extra.replace(at, std::strlen(token), w.data(values));
+    const std::string epilogue =
+        c.y == "s8"
+            ? ", \"multiplier\": " + w.data(std::vector<int32_t>{1 << 30, 1 << 30}) +
+                  ", \"shift\": " + w.data(std::vector<uint8_t>{30, 30}) +
+                  ", \"bias\": " + w.data(std::vector<int32_t>{0, 0}) + ", \"clamp\": [-128, 127]"
+            : ", \"scale\": " + w.data(std::vector<float>{1, 1}) + ", \"bias\": " + w.data(std::vector<float>{0, 0});
+    w.node("n", "bconv2d", ins, outs,
+           "\"kernel\": [1, 1], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [0, 0, 0, 0], \"groups\": 1, "
+           "\"pad_value\": \"one\", \"weights\": " +
+               w.data(std::vector<uint64_t>{5, 2}) + epilogue + extra);
+    w.output("out", w.tensor("unused", "f32", {1}));
+    const std::string message = load_error(w);
+    if (message.find(c.part) == std::string::npos)
+      failures += std::string("\n  ") + c.what + ": expected '" + c.part + "' in: " + message;
+  }
+  CHECK(failures.empty(), failures);
+}

@@ -7,6 +7,7 @@
 
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
+#include "elementwise/kernels.h"
 #include "epilogue/kernels.h"
 #include "harness.h"
 
@@ -110,4 +111,68 @@ TEST(output_b1_matches_reference) {
                                               << got[w] << " want " << want[w]);
       CHECK(got[words] == kSentinel, "output_b1 wrote past the row");
     }
+}
+
+TEST(output_f32_fused_matches_reference_and_the_separate_operators) {
+  // Every combination of residual, RPReLU and sign, against ref bit for bit, and ref against the
+  // unfused chain (output_f32 without clamp, then add, prelu, clamp, sign of elementwise/kernels.h).
+  auto g = rng(906);
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<size_t> lengths;
+  for (size_t n = 1; n <= 70; ++n) lengths.push_back(n);
+  for (size_t n : {127, 128, 130, 200}) lengths.push_back(n);
+  for (Isa isa : isas())
+    for (size_t n : lengths)
+      for (int options = 0; options < 8; ++options) {
+        const bool residual = options & 1, prelu = options & 2, sign = options & 4;
+        auto real = [&](float lo, float hi) {
+          std::vector<float> v(n);
+          for (auto& x : v) x = std::uniform_real_distribution<float>(lo, hi)(g);
+          return v;
+        };
+        std::vector<int32_t> y(n);
+        for (auto& v : y) v = static_cast<int32_t>(g() % 401) - 200;
+        const auto scale = real(-0.05f, 0.05f), bias = real(-2, 2), slope = real(-0.5f, 1), ib = real(-1, 1),
+                   ob = real(-1, 1);
+        auto res = real(-3, 3), thr = real(-1, 1);
+        for (size_t c = 0; c < n; c += 7) res[c] = c % 2 ? NAN : -0.0f;  // NaN and -0 through every step
+        if (n > 2) thr[2] = -inf;
+        const float lo = g() % 2 ? -inf : -1.5f, hi = g() % 2 ? inf : 1.5f;
+        const OutputF32FusedParams p{scale.data(),
+                                     bias.data(),
+                                     residual ? res.data() : nullptr,
+                                     prelu ? slope.data() : nullptr,
+                                     prelu ? ib.data() : nullptr,
+                                     prelu ? ob.data() : nullptr,
+                                     lo,
+                                     hi,
+                                     sign ? thr.data() : nullptr};
+        const size_t words = words_for_bits(n);
+        std::vector<float> want(n), got(n + 1, 123.f);
+        std::vector<uint64_t> want_bits(words, 0), got_bits(words + 1, sign ? kSentinel : 0);
+        ref::output_f32_fused(n, y.data(), p, want.data(), want_bits.data());
+        output_kernels_for(isa).output_f32_fused(n, y.data(), p, got.data(), sign ? got_bits.data() : nullptr);
+        CHECK(std::memcmp(want.data(), got.data(), n * 4) == 0,
+              "output_f32_fused " << isa_name(isa) << " n=" << n << " options=" << options);
+        CHECK(got[n] == 123.f, "wrote past the row, n=" << n);
+        if (sign) {
+          CHECK(std::memcmp(want_bits.data(), got_bits.data(), words * 8) == 0,
+                "output_f32_fused bits " << isa_name(isa) << " n=" << n << " options=" << options);
+          CHECK(got_bits[words] == kSentinel, "bits past the row, n=" << n);
+        }
+        if (isa != Isa::Scalar) continue;
+        // The separate operators, one after another.
+        std::vector<float> chain(n);
+        ref::output_f32(n, y.data(), OutputF32Params{scale.data(), bias.data(), -inf, inf}, chain.data());
+        if (residual) ref::add_f32(n, chain.data(), res.data(), -inf, inf, chain.data());
+        if (prelu) ref::prelu_f32(n, chain.data(), slope.data(), ib.data(), ob.data(), chain.data());
+        ref::clamp_f32(n, chain.data(), lo, hi, chain.data());
+        CHECK(std::memcmp(want.data(), chain.data(), n * 4) == 0,
+              "fused != the chain, n=" << n << " options=" << options);
+        if (sign) {
+          std::vector<uint64_t> chain_bits(words);
+          ref::sign_f32(n, chain.data(), thr.data(), chain_bits.data());
+          CHECK(chain_bits == want_bits, "fused bits != sign of the chain, n=" << n);
+        }
+      }
 }

@@ -51,6 +51,12 @@ enum class OutputKind { F32, S8, B1 };
 //   F32: y * scale[c] + bias[c], clamped to [lo, hi]
 //   S8:  clamp(((int64)y * mult[c] + 2^(shift[c]-1)) >> shift[c] + bias[c], lo, hi), no float
 //   B1:  bit = (y < threshold[c]) XOR flip[c]: 1 means -1, ready for the next binary layer
+// F32 may fuse what follows a binary layer of a Bi-Real / ReActNet block (all optional, in this order):
+//   v = y * scale[c] + bias[c]; v = v + residual[pixel][c];
+//   u = v - prelu_input_bias[c]; v = (u >= 0 ? u : u * prelu_slope[c]) + prelu_output_bias[c] (RPReLU);
+//   out = clamp(v, lo, hi); and sign_output[pixel] bit c = (out < sign_threshold[c]), packed as B1:
+// one pass writes the residual stream and the next binary layer's input. residual is an f32 output-
+// shaped HWC tensor (not the output itself); the three prelu arrays go together.
 struct BinaryEpilogue {
   OutputKind kind = OutputKind::F32;
   const float* scale = nullptr;
@@ -62,6 +68,14 @@ struct BinaryEpilogue {
   int32_t qmin = -128, qmax = 127;
   const int32_t* threshold = nullptr;
   const uint8_t* flip = nullptr;
+  const float* residual = nullptr;  // F32 fusion, per call
+  const float* prelu_slope = nullptr;
+  const float* prelu_input_bias = nullptr;
+  const float* prelu_output_bias = nullptr;
+  const float* sign_threshold = nullptr;
+  uint64_t* sign_output = nullptr;  // per call; with sign_threshold
+
+  bool fused() const { return residual || prelu_slope || sign_output; }
 };
 
 // Checks the epilogue's values (finite scales, shifts in range, ...) for out_c channels.
@@ -78,13 +92,19 @@ struct OwnedBinaryEpilogue {
   int32_t qmin = -128, qmax = 127;
   std::vector<int32_t> threshold;  // B1
   std::vector<uint8_t> flip;
+  std::vector<float> prelu_slope, prelu_input_bias, prelu_output_bias, sign_threshold;  // F32 fusion (or empty)
 
+  // The per-call pointers (residual, sign_output) are the caller's to set on the view.
   BinaryEpilogue view() const {
     BinaryEpilogue e;
     e.kind = kind;
     e.scale = scale.data(), e.bias_f32 = bias_f32.data(), e.lo = lo, e.hi = hi;
     e.mult = mult.data(), e.shift = shift.data(), e.bias_s32 = bias_s32.data(), e.qmin = qmin, e.qmax = qmax;
     e.threshold = threshold.data(), e.flip = flip.data();
+    if (!prelu_slope.empty())
+      e.prelu_slope = prelu_slope.data(), e.prelu_input_bias = prelu_input_bias.data(),
+      e.prelu_output_bias = prelu_output_bias.data();
+    if (!sign_threshold.empty()) e.sign_threshold = sign_threshold.data();
     return e;
   }
 };

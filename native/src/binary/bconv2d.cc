@@ -92,7 +92,28 @@ size_t binary_output_size(OutputKind kind, size_t pixels, size_t out_c) {
   return count;
 }
 
+namespace {
+
+// The optional fusion of an f32 epilogue (binary.h): the RPReLU arrays together and finite, the
+// sign's output with its thresholds, never NaN.
+void validate_fused_f32(const BinaryEpilogue& e, size_t out_c) {
+  if (e.prelu_slope && (!e.prelu_input_bias || !e.prelu_output_bias))
+    fail(ErrorKind::Type, "RPReLU needs prelu_slope, prelu_input_bias and prelu_output_bias");
+  if (e.sign_output && !e.sign_threshold) fail(ErrorKind::Type, "sign_output needs sign_threshold");
+  for (size_t c = 0; c < out_c; ++c) {
+    if (e.prelu_slope)
+      for (const float* v : {e.prelu_slope, e.prelu_input_bias, e.prelu_output_bias})
+        if (!std::isfinite(v[c])) fail(ErrorKind::Range, "RPReLU values must be finite, got " + std::to_string(v[c]));
+    if (e.sign_threshold && std::isnan(e.sign_threshold[c]))
+      fail(ErrorKind::Range, "sign_threshold[" + num(c) + "] is NaN");
+  }
+}
+
+}  // namespace
+
 void validate_epilogue(const BinaryEpilogue& e, size_t out_c) {
+  if (e.kind != OutputKind::F32 && (e.fused() || e.sign_threshold))
+    fail(ErrorKind::Type, "residual, RPReLU and sign fusion need an f32 output");
   auto at = [](const char* what, size_t c) { return std::string(what) + "[" + num(c) + "]"; };
   switch (e.kind) {
     case OutputKind::F32:
@@ -106,6 +127,7 @@ void validate_epilogue(const BinaryEpilogue& e, size_t out_c) {
       if (std::isnan(e.lo) || std::isnan(e.hi) || e.lo > e.hi)
         fail(ErrorKind::Range,
              "clamp must satisfy lo <= hi (no NaN), got [" + std::to_string(e.lo) + ", " + std::to_string(e.hi) + "]");
+      validate_fused_f32(e, out_c);
       break;
     case OutputKind::S8:
       if (!e.mult || !e.shift || !e.bias_s32) fail(ErrorKind::Type, "s8 output needs multiplier, shift and bias");

@@ -286,23 +286,35 @@ std::vector<int64_t> read_nodes(const json::Value& list, const std::vector<Secti
       if (!info) v.get("op").fail("unknown op \"" + op + "\"");
       const json::Value ins = v.get("inputs"), outs = v.get("outputs");
       const std::vector<uint32_t> in = read_indices(ins, tensors), out = read_indices(outs, tensors);
-      if (info->inputs ? in.size() != info->inputs : in.empty())
+      if (info->max_inputs > info->inputs) {
+        if (in.size() < info->inputs || in.size() > info->max_inputs)
+          ins.fail("expected " + std::to_string(info->inputs) + " to " + std::to_string(info->max_inputs) +
+                   " inputs, got " + std::to_string(in.size()));
+      } else if (info->inputs ? in.size() != info->inputs : in.empty()) {
         ins.fail("expected " + (info->inputs ? std::to_string(info->inputs) : std::string("at least 1")) + " input" +
                  (info->inputs == 1 ? "" : "s") + ", got " + std::to_string(in.size()));
-      if (out.size() != 1) outs.fail("expected 1 output, got " + std::to_string(out.size()));
+      }
+      if (out.empty() || out.size() > info->max_outputs)
+        outs.fail("expected " +
+                  (info->max_outputs > 1 ? "1 to " + std::to_string(info->max_outputs) + " outputs" : "1 output") +
+                  ", got " + std::to_string(out.size()));
       for (size_t k = 0; k < in.size(); ++k)
         if (!is_input[in[k]] && writer[in[k]] < 0)
           ins[k].fail(tensor_label(g, in[k]) + " is neither a graph input nor written by an earlier node");
-      if (is_input[out[0]]) outs[0].fail(tensor_label(g, out[0]) + " is a graph input (no node may write it)");
-      if (writer[out[0]] >= 0)
-        outs[0].fail(tensor_label(g, out[0]) + " is already written by node '" + g.nodes[writer[out[0]]]->name + "'");
+      for (size_t k = 0; k < out.size(); ++k) {
+        if (is_input[out[k]]) outs[k].fail(tensor_label(g, out[k]) + " is a graph input (no node may write it)");
+        if (writer[out[k]] >= 0)
+          outs[k].fail(tensor_label(g, out[k]) + " is already written by node '" + g.nodes[writer[out[k]]]->name + "'");
+        for (size_t j = 0; j < k; ++j)
+          if (out[j] == out[k]) outs[k].fail(tensor_label(g, out[k]) + " is listed twice");
+      }
       node = info->build(NodeBuilder(v, g, sections, in, out));
       node->inputs = in, node->outputs = out;
     } catch (const Error& e) {
       fail(ErrorKind::Format, "node '" + name + "' (" + op + "): " + e.what());
     }
     node->name = name, node->op = op;
-    writer[node->outputs[0]] = static_cast<int64_t>(i);
+    for (uint32_t t : node->outputs) writer[t] = static_cast<int64_t>(i);
     g.nodes.push_back(std::move(node));
   }
   return writer;

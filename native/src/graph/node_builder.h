@@ -96,6 +96,8 @@ struct OpInfo {
   const char* name;
   size_t inputs;  // 0: one or more
   std::unique_ptr<Node> (*build)(const NodeBuilder& b);
+  size_t max_inputs = 0;   // > inputs: the inputs after `inputs` are optional (bconv2d's residual)
+  size_t max_outputs = 1;  // > 1: the outputs after the first are optional (bconv2d's sign bits)
 };
 struct OpTable {
   const OpInfo* ops;

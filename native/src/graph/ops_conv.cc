@@ -124,7 +124,10 @@ class BConvNode : public Node {
   void run(const RunBuffers& b) const override {
     // An f32 chw output: the kernel writes HWC into the scratch, then it is transposed; hwc is direct.
     void* dst = scratch_bytes ? static_cast<void*>(b.scratch) : out(b);
-    const BinaryEpilogue e = epilogue.view();
+    BinaryEpilogue e = epilogue.view();
+    // The fused block epilogue: the residual stream in, the next layer's sign bits out.
+    if (inputs.size() == 2) e.residual = reinterpret_cast<const float*>(in(b, 1));
+    if (outputs.size() == 2) e.sign_output = reinterpret_cast<uint64_t*>(b.tensor[outputs[1]]);
     if (geo.dense) {
       if (mst)
         bdense_mst(words(b), b.batch, geo.in_c, *weights, *mst, e, dst, policy);
@@ -162,8 +165,45 @@ std::shared_ptr<BinaryConv2dWeights> read_binary_weights(const NodeBuilder& b, s
   return binary_weights_from_bits(std::move(bits), c, kh, kw, icg, groups);
 }
 
+// The optional fusion of an f32 output (a Bi-Real / ReActNet block): inputs[1] the residual,
+// prelu_* the RPReLU, outputs[1] with sign_threshold the next layer's bits. The output must be
+// written in place (hwc or rank 1), and every fused field must come with its tensor.
+void read_fused_epilogue(const NodeBuilder& b, const TensorDesc& y, size_t c, OwnedBinaryEpilogue& e) {
+  const bool residual = b.input_count() == 2, prelu = b.json.find("prelu_slope").has_value();
+  const bool sign = b.output_count() == 2;
+  for (const char* key : {"prelu_input_bias", "prelu_output_bias"})
+    if (b.json.find(key) && !prelu) b.json.get(key).fail("given without prelu_slope");
+  if (b.json.find("sign_threshold") && !sign)
+    b.json.get("sign_threshold").fail("given without a second output (the sign bits)");
+  if (!residual && !prelu && !sign) return;
+  if (y.dtype != DType::F32)
+    b.fail(b.output_name() + ": a residual input, RPReLU or sign output needs an f32 output, got " +
+           dtype_name(y.dtype));
+  if (y.is_chw()) b.fail(b.output_name() + ": a fused output must have layout hwc, got chw");
+  if (residual) {
+    const TensorDesc& r = b.input(1);
+    b.expect_dtype(r, b.input_name(1), {DType::F32});
+    b.expect_shape(r, b.input_name(1), y.shape);
+    b.expect_layout(r, b.input_name(1), true);
+  }
+  if (prelu) {
+    e.prelu_slope = b.finite_floats("prelu_slope", c);
+    e.prelu_input_bias = b.optional_finite_floats("prelu_input_bias", c, 0.0f);
+    e.prelu_output_bias = b.optional_finite_floats("prelu_output_bias", c, 0.0f);
+  }
+  if (sign) {
+    const TensorDesc& bits = b.output(1);
+    b.expect_dtype(bits, b.output_name(1), {DType::B1});
+    b.expect_shape(bits, b.output_name(1), y.shape);
+    e.sign_threshold = b.data<float>("sign_threshold", c, "f32");
+    for (size_t i = 0; i < c; ++i)
+      if (std::isnan(e.sign_threshold[i])) b.json.get("sign_threshold").fail("value " + std::to_string(i) + " is NaN");
+  }
+}
+
 void read_binary_epilogue(const NodeBuilder& b, const TensorDesc& y, size_t c, BConvNode& node) {
   OwnedBinaryEpilogue& e = node.epilogue;
+  read_fused_epilogue(b, y, c, e);
   switch (y.dtype) {
     case DType::F32: {
       e.kind = OutputKind::F32;
@@ -229,8 +269,8 @@ std::unique_ptr<Node> build_bconv(const NodeBuilder& b, bool dense) {
 const OpInfo kOps[] = {
     {"qconv2d", 1, [](const NodeBuilder& b) { return build_qconv(b, false); }},
     {"qdense", 1, [](const NodeBuilder& b) { return build_qconv(b, true); }},
-    {"bconv2d", 1, [](const NodeBuilder& b) { return build_bconv(b, false); }},
-    {"bdense", 1, [](const NodeBuilder& b) { return build_bconv(b, true); }},
+    {"bconv2d", 1, [](const NodeBuilder& b) { return build_bconv(b, false); }, 2, 2},
+    {"bdense", 1, [](const NodeBuilder& b) { return build_bconv(b, true); }, 2, 2},
 };
 
 }  // namespace
