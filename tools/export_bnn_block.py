@@ -26,21 +26,7 @@ import argparse
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-
-class ApproxSign(nn.Module):
-    """ApproxSign, verbatim from birealnet.py."""
-
-    def forward(self, x):
-        out_forward = torch.sign(x)
-        mask1 = x < -1
-        mask2 = x < 0
-        mask3 = x < 1
-        out1 = (-1) * mask1.type(torch.float32) + (x * x + 2 * x) * (1 - mask1.type(torch.float32))
-        out2 = out1 * mask2.type(torch.float32) + (-x * x + 2 * x) * (1 - mask2.type(torch.float32))
-        out3 = out2 * mask3.type(torch.float32) + 1 * (1 - mask3.type(torch.float32))
-        out = out_forward.detach() - out3.detach() + out3
-        return out
+from bnn_zoo import BinaryActivation as ApproxSign  # birealnet.py's ApproxSign, verbatim
 
 
 class WhereSign(nn.Module):

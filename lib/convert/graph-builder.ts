@@ -104,6 +104,11 @@ export class GraphBuilder {
     return this.graph.outputs.includes(name);
   }
 
+  /** The nodes reading `name`. */
+  consumersOf(name: string): FloatNode[] {
+    return this.consumers.get(name) ?? [];
+  }
+
   /** The one node reading `name`, if it is an `op` and `name` is not a graph output. */
   soleConsumer<K extends FloatNode['op']>(name: string, op: K): Extract<FloatNode, { op: K }> | undefined {
     const c = this.consumers.get(name) ?? [];

@@ -28,6 +28,52 @@ import {
 } from '../graph-builder.js';
 import { lowerSign } from './binarize.js';
 
+/**
+ * The rest of a binary block fused into a binary layer's float epilogue (a float stream only): the
+ * residual add that is the sole reader of the layer's output `out` (its other input computed
+ * already), then a sole RPReLU, a sole clip, and one sign of the result, which becomes the layer's
+ * second output (the next binary layer's input). Marks the fused nodes; undefined when no add fits.
+ */
+function blockEpilogue(
+  b: GraphBuilder,
+  out: string,
+  channels: number,
+):
+  | {
+      out: string;
+      residual: number;
+      data: Record<string, GraphData>;
+      clip?: { min: number; max: number };
+      sign?: Extract<FloatNode, { op: 'sign' }>;
+    }
+  | undefined {
+  const add = b.soleConsumer(out, 'add');
+  const other = add?.inputs[0] === out ? add.inputs[1] : add?.inputs[0];
+  if (!add || other === out || !b.values.has(other!)) return undefined;
+  b.fused.add(add);
+  const residual = b.asF32(other!, b.value(other!)).t;
+  const data: Record<string, GraphData> = {};
+  let y = add.output;
+  const prelu = b.soleConsumer(y, 'prelu');
+  if (prelu) {
+    b.fused.add(prelu);
+    const perChannel = (c: Float32Array) =>
+      c.length === 1 ? new Float32Array(channels).fill(c[0]) : Float32Array.from(c);
+    data.prelu_slope = perChannel(prelu.slope.data);
+    if (prelu.shiftIn) data.prelu_input_bias = perChannel(prelu.shiftIn.data).map((s) => -s);
+    if (prelu.shiftOut) data.prelu_output_bias = perChannel(prelu.shiftOut.data);
+    y = prelu.output;
+  }
+  const { out: clipped, clip } = b.fuseClip(y);
+  const signs = b.consumersOf(clipped).filter((c) => c.op === 'sign');
+  const sign = signs.length === 1 ? (signs[0] as Extract<FloatNode, { op: 'sign' }>) : undefined;
+  if (sign) {
+    b.fused.add(sign);
+    data.sign_threshold = sign.threshold ? Float32Array.from(sign.threshold.data) : new Float32Array(channels);
+  }
+  return { out: clipped, residual, data, clip, sign };
+}
+
 function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dense' }>): void {
   let input = b.value(n.input);
   // The element-wise tail fused into this layer's epilogue.
@@ -68,12 +114,36 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
     let q: ImportedQuant | undefined;
     const attrs: Record<string, unknown> = { ...geometry };
     if (n.op === 'conv') attrs.pad_value = n.attrs.pads.some((p) => p > 0) ? 'zero' : 'one';
+    const mst = b.options.mst?.(n.name, w, groups, outShape.length === 3 ? outShape[0] * outShape[1] : 1) ?? null;
+    const layer = {
+      name: n.name,
+      kind: mst ? 'binary+MST' : 'binary',
+      tensor: out,
+      binary: binaryOutput,
+      note: mst?.note,
+    };
     if (binaryOutput) {
       const t = thresholdsFromAffine(alpha, signBias);
       Object.assign(data, { threshold: t.threshold, flip: t.flip });
       dtype = 'b1';
     } else if ((toFloat && outShape.length === 1) || b.options.floatStream) {
       Object.assign(data, { scale: Float32Array.from(alpha), bias: Float32Array.from(bias) });
+      const block = b.options.floatStream && !clip ? blockEpilogue(b, out, w.out) : undefined;
+      if (block) {
+        // One pass: scale and bias, + residual, RPReLU, clamp, and the next layer's signs.
+        Object.assign(data, block.data);
+        attrs.clamp = floatClamp(block.clip);
+        const y = b.addF32(block.out, outShape);
+        const ins = [input.t, block.residual];
+        const outs = [y];
+        if (block.sign) outs.push(b.addTensor(block.sign.output, 'b1', outShape));
+        if (mst) data.mst = mst.bytes;
+        b.addNode(n.name, n.op === 'conv' ? 'bconv2d' : 'bdense', ins, outs, attrs, data);
+        b.layers.push({ ...layer, bytes: dataBytes(data), tensor: block.out });
+        b.values.set(block.out, { kind: 'f32', t: y });
+        if (block.sign) b.values.set(block.sign.output, { kind: 'b1', t: outs[1] });
+        return;
+      }
       attrs.clamp = floatClamp(clip);
       dtype = 'f32';
     } else {
@@ -84,7 +154,6 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
       attrs.clamp = quantClamp(q, clip?.min, clip?.max);
       dtype = 's8';
     }
-    const mst = b.options.mst?.(n.name, w, groups, outShape.length === 3 ? outShape[0] * outShape[1] : 1) ?? null;
     if (mst) data.mst = mst.bytes;
     const t =
       dtype === 's8'
@@ -93,14 +162,7 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
           ? b.addF32(out, outShape)
           : b.addTensor(out, dtype, outShape);
     b.addNode(n.name, n.op === 'conv' ? 'bconv2d' : 'bdense', [input.t], [t], attrs, data);
-    b.layers.push({
-      name: n.name,
-      kind: mst ? 'binary+MST' : 'binary',
-      bytes: dataBytes(data),
-      tensor: out,
-      binary: binaryOutput,
-      note: mst?.note,
-    });
+    b.layers.push({ ...layer, bytes: dataBytes(data) });
     b.values.set(out, { kind: dtype === 'b1' ? 'b1' : dtype === 'f32' ? 'f32' : 'q8', t });
     return;
   }
