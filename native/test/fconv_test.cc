@@ -280,3 +280,28 @@ TEST(fconv_rejects_bad_geometry_and_clamps) {
   m = thrown([&] { fdense(x.data(), 1, 18, *packed, FEpilogue{}, y.data()); }, ErrorKind::Shape);
   CHECK(m.find("fdense needs weights packed as [O, I]") != std::string::npos, "got '" << m << "'");
 }
+
+TEST(fconv2d_gives_the_same_bits_for_any_thread_count) {
+  // 3 x 7 x 7 = 147 pixels: the tiles differ between 1, 2 and 3 threads, and 147 % 6 leaves a tail.
+  auto g = rng(64);
+  const size_t saved_threads = num_threads();
+  const std::vector<float> wt = uniform(g, 20 * 9 * 5), x = uniform(g, 3 * 7 * 7 * 5), bias = uniform(g, 20);
+  const auto packed = pack_fconv2d_weights(wt.data(), 20, 3, 3, 5, 1);
+  const Conv2dParams p{1, 1, 1, 1, 1, 1, 1, 1};
+  const Conv2dShape s = fconv2d_shape(3, 7, 7, 5, *packed, p);
+  for (Isa isa : supported_isas()) {
+    set_isa(isa_name(isa));
+    std::vector<float> one(3 * 7 * 7 * 20);
+    set_num_threads(1);
+    fconv2d(x.data(), s, *packed, p, FEpilogue{bias.data()}, one.data());
+    for (size_t threads : {2, 3}) {
+      set_num_threads(threads);
+      std::vector<float> many(one.size());
+      fconv2d(x.data(), s, *packed, p, FEpilogue{bias.data()}, many.data());
+      CHECK(std::memcmp(one.data(), many.data(), one.size() * sizeof(float)) == 0,
+            isa_name(isa) << ": " << threads << " threads differ from 1");
+    }
+  }
+  set_num_threads(saved_threads);
+  set_isa(isa_name(supported_isas().back()));
+}

@@ -3,7 +3,8 @@
 // and a clamp fused:
 //   out[c] = clamp(bias[c] + sum_k x_k * w[c][k], lo, hi)
 // The sums run in float32 in an order (and with fused multiply-adds) that depends on the ISA, so
-// results agree across ISAs within float rounding of the sum, not bit for bit.
+// results agree across ISAs within float rounding of the sum, not bit for bit. On one ISA they do
+// not depend on the thread count.
 #pragma once
 #include <cmath>
 #include <cstddef>

@@ -24,7 +24,7 @@ thread_local AlignedBuffer<float> t_patches;
 // A tile's patch rows (tile x K floats) stay in L2 while the panels (K x 16 floats) stream past
 // from L1: this many bytes of patches per tile.
 constexpr size_t kTilePatchBytes = 128 * 1024;
-constexpr size_t kMaxTile = 240;  // a multiple of the kernels' 4 and 6 rows
+constexpr size_t kMaxTile = 240;  // a multiple of kFRowBlock
 
 struct Plan {
   const Conv2dShape& s;
@@ -162,6 +162,8 @@ void fconv2d(const float* input, const Conv2dShape& s, const FConv2dWeights& w, 
   tile = std::min(tile, (plan.pixels + threads - 1) / threads);
   size_t tiles = (plan.pixels + tile - 1) / tile;
   tile = (plan.pixels + tiles - 1) / tiles;
+  // Tiles of whole kernel row blocks (kernels.h): the sums then do not change with the thread count.
+  tile = (tile + kFRowBlock - 1) / kFRowBlock * kFRowBlock;
   tiles = (plan.pixels + tile - 1) / tile;
   plan.tile = tile;
   // With fewer tiles than threads (a dense layer on a small batch), panel chunks share the work.

@@ -25,6 +25,10 @@ inline constexpr size_t kFPanelChannels = 16;
 // n in [1, 16]: only the first n columns of each row are written (the channel tail of a layer).
 // bias: 16 values (the panel's channels, zero past n). lo <= hi, or -inf / +inf for no clamp; a
 // NaN sum stays NaN. a rows are read for k < K only (no over-read: they may be a caller's tensor).
+// Rows go through the kernel in blocks of MR from row 0 (MR divides kFRowBlock), the last m % MR
+// in one smaller block: a driver that starts every call at a multiple of kFRowBlock rows (but the
+// last) gets the same sums, bit for bit, however it splits the rows.
+inline constexpr size_t kFRowBlock = 6;
 using F32GemmFn = void (*)(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias,
                            float lo, float hi, float* c, size_t ldc, size_t n);
 
