@@ -111,6 +111,21 @@ TEST(f32_gemm_kernels_pass_nan_through_the_clamp) {
     }
 }
 
+TEST(f32_dw_tap_kernels_match_ref) {
+  auto g = rng(65);
+  for (const Table& t : tables())
+    for (size_t n = 1; n <= 41; ++n) {
+      const std::vector<float> x = uniform(g, n), w = uniform(g, n), acc0 = uniform(g, n + 1);
+      std::vector<float> want = acc0, got = acc0;
+      ref::f32_dw_tap(n, x.data(), w.data(), want.data());
+      t.k->f32_dw_tap(n, x.data(), w.data(), got.data());
+      for (size_t c = 0; c < n; ++c)
+        CHECK(close(got[c], want[c], std::fabs(acc0[c]) + std::fabs(x[c] * w[c])),
+              t.name << " n=" << n << " channel " << c << ": got " << got[c] << " want " << want[c]);
+      CHECK(got[n] == acc0[n], t.name << " n=" << n << " wrote past the channels");
+    }
+}
+
 namespace {
 
 struct Case {
@@ -188,6 +203,7 @@ TEST(fconv2d_matches_the_direct_convolution_on_every_isa) {
     if (iter == 0) k = Case{1, 30, 30, 3, 64, 7, 7, 1, Conv2dParams{2, 2, 1, 1, 3, 3, 3, 3}};  // a stem
     if (iter == 1) k = Case{2, 9, 9, 64, 33, 1, 1, 1, Conv2dParams{}};                         // 1x1, direct
     if (iter == 2) k = Case{1, 9, 9, 64, 128, 1, 1, 1, Conv2dParams{2, 2, 1, 1, 0, 0, 0, 0}};  // 1x1 stride 2
+    if (iter == 3) k = Case{2, 9, 8, 33, 33, 3, 3, 33, Conv2dParams{2, 1, 1, 2, 1, 2, 0, 1}};  // depthwise
     const size_t icg = k.c / k.groups;
     const std::vector<float> wt = uniform(g, k.oc * k.kh * k.kw * icg), x = uniform(g, k.n * k.h * k.w * k.c);
     const std::vector<float> bias = g() % 3 ? uniform(g, k.oc) : std::vector<float>();

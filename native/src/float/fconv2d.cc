@@ -2,6 +2,7 @@
 // gathers a tile of output pixels into float patch rows (im2col) in a per-thread scratch, or reads
 // the input itself for 1x1 stride-1 unpadded layers, and runs the ISA's GEMM kernel panel by panel
 // with the bias and clamp fused. Work is split over (pixel tile, panel chunk) tasks, as qconv2d does.
+// Depthwise layers run per pixel over all channels (tap-major weights), split by output rows.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -98,6 +99,25 @@ void run_task(const Plan& plan, const float* input, size_t task, float* output) 
   }
 }
 
+// One output row (n, oh) of a depthwise conv: per pixel, the bias, then each tap inside the image
+// adds its input pixel times the tap's weights over all channels (padded taps add 0), then the clamp.
+void depthwise_row(const Plan& plan, F32DepthwiseTapFn tap, const float* input, const float* bias, size_t row,
+                   float* output) {
+  const Conv2dShape& s = plan.s;
+  const size_t c = s.in_c, oh = row % s.out_h, n = row / s.out_h;
+  const float* image = input + n * s.in_h * s.in_w * c;
+  t_patches.resize(c);
+  float* acc = t_patches.data();
+  for (size_t ow = 0; ow < s.out_w; ++ow) {
+    std::copy(bias, bias + c, acc);
+    for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
+      if (inside(s, iy, ix)) tap(c, image + (iy * s.in_w + ix) * c, plan.w.data.data() + t * c, acc);
+    });
+    float* y = output + (row * s.out_w + ow) * c;
+    for (size_t j = 0; j < c; ++j) y[j] = acc[j] < plan.lo ? plan.lo : (acc[j] > plan.hi ? plan.hi : acc[j]);
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<FConv2dWeights> pack_fconv2d_weights(const float* ohwi, size_t out_c, size_t kh, size_t kw,
@@ -111,6 +131,14 @@ std::shared_ptr<FConv2dWeights> pack_fconv2d_weights(const float* ohwi, size_t o
   w->groups = groups;
   w->k = checked_mul(checked_mul(kh, kw, "kernel size"), in_c_per_group, "kernel size");
   checked_mul(out_c, w->k, "weights size");
+  w->depthwise = in_c_per_group == 1 && groups == out_c && groups > 1;
+  if (w->depthwise) {
+    const size_t taps = w->taps();
+    w->data.resize(checked_mul(taps, out_c, "weights size"));
+    for (size_t t = 0; t < taps; ++t)
+      for (size_t c = 0; c < out_c; ++c) w->data[t * out_c + c] = ohwi[c * taps + t];
+    return w;
+  }
   const size_t ocg = out_c / groups;
   w->panels_per_group = (ocg + kFPanelChannels - 1) / kFPanelChannels;
   w->panel_floats = checked_mul(w->k, kFPanelChannels, "panel size");
@@ -142,7 +170,14 @@ void fconv2d(const float* input, const Conv2dShape& s, const FConv2dWeights& w, 
   if (!(e.lo <= e.hi))
     fail(ErrorKind::Range, "clamp [" + std::to_string(e.lo) + ", " + std::to_string(e.hi) + "] must have lo <= hi");
   const size_t ocg = w.out_channels / w.groups;
-  Plan plan{s, w, p, float_kernels().f32_gemm, nullptr, e.lo, e.hi};
+  const FloatKernels& kernels = float_kernels();
+  Plan plan{s, w, p, kernels.f32_gemm, nullptr, e.lo, e.hi};
+  if (w.depthwise) {
+    const std::vector<float> bias = e.bias ? std::vector<float>(e.bias, e.bias + s.out_c) : std::vector<float>(s.out_c);
+    parallel_for(s.batch * s.out_h,
+                 [&](size_t row) { depthwise_row(plan, kernels.f32_dw_tap, input, bias.data(), row, output); });
+    return;
+  }
   plan.panels = w.groups * w.panels_per_group;
   // The bias in panel order, zero past each group's last channel: the kernels read 16 a panel.
   std::vector<float> bias(plan.panels * kFPanelChannels, 0.0f);

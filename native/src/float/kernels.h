@@ -32,15 +32,22 @@ inline constexpr size_t kFRowBlock = 6;
 using F32GemmFn = void (*)(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias,
                            float lo, float hi, float* c, size_t ldc, size_t n);
 
+// Depthwise multiply-accumulate of one tap over n channels (a depthwise layer's weights are
+// stored [tap][channel], as its input pixels are):
+//   acc[c] += x[c] * w[c],  c < n
+using F32DepthwiseTapFn = void (*)(size_t n, const float* x, const float* w, float* acc);
+
 struct FloatKernels {
   F32GemmFn f32_gemm;
+  F32DepthwiseTapFn f32_dw_tap;
 };
 
 #define LOWBIT_DECLARE_FLOAT_KERNELS(ns)                                                                         \
   namespace ns {                                                                                                 \
   void f32_gemm(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias, float lo, \
                 float hi, float* c, size_t ldc, size_t n);                                                       \
-  inline constexpr FloatKernels kFloatKernels = {f32_gemm};                                                      \
+  void f32_dw_tap(size_t n, const float* x, const float* w, float* acc);                                         \
+  inline constexpr FloatKernels kFloatKernels = {f32_gemm, f32_dw_tap};                                          \
   }
 
 LOWBIT_DECLARE_FLOAT_KERNELS(ref)
