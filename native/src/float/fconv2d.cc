@@ -45,16 +45,35 @@ inline void copy_floats(float* dst, const float* src, size_t n) {
     std::memcpy(dst, src, n * sizeof(float));
     return;
   }
-  for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  // Fixed-size copies become plain vector moves; a loop of unknown length did not (GCC 12: a
+  // 3-channel stem spent a quarter of its time copying 9-float runs).
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) std::memcpy(dst + i, src + i, 8 * sizeof(float));
+  if (i + 4 <= n) std::memcpy(dst + i, src + i, 4 * sizeof(float)), i += 4;
+  for (; i < n; ++i) dst[i] = src[i];
 }
 
+// An output pixel's coordinates, stepped along a tile without three divisions per pixel (a tenth
+// of a 3-channel stem's time).
+struct PixelCursor {
+  size_t n, oh, ow;
+  PixelCursor(const Conv2dShape& s, size_t pixel)
+      : n(pixel / (s.out_h * s.out_w)), oh(pixel / s.out_w % s.out_h), ow(pixel % s.out_w) {}
+  void next(const Conv2dShape& s) {
+    if (++ow < s.out_w) return;
+    ow = 0;
+    if (++oh < s.out_h) return;
+    oh = 0, ++n;
+  }
+};
+
 // The patch row (K floats) of one output pixel for group g; padded taps read 0.
-void im2col_row(const Plan& plan, const float* input, size_t pixel, size_t g, float* row) {
+void im2col_row(const Plan& plan, const float* input, const PixelCursor& at, size_t g, float* row) {
   const Conv2dShape& s = plan.s;
   const Conv2dParams& p = plan.p;
   const FConv2dWeights& w = plan.w;
   const size_t icg = w.in_channels_per_group;
-  const size_t ow = pixel % s.out_w, oh = (pixel / s.out_w) % s.out_h, n = pixel / (s.out_w * s.out_h);
+  const size_t n = at.n, oh = at.oh, ow = at.ow;
   const float* image = input + n * s.in_h * s.in_w * s.in_c;
   if (w.groups == 1 && p.dilation_w == 1 && window_inside(s, w.kernel_h, w.kernel_w, p, oh, ow)) {
     // The kernel_w taps of one kernel row are adjacent pixels: one contiguous run.
@@ -88,7 +107,8 @@ void run_task(const Plan& plan, const float* input, size_t task, float* output) 
       if (plan.direct) {
         a = input + p0 * in_c + g * w.in_channels_per_group;
       } else {
-        for (size_t i = 0; i < pn; ++i) im2col_row(plan, input, p0 + i, g, t_patches.data() + i * w.k);
+        PixelCursor at(plan.s, p0);
+        for (size_t i = 0; i < pn; ++i, at.next(plan.s)) im2col_row(plan, input, at, g, t_patches.data() + i * w.k);
         a = t_patches.data();
       }
       patches_group = g;
