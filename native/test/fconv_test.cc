@@ -111,6 +111,21 @@ TEST(f32_gemm_kernels_pass_nan_through_the_clamp) {
     }
 }
 
+TEST(f32_dw_tap_kernels_match_ref) {
+  auto g = rng(65);
+  for (const Table& t : tables())
+    for (size_t n = 1; n <= 41; ++n) {
+      const std::vector<float> x = uniform(g, n), w = uniform(g, n), acc0 = uniform(g, n + 1);
+      std::vector<float> want = acc0, got = acc0;
+      ref::f32_dw_tap(n, x.data(), w.data(), want.data());
+      t.k->f32_dw_tap(n, x.data(), w.data(), got.data());
+      for (size_t c = 0; c < n; ++c)
+        CHECK(close(got[c], want[c], std::fabs(acc0[c]) + std::fabs(x[c] * w[c])),
+              t.name << " n=" << n << " channel " << c << ": got " << got[c] << " want " << want[c]);
+      CHECK(got[n] == acc0[n], t.name << " n=" << n << " wrote past the channels");
+    }
+}
+
 namespace {
 
 struct Case {
@@ -188,6 +203,7 @@ TEST(fconv2d_matches_the_direct_convolution_on_every_isa) {
     if (iter == 0) k = Case{1, 30, 30, 3, 64, 7, 7, 1, Conv2dParams{2, 2, 1, 1, 3, 3, 3, 3}};  // a stem
     if (iter == 1) k = Case{2, 9, 9, 64, 33, 1, 1, 1, Conv2dParams{}};                         // 1x1, direct
     if (iter == 2) k = Case{1, 9, 9, 64, 128, 1, 1, 1, Conv2dParams{2, 2, 1, 1, 0, 0, 0, 0}};  // 1x1 stride 2
+    if (iter == 3) k = Case{2, 9, 8, 33, 33, 3, 3, 33, Conv2dParams{2, 1, 1, 2, 1, 2, 0, 1}};  // depthwise
     const size_t icg = k.c / k.groups;
     const std::vector<float> wt = uniform(g, k.oc * k.kh * k.kw * icg), x = uniform(g, k.n * k.h * k.w * k.c);
     const std::vector<float> bias = g() % 3 ? uniform(g, k.oc) : std::vector<float>();
@@ -279,4 +295,29 @@ TEST(fconv_rejects_bad_geometry_and_clamps) {
   CHECK(m.find("must have lo <= hi") != std::string::npos, "got '" << m << "'");
   m = thrown([&] { fdense(x.data(), 1, 18, *packed, FEpilogue{}, y.data()); }, ErrorKind::Shape);
   CHECK(m.find("fdense needs weights packed as [O, I]") != std::string::npos, "got '" << m << "'");
+}
+
+TEST(fconv2d_gives_the_same_bits_for_any_thread_count) {
+  // 3 x 7 x 7 = 147 pixels: the tiles differ between 1, 2 and 3 threads, and 147 % 6 leaves a tail.
+  auto g = rng(64);
+  const size_t saved_threads = num_threads();
+  const std::vector<float> wt = uniform(g, 20 * 9 * 5), x = uniform(g, 3 * 7 * 7 * 5), bias = uniform(g, 20);
+  const auto packed = pack_fconv2d_weights(wt.data(), 20, 3, 3, 5, 1);
+  const Conv2dParams p{1, 1, 1, 1, 1, 1, 1, 1};
+  const Conv2dShape s = fconv2d_shape(3, 7, 7, 5, *packed, p);
+  for (Isa isa : supported_isas()) {
+    set_isa(isa_name(isa));
+    std::vector<float> one(3 * 7 * 7 * 20);
+    set_num_threads(1);
+    fconv2d(x.data(), s, *packed, p, FEpilogue{bias.data()}, one.data());
+    for (size_t threads : {2, 3}) {
+      set_num_threads(threads);
+      std::vector<float> many(one.size());
+      fconv2d(x.data(), s, *packed, p, FEpilogue{bias.data()}, many.data());
+      CHECK(std::memcmp(one.data(), many.data(), one.size() * sizeof(float)) == 0,
+            isa_name(isa) << ": " << threads << " threads differ from 1");
+    }
+  }
+  set_num_threads(saved_threads);
+  set_isa(isa_name(supported_isas().back()));
 }

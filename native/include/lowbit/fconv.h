@@ -3,7 +3,8 @@
 // and a clamp fused:
 //   out[c] = clamp(bias[c] + sum_k x_k * w[c][k], lo, hi)
 // The sums run in float32 in an order (and with fused multiply-adds) that depends on the ISA, so
-// results agree across ISAs within float rounding of the sum, not bit for bit.
+// results agree across ISAs within float rounding of the sum, not bit for bit. On one ISA they do
+// not depend on the thread count.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -16,12 +17,15 @@ namespace lowbit {
 
 // Packed weights: per group, the output channels in panels of 16 (the last zero-padded), each
 // panel K-major (K = kh * kw * in_channels_per_group rows of 16 floats; src/float/kernels.h).
+// Depthwise layers (one input and one output channel per group) hold them tap-major instead,
+// [tap][channel], as the input pixels hold their channels.
 struct FConv2dWeights {
   size_t out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
   size_t k = 0;                 // the reduction length kh * kw * in_channels_per_group
   size_t panels_per_group = 0;  // ceil(out_channels / groups / 16)
   size_t panel_floats = 0;      // k * 16
-  AlignedBuffer<float> data;    // groups * panels_per_group panels, group-major
+  bool depthwise = false;
+  AlignedBuffer<float> data;  // groups * panels_per_group panels, group-major; or depthwise taps
   size_t taps() const { return kernel_h * kernel_w; }
   size_t bytes() const { return data.size() * sizeof(float); }
 };

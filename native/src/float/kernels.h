@@ -25,18 +25,29 @@ inline constexpr size_t kFPanelChannels = 16;
 // n in [1, 16]: only the first n columns of each row are written (the channel tail of a layer).
 // bias: 16 values (the panel's channels, zero past n). lo <= hi, or -inf / +inf for no clamp; a
 // NaN sum stays NaN. a rows are read for k < K only (no over-read: they may be a caller's tensor).
+// Rows go through the kernel in blocks of MR from row 0 (MR divides kFRowBlock), the last m % MR
+// in one smaller block: a driver that starts every call at a multiple of kFRowBlock rows (but the
+// last) gets the same sums, bit for bit, however it splits the rows.
+inline constexpr size_t kFRowBlock = 6;
 using F32GemmFn = void (*)(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias,
                            float lo, float hi, float* c, size_t ldc, size_t n);
 
+// Depthwise multiply-accumulate of one tap over n channels (a depthwise layer's weights are
+// stored [tap][channel], as its input pixels are):
+//   acc[c] += x[c] * w[c],  c < n
+using F32DepthwiseTapFn = void (*)(size_t n, const float* x, const float* w, float* acc);
+
 struct FloatKernels {
   F32GemmFn f32_gemm;
+  F32DepthwiseTapFn f32_dw_tap;
 };
 
 #define LOWBIT_DECLARE_FLOAT_KERNELS(ns)                                                                         \
   namespace ns {                                                                                                 \
   void f32_gemm(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias, float lo, \
                 float hi, float* c, size_t ldc, size_t n);                                                       \
-  inline constexpr FloatKernels kFloatKernels = {f32_gemm};                                                      \
+  void f32_dw_tap(size_t n, const float* x, const float* w, float* acc);                                         \
+  inline constexpr FloatKernels kFloatKernels = {f32_gemm, f32_dw_tap};                                          \
   }
 
 LOWBIT_DECLARE_FLOAT_KERNELS(ref)

@@ -133,4 +133,17 @@ void f32_gemm(size_t m, size_t k, const float* a, size_t lda, const float* panel
   }
 }
 
+void f32_dw_tap(size_t n, const float* x, const float* w, float* acc) {
+  size_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    _mm256_storeu_ps(acc + c,
+                     _mm256_fmadd_ps(_mm256_loadu_ps(x + c), _mm256_loadu_ps(w + c), _mm256_loadu_ps(acc + c)));
+  if (c < n) {
+    const __m256i mask = first_lanes(n - c);
+    const __m256 v = _mm256_fmadd_ps(_mm256_maskload_ps(x + c, mask), _mm256_maskload_ps(w + c, mask),
+                                     _mm256_maskload_ps(acc + c, mask));
+    _mm256_maskstore_ps(acc + c, mask, v);
+  }
+}
+
 }  // namespace lowbit::avx2

@@ -94,5 +94,11 @@ void f32_gemm(size_t m, size_t k, const float* a, size_t lda, const float* panel
   }
 }
 
+void f32_dw_tap(size_t n, const float* x, const float* w, float* acc) {
+  size_t c = 0;
+  for (; c + 4 <= n; c += 4) vst1q_f32(acc + c, vfmaq_f32(vld1q_f32(acc + c), vld1q_f32(x + c), vld1q_f32(w + c)));
+  for (; c < n; ++c) acc[c] += x[c] * w[c];
+}
+
 }  // namespace lowbit::neon
 #endif

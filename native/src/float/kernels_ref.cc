@@ -22,5 +22,9 @@ void f32_gemm(size_t m, size_t k, const float* a, size_t lda, const float* panel
     }
 }
 
+void f32_dw_tap(size_t n, const float* x, const float* w, float* acc) {
+  for (size_t c = 0; c < n; ++c) acc[c] += x[c] * w[c];
+}
+
 }  // namespace ref
 }  // namespace lowbit

@@ -52,4 +52,13 @@ void f32_gemm(size_t m, size_t k, const float* a, size_t lda, const float* panel
   for (; i < m; ++i) tile<1>(k, a + i * lda, lda, panel, bias, lo, hi, c + i * ldc, ldc, n);
 }
 
+void f32_dw_tap(size_t n, const float* x, const float* w, float* acc) {
+  size_t c = 0;
+  for (; c + 4 <= n; c += 4) {
+    const f32x4 v = load4(acc + c) + load4(x + c) * load4(w + c);
+    std::memcpy(acc + c, &v, sizeof v);
+  }
+  for (; c < n; ++c) acc[c] += x[c] * w[c];
+}
+
 }  // namespace lowbit::scalar
