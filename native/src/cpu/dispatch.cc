@@ -158,4 +158,21 @@ const IntegerKernels& integer_kernels_for(Isa isa) {
 
 const IntegerKernels& integer_kernels() { return integer_kernels_for(active_isa()); }
 
+const EltwiseKernels& eltwise_kernels_for(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Isa::Avx2:
+      return avx2::kEltwiseKernels;
+#endif
+#if defined(__aarch64__)
+    case Isa::Neon:
+      return neon::kEltwiseKernels;
+#endif
+    default:
+      return scalar::kEltwiseKernels;
+  }
+}
+
+const EltwiseKernels& eltwise_kernels() { return eltwise_kernels_for(active_isa()); }
+
 }  // namespace lowbit

@@ -2,6 +2,7 @@
 // concurrent set_isa() never mixes kernels within one call.
 #pragma once
 #include "binary/kernels.h"
+#include "eltwise/kernels.h"
 #include "epilogue/kernels.h"
 #include "integer/kernels.h"
 #include "lowbit/runtime.h"
@@ -21,5 +22,9 @@ const IntegerKernels& integer_kernels();
 const IntegerKernels& integer_kernels_for(Isa isa);
 // aarch64: whether the CPU has the ARMv8.2 dot product (sdot), which picks neon_dot for Isa::Neon.
 bool cpu_has_dotprod();
+
+// The element-wise kernels between layers (qadd, sign, quantize, pools) of the active ISA.
+const EltwiseKernels& eltwise_kernels();
+const EltwiseKernels& eltwise_kernels_for(Isa isa);
 
 }  // namespace lowbit
