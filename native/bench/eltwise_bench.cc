@@ -83,6 +83,17 @@ int main() {
       bench("sign_8bit s8 " + shape, [&] { sign_8bit(a.data(), true, hw, c, 3, bits.data()); });
       std::vector<int8_t> unpacked(n);
       bench("unpack_b1 " + shape, [&] { unpack_b1(bits.data(), hw, c, unpacked.data()); });
+      std::vector<int32_t> mult_pos(c), mult_neg(c);
+      std::vector<uint8_t> shift_pos(c), shift_neg(c);
+      for (size_t ch = 0; ch < c; ++ch) {
+        const Dyadic pos = to_dyadic(0.5 + 0.01 * static_cast<double>(ch)),
+                     neg = to_dyadic(0.1 + 0.001 * static_cast<double>(ch));
+        mult_pos[ch] = pos.multiplier, shift_pos[ch] = static_cast<uint8_t>(pos.shift);
+        mult_neg[ch] = neg.multiplier, shift_neg[ch] = static_cast<uint8_t>(neg.shift);
+      }
+      const PreluParams prelu{
+          mult_pos.data(), shift_pos.data(), mult_neg.data(), shift_neg.data(), true, 0, 0, -128, 127};
+      bench("prelu_8bit s8 " + shape, [&] { prelu_8bit(a.data(), hw, c, prelu, out.data()); });
       bench("qclamp s8 " + shape, [&] { qclamp(a.data(), true, n, 0, 100, out.data()); });
     }
 

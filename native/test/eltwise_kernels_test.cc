@@ -50,29 +50,36 @@ void random_range(std::mt19937_64& g, bool& is_signed, int32_t& lo, int32_t& hi)
 
 }  // namespace
 
-TEST(eltwise_qadd_term_form_equals_the_int64_rescale_exhaustively) {
+TEST(eltwise_rescale32_equals_the_int64_rescale_exhaustively) {
   auto g = rng(201);
   std::vector<int32_t> mults = {
       0, 1, 2, 12345, 1 << 30, (1 << 30) + 1, (1 << 30) + (1 << 29), INT32_MAX, INT32_MAX - 1};
   for (int i = 0; i < 120; ++i) mults.push_back(static_cast<int32_t>(g() % (uint64_t{1} << 31)));
   for (int i = 0; i < 120; ++i) mults.push_back((1 << 30) + static_cast<int32_t>(g() % (uint64_t{1} << 30)));
+  for (size_t i = 0, count = mults.size(); i < count; ++i) mults.push_back(-mults[i]);  // prelu's negative slopes
   for (int e = 0; e <= 62; ++e)
-    for (int32_t m : mults)
-      for (bool is_signed : {false, true})
-        // zero points at both ends cover every difference v = q - z in [-255, 255].
-        for (int32_t zp : is_signed ? std::vector<int32_t>{-128, 0, 127} : std::vector<int32_t>{0, 128, 255}) {
-          QAddTerm t;
-          const bool ok = qadd_term_for(is_signed, zp, m, e, &t);
-          CHECK(ok == (e >= 10), "qadd_term_for e=" << e);
-          if (!ok) continue;
-          CHECK(t.shift >= 1 && t.shift <= 30 && t.mult >= 0, "term out of contract e=" << e);
-          for (int x = 0; x < 256; ++x) {
-            const int32_t q = is_signed ? static_cast<int8_t>(x) : x;
-            const int64_t want = dyadic_rescale(q - zp, m, e);
-            const int32_t got = qadd_term(static_cast<uint8_t>(x), t);
-            CHECK(got == want, "m=" << m << " e=" << e << " v=" << q - zp << ": got " << got << " want " << want);
-          }
-        }
+    for (int32_t m : mults) {
+      int32_t mult, shift;
+      const bool ok = rescale32_for(m, e, &mult, &shift);
+      CHECK(ok == (e >= 10), "rescale32_for e=" << e);
+      if (!ok) continue;
+      CHECK(shift >= 1 && shift <= 30 && mult != INT32_MIN, "r32 pair out of contract e=" << e);
+      for (int32_t v = -255; v <= 255; ++v) {
+        const int64_t want = dyadic_rescale(v, m, e);
+        const int32_t got = rescale32(v, mult, shift);
+        CHECK(got == want, "m=" << m << " e=" << e << " v=" << v << ": got " << got << " want " << want);
+      }
+    }
+  // qadd's terms read the bytes of both dtypes through the mask.
+  for (bool is_signed : {false, true})
+    for (int32_t zp : is_signed ? std::vector<int32_t>{-128, 0, 127} : std::vector<int32_t>{0, 128, 255}) {
+      QAddTerm t;
+      CHECK(qadd_term_for(is_signed, zp, 1234567891, 33, &t), "qadd_term_for");
+      for (int x = 0; x < 256; ++x) {
+        const int32_t q = is_signed ? static_cast<int8_t>(x) : x;
+        CHECK(qadd_term(static_cast<uint8_t>(x), t) == dyadic_rescale(q - zp, 1234567891, 33), "qadd_term q=" << q);
+      }
+    }
 }
 
 TEST(eltwise_qadd_kernel_matches_reference) {
@@ -102,6 +109,37 @@ TEST(eltwise_qadd_kernel_matches_reference) {
                                            << " want " << int(want[i]));
         CHECK(got[n] == 0xA5 && got[n + 3] == 0xA5, "qadd wrote past the end, n=" << n);
       }
+}
+
+TEST(eltwise_prelu8_kernel_matches_reference) {
+  auto g = rng(206);
+  const size_t channels[] = {1, 3, 7, 8, 9, 16, 17, 31, 33, 64, 65, 100};
+  for (Isa isa : supported_isas())
+    for (size_t c : channels)
+      for (size_t rows : {1, 3})
+        for (int round = 0; round < 6; ++round) {
+          std::vector<int32_t> slopes(4 * c);
+          for (size_t ch = 0; ch < 2 * c; ++ch) {
+            const int32_t m =
+                g() % 5 == 0 ? (g() % 2 ? INT32_MAX : 0) : static_cast<int32_t>(g() % (uint64_t{1} << 31));
+            slopes[ch] = g() % 3 == 0 ? -m : m;  // negative slopes too
+            slopes[2 * c + ch] = g() % 4 == 0 ? (g() % 2 ? 1 : 30) : 1 + static_cast<int32_t>(g() % 30);
+          }
+          bool is_signed;
+          Prelu8Params p{slopes.data(), slopes.data() + 2 * c, slopes.data() + c, slopes.data() + 3 * c, 0, 0, 0, 0, 0};
+          p.mask = g() % 2 ? 0x80 : 0;
+          p.zero = g() % 3 == 0 ? (g() % 2 ? 0 : 255) : static_cast<int32_t>(g() % 256);
+          random_range(g, is_signed, p.lo, p.hi);
+          p.out_zero = p.lo + static_cast<int32_t>(g() % static_cast<uint64_t>(p.hi - p.lo + 1));
+          const auto x = random_bytes(g, rows * c);
+          std::vector<uint8_t> want(rows * c), got(rows * c + 4, 0xA5);
+          ref::prelu8(rows, c, x.data(), p, want.data());
+          eltwise_kernels_for(isa).prelu8(rows, c, x.data(), p, got.data());
+          for (size_t i = 0; i < rows * c; ++i)
+            CHECK(got[i] == want[i], "prelu8 " << isa_name(isa) << " c=" << c << " i=" << i << ": got " << int(got[i])
+                                               << " want " << int(want[i]));
+          CHECK(got[rows * c] == 0xA5 && got[rows * c + 3] == 0xA5, "prelu8 wrote past the end, c=" << c);
+        }
 }
 
 TEST(eltwise_sign8_matches_reference) {

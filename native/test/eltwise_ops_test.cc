@@ -96,6 +96,50 @@ TEST(eltwise_qadd_matches_its_definition_on_every_isa) {
   });
 }
 
+TEST(eltwise_prelu_8bit_matches_its_definition_on_every_isa) {
+  auto g = rng(305);
+  on_every_isa([&](Isa isa) {
+    for (size_t c : kChannels)
+      for (int round = 0; round < 8; ++round) {
+        const size_t rows = 1 + g() % 5;
+        std::vector<int32_t> mult_pos(c), mult_neg(c);
+        std::vector<uint8_t> shift_pos(c), shift_neg(c);
+        // Slopes from real ratios, negative ones too; every fourth layer with one shift below 10
+        // (a ratio of at least 2^21), which takes the int64 path.
+        for (size_t ch = 0; ch < c; ++ch) {
+          const Dyadic pos = to_dyadic(random_ratio(g, -20, 4)), neg = to_dyadic(random_ratio(g, -20, 4));
+          mult_pos[ch] = pos.multiplier, shift_pos[ch] = static_cast<uint8_t>(pos.shift);
+          mult_neg[ch] = g() % 3 == 0 ? -neg.multiplier : neg.multiplier,
+          shift_neg[ch] = static_cast<uint8_t>(neg.shift);
+        }
+        if (round % 4 == 3) shift_neg[g() % c] = static_cast<uint8_t>(g() % 10);
+        const bool is_signed = g() % 2;
+        const QuantOutput o = random_output(g, 1.0);
+        PreluParams p{mult_pos.data(),
+                      shift_pos.data(),
+                      mult_neg.data(),
+                      shift_neg.data(),
+                      is_signed,
+                      random_input(g, is_signed, 1.0).zero_point,
+                      o.q.zero_point,
+                      o.lo,
+                      o.hi};
+        const auto x = random_bytes(g, rows * c);
+        std::vector<uint8_t> got(rows * c);
+        prelu_8bit(x.data(), rows, c, p, got.data());
+        for (size_t i = 0; i < rows * c; ++i) {
+          const size_t ch = i % c;
+          const int64_t v = value(x[i], is_signed) - p.in_zero_point;
+          const int64_t y =
+              v >= 0 ? dyadic_rescale(v, mult_pos[ch], shift_pos[ch]) : dyadic_rescale(v, mult_neg[ch], shift_neg[ch]);
+          const uint8_t want = static_cast<uint8_t>(clamp(y + p.out_zero_point, p.lo, p.hi));
+          CHECK(got[i] == want, "prelu_8bit " << isa_name(isa) << " c=" << c << " i=" << i << ": got " << int(got[i])
+                                              << " want " << int(want));
+        }
+      }
+  });
+}
+
 TEST(eltwise_qclamp_sign_unpack_match_their_definitions_on_every_isa) {
   auto g = rng(302);
   on_every_isa([&](Isa isa) {

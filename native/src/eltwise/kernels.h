@@ -13,12 +13,13 @@
 
 namespace lowbit {
 
-// The dyadic rescale of one 8-bit input inside qadd, in 32-bit arithmetic:
-//   t(u) = (h + 2^(shift - 1)) >> shift,   h = floor((u - zero) * mult / 2^9)
-// with u - zero in [-255, 255], mult in [0, 2^31 - 1], shift in [1, 30]. It equals
-// dyadic_rescale(u - zero, mult, shift + 9) for every u (qadd_term_for below has the proof), and
-// |h| < 2^30, so SIMD code gets h from one 32-bit high multiply of (u - zero) * 2^23 by mult
-// (|(u - zero) * 2^23| < 2^31) and no value leaves int32.
+// The dyadic rescale of an 8-bit difference v = u - zero in [-255, 255], in 32-bit arithmetic
+// (qadd's terms, prelu's slopes):
+//   r32(v, mult, shift) = (h + 2^(shift - 1)) >> shift,   h = floor(v * mult / 2^9)
+// with mult in [-(2^31 - 1), 2^31 - 1] and shift in [1, 30]. It equals dyadic_rescale(v, mult,
+// shift + 9) (rescale32_for below has the proof), and |h| < 2^30, so SIMD code gets h from one
+// 32-bit high multiply of v * 2^23 by mult (|v * 2^23| < 2^31) and no value leaves int32:
+// |r32| <= 2^29 + 1.
 struct QAddTerm {
   uint8_t mask;
   int32_t zero;  // zero point as read through mask: z (uint8) or z + 128 (int8), in [0, 255]
@@ -26,13 +27,26 @@ struct QAddTerm {
   int32_t shift;
 };
 
-// out[i] = low byte of clamp(ta(a[i]) + tb(b[i]) + out_zero, lo, hi); lo <= hi in [-128, 255],
-// |out_zero| <= 255. Every intermediate fits int32: |t| <= 2^29 + 1.
+// out[i] = low byte of clamp(ta(a[i]) + tb(b[i]) + out_zero, lo, hi), t(u) = r32(u - zero, mult,
+// shift) of the input's term; lo <= hi in [-128, 255], |out_zero| <= 255: every sum fits int32.
 struct QAddParams {
   QAddTerm a, b;
   int32_t out_zero, lo, hi;
 };
 using QAddFn = void (*)(size_t n, const uint8_t* a, const uint8_t* b, const QAddParams& p, uint8_t* out);
+
+// Per-channel PReLU: for channel ch of each of `rows` rows of c bytes, v = (x ^ mask) - zero,
+//   out = low byte of clamp(r32(v, m, s) + out_zero, lo, hi),
+// (m, s) = (mult_pos[ch], shift_pos[ch]) where v >= 0, else (mult_neg[ch], shift_neg[ch]).
+struct Prelu8Params {
+  const int32_t* mult_pos;
+  const int32_t* shift_pos;
+  const int32_t* mult_neg;
+  const int32_t* shift_neg;
+  uint8_t mask;
+  int32_t zero, out_zero, lo, hi;
+};
+using Prelu8Fn = void (*)(size_t rows, size_t c, const uint8_t* x, const Prelu8Params& p, uint8_t* out);
 
 // Sign to packed bits: rows x c bytes -> rows x words_for_bits(c) words,
 //   bit ch of row r = ((x[r * c + ch] ^ mask) < threshold),  threshold in [0, 255]
@@ -63,6 +77,7 @@ using UnpackB1Fn = void (*)(size_t c, const uint64_t* bits, int8_t* out);
 
 struct EltwiseKernels {
   QAddFn qadd;
+  Prelu8Fn prelu8;
   Sign8Fn sign8;
   QuantizeF32Fn quantize_f32;
   Dequantize8Fn dequantize8;
@@ -75,6 +90,7 @@ struct EltwiseKernels {
 #define LOWBIT_DECLARE_ELTWISE_KERNELS(ns)                                                                            \
   namespace ns {                                                                                                      \
   void qadd(size_t n, const uint8_t* a, const uint8_t* b, const QAddParams& p, uint8_t* out);                         \
+  void prelu8(size_t rows, size_t c, const uint8_t* x, const Prelu8Params& p, uint8_t* out);                          \
   void sign8(size_t rows, size_t c, const uint8_t* x, uint8_t mask, int32_t threshold, uint64_t* out);                \
   void quantize_f32(size_t n, const float* x, float scale, int32_t zero_point, int32_t lo, int32_t hi, uint8_t* out); \
   void dequantize8(size_t n, const uint8_t* x, uint8_t mask, int32_t zero, float scale, float* out);                  \
@@ -82,8 +98,8 @@ struct EltwiseKernels {
   void sum_taps8(size_t n, const uint8_t* const* src, size_t taps, uint8_t mask, int32_t* acc);                       \
   void clamp8(size_t n, const uint8_t* x, bool is_signed, int32_t lo, int32_t hi, uint8_t* out);                      \
   void unpack_b1(size_t c, const uint64_t* bits, int8_t* out);                                                        \
-  inline constexpr EltwiseKernels kEltwiseKernels = {qadd,      sign8,     quantize_f32, dequantize8,                 \
-                                                     max_taps8, sum_taps8, clamp8,       unpack_b1};                  \
+  inline constexpr EltwiseKernels kEltwiseKernels = {qadd,      prelu8,    sign8,  quantize_f32, dequantize8,         \
+                                                     max_taps8, sum_taps8, clamp8, unpack_b1};                        \
   }
 
 LOWBIT_DECLARE_ELTWISE_KERNELS(ref)
@@ -95,33 +111,52 @@ LOWBIT_DECLARE_ELTWISE_KERNELS(avx2)
 LOWBIT_DECLARE_ELTWISE_KERNELS(neon)
 #endif
 
-// The QAddTerm of rs(q - zero_point, d.multiplier, d.shift) on an int8 (is_signed) or uint8 input,
-// or false where the 32-bit form cannot hold it (d.shift < 10: a ratio of at least 2^21).
-// Proof that t(u) = rs(v, m, e) = floor((v * m + 2^(e-1)) / 2^e), v = u - zero, P = v * m:
+// The r32 pair (mult, shift) of dyadic_rescale(v, multiplier, e) for v in [-255, 255], or false
+// where the 32-bit form cannot hold it (e < 10: a ratio of at least 2^21).
+// Proof that r32 = rs(v, m, e) = floor((v * m + 2^(e-1)) / 2^e), P = v * m:
 // - 10 <= e <= 39, shift s = e - 9 in [1, 30]: h = floor(P / 2^9), and adding an integer commutes
 //   with floor, so h + 2^(s-1) = floor((P + 2^(e-1)) / 2^9); floor(floor(y / 2^9) / 2^s) =
-//   floor(y / 2^e) for integer y, hence t = rs. |P| <= 255 * (2^31 - 1) < 2^39, so |h| < 2^30.
-// - e >= 40: |P| < 2^39 <= 2^(e-1), so 0 < P + 2^(e-1) < 2^e and rs = 0; mult 0 gives t = 0.
+//   floor(y / 2^e) for integer y, hence r32 = rs. |P| <= 255 * (2^31 - 1) < 2^39, so |h| < 2^30.
+// - e >= 40: |P| < 2^39 <= 2^(e-1), so 0 < P + 2^(e-1) < 2^e and rs = 0; mult 0 gives r32 = 0.
 // native/test/eltwise_kernels_test.cc also checks it exhaustively over v for every e and many m.
-static inline bool qadd_term_for(bool is_signed, int32_t zero_point, int32_t multiplier, int shift, QAddTerm* t) {
-  if (shift < 10) return false;
-  t->mask = is_signed ? 0x80 : 0;
-  t->zero = is_signed ? zero_point + 128 : zero_point;
-  t->mult = shift >= 40 ? 0 : multiplier;
-  t->shift = shift >= 40 ? 1 : shift - 9;
+static inline bool rescale32_for(int32_t multiplier, int e, int32_t* mult, int32_t* shift) {
+  if (e < 10) return false;
+  *mult = e >= 40 ? 0 : multiplier;
+  *shift = e >= 40 ? 1 : e - 9;
   return true;
 }
 
-// One qadd term in scalar code (the scalar kernel's tables and the SIMD tails). static: each ISA
-// file gets its own copy, so no -mavx2 code can be linked into the scalar path.
+// The QAddTerm of rs(q - zero_point, multiplier, e) on an int8 (is_signed) or uint8 input.
+static inline bool qadd_term_for(bool is_signed, int32_t zero_point, int32_t multiplier, int e, QAddTerm* t) {
+  t->mask = is_signed ? 0x80 : 0;
+  t->zero = is_signed ? zero_point + 128 : zero_point;
+  return rescale32_for(multiplier, e, &t->mult, &t->shift);
+}
+
+// r32 in scalar code (the scalar kernels and the SIMD tails). static: each ISA file gets its own
+// copy, so no -mavx2 code can be linked into the scalar path.
+static inline int32_t rescale32(int32_t v, int32_t mult, int32_t shift) {
+  const int64_t h = (static_cast<int64_t>(v) * mult) >> 9;  // floor: arithmetic shift
+  return static_cast<int32_t>((h + (int64_t{1} << (shift - 1))) >> shift);
+}
+
 static inline int32_t qadd_term(uint8_t x, const QAddTerm& t) {
-  const int64_t h = (static_cast<int64_t>((x ^ t.mask) - t.zero) * t.mult) >> 9;  // floor: arithmetic shift
-  return static_cast<int32_t>((h + (int64_t{1} << (t.shift - 1))) >> t.shift);
+  return rescale32((x ^ t.mask) - t.zero, t.mult, t.shift);
+}
+
+static inline uint8_t clamp_low_byte(int32_t v, int32_t lo, int32_t hi) {
+  return static_cast<uint8_t>(v < lo ? lo : (v > hi ? hi : v));
+}
+
+static inline uint8_t prelu8_value(uint8_t x, size_t ch, const Prelu8Params& p) {
+  const int32_t v = (x ^ p.mask) - p.zero;
+  const int32_t t =
+      v >= 0 ? rescale32(v, p.mult_pos[ch], p.shift_pos[ch]) : rescale32(v, p.mult_neg[ch], p.shift_neg[ch]);
+  return clamp_low_byte(t + p.out_zero, p.lo, p.hi);
 }
 
 static inline uint8_t qadd_value(uint8_t a, uint8_t b, const QAddParams& p) {
-  const int32_t v = qadd_term(a, p.a) + qadd_term(b, p.b) + p.out_zero;
-  return static_cast<uint8_t>(v < p.lo ? p.lo : (v > p.hi ? p.hi : v));
+  return clamp_low_byte(qadd_term(a, p.a) + qadd_term(b, p.b) + p.out_zero, p.lo, p.hi);
 }
 
 }  // namespace lowbit

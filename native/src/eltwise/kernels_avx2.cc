@@ -19,6 +19,13 @@ inline void store32(void* p, __m256i v) { _mm256_storeu_si256(static_cast<__m256
 // 64-bit products shifted down, blended with the odd lanes' products, whose high halves are in place.
 inline __m256i mulhi_epi32(__m256i x, __m256i m) {
   const __m256i even = _mm256_mul_epi32(x, m);
+  const __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32));
+  return _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+// The same where m holds one value in every lane, so the odd lanes need no shift of m.
+inline __m256i mulhi_epi32_broadcast(__m256i x, __m256i m) {
+  const __m256i even = _mm256_mul_epi32(x, m);
   const __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), m);
   return _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
 }
@@ -37,8 +44,8 @@ struct Term {
   inline void apply(__m256i u, __m256i& lo, __m256i& hi) const {
     const __m256i v = _mm256_slli_epi16(_mm256_sub_epi16(u, zero), 7);
     const __m256i z = _mm256_setzero_si256();
-    lo = _mm256_sra_epi32(_mm256_add_epi32(mulhi_epi32(_mm256_unpacklo_epi16(z, v), mult), round), shift);
-    hi = _mm256_sra_epi32(_mm256_add_epi32(mulhi_epi32(_mm256_unpackhi_epi16(z, v), mult), round), shift);
+    lo = _mm256_sra_epi32(_mm256_add_epi32(mulhi_epi32_broadcast(_mm256_unpacklo_epi16(z, v), mult), round), shift);
+    hi = _mm256_sra_epi32(_mm256_add_epi32(mulhi_epi32_broadcast(_mm256_unpackhi_epi16(z, v), mult), round), shift);
   }
 };
 
@@ -75,6 +82,36 @@ void qadd(size_t n, const uint8_t* a, const uint8_t* b, const QAddParams& p, uin
     store32(out + i, pack_bytes(half[0], half[1]));
   }
   for (; i < n; ++i) out[i] = qadd_value(a[i], b[i], p);
+}
+
+void prelu8(size_t rows, size_t c, const uint8_t* x, const Prelu8Params& p, uint8_t* out) {
+  const __m128i vmask = _mm_set1_epi8(static_cast<char>(p.mask));
+  const __m256i zero = _mm256_set1_epi32(p.zero), zo = _mm256_set1_epi32(p.out_zero);
+  const __m256i lo = _mm256_set1_epi32(p.lo), hi = _mm256_set1_epi32(p.hi), one = _mm256_set1_epi32(1);
+  // Byte 0 of each 32-bit lane, to bytes 0-3 of each 128-bit half.
+  const __m256i low_bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
+                                             0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const auto load = [](const int32_t* q) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)); };
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* row = x + r * c;
+    uint8_t* dst = out + r * c;
+    size_t ch = 0;
+    for (; ch + 8 <= c; ch += 8) {
+      const __m128i u = _mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + ch)), vmask);
+      const __m256i v = _mm256_sub_epi32(_mm256_cvtepu8_epi32(u), zero);
+      // The slope of each lane's side (v = 0 gives 0 on either).
+      const __m256i negative = _mm256_cmpgt_epi32(_mm256_setzero_si256(), v);
+      const __m256i mult = _mm256_blendv_epi8(load(p.mult_pos + ch), load(p.mult_neg + ch), negative);
+      const __m256i shift = _mm256_blendv_epi8(load(p.shift_pos + ch), load(p.shift_neg + ch), negative);
+      const __m256i round = _mm256_srli_epi32(_mm256_sllv_epi32(one, shift), 1);
+      const __m256i h = mulhi_epi32(_mm256_slli_epi32(v, 23), mult);
+      const __m256i y = _mm256_add_epi32(_mm256_srav_epi32(_mm256_add_epi32(h, round), shift), zo);
+      const __m256i bytes = _mm256_shuffle_epi8(_mm256_min_epi32(_mm256_max_epi32(y, lo), hi), low_bytes);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + ch),
+                       _mm_unpacklo_epi32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1)));
+    }
+    for (; ch < c; ++ch) dst[ch] = prelu8_value(row[ch], ch, p);
+  }
 }
 
 void sign8(size_t rows, size_t c, const uint8_t* x, uint8_t mask, int32_t threshold, uint64_t* out) {

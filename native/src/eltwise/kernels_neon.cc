@@ -57,6 +57,33 @@ void qadd(size_t n, const uint8_t* a, const uint8_t* b, const QAddParams& p, uin
   for (; i < n; ++i) out[i] = qadd_value(a[i], b[i], p);
 }
 
+void prelu8(size_t rows, size_t c, const uint8_t* x, const Prelu8Params& p, uint8_t* out) {
+  const uint8x8_t vmask = vdup_n_u8(p.mask);
+  const int16x8_t zero = vdupq_n_s16(static_cast<int16_t>(p.zero));
+  const int32x4_t zo = vdupq_n_s32(p.out_zero), lo = vdupq_n_s32(p.lo), hi = vdupq_n_s32(p.hi);
+  // 4 lanes of v: the slope of each lane's side, vqdmulh on v * 2^22 gives h, the rounding shift r32.
+  const auto r32 = [&](int32x4_t v, size_t ch) {
+    const uint32x4_t negative = vcltzq_s32(v);
+    const int32x4_t mult = vbslq_s32(negative, vld1q_s32(p.mult_neg + ch), vld1q_s32(p.mult_pos + ch));
+    const int32x4_t shift = vbslq_s32(negative, vld1q_s32(p.shift_neg + ch), vld1q_s32(p.shift_pos + ch));
+    const int32x4_t t = vrshlq_s32(vqdmulhq_s32(vshlq_n_s32(v, 22), mult), vnegq_s32(shift));
+    return vminq_s32(vmaxq_s32(vaddq_s32(t, zo), lo), hi);
+  };
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* row = x + r * c;
+    uint8_t* dst = out + r * c;
+    size_t ch = 0;
+    for (; ch + 8 <= c; ch += 8) {
+      const int16x8_t v = vsubq_s16(vreinterpretq_s16_u16(vmovl_u8(veor_u8(vld1_u8(row + ch), vmask))), zero);
+      // Values in [-128, 255] fit int16; the narrowing keeps each one's low byte.
+      const int16x8_t y = vcombine_s16(vmovn_s32(r32(vmovl_s16(vget_low_s16(v)), ch)),
+                                       vmovn_s32(r32(vmovl_s16(vget_high_s16(v)), ch + 4)));
+      vst1_u8(dst + ch, vmovn_u16(vreinterpretq_u16_s16(y)));
+    }
+    for (; ch < c; ++ch) dst[ch] = prelu8_value(row[ch], ch, p);
+  }
+}
+
 void sign8(size_t rows, size_t c, const uint8_t* x, uint8_t mask, int32_t threshold, uint64_t* out) {
   const uint8x16_t vmask = vdupq_n_u8(mask), vthreshold = vdupq_n_u8(static_cast<uint8_t>(threshold));
   const size_t words = words_for_bits(c);

@@ -24,6 +24,16 @@ void qadd(size_t n, const uint8_t* a, const uint8_t* b, const QAddParams& p, uin
   }
 }
 
+void prelu8(size_t rows, size_t c, const uint8_t* x, const Prelu8Params& p, uint8_t* out) {
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t ch = 0; ch < c; ++ch) {
+      const int32_t v = (x[r * c + ch] ^ p.mask) - p.zero;
+      const int64_t t = v >= 0 ? dyadic_rescale(v, p.mult_pos[ch], p.shift_pos[ch] + 9)
+                               : dyadic_rescale(v, p.mult_neg[ch], p.shift_neg[ch] + 9);
+      out[r * c + ch] = static_cast<uint8_t>(clamp32(t + p.out_zero, p.lo, p.hi));
+    }
+}
+
 void sign8(size_t rows, size_t c, const uint8_t* x, uint8_t mask, int32_t threshold, uint64_t* out) {
   const size_t words = words_for_bits(c);
   for (size_t r = 0; r < rows; ++r)

@@ -20,6 +20,11 @@ void qadd(size_t n, const uint8_t* a, const uint8_t* b, const QAddParams& p, uin
   for (size_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(std::clamp(ta[a[i]] + tb[b[i]], lo, hi));
 }
 
+void prelu8(size_t rows, size_t c, const uint8_t* x, const Prelu8Params& p, uint8_t* out) {
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t ch = 0; ch < c; ++ch) out[r * c + ch] = prelu8_value(x[r * c + ch], ch, p);
+}
+
 void sign8(size_t rows, size_t c, const uint8_t* x, uint8_t mask, int32_t threshold, uint64_t* out) {
   const size_t words = words_for_bits(c);
   for (size_t r = 0; r < rows; ++r) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
@@ -174,6 +175,26 @@ void unpack_b1(const uint64_t* bits, size_t rows, size_t c, int8_t* out) {
 }
 
 void prelu_8bit(const uint8_t* x, size_t rows, size_t c, const PreluParams& p, uint8_t* out) {
+  // The slopes in the kernels' 32-bit form where every shift allows it (eltwise/kernels.h).
+  std::vector<int32_t> slopes(4 * c);
+  Prelu8Params k{slopes.data(),
+                 slopes.data() + c,
+                 slopes.data() + 2 * c,
+                 slopes.data() + 3 * c,
+                 static_cast<uint8_t>(p.in_signed ? 0x80 : 0),
+                 p.in_signed ? p.in_zero_point + 128 : p.in_zero_point,
+                 p.out_zero_point,
+                 p.lo,
+                 p.hi};
+  bool fits = true;
+  for (size_t ch = 0; ch < c && fits; ++ch)
+    fits = rescale32_for(p.mult_pos[ch], p.shift_pos[ch], &slopes[ch], &slopes[c + ch]) &&
+           rescale32_for(p.mult_neg[ch], p.shift_neg[ch], &slopes[2 * c + ch], &slopes[3 * c + ch]);
+  if (fits) {
+    const Prelu8Fn prelu8 = eltwise_kernels().prelu8;
+    for_rows(rows, c, [&](size_t r0, size_t r1) { prelu8(r1 - r0, c, x + r0 * c, k, out + r0 * c); });
+    return;
+  }
   for_rows(rows, c, [&](size_t r0, size_t r1) {
     for (size_t i = r0 * c; i < r1 * c; ++i) {
       const size_t ch = i % c;
