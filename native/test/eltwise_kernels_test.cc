@@ -25,6 +25,9 @@ std::vector<size_t> lengths() {
   return n;
 }
 
+// memcmp == 0, also for empty vectors (whose data() may be null).
+bool same_bytes(const void* a, const void* b, size_t bytes) { return bytes == 0 || std::memcmp(a, b, bytes) == 0; }
+
 std::vector<uint8_t> random_bytes(std::mt19937_64& g, size_t n) {
   std::vector<uint8_t> v(n);
   for (auto& x : v) x = static_cast<uint8_t>(g());
@@ -222,8 +225,7 @@ TEST(eltwise_dequantize_pool_clamp_unpack_kernels_match_reference) {
       std::vector<float> fwant(n), fgot(n + 1, 7.0f);
       ref::dequantize8(n, x.data(), mask, zero, scale, fwant.data());
       k.dequantize8(n, x.data(), mask, zero, scale, fgot.data());
-      CHECK(std::memcmp(fwant.data(), fgot.data(), n * sizeof(float)) == 0,
-            "dequantize8 " << isa_name(isa) << " n=" << n);
+      CHECK(same_bytes(fwant.data(), fgot.data(), n * sizeof(float)), "dequantize8 " << isa_name(isa) << " n=" << n);
       CHECK(fgot[n] == 7.0f, "dequantize8 wrote past the end");
 
       // Tap counts around the 16-bit runs of the sums (128 taps).
@@ -241,7 +243,7 @@ TEST(eltwise_dequantize_pool_clamp_unpack_kernels_match_reference) {
       got.push_back(0xA5);
       ref::max_taps8(n, src.data(), taps, is_signed, want.data());
       k.max_taps8(n, src.data(), taps, is_signed, got.data());
-      CHECK(std::memcmp(want.data(), got.data(), n) == 0 && got[n] == 0xA5,
+      CHECK(same_bytes(want.data(), got.data(), n) && got[n] == 0xA5,
             "max_taps8 " << isa_name(isa) << " n=" << n << " taps=" << taps);
       for (size_t t = 0; t < taps; ++t) {
         rows[t] = random_bytes(g, n);
@@ -249,13 +251,13 @@ TEST(eltwise_dequantize_pool_clamp_unpack_kernels_match_reference) {
       }
       ref::max_taps8(n, src.data(), taps, is_signed, want.data());
       k.max_taps8(n, src.data(), taps, is_signed, got.data());
-      CHECK(std::memcmp(want.data(), got.data(), n) == 0, "max_taps8 " << isa_name(isa) << " n=" << n);
+      CHECK(same_bytes(want.data(), got.data(), n), "max_taps8 " << isa_name(isa) << " n=" << n);
 
       std::vector<int32_t> awant(n), agot(n + 1, 77);
       for (size_t i = 0; i < n; ++i) awant[i] = agot[i] = static_cast<int32_t>(g() % 2000001) - 1000000;
       ref::sum_taps8(n, src.data(), taps, mask, awant.data());
       k.sum_taps8(n, src.data(), taps, mask, agot.data());
-      CHECK(std::memcmp(awant.data(), agot.data(), n * 4) == 0 && agot[n] == 77,
+      CHECK(same_bytes(awant.data(), agot.data(), n * 4) && agot[n] == 77,
             "sum_taps8 " << isa_name(isa) << " n=" << n << " taps=" << taps);
 
       const int32_t min = is_signed ? -128 : 0, max = is_signed ? 127 : 255;
@@ -265,7 +267,7 @@ TEST(eltwise_dequantize_pool_clamp_unpack_kernels_match_reference) {
       std::vector<uint8_t> cwant(n), cgot(n + 1, 0xA5);
       ref::clamp8(n, x.data(), is_signed, lo, hi, cwant.data());
       k.clamp8(n, x.data(), is_signed, lo, hi, cgot.data());
-      CHECK(std::memcmp(cwant.data(), cgot.data(), n) == 0 && cgot[n] == 0xA5,
+      CHECK(same_bytes(cwant.data(), cgot.data(), n) && cgot[n] == 0xA5,
             "clamp8 " << isa_name(isa) << " n=" << n << " [" << lo << ", " << hi << "]");
 
       std::vector<uint64_t> bits(words_for_bits(n) + 1);
@@ -273,8 +275,7 @@ TEST(eltwise_dequantize_pool_clamp_unpack_kernels_match_reference) {
       std::vector<int8_t> uwant(n), ugot(n + 1, 99);
       ref::unpack_b1(n, bits.data(), uwant.data());
       k.unpack_b1(n, bits.data(), ugot.data());
-      CHECK(std::memcmp(uwant.data(), ugot.data(), n) == 0 && ugot[n] == 99,
-            "unpack_b1 " << isa_name(isa) << " n=" << n);
+      CHECK(same_bytes(uwant.data(), ugot.data(), n) && ugot[n] == 99, "unpack_b1 " << isa_name(isa) << " n=" << n);
     }
   }
 }
