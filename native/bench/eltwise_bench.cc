@@ -110,6 +110,17 @@ int main() {
           [&] { dequantize_hwc_to_chw(q.data(), true, 1, hw, c, 0.02f, 0, back.data()); });
   }
   {
+    // A classifier's logits at batch 64: [64, 1000, 1, 1], the layouts coincide.
+    const size_t batch = 64, c = 1000;
+    std::vector<float> x(batch * c);
+    for (auto& v : x) v = std::uniform_real_distribution<float>(-2.5f, 2.5f)(g);
+    std::vector<uint8_t> q(batch * c);
+    bench("quantize_chw_to_hwc 64x1000x1x1",
+          [&] { quantize_chw_to_hwc(x.data(), batch, c, 1, 0.02f, 0, -128, 127, q.data()); });
+    bench("dequantize_hwc_to_chw 64x1x1x1000",
+          [&] { dequantize_hwc_to_chw(q.data(), true, batch, 1, c, 0.02f, 0, x.data()); });
+  }
+  {
     const size_t c = 64, hw = 56 * 56;
     std::vector<float> x(c * hw);
     for (auto& v : x) v = std::uniform_real_distribution<float>(-2.5f, 2.5f)(g);

@@ -92,6 +92,11 @@ void for_pixel_blocks(size_t batch, size_t hw, size_t c, F f) {
 void quantize_chw_to_hwc(const float* x, size_t batch, size_t c, size_t hw, float scale, int32_t zero_point, int32_t lo,
                          int32_t hi, uint8_t* out) {
   const QuantizeF32Fn quantize = eltwise_kernels().quantize_f32;
+  if (hw == 1 || c == 1) {  // the two layouts coincide: one contiguous run
+    for_rows(batch * c * hw, 1,
+             [&](size_t i0, size_t i1) { quantize(i1 - i0, x + i0, scale, zero_point, lo, hi, out + i0); });
+    return;
+  }
   for_pixel_blocks(batch, hw, c, [&](size_t n, size_t p0, size_t p1) {
     uint8_t tile[kTileChannels * kTilePixels];
     for (size_t t0 = p0; t0 < p1; t0 += kTilePixels) {
@@ -111,6 +116,11 @@ void dequantize_hwc_to_chw(const uint8_t* q, bool is_signed, size_t batch, size_
   const Dequantize8Fn dequantize = eltwise_kernels().dequantize8;
   const uint8_t mask = is_signed ? 0x80 : 0;
   const int32_t zero = is_signed ? zero_point + 128 : zero_point;
+  if (hw == 1 || c == 1) {  // the two layouts coincide: one contiguous run
+    for_rows(batch * c * hw, 1,
+             [&](size_t i0, size_t i1) { dequantize(i1 - i0, q + i0, mask, zero, scale, out + i0); });
+    return;
+  }
   for_pixel_blocks(batch, hw, c, [&](size_t n, size_t p0, size_t p1) {
     uint8_t tile[kTileChannels * kTilePixels];
     for (size_t t0 = p0; t0 < p1; t0 += kTilePixels) {
