@@ -98,6 +98,13 @@ int main() {
     }
 
   {
+    // CIFAR ResNet-20's first stage: 32x32x16.
+    const size_t hw = 32 * 32, c = 16;
+    const auto a = random_bytes(g, hw * c);
+    std::vector<uint64_t> bits(hw);
+    bench("sign_8bit s8 1024x16", [&] { sign_8bit(a.data(), true, hw, c, 3, bits.data()); });
+  }
+  {
     const size_t c = 3, hw = 224 * 224;
     std::vector<float> x(c * hw);
     for (auto& v : x) v = std::uniform_real_distribution<float>(-2.5f, 2.5f)(g);

@@ -130,10 +130,15 @@ void sign8(size_t rows, size_t c, const uint8_t* x, uint8_t mask, int32_t thresh
     uint64_t* dst = out + r * words;
     for (size_t w = 0; w < full; ++w) dst[w] = word(row + 64 * w);
     if (tail != 0) {
-      // The last partial word from a copy, so nothing past the row is read.
+      // The last partial word: read in place while the 64 bytes stay inside the rows given (the
+      // next rows' bytes, masked off), else from a copy, so nothing past the input is read.
+      const uint8_t* last = row + 64 * full;
       uint8_t buffer[64] = {};
-      std::memcpy(buffer, row + 64 * full, tail);
-      dst[full] = word(buffer) & ((uint64_t{1} << tail) - 1);
+      if (r * c + 64 * full + 64 > rows * c) {
+        std::memcpy(buffer, last, tail);
+        last = buffer;
+      }
+      dst[full] = word(last) & ((uint64_t{1} << tail) - 1);
     }
   }
 }
