@@ -103,6 +103,14 @@ int main() {
     const auto a = random_bytes(g, hw * c);
     std::vector<uint64_t> bits(hw);
     bench("sign_8bit s8 1024x16", [&] { sign_8bit(a.data(), true, hw, c, 3, bits.data()); });
+    Pool2dParams p;
+    p.kernel_h = p.kernel_w = p.stride_h = p.stride_w = 2;
+    const Conv2dShape s = qpool2d_shape(1, 32, 32, c, p);
+    std::vector<uint8_t> out(s.out_h * s.out_w * c);
+    QuantOutput o;
+    o.q = {0.05, 0};
+    bench("qavgpool2d 2x2/2 32x32x16", [&] { qavgpool2d(a.data(), true, s, p, true, {0.05, 0}, o, out.data()); });
+    bench("qmaxpool2d 2x2/2 32x32x16", [&] { qmaxpool2d(a.data(), true, s, p, out.data()); });
   }
   {
     const size_t c = 3, hw = 224 * 224;

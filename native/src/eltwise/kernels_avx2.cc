@@ -180,31 +180,52 @@ void dequantize8(size_t n, const uint8_t* x, uint8_t mask, int32_t zero, float s
   for (; i < n; ++i) out[i] = static_cast<float>((x[i] ^ mask) - zero) * scale;
 }
 
-void max_taps8(size_t n, const uint8_t* const* src, size_t taps, bool is_signed, uint8_t* dst) {
-  // 32 channels at a time, every tap folded in a register.
+namespace {
+inline __m128i load16(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+inline void store16(void* p, __m128i v) { _mm_storeu_si128(static_cast<__m128i*>(p), v); }
+
+// max_taps8 for one dtype: 32 channels at a time, then 16 (networks of 16-48 channels), every tap
+// folded in a register; max32 is the byte max on 32 bytes, max16 on 16.
+template <typename T, typename Max32, typename Max16>
+void max_taps(size_t n, const uint8_t* const* src, size_t taps, uint8_t* dst, Max32 max32, Max16 max16) {
   size_t i = 0;
-  if (is_signed) {
-    for (; i + 32 <= n; i += 32) {
-      __m256i v = load32(dst + i);
-      for (size_t t = 0; t < taps; ++t) v = _mm256_max_epi8(v, load32(src[t] + i));
-      store32(dst + i, v);
-    }
-    for (; i < n; ++i)
-      for (size_t t = 0; t < taps; ++t)
-        dst[i] = static_cast<uint8_t>(std::max(static_cast<int8_t>(dst[i]), static_cast<int8_t>(src[t][i])));
-  } else {
-    for (; i + 32 <= n; i += 32) {
-      __m256i v = load32(dst + i);
-      for (size_t t = 0; t < taps; ++t) v = _mm256_max_epu8(v, load32(src[t] + i));
-      store32(dst + i, v);
-    }
-    for (; i < n; ++i)
-      for (size_t t = 0; t < taps; ++t) dst[i] = std::max(dst[i], src[t][i]);
+  for (; i + 32 <= n; i += 32) {
+    __m256i v = load32(dst + i);
+    for (size_t t = 0; t < taps; ++t) v = max32(v, load32(src[t] + i));
+    store32(dst + i, v);
   }
+  if (i + 16 <= n) {
+    __m128i v = load16(dst + i);
+    for (size_t t = 0; t < taps; ++t) v = max16(v, load16(src[t] + i));
+    store16(dst + i, v);
+    i += 16;
+  }
+  for (; i < n; ++i)
+    for (size_t t = 0; t < taps; ++t)
+      dst[i] = static_cast<uint8_t>(std::max(static_cast<T>(dst[i]), static_cast<T>(src[t][i])));
+}
+
+// acc[0, 16) += the 16 lanes of 16-bit sums, widened.
+inline void add_sums16(__m256i sum, int32_t* acc) {
+  store32(acc, _mm256_add_epi32(load32(acc), _mm256_cvtepu16_epi32(_mm256_castsi256_si128(sum))));
+  store32(acc + 8, _mm256_add_epi32(load32(acc + 8), _mm256_cvtepu16_epi32(_mm256_extracti128_si256(sum, 1))));
+}
+}  // namespace
+
+void max_taps8(size_t n, const uint8_t* const* src, size_t taps, bool is_signed, uint8_t* dst) {
+  // Lambdas, not the intrinsics' addresses, so the calls inline.
+  if (is_signed)
+    max_taps<int8_t>(
+        n, src, taps, dst, [](__m256i a, __m256i b) { return _mm256_max_epi8(a, b); },
+        [](__m128i a, __m128i b) { return _mm_max_epi8(a, b); });
+  else
+    max_taps<uint8_t>(
+        n, src, taps, dst, [](__m256i a, __m256i b) { return _mm256_max_epu8(a, b); },
+        [](__m128i a, __m128i b) { return _mm_max_epu8(a, b); });
 }
 
 void sum_taps8(size_t n, const uint8_t* const* src, size_t taps, uint8_t mask, int32_t* acc) {
-  // 32 channels at a time in 16-bit sums over runs of 128 taps (128 * 255 < 2^15), then widened.
+  // 32 channels at a time, then 16, in 16-bit sums over runs of 128 taps (128 * 255 < 2^15), then widened.
   const __m256i vmask = _mm256_set1_epi8(static_cast<char>(mask));
   size_t i = 0;
   for (; i + 32 <= n; i += 32)
@@ -215,13 +236,19 @@ void sum_taps8(size_t n, const uint8_t* const* src, size_t taps, uint8_t mask, i
         sum0 = _mm256_add_epi16(sum0, _mm256_cvtepu8_epi16(_mm256_castsi256_si128(u)));
         sum1 = _mm256_add_epi16(sum1, _mm256_cvtepu8_epi16(_mm256_extracti128_si256(u, 1)));
       }
-      const __m128i parts[4] = {_mm256_castsi256_si128(sum0), _mm256_extracti128_si256(sum0, 1),
-                                _mm256_castsi256_si128(sum1), _mm256_extracti128_si256(sum1, 1)};
-      for (int k = 0; k < 4; ++k) {
-        int32_t* a = acc + i + 8 * k;
-        store32(a, _mm256_add_epi32(load32(a), _mm256_cvtepu16_epi32(parts[k])));
-      }
+      add_sums16(sum0, acc + i);
+      add_sums16(sum1, acc + i + 16);
     }
+  if (i + 16 <= n) {
+    for (size_t t0 = 0; t0 < taps; t0 += 128) {
+      __m256i sum = _mm256_setzero_si256();
+      for (size_t t = t0; t < std::min(taps, t0 + 128); ++t)
+        sum = _mm256_add_epi16(sum,
+                               _mm256_cvtepu8_epi16(_mm_xor_si128(load16(src[t] + i), _mm256_castsi256_si128(vmask))));
+      add_sums16(sum, acc + i);
+    }
+    i += 16;
+  }
   for (; i < n; ++i)
     for (size_t t = 0; t < taps; ++t) acc[i] += src[t][i] ^ mask;
 }

@@ -211,26 +211,28 @@ void window_sum(SumTaps8Fn sum_taps8, const uint8_t* x, size_t row_stride, size_
   for (size_t k = 0; k < count; ++k) acc[k] -= offset;
 }
 
-// clamp(rs(acc, m, e) + zo, lo, hi) of up to N sums: the output kernels' requantizer with the one
-// dyadic pair broadcast (filled again only when the pair changes).
+// clamp(rs(acc, m, e) + zo, lo, hi) of `width` (at most N) sums at a time: the output kernels'
+// requantizer with the one dyadic pair broadcast (filled again only when the pair changes).
 template <size_t N>
 class SumRescaler {
  public:
-  SumRescaler(const OutputS8Fn output_s8, const QuantOutput& o) : output_s8_(output_s8), lo_(o.lo), hi_(o.hi) {
-    std::fill(bias_, bias_ + N, o.q.zero_point);
+  SumRescaler(const OutputS8Fn output_s8, const QuantOutput& o, size_t width)
+      : output_s8_(output_s8), lo_(o.lo), hi_(o.hi), width_(width) {
+    std::fill(bias_, bias_ + width, o.q.zero_point);
   }
-  void operator()(const int32_t* acc, size_t count, Dyadic d, uint8_t* dst) {
+  void operator()(const int32_t* acc, Dyadic d, uint8_t* dst) {
     if (d.multiplier != current_.multiplier || d.shift != current_.shift) {
-      std::fill(mult_, mult_ + N, d.multiplier);
-      std::fill(shift_, shift_ + N, static_cast<uint8_t>(d.shift));
+      std::fill(mult_, mult_ + width_, d.multiplier);
+      std::fill(shift_, shift_ + width_, static_cast<uint8_t>(d.shift));
       current_ = d;
     }
-    output_s8_(count, acc, RequantizeParams{mult_, shift_, bias_, lo_, hi_}, reinterpret_cast<int8_t*>(dst));
+    output_s8_(width_, acc, RequantizeParams{mult_, shift_, bias_, lo_, hi_}, reinterpret_cast<int8_t*>(dst));
   }
 
  private:
   OutputS8Fn output_s8_;
   int32_t lo_, hi_;
+  size_t width_;
   Dyadic current_{0, -1};
   int32_t mult_[N], bias_[N];
   uint8_t shift_[N];
@@ -251,7 +253,7 @@ void avgpool(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2
     const size_t c0 = cb * kCBlock, c1 = std::min(c, c0 + kCBlock);
     const size_t n = row / s.out_h, oh = row % s.out_h;
     int32_t acc[kCBlock];
-    SumRescaler<kCBlock> rescale(output_s8, o);
+    SumRescaler<kCBlock> rescale(output_s8, o, c1 - c0);
     size_t y0, y1;
     window(oh, p.stride_h, p.pad_top, p.kernel_h, s.in_h, y0, y1);
     const uint8_t* image = x + n * s.in_h * s.in_w * c + c0;
@@ -259,7 +261,7 @@ void avgpool(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2
       size_t x0, x1;
       window(ow, p.stride_w, p.pad_left, p.kernel_w, s.in_w, x0, x1);
       window_sum(sum_taps8, image, s.in_w * c, c, c1 - c0, y0, y1, x0, x1, in, acc);
-      rescale(acc, c1 - c0, dy_rows[class_h[oh] * classes_w + class_w[ow]], out + (row * s.out_w + ow) * c + c0);
+      rescale(acc, dy_rows[class_h[oh] * classes_w + class_w[ow]], out + (row * s.out_w + ow) * c + c0);
     }
   });
 }
@@ -366,8 +368,8 @@ void qglobalavgpool(const uint8_t* x, bool is_signed, size_t batch, size_t in_h,
     const size_t n = task / cblocks, c0 = (task % cblocks) * kCBlock, c1 = std::min(channels, c0 + kCBlock);
     int32_t acc[kCBlock];
     window_sum(sum_taps8, x + n * taps * channels + c0, in_w * channels, channels, c1 - c0, 0, in_h, 0, in_w, in, acc);
-    SumRescaler<kCBlock> rescale(output_s8, o);
-    rescale(acc, c1 - c0, d, out + n * channels + c0);
+    SumRescaler<kCBlock> rescale(output_s8, o, c1 - c0);
+    rescale(acc, d, out + n * channels + c0);
   });
 }
 
