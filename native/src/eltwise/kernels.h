@@ -13,6 +13,16 @@
 
 namespace lowbit {
 
+// An int8 (is_signed) or uint8 tensor with zero point z as the kernels read it: the mask, and z
+// in that reading.
+struct UnsignedReading {
+  uint8_t mask;
+  int32_t zero;
+};
+inline UnsignedReading unsigned_reading(bool is_signed, int32_t zero_point) {
+  return {static_cast<uint8_t>(is_signed ? 0x80 : 0), is_signed ? zero_point + 128 : zero_point};
+}
+
 // The dyadic rescale of an 8-bit difference v = u - zero in [-255, 255], in 32-bit arithmetic
 // (qadd's terms, prelu's slopes):
 //   r32(v, mult, shift) = (h + 2^(shift - 1)) >> shift,   h = floor(v * mult / 2^9)
@@ -128,8 +138,8 @@ static inline bool rescale32_for(int32_t multiplier, int e, int32_t* mult, int32
 
 // The QAddTerm of rs(q - zero_point, multiplier, e) on an int8 (is_signed) or uint8 input.
 static inline bool qadd_term_for(bool is_signed, int32_t zero_point, int32_t multiplier, int e, QAddTerm* t) {
-  t->mask = is_signed ? 0x80 : 0;
-  t->zero = is_signed ? zero_point + 128 : zero_point;
+  const UnsignedReading in = unsigned_reading(is_signed, zero_point);
+  t->mask = in.mask, t->zero = in.zero;
   return rescale32_for(multiplier, e, &t->mult, &t->shift);
 }
 

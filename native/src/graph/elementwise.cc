@@ -114,11 +114,10 @@ void quantize_chw_to_hwc(const float* x, size_t batch, size_t c, size_t hw, floa
 void dequantize_hwc_to_chw(const uint8_t* q, bool is_signed, size_t batch, size_t hw, size_t c, float scale,
                            int32_t zero_point, float* out) {
   const Dequantize8Fn dequantize = eltwise_kernels().dequantize8;
-  const uint8_t mask = is_signed ? 0x80 : 0;
-  const int32_t zero = is_signed ? zero_point + 128 : zero_point;
+  const UnsignedReading in = unsigned_reading(is_signed, zero_point);
   if (hw == 1 || c == 1) {  // the two layouts coincide: one contiguous run
     for_rows(batch * c * hw, 1,
-             [&](size_t i0, size_t i1) { dequantize(i1 - i0, q + i0, mask, zero, scale, out + i0); });
+             [&](size_t i0, size_t i1) { dequantize(i1 - i0, q + i0, in.mask, in.zero, scale, out + i0); });
     return;
   }
   for_pixel_blocks(batch, hw, c, [&](size_t n, size_t p0, size_t p1) {
@@ -130,7 +129,7 @@ void dequantize_hwc_to_chw(const uint8_t* q, bool is_signed, size_t batch, size_
         const uint8_t* src = q + (n * hw + t0) * c + c0;
         transpose_bytes(src, c, pixels, channels, tile, kTilePixels);
         for (size_t k = 0; k < channels; ++k)
-          dequantize(pixels, tile + k * kTilePixels, mask, zero, scale, out + (n * c + c0 + k) * hw + t0);
+          dequantize(pixels, tile + k * kTilePixels, in.mask, in.zero, scale, out + (n * c + c0 + k) * hw + t0);
       }
     }
   });
@@ -170,10 +169,9 @@ void affine_s32_to_chw(const int32_t* acc, size_t batch, size_t hw, size_t c, co
 void sign_8bit(const uint8_t* q, bool is_signed, size_t rows, size_t c, int32_t zero_point, uint64_t* out) {
   // q < zero_point on the kernels' unsigned reading (q + 128 for int8).
   const Sign8Fn sign8 = eltwise_kernels().sign8;
-  const uint8_t mask = is_signed ? 0x80 : 0;
-  const int32_t threshold = is_signed ? zero_point + 128 : zero_point;
+  const UnsignedReading in = unsigned_reading(is_signed, zero_point);
   const size_t words = words_for_bits(c);
-  for_rows(rows, c, [&](size_t r0, size_t r1) { sign8(r1 - r0, c, q + r0 * c, mask, threshold, out + r0 * words); });
+  for_rows(rows, c, [&](size_t r0, size_t r1) { sign8(r1 - r0, c, q + r0 * c, in.mask, in.zero, out + r0 * words); });
 }
 
 void unpack_b1(const uint64_t* bits, size_t rows, size_t c, int8_t* out) {
@@ -187,15 +185,11 @@ void unpack_b1(const uint64_t* bits, size_t rows, size_t c, int8_t* out) {
 void prelu_8bit(const uint8_t* x, size_t rows, size_t c, const PreluParams& p, uint8_t* out) {
   // The slopes in the kernels' 32-bit form where every shift allows it (eltwise/kernels.h).
   std::vector<int32_t> slopes(4 * c);
-  Prelu8Params k{slopes.data(),
-                 slopes.data() + c,
-                 slopes.data() + 2 * c,
-                 slopes.data() + 3 * c,
-                 static_cast<uint8_t>(p.in_signed ? 0x80 : 0),
-                 p.in_signed ? p.in_zero_point + 128 : p.in_zero_point,
-                 p.out_zero_point,
-                 p.lo,
-                 p.hi};
+  const UnsignedReading in = unsigned_reading(p.in_signed, p.in_zero_point);
+  Prelu8Params k{};
+  k.mult_pos = slopes.data(), k.shift_pos = slopes.data() + c;
+  k.mult_neg = slopes.data() + 2 * c, k.shift_neg = slopes.data() + 3 * c;
+  k.mask = in.mask, k.zero = in.zero, k.out_zero = p.out_zero_point, k.lo = p.lo, k.hi = p.hi;
   bool fits = true;
   for (size_t ch = 0; ch < c && fits; ++ch)
     fits = rescale32_for(p.mult_pos[ch], p.shift_pos[ch], &slopes[ch], &slopes[c + ch]) &&

@@ -191,18 +191,10 @@ void maxpool(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2
   });
 }
 
-// An 8-bit input as the kernels read it: byte ^ mask, and the zero point in that reading.
-struct Reading {
-  uint8_t mask;
-  int32_t zero;
-  Reading(bool is_signed, int32_t zero_point)
-      : mask(is_signed ? 0x80 : 0), zero(is_signed ? zero_point + 128 : zero_point) {}
-};
-
 // Sums the window's (x - zi) per channel into acc[0, count), over the in-image taps [y0, y1) x
 // [x0, x1); x points at the first channel of the block in the image's first pixel.
 void window_sum(SumTaps8Fn sum_taps8, const uint8_t* x, size_t row_stride, size_t c, size_t count, size_t y0, size_t y1,
-                size_t x0, size_t x1, Reading in, int32_t* acc) {
+                size_t x0, size_t x1, UnsignedReading in, int32_t* acc) {
   std::fill(acc, acc + count, 0);
   for_tap_chunks(x, row_stride, c, y0, y1, x0, x1,
                  [&](const uint8_t* const* taps, size_t n) { sum_taps8(count, taps, n, in.mask, acc); });
@@ -243,7 +235,7 @@ void avgpool(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2
              size_t classes_w, int32_t zi, const QuantOutput& o, uint8_t* out) {
   const SumTaps8Fn sum_taps8 = eltwise_kernels().sum_taps8;
   const OutputS8Fn output_s8 = output_kernels().output_s8;
-  const Reading in(is_signed, zi);
+  const UnsignedReading in = unsigned_reading(is_signed, zi);
   const size_t c = s.in_c;
   // Channel blocks keep the accumulators in L1 and give the pool work when N * OH is small.
   constexpr size_t kCBlock = 512;
@@ -363,7 +355,7 @@ void qglobalavgpool(const uint8_t* x, bool is_signed, size_t batch, size_t in_h,
   const size_t cblocks = (channels + kCBlock - 1) / kCBlock;
   const SumTaps8Fn sum_taps8 = eltwise_kernels().sum_taps8;
   const OutputS8Fn output_s8 = output_kernels().output_s8;
-  const Reading in(is_signed, in_q.zero_point);
+  const UnsignedReading in = unsigned_reading(is_signed, in_q.zero_point);
   parallel_for(batch * cblocks, [&](size_t task) {
     const size_t n = task / cblocks, c0 = (task % cblocks) * kCBlock, c1 = std::min(channels, c0 + kCBlock);
     int32_t acc[kCBlock];

@@ -41,9 +41,8 @@ void quantize_f32(const float* x, size_t n, float scale, int32_t zero_point, int
 void dequantize_8bit(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zero_point, float* out) {
   check_scale(scale);
   const Dequantize8Fn dequantize = eltwise_kernels().dequantize8;
-  const uint8_t mask = is_signed ? 0x80 : 0;
-  const int32_t zero = is_signed ? zero_point + 128 : zero_point;
-  for_blocks(n, [&](size_t i0, size_t i1) { dequantize(i1 - i0, q + i0, mask, zero, scale, out + i0); });
+  const UnsignedReading in = unsigned_reading(is_signed, zero_point);
+  for_blocks(n, [&](size_t i0, size_t i1) { dequantize(i1 - i0, q + i0, in.mask, in.zero, scale, out + i0); });
 }
 
 }  // namespace lowbit
