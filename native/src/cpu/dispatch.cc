@@ -191,5 +191,21 @@ const FloatKernels& float_kernels_for(Isa isa) {
 }
 
 const FloatKernels& float_kernels() { return float_kernels_for(active_isa()); }
+const EltwiseKernels& eltwise_kernels_for(Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Isa::Avx2:
+      return avx2::kEltwiseKernels;
+#endif
+#if defined(__aarch64__)
+    case Isa::Neon:
+      return neon::kEltwiseKernels;
+#endif
+    default:
+      return scalar::kEltwiseKernels;
+  }
+}
+
+const EltwiseKernels& eltwise_kernels() { return eltwise_kernels_for(active_isa()); }
 
 }  // namespace lowbit

@@ -3,6 +3,7 @@
 #pragma once
 #include "binary/kernels.h"
 #include "elementwise/kernels.h"
+#include "eltwise/kernels.h"
 #include "epilogue/kernels.h"
 #include "float/kernels.h"
 #include "integer/kernels.h"
@@ -31,5 +32,8 @@ bool cpu_has_dotprod();
 // The float32 GEMM (fconv2d / fdense) of the active ISA; Avx2 also needs FMA (checked with AVX2).
 const FloatKernels& float_kernels();
 const FloatKernels& float_kernels_for(Isa isa);
+// The element-wise kernels between layers (qadd, sign, quantize, pools) of the active ISA.
+const EltwiseKernels& eltwise_kernels();
+const EltwiseKernels& eltwise_kernels_for(Isa isa);
 
 }  // namespace lowbit

@@ -1,9 +1,9 @@
 // elementwise.h: the small operators the model format needs beyond the kernel library: layout-
 // changing boundary conversions (f32 models are NCHW at the boundary, activations NHWC inside),
 // per-channel threshold / affine / prelu, sign and unpack between 8-bit and packed b1, softmax.
-// Plain portable loops spread over the worker pool: they are memory bound and give the same
-// bits on every ISA. Arguments are trusted (the model loader validated them); `rows` counts
-// pixels (or vectors) of `c` channels, all samples together.
+// Loops spread over the worker pool; the conversions, sign and unpack run the element-wise
+// kernels of the active ISA (eltwise/kernels.h), which give the same bits on every ISA. Arguments are trusted (the
+// model loader validated them); `rows` counts pixels (or vectors) of `c` channels, all samples together.
 #pragma once
 #include <cstddef>
 #include <cstdint>

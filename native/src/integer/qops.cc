@@ -1,8 +1,10 @@
 // qops.cc: integer element-wise and pooling operators of the dyadic family (see lowbit/qops.h).
-// Plain portable loops: they are memory bound, and the same code runs on every ISA, so results
-// never depend on the CPU. An 8-bit input has only 256 values, so the per-input rescales of qadd
-// and qconcat are tables built once per call (exactly the formula, applied to each byte value);
-// average pooling rescales each window sum with the dyadic pair of its tap count.
+// The inner loops are the element-wise kernels of the active ISA (eltwise/kernels.h), exact on
+// every ISA, so results never depend on the CPU. qadd's rescales run in 32-bit lanes wherever the
+// dyadic shift allows (eltwise/kernels.h proves the form equal); otherwise, and for qconcat, an
+// 8-bit input's 256 values make the rescale a table built once per call (exactly the formula,
+// applied to each byte value). Average pooling rescales each window sum with the dyadic pair of
+// its tap count, through the requantizer of the output kernels.
 #include "lowbit/qops.h"
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "common/checked_math.h"
+#include "cpu/dispatch.h"
 #include "integer/checks.h"
 #include "lowbit/binary.h"  // bmaxpool2d_shape: the pools share its geometry rules
 #include "lowbit/error.h"
@@ -68,10 +71,6 @@ void check_pool_shape(const Conv2dShape& s, const Pool2dParams& p) {
     fail(ErrorKind::Shape, "pool: the output shape does not match the pool parameters (use qpool2d_shape)");
 }
 
-inline int32_t load(const uint8_t* p, size_t i, bool is_signed) {
-  return is_signed ? static_cast<int32_t>(static_cast<int8_t>(p[i])) : static_cast<int32_t>(p[i]);
-}
-
 inline int64_t clamp64(int64_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
 // rs(q - z, m, e) for each of the 256 byte values of an input, indexed by the stored byte.
@@ -109,6 +108,14 @@ void qadd(const uint8_t* a, bool a_signed, const QuantParams& qa, const uint8_t*
   check_output(o);
   const Dyadic da = ratio_dyadic(qa.scale / o.q.scale, "a.scale / output.scale");
   const Dyadic db = ratio_dyadic(qb.scale / o.q.scale, "b.scale / output.scale");
+  QAddParams p{{}, {}, o.q.zero_point, o.lo, o.hi};
+  if (qadd_term_for(a_signed, qa.zero_point, da.multiplier, da.shift, &p.a) &&
+      qadd_term_for(b_signed, qb.zero_point, db.multiplier, db.shift, &p.b)) {
+    const QAddFn kernel = eltwise_kernels().qadd;
+    for_blocks(n, [&](size_t i0, size_t i1) { kernel(i1 - i0, a + i0, b + i0, p, out + i0); });
+    return;
+  }
+  // A ratio of at least 2^21: the rescales in int64.
   int64_t ta[256], tb[256];
   rescale_table(a_signed, qa.zero_point, da, ta);
   rescale_table(b_signed, qb.zero_point, db, tb);
@@ -126,17 +133,8 @@ void qclamp(const uint8_t* x, bool is_signed, size_t n, int32_t lo, int32_t hi, 
     fail(ErrorKind::Range, "clamp [" + std::to_string(lo) + ", " + std::to_string(hi) +
                                "] must have lo <= hi inside [" + std::to_string(min) + ", " + std::to_string(max) +
                                "] (" + (is_signed ? "s8" : "u8") + ")");
-  for_blocks(n, [&](size_t i0, size_t i1) {
-    if (is_signed) {
-      const int8_t* src = reinterpret_cast<const int8_t*>(x);
-      int8_t* dst = reinterpret_cast<int8_t*>(out);
-      const int8_t l = static_cast<int8_t>(lo), h = static_cast<int8_t>(hi);
-      for (size_t i = i0; i < i1; ++i) dst[i] = std::min(h, std::max(l, src[i]));
-    } else {
-      const uint8_t l = static_cast<uint8_t>(lo), h = static_cast<uint8_t>(hi);
-      for (size_t i = i0; i < i1; ++i) out[i] = std::min(h, std::max(l, x[i]));
-    }
-  });
+  const Clamp8Fn clamp8 = eltwise_kernels().clamp8;
+  for_blocks(n, [&](size_t i0, size_t i1) { clamp8(i1 - i0, x + i0, is_signed, lo, hi, out + i0); });
 }
 
 Conv2dShape qpool2d_shape(size_t batch, size_t in_h, size_t in_w, size_t channels, const Pool2dParams& p) {
@@ -155,55 +153,89 @@ inline void window(size_t o, size_t stride, size_t pad, size_t kernel, size_t in
   b = std::min(in, o * stride + kernel - pad);
 }
 
-// dst = max(dst, src). Out of line with restrict pointers and a by-value count: inside the pool's
-// lambda a byte store could alias the captured sizes, which kept the compiler from vectorizing.
-template <typename T>
-void max_into(T* __restrict dst, const T* __restrict src, size_t n) {
-  for (size_t k = 0; k < n; ++k) dst[k] = std::max(dst[k], src[k]);
+// Calls f(taps, count) with the addresses of the window's in-image taps [y0, y1) x [x0, x1) of
+// `image` (rows of row_stride bytes, pixels of pixel_stride), at most kTapChunk at a time.
+constexpr size_t kTapChunk = 64;
+template <typename F>
+void for_tap_chunks(const uint8_t* image, size_t row_stride, size_t pixel_stride, size_t y0, size_t y1, size_t x0,
+                    size_t x1, F f) {
+  const uint8_t* taps[kTapChunk];
+  size_t count = 0;
+  for (size_t iy = y0; iy < y1; ++iy)
+    for (size_t ix = x0; ix < x1; ++ix) {
+      taps[count++] = image + iy * row_stride + ix * pixel_stride;
+      if (count == kTapChunk) {
+        f(taps, count);
+        count = 0;
+      }
+    }
+  if (count != 0) f(taps, count);
 }
 
-template <typename T>
-void maxpool(const T* x, const Conv2dShape& s, const Pool2dParams& p, T* out) {
+void maxpool(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2dParams& p, uint8_t* out) {
+  const MaxTaps8Fn max_taps8 = eltwise_kernels().max_taps8;
   const size_t c = s.in_c;
   parallel_for(s.batch * s.out_h, [&](size_t row) {
     const size_t n = row / s.out_h, oh = row % s.out_h;
+    const uint8_t* image = x + n * s.in_h * s.in_w * c;
     size_t y0, y1;
     window(oh, p.stride_h, p.pad_top, p.kernel_h, s.in_h, y0, y1);
     for (size_t ow = 0; ow < s.out_w; ++ow) {
       size_t x0, x1;
       window(ow, p.stride_w, p.pad_left, p.kernel_w, s.in_w, x0, x1);
-      T* dst = out + (row * s.out_w + ow) * c;
-      std::memcpy(dst, x + ((n * s.in_h + y0) * s.in_w + x0) * c, c * sizeof(T));
-      for (size_t iy = y0; iy < y1; ++iy)
-        for (size_t ix = x0; ix < x1; ++ix) max_into(dst, x + ((n * s.in_h + iy) * s.in_w + ix) * c, c);
+      uint8_t* dst = out + (row * s.out_w + ow) * c;
+      std::memcpy(dst, image + (y0 * s.in_w + x0) * c, c);
+      for_tap_chunks(image, s.in_w * c, c, y0, y1, x0, x1,
+                     [&](const uint8_t* const* taps, size_t count) { max_taps8(c, taps, count, is_signed, dst); });
     }
   });
 }
 
-// Sums the window's (x - zi) per channel into acc, over the in-image taps [y0, y1) x [x0, x1).
-template <typename T>
-void window_sum(const T* x, size_t row_stride, size_t c, size_t c0, size_t c1, size_t y0, size_t y1, size_t x0,
-                size_t x1, int32_t zi, int32_t* acc) {
-  for (size_t k = c0; k < c1; ++k) acc[k - c0] = 0;
-  for (size_t iy = y0; iy < y1; ++iy)
-    for (size_t ix = x0; ix < x1; ++ix) {
-      const T* src = x + iy * row_stride + ix * c;
-      for (size_t k = c0; k < c1; ++k) acc[k - c0] += src[k];
+// Sums the window's (x - zi) per channel into acc[0, count), over the in-image taps [y0, y1) x
+// [x0, x1); x points at the first channel of the block in the image's first pixel.
+void window_sum(SumTaps8Fn sum_taps8, const uint8_t* x, size_t row_stride, size_t c, size_t count, size_t y0, size_t y1,
+                size_t x0, size_t x1, UnsignedReading in, int32_t* acc) {
+  std::fill(acc, acc + count, 0);
+  for_tap_chunks(x, row_stride, c, y0, y1, x0, x1,
+                 [&](const uint8_t* const* taps, size_t n) { sum_taps8(count, taps, n, in.mask, acc); });
+  // sum(x - zi) = sum(u) - taps * zero, both inside int32 (taps <= kMaxWindow, u and zero <= 255).
+  const int32_t offset = static_cast<int32_t>((y1 - y0) * (x1 - x0)) * in.zero;
+  for (size_t k = 0; k < count; ++k) acc[k] -= offset;
+}
+
+// clamp(rs(acc, m, e) + zo, lo, hi) of `width` (at most N) sums at a time: the output kernels'
+// requantizer with the one dyadic pair broadcast (filled again only when the pair changes).
+template <size_t N>
+class SumRescaler {
+ public:
+  SumRescaler(const OutputS8Fn output_s8, const QuantOutput& o, size_t width)
+      : output_s8_(output_s8), lo_(o.lo), hi_(o.hi), width_(width) {
+    std::fill(bias_, bias_ + width, o.q.zero_point);
+  }
+  void operator()(const int32_t* acc, Dyadic d, uint8_t* dst) {
+    if (d.multiplier != current_.multiplier || d.shift != current_.shift) {
+      std::fill(mult_, mult_ + width_, d.multiplier);
+      std::fill(shift_, shift_ + width_, static_cast<uint8_t>(d.shift));
+      current_ = d;
     }
-  // sum(x - zi) = sum(x) - taps * zi, both inside int32 (taps <= kMaxWindow).
-  const int32_t offset = static_cast<int32_t>((y1 - y0) * (x1 - x0)) * zi;
-  for (size_t k = c0; k < c1; ++k) acc[k - c0] -= offset;
-}
+    output_s8_(width_, acc, RequantizeParams{mult_, shift_, bias_, lo_, hi_}, reinterpret_cast<int8_t*>(dst));
+  }
 
-inline void rescale_sums(const int32_t* acc, size_t count, Dyadic d, int32_t zo, int32_t lo, int32_t hi, uint8_t* dst) {
-  for (size_t k = 0; k < count; ++k)
-    dst[k] = static_cast<uint8_t>(clamp64(dyadic_rescale(acc[k], d.multiplier, d.shift) + zo, lo, hi));
-}
+ private:
+  OutputS8Fn output_s8_;
+  int32_t lo_, hi_;
+  size_t width_;
+  Dyadic current_{0, -1};
+  int32_t mult_[N], bias_[N];
+  uint8_t shift_[N];
+};
 
-template <typename T>
-void avgpool(const T* x, const Conv2dShape& s, const Pool2dParams& p, const std::vector<Dyadic>& dy_rows,
-             const std::vector<size_t>& class_h, const std::vector<size_t>& class_w, size_t classes_w, int32_t zi,
-             const QuantOutput& o, uint8_t* out) {
+void avgpool(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2dParams& p,
+             const std::vector<Dyadic>& dy_rows, const std::vector<size_t>& class_h, const std::vector<size_t>& class_w,
+             size_t classes_w, int32_t zi, const QuantOutput& o, uint8_t* out) {
+  const SumTaps8Fn sum_taps8 = eltwise_kernels().sum_taps8;
+  const OutputS8Fn output_s8 = output_kernels().output_s8;
+  const UnsignedReading in = unsigned_reading(is_signed, zi);
   const size_t c = s.in_c;
   // Channel blocks keep the accumulators in L1 and give the pool work when N * OH is small.
   constexpr size_t kCBlock = 512;
@@ -213,15 +245,15 @@ void avgpool(const T* x, const Conv2dShape& s, const Pool2dParams& p, const std:
     const size_t c0 = cb * kCBlock, c1 = std::min(c, c0 + kCBlock);
     const size_t n = row / s.out_h, oh = row % s.out_h;
     int32_t acc[kCBlock];
+    SumRescaler<kCBlock> rescale(output_s8, o, c1 - c0);
     size_t y0, y1;
     window(oh, p.stride_h, p.pad_top, p.kernel_h, s.in_h, y0, y1);
-    const T* image = x + n * s.in_h * s.in_w * c;
+    const uint8_t* image = x + n * s.in_h * s.in_w * c + c0;
     for (size_t ow = 0; ow < s.out_w; ++ow) {
       size_t x0, x1;
       window(ow, p.stride_w, p.pad_left, p.kernel_w, s.in_w, x0, x1);
-      window_sum(image, s.in_w * c, c, c0, c1, y0, y1, x0, x1, zi, acc);
-      const Dyadic d = dy_rows[class_h[oh] * classes_w + class_w[ow]];
-      rescale_sums(acc, c1 - c0, d, o.q.zero_point, o.lo, o.hi, out + (row * s.out_w + ow) * c + c0);
+      window_sum(sum_taps8, image, s.in_w * c, c, c1 - c0, y0, y1, x0, x1, in, acc);
+      rescale(acc, dy_rows[class_h[oh] * classes_w + class_w[ow]], out + (row * s.out_w + ow) * c + c0);
     }
   });
 }
@@ -245,10 +277,7 @@ void axis_classes(size_t out, size_t stride, size_t pad, size_t kernel, size_t i
 
 void qmaxpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2dParams& p, uint8_t* out) {
   check_pool_shape(s, p);
-  if (is_signed)
-    maxpool(reinterpret_cast<const int8_t*>(x), s, p, reinterpret_cast<int8_t*>(out));
-  else
-    maxpool(x, s, p, out);
+  maxpool(x, is_signed, s, p, out);
 }
 
 namespace {
@@ -310,11 +339,7 @@ void validate_qavgpool2d(bool is_signed, const Conv2dShape& s, const Pool2dParam
 void qavgpool2d(const uint8_t* x, bool is_signed, const Conv2dShape& s, const Pool2dParams& p, bool count_include_pad,
                 const QuantParams& in_q, const QuantOutput& o, uint8_t* out) {
   const AvgPoolPlan plan = plan_avgpool(s, p, count_include_pad, is_signed, in_q, o);
-  if (is_signed)
-    avgpool(reinterpret_cast<const int8_t*>(x), s, p, plan.table, plan.class_h, plan.class_w, plan.classes_w,
-            in_q.zero_point, o, out);
-  else
-    avgpool(x, s, p, plan.table, plan.class_h, plan.class_w, plan.classes_w, in_q.zero_point, o, out);
+  avgpool(x, is_signed, s, p, plan.table, plan.class_h, plan.class_w, plan.classes_w, in_q.zero_point, o, out);
 }
 
 void validate_qglobalavgpool(bool is_signed, size_t in_h, size_t in_w, size_t channels, const QuantParams& in_q,
@@ -328,15 +353,15 @@ void qglobalavgpool(const uint8_t* x, bool is_signed, size_t batch, size_t in_h,
   const size_t taps = in_h * in_w;
   constexpr size_t kCBlock = 64;
   const size_t cblocks = (channels + kCBlock - 1) / kCBlock;
+  const SumTaps8Fn sum_taps8 = eltwise_kernels().sum_taps8;
+  const OutputS8Fn output_s8 = output_kernels().output_s8;
+  const UnsignedReading in = unsigned_reading(is_signed, in_q.zero_point);
   parallel_for(batch * cblocks, [&](size_t task) {
     const size_t n = task / cblocks, c0 = (task % cblocks) * kCBlock, c1 = std::min(channels, c0 + kCBlock);
     int32_t acc[kCBlock];
-    if (is_signed)
-      window_sum(reinterpret_cast<const int8_t*>(x) + n * taps * channels, in_w * channels, channels, c0, c1, 0, in_h,
-                 0, in_w, in_q.zero_point, acc);
-    else
-      window_sum(x + n * taps * channels, in_w * channels, channels, c0, c1, 0, in_h, 0, in_w, in_q.zero_point, acc);
-    rescale_sums(acc, c1 - c0, d, o.q.zero_point, o.lo, o.hi, out + n * channels + c0);
+    window_sum(sum_taps8, x + n * taps * channels + c0, in_w * channels, channels, c1 - c0, 0, in_h, 0, in_w, in, acc);
+    SumRescaler<kCBlock> rescale(output_s8, o, c1 - c0);
+    rescale(acc, d, out + n * channels + c0);
   });
 }
 

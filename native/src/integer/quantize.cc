@@ -1,14 +1,14 @@
-// quantize.cc: float <-> 8-bit at network boundaries (per tensor). Plain loops: they touch each
-// input value once, and the same code runs on every ISA, so results never depend on the CPU.
-#include "integer/quantize.h"
+// quantize.cc: float <-> 8-bit at network boundaries (per tensor), through the element-wise kernels
+// of the active ISA, which give the same bits on every ISA (eltwise/kernels.h).
+#include "lowbit/quantize.h"
 
 #include <algorithm>
 #include <cmath>
 #include <string>
 
+#include "cpu/dispatch.h"
 #include "integer/checks.h"
 #include "lowbit/error.h"
-#include "lowbit/quantize.h"
 #include "runtime/thread_pool.h"
 
 namespace lowbit {
@@ -34,16 +34,15 @@ void quantize_f32(const float* x, size_t n, float scale, int32_t zero_point, int
   if (zero_point < lo || zero_point > hi)
     fail(ErrorKind::Range, "zero point " + std::to_string(zero_point) + " must lie in the clamp [" +
                                std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  for_blocks(n, [&](size_t i0, size_t i1) {
-    for (size_t i = i0; i < i1; ++i) out[i] = quantize_value(x[i], scale, zero_point, lo, hi);
-  });
+  const QuantizeF32Fn quantize = eltwise_kernels().quantize_f32;
+  for_blocks(n, [&](size_t i0, size_t i1) { quantize(i1 - i0, x + i0, scale, zero_point, lo, hi, out + i0); });
 }
 
 void dequantize_8bit(const uint8_t* q, size_t n, bool is_signed, float scale, int32_t zero_point, float* out) {
   check_scale(scale);
-  for_blocks(n, [&](size_t i0, size_t i1) {
-    for (size_t i = i0; i < i1; ++i) out[i] = dequantize_value(q[i], is_signed, scale, zero_point);
-  });
+  const Dequantize8Fn dequantize = eltwise_kernels().dequantize8;
+  const UnsignedReading in = unsigned_reading(is_signed, zero_point);
+  for_blocks(n, [&](size_t i0, size_t i1) { dequantize(i1 - i0, q + i0, in.mask, in.zero, scale, out + i0); });
 }
 
 }  // namespace lowbit
