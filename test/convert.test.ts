@@ -245,7 +245,7 @@ describe('binary models', () => {
     const rng = rngFor(SEED, 'binary');
     const onnx = binaryNet(rng);
     const calibration = randomValues(rng, 16 * 108, -1, 1);
-    const { bytes, report } = await convertOnnxWithReport(onnx, { calibration });
+    const { bytes, report } = await convertOnnxWithReport(onnx, { calibration, floatLayers: 'none' });
     expect(report.layers.map((l) => l.kind)).toEqual(['binary', 'binary', 'W8A8']);
     expect(report.layers[0].metric).toBe('sign-mismatch');
     const ops = loadModel(bytes)
@@ -261,7 +261,7 @@ describe('binary models', () => {
     // The binary layers are exact: measured on these very inputs, not one sign differs from the
     // float network's. The INT8 classifier quantizes its float weights (its +-1 inputs are exact):
     // with 576 inputs that leaves about 0.5% of the logits' size.
-    const onX = (await convertOnnxWithReport(onnx, { calibration: x })).report.layers;
+    const onX = (await convertOnnxWithReport(onnx, { calibration: x, floatLayers: 'none' })).report.layers;
     expect(onX.slice(0, 2).map((l) => [l.metric, l.error])).toEqual([
       ['sign-mismatch', 0],
       ['sign-mismatch', 0],
@@ -269,10 +269,16 @@ describe('binary models', () => {
     expect(relativeRms(got, want)).toBeLessThan(0.03);
 
     // With MST schedules (forced by 'always' in a copy): identical outputs.
-    const mst = await convertOnnx(onnx, { calibration, mst: true });
+    const mst = await convertOnnx(onnx, { calibration, mst: true, floatLayers: 'none' });
     const mstNodes = loadModel(mst).graph().nodes as { mst?: unknown }[];
     expect(mstNodes.filter((n) => n.mst).length).toBe(2);
     expect(loadModel(mst).runSync(x).logits.data).toEqual(got);
+
+    // By default a binary network keeps its classifier (and its input's sign) in float: the float
+    // network's logits up to float rounding.
+    const float = await convertOnnxWithReport(onnx, { calibration });
+    expect(float.report.layers.map((l) => l.kind)).toEqual(['binary', 'binary', 'f32']);
+    expect(relativeRms(loadModel(float.bytes).runSync(x).logits.data, want)).toBeLessThan(1e-5);
   });
 });
 
@@ -316,10 +322,10 @@ describe('conversion errors', () => {
     });
     const tiny = randomValues(rng, 8 * 32, -1e-3, 1e-3);
     tiny[5] = 100;
-    const { report } = await convertOnnxWithReport(binary, { calibration: tiny });
+    const { report } = await convertOnnxWithReport(binary, { calibration: tiny, floatLayers: 'none' });
     expect(report.outputError.y).toBeGreaterThan(0.3);
     expect(report.warnings.join('\n')).toMatch(/output 'y': relative RMS error .* follows a binarization/);
-    expect(loadModel(await convertOnnx(binary, { calibration: tiny })).metadata).toMatchObject({
+    expect(loadModel(await convertOnnx(binary, { calibration: tiny, floatLayers: 'none' })).metadata).toMatchObject({
       report: { warnings: report.warnings },
     });
   });

@@ -478,7 +478,7 @@ describe('a Bi-Real block as PyTorch 1.13 exports it, converted', () => {
       initializers: [...scalars, roundedBinaryWeights(rng, 'bw', [16, 16, 3, 3]), ...bn(rng, 'bn', 16)],
     });
     const x = awayFromZero(rng, 8 * 576);
-    const { bytes, report } = await convertOnnxWithReport(onnx, { calibration: x });
+    const { bytes, report } = await convertOnnxWithReport(onnx, { calibration: x, floatLayers: 'none' });
     expect(report.layers.map((l) => l.kind)).toEqual(['binary']);
     const want = (await runOrt(onnx, { x: { dims: [8, 16, 6, 6], data: x } })).y;
     // binary conv exact; 8-bit rounding of the BN output, the other branch and the sum: ~2%
@@ -510,7 +510,7 @@ describe('a Bi-Real block as PyTorch 1.13 exports it, converted', () => {
       ],
     });
     const x = awayFromZero(rng, 8 * 576);
-    const { bytes, report } = await convertOnnxWithReport(onnx, { calibration: x });
+    const { bytes, report } = await convertOnnxWithReport(onnx, { calibration: x, floatLayers: 'none' });
     expect(report.layers.map((l) => l.kind)).toEqual(['binary', 'W8A8']);
     const want = (await runOrt(onnx, { x: { dims: [8, 16, 6, 6], data: x } })).y;
     // binary conv exact; 8-bit rounding of the BN output, the other branch and the sum: ~2%
@@ -579,7 +579,7 @@ describe('binary blocks exported by PyTorch (tools/export_bnn_block.py)', () => 
       // In 8 bits the second block's signs read a sum computed in 8 bits, whose values within
       // half a step of 0 may binarize the other way (each flip moves a 144-term binary dot
       // product by 2a): measured 0.11-0.28 on the output.
-      const int8 = await convertOnnxWithReport(onnx, { calibration: x });
+      const int8 = await convertOnnxWithReport(onnx, { calibration: x, floatLayers: 'none' });
       expect(int8.report.layers.map((l) => l.kind).sort()).toEqual(['W8A8', 'binary', 'binary']);
       expect(int8.report.layers[0].error).toBeLessThan(0.03);
       expect(relativeRms(loadModel(int8.bytes).runSync(x).y.data, want)).toBeLessThan(0.5);

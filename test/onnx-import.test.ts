@@ -387,7 +387,7 @@ describe('errors', () => {
       initializers: [tensor('w', [1, 8, 3], new Array(24).fill(0)), tensor('r', [1, 8, 2], new Array(16).fill(0))],
     });
     expect(() => importOnnx(bytes)).toThrow(UnsupportedError);
-    expect(() => importOnnx(bytes)).toThrow(/"lstm1" \(LSTM\).*LSTM is not supported.*Conv.*Gemm/);
+    expect(() => importOnnx(bytes)).toThrow(/"lstm1" \(LSTM\).*LSTM on an activation is not supported.*Conv.*Gemm/);
   });
 
   it('Conv with a non-constant weight is UnsupportedError', () => {

@@ -96,8 +96,8 @@ describe('Model.profile on the shipped models', () => {
     // 7x7 (same padding), fc 128*7*7 -> 10.
     const macs = [28 * 28 * 32 * 9, 14 * 14 * 64 * 9 * 32, 7 * 7 * 64 * 9 * 64, 7 * 7 * 128 * 9 * 64, 6272 * 10];
     const kinds: Record<string, string[]> = {
-      'fashion-binary': ['W8A8', 'binary', 'binary', 'binary', 'W8A8'],
-      'fashion-binary-mst': ['W8A8', 'binary+MST', 'binary+MST', 'binary+MST', 'W8A8'],
+      'fashion-binary': ['f32', 'binary', 'binary', 'binary', 'f32'],
+      'fashion-binary-mst': ['f32', 'binary+MST', 'binary+MST', 'binary+MST', 'f32'],
     };
     for (const [name, kind] of Object.entries(kinds)) {
       const model = loadModel(join(ROOT, 'models', `${name}.lowbit`));
@@ -110,7 +110,8 @@ describe('Model.profile on the shipped models', () => {
         weighted.map((n) => n.macs),
         name,
       ).toEqual(macs);
-      for (const n of weighted) expect(n.op).toMatch(n.kind.startsWith('binary') ? /^b/ : /^q/);
+      for (const n of weighted)
+        expect(n.op).toMatch(n.kind.startsWith('binary') ? /^b/ : n.kind === 'f32' ? /^f/ : /^q/);
     }
     // The integer models' float CNN: conv1 and conv2 as above, fc1 64*7*7 -> 128, fc2 128 -> 10.
     const w4 = loadModel(join(ROOT, 'models/fashion-w4a8.lowbit'));
@@ -167,16 +168,21 @@ describe('Model.profile on a converted ONNX model', () => {
     fc: 10 * 150,
   };
 
-  it.each([8, 4] as const)('bits %d', async (bits) => {
+  it.each([
+    [8, 'none'],
+    [4, 'none'],
+    [8, 'boundary'],
+  ] as const)('bits %d, float layers %s', async (bits, floatLayers) => {
     const calibration = randomValues(rngFor(seed, 'calibration'), 32 * 243, 0, 1);
-    const model = loadModel(await convertOnnx(onnx, { calibration, bits, boundaryBits: bits }));
+    const model = loadModel(await convertOnnx(onnx, { calibration, bits, boundaryBits: bits, floatLayers }));
     const x = samples(model, 5, `onnx${bits}`);
     const p = model.profile(x, { runs: 3 });
     checkProfile(model, p, 5, 3);
     expect(p.outputs.logits.data).toEqual(model.runSync(x).logits.data);
     const weighted = p.nodes.filter((n) => n.macs !== null);
     expect(weighted.map((n) => n.macs)).toEqual(Object.values(expected));
-    expect(weighted.map((n) => n.kind)).toEqual([`W${bits}A8`, `W${bits}A8`, 'binary', `W${bits}A8`]);
+    const other = floatLayers === 'boundary' ? 'f32' : `W${bits}A8`;
+    expect(weighted.map((n) => n.kind)).toEqual([other, other, 'binary', other]);
   });
 });
 

@@ -18,7 +18,7 @@ import { AccuracyError, errorFromClone, type ErrorClone } from '../errors.js';
 import { argmax } from '../data.js';
 import { calibrate } from './calibrate.js';
 import type { ConvertOptions, ConversionReport } from './options.js';
-import { lower, planFloat, type LayerInfo, type LowerOptions } from './lower.js';
+import { binaryLayers, lower, planFloat, type LayerInfo, type LowerOptions } from './lower.js';
 import { signValues, type OhwiWeights } from './weights.js';
 
 export type { ConvertOptions, ConversionReport, LayerReport } from './options.js';
@@ -73,16 +73,20 @@ export function convertOnnxSync(
     throw new RangeError(`bits: expected 8, 4 or 'mixed', got ${String(bits)}`);
   if (bits === 'mixed' && !(Number(options.sizeBudget) > 0))
     throw new RangeError(`sizeBudget: 'mixed' bits need a budget in bytes > 0, got ${String(options.sizeBudget)}`);
-  const floatLayers = options.floatLayers ?? 'none';
+  const requested = options.floatLayers;
   if (
-    floatLayers !== 'none' &&
-    floatLayers !== 'boundary' &&
-    !(Array.isArray(floatLayers) && floatLayers.every((n) => typeof n === 'string'))
+    requested !== undefined &&
+    requested !== 'none' &&
+    requested !== 'boundary' &&
+    !(Array.isArray(requested) && requested.every((n) => typeof n === 'string'))
   )
     throw new RangeError(
-      `floatLayers: expected 'none', 'boundary' or an array of layer names, got ${String(floatLayers)}`,
+      `floatLayers: expected 'none', 'boundary' or an array of layer names, got ${String(requested)}`,
     );
   const graph = importOnnx(onnx);
+  // Binary networks keep their real-valued path in float by default: their outputs are then the
+  // trained network's, and they run faster than with INT8 boundary layers (README, float layers).
+  const floatLayers = requested ?? (binaryLayers(graph).size > 0 ? 'boundary' : 'none');
   const samples = options.calibration;
   if (!(samples instanceof Float32Array) || samples.length === 0)
     throw new TypeError(

@@ -20,11 +20,12 @@ export interface ConvertOptions {
   /** build MST schedules for the binary layers (kept where the cost model predicts a gain) */
   mst?: boolean;
   /**
-   * Layers kept in float32 rather than quantized: 'none' (default), the conv / dense layers named,
-   * or 'boundary': in a network with binary layers, every other layer and the real-valued stream
+   * Layers kept in float32 rather than quantized: 'none', the conv / dense layers named, or
+   * 'boundary': in a network with binary layers, every other layer and the real-valued stream
    * between the binary layers (stem, shortcuts, residual sums, head), as the network was trained,
    * so lowbit's outputs match the float model's up to float rounding; in a network without, the
-   * first and the last layer.
+   * first and the last layer. Default: 'boundary' for a network with binary layers (the trained
+   * network's predictions, and faster than INT8 boundary layers), else 'none'.
    */
   floatLayers?: 'none' | 'boundary' | string[];
   /**

@@ -1,4 +1,4 @@
-// f32_kernels_test.cc: every supported ISA's f32 element-wise kernels (elementwise/kernels.h)
+// f32_kernels_test.cc: every supported ISA's f32 element-wise kernels (eltwise_f32/kernels.h)
 // against lowbit::ref, bit for bit, on every row length around the vector widths, with NaN, +-0,
 // +-infinity and ties mixed in, sentinels past the row, and in place (out = the first operand).
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
-#include "elementwise/kernels.h"
+#include "eltwise_f32/kernels.h"
 #include "harness.h"
 
 using namespace lowbit;

@@ -7,7 +7,7 @@
 
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
-#include "elementwise/kernels.h"
+#include "eltwise_f32/kernels.h"
 #include "epilogue/kernels.h"
 #include "harness.h"
 
@@ -115,7 +115,7 @@ TEST(output_b1_matches_reference) {
 
 TEST(output_f32_fused_matches_reference_and_the_separate_operators) {
   // Every combination of residual, RPReLU and sign, against ref bit for bit, and ref against the
-  // unfused chain (output_f32 without clamp, then add, prelu, clamp, sign of elementwise/kernels.h).
+  // unfused chain (output_f32 without clamp, then add, prelu, clamp, sign of eltwise_f32/kernels.h).
   auto g = rng(906);
   const float inf = std::numeric_limits<float>::infinity();
   std::vector<size_t> lengths;

@@ -30,9 +30,10 @@ Converts an ONNX model to a .lowbit file and prints the per-layer report.
   --calib-method minmax|percentile   activation ranges (default minmax)
   --percentile P              for percentile ranges: the percentile of |x| kept (default 99.99)
   --mst                       build MST schedules for the binary layers
-  --float none|boundary|NAMES layers kept in float32: none (default); boundary (a binary network's
-                              other layers and real-valued stream, as trained; else the first and
-                              last layer); or conv / dense node names, comma-separated
+  --float none|boundary|NAMES layers kept in float32: none; boundary (a binary network's other
+                              layers and real-valued stream, as trained; else the first and last
+                              layer); or conv / dense node names, comma-separated (default:
+                              boundary for a network with binary layers, else none)
 `;
 
 /** The samples of `--calib` (a .lbds or .f32 file, checked already, or fashion-mnist-train). */

@@ -2,8 +2,8 @@
 // concurrent set_isa() never mixes kernels within one call.
 #pragma once
 #include "binary/kernels.h"
-#include "elementwise/kernels.h"
 #include "eltwise/kernels.h"
+#include "eltwise_f32/kernels.h"
 #include "epilogue/kernels.h"
 #include "float/kernels.h"
 #include "integer/kernels.h"

@@ -1,6 +1,6 @@
 // elementwise_f32.h: the graph's operators on float activations (f32 `hwc` tensors and rank 1-2
 // rows): layout transposes, residual add, clamp, RPReLU, pools, concat and the sign that feeds the
-// next binary layer. The arithmetic is the f32 kernel family (elementwise/kernels.h), vectorized
+// next binary layer. The arithmetic is the f32 kernel family (eltwise_f32/kernels.h), vectorized
 // per ISA with the same bits on every ISA; these drivers split the work over the worker pool.
 // Arguments are trusted (the model loader validated them); `rows` counts pixels (or vectors) of
 // `c` channels, all samples together.

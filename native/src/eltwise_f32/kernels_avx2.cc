@@ -2,7 +2,7 @@
 // and compare forms are chosen so NaN and -0.0 take the scalar expressions' branches.
 #include <immintrin.h>
 
-#include "elementwise/kernels.h"
+#include "eltwise_f32/kernels.h"
 
 namespace lowbit::avx2 {
 

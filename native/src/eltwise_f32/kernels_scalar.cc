@@ -1,6 +1,6 @@
 // kernels_scalar.cc: portable f32 element-wise kernels, one value at a time; the path on CPUs
 // without SIMD support (ref stays an independent copy on purpose).
-#include "elementwise/kernels.h"
+#include "eltwise_f32/kernels.h"
 
 namespace lowbit::scalar {
 

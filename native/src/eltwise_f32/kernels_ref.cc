@@ -1,7 +1,7 @@
 // kernels_ref.cc: reference f32 element-wise kernels, written to be obviously correct. They define
 // the results; every ISA path must match them exactly. Used by tests only.
 #include "common/checked_math.h"
-#include "elementwise/kernels.h"
+#include "eltwise_f32/kernels.h"
 
 namespace lowbit::ref {
 

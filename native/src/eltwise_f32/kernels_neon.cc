@@ -5,7 +5,7 @@
 #include <arm_neon.h>
 
 #include "common/neon_bits.h"
-#include "elementwise/kernels.h"
+#include "eltwise_f32/kernels.h"
 
 namespace lowbit::neon {
 
