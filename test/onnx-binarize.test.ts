@@ -1,9 +1,10 @@
-// Binarization forms as public BNN code exports them (issue 13, first step): the straight-through
-// identity `(s - b) + b` whatever b is (Bi-Real's ApproxSign polynomial, Hardtanh, tanh, x), the
-// `Where(x >= 0, ones_like(x), -ones_like(x))` form under a dynamic batch, Identity / Dropout, zero
-// Pad folded into the next Conv / AveragePool, and +-a weights rounded by the detach trick. The
-// hand-built models follow PyTorch 1.13's opset-13 export; the last suite exports Bi-Real blocks
-// with PyTorch itself (tools/export_bireal_block.py) when /usr/bin/python3 has torch.
+// Binarization forms as public BNN code exports them (issue 13): the straight-through identity
+// `(s - b) + b` whatever b is (Bi-Real's ApproxSign polynomial, Hardtanh, tanh, x), the
+// `Where(x >= 0, ones_like(x), -ones_like(x))` form under a dynamic batch, Identity / Dropout, Pads
+// (folded into the next Conv / AveragePool, or pad nodes), and +-a weights rounded by the detach
+// trick. The hand-built models follow PyTorch 1.13's opset-13 export; the last suite exports
+// Bi-Real and ReActNet blocks and BiBench's binarizers with PyTorch itself
+// (tools/export_bnn_block.py) when /usr/bin/python3 has torch, in float and in 8 bits.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

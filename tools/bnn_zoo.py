@@ -563,6 +563,12 @@ def build(name, args):
         if isinstance(m, nn.PReLU):
             with torch.no_grad():
                 m.weight.uniform_(0.05, 0.3, generator=generator)
+        elif is_binary(m):
+            # float32 randn draws an exact 0 about once in 10^7 values: torch.sign(0) = 0 would make
+            # that layer ternary, and its plain export (where_sign(0) = +1) a different network.
+            with torch.no_grad():
+                for p in m.parameters():
+                    p[p == 0] = 1e-4
     draw_batch_norms(model, generator)
     if args.batch_norm_stats:
         measure_batch_norms(model, image, generator)

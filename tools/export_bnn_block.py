@@ -68,7 +68,9 @@ class BinaryConv(nn.Module):
         self.stride = stride
         self.kind = weights
         self.shape = (out_chn, in_chn, 3, 3)
-        self.weights = nn.Parameter(torch.randn((out_chn * in_chn * 9, 1)) * 0.1)
+        w = torch.randn((out_chn * in_chn * 9, 1)) * 0.1
+        w[w == 0] = 1e-4  # an exact 0 (about one float32 randn draw in 10^7) would make sign(W) ternary
+        self.weights = nn.Parameter(w)
         self.alpha = nn.Parameter(torch.rand(out_chn) + 0.5)  # FDA's output scale
 
     def forward(self, x):

@@ -14,13 +14,6 @@
 namespace lowbit {
 namespace {
 
-// Rows of `width` values in blocks of about 64 Ki values over the pool: f(first_row, end_row).
-template <typename F>
-void for_rows(size_t rows, size_t width, F f) {
-  const size_t block = std::max<size_t>(1, (size_t{1} << 16) / std::max<size_t>(width, 1));
-  parallel_for((rows + block - 1) / block, [&](size_t b) { f(b * block, std::min(rows, (b + 1) * block)); });
-}
-
 inline int32_t load8(const uint8_t* p, size_t i, bool is_signed) {
   return is_signed ? static_cast<int32_t>(static_cast<int8_t>(p[i])) : static_cast<int32_t>(p[i]);
 }

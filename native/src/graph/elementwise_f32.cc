@@ -11,13 +11,6 @@
 namespace lowbit {
 namespace {
 
-// Rows of `width` values in blocks of about 64 Ki values over the pool: f(first_row, end_row).
-template <typename F>
-void for_rows(size_t rows, size_t width, F f) {
-  const size_t block = std::max<size_t>(1, (size_t{1} << 16) / std::max<size_t>(width, 1));
-  parallel_for((rows + block - 1) / block, [&](size_t b) { f(b * block, std::min(rows, (b + 1) * block)); });
-}
-
 // The taps [a, b) of output position o along one axis that lie inside the input.
 inline void window(size_t o, size_t stride, size_t pad, size_t kernel, size_t in, size_t& a, size_t& b) {
   const ptrdiff_t start = static_cast<ptrdiff_t>(o * stride) - static_cast<ptrdiff_t>(pad);
