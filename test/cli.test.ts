@@ -239,6 +239,11 @@ describe('usage errors: exit 2 with a message and the usage on stderr', () => {
     ],
     [['convert', 'a.onnx', '-o', 'a.lowbit'], /convert: missing --calib FILE/, 'usage: lowbit convert'],
     [
+      ['convert', 'a.onnx', '-o', 'a.lowbit', '--float', ''],
+      /--float: expected none, boundary or layer names/,
+      'usage: lowbit convert',
+    ],
+    [
       ['convert', 'a.onnx', '-o', 'a.lowbit', '--calib', 'x.png'],
       /--calib: expected a .lbds or .f32 file or fashion-mnist-train, got 'x.png'/,
       'usage: lowbit convert',
@@ -474,6 +479,23 @@ describe.skipIf(!HAS_MODELS)('commands on a small model', () => {
     );
     expect(f32.code).toBe(0);
     expect(f32.stdout).toMatch(/calibration samples: 4\n/);
+    // --float boundary on a network without binary layers: its first and last layers in float.
+    const float = await cli(
+      'convert',
+      onnxPath,
+      '-o',
+      join(dir, 'float.lowbit'),
+      '--calib',
+      dataPath,
+      '--float',
+      'boundary',
+    );
+    expect(float.code).toBe(0);
+    const rows = float.stdout.split('\n').filter((l) => /^\S+\s+(f32|W8A8|W4A8)\s/.test(l));
+    const kinds = rows.map((l) => l.split(/\s+/)[1]);
+    expect(kinds.length).toBeGreaterThan(0);
+    expect([kinds[0], kinds[kinds.length - 1]]).toEqual(['f32', 'f32']);
+    expect(kinds.slice(1, -1).every((k) => k === 'W8A8')).toBe(true);
   });
 });
 

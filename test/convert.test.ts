@@ -296,6 +296,12 @@ describe('conversion errors', () => {
     await expect(convertOnnx(onnx, { calibration, calibrationMethod: 'percentile', percentile: 0 })).rejects.toThrow(
       /percentile/,
     );
+    await expect(convertOnnx(onnx, { calibration, floatLayers: 'all' as 'none' })).rejects.toThrow(
+      /floatLayers: expected 'none', 'boundary' or an array of layer names, got all/,
+    );
+    const unknown = await convertOnnx(onnx, { calibration, floatLayers: ['nope'] }).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(RangeError);
+    expect(String(unknown)).toMatch(/floatLayers: no conv \/ dense layer named 'nope' \(the layers: '[^']+'/);
   });
   it('refuses an output far from the float model, naming it, and warns where a binarization explains it', async () => {
     const calibration = randomValues(rng, 16 * 192, 0, 1);
