@@ -161,6 +161,7 @@ function signThroughAffine(graph: Graph): boolean {
 /** prelu(x + b) and prelu(x) + b: the shifts move into the prelu (ReActNet's RPReLU). */
 function shiftsIntoPrelu(graph: Graph): boolean {
   let changed = false;
+  const folded = new Set<FloatNode>();
   for (const p of graph.nodes) {
     if (p.op !== 'prelu') continue;
     const before = p.shiftIn ? undefined : soleProducer(graph, p.input);
@@ -173,14 +174,12 @@ function shiftsIntoPrelu(graph: Graph): boolean {
     const after = readers.length === 1 && !graph.outputs.includes(p.output) ? readers[0] : undefined;
     if (!p.shiftOut && after?.op === 'affine' && isShift(after)) {
       p.shiftOut = after.bias;
-      // The affine now reads nothing and is removed as dead; the prelu writes its output.
-      const out = after.output;
-      after.input = p.output;
-      after.output = `${out}:folded`;
-      p.output = out;
+      p.output = after.output;
+      folded.add(after);
       changed = true;
     }
   }
+  graph.nodes = graph.nodes.filter((n) => !folded.has(n));
   return changed;
 }
 

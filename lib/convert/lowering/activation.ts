@@ -9,16 +9,30 @@ import {
 } from '../graph-builder.js';
 import type { FloatNode } from '../../onnx/ir.js';
 
+/** One value per channel: a single value (LeakyRelu's alpha) repeated, or a copy. */
+const perChannel = (c: Float32Array, channels: number) =>
+  c.length === 1 ? new Float32Array(channels).fill(c[0]) : Float32Array.from(c);
+
+/**
+ * A float prelu's per-channel arrays as the format stores them (the `prelu` op's fields, or with
+ * `prefix` 'prelu_' a binary layer's fused RPReLU): slope, and the shifts where the node has them.
+ */
+export function floatPreluData(
+  n: Extract<FloatNode, { op: 'prelu' }>,
+  channels: number,
+  prefix = '',
+): Record<string, Float32Array> {
+  const data: Record<string, Float32Array> = { [`${prefix}slope`]: perChannel(n.slope.data, channels) };
+  // v = x - input_bias: the shift x + s is x - (-s), the same float32 sum.
+  if (n.shiftIn) data[`${prefix}input_bias`] = perChannel(n.shiftIn.data, channels).map((s) => -s);
+  if (n.shiftOut) data[`${prefix}output_bias`] = perChannel(n.shiftOut.data, channels);
+  return data;
+}
+
 function lowerFloatPrelu(b: GraphBuilder, n: Extract<FloatNode, { op: 'prelu' }>, channels: number): void {
   const x = b.asF32(n.input, b.value(n.input));
-  const perChannel = (c: Float32Array) =>
-    c.length === 1 ? new Float32Array(channels).fill(c[0]) : Float32Array.from(c);
-  const data: Record<string, Float32Array> = { slope: perChannel(n.slope.data) };
-  // v = x - input_bias: the shift x + s is x - (-s), the same float32 sum.
-  if (n.shiftIn) data.input_bias = perChannel(n.shiftIn.data).map((s) => -s);
-  if (n.shiftOut) data.output_bias = perChannel(n.shiftOut.data);
   const t = b.addF32(n.output, sampleShape(b.dims(n.output)));
-  b.addNode(n.name, 'prelu', [x.t], [t], {}, data);
+  b.addNode(n.name, 'prelu', [x.t], [t], {}, floatPreluData(n, channels));
   b.values.set(n.output, { kind: 'f32', t });
 }
 
@@ -49,7 +63,7 @@ export const ACTIVATION_LOWERINGS: LoweringTable<'clip' | 'prelu' | 'softmax'> =
       const v = b.asQ8(n.input, b.value(n.input));
       const inScale = b.tensors[v.t].scale!;
       const q = b.quant(n.output);
-      const slope = n.slope.data.length === 1 ? new Float32Array(channels).fill(n.slope.data[0]) : n.slope.data;
+      const slope = perChannel(n.slope.data, channels);
       const pos = dyadicArrays(new Array(channels).fill(inScale / q.scale));
       const neg = dyadicArrays(Array.from(slope, (s) => (s * inScale) / q.scale));
       const t = b.q8Tensor(n.output, shape, q);

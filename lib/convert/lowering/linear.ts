@@ -26,6 +26,7 @@ import {
   type GraphBuilder,
   type LoweringTable,
 } from '../graph-builder.js';
+import { floatPreluData } from './activation.js';
 import { lowerSign } from './binarize.js';
 
 /**
@@ -57,11 +58,7 @@ function blockEpilogue(
   const prelu = b.soleConsumer(y, 'prelu');
   if (prelu) {
     b.fused.add(prelu);
-    const perChannel = (c: Float32Array) =>
-      c.length === 1 ? new Float32Array(channels).fill(c[0]) : Float32Array.from(c);
-    data.prelu_slope = perChannel(prelu.slope.data);
-    if (prelu.shiftIn) data.prelu_input_bias = perChannel(prelu.shiftIn.data).map((s) => -s);
-    if (prelu.shiftOut) data.prelu_output_bias = perChannel(prelu.shiftOut.data);
+    Object.assign(data, floatPreluData(prelu, channels, 'prelu_'));
     y = prelu.output;
   }
   const { out: clipped, clip } = b.fuseClip(y);
