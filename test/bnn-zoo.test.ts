@@ -102,9 +102,13 @@ describe('tools/bnn_zoo.py --small', () => {
       const st = (await runOrt(readFileSync(join(dir, net.onnx)), feeds)).logits;
       const plain = (await runOrt(readFileSync(join(dir, net.plain)), feeds)).logits;
       expect(st.length).toBe(3 * net.classes);
-      // Float rounding only (the straight-through sign is +-1 up to an ulp, and the detach trick
-      // rounds the weights): measured 1e-7 relative. A sign tie at exactly 0 would be far larger.
-      expect(relativeRms(st, plain)).toBeLessThan(1e-4);
+      // Float rounding only (the straight-through sign is +-1 up to an ulp, the detach trick rounds
+      // the weights, and the plain export folds its batch norms): measured 1e-7 relative. But in
+      // about one run of seven one of the random network's ~10^5 signs lies within that rounding
+      // of 0, flips and spreads: 0.012 (resnet20, LOWBIT_TEST_SEED=3547861232). A different
+      // network (a sign of 0 read as 0, a wrong form) differs by far more, as INT8 rounding does
+      // (0.2-1.2).
+      expect(relativeRms(st, plain)).toBeLessThan(0.05);
     });
   }
 
