@@ -100,28 +100,34 @@ TEST(f32_prelu_matches_reference) {
     }
 }
 
-TEST(f32_max_and_div_match_reference) {
+TEST(f32_pool_taps_and_div_match_reference) {
   auto g = rng(903);
   for (Isa isa : supported_isas())
-    for (size_t n : lengths()) {
-      const F32Kernels& k = f32_kernels_for(isa);
-      const auto m = values(g, n), x = values(g, n, m.data());
-      std::vector<float> want(n), got(n + 1, 123.f);
-      ref::max_f32(n, m.data(), x.data(), want.data());
-      k.max(n, m.data(), x.data(), got.data());
-      CHECK(same(want, got, n), "max " << isa_name(isa) << " n=" << n);
-      CHECK(got[n] == 123.f, "max wrote past the row, n=" << n);
-      std::vector<float> in_place = m;
-      k.max(n, in_place.data(), x.data(), in_place.data());
-      CHECK(same(want, in_place, n), "max in place " << isa_name(isa) << " n=" << n);
-
-      for (float d : {1.0f, 3.0f, 9.0f, 49.0f, 16777217.0f}) {
-        ref::div_f32(n, x.data(), d, want.data());
+    for (size_t n : lengths())
+      for (size_t taps : {1, 2, 4, 9, 49}) {
+        const F32Kernels& k = f32_kernels_for(isa);
+        // Each tap a row of its own; every other tap ties the first (max's x > m must keep m).
+        std::vector<std::vector<float>> rows;
+        for (size_t t = 0; t < taps; ++t) rows.push_back(t % 2 == 1 ? rows[0] : values(g, n));
+        std::vector<const float*> src;
+        for (const auto& row : rows) src.push_back(row.data());
+        std::vector<float> want(n), got(n + 1, 123.f);
+        ref::max_taps_f32(n, src.data(), taps, want.data());
+        k.max_taps(n, src.data(), taps, got.data());
+        CHECK(same(want, got, n), "max_taps " << isa_name(isa) << " n=" << n << " taps=" << taps);
+        CHECK(got[n] == 123.f, "max_taps wrote past the row, n=" << n);
+        for (float d : {1.0f, 3.0f, 9.0f, 49.0f, 16777217.0f}) {
+          ref::avg_taps_f32(n, src.data(), taps, d, want.data());
+          k.avg_taps(n, src.data(), taps, d, got.data());
+          CHECK(same(want, got, n), "avg_taps / " << d << " " << isa_name(isa) << " n=" << n << " taps=" << taps);
+          CHECK(got[n] == 123.f, "avg_taps wrote past the row, n=" << n);
+        }
+        const auto x = values(g, n);
+        ref::div_f32(n, x.data(), 7.0f, want.data());
         std::vector<float> div = x;
-        k.div(n, div.data(), d, div.data());
-        CHECK(same(want, div, n), "div by " << d << " " << isa_name(isa) << " n=" << n);
+        k.div(n, div.data(), 7.0f, div.data());
+        CHECK(same(want, div, n), "div in place " << isa_name(isa) << " n=" << n);
       }
-    }
 }
 
 TEST(f32_sign_matches_reference) {

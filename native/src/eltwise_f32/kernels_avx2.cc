@@ -43,11 +43,42 @@ void prelu_f32(size_t n, const float* x, const float* slope, const float* input_
   for (; c < n; ++c) out[c] = prelu_value(x[c], slope[c], input_bias[c], output_bias[c]);
 }
 
-void max_f32(size_t n, const float* m, const float* x, float* out) {
+// Four vectors (32 floats) of a row at a time through the whole window, then one vector, then
+// single values: the running values stay in registers, one store per output.
+void max_taps_f32(size_t n, const float* const* src, size_t taps, float* out) {
   size_t i = 0;
-  // _mm256_max_ps(x, m) is x > m ? x : m.
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_max_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(m + i)));
-  for (; i < n; ++i) out[i] = x[i] > m[i] ? x[i] : m[i];
+  for (; i + 32 <= n; i += 32) {
+    __m256 m[4];
+    for (int j = 0; j < 4; ++j) m[j] = _mm256_loadu_ps(src[0] + i + 8 * j);
+    // _mm256_max_ps(x, m) is x > m ? x : m.
+    for (size_t t = 1; t < taps; ++t)
+      for (int j = 0; j < 4; ++j) m[j] = _mm256_max_ps(_mm256_loadu_ps(src[t] + i + 8 * j), m[j]);
+    for (int j = 0; j < 4; ++j) _mm256_storeu_ps(out + i + 8 * j, m[j]);
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 m = _mm256_loadu_ps(src[0] + i);
+    for (size_t t = 1; t < taps; ++t) m = _mm256_max_ps(_mm256_loadu_ps(src[t] + i), m);
+    _mm256_storeu_ps(out + i, m);
+  }
+  for (; i < n; ++i) out[i] = max_taps_value(src, taps, i);
+}
+
+void avg_taps_f32(size_t n, const float* const* src, size_t taps, float d, float* out) {
+  const __m256 vd = _mm256_set1_ps(d);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256 v[4];
+    for (int j = 0; j < 4; ++j) v[j] = _mm256_setzero_ps();
+    for (size_t t = 0; t < taps; ++t)
+      for (int j = 0; j < 4; ++j) v[j] = _mm256_add_ps(v[j], _mm256_loadu_ps(src[t] + i + 8 * j));
+    for (int j = 0; j < 4; ++j) _mm256_storeu_ps(out + i + 8 * j, _mm256_div_ps(v[j], vd));
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_setzero_ps();
+    for (size_t t = 0; t < taps; ++t) v = _mm256_add_ps(v, _mm256_loadu_ps(src[t] + i));
+    _mm256_storeu_ps(out + i, _mm256_div_ps(v, vd));
+  }
+  for (; i < n; ++i) out[i] = avg_taps_value(src, taps, i, d);
 }
 
 void div_f32(size_t n, const float* x, float d, float* out) {

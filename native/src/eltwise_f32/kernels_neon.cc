@@ -42,13 +42,42 @@ void prelu_f32(size_t n, const float* x, const float* slope, const float* input_
   for (; c < n; ++c) out[c] = prelu_value(x[c], slope[c], input_bias[c], output_bias[c]);
 }
 
-void max_f32(size_t n, const float* m, const float* x, float* out) {
+// Four vectors (16 floats) of a row at a time through the whole window, then one vector, then
+// single values: the running values stay in registers, one store per output.
+void max_taps_f32(size_t n, const float* const* src, size_t taps, float* out) {
+  auto max4 = [](float32x4_t x, float32x4_t m) { return vbslq_f32(vcgtq_f32(x, m), x, m); };
   size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const float32x4_t vm = vld1q_f32(m + i), vx = vld1q_f32(x + i);
-    vst1q_f32(out + i, vbslq_f32(vcgtq_f32(vx, vm), vx, vm));
+  for (; i + 16 <= n; i += 16) {
+    float32x4_t m[4];
+    for (int j = 0; j < 4; ++j) m[j] = vld1q_f32(src[0] + i + 4 * j);
+    for (size_t t = 1; t < taps; ++t)
+      for (int j = 0; j < 4; ++j) m[j] = max4(vld1q_f32(src[t] + i + 4 * j), m[j]);
+    for (int j = 0; j < 4; ++j) vst1q_f32(out + i + 4 * j, m[j]);
   }
-  for (; i < n; ++i) out[i] = x[i] > m[i] ? x[i] : m[i];
+  for (; i + 4 <= n; i += 4) {
+    float32x4_t m = vld1q_f32(src[0] + i);
+    for (size_t t = 1; t < taps; ++t) m = max4(vld1q_f32(src[t] + i), m);
+    vst1q_f32(out + i, m);
+  }
+  for (; i < n; ++i) out[i] = max_taps_value(src, taps, i);
+}
+
+void avg_taps_f32(size_t n, const float* const* src, size_t taps, float d, float* out) {
+  const float32x4_t vd = vdupq_n_f32(d);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    float32x4_t v[4];
+    for (int j = 0; j < 4; ++j) v[j] = vdupq_n_f32(0.0f);
+    for (size_t t = 0; t < taps; ++t)
+      for (int j = 0; j < 4; ++j) v[j] = vaddq_f32(v[j], vld1q_f32(src[t] + i + 4 * j));
+    for (int j = 0; j < 4; ++j) vst1q_f32(out + i + 4 * j, vdivq_f32(v[j], vd));
+  }
+  for (; i + 4 <= n; i += 4) {
+    float32x4_t v = vdupq_n_f32(0.0f);
+    for (size_t t = 0; t < taps; ++t) v = vaddq_f32(v, vld1q_f32(src[t] + i));
+    vst1q_f32(out + i, vdivq_f32(v, vd));
+  }
+  for (; i < n; ++i) out[i] = avg_taps_value(src, taps, i, d);
 }
 
 void div_f32(size_t n, const float* x, float d, float* out) {

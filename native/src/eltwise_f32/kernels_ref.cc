@@ -25,8 +25,20 @@ void prelu_f32(size_t n, const float* x, const float* slope, const float* input_
   }
 }
 
-void max_f32(size_t n, const float* m, const float* x, float* out) {
-  for (size_t i = 0; i < n; ++i) out[i] = x[i] > m[i] ? x[i] : m[i];
+void max_taps_f32(size_t n, const float* const* src, size_t taps, float* out) {
+  for (size_t i = 0; i < n; ++i) {
+    float m = src[0][i];
+    for (size_t t = 1; t < taps; ++t) m = src[t][i] > m ? src[t][i] : m;
+    out[i] = m;
+  }
+}
+
+void avg_taps_f32(size_t n, const float* const* src, size_t taps, float d, float* out) {
+  for (size_t i = 0; i < n; ++i) {
+    float v = 0.0f;
+    for (size_t t = 0; t < taps; ++t) v = v + src[t][i];
+    out[i] = v / d;
+  }
 }
 
 void div_f32(size_t n, const float* x, float d, float* out) {

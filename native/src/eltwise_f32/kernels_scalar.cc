@@ -17,8 +17,12 @@ void prelu_f32(size_t n, const float* x, const float* slope, const float* input_
   for (size_t c = 0; c < n; ++c) out[c] = prelu_value(x[c], slope[c], input_bias[c], output_bias[c]);
 }
 
-void max_f32(size_t n, const float* m, const float* x, float* out) {
-  for (size_t i = 0; i < n; ++i) out[i] = x[i] > m[i] ? x[i] : m[i];
+void max_taps_f32(size_t n, const float* const* src, size_t taps, float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = max_taps_value(src, taps, i);
+}
+
+void avg_taps_f32(size_t n, const float* const* src, size_t taps, float d, float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = avg_taps_value(src, taps, i, d);
 }
 
 void div_f32(size_t n, const float* x, float d, float* out) {

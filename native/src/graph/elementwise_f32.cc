@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
@@ -18,17 +19,22 @@ inline void window(size_t o, size_t stride, size_t pad, size_t kernel, size_t in
   b = static_cast<size_t>(std::min<ptrdiff_t>(start + static_cast<ptrdiff_t>(kernel), static_cast<ptrdiff_t>(in)));
 }
 
-// Each output pixel of a pool: f(window's first input row, its taps [y0, y1) x [x0, x1), output row).
+// Each output pixel of a pool: f(its taps inside the image, as pointers to their pixels in
+// row-major window order, the tap count, output row).
 template <typename F>
-void for_pool_pixels(const Conv2dShape& s, const Pool2dParams& p, F f) {
-  const size_t pixels = s.batch * s.out_h * s.out_w;
-  for_rows(pixels, s.in_c * p.kernel_h * p.kernel_w, [&](size_t r0, size_t r1) {
+void for_pool_pixels(const float* x, const Conv2dShape& s, const Pool2dParams& p, F f) {
+  const size_t pixels = s.batch * s.out_h * s.out_w, c = s.in_c;
+  for_rows(pixels, c * p.kernel_h * p.kernel_w, [&](size_t r0, size_t r1) {
+    std::vector<const float*> taps(std::min(p.kernel_h, s.in_h) * std::min(p.kernel_w, s.in_w));
     for (size_t r = r0; r < r1; ++r) {
       const size_t ox = r % s.out_w, oy = (r / s.out_w) % s.out_h, n = r / (s.out_w * s.out_h);
       size_t y0, y1, x0, x1;
       window(oy, p.stride_h, p.pad_top, p.kernel_h, s.in_h, y0, y1);
       window(ox, p.stride_w, p.pad_left, p.kernel_w, s.in_w, x0, x1);
-      f(n * s.in_h * s.in_w, y0, y1, x0, x1, r);
+      size_t count = 0;
+      for (size_t iy = y0; iy < y1; ++iy)
+        for (size_t ix = x0; ix < x1; ++ix) taps[count++] = x + ((n * s.in_h + iy) * s.in_w + ix) * c;
+      f(taps.data(), count, r);
     }
   });
 }
@@ -36,10 +42,18 @@ void for_pool_pixels(const Conv2dShape& s, const Pool2dParams& p, F f) {
 }  // namespace
 
 void transpose_chw_to_hwc(const float* x, size_t batch, size_t c, size_t hw, float* out) {
+  // Runs of pixels inside one image, channel plane by plane: contiguous reads, and no division
+  // per value (a 3-channel 224 x 224 input took 0.13 ms with one per value).
   for_rows(batch * hw, c, [&](size_t r0, size_t r1) {
-    for (size_t r = r0; r < r1; ++r) {
-      const float* src = x + (r / hw) * c * hw + r % hw;
-      for (size_t ch = 0; ch < c; ++ch) out[r * c + ch] = src[ch * hw];
+    for (size_t r = r0; r < r1;) {
+      const size_t n = r / hw, p0 = r % hw, count = std::min(r1 - r, hw - p0);
+      const float* image = x + n * c * hw;
+      float* dst = out + r * c;
+      for (size_t ch = 0; ch < c; ++ch) {
+        const float* plane = image + ch * hw + p0;
+        for (size_t i = 0; i < count; ++i) dst[i * c + ch] = plane[i];
+      }
+      r += count;
     }
   });
 }
@@ -82,27 +96,17 @@ void sign_f32(const float* x, size_t rows, size_t c, const float* threshold, uin
 }
 
 void maxpool_f32(const float* x, const Conv2dShape& s, const Pool2dParams& p, float* out) {
-  const MaxF32Fn max = f32_kernels().max;
-  const size_t c = s.in_c;
-  for_pool_pixels(s, p, [&](size_t image, size_t y0, size_t y1, size_t x0, size_t x1, size_t r) {
-    float* dst = out + r * c;
-    std::memcpy(dst, x + (image + y0 * s.in_w + x0) * c, c * sizeof(float));
-    for (size_t iy = y0; iy < y1; ++iy)
-      for (size_t ix = iy == y0 ? x0 + 1 : x0; ix < x1; ++ix) max(c, dst, x + (image + iy * s.in_w + ix) * c, dst);
+  const MaxTapsF32Fn max_taps = f32_kernels().max_taps;
+  for_pool_pixels(x, s, p, [&](const float* const* taps, size_t count, size_t r) {
+    max_taps(s.in_c, taps, count, out + r * s.in_c);
   });
 }
 
 void avgpool_f32(const float* x, const Conv2dShape& s, const Pool2dParams& p, bool count_include_pad, float* out) {
-  const F32Kernels& k = f32_kernels();
-  const size_t c = s.in_c;
-  const float inf = __builtin_inff();
-  for_pool_pixels(s, p, [&](size_t image, size_t y0, size_t y1, size_t x0, size_t x1, size_t r) {
-    float* dst = out + r * c;
-    std::fill(dst, dst + c, 0.0f);
-    for (size_t iy = y0; iy < y1; ++iy)
-      for (size_t ix = x0; ix < x1; ++ix) k.add(c, dst, x + (image + iy * s.in_w + ix) * c, -inf, inf, dst);
-    const size_t count = count_include_pad ? p.kernel_h * p.kernel_w : (y1 - y0) * (x1 - x0);
-    k.div(c, dst, static_cast<float>(count), dst);
+  const AvgTapsF32Fn avg_taps = f32_kernels().avg_taps;
+  for_pool_pixels(x, s, p, [&](const float* const* taps, size_t count, size_t r) {
+    const size_t divisor = count_include_pad ? p.kernel_h * p.kernel_w : count;
+    avg_taps(s.in_c, taps, count, static_cast<float>(divisor), out + r * s.in_c);
   });
 }
 
