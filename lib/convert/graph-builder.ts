@@ -230,7 +230,7 @@ export class GraphBuilder {
     return result;
   }
 
-  /** Float tensor `name` as a float activation (HWC when rank 3): transposed, or dequantized. */
+  /** Float tensor `name` as a float activation (HWC when rank 3): transposed, unpacked or dequantized. */
   asF32(name: string, v: Value): Value {
     if (v.kind === 'f32' && !this.isChw(v.t)) return v;
     const done = this.f32Of.get(name);
@@ -241,6 +241,11 @@ export class GraphBuilder {
       const t = this.addF32(`${name}.hwc`, [h, w, c]);
       this.addNode(`${name}.transpose`, 'transpose', [v.t], [t]);
       result = { kind: 'f32', t };
+    } else if (v.kind === 'b1') {
+      // Straight to +-1.0: no 8-bit copy between the bits and the float layer.
+      const t = this.addF32(`${name}.f32`, [...this.tensors[v.t].shape]);
+      this.addNode(`${name}.unpack`, 'unpack', [v.t], [t]);
+      result = { kind: 'f32', t, flattened: v.flattened };
     } else {
       const q = this.asQ8(name, v);
       const t = this.addF32(`${name}.f32`, [...this.tensors[q.t].shape]);

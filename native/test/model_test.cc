@@ -787,7 +787,7 @@ std::vector<uint8_t> file_with_hwc(const GraphWriter& g, std::initializer_list<c
 TEST(model_float_activations_inside_the_graph) {
   // x f32 chw -> transpose -> prelu (RPReLU) -> add (residual, clamp) -> clamp;
   //   maxpool and avgpool (count_include_pad both ways) -> concat -> sign (thresholds) -> unpack
-  //   -> dequantize to an hwc output; global_avgpool -> transpose -> a chw output;
+  //   -> dequantize to an hwc output, and unpack straight to f32; global_avgpool -> transpose -> a chw output;
   //   quantize from hwc -> dequantize to hwc; every result against plain reference math.
   auto g = rng(950);
   const size_t C = 70, H = 7, W = 6, hw = H * W;
@@ -803,11 +803,12 @@ TEST(model_float_activations_inside_the_graph) {
   const auto mp = w.tensor_hwc("mp", {OH, OW, C}), ap = w.tensor_hwc("ap", {OH, OW, C});
   const auto ap2 = w.tensor_hwc("ap2", {OH, OW, C}), cat = w.tensor_hwc("cat", {OH, OW, 3 * C});
   const auto bits = w.tensor("bits", "b1", {OH, OW, 3 * C}), u = w.tensor("u", "s8", {OH, OW, 3 * C}, 1, 0);
-  const auto signs = w.tensor_hwc("signs", {OH, OW, 3 * C});
+  const auto signs = w.tensor_hwc("signs", {OH, OW, 3 * C}), signs2 = w.tensor_hwc("signs2", {OH, OW, 3 * C});
   const auto gp = w.tensor_hwc("gp", {1, 1, 3 * C}), gpc = w.tensor("gpc", "f32", {3 * C, 1, 1});
   const auto q = w.tensor("q", "s8", {H, W, C}, qscale, 2), dq = w.tensor_hwc("dq", {H, W, C});
   w.input("x", x);
   w.output("clamped", c1), w.output("signs", signs), w.output("pooled", gpc), w.output("requantized", dq);
+  w.output("signs_f32", signs2);
   w.node("to_hwc", "transpose", {x}, h0);
   w.node("rprelu", "prelu", {h0}, p1,
          "\"slope\": " + w.data(slope) + ", \"input_bias\": " + w.data(ib) + ", \"output_bias\": " + w.data(ob));
@@ -821,6 +822,7 @@ TEST(model_float_activations_inside_the_graph) {
   w.node("rsign", "sign", {cat}, bits, "\"threshold\": " + w.data(thr));
   w.node("unpack", "unpack", {bits}, u);
   w.node("signs", "dequantize", {u}, signs);
+  w.node("unpack_f32", "unpack", {bits}, signs2);
   w.node("gap", "global_avgpool", {cat}, gp);
   w.node("to_chw", "transpose", {gp}, gpc);
   w.node("quantize", "quantize", {c1}, q);
@@ -863,6 +865,7 @@ TEST(model_float_activations_inside_the_graph) {
     CHECK_SAME(out[1], rsigns, "pools -> concat -> sign, batch " << batch);
     CHECK_SAME(out[2], rgp, "global_avgpool -> transpose, batch " << batch);
     CHECK_SAME(out[3], rdq, "quantize / dequantize in hwc order, batch " << batch);
+    CHECK_SAME(out[4], rsigns, "pools -> concat -> sign -> unpack to f32, batch " << batch);
     CHECK(distinct(out[0]) > 100 && distinct(out[2]) > 50, "outputs should vary");
     CHECK(std::count(out[1].begin(), out[1].end(), -1.0f) > 50 && std::count(out[1].begin(), out[1].end(), 1.0f) > 50,
           "signs should vary");

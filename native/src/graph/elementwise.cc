@@ -175,6 +175,18 @@ void unpack_b1(const uint64_t* bits, size_t rows, size_t c, int8_t* out) {
   });
 }
 
+void unpack_b1_f32(const uint64_t* bits, size_t rows, size_t c, float* out) {
+  const UnpackB1Fn unpack = eltwise_kernels().unpack_b1;
+  const size_t words = words_for_bits(c);
+  for_rows(rows, c, [&](size_t r0, size_t r1) {
+    std::vector<int8_t> row(c);  // one row's +-1 bytes, widened while in L1
+    for (size_t r = r0; r < r1; ++r) {
+      unpack(c, bits + r * words, row.data());
+      for (size_t ch = 0; ch < c; ++ch) out[r * c + ch] = static_cast<float>(row[ch]);
+    }
+  });
+}
+
 void prelu_8bit(const uint8_t* x, size_t rows, size_t c, const PreluParams& p, uint8_t* out) {
   // The slopes in the kernels' 32-bit form where every shift allows it (eltwise/kernels.h).
   std::vector<int32_t> slopes(4 * c);

@@ -30,6 +30,8 @@ void affine_s32_to_chw(const int32_t* acc, size_t batch, size_t hw, size_t c, co
 void sign_8bit(const uint8_t* q, bool is_signed, size_t rows, size_t c, int32_t zero_point, uint64_t* out);
 // b1 rows x c -> s8 rows x c: +1 for a 0 bit, -1 for a 1 bit.
 void unpack_b1(const uint64_t* bits, size_t rows, size_t c, int8_t* out);
+// The same as f32 +1.0 / -1.0 (a binary layer's output read by a float layer, in one pass).
+void unpack_b1_f32(const uint64_t* bits, size_t rows, size_t c, float* out);
 
 // Per-channel PReLU in the dyadic domain: x' = q - z_in;
 //   out = clamp((x' >= 0 ? rs(x', m_pos, e_pos) : rs(x', m_neg, e_neg)) + z_out, lo, hi)

@@ -206,18 +206,27 @@ std::unique_ptr<Node> build_sign(const NodeBuilder& b) {
 class UnpackNode : public Node {
  public:
   size_t rows = 0, c = 0;
+  bool to_f32 = false;
   void run(const RunBuffers& b) const override {
-    unpack_b1(reinterpret_cast<const uint64_t*>(in(b)), b.batch * rows, c, reinterpret_cast<int8_t*>(out(b)));
+    const auto* bits = reinterpret_cast<const uint64_t*>(in(b));
+    if (to_f32)
+      unpack_b1_f32(bits, b.batch * rows, c, reinterpret_cast<float*>(out(b)));
+    else
+      unpack_b1(bits, b.batch * rows, c, reinterpret_cast<int8_t*>(out(b)));
   }
 };
 
 std::unique_ptr<Node> build_unpack(const NodeBuilder& b) {
   const TensorDesc &x = b.input(), &y = b.output();
   b.expect_dtype(x, b.input_name(), {DType::B1});
-  b.expect_dtype(y, b.output_name(), {DType::S8});
+  b.expect_dtype(y, b.output_name(), {DType::S8, DType::F32});
   b.expect_shape(y, b.output_name(), x.shape);
-  if (y.scale != 1 || y.zero_point != 0) b.fail(b.output_name() + ": +-1 values need scale 1 and zero point 0");
   auto node = std::make_unique<UnpackNode>();
+  node->to_f32 = y.dtype == DType::F32;
+  if (node->to_f32)
+    b.expect_not_chw(y, b.output_name());
+  else if (y.scale != 1 || y.zero_point != 0)
+    b.fail(b.output_name() + ": +-1 values need scale 1 and zero point 0");
   node->rows = x.rows(), node->c = x.last();
   return node;
 }
