@@ -282,6 +282,59 @@ describe('binary models', () => {
   });
 });
 
+describe('a float first layer before a binary one', () => {
+  it("writes the next layer's sign bits itself (no f32 tensor, no sign node), as the float network computes", async () => {
+    const rng = rngFor(SEED, 'float sign');
+    // x -> float Conv (3 -> 70 channels: two bit words, bias) -> BN -> sign -> binary Conv
+    const alpha = Float32Array.from({ length: 16 }, () => 0.05 + rng.float());
+    const onnx = model({
+      nodes: [
+        node('Conv', ['x', 'w1', 'b1'], ['c1'], { pads: ints(1, 1, 1, 1) }),
+        node('BatchNormalization', ['c1', 'g', 'beta', 'mean', 'var'], ['n1']),
+        node('GreaterOrEqual', ['n1', 'zero'], ['ge']),
+        node('Where', ['ge', 'one', 'minus'], ['s1']),
+        node('Conv', ['s1', 'w2'], ['y'], { pads: ints(1, 1, 1, 1) }),
+      ],
+      inputs: [valueInfo('x', ['N', 3, 5, 6])],
+      outputs: ['y'],
+      initializers: [
+        tensor('zero', [], [0]),
+        tensor('one', [], [1]),
+        tensor('minus', [], [-1]),
+        weights(rng, 'w1', [70, 3, 3, 3], 0.5),
+        weights(rng, 'b1', [70], 0.2),
+        weights(rng, 'g', [70], 1),
+        weights(rng, 'beta', [70], 0.3),
+        weights(rng, 'mean', [70], 0.3),
+        tensor(
+          'var',
+          [70],
+          Float32Array.from({ length: 70 }, () => 0.5 + rng.float()),
+        ),
+        tensor(
+          'w2',
+          [16, 70, 3, 3],
+          Float32Array.from({ length: 16 * 630 }, (_, k) => (rng.float() < 0.5 ? -1 : 1) * alpha[Math.floor(k / 630)]),
+        ),
+      ],
+    });
+    const x = randomValues(rng, 8 * 90, -1, 1);
+    const { bytes, report } = await convertOnnxWithReport(onnx, { calibration: x });
+    expect(report.layers.map((l) => l.kind)).toEqual(['f32', 'binary']);
+    const graph = loadModel(bytes).graph() as unknown as {
+      tensors: { dtype: string }[];
+      nodes: { op: string; outputs: number[]; sign_threshold?: unknown }[];
+    };
+    expect(graph.nodes.map((n) => n.op)).toEqual(['transpose', 'fconv2d', 'bconv2d', 'transpose']);
+    const conv = graph.nodes[1];
+    expect(graph.tensors[conv.outputs[0]].dtype).toBe('b1');
+    expect(conv.sign_threshold).toBeDefined();
+    const want = evaluate(importOnnx(onnx), new Map([['x', { dims: [8, 3, 5, 6], data: x }]])).get('y')!.data;
+    // Up to float rounding: a sign within rounding of its threshold could flip (not seen).
+    expect(relativeRms(loadModel(bytes).runSync(x).y.data, want)).toBeLessThan(1e-5);
+  });
+});
+
 describe('conversion errors', () => {
   const rng = rngFor(SEED, 'errors');
   const onnx = cnn(rng);

@@ -2,7 +2,8 @@
 // remainders, K tails, channel tails, strided rows, no write outside the n columns), and the
 // fconv2d / fdense drivers on every ISA against a direct 7-loop convolution in double on random
 // awkward shapes (1-17 input channels, channel tails, 1x1 images, strides, dilations, pads,
-// groups incl. depthwise, batch > 1, 1 or 2 threads), bias and clamp included.
+// groups incl. depthwise, batch > 1, 1 or 2 threads), bias and clamp included; the fused sign
+// (fconv2d_sign) on the same cases, bits within rounding of a threshold excepted.
 //
 // Tolerance: float sums in another order (and with fused multiply-adds) differ from the exact sum by
 // at most about K x 2^-24 x sum |x * w| in the worst case and about sqrt(K) x 2^-24 x sum |x * w| in
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/checked_math.h"
 #include "cpu/dispatch.h"
 #include "float/kernels.h"
 #include "harness.h"
@@ -57,6 +59,43 @@ double clamp(double v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi :
 
 }  // namespace
 
+namespace {
+
+// A kernel call's A operand read in place: m row origins spread over a buffer (any alignment, rows
+// overlapping as a convolution's windows do) and K cut into runs at random offsets, as a kernel row
+// of a window.
+struct Operand {
+  std::vector<float> data;
+  std::vector<const float*> rows;
+  std::vector<FRun> runs;
+  size_t k = 0;
+  float at(size_t i, size_t kk) const {  // A[i][kk]
+    for (const FRun& r : runs) {
+      if (kk < r.length) return rows[i][r.offset + kk];
+      kk -= r.length;
+    }
+    return NAN;
+  }
+};
+
+Operand random_operand(std::mt19937_64& g, size_t m, size_t k) {
+  Operand a;
+  a.k = k;
+  size_t offset = g() % 3, left = k;
+  while (left > 0) {
+    const size_t length = std::min(left, g() % 3 == 0 ? k : 1 + g() % 9);
+    a.runs.push_back({offset, length});
+    offset += length + g() % 40;
+    left -= length;
+  }
+  const size_t stride = g() % 2 ? 1 + g() % 5 : offset;
+  a.data = uniform(g, (m - 1) * stride + offset);
+  for (size_t i = 0; i < m; ++i) a.rows.push_back(a.data.data() + i * stride);
+  return a;
+}
+
+}  // namespace
+
 TEST(f32_gemm_kernels_match_ref) {
   auto g = rng(61);
   const size_t rows[] = {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 25};
@@ -66,8 +105,9 @@ TEST(f32_gemm_kernels_match_ref) {
     for (size_t m : rows)
       for (size_t k : depths) {
         const size_t n = widths[g() % 6];
-        const size_t lda = k + g() % 3, ldc = n + g() % 20;
-        const std::vector<float> a = uniform(g, m * lda), wt = uniform(g, n * k);
+        const size_t ldc = n + g() % 20;
+        const Operand a = random_operand(g, m, k);
+        const std::vector<float> wt = uniform(g, n * k);
         std::vector<float> panel(k * kFPanelChannels), bias(kFPanelChannels, 0.0f);
         pack_f32_panel(wt.data(), n, k, k, panel.data());
         const std::vector<float> b = uniform(g, n);
@@ -75,8 +115,10 @@ TEST(f32_gemm_kernels_match_ref) {
         const bool clamped = g() % 2;
         const float lo = clamped ? -0.5f * std::sqrt(float(k)) : -INFINITY, hi = clamped ? 0.25f : INFINITY;
         std::vector<float> want(m * ldc, kSentinel), got(m * ldc + 1, kSentinel);
-        ref::f32_gemm(m, k, a.data(), lda, panel.data(), bias.data(), lo, hi, want.data(), ldc, n);
-        t.k->f32_gemm(m, k, a.data(), lda, panel.data(), bias.data(), lo, hi, got.data(), ldc, n);
+        const F32GemmOut want_out{bias.data(), lo, hi, want.data(), ldc, nullptr, nullptr, 0};
+        const F32GemmOut got_out{bias.data(), lo, hi, got.data(), ldc, nullptr, nullptr, 0};
+        ref::f32_gemm(m, a.rows.data(), a.runs.data(), a.runs.size(), panel.data(), want_out, n);
+        t.k->f32_gemm(m, a.rows.data(), a.runs.data(), a.runs.size(), panel.data(), got_out, n);
         for (size_t i = 0; i < m; ++i)
           for (size_t j = 0; j < ldc; ++j) {
             const size_t at = i * ldc + j;
@@ -85,7 +127,7 @@ TEST(f32_gemm_kernels_match_ref) {
               continue;
             }
             double magnitude = std::fabs(b[j]);
-            for (size_t kk = 0; kk < k; ++kk) magnitude += std::fabs(double(a[i * lda + kk]) * wt[j * k + kk]);
+            for (size_t kk = 0; kk < k; ++kk) magnitude += std::fabs(double(a.at(i, kk)) * wt[j * k + kk]);
             CHECK(close(got[at], want[at], magnitude), t.name << " m=" << m << " k=" << k << " n=" << n << " row " << i
                                                               << " column " << j << ": got " << got[at] << " want "
                                                               << want[at]);
@@ -94,20 +136,73 @@ TEST(f32_gemm_kernels_match_ref) {
       }
 }
 
+TEST(f32_gemm_kernels_write_sign_bits) {
+  // The sign epilogue: bit j of row i's 16-bit mask = (clamp(v) < threshold[j]) for j < n, else 0.
+  // Bits whose exact value lies within float rounding of the threshold may differ from ref's.
+  auto g = rng(66);
+  for (const Table& t : tables())
+    for (size_t m : {1, 5, 6, 7, 13, 24})
+      for (size_t k : {1, 3, 9, 20, 147}) {
+        const size_t n = 1 + g() % 16, ldb = 1 + g() % 3;
+        const Operand a = random_operand(g, m, k);
+        const std::vector<float> wt = uniform(g, n * k);
+        std::vector<float> panel(k * kFPanelChannels), bias(kFPanelChannels, 0.0f), threshold(kFPanelChannels);
+        pack_f32_panel(wt.data(), n, k, k, panel.data());
+        for (size_t j = 0; j < n; ++j) bias[j] = uniform(g, 1)[0];
+        for (float& v : threshold) v = g() % 4 == 0 ? (g() % 2 ? INFINITY : -INFINITY) : uniform(g, 1, -0.5f, 0.5f)[0];
+        const bool clamped = g() % 2;
+        const float lo = clamped ? -0.25f : -INFINITY, hi = clamped ? 0.5f : INFINITY;
+        std::vector<uint16_t> want(m * ldb, 0xAAAA), got(m * ldb + 1, 0xAAAA);
+        const F32GemmOut want_out{bias.data(), lo, hi, nullptr, 0, threshold.data(), want.data(), ldb};
+        const F32GemmOut got_out{bias.data(), lo, hi, nullptr, 0, threshold.data(), got.data(), ldb};
+        ref::f32_gemm(m, a.rows.data(), a.runs.data(), a.runs.size(), panel.data(), want_out, n);
+        t.k->f32_gemm(m, a.rows.data(), a.runs.data(), a.runs.size(), panel.data(), got_out, n);
+        for (size_t i = 0; i < m * ldb; ++i) {
+          if (i % ldb != 0) {
+            CHECK(got[i] == 0xAAAA, t.name << " m=" << m << " k=" << k << " wrote between rows at " << i);
+            continue;
+          }
+          CHECK(want[i] >> n == 0 && got[i] >> n == 0, t.name << " set bits past n=" << n);
+          for (size_t j = 0; j < n; ++j) {
+            double v = bias[j], magnitude = std::fabs(bias[j]);
+            for (size_t kk = 0; kk < k; ++kk) {
+              v += double(a.at(i / ldb, kk)) * wt[j * k + kk];
+              magnitude += std::fabs(double(a.at(i / ldb, kk)) * wt[j * k + kk]);
+            }
+            if (close(threshold[j], clamp(v, lo, hi), magnitude)) continue;
+            const bool bit = clamp(v, lo, hi) < threshold[j];
+            CHECK(((want[i] >> j) & 1) == bit && ((got[i] >> j) & 1) == bit,
+                  t.name << " m=" << m << " k=" << k << " n=" << n << " row " << i / ldb << " bit " << j << ": got "
+                         << got[i] << " ref " << want[i]);
+          }
+        }
+        CHECK(got.back() == 0xAAAA, t.name << " wrote past the output");
+      }
+}
+
 TEST(f32_gemm_kernels_pass_nan_through_the_clamp) {
   std::vector<float> a(6 * 5, 1.0f), panel(5 * kFPanelChannels, 0.5f), bias(kFPanelChannels, 0.0f);
+  std::vector<float> threshold(kFPanelChannels, INFINITY);
   a[2 * 5 + 3] = NAN;  // row 2 only
+  const FRun run{0, 5};
   for (const Table& t : tables())
     for (size_t m : {size_t{1}, size_t{6}}) {
+      std::vector<const float*> rows;
+      for (size_t i = 0; i < m; ++i) rows.push_back(m == 1 ? a.data() + 2 * 5 : a.data() + i * 5);
       std::vector<float> c(m * 16, 0.0f);
-      const float* rows = m == 1 ? a.data() + 2 * 5 : a.data();
-      t.k->f32_gemm(m, 5, rows, 5, panel.data(), bias.data(), -1.0f, 1.0f, c.data(), 16, 16);
-      for (size_t i = 0; i < m; ++i)
-        for (size_t j = 0; j < 16; ++j) {
-          const bool nan_row = m == 1 || i == 2;
+      std::vector<uint16_t> bits(m, 0);
+      t.k->f32_gemm(m, rows.data(), &run, 1, panel.data(),
+                    F32GemmOut{bias.data(), -1.0f, 1.0f, c.data(), 16, nullptr, nullptr, 0}, 16);
+      t.k->f32_gemm(m, rows.data(), &run, 1, panel.data(),
+                    F32GemmOut{bias.data(), -1.0f, 1.0f, nullptr, 0, threshold.data(), bits.data(), 1}, 16);
+      for (size_t i = 0; i < m; ++i) {
+        const bool nan_row = m == 1 || i == 2;
+        // A NaN compares false: bit 0 (+1) even below an infinite threshold.
+        CHECK(bits[i] == (nan_row ? 0 : 0xFFFF), t.name << " m=" << m << " row " << i << ": bits " << bits[i]);
+        for (size_t j = 0; j < 16; ++j)
           CHECK(nan_row ? std::isnan(c[i * 16 + j]) : c[i * 16 + j] == 1.0f,
                 t.name << " m=" << m << " row " << i << " column " << j << ": got " << c[i * 16 + j]);
-        }
+      }
     }
 }
 
@@ -204,6 +299,10 @@ TEST(fconv2d_matches_the_direct_convolution_on_every_isa) {
     if (iter == 1) k = Case{2, 9, 9, 64, 33, 1, 1, 1, Conv2dParams{}};                         // 1x1, direct
     if (iter == 2) k = Case{1, 9, 9, 64, 128, 1, 1, 1, Conv2dParams{2, 2, 1, 1, 0, 0, 0, 0}};  // 1x1 stride 2
     if (iter == 3) k = Case{2, 9, 8, 33, 33, 3, 3, 33, Conv2dParams{2, 1, 1, 2, 1, 2, 0, 1}};  // depthwise
+    if (iter == 4) k = Case{3, 28, 28, 1, 32, 3, 3, 1, Conv2dParams{1, 1, 1, 1, 1, 1, 1, 1}};  // Fashion's conv1
+    if (iter == 5) k = Case{2, 5, 7, 4, 40, 3, 3, 2, Conv2dParams{2, 2, 1, 1, 1, 1, 1, 1}};    // 20 a group
+    if (iter == 6) k = Case{1, 6, 6, 2, 64, 3, 3, 2, Conv2dParams{1, 1, 1, 1, 1, 0, 0, 1}};    // 32 a group
+    if (iter == 7) k = Case{2, 1, 1, 3, 130, 3, 3, 1, Conv2dParams{1, 1, 1, 1, 1, 1, 1, 1}};   // 1x1 image
     const size_t icg = k.c / k.groups;
     const std::vector<float> wt = uniform(g, k.oc * k.kh * k.kw * icg), x = uniform(g, k.n * k.h * k.w * k.c);
     const std::vector<float> bias = g() % 3 ? uniform(g, k.oc) : std::vector<float>();
@@ -214,6 +313,10 @@ TEST(fconv2d_matches_the_direct_convolution_on_every_isa) {
     std::vector<double> want, magnitude;
     oracle(k, x, wt, bias, lo, hi, s, want, magnitude);
     const FEpilogue e{bias.empty() ? nullptr : bias.data(), lo, hi};
+    // The fused sign: thresholds near the outputs, some infinite.
+    std::vector<float> threshold = uniform(g, k.oc, -0.3f, 0.3f);
+    for (float& t : threshold) t = g() % 8 == 0 ? (g() % 2 ? INFINITY : -INFINITY) : t;
+    const size_t words = words_for_bits(k.oc), pixels = want.size() / k.oc;
     set_num_threads(1 + g() % 2);
     for (Isa isa : supported_isas()) {
       set_isa(isa_name(isa));
@@ -224,6 +327,23 @@ TEST(fconv2d_matches_the_direct_convolution_on_every_isa) {
                                                         << " iter " << iter << " " << describe(k) << " element " << i
                                                         << ": got " << got[i] << " want " << want[i]);
       CHECK(got.back() == kSentinel, isa_name(isa) << " wrote past the output");
+      std::vector<uint64_t> bits(pixels * words + 1, 0x5555555555555555ull);
+      fconv2d_sign(x.data(), s, *packed, k.p, e, threshold.data(), bits.data());
+      for (size_t i = 0; i < pixels; ++i)
+        for (size_t c = 0; c < words * 64; ++c) {
+          const bool bit = (bits[i * words + c / 64] >> (c % 64)) & 1;
+          if (c >= k.oc) {
+            CHECK(!bit,
+                  isa_name(isa) << " iter " << iter << " " << describe(k) << " pixel " << i << ": tail bit " << c);
+            continue;
+          }
+          const size_t at = i * k.oc + c;
+          if (close(threshold[c], want[at], magnitude[at])) continue;  // within rounding of the threshold
+          CHECK(bit == (want[at] < threshold[c]), isa_name(isa) << " iter " << iter << " " << describe(k) << " pixel "
+                                                                << i << " channel " << c << ": bit " << bit << " for "
+                                                                << want[at] << " vs " << threshold[c]);
+        }
+      CHECK(bits.back() == 0x5555555555555555ull, isa_name(isa) << " wrote past the bits");
     }
   }
   set_num_threads(saved_threads);
@@ -310,12 +430,17 @@ TEST(fconv2d_gives_the_same_bits_for_any_thread_count) {
     std::vector<float> one(3 * 7 * 7 * 20);
     set_num_threads(1);
     fconv2d(x.data(), s, *packed, p, FEpilogue{bias.data()}, one.data());
+    std::vector<uint64_t> one_bits(3 * 7 * 7);
+    fconv2d_sign(x.data(), s, *packed, p, FEpilogue{bias.data()}, bias.data(), one_bits.data());
     for (size_t threads : {2, 3}) {
       set_num_threads(threads);
       std::vector<float> many(one.size());
       fconv2d(x.data(), s, *packed, p, FEpilogue{bias.data()}, many.data());
       CHECK(std::memcmp(one.data(), many.data(), one.size() * sizeof(float)) == 0,
             isa_name(isa) << ": " << threads << " threads differ from 1");
+      std::vector<uint64_t> many_bits(one_bits.size());
+      fconv2d_sign(x.data(), s, *packed, p, FEpilogue{bias.data()}, bias.data(), many_bits.data());
+      CHECK(one_bits == many_bits, isa_name(isa) << ": " << threads << " threads give other sign bits");
     }
   }
   set_num_threads(saved_threads);

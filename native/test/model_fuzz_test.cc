@@ -693,7 +693,7 @@ TEST(model_fuzz_float_layers_name_the_field) {
        "node 'conv' (fconv2d): outputs[0] (tensor 1 'y'): expected layout hwc ([H, W, C]), got chw"},
       {"\"name\": \"y\", \"dtype\": \"f32\", \"layout\": \"hwc\", \"shape\": [3, 2, 6]",
        "\"name\": \"y\", \"dtype\": \"s32\", \"shape\": [3, 2, 6]",
-       "node 'conv' (fconv2d): outputs[0] (tensor 1 'y'): expected dtype f32, got s32"},
+       "node 'conv' (fconv2d): outputs[0] (tensor 1 'y'): expected dtype f32 or b1, got s32"},
       {"\"shape\": [3, 2, 6]", "\"shape\": [3, 3, 6]",
        "node 'conv' (fconv2d): outputs[0] (tensor 1 'y'): expected shape [3, 2, 6], got [3, 3, 6]"},
       {"\"shape\": [3, 2, 6]", "\"shape\": [3, 2, 7]",

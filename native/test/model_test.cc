@@ -957,6 +957,8 @@ TEST(model_float_nodes_reject_bad_layouts_and_data) {
   };
   const std::vector<float> three(3, 0.5f), two(2, 0.5f), nan3{0.5f, NAN, 0.5f};
   const std::string pool = "\"kernel\": [2, 2], \"stride\": [2, 2], \"pads\": [0, 0, 0, 0]";
+  const std::string conv1x1 =
+      "\"kernel\": [1, 1], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [0, 0, 0, 0], \"groups\": 1";
   const Case cases[] = {
       {"sign of chw",
        [&](GraphWriter& w, uint32_t x, uint32_t) {
@@ -1095,6 +1097,27 @@ TEST(model_float_nodes_reject_bad_layouts_and_data) {
                     w.data(std::vector<uint64_t>{1, 2}) + ", \"scale\": " + w.data(two) + ", \"bias\": " + w.data(two));
        },
        "node 'n' (bconv2d): outputs[0] (tensor 3 'y'): expected shape [4, 4, 2], got [3, 3, 2]"},
+      {"fconv2d b1 output without sign_threshold",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "fconv2d", {xh}, w.tensor("b", "b1", {4, 4, 2}),
+                conv1x1 + ", \"weights\": " + w.data(std::vector<float>(6, 0.5f)));
+       },
+       "node 'n' (fconv2d): json: nodes[1]: missing field 'sign_threshold'"},
+      {"fconv2d sign_threshold NaN",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         w.node("n", "fconv2d", {xh}, w.tensor("b", "b1", {4, 4, 3}),
+                conv1x1 + ", \"weights\": " + w.data(std::vector<float>(9, 0.5f)) +
+                    ", \"sign_threshold\": " + w.data(nan3));
+       },
+       "node 'n' (fconv2d): json: nodes[1].sign_threshold: value 1 is NaN"},
+      {"fdense sign_threshold with an f32 output",
+       [&](GraphWriter& w, uint32_t, uint32_t xh) {
+         const auto flat = w.tensor("flat", "f32", {48});
+         w.node("flatten", "reshape", {xh}, flat);
+         w.node("n", "fdense", {flat}, w.tensor("y", "f32", {2}),
+                "\"weights\": " + w.data(std::vector<float>(96, 0.5f)) + ", \"sign_threshold\": " + w.data(two));
+       },
+       "node 'n' (fdense): json: nodes[2].sign_threshold: given with an f32 output (the sign needs a b1 output)"},
       {"2 outputs where 1 is allowed",
        [&](GraphWriter& w, uint32_t, uint32_t xh) {
          w.node("n", "clamp", {xh}, std::vector<uint32_t>{w.tensor_hwc("y", {4, 4, 3}), w.tensor_hwc("z", {4, 4, 3})},
@@ -1173,6 +1196,68 @@ TEST(model_float_layers_equal_the_drivers) {
     CHECK_SAME(out[1], want3, "logits, batch " << batch);
     CHECK(distinct(out[0]) >= 100, "stem: only " << distinct(out[0]) << " distinct outputs");
     CHECK(std::count(out[0].begin(), out[0].end(), -0.5f) > 0, "the clamp's lower bound is never reached");
+  }
+}
+
+TEST(model_float_layers_with_fused_sign_equal_the_drivers) {
+  // x (f32 chw, one channel) -> transpose (a copy) -> fconv2d (3x3, pads 1, bias, clamp; b1 output:
+  // the sign fused) -> unpack -> reshape -> dequantize; -> reshape -> fdense (b1 output, 70
+  // channels: two words) -> unpack -> dequantize. The bits equal fconv2d_sign's, the driver the
+  // layer calls (same ISA, same bits).
+  auto g = rng(351);
+  const size_t H = 9, W = 7, C0 = 1, C1 = 33, N = 70;
+  GraphWriter w;
+  const auto x = w.tensor("x", "f32", {C0, H, W}), xh = w.tensor("xh", "f32", {H, W, C0});
+  const auto b1 = w.tensor("b1", "b1", {H, W, C1});
+  const auto u1 = w.tensor("u1", "s8", {H, W, C1}, 1, 0), f1 = w.tensor("f1", "s8", {H * W * C1}, 1, 0);
+  const auto y1 = w.tensor("y1", "f32", {H * W * C1}), flat = w.tensor("flat", "f32", {H * W * C0});
+  const auto b2 = w.tensor("b2", "b1", {N}), u2 = w.tensor("u2", "s8", {N}, 1, 0), y2 = w.tensor("y2", "f32", {N});
+  w.input("x", x), w.output("y1", y1), w.output("y2", y2);
+  const std::vector<float> w1 = floats(g, C1 * 9 * C0, -1, 1), bias1 = floats(g, C1, -0.5f, 0.5f);
+  std::vector<float> t1 = floats(g, C1, -0.3f, 0.3f);
+  t1[0] = INFINITY, t1[1] = -INFINITY;  // a constant channel each way: every y < +inf (bit 1, -1)
+  const std::vector<float> w2 = floats(g, N * H * W * C0, -0.3f, 0.3f), t2 = floats(g, N, -0.5f, 0.5f);
+  w.node("to_hwc", "transpose", {x}, xh);
+  w.node("conv1", "fconv2d", {xh}, b1,
+         "\"kernel\": [3, 3], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, "
+         "\"weights\": " +
+             w.data(w1) + ", \"bias\": " + w.data(bias1) +
+             ", \"clamp\": [-1, 0.75], \"sign_threshold\": " + w.data(t1));
+  w.node("unpack1", "unpack", {b1}, u1);
+  w.node("flatten1", "reshape", {u1}, f1);
+  w.node("dq1", "dequantize", {f1}, y1);
+  w.node("flatten", "reshape", {xh}, flat);
+  w.node("fc", "fdense", {flat}, b2, "\"weights\": " + w.data(w2) + ", \"sign_threshold\": " + w.data(t2));
+  w.node("unpack2", "unpack", {b2}, u2);
+  w.node("dq2", "dequantize", {u2}, y2);
+  const std::vector<uint8_t> f = file_with_hwc(w, {"xh"});
+  const auto m = load_model(f.data(), f.size());
+
+  const auto p1 = pack_fconv2d_weights(w1.data(), C1, 3, 3, C0, 1);
+  const auto p2 = pack_fconv2d_weights(w2.data(), N, 1, 1, H * W * C0, 1);
+  const Conv2dParams c1{1, 1, 1, 1, 1, 1, 1, 1};
+  // +-1 per channel from packed bits (1 = -1).
+  auto signs = [](const std::vector<uint64_t>& bits, size_t c) {
+    const size_t words = b1_words(c), rows = bits.size() / words;
+    std::vector<float> v(rows * c);
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t ch = 0; ch < c; ++ch) v[r * c + ch] = (bits[r * words + ch / 64] >> (ch % 64)) & 1 ? -1.f : 1.f;
+    return v;
+  };
+  for (size_t batch : {1, 4}) {
+    const std::vector<float> in = floats(g, batch * H * W * C0, -1, 1);
+    const auto out = run(*m, batch, {in});
+    std::vector<uint64_t> want1(batch * H * W * b1_words(C1)), want2(batch * b1_words(N));
+    fconv2d_sign(in.data(), fconv2d_shape(batch, H, W, C0, *p1, c1), *p1, c1, FEpilogue{bias1.data(), -1, 0.75f},
+                 t1.data(), want1.data());
+    fconv2d_sign(in.data(), fconv2d_shape(batch, 1, 1, H * W * C0, *p2, Conv2dParams{}), *p2, Conv2dParams{},
+                 FEpilogue{}, t2.data(), want2.data());
+    CHECK_SAME(out[0], signs(want1, C1), "conv1 signs, batch " << batch);
+    CHECK_SAME(out[1], signs(want2, N), "fc signs, batch " << batch);
+    for (size_t px = 0; px < batch * H * W; ++px)
+      CHECK(out[0][px * C1] == -1.f && out[0][px * C1 + 1] == 1.f, "the infinite thresholds at pixel " << px);
+    const size_t minus = std::count(out[0].begin(), out[0].end(), -1.f);
+    CHECK(minus > out[0].size() / 5 && minus < out[0].size() * 4 / 5, minus << " of " << out[0].size() << " are -1");
   }
 }
 

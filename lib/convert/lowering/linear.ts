@@ -27,7 +27,6 @@ import {
   type LoweringTable,
 } from '../graph-builder.js';
 import { floatPreluData } from './activation.js';
-import { lowerSign } from './binarize.js';
 
 /**
  * The rest of a binary block fused into a binary layer's float epilogue (a float stream only): the
@@ -165,10 +164,12 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
   }
 
   if (b.options.floatLayers?.has(n.name)) {
-    // Float layer: y = clamp(conv(x, w) + bias) in float32, then the sign on its own.
+    // Float layer: y = clamp(conv(x, w) + bias) in float32; a sole sign after it is fused (the
+    // layer writes the next binary layer's bits, never the floats).
     const x = b.asF32(n.input, input);
-    const data = { weights: Float32Array.from(w.data), bias: Float32Array.from(bias) };
-    const y = b.addF32(sign ? clipped : out, outShape);
+    const data: Record<string, GraphData> = { weights: Float32Array.from(w.data), bias: Float32Array.from(bias) };
+    if (sign) data.sign_threshold = Float32Array.from({ length: w.out }, (_, c) => threshold(c));
+    const y = sign ? b.addTensor(out, 'b1', outShape) : b.addF32(out, outShape);
     b.addNode(
       n.name,
       n.op === 'conv' ? 'fconv2d' : 'fdense',
@@ -178,8 +179,7 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
       data,
     );
     b.layers.push({ name: n.name, kind: 'f32', bytes: dataBytes(data), tensor: out, binary: binaryOutput });
-    b.values.set(sign ? clipped : out, { kind: 'f32', t: y });
-    if (sign) lowerSign(b, sign);
+    b.values.set(out, { kind: sign ? 'b1' : 'f32', t: y });
     return;
   }
 

@@ -8,6 +8,7 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "lowbit/aligned_buffer.h"
@@ -48,6 +49,12 @@ Conv2dShape fconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c, c
 // taps read 0 (p.pad_value is ignored). Parallel over the shared thread pool.
 void fconv2d(const float* input, const Conv2dShape& s, const FConv2dWeights& w, const Conv2dParams& p,
              const FEpilogue& e, float* output);
+
+// fconv2d with the sign of the next binary layer fused: instead of the floats y, their sign bits,
+// out_c per pixel in words_for_bits(out_c) uint64 words (binary.h's packed layout, tail bits 0):
+// bit c = (y[c] < threshold[c]) (a NaN y gives 0). threshold: out_c floats.
+void fconv2d_sign(const float* input, const Conv2dShape& s, const FConv2dWeights& w, const Conv2dParams& p,
+                  const FEpilogue& e, const float* threshold, uint64_t* bits);
 
 // Dense: input rows x in_c, output rows x out_c; weights packed as [O, I] (a 1x1 kernel, one group).
 void fdense(const float* input, size_t rows, size_t in_c, const FConv2dWeights& w, const FEpilogue& e, float* output);

@@ -1,8 +1,12 @@
-// fconv2d.cc: float32 convolution driver. Packs weights into 16-channel K-major panels once,
-// gathers a tile of output pixels into float patch rows (im2col) in a per-thread scratch, or reads
-// the input itself for 1x1 stride-1 unpadded layers, and runs the ISA's GEMM kernel panel by panel
-// with the bias and clamp fused. Work is split over (pixel tile, panel chunk) tasks, as qconv2d does.
-// Depthwise layers run per pixel over all channels (tap-major weights), split by output rows.
+// fconv2d.cc: float32 convolution driver. Packs weights into 16-channel K-major panels once and
+// runs the ISA's GEMM kernel panel by panel with the bias and clamp fused (and optionally the sign
+// of the next binary layer, written as packed bits). The kernel reads each output pixel's window
+// in place: from the input itself when the layer has no padding, else from a band of the input rows
+// a tile reads, copied once per tile with zero columns and rows around them; a window is then a few
+// runs of adjacent floats (one per kernel row when a pixel's channels are all in one group), the
+// same runs for every pixel, so no patch rows are gathered (im2col cost a 3x3 conv on one channel
+// twice its GEMM). Work is split over (pixel tile, panel chunk) tasks, as qconv2d does. Depthwise
+// layers run per pixel over all channels (tap-major weights), split by output rows.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -19,13 +23,22 @@
 namespace lowbit {
 namespace {
 
-// Per-thread patch rows, reused across calls so a steady stream of calls allocates nothing.
-thread_local AlignedBuffer<float> t_patches;
+// Per-thread scratch, reused across calls so a steady stream of calls allocates nothing.
+thread_local AlignedBuffer<float> t_band;       // a tile's zero-padded input rows
+thread_local std::vector<const float*> t_rows;  // a tile's window origins: group 0, then the current group
+thread_local std::vector<uint16_t> t_masks;     // sign masks of a panel not aligned to 16 channels
 
-// A tile's patch rows (tile x K floats) stay in L2 while the panels (K x 16 floats) stream past
-// from L1: this many bytes of patches per tile.
+// A tile covers this many bytes of reduction (tile x K floats): the tile's windows stay in L2 while
+// the panels (K x 16 floats) stream past from L1.
 constexpr size_t kTilePatchBytes = 128 * 1024;
 constexpr size_t kMaxTile = 240;  // a multiple of kFRowBlock
+
+// Where the results go: floats, or sign bits (words per pixel, binary.h's layout).
+struct Output {
+  float* floats;
+  const float* threshold;  // panel-padded: 16 per panel; null for floats
+  uint64_t* bits;
+};
 
 struct Plan {
   const Conv2dShape& s;
@@ -34,108 +47,211 @@ struct Plan {
   F32GemmFn gemm;
   const float* bias;  // panel-padded: 16 per panel
   float lo, hi;
+  Output out;
+  size_t words = 0;           // bits: words per pixel
+  bool aligned_bits = false;  // bits: every panel starts at a multiple of 16 channels
   size_t pixels = 0, tile = 0, panels = 0, chunk = 0, chunks = 0, oc_per_group = 0;
-  bool direct = false;  // 1x1, stride 1, no padding: a pixel's input channels are its patch row
+  bool banded = false;    // padded: windows are read from a band of zero-padded rows
+  size_t row_floats = 0;  // floats per row of what the windows are read from
+  std::vector<FRun> runs;
 };
 
-// Copies n floats; kernel-row runs of small-channel layers (21 floats for a 7x7 tap row of 3
-// channels) are shorter than what a libc memcpy call costs.
-inline void copy_floats(float* dst, const float* src, size_t n) {
-  if (n >= 64) {
-    std::memcpy(dst, src, n * sizeof(float));
-    return;
-  }
-  // Fixed-size copies become plain vector moves; a loop of unknown length did not (GCC 12: a
-  // 3-channel stem spent a quarter of its time copying 9-float runs).
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) std::memcpy(dst + i, src + i, 8 * sizeof(float));
-  if (i + 4 <= n) std::memcpy(dst + i, src + i, 4 * sizeof(float)), i += 4;
-  for (; i < n; ++i) dst[i] = src[i];
+// The runs of one window (kernels.h): per tap, the group's channels; taps that are adjacent in
+// memory merge (a kernel row of an ungrouped layer is one run).
+std::vector<FRun> window_runs(const FConv2dWeights& w, const Conv2dParams& p, size_t in_c, size_t row_floats) {
+  std::vector<FRun> runs;
+  for (size_t ky = 0; ky < w.kernel_h; ++ky)
+    for (size_t kx = 0; kx < w.kernel_w; ++kx) {
+      const size_t offset = ky * p.dilation_h * row_floats + kx * p.dilation_w * in_c;
+      if (!runs.empty() && runs.back().offset + runs.back().length == offset)
+        runs.back().length += w.in_channels_per_group;
+      else
+        runs.push_back({offset, w.in_channels_per_group});
+    }
+  return runs;
 }
 
-// An output pixel's coordinates, stepped along a tile without three divisions per pixel (a tenth
-// of a 3-channel stem's time).
-struct PixelCursor {
-  size_t n, oh, ow;
-  PixelCursor(const Conv2dShape& s, size_t pixel)
-      : n(pixel / (s.out_h * s.out_w)), oh(pixel / s.out_w % s.out_h), ow(pixel % s.out_w) {}
-  void next(const Conv2dShape& s) {
-    if (++ow < s.out_w) return;
-    ow = 0;
-    if (++oh < s.out_h) return;
-    oh = 0, ++n;
-  }
-};
-
-// The patch row (K floats) of one output pixel for group g; padded taps read 0.
-void im2col_row(const Plan& plan, const float* input, const PixelCursor& at, size_t g, float* row) {
+// The window origins (group 0) of the tile's pixels [p0, p0 + pn) into origin[]: in the input, or
+// in a band of the input rows each image's part of the tile reads, zero-padded, built here.
+void window_origins(const Plan& plan, const float* input, size_t p0, size_t pn, const float** origin) {
   const Conv2dShape& s = plan.s;
   const Conv2dParams& p = plan.p;
-  const FConv2dWeights& w = plan.w;
-  const size_t icg = w.in_channels_per_group;
-  const size_t n = at.n, oh = at.oh, ow = at.ow;
-  const float* image = input + n * s.in_h * s.in_w * s.in_c;
-  if (w.groups == 1 && p.dilation_w == 1 && window_inside(s, w.kernel_h, w.kernel_w, p, oh, ow)) {
-    // The kernel_w taps of one kernel row are adjacent pixels: one contiguous run.
-    const size_t run = w.kernel_w * s.in_c;
-    const size_t iy0 = oh * p.stride_h - p.pad_top, ix0 = ow * p.stride_w - p.pad_left;
-    for (size_t ky = 0; ky < w.kernel_h; ++ky)
-      copy_floats(row + ky * run, image + ((iy0 + ky * p.dilation_h) * s.in_w + ix0) * s.in_c, run);
-    return;
+  const size_t c = s.in_c, image_pixels = s.out_h * s.out_w, span = (plan.w.kernel_h - 1) * p.dilation_h + 1;
+  // The tile's pixels per image: f(image, first pixel in the image, count).
+  auto for_segments = [&](auto f) {
+    for (size_t i = 0; i < pn;) {
+      const size_t first = (p0 + i) % image_pixels, count = std::min(pn - i, image_pixels - first);
+      f((p0 + i) / image_pixels, first, count);
+      i += count;
+    }
+  };
+  // A segment's output rows [oh0, oh1] read band rows from input row oh0 * stride - pad_top on.
+  auto band_rows = [&](size_t first, size_t count) {
+    return ((first + count - 1) / s.out_w - first / s.out_w) * p.stride_h + span;
+  };
+  if (plan.banded) {
+    size_t floats = 0;
+    for_segments([&](size_t, size_t first, size_t count) { floats += band_rows(first, count) * plan.row_floats; });
+    t_band.resize(floats);
   }
-  for_each_tap(w.kernel_h, w.kernel_w, p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
-    if (inside(s, iy, ix))
-      copy_floats(row + t * icg, image + (iy * s.in_w + ix) * s.in_c + g * icg, icg);
-    else
-      std::fill(row + t * icg, row + (t + 1) * icg, 0.0f);
+  float* band = t_band.data();
+  const size_t step = p.stride_w * c;  // along an output row
+  for_segments([&](size_t n, size_t first, size_t count) {
+    const size_t oh0 = first / s.out_w;
+    // Where output row oh's windows start (column 0 of the padded width, or of the input).
+    auto row_base = [&](size_t oh) {
+      return plan.banded ? band + (oh - oh0) * p.stride_h * plan.row_floats
+                         : input + ((n * s.in_h + oh * p.stride_h) * s.in_w) * c;
+    };
+    if (plan.banded) {
+      const size_t rows = band_rows(first, count), left = p.pad_left * c, width = s.in_w * c;
+      for (size_t r = 0; r < rows; ++r) {
+        float* dst = band + r * plan.row_floats;
+        const ptrdiff_t iy = static_cast<ptrdiff_t>(oh0 * p.stride_h + r) - static_cast<ptrdiff_t>(p.pad_top);
+        if (iy < 0 || iy >= static_cast<ptrdiff_t>(s.in_h)) {
+          std::fill(dst, dst + plan.row_floats, 0.0f);
+          continue;
+        }
+        std::fill(dst, dst + left, 0.0f);
+        std::memcpy(dst + left, input + (n * s.in_h + static_cast<size_t>(iy)) * width, width * sizeof(float));
+        std::fill(dst + left + width, dst + plan.row_floats, 0.0f);
+      }
+    }
+    for (size_t pixel = first, end = first + count; pixel < end;) {
+      const size_t oh = pixel / s.out_w, ow = pixel % s.out_w, run = std::min(end - pixel, s.out_w - ow);
+      const float* at = row_base(oh) + ow * step;
+      for (size_t i = 0; i < run; ++i, at += step) *origin++ = at;
+      pixel += run;
+    }
+    if (plan.banded) band += band_rows(first, count) * plan.row_floats;
   });
 }
 
-void run_task(const Plan& plan, const float* input, size_t task, float* output) {
+void run_task(const Plan& plan, const float* input, size_t task) {
   const FConv2dWeights& w = plan.w;
-  const size_t out_c = plan.s.out_c, in_c = plan.s.in_c;
+  const size_t out_c = plan.s.out_c;
   const size_t tile_index = task / plan.chunks, chunk_index = task % plan.chunks;
   const size_t p0 = tile_index * plan.tile, pn = std::min(plan.tile, plan.pixels - p0);
   const size_t q0 = chunk_index * plan.chunk, q1 = std::min(plan.panels, q0 + plan.chunk);
-  if (!plan.direct) t_patches.resize(pn * w.k);
-  size_t patches_group = SIZE_MAX;
-  const float* a = nullptr;
-  const size_t lda = plan.direct ? in_c : w.k;
+  t_rows.resize(2 * pn);
+  window_origins(plan, input, p0, pn, t_rows.data());
+  const float** rows = t_rows.data();
+  if (plan.out.bits) {  // this task writes every panel of its pixels (no panel chunks for bits)
+    std::fill(plan.out.bits + p0 * plan.words, plan.out.bits + (p0 + pn) * plan.words, uint64_t{0});
+    if (!plan.aligned_bits) t_masks.resize(pn);
+  }
+  size_t rows_group = 0;
   for (size_t q = q0; q < q1; ++q) {
     const size_t g = q / w.panels_per_group, first = (q % w.panels_per_group) * kFPanelChannels;
-    if (g != patches_group) {  // a group's panels share its patch rows
-      if (plan.direct) {
-        a = input + p0 * in_c + g * w.in_channels_per_group;
-      } else {
-        PixelCursor at(plan.s, p0);
-        for (size_t i = 0; i < pn; ++i, at.next(plan.s)) im2col_row(plan, input, at, g, t_patches.data() + i * w.k);
-        a = t_patches.data();
-      }
-      patches_group = g;
+    const size_t channel = g * plan.oc_per_group + first;
+    if (g != rows_group) {  // a group reads its own channels of the same windows
+      for (size_t i = 0; i < pn; ++i) t_rows[pn + i] = t_rows[i] + g * w.in_channels_per_group;
+      rows = t_rows.data() + pn, rows_group = g;
     }
     const size_t n = std::min(kFPanelChannels, plan.oc_per_group - first);
-    plan.gemm(pn, w.k, a, lda, w.data.data() + q * w.panel_floats, plan.bias + q * kFPanelChannels, plan.lo, plan.hi,
-              output + p0 * out_c + g * plan.oc_per_group + first, out_c, n);
+    F32GemmOut o{plan.bias + q * kFPanelChannels, plan.lo, plan.hi, nullptr, out_c, nullptr, nullptr, 0};
+    if (!plan.out.bits) {
+      o.c = plan.out.floats + p0 * out_c + channel;
+    } else {
+      o.threshold = plan.out.threshold + q * kFPanelChannels;
+      // Little-endian words: 16-bit slot j of a pixel's words holds channels 16j .. 16j + 15.
+      if (plan.aligned_bits)
+        o.bits = reinterpret_cast<uint16_t*>(plan.out.bits + p0 * plan.words) + channel / 16, o.ldb = 4 * plan.words;
+      else
+        o.bits = t_masks.data(), o.ldb = 1;
+    }
+    plan.gemm(pn, rows, plan.runs.data(), plan.runs.size(), w.data.data() + q * w.panel_floats, o, n);
+    if (plan.out.bits && !plan.aligned_bits) {
+      const size_t word = channel / 64, shift = channel % 64;
+      for (size_t i = 0; i < pn; ++i) {
+        uint64_t* dst = plan.out.bits + (p0 + i) * plan.words + word;
+        dst[0] |= uint64_t{t_masks[i]} << shift;
+        if (shift + n > 64) dst[1] |= uint64_t{t_masks[i]} >> (64 - shift);
+      }
+    }
   }
 }
 
 // One output row (n, oh) of a depthwise conv: per pixel, the bias, then each tap inside the image
-// adds its input pixel times the tap's weights over all channels (padded taps add 0), then the clamp.
-void depthwise_row(const Plan& plan, F32DepthwiseTapFn tap, const float* input, const float* bias, size_t row,
-                   float* output) {
+// adds its input pixel times the tap's weights over all channels (padded taps add 0), then the clamp
+// (and the sign).
+void depthwise_row(const Plan& plan, F32DepthwiseTapFn tap, const float* input, const float* bias, size_t row) {
   const Conv2dShape& s = plan.s;
   const size_t c = s.in_c, oh = row % s.out_h, n = row / s.out_h;
   const float* image = input + n * s.in_h * s.in_w * c;
-  t_patches.resize(c);
-  float* acc = t_patches.data();
+  t_band.resize(c);
+  float* acc = t_band.data();
   for (size_t ow = 0; ow < s.out_w; ++ow) {
     std::copy(bias, bias + c, acc);
     for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
       if (inside(s, iy, ix)) tap(c, image + (iy * s.in_w + ix) * c, plan.w.data.data() + t * c, acc);
     });
-    float* y = output + (row * s.out_w + ow) * c;
-    for (size_t j = 0; j < c; ++j) y[j] = acc[j] < plan.lo ? plan.lo : (acc[j] > plan.hi ? plan.hi : acc[j]);
+    const size_t pixel = row * s.out_w + ow;
+    for (size_t j = 0; j < c; ++j) acc[j] = acc[j] < plan.lo ? plan.lo : (acc[j] > plan.hi ? plan.hi : acc[j]);
+    if (!plan.out.bits) {
+      std::copy(acc, acc + c, plan.out.floats + pixel * c);
+      continue;
+    }
+    uint64_t* bits = plan.out.bits + pixel * plan.words;
+    std::fill(bits, bits + plan.words, uint64_t{0});
+    for (size_t j = 0; j < c; ++j) bits[j / 64] |= uint64_t{acc[j] < plan.out.threshold[j]} << (j % 64);
   }
+}
+
+void run_fconv2d(const float* input, const Conv2dShape& s, const FConv2dWeights& w, const Conv2dParams& p,
+                 const FEpilogue& e, const Output& out) {
+  if (!(e.lo <= e.hi))
+    fail(ErrorKind::Range, "clamp [" + std::to_string(e.lo) + ", " + std::to_string(e.hi) + "] must have lo <= hi");
+  const size_t ocg = w.out_channels / w.groups;
+  const FloatKernels& kernels = float_kernels();
+  Plan plan{s, w, p, kernels.f32_gemm, nullptr, e.lo, e.hi, out, 0, false, 0, 0, 0, 0, 0, 0, false, 0, {}};
+  plan.words = words_for_bits(s.out_c);
+  if (w.depthwise) {
+    const std::vector<float> bias = e.bias ? std::vector<float>(e.bias, e.bias + s.out_c) : std::vector<float>(s.out_c);
+    parallel_for(s.batch * s.out_h,
+                 [&](size_t row) { depthwise_row(plan, kernels.f32_dw_tap, input, bias.data(), row); });
+    return;
+  }
+  plan.panels = w.groups * w.panels_per_group;
+  // The bias (and sign thresholds) in panel order, zero past each group's last channel: the
+  // kernels read 16 a panel.
+  auto by_panel = [&](const float* v) {
+    std::vector<float> padded(plan.panels * kFPanelChannels, 0.0f);
+    if (v)
+      for (size_t q = 0; q < plan.panels; ++q) {
+        const size_t g = q / w.panels_per_group, first = (q % w.panels_per_group) * kFPanelChannels;
+        for (size_t j = 0; j < kFPanelChannels && first + j < ocg; ++j)
+          padded[q * kFPanelChannels + j] = v[g * ocg + first + j];
+      }
+    return padded;
+  };
+  const std::vector<float> bias = by_panel(e.bias), threshold = by_panel(out.threshold);
+  plan.bias = bias.data();
+  if (out.bits) plan.out.threshold = threshold.data();
+  plan.aligned_bits = w.groups == 1 || ocg % kFPanelChannels == 0;
+  plan.oc_per_group = ocg;
+  plan.pixels = s.batch * s.out_h * s.out_w;
+  plan.banded = p.pad_top + p.pad_left + p.pad_bottom + p.pad_right > 0;
+  plan.row_floats = (plan.banded ? p.pad_left + s.in_w + p.pad_right : s.in_w) * s.in_c;
+  plan.runs = window_runs(w, p, s.in_c, plan.row_floats);
+  const size_t threads = num_threads();
+  size_t tile = std::clamp<size_t>(kTilePatchBytes / (w.k * sizeof(float)) / 12 * 12, 12, kMaxTile);
+  tile = std::min(tile, (plan.pixels + threads - 1) / threads);
+  size_t tiles = (plan.pixels + tile - 1) / tile;
+  tile = (plan.pixels + tiles - 1) / tiles;
+  // Tiles of whole kernel row blocks (kernels.h): the sums then do not change with the thread count.
+  tile = (tile + kFRowBlock - 1) / kFRowBlock * kFRowBlock;
+  tiles = (plan.pixels + tile - 1) / tile;
+  plan.tile = tile;
+  // With fewer tiles than threads (a dense layer on a small batch), panel chunks share the work;
+  // not for sign bits, whose words the panels of a pixel share.
+  plan.chunk = plan.panels;
+  if (tiles < 2 * threads && plan.panels > 1 && !out.bits) {
+    const size_t want = (2 * threads + tiles - 1) / tiles;
+    plan.chunk = std::max<size_t>(1, (plan.panels + want - 1) / want);
+  }
+  plan.chunks = (plan.panels + plan.chunk - 1) / plan.chunk;
+  parallel_for(tiles * plan.chunks, [&](size_t task) { run_task(plan, input, task); });
 }
 
 }  // namespace
@@ -187,48 +303,12 @@ Conv2dShape fconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c, c
 
 void fconv2d(const float* input, const Conv2dShape& s, const FConv2dWeights& w, const Conv2dParams& p,
              const FEpilogue& e, float* output) {
-  if (!(e.lo <= e.hi))
-    fail(ErrorKind::Range, "clamp [" + std::to_string(e.lo) + ", " + std::to_string(e.hi) + "] must have lo <= hi");
-  const size_t ocg = w.out_channels / w.groups;
-  const FloatKernels& kernels = float_kernels();
-  Plan plan{s, w, p, kernels.f32_gemm, nullptr, e.lo, e.hi};
-  if (w.depthwise) {
-    const std::vector<float> bias = e.bias ? std::vector<float>(e.bias, e.bias + s.out_c) : std::vector<float>(s.out_c);
-    parallel_for(s.batch * s.out_h,
-                 [&](size_t row) { depthwise_row(plan, kernels.f32_dw_tap, input, bias.data(), row, output); });
-    return;
-  }
-  plan.panels = w.groups * w.panels_per_group;
-  // The bias in panel order, zero past each group's last channel: the kernels read 16 a panel.
-  std::vector<float> bias(plan.panels * kFPanelChannels, 0.0f);
-  if (e.bias)
-    for (size_t q = 0; q < plan.panels; ++q) {
-      const size_t g = q / w.panels_per_group, first = (q % w.panels_per_group) * kFPanelChannels;
-      for (size_t j = 0; j < kFPanelChannels && first + j < ocg; ++j)
-        bias[q * kFPanelChannels + j] = e.bias[g * ocg + first + j];
-    }
-  plan.bias = bias.data();
-  plan.oc_per_group = ocg;
-  plan.pixels = s.batch * s.out_h * s.out_w;
-  plan.direct = w.kernel_h == 1 && w.kernel_w == 1 && p.stride_h == 1 && p.stride_w == 1 &&
-                p.pad_top + p.pad_left + p.pad_bottom + p.pad_right == 0;
-  const size_t threads = num_threads();
-  size_t tile = std::clamp<size_t>(kTilePatchBytes / (w.k * sizeof(float)) / 12 * 12, 12, kMaxTile);
-  tile = std::min(tile, (plan.pixels + threads - 1) / threads);
-  size_t tiles = (plan.pixels + tile - 1) / tile;
-  tile = (plan.pixels + tiles - 1) / tiles;
-  // Tiles of whole kernel row blocks (kernels.h): the sums then do not change with the thread count.
-  tile = (tile + kFRowBlock - 1) / kFRowBlock * kFRowBlock;
-  tiles = (plan.pixels + tile - 1) / tile;
-  plan.tile = tile;
-  // With fewer tiles than threads (a dense layer on a small batch), panel chunks share the work.
-  plan.chunk = plan.panels;
-  if (tiles < 2 * threads && plan.panels > 1) {
-    const size_t want = (2 * threads + tiles - 1) / tiles;
-    plan.chunk = std::max<size_t>(1, (plan.panels + want - 1) / want);
-  }
-  plan.chunks = (plan.panels + plan.chunk - 1) / plan.chunk;
-  parallel_for(tiles * plan.chunks, [&](size_t task) { run_task(plan, input, task, output); });
+  run_fconv2d(input, s, w, p, e, Output{output, nullptr, nullptr});
+}
+
+void fconv2d_sign(const float* input, const Conv2dShape& s, const FConv2dWeights& w, const Conv2dParams& p,
+                  const FEpilogue& e, const float* threshold, uint64_t* bits) {
+  run_fconv2d(input, s, w, p, e, Output{nullptr, threshold, bits});
 }
 
 void fdense(const float* input, size_t rows, size_t in_c, const FConv2dWeights& w, const FEpilogue& e, float* output) {

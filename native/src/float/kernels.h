@@ -14,23 +14,44 @@
 // vector loads, and a row of activations is broadcast against them.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace lowbit {
 
 inline constexpr size_t kFPanelChannels = 16;
 
-// Float GEMM over one weight panel with its epilogue fused:
-//   v = bias[j] + sum_{k < K} a[i * lda + k] * panel[k * 16 + j]
-//   c[i * ldc + j] = v < lo ? lo : (v > hi ? hi : v),      i < m, j < n
-// n in [1, 16]: only the first n columns of each row are written (the channel tail of a layer).
-// bias: 16 values (the panel's channels, zero past n). lo <= hi, or -inf / +inf for no clamp; a
-// NaN sum stays NaN. a rows are read for k < K only (no over-read: they may be a caller's tensor).
-// Rows go through the kernel in blocks of MR from row 0 (MR divides kFRowBlock), the last m % MR
-// in one smaller block: a driver that starts every call at a multiple of kFRowBlock rows (but the
-// last) gets the same sums, bit for bit, however it splits the rows.
+// The A operand is read in place (no patch rows are gathered): row i of a call starts at rows[i]
+// (an output pixel's window origin in the input, or a dense row) and its K values are `runs`, each
+// `length` consecutive floats `offset` floats after the origin (a kernel row of a convolution over a
+// padded image; one run of K for a dense row). K = the sum of the lengths.
+struct FRun {
+  size_t offset, length;
+};
+
+// The epilogue of a call and where its results go. v = bias[j] + sum_k A[i][k] * panel[k * 16 + j],
+// then y = v < lo ? lo : (v > hi ? hi : v) (lo <= hi, or -inf / +inf for no clamp; NaN stays NaN);
+// with threshold null: c[i * ldc + j] = y for j < n (only the first n columns are written: the
+// channel tail of a layer); else the sign bits of the panel's 16 channels, one 16-bit mask per row:
+// bits[i * ldb] bit j = (y < threshold[j]) for j < n (NaN: 0), 0 for j >= n. bias and threshold: 16
+// values (the panel's channels). c, bits: the call's first row.
+struct F32GemmOut {
+  const float* bias;
+  float lo, hi;
+  float* c;
+  size_t ldc;
+  const float* threshold;
+  uint16_t* bits;
+  size_t ldb;
+};
+
+// Float GEMM over one weight panel (m rows, 16 channels of which n in [1, 16] are written) with its
+// epilogue fused. Rows go through the kernel in blocks of MR from row 0 (MR divides kFRowBlock), the
+// last m % MR in one smaller block: a driver that starts every call at a multiple of kFRowBlock rows
+// (but the last) gets the same sums, bit for bit, however it splits the rows. The sums depend on
+// the runs (how K is cut), not on where the rows lie.
 inline constexpr size_t kFRowBlock = 6;
-using F32GemmFn = void (*)(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias,
-                           float lo, float hi, float* c, size_t ldc, size_t n);
+using F32GemmFn = void (*)(size_t m, const float* const* rows, const FRun* runs, size_t nruns, const float* panel,
+                           const F32GemmOut& out, size_t n);
 
 // Depthwise multiply-accumulate of one tap over n channels (a depthwise layer's weights are
 // stored [tap][channel], as its input pixels are):
@@ -42,12 +63,12 @@ struct FloatKernels {
   F32DepthwiseTapFn f32_dw_tap;
 };
 
-#define LOWBIT_DECLARE_FLOAT_KERNELS(ns)                                                                         \
-  namespace ns {                                                                                                 \
-  void f32_gemm(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias, float lo, \
-                float hi, float* c, size_t ldc, size_t n);                                                       \
-  void f32_dw_tap(size_t n, const float* x, const float* w, float* acc);                                         \
-  inline constexpr FloatKernels kFloatKernels = {f32_gemm, f32_dw_tap};                                          \
+#define LOWBIT_DECLARE_FLOAT_KERNELS(ns)                                                                \
+  namespace ns {                                                                                        \
+  void f32_gemm(size_t m, const float* const* rows, const FRun* runs, size_t nruns, const float* panel, \
+                const F32GemmOut& out, size_t n);                                                       \
+  void f32_dw_tap(size_t n, const float* x, const float* w, float* acc);                                \
+  inline constexpr FloatKernels kFloatKernels = {f32_gemm, f32_dw_tap};                                 \
   }
 
 LOWBIT_DECLARE_FLOAT_KERNELS(ref)

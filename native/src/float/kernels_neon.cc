@@ -16,79 +16,102 @@ inline float32x4_t clamp(float32x4_t v, float32x4_t vlo, float32x4_t vhi) {
   return vbslq_f32(vcltq_f32(v, vlo), vlo, vbslq_f32(vcgtq_f32(v, vhi), vhi, v));
 }
 
-inline void store_row(float* c, const float32x4_t (&acc)[4], float32x4_t vlo, float32x4_t vhi, size_t n) {
+// Row i's clamped 16 channels: the first n stored, or the sign mask (bit j = y[j] < threshold[j];
+// a NaN compares false, bit 0).
+inline void store_row(const F32GemmOut& out, size_t i, const float32x4_t (&acc)[4], float32x4_t vlo, float32x4_t vhi,
+                      size_t n) {
+  float32x4_t y[4];
+  for (int q = 0; q < 4; ++q) y[q] = clamp(acc[q], vlo, vhi);
+  if (out.threshold) {
+    const uint32x4_t lane_bit = {1, 2, 4, 8};
+    uint32_t mask = 0;
+    for (int q = 0; q < 4; ++q)
+      mask |= vaddvq_u32(vandq_u32(vcltq_f32(y[q], vld1q_f32(out.threshold + 4 * q)), lane_bit)) << (4 * q);
+    out.bits[i * out.ldb] = static_cast<uint16_t>(mask & ((uint32_t{1} << n) - 1));
+    return;
+  }
+  float* c = out.c + i * out.ldc;
   if (n == kFPanelChannels) {
-    for (int q = 0; q < 4; ++q) vst1q_f32(c + 4 * q, clamp(acc[q], vlo, vhi));
+    for (int q = 0; q < 4; ++q) vst1q_f32(c + 4 * q, y[q]);
     return;
   }
   float tmp[kFPanelChannels];
-  for (int q = 0; q < 4; ++q) vst1q_f32(tmp + 4 * q, clamp(acc[q], vlo, vhi));
+  for (int q = 0; q < 4; ++q) vst1q_f32(tmp + 4 * q, y[q]);
   for (size_t j = 0; j < n; ++j) c[j] = tmp[j];
 }
 
+// Rows i0 .. i0 + R - 1 of the call.
 template <size_t R>
-void tile(size_t k, const float* a, size_t lda, const float* panel, const float* bias, float32x4_t vlo, float32x4_t vhi,
-          float* c, size_t ldc, size_t n) {
+void tile(size_t i0, const float* const* rows, const FRun* runs, size_t nruns, const float* panel,
+          const F32GemmOut& out, float32x4_t vlo, float32x4_t vhi, size_t n) {
   float32x4_t acc[R][4];
-  for (size_t r = 0; r < R; ++r)
-    for (int q = 0; q < 4; ++q) acc[r][q] = vld1q_f32(bias + 4 * q);
-  for (size_t kk = 0; kk < k; ++kk) {
-    const float* w = panel + kk * kFPanelChannels;
-    const float32x4_t w0 = vld1q_f32(w), w1 = vld1q_f32(w + 4), w2 = vld1q_f32(w + 8), w3 = vld1q_f32(w + 12);
+  const float* a[R];
+  for (size_t r = 0; r < R; ++r) {
+    a[r] = rows[i0 + r];
+    for (int q = 0; q < 4; ++q) acc[r][q] = vld1q_f32(out.bias + 4 * q);
+  }
+  const float* w = panel;
+  for (size_t run = 0; run < nruns; ++run) {
+    const size_t end = runs[run].offset + runs[run].length;
+    for (size_t kk = runs[run].offset; kk < end; ++kk, w += kFPanelChannels) {
+      const float32x4_t w0 = vld1q_f32(w), w1 = vld1q_f32(w + 4), w2 = vld1q_f32(w + 8), w3 = vld1q_f32(w + 12);
 #pragma GCC unroll 6
-    for (size_t r = 0; r < R; ++r) {
-      const float32x4_t x = vld1q_dup_f32(a + r * lda + kk);
-      acc[r][0] = vfmaq_f32(acc[r][0], x, w0);
-      acc[r][1] = vfmaq_f32(acc[r][1], x, w1);
-      acc[r][2] = vfmaq_f32(acc[r][2], x, w2);
-      acc[r][3] = vfmaq_f32(acc[r][3], x, w3);
+      for (size_t r = 0; r < R; ++r) {
+        const float32x4_t x = vld1q_dup_f32(a[r] + kk);
+        acc[r][0] = vfmaq_f32(acc[r][0], x, w0);
+        acc[r][1] = vfmaq_f32(acc[r][1], x, w1);
+        acc[r][2] = vfmaq_f32(acc[r][2], x, w2);
+        acc[r][3] = vfmaq_f32(acc[r][3], x, w3);
+      }
     }
   }
-  for (size_t r = 0; r < R; ++r) store_row(c + r * ldc, acc[r], vlo, vhi, n);
+  for (size_t r = 0; r < R; ++r) store_row(out, i0 + r, acc[r], vlo, vhi, n);
 }
 
-// One row (a GEMV): K split 2 ways over 8 accumulators, so the FMA latency does not bound it.
-void row(size_t k, const float* a, const float* panel, const float* bias, float32x4_t vlo, float32x4_t vhi, float* c,
-         size_t n) {
+// One row (a GEMV): each run split 2 ways over 8 accumulators, so the FMA latency does not bound it.
+void row(size_t i, const float* a, const FRun* runs, size_t nruns, const float* w, const F32GemmOut& out,
+         float32x4_t vlo, float32x4_t vhi, size_t n) {
   float32x4_t s0[4], s1[4];
-  for (int q = 0; q < 4; ++q) s0[q] = vld1q_f32(bias + 4 * q), s1[q] = vdupq_n_f32(0.0f);
-  size_t kk = 0;
-  for (; kk + 2 <= k; kk += 2) {
-    const float* w = panel + kk * kFPanelChannels;
-    const float32x4_t x0 = vld1q_dup_f32(a + kk), x1 = vld1q_dup_f32(a + kk + 1);
-    for (int q = 0; q < 4; ++q) {
-      s0[q] = vfmaq_f32(s0[q], x0, vld1q_f32(w + 4 * q));
-      s1[q] = vfmaq_f32(s1[q], x1, vld1q_f32(w + 16 + 4 * q));
+  for (int q = 0; q < 4; ++q) s0[q] = vld1q_f32(out.bias + 4 * q), s1[q] = vdupq_n_f32(0.0f);
+  for (size_t run = 0; run < nruns; ++run) {
+    const size_t end = runs[run].offset + runs[run].length;
+    size_t kk = runs[run].offset;
+    for (; kk + 2 <= end; kk += 2, w += 2 * kFPanelChannels) {
+      const float32x4_t x0 = vld1q_dup_f32(a + kk), x1 = vld1q_dup_f32(a + kk + 1);
+      for (int q = 0; q < 4; ++q) {
+        s0[q] = vfmaq_f32(s0[q], x0, vld1q_f32(w + 4 * q));
+        s1[q] = vfmaq_f32(s1[q], x1, vld1q_f32(w + 16 + 4 * q));
+      }
     }
-  }
-  if (kk < k) {
-    const float32x4_t x = vld1q_dup_f32(a + kk);
-    for (int q = 0; q < 4; ++q) s0[q] = vfmaq_f32(s0[q], x, vld1q_f32(panel + kk * kFPanelChannels + 4 * q));
+    if (kk < end) {
+      const float32x4_t x = vld1q_dup_f32(a + kk);
+      for (int q = 0; q < 4; ++q) s0[q] = vfmaq_f32(s0[q], x, vld1q_f32(w + 4 * q));
+      w += kFPanelChannels;
+    }
   }
   float32x4_t sum[4];
   for (int q = 0; q < 4; ++q) sum[q] = vaddq_f32(s0[q], s1[q]);
-  store_row(c, sum, vlo, vhi, n);
+  store_row(out, i, sum, vlo, vhi, n);
 }
 
 }  // namespace
 
-void f32_gemm(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias, float lo, float hi,
-              float* c, size_t ldc, size_t n) {
-  const float32x4_t vlo = vdupq_n_f32(lo), vhi = vdupq_n_f32(hi);
+void f32_gemm(size_t m, const float* const* rows, const FRun* runs, size_t nruns, const float* panel,
+              const F32GemmOut& out, size_t n) {
+  const float32x4_t vlo = vdupq_n_f32(out.lo), vhi = vdupq_n_f32(out.hi);
   size_t i = 0;
-  for (; i + kRows <= m; i += kRows) tile<kRows>(k, a + i * lda, lda, panel, bias, vlo, vhi, c + i * ldc, ldc, n);
-  a += i * lda, c += i * ldc;
+  for (; i + kRows <= m; i += kRows) tile<kRows>(i, rows, runs, nruns, panel, out, vlo, vhi, n);
   switch (m - i) {
     case 5:
-      return tile<5>(k, a, lda, panel, bias, vlo, vhi, c, ldc, n);
+      return tile<5>(i, rows, runs, nruns, panel, out, vlo, vhi, n);
     case 4:
-      return tile<4>(k, a, lda, panel, bias, vlo, vhi, c, ldc, n);
+      return tile<4>(i, rows, runs, nruns, panel, out, vlo, vhi, n);
     case 3:
-      return tile<3>(k, a, lda, panel, bias, vlo, vhi, c, ldc, n);
+      return tile<3>(i, rows, runs, nruns, panel, out, vlo, vhi, n);
     case 2:
-      return tile<2>(k, a, lda, panel, bias, vlo, vhi, c, ldc, n);
+      return tile<2>(i, rows, runs, nruns, panel, out, vlo, vhi, n);
     case 1:
-      return row(k, a, panel, bias, vlo, vhi, c, n);
+      return row(i, rows[i], runs, nruns, panel, out, vlo, vhi, n);
     default:
       return;
   }

@@ -11,15 +11,25 @@ void pack_f32_panel(const float* w, size_t count, size_t k, size_t ldw, float* d
 
 namespace ref {
 
-void f32_gemm(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias, float lo, float hi,
-              float* c, size_t ldc, size_t n) {
-  for (size_t i = 0; i < m; ++i)
+void f32_gemm(size_t m, const float* const* rows, const FRun* runs, size_t nruns, const float* panel,
+              const F32GemmOut& out, size_t n) {
+  for (size_t i = 0; i < m; ++i) {
+    uint16_t mask = 0;
     for (size_t j = 0; j < n; ++j) {
-      double sum = bias[j];
-      for (size_t kk = 0; kk < k; ++kk) sum += double(a[i * lda + kk]) * panel[kk * kFPanelChannels + j];
+      double sum = out.bias[j];
+      const float* w = panel + j;
+      for (size_t r = 0; r < nruns; ++r)
+        for (size_t t = 0; t < runs[r].length; ++t, w += kFPanelChannels)
+          sum += double(rows[i][runs[r].offset + t]) * *w;
       const float v = static_cast<float>(sum);
-      c[i * ldc + j] = v < lo ? lo : (v > hi ? hi : v);
+      const float y = v < out.lo ? out.lo : (v > out.hi ? out.hi : v);
+      if (out.threshold)
+        mask |= static_cast<uint16_t>((y < out.threshold[j]) << j);
+      else
+        out.c[i * out.ldc + j] = y;
     }
+    if (out.threshold) out.bits[i * out.ldb] = mask;
+  }
 }
 
 void f32_dw_tap(size_t n, const float* x, const float* w, float* acc) {

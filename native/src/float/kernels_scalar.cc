@@ -19,37 +19,54 @@ inline f32x4 load4(const float* p) {
   return v;
 }
 
+// Rows i0 .. i0 + R - 1 of the call.
 template <size_t R>
-void tile(size_t k, const float* a, size_t lda, const float* panel, const float* bias, float lo, float hi, float* c,
-          size_t ldc, size_t n) {
+void tile(size_t i0, const float* const* rows, const FRun* runs, size_t nruns, const float* panel,
+          const F32GemmOut& out, size_t n) {
   f32x4 acc[R][kQuads];
-  for (size_t r = 0; r < R; ++r)
-    for (int q = 0; q < kQuads; ++q) acc[r][q] = load4(bias + 4 * q);
-  for (size_t kk = 0; kk < k; ++kk) {
-    const float* w = panel + kk * kFPanelChannels;
-    const f32x4 w0 = load4(w), w1 = load4(w + 4), w2 = load4(w + 8), w3 = load4(w + 12);
-    for (size_t r = 0; r < R; ++r) {
-      const float x = a[r * lda + kk];
-      acc[r][0] += x * w0;
-      acc[r][1] += x * w1;
-      acc[r][2] += x * w2;
-      acc[r][3] += x * w3;
+  const float* a[R];
+  for (size_t r = 0; r < R; ++r) {
+    a[r] = rows[i0 + r];
+    for (int q = 0; q < kQuads; ++q) acc[r][q] = load4(out.bias + 4 * q);
+  }
+  const float* w = panel;
+  for (size_t run = 0; run < nruns; ++run) {
+    const size_t end = runs[run].offset + runs[run].length;
+    for (size_t kk = runs[run].offset; kk < end; ++kk, w += kFPanelChannels) {
+      const f32x4 w0 = load4(w), w1 = load4(w + 4), w2 = load4(w + 8), w3 = load4(w + 12);
+      for (size_t r = 0; r < R; ++r) {
+        const float x = a[r][kk];
+        acc[r][0] += x * w0;
+        acc[r][1] += x * w1;
+        acc[r][2] += x * w2;
+        acc[r][3] += x * w3;
+      }
     }
   }
   for (size_t r = 0; r < R; ++r) {
     float v[kFPanelChannels];
     std::memcpy(v, acc[r], sizeof v);
-    for (size_t j = 0; j < n; ++j) c[r * ldc + j] = v[j] < lo ? lo : (v[j] > hi ? hi : v[j]);
+    const size_t i = i0 + r;
+    if (out.threshold) {
+      uint32_t mask = 0;
+      for (size_t j = 0; j < n; ++j) {
+        const float y = v[j] < out.lo ? out.lo : (v[j] > out.hi ? out.hi : v[j]);
+        mask |= uint32_t{y < out.threshold[j]} << j;
+      }
+      out.bits[i * out.ldb] = static_cast<uint16_t>(mask);
+    } else {
+      for (size_t j = 0; j < n; ++j) out.c[i * out.ldc + j] = v[j] < out.lo ? out.lo : (v[j] > out.hi ? out.hi : v[j]);
+    }
   }
 }
 
 }  // namespace
 
-void f32_gemm(size_t m, size_t k, const float* a, size_t lda, const float* panel, const float* bias, float lo, float hi,
-              float* c, size_t ldc, size_t n) {
+void f32_gemm(size_t m, const float* const* rows, const FRun* runs, size_t nruns, const float* panel,
+              const F32GemmOut& out, size_t n) {
   size_t i = 0;
-  for (; i + kRows <= m; i += kRows) tile<kRows>(k, a + i * lda, lda, panel, bias, lo, hi, c + i * ldc, ldc, n);
-  for (; i < m; ++i) tile<1>(k, a + i * lda, lda, panel, bias, lo, hi, c + i * ldc, ldc, n);
+  for (; i + kRows <= m; i += kRows) tile<kRows>(i, rows, runs, nruns, panel, out, n);
+  for (; i < m; ++i) tile<1>(i, rows, runs, nruns, panel, out, n);
 }
 
 void f32_dw_tap(size_t n, const float* x, const float* w, float* acc) {

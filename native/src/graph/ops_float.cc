@@ -1,5 +1,8 @@
 // ops_float.cc: the float layers of the format (fconv2d, fdense): f32 hwc activations, OHWI f32
-// weights checked and packed once at load, bias and clamp fused; runs call lowbit/fconv.h.
+// weights checked and packed once at load, bias and clamp fused, and optionally the next binary
+// layer's sign (a b1 output with sign_threshold); runs call lowbit/fconv.h.
+#include <cmath>
+
 #include "common/checked_math.h"
 #include "graph/node_builder.h"
 #include "lowbit/fconv.h"
@@ -17,13 +20,17 @@ class FConvNode : public Node {
   std::shared_ptr<FConv2dWeights> weights;
   std::vector<float> bias;  // empty: none
   float lo = -INFINITY, hi = INFINITY;
+  std::vector<float> sign_threshold;  // a b1 output: the sign bits of the clamped values
 
   void run(const RunBuffers& b) const override {
     const float* x = reinterpret_cast<const float*>(in(b));
-    float* y = reinterpret_cast<float*>(out(b));
     const FEpilogue e{bias.empty() ? nullptr : bias.data(), lo, hi};
-    if (dense) return fdense(x, b.batch, in_c, *weights, e, y);
-    fconv2d(x, fconv2d_shape(b.batch, in_h, in_w, in_c, *weights, params), *weights, params, e, y);
+    // A dense layer is a 1x1 convolution over the batch's rows.
+    const Conv2dShape s = dense ? fconv2d_shape(b.batch, 1, 1, in_c, *weights, params)
+                                : fconv2d_shape(b.batch, in_h, in_w, in_c, *weights, params);
+    if (!sign_threshold.empty())
+      return fconv2d_sign(x, s, *weights, params, e, sign_threshold.data(), reinterpret_cast<uint64_t*>(out(b)));
+    fconv2d(x, s, *weights, params, e, reinterpret_cast<float*>(out(b)));
   }
 };
 
@@ -35,12 +42,12 @@ void expect_hwc(const NodeBuilder& b, const TensorDesc& t, const std::string& ro
 std::unique_ptr<Node> build_fconv(const NodeBuilder& b, bool dense) {
   const TensorDesc &x = b.input(), &y = b.output();
   b.expect_dtype(x, b.input_name(), {DType::F32});
-  b.expect_dtype(y, b.output_name(), {DType::F32});
+  b.expect_dtype(y, b.output_name(), {DType::F32, DType::B1});
   b.expect_rank(x, b.input_name(), dense ? 1 : 3);
   b.expect_rank(y, b.output_name(), dense ? 1 : 3);
   if (!dense) {
     expect_hwc(b, x, b.input_name());
-    expect_hwc(b, y, b.output_name());
+    if (y.dtype == DType::F32) expect_hwc(b, y, b.output_name());
   }
   auto node = std::make_unique<FConvNode>();
   node->dense = dense;
@@ -68,6 +75,14 @@ std::unique_ptr<Node> build_fconv(const NodeBuilder& b, bool dense) {
   }
   node->bias = b.optional_data<float>("bias", c, "f32");
   std::tie(node->lo, node->hi) = b.float_clamp();
+  if (y.dtype == DType::B1) {
+    node->sign_threshold = b.data<float>("sign_threshold", c, "f32");
+    for (size_t i = 0; i < c; ++i)
+      if (std::isnan(node->sign_threshold[i]))
+        b.json.get("sign_threshold").fail("value " + std::to_string(i) + " is NaN");
+  } else if (b.json.find("sign_threshold")) {
+    b.json.get("sign_threshold").fail("given with an f32 output (the sign needs a b1 output)");
+  }
   return node;
 }
 
