@@ -65,8 +65,7 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
     int32_t* y = sc.y.data() + (gc0 - c0);
     call.k.gemm(pn, gc1 - gc0, w.row_words, a, w.row_words, w.bits.data() + gc0 * w.row_words, w.row_words,
                 static_cast<int32_t>(w.kbits), y, cn);
-    if (plan.zero_pad)
-      for (size_t i = 0; i < pn; ++i) plan.zero_pad->apply(p0 + i, gc0, gc1, y + i * cn);
+    if (plan.zero_pad) plan.zero_pad->apply(p0, pn, gc0, gc1, y, cn);
   }
   epilogue_rows(call, sc.y.data(), cn, p0, pn, c0, cn, output);
 }

@@ -19,21 +19,19 @@ void epilogue_rows(const ConvCall& call, const int32_t* y, size_t ldy, size_t p0
     case OutputKind::F32: {
       float* out = static_cast<float*>(output) + p0 * oc + c0;
       if (e.fused()) {  // c0 is a multiple of 64 (channel chunks), so the bits start at a word
+        const size_t words = b1_words(oc);
         OutputF32FusedParams p{e.scale + c0,
                                e.bias_f32 + c0,
-                               nullptr,
+                               e.residual ? e.residual + p0 * oc + c0 : nullptr,
                                e.prelu_slope ? e.prelu_slope + c0 : nullptr,
                                e.prelu_slope ? e.prelu_input_bias + c0 : nullptr,
                                e.prelu_slope ? e.prelu_output_bias + c0 : nullptr,
                                e.lo,
                                e.hi,
-                               e.sign_output ? e.sign_threshold + c0 : nullptr};
-        // Per pixel only the residual row and the sign words move.
-        for (size_t i = 0; i < pn; ++i) {
-          if (e.residual) p.residual = e.residual + (p0 + i) * oc + c0;
-          call.out.output_f32_fused(n, y + i * ldy, p, out + i * oc,
-                                    e.sign_output ? e.sign_output + (p0 + i) * b1_words(oc) + c0 / 64 : nullptr);
-        }
+                               e.sign_output ? e.sign_threshold + c0 : nullptr,
+                               oc};
+        call.out.output_f32_fused(pn, n, y, ldy, p, out, oc,
+                                  e.sign_output ? e.sign_output + p0 * words + c0 / 64 : nullptr, words);
         break;
       }
       OutputF32Params p{e.scale + c0, e.bias_f32 + c0, e.lo, e.hi};

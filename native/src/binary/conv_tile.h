@@ -60,13 +60,21 @@ void correct_zero_padding(const ConvCall& call, size_t pixel, size_t c0, size_t 
 class ZeroPadCorrections {
  public:
   void build(const ConvCall& call);
-  // As correct_zero_padding, for the call given to build().
-  void apply(size_t pixel, size_t c0, size_t c1, int32_t* y) const {
-    const size_t ow = pixel % out_w_, oh = (pixel / out_w_) % out_h_;
-    const size_t k = row_class_[oh] * col_classes_ + col_class_[ow];
-    if (k == 0) return;  // the window is inside the image
-    const int32_t* sums = sums_.data() + k * out_c_;
-    for (size_t c = c0; c < c1; ++c) y[c - c0] -= sums[c];
+  // As correct_zero_padding, for the call given to build(), on pixels [p0, p0 + pn), pixel p0 + i's
+  // values at y + i * ldy. The position steps along the tile: no division per pixel.
+  void apply(size_t p0, size_t pn, size_t c0, size_t c1, int32_t* y, size_t ldy) const {
+    size_t ow = p0 % out_w_, oh = (p0 / out_w_) % out_h_;
+    for (size_t i = 0; i < pn; ++i, y += ldy) {
+      const size_t k = row_class_[oh] * col_classes_ + col_class_[ow];
+      if (k != 0) {  // class 0: the window is inside the image
+        const int32_t* sums = sums_.data() + k * out_c_;
+        for (size_t c = c0; c < c1; ++c) y[c - c0] -= sums[c];
+      }
+      if (++ow == out_w_) {
+        ow = 0;
+        if (++oh == out_h_) oh = 0;
+      }
+    }
   }
 
  private:

@@ -102,38 +102,61 @@ void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* ou
 
 namespace lowbit::avx2 {
 
-void output_f32_fused(size_t n, const int32_t* y, const OutputF32FusedParams& p, float* out, uint64_t* bits) {
+namespace {
+
+// output_f32_fused with its options fixed, so that a row of a few vectors runs no tests.
+template <bool kResidual, bool kPrelu, bool kSign>
+void f32_fused_rows(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out,
+                    size_t ldo, uint64_t* bits, size_t ldbits) {
   const __m256 vlo = _mm256_set1_ps(p.lo), vhi = _mm256_set1_ps(p.hi), zero = _mm256_setzero_ps();
-  for (size_t w = 0; w * 64 < n; ++w) {
-    const size_t begin = 64 * w, count = std::min<size_t>(64, n - begin);
-    uint64_t word = 0;
-    size_t j = 0;
-    for (; j + 8 <= count; j += 8) {
-      const size_t c = begin + j;
-      const __m256 vy = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c)));
-      __m256 v = _mm256_add_ps(_mm256_mul_ps(vy, _mm256_loadu_ps(p.scale + c)), _mm256_loadu_ps(p.bias + c));
-      if (p.residual) v = _mm256_add_ps(v, _mm256_loadu_ps(p.residual + c));
-      if (p.slope) {
-        const __m256 u = _mm256_sub_ps(v, _mm256_loadu_ps(p.input_bias + c));
-        // u >= 0 ordered: NaN takes u * slope, NaN as well, as the scalar ternary does.
-        const __m256 r =
-            _mm256_blendv_ps(_mm256_mul_ps(u, _mm256_loadu_ps(p.slope + c)), u, _mm256_cmp_ps(u, zero, _CMP_GE_OQ));
-        v = _mm256_add_ps(r, _mm256_loadu_ps(p.output_bias + c));
+  const float* residual = p.residual;
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
+    for (size_t w = 0; w * 64 < n; ++w) {
+      const size_t begin = 64 * w, count = std::min<size_t>(64, n - begin);
+      uint64_t word = 0;
+      size_t j = 0;
+      for (; j + 8 <= count; j += 8) {
+        const size_t c = begin + j;
+        const __m256 vy = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c)));
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(vy, _mm256_loadu_ps(p.scale + c)), _mm256_loadu_ps(p.bias + c));
+        if constexpr (kResidual) v = _mm256_add_ps(v, _mm256_loadu_ps(residual + c));
+        if constexpr (kPrelu) {
+          const __m256 u = _mm256_sub_ps(v, _mm256_loadu_ps(p.input_bias + c));
+          // u >= 0 ordered: NaN takes u * slope, NaN as well, as the scalar ternary does.
+          const __m256 r =
+              _mm256_blendv_ps(_mm256_mul_ps(u, _mm256_loadu_ps(p.slope + c)), u, _mm256_cmp_ps(u, zero, _CMP_GE_OQ));
+          v = _mm256_add_ps(r, _mm256_loadu_ps(p.output_bias + c));
+        }
+        v = _mm256_min_ps(vhi, _mm256_max_ps(vlo, v));  // NaN passes through, as in output_f32
+        _mm256_storeu_ps(out + c, v);
+        if constexpr (kSign) {
+          const __m256 below = _mm256_cmp_ps(v, _mm256_loadu_ps(p.threshold + c), _CMP_LT_OQ);
+          word |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(below))) << j;
+        }
       }
-      v = _mm256_min_ps(vhi, _mm256_max_ps(vlo, v));  // NaN passes through, as in output_f32
-      _mm256_storeu_ps(out + c, v);
-      if (p.threshold) {
-        const __m256 below = _mm256_cmp_ps(v, _mm256_loadu_ps(p.threshold + c), _CMP_LT_OQ);
-        word |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(below))) << j;
+      for (; j < count; ++j) {
+        const size_t c = begin + j;
+        out[c] = fused_value(p, residual, c, y[c]);
+        if constexpr (kSign) word |= static_cast<uint64_t>(out[c] < p.threshold[c]) << j;
       }
+      if constexpr (kSign) bits[i * ldbits + w] = word;
     }
-    for (; j < count; ++j) {
-      const size_t c = begin + j;
-      out[c] = fused_value(p, c, y[c]);
-      if (p.threshold) word |= static_cast<uint64_t>(out[c] < p.threshold[c]) << j;
-    }
-    if (p.threshold) bits[w] = word;
+    if constexpr (kResidual) residual += p.residual_stride;
   }
+}
+
+template <bool kResidual, bool kPrelu>
+constexpr OutputF32FusedFn kFusedRows[2] = {f32_fused_rows<kResidual, kPrelu, false>,
+                                            f32_fused_rows<kResidual, kPrelu, true>};
+
+}  // namespace
+
+void output_f32_fused(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out,
+                      size_t ldo, uint64_t* bits, size_t ldbits) {
+  const bool sign = p.threshold != nullptr;
+  const OutputF32FusedFn rows = p.residual ? (p.slope ? kFusedRows<true, true>[sign] : kFusedRows<true, false>[sign])
+                                           : (p.slope ? kFusedRows<false, true>[sign] : kFusedRows<false, false>[sign]);
+  rows(m, n, y, ldy, p, out, ldo, bits, ldbits);
 }
 
 }  // namespace lowbit::avx2
