@@ -46,7 +46,7 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
 
   Scratch& sc = t_scratch;
   sc.y.resize(pn * cn);
-  if (!plan.direct) sc.patches.resize(pn * w.row_words);
+  if (!plan.direct) sc.patches.resize(pn * w.row_words + 1);  // im2col_from_streams' spare word
 
   // Groups that overlap this channel chunk; each needs its own patches.
   const size_t ocg = plan.oc_per_group;

@@ -2,6 +2,7 @@
 #include "binary/conv_tile.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "binary/bit_copy.h"
@@ -145,6 +146,24 @@ class BitWriter {
 
 }  // namespace
 
+namespace {
+
+// n bytes from src to dst, in the widest moves that fit (n is small: a pixel's channels).
+inline void copy_bytes(const unsigned char* src, size_t n, unsigned char* dst) {
+  for (; n >= 8; n -= 8, src += 8, dst += 8) std::memcpy(dst, src, 8);
+  if (n >= 4) {
+    std::memcpy(dst, src, 4);
+    n -= 4, src += 4, dst += 4;
+  }
+  if (n >= 2) {
+    std::memcpy(dst, src, 2);
+    n -= 2, src += 2, dst += 2;
+  }
+  if (n != 0) *dst = *src;
+}
+
+}  // namespace
+
 size_t row_stream_words(const ConvCall& call) {
   const size_t padded_w = call.p.pad_left + call.s.in_w + call.p.pad_right;
   return words_for_bits(padded_w * call.w.in_channels_per_group) + 1;
@@ -167,6 +186,18 @@ void build_row_streams(const ConvCall& call, const uint64_t* input, size_t row0,
       continue;
     }
     const uint64_t* row = input + (n * in_h + py - pad_top) * in_w * in_words;
+    if (icg % 8 == 0) {  // whole bytes: copy each pixel's bytes of each group
+      const size_t bytes = icg / 8;
+      for (size_t g = 0; g < groups; ++g, stream += words) {
+        auto* out = reinterpret_cast<unsigned char*>(stream);
+        std::memset(out, 0, pad_left * bytes);
+        out += pad_left * bytes;
+        const auto* src = reinterpret_cast<const unsigned char*>(row) + g * bytes;
+        for (size_t ix = 0; ix < in_w; ++ix, out += bytes) copy_bytes(src + ix * in_words * 8, bytes, out);
+        std::memset(out, 0, reinterpret_cast<unsigned char*>(stream + words) - out);
+      }
+      continue;
+    }
     for (size_t g = 0; g < groups; ++g, stream += words) {
       BitWriter out(stream);
       out.zeros(pad_left * icg);
@@ -247,11 +278,41 @@ void im2col_short_runs(const ConvCall& call, const uint64_t* streams, size_t p0,
   }
 }
 
+// Input channels a multiple of 8 (16, 24, 32, ...) and dilation 1 along w: every run starts at a
+// byte, so a kernel row is a byte copy, done in 8-byte loads and stores that may spill past the run
+// (the next run, or the next row, overwrites the spill; the spare word at each stream's end keeps
+// the loads inside). kChunks: 8-byte moves per kernel row, 0 when only known at run time.
+template <size_t kChunks>
+void im2col_bytes(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g, uint64_t* rows) {
+  const size_t kernel_h = call.w.kernel_h, row_bytes = call.w.row_words * 8;
+  const size_t run = call.w.kernel_w * call.w.in_channels_per_group / 8, used = kernel_h * run;
+  const size_t chunks = kChunks != 0 ? kChunks : (run + 7) / 8;
+  const size_t ky_step = call.p.dilation_h * call.w.groups * row_stream_words(call) * 8;
+  const size_t group_byte = g * row_stream_words(call) * 8;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(streams);
+  auto* out = reinterpret_cast<unsigned char*>(rows);
+  const uint64_t zero = 0;
+  StreamCursor at(call, p0);
+  for (size_t i = 0; i < pn; ++i, out += row_bytes, at.next()) {
+    const unsigned char* src = bytes + at.bit() / 8 + group_byte;
+    unsigned char* dst = out;
+    for (size_t ky = 0; ky < kernel_h; ++ky, src += ky_step, dst += run)
+      for (size_t c = 0; c < chunks; ++c) std::memcpy(dst + 8 * c, src + 8 * c, 8);
+    std::memcpy(out + used, &zero, 8);  // the padding bits of the last word (row_bytes - used < 8)
+  }
+}
+
 }  // namespace
 
 void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g,
                          uint64_t* rows) {
   const size_t icg = call.w.in_channels_per_group, kernel_w = call.w.kernel_w, dilation_w = call.p.dilation_w;
+  if (dilation_w == 1 && icg % 8 == 0) {
+    const size_t run = kernel_w * icg / 8;
+    if (run <= 8) return im2col_bytes<1>(call, streams, p0, pn, g, rows);
+    if (run <= 16) return im2col_bytes<2>(call, streams, p0, pn, g, rows);
+    return im2col_bytes<0>(call, streams, p0, pn, g, rows);
+  }
   if (dilation_w == 1 && kernel_w * icg <= 64) return im2col_short_runs<1>(call, streams, p0, pn, g, rows);
   if (dilation_w == 1 && kernel_w * icg <= 128) return im2col_short_runs<2>(call, streams, p0, pn, g, rows);
   const size_t kernel_h = call.w.kernel_h, row_words = call.w.row_words;

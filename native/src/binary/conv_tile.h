@@ -46,7 +46,8 @@ size_t row_stream_rows(const ConvCall& call);
 // stream of a row after the other: streams + (row * groups + g) * row_stream_words.
 void build_row_streams(const ConvCall& call, const uint64_t* input, size_t row0, size_t rows, uint64_t* streams);
 // The patch rows (as im2col_row's) of output pixels [p0, p0 + pn) from the row streams: kernel_h runs
-// per pixel (kernel_h * kernel_w taps where the dilation along w is not 1).
+// per pixel (kernel_h * kernel_w taps where the dilation along w is not 1). `rows` holds
+// pn * row_words words and one spare word after them (wide stores may spill into it).
 void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g, uint64_t* rows);
 
 // Zero padding: a padded tap was computed as +1, so remove its contribution from channels
