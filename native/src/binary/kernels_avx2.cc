@@ -194,10 +194,11 @@ void gemm_8_columns_split(size_t m, size_t kw, const uint64_t* a, size_t lda, co
   }
 }
 
-// Rows of kWords <= 4 words (16 input channels x 3x3 taps = 144 bits: 3 words), kBlocks blocks of
-// 8 columns per pass. Every word is a tail word of gemm_8_columns_split (4 columns a vector, split into
-// nibbles once per call, read from the stack); per A row each word is broadcast and split once for
-// all the pass's columns, and no 4-word step or its 8-way byte sum runs.
+// Rows of kWords <= kMaxShort words (3x3 taps of 16, 32, 64 input channels: 3, 5, 9 words), kBlocks
+// blocks of 8 columns per pass. Every word is a tail word of gemm_8_columns_split (4 columns a
+// vector, split into nibbles once per call, read from the stack); per A row each word is broadcast
+// and split once for all the pass's columns, and no 4-word step or its 8-way byte sum runs (faster
+// than gemm_8_columns_split up to 9 words; bytes count at most 8 * 9 bits).
 template <size_t kWords, size_t kBlocks>
 void gemm_short_rows(size_t m, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, int32_t kbits, int32_t* c,
                      size_t ldc) {
@@ -244,12 +245,15 @@ void gemm_short_rows(size_t m, const uint64_t* a, size_t lda, const uint64_t* b,
 }
 
 using GemmShortFn = void (*)(size_t, const uint64_t*, size_t, const uint64_t*, size_t, int32_t, int32_t*, size_t);
+constexpr size_t kMaxShort = 9;
 template <size_t kBlocks>
-constexpr GemmShortFn kGemmShort[4] = {gemm_short_rows<1, kBlocks>, gemm_short_rows<2, kBlocks>,
-                                       gemm_short_rows<3, kBlocks>, gemm_short_rows<4, kBlocks>};
+constexpr GemmShortFn kGemmShort[kMaxShort] = {
+    gemm_short_rows<1, kBlocks>, gemm_short_rows<2, kBlocks>, gemm_short_rows<3, kBlocks>,
+    gemm_short_rows<4, kBlocks>, gemm_short_rows<5, kBlocks>, gemm_short_rows<6, kBlocks>,
+    gemm_short_rows<7, kBlocks>, gemm_short_rows<8, kBlocks>, gemm_short_rows<9, kBlocks>};
 
-// kw >= 4 * (kMaxSteps + 1) keeps B in place and counts in chunks of kMaxSteps (kw <= 4 runs
-// gemm_short_rows).
+// kw >= 4 * (kMaxSteps + 1) keeps B in place and counts in chunks of kMaxSteps (kw <= kMaxShort
+// runs gemm_short_rows).
 using Gemm8Fn = void (*)(size_t, size_t, const uint64_t*, size_t, const uint64_t*, size_t, int32_t, int32_t*, size_t);
 template <size_t kSteps>
 constexpr Gemm8Fn kGemm8Split[4] = {gemm_8_columns_split<0, kSteps>, gemm_8_columns_split<1, kSteps>,
@@ -342,7 +346,7 @@ void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const
   }
   // Columns outer: the 8 rows of B stay in L1 while the rows of the A tile stream past them. A last
   // partial block is shifted left to overlap the one before; the overlap is written twice, equally.
-  if (kw != 0 && kw <= 4) {
+  if (kw != 0 && kw <= kMaxShort) {
     size_t j = 0;
     for (; j + 2 * kNR <= n; j += 2 * kNR) kGemmShort<2>[kw - 1](m, a, lda, b + j * ldb, ldb, kbits, c + j, ldc);
     for (; j < n; j += kNR) {
