@@ -288,10 +288,11 @@ void im2col_short_runs(const ConvCall& call, const uint64_t* streams, size_t p0,
 // Input channels a multiple of 8 (16, 24, 32, ...) and dilation 1 along w: every run starts at a
 // byte, so a kernel row is a byte copy, done in 8-byte loads and stores that may spill past the run
 // (the next run, or the next row, overwrites the spill; the spare word at each stream's end keeps
-// the loads inside). kChunks: 8-byte moves per kernel row, 0 when only known at run time.
-template <size_t kChunks>
+// the loads inside). kChunks: 8-byte moves per kernel row, kKernelH: kernel rows; 0 when only known
+// at run time.
+template <size_t kChunks, size_t kKernelH>
 void im2col_bytes(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g, uint64_t* rows) {
-  const size_t kernel_h = call.w.kernel_h, row_bytes = call.w.row_words * 8;
+  const size_t kernel_h = kKernelH != 0 ? kKernelH : call.w.kernel_h, row_bytes = call.w.row_words * 8;
   const size_t run = call.w.kernel_w * call.w.in_channels_per_group / 8, used = kernel_h * run;
   const size_t chunks = kChunks != 0 ? kChunks : (run + 7) / 8;
   const size_t ky_step = call.p.dilation_h * call.w.groups * row_stream_words(call) * 8;
@@ -316,9 +317,14 @@ void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p
   const size_t icg = call.w.in_channels_per_group, kernel_w = call.w.kernel_w, dilation_w = call.p.dilation_w;
   if (dilation_w == 1 && icg % 8 == 0) {
     const size_t run = kernel_w * icg / 8;
-    if (run <= 8) return im2col_bytes<1>(call, streams, p0, pn, g, rows);
-    if (run <= 16) return im2col_bytes<2>(call, streams, p0, pn, g, rows);
-    return im2col_bytes<0>(call, streams, p0, pn, g, rows);
+    const bool three = call.w.kernel_h == 3;  // 3x3 kernels: straight-line code per pixel
+    if (run <= 8)
+      return three ? im2col_bytes<1, 3>(call, streams, p0, pn, g, rows)
+                   : im2col_bytes<1, 0>(call, streams, p0, pn, g, rows);
+    if (run <= 16)
+      return three ? im2col_bytes<2, 3>(call, streams, p0, pn, g, rows)
+                   : im2col_bytes<2, 0>(call, streams, p0, pn, g, rows);
+    return im2col_bytes<0, 0>(call, streams, p0, pn, g, rows);
   }
   if (dilation_w == 1 && kernel_w * icg <= 64) return im2col_short_runs<1>(call, streams, p0, pn, g, rows);
   if (dilation_w == 1 && kernel_w * icg <= 128) return im2col_short_runs<2>(call, streams, p0, pn, g, rows);
