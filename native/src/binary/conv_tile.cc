@@ -18,25 +18,23 @@ void epilogue_rows(const ConvCall& call, const int32_t* y, size_t ldy, size_t p0
   // One switch and one parameter block per tile: with 16 channels a row is only two vectors.
   switch (e.kind) {
     case OutputKind::F32: {
+      // Plain f32 output too: the fused transform with no options is output_f32 operation for
+      // operation (kernels.h), and takes the whole tile per call. c0 is a multiple of 64 (channel
+      // chunks), so the bits start at a word.
       float* out = static_cast<float*>(output) + p0 * oc + c0;
-      if (e.fused()) {  // c0 is a multiple of 64 (channel chunks), so the bits start at a word
-        const size_t words = b1_words(oc);
-        OutputF32FusedParams p{e.scale + c0,
-                               e.bias_f32 + c0,
-                               e.residual ? e.residual + p0 * oc + c0 : nullptr,
-                               e.prelu_slope ? e.prelu_slope + c0 : nullptr,
-                               e.prelu_slope ? e.prelu_input_bias + c0 : nullptr,
-                               e.prelu_slope ? e.prelu_output_bias + c0 : nullptr,
-                               e.lo,
-                               e.hi,
-                               e.sign_output ? e.sign_threshold + c0 : nullptr,
-                               oc};
-        call.out.output_f32_fused(pn, n, y, ldy, p, out, oc,
-                                  e.sign_output ? e.sign_output + p0 * words + c0 / 64 : nullptr, words);
-        break;
-      }
-      OutputF32Params p{e.scale + c0, e.bias_f32 + c0, e.lo, e.hi};
-      for (size_t i = 0; i < pn; ++i) call.out.output_f32(n, y + i * ldy, p, out + i * oc);
+      const size_t words = b1_words(oc);
+      OutputF32FusedParams p{e.scale + c0,
+                             e.bias_f32 + c0,
+                             e.residual ? e.residual + p0 * oc + c0 : nullptr,
+                             e.prelu_slope ? e.prelu_slope + c0 : nullptr,
+                             e.prelu_slope ? e.prelu_input_bias + c0 : nullptr,
+                             e.prelu_slope ? e.prelu_output_bias + c0 : nullptr,
+                             e.lo,
+                             e.hi,
+                             e.sign_output ? e.sign_threshold + c0 : nullptr,
+                             oc};
+      call.out.output_f32_fused(pn, n, y, ldy, p, out, oc,
+                                e.sign_output ? e.sign_output + p0 * words + c0 / 64 : nullptr, words);
       break;
     }
     case OutputKind::S8: {
