@@ -59,7 +59,7 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
       im2col_from_streams(call, plan.streams, p0, pn, g, sc.patches.data());
       a = sc.patches.data();
     } else {
-      for (size_t i = 0; i < pn; ++i) im2col_row(call, input, p0 + i, g, sc.patches.data() + i * w.row_words);
+      im2col_rows(call, input, p0, pn, g, sc.patches.data());
       a = sc.patches.data();
     }
     int32_t* y = sc.y.data() + (gc0 - c0);

@@ -57,13 +57,15 @@ void epilogue_row(const ConvCall& call, const int32_t* y, size_t pixel, size_t c
   epilogue_rows(call, y, 0, pixel, 1, c0, n, output);
 }
 
-void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_t g, uint64_t* row) {
+namespace {
+
+// The patch row of the output pixel at (n, oh, ow) (im2col_rows).
+void im2col_at(const ConvCall& call, const uint64_t* input, size_t n, size_t oh, size_t ow, size_t g, uint64_t* row) {
   const Conv2dShape& s = call.s;
   const Conv2dParams& p = call.p;
   const BinaryConv2dWeights& w = call.w;
   const size_t in_words = b1_words(s.in_c);
   const size_t icg = w.in_channels_per_group;
-  const size_t ow = pixel % s.out_w, oh = (pixel / s.out_w) % s.out_h, n = pixel / (s.out_w * s.out_h);
   const uint64_t* image = input + n * s.in_h * s.in_w * in_words;
   if (icg % 64 != 0) {
     std::fill(row, row + w.row_words, 0);
@@ -95,6 +97,21 @@ void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_
     uint64_t* dst = row + t * tap_words;
     for (size_t i = 0; i < tap_words; ++i) dst[i] = src[i];
   });
+}
+
+}  // namespace
+
+void im2col_rows(const ConvCall& call, const uint64_t* input, size_t p0, size_t pn, size_t g, uint64_t* rows) {
+  const size_t out_w = call.s.out_w, out_h = call.s.out_h;
+  size_t ow = p0 % out_w, oh = (p0 / out_w) % out_h, n = p0 / (out_w * out_h);
+  for (size_t i = 0; i < pn; ++i, rows += call.w.row_words) {
+    im2col_at(call, input, n, oh, ow, g, rows);
+    if (++ow < out_w) continue;  // the position steps along: no divisions per pixel
+    ow = 0;
+    if (++oh < out_h) continue;
+    oh = 0;
+    ++n;
+  }
 }
 
 namespace {

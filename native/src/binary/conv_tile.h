@@ -28,11 +28,11 @@ inline bool patches_are_input(const BinaryConv2dWeights& w, const Conv2dParams& 
          p.pad_top + p.pad_left + p.pad_bottom + p.pad_right == 0;
 }
 
-// Fills the dense patch row (w.row_words words) of output pixel `pixel` for group g. Padded taps
-// stay 0 bits (+1).
-void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_t g, uint64_t* row);
+// Fills the dense patch rows (w.row_words words each) of output pixels [p0, p0 + pn) for group g.
+// Padded taps stay 0 bits (+1).
+void im2col_rows(const ConvCall& call, const uint64_t* input, size_t p0, size_t pn, size_t g, uint64_t* rows);
 
-// Small-channel layers (in_channels_per_group not a multiple of 64, e.g. 16 or 32): im2col_row
+// Small-channel layers (in_channels_per_group not a multiple of 64, e.g. 16 or 32): im2col_rows
 // copies each tap's few bits on its own, which cost more than the GEMM. Instead the input is
 // repacked once per call into row streams: per padded image row (pad_top + in_h + pad_bottom of
 // them per image) and group, the icg bits of the row's pad_left + in_w + pad_right pixels back to
@@ -45,7 +45,7 @@ size_t row_stream_rows(const ConvCall& call);
 // Fills the streams of padded rows [row0, row0 + rows) (row = n * padded_h + py), every group's
 // stream of a row after the other: streams + (row * groups + g) * row_stream_words.
 void build_row_streams(const ConvCall& call, const uint64_t* input, size_t row0, size_t rows, uint64_t* streams);
-// The patch rows (as im2col_row's) of output pixels [p0, p0 + pn) from the row streams: kernel_h runs
+// The patch rows (as im2col_rows') of output pixels [p0, p0 + pn) from the row streams: kernel_h runs
 // per pixel (kernel_h * kernel_w taps where the dilation along w is not 1). `rows` holds
 // pn * row_words words and one spare word after them (wide stores may spill into it).
 void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g, uint64_t* rows);
