@@ -198,7 +198,8 @@ void gemm_8_columns_split(size_t m, size_t kw, const uint64_t* a, size_t lda, co
 // blocks of 8 columns per pass. Every word is a tail word of gemm_8_columns_split (4 columns a
 // vector, split into nibbles once per call, read from the stack); per A row each word is broadcast
 // and split once for all the pass's columns, and no 4-word step or its 8-way byte sum runs (faster
-// than gemm_8_columns_split up to 9 words; bytes count at most 8 * 9 bits).
+// than gemm_8_columns_split up to 9 words; bytes count at most 8 * 9 bits). Passes of 32 columns
+// where there are that many (8 accumulators; 32-channel layers 10-20% faster than with 16).
 template <size_t kWords, size_t kBlocks>
 void gemm_short_rows(size_t m, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, int32_t kbits, int32_t* c,
                      size_t ldc) {
@@ -348,6 +349,7 @@ void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const
   // partial block is shifted left to overlap the one before; the overlap is written twice, equally.
   if (kw != 0 && kw <= kMaxShort) {
     size_t j = 0;
+    for (; j + 4 * kNR <= n; j += 4 * kNR) kGemmShort<4>[kw - 1](m, a, lda, b + j * ldb, ldb, kbits, c + j, ldc);
     for (; j + 2 * kNR <= n; j += 2 * kNR) kGemmShort<2>[kw - 1](m, a, lda, b + j * ldb, ldb, kbits, c + j, ldc);
     for (; j < n; j += kNR) {
       const size_t j0 = std::min(j, n - kNR);
