@@ -364,11 +364,11 @@ void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p
 namespace {
 
 // Classes of the output positions along one axis by the kernel taps [lo, hi) that fall inside the
-// input (taps outside that range read padding); class 0 is the full range. Returns the classes'
-// ranges; class[i] is output position i's.
-std::vector<std::pair<size_t, size_t>> classify_axis(size_t out, size_t in, size_t kernel, size_t stride,
-                                                     size_t dilation, size_t pad, std::vector<uint32_t>& cls) {
-  std::vector<std::pair<size_t, size_t>> ranges = {{0, kernel}};
+// input (taps outside that range read padding); class 0 is the full range. Fills the classes'
+// ranges (reused, so a steady stream of calls allocates nothing); class[i] is output position i's.
+void classify_axis(size_t out, size_t in, size_t kernel, size_t stride, size_t dilation, size_t pad,
+                   std::vector<uint32_t>& cls, std::vector<std::pair<size_t, size_t>>& ranges) {
+  ranges.assign(1, {0, kernel});
   cls.resize(out);
   for (size_t o = 0; o < out; ++o) {
     size_t lo = 0, hi = kernel;
@@ -379,7 +379,6 @@ std::vector<std::pair<size_t, size_t>> classify_axis(size_t out, size_t in, size
     if (k == ranges.size()) ranges.emplace_back(lo, hi);
     cls[o] = static_cast<uint32_t>(k);
   }
-  return ranges;
 }
 
 }  // namespace
@@ -389,8 +388,10 @@ void ZeroPadCorrections::build(const ConvCall& call) {
   const Conv2dParams& p = call.p;
   const BinaryConv2dWeights& w = call.w;
   out_h_ = s.out_h, out_w_ = s.out_w, out_c_ = s.out_c;
-  const auto rows = classify_axis(s.out_h, s.in_h, w.kernel_h, p.stride_h, p.dilation_h, p.pad_top, row_class_);
-  const auto cols = classify_axis(s.out_w, s.in_w, w.kernel_w, p.stride_w, p.dilation_w, p.pad_left, col_class_);
+  auto& rows = row_ranges_;
+  auto& cols = col_ranges_;
+  classify_axis(s.out_h, s.in_h, w.kernel_h, p.stride_h, p.dilation_h, p.pad_top, row_class_, rows);
+  classify_axis(s.out_w, s.in_w, w.kernel_w, p.stride_w, p.dilation_w, p.pad_left, col_class_, cols);
   col_classes_ = cols.size();
   sums_.assign(rows.size() * cols.size() * out_c_, 0);
   for (size_t r = 0; r < rows.size(); ++r)

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "binary/kernels.h"
@@ -80,8 +81,9 @@ class ZeroPadCorrections {
 
  private:
   size_t out_h_ = 0, out_w_ = 0, out_c_ = 0, col_classes_ = 0;
-  std::vector<uint32_t> row_class_, col_class_;  // per output row / column; class 0: nothing outside
-  std::vector<int32_t> sums_;                    // [row class][column class][out_c]
+  std::vector<uint32_t> row_class_, col_class_;                     // per output row / column; class 0: nothing outside
+  std::vector<std::pair<size_t, size_t>> row_ranges_, col_ranges_;  // each class's kernel taps inside
+  std::vector<int32_t> sums_;                                       // [row class][column class][out_c]
 };
 
 // The fused epilogue of channels [c0, c0 + n) of one output pixel (c0 a multiple of 64 for b1).
