@@ -79,7 +79,7 @@ TEST(reference_pack_follows_the_sign_convention) {
 TEST(gemm_matches_reference) {
   auto g = rng(3);
   const size_t ms[] = {1, 2, 3, 4, 5, 7, 9, 17, 64};
-  const size_t ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 64, 65};
+  const size_t ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 15, 16, 17, 24, 31, 32, 40, 64, 65};
   const size_t kws[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 18, 19, 20, 36, 72, 80, 124, 127, 128, 130, 301};
   for (Isa isa : isas())
     for (size_t m : ms)

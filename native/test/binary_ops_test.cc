@@ -176,12 +176,13 @@ TEST(bconv2d_matches_oracle_for_every_epilogue) {
   }
 }
 
-// Channels per group that are not a multiple of 64 take the row-stream im2col (conv_tile.h); every
-// run length and offset of its bit copies (within one word, across two, longer than 64 bits) is hit
-// by some of these, on tiny and 1x1 images, with strides, dilations, groups and both pad values.
+// Channels per group that are not a multiple of 64 take the row-stream im2col (conv_tile.h; byte
+// copies where they are a multiple of 8); every run length and offset of its bit copies (within one
+// word, across two, longer than 64 bits) is hit by some of these, on tiny and 1x1 images, with
+// strides, dilations, groups and both pad values.
 TEST(bconv2d_small_channels_match_oracle) {
   auto g = rng(13);
-  const size_t channels[] = {1, 3, 16, 17, 31, 32, 33, 64, 100, 128};
+  const size_t channels[] = {1, 3, 8, 16, 17, 24, 31, 32, 33, 48, 64, 72, 100, 120, 128, 130};
   for (size_t icg : channels)
     for (int round = 0; round < 12; ++round) {
       ConvCase k{};

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
@@ -114,8 +115,9 @@ TEST(output_b1_matches_reference) {
 }
 
 TEST(output_f32_fused_matches_reference_and_the_separate_operators) {
-  // Every combination of residual, RPReLU and sign, against ref bit for bit, and ref against the
-  // unfused chain (output_f32 without clamp, then add, prelu, clamp, sign of eltwise_f32/kernels.h).
+  // Every combination of residual, RPReLU and sign, against ref bit for bit, on 1 to 3 rows with
+  // padded strides (the gaps must stay untouched), and ref against the unfused chain (output_f32
+  // without clamp, then add, prelu, clamp, sign of eltwise_f32/kernels.h).
   auto g = rng(906);
   const float inf = std::numeric_limits<float>::infinity();
   std::vector<size_t> lengths;
@@ -125,17 +127,19 @@ TEST(output_f32_fused_matches_reference_and_the_separate_operators) {
     for (size_t n : lengths)
       for (int options = 0; options < 8; ++options) {
         const bool residual = options & 1, prelu = options & 2, sign = options & 4;
-        auto real = [&](float lo, float hi) {
-          std::vector<float> v(n);
+        const size_t m = 1 + g() % 3, words = words_for_bits(n);
+        const size_t ldy = n + g() % 3, ldo = n + g() % 3, ldr = n + g() % 3, ldbits = words + g() % 2;
+        auto real = [&](size_t count, float lo, float hi) {
+          std::vector<float> v(count);
           for (auto& x : v) x = std::uniform_real_distribution<float>(lo, hi)(g);
           return v;
         };
-        std::vector<int32_t> y(n);
+        std::vector<int32_t> y(m * ldy);
         for (auto& v : y) v = static_cast<int32_t>(g() % 401) - 200;
-        const auto scale = real(-0.05f, 0.05f), bias = real(-2, 2), slope = real(-0.5f, 1), ib = real(-1, 1),
-                   ob = real(-1, 1);
-        auto res = real(-3, 3), thr = real(-1, 1);
-        for (size_t c = 0; c < n; c += 7) res[c] = c % 2 ? NAN : -0.0f;  // NaN and -0 through every step
+        const auto scale = real(n, -0.05f, 0.05f), bias = real(n, -2, 2), slope = real(n, -0.5f, 1),
+                   ib = real(n, -1, 1), ob = real(n, -1, 1);
+        auto res = real(m * ldr, -3, 3), thr = real(n, -1, 1);
+        for (size_t c = 0; c < m * ldr; c += 7) res[c] = c % 2 ? NAN : -0.0f;  // NaN and -0 through every step
         if (n > 2) thr[2] = -inf;
         const float lo = g() % 2 ? -inf : -1.5f, hi = g() % 2 ? inf : 1.5f;
         const OutputF32FusedParams p{scale.data(),
@@ -146,33 +150,34 @@ TEST(output_f32_fused_matches_reference_and_the_separate_operators) {
                                      prelu ? ob.data() : nullptr,
                                      lo,
                                      hi,
-                                     sign ? thr.data() : nullptr};
-        const size_t words = words_for_bits(n);
-        std::vector<float> want(n), got(n + 1, 123.f);
-        std::vector<uint64_t> want_bits(words, 0), got_bits(words + 1, sign ? kSentinel : 0);
-        ref::output_f32_fused(n, y.data(), p, want.data(), want_bits.data());
-        output_kernels_for(isa).output_f32_fused(n, y.data(), p, got.data(), sign ? got_bits.data() : nullptr);
-        CHECK(std::memcmp(want.data(), got.data(), n * 4) == 0,
-              "output_f32_fused " << isa_name(isa) << " n=" << n << " options=" << options);
-        CHECK(got[n] == 123.f, "wrote past the row, n=" << n);
-        if (sign) {
-          CHECK(std::memcmp(want_bits.data(), got_bits.data(), words * 8) == 0,
-                "output_f32_fused bits " << isa_name(isa) << " n=" << n << " options=" << options);
-          CHECK(got_bits[words] == kSentinel, "bits past the row, n=" << n);
-        }
+                                     sign ? thr.data() : nullptr,
+                                     ldr};
+        std::vector<float> want(m * ldo, 123.f), got(m * ldo + 1, 123.f);
+        std::vector<uint64_t> want_bits(m * ldbits, kSentinel), got_bits(m * ldbits + 1, kSentinel);
+        ref::output_f32_fused(m, n, y.data(), ldy, p, want.data(), ldo, want_bits.data(), ldbits);
+        output_kernels_for(isa).output_f32_fused(m, n, y.data(), ldy, p, got.data(), ldo,
+                                                 sign ? got_bits.data() : nullptr, ldbits);
+        const std::string what = std::string(isa_name(isa)) + " m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                                 " options=" + std::to_string(options);
+        CHECK(std::memcmp(want.data(), got.data(), m * ldo * 4) == 0, "output_f32_fused " << what);
+        CHECK(got[m * ldo] == 123.f, "wrote past the rows, " << what);
+        CHECK(std::memcmp(want_bits.data(), got_bits.data(), m * ldbits * 8) == 0, "output_f32_fused bits " << what);
+        CHECK(got_bits[m * ldbits] == kSentinel, "bits past the rows, " << what);
         if (isa != Isa::Scalar) continue;
-        // The separate operators, one after another.
-        std::vector<float> chain(n);
-        ref::output_f32(n, y.data(), OutputF32Params{scale.data(), bias.data(), -inf, inf}, chain.data());
-        if (residual) ref::add_f32(n, chain.data(), res.data(), -inf, inf, chain.data());
-        if (prelu) ref::prelu_f32(n, chain.data(), slope.data(), ib.data(), ob.data(), chain.data());
-        ref::clamp_f32(n, chain.data(), lo, hi, chain.data());
-        CHECK(std::memcmp(want.data(), chain.data(), n * 4) == 0,
-              "fused != the chain, n=" << n << " options=" << options);
-        if (sign) {
-          std::vector<uint64_t> chain_bits(words);
-          ref::sign_f32(n, chain.data(), thr.data(), chain_bits.data());
-          CHECK(chain_bits == want_bits, "fused bits != sign of the chain, n=" << n);
+        // The separate operators, one after another, row by row.
+        for (size_t i = 0; i < m; ++i) {
+          std::vector<float> chain(n);
+          ref::output_f32(n, y.data() + i * ldy, OutputF32Params{scale.data(), bias.data(), -inf, inf}, chain.data());
+          if (residual) ref::add_f32(n, chain.data(), res.data() + i * ldr, -inf, inf, chain.data());
+          if (prelu) ref::prelu_f32(n, chain.data(), slope.data(), ib.data(), ob.data(), chain.data());
+          ref::clamp_f32(n, chain.data(), lo, hi, chain.data());
+          CHECK(std::memcmp(want.data() + i * ldo, chain.data(), n * 4) == 0, "fused != the chain, " << what);
+          if (sign) {
+            std::vector<uint64_t> chain_bits(words);
+            ref::sign_f32(n, chain.data(), thr.data(), chain_bits.data());
+            CHECK(std::memcmp(chain_bits.data(), want_bits.data() + i * ldbits, words * 8) == 0,
+                  "fused bits != sign of the chain, " << what);
+          }
         }
       }
 }

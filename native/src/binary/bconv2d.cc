@@ -46,7 +46,7 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
 
   Scratch& sc = t_scratch;
   sc.y.resize(pn * cn);
-  if (!plan.direct) sc.patches.resize(pn * w.row_words);
+  if (!plan.direct) sc.patches.resize(pn * w.row_words + 1);  // im2col_from_streams' spare word
 
   // Groups that overlap this channel chunk; each needs its own patches.
   const size_t ocg = plan.oc_per_group;
@@ -59,14 +59,13 @@ void run_task(const Plan& plan, const uint64_t* input, size_t task, void* output
       im2col_from_streams(call, plan.streams, p0, pn, g, sc.patches.data());
       a = sc.patches.data();
     } else {
-      for (size_t i = 0; i < pn; ++i) im2col_row(call, input, p0 + i, g, sc.patches.data() + i * w.row_words);
+      im2col_rows(call, input, p0, pn, g, sc.patches.data());
       a = sc.patches.data();
     }
     int32_t* y = sc.y.data() + (gc0 - c0);
     call.k.gemm(pn, gc1 - gc0, w.row_words, a, w.row_words, w.bits.data() + gc0 * w.row_words, w.row_words,
                 static_cast<int32_t>(w.kbits), y, cn);
-    if (plan.zero_pad)
-      for (size_t i = 0; i < pn; ++i) plan.zero_pad->apply(p0 + i, gc0, gc1, y + i * cn);
+    if (plan.zero_pad) plan.zero_pad->apply(p0, pn, gc0, gc1, y, cn);
   }
   epilogue_rows(call, sc.y.data(), cn, p0, pn, c0, cn, output);
 }

@@ -89,7 +89,7 @@ void run_tile(const ConvCall& call, const MstPlan& plan, const uint64_t* input, 
   for (size_t g = 0; g < w.groups; ++g) {
     const uint64_t* patches = input + p0 * w.row_words;
     if (!direct) {
-      for (size_t i = 0; i < pn; ++i) im2col_row(call, input, p0 + i, g, sc.patches.data() + i * w.row_words);
+      im2col_rows(call, input, p0, pn, g, sc.patches.data());
       patches = sc.patches.data();
     }
     transpose_patches(patches, pn, w.row_words, w.kbits, g * w.kbits, sc.rows.data());

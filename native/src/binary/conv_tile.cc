@@ -2,6 +2,7 @@
 #include "binary/conv_tile.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "binary/bit_copy.h"
@@ -17,27 +18,23 @@ void epilogue_rows(const ConvCall& call, const int32_t* y, size_t ldy, size_t p0
   // One switch and one parameter block per tile: with 16 channels a row is only two vectors.
   switch (e.kind) {
     case OutputKind::F32: {
+      // Plain f32 output too: the fused transform with no options is output_f32 operation for
+      // operation (kernels.h), and takes the whole tile per call. c0 is a multiple of 64 (channel
+      // chunks), so the bits start at a word.
       float* out = static_cast<float*>(output) + p0 * oc + c0;
-      if (e.fused()) {  // c0 is a multiple of 64 (channel chunks), so the bits start at a word
-        OutputF32FusedParams p{e.scale + c0,
-                               e.bias_f32 + c0,
-                               nullptr,
-                               e.prelu_slope ? e.prelu_slope + c0 : nullptr,
-                               e.prelu_slope ? e.prelu_input_bias + c0 : nullptr,
-                               e.prelu_slope ? e.prelu_output_bias + c0 : nullptr,
-                               e.lo,
-                               e.hi,
-                               e.sign_output ? e.sign_threshold + c0 : nullptr};
-        // Per pixel only the residual row and the sign words move.
-        for (size_t i = 0; i < pn; ++i) {
-          if (e.residual) p.residual = e.residual + (p0 + i) * oc + c0;
-          call.out.output_f32_fused(n, y + i * ldy, p, out + i * oc,
-                                    e.sign_output ? e.sign_output + (p0 + i) * b1_words(oc) + c0 / 64 : nullptr);
-        }
-        break;
-      }
-      OutputF32Params p{e.scale + c0, e.bias_f32 + c0, e.lo, e.hi};
-      for (size_t i = 0; i < pn; ++i) call.out.output_f32(n, y + i * ldy, p, out + i * oc);
+      const size_t words = b1_words(oc);
+      OutputF32FusedParams p{e.scale + c0,
+                             e.bias_f32 + c0,
+                             e.residual ? e.residual + p0 * oc + c0 : nullptr,
+                             e.prelu_slope ? e.prelu_slope + c0 : nullptr,
+                             e.prelu_slope ? e.prelu_input_bias + c0 : nullptr,
+                             e.prelu_slope ? e.prelu_output_bias + c0 : nullptr,
+                             e.lo,
+                             e.hi,
+                             e.sign_output ? e.sign_threshold + c0 : nullptr,
+                             oc};
+      call.out.output_f32_fused(pn, n, y, ldy, p, out, oc,
+                                e.sign_output ? e.sign_output + p0 * words + c0 / 64 : nullptr, words);
       break;
     }
     case OutputKind::S8: {
@@ -60,13 +57,15 @@ void epilogue_row(const ConvCall& call, const int32_t* y, size_t pixel, size_t c
   epilogue_rows(call, y, 0, pixel, 1, c0, n, output);
 }
 
-void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_t g, uint64_t* row) {
+namespace {
+
+// The patch row of the output pixel at (n, oh, ow) (im2col_rows).
+void im2col_at(const ConvCall& call, const uint64_t* input, size_t n, size_t oh, size_t ow, size_t g, uint64_t* row) {
   const Conv2dShape& s = call.s;
   const Conv2dParams& p = call.p;
   const BinaryConv2dWeights& w = call.w;
   const size_t in_words = b1_words(s.in_c);
   const size_t icg = w.in_channels_per_group;
-  const size_t ow = pixel % s.out_w, oh = (pixel / s.out_w) % s.out_h, n = pixel / (s.out_w * s.out_h);
   const uint64_t* image = input + n * s.in_h * s.in_w * in_words;
   if (icg % 64 != 0) {
     std::fill(row, row + w.row_words, 0);
@@ -98,6 +97,21 @@ void im2col_row(const ConvCall& call, const uint64_t* input, size_t pixel, size_
     uint64_t* dst = row + t * tap_words;
     for (size_t i = 0; i < tap_words; ++i) dst[i] = src[i];
   });
+}
+
+}  // namespace
+
+void im2col_rows(const ConvCall& call, const uint64_t* input, size_t p0, size_t pn, size_t g, uint64_t* rows) {
+  const size_t out_w = call.s.out_w, out_h = call.s.out_h;
+  size_t ow = p0 % out_w, oh = (p0 / out_w) % out_h, n = p0 / (out_w * out_h);
+  for (size_t i = 0; i < pn; ++i, rows += call.w.row_words) {
+    im2col_at(call, input, n, oh, ow, g, rows);
+    if (++ow < out_w) continue;  // the position steps along: no divisions per pixel
+    ow = 0;
+    if (++oh < out_h) continue;
+    oh = 0;
+    ++n;
+  }
 }
 
 namespace {
@@ -147,6 +161,30 @@ class BitWriter {
 
 }  // namespace
 
+namespace {
+
+// The `bytes` bytes of each of `count` pixels (`stride` bytes apart in src) back to back at dst; the
+// common pixel sizes (16, 32, 64 channels) as fixed moves, not a size test per pixel.
+template <size_t kBytes>
+void copy_pixels_fixed(const unsigned char* src, size_t stride, size_t count, unsigned char* dst) {
+  for (size_t i = 0; i < count; ++i, src += stride, dst += kBytes) std::memcpy(dst, src, kBytes);
+}
+
+void copy_pixels(const unsigned char* src, size_t stride, size_t count, size_t bytes, unsigned char* dst) {
+  switch (bytes) {
+    case 2:
+      return copy_pixels_fixed<2>(src, stride, count, dst);
+    case 4:
+      return copy_pixels_fixed<4>(src, stride, count, dst);
+    case 8:
+      return copy_pixels_fixed<8>(src, stride, count, dst);
+    default:
+      for (size_t i = 0; i < count; ++i, src += stride, dst += bytes) std::memcpy(dst, src, bytes);
+  }
+}
+
+}  // namespace
+
 size_t row_stream_words(const ConvCall& call) {
   const size_t padded_w = call.p.pad_left + call.s.in_w + call.p.pad_right;
   return words_for_bits(padded_w * call.w.in_channels_per_group) + 1;
@@ -169,6 +207,19 @@ void build_row_streams(const ConvCall& call, const uint64_t* input, size_t row0,
       continue;
     }
     const uint64_t* row = input + (n * in_h + py - pad_top) * in_w * in_words;
+    if (icg % 8 == 0) {  // whole bytes: copy each pixel's bytes of each group
+      const size_t bytes = icg / 8;
+      for (size_t g = 0; g < groups; ++g, stream += words) {
+        auto* out = reinterpret_cast<unsigned char*>(stream);
+        std::memset(out, 0, pad_left * bytes);
+        out += pad_left * bytes;
+        const auto* src = reinterpret_cast<const unsigned char*>(row) + g * bytes;
+        copy_pixels(src, in_words * 8, in_w, bytes, out);
+        out += in_w * bytes;
+        std::memset(out, 0, reinterpret_cast<unsigned char*>(stream + words) - out);
+      }
+      continue;
+    }
     for (size_t g = 0; g < groups; ++g, stream += words) {
       BitWriter out(stream);
       out.zeros(pad_left * icg);
@@ -249,11 +300,47 @@ void im2col_short_runs(const ConvCall& call, const uint64_t* streams, size_t p0,
   }
 }
 
+// Input channels a multiple of 8 (16, 24, 32, ...) and dilation 1 along w: every run starts at a
+// byte, so a kernel row is a byte copy, done in 8-byte loads and stores that may spill past the run
+// (the next run, or the next row, overwrites the spill; the spare word at each stream's end keeps
+// the loads inside). kChunks: 8-byte moves per kernel row, kKernelH: kernel rows; 0 when only known
+// at run time.
+template <size_t kChunks, size_t kKernelH>
+void im2col_bytes(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g, uint64_t* rows) {
+  const size_t kernel_h = kKernelH != 0 ? kKernelH : call.w.kernel_h, row_bytes = call.w.row_words * 8;
+  const size_t run = call.w.kernel_w * call.w.in_channels_per_group / 8, used = kernel_h * run;
+  const size_t chunks = kChunks != 0 ? kChunks : (run + 7) / 8;
+  const size_t ky_step = call.p.dilation_h * call.w.groups * row_stream_words(call) * 8;
+  const size_t group_byte = g * row_stream_words(call) * 8;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(streams);
+  auto* out = reinterpret_cast<unsigned char*>(rows);
+  const uint64_t zero = 0;
+  StreamCursor at(call, p0);
+  for (size_t i = 0; i < pn; ++i, out += row_bytes, at.next()) {
+    const unsigned char* src = bytes + at.bit() / 8 + group_byte;
+    unsigned char* dst = out;
+    for (size_t ky = 0; ky < kernel_h; ++ky, src += ky_step, dst += run)
+      for (size_t c = 0; c < chunks; ++c) std::memcpy(dst + 8 * c, src + 8 * c, 8);
+    std::memcpy(out + used, &zero, 8);  // the padding bits of the last word (row_bytes - used < 8)
+  }
+}
+
 }  // namespace
 
 void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p0, size_t pn, size_t g,
                          uint64_t* rows) {
   const size_t icg = call.w.in_channels_per_group, kernel_w = call.w.kernel_w, dilation_w = call.p.dilation_w;
+  if (dilation_w == 1 && icg % 8 == 0) {
+    const size_t run = kernel_w * icg / 8;
+    const bool three = call.w.kernel_h == 3;  // 3x3 kernels: straight-line code per pixel
+    if (run <= 8)
+      return three ? im2col_bytes<1, 3>(call, streams, p0, pn, g, rows)
+                   : im2col_bytes<1, 0>(call, streams, p0, pn, g, rows);
+    if (run <= 16)
+      return three ? im2col_bytes<2, 3>(call, streams, p0, pn, g, rows)
+                   : im2col_bytes<2, 0>(call, streams, p0, pn, g, rows);
+    return im2col_bytes<0, 0>(call, streams, p0, pn, g, rows);
+  }
   if (dilation_w == 1 && kernel_w * icg <= 64) return im2col_short_runs<1>(call, streams, p0, pn, g, rows);
   if (dilation_w == 1 && kernel_w * icg <= 128) return im2col_short_runs<2>(call, streams, p0, pn, g, rows);
   const size_t kernel_h = call.w.kernel_h, row_words = call.w.row_words;
@@ -277,11 +364,11 @@ void im2col_from_streams(const ConvCall& call, const uint64_t* streams, size_t p
 namespace {
 
 // Classes of the output positions along one axis by the kernel taps [lo, hi) that fall inside the
-// input (taps outside that range read padding); class 0 is the full range. Returns the classes'
-// ranges; class[i] is output position i's.
-std::vector<std::pair<size_t, size_t>> classify_axis(size_t out, size_t in, size_t kernel, size_t stride,
-                                                     size_t dilation, size_t pad, std::vector<uint32_t>& cls) {
-  std::vector<std::pair<size_t, size_t>> ranges = {{0, kernel}};
+// input (taps outside that range read padding); class 0 is the full range. Fills the classes'
+// ranges (reused, so a steady stream of calls allocates nothing); class[i] is output position i's.
+void classify_axis(size_t out, size_t in, size_t kernel, size_t stride, size_t dilation, size_t pad,
+                   std::vector<uint32_t>& cls, std::vector<std::pair<size_t, size_t>>& ranges) {
+  ranges.assign(1, {0, kernel});
   cls.resize(out);
   for (size_t o = 0; o < out; ++o) {
     size_t lo = 0, hi = kernel;
@@ -292,7 +379,6 @@ std::vector<std::pair<size_t, size_t>> classify_axis(size_t out, size_t in, size
     if (k == ranges.size()) ranges.emplace_back(lo, hi);
     cls[o] = static_cast<uint32_t>(k);
   }
-  return ranges;
 }
 
 }  // namespace
@@ -302,8 +388,10 @@ void ZeroPadCorrections::build(const ConvCall& call) {
   const Conv2dParams& p = call.p;
   const BinaryConv2dWeights& w = call.w;
   out_h_ = s.out_h, out_w_ = s.out_w, out_c_ = s.out_c;
-  const auto rows = classify_axis(s.out_h, s.in_h, w.kernel_h, p.stride_h, p.dilation_h, p.pad_top, row_class_);
-  const auto cols = classify_axis(s.out_w, s.in_w, w.kernel_w, p.stride_w, p.dilation_w, p.pad_left, col_class_);
+  auto& rows = row_ranges_;
+  auto& cols = col_ranges_;
+  classify_axis(s.out_h, s.in_h, w.kernel_h, p.stride_h, p.dilation_h, p.pad_top, row_class_, rows);
+  classify_axis(s.out_w, s.in_w, w.kernel_w, p.stride_w, p.dilation_w, p.pad_left, col_class_, cols);
   col_classes_ = cols.size();
   sums_.assign(rows.size() * cols.size() * out_c_, 0);
   for (size_t r = 0; r < rows.size(); ++r)

@@ -194,8 +194,67 @@ void gemm_8_columns_split(size_t m, size_t kw, const uint64_t* a, size_t lda, co
   }
 }
 
-// kw < 4 runs the split kernel with no steps; kw >= 4 * (kMaxSteps + 1) keeps B in place and counts
-// in chunks of kMaxSteps.
+// Rows of kWords <= kMaxShort words (3x3 taps of 16, 32, 64 input channels: 3, 5, 9 words), kBlocks
+// blocks of 8 columns per pass. Every word is a tail word of gemm_8_columns_split (4 columns a
+// vector, split into nibbles once per call, read from the stack); per A row each word is broadcast
+// and split once for all the pass's columns, and no 4-word step or its 8-way byte sum runs (faster
+// than gemm_8_columns_split up to 9 words; bytes count at most 8 * 9 bits). Passes of 32 columns
+// where there are that many (8 accumulators; 32-channel layers 10-20% faster than with 16).
+template <size_t kWords, size_t kBlocks>
+void gemm_short_rows(size_t m, const uint64_t* a, size_t lda, const uint64_t* b, size_t ldb, int32_t kbits, int32_t* c,
+                     size_t ldc) {
+  const __m256i lut = nibble_popcounts();
+  const __m256i low_nibbles = _mm256_set1_epi8(0x0f);
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i vkbits = _mm256_set1_epi32(kbits);
+  // [block][word][even low, even high, odd low, odd high nibbles]
+  __m256i bsplit[kBlocks][kWords][4];
+  for (size_t k = 0; k < kBlocks; ++k)
+    for (size_t t = 0; t < kWords; ++t) {
+      const __m256i even = column_words(b + k * kNR * ldb, ldb, t, 0);
+      const __m256i odd = column_words(b + k * kNR * ldb, ldb, t, 1);
+      bsplit[k][t][0] = _mm256_and_si256(even, low_nibbles);
+      bsplit[k][t][1] = _mm256_and_si256(_mm256_srli_epi16(even, 4), low_nibbles);
+      bsplit[k][t][2] = _mm256_and_si256(odd, low_nibbles);
+      bsplit[k][t][3] = _mm256_and_si256(_mm256_srli_epi16(odd, 4), low_nibbles);
+    }
+  const auto count = [&](__m256i acc, __m256i alo, __m256i ahi, const __m256i* bs) {
+    return _mm256_add_epi8(acc, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(alo, bs[0])),
+                                                _mm256_shuffle_epi8(lut, _mm256_xor_si256(ahi, bs[1]))));
+  };
+  for (size_t i = 0; i < m; ++i, a += lda, c += ldc) {
+    __m256i even[kBlocks], odd[kBlocks];
+    for (size_t k = 0; k < kBlocks; ++k) even[k] = odd[k] = zero;
+    for (size_t t = 0; t < kWords; ++t) {
+      const __m256i va = _mm256_set1_epi64x(static_cast<long long>(a[t]));
+      __m256i alo = _mm256_and_si256(va, low_nibbles);
+      __m256i ahi = _mm256_and_si256(_mm256_srli_epi16(va, 4), low_nibbles);
+      asm("" : "+x"(alo), "+x"(ahi));  // as in gemm_8_columns_split
+      for (size_t k = 0; k < kBlocks; ++k) {
+        even[k] = count(even[k], alo, ahi, bsplit[k][t]);
+        odd[k] = count(odd[k], alo, ahi, bsplit[k][t] + 2);
+      }
+    }
+    for (size_t k = 0; k < kBlocks; ++k) {
+      // Each qword sum is below 2^8, so the odd columns shift into the free high dwords.
+      const __m256i counts =
+          _mm256_or_si256(_mm256_sad_epu8(even[k], zero), _mm256_slli_epi64(_mm256_sad_epu8(odd[k], zero), 32));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + k * kNR),
+                          _mm256_sub_epi32(vkbits, _mm256_slli_epi32(counts, 1)));
+    }
+  }
+}
+
+using GemmShortFn = void (*)(size_t, const uint64_t*, size_t, const uint64_t*, size_t, int32_t, int32_t*, size_t);
+constexpr size_t kMaxShort = 9;
+template <size_t kBlocks>
+constexpr GemmShortFn kGemmShort[kMaxShort] = {
+    gemm_short_rows<1, kBlocks>, gemm_short_rows<2, kBlocks>, gemm_short_rows<3, kBlocks>,
+    gemm_short_rows<4, kBlocks>, gemm_short_rows<5, kBlocks>, gemm_short_rows<6, kBlocks>,
+    gemm_short_rows<7, kBlocks>, gemm_short_rows<8, kBlocks>, gemm_short_rows<9, kBlocks>};
+
+// kw >= 4 * (kMaxSteps + 1) keeps B in place and counts in chunks of kMaxSteps (kw <= kMaxShort
+// runs gemm_short_rows).
 using Gemm8Fn = void (*)(size_t, size_t, const uint64_t*, size_t, const uint64_t*, size_t, int32_t, int32_t*, size_t);
 template <size_t kSteps>
 constexpr Gemm8Fn kGemm8Split[4] = {gemm_8_columns_split<0, kSteps>, gemm_8_columns_split<1, kSteps>,
@@ -288,6 +347,16 @@ void b1_gemm(size_t m, size_t n, size_t kw, const uint64_t* a, size_t lda, const
   }
   // Columns outer: the 8 rows of B stay in L1 while the rows of the A tile stream past them. A last
   // partial block is shifted left to overlap the one before; the overlap is written twice, equally.
+  if (kw != 0 && kw <= kMaxShort) {
+    size_t j = 0;
+    for (; j + 4 * kNR <= n; j += 4 * kNR) kGemmShort<4>[kw - 1](m, a, lda, b + j * ldb, ldb, kbits, c + j, ldc);
+    for (; j + 2 * kNR <= n; j += 2 * kNR) kGemmShort<2>[kw - 1](m, a, lda, b + j * ldb, ldb, kbits, c + j, ldc);
+    for (; j < n; j += kNR) {
+      const size_t j0 = std::min(j, n - kNR);
+      kGemmShort<1>[kw - 1](m, a, lda, b + j0 * ldb, ldb, kbits, c + j0, ldc);
+    }
+    return;
+  }
   const Gemm8Fn gemm8 = pick_gemm8(kw);
   for (size_t j = 0; j < n; j += kNR) {
     const size_t j0 = std::min(j, n - kNR);

@@ -44,14 +44,17 @@ struct OutputB1Params {
 };
 using OutputB1Fn = void (*)(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out);
 
-// f32 fused with the rest of a Bi-Real / ReActNet block (each step optional: a null pointer skips it):
+// f32 fused with the rest of a Bi-Real / ReActNet block (each step optional: a null pointer skips it),
+// on m rows (output pixels) of n channels, row i's values at y + i * ldy:
 //   v = y[c] * scale[c] + bias[c]
 //   v = v + residual[c]
 //   u = v - input_bias[c]; v = (u >= 0 ? u : u * slope[c]) + output_bias[c]   (RPReLU)
 //   out[c] = v < lo ? lo : (v > hi ? hi : v)
 //   bits: bit c = (out[c] < threshold[c]) (NaN: 0), words_for_bits(n) words, zero tail bits.
-// One IEEE operation after another, never fused, so every ISA gives the bits of the separate
-// operators (bconv2d f32, add, prelu, clamp, sign).
+// Row i's residual is at residual + i * residual_stride, its output at out + i * ldo, its bits at
+// bits + i * ldbits. One IEEE operation after another, never fused, so every ISA gives the bits of
+// the separate operators (bconv2d f32, add, prelu, clamp, sign). Rows per call, not one: with 16
+// channels a row is two vectors, and a call and its option tests per row cost as much.
 struct OutputF32FusedParams {
   const float* scale;
   const float* bias;
@@ -59,9 +62,10 @@ struct OutputF32FusedParams {
   const float *slope, *input_bias, *output_bias;  // slope null: no RPReLU
   float lo, hi;
   const float* threshold;  // null: no bits
+  size_t residual_stride;
 };
-using OutputF32FusedFn = void (*)(size_t n, const int32_t* y, const OutputF32FusedParams& p, float* out,
-                                  uint64_t* bits);
+using OutputF32FusedFn = void (*)(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p,
+                                  float* out, size_t ldo, uint64_t* bits, size_t ldbits);
 
 struct OutputKernels {
   OutputF32Fn output_f32;
@@ -70,13 +74,14 @@ struct OutputKernels {
   OutputF32FusedFn output_f32_fused;
 };
 
-#define LOWBIT_DECLARE_OUTPUT_KERNELS(ns)                                                                       \
-  namespace ns {                                                                                                \
-  void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out);                            \
-  void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out);                           \
-  void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out);                           \
-  void output_f32_fused(size_t n, const int32_t* y, const OutputF32FusedParams& p, float* out, uint64_t* bits); \
-  inline constexpr OutputKernels kOutputKernels = {output_f32, output_s8, output_b1, output_f32_fused};         \
+#define LOWBIT_DECLARE_OUTPUT_KERNELS(ns)                                                                            \
+  namespace ns {                                                                                                     \
+  void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out);                                 \
+  void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out);                                \
+  void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out);                                \
+  void output_f32_fused(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out, \
+                        size_t ldo, uint64_t* bits, size_t ldbits);                                                  \
+  inline constexpr OutputKernels kOutputKernels = {output_f32, output_s8, output_b1, output_f32_fused};              \
   }
 
 LOWBIT_DECLARE_OUTPUT_KERNELS(ref)
@@ -95,10 +100,11 @@ static inline int32_t requantize_value(int32_t y, int32_t mult, uint8_t shift, i
   return static_cast<int32_t>(v < lo ? lo : (v > hi ? hi : v));
 }
 
-// One value of the fused f32 transform (before the sign), for the scalar loops and the SIMD tails.
-static inline float fused_value(const OutputF32FusedParams& p, size_t c, int32_t y) {
+// One value of the fused f32 transform (before the sign), residual the row's, for the scalar
+// loops and the SIMD tails.
+static inline float fused_value(const OutputF32FusedParams& p, const float* residual, size_t c, int32_t y) {
   float v = static_cast<float>(y) * p.scale[c] + p.bias[c];
-  if (p.residual) v = v + p.residual[c];
+  if (residual) v = v + residual[c];
   if (p.slope) {
     const float u = v - p.input_bias[c];
     v = (u >= 0 ? u : u * p.slope[c]) + p.output_bias[c];

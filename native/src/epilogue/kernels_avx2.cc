@@ -102,38 +102,121 @@ void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* ou
 
 namespace lowbit::avx2 {
 
-void output_f32_fused(size_t n, const int32_t* y, const OutputF32FusedParams& p, float* out, uint64_t* bits) {
-  const __m256 vlo = _mm256_set1_ps(p.lo), vhi = _mm256_set1_ps(p.hi), zero = _mm256_setzero_ps();
-  for (size_t w = 0; w * 64 < n; ++w) {
-    const size_t begin = 64 * w, count = std::min<size_t>(64, n - begin);
-    uint64_t word = 0;
-    size_t j = 0;
-    for (; j + 8 <= count; j += 8) {
-      const size_t c = begin + j;
-      const __m256 vy = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c)));
-      __m256 v = _mm256_add_ps(_mm256_mul_ps(vy, _mm256_loadu_ps(p.scale + c)), _mm256_loadu_ps(p.bias + c));
-      if (p.residual) v = _mm256_add_ps(v, _mm256_loadu_ps(p.residual + c));
-      if (p.slope) {
-        const __m256 u = _mm256_sub_ps(v, _mm256_loadu_ps(p.input_bias + c));
-        // u >= 0 ordered: NaN takes u * slope, NaN as well, as the scalar ternary does.
-        const __m256 r =
-            _mm256_blendv_ps(_mm256_mul_ps(u, _mm256_loadu_ps(p.slope + c)), u, _mm256_cmp_ps(u, zero, _CMP_GE_OQ));
-        v = _mm256_add_ps(r, _mm256_loadu_ps(p.output_bias + c));
-      }
-      v = _mm256_min_ps(vhi, _mm256_max_ps(vlo, v));  // NaN passes through, as in output_f32
-      _mm256_storeu_ps(out + c, v);
-      if (p.threshold) {
-        const __m256 below = _mm256_cmp_ps(v, _mm256_loadu_ps(p.threshold + c), _CMP_LT_OQ);
-        word |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(below))) << j;
-      }
-    }
-    for (; j < count; ++j) {
-      const size_t c = begin + j;
-      out[c] = fused_value(p, c, y[c]);
-      if (p.threshold) word |= static_cast<uint64_t>(out[c] < p.threshold[c]) << j;
-    }
-    if (p.threshold) bits[w] = word;
+namespace {
+
+// The fused transform of 8 channels up to the clamp (the parameters as vectors).
+template <bool kResidual, bool kPrelu>
+inline __m256 fused8(const int32_t* y, __m256 scale, __m256 bias, const float* residual, __m256 slope,
+                     __m256 input_bias, __m256 output_bias, __m256 lo, __m256 hi) {
+  const __m256 vy = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y)));
+  __m256 v = _mm256_add_ps(_mm256_mul_ps(vy, scale), bias);
+  if constexpr (kResidual) v = _mm256_add_ps(v, _mm256_loadu_ps(residual));
+  if constexpr (kPrelu) {
+    const __m256 u = _mm256_sub_ps(v, input_bias);
+    // u >= 0 ordered: NaN takes u * slope, NaN as well, as the scalar ternary does.
+    const __m256 r = _mm256_blendv_ps(_mm256_mul_ps(u, slope), u, _mm256_cmp_ps(u, _mm256_setzero_ps(), _CMP_GE_OQ));
+    v = _mm256_add_ps(r, output_bias);
   }
+  return _mm256_min_ps(hi, _mm256_max_ps(lo, v));  // NaN passes through, as in output_f32
+}
+
+// output_f32_fused with its options fixed, so that a row of a few vectors runs no tests.
+template <bool kResidual, bool kPrelu, bool kSign>
+void f32_fused_rows(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out,
+                    size_t ldo, uint64_t* bits, size_t ldbits) {
+  const __m256 vlo = _mm256_set1_ps(p.lo), vhi = _mm256_set1_ps(p.hi), zero = _mm256_setzero_ps();
+  // Local copies: a store to out could alias p, so its pointers would be reloaded after each one.
+  const float *scale = p.scale, *bias = p.bias, *slope = p.slope, *input_bias = p.input_bias;
+  const float *output_bias = p.output_bias, *threshold = p.threshold, *residual = p.residual;
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
+    for (size_t w = 0; w * 64 < n; ++w) {
+      const size_t begin = 64 * w, count = std::min<size_t>(64, n - begin);
+      uint64_t word = 0;
+      size_t j = 0;
+      for (; j + 8 <= count; j += 8) {
+        const size_t c = begin + j;
+        const __m256 v = fused8<kResidual, kPrelu>(
+            y + c, _mm256_loadu_ps(scale + c), _mm256_loadu_ps(bias + c), kResidual ? residual + c : nullptr,
+            kPrelu ? _mm256_loadu_ps(slope + c) : zero, kPrelu ? _mm256_loadu_ps(input_bias + c) : zero,
+            kPrelu ? _mm256_loadu_ps(output_bias + c) : zero, vlo, vhi);
+        _mm256_storeu_ps(out + c, v);
+        if constexpr (kSign) {
+          const __m256 below = _mm256_cmp_ps(v, _mm256_loadu_ps(threshold + c), _CMP_LT_OQ);
+          word |= static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_ps(below))) << j;
+        }
+      }
+      for (; j < count; ++j) {
+        const size_t c = begin + j;
+        out[c] = fused_value(p, residual, c, y[c]);
+        if constexpr (kSign) word |= static_cast<uint64_t>(out[c] < threshold[c]) << j;
+      }
+      if constexpr (kSign) bits[i * ldbits + w] = word;
+    }
+    if constexpr (kResidual) residual += p.residual_stride;
+  }
+}
+
+// n = 8 * kVectors <= 64 (16, 32, 64 channels): the parameters stay in registers (or the stack)
+// across the rows, and a row is straight-line code with one bits word. Up to 3x faster at 16.
+template <bool kResidual, bool kPrelu, bool kSign, size_t kVectors>
+void f32_fused_rows_fixed(size_t m, size_t, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out,
+                          size_t ldo, uint64_t* bits, size_t ldbits) {
+  const __m256 vlo = _mm256_set1_ps(p.lo), vhi = _mm256_set1_ps(p.hi), zero = _mm256_setzero_ps();
+  __m256 scale[kVectors], bias[kVectors], slope[kVectors], input_bias[kVectors], output_bias[kVectors],
+      threshold[kVectors];
+  for (size_t v = 0; v < kVectors; ++v) {
+    scale[v] = _mm256_loadu_ps(p.scale + 8 * v);
+    bias[v] = _mm256_loadu_ps(p.bias + 8 * v);
+    slope[v] = kPrelu ? _mm256_loadu_ps(p.slope + 8 * v) : zero;
+    input_bias[v] = kPrelu ? _mm256_loadu_ps(p.input_bias + 8 * v) : zero;
+    output_bias[v] = kPrelu ? _mm256_loadu_ps(p.output_bias + 8 * v) : zero;
+    threshold[v] = kSign ? _mm256_loadu_ps(p.threshold + 8 * v) : zero;
+  }
+  const float* residual = p.residual;
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
+    uint64_t word = 0;
+    for (size_t v = 0; v < kVectors; ++v) {
+      const __m256 r = fused8<kResidual, kPrelu>(y + 8 * v, scale[v], bias[v], kResidual ? residual + 8 * v : nullptr,
+                                                 slope[v], input_bias[v], output_bias[v], vlo, vhi);
+      _mm256_storeu_ps(out + 8 * v, r);
+      if constexpr (kSign)
+        word |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(r, threshold[v], _CMP_LT_OQ))) << (8 * v);
+    }
+    if constexpr (kSign) bits[i * ldbits] = word;
+    if constexpr (kResidual) residual += p.residual_stride;
+  }
+}
+
+template <bool kResidual, bool kPrelu, bool kSign>
+OutputF32FusedFn pick_fused_rows(size_t n) {
+  switch (n) {
+    case 8:
+      return f32_fused_rows_fixed<kResidual, kPrelu, kSign, 1>;
+    case 16:
+      return f32_fused_rows_fixed<kResidual, kPrelu, kSign, 2>;
+    case 32:
+      return f32_fused_rows_fixed<kResidual, kPrelu, kSign, 4>;
+    case 64:
+      return f32_fused_rows_fixed<kResidual, kPrelu, kSign, 8>;
+    default:
+      return f32_fused_rows<kResidual, kPrelu, kSign>;
+  }
+}
+
+template <bool kResidual, bool kPrelu>
+OutputF32FusedFn pick_fused_rows(size_t n, bool sign) {
+  return sign ? pick_fused_rows<kResidual, kPrelu, true>(n) : pick_fused_rows<kResidual, kPrelu, false>(n);
+}
+
+}  // namespace
+
+void output_f32_fused(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out,
+                      size_t ldo, uint64_t* bits, size_t ldbits) {
+  const bool sign = p.threshold != nullptr;
+  const OutputF32FusedFn rows =
+      p.residual ? (p.slope ? pick_fused_rows<true, true>(n, sign) : pick_fused_rows<true, false>(n, sign))
+                 : (p.slope ? pick_fused_rows<false, true>(n, sign) : pick_fused_rows<false, false>(n, sign));
+  rows(m, n, y, ldy, p, out, ldo, bits, ldbits);
 }
 
 }  // namespace lowbit::avx2

@@ -72,26 +72,52 @@ void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* ou
       n, mask16, [&](size_t c) { return (y[c] < p.threshold[c]) ^ (p.flip[c] != 0); }, out);
 }
 
-void output_f32_fused(size_t n, const int32_t* y, const OutputF32FusedParams& p, float* out, uint64_t* bits) {
+namespace {
+
+// output_f32_fused with its options fixed (no tests per 4 channels), the parameter pointers in
+// locals (a store to out could alias p, so they would be reloaded after each one).
+template <bool kResidual, bool kPrelu, bool kSign>
+void f32_fused_rows(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out,
+                    size_t ldo, uint64_t* bits, size_t ldbits) {
   const float32x4_t vlo = vdupq_n_f32(p.lo), vhi = vdupq_n_f32(p.hi);
-  size_t c = 0;
-  for (; c + 4 <= n; c += 4) {
-    const float32x4_t vy = vcvtq_f32_s32(vld1q_s32(y + c));
-    float32x4_t v = vaddq_f32(vmulq_f32(vy, vld1q_f32(p.scale + c)), vld1q_f32(p.bias + c));
-    if (p.residual) v = vaddq_f32(v, vld1q_f32(p.residual + c));
-    if (p.slope) {
-      const float32x4_t u = vsubq_f32(v, vld1q_f32(p.input_bias + c));
-      v = vaddq_f32(vbslq_f32(vcgezq_f32(u), u, vmulq_f32(u, vld1q_f32(p.slope + c))), vld1q_f32(p.output_bias + c));
+  const float *scale = p.scale, *bias = p.bias, *slope = p.slope, *input_bias = p.input_bias;
+  const float *output_bias = p.output_bias, *threshold = p.threshold, *residual = p.residual;
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
+    size_t c = 0;
+    for (; c + 4 <= n; c += 4) {
+      const float32x4_t vy = vcvtq_f32_s32(vld1q_s32(y + c));
+      float32x4_t v = vaddq_f32(vmulq_f32(vy, vld1q_f32(scale + c)), vld1q_f32(bias + c));
+      if constexpr (kResidual) v = vaddq_f32(v, vld1q_f32(residual + c));
+      if constexpr (kPrelu) {
+        const float32x4_t u = vsubq_f32(v, vld1q_f32(input_bias + c));
+        v = vaddq_f32(vbslq_f32(vcgezq_f32(u), u, vmulq_f32(u, vld1q_f32(slope + c))), vld1q_f32(output_bias + c));
+      }
+      vst1q_f32(out + c, vbslq_f32(vcltq_f32(v, vlo), vlo, vbslq_f32(vcgtq_f32(v, vhi), vhi, v)));
     }
-    vst1q_f32(out + c, vbslq_f32(vcltq_f32(v, vlo), vlo, vbslq_f32(vcgtq_f32(v, vhi), vhi, v)));
+    for (; c < n; ++c) out[c] = fused_value(p, residual, c, y[c]);
+    if constexpr (kResidual) residual += p.residual_stride;
+    if constexpr (kSign) {
+      // The sign from the stored row (still in L1): the bits of the values just written.
+      auto below4 = [&](size_t k) { return vcltq_f32(vld1q_f32(out + k), vld1q_f32(threshold + k)); };
+      pack_bits(
+          n, [&](size_t k) { return narrow_masks(below4(k), below4(k + 4), below4(k + 8), below4(k + 12)); },
+          [&](size_t k) { return out[k] < threshold[k]; }, bits + i * ldbits);
+    }
   }
-  for (; c < n; ++c) out[c] = fused_value(p, c, y[c]);
-  if (!p.threshold) return;
-  // The sign from the stored row (still in L1): the bits of the values just written.
-  auto below4 = [&](size_t k) { return vcltq_f32(vld1q_f32(out + k), vld1q_f32(p.threshold + k)); };
-  pack_bits(
-      n, [&](size_t k) { return narrow_masks(below4(k), below4(k + 4), below4(k + 8), below4(k + 12)); },
-      [&](size_t k) { return out[k] < p.threshold[k]; }, bits);
+}
+
+template <bool kResidual, bool kPrelu>
+constexpr OutputF32FusedFn kFusedRows[2] = {f32_fused_rows<kResidual, kPrelu, false>,
+                                            f32_fused_rows<kResidual, kPrelu, true>};
+
+}  // namespace
+
+void output_f32_fused(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out,
+                      size_t ldo, uint64_t* bits, size_t ldbits) {
+  const bool sign = p.threshold != nullptr;
+  const OutputF32FusedFn rows = p.residual ? (p.slope ? kFusedRows<true, true>[sign] : kFusedRows<true, false>[sign])
+                                           : (p.slope ? kFusedRows<false, true>[sign] : kFusedRows<false, false>[sign]);
+  rows(m, n, y, ldy, p, out, ldo, bits, ldbits);
 }
 
 }  // namespace lowbit::neon

@@ -30,21 +30,26 @@ void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* ou
 
 namespace lowbit::ref {
 
-void output_f32_fused(size_t n, const int32_t* y, const OutputF32FusedParams& p, float* out, uint64_t* bits) {
-  for (size_t c = 0; c < n; ++c) {
-    float v = static_cast<float>(y[c]) * p.scale[c];
-    v = v + p.bias[c];
-    if (p.residual) v = v + p.residual[c];
-    if (p.slope) {
-      const float u = v - p.input_bias[c];
-      const float w = u >= 0 ? u : u * p.slope[c];
-      v = w + p.output_bias[c];
+void output_f32_fused(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out,
+                      size_t ldo, uint64_t* bits, size_t ldbits) {
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
+    const float* residual = p.residual ? p.residual + i * p.residual_stride : nullptr;
+    for (size_t c = 0; c < n; ++c) {
+      float v = static_cast<float>(y[c]) * p.scale[c];
+      v = v + p.bias[c];
+      if (residual) v = v + residual[c];
+      if (p.slope) {
+        const float u = v - p.input_bias[c];
+        const float w = u >= 0 ? u : u * p.slope[c];
+        v = w + p.output_bias[c];
+      }
+      out[c] = v < p.lo ? p.lo : (v > p.hi ? p.hi : v);
     }
-    out[c] = v < p.lo ? p.lo : (v > p.hi ? p.hi : v);
+    if (!p.threshold) continue;
+    uint64_t* row_bits = bits + i * ldbits;
+    for (size_t w = 0; w < words_for_bits(n); ++w) row_bits[w] = 0;
+    for (size_t c = 0; c < n; ++c) row_bits[c / 64] |= static_cast<uint64_t>(out[c] < p.threshold[c]) << (c % 64);
   }
-  if (!p.threshold) return;
-  for (size_t w = 0; w < words_for_bits(n); ++w) bits[w] = 0;
-  for (size_t c = 0; c < n; ++c) bits[c / 64] |= static_cast<uint64_t>(out[c] < p.threshold[c]) << (c % 64);
 }
 
 }  // namespace lowbit::ref

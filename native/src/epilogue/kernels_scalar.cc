@@ -33,14 +33,19 @@ void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* ou
 
 namespace lowbit::scalar {
 
-void output_f32_fused(size_t n, const int32_t* y, const OutputF32FusedParams& p, float* out, uint64_t* bits) {
-  for (size_t c = 0; c < n; ++c) out[c] = fused_value(p, c, y[c]);
-  if (!p.threshold) return;
-  for (size_t w = 0; w * 64 < n; ++w) {
-    const size_t count = n - w * 64 < 64 ? n - w * 64 : 64;
-    uint64_t word = 0;
-    for (size_t j = 0; j < count; ++j) word |= static_cast<uint64_t>(out[w * 64 + j] < p.threshold[w * 64 + j]) << j;
-    bits[w] = word;
+void output_f32_fused(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out,
+                      size_t ldo, uint64_t* bits, size_t ldbits) {
+  const float* residual = p.residual;
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
+    for (size_t c = 0; c < n; ++c) out[c] = fused_value(p, residual, c, y[c]);
+    if (residual) residual += p.residual_stride;
+    if (!p.threshold) continue;
+    for (size_t w = 0; w * 64 < n; ++w) {
+      const size_t count = n - w * 64 < 64 ? n - w * 64 : 64;
+      uint64_t word = 0;
+      for (size_t j = 0; j < count; ++j) word |= static_cast<uint64_t>(out[w * 64 + j] < p.threshold[w * 64 + j]) << j;
+      bits[i * ldbits + w] = word;
+    }
   }
 }
 
