@@ -38,7 +38,6 @@ import {
   type Row,
   type Suite,
   type SuiteOptions,
-  type Timing,
   type TimingPlan,
 } from './harness.js';
 import { ortSession } from './onnx-models.js';
@@ -282,31 +281,38 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
                 (converted.cached ? 'conversion cached' : `converted in ${converted.seconds.toFixed(1)} s`),
             );
             const lowbitRun = (n: number, x: Float32Array): Impl => ({
-              name: 'lowbit',
+              name: `lowbit ${n}`,
               run: () => model.runSync(x),
               before: () => setThreads(n),
             });
-            const time = async (n: number, x: Float32Array, batch: number) => {
-              const t = await measure(
-                [lowbitRun(n, x), { name: 'ort-fp32', run: ortRun(n, x, batch), async: true }],
-                plan,
-              );
+            // One interleaved measurement per batch size over every thread count, so that 2T/1T
+            // compares rounds taken side by side (this VM's speed drifts by 1.5x between minutes).
+            const time = async (counts: number[], x: Float32Array, batch: number) => {
+              const impls = counts.flatMap((n): Impl[] => [
+                lowbitRun(n, x),
+                { name: `ort-fp32 ${n}`, run: ortRun(n, x, batch), async: true },
+              ]);
+              const t = await measure(impls, plan);
               const workload = `${name}${MODES.length > 1 ? `-${mode.name.replace(/ /g, '-')}` : ''}-b${batch}`;
-              for (const [impl, { median, min, runs }] of t)
+              const medians = new Map<string, number>();
+              for (const [key, { median, min, runs }] of t) {
+                const [impl, n] = key.split(' ');
+                medians.set(key, median);
                 rows.push({
                   workload,
                   impl,
-                  threads: n,
+                  threads: Number(n),
                   median_ms: round(median, 4),
                   gops: round((2 * totalMacs * batch) / (median * 1e6), 2),
                   min_ms: round(min, 4),
                   runs,
                 });
-              return { lowbit: (t.get('lowbit') as Timing).median, ort: (t.get('ort-fp32') as Timing).median };
+              }
+              return (n: number) => ({ lowbit: medians.get(`lowbit ${n}`)!, ort: medians.get(`ort-fp32 ${n}`)! });
             };
-            const one = await time(1, x1, 1);
-            const two = await time(2, x1, 1);
-            const batched = await time(2, x16, BATCH);
+            const single = await time([1, 2], x1, 1);
+            const [one, two] = [single(1), single(2)];
+            const batched = (await time([2], x16, BATCH))(2);
             const perSecond = (median: number) => ((BATCH * 1000) / median).toFixed(0);
             row([
               name,
