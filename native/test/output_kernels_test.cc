@@ -46,40 +46,112 @@ TEST(output_f32_matches_reference) {
     }
 }
 
+// Rows 1-3 with padded strides (gaps untouched), n 1..130. Half the rounds keep every shift in
+// [33, 62] and |bias| <= 2^30 (the SIMD kernels' 32-bit lanes, requantize32_ok), half draw any
+// shift and int32 biases (the 64-bit lanes); int32 extremes of y, mult and bias in both.
 TEST(output_s8_matches_reference_at_extremes) {
   auto g = rng(5);
-  const int32_t ys[] = {INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX, 1 << 24, -(1 << 24)};
-  const int32_t mults[] = {INT32_MAX, -INT32_MAX, 1, -1, 1 << 30, 12345};
-  const uint8_t shifts[] = {0, 1, 2, 15, 31, 32, 61, 62};
+  const int32_t ys[] = {INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX, INT32_MAX - 1, 1 << 24, -(1 << 24)};
+  const int32_t mults[] = {INT32_MAX, -INT32_MAX, 1, -1, 0, 1 << 30, -(1 << 30), 12345};
+  const uint8_t shifts[] = {0, 1, 2, 15, 31, 32, 33, 34, 61, 62};
+  const int32_t biases32[] = {1 << 30, -(1 << 30), (1 << 30) - 1, 0};
   for (Isa isa : isas())
-    for (size_t n = 1; n <= 67; n += (n < 20 ? 1 : 11)) {
+    for (size_t n = 1; n <= 130; n += (n < 20 ? 1 : (n < 70 ? 7 : 13))) {
       for (int round = 0; round < 40; ++round) {
-        std::vector<int32_t> y(n), mult(n), bias(n);
+        const bool narrow = round % 2 == 0;  // every channel within requantize32_ok
+        const size_t m = 1 + g() % 3, ldy = n + g() % 3, ldo = n + g() % 5;
+        std::vector<int32_t> y(m * ldy), mult(n), bias(n);
         std::vector<uint8_t> shift(n);
+        for (auto& v : y) v = g() % 2 ? ys[g() % 9] : static_cast<int32_t>(g() % 4001) - 2000;
         for (size_t c = 0; c < n; ++c) {
           const bool extreme = g() % 2;
-          y[c] = extreme ? ys[g() % 8] : static_cast<int32_t>(g() % 4001) - 2000;
-          mult[c] = extreme ? mults[g() % 6] : static_cast<int32_t>(g());
+          mult[c] = extreme ? mults[g() % 8] : static_cast<int32_t>(g());
           if (mult[c] == INT32_MIN) mult[c] = INT32_MAX;
-          shift[c] = extreme ? shifts[g() % 8] : static_cast<uint8_t>(g() % 63);
-          bias[c] = g() % 3 == 0 ? (g() % 2 ? INT32_MAX : INT32_MIN) : static_cast<int32_t>(g() % 301) - 150;
+          if (narrow) {
+            shift[c] = extreme ? shifts[6 + g() % 4] : static_cast<uint8_t>(33 + g() % 30);
+            bias[c] = g() % 3 == 0 ? biases32[g() % 4] : static_cast<int32_t>(g() % 301) - 150;
+          } else {
+            shift[c] = extreme ? shifts[g() % 10] : static_cast<uint8_t>(g() % 63);
+            bias[c] = g() % 3 == 0 ? (g() % 2 ? INT32_MAX : INT32_MIN) : static_cast<int32_t>(g() % 301) - 150;
+          }
         }
         // Signed ranges (s8, s4) and unsigned ones (u8, u4), whose bytes read as uint8.
         const bool is_unsigned = g() % 2;
         const int32_t lo = is_unsigned ? static_cast<int32_t>(g() % 2) * 3 : -128 + static_cast<int32_t>(g() % 3) * 64;
         const int32_t hi = is_unsigned ? (g() % 2 ? 255 : 15) : 127 - static_cast<int32_t>(g() % 3) * 32;
         RequantizeParams p{mult.data(), shift.data(), bias.data(), lo, hi};
-        std::vector<int8_t> want(n), got(n + 3, 99);
-        ref::output_s8(n, y.data(), p, want.data());
-        output_kernels_for(isa).output_s8(n, y.data(), p, got.data());
-        for (size_t c = 0; c < n; ++c)
-          CHECK(got[c] == want[c], "output_s8 " << isa_name(isa) << " n=" << n << " c=" << c << " y=" << y[c]
-                                                << " mult=" << mult[c] << " shift=" << int(shift[c])
-                                                << " bias=" << bias[c] << " [" << lo << "," << hi << "]: got "
-                                                << int(got[c]) << " want " << int(want[c]));
-        CHECK(got[n] == 99, "output_s8 wrote past the row");
+        CHECK(!narrow || requantize32_ok(0, n, p), "narrow round outside requantize32_ok");
+        std::vector<int8_t> want(m * ldo + 3, 99), got(m * ldo + 3, 99);
+        ref::output_s8(m, n, y.data(), ldy, p, want.data(), ldo);
+        output_kernels_for(isa).output_s8(m, n, y.data(), ldy, p, got.data(), ldo);
+        for (size_t i = 0; i < m; ++i)
+          for (size_t c = 0; c < n; ++c) {
+            const size_t k = i * ldo + c;
+            CHECK(got[k] == want[k], "output_s8 " << isa_name(isa) << " n=" << n << " row=" << i << " c=" << c
+                                                  << " y=" << y[i * ldy + c] << " mult=" << mult[c]
+                                                  << " shift=" << int(shift[c]) << " bias=" << bias[c] << " [" << lo
+                                                  << "," << hi << "]: got " << int(got[k]) << " want " << int(want[k]));
+          }
+        for (size_t k = 0; k < got.size(); ++k)
+          if (k >= (m - 1) * ldo + n || k % ldo >= n) CHECK(got[k] == 99, "output_s8 wrote a gap, n=" << n);
       }
     }
+}
+
+// The 32-bit lanes at every shift they take, on the int32 extremes of y and mult: all 900 pairs
+// of 30 values each, 8 channels (the vectors) plus a tail channel.
+TEST(output_s8_32bit_lanes_every_shift) {
+  const int32_t vals[] = {INT32_MIN,
+                          INT32_MIN + 1,
+                          INT32_MIN + 2,
+                          -(1 << 30) - 1,
+                          -(1 << 30),
+                          -65537,
+                          -65536,
+                          -32769,
+                          -2,
+                          -1,
+                          0,
+                          1,
+                          2,
+                          32767,
+                          32768,
+                          65535,
+                          65536,
+                          (1 << 30) - 1,
+                          1 << 30,
+                          (1 << 30) + 1,
+                          INT32_MAX - 2,
+                          INT32_MAX - 1,
+                          INT32_MAX,
+                          3,
+                          -3,
+                          12345,
+                          -12345,
+                          0x55555555,
+                          -0x55555555,
+                          0x2AAAAAAA};
+  constexpr size_t n = 9;
+  for (Isa isa : isas())
+    for (int e = 33; e <= 62; ++e)
+      for (int32_t yv : vals) {
+        std::vector<int32_t> y(n, yv), mult(n), bias(n);
+        std::vector<uint8_t> shift(n, static_cast<uint8_t>(e));
+        for (size_t k = 0; k < 30; k += n) {
+          for (size_t c = 0; c < n; ++c) {
+            mult[c] = vals[(k + c) % 30] == INT32_MIN ? -INT32_MAX : vals[(k + c) % 30];
+            bias[c] = static_cast<int32_t>(c % 3) - 1;
+          }
+          // The widest clamps that still write a byte, signed and unsigned.
+          for (int32_t lo : {-128, 0}) {
+            const RequantizeParams p{mult.data(), shift.data(), bias.data(), lo, lo < 0 ? 127 : 255};
+            int8_t want[n], got[n];
+            ref::output_s8(1, n, y.data(), n, p, want, n);
+            output_kernels_for(isa).output_s8(1, n, y.data(), n, p, got, n);
+            CHECK(std::memcmp(want, got, n) == 0, "output_s8 32-bit " << isa_name(isa) << " e=" << e << " y=" << yv);
+          }
+        }
+      }
 }
 
 TEST(dyadic_rescale_rounds_half_up) {

@@ -40,7 +40,7 @@ void epilogue_rows(const ConvCall& call, const int32_t* y, size_t ldy, size_t p0
     case OutputKind::S8: {
       RequantizeParams p{e.mult + c0, e.shift + c0, e.bias_s32 + c0, e.qmin, e.qmax};
       int8_t* out = static_cast<int8_t*>(output) + p0 * oc + c0;
-      for (size_t i = 0; i < pn; ++i) call.out.output_s8(n, y + i * ldy, p, out + i * oc);
+      call.out.output_s8(pn, n, y, ldy, p, out, oc);
       break;
     }
     case OutputKind::B1: {

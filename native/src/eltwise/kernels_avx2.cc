@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/avx2_mulhi.h"
 #include "common/checked_math.h"
 #include "eltwise/kernels.h"
 #include "integer/quantize.h"
@@ -15,15 +16,7 @@ namespace {
 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline void store32(void* p, __m256i v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
 
-// floor(x * m / 2^32) per signed 32-bit lane (AVX2 has no 32-bit high multiply): the even lanes'
-// 64-bit products shifted down, blended with the odd lanes' products, whose high halves are in place.
-inline __m256i mulhi_epi32(__m256i x, __m256i m) {
-  const __m256i even = _mm256_mul_epi32(x, m);
-  const __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32));
-  return _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-}
-
-// The same where m holds one value in every lane, so the odd lanes need no shift of m.
+// mulhi_epi32 (common/avx2_mulhi.h) where m holds one value in every lane, so the odd lanes need no shift of m.
 inline __m256i mulhi_epi32_broadcast(__m256i x, __m256i m) {
   const __m256i even = _mm256_mul_epi32(x, m);
   const __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), m);

@@ -28,13 +28,16 @@ using OutputF32Fn = void (*)(size_t n, const int32_t* y, const OutputF32Params& 
 //   mult[c] != INT32_MIN (its sign carries a negative scale), shift[c] in [0, 62], lo <= hi both
 //   in [-128, 127] (signed output) or both in [0, 255] (unsigned output): the byte written is the
 //   low 8 bits of the clamped value, an int8 or a uint8.
+// On m rows (output pixels) of n channels: row i's values at y + i * ldy, its bytes at out + i * ldo
+// (rows per call, as output_f32_fused, so that the 32-bit test below runs once per tile).
 struct RequantizeParams {
   const int32_t* mult;
   const uint8_t* shift;
   const int32_t* bias;
   int32_t lo, hi;
 };
-using OutputS8Fn = void (*)(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out);
+using OutputS8Fn = void (*)(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out,
+                            size_t ldo);
 
 // b1 (bitpacked, feeds the next binary layer): bit c = (y[c] < threshold[c]) XOR flip[c],
 // written to words_for_bits(n) words with zero tail bits. flip[c] is 0 or 1.
@@ -77,7 +80,8 @@ struct OutputKernels {
 #define LOWBIT_DECLARE_OUTPUT_KERNELS(ns)                                                                            \
   namespace ns {                                                                                                     \
   void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out);                                 \
-  void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out);                                \
+  void output_s8(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out,           \
+                 size_t ldo);                                                                                        \
   void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out);                                \
   void output_f32_fused(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out, \
                         size_t ldo, uint64_t* bits, size_t ldbits);                                                  \
@@ -98,6 +102,24 @@ LOWBIT_DECLARE_OUTPUT_KERNELS(neon)
 static inline int32_t requantize_value(int32_t y, int32_t mult, uint8_t shift, int32_t bias, int32_t lo, int32_t hi) {
   const int64_t v = dyadic_rescale(y, mult, shift) + bias;
   return static_cast<int32_t>(v < lo ? lo : (v > hi ? hi : v));
+}
+
+// Whether the SIMD requantizers may use 32-bit lanes on these channels: every shift e >= 33 and
+// |bias| <= 2^30. The argument of rescale32_for (eltwise/kernels.h) with the 2^9 there made 2^32:
+// P = y * mult is exact (|P| < 2^62) and h = floor(P / 2^32) is the signed high half of the
+// product (AVX2: mulhi_epi32); with s = e - 32 in [1, 30], h + 2^(s-1) = floor((P + 2^(e-1)) / 2^32)
+// (adding an integer commutes with floor) and floor(floor(x / 2^32) / 2^s) = floor(x / 2^e), so
+// (h + 2^(s-1)) >> s = dyadic_rescale(y, mult, e). |h| <= 2^30 and 2^(s-1) <= 2^29, so nothing
+// leaves int32, and |result| <= 2^29 + 1 plus |bias| <= 2^30 does not either. NEON's SQDMULH gives
+// floor(P / 2^31) (no saturation: mult != INT32_MIN) and SRSHL by -(e - 31) rounds in full precision:
+// the same argument with 2^31. Otherwise (small shifts, huge biases) the 64-bit lanes.
+// native/test/output_kernels_test.cc checks it against ref at every shift and at the int32 extremes.
+// This is the scalar test of channels [c0, n); the SIMD files test 8 channels a step (a call of one
+// row must not spend more on the test than on the row).
+static inline bool requantize32_ok(size_t c0, size_t n, const RequantizeParams& p) {
+  bool ok = true;
+  for (size_t c = c0; c < n; ++c) ok &= (p.shift[c] >= 33) & (p.bias[c] >= -(1 << 30)) & (p.bias[c] <= (1 << 30));
+  return ok;
 }
 
 // One value of the fused f32 transform (before the sign), residual the row's, for the scalar

@@ -1,10 +1,12 @@
 // kernels_avx2.cc: output transforms for x86-64 AVX2 (8 channels per step; the dyadic rescale in
-// 64-bit lanes, the b1 compare through movemask).
+// 32-bit lanes through a high multiply where requantize32_ok allows, else in 64-bit lanes; the b1 compare through
+// movemask).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "common/avx2_mulhi.h"
 #include "epilogue/kernels.h"
 
 namespace lowbit::avx2 {
@@ -45,32 +47,89 @@ void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out
   }
 }
 
-void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out) {
-  const __m256i vlo = _mm256_set1_epi64x(p.lo), vhi = _mm256_set1_epi64x(p.hi);
+namespace {
+
+// The 32-bit form of requantize_value on 8 lanes (requantize32_ok in kernels.h has the proof):
+// s = shift - 32 in [1, 30].
+inline __m256i requantize8_32(__m256i y, __m256i mult, __m256i s, __m256i bias, __m256i lo, __m256i hi) {
+  const __m256i round = _mm256_srli_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), s), 1);  // 2^(s-1)
+  const __m256i v = _mm256_add_epi32(_mm256_srav_epi32(_mm256_add_epi32(mulhi_epi32(y, mult), round), s), bias);
+  return _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+}
+
+// output_s8 with the lane width fixed per call.
+template <bool k32>
+void s8_rows(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out, size_t ldo) {
+  const __m256i vlo64 = _mm256_set1_epi64x(p.lo), vhi64 = _mm256_set1_epi64x(p.hi);
+  const __m256i vlo = _mm256_set1_epi32(p.lo), vhi = _mm256_set1_epi32(p.hi), v32 = _mm256_set1_epi32(32);
   // Byte 0 of each qword: lane 0 to bytes 0-1, lane 1 to bytes 2-3 (first vector) or 4-5 / 6-7 (second).
   const __m256i pick_first = _mm256_setr_epi8(0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
                                               -1, -1, 0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
   const __m256i pick_second = _mm256_setr_epi8(-1, -1, -1, -1, 0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
                                                -1, -1, -1, -1, -1, -1, 0, 8, -1, -1, -1, -1, -1, -1, -1, -1);
+  // Byte 0 of each dword to the low 4 bytes of its 128-bit half, then the two halves' dwords together.
+  const __m256i pick_dwords = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
+                                               0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i join_halves = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+  // Local copies: a store to out could alias p, so its pointers would be reloaded after each one.
+  const int32_t *mult = p.mult, *bias = p.bias;
+  const uint8_t* shift = p.shift;
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
+    size_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+      __m128i vbytes;
+      if constexpr (k32) {
+        const __m256i vs =
+            _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(shift + c))), v32);
+        const __m256i v = requantize8_32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c)),
+                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mult + c)), vs,
+                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + c)), vlo, vhi);
+        vbytes = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, pick_dwords), join_halves));
+      } else {
+        __m256i vout[2];
+        for (size_t h = 0; h < 2; ++h) {
+          const size_t k = c + 4 * h;
+          const __m256i vy = _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y + k)));
+          const __m256i vmult = _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mult + k)));
+          const __m256i vbias = _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bias + k)));
+          uint32_t shift4;
+          std::memcpy(&shift4, shift + k, 4);
+          const __m256i vshift = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(static_cast<int>(shift4)));
+          vout[h] = dyadic_rescale4(vy, vmult, vshift, vbias, vlo64, vhi64);
+        }
+        const __m256i v =
+            _mm256_or_si256(_mm256_shuffle_epi8(vout[0], pick_first), _mm256_shuffle_epi8(vout[1], pick_second));
+        vbytes = _mm_or_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+      }
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + c), vbytes);
+    }
+    for (; c < n; ++c) out[c] = static_cast<int8_t>(requantize_value(y[c], mult[c], shift[c], bias[c], p.lo, p.hi));
+  }
+}
+
+// requantize32_ok, 8 channels a step.
+bool requantize32_ok8(size_t n, const RequantizeParams& p) {
+  const __m256i below_shift = _mm256_set1_epi32(32);
+  const __m256i below_bias = _mm256_set1_epi32(-(1 << 30) - 1), above_bias = _mm256_set1_epi32((1 << 30) + 1);
+  __m256i ok = _mm256_set1_epi32(-1);
   size_t c = 0;
   for (; c + 8 <= n; c += 8) {
-    __m256i vout[2];
-    for (size_t h = 0; h < 2; ++h) {
-      const size_t k = c + 4 * h;
-      const __m256i vy = _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y + k)));
-      const __m256i vmult = _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.mult + k)));
-      const __m256i vbias = _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p.bias + k)));
-      uint32_t shift4;
-      std::memcpy(&shift4, p.shift + k, 4);
-      const __m256i vshift = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(static_cast<int>(shift4)));
-      vout[h] = dyadic_rescale4(vy, vmult, vshift, vbias, vlo, vhi);
-    }
-    const __m256i vbytes =
-        _mm256_or_si256(_mm256_shuffle_epi8(vout[0], pick_first), _mm256_shuffle_epi8(vout[1], pick_second));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + c),
-                     _mm_or_si128(_mm256_castsi256_si128(vbytes), _mm256_extracti128_si256(vbytes, 1)));
+    const __m256i s = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.shift + c)));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.bias + c));
+    ok = _mm256_and_si256(
+        ok, _mm256_and_si256(_mm256_cmpgt_epi32(s, below_shift),
+                             _mm256_and_si256(_mm256_cmpgt_epi32(b, below_bias), _mm256_cmpgt_epi32(above_bias, b))));
   }
-  for (; c < n; ++c) out[c] = static_cast<int8_t>(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
+  return _mm256_movemask_epi8(ok) == -1 && requantize32_ok(c, n, p);
+}
+
+}  // namespace
+
+void output_s8(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out, size_t ldo) {
+  if (requantize32_ok8(n, p))
+    s8_rows<true>(m, n, y, ldy, p, out, ldo);
+  else
+    s8_rows<false>(m, n, y, ldy, p, out, ldo);
 }
 
 void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out) {

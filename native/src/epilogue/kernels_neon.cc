@@ -28,9 +28,17 @@ void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out
   }
 }
 
-void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out) {
+namespace {
+
+// output_s8 with the lane width fixed per call: k32, SQDMULH and SRSHL by 31 - shift in 32-bit lanes
+// (requantize32_ok in kernels.h has the proof); else 64-bit products.
+template <bool k32>
+void s8_rows(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out, size_t ldo) {
   const int32x4_t vlo = vdupq_n_s32(p.lo);
   const int32x4_t vhi = vdupq_n_s32(p.hi);
+  // Local copies: a store to out could alias p, so its pointers would be reloaded after each one.
+  const int32_t *mult = p.mult, *bias = p.bias;
+  const uint8_t* shift = p.shift;
   // |y * mult| <= 2^62 - 2^31 and the bias is an int32, so every 64-bit step is exact. SRSHL by
   // -shift adds 1 << (shift - 1) before the arithmetic shift in full precision: round half up.
   auto rescale2 = [](int32x2_t vy, int32x2_t vmult, int32x2_t vnegshift, int32x2_t vbias) {
@@ -38,25 +46,57 @@ void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* ou
     return vqmovn_s64(vaddw_s32(vrshlq_s64(vprod, vmovl_s32(vnegshift)), vbias));
   };
   // The saturating narrow to int32 cannot change the result: lo and hi are int32 themselves.
-  auto rescale4 = [&](size_t c, int32x4_t vnegshift) {
-    const int32x4_t vy = vld1q_s32(y + c);
-    const int32x4_t vmult = vld1q_s32(p.mult + c);
-    const int32x4_t vbias = vld1q_s32(p.bias + c);
-    const int32x4_t vv =
-        vcombine_s32(rescale2(vget_low_s32(vy), vget_low_s32(vmult), vget_low_s32(vnegshift), vget_low_s32(vbias)),
-                     rescale2(vget_high_s32(vy), vget_high_s32(vmult), vget_high_s32(vnegshift), vget_high_s32(vbias)));
+  auto rescale4 = [&](const int32_t* yc, size_t c, int32x4_t vnegshift) {
+    const int32x4_t vy = vld1q_s32(yc);
+    const int32x4_t vmult = vld1q_s32(mult + c);
+    const int32x4_t vbias = vld1q_s32(bias + c);
+    int32x4_t vv;
+    if constexpr (k32) {
+      vv = vaddq_s32(vrshlq_s32(vqdmulhq_s32(vy, vmult), vnegshift), vbias);
+    } else {
+      vv = vcombine_s32(
+          rescale2(vget_low_s32(vy), vget_low_s32(vmult), vget_low_s32(vnegshift), vget_low_s32(vbias)),
+          rescale2(vget_high_s32(vy), vget_high_s32(vmult), vget_high_s32(vnegshift), vget_high_s32(vbias)));
+    }
     return vbslq_s32(vcltq_s32(vv, vlo), vlo, vbslq_s32(vcgtq_s32(vv, vhi), vhi, vv));
   };
+  const int16x8_t vbase = vdupq_n_s16(k32 ? 31 : 0);  // SQDMULH has already shifted by 31
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
+    size_t c = 0;
+    for (; c + 8 <= n; c += 8) {
+      const int16x8_t vnegshift = vsubq_s16(vbase, vreinterpretq_s16_u16(vmovl_u8(vld1_u8(shift + c))));
+      const int16x8_t vout_01234567 =
+          vcombine_s16(vmovn_s32(rescale4(y + c, c, vmovl_s16(vget_low_s16(vnegshift)))),
+                       vmovn_s32(rescale4(y + c + 4, c + 4, vmovl_s16(vget_high_s16(vnegshift)))));
+      vst1_s8(out + c, vmovn_s16(vout_01234567));
+    }
+    for (; c < n; ++c) out[c] = static_cast<int8_t>(requantize_value(y[c], mult[c], shift[c], bias[c], p.lo, p.hi));
+  }
+}
+
+// requantize32_ok, 8 channels a step.
+bool requantize32_ok8(size_t n, const RequantizeParams& p) {
+  const int32x4_t min_bias = vdupq_n_s32(-(1 << 30)), max_bias = vdupq_n_s32(1 << 30);
+  uint8x8_t shift_ok = vdup_n_u8(0xFF);
+  uint32x4_t bias_ok = vdupq_n_u32(0xFFFFFFFFu);
   size_t c = 0;
   for (; c + 8 <= n; c += 8) {
-    const int16x8_t vshift = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p.shift + c)));
-    const int32x4_t vnegshift_0123 = vnegq_s32(vmovl_s16(vget_low_s16(vshift)));
-    const int32x4_t vnegshift_4567 = vnegq_s32(vmovl_s16(vget_high_s16(vshift)));
-    const int16x8_t vout_01234567 =
-        vcombine_s16(vmovn_s32(rescale4(c, vnegshift_0123)), vmovn_s32(rescale4(c + 4, vnegshift_4567)));
-    vst1_s8(out + c, vmovn_s16(vout_01234567));
+    shift_ok = vand_u8(shift_ok, vcge_u8(vld1_u8(p.shift + c), vdup_n_u8(33)));
+    for (size_t h = 0; h < 8; h += 4) {
+      const int32x4_t b = vld1q_s32(p.bias + c + h);
+      bias_ok = vandq_u32(bias_ok, vandq_u32(vcgeq_s32(b, min_bias), vcleq_s32(b, max_bias)));
+    }
   }
-  for (; c < n; ++c) out[c] = static_cast<int8_t>(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
+  return vminv_u8(shift_ok) == 0xFF && vminvq_u32(bias_ok) == 0xFFFFFFFFu && requantize32_ok(c, n, p);
+}
+
+}  // namespace
+
+void output_s8(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out, size_t ldo) {
+  if (requantize32_ok8(n, p))
+    s8_rows<true>(m, n, y, ldy, p, out, ldo);
+  else
+    s8_rows<false>(m, n, y, ldy, p, out, ldo);
 }
 
 void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out) {

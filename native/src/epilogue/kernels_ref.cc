@@ -12,9 +12,10 @@ void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out
   }
 }
 
-void output_s8(size_t n, const int32_t* y, const RequantizeParams& p, int8_t* out) {
-  for (size_t c = 0; c < n; ++c)
-    out[c] = static_cast<int8_t>(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
+void output_s8(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out, size_t ldo) {
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo)
+    for (size_t c = 0; c < n; ++c)
+      out[c] = static_cast<int8_t>(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi));
 }
 
 void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out) {

@@ -74,7 +74,7 @@ void finish_row(const Plan& plan, int32_t* y, size_t pixel, size_t c0, size_t n,
     return;
   }
   const RequantizeParams p{plan.e.mult + c0, plan.e.shift + c0, plan.out_zero + c0, plan.e.lo, plan.e.hi};
-  plan.rescale(n, y, p, static_cast<int8_t*>(output) + at);
+  plan.rescale(1, n, y, n, p, static_cast<int8_t*>(output) + at, n);
 }
 
 // Copies n bytes; the runs of small-channel layers (3 bytes for a 3x3 tap row of one channel) are
@@ -224,7 +224,7 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
     }
     plan.k.q16_small_k(w.k, oc, x, w.small_k.data(), w.small_k_stride, bias, sc.acc.data());
     const RequantizeParams p{plan.e.mult, plan.e.shift, plan.out_zero, plan.e.lo, plan.e.hi};
-    plan.rescale(oc, sc.acc.data(), p, static_cast<int8_t*>(output) + at);
+    plan.rescale(1, oc, sc.acc.data(), oc, p, static_cast<int8_t*>(output) + at, oc);
   }
 }
 

@@ -218,7 +218,8 @@ class SumRescaler {
       std::fill(shift_, shift_ + width_, static_cast<uint8_t>(d.shift));
       current_ = d;
     }
-    output_s8_(width_, acc, RequantizeParams{mult_, shift_, bias_, lo_, hi_}, reinterpret_cast<int8_t*>(dst));
+    output_s8_(1, width_, acc, width_, RequantizeParams{mult_, shift_, bias_, lo_, hi_}, reinterpret_cast<int8_t*>(dst),
+               width_);
   }
 
  private:

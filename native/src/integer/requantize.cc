@@ -27,8 +27,9 @@ void requantize(const int32_t* acc, size_t rows, size_t channels, const int32_t*
   // Memory bound: blocks of about 64 Ki values per task.
   const size_t block = std::max<size_t>(1, (size_t{1} << 16) / std::max<size_t>(channels, 1));
   parallel_for((rows + block - 1) / block, [&](size_t b) {
-    for (size_t r = b * block; r < std::min(rows, (b + 1) * block); ++r)
-      rescale(channels, acc + r * channels, p, reinterpret_cast<int8_t*>(out + r * channels));
+    const size_t r0 = b * block, r1 = std::min(rows, r0 + block);
+    rescale(r1 - r0, channels, acc + r0 * channels, channels, p, reinterpret_cast<int8_t*>(out + r0 * channels),
+            channels);
   });
 }
 
