@@ -1,9 +1,10 @@
 // Checks the Fashion-MNIST ONNX exports against PyTorch, and lists their graphs.
 //
-//   node tools/check_onnx.mjs [--graph] [--models DIR] [float binary binary-mst ...]
+//   node tools/check_onnx.mjs [--graph] [--models DIR] [float binary binary-mst heldout-vgg ...]
 //
 // For each model: reads DIR/fashion-<name>.onnx and DIR/fashion-<name>.torch.json (written by
-// tools/train_fashion.py), runs the ONNX through onnxruntime-node on DIR/fashion-mnist-test-1000.lbds
+// tools/train_fashion.py; for heldout-<x>, DIR/heldout-<x>.* by tools/train_heldout.py), runs the
+// ONNX through onnxruntime-node on DIR/fashion-mnist-test-1000.lbds
 // (input = pixel / 255, float32 NCHW) and compares ORT's argmax with PyTorch's slice_predictions.
 // Disagreements where PyTorch's top1 - top2 margin is <= 1e-4 count as ties (float rounding), any
 // other disagreement fails (exit 1). Also prints the op types, and with --graph every node.
@@ -101,12 +102,15 @@ function describeGraph(file, printNodes) {
   }
 }
 
+// Shipped example models are named by their suffix (float -> fashion-float); held-out ones in full.
+const stem = (name) => (name.startsWith('heldout-') ? name : `fashion-${name}`);
+
 async function check(name, dir, slice, printNodes) {
-  const onnxFile = path.join(dir, `fashion-${name}.onnx`);
-  const jsonFile = path.join(dir, `fashion-${name}.torch.json`);
+  const onnxFile = path.join(dir, `${stem(name)}.onnx`);
+  const jsonFile = path.join(dir, `${stem(name)}.torch.json`);
   const ref = JSON.parse(fs.readFileSync(jsonFile, 'utf8'));
   console.log(
-    `fashion-${name}: ${onnxFile} (${fs.statSync(onnxFile).size} bytes), torch test accuracy ${ref.test_accuracy}`,
+    `${stem(name)}: ${onnxFile} (${fs.statSync(onnxFile).size} bytes), torch test accuracy ${ref.test_accuracy}`,
   );
   describeGraph(onnxFile, printNodes);
   const session = await ort.InferenceSession.create(onnxFile, { intraOpNumThreads: 2 });
@@ -148,9 +152,9 @@ const dir = mi >= 0 ? args[mi + 1] : 'models';
 const names = args.filter((a, i) => !a.startsWith('--') && (mi < 0 || i !== mi + 1));
 const slice = readLbds(path.join(dir, 'fashion-mnist-test-1000.lbds'));
 let ok = true;
-for (const name of names.length ? names : ['float', 'binary', 'binary-mst']) {
-  if (!fs.existsSync(path.join(dir, `fashion-${name}.onnx`))) {
-    console.log(`fashion-${name}: no ONNX in ${dir}, skipped`);
+for (const name of names.length ? names : ['float', 'binary', 'binary-mst', 'heldout-vgg', 'heldout-resnet']) {
+  if (!fs.existsSync(path.join(dir, `${stem(name)}.onnx`))) {
+    console.log(`${stem(name)}: no ONNX in ${dir}, skipped`);
     continue;
   }
   ok = (await check(name, dir, slice, printNodes)) && ok;

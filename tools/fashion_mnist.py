@@ -91,6 +91,16 @@ def to_input(images_u8):
     return images_u8.float() / 255.0
 
 
+def load_inputs(path=None, train_limit=None):
+    """(x_train, y_train, x_test, y_test) as model inputs and labels; the first train_limit training
+    images only if given (smoke tests)."""
+    xtr_u8, ytr = load_split("train", path)
+    xte_u8, yte = load_split("t10k", path)
+    if train_limit:
+        xtr_u8, ytr = xtr_u8[:train_limit], ytr[:train_limit]
+    return to_input(xtr_u8), ytr, to_input(xte_u8), yte
+
+
 # --------------------------------------------------------------------------- quantisers
 
 _PLUS_ONE = torch.tensor(1.0)

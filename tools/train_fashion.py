@@ -80,11 +80,7 @@ def main(argv=None):
             f.write("# checkpoints of tools/train_fashion.py: never committed\n*\n")
 
     t0 = time.time()
-    xtr_u8, ytr = fm.load_split("train", args.data)
-    xte_u8, yte = fm.load_split("t10k", args.data)
-    if args.train_limit:
-        xtr_u8, ytr = xtr_u8[:args.train_limit], ytr[:args.train_limit]
-    xtr, xte = fm.to_input(xtr_u8), fm.to_input(xte_u8)
+    xtr, ytr, xte, yte = fm.load_inputs(args.data, args.train_limit)
     print(f"fashion-{args.model}: {len(xtr)} training / {len(xte)} test images, {args.threads} threads, "
           f"seed {args.seed}, {cfg} (data {time.time() - t0:.1f} s)", flush=True)
 
