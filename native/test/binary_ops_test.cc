@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <sstream>
 
 #include "binary/kernels.h"
 #include "common/checked_math.h"
@@ -176,6 +177,34 @@ TEST(bconv2d_matches_oracle_for_every_epilogue) {
   }
 }
 
+// Random +-1 input and weights for case k, then bconv2d's f32 output (scale 1, bias 0, no clamp)
+// on every ISA against the oracle, exactly, with nothing written past the output.
+void check_f32_conv_on_every_isa(std::mt19937_64& g, const ConvCase& k, const std::string& what) {
+  const size_t icg = k.c / k.groups;
+  const auto x = random_signs(g, k.n * k.h * k.w * k.c);
+  const auto wt = random_signs(g, k.oc * k.kh * k.kw * icg);
+  auto weights = pack_binary_conv2d_weights_f32(wt.data(), k.oc, k.kh, k.kw, icg, k.groups);
+  const Conv2dShape s = bconv2d_shape(k.n, k.h, k.w, k.c, *weights, k.p);
+  const auto want = oracle_conv(k, x, wt, s.out_h, s.out_w);
+  std::vector<uint64_t> xb(k.n * k.h * k.w * b1_words(k.c));
+  bitpack_f32(x.data(), k.n * k.h * k.w, k.c, xb.data());
+  std::vector<float> one(k.oc, 1.f), zero(k.oc, 0.f);
+  BinaryEpilogue e;
+  e.scale = one.data();
+  e.bias_f32 = zero.data();
+  e.lo = -INFINITY;
+  e.hi = INFINITY;
+  for (Isa isa : supported_isas()) {
+    set_isa(isa_name(isa));
+    std::vector<float> out(want.size() + 1, 12345.f);
+    bconv2d(xb.data(), s, *weights, k.p, e, out.data());
+    size_t bad = 0;
+    while (bad < want.size() && out[bad] == static_cast<float>(want[bad])) ++bad;
+    CHECK(bad == want.size() && out.back() == 12345.f,
+          isa_name(isa) << " " << what << ": first mismatch at " << bad << " of " << want.size());
+  }
+}
+
 // Channels per group that are not a multiple of 64 take the row-stream im2col (conv_tile.h; byte
 // copies where they are a multiple of 8); every run length and offset of its bit copies (within one
 // word, across two, longer than 64 bits) is hit by some of these, on tiny and 1x1 images, with
@@ -207,32 +236,12 @@ TEST(bconv2d_small_channels_match_oracle) {
       // Keep the output non-empty.
       k.h = std::max(k.h, eh > k.p.pad_top + k.p.pad_bottom ? eh - k.p.pad_top - k.p.pad_bottom : 1);
       k.w = std::max(k.w, ew > k.p.pad_left + k.p.pad_right ? ew - k.p.pad_left - k.p.pad_right : 1);
-      const auto x = random_signs(g, k.n * k.h * k.w * k.c);
-      const auto wt = random_signs(g, k.oc * k.kh * k.kw * icg);
-      auto weights = pack_binary_conv2d_weights_f32(wt.data(), k.oc, k.kh, k.kw, icg, k.groups);
-      const Conv2dShape s = bconv2d_shape(k.n, k.h, k.w, k.c, *weights, k.p);
-      const auto want = oracle_conv(k, x, wt, s.out_h, s.out_w);
-      std::vector<uint64_t> xb(k.n * k.h * k.w * b1_words(k.c));
-      bitpack_f32(x.data(), k.n * k.h * k.w, k.c, xb.data());
-      std::vector<float> one(k.oc, 1.f), zero(k.oc, 0.f);
-      BinaryEpilogue e;
-      e.scale = one.data();
-      e.bias_f32 = zero.data();
-      e.lo = -INFINITY;
-      e.hi = INFINITY;
-      for (Isa isa : supported_isas()) {
-        set_isa(isa_name(isa));
-        std::vector<float> out(want.size() + 1, 12345.f);
-        bconv2d(xb.data(), s, *weights, k.p, e, out.data());
-        size_t bad = 0;
-        while (bad < want.size() && out[bad] == static_cast<float>(want[bad])) ++bad;
-        CHECK(bad == want.size() && out.back() == 12345.f,
-              isa_name(isa) << " N" << k.n << " H" << k.h << " W" << k.w << " C" << k.c << " O" << k.oc << " k" << k.kh
-                            << "x" << k.kw << " g" << k.groups << " s" << k.p.stride_h << k.p.stride_w << " d"
-                            << k.p.dilation_h << k.p.dilation_w << " pads" << k.p.pad_top << k.p.pad_left
-                            << k.p.pad_bottom << k.p.pad_right << (k.p.pad_value == PadValue::Zero ? " zero" : " one")
-                            << ": first mismatch at " << bad << " of " << want.size());
-      }
+      std::ostringstream what;
+      what << "N" << k.n << " H" << k.h << " W" << k.w << " C" << k.c << " O" << k.oc << " k" << k.kh << "x" << k.kw
+           << " g" << k.groups << " s" << k.p.stride_h << k.p.stride_w << " d" << k.p.dilation_h << k.p.dilation_w
+           << " pads" << k.p.pad_top << k.p.pad_left << k.p.pad_bottom << k.p.pad_right
+           << (k.p.pad_value == PadValue::Zero ? " zero" : " one");
+      check_f32_conv_on_every_isa(g, k, what.str());
     }
   set_isa(isa_name(supported_isas().back()));
 }
@@ -247,27 +256,7 @@ TEST(bconv2d_small_channels_large_input_on_two_threads) {
     k.n = 4, k.h = 96, k.w = 90, k.c = icg, k.oc = 5, k.kh = 3, k.kw = 3, k.groups = 1;
     k.p.pad_top = k.p.pad_left = k.p.pad_bottom = k.p.pad_right = 1;
     k.p.pad_value = PadValue::Zero;
-    const auto x = random_signs(g, k.n * k.h * k.w * k.c);
-    const auto wt = random_signs(g, k.oc * 9 * icg);
-    auto weights = pack_binary_conv2d_weights_f32(wt.data(), k.oc, 3, 3, icg, 1);
-    const Conv2dShape s = bconv2d_shape(k.n, k.h, k.w, k.c, *weights, k.p);
-    const auto want = oracle_conv(k, x, wt, s.out_h, s.out_w);
-    std::vector<uint64_t> xb(k.n * k.h * k.w * b1_words(k.c));
-    bitpack_f32(x.data(), k.n * k.h * k.w, k.c, xb.data());
-    std::vector<float> one(k.oc, 1.f), zero(k.oc, 0.f);
-    BinaryEpilogue e;
-    e.scale = one.data();
-    e.bias_f32 = zero.data();
-    e.lo = -INFINITY;
-    e.hi = INFINITY;
-    for (Isa isa : supported_isas()) {
-      set_isa(isa_name(isa));
-      std::vector<float> out(want.size());
-      bconv2d(xb.data(), s, *weights, k.p, e, out.data());
-      size_t bad = 0;
-      while (bad < want.size() && out[bad] == static_cast<float>(want[bad])) ++bad;
-      CHECK(bad == want.size(), isa_name(isa) << " C" << icg << ": first mismatch at " << bad);
-    }
+    check_f32_conv_on_every_isa(g, k, "C" + std::to_string(icg));
   }
   set_isa(isa_name(supported_isas().back()));
   set_num_threads(saved);
