@@ -109,6 +109,7 @@ export {
   type ConversionReport,
   type LayerReport,
 } from './convert/convert.js';
+export { exportOnnxQdq } from './onnx/export-qdq.js';
 export {
   readLbds,
   encodeLbds,

@@ -4,6 +4,7 @@
  * reads and validates them; this side only builds them.
  */
 import { crc32 } from 'node:zlib';
+import { ModelFormatError } from '../errors.js';
 
 export type GraphDType = 'f32' | 'u8' | 's8' | 's32' | 'b1';
 
@@ -97,17 +98,67 @@ export function resealModel(file: Uint8Array): Uint8Array {
 
 /** Replaces the JSON graph of a file (for tests of the loader's validation). */
 export function withJson(file: Uint8Array, edit: (json: Record<string, unknown>) => unknown): Uint8Array {
+  const sections = readSections(file);
+  const json = JSON.parse(new TextDecoder().decode(sections[0]));
+  sections[0] = new TextEncoder().encode(JSON.stringify(edit(json) ?? json));
+  return encodeSections(sections);
+}
+
+/** A file's sections (copies), in order: the JSON graph first. Assumes a file the loader accepted. */
+function readSections(file: Uint8Array): Uint8Array[] {
   const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
   const count = view.getUint32(12, true);
   const sections: Uint8Array[] = [];
   for (let i = 0; i < count; ++i) {
     const entry = HEADER_BYTES + ENTRY_BYTES * i;
     const offset = Number(view.getBigUint64(entry + 8, true));
-    sections.push(file.slice(offset, offset + Number(view.getBigUint64(entry + 16, true))));
+    // A copy with its own buffer (a Node Buffer's slice is a view of a shared pool).
+    sections.push(new Uint8Array(file.subarray(offset, offset + Number(view.getBigUint64(entry + 16, true)))));
   }
-  const json = JSON.parse(new TextDecoder().decode(sections[0]));
-  sections[0] = new TextEncoder().encode(JSON.stringify(edit(json) ?? json));
-  return encodeSections(sections);
+  return sections;
+}
+
+/** A file's graph as stored: the JSON, and each data section's bytes by section index. */
+export interface StoredModel {
+  json: {
+    inputs: { name: string; tensor: number }[];
+    outputs: { name: string; tensor: number }[];
+    tensors: GraphTensor[];
+    /** each node's fields as stored: attributes, and data fields as { section: k } */
+    nodes: (Record<string, unknown> & { name: string; op: string; inputs: number[]; outputs: number[] })[];
+    metadata?: unknown;
+  };
+  sections: Uint8Array[];
+}
+
+/**
+ * Reads a `.lowbit` file's graph and data sections in JavaScript, for tools that rewrite a model
+ * (the ONNX exporter). Checks only the container (magic, version, sizes); the native loader checks
+ * the rest, so load the file with it first. @throws ModelFormatError for a file that is no `.lowbit` file
+ */
+export function decodeModel(file: Uint8Array): StoredModel {
+  const isLowbit = file.length >= HEADER_BYTES && MAGIC.every((b, k) => file[k] === b);
+  if (!isLowbit) throw new ModelFormatError('header: not a .lowbit file (the magic bytes "LOWBIT\\r\\n" are missing)');
+  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  const version = view.getUint32(8, true);
+  if (version !== FORMAT_VERSION)
+    throw new ModelFormatError(`header: format version ${version}, this lowbit reads version ${FORMAT_VERSION}`);
+  const count = view.getUint32(12, true);
+  if (count < 1 || HEADER_BYTES + ENTRY_BYTES * count > file.length)
+    throw new ModelFormatError('header: truncated section table');
+  for (let i = 0; i < count; ++i) {
+    const entry = HEADER_BYTES + ENTRY_BYTES * i;
+    const end = Number(view.getBigUint64(entry + 8, true)) + Number(view.getBigUint64(entry + 16, true));
+    if (end > file.length) throw new ModelFormatError(`section ${i}: extends past the end of the file (truncated)`);
+  }
+  const sections = readSections(file);
+  let json: StoredModel['json'];
+  try {
+    json = JSON.parse(new TextDecoder().decode(sections[0]));
+  } catch (e) {
+    throw new ModelFormatError(`section 0: the JSON graph does not parse (${(e as Error).message})`);
+  }
+  return { json, sections };
 }
 
 function encodeSections(sections: Uint8Array[]): Uint8Array {

@@ -1,138 +1,14 @@
 /**
- * Building small ONNX models in code (onnx-proto) for the importer's tests, and running them with
+ * Small ONNX models for the importer's tests (the writer is lib/onnx/builder.ts), run with
  * onnxruntime-node as the reference.
  */
 import * as ort from 'onnxruntime-node';
-import onnxProto, { type onnx as proto } from 'onnx-proto';
+import type { onnx as proto } from 'onnx-proto';
 import type { Rng } from './rng.js';
+import { tensor } from '../../lib/onnx/builder.js';
 
-const { onnx } = onnxProto;
-export const T = onnx.TensorProto.DataType;
-const AT = onnx.AttributeProto.AttributeType;
-
-export type Attr =
-  | { i: number }
-  | { f: number }
-  | { ints: number[] }
-  | { floats: number[] }
-  | { s: string }
-  | { t: proto.ITensorProto };
-export const i = (v: number): Attr => ({ i: v });
-export const f = (v: number): Attr => ({ f: v });
-export const ints = (...v: number[]): Attr => ({ ints: v });
-export const floats = (...v: number[]): Attr => ({ floats: v });
-export const s = (v: string): Attr => ({ s: v });
-export const t = (v: proto.ITensorProto): Attr => ({ t: v });
-
-function attribute(name: string, a: Attr): proto.IAttributeProto {
-  if ('i' in a) return { name, type: AT.INT, i: a.i };
-  if ('f' in a) return { name, type: AT.FLOAT, f: a.f };
-  if ('ints' in a) return { name, type: AT.INTS, ints: a.ints };
-  if ('floats' in a) return { name, type: AT.FLOATS, floats: a.floats };
-  if ('s' in a) return { name, type: AT.STRING, s: new TextEncoder().encode(a.s) };
-  return { name, type: AT.TENSOR, t: a.t };
-}
-
-let unnamed = 0;
-/** A node; the name defaults to `<op>_<k>`. */
-export function node(
-  opType: string,
-  inputs: string[],
-  outputs: string[],
-  attrs: Record<string, Attr> = {},
-  name?: string,
-): proto.INodeProto {
-  return {
-    opType,
-    input: inputs,
-    output: outputs,
-    name: name ?? `${opType}_${unnamed++}`,
-    attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
-  };
-}
-
-/** A tensor with raw_data (or the typed field when `typed`). */
-export function tensor(
-  name: string,
-  dims: number[],
-  values: ArrayLike<number>,
-  dataType: number = T.FLOAT,
-  typed = false,
-): proto.ITensorProto {
-  const n = values.length;
-  if (typed) {
-    switch (dataType) {
-      case T.FLOAT:
-        return { name, dims, dataType, floatData: Array.from(values) };
-      case T.DOUBLE:
-        return { name, dims, dataType, doubleData: Array.from(values) };
-      case T.INT64:
-        return { name, dims, dataType, int64Data: Array.from(values) };
-      default:
-        return { name, dims, dataType, int32Data: Array.from(values) };
-    }
-  }
-  let raw: Uint8Array;
-  switch (dataType) {
-    case T.FLOAT:
-      raw = new Uint8Array(Float32Array.from(values).buffer);
-      break;
-    case T.DOUBLE:
-      raw = new Uint8Array(Float64Array.from(values).buffer);
-      break;
-    case T.INT32:
-      raw = new Uint8Array(Int32Array.from(values).buffer);
-      break;
-    case T.INT64:
-      raw = new Uint8Array(BigInt64Array.from(Array.from(values, (v) => BigInt(v))).buffer);
-      break;
-    case T.INT8:
-      raw = new Uint8Array(Int8Array.from(values).buffer);
-      break;
-    default:
-      raw = Uint8Array.from(values);
-  }
-  if (raw.length === 0 && n === 0) return { name, dims, dataType };
-  return { name, dims, dataType, rawData: raw };
-}
-
-/** A FLOAT value info; a string dimension is a dim_param. */
-export function valueInfo(name: string, dims: (number | string)[], elemType: number = T.FLOAT): proto.IValueInfoProto {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType,
-        shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
-      },
-    },
-  };
-}
-
-export interface ModelSpec {
-  nodes: proto.INodeProto[];
-  inputs: proto.IValueInfoProto[];
-  /** output names (declared without shapes) */
-  outputs: string[];
-  initializers?: proto.ITensorProto[];
-  opset?: number;
-}
-
-export function model(spec: ModelSpec): Uint8Array {
-  const m = onnx.ModelProto.create({
-    irVersion: 7,
-    opsetImport: [{ domain: '', version: spec.opset ?? 13 }],
-    producerName: 'lowbit-test',
-    graph: {
-      name: 'test',
-      node: spec.nodes,
-      initializer: spec.initializers ?? [],
-      input: spec.inputs,
-      output: spec.outputs.map((name) => ({ name, type: { tensorType: { elemType: T.FLOAT } } })),
-    },
-  });
-  return onnx.ModelProto.encode(m).finish();
-}
+// The ONNX writer itself lives in lib/onnx/builder.ts (the QDQ exporter writes with it).
+export * from '../../lib/onnx/builder.js';
 
 /** Uniform values in [lo, hi). */
 export function randomValues(rng: Rng, n: number, lo = -1, hi = 1): Float32Array {
