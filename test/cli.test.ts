@@ -13,7 +13,8 @@ import { main } from '../lib/cli/main.js';
 import { encodeF32, encodeLbds, FASHION_MNIST_DIR, readF32 } from '../lib/data.js';
 import { encodeModel } from '../lib/model/format.js';
 import { childEnv, compiledLib, ROOT } from './helpers/compile-lib.js';
-import { i as int, model as onnxModel, node, tensor as onnxTensor, valueInfo } from './helpers/onnx-builder.js';
+import { i as int, model as onnxModel, node, runOrt, tensor as onnxTensor, valueInfo } from './helpers/onnx-builder.js';
+import { binaryModel } from './helpers/tiny-models.js';
 
 /** Whether the addon has the whole-model binding yet (`native.loadModel`). */
 const native = await import('../lib/native.js').then(
@@ -363,6 +364,25 @@ describe.skipIf(!HAS_MODELS)('commands on a small model', () => {
     expect(r.stdout).toMatch(/top-1 agreement with the float model 98\.00%/);
     expect(r.stdout).toMatch(/batch 1\s+\d[\d,]* B/);
     expect(r.stdout).toMatch(/batch 64\s+\d[\d,]* B/);
+  });
+
+  it('export --onnx-qdq: the integer model as ONNX QDQ, which onnxruntime runs to the same arg-max', async () => {
+    const out = join(dir, 'tiny.qdq.onnx');
+    const r = await cli('export', modelPath, '--onnx-qdq', '-o', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^wrote .*tiny\.qdq\.onnx: ONNX QDQ, opset 13, [\d,]+ bytes/);
+    const pixels = Float32Array.from(PIXELS.flat(), (p) => p / 255);
+    const { logits } = await runOrt(readFileSync(out), { input: { dims: [4, 1, 2, 2], data: pixels } });
+    const argmax = PIXELS.map((_, n) => [0, 1, 2].reduce((b, c) => (logits[n * 3 + c] > logits[n * 3 + b] ? c : b), 0));
+    expect(argmax).toEqual(PREDICTED);
+    const missing = await cli('export', modelPath, '-o', out);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('export: missing the format: --onnx-qdq');
+    const binary = join(dir, 'binary.lowbit');
+    writeFileSync(binary, binaryModel());
+    const refused = await cli('export', binary, '--onnx-qdq', '-o', out);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^lowbit: UnsupportedError: node 'sign' \(sign\): reads or writes 1-bit tensors/);
   });
 
   it('run: the arg-max and the label of every sample of a dataset', async () => {

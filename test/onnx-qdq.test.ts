@@ -438,7 +438,7 @@ describe('exportOnnxQdq: refusals', () => {
   });
   it('binary layers are an UnsupportedError that says why', () => {
     expect(() => exportOnnxQdq(binaryModel())).toThrow(UnsupportedError);
-    expect(() => exportOnnxQdq(binaryModel())).toThrow(/binary \(1-bit\) layers have no ONNX QDQ form/);
+    expect(() => exportOnnxQdq(binaryModel())).toThrow(/1-bit tensors; binary layers have no ONNX QDQ form/);
     expect(() => exportOnnxQdq(`${models}fashion-binary.lowbit`)).toThrow(UnsupportedError);
   });
   it('anything but bytes or a path is a TypeError', () => {

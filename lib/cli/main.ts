@@ -1,7 +1,7 @@
 /**
- * The `lowbit` command line: convert ONNX models, inspect, run, evaluate and benchmark `.lowbit`
- * files, and the Fashion-MNIST demo. `main(argv, io)` is the whole program (tests call it in
- * process; lib/cli.ts is the `lowbit` executable, demo/fashion-mnist.ts is `npm start`); exit codes:
+ * The `lowbit` command line: convert ONNX models, export `.lowbit` integer models as ONNX QDQ,
+ * inspect, run, evaluate and benchmark `.lowbit` files, and the Fashion-MNIST demo. `main(argv, io)`
+ * is the whole program (tests call it in process; lib/cli.ts is the `lowbit` executable, demo/fashion-mnist.ts is `npm start`); exit codes:
  * 0 success, 1 a runtime error (`lowbit: <ErrorClass>: message`), 2 a usage error (unknown command
  * or flag, missing or bad argument).
  *
@@ -13,16 +13,18 @@ import { bench } from './commands/bench.js';
 import { convert } from './commands/convert.js';
 import { demo } from './commands/demo.js';
 import { evaluate } from './commands/eval.js';
+import { exportCommand } from './commands/export.js';
 import { info } from './commands/info.js';
 import { run } from './commands/run.js';
 import type { Io } from './format.js';
 
-const COMMANDS: Record<string, Command> = { convert, info, run, eval: evaluate, bench, demo };
+const COMMANDS: Record<string, Command> = { convert, export: exportCommand, info, run, eval: evaluate, bench, demo };
 
 const SUMMARY = `usage: lowbit <command> [options]
 
 commands:
   convert   model.onnx -o model.lowbit    convert an ONNX model (INT8 / INT4 / mixed / binary layers)
+  export    model.lowbit --onnx-qdq -o F  the integer model as an ONNX QDQ model (for onnxruntime)
   info      model.lowbit                  inputs, outputs, operators, per-layer report, memory
   run       model.lowbit --input FILE     run on a dataset or raw samples
   eval      model.lowbit --dataset NAME   accuracy and latency on a labelled dataset

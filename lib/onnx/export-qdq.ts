@@ -371,7 +371,7 @@ class QdqWriter {
 
   private binary(n: StoredNode): never {
     throw new UnsupportedError(
-      `node '${n.name}' (${n.op}): binary (1-bit) layers have no ONNX QDQ form (ONNX has no 1-bit tensors or XNOR-popcount operator); export an integer model (lowbit convert --bits 8, 4 or mixed), or run the float ONNX model in onnxruntime`,
+      `node '${n.name}' (${n.op}): reads or writes 1-bit tensors; binary layers have no ONNX QDQ form (ONNX has no 1-bit tensor type or XNOR-popcount operator, and a float Sign + Conv stand-in would not be an int8 peer); export an integer model (lowbit convert --bits 8, 4 or mixed), or run the float ONNX model in onnxruntime`,
     );
   }
 
