@@ -5,7 +5,9 @@
  * `dequantize` probe appended to the lowbit graph, which the exporter writes as an ONNX output
  * too), so the comparison is in quantization steps at each layer, not only at the logits.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
@@ -275,6 +277,34 @@ describe('exportOnnxQdq', () => {
   });
 });
 
+describe('exportOnnxQdq: onnxruntime runs the twin in int8', () => {
+  it('at level all the QDQ pattern becomes QLinearConv / QGemm / QLinearAdd / QLinearGlobalAveragePool, and no Pad joins a MaxPool', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lowbit-qdq-'));
+    const ops = async (bytes: Uint8Array) => {
+      const path = join(dir, 'optimized.onnx');
+      const session = await ort.InferenceSession.create(exportOnnxQdq(bytes), {
+        graphOptimizationLevel: 'all',
+        optimizedModelFilePath: path,
+      });
+      await session.release();
+      return onnxProto.onnx.ModelProto.decode(readFileSync(path)).graph!.node!.map((n) => n.opType!);
+    };
+    try {
+      const fashion = await ops(readFileSync(`${models}fashion-w8a8.lowbit`));
+      expect(fashion.filter((op) => op === 'QLinearConv')).toHaveLength(2);
+      expect(fashion).toContain('QGemm');
+      const wide = await ops(await convertOnnx(wideOnnx(), { bits: 8, calibration: wideCalibration }));
+      for (const op of ['QLinearConv', 'QLinearAdd', 'QLinearConcat', 'QLinearAveragePool', 'QLinearGlobalAveragePool'])
+        expect(wide).toContain(op);
+      // The Q/DQ pair between the Pad and the MaxPool keeps onnxruntime from folding the Pad into
+      // the MaxPool's -infinity padding (its PadFusion, which changes a zero Pad's result).
+      expect(wide[wide.indexOf('Pad') + 1]).toBe('QuantizeLinear');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe.each(['vgg', 'resnet'])('exportOnnxQdq: heldout-%s', (name) => {
   const onnx = readFileSync(`${models}heldout-${name}.onnx`);
   it.each([8, 4] as const)('converted at %i bits agrees with onnxruntime', async (bits) => {
@@ -338,11 +368,12 @@ function wideOnnx(): Uint8Array {
   });
 }
 
+const wideSamples = (rng: Rng, n: number) => Float32Array.from({ length: n * 3 * 64 }, () => rng.float() * 2 - 1);
+const wideCalibration = wideSamples(new Rng(4), 64);
+
 describe('exportOnnxQdq: every integer operator', () => {
   const rng = new Rng(3);
-  const sample = (n: number) => Float32Array.from({ length: n * 3 * 64 }, () => rng.float() * 2 - 1);
-  const calib = sample(64);
-  const input = sample(256);
+  const input = wideSamples(rng, 256);
   it.each([
     ['integer', 8, 'none'],
     ['integer', 4, 'none'],
@@ -350,7 +381,7 @@ describe('exportOnnxQdq: every integer operator', () => {
   ] as const)('%s layers at %i bits agree with onnxruntime', async (_, bits, floatLayers) => {
     const bytes = await convertOnnx(wideOnnx(), {
       bits,
-      calibration: calib,
+      calibration: wideCalibration,
       floatLayers: floatLayers as 'none' | string[],
     });
     const ops = new Set(
