@@ -30,6 +30,8 @@ type Ctor<A> = { new (buffer: ArrayBuffer): A; BYTES_PER_ELEMENT: number };
 type Flat = [number, number, number] | undefined;
 
 const FLT_MAX = 3.4028234663852886e38;
+/** A rank-3 f32 tensor in ONNX's CHW layout (the graph's boundary). */
+const isChw = (x: GraphTensor) => x.dtype === 'f32' && x.shape.length === 3 && x.layout !== 'hwc';
 const dtypeRange = (dtype: string): [number, number] => (dtype === 'u8' ? [0, 255] : [-128, 127]);
 
 /** Index map of a [H, W, C]-flattened vector into ONNX's [C, H, W] order: onnx[k] = lowbit[map[k]]. */
@@ -108,8 +110,7 @@ class QdqWriter {
   /** One sample's ONNX dims of tensor t: rank 3 as [C, H, W]. */
   onnxDims(t: number): number[] {
     const x = this.tensors[t];
-    if (x.shape.length !== 3) return [...x.shape];
-    if (x.dtype === 'f32' && x.layout !== 'hwc') return [...x.shape];
+    if (x.shape.length !== 3 || isChw(x)) return [...x.shape];
     const [h, w, c] = x.shape;
     return [c, h, w];
   }
@@ -162,7 +163,7 @@ class QdqWriter {
     );
   }
 
-  /** 8-bit output: quantize (with the clamp); f32: the float clamp. */
+  /** 8-bit output: quantize (after the clamp); f32: the float clamp, if any. */
   private finish(y: string, t: number, clamp?: [number, number]): void {
     if (this.is8(t)) this.quantizeTo(y, t, clamp);
     else this.names[t] = this.floatClamp(y, t, clamp);
@@ -318,8 +319,7 @@ class QdqWriter {
       });
     if (op === 'AveragePool') attrs.count_include_pad = i(n.count_include_pad ? 1 : 0);
     const y = this.add(op, [this.name(input, n)], `${this.tensors[output].name}.${op}`, attrs);
-    if (this.is8(output)) this.quantizeTo(y, output, n.clamp as [number, number]);
-    else this.names[output] = y;
+    this.finish(y, output, n.clamp as [number, number]);
   }
 
   private reshape(n: StoredNode): void {
@@ -330,7 +330,7 @@ class QdqWriter {
     if (src.dtype === 'b1') this.binary(n);
     const x = this.name(input, n);
     const base = dst.name;
-    const chw = src.dtype === 'f32' && src.layout !== 'hwc';
+    const chw = isChw(src);
     let y: string;
     if (src.shape.length === 3 && dst.shape.length === 1) {
       // ONNX flattens CHW; an HWC map's flattened order is remembered for the layer reading it.
@@ -340,7 +340,7 @@ class QdqWriter {
       src.shape.length === 1 &&
       dst.shape.length === 3 &&
       this.flat[input]?.every((d, k) => d === dst.shape[k]) &&
-      !(dst.dtype === 'f32' && dst.layout !== 'hwc')
+      !isChw(dst)
     ) {
       y = this.add(
         'Reshape',
@@ -356,7 +356,7 @@ class QdqWriter {
     } else if (
       src.shape.length === 3 &&
       dst.shape.length === 3 &&
-      chw === (dst.dtype === 'f32' && dst.layout !== 'hwc') &&
+      chw === isChw(dst) &&
       src.shape.every((d, k) => d === dst.shape[k])
     ) {
       y = x;
@@ -365,8 +365,7 @@ class QdqWriter {
         `node '${n.name}' (reshape): [${src.shape.join(', ')}] -> [${dst.shape.join(', ')}] has no ONNX QDQ form here (only flattening a map, its inverse, and reshapes of vectors)`,
       );
     // A reshape keeps the quantization: re-quantizing with the same parameters is the QDQ form.
-    if (this.is8(output)) this.quantizeTo(y, output);
-    else this.names[output] = y;
+    this.finish(y, output);
   }
 
   private binary(n: StoredNode): never {
@@ -452,9 +451,7 @@ class QdqWriter {
           ],
           `${base}.pad`,
         );
-        if (this.is8(output)) this.quantizeTo(y, output);
-        else this.names[output] = y;
-        return;
+        return this.finish(y, output);
       }
       case 'reshape':
         return this.reshape(n);
@@ -505,8 +502,8 @@ class QdqWriter {
     this.quantizeTo(y, output, n.clamp as [number, number]);
   }
 
-  /** The graph's boundary: inputs read and outputs written in lowbit's layouts. */
-  boundary(): { inputs: proto.IValueInfoProto[]; outputs: proto.IValueInfoProto[] } {
+  /** The graph's inputs, read in lowbit's layouts. */
+  inputs(): proto.IValueInfoProto[] {
     const { json } = this.stored;
     const inputs = json.inputs.map(({ name, tensor: t }) => {
       const x = this.tensors[t];
@@ -518,9 +515,10 @@ class QdqWriter {
       this.names[t] = name;
       return valueInfo(name, ['N', ...x.shape]);
     });
-    return { inputs, outputs: [] };
+    return inputs;
   }
 
+  /** The graph's outputs, written in lowbit's layouts and under its names. */
   outputs(): proto.IValueInfoProto[] {
     return this.stored.json.outputs.map(({ name, tensor: t }) => {
       const x = this.tensors[t];
@@ -558,7 +556,7 @@ export function exportOnnxQdq(modelPathOrBytes: string | Uint8Array): Uint8Array
   Model.fromBytes(bytes).dispose();
   const stored = decodeModel(bytes);
   const writer = new QdqWriter(stored);
-  const { inputs } = writer.boundary();
+  const inputs = writer.inputs();
   for (const n of stored.json.nodes) writer.write(n);
   const outputs = writer.outputs();
   return encodeOnnx({
