@@ -396,6 +396,44 @@ describe('exportOnnxQdq: every integer operator', () => {
     }
   });
 
+  it('imported QDQ parameters with zero points other than 0 (u8 128 and 100, s8 -10) agree', async () => {
+    const q = (x: string, scale: string, zp: string, y: string) => [
+      node('QuantizeLinear', [x, scale, zp], [`${y}.q`]),
+      node('DequantizeLinear', [`${y}.q`, scale, zp], [y]),
+    ];
+    const onnx = onnxModel({
+      inputs: [valueInfo('x', ['N', 3, 8, 8])],
+      outputs: ['y'],
+      initializers: [
+        tensor('xs', [], [1 / 127]),
+        tensor('xz', [], [128], T.UINT8),
+        randomTensor(rng, 'w1', [6, 3, 3, 3], -0.5, 0.5),
+        randomTensor(rng, 'b1', [6], -0.1, 0.1),
+        tensor('rs', [], [0.01]),
+        tensor('rz', [], [100], T.UINT8),
+        randomTensor(rng, 'w2', [4, 6, 3, 3], -0.5, 0.5),
+        randomTensor(rng, 'b2', [4], -0.1, 0.1),
+        tensor('ys', [], [0.02]),
+        tensor('yz', [], [-10], T.INT8),
+      ],
+      nodes: [
+        ...q('x', 'xs', 'xz', 'xd'),
+        node('Conv', ['xd', 'w1', 'b1'], ['c1'], { kernel_shape: ints(3, 3), pads: ints(1, 1, 1, 1) }),
+        node('Relu', ['c1'], ['r']),
+        ...q('r', 'rs', 'rz', 'rd'),
+        node('Conv', ['rd', 'w2', 'b2'], ['c2'], { kernel_shape: ints(3, 3), strides: ints(2, 2) }),
+        ...q('c2', 'ys', 'yz', 'y'),
+      ],
+    });
+    const bytes = await convertOnnx(onnx, { calibration: wideCalibration });
+    const zeroPoints = (loadModel(bytes).graph().tensors as GraphTensor[]).map((t) => t.zero_point);
+    expect(zeroPoints).toEqual(expect.arrayContaining([128, 100, -10]));
+    for (const level of ['all', 'disabled'] as const) {
+      expectAgreement(await agreement(bytes, input, level), `zero points (${level})`);
+      expectLayers(await layerAgreement(bytes, input, level), `zero points (${level})`);
+    }
+  });
+
   it('the tiny hand-written integer model (4-bit dense, softmax) agrees', async () => {
     const input = Float32Array.from({ length: 64 * 72 }, () => rng.float());
     expectAgreement(await agreement(integerModel(), input, 'all'), 'tiny integer (all)');
