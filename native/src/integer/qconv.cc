@@ -141,10 +141,8 @@ void run_task(const Plan& plan, const uint8_t* input, size_t task, void* output)
       patches_group = g;
     }
     const uint8_t* panel = w.data.data() + q * w.panel_bytes;
-    if (w.bits == 8)
-      plan.k.q8_gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
-    else
-      plan.k.q4_gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
+    const Q8GemmFn gemm = w.bits == 8 ? plan.k.q8_gemm : w.bits == 7 ? plan.k.q7_gemm : plan.k.q4_gemm;
+    gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
     const size_t n = std::min(kQPanelChannels, plan.oc_per_group - first);
     for (size_t i = 0; i < pn; ++i)
       finish_row(plan, sc.acc.data() + i * kQPanelChannels, p0 + i, g * plan.oc_per_group + first, n, output);
@@ -153,7 +151,7 @@ void run_task(const Plan& plan, const uint8_t* input, size_t task, void* output)
 
 // Depthwise taps as int8 [tap][channel] (int4 weights are unpacked once per call).
 const int8_t* depthwise_taps(const QConv2dWeights& w, AlignedBuffer<int8_t>& buffer) {
-  if (w.bits == 8) return reinterpret_cast<const int8_t*>(w.data.data());
+  if (w.bits != 4) return reinterpret_cast<const int8_t*>(w.data.data());
   const size_t count = w.taps() * w.out_channels;
   buffer.resize(count);
   for (size_t i = 0; i < count; ++i) {
@@ -232,7 +230,9 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
 
 std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t out_c, size_t kh, size_t kw,
                                                      size_t in_c_per_group, size_t groups, int bits) {
-  if (bits != 8 && bits != 4) fail(ErrorKind::Range, "bits must be 8 or 4, got " + std::to_string(bits));
+  if (bits != 8 && bits != 7 && bits != 4)
+    fail(ErrorKind::Range, "bits must be 8, 7 or 4, got " + std::to_string(bits));
+  const bool bytes = bits != 4;  // bits 7 is stored as bits 8
   if (out_c == 0 || kh == 0 || kw == 0 || in_c_per_group == 0 || groups == 0)
     fail(ErrorKind::Shape, "weights: every dimension of [O, H, W, I] and groups must be at least 1");
   if (out_c % groups != 0)
@@ -255,6 +255,9 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
       if (bits == 4 && (v < -8 || v > 7))
         fail(ErrorKind::Range, "weights: 4-bit values must be in [-8, 7], got " + std::to_string(v) +
                                    " at output channel " + num(c) + ", index " + num(i));
+      if (bits == 7 && (v < -64 || v > 64))
+        fail(ErrorKind::Range, "weights: 7-bit values must be in [-64, 64], got " + std::to_string(v) +
+                                   " at output channel " + num(c) + ", index " + num(i));
       w->wsum[c] += v;
       w->l1[c] += v < 0 ? -v : v;
     }
@@ -268,13 +271,13 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
   if (w->depthwise) {
     // [tap][channel]: each tap's weights over all channels are contiguous, as the input pixels are.
     const size_t taps = w->taps();
-    w->data.resize(bits == 8 ? count : (count + 1) / 2);
+    w->data.resize(bytes ? count : (count + 1) / 2);
     std::memset(w->data.data(), 0, w->data.size());
     for (size_t t = 0; t < taps; ++t)
       for (size_t c = 0; c < out_c; ++c) {
         const size_t i = t * out_c + c;
         const int8_t v = ohwi[c * taps + t];
-        if (bits == 8)
+        if (bytes)
           w->data[i] = static_cast<uint8_t>(v);
         else
           w->data[i / 2] |= static_cast<uint8_t>((static_cast<uint8_t>(v) & 0xF) << (i % 2 ? 4 : 0));
@@ -283,7 +286,7 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
   }
   const size_t ocg = out_c / groups;
   w->panels_per_group = (ocg + kQPanelChannels - 1) / kQPanelChannels;
-  w->panel_bytes = bits == 8 ? q8_panel_bytes(w->kp) : q4_panel_bytes(w->kp);
+  w->panel_bytes = bytes ? q8_panel_bytes(w->kp) : q4_panel_bytes(w->kp);
   const size_t panels = checked_mul(groups, w->panels_per_group, "panel count");
   w->data.resize(checked_mul(panels, w->panel_bytes, "packed weights size"));
   for (size_t g = 0; g < groups; ++g)
@@ -292,7 +295,7 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
       const int8_t* src = ohwi + (g * ocg + first) * w->k;
       uint8_t* dst = w->data.data() + (g * w->panels_per_group + q) * w->panel_bytes;
       const size_t n = std::min(kQPanelChannels, ocg - first);
-      if (bits == 8)
+      if (bytes)
         pack_q8_panel(src, n, w->k, w->k, dst);
       else
         pack_q4_panel(src, n, w->k, w->k, dst);
