@@ -315,15 +315,17 @@ void q4_chunks(size_t m, size_t groups, const uint8_t* a, size_t lda, uint8_t fl
   }
 }
 
+// kp = 0: every sum is empty.
+void zero_rows(size_t m, int32_t* c, size_t ldc) {
+  for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + kQPanelChannels, 0);
+}
+
 }  // namespace
 
 void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
              size_t ldc) {
   const size_t groups = kp / 4;
-  if (groups == 0) {
-    for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + kQPanelChannels, 0);
-    return;
-  }
+  if (groups == 0) return zero_rows(m, c, ldc);
   const uint8_t* body = panel + kQPanelHeaderBytes;
   if (m >= kQ8BufferMinRows)
     mask ? q8_chunks<true, true>(m, groups, a, lda, mask, body, c, ldc)
@@ -359,10 +361,7 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
 void q7_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
              size_t ldc) {
   const size_t groups = kp / 4;
-  if (groups == 0) {
-    for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + kQPanelChannels, 0);
-    return;
-  }
+  if (groups == 0) return zero_rows(m, c, ldc);
   const uint8_t flip = mask ^ 0x80;
   flip ? q7_chunks<true>(m, groups, a, lda, flip, panel, c, ldc)
        : q7_chunks<false>(m, groups, a, lda, flip, panel, c, ldc);

@@ -63,18 +63,22 @@ struct Plan {
   bool direct = false;  // 1x1, stride 1, no padding, one group, in_c % 4 == 0: input rows are the patches
 };
 
-// y[j] += bias, then the epilogue, for n channels starting at c0 of one output pixel.
-void finish_row(const Plan& plan, int32_t* y, size_t pixel, size_t c0, size_t n, void* output) {
-  for (size_t j = 0; j < n; ++j)
-    y[j] = static_cast<int32_t>(static_cast<uint32_t>(y[j]) + static_cast<uint32_t>(plan.bias[c0 + j]));
-  const size_t at = pixel * plan.s.out_c + c0;
+// y[i * ldy + j] += bias, then the epilogue, for n channels starting at c0 of `rows` consecutive
+// output pixels from `pixel` on (one requantizer call for them all).
+void finish_rows(const Plan& plan, int32_t* y, size_t ldy, size_t rows, size_t pixel, size_t c0, size_t n,
+                 void* output) {
+  for (size_t i = 0; i < rows; ++i)
+    for (size_t j = 0; j < n; ++j)
+      y[i * ldy + j] =
+          static_cast<int32_t>(static_cast<uint32_t>(y[i * ldy + j]) + static_cast<uint32_t>(plan.bias[c0 + j]));
+  const size_t out_c = plan.s.out_c, at = pixel * out_c + c0;
   if (!plan.e.requantize) {
     int32_t* out = static_cast<int32_t*>(output) + at;
-    for (size_t j = 0; j < n; ++j) out[j] = y[j];
+    for (size_t i = 0; i < rows; ++i) std::memcpy(out + i * out_c, y + i * ldy, n * sizeof(int32_t));
     return;
   }
   const RequantizeParams p{plan.e.mult + c0, plan.e.shift + c0, plan.out_zero + c0, plan.e.lo, plan.e.hi};
-  plan.rescale(1, n, y, n, p, static_cast<int8_t*>(output) + at, n);
+  plan.rescale(rows, n, y, ldy, p, static_cast<int8_t*>(output) + at, out_c);
 }
 
 // Copies n bytes; the runs of small-channel layers (3 bytes for a 3x3 tap row of one channel) are
@@ -144,8 +148,7 @@ void run_task(const Plan& plan, const uint8_t* input, size_t task, void* output)
     const Q8GemmFn gemm = w.bits == 8 ? plan.k.q8_gemm : w.bits == 7 ? plan.k.q7_gemm : plan.k.q4_gemm;
     gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
     const size_t n = std::min(kQPanelChannels, plan.oc_per_group - first);
-    for (size_t i = 0; i < pn; ++i)
-      finish_row(plan, sc.acc.data() + i * kQPanelChannels, p0 + i, g * plan.oc_per_group + first, n, output);
+    finish_rows(plan, sc.acc.data(), kQPanelChannels, pn, p0, g * plan.oc_per_group + first, n, output);
   }
 }
 
@@ -177,7 +180,7 @@ void depthwise_row(const Plan& plan, const uint8_t* input, const int8_t* taps, c
       const uint8_t* x = inside(s, iy, ix) ? image + (iy * s.in_w + ix) * c : pad_row;
       plan.k.q8_dw_tap(c, x, plan.mask, taps + t * c, sc.acc.data());
     });
-    finish_row(plan, sc.acc.data(), row * s.out_w + ow, 0, c, output);
+    finish_rows(plan, sc.acc.data(), c, 1, row * s.out_w + ow, 0, c, output);
   }
 }
 
