@@ -57,6 +57,7 @@ export {
   qdense,
   qdenseAsync,
   type PackQWeightsOptions,
+  type QWeightBits,
   type QLayerOptions,
   type QConv2dOptions,
   type QPadding,

@@ -2,7 +2,8 @@
 import { callNative } from './errors.js';
 import { native } from './native.js';
 
-export type Isa = 'scalar' | 'avx2' | 'neon';
+/** `avx512`: AVX-512 F+BW+VL+VNNI (integer GEMMs with vpdpbusd; the other families run their avx2 kernels). */
+export type Isa = 'scalar' | 'avx2' | 'avx512' | 'neon';
 
 /** The ISA the kernels use now: the best this CPU supports, or the one `LOWBIT_ISA` forced. */
 export function isa(): Isa {
@@ -19,7 +20,8 @@ export function supportedIsas(): Isa[] {
  * @throws UnsupportedError if this CPU or build lacks it, RangeError for an unknown name
  */
 export function setIsa(name: Isa): void {
-  if (typeof name !== 'string') throw new TypeError(`isa: expected 'scalar', 'avx2' or 'neon', got ${typeof name}`);
+  if (typeof name !== 'string')
+    throw new TypeError(`isa: expected 'scalar', 'avx2', 'avx512' or 'neon', got ${typeof name}`);
   callNative(() => native.setIsa(name));
 }
 

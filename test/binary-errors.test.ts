@@ -684,10 +684,10 @@ const rows: Row[] = [
     "setIsa('bogus')",
     () => setIsa('bogus' as Isa),
     RangeError,
-    /unknown ISA 'bogus': expected one of scalar, avx2, neon/,
+    /unknown ISA 'bogus': expected one of scalar, avx2, avx512, neon/,
   ],
-  ["setIsa('')", () => setIsa('' as Isa), RangeError, /unknown ISA '': expected one of scalar, avx2, neon/],
-  ['setIsa(3)', () => setIsa(3 as any), TypeError, /isa: expected 'scalar', 'avx2' or 'neon', got number/],
+  ["setIsa('')", () => setIsa('' as Isa), RangeError, /unknown ISA '': expected one of scalar, avx2, avx512, neon/],
+  ['setIsa(3)', () => setIsa(3 as any), TypeError, /isa: expected 'scalar', 'avx2', 'avx512' or 'neon', got number/],
   [
     `setIsa('${foreignIsa}') on ${process.arch}`,
     () => setIsa(foreignIsa),

@@ -150,11 +150,14 @@ describe(`every supported ISA matches scalar bit for bit (${ISAS.join(', ')}; se
   it('reports scalar among the supported ISAs, best last, and the active one by default', () => {
     expect(ISAS[0]).toBe('scalar');
     expect(new Set(ISAS).size).toBe(ISAS.length);
-    for (const name of ISAS) expect(['scalar', 'avx2', 'neon']).toContain(name);
+    for (const name of ISAS) expect(['scalar', 'avx2', 'avx512', 'neon']).toContain(name);
     // unless LOWBIT_ISA forced one, the default is the best
     if (!process.env.LOWBIT_ISA) expect(ORIGINAL_ISA).toBe(BEST);
     if (process.arch === 'x64') expect(ISAS).not.toContain('neon');
     if (process.arch === 'arm64') expect(ISAS).toContain('neon');
+    // avx512 (VNNI) runs the avx2 kernels of the families without AVX-512 ones: it comes right after avx2
+    if (ISAS.includes('avx512')) expect(ISAS.indexOf('avx512')).toBe(ISAS.indexOf('avx2') + 1);
+    if (process.arch === 'arm64') expect(ISAS).not.toContain('avx512');
   });
 
   it('setIsa switches what isa() reports', () => {
@@ -394,7 +397,7 @@ console.log(JSON.stringify(out));`,
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).not.toMatch(/FATAL ERROR|Segmentation|Aborted|core dumped/);
     expect(r.stderr).toMatch(/bogus/);
-    expect(r.stderr).toMatch(/scalar, avx2, neon/);
+    expect(r.stderr).toMatch(/scalar, avx2, avx512, neon/);
     // The user set an environment variable; the error must say which one.
     expect(r.stderr).toMatch(/LOWBIT_ISA/);
   });

@@ -47,7 +47,7 @@ type Bytes = Int8Array | Uint8Array;
 interface QCase {
   g: ConvGeometry;
   padding: QPadding;
-  bits: 8 | 4;
+  bits: 8 | 7 | 4;
   x: Bytes;
   xDtype: 's8' | 'u8';
   w: Int8Array;
@@ -109,22 +109,22 @@ function randomBytes(rng: Rng, n: number, dtype: 's8' | 'u8', lo: number, hi: nu
 
 /** A random layer on the geometry: random bits, input dtype/range (A8 or A4), zero points, output. */
 function randomQCase(rng: Rng, g: ConvGeometry, padding: QPadding): QCase {
-  const bits = rng.pick([8, 4] as const);
+  const bits = rng.pick([8, 7, 4] as const);
   const xDtype = rng.pick(['s8', 'u8'] as const);
   const a4 = rng.bool(0.25);
   const [xlo, xhi] = xDtype === 's8' ? (a4 ? [-8, 7] : [-128, 127]) : a4 ? [0, 15] : [0, 255];
   const k = g.kh * g.kw * (g.c / g.groups);
-  const wmax = bits === 8 ? 127 : 7;
+  const wmax = bits === 8 ? 127 : bits === 7 ? 64 : 7;
   const w = new Int8Array(g.o * k);
   const extreme = rng.bool(0.2); // operands at the ends of their ranges (vpmaddubsw saturation cases)
   for (let i = 0; i < w.length; ++i)
-    w[i] = extreme ? rng.pick(bits === 8 ? [-128, -127, 127] : [-8, 7]) : rng.int(-wmax, wmax);
+    w[i] = extreme ? rng.pick(bits === 8 ? [-128, -127, 127] : bits === 7 ? [-64, 64] : [-8, 7]) : rng.int(-wmax, wmax);
   const x = extreme
     ? randomBytes(rng, g.n * g.h * g.w * g.c, xDtype, xlo, xlo)
     : randomBytes(rng, g.n * g.h * g.w * g.c, xDtype, xlo, xhi);
   if (extreme) for (let i = 0; i < x.length; ++i) x[i] = rng.pick([xlo, xhi]);
   const dtype = rng.pick(['s8', 'u8', 's32'] as const);
-  const spread = Math.sqrt(k) * 80 * (bits === 8 ? 73 : 4) + 1;
+  const spread = Math.sqrt(k) * 80 * (bits === 8 ? 73 : bits === 7 ? 37 : 4) + 1;
   const opts: QConv2dOptions = {
     inputZeroPoint: rng.int(xlo, xhi),
     bias: rng.bool(0.7) ? Array.from({ length: g.o }, () => rng.int(-100000, 100000)) : undefined,
@@ -323,7 +323,7 @@ describe('qdense', () => {
 describe('float oracle', () => {
   it('dequantize(qconv2d) is within half an output step (+ 2^-31 relative) of the float conv of the dequantized operands', () => {
     const rng = rngFor(SEED, 'float');
-    for (const bits of [8, 4] as const) {
+    for (const bits of [8, 7, 4] as const) {
       const [n, h, wd, c, o, k] = [1, 9, 7, 24, 20, 3];
       const xf = Float32Array.from({ length: n * h * wd * c }, () => rng.float() * 4 - 1);
       const wf = Float32Array.from({ length: o * k * k * c }, () => rng.float() * 2 - 1);
@@ -427,6 +427,9 @@ describe('API behaviour', () => {
       /\[-8, 7\].*output channel 1/,
     );
     expect(() => packQConv2dWeights(tensor('s8', [2, 1, 1, 3]), { bits: 3 as 8 })).toThrow(RangeError);
+    expect(() =>
+      packQConv2dWeights(tensor('s8', [2, 1, 1, 3], Int8Array.of(1, 2, 3, 64, -65, 0)), { bits: 7 }),
+    ).toThrow(/\[-64, 64\].*-65.*output channel 1, index 1/);
     expect(() => packQConv2dWeights(tensor('f32', [2, 1, 1, 3]) as never, { bits: 8 })).toThrow(TypeError);
     expect(() => packQDenseWeights(tensor('s8', [1, 65537]), { bits: 8 })).toThrow(/65536/);
     expect(() => qconv2d(tensor('f32', [1, 9, 8, 20]) as never, w, ok)).toThrow(TypeError);

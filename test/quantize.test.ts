@@ -248,9 +248,9 @@ describe(`weight quantization and INT4 packing (seed ${SEED})`, () => {
     ]);
   });
 
-  for (const bits of [8, 4] as const) {
+  for (const bits of [8, 7, 4] as const) {
     it(`${bits}-bit per-channel symmetric: scale = max|w| / qmax, values in [-qmax, qmax], error <= scale / 2`, () => {
-      const qmax = bits === 8 ? 127 : 7;
+      const qmax = bits === 8 ? 127 : bits === 7 ? 64 : 7;
       const o = 5,
         k = 3 * 3 * 7;
       const data = Float32Array.from({ length: o * k }, (_, i) =>

@@ -187,20 +187,20 @@ export { roundHalfEven };
 
 /**
  * Symmetric per-output-channel weight quantization (axis 0 is the output channel, as in OHWI and
- * [O, I]): `scale[c] = max|w[c]| / qmax` as float32, with qmax 127 (8 bits) or 7 (4 bits), and
+ * [O, I]): `scale[c] = max|w[c]| / qmax` as float32, with qmax 127 (8 bits), 64 (7 bits) or 7 (4 bits), and
  * `q = clamp(roundHalfEven(w / scale[c]), -qmax, qmax)`. A channel of zeros gets scale 1 (all q = 0).
  * @returns the integer weights (one value per byte; see {@link packInt4}) and the scales
  * @throws QuantizationError for NaN or infinite weights (naming the channel); TypeError, RangeError
  */
 export function quantizeWeights(
   w: Tensor<'f32'>,
-  options: { bits: 8 | 4 },
+  options: { bits: 8 | 7 | 4 },
 ): { weights: Tensor<'s8'>; scales: Float32Array } {
   expectTensor(w, 'weights', ['f32']);
   if (w.shape.length < 1) throw new ShapeError('weights: a scalar has no output-channel axis');
   const bits = options?.bits;
-  if (bits !== 8 && bits !== 4) throw new RangeError(`bits: expected 8 or 4, got ${String(bits)}`);
-  const qmax = bits === 8 ? 127 : 7;
+  if (bits !== 8 && bits !== 7 && bits !== 4) throw new RangeError(`bits: expected 8, 7 or 4, got ${String(bits)}`);
+  const qmax = bits === 8 ? 127 : bits === 7 ? 64 : 7;
   const channels = w.shape[0];
   const per = channels === 0 ? 0 : w.size / channels;
   const q = new Int8Array(w.size);

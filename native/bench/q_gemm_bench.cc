@@ -1,13 +1,16 @@
-// q_gemm_bench.cc: times the avx2 integer GEMMs (q8, q4) against the scalar
-// table, single thread: conv-like tiles (64 rows against 4 panels of 16 channels, as the conv
-// driver calls them) and a GEMV (1 row against 256 panels, weights streamed from memory).
+// q_gemm_bench.cc: times the integer GEMMs (avx2 q8, q4, q7; avx512 q8, q4 where the CPU has
+// AVX-512 VNNI) against the scalar table, single thread: conv-like tiles (64 rows against 4 panels of 16 channels, as
+// the conv driver calls them) and a GEMV (1 row against 256 panels, weights streamed from memory).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "cpu/dispatch.h"
 #include "integer/kernels.h"
 
 namespace {
@@ -24,7 +27,7 @@ constexpr int kRuns = 15;
 
 struct Data {
   size_t kp;
-  std::vector<uint8_t> a, q8, q4;
+  std::vector<uint8_t> a, q8, q4, q7;
 };
 
 Data make_data(const Shape& s, std::mt19937_64& g) {
@@ -34,36 +37,46 @@ Data make_data(const Shape& s, std::mt19937_64& g) {
   for (size_t i = 0; i < s.m; ++i)
     for (size_t k = 0; k < s.k; ++k) d.a[i * d.kp + k] = static_cast<uint8_t>(g());
   const size_t n = s.panels * kQPanelChannels;
-  std::vector<int8_t> w8(n * s.k), w4(n * s.k);
+  std::vector<int8_t> w8(n * s.k), w4(n * s.k), w7(n * s.k);
   for (auto& v : w8) v = static_cast<int8_t>(static_cast<int>(g() % 255) - 127);
   for (auto& v : w4) v = static_cast<int8_t>(static_cast<int>(g() % 16) - 8);
+  for (auto& v : w7) v = static_cast<int8_t>(static_cast<int>(g() % 129) - 64);
   d.q8.resize(s.panels * q8_panel_bytes(d.kp));
   d.q4.resize(s.panels * q4_panel_bytes(d.kp));
+  d.q7.resize(s.panels * q8_panel_bytes(d.kp));
   for (size_t p = 0; p < s.panels; ++p) {
     const size_t first = p * kQPanelChannels * s.k;
     pack_q8_panel(w8.data() + first, kQPanelChannels, s.k, s.k, d.q8.data() + p * q8_panel_bytes(d.kp));
     pack_q4_panel(w4.data() + first, kQPanelChannels, s.k, s.k, d.q4.data() + p * q4_panel_bytes(d.kp));
+    pack_q8_panel(w7.data() + first, kQPanelChannels, s.k, s.k, d.q7.data() + p * q8_panel_bytes(d.kp));
   }
   return d;
 }
 
-enum class Kind { Q8, Q4 };
+enum class Kind { Q8, Q4, Q7 };
 
 struct Kernel {
+  const char* name;
   const IntegerKernels* k;
   Kind kind;
   std::vector<int32_t> c;
   std::vector<double> times;
 };
 
+// The activations' XOR mask: 0x80 (uint8 tensors, as the conv driver passes them) unless
+// LOWBIT_BENCH_MASK=0 (int8 tensors: the kernels that multiply a + 128 then XOR every byte).
+uint8_t g_mask = 0x80;
+
 void run_layer(const Kernel& kn, const Shape& s, const Data& d, int32_t* c) {
   const size_t ldc = s.panels * kQPanelChannels;
   for (size_t p = 0; p < s.panels; ++p) {
     int32_t* out = c + p * kQPanelChannels;
     if (kn.kind == Kind::Q4)
-      kn.k->q4_gemm(s.m, d.kp, d.a.data(), d.kp, 0, d.q4.data() + p * q4_panel_bytes(d.kp), out, ldc);
+      kn.k->q4_gemm(s.m, d.kp, d.a.data(), d.kp, g_mask, d.q4.data() + p * q4_panel_bytes(d.kp), out, ldc);
+    else if (kn.kind == Kind::Q7)
+      kn.k->q7_gemm(s.m, d.kp, d.a.data(), d.kp, g_mask, d.q7.data() + p * q8_panel_bytes(d.kp), out, ldc);
     else
-      kn.k->q8_gemm(s.m, d.kp, d.a.data(), d.kp, 0, d.q8.data() + p * q8_panel_bytes(d.kp), out, ldc);
+      kn.k->q8_gemm(s.m, d.kp, d.a.data(), d.kp, g_mask, d.q8.data() + p * q8_panel_bytes(d.kp), out, ldc);
   }
 }
 
@@ -98,30 +111,67 @@ std::vector<double> time_layers(std::vector<Kernel>& kernels, const Shape& s, co
 }  // namespace
 
 int main() {
+  if (const char* env = std::getenv("LOWBIT_BENCH_MASK")) g_mask = static_cast<uint8_t>(std::strtoul(env, nullptr, 0));
   std::mt19937_64 g(42);
+  const std::vector<Isa> isas = supported_isas();
+  const bool avx512 = std::find(isas.begin(), isas.end(), Isa::Avx512) != isas.end();
   std::printf(
       "Gop/s (2 ops per MAC), single thread, median of %d round-robin runs; (x) = speed-up over the\n"
-      "scalar table (q8 vs scalar q8, q4 vs scalar q4). Weights: q8 random in [-127, 127],\n"
-      "q4 in [-8, 7]; activations random int8 (mask 0).\n",
-      kRuns);
-  std::printf("%-5s %3s %5s %6s  %16s %16s  %8s %8s\n", "shape", "m", "K", "panels", "avx2 q8", "avx2 q4", "scalar8",
-              "scalar4");
+      "scalar table (q8 and q7 vs scalar q8, q4 vs scalar q4). Weights: q8 random in [-127, 127],\n"
+      "q7 in [-64, 64], q4 in [-8, 7]; activations random bytes, mask 0x%02x.\n",
+      kRuns, g_mask);
+  std::vector<Kernel> kinds = {{"avx2 q8", &avx2::kIntegerKernels, Kind::Q8, {}, {}},
+                               {"avx2 q7", &avx2::kIntegerKernels, Kind::Q7, {}, {}},
+                               {"avx2 q4", &avx2::kIntegerKernels, Kind::Q4, {}, {}}};
+  if (avx512) {
+    kinds.push_back({"avx512 q8", &avx512::kIntegerKernels, Kind::Q8, {}, {}});
+    kinds.push_back({"avx512 q4", &avx512::kIntegerKernels, Kind::Q4, {}, {}});
+  }
+  kinds.push_back({"scalar q8", &scalar::kIntegerKernels, Kind::Q8, {}, {}});
+  kinds.push_back({"scalar q4", &scalar::kIntegerKernels, Kind::Q4, {}, {}});
+  // LOWBIT_BENCH_ONLY=name: time only that kernel (tuning; no check against scalar).
+  if (const char* only = std::getenv("LOWBIT_BENCH_ONLY"))
+    kinds.erase(
+        std::remove_if(kinds.begin(), kinds.end(), [&](const Kernel& kn) { return kn.name != std::string(only); }),
+        kinds.end());
+  std::printf("%-5s %3s %5s %6s", "shape", "m", "K", "panels");
+  for (const Kernel& kn : kinds) std::printf(" %16s", kn.name);
+  std::printf("\n");
   bool ok = true;
   for (const Shape& s : kShapes) {
     const Data d = make_data(s, g);
     const size_t out = s.m * s.panels * kQPanelChannels;
-    std::vector<Kernel> kernels = {{&avx2::kIntegerKernels, Kind::Q8, std::vector<int32_t>(out), {}},
-                                   {&avx2::kIntegerKernels, Kind::Q4, std::vector<int32_t>(out), {}},
-                                   {&scalar::kIntegerKernels, Kind::Q8, std::vector<int32_t>(out), {}},
-                                   {&scalar::kIntegerKernels, Kind::Q4, std::vector<int32_t>(out), {}}};
+    std::vector<Kernel> kernels = kinds;
+    for (Kernel& kn : kernels) kn.c.assign(out, 0);
     const std::vector<double> t = time_layers(kernels, s, d);
-    if (kernels[0].c != kernels[2].c || kernels[1].c != kernels[3].c) {
-      std::printf("MISMATCH between avx2 and scalar (%s K=%zu)\n", s.name, s.k);
-      ok = false;
+    const size_t n = kernels.size();
+    if (n == 1) {
+      std::printf("%-5s %3zu %5zu %6zu %16.1f\n", s.name, s.m, s.k, s.panels,
+                  2e-9 * s.m * s.k * s.panels * kQPanelChannels / t[0]);
+      continue;
     }
+    const Kernel &s8 = kernels[n - 2], &s4 = kernels[n - 1];
+    // Q7 weights differ from Q8's: the scalar Q8 kernel on the Q7 panels is its reference.
+    std::vector<int32_t> want7(out);
+    for (size_t p = 0; p < s.panels; ++p)
+      scalar::q8_gemm(s.m, d.kp, d.a.data(), d.kp, g_mask, d.q7.data() + p * q8_panel_bytes(d.kp),
+                      want7.data() + p * kQPanelChannels, s.panels * kQPanelChannels);
     const double gop = 2e-9 * s.m * s.k * s.panels * kQPanelChannels;
-    std::printf("%-5s %3zu %5zu %6zu  %7.1f (%5.1fx) %7.1f (%5.1fx)  %8.1f %8.1f\n", s.name, s.m, s.k, s.panels,
-                gop / t[0], t[2] / t[0], gop / t[1], t[3] / t[1], gop / t[2], gop / t[3]);
+    std::printf("%-5s %3zu %5zu %6zu", s.name, s.m, s.k, s.panels);
+    for (size_t i = 0; i < n; ++i) {
+      const Kernel& kn = kernels[i];
+      const std::vector<int32_t>& want = kn.kind == Kind::Q7 ? want7 : kn.kind == Kind::Q4 ? s4.c : s8.c;
+      if (kn.c != want) {
+        std::printf("\nMISMATCH: %s vs scalar (%s K=%zu)\n", kn.name, s.name, s.k);
+        ok = false;
+      }
+      const double base = kn.kind == Kind::Q4 ? t[n - 1] : t[n - 2];
+      if (i + 2 < n)
+        std::printf(" %7.1f (%5.1fx)", gop / t[i], base / t[i]);
+      else
+        std::printf(" %16.1f", gop / t[i]);
+    }
+    std::printf("\n");
   }
   return ok ? 0 : 1;
 }

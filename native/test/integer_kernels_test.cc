@@ -1,5 +1,6 @@
-// integer_kernels_test.cc: every integer kernel table (each supported ISA, and on aarch64 both NEON
-// variants) against lowbit::ref, bit for bit: odd row counts (tile remainders), every K tail,
+// integer_kernels_test.cc: every integer kernel table (each supported ISA: avx2 and avx512 where the
+// CPU has them, and on aarch64 both NEON variants) against lowbit::ref, bit for bit (q7 against the
+// reference q8 on weights in [-64, 64]): odd row counts (tile remainders), every K tail,
 // strided rows and outputs, partial panels, both masks, random and extreme values up to kQMaxK,
 // and no write outside c[i * ldc + j < 16].
 #include <algorithm>
@@ -17,7 +18,8 @@ using lowbit::test::rng;
 namespace {
 
 constexpr int32_t kSentinel = 0x5A5A5A5A;
-const size_t kRows[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 64, 97};
+// 1-17 and a few up to 37: every tile remainder of every ISA's row tile (4 to 14 rows).
+const size_t kRows[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 23, 29, 31, 37, 64, 97};
 // Awkward depths (1-8, primes, around 64 and 128, conv layer sizes 576 and 1152, 4607 / 4608 just
 // below and at a panel's K) plus ones whose group count (kp / 4) leaves every vector tail: 4, 7, 15, 255.
 const size_t kDepths[] = {1, 2, 3, 4, 5, 7, 8, 13, 25, 31, 57, 63, 64, 65, 127, 576, 1020, 1152, 4607, 4608};
@@ -100,6 +102,25 @@ int8_t w4_value(W4 p, std::mt19937_64& g) {
       return g() % 2 ? -8 : 7;
     default:
       return static_cast<int8_t>(static_cast<int>(g() % 16) - 8);
+  }
+}
+
+// Q7 weights: [-64, 64], both ends included.
+enum class W7 { Random, Min, Max, Mixed, Count };
+const char* w7_name(W7 p) {
+  static const char* names[] = {"random [-64,64]", "all -64", "all 64", "-64/64"};
+  return names[static_cast<int>(p)];
+}
+int8_t w7_value(W7 p, std::mt19937_64& g) {
+  switch (p) {
+    case W7::Min:
+      return -64;
+    case W7::Max:
+      return 64;
+    case W7::Mixed:
+      return g() % 2 ? -64 : 64;
+    default:
+      return static_cast<int8_t>(static_cast<int>(g() % 129) - 64);
   }
 }
 
@@ -192,6 +213,21 @@ void check_q4(const Case& s, W4 wp, std::mt19937_64& g, const std::string& label
   }
 }
 
+void check_q7(const Case& s, W7 wp, std::mt19937_64& g, const std::string& label) {
+  Case c = s;
+  for (size_t j = 0; j < c.count; ++j)
+    for (size_t kk = 0; kk < c.k; ++kk) c.w[j * c.ldw + kk] = w7_value(wp, g);
+  std::vector<uint8_t> panel(q8_panel_bytes(c.kp));  // Q7 panels are Q8 panels
+  pack_q8_panel(c.w.data(), c.count, c.k, c.ldw, panel.data());
+  std::vector<int32_t> want(c.m * kQPanelChannels);
+  ref::q8_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), want.data(), kQPanelChannels);
+  for (const Table& t : tables()) {
+    check_output("q7 " + t.name + " [" + label + ", " + w7_name(wp) + "]", c, want,
+                 [&](int32_t* out) { t.k->q7_gemm(c.m, c.kp, c.a.data(), c.lda, c.mask, panel.data(), out, c.ldc); });
+    if (failed()) return;
+  }
+}
+
 }  // namespace
 
 TEST(integer_kernel_tables_cover_every_isa) {
@@ -203,7 +239,8 @@ TEST(integer_kernel_tables_cover_every_isa) {
             ,
         "tables: " << all.size());
   for (const Table& t : all)
-    CHECK(t.k->q8_gemm && t.k->q4_gemm && t.k->q8_dw_tap && t.k->q16_small_k, t.name << " has a null kernel");
+    CHECK(t.k->q8_gemm && t.k->q4_gemm && t.k->q7_gemm && t.k->q8_dw_tap && t.k->q16_small_k,
+          t.name << " has a null kernel");
 }
 
 TEST(q8_gemm_matches_reference) {
@@ -230,6 +267,18 @@ TEST(q4_gemm_matches_reference) {
     }
 }
 
+TEST(q7_gemm_matches_reference) {
+  auto g = rng(110);
+  for (size_t m : kRows)
+    for (size_t k : kDepths) {
+      const uint8_t mask = g() % 2 ? 0x80 : 0;
+      const auto act = static_cast<Act>(g() % 2 ? 0 : g() % static_cast<int>(Act::Count));
+      const auto wp = static_cast<W7>(g() % 2 ? 0 : g() % static_cast<int>(W7::Count));
+      check_q7(make_case(m, k, mask, act, g), wp, g, act_name(act));
+      if (failed()) return;
+    }
+}
+
 // Every activation extreme against every weight extreme, both masks, on shapes that take each
 // path (single rows, tile remainders, buffered tiles; short, tailed and multi-chunk K).
 TEST(q_gemm_extremes_match_reference) {
@@ -245,6 +294,10 @@ TEST(q_gemm_extremes_match_reference) {
         }
         for (int wp = 0; wp < static_cast<int>(W4::Count); ++wp) {
           check_q4(s, static_cast<W4>(wp), g, act_name(static_cast<Act>(act)));
+          if (failed()) return;
+        }
+        for (int wp = 0; wp < static_cast<int>(W7::Count); ++wp) {
+          check_q7(s, static_cast<W7>(wp), g, act_name(static_cast<Act>(act)));
           if (failed()) return;
         }
       }
@@ -265,6 +318,10 @@ TEST(q_gemm_exact_at_max_k) {
           check_q4(s, wp, g, std::string("max K, ") + act_name(act));
           if (failed()) return;
         }
+        for (W7 wp : {W7::Min, W7::Max}) {
+          check_q7(s, wp, g, std::string("max K, ") + act_name(act));
+          if (failed()) return;
+        }
       }
 }
 
@@ -280,6 +337,14 @@ TEST(q_gemm_zero_depth_writes_zeros) {
     std::fill(c.begin(), c.end(), kSentinel);
     t.k->q4_gemm(3, 0, a, 0, 0x80, panel4.data(), c.data(), 16);
     for (int32_t v : c) CHECK(v == 0, "q4 " << t.name << " kp=0");
+    for (uint8_t mask : {uint8_t{0}, uint8_t{0x80}}) {
+      std::fill(c.begin(), c.end(), kSentinel);
+      t.k->q7_gemm(3, 0, a, 0, mask, panel8.data(), c.data(), 16);
+      for (int32_t v : c) CHECK(v == 0, "q7 " << t.name << " kp=0 mask=" << int(mask));
+      std::fill(c.begin(), c.end(), kSentinel);
+      t.k->q8_gemm(3, 0, a, 0, mask, panel8.data(), c.data(), 16);
+      for (int32_t v : c) CHECK(v == 0, "q8 " << t.name << " kp=0 mask=" << int(mask));
+    }
   }
 }
 

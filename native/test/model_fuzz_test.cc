@@ -450,7 +450,7 @@ TEST(model_fuzz_json_mutations_name_the_field) {
        "node 'conv1' (qconv2d): json: nodes[1].weights: the section holds 60 bytes, expected 203 (203 x int4 pair "
        "bytes)"},
       {"\"weights\": {\"section\": 1}", "\"weights\": 1", "nodes[1].weights: expected an object, got 1"},
-      {"\"bits\": 4", "\"bits\": 5", "node 'conv1' (qconv2d): json: nodes[1].bits: expected 8 or 4, got 5"},
+      {"\"bits\": 4", "\"bits\": 5", "node 'conv1' (qconv2d): json: nodes[1].bits: expected 8, 7 or 4, got 5"},
       {"\"bits\": 4", "\"bits\": 8", "nodes[1].weights: the section holds 203 bytes, expected 405 (405 x int8)"},
       {"\"kernel\": [3, 3]", "\"kernel\": [3, 0]",
        "node 'conv1' (qconv2d): json: nodes[1].kernel[1]: expected an integer in [1, 65535], got 0"},

@@ -198,10 +198,11 @@ void check_qconv(const QConvCase& k, uint64_t salt) {
   const float in_scale = 0.04f, out_scale = 0.5f;
   const int32_t in_zp = in_signed ? -3 : 120, out_zp = out_signed ? 5 : 100;
   const size_t icg = k.ci / k.groups, count = k.c * k.kh * k.kw * icg;
-  auto values = k.bits == 8 ? ints<int8_t>(g, count, -128, 127) : ints<int8_t>(g, count, -8, 7);
-  values[0] = k.bits == 8 ? -128 : -8;  // the extreme weight (and never a single zero weight)
+  const int wmax = k.bits == 8 ? 127 : k.bits == 7 ? 64 : 7;
+  auto values = ints<int8_t>(g, count, k.bits == 7 ? -64 : -wmax - 1, wmax);
+  values[0] = k.bits == 7 ? -64 : static_cast<int8_t>(-wmax - 1);  // the extreme weight (never a lone zero)
   // Shifts that bring a typical accumulator to about +-40: outputs vary rather than saturate.
-  const double typical = 64.0 * (k.bits == 8 ? 128 : 8) * std::sqrt(static_cast<double>(k.kh * k.kw * icg));
+  const double typical = 64.0 * (wmax + 1) * std::sqrt(static_cast<double>(k.kh * k.kw * icg));
   const int shift0 = static_cast<int>(std::lround(std::log2(typical * std::pow(2, 30.5) / 40)));
   const auto bias = ints<int32_t>(g, k.c, -static_cast<int64_t>(typical / 4), static_cast<int64_t>(typical / 4));
   const auto mult = multipliers(g, k.c);
@@ -225,7 +226,7 @@ void check_qconv(const QConvCase& k, uint64_t salt) {
                       std::to_string(k.sh) + ", " + std::to_string(k.sw) + "], \"dilation\": [" + std::to_string(k.dh) +
                       ", " + std::to_string(k.dw) + "], \"pads\": " + pads_json(k.pt, k.pl, k.pb, k.pr) +
                       ", \"groups\": " + std::to_string(k.groups) + ", \"bits\": " + std::to_string(k.bits) +
-                      ", \"weights\": " + (k.bits == 8 ? w.data(values) : w.data(nibbles)) +
+                      ", \"weights\": " + (k.bits != 4 ? w.data(values) : w.data(nibbles)) +
                       ", \"bias\": " + w.data(bias);
   if (!s32)
     attrs += ", \"multiplier\": " + w.data(mult) + ", \"shift\": " + w.data(shift) +
@@ -277,6 +278,9 @@ TEST(model_qconv2d_equals_the_layer) {
       {"depthwise 65, dilation 2, uneven pads", 65, 6, 7, 65, 3, 3, 1, 1, 2, 2, 2, 0, 1, 3, 65, 8, "s8", "s8"},
       {"grouped, int4, s32 -> affine", 4, 5, 6, 6, 2, 3, 2, 1, 1, 1, 1, 2, 0, 1, 2, 4, "u8", "s32"},
       {"1 channel 1x1, int4 odd count", 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 4, "s8", "u8"},
+      {"bits 7, 20 -> 33 channels, 3x3 stride 2, pads 1", 20, 9, 8, 33, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 7, "u8", "s8"},
+      {"bits 7, grouped, s8 in", 8, 5, 6, 6, 2, 3, 2, 1, 1, 1, 1, 2, 0, 1, 2, 7, "s8", "u8"},
+      {"bits 7, depthwise 17", 17, 6, 7, 17, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 17, 7, "u8", "u8"},
   };
   uint64_t salt = 310;
   for (const auto& k : cases) {
@@ -947,6 +951,43 @@ std::string load_error(const GraphWriter& w) {
 }
 
 }  // namespace
+
+// bits 7 (weights in [-64, 64], stored as bits 8): a value outside is refused at load, naming the
+// node, the field, the value and where it is; at the ends of the range the model loads.
+TEST(model_qconv_bits7_rejects_weights_outside_64) {
+  for (const int8_t bad : {int8_t{65}, int8_t{-65}, int8_t{127}, int8_t{-128}, int8_t{64}, int8_t{-64}}) {
+    for (const bool dense : {false, true}) {
+      GraphWriter w;
+      const std::vector<size_t> in_shape = dense ? std::vector<size_t>{6} : std::vector<size_t>{3, 3, 2};
+      const std::vector<size_t> out_shape = dense ? std::vector<size_t>{2} : std::vector<size_t>{3, 3, 2};
+      // f32 graph tensors are chw: [2, 3, 3] against the hwc [3, 3, 2] of the 8-bit and s32 ones.
+      const std::vector<size_t> chw = dense ? out_shape : std::vector<size_t>{2, 3, 3};
+      const auto x = w.tensor("x", "f32", dense ? in_shape : chw), xq = w.tensor("xq", "u8", in_shape, 0.1f, 128);
+      const auto acc = w.tensor("acc", "s32", out_shape), y = w.tensor("y", "f32", chw);
+      w.input("x", x), w.output("y", y);
+      w.node("quantize", "quantize", {x}, xq);
+      std::vector<int8_t> weights(dense ? 12 : 36, 1);
+      weights[7] = bad;
+      const std::string geometry =
+          dense
+              ? ""
+              : "\"kernel\": [3, 3], \"stride\": [1, 1], \"dilation\": [1, 1], \"pads\": [1, 1, 1, 1], \"groups\": 1, ";
+      w.node("fc7", dense ? "qdense" : "qconv2d", {xq}, acc, geometry + "\"bits\": 7, \"weights\": " + w.data(weights));
+      w.node(
+          "affine", "affine", {acc}, y,
+          "\"scale\": " + w.data(std::vector<float>(2, 0.5f)) + ", \"bias\": " + w.data(std::vector<float>(2, 0.0f)));
+      const std::string message = load_error(w);
+      if (bad >= -64 && bad <= 64) {
+        CHECK(message == "(loaded)", int(bad) << ": " << message);
+        continue;
+      }
+      const std::string want = std::string("node 'fc7' (") + (dense ? "qdense" : "qconv2d") +
+                               "): json: nodes[1].weights: bits 7 needs every value in [-64, 64], got " +
+                               std::to_string(bad) + " at index 7";
+      CHECK(message == want, "got: " << message << "\nwant: " << want);
+    }
+  }
+}
 
 TEST(model_float_nodes_reject_bad_layouts_and_data) {
   // One small graph per case: x f32 [3, 4, 4] chw and xh its hwc transpose, then the node under test.

@@ -1,6 +1,7 @@
 // qconv_test.cc: qconv2d / qdense on every supported ISA (NEON under qemu, ASan in CI) against a
 // direct int64 convolution of (x - zero point) * w, on random awkward shapes including depthwise
-// and grouped layers, INT4 weights, both input types and operand extremes.
+// and grouped layers, INT4 weights, both input types and operand extremes; bits 7 (weights in
+// [-64, 64]) against bits 8 with the same weights.
 #include "lowbit/qconv.h"
 
 #include <algorithm>
@@ -105,6 +106,57 @@ TEST(qconv2d_matches_oracle_on_every_isa) {
   set_isa(isa_name(supported_isas().back()));
 }
 
+// bits 7 runs q7_gemm (vpmaddubsw on AVX2), and the depthwise path treats it as 8: the same
+// results as bits 8 with the same weights, on every ISA, for convs (strides, padding, dilation,
+// groups, depthwise) and requantized dense layers.
+TEST(qconv2d_bits7_equals_bits8_on_every_isa) {
+  auto g = rng(33);
+  for (int iter = 0; iter < 40; ++iter) {
+    Case k = random_case(g);
+    const bool dense = iter % 4 == 3;
+    if (dense) k = Case{1 + g() % 37, 1, 1, 1 + g() % 700, 1 + g() % 40, 1, 1, 1, Conv2dParams{}, 8, k.in};
+    const size_t icg = k.c / k.groups, taps = k.kh * k.kw;
+    const bool extreme = iter % 5 == 0;
+    std::vector<int8_t> wt(k.oc * taps * icg);
+    for (auto& v : wt) v = extreme ? (g() % 2 ? -64 : 64) : int(g() % 129) - 64;
+    std::vector<uint8_t> x(k.n * k.h * k.w * k.c);
+    for (auto& v : x) v = extreme ? (g() % 2 ? 0x80 : 0x7F) ^ (k.in.is_signed ? 0 : 0x80) : uint8_t(g());
+    std::vector<int32_t> bias(k.oc), mult(k.oc), out_zero(k.oc);
+    std::vector<uint8_t> shift(k.oc);
+    for (auto& b : bias) b = int32_t(g() % 20001) - 10000;
+    for (size_t c = 0; c < k.oc; ++c)
+      mult[c] = int32_t(1u << 30) + int32_t(g() % 1000), shift[c] = uint8_t(36 + g() % 4);
+    auto w8 = pack_qconv2d_weights(wt.data(), k.oc, k.kh, k.kw, icg, k.groups, 8);
+    auto w7 = pack_qconv2d_weights(wt.data(), k.oc, k.kh, k.kw, icg, k.groups, 7);
+    CHECK(w7->bits == 7 && w7->bytes() == w8->bytes(), "bits 7 is stored as bits 8");
+    const Conv2dShape s = qconv2d_shape(k.n, k.h, k.w, k.c, *w8, k.p);
+    QEpilogue e;
+    e.bias = bias.data();
+    e.requantize = dense;
+    if (dense)
+      e.mult = mult.data(), e.shift = shift.data(), e.out_signed = true, e.zero_point = -3, e.lo = -128, e.hi = 127;
+    const size_t bytes = s.batch * s.out_h * s.out_w * s.out_c * (dense ? 1 : 4);
+    for (Isa isa : supported_isas()) {
+      set_isa(isa_name(isa));
+      std::vector<uint8_t> want(bytes + 1, 0x5A), got(bytes + 1, 0x5A);
+      if (dense) {
+        qdense(x.data(), k.n, k.c, *w8, k.in, e, want.data());
+        qdense(x.data(), k.n, k.c, *w7, k.in, e, got.data());
+      } else {
+        qconv2d(x.data(), s, *w8, k.p, k.in, e, want.data());
+        qconv2d(x.data(), s, *w7, k.p, k.in, e, got.data());
+      }
+      const size_t bad = std::mismatch(want.begin(), want.end(), got.begin()).first - want.begin();
+      CHECK(bad == want.size(), isa_name(isa) << " iter " << iter << (dense ? " dense" : " conv") << " c=" << k.c
+                                              << " oc=" << k.oc << " groups=" << k.groups << " k=" << k.kh << "x"
+                                              << k.kw << " signed=" << k.in.is_signed << ": bits 7 differs from bits 8"
+                                              << " at byte " << bad);
+      CHECK(got.back() == 0x5A, isa_name(isa) << " wrote past the output");
+    }
+  }
+  set_isa(isa_name(supported_isas().back()));
+}
+
 TEST(qdense_requantizes_like_the_formula) {
   auto g = rng(32);
   const size_t rows = 5, in_c = 300, oc = 37;
@@ -153,4 +205,24 @@ TEST(qconv_refuses_what_it_cannot_compute_exactly) {
     threw = e.kind() == ErrorKind::Range;
   }
   CHECK(threw, "a 4-bit value of 8 must be refused");
+  for (int8_t v : {int8_t{65}, int8_t{-65}, int8_t{-128}}) {
+    std::vector<int8_t> w7{0, 64, -64, v};
+    threw = false;
+    try {
+      pack_qconv2d_weights(w7.data(), 2, 1, 1, 2, 1, 7);
+    } catch (const Error& e) {
+      threw = e.kind() == ErrorKind::Range && std::string(e.what()).find("[-64, 64]") != std::string::npos &&
+              std::string(e.what()).find("output channel 1, index 1") != std::string::npos;
+    }
+    CHECK(threw, "a 7-bit value of " << int(v) << " must be refused, naming where");
+  }
+  for (int bits : {0, 5, 6, 9}) {
+    threw = false;
+    try {
+      pack_qconv2d_weights(w.data(), 1, 1, 1, 1, 1, bits);
+    } catch (const Error& e) {
+      threw = e.kind() == ErrorKind::Range;
+    }
+    CHECK(threw, "bits " << bits << " must be refused");
+  }
 }

@@ -23,7 +23,9 @@ namespace lowbit {
 // depthwise layers (one input channel per group, one output channel per group) hold the weights
 // tap-major, [tap][channel], int8 or two int4 per byte (low nibble first).
 struct QConv2dWeights {
-  int bits = 8;  // 8: values in [-128, 127]; 4: values in [-8, 7]
+  // 8: values in [-128, 127]; 7: values in [-64, 64], stored as 8 (exact vpmaddubsw on AVX2 without
+  // VNNI); 4: values in [-8, 7].
+  int bits = 8;
   size_t out_channels = 0, kernel_h = 0, kernel_w = 0, in_channels_per_group = 0, groups = 1;
   size_t k = 0, kp = 0;  // reduction length kh * kw * in_channels_per_group, and padded to 4
   size_t panels_per_group = 0, panel_bytes = 0;
@@ -38,7 +40,8 @@ struct QConv2dWeights {
   size_t bytes() const { return data.size(); }
 };
 
-// ohwi: out_c x kh x kw x in_c_per_group int8 values. bits 4 needs every value in [-8, 7].
+// ohwi: out_c x kh x kw x in_c_per_group int8 values. bits 7 needs every value in [-64, 64], bits 4
+// in [-8, 7] (Error(Range) naming the first value outside).
 // k = kh * kw * in_c_per_group must be at most 65536 (kQMaxK), which keeps the int32 sums exact.
 std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t out_c, size_t kh, size_t kw,
                                                      size_t in_c_per_group, size_t groups, int bits);

@@ -6,14 +6,15 @@
 
 namespace lowbit {
 
-enum class Isa { Scalar, Avx2, Neon };
+// Avx512: AVX-512 F+BW+VL+VNNI (with AVX2); families without AVX-512 kernels run their avx2 ones.
+enum class Isa { Scalar, Avx2, Avx512, Neon };
 
 const char* isa_name(Isa isa);
 // The ISA the kernels use now. Chosen once at load: the best the CPU supports, or LOWBIT_ISA.
 Isa active_isa();
 // Every ISA this build and this CPU can run, best last.
 std::vector<Isa> supported_isas();
-// Forces an ISA by name ("scalar", "avx2", "neon"); throws Error(Unsupported) if unavailable.
+// Forces an ISA by name ("scalar", "avx2", "avx512", "neon"); throws Error(Unsupported) if unavailable.
 void set_isa(const std::string& name);
 
 // CPUs this process may run on: its affinity mask (sched_getaffinity), further limited by a

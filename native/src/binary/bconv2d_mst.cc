@@ -126,6 +126,7 @@ struct CostConstants {
 CostConstants cost_constants(Isa isa) {
   switch (isa) {
     case Isa::Avx2:
+    case Isa::Avx512:  // runs the avx2 binary kernels
       return {0.16, 1.0, 8.0, 60.0, 6.0};
     case Isa::Neon:
       return {0.5, 2.0, 10.0, 80.0, 8.0};

@@ -28,6 +28,14 @@ bool cpu_has(Isa isa) {
 #else
       return false;
 #endif
+    case Isa::Avx512:
+#if defined(__x86_64__)
+      // Also checks that the OS saves the zmm and mask state.
+      return cpu_has(Isa::Avx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+      return false;
+#endif
     case Isa::Neon:
 #if defined(__aarch64__)
       return true;  // Advanced SIMD is mandatory on AArch64.
@@ -41,8 +49,9 @@ bool cpu_has(Isa isa) {
 Isa isa_from_name(const std::string& name) {
   if (name == "scalar") return Isa::Scalar;
   if (name == "avx2") return Isa::Avx2;
+  if (name == "avx512") return Isa::Avx512;
   if (name == "neon") return Isa::Neon;
-  fail(ErrorKind::Range, "unknown ISA '" + name + "': expected one of scalar, avx2, neon");
+  fail(ErrorKind::Range, "unknown ISA '" + name + "': expected one of scalar, avx2, avx512, neon");
 }
 
 Isa best_isa() {
@@ -54,8 +63,8 @@ Isa initial_isa() {
   const char* env = std::getenv("LOWBIT_ISA");
   if (env == nullptr || *env == '\0') return best_isa();
   const std::string name = env;
-  if (name != "scalar" && name != "avx2" && name != "neon")
-    fail(ErrorKind::Range, "LOWBIT_ISA=" + name + ": unknown ISA, expected one of scalar, avx2, neon");
+  if (name != "scalar" && name != "avx2" && name != "avx512" && name != "neon")
+    fail(ErrorKind::Range, "LOWBIT_ISA=" + name + ": unknown ISA, expected one of scalar, avx2, avx512, neon");
   Isa isa = isa_from_name(name);
   if (!cpu_has(isa))
     fail(ErrorKind::Unsupported, std::string("LOWBIT_ISA=") + env + " but this CPU or build does not support it");
@@ -77,6 +86,8 @@ const char* isa_name(Isa isa) {
       return "scalar";
     case Isa::Avx2:
       return "avx2";
+    case Isa::Avx512:
+      return "avx512";
     case Isa::Neon:
       return "neon";
   }
@@ -85,7 +96,7 @@ const char* isa_name(Isa isa) {
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out{Isa::Scalar};
-  for (Isa isa : {Isa::Avx2, Isa::Neon})
+  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Neon})
     if (cpu_has(isa)) out.push_back(isa);
   return out;
 }
@@ -102,6 +113,7 @@ const BinaryKernels& binary_kernels_for(Isa isa) {
   switch (isa) {
 #if defined(__x86_64__)
     case Isa::Avx2:
+    case Isa::Avx512:  // no AVX-512 kernels in this family
       return avx2::kBinaryKernels;
 #endif
 #if defined(__aarch64__)
@@ -119,6 +131,7 @@ const OutputKernels& output_kernels_for(Isa isa) {
   switch (isa) {
 #if defined(__x86_64__)
     case Isa::Avx2:
+    case Isa::Avx512:  // no AVX-512 kernels in this family
       return avx2::kOutputKernels;
 #endif
 #if defined(__aarch64__)
@@ -136,6 +149,7 @@ const F32Kernels& f32_kernels_for(Isa isa) {
   switch (isa) {
 #if defined(__x86_64__)
     case Isa::Avx2:
+    case Isa::Avx512:  // no AVX-512 kernels in this family
       return avx2::kF32Kernels;
 #endif
 #if defined(__aarch64__)
@@ -163,6 +177,8 @@ const IntegerKernels& integer_kernels_for(Isa isa) {
 #if defined(__x86_64__)
     case Isa::Avx2:
       return avx2::kIntegerKernels;
+    case Isa::Avx512:
+      return avx512::kIntegerKernels;
 #endif
 #if defined(__aarch64__)
     case Isa::Neon:
@@ -179,6 +195,7 @@ const FloatKernels& float_kernels_for(Isa isa) {
   switch (isa) {
 #if defined(__x86_64__)
     case Isa::Avx2:
+    case Isa::Avx512:  // no AVX-512 kernels in this family
       return avx2::kFloatKernels;
 #endif
 #if defined(__aarch64__)
@@ -195,6 +212,7 @@ const EltwiseKernels& eltwise_kernels_for(Isa isa) {
   switch (isa) {
 #if defined(__x86_64__)
     case Isa::Avx2:
+    case Isa::Avx512:  // no AVX-512 kernels in this family
       return avx2::kEltwiseKernels;
 #endif
 #if defined(__aarch64__)

@@ -60,8 +60,17 @@ class QConvNode : public Node {
   }
 };
 
-// OHWI int8 values of the node's weights: one byte each, or (bits 4) two per byte, low nibble first.
+// OHWI int8 values of the node's weights: one byte each (bits 8; bits 7: each in [-64, 64]), or
+// (bits 4) two per byte, low nibble first.
 std::vector<int8_t> qweights(const NodeBuilder& b, size_t count, int bits) {
+  if (bits == 7) {
+    std::vector<int8_t> values = b.data<int8_t>("weights", count, "int8");
+    for (size_t i = 0; i < count; ++i)
+      if (values[i] < -64 || values[i] > 64)
+        b.json.get("weights").fail("bits 7 needs every value in [-64, 64], got " + std::to_string(values[i]) +
+                                   " at index " + std::to_string(i));
+    return values;
+  }
   if (bits == 8) return b.data<int8_t>("weights", count, "int8");
   const std::vector<uint8_t> packed = b.data<uint8_t>("weights", (count + 1) / 2, "int4 pair bytes");
   if (count % 2 && packed.back() >> 4)
@@ -84,7 +93,7 @@ std::unique_ptr<Node> build_qconv(const NodeBuilder& b, bool dense) {
   const size_t c = y.last();
   const ConvNodeGeometry& g = node->geo = conv_geometry(b, x, dense, false);
   const int bits = static_cast<int>(b.integer("bits", 4, 8));
-  if (bits != 4 && bits != 8) b.json.get("bits").fail("expected 8 or 4, got " + std::to_string(bits));
+  if (bits != 4 && bits != 7 && bits != 8) b.json.get("bits").fail("expected 8, 7 or 4, got " + std::to_string(bits));
   const size_t icg = channels_per_group(b, g.in_c, g.groups);
   const size_t count =
       checked_mul(checked_mul(checked_mul(c, g.kernel_h, "weights"), g.kernel_w, "weights"), icg, "weights");

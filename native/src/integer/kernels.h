@@ -1,5 +1,5 @@
 // kernels.h: the contracts of the integer (INT8/INT4) kernel family. Every ISA implements the same
-// functions in its own namespace (lowbit::scalar, lowbit::avx2, lowbit::neon); lowbit::ref holds
+// functions in its own namespace (lowbit::scalar, lowbit::avx2, lowbit::avx512, lowbit::neon); lowbit::ref holds
 // the obviously-correct versions the tests compare against. All results are exact int32 sums:
 // every kernel equals ref bit for bit for every operand value.
 //
@@ -36,6 +36,9 @@ inline size_t q4_panel_bytes(size_t kp) { return kQPanelHeaderBytes + kp * kQPan
 // a[i * lda + k] for K <= k < kp must equal mask (value 0). kp is a multiple of 4, at most
 // kQMaxK, which keeps every sum inside int32 (|sum| <= kp * 128 * 128 <= 2^30).
 // Q8 kernels are exact for every int8 weight, -128 included.
+// Q7 (q7_gemm): the Q8 contract and panel, for panels whose every weight is in [-64, 64] (bits 7):
+// then a + 128 times a weight pairs stay within int16 (2 * 255 * 64 = 32640), so AVX2 without
+// VNNI runs it with exact vpmaddubsw. Where no such shortcut pays, q7_gemm is the ISA's q8_gemm.
 inline constexpr size_t kQMaxK = 65536;
 using Q8GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel,
                           int32_t* c, size_t ldc);
@@ -59,30 +62,45 @@ using QSmallKFn = void (*)(size_t k, size_t n, const int16_t* x, const int16_t* 
 struct IntegerKernels {
   Q8GemmFn q8_gemm;
   Q4GemmFn q4_gemm;
+  Q8GemmFn q7_gemm;
   QDepthwiseTapFn q8_dw_tap;
   QSmallKFn q16_small_k;
 };
 
-#define LOWBIT_DECLARE_INTEGER_KERNELS(ns)                                                                        \
+#define LOWBIT_DECLARE_INTEGER_GEMMS(ns)                                                                          \
   namespace ns {                                                                                                  \
   void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c, \
                size_t ldc);                                                                                       \
   void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c, \
                size_t ldc);                                                                                       \
-  void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);                        \
-  void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,    \
-                   int32_t* acc);                                                                                 \
-  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_dw_tap, q16_small_k};                   \
+  }
+// q7: the function name (in ns) that serves q7_gemm.
+#define LOWBIT_DECLARE_INTEGER_KERNELS(ns, q7)                                                                 \
+  LOWBIT_DECLARE_INTEGER_GEMMS(ns)                                                                             \
+  namespace ns {                                                                                               \
+  void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);                     \
+  void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias, \
+                   int32_t* acc);                                                                              \
+  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q7, q8_dw_tap, q16_small_k};            \
   }
 
-LOWBIT_DECLARE_INTEGER_KERNELS(ref)
-LOWBIT_DECLARE_INTEGER_KERNELS(scalar)
+LOWBIT_DECLARE_INTEGER_KERNELS(ref, q8_gemm)
+LOWBIT_DECLARE_INTEGER_KERNELS(scalar, q8_gemm)
 #if defined(__x86_64__)
-LOWBIT_DECLARE_INTEGER_KERNELS(avx2)
+namespace avx2 {
+void q7_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
+             size_t ldc);
+}
+LOWBIT_DECLARE_INTEGER_KERNELS(avx2, q7_gemm)
+// AVX-512 F+BW+VL+VNNI (vpdpbusd), chosen at run time: its own GEMMs (Q7 is its Q8), avx2's rest.
+LOWBIT_DECLARE_INTEGER_GEMMS(avx512)
+namespace avx512 {
+inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_gemm, avx2::q8_dw_tap, avx2::q16_small_k};
+}
 #endif
 #if defined(__aarch64__)
-LOWBIT_DECLARE_INTEGER_KERNELS(neon)      // Cortex-A72 class: no dot product
-LOWBIT_DECLARE_INTEGER_KERNELS(neon_dot)  // ARMv8.2 sdot, chosen at run time (HWCAP_ASIMDDP)
+LOWBIT_DECLARE_INTEGER_KERNELS(neon, q8_gemm)      // Cortex-A72 class: no dot product
+LOWBIT_DECLARE_INTEGER_KERNELS(neon_dot, q8_gemm)  // ARMv8.2 sdot, chosen at run time (HWCAP_ASIMDDP)
 #endif
 
 // Panel packing (shared by every ISA). w points at channel `first`'s row of a row-major

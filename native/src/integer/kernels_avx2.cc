@@ -12,6 +12,10 @@
 // Q4 does use vpmaddubsw: activations offset to unsigned (a + 128) times int4 weights give pairs
 // of at most 2 * 255 * 8 = 4080, so 8 groups add up in int16 before one vpmaddwd widens them; the
 // header's weight sums take the 128 back out.
+//
+// Q7 (weights in [-64, 64]) does too: a pair is at most 2 * 255 * 64 = 32640, so one vpmaddubsw per
+// 8 channels and group is exact, and vpmaddwd by ones widens it at once: 2 vpmaddubsw + 2 vpmaddwd
+// + 2 vpaddd per row and group, straight from the panel, with no splitting of either operand.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -169,6 +173,64 @@ void q8_chunks(size_t m, size_t groups, const uint8_t* a, size_t lda, uint8_t ma
   }
 }
 
+// ---- Q7 ---------------------------------------------------------------------------------------
+//
+// The tile is 4 rows x 16 channels: 8 int32 accumulators + 2 weights + ones + flip + a broadcast
+// and 2 products fill the 16 ymm. The accumulators start at -128 * wsum (the tile multiplies
+// a + 128) and stay in registers over a chunk of K whose weights (8 KiB) stay in L1 across the
+// row tiles.
+constexpr size_t kQ7ChunkGroups = 128;
+constexpr size_t kQ7MR = 4;
+
+// R rows x 16 channels over `groups` groups of body; x ^ flip = a + 128 (kFlip: flip != 0).
+// first: start from bias (lo: channels 0-7, hi: 8-15), else add to c.
+template <size_t R, bool kFlip>
+void q7_tile(size_t groups, const uint8_t* body, const uint8_t* a, size_t lda, uint8_t flip, __m256i bias_lo,
+             __m256i bias_hi, bool first, int32_t* c, size_t ldc) {
+  static_assert(R >= 1 && R <= 4, "rows 0-3");
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i vflip = _mm256_set1_epi8(static_cast<char>(flip));
+  __m256i lo0 = bias_lo, hi0 = bias_hi, lo1 = lo0, hi1 = hi0, lo2 = lo0, hi2 = hi0, lo3 = lo0, hi3 = hi0;
+  if (!first) {
+    LOWBIT_ROWS(R, LOWBIT_LOAD)
+  }
+  for (size_t g = 0; g < groups; ++g) {
+    _mm_prefetch(reinterpret_cast<const char*>(body + 64 * g + kPrefetchBytes), _MM_HINT_T0);
+    const __m256i wlo = loadu(body + 64 * g), whi = loadu(body + 64 * g + 32);
+#define LOWBIT_STEP(r, lo, hi)                                                        \
+  {                                                                                   \
+    __m256i x = broadcast32(a + (r)*lda + 4 * g);                                     \
+    if constexpr (kFlip) x = _mm256_xor_si256(x, vflip);                              \
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_maddubs_epi16(x, wlo), ones)); \
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_maddubs_epi16(x, whi), ones)); \
+  }
+    LOWBIT_ROWS(R, LOWBIT_STEP)
+#undef LOWBIT_STEP
+    LOWBIT_ROWS(R, LOWBIT_PIN)
+  }
+  LOWBIT_ROWS(R, LOWBIT_STORE)
+}
+
+template <bool kFlip>
+void q7_chunks(size_t m, size_t groups, const uint8_t* a, size_t lda, uint8_t flip, const uint8_t* panel, int32_t* c,
+               size_t ldc) {
+  using Tile =
+      void (*)(size_t, const uint8_t*, const uint8_t*, size_t, uint8_t, __m256i, __m256i, bool, int32_t*, size_t);
+  static constexpr Tile kTiles[kQ7MR] = {q7_tile<1, kFlip>, q7_tile<2, kFlip>, q7_tile<3, kFlip>, q7_tile<4, kFlip>};
+  int32_t wsum[kQPanelChannels];
+  std::memcpy(wsum, panel, sizeof wsum);
+  const __m256i bias_lo = _mm256_mullo_epi32(loadu(wsum), _mm256_set1_epi32(-128));
+  const __m256i bias_hi = _mm256_mullo_epi32(loadu(wsum + 8), _mm256_set1_epi32(-128));
+  const uint8_t* body = panel + kQPanelHeaderBytes;
+  const size_t step = chunk_groups(groups, kQ7ChunkGroups);
+  for (size_t g0 = 0; g0 < groups; g0 += step) {
+    const size_t n = std::min(step, groups - g0);
+    for (size_t i0 = 0; i0 < m; i0 += kQ7MR)
+      kTiles[std::min(kQ7MR, m - i0) - 1](n, body + 64 * g0, a + i0 * lda + 4 * g0, lda, flip, bias_lo, bias_hi,
+                                          g0 == 0, c + i0 * ldc, ldc);
+  }
+}
+
 // ---- Q4 ---------------------------------------------------------------------------------------
 //
 // Per chunk of K the nibbles are unpacked once into int8 (64 bytes a group: channels 0-7, then
@@ -253,15 +315,17 @@ void q4_chunks(size_t m, size_t groups, const uint8_t* a, size_t lda, uint8_t fl
   }
 }
 
+// kp = 0: every sum is empty.
+void zero_rows(size_t m, int32_t* c, size_t ldc) {
+  for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + kQPanelChannels, 0);
+}
+
 }  // namespace
 
 void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
              size_t ldc) {
   const size_t groups = kp / 4;
-  if (groups == 0) {
-    for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + kQPanelChannels, 0);
-    return;
-  }
+  if (groups == 0) return zero_rows(m, c, ldc);
   const uint8_t* body = panel + kQPanelHeaderBytes;
   if (m >= kQ8BufferMinRows)
     mask ? q8_chunks<true, true>(m, groups, a, lda, mask, body, c, ldc)
@@ -292,6 +356,15 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
   else
     flip ? q4_chunks<false, true>(m, groups, a, lda, flip, body, c, ldc)
          : q4_chunks<false, false>(m, groups, a, lda, flip, body, c, ldc);
+}
+
+void q7_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
+             size_t ldc) {
+  const size_t groups = kp / 4;
+  if (groups == 0) return zero_rows(m, c, ldc);
+  const uint8_t flip = mask ^ 0x80;
+  flip ? q7_chunks<true>(m, groups, a, lda, flip, panel, c, ldc)
+       : q7_chunks<false>(m, groups, a, lda, flip, panel, c, ldc);
 }
 
 void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {

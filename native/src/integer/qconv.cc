@@ -63,18 +63,22 @@ struct Plan {
   bool direct = false;  // 1x1, stride 1, no padding, one group, in_c % 4 == 0: input rows are the patches
 };
 
-// y[j] += bias, then the epilogue, for n channels starting at c0 of one output pixel.
-void finish_row(const Plan& plan, int32_t* y, size_t pixel, size_t c0, size_t n, void* output) {
-  for (size_t j = 0; j < n; ++j)
-    y[j] = static_cast<int32_t>(static_cast<uint32_t>(y[j]) + static_cast<uint32_t>(plan.bias[c0 + j]));
-  const size_t at = pixel * plan.s.out_c + c0;
+// y[i * ldy + j] += bias, then the epilogue, for n channels starting at c0 of `rows` consecutive
+// output pixels from `pixel` on (one requantizer call for them all).
+void finish_rows(const Plan& plan, int32_t* y, size_t ldy, size_t rows, size_t pixel, size_t c0, size_t n,
+                 void* output) {
+  for (size_t i = 0; i < rows; ++i)
+    for (size_t j = 0; j < n; ++j)
+      y[i * ldy + j] =
+          static_cast<int32_t>(static_cast<uint32_t>(y[i * ldy + j]) + static_cast<uint32_t>(plan.bias[c0 + j]));
+  const size_t out_c = plan.s.out_c, at = pixel * out_c + c0;
   if (!plan.e.requantize) {
     int32_t* out = static_cast<int32_t*>(output) + at;
-    for (size_t j = 0; j < n; ++j) out[j] = y[j];
+    for (size_t i = 0; i < rows; ++i) std::memcpy(out + i * out_c, y + i * ldy, n * sizeof(int32_t));
     return;
   }
   const RequantizeParams p{plan.e.mult + c0, plan.e.shift + c0, plan.out_zero + c0, plan.e.lo, plan.e.hi};
-  plan.rescale(1, n, y, n, p, static_cast<int8_t*>(output) + at, n);
+  plan.rescale(rows, n, y, ldy, p, static_cast<int8_t*>(output) + at, out_c);
 }
 
 // Copies n bytes; the runs of small-channel layers (3 bytes for a 3x3 tap row of one channel) are
@@ -141,19 +145,16 @@ void run_task(const Plan& plan, const uint8_t* input, size_t task, void* output)
       patches_group = g;
     }
     const uint8_t* panel = w.data.data() + q * w.panel_bytes;
-    if (w.bits == 8)
-      plan.k.q8_gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
-    else
-      plan.k.q4_gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
+    const Q8GemmFn gemm = w.bits == 8 ? plan.k.q8_gemm : w.bits == 7 ? plan.k.q7_gemm : plan.k.q4_gemm;
+    gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
     const size_t n = std::min(kQPanelChannels, plan.oc_per_group - first);
-    for (size_t i = 0; i < pn; ++i)
-      finish_row(plan, sc.acc.data() + i * kQPanelChannels, p0 + i, g * plan.oc_per_group + first, n, output);
+    finish_rows(plan, sc.acc.data(), kQPanelChannels, pn, p0, g * plan.oc_per_group + first, n, output);
   }
 }
 
 // Depthwise taps as int8 [tap][channel] (int4 weights are unpacked once per call).
 const int8_t* depthwise_taps(const QConv2dWeights& w, AlignedBuffer<int8_t>& buffer) {
-  if (w.bits == 8) return reinterpret_cast<const int8_t*>(w.data.data());
+  if (w.bits != 4) return reinterpret_cast<const int8_t*>(w.data.data());
   const size_t count = w.taps() * w.out_channels;
   buffer.resize(count);
   for (size_t i = 0; i < count; ++i) {
@@ -179,7 +180,7 @@ void depthwise_row(const Plan& plan, const uint8_t* input, const int8_t* taps, c
       const uint8_t* x = inside(s, iy, ix) ? image + (iy * s.in_w + ix) * c : pad_row;
       plan.k.q8_dw_tap(c, x, plan.mask, taps + t * c, sc.acc.data());
     });
-    finish_row(plan, sc.acc.data(), row * s.out_w + ow, 0, c, output);
+    finish_rows(plan, sc.acc.data(), c, 1, row * s.out_w + ow, 0, c, output);
   }
 }
 
@@ -232,7 +233,9 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
 
 std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t out_c, size_t kh, size_t kw,
                                                      size_t in_c_per_group, size_t groups, int bits) {
-  if (bits != 8 && bits != 4) fail(ErrorKind::Range, "bits must be 8 or 4, got " + std::to_string(bits));
+  if (bits != 8 && bits != 7 && bits != 4)
+    fail(ErrorKind::Range, "bits must be 8, 7 or 4, got " + std::to_string(bits));
+  const bool bytes = bits != 4;  // bits 7 is stored as bits 8
   if (out_c == 0 || kh == 0 || kw == 0 || in_c_per_group == 0 || groups == 0)
     fail(ErrorKind::Shape, "weights: every dimension of [O, H, W, I] and groups must be at least 1");
   if (out_c % groups != 0)
@@ -255,6 +258,9 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
       if (bits == 4 && (v < -8 || v > 7))
         fail(ErrorKind::Range, "weights: 4-bit values must be in [-8, 7], got " + std::to_string(v) +
                                    " at output channel " + num(c) + ", index " + num(i));
+      if (bits == 7 && (v < -64 || v > 64))
+        fail(ErrorKind::Range, "weights: 7-bit values must be in [-64, 64], got " + std::to_string(v) +
+                                   " at output channel " + num(c) + ", index " + num(i));
       w->wsum[c] += v;
       w->l1[c] += v < 0 ? -v : v;
     }
@@ -268,13 +274,13 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
   if (w->depthwise) {
     // [tap][channel]: each tap's weights over all channels are contiguous, as the input pixels are.
     const size_t taps = w->taps();
-    w->data.resize(bits == 8 ? count : (count + 1) / 2);
+    w->data.resize(bytes ? count : (count + 1) / 2);
     std::memset(w->data.data(), 0, w->data.size());
     for (size_t t = 0; t < taps; ++t)
       for (size_t c = 0; c < out_c; ++c) {
         const size_t i = t * out_c + c;
         const int8_t v = ohwi[c * taps + t];
-        if (bits == 8)
+        if (bytes)
           w->data[i] = static_cast<uint8_t>(v);
         else
           w->data[i / 2] |= static_cast<uint8_t>((static_cast<uint8_t>(v) & 0xF) << (i % 2 ? 4 : 0));
@@ -283,7 +289,7 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
   }
   const size_t ocg = out_c / groups;
   w->panels_per_group = (ocg + kQPanelChannels - 1) / kQPanelChannels;
-  w->panel_bytes = bits == 8 ? q8_panel_bytes(w->kp) : q4_panel_bytes(w->kp);
+  w->panel_bytes = bytes ? q8_panel_bytes(w->kp) : q4_panel_bytes(w->kp);
   const size_t panels = checked_mul(groups, w->panels_per_group, "panel count");
   w->data.resize(checked_mul(panels, w->panel_bytes, "packed weights size"));
   for (size_t g = 0; g < groups; ++g)
@@ -292,7 +298,7 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
       const int8_t* src = ohwi + (g * ocg + first) * w->k;
       uint8_t* dst = w->data.data() + (g * w->panels_per_group + q) * w->panel_bytes;
       const size_t n = std::min(kQPanelChannels, ocg - first);
-      if (bits == 8)
+      if (bytes)
         pack_q8_panel(src, n, w->k, w->k, dst);
       else
         pack_q4_panel(src, n, w->k, w->k, dst);
