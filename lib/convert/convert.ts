@@ -17,11 +17,12 @@ import { Tensor } from '../tensor.js';
 import { AccuracyError, errorFromClone, type ErrorClone } from '../errors.js';
 import { argmax } from '../data.js';
 import { calibrate } from './calibrate.js';
-import type { ConvertOptions, ConversionReport } from './options.js';
+import type { ConvertOptions, ConversionReport, ConvertPhase } from './options.js';
 import { binaryLayers, lower, planFloat, type LayerInfo, type LowerOptions } from './lower.js';
 import { signValues, type OhwiWeights } from './weights.js';
+import { LayerRounding } from './rounding.js';
 
-export type { ConvertOptions, ConversionReport, LayerReport } from './options.js';
+export type { ConvertOptions, ConversionReport, ConvertPhase, LayerReport } from './options.js';
 
 /** At most this many calibration samples are used to measure errors (the float model keeps every layer). */
 const MEASURE_SAMPLES = 256;
@@ -71,6 +72,9 @@ export function convertOnnxSync(
     );
   if (bits !== 8 && bits !== 4 && bits !== 'mixed')
     throw new RangeError(`bits: expected 8, 4 or 'mixed', got ${String(bits)}`);
+  const rounding = options.rounding ?? 'gptq';
+  if (rounding !== 'gptq' && rounding !== 'nearest')
+    throw new RangeError(`rounding: expected 'gptq' or 'nearest', got ${String(rounding)}`);
   if (bits === 'mixed' && !(Number(options.sizeBudget) > 0))
     throw new RangeError(`sizeBudget: 'mixed' bits need a budget in bytes > 0, got ${String(options.sizeBudget)}`);
   const requested = options.floatLayers;
@@ -93,11 +97,23 @@ export function convertOnnxSync(
       'calibration: expected a Float32Array of input samples (the quantizer needs activation ranges)',
     );
   const calibrationWarnings: string[] = [];
+  const plan = planFloat(graph, floatLayers);
+  const count = sampleCount(graph, samples);
+  // 4-bit layers are rounded against their inputs' statistics, gathered while calibrating.
+  let rounded = 0,
+    roundTotal = 0;
+  const rounder =
+    rounding === 'gptq' && (bits !== 8 || options.boundaryBits === 4)
+      ? new LayerRounding(graph, integerCandidates(graph, plan.floatLayers), count, () =>
+          options.onProgress?.('round', ++rounded, roundTotal),
+        )
+      : undefined;
   const ranges = calibrate(graph, samples, {
     method: options.calibrationMethod,
     percentile: options.percentile,
     onProgress: (done, total) => options.onProgress?.('calibrate', done, total),
     warnings: calibrationWarnings,
+    observe: rounder ? (values) => rounder.observe(values) : undefined,
   });
   // The graph is lowered several times (probe, final, each 'mixed' candidate); a binary layer's
   // schedule does not depend on the bits chosen, so it is built once.
@@ -106,7 +122,14 @@ export function convertOnnxSync(
     if (!schedules.has(name)) schedules.set(name, mstSchedule(w, groups, pixels));
     return schedules.get(name)!;
   };
-  const base: LowerOptions = { ranges, mst: options.mst ? mst : undefined, ...planFloat(graph, floatLayers) };
+  const base: LowerOptions = {
+    ranges,
+    mst: options.mst ? mst : undefined,
+    ...plan,
+    round: rounder
+      ? (name, w, b, bias, flattened) => (b === 4 ? rounder.round(name, w, b, bias, flattened) : undefined)
+      : undefined,
+  };
 
   const integerLayers = lower(graph, base)
     .layers.filter((l) => l.kind.startsWith('W'))
@@ -120,14 +143,21 @@ export function convertOnnxSync(
     for (const name of fourBit) m.set(name, 4);
     return m;
   };
+  if (rounder) {
+    // Every layer that may take 4 bits is rounded once, up front (lowering caches nothing else).
+    const four = bitsOf(inner);
+    roundTotal = [...four.values()].filter((b) => b === 4).length;
+    lower(graph, { ...base, bits: four });
+  }
 
-  const count = sampleCount(graph, samples);
   const measureSet = samples.subarray(0, (Math.min(count, MEASURE_SAMPLES) * samples.length) / count);
   const reference = floatReference(graph, measureSet);
-  const finish = (chosen: Map<string, 8 | 4>) => {
+  const finish = (chosen: Map<string, 8 | 4>, sensitivity?: Map<string, number>) => {
     const probe = lower(graph, { ...base, bits: chosen, probe: true });
     const final = lower(graph, { ...base, bits: chosen });
     const report = measureErrors(graph, probe.graph, final.layers, reference, measureSet, options);
+    for (const layer of report.layers)
+      if (sensitivity?.has(layer.name)) layer.sensitivity = sensitivity.get(layer.name);
     report.warnings.push(...calibrationWarnings);
     checkOutputs(graph, report, chosen, options.maxOutputError);
     // The stored report gives the size without itself; the returned one the file's.
@@ -143,6 +173,7 @@ export function convertOnnxSync(
         percentile: options.percentile,
         mst: options.mst ?? false,
         floatLayers,
+        rounding,
       },
     };
     const bytes = encodeModel({ ...final.graph, producer: 'lowbit convertOnnx', metadata: stored });
@@ -154,9 +185,18 @@ export function convertOnnxSync(
   const all8 = finish(bitsOf([]));
   if (all8.bytes.length <= options.sizeBudget!) return all8;
   const reserve = all8.bytes.length - encodeModel(lower(graph, { ...base, bits: bitsOf([]) }).graph).length + 64;
-  const result = finish(
-    chooseMixedBits(graph, base, inner, bitsOf, options.sizeBudget!, reserve, reference, measureSet),
+  const mixed = chooseMixedBits(
+    graph,
+    base,
+    inner,
+    bitsOf,
+    options.sizeBudget!,
+    reserve,
+    reference,
+    measureSet,
+    (d, t) => options.onProgress?.('sensitivity', d, t),
   );
+  const result = finish(mixed.bits, mixed.sensitivity);
   if (result.bytes.length > options.sizeBudget!)
     throw new RangeError(
       `sizeBudget: ${options.sizeBudget} bytes cannot be met: the model takes ${result.bytes.length} bytes with its report`,
@@ -166,7 +206,7 @@ export function convertOnnxSync(
 
 /** Messages from the conversion worker (convert-worker.ts). */
 export type WorkerMessage =
-  | { kind: 'progress'; phase: 'calibrate' | 'measure'; done: number; total: number }
+  | { kind: 'progress'; phase: ConvertPhase; done: number; total: number }
   | { kind: 'done'; bytes: Uint8Array; report: ConversionReport }
   | { kind: 'error'; error: ErrorClone };
 
@@ -199,6 +239,16 @@ function convertInWorker(
       settle(() => reject(new Error(`convertOnnx: the conversion worker exited with code ${code}`))),
     );
   });
+}
+
+/** The conv / dense layers that become integer layers: neither binary nor kept in float. */
+function integerCandidates(graph: FloatGraph, floatLayers: Set<string> | undefined): Set<string> {
+  const binary = binaryLayers(graph);
+  return new Set(
+    graph.nodes
+      .filter((n) => (n.op === 'conv' || n.op === 'dense') && !binary.has(n.name) && !floatLayers?.has(n.name))
+      .map((n) => n.name),
+  );
 }
 
 function sampleCount(graph: FloatGraph, samples: Float32Array): number {
@@ -380,17 +430,21 @@ function chooseMixedBits(
   reserve: number,
   ref: Reference,
   samples: Float32Array,
-): Map<string, 8 | 4> {
+  onProgress: (done: number, total: number) => void,
+): { bits: Map<string, 8 | 4>; sensitivity?: Map<string, number> } {
   const budget = fileBudget - reserve; // what the graph may take beside the stored report
   const all8 = outputError(graph, { ...base, bits: bitsOf([]) }, ref, samples);
-  if (all8.bytes <= budget) return bitsOf([]);
+  if (all8.bytes <= budget) return { bits: bitsOf([]) };
   const all4 = encodeModel(lower(graph, { ...base, bits: bitsOf(inner) }).graph).length;
   if (all4 > budget)
     throw new RangeError(
       `sizeBudget: ${fileBudget} bytes cannot be met; with every inner layer at 4 bits the model takes ${all4 + reserve} bytes (at 8 bits ${all8.bytes + reserve})`,
     );
-  const candidates = inner.map((name) => {
+  const sensitivity = new Map<string, number>();
+  const candidates = inner.map((name, i) => {
     const r = outputError(graph, { ...base, bits: bitsOf([name]) }, ref, samples);
+    sensitivity.set(name, r.error);
+    onProgress(i + 1, inner.length);
     return { name, added: Math.max(0, r.error - all8.error), saved: all8.bytes - r.bytes };
   });
   candidates.sort((a, b) => a.added / Math.max(1, a.saved) - b.added / Math.max(1, b.saved));
@@ -401,5 +455,5 @@ function chooseMixedBits(
     four.push(c.name);
     bytes -= c.saved;
   }
-  return bitsOf(four);
+  return { bits: bitsOf(four), sensitivity };
 }
