@@ -99,11 +99,11 @@ export function convertOnnxSync(
   const calibrationWarnings: string[] = [];
   const plan = planFloat(graph, floatLayers);
   const count = sampleCount(graph, samples);
-  // 4-bit layers are rounded against their inputs' statistics, gathered while calibrating.
+  // Integer layers are rounded against their inputs' statistics, gathered while calibrating.
   let rounded = 0,
     roundTotal = 0;
   const rounder =
-    rounding === 'gptq' && (bits !== 8 || options.boundaryBits === 4)
+    rounding === 'gptq'
       ? new LayerRounding(graph, integerCandidates(graph, plan.floatLayers), count, () =>
           options.onProgress?.('round', ++rounded, roundTotal),
         )
@@ -126,12 +126,10 @@ export function convertOnnxSync(
     ranges,
     mst: options.mst ? mst : undefined,
     ...plan,
-    round: rounder
-      ? (name, w, b, bias, flattened) => (b === 4 ? rounder.round(name, w, b, bias, flattened) : undefined)
-      : undefined,
+    round: rounder ? (name, w, b, bias, flattened) => rounder.round(name, w, b, bias, flattened) : undefined,
   };
 
-  const integerLayers = lower(graph, base)
+  const integerLayers = lower(graph, { ...base, round: undefined })
     .layers.filter((l) => l.kind.startsWith('W'))
     .map((l) => l.name);
   const boundary = new Set([integerLayers[0], integerLayers[integerLayers.length - 1]]);
@@ -144,10 +142,11 @@ export function convertOnnxSync(
     return m;
   };
   if (rounder) {
-    // Every layer that may take 4 bits is rounded once, up front (lowering caches nothing else).
-    const four = bitsOf(inner);
-    roundTotal = [...four.values()].filter((b) => b === 4).length;
-    lower(graph, { ...base, bits: four });
+    // Each layer is rounded once for each of its possible bits, up front (with progress; later
+    // lowerings find the results cached).
+    const plans = bits === 'mixed' ? [bitsOf([]), bitsOf(inner)] : [bitsOf(bits === 4 ? inner : [])];
+    roundTotal = new Set(plans.flatMap((p) => [...p].map(([name, b]) => `${b}:${name}`))).size;
+    for (const p of plans) lower(graph, { ...base, bits: p });
   }
 
   const measureSet = samples.subarray(0, (Math.min(count, MEASURE_SAMPLES) * samples.length) / count);

@@ -18,11 +18,11 @@ export interface ConvertOptions {
   /** for 'percentile': the percentile of |x| kept, default 99.99 */
   percentile?: number;
   /**
-   * How the weights of 4-bit integer layers are rounded: 'gptq' (default) rounds them to keep
-   * each layer's output close to the float layer's on the calibration samples (GPTQ-style error
-   * compensation over the layer's inputs, then bias correction: the mean output shift the
-   * rounding leaves is folded into the bias); 'nearest' rounds each weight to its nearest level
-   * (what lowbit did before). 8-bit layers are always rounded to nearest.
+   * How the weights of the integer layers are rounded (their per-channel scales are the same):
+   * 'gptq' (default) rounds them to keep each layer's output close to the float layer's on the
+   * calibration samples (GPTQ-style error compensation over the layer's inputs, then bias
+   * correction: the mean output shift the rounding leaves is folded into the bias); 'nearest'
+   * rounds each weight to its nearest level (what lowbit did before).
    */
   rounding?: 'gptq' | 'nearest';
   /** build MST schedules for the binary layers (kept where the cost model predicts a gain) */

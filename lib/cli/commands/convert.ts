@@ -29,8 +29,8 @@ Converts an ONNX model to a .lowbit file and prints the per-layer report.
   --calib-count N             calibration samples used (default 500)
   --calib-method minmax|percentile   activation ranges (default minmax)
   --percentile P              for percentile ranges: the percentile of |x| kept (default 99.99)
-  --rounding gptq|nearest     weights of 4-bit layers: gptq (default) rounds them to keep each
-                              layer's output close on the calibration samples, with bias
+  --rounding gptq|nearest     weights of the integer layers: gptq (default) rounds them to keep
+                              each layer's output close on the calibration samples, with bias
                               correction; nearest rounds each weight to its nearest level
   --mst                       build MST schedules for the binary layers
   --float none|boundary|NAMES layers kept in float32: none; boundary (a binary network's other
