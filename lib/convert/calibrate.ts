@@ -28,8 +28,9 @@ export interface CalibrationOptions {
   onProgress?: (done: number, total: number) => void;
   /** receives what is degenerate but not an error: all-zero tensors, ranges set by a few outliers */
   warnings?: string[];
-  /** sees every tensor of each batch (the layer statistics of weight rounding) */
-  observe?: (values: Map<string, FloatTensor>) => void;
+  /** sees every tensor of each batch of `n` samples from sample `first` on (the float reference,
+   *  the layer statistics of weight rounding) */
+  observe?: (values: Map<string, FloatTensor>, first: number, n: number) => void;
 }
 
 /** Up to this many values per tensor are kept (a uniform sample) to estimate percentiles. */
@@ -178,7 +179,7 @@ export function calibrate(
         );
       }
     }
-    options.observe?.(values);
+    options.observe?.(values, start, n);
     options.onProgress?.(start + n, count);
   }
   const ranges = new Map<string, TensorRange>();

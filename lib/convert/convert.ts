@@ -5,7 +5,6 @@
  */
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { evaluate } from '../onnx/evaluate.js';
 import { importOnnx } from '../onnx/import.js';
 import type { FloatGraph } from '../onnx/ir.js';
 import { nodeInputs } from '../onnx/shapes.js';
@@ -26,6 +25,9 @@ export type { ConvertOptions, ConversionReport, ConvertPhase, LayerReport } from
 
 /** At most this many calibration samples are used to measure errors (the float model keeps every layer). */
 const MEASURE_SAMPLES = 256;
+/** ... and at most as many as keep this many float values of every tensor (2 GiB: 22 samples of
+ *  ResNet-18 at 224 x 224). */
+const MEASURE_VALUES = 2 ** 29;
 
 /**
  * Converts an ONNX model to `.lowbit` bytes. The per-layer report is stored in the file's
@@ -108,13 +110,32 @@ export function convertOnnxSync(
           options.onProgress?.('round', ++rounded, roundTotal),
         )
       : undefined;
+  // The float values errors are measured against: those of the first calibration samples, kept
+  // while calibrating (no second float evaluation).
+  const perSampleValues = [...graph.tensors.values()].reduce(
+    (s, t) => s + t.dims.slice(1).reduce((a, b) => a * b, 1),
+    0,
+  );
+  const byMemory = Math.floor(MEASURE_VALUES / perSampleValues);
+  const measureCount = Math.max(1, Math.min(count, MEASURE_SAMPLES, Number.isFinite(byMemory) ? byMemory : Infinity));
+  const kept = new Map<string, Float32Array[]>();
   const ranges = calibrate(graph, samples, {
     method: options.calibrationMethod,
     percentile: options.percentile,
     onProgress: (done, total) => options.onProgress?.('calibrate', done, total),
     warnings: calibrationWarnings,
-    observe: rounder ? (values) => rounder.observe(values) : undefined,
+    observe: (values, first, n) => {
+      rounder?.observe(values);
+      const take = Math.min(n, measureCount - first);
+      if (take > 0)
+        for (const [name, t] of values) {
+          if (!kept.has(name)) kept.set(name, []);
+          kept.get(name)!.push(t.data.slice(0, (t.data.length / n) * take));
+        }
+    },
   });
+  const reference: Reference = { values: new Map([...kept].map(([name, parts]) => [name, concat(parts)])) };
+  kept.clear();
   // The graph is lowered several times (probe, final, each 'mixed' candidate); a binary layer's
   // schedule does not depend on the bits chosen, so it is built once.
   const schedules = new Map<string, ReturnType<typeof mstSchedule>>();
@@ -149,8 +170,7 @@ export function convertOnnxSync(
     for (const p of plans) lower(graph, { ...base, bits: p });
   }
 
-  const measureSet = samples.subarray(0, (Math.min(count, MEASURE_SAMPLES) * samples.length) / count);
-  const reference = floatReference(graph, measureSet);
+  const measureSet = samples.subarray(0, (measureCount * samples.length) / count);
   const finish = (chosen: Map<string, 8 | 4>, sensitivity?: Map<string, number>) => {
     const probe = lower(graph, { ...base, bits: chosen, probe: true });
     const final = lower(graph, { ...base, bits: chosen });
@@ -281,11 +301,15 @@ interface Reference {
   values: Map<string, Float32Array>;
 }
 
-function floatReference(graph: FloatGraph, samples: Float32Array): Reference {
-  const dims = graph.tensors.get(graph.inputs[0])!.dims.slice(1);
-  const n = sampleCount(graph, samples);
-  const out = evaluate(graph, new Map([[graph.inputs[0], { dims: [n, ...dims], data: samples }]]), { keep: 'all' });
-  return { values: new Map([...out].map(([k, v]) => [k, v.data])) };
+function concat(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 function relativeRms(q: Float32Array, f: Float32Array): number {
