@@ -107,6 +107,7 @@ export {
   convertOnnxWithReport,
   type ConvertOptions,
   type ConversionReport,
+  type ConvertPhase,
   type LayerReport,
 } from './convert/convert.js';
 export {
