@@ -7,6 +7,7 @@
 #include "model_ops.h"
 #include "mst_ops.h"
 #include "napi_args.h"
+#include "ptq_ops.h"
 #include "qconv_ops.h"
 #include "qops.h"
 #include "quantize_ops.h"
@@ -75,6 +76,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_qops(env, exports);
   init_qconv_ops(env, exports);
   init_model_ops(env, exports);
+  init_ptq_ops(env, exports);
   return exports;
 }
 

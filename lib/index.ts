@@ -108,6 +108,7 @@ export {
   convertOnnxWithReport,
   type ConvertOptions,
   type ConversionReport,
+  type ConvertPhase,
   type LayerReport,
 } from './convert/convert.js';
 export { exportOnnxQdq } from './onnx/export-qdq.js';

@@ -144,6 +144,30 @@ export interface NativeBinding {
     call: NativeBinaryCallOptions,
   ): NativeResult | Promise<NativeResult>;
   toDyadic(multiplier: number): [multiplier: number, shift: number];
+  /** h (k x k) += x^T x, x: rows x k (lowbit/ptq.h) */
+  gramAccumulate(h: Float32Array, x: Float32Array, rows: number, k: number): void;
+  /** in place: the lower Cholesky factor of a (k x k); false when a pivot is not positive */
+  cholesky(a: Float32Array, k: number): boolean;
+  /** nearest-plane rounding of w (rows x k) with the Cholesky factor l of the inputs' Gram matrix */
+  compensatedRound(
+    w: Float32Array,
+    rows: number,
+    k: number,
+    scales: Float32Array,
+    qmax: number,
+    l: Float32Array,
+  ): Int8Array;
+  /** GPTQ rounding of w (rows x k) against the Gram matrix h; null when h cannot be factored */
+  gptqRound(
+    h: Float32Array,
+    k: number,
+    w: Float32Array,
+    rows: number,
+    scales: Float32Array,
+    qmax: number,
+    damp: number,
+    actOrder: boolean,
+  ): Int8Array | null;
   quantize(
     x: Float32Array,
     scale: number,

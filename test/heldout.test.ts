@@ -2,8 +2,8 @@
 // float CNNs lowbit did not shape (global average pool, residual adds, unfolded batch norms) that
 // the converter must quantize without losing what PyTorch predicted.
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
-import { convertOnnxWithReport, loadModel, readLbds, toInput } from '../lib/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { convertOnnxWithReport, loadModel, readLbds, toInput, type ConvertOptions } from '../lib/index.js';
 import { argmax } from '../lib/data.js';
 
 const models = new URL('../models/', import.meta.url).pathname;
@@ -19,27 +19,59 @@ describe.each(['vgg', 'resnet'])('heldout-%s', (name) => {
     slice_predictions: number[];
   };
   const onnx = readFileSync(`${models}heldout-${name}.onnx`);
-
-  it.each([8, 4] as const)('converts at %i bits and keeps close to PyTorch on the slice', async (bits) => {
-    const { bytes } = await convertOnnxWithReport(onnx, { bits, calibration });
-    const logits = loadModel(bytes).runSync(input).logits;
-    expect(logits.shape).toEqual([count, 10]);
+  /** Correct predictions of the 936 images, and agreement with PyTorch's. */
+  const score = (logits: Float32Array) => {
     let agree = 0,
       correct = 0;
     for (let i = 0; i < count; i++) {
-      const p = argmax(logits.data, i * 10, 10);
+      const p = argmax(logits, i * 10, 10);
       if (p === torch.slice_predictions[i]) agree++;
       if (p === slice.labels[i]) correct++;
     }
-    const torchCorrect = torch.slice_predictions.slice(0, count).filter((p, i) => p === slice.labels[i]).length;
-    // Measured on the seed-0 models: W8A8 agrees on 99.6% (vgg) / 99.1% (resnet) and loses 0.2 / 0.6
-    // points; W4A8 agrees on 96.6% / 94.8%. W8A8 must hold the float model's accuracy;
-    // W4A8 is what better rounding should improve, so only a floor against gross breakage.
-    if (bits === 8) {
-      expect(agree / count).toBeGreaterThanOrEqual(0.97);
-      expect((torchCorrect - correct) / count).toBeLessThanOrEqual(0.01);
-    } else {
-      expect(agree / count).toBeGreaterThanOrEqual(0.85);
-    }
+    return { agree: agree / count, accuracy: correct / count };
+  };
+  const convert = async (options: ConvertOptions) => {
+    const { bytes, report } = await convertOnnxWithReport(onnx, { calibration, ...options });
+    const logits = loadModel(bytes).runSync(input).logits;
+    expect(logits.shape).toEqual([count, 10]);
+    return { ...score(logits.data), bytes, report };
+  };
+  // The float model on the same images (onnxruntime-node).
+  let float: number;
+  beforeAll(async () => {
+    const ort = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(onnx);
+    const out = await session.run({ input: new ort.Tensor('float32', input, [count, 1, 28, 28]) });
+    float = score(out.logits.data as Float32Array).accuracy;
+    expect(float).toBeGreaterThan(0.85);
+  });
+
+  // Measured (seed-0 models, 64 calibration images, the other 936; float 89.6% vgg, 91.9% resnet):
+  // W8A8 -0.1 / -0.3 points (-0.2 / -0.6 with round-to-nearest), W4A8 +0.1 / -0.1 points (-0.2 /
+  // -3.1 with round-to-nearest; output error 0.013 / 0.020 against 0.094 / 0.114). The issue's
+  // targets: 0.5 and 1.5 points.
+  it.each([
+    [8, 0.005],
+    [4, 0.015],
+  ] as const)('W%iA8 keeps the float accuracy within %f', async (bits, loss) => {
+    const r = await convert({ bits });
+    expect(float - r.accuracy).toBeLessThanOrEqual(loss);
+    expect(r.agree).toBeGreaterThanOrEqual(bits === 8 ? 0.98 : 0.96);
+  });
+
+  it('GPTQ rounding halves the W4A8 output error of round-to-nearest', async () => {
+    const gptq = await convert({ bits: 4 });
+    const nearest = await convert({ bits: 4, rounding: 'nearest' });
+    expect(gptq.report.outputError.logits).toBeLessThan(0.5 * nearest.report.outputError.logits);
+  });
+
+  it('mixed bits under a budget between the W4A8 and W8A8 sizes rank the layers by sensitivity', async () => {
+    const [w8, w4] = [(await convert({ bits: 8 })).bytes.length, (await convert({ bits: 4 })).bytes.length];
+    const r = await convert({ bits: 'mixed', sizeBudget: Math.round((w8 + w4) / 2) });
+    expect(r.bytes.length).toBeLessThanOrEqual((w8 + w4) / 2);
+    expect(float - r.accuracy).toBeLessThanOrEqual(0.015);
+    const inner = r.report.layers.slice(1, -1);
+    expect(inner.every((l) => typeof l.sensitivity === 'number' && l.sensitivity > 0)).toBe(true);
+    expect(inner.some((l) => l.kind === 'W4A8') && inner.some((l) => l.kind === 'W8A8')).toBe(true);
   });
 });

@@ -136,20 +136,28 @@ export function formatError(e: number): string {
 /** The per-layer table and the totals of a conversion report. */
 export function formatReport(report: ConversionReport): string {
   const notes = report.layers.some((l) => l.note);
+  // 'mixed' bits: the output error with each layer alone at 4 bits, which chose the bits.
+  const sensitivity = report.layers.some((l) => typeof l.sensitivity === 'number');
   const rows = report.layers.map((l) => [
     l.name,
     l.kind,
     formatInt(l.bytes),
     formatLayerError(l),
+    ...(sensitivity ? [typeof l.sensitivity === 'number' ? formatError(l.sensitivity) : ''] : []),
     ...(notes ? [l.note ?? ''] : []),
   ]);
-  let text = formatTable(['layer', 'kind', 'bytes', 'error vs float', ...(notes ? ['MST'] : [])], rows, [
-    'left',
-    'left',
-    'right',
-    'right',
-    ...(notes ? ['left' as const] : []),
-  ]);
+  let text = formatTable(
+    [
+      'layer',
+      'kind',
+      'bytes',
+      'error vs float',
+      ...(sensitivity ? ['output error at 4 bits'] : []),
+      ...(notes ? ['MST'] : []),
+    ],
+    rows,
+    ['left', 'left', 'right', 'right', ...(sensitivity ? ['right' as const] : []), ...(notes ? ['left' as const] : [])],
+  );
   const layerBytes = report.layers.reduce((s, l) => s + l.bytes, 0);
   text += `layers: ${report.layers.length}, ${formatInt(layerBytes)} bytes of weights and parameters\n`;
   if (typeof report.modelBytes === 'number')

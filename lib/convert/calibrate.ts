@@ -5,6 +5,7 @@
 import { QuantizationError } from '../errors.js';
 import { evaluate } from '../onnx/evaluate.js';
 import type { FloatGraph } from '../onnx/ir.js';
+import type { FloatTensor } from '../onnx/evaluate.js';
 
 /** The observed range of one tensor; `lo <= 0 <= hi` unless the tensor never crossed zero. */
 export interface TensorRange {
@@ -27,6 +28,9 @@ export interface CalibrationOptions {
   onProgress?: (done: number, total: number) => void;
   /** receives what is degenerate but not an error: all-zero tensors, ranges set by a few outliers */
   warnings?: string[];
+  /** sees every tensor of each batch of `n` samples from sample `first` on (the float reference,
+   *  the layer statistics of weight rounding) */
+  observe?: (values: Map<string, FloatTensor>, first: number, n: number) => void;
 }
 
 /** Up to this many values per tensor are kept (a uniform sample) to estimate percentiles. */
@@ -175,6 +179,7 @@ export function calibrate(
         );
       }
     }
+    options.observe?.(values, start, n);
     options.onProgress?.(start + n, count);
   }
   const ranges = new Map<string, TensorRange>();

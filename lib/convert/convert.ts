@@ -5,7 +5,6 @@
  */
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { evaluate } from '../onnx/evaluate.js';
 import { importOnnx } from '../onnx/import.js';
 import type { FloatGraph } from '../onnx/ir.js';
 import { nodeInputs } from '../onnx/shapes.js';
@@ -17,14 +16,18 @@ import { Tensor } from '../tensor.js';
 import { AccuracyError, errorFromClone, type ErrorClone } from '../errors.js';
 import { argmax } from '../data.js';
 import { calibrate } from './calibrate.js';
-import type { ConvertOptions, ConversionReport } from './options.js';
+import type { ConvertOptions, ConversionReport, ConvertPhase } from './options.js';
 import { binaryLayers, lower, planFloat, type LayerInfo, type LowerOptions } from './lower.js';
 import { signValues, type OhwiWeights } from './weights.js';
+import { LayerRounding } from './rounding.js';
 
-export type { ConvertOptions, ConversionReport, LayerReport } from './options.js';
+export type { ConvertOptions, ConversionReport, ConvertPhase, LayerReport } from './options.js';
 
 /** At most this many calibration samples are used to measure errors (the float model keeps every layer). */
 const MEASURE_SAMPLES = 256;
+/** ... and at most as many as keep this many float values of every tensor (2 GiB: 22 samples of
+ *  ResNet-18 at 224 x 224). */
+const MEASURE_VALUES = 2 ** 29;
 
 /**
  * Converts an ONNX model to `.lowbit` bytes. The per-layer report is stored in the file's
@@ -71,6 +74,9 @@ export function convertOnnxSync(
     );
   if (bits !== 8 && bits !== 4 && bits !== 'mixed')
     throw new RangeError(`bits: expected 8, 4 or 'mixed', got ${String(bits)}`);
+  const rounding = options.rounding ?? 'gptq';
+  if (rounding !== 'gptq' && rounding !== 'nearest')
+    throw new RangeError(`rounding: expected 'gptq' or 'nearest', got ${String(rounding)}`);
   if (bits === 'mixed' && !(Number(options.sizeBudget) > 0))
     throw new RangeError(`sizeBudget: 'mixed' bits need a budget in bytes > 0, got ${String(options.sizeBudget)}`);
   const requested = options.floatLayers;
@@ -93,12 +99,43 @@ export function convertOnnxSync(
       'calibration: expected a Float32Array of input samples (the quantizer needs activation ranges)',
     );
   const calibrationWarnings: string[] = [];
+  const plan = planFloat(graph, floatLayers);
+  const count = sampleCount(graph, samples);
+  // Integer layers are rounded against their inputs' statistics, gathered while calibrating.
+  let rounded = 0,
+    roundTotal = 0;
+  const rounder =
+    rounding === 'gptq'
+      ? new LayerRounding(graph, integerCandidates(graph, plan.floatLayers), count, () =>
+          options.onProgress?.('round', ++rounded, roundTotal),
+        )
+      : undefined;
+  // The float values errors are measured against: those of the first calibration samples, kept
+  // while calibrating (no second float evaluation).
+  const perSampleValues = [...graph.tensors.values()].reduce(
+    (s, t) => s + t.dims.slice(1).reduce((a, b) => a * b, 1),
+    0,
+  );
+  const byMemory = Math.floor(MEASURE_VALUES / perSampleValues);
+  const measureCount = Math.max(1, Math.min(count, MEASURE_SAMPLES, Number.isFinite(byMemory) ? byMemory : Infinity));
+  const kept = new Map<string, Float32Array[]>();
   const ranges = calibrate(graph, samples, {
     method: options.calibrationMethod,
     percentile: options.percentile,
     onProgress: (done, total) => options.onProgress?.('calibrate', done, total),
     warnings: calibrationWarnings,
+    observe: (values, first, n) => {
+      rounder?.observe(values);
+      const take = Math.min(n, measureCount - first);
+      if (take > 0)
+        for (const [name, t] of values) {
+          if (!kept.has(name)) kept.set(name, []);
+          kept.get(name)!.push(t.data.slice(0, (t.data.length / n) * take));
+        }
+    },
   });
+  const reference: Reference = { values: new Map([...kept].map(([name, parts]) => [name, concat(parts)])) };
+  kept.clear();
   // The graph is lowered several times (probe, final, each 'mixed' candidate); a binary layer's
   // schedule does not depend on the bits chosen, so it is built once.
   const schedules = new Map<string, ReturnType<typeof mstSchedule>>();
@@ -106,9 +143,14 @@ export function convertOnnxSync(
     if (!schedules.has(name)) schedules.set(name, mstSchedule(w, groups, pixels));
     return schedules.get(name)!;
   };
-  const base: LowerOptions = { ranges, mst: options.mst ? mst : undefined, ...planFloat(graph, floatLayers) };
+  const base: LowerOptions = {
+    ranges,
+    mst: options.mst ? mst : undefined,
+    ...plan,
+    round: rounder ? (name, w, b, bias, flattened) => rounder.round(name, w, b, bias, flattened) : undefined,
+  };
 
-  const integerLayers = lower(graph, base)
+  const integerLayers = lower(graph, { ...base, round: undefined })
     .layers.filter((l) => l.kind.startsWith('W'))
     .map((l) => l.name);
   const boundary = new Set([integerLayers[0], integerLayers[integerLayers.length - 1]]);
@@ -120,14 +162,21 @@ export function convertOnnxSync(
     for (const name of fourBit) m.set(name, 4);
     return m;
   };
+  if (rounder) {
+    // Each layer is rounded once for each of its possible bits, up front (with progress; later
+    // lowerings find the results cached).
+    const plans = bits === 'mixed' ? [bitsOf([]), bitsOf(inner)] : [bitsOf(bits === 4 ? inner : [])];
+    roundTotal = new Set(plans.flatMap((p) => [...p].map(([name, b]) => `${b}:${name}`))).size;
+    for (const p of plans) lower(graph, { ...base, bits: p });
+  }
 
-  const count = sampleCount(graph, samples);
-  const measureSet = samples.subarray(0, (Math.min(count, MEASURE_SAMPLES) * samples.length) / count);
-  const reference = floatReference(graph, measureSet);
-  const finish = (chosen: Map<string, 8 | 4>) => {
+  const measureSet = samples.subarray(0, (measureCount * samples.length) / count);
+  const finish = (chosen: Map<string, 8 | 4>, sensitivity?: Map<string, number>) => {
     const probe = lower(graph, { ...base, bits: chosen, probe: true });
     const final = lower(graph, { ...base, bits: chosen });
     const report = measureErrors(graph, probe.graph, final.layers, reference, measureSet, options);
+    for (const layer of report.layers)
+      if (sensitivity?.has(layer.name)) layer.sensitivity = sensitivity.get(layer.name);
     report.warnings.push(...calibrationWarnings);
     checkOutputs(graph, report, chosen, options.maxOutputError);
     // The stored report gives the size without itself; the returned one the file's.
@@ -143,6 +192,7 @@ export function convertOnnxSync(
         percentile: options.percentile,
         mst: options.mst ?? false,
         floatLayers,
+        rounding,
       },
     };
     const bytes = encodeModel({ ...final.graph, producer: 'lowbit convertOnnx', metadata: stored });
@@ -154,9 +204,18 @@ export function convertOnnxSync(
   const all8 = finish(bitsOf([]));
   if (all8.bytes.length <= options.sizeBudget!) return all8;
   const reserve = all8.bytes.length - encodeModel(lower(graph, { ...base, bits: bitsOf([]) }).graph).length + 64;
-  const result = finish(
-    chooseMixedBits(graph, base, inner, bitsOf, options.sizeBudget!, reserve, reference, measureSet),
+  const mixed = chooseMixedBits(
+    graph,
+    base,
+    inner,
+    bitsOf,
+    options.sizeBudget!,
+    reserve,
+    reference,
+    measureSet,
+    (d, t) => options.onProgress?.('sensitivity', d, t),
   );
+  const result = finish(mixed.bits, mixed.sensitivity);
   if (result.bytes.length > options.sizeBudget!)
     throw new RangeError(
       `sizeBudget: ${options.sizeBudget} bytes cannot be met: the model takes ${result.bytes.length} bytes with its report`,
@@ -166,7 +225,7 @@ export function convertOnnxSync(
 
 /** Messages from the conversion worker (convert-worker.ts). */
 export type WorkerMessage =
-  | { kind: 'progress'; phase: 'calibrate' | 'measure'; done: number; total: number }
+  | { kind: 'progress'; phase: ConvertPhase; done: number; total: number }
   | { kind: 'done'; bytes: Uint8Array; report: ConversionReport }
   | { kind: 'error'; error: ErrorClone };
 
@@ -201,6 +260,16 @@ function convertInWorker(
   });
 }
 
+/** The conv / dense layers that become integer layers: neither binary nor kept in float. */
+function integerCandidates(graph: FloatGraph, floatLayers: Set<string> | undefined): Set<string> {
+  const binary = binaryLayers(graph);
+  return new Set(
+    graph.nodes
+      .filter((n) => (n.op === 'conv' || n.op === 'dense') && !binary.has(n.name) && !floatLayers?.has(n.name))
+      .map((n) => n.name),
+  );
+}
+
 function sampleCount(graph: FloatGraph, samples: Float32Array): number {
   const per = graph.tensors
     .get(graph.inputs[0])!
@@ -232,11 +301,15 @@ interface Reference {
   values: Map<string, Float32Array>;
 }
 
-function floatReference(graph: FloatGraph, samples: Float32Array): Reference {
-  const dims = graph.tensors.get(graph.inputs[0])!.dims.slice(1);
-  const n = sampleCount(graph, samples);
-  const out = evaluate(graph, new Map([[graph.inputs[0], { dims: [n, ...dims], data: samples }]]), { keep: 'all' });
-  return { values: new Map([...out].map(([k, v]) => [k, v.data])) };
+function concat(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 function relativeRms(q: Float32Array, f: Float32Array): number {
@@ -380,17 +453,21 @@ function chooseMixedBits(
   reserve: number,
   ref: Reference,
   samples: Float32Array,
-): Map<string, 8 | 4> {
+  onProgress: (done: number, total: number) => void,
+): { bits: Map<string, 8 | 4>; sensitivity?: Map<string, number> } {
   const budget = fileBudget - reserve; // what the graph may take beside the stored report
   const all8 = outputError(graph, { ...base, bits: bitsOf([]) }, ref, samples);
-  if (all8.bytes <= budget) return bitsOf([]);
+  if (all8.bytes <= budget) return { bits: bitsOf([]) };
   const all4 = encodeModel(lower(graph, { ...base, bits: bitsOf(inner) }).graph).length;
   if (all4 > budget)
     throw new RangeError(
       `sizeBudget: ${fileBudget} bytes cannot be met; with every inner layer at 4 bits the model takes ${all4 + reserve} bytes (at 8 bits ${all8.bytes + reserve})`,
     );
-  const candidates = inner.map((name) => {
+  const sensitivity = new Map<string, number>();
+  const candidates = inner.map((name, i) => {
     const r = outputError(graph, { ...base, bits: bitsOf([name]) }, ref, samples);
+    sensitivity.set(name, r.error);
+    onProgress(i + 1, inner.length);
     return { name, added: Math.max(0, r.error - all8.error), saved: all8.bytes - r.bytes };
   });
   candidates.sort((a, b) => a.added / Math.max(1, a.saved) - b.added / Math.max(1, b.saved));
@@ -401,5 +478,5 @@ function chooseMixedBits(
     four.push(c.name);
     bytes -= c.saved;
   }
-  return bitsOf(four);
+  return { bits: bitsOf(four), sensitivity };
 }

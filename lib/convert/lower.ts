@@ -17,7 +17,7 @@ import { LINEAR_LOWERINGS } from './lowering/linear.js';
 import { POOL_LOWERINGS } from './lowering/pool.js';
 import { QDQ_LOWERINGS } from './lowering/qdq.js';
 import { SHAPE_LOWERINGS } from './lowering/shape.js';
-import { binaryScales, toOhwi, type OhwiWeights } from './weights.js';
+import { binaryScales, toOhwi, type OhwiWeights, type QuantizedWeights } from './weights.js';
 
 export interface LowerOptions {
   /** calibrated range of every float tensor */
@@ -32,6 +32,15 @@ export interface LowerOptions {
   floatLayers?: Set<string>;
   /** every real-valued tensor in float32: the binary layers' outputs, residual adds, pools */
   floatStream?: boolean;
+  /** an integer layer's weights and bias other than by round-to-nearest (rounding.ts); OHWI
+   *  weights, columns permuted for a flattened input */
+  round?: (
+    name: string,
+    w: OhwiWeights,
+    bits: 8 | 4,
+    bias: ArrayLike<number>,
+    flattened?: [number, number, number],
+  ) => { weights: QuantizedWeights; bias: Float32Array } | undefined;
 }
 
 /**

@@ -17,6 +17,14 @@ export interface ConvertOptions {
   calibrationMethod?: 'minmax' | 'percentile';
   /** for 'percentile': the percentile of |x| kept, default 99.99 */
   percentile?: number;
+  /**
+   * How the weights of the integer layers are rounded (their per-channel scales are the same):
+   * 'gptq' (default) rounds them to keep each layer's output close to the float layer's on the
+   * calibration samples (GPTQ-style error compensation over the layer's inputs, then bias
+   * correction: the mean output shift the rounding leaves is folded into the bias); 'nearest'
+   * rounds each weight to its nearest level (what lowbit did before).
+   */
+  rounding?: 'gptq' | 'nearest';
   /** build MST schedules for the binary layers (kept where the cost model predicts a gain) */
   mst?: boolean;
   /**
@@ -38,8 +46,15 @@ export interface ConvertOptions {
    */
   maxOutputError?: number;
   /** calls while calibrating and measuring */
-  onProgress?: (phase: 'calibrate' | 'measure', done: number, total: number) => void;
+  onProgress?: (phase: ConvertPhase, done: number, total: number) => void;
 }
+
+/**
+ * The conversion's phases, in order: float evaluation of the calibration samples ('calibrate'),
+ * rounding of the weights ('round', with rounding 'gptq'), for 'mixed' the error of each layer
+ * alone at 4 bits ('sensitivity'), and the error of every layer of the result ('measure').
+ */
+export type ConvertPhase = 'calibrate' | 'round' | 'sensitivity' | 'measure';
 
 export interface LayerReport {
   name: string;
@@ -53,6 +68,9 @@ export interface LayerReport {
   metric: 'relative-rms' | 'sign-mismatch';
   /** for an MST layer: its op ratio and predicted speedup */
   note?: string;
+  /** for 'mixed' bits: the relative RMS error of the model outputs with this layer alone at 4 bits
+   *  (every other at 8), which ranks the layers (the least sensitive per byte saved go to 4 bits) */
+  sensitivity?: number;
 }
 
 export interface ConversionReport {

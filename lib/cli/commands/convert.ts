@@ -29,6 +29,9 @@ Converts an ONNX model to a .lowbit file and prints the per-layer report.
   --calib-count N             calibration samples used (default 500)
   --calib-method minmax|percentile   activation ranges (default minmax)
   --percentile P              for percentile ranges: the percentile of |x| kept (default 99.99)
+  --rounding gptq|nearest     weights of the integer layers: gptq (default) rounds them to keep
+                              each layer's output close on the calibration samples, with bias
+                              correction; nearest rounds each weight to its nearest level
   --mst                       build MST schedules for the binary layers
   --float none|boundary|NAMES layers kept in float32: none; boundary (a binary network's other
                               layers and real-valued stream, as trained; else the first and last
@@ -73,6 +76,7 @@ export const convert: Command = {
     'calib-method': { type: 'string' },
     percentile: { type: 'string' },
     mst: { type: 'boolean' },
+    rounding: { type: 'string' },
     float: { type: 'string' },
   },
   file: 'an ONNX model file',
@@ -139,6 +143,7 @@ export const convert: Command = {
       calibrationMethod: method,
       percentile,
       mst: args.flag('mst'),
+      rounding: choice(args.string('rounding'), '--rounding', ['gptq', 'nearest'] as const, 'convert'),
       floatLayers,
       onProgress: (p, done, total) => {
         if (p !== phase) {

@@ -101,7 +101,9 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
   const alpha = input.kind === 'b1' ? binaryScales(w) : null;
   const binaryOutput = sign !== undefined;
   // The sign's threshold moves into the bias: y < t <=> y - t < 0.
-  const signBias = sign?.threshold ? Float64Array.from(bias, (v, c) => v - threshold(c)) : bias;
+  const minusThreshold = (b: ArrayLike<number>) =>
+    sign?.threshold ? Float64Array.from(b, (v, c) => v - threshold(c)) : b;
+  const signBias = minusThreshold(bias);
 
   if (alpha) {
     // real output = alpha[c] * dot + bias[c], dot the +-1 dot product
@@ -187,7 +189,9 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
   input = b.asQ8(n.input, input);
   const qIn = { scale: b.tensors[input.t].scale!, zeroPoint: b.tensors[input.t].zero_point! };
   const bits = b.options.bits?.get(n.name) ?? 8;
-  const qw = quantizeChannels(w, bits);
+  const rounded = b.options.round?.(n.name, w, bits, bias, flattened);
+  const qw = rounded?.weights ?? quantizeChannels(w, bits);
+  const qBias = rounded?.bias ?? bias;
   const accScale = Float64Array.from(qw.scales, (s) => s * qIn.scale);
   const data: Record<string, GraphData> = { weights: bits === 4 ? packNibbles(qw.values) : qw.values };
   const op = n.op === 'conv' ? 'qconv2d' : 'qdense';
@@ -201,7 +205,7 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
     b.addNode(n.name, op, [input.t], [acc], attrs, data);
     layer.bytes = dataBytes(data);
     if (binaryOutput) {
-      const t = thresholdsFromAffine(accScale, signBias);
+      const t = thresholdsFromAffine(accScale, minusThreshold(qBias));
       const signs = b.addTensor(out, 'b1', outShape);
       b.addNode(`${n.name}.sign`, 'threshold', [acc], [signs], {}, { threshold: t.threshold, flip: t.flip });
       layer.bytes += t.threshold.byteLength + t.flip.byteLength;
@@ -209,7 +213,7 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
     } else {
       const shape = outShape.length === 3 ? [outShape[2], outShape[0], outShape[1]] : outShape;
       const f = b.addTensor(out, 'f32', shape);
-      const affine = { scale: Float32Array.from(accScale), bias: Float32Array.from(bias) };
+      const affine = { scale: Float32Array.from(accScale), bias: Float32Array.from(qBias) };
       b.addNode(`${n.name}.dequantize`, 'affine', [acc], [f], { clamp: floatClamp(clip) }, affine);
       layer.bytes += dataBytes(affine);
       b.values.set(out, { kind: 'f32', t: f });
@@ -218,7 +222,7 @@ function lowerLinear(b: GraphBuilder, n: Extract<FloatNode, { op: 'conv' | 'dens
   }
   const qOut = b.quant(out);
   Object.assign(data, {
-    bias: int32Bias(bias, accScale, n.name),
+    bias: int32Bias(qBias, accScale, n.name),
     ...dyadicArrays(Array.from(accScale, (s) => s / qOut.scale)),
   });
   attrs.clamp = quantClamp(qOut, clip?.min, clip?.max);

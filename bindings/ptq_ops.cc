@@ -1,0 +1,89 @@
+// ptq_ops.cc: N-API entry points of the converter's weight rounding (lowbit/ptq.h). Synchronous:
+// the converter calls them on its worker thread.
+#include "ptq_ops.h"
+
+#include <string>
+
+#include "lowbit/ptq.h"
+#include "napi_args.h"
+
+namespace lowbit::js {
+namespace {
+
+// A Float32Array argument of exactly `count` values.
+ArrayArg<float> floats(const Napi::CallbackInfo& info, size_t index, const char* name, size_t count) {
+  auto a = typed_array<float>(info[index], napi_float32_array, name);
+  if (a.length != count)
+    throw_error(info.Env(), ErrorKind::Shape,
+                std::string(name) + ": expected " + std::to_string(count) + " values, got " + std::to_string(a.length));
+  return a;
+}
+
+// gramAccumulate(h: Float32Array k*k, x: Float32Array rows*k, rows, k): h += x^T x
+Napi::Value GramAccumulate(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t rows = uint_arg(info[2], "rows"), k = uint_arg(info[3], "k");
+    auto h = floats(info, 0, "h", size_product(info.Env(), {k, k}, "k x k overflows"));
+    auto x = floats(info, 1, "x", size_product(info.Env(), {rows, k}, "rows x k overflows"));
+    gram_accumulate(x.data, rows, k, h.data);
+    return info.Env().Undefined();
+  });
+}
+
+// cholesky(a: Float32Array k*k, k) -> whether it is positive definite; a becomes L (lower triangle)
+Napi::Value Cholesky(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t k = uint_arg(info[1], "k");
+    auto a = floats(info, 0, "a", size_product(info.Env(), {k, k}, "k x k overflows"));
+    return Napi::Boolean::New(info.Env(), cholesky_lower(a.data, k));
+  });
+}
+
+size_t qmax_arg(const Napi::CallbackInfo& info, size_t index) {
+  const size_t qmax = uint_arg(info[index], "qmax");
+  if (qmax < 1 || qmax > 127) throw_error(info.Env(), ErrorKind::Range, "qmax: expected an integer in [1, 127]");
+  return qmax;
+}
+
+// compensatedRound(w: Float32Array rows*k, rows, k, scales: Float32Array rows, qmax, l: Float32Array k*k) -> Int8Array
+Napi::Value CompensatedRound(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t rows = uint_arg(info[1], "rows"), k = uint_arg(info[2], "k"), qmax = qmax_arg(info, 4);
+    const size_t count = size_product(info.Env(), {rows, k}, "rows x k overflows");
+    auto w = floats(info, 0, "w", count);
+    auto scales = floats(info, 3, "scales", rows);
+    auto l = floats(info, 5, "l", size_product(info.Env(), {k, k}, "k x k overflows"));
+    auto out = Napi::Int8Array::New(info.Env(), count);
+    compensated_round(w.data, rows, k, scales.data, static_cast<int>(qmax), l.data, out.Data());
+    return out;
+  });
+}
+
+// gptqRound(h: Float32Array k*k, k, w: Float32Array rows*k, rows, scales, qmax, damp, actOrder) -> Int8Array | null
+Napi::Value GptqRound(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const size_t k = uint_arg(info[1], "k"), rows = uint_arg(info[3], "rows"), qmax = qmax_arg(info, 5);
+    auto h = floats(info, 0, "h", size_product(info.Env(), {k, k}, "k x k overflows"));
+    const size_t count = size_product(info.Env(), {rows, k}, "rows x k overflows");
+    auto w = floats(info, 2, "w", count);
+    auto scales = floats(info, 4, "scales", rows);
+    if (!info[6].IsNumber()) throw_error(info.Env(), ErrorKind::Type, "damp: expected a number");
+    const double damp = info[6].As<Napi::Number>().DoubleValue();
+    if (!(damp >= 0 && damp < 1e6)) throw_error(info.Env(), ErrorKind::Range, "damp: expected a number >= 0");
+    auto out = Napi::Int8Array::New(info.Env(), count);
+    const bool ok = gptq_round(h.data, k, w.data, rows, scales.data, static_cast<int>(qmax), static_cast<float>(damp),
+                               info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value(), out.Data());
+    return ok ? Napi::Value(out) : info.Env().Null();
+  });
+}
+
+}  // namespace
+
+void init_ptq_ops(Napi::Env env, Napi::Object exports) {
+  exports.Set("gramAccumulate", Napi::Function::New(env, GramAccumulate, "gramAccumulate"));
+  exports.Set("cholesky", Napi::Function::New(env, Cholesky, "cholesky"));
+  exports.Set("compensatedRound", Napi::Function::New(env, CompensatedRound, "compensatedRound"));
+  exports.Set("gptqRound", Napi::Function::New(env, GptqRound, "gptqRound"));
+}
+
+}  // namespace lowbit::js

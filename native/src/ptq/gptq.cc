@@ -1,0 +1,178 @@
+// gptq.cc: Gram matrix, Cholesky factor and compensated rounding for post-training weight rounding
+// (lowbit/ptq.h). The O(k^3) and O(rows k^2) products run on the float GEMM kernel (16-column
+// panels, src/float/kernels.h) into a scratch block that is then added where it belongs; the
+// triangular solves and the rounding itself are plain loops (O(k^2 nb) and O(rows k nb)).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "cpu/dispatch.h"
+#include "lowbit/ptq.h"
+#include "runtime/thread_pool.h"
+
+namespace lowbit {
+namespace {
+
+constexpr size_t kP = kFPanelChannels;
+// Columns per block of the Cholesky factorization and of the rounding: the part done by plain loops
+// grows with it, the GEMM calls shrink.
+constexpr size_t kBlock = 64;
+
+// out[i * 16 + j] = sum_t rows[i][t] * panel[t * 16 + j] for i < m, the 16 panel columns.
+void gemm_block(size_t m, const float* const* rows, size_t len, const float* panel, float* out) {
+  static const float zeros[kP] = {};
+  const FRun run{0, len};
+  F32GemmOut o{};
+  o.bias = zeros;
+  o.lo = -INFINITY;
+  o.hi = INFINITY;
+  o.c = out;
+  o.ldc = kP;
+  float_kernels().f32_gemm(m, rows, &run, 1, panel, o, kP);
+}
+
+}  // namespace
+
+void gram_accumulate(const float* x, size_t rows, size_t k, float* h) {
+  if (rows == 0 || k == 0) return;
+  std::vector<float> xt(k * rows);  // x^T: row a holds column a of x
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t a = 0; a < k; ++a) xt[a * rows + r] = x[r * k + a];
+  const size_t panels = (k + kP - 1) / kP;
+  // Panel c (columns b in [c, c + 16)) computes h[a][b] for a >= c and writes both triangles:
+  // the tasks touch disjoint entries.
+  parallel_for(panels, [&](size_t p) {
+    const size_t c = p * kP, n = std::min(kP, k - c), m = k - c;
+    std::vector<float> panel(rows * kP, 0.0f), out(m * kP);
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t j = 0; j < n; ++j) panel[r * kP + j] = x[r * k + c + j];
+    std::vector<const float*> ptrs(m);
+    for (size_t i = 0; i < m; ++i) ptrs[i] = &xt[(c + i) * rows];
+    gemm_block(m, ptrs.data(), rows, panel.data(), out.data());
+    for (size_t i = 0; i < m; ++i)
+      for (size_t j = 0; j < n && j <= i; ++j) {
+        const size_t a = c + i, b = c + j;
+        h[a * k + b] += out[i * kP + j];
+        if (a != b) h[b * k + a] = h[a * k + b];
+      }
+  });
+}
+
+bool cholesky_lower(float* a, size_t k) {
+  for (size_t j0 = 0; j0 < k; j0 += kBlock) {
+    const size_t j1 = std::min(k, j0 + kBlock);
+    // The diagonal block, then the rows below it: L[i][j] = (a[i][j] - sum_{j0 <= p < j} L[i][p] L[j][p]) / L[j][j]
+    // (earlier blocks were subtracted by the trailing updates).
+    for (size_t j = j0; j < j1; ++j) {
+      double d = a[j * k + j];
+      for (size_t p = j0; p < j; ++p) d -= double(a[j * k + p]) * a[j * k + p];
+      if (!(d > 0)) return false;
+      a[j * k + j] = static_cast<float>(std::sqrt(d));
+      for (size_t i = j + 1; i < j1; ++i) {
+        double s = a[i * k + j];
+        for (size_t p = j0; p < j; ++p) s -= double(a[i * k + p]) * a[j * k + p];
+        a[i * k + j] = static_cast<float>(s / a[j * k + j]);
+      }
+    }
+    if (j1 == k) break;
+    const size_t chunk = 32, below = k - j1;
+    parallel_for((below + chunk - 1) / chunk, [&](size_t t) {
+      for (size_t i = j1 + t * chunk; i < std::min(k, j1 + (t + 1) * chunk); ++i)
+        for (size_t j = j0; j < j1; ++j) {
+          double s = a[i * k + j];
+          for (size_t p = j0; p < j; ++p) s -= double(a[i * k + p]) * a[j * k + p];
+          a[i * k + j] = static_cast<float>(s / a[j * k + j]);
+        }
+    });
+    // Trailing update of the lower triangle: a[i][c] -= sum_{j0 <= p < j1} L[i][p] L[c][p], i >= c >= j1.
+    const size_t jb = j1 - j0, panels = (below + kP - 1) / kP;
+    parallel_for(panels, [&](size_t pi) {
+      const size_t c = j1 + pi * kP, n = std::min(kP, k - c), m = k - c;
+      std::vector<float> panel(jb * kP, 0.0f), out(m * kP);
+      for (size_t p = 0; p < jb; ++p)
+        for (size_t j = 0; j < n; ++j) panel[p * kP + j] = a[(c + j) * k + j0 + p];
+      std::vector<const float*> ptrs(m);
+      for (size_t i = 0; i < m; ++i) ptrs[i] = &a[(c + i) * k + j0];
+      gemm_block(m, ptrs.data(), jb, panel.data(), out.data());
+      for (size_t i = 0; i < m; ++i)
+        for (size_t j = 0; j < n && j <= i; ++j) a[(c + i) * k + c + j] -= out[i * kP + j];
+    });
+  }
+  return true;
+}
+
+void compensated_round(const float* w, size_t rows, size_t k, const float* scales, int qmax, const float* l,
+                       int8_t* q) {
+  // s[o][i]: sum_{j > i} L[j][i] e[o][j] over the columns rounded so far; e: their errors.
+  std::vector<float> s(rows * k, 0.0f), e(rows * k, 0.0f);
+  const size_t row_chunk = 8;
+  for (size_t i1 = k; i1 > 0;) {
+    const size_t i0 = i1 > kBlock ? i1 - kBlock : 0;
+    parallel_for((rows + row_chunk - 1) / row_chunk, [&](size_t t) {
+      for (size_t o = t * row_chunk; o < std::min(rows, (t + 1) * row_chunk); ++o) {
+        const float scale = scales[o];
+        float* so = &s[o * k];
+        for (size_t i = i1; i-- > i0;) {
+          const float v = w[o * k + i] + so[i] / l[i * k + i];
+          const float r = scale > 0 ? std::nearbyint(v / scale) : 0.0f;
+          const float qi = std::min<float>(static_cast<float>(qmax), std::max<float>(-static_cast<float>(qmax), r));
+          q[o * k + i] = static_cast<int8_t>(qi);
+          const float err = w[o * k + i] - qi * scale;
+          e[o * k + i] = err;
+          const float* li = &l[i * k];
+          for (size_t j = i0; j < i; ++j) so[j] += li[j] * err;
+        }
+      }
+    });
+    if (i0 > 0) {
+      // s[o][c] += sum_{i0 <= p < i1} e[o][p] L[p][c] for the columns c < i0 still to round.
+      const size_t len = i1 - i0, panels = (i0 + kP - 1) / kP;
+      parallel_for(panels, [&](size_t pi) {
+        const size_t c = pi * kP, n = std::min(kP, i0 - c);
+        std::vector<float> panel(len * kP, 0.0f), out(rows * kP);
+        for (size_t p = 0; p < len; ++p)
+          for (size_t j = 0; j < n; ++j) panel[p * kP + j] = l[(i0 + p) * k + c + j];
+        std::vector<const float*> ptrs(rows);
+        for (size_t o = 0; o < rows; ++o) ptrs[o] = &e[o * k + i0];
+        gemm_block(rows, ptrs.data(), len, panel.data(), out.data());
+        for (size_t o = 0; o < rows; ++o)
+          for (size_t j = 0; j < n; ++j) s[o * k + c + j] += out[o * kP + j];
+      });
+    }
+    i1 = i0;
+  }
+}
+
+bool gptq_round(const float* h, size_t k, const float* w, size_t rows, const float* scales, int qmax, float damp,
+                bool act_order, int8_t* q) {
+  if (k == 0) return false;
+  double mean = 0;
+  for (size_t i = 0; i < k; ++i) mean += h[i * k + i];
+  mean /= static_cast<double>(k);
+  if (!(mean > 0) || !std::isfinite(mean)) return false;
+  // Rounded from the last position to the first: ascending diagonal puts the largest first.
+  std::vector<size_t> perm(k);
+  std::iota(perm.begin(), perm.end(), size_t{0});
+  if (act_order)
+    std::stable_sort(perm.begin(), perm.end(), [&](size_t x, size_t y) { return h[x * k + x] < h[y * k + y]; });
+  std::vector<float> l(k * k), wp(rows * k);
+  for (size_t o = 0; o < rows; ++o)
+    for (size_t a = 0; a < k; ++a) wp[o * k + a] = w[o * k + perm[a]];
+  bool factored = false;
+  for (int attempt = 0; attempt < 4 && !factored; ++attempt) {
+    const float add = static_cast<float>(mean * damp * std::pow(10.0, attempt));
+    for (size_t a = 0; a < k; ++a)
+      for (size_t b = 0; b <= a; ++b) l[a * k + b] = h[perm[a] * k + perm[b]] + (a == b ? add : 0.0f);
+    factored = cholesky_lower(l.data(), k);
+  }
+  if (!factored) return false;
+  std::vector<int8_t> qp(rows * k);
+  compensated_round(wp.data(), rows, k, scales, qmax, l.data(), qp.data());
+  for (size_t o = 0; o < rows; ++o)
+    for (size_t a = 0; a < k; ++a) q[o * k + perm[a]] = qp[o * k + a];
+  return true;
+}
+
+}  // namespace lowbit
