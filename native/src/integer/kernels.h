@@ -42,9 +42,13 @@ using Q8GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uin
 using Q4GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel,
                           int32_t* c, size_t ldc);
 
-// Depthwise multiply-accumulate of one tap over n channels:
-//   acc[c] += (int8_t)(x[c] ^ mask) * w[c]
-using QDepthwiseTapFn = void (*)(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);
+// Depthwise convolution of `pixels` output pixels over n channels, every tap at once:
+//   acc[p * n + c] = bias[c] + sum_{t < taps} (int8_t)(x[p * taps + t][c] ^ mask) * w[t * n + c]
+// x: per output pixel, `taps` pointers to n bytes (an input pixel, or a row of the input zero
+// point for a padded tap); w: the weights as [tap][channel]. taps <= kQMaxK, so the sum is exact
+// in int32; the bias is added modulo 2^32 (the folded bias may wrap, the true result does not).
+using QDepthwiseFn = void (*)(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask,
+                              const int8_t* w, const int32_t* bias, int32_t* acc);
 
 // One output pixel of a convolution with a short reduction (a first layer on 1-3 channel images,
 // where gathering patches for the GEMM would cost more than the arithmetic):
@@ -59,7 +63,7 @@ using QSmallKFn = void (*)(size_t k, size_t n, const int16_t* x, const int16_t* 
 struct IntegerKernels {
   Q8GemmFn q8_gemm;
   Q4GemmFn q4_gemm;
-  QDepthwiseTapFn q8_dw_tap;
+  QDepthwiseFn q8_dw;
   QSmallKFn q16_small_k;
 };
 
@@ -69,10 +73,11 @@ struct IntegerKernels {
                size_t ldc);                                                                                       \
   void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c, \
                size_t ldc);                                                                                       \
-  void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);                        \
+  void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,        \
+             const int32_t* bias, int32_t* acc);                                                                  \
   void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,    \
                    int32_t* acc);                                                                                 \
-  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_dw_tap, q16_small_k};                   \
+  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_dw, q16_small_k};                       \
   }
 
 LOWBIT_DECLARE_INTEGER_KERNELS(ref)

@@ -22,6 +22,8 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
+#include <cstring>
+
 #include "integer/kernels.h"
 #include "integer/neon_common.h"
 
@@ -150,10 +152,13 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
   gemm<q4_tile<2>, q4_tile<1>>(m, kp, a, lda, mask, panel, c, ldc);
 }
 
-// 16 channels per step: SMULL/SMULL2 into int16 (exact), SADDW/SADDW2 into the int32 accumulators.
-// The step is bound by the 64 bytes of accumulator loaded and stored, not by arithmetic; an 8-wide
-// step and a scalar loop take the last < 16 channels without reading past n.
-void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
+namespace {
+
+// One tap over n channels, acc[c] += (int8_t)(x[c] ^ mask) * w[c]: 16 channels per step,
+// SMULL/SMULL2 into int16 (exact), SADDW/SADDW2 into the int32 accumulators. The step is bound by
+// the 64 bytes of accumulator loaded and stored, not by arithmetic; an 8-wide step and a scalar
+// loop take the last < 16 channels without reading past n.
+void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
   const uint8x16_t vmask = vdupq_n_u8(mask);
   size_t c = 0;
   for (; c + 16 <= n; c += 16) {
@@ -173,7 +178,21 @@ void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_
     vst1q_s32(acc + c + 4, vaddw_high_s16(vld1q_s32(acc + c + 4), vp));
     c += 8;
   }
-  for (; c < n; ++c) acc[c] += static_cast<int8_t>(x[c] ^ mask) * w[c];
+  for (; c < n; ++c)  // modulo 2^32: acc starts at the (possibly wrapped) bias
+    acc[c] = static_cast<int32_t>(static_cast<uint32_t>(acc[c]) +
+                                  static_cast<uint32_t>(static_cast<int8_t>(x[c] ^ mask) * w[c]));
+}
+
+}  // namespace
+
+// Per pixel: the bias (vector adds wrap modulo 2^32, as the contract wants), then tap by tap.
+void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,
+           const int32_t* bias, int32_t* acc) {
+  for (size_t p = 0; p < pixels; ++p) {
+    int32_t* out = acc + p * n;
+    std::memcpy(out, bias, n * sizeof(int32_t));
+    for (size_t t = 0; t < taps; ++t) dw_tap(n, x[p * taps + t], mask, w + t * n, out);
+  }
 }
 
 // Per block of 16 channels four int32x4 sums, each tap adding w * x[i] with SMLAL by a scalar
