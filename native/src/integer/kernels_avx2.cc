@@ -389,11 +389,16 @@ void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t 
       lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(wa, zero), vx));
       hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(wa, zero), vx));
     }
+    const __m256i sum0 = _mm256_permute2x128_si256(lo, hi, 0x20), sum1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+    if (c0 + 16 <= n) {  // a whole block: the bias in vectors too (per element it cost as much as k = 16 MACs)
+      storeu(acc + c0, _mm256_add_epi32(sum0, loadu(bias + c0)));
+      storeu(acc + c0 + 8, _mm256_add_epi32(sum1, loadu(bias + c0 + 8)));
+      continue;
+    }
     alignas(32) int32_t sum[16];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(sum), _mm256_permute2x128_si256(lo, hi, 0x20));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(sum + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
-    const size_t m = std::min<size_t>(16, n - c0);
-    for (size_t j = 0; j < m; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sum), sum0);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sum + 8), sum1);
+    for (size_t j = 0; c0 + j < n; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
   }
 }
 
