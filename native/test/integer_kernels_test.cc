@@ -387,29 +387,33 @@ TEST(q16_small_k_matches_reference) {
     for (size_t n : {1, 3, 15, 16, 17, 31, 32, 33, 64, 70})
       for (int pattern = 0; pattern < 3; ++pattern) {
         const size_t stride = (n + 15) / 16 * 16 + (g() % 2) * 16;
+        // 1-9 pixels: the 4-pixel blocks and every remainder; rows of x at a stride >= k
+        const size_t pixels = 1 + g() % 9, ldx = k + g() % 3;
         // exact sizes, so ASan sees any read past the weights, inputs or biases
-        std::vector<int16_t> x(k), w(k * stride, 0);
+        std::vector<int16_t> x((pixels - 1) * ldx + k), w(k * stride, 0);
         std::vector<int32_t> bias(n);
-        for (size_t i = 0; i < k; ++i) {
-          // 0: random; 1: the extremes (-255 x -128 and 255 x 127, largest sums); 2: zeros among them
-          x[i] = pattern == 1                   ? (g() % 2 ? 255 : -255)
-                 : pattern == 2 && g() % 3 == 0 ? 0
-                                                : static_cast<int16_t>(static_cast<int>(g() % 511) - 255);
+        // 0: random; 1: the extremes (-255 x -128 and 255 x 127, largest sums); 2: zeros among them
+        for (auto& v : x)
+          v = pattern == 1                   ? (g() % 2 ? 255 : -255)
+              : pattern == 2 && g() % 3 == 0 ? 0
+                                             : static_cast<int16_t>(static_cast<int>(g() % 511) - 255);
+        for (size_t i = 0; i < k; ++i)
           for (size_t c = 0; c < n; ++c)
             w[i * stride + c] =
                 pattern == 1 ? (g() % 2 ? 127 : -128) : static_cast<int16_t>(static_cast<int>(g() % 256) - 128);
-        }
         for (int32_t& b : bias) b = static_cast<int32_t>(g() % 2000001) - 1000000;
-        std::vector<int32_t> want(n);
-        ref::q16_small_k(k, n, x.data(), w.data(), stride, bias.data(), want.data());
+        std::vector<int32_t> want(pixels * n);
+        ref::q16_small_k(k, n, pixels, x.data(), ldx, w.data(), stride, bias.data(), want.data());
         for (const Table& t : tables()) {
-          std::vector<int32_t> out(n + 3, kSentinel);
-          t.k->q16_small_k(k, n, x.data(), w.data(), stride, bias.data(), out.data());
-          for (size_t c = 0; c < n; ++c)
-            CHECK(out[c] == want[c], "q16_small_k " << t.name << " k=" << k << " n=" << n << " pattern=" << pattern
-                                                    << " c=" << c << ": got " << out[c] << " want " << want[c]);
-          for (size_t c = n; c < out.size(); ++c)
-            CHECK(out[c] == kSentinel, "q16_small_k " << t.name << " wrote past n=" << n);
+          std::vector<int32_t> out(want.size() + 3, kSentinel);
+          t.k->q16_small_k(k, n, pixels, x.data(), ldx, w.data(), stride, bias.data(), out.data());
+          for (size_t i = 0; i < want.size(); ++i)
+            CHECK(out[i] == want[i], "q16_small_k " << t.name << " k=" << k << " n=" << n << " pixels=" << pixels
+                                                    << " pattern=" << pattern << " element " << i << ": got " << out[i]
+                                                    << " want " << want[i]);
+          for (size_t i = want.size(); i < out.size(); ++i)
+            CHECK(out[i] == kSentinel, "q16_small_k " << t.name << " wrote past " << pixels << " x " << n);
+          if (failed()) return;
         }
       }
 }

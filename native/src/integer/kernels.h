@@ -50,15 +50,15 @@ using Q4GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uin
 using QDepthwiseFn = void (*)(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask,
                               const int8_t* w, const int32_t* bias, int32_t* acc);
 
-// One output pixel of a convolution with a short reduction (a first layer on 1-3 channel images,
-// where gathering patches for the GEMM would cost more than the arithmetic):
-//   acc[c] = bias[c] + sum_{i < k} x[i] * w[i * stride + c],  c < n
-// x: k values in [-255, 255] (input minus its zero point; 0 for a padded tap); w: k rows of
-// `stride` values in [-128, 127], stride a multiple of 16 and >= n, zero past n; k <= kQSmallK,
+// Output pixels of a convolution with a short reduction (a first layer on 1-3 channel images, a
+// 1x1 conv on few channels: where gathering patches for the GEMM would cost more than the arithmetic):
+//   acc[p * n + c] = bias[c] + sum_{i < k} x[p * ldx + i] * w[i * stride + c],  p < pixels, c < n
+// x: per pixel k values in [-255, 255] (input minus its zero point; 0 for a padded tap); w: k rows
+// of `stride` values in [-128, 127], stride a multiple of 16 and >= n, zero past n; k <= kQSmallK,
 // so every partial sum stays far inside int32 beside the bias.
 inline constexpr size_t kQSmallK = 32;
-using QSmallKFn = void (*)(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                           int32_t* acc);
+using QSmallKFn = void (*)(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w,
+                           size_t stride, const int32_t* bias, int32_t* acc);
 
 struct IntegerKernels {
   Q8GemmFn q8_gemm;
@@ -67,17 +67,17 @@ struct IntegerKernels {
   QSmallKFn q16_small_k;
 };
 
-#define LOWBIT_DECLARE_INTEGER_KERNELS(ns)                                                                        \
-  namespace ns {                                                                                                  \
-  void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c, \
-               size_t ldc);                                                                                       \
-  void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c, \
-               size_t ldc);                                                                                       \
-  void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,        \
-             const int32_t* bias, int32_t* acc);                                                                  \
-  void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,    \
-                   int32_t* acc);                                                                                 \
-  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_dw, q16_small_k};                       \
+#define LOWBIT_DECLARE_INTEGER_KERNELS(ns)                                                                           \
+  namespace ns {                                                                                                     \
+  void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,    \
+               size_t ldc);                                                                                          \
+  void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,    \
+               size_t ldc);                                                                                          \
+  void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,           \
+             const int32_t* bias, int32_t* acc);                                                                     \
+  void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride, \
+                   const int32_t* bias, int32_t* acc);                                                               \
+  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_dw, q16_small_k};                          \
   }
 
 LOWBIT_DECLARE_INTEGER_KERNELS(ref)

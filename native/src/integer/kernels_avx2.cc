@@ -368,38 +368,63 @@ void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_
     }
 }
 
-// Two taps at a time with vpmaddwd: the rows of taps i and i+1 interleaved into (w_i, w_i+1)
-// pairs per channel, multiplied by the broadcast pair (x_i, x_i+1) and summed into int32 lanes
-// (|x * w| <= 255 * 128, so a pair sum is exact). Unpacking works within 128-bit lanes, so the
-// low accumulator holds channels 0-3 and 8-11 of the block, the high one 4-7 and 12-15.
-void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                 int32_t* acc) {
-  for (size_t c0 = 0; c0 < n; c0 += 16) {
-    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
-    size_t i = 0;
-    for (; i + 1 < k; i += 2) {  // the pair (x_i, x_i+1) broadcast straight from memory
-      const __m256i wa = loadu(w + i * stride + c0), wb = loadu(w + (i + 1) * stride + c0);
-      const __m256i vx = broadcast32(x + i);
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(wa, wb), vx));
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(wa, wb), vx));
+namespace {
+
+// Channels c0 .. c0 + 16 of P pixels: each interleaved pair of weight rows serves the P pixels.
+template <size_t P>
+void small_k_block(size_t k, size_t c0, size_t n, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                   const int32_t* bias, int32_t* acc) {
+  __m256i lo[P], hi[P];
+  for (size_t p = 0; p < P; ++p) lo[p] = hi[p] = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 1 < k; i += 2) {  // the pairs (x_i, x_i+1) broadcast straight from memory
+    const __m256i wa = loadu(w + i * stride + c0), wb = loadu(w + (i + 1) * stride + c0);
+    const __m256i wl = _mm256_unpacklo_epi16(wa, wb), wh = _mm256_unpackhi_epi16(wa, wb);
+    for (size_t p = 0; p < P; ++p) {
+      const __m256i vx = broadcast32(x + p * ldx + i);
+      lo[p] = _mm256_add_epi32(lo[p], _mm256_madd_epi16(wl, vx));
+      hi[p] = _mm256_add_epi32(hi[p], _mm256_madd_epi16(wh, vx));
     }
-    if (i < k) {  // an odd last tap pairs with 0
-      const __m256i wa = loadu(w + i * stride + c0), zero = _mm256_setzero_si256();
-      const __m256i vx = _mm256_set1_epi32(static_cast<uint16_t>(x[i]));
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(wa, zero), vx));
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(wa, zero), vx));
+  }
+  if (i < k) {  // an odd last tap pairs with 0
+    const __m256i wa = loadu(w + i * stride + c0), zero = _mm256_setzero_si256();
+    const __m256i wl = _mm256_unpacklo_epi16(wa, zero), wh = _mm256_unpackhi_epi16(wa, zero);
+    for (size_t p = 0; p < P; ++p) {
+      const __m256i vx = _mm256_set1_epi32(static_cast<uint16_t>(x[p * ldx + i]));
+      lo[p] = _mm256_add_epi32(lo[p], _mm256_madd_epi16(wl, vx));
+      hi[p] = _mm256_add_epi32(hi[p], _mm256_madd_epi16(wh, vx));
     }
-    const __m256i sum0 = _mm256_permute2x128_si256(lo, hi, 0x20), sum1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+  }
+  for (size_t p = 0; p < P; ++p) {
+    int32_t* out = acc + p * n + c0;
+    const __m256i sum0 = _mm256_permute2x128_si256(lo[p], hi[p], 0x20);
+    const __m256i sum1 = _mm256_permute2x128_si256(lo[p], hi[p], 0x31);
     if (c0 + 16 <= n) {  // a whole block: the bias in vectors too (per element it cost as much as k = 16 MACs)
-      storeu(acc + c0, _mm256_add_epi32(sum0, loadu(bias + c0)));
-      storeu(acc + c0 + 8, _mm256_add_epi32(sum1, loadu(bias + c0 + 8)));
+      storeu(out, _mm256_add_epi32(sum0, loadu(bias + c0)));
+      storeu(out + 8, _mm256_add_epi32(sum1, loadu(bias + c0 + 8)));
       continue;
     }
     alignas(32) int32_t sum[16];
     _mm256_store_si256(reinterpret_cast<__m256i*>(sum), sum0);
     _mm256_store_si256(reinterpret_cast<__m256i*>(sum + 8), sum1);
-    for (size_t j = 0; c0 + j < n; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
+    for (size_t j = 0; c0 + j < n; ++j) out[j] = sum[j] + bias[c0 + j];
   }
+}
+
+}  // namespace
+
+// Two taps at a time with vpmaddwd: the rows of taps i and i+1 interleaved into (w_i, w_i+1)
+// pairs per channel, multiplied by the broadcast pair (x_i, x_i+1) and summed into int32 lanes
+// (|x * w| <= 255 * 128, so a pair sum is exact), four pixels per interleaved pair (the unpacking
+// cost as much as the multiplies). Unpacking works within 128-bit lanes, so the low accumulator
+// holds channels 0-3 and 8-11 of the block, the high one 4-7 and 12-15.
+void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                 const int32_t* bias, int32_t* acc) {
+  size_t p = 0;
+  for (; p + 4 <= pixels; p += 4)
+    for (size_t c0 = 0; c0 < n; c0 += 16) small_k_block<4>(k, c0, n, x + p * ldx, ldx, w, stride, bias, acc + p * n);
+  for (; p < pixels; ++p)
+    for (size_t c0 = 0; c0 < n; c0 += 16) small_k_block<1>(k, c0, n, x + p * ldx, ldx, w, stride, bias, acc + p * n);
 }
 
 }  // namespace lowbit::avx2

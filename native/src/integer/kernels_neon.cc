@@ -195,23 +195,24 @@ void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_
   }
 }
 
-// Per block of 16 channels four int32x4 sums, each tap adding w * x[i] with SMLAL by a scalar
-// (|x * w| <= 255 * 128 is exact in the widened product).
-void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                 int32_t* acc) {
-  for (size_t c0 = 0; c0 < n; c0 += 16) {
-    int32x4_t s0 = vdupq_n_s32(0), s1 = s0, s2 = s0, s3 = s0;
-    for (size_t i = 0; i < k; ++i) {
-      const int16x8_t w0 = vld1q_s16(w + i * stride + c0), w1 = vld1q_s16(w + i * stride + c0 + 8);
-      s0 = vmlal_n_s16(s0, vget_low_s16(w0), x[i]);
-      s1 = vmlal_n_s16(s1, vget_high_s16(w0), x[i]);
-      s2 = vmlal_n_s16(s2, vget_low_s16(w1), x[i]);
-      s3 = vmlal_n_s16(s3, vget_high_s16(w1), x[i]);
+// Per pixel and block of 16 channels four int32x4 sums, each tap adding w * x[i] with SMLAL by a
+// scalar (|x * w| <= 255 * 128 is exact in the widened product).
+void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                 const int32_t* bias, int32_t* acc) {
+  for (size_t p = 0; p < pixels; ++p, x += ldx, acc += n)
+    for (size_t c0 = 0; c0 < n; c0 += 16) {
+      int32x4_t s0 = vdupq_n_s32(0), s1 = s0, s2 = s0, s3 = s0;
+      for (size_t i = 0; i < k; ++i) {
+        const int16x8_t w0 = vld1q_s16(w + i * stride + c0), w1 = vld1q_s16(w + i * stride + c0 + 8);
+        s0 = vmlal_n_s16(s0, vget_low_s16(w0), x[i]);
+        s1 = vmlal_n_s16(s1, vget_high_s16(w0), x[i]);
+        s2 = vmlal_n_s16(s2, vget_low_s16(w1), x[i]);
+        s3 = vmlal_n_s16(s3, vget_high_s16(w1), x[i]);
+      }
+      int32_t sum[16];
+      vst1q_s32(sum, s0), vst1q_s32(sum + 4, s1), vst1q_s32(sum + 8, s2), vst1q_s32(sum + 12, s3);
+      for (size_t j = 0; j < 16 && c0 + j < n; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
     }
-    int32_t sum[16];
-    vst1q_s32(sum, s0), vst1q_s32(sum + 4, s1), vst1q_s32(sum + 8, s2), vst1q_s32(sum + 12, s3);
-    for (size_t j = 0; j < 16 && c0 + j < n; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
-  }
 }
 
 }  // namespace lowbit::neon

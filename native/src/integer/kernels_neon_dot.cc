@@ -155,9 +155,9 @@ void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_
 }
 
 // No 4-long int8 reduction here either (the operands are int16).
-void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                 int32_t* acc) {
-  neon::q16_small_k(k, n, x, w, stride, bias, acc);
+void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                 const int32_t* bias, int32_t* acc) {
+  neon::q16_small_k(k, n, pixels, x, ldx, w, stride, bias, acc);
 }
 
 }  // namespace lowbit::neon_dot

@@ -37,13 +37,14 @@ void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_
     }
 }
 
-void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                 int32_t* acc) {
-  for (size_t c = 0; c < n; ++c) {
-    int32_t sum = bias[c];
-    for (size_t i = 0; i < k; ++i) sum += x[i] * w[i * stride + c];
-    acc[c] = sum;
-  }
+void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                 const int32_t* bias, int32_t* acc) {
+  for (size_t p = 0; p < pixels; ++p)
+    for (size_t c = 0; c < n; ++c) {
+      int32_t sum = bias[c];
+      for (size_t i = 0; i < k; ++i) sum += x[p * ldx + i] * w[i * stride + c];
+      acc[p * n + c] = sum;
+    }
 }
 
 }  // namespace lowbit::ref

@@ -66,14 +66,15 @@ void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_
 }
 
 // Channel-major so each weight row is read contiguously; the 16 sums of a block stay in registers.
-void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                 int32_t* acc) {
-  for (size_t c0 = 0; c0 < n; c0 += 16) {
-    int32_t sum[16] = {};
-    for (size_t i = 0; i < k; ++i)
-      for (size_t j = 0; j < 16; ++j) sum[j] += x[i] * w[i * stride + c0 + j];
-    for (size_t j = 0; j < 16 && c0 + j < n; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
-  }
+void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                 const int32_t* bias, int32_t* acc) {
+  for (size_t p = 0; p < pixels; ++p, x += ldx, acc += n)
+    for (size_t c0 = 0; c0 < n; c0 += 16) {
+      int32_t sum[16] = {};
+      for (size_t i = 0; i < k; ++i)
+        for (size_t j = 0; j < 16; ++j) sum[j] += x[i] * w[i * stride + c0 + j];
+      for (size_t j = 0; j < 16 && c0 + j < n; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
+    }
 }
 
 }  // namespace lowbit::scalar

@@ -43,6 +43,7 @@ struct Scratch {
   AlignedBuffer<uint8_t> patches;        // tile x kp
   AlignedBuffer<int32_t> acc;            // tile x 16, or out_w x out_c for depthwise
   std::vector<const uint8_t*> pointers;  // depthwise: out_w x taps input pixels
+  std::vector<int16_t> small_k;          // short reductions: out_w x kQSmallK values x - z_x
 };
 thread_local Scratch t_scratch;
 
@@ -177,8 +178,8 @@ void depthwise_row(const Plan& plan, const uint8_t* input, size_t c, const uint8
 }
 
 // One output row (n, oh) of a one-group conv with a short reduction (k <= kQSmallK): per pixel the
-// k values x - z_x (0 for padded taps), then the q16_small_k kernel; the same exact int32 accumulators
-// as the GEMM path without its patch gathering and per-panel setup.
+// k values x - z_x (0 for padded taps), then one q16_small_k call for the row; the same exact int32
+// accumulators as the GEMM path without its patch gathering and per-panel setup.
 void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, const QInput& in, size_t row,
                  void* output) {
   const Conv2dShape& s = plan.s;
@@ -187,7 +188,7 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
   const uint8_t* image = input + n * s.in_h * s.in_w * c_in;
   Scratch& sc = t_scratch;
   sc.acc.resize(s.out_w * oc);
-  int16_t x[kQSmallK];
+  sc.small_k.resize(s.out_w * kQSmallK);
   // x - z_x for n input bytes (int8 or uint8).
   const auto centre = [&](int16_t* dst, const uint8_t* src, size_t count) {
     if (in.is_signed)
@@ -196,6 +197,7 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
       for (size_t i = 0; i < count; ++i) dst[i] = static_cast<int16_t>(src[i] - in.zero_point);
   };
   for (size_t ow = 0; ow < s.out_w; ++ow) {
+    int16_t* x = sc.small_k.data() + ow * kQSmallK;
     if (window_inside(s, w.kernel_h, w.kernel_w, plan.p, oh, ow) && plan.p.dilation_w == 1) {
       // A kernel row's taps are adjacent pixels: one run of kernel_w * c_in bytes.
       const size_t run = w.kernel_w * c_in;
@@ -210,14 +212,14 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
           std::fill(x + t * c_in, x + (t + 1) * c_in, int16_t{0});
       });
     }
-    // The accumulators of the whole row, requantized by one call below (or the s32 output itself).
-    int32_t* y =
-        plan.e.requantize ? sc.acc.data() + ow * oc : static_cast<int32_t*>(output) + (row * s.out_w + ow) * oc;
-    plan.k.q16_small_k(w.k, oc, x, w.small_k.data(), w.small_k_stride, bias, y);
   }
+  // The accumulators of the whole row, requantized by one call (or the s32 output itself).
+  const size_t at = row * s.out_w * oc;
+  int32_t* y = plan.e.requantize ? sc.acc.data() : static_cast<int32_t*>(output) + at;
+  plan.k.q16_small_k(w.k, oc, s.out_w, sc.small_k.data(), kQSmallK, w.small_k.data(), w.small_k_stride, bias, y);
   if (!plan.e.requantize) return;
   const RequantizeParams p{plan.e.mult, plan.e.shift, plan.out_zero, plan.e.lo, plan.e.hi};
-  plan.rescale(s.out_w, oc, sc.acc.data(), oc, p, static_cast<int8_t*>(output) + row * s.out_w * oc, oc);
+  plan.rescale(s.out_w, oc, sc.acc.data(), oc, p, static_cast<int8_t*>(output) + at, oc);
 }
 
 }  // namespace
