@@ -161,10 +161,22 @@ void depthwise_row(const Plan& plan, const uint8_t* input, size_t c, const uint8
   const uint8_t* image = input + n * s.in_h * s.in_w * c;
   Scratch& sc = t_scratch;
   sc.pointers.resize(s.out_w * taps);
-  for (size_t ow = 0; ow < s.out_w; ++ow)
-    for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
-      sc.pointers[ow * taps + t] = inside(s, iy, ix) ? image + (iy * s.in_w + ix) * c : pad_row;
-    });
+  const Conv2dParams& cp = plan.p;
+  const size_t kh = plan.w.kernel_h, kw = plan.w.kernel_w;
+  // Kernel row by kernel row: a row outside the image reads the pad row at every tap, and inside
+  // one only the columns need checking.
+  for (size_t ky = 0; ky < kh; ++ky) {
+    const ptrdiff_t iy =
+        static_cast<ptrdiff_t>(oh * cp.stride_h + ky * cp.dilation_h) - static_cast<ptrdiff_t>(cp.pad_top);
+    const bool row_inside = iy >= 0 && iy < static_cast<ptrdiff_t>(s.in_h);
+    const uint8_t* line = row_inside ? image + iy * s.in_w * c : nullptr;
+    for (size_t ow = 0; ow < s.out_w; ++ow) {
+      const uint8_t** out = sc.pointers.data() + ow * taps + ky * kw;
+      ptrdiff_t ix = static_cast<ptrdiff_t>(ow * cp.stride_w) - static_cast<ptrdiff_t>(cp.pad_left);
+      for (size_t kx = 0; kx < kw; ++kx, ix += static_cast<ptrdiff_t>(cp.dilation_w))
+        out[kx] = row_inside && ix >= 0 && ix < static_cast<ptrdiff_t>(s.in_w) ? line + ix * c : pad_row;
+    }
+  }
   const int8_t* w = reinterpret_cast<const int8_t*>(plan.w.data.data());
   const size_t at = row * s.out_w * c;
   if (!plan.e.requantize) {
