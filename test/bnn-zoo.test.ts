@@ -11,13 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import onnxProto from 'onnx-proto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { convertOnnxWithReport, loadModel } from '../lib/index.js';
 import { relativeRms, runOrt } from './helpers/onnx-builder.js';
-import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
+import { fileSeed, rngFor } from './helpers/rng.js';
+import { argmax, hasTorch, PYTHON, standardNormal, torchIt } from './helpers/torch.js';
 
 const SEED = fileSeed('bnn-zoo');
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('../tools/bnn_zoo.py', import.meta.url));
 const NETS = ['bireal18', 'reactnet18', 'resnet18', 'resnet34', 'resnet20', 'vggsmall'];
 
@@ -30,28 +30,9 @@ interface ZooInfo {
   plain: string;
 }
 
-const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
-// Without torch: skipped locally, a failure on CI (so a missing dependency cannot pass unnoticed).
-const run = hasTorch || process.env.CI ? it : it.skip;
+const run = torchIt;
 const dir = mkdtempSync(join(tmpdir(), 'lowbit-bnn-zoo-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function standardNormal(rng: Rng, n: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; ++i) out[i] = Math.sqrt(-2 * Math.log(1 - rng.float())) * Math.cos(2 * Math.PI * rng.float());
-  return out;
-}
-
-/** The predicted class of each row of `classes` logits. */
-function argmax(logits: ArrayLike<number>, classes: number): number[] {
-  const out: number[] = [];
-  for (let r = 0; r * classes < logits.length; ++r) {
-    let best = 0;
-    for (let c = 1; c < classes; ++c) if (logits[r * classes + c] > logits[r * classes + best]) best = c;
-    out.push(best);
-  }
-  return out;
-}
 
 const info = (name: string) => JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as ZooInfo;
 

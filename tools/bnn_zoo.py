@@ -541,7 +541,9 @@ def count_macs(model, image):
 
 
 def export(model, image, path):
-    dummy = torch.zeros(1, 3, image, image)
+    """ONNX opset 13 with input `input` and output `logits`, batch axis dynamic; `image` is the
+    side of a 3-channel square image or the input's [C, H, W]."""
+    dummy = torch.zeros(1, *([3, image, image] if isinstance(image, int) else image))
     with torch.no_grad():
         torch.onnx.export(
             model,
@@ -576,21 +578,35 @@ def build(name, args):
     return description, model, image
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_zoo_args(doc, nets, extra=None):
+    """The command line of a zoo script (--out, --nets, --small, --seed, --threads, and what `extra`
+    adds to the parser): the arguments and the networks asked for; sets torch's threads and makes --out."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--nets", default=",".join(NETS), help=f"comma-separated subset of {','.join(NETS)}")
-    p.add_argument("--batch-norm-stats", action="store_true", help="measure BN statistics in train mode")
+    p.add_argument("--nets", default=",".join(nets), help=f"comma-separated subset of {','.join(nets)}")
+    if extra:
+        extra(p)
     p.add_argument("--small", action="store_true", help="reduced width / resolution variants for tests")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     names = [n for n in args.nets.split(",") if n]
-    unknown = [n for n in names if n not in NETS]
+    unknown = [n for n in names if n not in nets]
     if unknown:
-        p.error(f"unknown network(s) {', '.join(unknown)}; known: {', '.join(NETS)}")
+        p.error(f"unknown network(s) {', '.join(unknown)}; known: {', '.join(nets)}")
     torch.set_num_threads(args.threads)
     os.makedirs(args.out, exist_ok=True)
+    return args, names
+
+
+def main():
+    args, names = parse_zoo_args(
+        __doc__,
+        NETS,
+        lambda p: p.add_argument(
+            "--batch-norm-stats", action="store_true", help="measure BN statistics in train mode"
+        ),
+    )
     for name in names:
         start = time.time()
         description, model, image = build(name, args)

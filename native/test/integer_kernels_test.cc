@@ -239,7 +239,7 @@ TEST(integer_kernel_tables_cover_every_isa) {
             ,
         "tables: " << all.size());
   for (const Table& t : all)
-    CHECK(t.k->q8_gemm && t.k->q4_gemm && t.k->q7_gemm && t.k->q8_dw_tap && t.k->q16_small_k,
+    CHECK(t.k->q8_gemm && t.k->q4_gemm && t.k->q7_gemm && t.k->q8_dw && t.k->q16_small_k,
           t.name << " has a null kernel");
 }
 
@@ -401,40 +401,47 @@ TEST(panel_header_holds_the_row_sums) {
     }
 }
 
-TEST(q8_dw_tap_matches_reference) {
+TEST(q8_dw_matches_reference) {
   auto g = rng(107);
   std::vector<size_t> ns;
   for (size_t n = 1; n <= 70; ++n) ns.push_back(n);
   for (size_t n : {95, 96, 97, 127, 128, 255, 256, 257, 1000, 1024}) ns.push_back(n);
+  // Tap counts: 1, 2, odd and even, 3x3, 5x5, 7x7, and past the 32 taps of one AVX2 chunk.
+  const size_t kTaps[] = {1, 2, 3, 4, 9, 25, 32, 33, 49, 66};
   for (size_t n : ns)
     for (uint8_t mask : {uint8_t{0}, uint8_t{0x80}})
       for (int pattern = 0; pattern < 4; ++pattern) {
-        std::vector<uint8_t> x(n);  // exact sizes: ASan sees reads past n
-        std::vector<int8_t> w(n);
-        for (size_t c = 0; c < n; ++c) {
-          // 0: random; 1: -128 * -128 = 16384 everywhere; 2: 127 * -128 (byte 255 with mask 0x80);
-          // 3: a random mix of 127 and -128 on both sides.
-          const auto extreme = [&] { return static_cast<int8_t>(g() % 2 ? 127 : -128); };
-          const int8_t xv = pattern == 0   ? static_cast<int8_t>(g())
-                            : pattern == 1 ? -128
-                            : pattern == 2 ? 127
-                                           : extreme();
-          const int8_t wv = pattern == 0 ? static_cast<int8_t>(g()) : pattern == 3 ? extreme() : -128;
-          x[c] = static_cast<uint8_t>(xv) ^ mask;
-          w[c] = wv;
-        }
-        std::vector<int32_t> want(n), got(n + 3, kSentinel);
-        for (size_t c = 0; c < n; ++c) want[c] = got[c] = static_cast<int32_t>(g() % 2000001) - 1000000;
-        ref::q8_dw_tap(n, x.data(), mask, w.data(), want.data());
+        const size_t taps = kTaps[g() % std::size(kTaps)], pixels = 1 + g() % 4;
+        // 0: random; 1: -128 * -128 = 16384 everywhere; 2: 127 * -128 (byte 255 with mask 0x80);
+        // 3: a random mix of 127 and -128 on both sides.
+        const auto value = [&](bool weight) {
+          if (pattern == 0) return static_cast<int8_t>(g());
+          if (pattern == 3) return static_cast<int8_t>(g() % 2 ? 127 : -128);
+          return static_cast<int8_t>(pattern == 2 && !weight ? 127 : -128);
+        };
+        // One buffer of exactly n bytes per pointer (ASan sees reads past n); the last one is
+        // shared by several taps, as the row of zero points is.
+        std::vector<std::vector<uint8_t>> rows(pixels * taps + 1, std::vector<uint8_t>(n));
+        for (auto& row : rows)
+          for (auto& v : row) v = static_cast<uint8_t>(value(false)) ^ mask;
+        std::vector<const uint8_t*> x(pixels * taps);
+        for (size_t i = 0; i < x.size(); ++i) x[i] = (g() % 4 ? rows[i] : rows.back()).data();
+        std::vector<int8_t> w(taps * n);
+        for (auto& v : w) v = value(true);
+        std::vector<int32_t> bias(n);  // extremes too: the sum wraps modulo 2^32
+        for (auto& b : bias) b = g() % 8 ? static_cast<int32_t>(g() % 2000001) - 1000000 : static_cast<int32_t>(g());
+        std::vector<int32_t> want(pixels * n);
+        ref::q8_dw(n, taps, pixels, x.data(), mask, w.data(), bias.data(), want.data());
         for (const Table& t : tables()) {
-          std::vector<int32_t> out = got;
-          t.k->q8_dw_tap(n, x.data(), mask, w.data(), out.data());
-          for (size_t c = 0; c < n; ++c)
-            CHECK(out[c] == want[c], "q8_dw_tap " << t.name << " n=" << n << " mask=" << int(mask)
-                                                  << " pattern=" << pattern << " c=" << c << ": got " << out[c]
-                                                  << " want " << want[c]);
-          for (size_t c = n; c < out.size(); ++c)
-            CHECK(out[c] == kSentinel, "q8_dw_tap " << t.name << " wrote past n=" << n);
+          std::vector<int32_t> got(want.size() + 3, kSentinel);
+          t.k->q8_dw(n, taps, pixels, x.data(), mask, w.data(), bias.data(), got.data());
+          for (size_t i = 0; i < want.size(); ++i)
+            CHECK(got[i] == want[i], "q8_dw " << t.name << " n=" << n << " taps=" << taps << " pixels=" << pixels
+                                              << " mask=" << int(mask) << " pattern=" << pattern << " element " << i
+                                              << ": got " << got[i] << " want " << want[i]);
+          for (size_t i = want.size(); i < got.size(); ++i)
+            CHECK(got[i] == kSentinel, "q8_dw " << t.name << " wrote past " << pixels << " x " << n);
+          if (failed()) return;
         }
       }
 }
@@ -445,29 +452,33 @@ TEST(q16_small_k_matches_reference) {
     for (size_t n : {1, 3, 15, 16, 17, 31, 32, 33, 64, 70})
       for (int pattern = 0; pattern < 3; ++pattern) {
         const size_t stride = (n + 15) / 16 * 16 + (g() % 2) * 16;
+        // 1-9 pixels: the 4-pixel blocks and every remainder; rows of x at a stride >= k
+        const size_t pixels = 1 + g() % 9, ldx = k + g() % 3;
         // exact sizes, so ASan sees any read past the weights, inputs or biases
-        std::vector<int16_t> x(k), w(k * stride, 0);
+        std::vector<int16_t> x((pixels - 1) * ldx + k), w(k * stride, 0);
         std::vector<int32_t> bias(n);
-        for (size_t i = 0; i < k; ++i) {
-          // 0: random; 1: the extremes (-255 x -128 and 255 x 127, largest sums); 2: zeros among them
-          x[i] = pattern == 1                   ? (g() % 2 ? 255 : -255)
-                 : pattern == 2 && g() % 3 == 0 ? 0
-                                                : static_cast<int16_t>(static_cast<int>(g() % 511) - 255);
+        // 0: random; 1: the extremes (-255 x -128 and 255 x 127, largest sums); 2: zeros among them
+        for (auto& v : x)
+          v = pattern == 1                   ? (g() % 2 ? 255 : -255)
+              : pattern == 2 && g() % 3 == 0 ? 0
+                                             : static_cast<int16_t>(static_cast<int>(g() % 511) - 255);
+        for (size_t i = 0; i < k; ++i)
           for (size_t c = 0; c < n; ++c)
             w[i * stride + c] =
                 pattern == 1 ? (g() % 2 ? 127 : -128) : static_cast<int16_t>(static_cast<int>(g() % 256) - 128);
-        }
         for (int32_t& b : bias) b = static_cast<int32_t>(g() % 2000001) - 1000000;
-        std::vector<int32_t> want(n);
-        ref::q16_small_k(k, n, x.data(), w.data(), stride, bias.data(), want.data());
+        std::vector<int32_t> want(pixels * n);
+        ref::q16_small_k(k, n, pixels, x.data(), ldx, w.data(), stride, bias.data(), want.data());
         for (const Table& t : tables()) {
-          std::vector<int32_t> out(n + 3, kSentinel);
-          t.k->q16_small_k(k, n, x.data(), w.data(), stride, bias.data(), out.data());
-          for (size_t c = 0; c < n; ++c)
-            CHECK(out[c] == want[c], "q16_small_k " << t.name << " k=" << k << " n=" << n << " pattern=" << pattern
-                                                    << " c=" << c << ": got " << out[c] << " want " << want[c]);
-          for (size_t c = n; c < out.size(); ++c)
-            CHECK(out[c] == kSentinel, "q16_small_k " << t.name << " wrote past n=" << n);
+          std::vector<int32_t> out(want.size() + 3, kSentinel);
+          t.k->q16_small_k(k, n, pixels, x.data(), ldx, w.data(), stride, bias.data(), out.data());
+          for (size_t i = 0; i < want.size(); ++i)
+            CHECK(out[i] == want[i], "q16_small_k " << t.name << " k=" << k << " n=" << n << " pixels=" << pixels
+                                                    << " pattern=" << pattern << " element " << i << ": got " << out[i]
+                                                    << " want " << want[i]);
+          for (size_t i = want.size(); i < out.size(); ++i)
+            CHECK(out[i] == kSentinel, "q16_small_k " << t.name << " wrote past " << pixels << " x " << n);
+          if (failed()) return;
         }
       }
 }

@@ -157,6 +157,78 @@ TEST(qconv2d_bits7_equals_bits8_on_every_isa) {
   set_isa(isa_name(supported_isas().back()));
 }
 
+// Depthwise layers with channel multipliers 1-4 (output channel o reads input channel o / m) on
+// awkward shapes: channel counts off the 16- and 8-wide kernel steps, stride 2, padding, dilation,
+// 1x1 images, kernels 1x1 to 5x5, both input types, 8- and 4-bit weights; the int32 accumulators
+// and the requantized bytes (one call of the requantizer per output row).
+TEST(qconv2d_depthwise_with_multipliers_matches_oracle) {
+  auto g = rng(33);
+  auto pick = [&](std::initializer_list<size_t> v) { return *(v.begin() + g() % v.size()); };
+  for (int iter = 0; iter < 80; ++iter) {
+    Case k{};
+    k.n = 1 + g() % 2;
+    k.c = pick({2, 3, 7, 8, 16, 17, 24, 40, 72});
+    k.groups = k.c;
+    k.oc = k.c * (1 + iter % 4);
+    k.kh = pick({1, 3, 3, 5}), k.kw = k.kh == 1 ? 1 : pick({3, k.kh});
+    k.p.stride_h = k.p.stride_w = 1 + g() % 2;
+    k.p.dilation_h = k.p.dilation_w = g() % 4 == 0 ? 2 : 1;
+    const size_t pad = (k.kh / 2) * k.p.dilation_h;
+    k.p.pad_top = k.p.pad_left = pad, k.p.pad_bottom = g() % 2 ? pad : 0, k.p.pad_right = pad;
+    if (iter % 8 == 0)
+      k.h = k.w = 1, k.p.pad_bottom = pad;  // a 1x1 image (7x7 at the end of MobileNetV2 is close)
+    else
+      k.h = 1 + g() % 12, k.w = 1 + g() % 12;
+    // At least one output pixel: the padded image holds the dilated window.
+    const auto least = [](size_t window, size_t pads) { return window > pads ? window - pads : 1; };
+    k.h = std::max(k.h, least((k.kh - 1) * k.p.dilation_h + 1, k.p.pad_top + k.p.pad_bottom));
+    k.w = std::max(k.w, least((k.kw - 1) * k.p.dilation_w + 1, k.p.pad_left + k.p.pad_right));
+    k.bits = g() % 2 ? 8 : 4;
+    k.in.is_signed = g() % 2;
+    k.in.zero_point = k.in.is_signed ? int(g() % 256) - 128 : int(g() % 256);
+    std::vector<int8_t> wt(k.oc * k.kh * k.kw);
+    for (auto& v : wt) v = k.bits == 8 ? int8_t(g()) : int(g() % 16) - 8;
+    std::vector<uint8_t> x(k.n * k.h * k.w * k.c);
+    for (auto& v : x) v = uint8_t(g());
+    std::vector<int32_t> bias(k.oc), mult(k.oc), zero(k.oc, 0);
+    std::vector<uint8_t> shift(k.oc);
+    for (size_t c = 0; c < k.oc; ++c)
+      bias[c] = int32_t(g() % 20001) - 10000, mult[c] = int32_t(1u << 30) + int32_t(g() % 100000),
+      shift[c] = uint8_t(36 + g() % 4);
+    auto packed = pack_qconv2d_weights(wt.data(), k.oc, k.kh, k.kw, 1, k.groups, k.bits);
+    CHECK(packed->depthwise, "iter " << iter << ": not packed as depthwise");
+    const Conv2dShape s = qconv2d_shape(k.n, k.h, k.w, k.c, *packed, k.p);
+    const auto want = oracle(k, x, wt, bias, s);
+    QEpilogue acc;
+    acc.requantize = false;
+    acc.bias = bias.data();
+    QEpilogue q;
+    q.bias = bias.data(), q.mult = mult.data(), q.shift = shift.data(), q.out_signed = k.in.is_signed;
+    q.zero_point = k.in.is_signed ? -3 : 5, q.lo = k.in.is_signed ? -100 : 0, q.hi = k.in.is_signed ? 127 : 250;
+    for (Isa isa : supported_isas()) {
+      set_isa(isa_name(isa));
+      std::vector<int32_t> got(want.size() + 1, 0x5A5A5A5A);
+      qconv2d(x.data(), s, *packed, k.p, k.in, acc, got.data());
+      std::vector<uint8_t> bytes(want.size() + 1, 0x5A);
+      qconv2d(x.data(), s, *packed, k.p, k.in, q, bytes.data());
+      for (size_t i = 0; i < want.size(); ++i) {
+        const size_t c = i % k.oc;
+        int64_t v = ((int64_t(want[i]) * mult[c] + (int64_t{1} << (shift[c] - 1))) >> shift[c]) + q.zero_point;
+        v = std::min<int64_t>(q.hi, std::max<int64_t>(q.lo, v));
+        const int b = k.in.is_signed ? int(int8_t(bytes[i])) : int(bytes[i]);
+        CHECK(got[i] == want[i] && b == v, isa_name(isa)
+                                               << " iter " << iter << " c=" << k.c << " oc=" << k.oc << " k=" << k.kh
+                                               << "x" << k.kw << " stride " << k.p.stride_h << " " << k.h << "x" << k.w
+                                               << " bits=" << k.bits << " element " << i << ": got " << got[i] << " / "
+                                               << b << " want " << want[i] << " / " << v);
+        if (lowbit::test::failures_in_current() > 0) break;
+      }
+      CHECK(got.back() == 0x5A5A5A5A && bytes.back() == 0x5A, isa_name(isa) << " wrote past the output");
+    }
+  }
+  set_isa(isa_name(supported_isas().back()));
+}
+
 TEST(qdense_requantizes_like_the_formula) {
   auto g = rng(32);
   const size_t rows = 5, in_c = 300, oc = 37;

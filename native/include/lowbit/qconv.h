@@ -20,8 +20,8 @@
 namespace lowbit {
 
 // Packed weights. Generic layers hold 16-channel panels (src/integer/kernels.h) per group;
-// depthwise layers (one input channel per group, one output channel per group) hold the weights
-// tap-major, [tap][channel], int8 or two int4 per byte (low nibble first).
+// depthwise layers (one input channel per group, any number of output channels per group: a
+// channel multiplier) hold the weights tap-major, [tap][channel], int8 for 8- and 4-bit weights.
 struct QConv2dWeights {
   // 8: values in [-128, 127]; 7: values in [-64, 64], stored as 8 (exact vpmaddubsw on AVX2 without
   // VNNI); 4: values in [-8, 7].

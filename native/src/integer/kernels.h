@@ -45,25 +45,29 @@ using Q8GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uin
 using Q4GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel,
                           int32_t* c, size_t ldc);
 
-// Depthwise multiply-accumulate of one tap over n channels:
-//   acc[c] += (int8_t)(x[c] ^ mask) * w[c]
-using QDepthwiseTapFn = void (*)(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);
+// Depthwise convolution of `pixels` output pixels over n channels, every tap at once:
+//   acc[p * n + c] = bias[c] + sum_{t < taps} (int8_t)(x[p * taps + t][c] ^ mask) * w[t * n + c]
+// x: per output pixel, `taps` pointers to n bytes (an input pixel, or a row of the input zero
+// point for a padded tap); w: the weights as [tap][channel]. taps <= kQMaxK, so the sum is exact
+// in int32; the bias is added modulo 2^32 (the folded bias may wrap, the true result does not).
+using QDepthwiseFn = void (*)(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask,
+                              const int8_t* w, const int32_t* bias, int32_t* acc);
 
-// One output pixel of a convolution with a short reduction (a first layer on 1-3 channel images,
-// where gathering patches for the GEMM would cost more than the arithmetic):
-//   acc[c] = bias[c] + sum_{i < k} x[i] * w[i * stride + c],  c < n
-// x: k values in [-255, 255] (input minus its zero point; 0 for a padded tap); w: k rows of
-// `stride` values in [-128, 127], stride a multiple of 16 and >= n, zero past n; k <= kQSmallK,
+// Output pixels of a convolution with a short reduction (a first layer on 1-3 channel images, a
+// 1x1 conv on few channels: where gathering patches for the GEMM would cost more than the arithmetic):
+//   acc[p * n + c] = bias[c] + sum_{i < k} x[p * ldx + i] * w[i * stride + c],  p < pixels, c < n
+// x: per pixel k values in [-255, 255] (input minus its zero point; 0 for a padded tap); w: k rows
+// of `stride` values in [-128, 127], stride a multiple of 16 and >= n, zero past n; k <= kQSmallK,
 // so every partial sum stays far inside int32 beside the bias.
 inline constexpr size_t kQSmallK = 32;
-using QSmallKFn = void (*)(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                           int32_t* acc);
+using QSmallKFn = void (*)(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w,
+                           size_t stride, const int32_t* bias, int32_t* acc);
 
 struct IntegerKernels {
   Q8GemmFn q8_gemm;
   Q4GemmFn q4_gemm;
   Q8GemmFn q7_gemm;
-  QDepthwiseTapFn q8_dw_tap;
+  QDepthwiseFn q8_dw;
   QSmallKFn q16_small_k;
 };
 
@@ -75,13 +79,14 @@ struct IntegerKernels {
                size_t ldc);                                                                                       \
   }
 // q7: the function name (in ns) that serves q7_gemm.
-#define LOWBIT_DECLARE_INTEGER_KERNELS(ns, q7)                                                                 \
-  LOWBIT_DECLARE_INTEGER_GEMMS(ns)                                                                             \
-  namespace ns {                                                                                               \
-  void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc);                     \
-  void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias, \
-                   int32_t* acc);                                                                              \
-  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q7, q8_dw_tap, q16_small_k};            \
+#define LOWBIT_DECLARE_INTEGER_KERNELS(ns, q7)                                                                       \
+  LOWBIT_DECLARE_INTEGER_GEMMS(ns)                                                                                   \
+  namespace ns {                                                                                                     \
+  void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,           \
+             const int32_t* bias, int32_t* acc);                                                                     \
+  void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride, \
+                   const int32_t* bias, int32_t* acc);                                                               \
+  inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q7, q8_dw, q16_small_k};                      \
   }
 
 LOWBIT_DECLARE_INTEGER_KERNELS(ref, q8_gemm)
@@ -95,7 +100,7 @@ LOWBIT_DECLARE_INTEGER_KERNELS(avx2, q7_gemm)
 // AVX-512 F+BW+VL+VNNI (vpdpbusd), chosen at run time: its own GEMMs (Q7 is its Q8), avx2's rest.
 LOWBIT_DECLARE_INTEGER_GEMMS(avx512)
 namespace avx512 {
-inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_gemm, avx2::q8_dw_tap, avx2::q16_small_k};
+inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_gemm, avx2::q8_dw, avx2::q16_small_k};
 }
 #endif
 #if defined(__aarch64__)

@@ -367,53 +367,137 @@ void q7_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
        : q7_chunks<false>(m, groups, a, lda, flip, panel, c, ldc);
 }
 
-void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
-  // Sign-extend first, then xor with the sign-extended mask (sx(x ^ m) = sx(x) ^ sx(m)).
-  // |x * w| <= 128 * 128 = 16384 fits int16: vpmullw on 16 channels, widened per 128-bit half
-  // (measured 1.8x faster than 32 channels per step, whose extra vextracti128s cost more).
-  const __m256i mask16 = _mm256_set1_epi16(static_cast<int8_t>(mask));
-  size_t c = 0;
-  for (; c + 16 <= n; c += 16) {
-    const __m256i vx = _mm256_xor_si256(_mm256_cvtepi8_epi16(load128(x + c)), mask16);
-    const __m256i vw = _mm256_cvtepi8_epi16(load128(w + c));
-    const __m256i p = _mm256_mullo_epi16(vx, vw);
-    storeu(acc + c, _mm256_add_epi32(loadu(acc + c), _mm256_cvtepi16_epi32(_mm256_castsi256_si128(p))));
-    storeu(acc + c + 8, _mm256_add_epi32(loadu(acc + c + 8), _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1))));
-  }
-  if (c + 8 <= n) {
-    const __m256i mask32 = _mm256_set1_epi32(static_cast<int8_t>(mask));
-    const __m256i vx = _mm256_xor_si256(_mm256_cvtepi8_epi32(load64(x + c)), mask32);
-    const __m256i vw = _mm256_cvtepi8_epi32(load64(w + c));
-    storeu(acc + c, _mm256_add_epi32(loadu(acc + c), _mm256_mullo_epi32(vx, vw)));
-    c += 8;
-  }
-  for (; c < n; ++c) acc[c] += static_cast<int8_t>(x[c] ^ mask) * w[c];
+namespace {
+
+// The bytes of two taps over kC = 16 or 8 channels (xor mask) as int16 pairs (a[c], b[c]) for
+// vpmaddwd: channels 0-7 in lo, 8-15 in hi (kC = 16 only).
+template <size_t kC>
+inline void dw_pairs(const void* pa, const void* pb, __m128i mask, __m256i& lo, __m256i& hi) {
+  const __m128i a = _mm_xor_si128(kC == 16 ? load128(pa) : load64(pa), mask);
+  const __m128i b = _mm_xor_si128(kC == 16 ? load128(pb) : load64(pb), mask);
+  lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b));
+  if constexpr (kC == 16) hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(a, b));
 }
+
+// Channels c .. c + kC of every pixel, taps in chunks of up to 2 * kDwPairs: the weights of each
+// pair of taps interleaved into int16 pairs once per chunk, then per pixel the input bytes likewise
+// and one vpmaddwd per pair, the int32 sums in registers across the taps.
+constexpr size_t kDwPairs = 16;
+
+template <size_t kC>
+void dw_block(size_t c, size_t n, size_t taps, size_t pixels, const uint8_t* const* x, __m128i mask, const int8_t* w,
+              const int32_t* bias, int32_t* acc) {
+  alignas(32) int16_t wp[kDwPairs][2][16];
+  for (size_t t0 = 0; t0 < taps; t0 += 2 * kDwPairs) {
+    const size_t tn = std::min(2 * kDwPairs, taps - t0), pairs = tn / 2;
+    for (size_t q = 0; q < (tn + 1) / 2; ++q) {  // an odd last tap pairs with weight 0
+      const int8_t* wa = w + (t0 + 2 * q) * n + c;
+      __m256i lo, hi;
+      dw_pairs<kC>(wa, 2 * q + 1 < tn ? wa + n : wa, _mm_setzero_si128(), lo, hi);
+      if (2 * q + 1 == tn) {
+        const __m256i even = _mm256_set1_epi32(0xFFFF);
+        lo = _mm256_and_si256(lo, even), hi = _mm256_and_si256(hi, even);
+      }
+      storeu(wp[q][0], lo);
+      if constexpr (kC == 16) storeu(wp[q][1], hi);
+    }
+    for (size_t p = 0; p < pixels; ++p) {
+      const uint8_t* const* xp = x + p * taps + t0;
+      int32_t* out = acc + p * n + c;
+      const int32_t* from = t0 == 0 ? bias + c : out;
+      __m256i lo = loadu(from), hi = kC == 16 ? loadu(from + 8) : _mm256_setzero_si256();
+      __m256i a, b;
+      for (size_t q = 0; q < pairs; ++q) {
+        dw_pairs<kC>(xp[2 * q] + c, xp[2 * q + 1] + c, mask, a, b);
+        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(a, loadu(wp[q][0])));
+        if constexpr (kC == 16) hi = _mm256_add_epi32(hi, _mm256_madd_epi16(b, loadu(wp[q][1])));
+      }
+      if (tn % 2) {
+        dw_pairs<kC>(xp[tn - 1] + c, xp[tn - 1] + c, mask, a, b);
+        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(a, loadu(wp[pairs][0])));
+        if constexpr (kC == 16) hi = _mm256_add_epi32(hi, _mm256_madd_epi16(b, loadu(wp[pairs][1])));
+      }
+      storeu(out, lo);
+      if constexpr (kC == 16) storeu(out + 8, hi);
+    }
+  }
+}
+
+}  // namespace
+
+// Depthwise: blocks of 16 channels, then one of 8, then scalar channels (|x * w| <= 128 * 128, so
+// a vpmaddwd pair sum is exact; vector adds wrap modulo 2^32 as the contract wants).
+void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,
+           const int32_t* bias, int32_t* acc) {
+  const __m128i vmask = _mm_set1_epi8(static_cast<char>(mask));
+  size_t c = 0;
+  for (; c + 16 <= n; c += 16) dw_block<16>(c, n, taps, pixels, x, vmask, w, bias, acc);
+  if (c + 8 <= n) dw_block<8>(c, n, taps, pixels, x, vmask, w, bias, acc), c += 8;
+  for (; c < n; ++c)
+    for (size_t p = 0; p < pixels; ++p) {
+      int32_t sum = 0;
+      for (size_t t = 0; t < taps; ++t) sum += static_cast<int8_t>(x[p * taps + t][c] ^ mask) * w[t * n + c];
+      acc[p * n + c] = static_cast<int32_t>(static_cast<uint32_t>(sum) + static_cast<uint32_t>(bias[c]));
+    }
+}
+
+namespace {
+
+// Channels c0 .. c0 + 16 of P pixels: each interleaved pair of weight rows serves the P pixels.
+template <size_t P>
+void small_k_block(size_t k, size_t c0, size_t n, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                   const int32_t* bias, int32_t* acc) {
+  __m256i lo[P], hi[P];
+  for (size_t p = 0; p < P; ++p) lo[p] = hi[p] = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 1 < k; i += 2) {  // the pairs (x_i, x_i+1) broadcast straight from memory
+    const __m256i wa = loadu(w + i * stride + c0), wb = loadu(w + (i + 1) * stride + c0);
+    const __m256i wl = _mm256_unpacklo_epi16(wa, wb), wh = _mm256_unpackhi_epi16(wa, wb);
+    for (size_t p = 0; p < P; ++p) {
+      const __m256i vx = broadcast32(x + p * ldx + i);
+      lo[p] = _mm256_add_epi32(lo[p], _mm256_madd_epi16(wl, vx));
+      hi[p] = _mm256_add_epi32(hi[p], _mm256_madd_epi16(wh, vx));
+    }
+  }
+  if (i < k) {  // an odd last tap pairs with 0
+    const __m256i wa = loadu(w + i * stride + c0), zero = _mm256_setzero_si256();
+    const __m256i wl = _mm256_unpacklo_epi16(wa, zero), wh = _mm256_unpackhi_epi16(wa, zero);
+    for (size_t p = 0; p < P; ++p) {
+      const __m256i vx = _mm256_set1_epi32(static_cast<uint16_t>(x[p * ldx + i]));
+      lo[p] = _mm256_add_epi32(lo[p], _mm256_madd_epi16(wl, vx));
+      hi[p] = _mm256_add_epi32(hi[p], _mm256_madd_epi16(wh, vx));
+    }
+  }
+  for (size_t p = 0; p < P; ++p) {
+    int32_t* out = acc + p * n + c0;
+    const __m256i sum0 = _mm256_permute2x128_si256(lo[p], hi[p], 0x20);
+    const __m256i sum1 = _mm256_permute2x128_si256(lo[p], hi[p], 0x31);
+    if (c0 + 16 <= n) {  // a whole block: the bias in vectors too (per element it cost as much as k = 16 MACs)
+      storeu(out, _mm256_add_epi32(sum0, loadu(bias + c0)));
+      storeu(out + 8, _mm256_add_epi32(sum1, loadu(bias + c0 + 8)));
+      continue;
+    }
+    alignas(32) int32_t sum[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sum), sum0);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sum + 8), sum1);
+    for (size_t j = 0; c0 + j < n; ++j) out[j] = sum[j] + bias[c0 + j];
+  }
+}
+
+}  // namespace
 
 // Two taps at a time with vpmaddwd: the rows of taps i and i+1 interleaved into (w_i, w_i+1)
 // pairs per channel, multiplied by the broadcast pair (x_i, x_i+1) and summed into int32 lanes
-// (|x * w| <= 255 * 128, so a pair sum is exact). Unpacking works within 128-bit lanes, so the
-// low accumulator holds channels 0-3 and 8-11 of the block, the high one 4-7 and 12-15.
-void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                 int32_t* acc) {
-  for (size_t c0 = 0; c0 < n; c0 += 16) {
-    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
-    for (size_t i = 0; i < k; i += 2) {
-      const bool pair = i + 1 < k;
-      const __m256i wa = loadu(w + i * stride + c0);
-      const __m256i wb = pair ? loadu(w + (i + 1) * stride + c0) : _mm256_setzero_si256();
-      const uint32_t xs =
-          static_cast<uint16_t>(x[i]) | static_cast<uint32_t>(pair ? static_cast<uint16_t>(x[i + 1]) : 0) << 16;
-      const __m256i vx = _mm256_set1_epi32(static_cast<int32_t>(xs));
-      lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(wa, wb), vx));
-      hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(wa, wb), vx));
-    }
-    alignas(32) int32_t sum[16];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(sum), _mm256_permute2x128_si256(lo, hi, 0x20));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(sum + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
-    const size_t m = std::min<size_t>(16, n - c0);
-    for (size_t j = 0; j < m; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
-  }
+// (|x * w| <= 255 * 128, so a pair sum is exact), four pixels per interleaved pair (the unpacking
+// cost as much as the multiplies). Unpacking works within 128-bit lanes, so the low accumulator
+// holds channels 0-3 and 8-11 of the block, the high one 4-7 and 12-15.
+void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                 const int32_t* bias, int32_t* acc) {
+  size_t p = 0;
+  for (; p + 4 <= pixels; p += 4)
+    for (size_t c0 = 0; c0 < n; c0 += 16) small_k_block<4>(k, c0, n, x + p * ldx, ldx, w, stride, bias, acc + p * n);
+  for (; p < pixels; ++p)
+    for (size_t c0 = 0; c0 < n; c0 += 16) small_k_block<1>(k, c0, n, x + p * ldx, ldx, w, stride, bias, acc + p * n);
 }
 
 }  // namespace lowbit::avx2

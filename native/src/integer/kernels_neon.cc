@@ -22,6 +22,8 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
+#include <cstring>
+
 #include "integer/kernels.h"
 #include "integer/neon_common.h"
 
@@ -150,10 +152,13 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
   gemm<q4_tile<2>, q4_tile<1>>(m, kp, a, lda, mask, panel, c, ldc);
 }
 
-// 16 channels per step: SMULL/SMULL2 into int16 (exact), SADDW/SADDW2 into the int32 accumulators.
-// The step is bound by the 64 bytes of accumulator loaded and stored, not by arithmetic; an 8-wide
-// step and a scalar loop take the last < 16 channels without reading past n.
-void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
+namespace {
+
+// One tap over n channels, acc[c] += (int8_t)(x[c] ^ mask) * w[c]: 16 channels per step,
+// SMULL/SMULL2 into int16 (exact), SADDW/SADDW2 into the int32 accumulators. The step is bound by
+// the 64 bytes of accumulator loaded and stored, not by arithmetic; an 8-wide step and a scalar
+// loop take the last < 16 channels without reading past n.
+void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
   const uint8x16_t vmask = vdupq_n_u8(mask);
   size_t c = 0;
   for (; c + 16 <= n; c += 16) {
@@ -173,26 +178,41 @@ void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_
     vst1q_s32(acc + c + 4, vaddw_high_s16(vld1q_s32(acc + c + 4), vp));
     c += 8;
   }
-  for (; c < n; ++c) acc[c] += static_cast<int8_t>(x[c] ^ mask) * w[c];
+  for (; c < n; ++c)  // modulo 2^32: acc starts at the (possibly wrapped) bias
+    acc[c] = static_cast<int32_t>(static_cast<uint32_t>(acc[c]) +
+                                  static_cast<uint32_t>(static_cast<int8_t>(x[c] ^ mask) * w[c]));
 }
 
-// Per block of 16 channels four int32x4 sums, each tap adding w * x[i] with SMLAL by a scalar
-// (|x * w| <= 255 * 128 is exact in the widened product).
-void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                 int32_t* acc) {
-  for (size_t c0 = 0; c0 < n; c0 += 16) {
-    int32x4_t s0 = vdupq_n_s32(0), s1 = s0, s2 = s0, s3 = s0;
-    for (size_t i = 0; i < k; ++i) {
-      const int16x8_t w0 = vld1q_s16(w + i * stride + c0), w1 = vld1q_s16(w + i * stride + c0 + 8);
-      s0 = vmlal_n_s16(s0, vget_low_s16(w0), x[i]);
-      s1 = vmlal_n_s16(s1, vget_high_s16(w0), x[i]);
-      s2 = vmlal_n_s16(s2, vget_low_s16(w1), x[i]);
-      s3 = vmlal_n_s16(s3, vget_high_s16(w1), x[i]);
-    }
-    int32_t sum[16];
-    vst1q_s32(sum, s0), vst1q_s32(sum + 4, s1), vst1q_s32(sum + 8, s2), vst1q_s32(sum + 12, s3);
-    for (size_t j = 0; j < 16 && c0 + j < n; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
+}  // namespace
+
+// Per pixel: the bias (vector adds wrap modulo 2^32, as the contract wants), then tap by tap.
+void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,
+           const int32_t* bias, int32_t* acc) {
+  for (size_t p = 0; p < pixels; ++p) {
+    int32_t* out = acc + p * n;
+    std::memcpy(out, bias, n * sizeof(int32_t));
+    for (size_t t = 0; t < taps; ++t) dw_tap(n, x[p * taps + t], mask, w + t * n, out);
   }
+}
+
+// Per pixel and block of 16 channels four int32x4 sums, each tap adding w * x[i] with SMLAL by a
+// scalar (|x * w| <= 255 * 128 is exact in the widened product).
+void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                 const int32_t* bias, int32_t* acc) {
+  for (size_t p = 0; p < pixels; ++p, x += ldx, acc += n)
+    for (size_t c0 = 0; c0 < n; c0 += 16) {
+      int32x4_t s0 = vdupq_n_s32(0), s1 = s0, s2 = s0, s3 = s0;
+      for (size_t i = 0; i < k; ++i) {
+        const int16x8_t w0 = vld1q_s16(w + i * stride + c0), w1 = vld1q_s16(w + i * stride + c0 + 8);
+        s0 = vmlal_n_s16(s0, vget_low_s16(w0), x[i]);
+        s1 = vmlal_n_s16(s1, vget_high_s16(w0), x[i]);
+        s2 = vmlal_n_s16(s2, vget_low_s16(w1), x[i]);
+        s3 = vmlal_n_s16(s3, vget_high_s16(w1), x[i]);
+      }
+      int32_t sum[16];
+      vst1q_s32(sum, s0), vst1q_s32(sum + 4, s1), vst1q_s32(sum + 8, s2), vst1q_s32(sum + 12, s3);
+      for (size_t j = 0; j < 16 && c0 + j < n; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
+    }
 }
 
 }  // namespace lowbit::neon

@@ -148,16 +148,16 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
   gemm<true>(m, kp, a, lda, mask, panel, c, ldc);
 }
 
-// The depthwise tap has no 4-long reduction for SDOT to use; the plain NEON version is already
-// bound by the accumulator loads and stores.
-void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
-  neon::q8_dw_tap(n, x, mask, w, acc);
+// The depthwise taps have no 4-long reduction for SDOT to use.
+void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,
+           const int32_t* bias, int32_t* acc) {
+  neon::q8_dw(n, taps, pixels, x, mask, w, bias, acc);
 }
 
 // No 4-long int8 reduction here either (the operands are int16).
-void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                 int32_t* acc) {
-  neon::q16_small_k(k, n, x, w, stride, bias, acc);
+void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                 const int32_t* bias, int32_t* acc) {
+  neon::q16_small_k(k, n, pixels, x, ldx, w, stride, bias, acc);
 }
 
 }  // namespace lowbit::neon_dot

@@ -27,17 +27,24 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
   gemm(m, kp, a, lda, mask, panel, c, ldc, q4_panel_value);
 }
 
-void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
-  for (size_t c = 0; c < n; ++c) acc[c] += static_cast<int8_t>(x[c] ^ mask) * w[c];
+void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,
+           const int32_t* bias, int32_t* acc) {
+  for (size_t p = 0; p < pixels; ++p)
+    for (size_t c = 0; c < n; ++c) {
+      int64_t sum = 0;
+      for (size_t t = 0; t < taps; ++t) sum += static_cast<int8_t>(x[p * taps + t][c] ^ mask) * w[t * n + c];
+      acc[p * n + c] = static_cast<int32_t>(static_cast<uint32_t>(bias[c]) + static_cast<uint32_t>(sum));
+    }
 }
 
-void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                 int32_t* acc) {
-  for (size_t c = 0; c < n; ++c) {
-    int32_t sum = bias[c];
-    for (size_t i = 0; i < k; ++i) sum += x[i] * w[i * stride + c];
-    acc[c] = sum;
-  }
+void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                 const int32_t* bias, int32_t* acc) {
+  for (size_t p = 0; p < pixels; ++p)
+    for (size_t c = 0; c < n; ++c) {
+      int32_t sum = bias[c];
+      for (size_t i = 0; i < k; ++i) sum += x[p * ldx + i] * w[i * stride + c];
+      acc[p * n + c] = sum;
+    }
 }
 
 }  // namespace lowbit::ref

@@ -49,19 +49,32 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
   }
 }
 
-void q8_dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
-  for (size_t c = 0; c < n; ++c) acc[c] += static_cast<int8_t>(x[c] ^ mask) * w[c];
+// Tap by tap over the channels (loops a compiler can vectorize); the bias last, modulo 2^32.
+void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,
+           const int32_t* bias, int32_t* acc) {
+  for (size_t p = 0; p < pixels; ++p) {
+    int32_t* out = acc + p * n;
+    for (size_t c = 0; c < n; ++c) out[c] = 0;
+    for (size_t t = 0; t < taps; ++t) {
+      const uint8_t* xt = x[p * taps + t];
+      const int8_t* wt = w + t * n;
+      for (size_t c = 0; c < n; ++c) out[c] += static_cast<int8_t>(xt[c] ^ mask) * wt[c];
+    }
+    for (size_t c = 0; c < n; ++c)
+      out[c] = static_cast<int32_t>(static_cast<uint32_t>(out[c]) + static_cast<uint32_t>(bias[c]));
+  }
 }
 
 // Channel-major so each weight row is read contiguously; the 16 sums of a block stay in registers.
-void q16_small_k(size_t k, size_t n, const int16_t* x, const int16_t* w, size_t stride, const int32_t* bias,
-                 int32_t* acc) {
-  for (size_t c0 = 0; c0 < n; c0 += 16) {
-    int32_t sum[16] = {};
-    for (size_t i = 0; i < k; ++i)
-      for (size_t j = 0; j < 16; ++j) sum[j] += x[i] * w[i * stride + c0 + j];
-    for (size_t j = 0; j < 16 && c0 + j < n; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
-  }
+void q16_small_k(size_t k, size_t n, size_t pixels, const int16_t* x, size_t ldx, const int16_t* w, size_t stride,
+                 const int32_t* bias, int32_t* acc) {
+  for (size_t p = 0; p < pixels; ++p, x += ldx, acc += n)
+    for (size_t c0 = 0; c0 < n; c0 += 16) {
+      int32_t sum[16] = {};
+      for (size_t i = 0; i < k; ++i)
+        for (size_t j = 0; j < 16; ++j) sum[j] += x[i] * w[i * stride + c0 + j];
+      for (size_t j = 0; j < 16 && c0 + j < n; ++j) acc[c0 + j] = sum[j] + bias[c0 + j];
+    }
 }
 
 }  // namespace lowbit::scalar

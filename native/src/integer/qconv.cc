@@ -40,9 +40,10 @@ std::vector<int32_t> fold_bias(const QConv2dWeights& w, const QInput& in, const 
 
 // Per-thread scratch, reused across calls so a steady stream of calls allocates nothing.
 struct Scratch {
-  AlignedBuffer<uint8_t> patches;  // tile x kp
-  AlignedBuffer<int32_t> acc;      // tile x 16, or out_c for depthwise
-  AlignedBuffer<int8_t> taps;      // depthwise int4 weights unpacked
+  AlignedBuffer<uint8_t> patches;        // tile x kp
+  AlignedBuffer<int32_t> acc;            // tile x 16, or out_w x out_c for depthwise
+  std::vector<const uint8_t*> pointers;  // depthwise: out_w x taps input pixels
+  std::vector<int16_t> small_k;          // short reductions: out_w x kQSmallK values x - z_x
 };
 thread_local Scratch t_scratch;
 
@@ -152,41 +153,46 @@ void run_task(const Plan& plan, const uint8_t* input, size_t task, void* output)
   }
 }
 
-// Depthwise taps as int8 [tap][channel] (int4 weights are unpacked once per call).
-const int8_t* depthwise_taps(const QConv2dWeights& w, AlignedBuffer<int8_t>& buffer) {
-  if (w.bits != 4) return reinterpret_cast<const int8_t*>(w.data.data());
-  const size_t count = w.taps() * w.out_channels;
-  buffer.resize(count);
-  for (size_t i = 0; i < count; ++i) {
-    const uint8_t byte = w.data[i / 2];
-    const int v = i % 2 ? byte >> 4 : byte & 0xF;
-    buffer[i] = static_cast<int8_t>(v >= 8 ? v - 16 : v);
-  }
-  return buffer.data();
-}
-
-// One output row (n, oh) of a depthwise conv: per pixel, each tap adds its input pixel (or a row
-// of zero points) times that tap's weights, channels vectorized.
-void depthwise_row(const Plan& plan, const uint8_t* input, const int8_t* taps, const uint8_t* pad_row, size_t row,
-                   void* output) {
+// One output row (n, oh) of a depthwise conv: a pointer per output pixel and tap (an input pixel
+// of `image`, c channels each, or the row of zero points for a padded tap), one call of the
+// kernel for the whole row (bias included) and one of the requantizer.
+void depthwise_row(const Plan& plan, const uint8_t* input, size_t c, const uint8_t* pad_row, size_t row, void* output) {
   const Conv2dShape& s = plan.s;
-  const size_t c = s.in_c, oh = row % s.out_h, n = row / s.out_h;
+  const size_t taps = plan.w.taps(), oh = row % s.out_h, n = row / s.out_h;
   const uint8_t* image = input + n * s.in_h * s.in_w * c;
   Scratch& sc = t_scratch;
-  sc.acc.resize(c);
-  for (size_t ow = 0; ow < s.out_w; ++ow) {
-    std::fill(sc.acc.data(), sc.acc.data() + c, 0);
-    for_each_tap(plan.w.kernel_h, plan.w.kernel_w, plan.p, oh, ow, [&](size_t t, ptrdiff_t iy, ptrdiff_t ix) {
-      const uint8_t* x = inside(s, iy, ix) ? image + (iy * s.in_w + ix) * c : pad_row;
-      plan.k.q8_dw_tap(c, x, plan.mask, taps + t * c, sc.acc.data());
-    });
-    finish_rows(plan, sc.acc.data(), c, 1, row * s.out_w + ow, 0, c, output);
+  sc.pointers.resize(s.out_w * taps);
+  const Conv2dParams& cp = plan.p;
+  const size_t kh = plan.w.kernel_h, kw = plan.w.kernel_w;
+  // Kernel row by kernel row: a row outside the image reads the pad row at every tap, and inside
+  // one only the columns need checking.
+  for (size_t ky = 0; ky < kh; ++ky) {
+    const ptrdiff_t iy =
+        static_cast<ptrdiff_t>(oh * cp.stride_h + ky * cp.dilation_h) - static_cast<ptrdiff_t>(cp.pad_top);
+    const bool row_inside = iy >= 0 && iy < static_cast<ptrdiff_t>(s.in_h);
+    const uint8_t* line = row_inside ? image + iy * s.in_w * c : nullptr;
+    for (size_t ow = 0; ow < s.out_w; ++ow) {
+      const uint8_t** out = sc.pointers.data() + ow * taps + ky * kw;
+      ptrdiff_t ix = static_cast<ptrdiff_t>(ow * cp.stride_w) - static_cast<ptrdiff_t>(cp.pad_left);
+      for (size_t kx = 0; kx < kw; ++kx, ix += static_cast<ptrdiff_t>(cp.dilation_w))
+        out[kx] = row_inside && ix >= 0 && ix < static_cast<ptrdiff_t>(s.in_w) ? line + ix * c : pad_row;
+    }
   }
+  const int8_t* w = reinterpret_cast<const int8_t*>(plan.w.data.data());
+  const size_t at = row * s.out_w * c;
+  if (!plan.e.requantize) {
+    plan.k.q8_dw(c, taps, s.out_w, sc.pointers.data(), plan.mask, w, plan.bias, static_cast<int32_t*>(output) + at);
+    return;
+  }
+  sc.acc.resize(s.out_w * c);
+  plan.k.q8_dw(c, taps, s.out_w, sc.pointers.data(), plan.mask, w, plan.bias, sc.acc.data());
+  const RequantizeParams p{plan.e.mult, plan.e.shift, plan.out_zero, plan.e.lo, plan.e.hi};
+  plan.rescale(s.out_w, c, sc.acc.data(), c, p, static_cast<int8_t*>(output) + at, c);
 }
 
 // One output row (n, oh) of a one-group conv with a short reduction (k <= kQSmallK): per pixel the
-// k values x - z_x (0 for padded taps), then the q16_small_k kernel; the same exact int32 accumulators
-// as the GEMM path without its patch gathering and per-panel setup.
+// k values x - z_x (0 for padded taps), then one q16_small_k call for the row; the same exact int32
+// accumulators as the GEMM path without its patch gathering and per-panel setup.
 void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, const QInput& in, size_t row,
                  void* output) {
   const Conv2dShape& s = plan.s;
@@ -194,8 +200,8 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
   const size_t oc = w.out_channels, c_in = s.in_c, oh = row % s.out_h, n = row / s.out_h;
   const uint8_t* image = input + n * s.in_h * s.in_w * c_in;
   Scratch& sc = t_scratch;
-  sc.acc.resize(oc);
-  int16_t x[kQSmallK];
+  sc.acc.resize(s.out_w * oc);
+  sc.small_k.resize(s.out_w * kQSmallK);
   // x - z_x for n input bytes (int8 or uint8).
   const auto centre = [&](int16_t* dst, const uint8_t* src, size_t count) {
     if (in.is_signed)
@@ -204,6 +210,7 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
       for (size_t i = 0; i < count; ++i) dst[i] = static_cast<int16_t>(src[i] - in.zero_point);
   };
   for (size_t ow = 0; ow < s.out_w; ++ow) {
+    int16_t* x = sc.small_k.data() + ow * kQSmallK;
     if (window_inside(s, w.kernel_h, w.kernel_w, plan.p, oh, ow) && plan.p.dilation_w == 1) {
       // A kernel row's taps are adjacent pixels: one run of kernel_w * c_in bytes.
       const size_t run = w.kernel_w * c_in;
@@ -218,15 +225,14 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
           std::fill(x + t * c_in, x + (t + 1) * c_in, int16_t{0});
       });
     }
-    const size_t at = (row * s.out_w + ow) * oc;
-    if (!plan.e.requantize) {
-      plan.k.q16_small_k(w.k, oc, x, w.small_k.data(), w.small_k_stride, bias, static_cast<int32_t*>(output) + at);
-      continue;
-    }
-    plan.k.q16_small_k(w.k, oc, x, w.small_k.data(), w.small_k_stride, bias, sc.acc.data());
-    const RequantizeParams p{plan.e.mult, plan.e.shift, plan.out_zero, plan.e.lo, plan.e.hi};
-    plan.rescale(1, oc, sc.acc.data(), oc, p, static_cast<int8_t*>(output) + at, oc);
   }
+  // The accumulators of the whole row, requantized by one call (or the s32 output itself).
+  const size_t at = row * s.out_w * oc;
+  int32_t* y = plan.e.requantize ? sc.acc.data() : static_cast<int32_t*>(output) + at;
+  plan.k.q16_small_k(w.k, oc, s.out_w, sc.small_k.data(), kQSmallK, w.small_k.data(), w.small_k_stride, bias, y);
+  if (!plan.e.requantize) return;
+  const RequantizeParams p{plan.e.mult, plan.e.shift, plan.out_zero, plan.e.lo, plan.e.hi};
+  plan.rescale(s.out_w, oc, sc.acc.data(), oc, p, static_cast<int8_t*>(output) + at, oc);
 }
 
 }  // namespace
@@ -264,7 +270,9 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
       w->wsum[c] += v;
       w->l1[c] += v < 0 ? -v : v;
     }
-  w->depthwise = in_c_per_group == 1 && groups == out_c && groups > 1;
+  // Depthwise, with any channel multiplier out_c / groups (output channel c reads input channel
+  // c / multiplier).
+  w->depthwise = in_c_per_group == 1 && groups > 1;
   if (groups == 1 && w->k <= kQSmallK) {
     w->small_k_stride = (out_c + 15) / 16 * 16;
     w->small_k.assign(checked_mul(w->k, w->small_k_stride, "weights size"), 0);
@@ -272,19 +280,12 @@ std::shared_ptr<QConv2dWeights> pack_qconv2d_weights(const int8_t* ohwi, size_t 
       for (size_t i = 0; i < w->k; ++i) w->small_k[i * w->small_k_stride + c] = ohwi[c * w->k + i];
   }
   if (w->depthwise) {
-    // [tap][channel]: each tap's weights over all channels are contiguous, as the input pixels are.
+    // int8 [tap][channel] for 8- and 4-bit weights alike: each tap's weights over all channels
+    // are contiguous, as the input pixels are.
     const size_t taps = w->taps();
-    w->data.resize(bytes ? count : (count + 1) / 2);
-    std::memset(w->data.data(), 0, w->data.size());
+    w->data.resize(count);
     for (size_t t = 0; t < taps; ++t)
-      for (size_t c = 0; c < out_c; ++c) {
-        const size_t i = t * out_c + c;
-        const int8_t v = ohwi[c * taps + t];
-        if (bytes)
-          w->data[i] = static_cast<uint8_t>(v);
-        else
-          w->data[i / 2] |= static_cast<uint8_t>((static_cast<uint8_t>(v) & 0xF) << (i % 2 ? 4 : 0));
-      }
+      for (size_t c = 0; c < out_c; ++c) w->data[t * out_c + c] = static_cast<uint8_t>(ohwi[c * taps + t]);
     return w;
   }
   const size_t ocg = out_c / groups;
@@ -366,10 +367,21 @@ void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w
   plan.pixels = pixels;
   plan.oc_per_group = w.out_channels / w.groups;
   if (w.depthwise) {
-    AlignedBuffer<int8_t> unpacked;
-    const int8_t* taps = depthwise_taps(w, unpacked);
-    std::vector<uint8_t> pad_row(s.in_c, plan.pad_byte);
-    parallel_for(s.batch * s.out_h, [&](size_t row) { depthwise_row(plan, input, taps, pad_row.data(), row, output); });
+    // A channel multiplier m > 1: each input channel repeated m times first, so that the kernel
+    // reads output channel c's input at channel c of a pixel.
+    const size_t m = w.out_channels / w.groups, c = w.out_channels;
+    AlignedBuffer<uint8_t> repeated;
+    if (m > 1) {
+      const size_t in_pixels = s.batch * s.in_h * s.in_w;
+      repeated.resize(checked_mul(in_pixels, c, "input size"));
+      parallel_for(s.batch * s.in_h, [&](size_t r) {
+        for (size_t i = r * s.in_w; i < (r + 1) * s.in_w; ++i)
+          for (size_t g = 0; g < s.in_c; ++g) std::memset(repeated.data() + i * c + g * m, input[i * s.in_c + g], m);
+      });
+    }
+    std::vector<uint8_t> pad_row(c, plan.pad_byte);
+    const uint8_t* x = m > 1 ? repeated.data() : input;
+    parallel_for(s.batch * s.out_h, [&](size_t row) { depthwise_row(plan, x, c, pad_row.data(), row, output); });
     return;
   }
   if (!w.small_k.empty()) {
