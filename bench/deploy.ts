@@ -22,6 +22,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   convertOnnxWithReport,
+  exportOnnxQdq,
   isa,
   loadModel,
   setThreads,
@@ -67,8 +68,9 @@ interface Zoo {
   modes: readonly Mode[];
   /** what onnxruntime runs: the plain-sign twin (binary networks) or the export itself */
   ortFile: (name: string) => string;
-  // The int8 comparison (onnxruntime on lowbit's QDQ twin of each converted model, `lowbit export
-  // --onnx-qdq`) goes here as a second onnxruntime column of the integer zoo's rows.
+  /** also time onnxruntime int8 on each converted model's ONNX QDQ twin (`lowbit export --onnx-qdq`):
+   *  the same quantization, run by onnxruntime's QLinearConv / QGemm kernels */
+  int8Peer: boolean;
 }
 
 const BNN_ZOO: Zoo = {
@@ -81,6 +83,7 @@ const BNN_ZOO: Zoo = {
     { name: 'float boundary', options: () => ({ floatLayers: 'boundary' }) },
   ],
   ortFile: (name) => `${name}.plain.onnx`,
+  int8Peer: false,
 };
 
 // Random-weight networks have no margin between their logits, and 17 blocks of per-tensor 8-bit
@@ -109,6 +112,7 @@ const INT_ZOO: Zoo = {
     },
   ],
   ortFile: (name) => `${name}.onnx`,
+  int8Peer: true,
 };
 
 const QUICK: TimingPlan = { warmupMs: 0, rounds: 3, roundMs: 100 };
@@ -281,7 +285,8 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
     `lowbit converts the export (NAME.onnx: for binary networks the straight-through form) calibrated on ${samples}` +
       ` random normal image(s); onnxruntime runs the same export, or for binary networks the plain-sign one (NAME.plain.onnx). Timing: medians of ${plan.rounds} interleaved rounds of` +
       ` ${plan.roundMs} ms per impl after ${plan.warmupMs} ms (and at least 3 calls) of warm-up (${quick ? 'quick' : 'full'} run).` +
-      ` "vs ort" = onnxruntime median / lowbit median: above 1, lowbit is faster.\n`,
+      ` "vs ort" = onnxruntime fp32 median / lowbit median: above 1, lowbit is faster. "int8": onnxruntime on the` +
+      ` converted model's ONNX QDQ twin (exportOnnxQdq: the same scales and zero points, run as QLinearConv / QGemm).\n`,
   );
   const row = tablePrinter([
     ['network', 11],
@@ -293,13 +298,19 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
     ['b1 1T ms', 0],
     ['ort', 6],
     ['vs ort', 0],
+    ['int8', 6],
+    ['vs int8', 0],
     ['b1 2T ms', 0],
     ['ort', 6],
     ['vs ort', 0],
+    ['int8', 6],
+    ['vs int8', 0],
     ['2T/1T', 0],
     [`b${BATCH} 2T img/s`, 0],
     ['ort', 6],
     ['vs ort', 0],
+    ['int8', 6],
+    ['vs int8', 0],
   ]);
   const rows: Row[] = [];
   const notes: string[] = [];
@@ -317,12 +328,12 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
       const sizes = new Map<string, number>();
       const sessions = new Map<number, ort.InferenceSession>();
       for (const n of [1, 2]) sessions.set(n, await ortSession(plain, n, false));
-      const ortRun = (n: number, x: Float32Array, batch: number) => {
+      const ortRun = (session: ort.InferenceSession, x: Float32Array, batch: number) => {
         const feeds = { input: new ort.Tensor('float32', x, [batch, ...info.input]) };
         const fetches = {
           logits: new ort.Tensor('float32', new Float32Array(batch * info.classes), [batch, info.classes]),
         };
-        return () => sessions.get(n)!.run(feeds, fetches);
+        return () => session.run(feeds, fetches);
       };
       try {
         for (const mode of zoo.modes) {
@@ -336,7 +347,13 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
             continue;
           }
           const model: Model = loadModel(converted.bytes);
+          // onnxruntime int8 on the model's QDQ twin, one session per thread count
+          const int8 = new Map<number, ort.InferenceSession>();
           try {
+            if (zoo.int8Peer) {
+              const twin = exportOnnxQdq(converted.bytes);
+              for (const n of [1, 2]) int8.set(n, await ortSession(twin, n, false));
+            }
             setThreads(2);
             const want = (await sessions.get(2)!.run({ input: new ort.Tensor('float32', x16, [BATCH, ...info.input]) }))
               .logits.data as Float32Array;
@@ -356,7 +373,8 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
             const time = async (counts: number[], x: Float32Array, batch: number) => {
               const impls = counts.flatMap((n): Impl[] => [
                 lowbitRun(n, x),
-                { name: `ort-fp32 ${n}`, run: ortRun(n, x, batch), async: true },
+                { name: `ort-fp32 ${n}`, run: ortRun(sessions.get(n)!, x, batch), async: true },
+                ...(int8.has(n) ? [{ name: `ort-int8 ${n}`, run: ortRun(int8.get(n)!, x, batch), async: true }] : []),
               ]);
               const t = await measure(impls, plan);
               const workload = `${label}${zoo.modes.length > 1 ? `-${mode.name.replace(/ /g, '-')}` : ''}-b${batch}`;
@@ -374,12 +392,19 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
                   runs,
                 });
               }
-              return (n: number) => ({ lowbit: medians.get(`lowbit ${n}`)!, ort: medians.get(`ort-fp32 ${n}`)! });
+              return (n: number) => ({
+                lowbit: medians.get(`lowbit ${n}`)!,
+                ort: medians.get(`ort-fp32 ${n}`)!,
+                int8: medians.get(`ort-int8 ${n}`),
+              });
             };
             const single = await time([1, 2], x1, 1);
             const [one, two] = [single(1), single(2)];
             const batched = (await time([2], x16, BATCH))(2);
             const perSecond = (median: number) => ((BATCH * 1000) / median).toFixed(0);
+            // the int8 peer's time and lowbit's speed against it, or dashes without a twin
+            const peer = (t: { lowbit: number; int8?: number }, show: (v: number) => string) =>
+              t.int8 === undefined ? ['-', '-'] : [show(t.int8), ratio(t.int8, t.lowbit)];
             row([
               label,
               mode.name,
@@ -390,16 +415,20 @@ async function run({ quick }: SuiteOptions): Promise<Row[]> {
               ms(one.lowbit),
               ms(one.ort),
               ratio(one.ort, one.lowbit),
+              ...peer(one, ms),
               ms(two.lowbit),
               ms(two.ort),
               ratio(two.ort, two.lowbit),
+              ...peer(two, ms),
               ratio(one.lowbit, two.lowbit),
               perSecond(batched.lowbit),
               perSecond(batched.ort),
               ratio(batched.ort, batched.lowbit),
+              ...peer(batched, perSecond),
             ]);
           } finally {
             model.dispose();
+            for (const session of int8.values()) await session.release();
           }
         }
       } finally {

@@ -203,7 +203,7 @@ describe('usage errors: exit 2 with a message and the usage on stderr', () => {
     [['convert', 'a.onnx'], /convert: missing -o/, 'usage: lowbit convert'],
     [
       ['convert', 'a.onnx', '-o', 'a.lowbit', '--bits', '3'],
-      /--bits: expected 8 or 4 or mixed, got '3'/,
+      /--bits: expected 8 or 7 or 4 or mixed, got '3'/,
       'usage: lowbit convert',
     ],
     [
@@ -499,6 +499,20 @@ describe.skipIf(!HAS_MODELS)('commands on a small model', () => {
     );
     expect(f32.code).toBe(0);
     expect(f32.stdout).toMatch(/calibration samples: 4\n/);
+    // --bits 7 (reduced-range INT8) applies to inner layers: this model's one layer keeps the
+    // boundary's 8 bits.
+    const seven = await cli(
+      'convert',
+      onnxPath,
+      '-o',
+      join(dir, 'converted7.lowbit'),
+      '--calib',
+      dataPath,
+      '--bits',
+      '7',
+    );
+    expect(seven.code).toBe(0);
+    expect(seven.stdout).toMatch(/Gemm_1\s+W8A8/);
     // --float boundary on a network without binary layers: its first and last layers in float.
     const float = await cli(
       'convert',

@@ -50,13 +50,18 @@ describe.each(['vgg', 'resnet'])('heldout-%s', (name) => {
   // W8A8 -0.1 / -0.3 points (-0.2 / -0.6 with round-to-nearest), W4A8 +0.1 / -0.1 points (-0.2 /
   // -3.1 with round-to-nearest; output error 0.013 / 0.020 against 0.094 / 0.114). The issue's
   // targets: 0.5 and 1.5 points.
+  // bits 7: reduced-range INT8 (weights in [-64, 64]) in the inner layers, held to the W8A8 target.
   it.each([
     [8, 0.005],
+    [7, 0.005],
     [4, 0.015],
   ] as const)('W%iA8 keeps the float accuracy within %f', async (bits, loss) => {
     const r = await convert({ bits });
     expect(float - r.accuracy).toBeLessThanOrEqual(loss);
-    expect(r.agree).toBeGreaterThanOrEqual(bits === 8 ? 0.98 : 0.96);
+    expect(r.agree).toBeGreaterThanOrEqual(bits === 4 ? 0.96 : 0.98);
+    const kinds = r.report.layers.map((l) => l.kind);
+    expect(kinds.slice(1, -1).every((k) => k === `W${bits}A8`)).toBe(true);
+    expect([kinds[0], kinds[kinds.length - 1]]).toEqual(['W8A8', 'W8A8']);
   });
 
   it('GPTQ rounding halves the W4A8 output error of round-to-nearest', async () => {

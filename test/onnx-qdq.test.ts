@@ -307,7 +307,7 @@ describe('exportOnnxQdq: onnxruntime runs the twin in int8', () => {
 
 describe.each(['vgg', 'resnet'])('exportOnnxQdq: heldout-%s', (name) => {
   const onnx = readFileSync(`${models}heldout-${name}.onnx`);
-  it.each([8, 4] as const)('converted at %i bits agrees with onnxruntime', async (bits) => {
+  it.each([8, 7, 4] as const)('converted at %i bits agrees with onnxruntime', async (bits) => {
     const bytes = await convertOnnx(onnx, { bits, calibration });
     expectAgreement(await agreement(bytes, images, 'all'), `heldout-${name} w${bits}a8 (all)`);
     expectLayers(await layerAgreement(bytes, images, 'all'), `heldout-${name} w${bits}a8 (all)`);

@@ -105,13 +105,14 @@ export function reportOf(metadata: Record<string, unknown>): ConversionReport | 
   return report && Array.isArray(report.layers) ? report : undefined;
 }
 
-/** One word for a converted model: 'binary', 'binary+MST', 'W8A8', 'W4A8' or 'mixed W4/W8'. */
+/** One word for a converted model: 'binary', 'binary+MST', 'W8A8', 'W7A8', 'W4A8' or 'mixed W4/W8'. */
 export function modelKind(metadata: Record<string, unknown>): string {
   const layers = reportOf(metadata)?.layers ?? [];
   if (layers.some((l) => l.kind === 'binary+MST')) return 'binary+MST';
   if (layers.some((l) => l.kind.startsWith('binary'))) return 'binary';
   const bits = (metadata.options as { bits?: unknown } | undefined)?.bits;
   if (bits === 8) return 'W8A8';
+  if (bits === 7) return 'W7A8';
   if (bits === 4) return 'W4A8';
   const kinds = [...new Set(layers.map((l) => l.kind))].sort();
   if (bits === 'mixed' || kinds.length > 1) {

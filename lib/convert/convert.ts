@@ -12,6 +12,7 @@ import { encodeModel } from '../model/format.js';
 import { Model } from '../model/model.js';
 import { packBinaryConv2dWeights } from '../ops/binary.js';
 import { buildMst } from '../ops/mst.js';
+import type { QWeightBits } from '../ops/qconv.js';
 import { Tensor } from '../tensor.js';
 import { AccuracyError, errorFromClone, type ErrorClone } from '../errors.js';
 import { argmax } from '../data.js';
@@ -72,8 +73,8 @@ export function convertOnnxSync(
     throw new RangeError(
       `maxOutputError: expected a number > 0 (Infinity to only warn), got ${String(options.maxOutputError)}`,
     );
-  if (bits !== 8 && bits !== 4 && bits !== 'mixed')
-    throw new RangeError(`bits: expected 8, 4 or 'mixed', got ${String(bits)}`);
+  if (bits !== 8 && bits !== 7 && bits !== 4 && bits !== 'mixed')
+    throw new RangeError(`bits: expected 8, 7, 4 or 'mixed', got ${String(bits)}`);
   const rounding = options.rounding ?? 'gptq';
   if (rounding !== 'gptq' && rounding !== 'nearest')
     throw new RangeError(`rounding: expected 'gptq' or 'nearest', got ${String(rounding)}`);
@@ -155,9 +156,12 @@ export function convertOnnxSync(
     .map((l) => l.name);
   const boundary = new Set([integerLayers[0], integerLayers[integerLayers.length - 1]]);
   const inner = integerLayers.filter((name) => !boundary.has(name));
+  // bits 7 (reduced-range INT8) takes the place of 8 in the inner layers (the boundary keeps
+  // boundaryBits, default 8: the most sensitive layers); 4 and 'mixed' move inner layers to 4.
+  const eight: QWeightBits = bits === 7 ? 7 : 8;
   const bitsOf = (fourBit: Iterable<string>) => {
-    const m = new Map<string, 8 | 4>(
-      integerLayers.map((name) => [name, boundary.has(name) ? (options.boundaryBits ?? 8) : 8]),
+    const m = new Map<string, QWeightBits>(
+      integerLayers.map((name) => [name, boundary.has(name) ? (options.boundaryBits ?? 8) : eight]),
     );
     for (const name of fourBit) m.set(name, 4);
     return m;
@@ -171,7 +175,7 @@ export function convertOnnxSync(
   }
 
   const measureSet = samples.subarray(0, (measureCount * samples.length) / count);
-  const finish = (chosen: Map<string, 8 | 4>, sensitivity?: Map<string, number>) => {
+  const finish = (chosen: Map<string, QWeightBits>, sensitivity?: Map<string, number>) => {
     const probe = lower(graph, { ...base, bits: chosen, probe: true });
     const final = lower(graph, { ...base, bits: chosen });
     const report = measureErrors(graph, probe.graph, final.layers, reference, measureSet, options);
@@ -394,13 +398,13 @@ const EXPLAINED_ERROR = { 8: 0.1, 4: 0.3 };
 function checkOutputs(
   graph: FloatGraph,
   report: ConversionReport,
-  bits: Map<string, 8 | 4>,
+  bits: Map<string, QWeightBits>,
   maxOutputError: number | undefined,
 ) {
   const fourBit = [...bits.values()].includes(4);
   const binarized = afterBinarization(graph);
   const explained = EXPLAINED_ERROR[fourBit ? 4 : 8];
-  const what = fourBit ? '8- and 4-bit layers' : '8-bit layers';
+  const what = fourBit ? '8- and 4-bit layers' : '8-bit layers'; // 7 bits count as 8
   for (const [name, error] of Object.entries(report.outputError)) {
     const limit = maxOutputError ?? (binarized.has(name) ? Infinity : fourBit ? 1 : 0.5);
     const measured = `output '${name}': relative RMS error ${error.toFixed(3)} against the float model on the calibration samples`;
@@ -448,13 +452,13 @@ function chooseMixedBits(
   graph: FloatGraph,
   base: LowerOptions,
   inner: string[],
-  bitsOf: (four: Iterable<string>) => Map<string, 8 | 4>,
+  bitsOf: (four: Iterable<string>) => Map<string, QWeightBits>,
   fileBudget: number,
   reserve: number,
   ref: Reference,
   samples: Float32Array,
   onProgress: (done: number, total: number) => void,
-): { bits: Map<string, 8 | 4>; sensitivity?: Map<string, number> } {
+): { bits: Map<string, QWeightBits>; sensitivity?: Map<string, number> } {
   const budget = fileBudget - reserve; // what the graph may take beside the stored report
   const all8 = outputError(graph, { ...base, bits: bitsOf([]) }, ref, samples);
   if (all8.bytes <= budget) return { bits: bitsOf([]) };

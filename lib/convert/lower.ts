@@ -8,6 +8,7 @@ import { UnsupportedError } from '../errors.js';
 import type { FloatGraph } from '../onnx/ir.js';
 import { nodeInputs } from '../onnx/shapes.js';
 import type { Graph } from '../model/format.js';
+import type { QWeightBits } from '../ops/qconv.js';
 import type { TensorRange } from './calibrate.js';
 import { GraphBuilder, type LoweringTable, type OpLowering } from './graph-builder.js';
 import { ACTIVATION_LOWERINGS } from './lowering/activation.js';
@@ -23,7 +24,7 @@ export interface LowerOptions {
   /** calibrated range of every float tensor */
   ranges: Map<string, TensorRange>;
   /** weight bits of each integer conv / dense layer, by node name (default 8) */
-  bits?: Map<string, 8 | 4>;
+  bits?: Map<string, QWeightBits>;
   /** the MST schedule of a binary layer (serialized), or null to run it dense; pixels: output pixels per sample */
   mst?: (name: string, w: OhwiWeights, groups: number, pixels: number) => { bytes: Uint8Array; note: string } | null;
   /** also output every layer's result (dequantized) as `probe:<layer>`, to measure error */
@@ -37,7 +38,7 @@ export interface LowerOptions {
   round?: (
     name: string,
     w: OhwiWeights,
-    bits: 8 | 4,
+    bits: QWeightBits,
     bias: ArrayLike<number>,
     flattened?: [number, number, number],
   ) => { weights: QuantizedWeights; bias: Float32Array } | undefined;

@@ -8,6 +8,7 @@
  * (bias correction: bias += (W - Q) mean(x)).
  */
 import { native } from '../native.js';
+import type { QWeightBits } from '../ops/qconv.js';
 import type { FloatGraph, FloatNode } from '../onnx/ir.js';
 import type { FloatTensor } from '../onnx/evaluate.js';
 import { permuteFlattenedColumns, quantizeChannels, type OhwiWeights, type QuantizedWeights } from './weights.js';
@@ -111,7 +112,7 @@ export class LayerRounding {
   round(
     name: string,
     w: OhwiWeights,
-    bits: 8 | 4,
+    bits: QWeightBits,
     bias: ArrayLike<number>,
     flattened?: [number, number, number],
   ): RoundedLayer | undefined {
@@ -121,7 +122,7 @@ export class LayerRounding {
     const cached = this.cache.get(key);
     if (cached) return cached;
     const q = quantizeChannels(w, bits);
-    const qmax = bits === 8 ? 127 : 7;
+    const qmax = bits === 8 ? 127 : bits === 7 ? 64 : 7;
     const perm = flattened ? columnOrder(s.k, flattened) : undefined;
     const og = w.out / s.groups,
       k = s.k;

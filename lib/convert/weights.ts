@@ -5,6 +5,7 @@
 import type { Constant } from '../onnx/ir.js';
 import { roundHalfEven } from '../onnx/tensor.js';
 import { packInt4, quantizeWeights } from '../ops/quantize.js';
+import type { QWeightBits } from '../ops/qconv.js';
 import { Tensor } from '../tensor.js';
 
 /** A conv or dense weight as [O, kh, kw, I/groups] values (OHWI), ready to pack. */
@@ -83,7 +84,7 @@ export function signValues(w: OhwiWeights): Int8Array {
 }
 
 export interface QuantizedWeights {
-  bits: 8 | 4;
+  bits: QWeightBits;
   /** OHWI int8 values in [-qmax, qmax] */
   values: Int8Array;
   /** per output channel: real weight = value * scale */
@@ -91,16 +92,16 @@ export interface QuantizedWeights {
 }
 
 /**
- * Per-channel symmetric quantization (zero point 0, values in [-127, 127] or [-7, 7]). INT8 scales
- * by the channel's largest magnitude ({@link quantizeWeights}); INT4, with only 15 levels, also
+ * Per-channel symmetric quantization (zero point 0, values in [-127, 127], [-64, 64] for the
+ * reduced-range INT8 of bits 7, or [-7, 7]). INT8 scales by the channel's largest magnitude ({@link quantizeWeights}); INT4, with only 15 levels, also
  * tries clipping that magnitude and keeps the scale with the least squared error per channel.
  */
-export function quantizeChannels(w: OhwiWeights, bits: 8 | 4): QuantizedWeights {
+export function quantizeChannels(w: OhwiWeights, bits: QWeightBits): QuantizedWeights {
   const k = w.kh * w.kw * w.icg;
   const q = quantizeWeights(new Tensor('f32', [w.out, k], w.data), { bits });
   const values = q.weights.data;
   const scales = q.scales;
-  if (bits === 8) return { bits, values, scales };
+  if (bits !== 4) return { bits, values, scales };
   for (let o = 0; o < w.out; ++o) {
     const row = w.data.subarray(o * k, (o + 1) * k);
     const quantize = (scale: number, v: number) => Math.max(-7, Math.min(7, roundHalfEven(v / scale)));

@@ -20,7 +20,8 @@ const USAGE = `usage: lowbit convert model.onnx -o model.lowbit --calib FILE [op
 
 Converts an ONNX model to a .lowbit file and prints the per-layer report.
   -o, --output FILE           the .lowbit file to write (required)
-  --bits 8|4|mixed            weight bits of the integer layers (default 8)
+  --bits 8|7|4|mixed          weight bits of the integer layers (default 8; 7: INT8 weights in [-64, 64],
+                              exact vpmaddubsw on AVX2 CPUs without VNNI)
   --size-budget SIZE          for --bits mixed: the largest file, e.g. 120k (KiB), 1.5m (MiB) or bytes;
                               implies --bits mixed
   --boundary-bits 8|4         weight bits of the first and last integer layers (default 8)
@@ -84,11 +85,11 @@ export const convert: Command = {
     const output = args.string('output');
     if (!output) throw new UsageError('convert: missing -o / --output model.lowbit', 'convert');
     outputFile(output, '--output', 'convert');
-    const bitsText = choice(args.string('bits'), '--bits', ['8', '4', 'mixed'] as const, 'convert');
+    const bitsText = choice(args.string('bits'), '--bits', ['8', '7', '4', 'mixed'] as const, 'convert');
     const budgetText = args.string('size-budget');
     const sizeBudget = budgetText === undefined ? undefined : parseSize(budgetText, '--size-budget', 'convert');
     let bits: ConvertOptions['bits'] =
-      bitsText === 'mixed' ? 'mixed' : bitsText === undefined ? undefined : bitsText === '4' ? 4 : 8;
+      bitsText === 'mixed' ? 'mixed' : bitsText === undefined ? undefined : (Number(bitsText) as 8 | 7 | 4);
     if (sizeBudget !== undefined && bits === undefined) bits = 'mixed';
     if (bits === 'mixed' && sizeBudget === undefined)
       throw new UsageError('--bits mixed: needs --size-budget', 'convert');
