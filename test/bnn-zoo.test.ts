@@ -86,10 +86,16 @@ describe('tools/bnn_zoo.py --small', () => {
       // Float rounding only (the straight-through sign is +-1 up to an ulp, the detach trick rounds
       // the weights, and the plain export folds its batch norms): measured 1e-7 relative. But in
       // about one run of seven one of the random network's ~10^5 signs lies within that rounding
-      // of 0, flips and spreads: 0.012 (resnet20, LOWBIT_TEST_SEED=3547861232). A different
-      // network (a sign of 0 read as 0, a wrong form) differs by far more, as INT8 rounding does
-      // (0.2-1.2).
-      expect(relativeRms(st, plain)).toBeLessThan(0.05);
+      // of 0, flips and spreads through that image's logits (0.012 on resnet20,
+      // LOWBIT_TEST_SEED=3547861232; a helper saw more once). So per image: at most one of the three
+      // may differ, by less than a different network (a sign of 0 read as 0, a wrong form) does on
+      // every image, as INT8 rounding does (0.2-1.2).
+      const perImage = [0, 1, 2].map((i) => {
+        const at = (v: Float32Array) => v.subarray(i * net.classes, (i + 1) * net.classes);
+        return relativeRms(at(st), at(plain));
+      });
+      expect(perImage.filter((e) => e < 1e-4).length, String(perImage)).toBeGreaterThanOrEqual(2);
+      expect(Math.max(...perImage)).toBeLessThan(0.2);
     });
   }
 
