@@ -8,6 +8,7 @@
  * (bias correction: bias += (W - Q) mean(x)).
  */
 import { native } from '../native.js';
+import { weightQmax } from '../ops/quantize.js';
 import type { QWeightBits } from '../ops/qconv.js';
 import type { FloatGraph, FloatNode } from '../onnx/ir.js';
 import type { FloatTensor } from '../onnx/evaluate.js';
@@ -122,7 +123,6 @@ export class LayerRounding {
     const cached = this.cache.get(key);
     if (cached) return cached;
     const q = quantizeChannels(w, bits);
-    const qmax = bits === 8 ? 127 : bits === 7 ? 64 : 7;
     const perm = flattened ? columnOrder(s.k, flattened) : undefined;
     const og = w.out / s.groups,
       k = s.k;
@@ -132,7 +132,7 @@ export class LayerRounding {
       const mean = Float64Array.from({ length: k }, (_, i) => s.sum[g][perm ? perm[i] : i] / s.rows);
       const rows = w.data.subarray(g * og * k, (g + 1) * og * k);
       const scales = q.scales.subarray(g * og, (g + 1) * og);
-      const rounded = gram ? native.gptqRound(gram, k, rows, og, scales, qmax, DAMP, true) : null;
+      const rounded = gram ? native.gptqRound(gram, k, rows, og, scales, weightQmax(bits), DAMP, true) : null;
       if (rounded) q.values.set(rounded, g * og * k);
       for (let o = 0; o < og; ++o) {
         let shift = 0;

@@ -185,6 +185,11 @@ export function dequantize(q: Tensor<'s8' | 'u8'>, options: { scale: number; zer
 // One definition, in the pure ONNX module (no native code), exported here as public API.
 export { roundHalfEven };
 
+/** The largest weight magnitude symmetric quantization uses at each width: 127, 64 (reduced-range INT8) or 7. */
+export function weightQmax(bits: 8 | 7 | 4): number {
+  return bits === 8 ? 127 : bits === 7 ? 64 : 7;
+}
+
 /**
  * Symmetric per-output-channel weight quantization (axis 0 is the output channel, as in OHWI and
  * [O, I]): `scale[c] = max|w[c]| / qmax` as float32, with qmax 127 (8 bits), 64 (7 bits) or 7 (4 bits), and
@@ -200,7 +205,7 @@ export function quantizeWeights(
   if (w.shape.length < 1) throw new ShapeError('weights: a scalar has no output-channel axis');
   const bits = options?.bits;
   if (bits !== 8 && bits !== 7 && bits !== 4) throw new RangeError(`bits: expected 8, 7 or 4, got ${String(bits)}`);
-  const qmax = bits === 8 ? 127 : bits === 7 ? 64 : 7;
+  const qmax = weightQmax(bits);
   const channels = w.shape[0];
   const per = channels === 0 ? 0 : w.size / channels;
   const q = new Int8Array(w.size);
