@@ -219,12 +219,16 @@ export function convertOnnxSync(
     measureSet,
     (d, t) => options.onProgress?.('sensitivity', d, t),
   );
-  const result = finish(mixed.bits, mixed.sensitivity);
-  if (result.bytes.length > options.sizeBudget!)
-    throw new RangeError(
-      `sizeBudget: ${options.sizeBudget} bytes cannot be met: the model takes ${result.bytes.length} bytes with its report`,
-    );
-  return result;
+  // The chosen count comes from estimated sizes (the per-layer savings do not add exactly, and the
+  // report grows by the sensitivities): while the file is still over budget, one more layer goes to 4 bits.
+  for (let count = mixed.count; ; count++) {
+    const result = finish(bitsOf(mixed.order.slice(0, count)), mixed.sensitivity);
+    if (result.bytes.length <= options.sizeBudget!) return result;
+    if (count >= mixed.order.length)
+      throw new RangeError(
+        `sizeBudget: ${options.sizeBudget} bytes cannot be met: the model takes ${result.bytes.length} bytes with its report`,
+      );
+  }
 }
 
 /** Messages from the conversion worker (convert-worker.ts). */
@@ -446,7 +450,8 @@ function outputError(
 /**
  * Picks 4 or 8 bits per inner layer so that the file fits `budget` bytes with the least output
  * error: each layer's sensitivity (output error with that layer alone at 4 bits) is measured, then
- * layers go to 4 bits in order of error added per byte saved until the model fits.
+ * layers are ordered by error added per byte saved. Returns that order and how many of its first
+ * layers go to 4 bits by the estimated sizes.
  */
 function chooseMixedBits(
   graph: FloatGraph,
@@ -458,10 +463,9 @@ function chooseMixedBits(
   ref: Reference,
   samples: Float32Array,
   onProgress: (done: number, total: number) => void,
-): { bits: Map<string, QWeightBits>; sensitivity?: Map<string, number> } {
+): { order: string[]; count: number; sensitivity: Map<string, number> } {
   const budget = fileBudget - reserve; // what the graph may take beside the stored report
   const all8 = outputError(graph, { ...base, bits: bitsOf([]) }, ref, samples);
-  if (all8.bytes <= budget) return { bits: bitsOf([]) };
   const all4 = encodeModel(lower(graph, { ...base, bits: bitsOf(inner) }).graph).length;
   if (all4 > budget)
     throw new RangeError(
@@ -475,12 +479,7 @@ function chooseMixedBits(
     return { name, added: Math.max(0, r.error - all8.error), saved: all8.bytes - r.bytes };
   });
   candidates.sort((a, b) => a.added / Math.max(1, a.saved) - b.added / Math.max(1, b.saved));
-  const four: string[] = [];
-  let bytes = all8.bytes;
-  for (const c of candidates) {
-    if (bytes <= budget) break;
-    four.push(c.name);
-    bytes -= c.saved;
-  }
-  return { bits: bitsOf(four), sensitivity };
+  let count = 0;
+  for (let bytes = all8.bytes; bytes > budget && count < candidates.length; count++) bytes -= candidates[count].saved;
+  return { order: candidates.map((c) => c.name), count, sensitivity };
 }
