@@ -207,6 +207,11 @@ describe('usage errors: exit 2 with a message and the usage on stderr', () => {
       'usage: lowbit convert',
     ],
     [
+      ['convert', 'a.onnx', '-o', 'a.lowbit', '--reduced-range', 'on'],
+      /--reduced-range: expected auto or off, got 'on'/,
+      'usage: lowbit convert',
+    ],
+    [
       ['convert', 'a.onnx', '-o', 'a.lowbit', '--bits', 'mixed'],
       /--bits mixed: needs --size-budget/,
       'usage: lowbit convert',
@@ -525,11 +530,12 @@ describe.skipIf(!HAS_MODELS)('commands on a small model', () => {
       'boundary',
     );
     expect(float.code).toBe(0);
-    const rows = float.stdout.split('\n').filter((l) => /^\S+\s+(f32|W8A8|W4A8)\s/.test(l));
+    const rows = float.stdout.split('\n').filter((l) => /^\S+\s+(f32|W8A8|W7A8|W4A8)\s/.test(l));
     const kinds = rows.map((l) => l.split(/\s+/)[1]);
     expect(kinds.length).toBeGreaterThan(0);
     expect([kinds[0], kinds[kinds.length - 1]]).toEqual(['f32', 'f32']);
-    expect(kinds.slice(1, -1).every((k) => k === 'W8A8')).toBe(true);
+    // (inner layers at 8 bits; reduced range where it costs nothing)
+    expect(kinds.slice(1, -1).every((k) => k === 'W8A8' || k === 'W7A8')).toBe(true);
   });
 });
 

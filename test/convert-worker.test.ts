@@ -52,7 +52,7 @@ console.log(JSON.stringify({ ms, worst, same, phases: [...new Set(progress)], er
       `longest stall ${result.worst.toFixed(0)} ms of a ${result.ms.toFixed(0)} ms conversion`,
     ).toBeLessThan(Math.max(100, result.ms / 5));
     expect(result.same).toBe(true);
-    expect(result.phases).toEqual(['calibrate', 'round', 'measure']);
+    expect(result.phases).toEqual(['calibrate', 'round', 'reduced-range', 'measure']);
     expect(result.errors[0]).toMatchObject({ name: 'ModelFormatError', format: true });
     expect(result.errors[1]).toMatchObject({ name: 'AccuracyError', accuracy: true, output: 'logits' });
     expect(result.errors[1].message).toMatch(/output 'logits'/);

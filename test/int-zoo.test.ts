@@ -129,7 +129,8 @@ describe('tools/int_zoo.py --small', () => {
         expect(argmax(float.y, classes)).toEqual(argmax(want, classes));
 
         const w8 = await convertAndRun(onnx, { ...accept, calibration, bits: 8 }, x);
-        expect(nodes.all.every((n) => w8.kinds.get(n) === 'W8A8')).toBe(true);
+        // 8 bits, the inner layers at reduced range where that costs nothing (reducedRange 'auto')
+        expect(nodes.all.every((n) => /^W[78]A8$/.test(w8.kinds.get(n)!))).toBe(true);
         expect(relativeRms(w8.y, want)).toBeLessThan(spec.w8);
         const top1 = argmax(w8.y, classes).filter((c, i) => c === argmax(want, classes)[i]).length;
         if (spec.top1) expect(top1).toBeGreaterThanOrEqual(4);
@@ -143,7 +144,7 @@ describe('tools/int_zoo.py --small', () => {
         const budget = Math.round((w8.bytes + w4.bytes) / 2);
         const mixed = await convertAndRun(onnx, { ...accept, calibration, bits: 'mixed', sizeBudget: budget }, x);
         const kinds = nodes.all.map((n) => mixed.kinds.get(n));
-        expect(kinds).toContain('W8A8');
+        expect(kinds.some((k) => k === 'W8A8' || k === 'W7A8')).toBe(true);
         expect(kinds).toContain('W4A8');
         expect(mixed.bytes).toBeLessThanOrEqual(budget);
         expect(relativeRms(mixed.y, want)).toBeLessThan(spec.w4);

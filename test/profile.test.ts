@@ -174,7 +174,9 @@ describe('Model.profile on a converted ONNX model', () => {
     [8, 'boundary'],
   ] as const)('bits %d, float layers %s', async (bits, floatLayers) => {
     const calibration = randomValues(rngFor(seed, 'calibration'), 32 * 243, 0, 1);
-    const model = loadModel(await convertOnnx(onnx, { calibration, bits, boundaryBits: bits, floatLayers }));
+    const model = loadModel(
+      await convertOnnx(onnx, { calibration, bits, boundaryBits: bits, floatLayers, reducedRange: 'off' }),
+    );
     const x = samples(model, 5, `onnx${bits}`);
     const p = model.profile(x, { runs: 3 });
     checkProfile(model, p, 5, 3);

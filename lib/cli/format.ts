@@ -139,12 +139,17 @@ export function formatReport(report: ConversionReport): string {
   const notes = report.layers.some((l) => l.note);
   // 'mixed' bits: the output error with each layer alone at 4 bits, which chose the bits.
   const sensitivity = report.layers.some((l) => typeof l.sensitivity === 'number');
+  // reducedRange 'auto': how much each inner layer alone at 7 bits raised the output error.
+  const reduced = report.layers.some((l) => typeof l.reducedRangeCost === 'number');
+  const optional = (shown: boolean, value: number | undefined) =>
+    shown ? [typeof value === 'number' ? formatError(value) : ''] : [];
   const rows = report.layers.map((l) => [
     l.name,
     l.kind,
     formatInt(l.bytes),
     formatLayerError(l),
-    ...(sensitivity ? [typeof l.sensitivity === 'number' ? formatError(l.sensitivity) : ''] : []),
+    ...optional(sensitivity, l.sensitivity),
+    ...optional(reduced, l.reducedRangeCost),
     ...(notes ? [l.note ?? ''] : []),
   ]);
   let text = formatTable(
@@ -154,10 +159,19 @@ export function formatReport(report: ConversionReport): string {
       'bytes',
       'error vs float',
       ...(sensitivity ? ['output error at 4 bits'] : []),
+      ...(reduced ? ['output error rise at 7 bits'] : []),
       ...(notes ? ['MST'] : []),
     ],
     rows,
-    ['left', 'left', 'right', 'right', ...(sensitivity ? ['right' as const] : []), ...(notes ? ['left' as const] : [])],
+    [
+      'left',
+      'left',
+      'right',
+      'right',
+      ...(sensitivity ? ['right' as const] : []),
+      ...(reduced ? ['right' as const] : []),
+      ...(notes ? ['left' as const] : []),
+    ],
   );
   const layerBytes = report.layers.reduce((s, l) => s + l.bytes, 0);
   text += `layers: ${report.layers.length}, ${formatInt(layerBytes)} bytes of weights and parameters\n`;

@@ -22,6 +22,9 @@ Converts an ONNX model to a .lowbit file and prints the per-layer report.
   -o, --output FILE           the .lowbit file to write (required)
   --bits 8|7|4|mixed          weight bits of the integer layers (default 8; 7: INT8 weights in [-64, 64],
                               exact vpmaddubsw on AVX2 CPUs without VNNI)
+  --reduced-range auto|off    for --bits 8 and mixed: auto (default) puts an inner layer's weights in
+                              [-64, 64] (W7A8) where the conversion measures no cost (within 1% of
+                              the output error); off keeps every 8-bit layer at full range
   --size-budget SIZE          for --bits mixed: the largest file, e.g. 120k (KiB), 1.5m (MiB) or bytes;
                               implies --bits mixed
   --boundary-bits 8|4         weight bits of the first and last integer layers (default 8)
@@ -78,6 +81,7 @@ export const convert: Command = {
     percentile: { type: 'string' },
     mst: { type: 'boolean' },
     rounding: { type: 'string' },
+    'reduced-range': { type: 'string' },
     float: { type: 'string' },
   },
   file: 'an ONNX model file',
@@ -96,6 +100,8 @@ export const convert: Command = {
     if (sizeBudget !== undefined && bits !== 'mixed')
       throw new UsageError(`--size-budget: applies to --bits mixed, not --bits ${bits}`, 'convert');
     const boundary = choice(args.string('boundary-bits'), '--boundary-bits', ['8', '4'] as const, 'convert');
+    const rounding = choice(args.string('rounding'), '--rounding', ['gptq', 'nearest'] as const, 'convert');
+    const reducedRange = choice(args.string('reduced-range'), '--reduced-range', ['auto', 'off'] as const, 'convert');
     let method = choice(args.string('calib-method'), '--calib-method', ['minmax', 'percentile'] as const, 'convert');
     const percentileText = args.string('percentile');
     let percentile: number | undefined;
@@ -144,7 +150,8 @@ export const convert: Command = {
       calibrationMethod: method,
       percentile,
       mst: args.flag('mst'),
-      rounding: choice(args.string('rounding'), '--rounding', ['gptq', 'nearest'] as const, 'convert'),
+      rounding,
+      reducedRange,
       floatLayers,
       onProgress: (p, done, total) => {
         if (p !== phase) {
