@@ -401,6 +401,63 @@ TEST(panel_header_holds_the_row_sums) {
     }
 }
 
+// q8_gemm_runs where an ISA has it: rows of `runs` pieces that overlap as a stride-1 conv's
+// windows do (row i's piece r at image row r, i * step bytes on), some at one shared pad piece;
+// buffers of exact size (ASan sees reads past a piece), every row tile remainder, both masks and
+// another, extremes, and at kQMaxK. ref::q8_gemm_runs itself equals ref::q8_gemm on the gathered rows.
+void check_q8_runs(size_t m, size_t runs, size_t len, uint8_t mask, Act act, W8 wp, std::mt19937_64& g) {
+  const size_t kp = runs * len, step = g() % 2 ? 4 * (1 + g() % 4) : len;
+  const size_t line = step * (m - 1) + len;  // bytes of one image row
+  std::vector<uint8_t> image(runs * line), pad(len);
+  for (auto& v : image) v = static_cast<uint8_t>(act_value(act, g)) ^ mask;
+  for (auto& v : pad) v = static_cast<uint8_t>(act_value(act, g)) ^ mask;
+  std::vector<const uint8_t*> a(m * runs);
+  Case c;  // the gathered rows, for ref::q8_gemm and check_output
+  c.m = m, c.k = c.kp = c.lda = kp, c.ldc = kQPanelChannels + (g() % 2 ? g() % 7 : 0), c.mask = mask;
+  c.count = g() % 3 == 0 ? 1 + g() % kQPanelChannels : kQPanelChannels, c.ldw = kp;
+  c.a.resize(m * kp);
+  for (size_t i = 0; i < m; ++i)
+    for (size_t r = 0; r < runs; ++r) {
+      a[i * runs + r] = g() % 5 ? image.data() + r * line + i * step : pad.data();
+      std::memcpy(c.a.data() + i * kp + r * len, a[i * runs + r], len);
+    }
+  c.w.resize(c.count * kp);
+  for (auto& v : c.w) v = w8_value(wp, g);
+  std::vector<uint8_t> panel(q8_panel_bytes(kp));
+  pack_q8_panel(c.w.data(), c.count, kp, kp, panel.data());
+  std::vector<int32_t> want(m * kQPanelChannels);
+  ref::q8_gemm(m, kp, c.a.data(), kp, mask, panel.data(), want.data(), kQPanelChannels);
+  const std::string label = " runs=" + std::to_string(runs) + " step=" + std::to_string(step) + " [" + act_name(act) +
+                            ", " + w8_name(wp) + "]";
+  check_output("q8 runs ref" + label, c, want,
+               [&](int32_t* out) { ref::q8_gemm_runs(m, kp, runs, a.data(), mask, panel.data(), out, c.ldc); });
+  for (const Table& t : tables()) {
+    if (!t.k->q8_gemm_runs || failed()) continue;
+    check_output("q8 runs " + t.name + label, c, want,
+                 [&](int32_t* out) { t.k->q8_gemm_runs(m, kp, runs, a.data(), mask, panel.data(), out, c.ldc); });
+  }
+}
+
+TEST(q8_gemm_runs_matches_reference) {
+  auto g = rng(111);
+  // Piece lengths: kernel_w * C for C = 4 / 12 / 20 / 68 and the ResNet-18 widths, one group, odd.
+  const size_t kLens[] = {4, 8, 12, 36, 60, 192, 204, 384, 1536, 4};
+  for (size_t m : kRows)
+    for (size_t runs : {1, 2, 3, 5}) {
+      const uint8_t mask = g() % 5 == 0 ? static_cast<uint8_t>(g()) : g() % 2 ? 0x80 : 0;
+      const auto act = static_cast<Act>(g() % 2 ? 0 : g() % static_cast<int>(Act::Count));
+      const auto wp = static_cast<W8>(g() % 2 ? 0 : g() % static_cast<int>(W8::Count));
+      check_q8_runs(m, runs, kLens[g() % std::size(kLens)], mask, act, wp, g);
+      if (failed()) return;
+    }
+  for (uint8_t mask : {uint8_t{0}, uint8_t{0x80}, uint8_t{0x3C}})
+    for (Act act : {Act::Min, Act::Max})
+      for (W8 wp : {W8::Min, W8::Max}) {
+        check_q8_runs(9, 4, kQMaxK / 4, mask, act, wp, g);  // sums of +-2^30
+        if (failed()) return;
+      }
+}
+
 TEST(q8_dw_matches_reference) {
   auto g = rng(107);
   std::vector<size_t> ns;
@@ -411,7 +468,7 @@ TEST(q8_dw_matches_reference) {
   for (size_t n : ns)
     for (uint8_t mask : {uint8_t{0}, uint8_t{0x80}})
       for (int pattern = 0; pattern < 4; ++pattern) {
-        const size_t taps = kTaps[g() % std::size(kTaps)], pixels = 1 + g() % 4;
+        const size_t taps = kTaps[g() % std::size(kTaps)], pixels = 1 + g() % 9;  // pixel blocks and remainders
         // 0: random; 1: -128 * -128 = 16384 everywhere; 2: 127 * -128 (byte 255 with mask 0x80);
         // 3: a random mix of 127 and -128 on both sides.
         const auto value = [&](bool weight) {
