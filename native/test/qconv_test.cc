@@ -170,10 +170,10 @@ TEST(qconv2d_bits7_equals_bits8_on_every_isa) {
 }
 
 // One-group layers whose kernel rows are kernel_w * C contiguous bytes with kernel_w * C % 4 == 0:
-// where the ISA has q8_gemm_runs (avx512) each kernel row is read in place, padded ones from a
-// row of zero points or a gathered copy at the left and right edges. Widths below the kernel,
-// 1x1 images, every padding, strides, dilation_h, a batch of 2 (pixel tiles crossing rows and
-// images), both input types, bits 8 (extremes too) and 7 against the int64 oracle.
+// where the ISA has q8_gemm_runs / q4_gemm_runs (avx512) each kernel row is read in place, padded
+// ones from a row of zero points or a gathered copy at the left and right edges. Widths below the
+// kernel, 1x1 images, every padding, strides, dilation_h, a batch of 2 (pixel tiles crossing rows
+// and images), both input types, bits 8 (extremes too), 7 and 4 against the int64 oracle.
 TEST(qconv2d_in_place_kernel_rows_match_oracle) {
   auto g = rng(34);
   for (int iter = 0; iter < 80; ++iter) {
@@ -193,13 +193,17 @@ TEST(qconv2d_in_place_kernel_rows_match_oracle) {
     const long need_w = long(k.kw - k.p.pad_left - k.p.pad_right);
     k.h = size_t(std::max(long(big + 1 + g() % 6), need_h));
     k.w = size_t(std::max(long(big + 1 + g() % 6), need_w));
-    k.bits = iter % 4 == 1 ? 7 : 8;
+    k.bits = iter % 4 == 1 ? 7 : iter % 4 == 2 ? 4 : 8;
     k.in.is_signed = g() % 2;
     k.in.zero_point = k.in.is_signed ? int(g() % 256) - 128 : int(g() % 256);
     const size_t taps = k.kh * k.kw;
     const bool extreme = iter % 5 == 0;
     std::vector<int8_t> wt(k.oc * taps * k.c);
-    for (auto& v : wt) v = k.bits == 7 ? int(g() % 129) - 64 : extreme ? (g() % 2 ? -128 : 127) : int8_t(g());
+    for (auto& v : wt)
+      v = k.bits == 7   ? int(g() % 129) - 64
+          : k.bits == 4 ? (extreme ? (g() % 2 ? -8 : 7) : int(g() % 16) - 8)
+          : extreme     ? (g() % 2 ? -128 : 127)
+                        : int8_t(g());
     check_s32_against_oracle(k, wt, extreme, g,
                              "iter " + std::to_string(iter) + " n=" + std::to_string(k.n) + " " + std::to_string(k.h) +
                                  "x" + std::to_string(k.w) + " c=" + std::to_string(k.c) + " oc=" +

@@ -49,8 +49,8 @@ using Q4GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uin
 // piece per kernel row, kernel_w * C contiguous input bytes): row i is `runs` pieces of
 // len = kp / runs bytes (len a multiple of 4), piece r at a[i * runs + r]:
 //   c[i * ldc + j] = sum_{k < kp} (int8_t)(a[i * runs + k / len][k % len] ^ mask) * W[j][k]
-// otherwise the q8_gemm contract (all 16 columns written). Null in the tables of ISAs without one:
-// the conv driver gathers patch rows for q8_gemm there.
+// otherwise the q8_gemm contract (all 16 columns written); q4_gemm_runs: the same over a Q4 panel.
+// Null in the tables of ISAs without them: the conv driver gathers patch rows for the GEMMs there.
 using Q8GemmRunsFn = void (*)(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask,
                               const uint8_t* panel, int32_t* c, size_t ldc);
 
@@ -79,6 +79,7 @@ struct IntegerKernels {
   QDepthwiseFn q8_dw;
   QSmallKFn q16_small_k;
   Q8GemmRunsFn q8_gemm_runs = nullptr;  // Q8 and Q7 panels
+  Q8GemmRunsFn q4_gemm_runs = nullptr;
 };
 
 #define LOWBIT_DECLARE_INTEGER_GEMMS(ns)                                                                          \
@@ -103,7 +104,9 @@ LOWBIT_DECLARE_INTEGER_KERNELS(ref, q8_gemm)
 namespace ref {
 void q8_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
                   int32_t* c, size_t ldc);
-}
+void q4_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
+                  int32_t* c, size_t ldc);
+}  // namespace ref
 LOWBIT_DECLARE_INTEGER_KERNELS(scalar, q8_gemm)
 #if defined(__x86_64__)
 namespace avx2 {
@@ -116,8 +119,10 @@ LOWBIT_DECLARE_INTEGER_GEMMS(avx512)
 namespace avx512 {
 void q8_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
                   int32_t* c, size_t ldc);
-inline constexpr IntegerKernels kIntegerKernels = {q8_gemm,     q4_gemm,           q8_gemm,
-                                                   avx2::q8_dw, avx2::q16_small_k, q8_gemm_runs};
+void q4_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
+                  int32_t* c, size_t ldc);
+inline constexpr IntegerKernels kIntegerKernels = {q8_gemm,           q4_gemm,      q8_gemm,     avx2::q8_dw,
+                                                   avx2::q16_small_k, q8_gemm_runs, q4_gemm_runs};
 }  // namespace avx512
 #endif
 #if defined(__aarch64__)

@@ -23,6 +23,7 @@
 #include <array>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "integer/kernels.h"
 
@@ -168,8 +169,8 @@ void unpack_q4(const uint8_t* src, size_t n, uint8_t* dst) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 32 * g));
     const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, nibbles));
     const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibbles));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 64 * g), lo);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(dst + 64 * g + 32), hi);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 64 * g), lo);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 64 * g + 32), hi);
   }
 }
 
@@ -186,6 +187,17 @@ void q8_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uin
   for (size_t i0 = 0; i0 < m; i0 += kMR)
     tiles[std::min(kMR, m - i0) - 1](runs, kp / runs / 4, panel + kQPanelHeaderBytes, a + i0 * runs, mask ^ 0x80, panel,
                                      true, c + i0 * ldc, ldc);
+}
+
+// The whole panel unpacked into a Q8 panel first (a conv's K: at most 4608 * 16 bytes for
+// ResNet-18), then run as one.
+void q4_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
+                  int32_t* c, size_t ldc) {
+  thread_local std::vector<uint8_t> q8;
+  q8.resize(q8_panel_bytes(kp));
+  std::memcpy(q8.data(), panel, kQPanelHeaderBytes);
+  unpack_q4(panel + kQPanelHeaderBytes, kp / 4, q8.data() + kQPanelHeaderBytes);
+  q8_gemm_runs(m, kp, runs, a, mask, q8.data(), c, ldc);
 }
 
 void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,

@@ -63,9 +63,9 @@ struct Plan {
   uint8_t mask = 0, pad_byte = 0;
   size_t pixels = 0, tile = 0, panels = 0, chunk = 0, chunks = 0, oc_per_group = 0;
   bool direct = false;  // 1x1, stride 1, no padding, one group, in_c % 4 == 0: input rows are the patches
-  // One group, dilation_w 1, kernel_w * in_c % 4 == 0 and a q8_gemm_runs kernel: each kernel row of
-  // a patch is read in place (kernel_w * in_c contiguous input bytes), see gather_runs.
-  bool runs = false;
+  // One group, dilation_w 1, kernel_w * in_c % 4 == 0 and the ISA has one: the runs GEMM, each
+  // kernel row of a patch read in place (kernel_w * in_c contiguous input bytes, see gather_runs).
+  Q8GemmRunsFn runs = nullptr;
   const uint8_t* pad_run = nullptr;  // kernel_w * in_c bytes of the input zero point
 };
 
@@ -194,7 +194,7 @@ void run_task(const Plan& plan, const uint8_t* input, size_t task, void* output)
     const uint8_t* panel = w.data.data() + q * w.panel_bytes;
     const Q8GemmFn gemm = w.bits == 8 ? plan.k.q8_gemm : w.bits == 7 ? plan.k.q7_gemm : plan.k.q4_gemm;
     if (plan.runs)
-      plan.k.q8_gemm_runs(pn, w.kp, w.kernel_h, sc.pointers.data(), plan.mask, panel, sc.acc.data(), kQPanelChannels);
+      plan.runs(pn, w.kp, w.kernel_h, sc.pointers.data(), plan.mask, panel, sc.acc.data(), kQPanelChannels);
     else
       gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
     const size_t n = std::min(kQPanelChannels, plan.oc_per_group - first);
@@ -441,8 +441,8 @@ void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w
   }
   plan.direct = w.kernel_h == 1 && w.kernel_w == 1 && w.groups == 1 && p.stride_h == 1 && p.stride_w == 1 &&
                 p.pad_top + p.pad_left + p.pad_bottom + p.pad_right == 0 && s.in_c == w.kp;
-  plan.runs = !plan.direct && plan.k.q8_gemm_runs && w.bits != 4 && w.groups == 1 && p.dilation_w == 1 &&
-              w.kernel_w * s.in_c % 4 == 0;
+  if (!plan.direct && w.groups == 1 && p.dilation_w == 1 && w.kernel_w * s.in_c % 4 == 0)
+    plan.runs = w.bits == 4 ? plan.k.q4_gemm_runs : plan.k.q8_gemm_runs;
   const std::vector<uint8_t> pad_run(plan.runs ? w.kernel_w * s.in_c : 0, plan.pad_byte);
   plan.pad_run = pad_run.data();
   // Pixel tiles keep their patch rows (tile x kp bytes) in L2 while the panels stream past: the
