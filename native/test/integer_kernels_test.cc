@@ -401,6 +401,69 @@ TEST(panel_header_holds_the_row_sums) {
     }
 }
 
+// q8_gemm_runs / q4_gemm_runs where an ISA has them: rows of `runs` pieces that overlap as a
+// stride-1 conv's windows do (row i's piece r at image row r, i * step bytes on), some at one
+// shared pad piece; buffers of exact size (ASan sees reads past a piece), every row tile
+// remainder, both masks and another, extremes, and at kQMaxK. ref's runs GEMMs themselves equal
+// ref::q8_gemm / q4_gemm on the gathered rows. wp: a W8 pattern, or for Q4 a W4 one (modulo).
+void check_runs(bool q4, size_t m, size_t runs, size_t len, uint8_t mask, Act act, int wp, std::mt19937_64& g) {
+  const size_t kp = runs * len, step = g() % 2 ? 4 * (1 + g() % 4) : len;
+  const size_t line = step * (m - 1) + len;  // bytes of one image row
+  std::vector<uint8_t> image(runs * line), pad(len);
+  for (auto& v : image) v = static_cast<uint8_t>(act_value(act, g)) ^ mask;
+  for (auto& v : pad) v = static_cast<uint8_t>(act_value(act, g)) ^ mask;
+  std::vector<const uint8_t*> a(m * runs);
+  Case c;  // the gathered rows, for ref::q8_gemm / q4_gemm and check_output
+  c.m = m, c.k = c.kp = c.lda = kp, c.ldc = kQPanelChannels + (g() % 2 ? g() % 7 : 0), c.mask = mask;
+  c.count = g() % 3 == 0 ? 1 + g() % kQPanelChannels : kQPanelChannels, c.ldw = kp;
+  c.a.resize(m * kp);
+  for (size_t i = 0; i < m; ++i)
+    for (size_t r = 0; r < runs; ++r) {
+      a[i * runs + r] = g() % 5 ? image.data() + r * line + i * step : pad.data();
+      std::memcpy(c.a.data() + i * kp + r * len, a[i * runs + r], len);
+    }
+  const W4 w4 = static_cast<W4>(wp % static_cast<int>(W4::Count));
+  c.w.resize(c.count * kp);
+  for (auto& v : c.w) v = q4 ? w4_value(w4, g) : w8_value(static_cast<W8>(wp), g);
+  std::vector<uint8_t> panel(q4 ? q4_panel_bytes(kp) : q8_panel_bytes(kp));
+  (q4 ? pack_q4_panel : pack_q8_panel)(c.w.data(), c.count, kp, kp, panel.data());
+  std::vector<int32_t> want(m * kQPanelChannels);
+  (q4 ? ref::q4_gemm : ref::q8_gemm)(m, kp, c.a.data(), kp, mask, panel.data(), want.data(), kQPanelChannels);
+  const std::string label = std::string(q4 ? "q4" : "q8") + " runs=" + std::to_string(runs) +
+                            " step=" + std::to_string(step) + " [" + act_name(act) + ", " +
+                            (q4 ? w4_name(w4) : w8_name(static_cast<W8>(wp))) + "]";
+  const auto check = [&](const std::string& who, Q8GemmRunsFn fn) {
+    check_output(who + " " + label, c, want,
+                 [&](int32_t* out) { fn(m, kp, runs, a.data(), mask, panel.data(), out, c.ldc); });
+  };
+  check("ref", q4 ? ref::q4_gemm_runs : ref::q8_gemm_runs);
+  for (const Table& t : tables()) {
+    const Q8GemmRunsFn fn = q4 ? t.k->q4_gemm_runs : t.k->q8_gemm_runs;
+    if (fn && !failed()) check(t.name, fn);
+  }
+}
+
+TEST(gemm_runs_match_reference) {
+  auto g = rng(111);
+  // Piece lengths: kernel_w * C for C = 4 / 12 / 20 / 68 and the ResNet-18 widths, one group, odd.
+  const size_t kLens[] = {4, 8, 12, 36, 60, 192, 204, 384, 1536, 4};
+  for (bool q4 : {false, true})
+    for (size_t m : kRows)
+      for (size_t runs : {1, 2, 3, 5}) {
+        const uint8_t mask = g() % 5 == 0 ? static_cast<uint8_t>(g()) : g() % 2 ? 0x80 : 0;
+        const auto act = static_cast<Act>(g() % 2 ? 0 : g() % static_cast<int>(Act::Count));
+        const int wp = g() % 2 ? 0 : static_cast<int>(g() % static_cast<int>(W8::Count));
+        check_runs(q4, m, runs, kLens[g() % std::size(kLens)], mask, act, wp, g);
+        if (failed()) return;
+      }
+  for (uint8_t mask : {uint8_t{0}, uint8_t{0x80}, uint8_t{0x3C}})
+    for (Act act : {Act::Min, Act::Max}) {
+      for (W8 wp : {W8::Min, W8::Max}) check_runs(false, 9, 4, kQMaxK / 4, mask, act, static_cast<int>(wp), g);
+      for (W4 wp : {W4::Min, W4::Max}) check_runs(true, 9, 4, kQMaxK / 4, mask, act, static_cast<int>(wp), g);
+      if (failed()) return;
+    }
+}
+
 TEST(q8_dw_matches_reference) {
   auto g = rng(107);
   std::vector<size_t> ns;
@@ -411,7 +474,7 @@ TEST(q8_dw_matches_reference) {
   for (size_t n : ns)
     for (uint8_t mask : {uint8_t{0}, uint8_t{0x80}})
       for (int pattern = 0; pattern < 4; ++pattern) {
-        const size_t taps = kTaps[g() % std::size(kTaps)], pixels = 1 + g() % 4;
+        const size_t taps = kTaps[g() % std::size(kTaps)], pixels = 1 + g() % 9;  // pixel blocks and remainders
         // 0: random; 1: -128 * -128 = 16384 everywhere; 2: 127 * -128 (byte 255 with mask 0x80);
         // 3: a random mix of 127 and -128 on both sides.
         const auto value = [&](bool weight) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "harness.h"
 #include "lowbit/error.h"
@@ -69,6 +70,34 @@ Case random_case(std::mt19937_64& g) {
   return k;
 }
 
+// Runs k (weights wt, random inputs, extremes where asked) on every ISA with an s32 output and
+// checks it against the oracle; what: the case for the messages.
+void check_s32_against_oracle(const Case& k, const std::vector<int8_t>& wt, bool extreme, std::mt19937_64& g,
+                              const std::string& what) {
+  std::vector<uint8_t> x(k.n * k.h * k.w * k.c);
+  for (auto& v : x) v = extreme ? (g() % 2 ? 0x80 : 0x7F) ^ (k.in.is_signed ? 0 : 0x80) : uint8_t(g());
+  std::vector<int32_t> bias(k.oc);
+  for (auto& b : bias) b = int32_t(g() % 20001) - 10000;
+  auto packed = pack_qconv2d_weights(wt.data(), k.oc, k.kh, k.kw, k.c / k.groups, k.groups, k.bits);
+  const Conv2dShape s = qconv2d_shape(k.n, k.h, k.w, k.c, *packed, k.p);
+  const auto want = oracle(k, x, wt, bias, s);
+  QEpilogue e;
+  e.requantize = false;
+  e.bias = bias.data();
+  for (Isa isa : supported_isas()) {
+    set_isa(isa_name(isa));
+    std::vector<int32_t> got(want.size() + 1, 0x5A5A5A5A);
+    qconv2d(x.data(), s, *packed, k.p, k.in, e, got.data());
+    const size_t bad = std::mismatch(want.begin(), want.end(), got.begin()).first - want.begin();
+    CHECK(bad == want.size(), isa_name(isa) << " " << what << ": element " << bad << " of " << want.size()
+                                            << (bad < want.size() ? ": got " + std::to_string(got[bad]) + " want " +
+                                                                        std::to_string(want[bad])
+                                                                  : std::string()));
+    CHECK(got.back() == 0x5A5A5A5A, isa_name(isa) << " " << what << ": wrote past the output");
+  }
+  set_isa(isa_name(supported_isas().back()));
+}
+
 }  // namespace
 
 TEST(qconv2d_matches_oracle_on_every_isa) {
@@ -81,29 +110,12 @@ TEST(qconv2d_matches_oracle_on_every_isa) {
     for (auto& v : wt)
       v = k.bits == 8 ? (extreme ? (g() % 2 ? -128 : 127) : int8_t(g()))
                       : (extreme ? (g() % 2 ? -8 : 7) : int(g() % 16) - 8);
-    std::vector<uint8_t> x(k.n * k.h * k.w * k.c);
-    for (auto& v : x) v = extreme ? (g() % 2 ? 0x80 : 0x7F) ^ (k.in.is_signed ? 0 : 0x80) : uint8_t(g());
-    std::vector<int32_t> bias(k.oc);
-    for (auto& b : bias) b = int32_t(g() % 20001) - 10000;
-    auto packed = pack_qconv2d_weights(wt.data(), k.oc, k.kh, k.kw, icg, k.groups, k.bits);
-    const Conv2dShape s = qconv2d_shape(k.n, k.h, k.w, k.c, *packed, k.p);
-    const auto want = oracle(k, x, wt, bias, s);
-    QEpilogue e;
-    e.requantize = false;
-    e.bias = bias.data();
-    for (Isa isa : supported_isas()) {
-      set_isa(isa_name(isa));
-      std::vector<int32_t> got(want.size() + 1, 0x5A5A5A5A);
-      qconv2d(x.data(), s, *packed, k.p, k.in, e, got.data());
-      for (size_t i = 0; i < want.size(); ++i)
-        CHECK(got[i] == want[i], isa_name(isa) << " iter " << iter << " c=" << k.c << " oc=" << k.oc
-                                               << " groups=" << k.groups << " k=" << k.kh << "x" << k.kw
-                                               << " bits=" << k.bits << " signed=" << k.in.is_signed << " element " << i
-                                               << ": got " << got[i] << " want " << want[i]);
-      CHECK(got.back() == 0x5A5A5A5A, isa_name(isa) << " wrote past the output");
-    }
+    check_s32_against_oracle(k, wt, extreme, g,
+                             "iter " + std::to_string(iter) + " c=" + std::to_string(k.c) +
+                                 " oc=" + std::to_string(k.oc) + " groups=" + std::to_string(k.groups) +
+                                 " k=" + std::to_string(k.kh) + "x" + std::to_string(k.kw) +
+                                 " bits=" + std::to_string(k.bits) + " signed=" + std::to_string(k.in.is_signed));
   }
-  set_isa(isa_name(supported_isas().back()));
 }
 
 // bits 7 runs q7_gemm (vpmaddubsw on AVX2), and the depthwise path treats it as 8: the same
@@ -155,6 +167,50 @@ TEST(qconv2d_bits7_equals_bits8_on_every_isa) {
     }
   }
   set_isa(isa_name(supported_isas().back()));
+}
+
+// One-group layers whose kernel rows are kernel_w * C contiguous bytes with kernel_w * C % 4 == 0:
+// where the ISA has q8_gemm_runs / q4_gemm_runs (avx512) each kernel row is read in place, padded
+// ones from a row of zero points or a gathered copy at the left and right edges. Widths below the
+// kernel, 1x1 images, every padding, strides, dilation_h, a batch of 2 (pixel tiles crossing rows
+// and images), both input types, bits 8 (extremes too), 7 and 4 against the int64 oracle.
+TEST(qconv2d_in_place_kernel_rows_match_oracle) {
+  auto g = rng(34);
+  for (int iter = 0; iter < 80; ++iter) {
+    auto pick = [&](std::initializer_list<size_t> v) { return *(v.begin() + g() % v.size()); };
+    Case k{};
+    k.n = 1 + g() % 2, k.groups = 1;
+    k.kh = pick({1, 2, 3, 5}), k.kw = pick({1, 2, 3, 4});
+    k.c = k.kw == 4 ? pick({1, 3, 5}) : k.kw == 2 ? pick({2, 6, 4}) : pick({4, 12, 20, 64, 68});
+    k.oc = pick({1, 16, 17, 40});
+    k.p.stride_h = 1 + g() % 2, k.p.stride_w = iter % 3 ? 1 : 2;
+    k.p.dilation_h = 1 + g() % 2, k.p.dilation_w = 1;
+    k.p.pad_top = g() % (k.kh * k.p.dilation_h), k.p.pad_bottom = g() % (k.kh * k.p.dilation_h);
+    k.p.pad_left = g() % k.kw, k.p.pad_right = g() % k.kw;
+    // Widths from 1 (narrower than the kernel where the padding allows) and some images of 2-3 tiles.
+    const size_t big = iter % 4 == 0 ? 17 : 0;
+    const long need_h = long((k.kh - 1) * k.p.dilation_h + 1 - k.p.pad_top - k.p.pad_bottom);
+    const long need_w = long(k.kw - k.p.pad_left - k.p.pad_right);
+    k.h = size_t(std::max(long(big + 1 + g() % 6), need_h));
+    k.w = size_t(std::max(long(big + 1 + g() % 6), need_w));
+    k.bits = iter % 4 == 1 ? 7 : iter % 4 == 2 ? 4 : 8;
+    k.in.is_signed = g() % 2;
+    k.in.zero_point = k.in.is_signed ? int(g() % 256) - 128 : int(g() % 256);
+    const size_t taps = k.kh * k.kw;
+    const bool extreme = iter % 5 == 0;
+    std::vector<int8_t> wt(k.oc * taps * k.c);
+    for (auto& v : wt)
+      v = k.bits == 7   ? int(g() % 129) - 64
+          : k.bits == 4 ? (extreme ? (g() % 2 ? -8 : 7) : int(g() % 16) - 8)
+          : extreme     ? (g() % 2 ? -128 : 127)
+                        : int8_t(g());
+    check_s32_against_oracle(k, wt, extreme, g,
+                             "iter " + std::to_string(iter) + " n=" + std::to_string(k.n) + " " + std::to_string(k.h) +
+                                 "x" + std::to_string(k.w) + " c=" + std::to_string(k.c) + " oc=" +
+                                 std::to_string(k.oc) + " k=" + std::to_string(k.kh) + "x" + std::to_string(k.kw) +
+                                 " stride=" + std::to_string(k.p.stride_h) + "," + std::to_string(k.p.stride_w) +
+                                 " bits=" + std::to_string(k.bits) + " signed=" + std::to_string(k.in.is_signed));
+  }
 }
 
 // Depthwise layers with channel multipliers 1-4 (output channel o reads input channel o / m) on

@@ -45,6 +45,15 @@ using Q8GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uin
 using Q4GemmFn = void (*)(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel,
                           int32_t* c, size_t ldc);
 
+// Q8 GEMM whose rows of A lie in pieces (a convolution reading its input in place: one
+// piece per kernel row, kernel_w * C contiguous input bytes): row i is `runs` pieces of
+// len = kp / runs bytes (len a multiple of 4), piece r at a[i * runs + r]:
+//   c[i * ldc + j] = sum_{k < kp} (int8_t)(a[i * runs + k / len][k % len] ^ mask) * W[j][k]
+// otherwise the q8_gemm contract (all 16 columns written); q4_gemm_runs: the same over a Q4 panel.
+// Null in the tables of ISAs without them: the conv driver gathers patch rows for the GEMMs there.
+using Q8GemmRunsFn = void (*)(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask,
+                              const uint8_t* panel, int32_t* c, size_t ldc);
+
 // Depthwise convolution of `pixels` output pixels over n channels, every tap at once:
 //   acc[p * n + c] = bias[c] + sum_{t < taps} (int8_t)(x[p * taps + t][c] ^ mask) * w[t * n + c]
 // x: per output pixel, `taps` pointers to n bytes (an input pixel, or a row of the input zero
@@ -69,6 +78,8 @@ struct IntegerKernels {
   Q8GemmFn q7_gemm;
   QDepthwiseFn q8_dw;
   QSmallKFn q16_small_k;
+  Q8GemmRunsFn q8_gemm_runs = nullptr;  // Q8 and Q7 panels
+  Q8GemmRunsFn q4_gemm_runs = nullptr;
 };
 
 #define LOWBIT_DECLARE_INTEGER_GEMMS(ns)                                                                          \
@@ -90,6 +101,12 @@ struct IntegerKernels {
   }
 
 LOWBIT_DECLARE_INTEGER_KERNELS(ref, q8_gemm)
+namespace ref {
+void q8_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
+                  int32_t* c, size_t ldc);
+void q4_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
+                  int32_t* c, size_t ldc);
+}  // namespace ref
 LOWBIT_DECLARE_INTEGER_KERNELS(scalar, q8_gemm)
 #if defined(__x86_64__)
 namespace avx2 {
@@ -100,8 +117,13 @@ LOWBIT_DECLARE_INTEGER_KERNELS(avx2, q7_gemm)
 // AVX-512 F+BW+VL+VNNI (vpdpbusd), chosen at run time: its own GEMMs (Q7 is its Q8), avx2's rest.
 LOWBIT_DECLARE_INTEGER_GEMMS(avx512)
 namespace avx512 {
-inline constexpr IntegerKernels kIntegerKernels = {q8_gemm, q4_gemm, q8_gemm, avx2::q8_dw, avx2::q16_small_k};
-}
+void q8_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
+                  int32_t* c, size_t ldc);
+void q4_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
+                  int32_t* c, size_t ldc);
+inline constexpr IntegerKernels kIntegerKernels = {q8_gemm,           q4_gemm,      q8_gemm,     avx2::q8_dw,
+                                                   avx2::q16_small_k, q8_gemm_runs, q4_gemm_runs};
+}  // namespace avx512
 #endif
 #if defined(__aarch64__)
 LOWBIT_DECLARE_INTEGER_KERNELS(neon, q8_gemm)      // Cortex-A72 class: no dot product

@@ -22,8 +22,6 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-#include <cstring>
-
 #include "integer/kernels.h"
 #include "integer/neon_common.h"
 
@@ -154,45 +152,78 @@ void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
 
 namespace {
 
-// One tap over n channels, acc[c] += (int8_t)(x[c] ^ mask) * w[c]: 16 channels per step,
-// SMULL/SMULL2 into int16 (exact), SADDW/SADDW2 into the int32 accumulators. The step is bound by
-// the 64 bytes of accumulator loaded and stored, not by arithmetic; an 8-wide step and a scalar
-// loop take the last < 16 channels without reading past n.
-void dw_tap(size_t n, const uint8_t* x, uint8_t mask, const int8_t* w, int32_t* acc) {
-  const uint8x16_t vmask = vdupq_n_u8(mask);
-  size_t c = 0;
-  for (; c + 16 <= n; c += 16) {
-    const int8x16_t vx = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(x + c), vmask));
-    const int8x16_t vw = vld1q_s8(w + c);
-    const int16x8_t vp_lo = vmull_s8(vget_low_s8(vx), vget_low_s8(vw));
-    const int16x8_t vp_hi = vmull_high_s8(vx, vw);
-    vst1q_s32(acc + c, vaddw_s16(vld1q_s32(acc + c), vget_low_s16(vp_lo)));
-    vst1q_s32(acc + c + 4, vaddw_high_s16(vld1q_s32(acc + c + 4), vp_lo));
-    vst1q_s32(acc + c + 8, vaddw_s16(vld1q_s32(acc + c + 8), vget_low_s16(vp_hi)));
-    vst1q_s32(acc + c + 12, vaddw_high_s16(vld1q_s32(acc + c + 12), vp_hi));
+// Channels c .. c + 8 * H (H = 2: 16, H = 1: 8) of P pixels, all taps: the int32 sums stay in
+// registers across the taps (4 * P of them for 16 channels, 16 at P = 4), each tap's weights are
+// loaded once for the P pixels, and a pixel's tap costs its load, one EOR, SMULL (+ SMULL2) into
+// int16 (exact: |x * w| <= 16384) and SADDW / SADDW2 into int32 (modulo 2^32 from the bias, as the
+// contract wants). GCC 12's inner loop: 42 instructions per tap for 4 pixels x 16 channels, where
+// one pixel at a time, loading and storing the 64 bytes of sums every tap, took 17 per 16 channels
+// (0.66 against 1.06 per output and tap).
+template <size_t P, size_t H>
+void dw_block(size_t c, size_t n, size_t taps, const uint8_t* const* x, uint8x16_t vmask, const int8_t* w,
+              const int32_t* bias, int32_t* acc) {
+  int32x4_t sum[P][2 * H];
+#pragma GCC unroll 4
+  for (size_t p = 0; p < P; ++p)
+#pragma GCC unroll 4
+    for (size_t i = 0; i < 2 * H; ++i) sum[p][i] = vld1q_s32(bias + c + 4 * i);
+  for (size_t t = 0; t < taps; ++t) {
+    const int8_t* wt = w + t * n + c;
+    if constexpr (H == 2) {
+      const int8x16_t vw = vld1q_s8(wt);
+#pragma GCC unroll 4
+      for (size_t p = 0; p < P; ++p) {
+        const int8x16_t vx = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(x[p * taps + t] + c), vmask));
+        const int16x8_t lo = vmull_s8(vget_low_s8(vx), vget_low_s8(vw)), hi = vmull_high_s8(vx, vw);
+        sum[p][0] = vaddw_s16(sum[p][0], vget_low_s16(lo));
+        sum[p][1] = vaddw_high_s16(sum[p][1], lo);
+        sum[p][2] = vaddw_s16(sum[p][2], vget_low_s16(hi));
+        sum[p][3] = vaddw_high_s16(sum[p][3], hi);
+      }
+    } else {
+      const int8x8_t vw = vld1_s8(wt);
+#pragma GCC unroll 4
+      for (size_t p = 0; p < P; ++p) {
+        const int8x8_t vx = vreinterpret_s8_u8(veor_u8(vld1_u8(x[p * taps + t] + c), vget_low_u8(vmask)));
+        const int16x8_t prod = vmull_s8(vx, vw);
+        sum[p][0] = vaddw_s16(sum[p][0], vget_low_s16(prod));
+        sum[p][1] = vaddw_high_s16(sum[p][1], prod);
+      }
+    }
   }
-  if (c + 8 <= n) {
-    const int8x8_t vx = vreinterpret_s8_u8(veor_u8(vld1_u8(x + c), vget_low_u8(vmask)));
-    const int16x8_t vp = vmull_s8(vx, vld1_s8(w + c));
-    vst1q_s32(acc + c, vaddw_s16(vld1q_s32(acc + c), vget_low_s16(vp)));
-    vst1q_s32(acc + c + 4, vaddw_high_s16(vld1q_s32(acc + c + 4), vp));
-    c += 8;
-  }
-  for (; c < n; ++c)  // modulo 2^32: acc starts at the (possibly wrapped) bias
-    acc[c] = static_cast<int32_t>(static_cast<uint32_t>(acc[c]) +
-                                  static_cast<uint32_t>(static_cast<int8_t>(x[c] ^ mask) * w[c]));
+#pragma GCC unroll 4
+  for (size_t p = 0; p < P; ++p)
+#pragma GCC unroll 4
+    for (size_t i = 0; i < 2 * H; ++i) vst1q_s32(acc + p * n + c + 4 * i, sum[p][i]);
+}
+
+// Blocks of 16 channels, then one of 8, over pixels kDwPixels at a time (and the last 1-3 alone).
+constexpr size_t kDwPixels = 4;
+
+template <size_t H>
+void dw_channels(size_t c, size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8x16_t vmask,
+                 const int8_t* w, const int32_t* bias, int32_t* acc) {
+  size_t p = 0;
+  for (; p + kDwPixels <= pixels; p += kDwPixels)
+    dw_block<kDwPixels, H>(c, n, taps, x + p * taps, vmask, w, bias, acc + p * n);
+  for (; p < pixels; ++p) dw_block<1, H>(c, n, taps, x + p * taps, vmask, w, bias, acc + p * n);
 }
 
 }  // namespace
 
-// Per pixel: the bias (vector adds wrap modulo 2^32, as the contract wants), then tap by tap.
 void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,
            const int32_t* bias, int32_t* acc) {
-  for (size_t p = 0; p < pixels; ++p) {
-    int32_t* out = acc + p * n;
-    std::memcpy(out, bias, n * sizeof(int32_t));
-    for (size_t t = 0; t < taps; ++t) dw_tap(n, x[p * taps + t], mask, w + t * n, out);
-  }
+  const uint8x16_t vmask = vdupq_n_u8(mask);
+  size_t c = 0;
+  for (; c + 16 <= n; c += 16) dw_channels<2>(c, n, taps, pixels, x, vmask, w, bias, acc);
+  if (c + 8 <= n) dw_channels<1>(c, n, taps, pixels, x, vmask, w, bias, acc), c += 8;
+  for (; c < n; ++c)  // the last < 8 channels; modulo 2^32 from the bias
+    for (size_t p = 0; p < pixels; ++p) {
+      uint32_t sum = static_cast<uint32_t>(bias[c]);
+      for (size_t t = 0; t < taps; ++t)
+        sum += static_cast<uint32_t>(static_cast<int8_t>(x[p * taps + t][c] ^ mask) * w[t * n + c]);
+      acc[p * n + c] = static_cast<int32_t>(sum);
+    }
 }
 
 // Per pixel and block of 16 channels four int32x4 sums, each tap adding w * x[i] with SMLAL by a

@@ -15,6 +15,19 @@ void gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const
     }
 }
 
+template <class Value>
+void gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
+               int32_t* c, size_t ldc, Value value) {
+  const size_t len = kp / runs;
+  for (size_t i = 0; i < m; ++i)
+    for (size_t j = 0; j < kQPanelChannels; ++j) {
+      int64_t sum = 0;
+      for (size_t k = 0; k < kp; ++k)
+        sum += static_cast<int8_t>(a[i * runs + k / len][k % len] ^ mask) * value(panel, j, k);
+      c[i * ldc + j] = static_cast<int32_t>(sum);
+    }
+}
+
 }  // namespace
 
 void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
@@ -25,6 +38,16 @@ void q8_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, co
 void q4_gemm(size_t m, size_t kp, const uint8_t* a, size_t lda, uint8_t mask, const uint8_t* panel, int32_t* c,
              size_t ldc) {
   gemm(m, kp, a, lda, mask, panel, c, ldc, q4_panel_value);
+}
+
+void q8_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
+                  int32_t* c, size_t ldc) {
+  gemm_runs(m, kp, runs, a, mask, panel, c, ldc, q8_panel_value);
+}
+
+void q4_gemm_runs(size_t m, size_t kp, size_t runs, const uint8_t* const* a, uint8_t mask, const uint8_t* panel,
+                  int32_t* c, size_t ldc) {
+  gemm_runs(m, kp, runs, a, mask, panel, c, ldc, q4_panel_value);
 }
 
 void q8_dw(size_t n, size_t taps, size_t pixels, const uint8_t* const* x, uint8_t mask, const int8_t* w,

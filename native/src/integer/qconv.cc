@@ -1,6 +1,7 @@
 // qconv.cc: integer convolution driver. Packs weights into 16-channel panels (or tap-major rows
 // for depthwise layers, or tap rows for short reductions), gathers a tile of output pixels into
-// int8 patch rows (im2col), runs the ISA's GEMM kernel panel by panel, folds the zero points into
+// int8 patch rows (im2col) or, where the ISA has q8_gemm_runs, points at each kernel row of the
+// input in place, runs the ISA's GEMM kernel panel by panel, folds the zero points into
 // the bias, and requantizes. Layers with a reduction of at most kQSmallK values run per pixel.
 // Work is split over (pixel tile, panel chunk) tasks.
 #include "lowbit/qconv.h"
@@ -42,7 +43,7 @@ std::vector<int32_t> fold_bias(const QConv2dWeights& w, const QInput& in, const 
 struct Scratch {
   AlignedBuffer<uint8_t> patches;        // tile x kp
   AlignedBuffer<int32_t> acc;            // tile x 16, or out_w x out_c for depthwise
-  std::vector<const uint8_t*> pointers;  // depthwise: out_w x taps input pixels
+  std::vector<const uint8_t*> pointers;  // depthwise: out_w x taps input pixels; runs: tile x kernel_h
   std::vector<int16_t> small_k;          // short reductions: out_w x kQSmallK values x - z_x
 };
 thread_local Scratch t_scratch;
@@ -62,6 +63,10 @@ struct Plan {
   uint8_t mask = 0, pad_byte = 0;
   size_t pixels = 0, tile = 0, panels = 0, chunk = 0, chunks = 0, oc_per_group = 0;
   bool direct = false;  // 1x1, stride 1, no padding, one group, in_c % 4 == 0: input rows are the patches
+  // One group, dilation_w 1, kernel_w * in_c % 4 == 0 and the ISA has one: the runs GEMM, each
+  // kernel row of a patch read in place (kernel_w * in_c contiguous input bytes, see gather_runs).
+  Q8GemmRunsFn runs = nullptr;
+  const uint8_t* pad_run = nullptr;  // kernel_w * in_c bytes of the input zero point
 };
 
 // y[i * ldy + j] += bias, then the epilogue, for n channels starting at c0 of `rows` consecutive
@@ -123,6 +128,43 @@ void im2col_row(const Plan& plan, const uint8_t* input, size_t pixel, size_t g, 
   });
 }
 
+// Fills plan.runs's pointers for output pixels p0 .. p0 + pn: per pixel kernel_h pointers to
+// kernel_w * in_c bytes, into the input where the kernel row lies inside it, at pad_run above or
+// below it, and at a gathered copy (in `edges`) where it crosses the left or right border.
+void gather_runs(const Plan& plan, const uint8_t* input, size_t p0, size_t pn, const uint8_t** out, uint8_t* edges) {
+  const Conv2dShape& s = plan.s;
+  const Conv2dParams& p = plan.p;
+  const size_t kh = plan.w.kernel_h, kw = plan.w.kernel_w, c = s.in_c, len = kw * c;
+  size_t ow = p0 % s.out_w, oh = (p0 / s.out_w) % s.out_h, n = p0 / (s.out_w * s.out_h);  // then counted on
+  for (size_t i = 0; i < pn; ++i, ++ow) {
+    if (ow == s.out_w) ow = 0, ++oh;
+    if (oh == s.out_h) oh = 0, ++n;
+    const uint8_t* image = input + n * s.in_h * s.in_w * c;
+    const ptrdiff_t ix0 = static_cast<ptrdiff_t>(ow * p.stride_w) - static_cast<ptrdiff_t>(p.pad_left);
+    const bool cols_inside = ix0 >= 0 && ix0 + static_cast<ptrdiff_t>(kw) <= static_cast<ptrdiff_t>(s.in_w);
+    for (size_t ky = 0; ky < kh; ++ky) {
+      const ptrdiff_t iy =
+          static_cast<ptrdiff_t>(oh * p.stride_h + ky * p.dilation_h) - static_cast<ptrdiff_t>(p.pad_top);
+      const uint8_t*& run = out[i * kh + ky];
+      if (iy < 0 || iy >= static_cast<ptrdiff_t>(s.in_h)) {
+        run = plan.pad_run;
+      } else if (cols_inside) {
+        run = image + (iy * s.in_w + ix0) * c;
+      } else {
+        uint8_t* dst = edges + (i * kh + ky) * len;
+        for (size_t kx = 0; kx < kw; ++kx) {
+          const ptrdiff_t ix = ix0 + static_cast<ptrdiff_t>(kx);
+          if (ix >= 0 && ix < static_cast<ptrdiff_t>(s.in_w))
+            copy_bytes(dst + kx * c, image + (iy * s.in_w + ix) * c, c);
+          else
+            fill_bytes(dst + kx * c, plan.pad_byte, c);
+        }
+        run = dst;
+      }
+    }
+  }
+}
+
 void run_task(const Plan& plan, const uint8_t* input, size_t task, void* output) {
   const QConv2dWeights& w = plan.w;
   const size_t tile_index = task / plan.chunks, chunk_index = task % plan.chunks;
@@ -131,12 +173,16 @@ void run_task(const Plan& plan, const uint8_t* input, size_t task, void* output)
   Scratch& sc = t_scratch;
   sc.acc.resize(pn * kQPanelChannels);
   if (!plan.direct) sc.patches.resize(pn * w.kp);
+  if (plan.runs) {
+    sc.pointers.resize(pn * w.kernel_h);
+    gather_runs(plan, input, p0, pn, sc.pointers.data(), sc.patches.data());
+  }
 
   size_t patches_group = SIZE_MAX;
   const uint8_t* a = nullptr;
   for (size_t q = q0; q < q1; ++q) {
     const size_t g = q / w.panels_per_group, first = (q % w.panels_per_group) * kQPanelChannels;
-    if (g != patches_group) {  // a group's panels share its patch rows
+    if (!plan.runs && g != patches_group) {  // a group's panels share its patch rows
       if (plan.direct) {
         a = input + p0 * w.kp;
       } else {
@@ -147,7 +193,10 @@ void run_task(const Plan& plan, const uint8_t* input, size_t task, void* output)
     }
     const uint8_t* panel = w.data.data() + q * w.panel_bytes;
     const Q8GemmFn gemm = w.bits == 8 ? plan.k.q8_gemm : w.bits == 7 ? plan.k.q7_gemm : plan.k.q4_gemm;
-    gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
+    if (plan.runs)
+      plan.runs(pn, w.kp, w.kernel_h, sc.pointers.data(), plan.mask, panel, sc.acc.data(), kQPanelChannels);
+    else
+      gemm(pn, w.kp, a, w.kp, plan.mask, panel, sc.acc.data(), kQPanelChannels);
     const size_t n = std::min(kQPanelChannels, plan.oc_per_group - first);
     finish_rows(plan, sc.acc.data(), kQPanelChannels, pn, p0, g * plan.oc_per_group + first, n, output);
   }
@@ -392,6 +441,10 @@ void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w
   }
   plan.direct = w.kernel_h == 1 && w.kernel_w == 1 && w.groups == 1 && p.stride_h == 1 && p.stride_w == 1 &&
                 p.pad_top + p.pad_left + p.pad_bottom + p.pad_right == 0 && s.in_c == w.kp;
+  if (!plan.direct && w.groups == 1 && p.dilation_w == 1 && w.kernel_w * s.in_c % 4 == 0)
+    plan.runs = w.bits == 4 ? plan.k.q4_gemm_runs : plan.k.q8_gemm_runs;
+  const std::vector<uint8_t> pad_run(plan.runs ? w.kernel_w * s.in_c : 0, plan.pad_byte);
+  plan.pad_run = pad_run.data();
   // Pixel tiles keep their patch rows (tile x kp bytes) in L2 while the panels stream past: the
   // more rows share a panel, the fewer times the kernel prepares its weights. Tiles are balanced,
   // and with fewer tiles than threads panel chunks give the other threads work.
