@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import onnxProto from 'onnx-proto';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { convertOnnxWithReport, loadModel, type ConvertOptions } from '../lib/index.js';
+import { convertOnnx, convertOnnxWithReport, loadModel, type ConvertOptions } from '../lib/index.js';
+import { addBytes, expectSameOutputs, loadBoth } from './helpers/fusion.js';
 import { relativeRms, runOrt } from './helpers/onnx-builder.js';
 import { fileSeed, rngFor } from './helpers/rng.js';
 import { argmax, hasTorch, PYTHON, standardNormal, torchIt } from './helpers/torch.js';
@@ -98,6 +99,28 @@ describe('tools/int_zoo.py --small', () => {
     expect(nodes.depthwise.map((n) => q.kinds.get(n))).toEqual(['W8A8', 'W8A8']);
     expect(relativeRms(q.y, want)).toBeLessThan(0.04);
   });
+
+  // The load-time fusion of each block's last conv with its residual add (native graph/fusion.h):
+  // all 8 adds of ResNet-18 fuse (the shortcut conv of a downsampling block runs after the block's
+  // second conv, so the add fuses into it), and the outputs are the unfused graph's bit for bit.
+  run(
+    'resnet18 W8A8: every residual add fused into its conv, the outputs unchanged',
+    async () => {
+      needTorch();
+      const { calibration, x, onnx } = await setup('resnet18');
+      const bytes = await convertOnnx(onnx, { maxOutputError: 10, calibration, bits: 8 });
+      const { plain, fused } = loadBoth(bytes);
+      try {
+        expectSameOutputs(plain, fused, x);
+        expect(plain.graph().nodes.filter((n) => n.op === 'add').length).toBe(8);
+        expect(plain.memoryPlan(1).tensorBytes - fused.memoryPlan(1).tensorBytes).toBe(addBytes(plain));
+      } finally {
+        plain.dispose();
+        fused.dispose();
+      }
+    },
+    120_000,
+  );
 
   // Relative RMS bounds of the integer conversions against onnxruntime's float outputs, about twice
   // what was measured (seed 0: ResNet-18 W8A8 0.09, W4A8 0.41; MobileNetV2 W8A8 0.53, W4A8 0.78).

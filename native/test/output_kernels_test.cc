@@ -8,9 +8,11 @@
 
 #include "common/checked_math.h"
 #include "cpu/dispatch.h"
+#include "eltwise/kernels.h"
 #include "eltwise_f32/kernels.h"
 #include "epilogue/kernels.h"
 #include "harness.h"
+#include "lowbit/quantize.h"
 
 using namespace lowbit;
 using lowbit::test::rng;
@@ -250,6 +252,77 @@ TEST(output_f32_fused_matches_reference_and_the_separate_operators) {
             CHECK(std::memcmp(chain_bits.data(), want_bits.data() + i * ldbits, words * 8) == 0,
                   "fused bits != sign of the chain, " << what);
           }
+        }
+      }
+}
+
+// output_s8_add on every ISA against ref, bit for bit, and ref against the chain it replaces
+// (ref::output_s8, then the eltwise ref::qadd reading those bytes): rows of 1 to 3 with padded
+// strides (the gaps untouched), n 1..70 and a few long rows (1030: the scalar kernel's tables),
+// int8 and uint8 on every side, clamps like a fused ReLU, dyadic ratios from 2^-31 (a zero term)
+// to 2^3, both lane widths of the requantizer.
+TEST(output_s8_add_matches_reference_and_the_two_operators) {
+  auto g = rng(907);
+  std::vector<size_t> lengths;
+  for (size_t n = 1; n <= 70; ++n) lengths.push_back(n);
+  for (size_t n : {127, 128, 130, 200, 1030}) lengths.push_back(n);  // 1030: scalar's tables
+  auto range = [](bool is_signed) { return std::make_pair(is_signed ? -128 : 0, is_signed ? 127 : 255); };
+  auto pick = [&](int32_t lo, int32_t hi) {
+    return lo + static_cast<int32_t>(g() % static_cast<uint64_t>(hi - lo + 1));
+  };
+  // A term of qadd's 32-bit form for an input of this type: a ratio 2^u, u in [-31, 3].
+  auto term = [&](bool is_signed, int32_t zero, QAddTerm* t) {
+    for (;;) {
+      const double ratio =
+          std::ldexp(0.5 + std::uniform_real_distribution<double>(0, 1)(g), -static_cast<int>(g() % 35) + 3);
+      const Dyadic d = to_dyadic(ratio);
+      if (qadd_term_for(is_signed, zero, d.multiplier, d.shift, t)) return;
+    }
+  };
+  for (Isa isa : isas())
+    for (size_t n : lengths)
+      for (int round = 0; round < 6; ++round) {
+        const size_t m = 1 + g() % 3, ldy = n + g() % 3, ldo = n + g() % 3, ldr = n + g() % 3;
+        const bool narrow = round % 2 == 0;  // requantize32_ok: the 32-bit lanes
+        std::vector<int32_t> y(m * ldy), mult(n), bias(n);
+        std::vector<uint8_t> shift(n), res(m * ldr);
+        for (auto& v : y) v = static_cast<int32_t>(g() % 200001) - 100000;
+        for (auto& v : res) v = static_cast<uint8_t>(g());
+        for (size_t c = 0; c < n; ++c) {
+          mult[c] = static_cast<int32_t>(g() % (1u << 30)) + (1 << 30);
+          shift[c] = static_cast<uint8_t>(narrow ? 40 + g() % 10 : 10 + g() % 12);
+          bias[c] = static_cast<int32_t>(g() % 41) - 20;
+        }
+        // The conv's output: its type, zero point and clamp (half the time a fused ReLU: lo = zero).
+        const bool self_signed = g() % 2, res_signed = g() % 2, out_signed = g() % 2;
+        const auto [smin, smax] = range(self_signed);
+        const int32_t self_zero = pick(smin, smax), res_zero = pick(range(res_signed).first, range(res_signed).second);
+        const int32_t lo = g() % 2 ? self_zero : smin, hi = g() % 4 ? smax : pick(lo, smax);
+        const RequantizeParams p{mult.data(), shift.data(), bias.data(), lo, hi};
+        CHECK(!narrow || requantize32_ok(0, n, p), "narrow round outside requantize32_ok");
+        // The add: qadd's terms of the conv's bytes (through its type's mask) and the residual's.
+        const auto [omin, omax] = range(out_signed);
+        const int32_t out_zero = pick(omin, omax);
+        QAddParams q{{}, {}, out_zero, g() % 2 ? out_zero : omin, omax};
+        term(self_signed, self_zero, &q.a);
+        term(res_signed, res_zero, &q.b);
+        ResidualAddParams r{q.a, q.b, res.data(), ldr, q.out_zero, q.lo, q.hi};
+        r.self.zero = self_zero, r.self.mask = 0;  // the value's own reading
+        std::vector<int8_t> want(m * ldo + 3, 99), got(m * ldo + 3, 99);
+        ref::output_s8_add(m, n, y.data(), ldy, p, r, want.data(), ldo);
+        output_kernels_for(isa).output_s8_add(m, n, y.data(), ldy, p, r, got.data(), ldo);
+        const std::string what = std::string(isa_name(isa)) + " m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                                 (narrow ? " 32-bit" : " 64-bit");
+        CHECK(std::memcmp(want.data(), got.data(), want.size()) == 0, "output_s8_add " << what);
+        for (size_t k = 0; k < got.size(); ++k)
+          if (k >= (m - 1) * ldo + n || k % ldo >= n) CHECK(got[k] == 99, "output_s8_add wrote a gap, " << what);
+        if (isa != Isa::Scalar) continue;
+        std::vector<int8_t> conv(n);
+        std::vector<uint8_t> chain(n);
+        for (size_t i = 0; i < m; ++i) {
+          ref::output_s8(1, n, y.data() + i * ldy, n, p, conv.data(), n);
+          ref::qadd(n, reinterpret_cast<const uint8_t*>(conv.data()), res.data() + i * ldr, q, chain.data());
+          CHECK(std::memcmp(chain.data(), want.data() + i * ldo, n) == 0, "fused != the chain, " << what);
         }
       }
 }

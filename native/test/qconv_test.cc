@@ -8,8 +8,11 @@
 #include <cstring>
 #include <string>
 
+#include "eltwise/kernels.h"
 #include "harness.h"
+#include "integer/qconv_add.h"
 #include "lowbit/error.h"
+#include "lowbit/qops.h"
 #include "lowbit/runtime.h"
 
 using namespace lowbit;
@@ -353,4 +356,69 @@ TEST(qconv_refuses_what_it_cannot_compute_exactly) {
     }
     CHECK(threw, "bits " << bits << " must be refused");
   }
+}
+
+// qconv2d_add (the graph's fused conv and residual add) against qconv2d then qadd on every ISA, bit
+// for bit, on the random awkward shapes above: depthwise, grouped, short-reduction and GEMM paths,
+// 1 to 65 output channels, both output types with ReLU-like clamps, both residual and sum types.
+TEST(qconv2d_add_equals_qconv2d_then_qadd_on_every_isa) {
+  auto g = rng(33);
+  int fused = 0;
+  for (int iter = 0; iter < 80; ++iter) {
+    const Case k = random_case(g);
+    const size_t icg = k.c / k.groups, taps = k.kh * k.kw;
+    std::vector<int8_t> wt(k.oc * taps * icg);
+    for (auto& v : wt) v = k.bits == 8 ? int8_t(g()) : int(g() % 16) - 8;
+    std::vector<uint8_t> x(k.n * k.h * k.w * k.c);
+    for (auto& v : x) v = uint8_t(g());
+    std::vector<int32_t> bias(k.oc), mult(k.oc);
+    std::vector<uint8_t> shift(k.oc);
+    for (size_t o = 0; o < k.oc; ++o) {
+      bias[o] = int32_t(g() % 20001) - 10000;
+      mult[o] = int32_t(g() % (1u << 30)) + (1 << 30);
+      shift[o] = uint8_t(iter % 3 == 0 ? 20 + g() % 12 : 38 + g() % 8);  // both lane widths of the requantizer
+    }
+    auto packed = pack_qconv2d_weights(wt.data(), k.oc, k.kh, k.kw, icg, k.groups, k.bits);
+    const Conv2dShape s = qconv2d_shape(k.n, k.h, k.w, k.c, *packed, k.p);
+    const size_t count = s.batch * s.out_h * s.out_w * k.oc;
+    QEpilogue e;
+    e.bias = bias.data(), e.mult = mult.data(), e.shift = shift.data();
+    e.out_signed = g() % 2;
+    const int32_t omin = e.out_signed ? -128 : 0, omax = e.out_signed ? 127 : 255;
+    e.zero_point = omin + int32_t(g() % 256);
+    e.lo = g() % 2 ? e.zero_point : omin, e.hi = omax;  // a fused ReLU half the time
+    // The add: the conv's output (scale sc), the residual (sr), the sum (so), as qadd takes them.
+    const bool res_signed = g() % 2, sum_signed = g() % 2;
+    std::vector<uint8_t> residual(count);
+    for (auto& v : residual) v = uint8_t(g());
+    auto scale = [&]() { return std::ldexp(0.5 + double(g() % 1000) / 2000, -int(g() % 8)); };
+    const QuantParams qs{scale(), e.zero_point},
+        qr{scale(), res_signed ? int32_t(g() % 256) - 128 : int32_t(g() % 256)};
+    QuantOutput qo;
+    qo.q.scale = scale();
+    qo.lo = sum_signed ? -128 : 0, qo.hi = sum_signed ? 127 : 255;
+    qo.q.zero_point = qo.lo + int32_t(g() % 256);
+    if (g() % 2) qo.lo = qo.q.zero_point;
+    const Dyadic ds = to_dyadic(qs.scale / qo.q.scale), dr = to_dyadic(qr.scale / qo.q.scale);
+    ResidualAddParams add{};
+    if (!qadd_term_for(e.out_signed, qs.zero_point, ds.multiplier, ds.shift, &add.self) ||
+        !qadd_term_for(res_signed, qr.zero_point, dr.multiplier, dr.shift, &add.res))
+      continue;
+    ++fused;
+    add.self.zero = qs.zero_point, add.self.mask = 0;  // as graph/fusion.h builds it
+    add.residual = residual.data(), add.out_zero = qo.q.zero_point, add.lo = qo.lo, add.hi = qo.hi;
+    for (Isa isa : supported_isas()) {
+      set_isa(isa_name(isa));
+      std::vector<uint8_t> conv(count), want(count), got(count + 1, 0x5A);
+      qconv2d(x.data(), s, *packed, k.p, k.in, e, conv.data());
+      qadd(conv.data(), e.out_signed, qs, residual.data(), res_signed, qr, count, qo, want.data());
+      qconv2d_add(x.data(), s, *packed, k.p, k.in, e, add, got.data());
+      CHECK(std::memcmp(want.data(), got.data(), count) == 0,
+            isa_name(isa) << " iter " << iter << " c=" << k.c << " oc=" << k.oc << " groups=" << k.groups
+                          << " k=" << k.kh << "x" << k.kw << " bits=" << k.bits);
+      CHECK(got.back() == 0x5A, isa_name(isa) << " wrote past the output");
+    }
+  }
+  CHECK(fused > 40, "too few cases in the 32-bit form of the add: " << fused);
+  set_isa(isa_name(supported_isas().back()));
 }

@@ -13,4 +13,11 @@ inline __m256i mulhi_epi32(__m256i x, __m256i m) {
   return _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
 }
 
+// mulhi_epi32 where m holds one value in every lane, so the odd lanes need no shift of m.
+inline __m256i mulhi_epi32_broadcast(__m256i x, __m256i m) {
+  const __m256i even = _mm256_mul_epi32(x, m);
+  const __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), m);
+  return _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
 }  // namespace lowbit::avx2

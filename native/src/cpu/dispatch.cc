@@ -131,8 +131,9 @@ const OutputKernels& output_kernels_for(Isa isa) {
   switch (isa) {
 #if defined(__x86_64__)
     case Isa::Avx2:
-    case Isa::Avx512:  // no AVX-512 kernels in this family
       return avx2::kOutputKernels;
+    case Isa::Avx512:  // the requantizers; the rest is AVX2's
+      return avx512::kOutputKernels;
 #endif
 #if defined(__aarch64__)
     case Isa::Neon:

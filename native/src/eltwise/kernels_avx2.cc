@@ -16,13 +16,6 @@ namespace {
 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 inline void store32(void* p, __m256i v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
 
-// mulhi_epi32 (common/avx2_mulhi.h) where m holds one value in every lane, so the odd lanes need no shift of m.
-inline __m256i mulhi_epi32_broadcast(__m256i x, __m256i m) {
-  const __m256i even = _mm256_mul_epi32(x, m);
-  const __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), m);
-  return _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-}
-
 // The qadd term of 16 unsigned readings u (16-bit lanes, one 256-bit vector) as two vectors of
 // 32-bit lanes: lo holds elements 0-3 | 8-11, hi 4-7 | 12-15, the order packs_epi32(lo, hi) undoes.
 struct Term {

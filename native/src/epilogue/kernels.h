@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "eltwise/kernels.h"  // QAddTerm, rescale32: the residual add's terms
 #include "lowbit/quantize.h"  // dyadic_rescale, the one definition of the rescale
 
 namespace lowbit {
@@ -38,6 +39,26 @@ struct RequantizeParams {
 };
 using OutputS8Fn = void (*)(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out,
                             size_t ldo);
+
+// s8 fused with the residual add that is its only reader (a qconv2d then a qadd, eltwise/kernels.h):
+// exactly the two operators in sequence. With v the value output_s8 would store the low byte of (an
+// int in [lo, hi]) and r row i's residual bytes at residual + i * ldr,
+//   out[c] = low byte of clamp(r32(v - self.zero, self.mult, self.shift)
+//                              + r32((r[c] ^ res.mask) - res.zero, res.mult, res.shift) + out_zero, lo', hi')
+// (lo', hi', out_zero: the add's). That is qadd_value(low byte of v, r[c]) with the conv's term read
+// through its type's mask; here self.zero is the conv output's zero point in its own type (v - z =
+// (byte ^ mask) - (z as read through mask)), in the range of lo and hi, and self.mask is unused. The
+// rest is QAddParams' contract (shifts in [1, 30], res.zero in [0, 255]).
+struct ResidualAddParams {
+  QAddTerm self, res;
+  const uint8_t* residual;
+  size_t ldr;
+  int32_t out_zero, lo, hi;
+};
+// Valid terms that no call reads: the SIMD files' vector constants of output_s8 (no add) built from it.
+inline constexpr ResidualAddParams kNoResidualAdd = {{0, 0, 0, 1}, {0, 0, 0, 1}, nullptr, 0, 0, 0, 0};
+using OutputS8AddFn = void (*)(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p,
+                               const ResidualAddParams& r, int8_t* out, size_t ldo);
 
 // b1 (bitpacked, feeds the next binary layer): bit c = (y[c] < threshold[c]) XOR flip[c],
 // written to words_for_bits(n) words with zero tail bits. flip[c] is 0 or 1.
@@ -75,23 +96,35 @@ struct OutputKernels {
   OutputS8Fn output_s8;
   OutputB1Fn output_b1;
   OutputF32FusedFn output_f32_fused;
+  OutputS8AddFn output_s8_add;
 };
 
-#define LOWBIT_DECLARE_OUTPUT_KERNELS(ns)                                                                            \
-  namespace ns {                                                                                                     \
-  void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out);                                 \
-  void output_s8(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out,           \
-                 size_t ldo);                                                                                        \
-  void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out);                                \
-  void output_f32_fused(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out, \
-                        size_t ldo, uint64_t* bits, size_t ldbits);                                                  \
-  inline constexpr OutputKernels kOutputKernels = {output_f32, output_s8, output_b1, output_f32_fused};              \
+#define LOWBIT_DECLARE_OUTPUT_KERNELS(ns)                                                                              \
+  namespace ns {                                                                                                       \
+  void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out);                                   \
+  void output_s8(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out,             \
+                 size_t ldo);                                                                                          \
+  void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out);                                  \
+  void output_f32_fused(size_t m, size_t n, const int32_t* y, size_t ldy, const OutputF32FusedParams& p, float* out,   \
+                        size_t ldo, uint64_t* bits, size_t ldbits);                                                    \
+  void output_s8_add(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p,                      \
+                     const ResidualAddParams& r, int8_t* out, size_t ldo);                                             \
+  inline constexpr OutputKernels kOutputKernels = {output_f32, output_s8, output_b1, output_f32_fused, output_s8_add}; \
   }
 
 LOWBIT_DECLARE_OUTPUT_KERNELS(ref)
 LOWBIT_DECLARE_OUTPUT_KERNELS(scalar)
 #if defined(__x86_64__)
 LOWBIT_DECLARE_OUTPUT_KERNELS(avx2)
+// AVX-512 (kernels_avx512.cc, run only where cpu/dispatch.cc finds AVX-512 F+BW+VL): the
+// requantizers; the float and bit transforms are AVX2's.
+namespace avx512 {
+void output_s8(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out, size_t ldo);
+void output_s8_add(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p,
+                   const ResidualAddParams& r, int8_t* out, size_t ldo);
+inline constexpr OutputKernels kOutputKernels = {avx2::output_f32, output_s8, avx2::output_b1, avx2::output_f32_fused,
+                                                 output_s8_add};
+}  // namespace avx512
 #endif
 #if defined(__aarch64__)
 LOWBIT_DECLARE_OUTPUT_KERNELS(neon)
@@ -102,6 +135,12 @@ LOWBIT_DECLARE_OUTPUT_KERNELS(neon)
 static inline int32_t requantize_value(int32_t y, int32_t mult, uint8_t shift, int32_t bias, int32_t lo, int32_t hi) {
   const int64_t v = dyadic_rescale(y, mult, shift) + bias;
   return static_cast<int32_t>(v < lo ? lo : (v > hi ? hi : v));
+}
+
+// One value of the fused residual add (output_s8_add) from the requantized value v.
+static inline int8_t requantize_add_value(int32_t v, uint8_t r, const ResidualAddParams& p) {
+  const int32_t sum = rescale32(v - p.self.zero, p.self.mult, p.self.shift) + qadd_term(r, p.res) + p.out_zero;
+  return static_cast<int8_t>(clamp_low_byte(sum, p.lo, p.hi));
 }
 
 // Whether the SIMD requantizers may use 32-bit lanes on these channels: every shift e >= 33 and

@@ -57,34 +57,101 @@ inline __m256i requantize8_32(__m256i y, __m256i mult, __m256i s, __m256i bias, 
   return _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
 }
 
-// output_s8 with the lane width fixed per call.
-template <bool k32>
-void s8_rows(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out, size_t ldo) {
+// The residual add's constants (output_s8_add) as vectors.
+struct AddTerms {
+  __m256i self_zero, self_mult, self_round, res_zero, res_mult, res_round, out_zero, lo, hi;
+  __m256i self_zero16, res_zero16, lo16, hi16;  // add16's, in 16-bit lanes
+  __m128i self_shift, res_shift, res_mask;
+  explicit AddTerms(const ResidualAddParams& r)
+      : self_zero(_mm256_set1_epi32(r.self.zero)),
+        self_mult(_mm256_set1_epi32(r.self.mult)),
+        self_round(_mm256_set1_epi32(1 << (r.self.shift - 1))),
+        res_zero(_mm256_set1_epi32(r.res.zero)),
+        res_mult(_mm256_set1_epi32(r.res.mult)),
+        res_round(_mm256_set1_epi32(1 << (r.res.shift - 1))),
+        out_zero(_mm256_set1_epi32(r.out_zero)),
+        lo(_mm256_set1_epi32(r.lo)),
+        hi(_mm256_set1_epi32(r.hi)),
+        self_zero16(_mm256_set1_epi16(static_cast<int16_t>(r.self.zero))),
+        res_zero16(_mm256_set1_epi16(static_cast<int16_t>(r.res.zero))),
+        lo16(_mm256_set1_epi16(static_cast<int16_t>(r.lo))),
+        hi16(_mm256_set1_epi16(static_cast<int16_t>(r.hi))),
+        self_shift(_mm_cvtsi32_si128(r.self.shift)),
+        res_shift(_mm_cvtsi32_si128(r.res.shift)),
+        res_mask(_mm_set1_epi8(static_cast<char>(r.res.mask))) {}
+};
+
+// r32(d, mult, shift) on 8 lanes with |d| <= 255 (eltwise/kernels.h), mult the same in every lane:
+// d * 2^23 fits int32, and the high half of its product with mult is floor(d * mult / 2^9).
+inline __m256i rescale32_8(__m256i d, __m256i mult, __m256i round, __m128i shift) {
+  return _mm256_sra_epi32(_mm256_add_epi32(mulhi_epi32_broadcast(_mm256_slli_epi32(d, 23), mult), round), shift);
+}
+
+// requantize_add_value on 8 lanes: v the requantized values, res the 8 residual bytes.
+inline __m256i add8(__m256i v, const uint8_t* res, const AddTerms& t) {
+  const __m256i r =
+      _mm256_cvtepu8_epi32(_mm_xor_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(res)), t.res_mask));
+  const __m256i a = rescale32_8(_mm256_sub_epi32(v, t.self_zero), t.self_mult, t.self_round, t.self_shift);
+  const __m256i b = rescale32_8(_mm256_sub_epi32(r, t.res_zero), t.res_mult, t.res_round, t.res_shift);
+  const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(a, b), t.out_zero);
+  return _mm256_min_epi32(_mm256_max_epi32(sum, t.lo), t.hi);
+}
+
+// add8 on 16 channels, as the qadd kernel computes its terms (eltwise/kernels_avx2.cc): the
+// differences in 16-bit lanes (|d| <= 255, d * 2^7 fits int16), each put above 16 zero bits (d * 2^23)
+// for the high multiply; the sums saturated to int16 keep the clamp's answer. Returns the 16 bytes.
+inline __m128i add16(__m256i q0, __m256i q1, const uint8_t* res, const AddTerms& t) {
+  const __m256i z = _mm256_setzero_si256();
+  // q0, q1 in [-128, 255]: packed to int16 exactly, then the 64-bit groups back in channel order.
+  const __m256i v = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), _MM_SHUFFLE(3, 1, 2, 0));
+  const __m256i u =
+      _mm256_cvtepu8_epi16(_mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(res)), t.res_mask));
+  const __m256i dv = _mm256_slli_epi16(_mm256_sub_epi16(v, t.self_zero16), 7);
+  const __m256i du = _mm256_slli_epi16(_mm256_sub_epi16(u, t.res_zero16), 7);
+  auto term = [](__m256i d23, __m256i mult, __m256i round, __m128i shift) {
+    return _mm256_sra_epi32(_mm256_add_epi32(mulhi_epi32_broadcast(d23, mult), round), shift);
+  };
+  // Channels 0-3 | 8-11 (lo) and 4-7 | 12-15 (hi), the order packs_epi32(lo, hi) undoes.
+  const __m256i lo =
+      _mm256_add_epi32(_mm256_add_epi32(term(_mm256_unpacklo_epi16(z, dv), t.self_mult, t.self_round, t.self_shift),
+                                        term(_mm256_unpacklo_epi16(z, du), t.res_mult, t.res_round, t.res_shift)),
+                       t.out_zero);
+  const __m256i hi =
+      _mm256_add_epi32(_mm256_add_epi32(term(_mm256_unpackhi_epi16(z, dv), t.self_mult, t.self_round, t.self_shift),
+                                        term(_mm256_unpackhi_epi16(z, du), t.res_mult, t.res_round, t.res_shift)),
+                       t.out_zero);
+  const __m256i s16 = _mm256_min_epi16(_mm256_max_epi16(_mm256_packs_epi32(lo, hi), t.lo16), t.hi16);
+  const __m256i bytes = _mm256_packus_epi16(_mm256_and_si256(s16, _mm256_set1_epi16(0xFF)), z);
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(bytes, _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+// output_s8 (and with kAdd output_s8_add) with the lane width fixed per call.
+template <bool k32, bool kAdd>
+void s8_rows(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, const ResidualAddParams* r,
+             int8_t* out, size_t ldo) {
   const __m256i vlo64 = _mm256_set1_epi64x(p.lo), vhi64 = _mm256_set1_epi64x(p.hi);
   const __m256i vlo = _mm256_set1_epi32(p.lo), vhi = _mm256_set1_epi32(p.hi), v32 = _mm256_set1_epi32(32);
-  // Byte 0 of each qword: lane 0 to bytes 0-1, lane 1 to bytes 2-3 (first vector) or 4-5 / 6-7 (second).
-  const __m256i pick_first = _mm256_setr_epi8(0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
-                                              -1, -1, 0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-  const __m256i pick_second = _mm256_setr_epi8(-1, -1, -1, -1, 0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
-                                               -1, -1, -1, -1, -1, -1, 0, 8, -1, -1, -1, -1, -1, -1, -1, -1);
   // Byte 0 of each dword to the low 4 bytes of its 128-bit half, then the two halves' dwords together.
   const __m256i pick_dwords = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
                                                0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
   const __m256i join_halves = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+  // The low dword of each qword, in the low half.
+  const __m256i even_dwords = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
   // Local copies: a store to out could alias p, so its pointers would be reloaded after each one.
   const int32_t *mult = p.mult, *bias = p.bias;
   const uint8_t* shift = p.shift;
+  const AddTerms terms(kAdd ? *r : kNoResidualAdd);
+  const uint8_t* res = kAdd ? r->residual : nullptr;
   for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
     size_t c = 0;
     for (; c + 8 <= n; c += 8) {
-      __m128i vbytes;
+      __m256i v;
       if constexpr (k32) {
         const __m256i vs =
             _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(shift + c))), v32);
-        const __m256i v = requantize8_32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c)),
-                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mult + c)), vs,
-                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + c)), vlo, vhi);
-        vbytes = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, pick_dwords), join_halves));
+        v = requantize8_32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + c)),
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mult + c)), vs,
+                           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bias + c)), vlo, vhi);
       } else {
         __m256i vout[2];
         for (size_t h = 0; h < 2; ++h) {
@@ -95,15 +162,61 @@ void s8_rows(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeP
           uint32_t shift4;
           std::memcpy(&shift4, shift + k, 4);
           const __m256i vshift = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(static_cast<int>(shift4)));
-          vout[h] = dyadic_rescale4(vy, vmult, vshift, vbias, vlo64, vhi64);
+          // Clamped to [lo, hi]: the low dword is the value.
+          vout[h] = _mm256_permutevar8x32_epi32(dyadic_rescale4(vy, vmult, vshift, vbias, vlo64, vhi64), even_dwords);
         }
-        const __m256i v =
-            _mm256_or_si256(_mm256_shuffle_epi8(vout[0], pick_first), _mm256_shuffle_epi8(vout[1], pick_second));
-        vbytes = _mm_or_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        v = _mm256_blend_epi32(vout[0], vout[1], 0xF0);
       }
+      if constexpr (kAdd) v = add8(v, res + c, terms);
+      const __m128i vbytes =
+          _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, pick_dwords), join_halves));
       _mm_storel_epi64(reinterpret_cast<__m128i*>(out + c), vbytes);
     }
-    for (; c < n; ++c) out[c] = static_cast<int8_t>(requantize_value(y[c], mult[c], shift[c], bias[c], p.lo, p.hi));
+    for (; c < n; ++c) {
+      const int32_t v = requantize_value(y[c], mult[c], shift[c], bias[c], p.lo, p.hi);
+      out[c] = kAdd ? requantize_add_value(v, res[c], *r) : static_cast<int8_t>(v);
+    }
+    if constexpr (kAdd) res += r->ldr;
+  }
+}
+
+// s8_rows<true, kAdd> for rows of exactly 8 * kVectors channels (qconv2d's 16-channel panels):
+// the per-channel vectors (multiplier, shift, its rounding term, bias) built once for all m rows.
+template <size_t kVectors, bool kAdd>
+void s8_rows_fixed32(size_t m, const int32_t* y, size_t ldy, const RequantizeParams& p, const ResidualAddParams* r,
+                     int8_t* out, size_t ldo) {
+  const __m256i vlo = _mm256_set1_epi32(p.lo), vhi = _mm256_set1_epi32(p.hi);
+  const __m256i pick_dwords = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,  //
+                                               0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i join_halves = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+  __m256i mult[kVectors], s[kVectors], round[kVectors], bias[kVectors];
+  for (size_t v = 0; v < kVectors; ++v) {
+    mult[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.mult + 8 * v));
+    bias[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.bias + 8 * v));
+    s[v] = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.shift + 8 * v))),
+                            _mm256_set1_epi32(32));
+    round[v] = _mm256_srli_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), s[v]), 1);  // 2^(s-1)
+  }
+  const AddTerms terms(kAdd ? *r : kNoResidualAdd);
+  const uint8_t* res = kAdd ? r->residual : nullptr;
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
+    __m256i q[kVectors];
+    for (size_t v = 0; v < kVectors; ++v) {
+      const __m256i h = mulhi_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + 8 * v)), mult[v]);
+      q[v] = _mm256_add_epi32(_mm256_srav_epi32(_mm256_add_epi32(h, round[v]), s[v]), bias[v]);
+      q[v] = _mm256_min_epi32(_mm256_max_epi32(q[v], vlo), vhi);
+    }
+    if constexpr (kAdd && kVectors == 2) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out), add16(q[0], q[1], res, terms));
+    } else {
+      for (size_t v = 0; v < kVectors; ++v) {
+        if constexpr (kAdd) q[v] = add8(q[v], res + 8 * v, terms);
+        const __m128i bytes =
+            _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(q[v], pick_dwords), join_halves));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 8 * v), bytes);
+      }
+    }
+    if constexpr (kAdd) res += r->ldr;
   }
 }
 
@@ -123,13 +236,25 @@ bool requantize32_ok8(size_t n, const RequantizeParams& p) {
   return _mm256_movemask_epi8(ok) == -1 && requantize32_ok(c, n, p);
 }
 
+// The requantizer for these channels: the fixed forms for 8 and 16 in 32-bit lanes, else rows of any length.
+template <bool kAdd>
+void s8_any(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, const ResidualAddParams* r,
+            int8_t* out, size_t ldo) {
+  if (!requantize32_ok8(n, p)) return s8_rows<false, kAdd>(m, n, y, ldy, p, r, out, ldo);
+  if (n == 16) return s8_rows_fixed32<2, kAdd>(m, y, ldy, p, r, out, ldo);
+  if (n == 8) return s8_rows_fixed32<1, kAdd>(m, y, ldy, p, r, out, ldo);
+  s8_rows<true, kAdd>(m, n, y, ldy, p, r, out, ldo);
+}
+
 }  // namespace
 
 void output_s8(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out, size_t ldo) {
-  if (requantize32_ok8(n, p))
-    s8_rows<true>(m, n, y, ldy, p, out, ldo);
-  else
-    s8_rows<false>(m, n, y, ldy, p, out, ldo);
+  s8_any<false>(m, n, y, ldy, p, nullptr, out, ldo);
+}
+
+void output_s8_add(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p,
+                   const ResidualAddParams& r, int8_t* out, size_t ldo) {
+  s8_any<true>(m, n, y, ldy, p, &r, out, ldo);
 }
 
 void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out) {

@@ -30,10 +30,18 @@ void output_f32(size_t n, const int32_t* y, const OutputF32Params& p, float* out
 
 namespace {
 
-// output_s8 with the lane width fixed per call: k32, SQDMULH and SRSHL by 31 - shift in 32-bit lanes
-// (requantize32_ok in kernels.h has the proof); else 64-bit products.
-template <bool k32>
-void s8_rows(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out, size_t ldo) {
+// r32(d, mult, shift) on 4 lanes with |d| <= 255 (eltwise/kernels.h): x = d * 2^22 (|x| < 2^30, so
+// vqdmulh never saturates) gives floor(2 * x * mult / 2^32) = floor(d * mult / 2^9), and the
+// rounding shift right adds 2^(shift - 1) before shifting in wider precision: the contract.
+inline int32x4_t rescale32_4(int32x4_t d, int32_t mult, int32x4_t neg_shift) {
+  return vrshlq_s32(vqdmulhq_n_s32(vshlq_n_s32(d, 22), mult), neg_shift);
+}
+
+// output_s8 (and with kAdd output_s8_add) with the lane width fixed per call: k32, SQDMULH and
+// SRSHL by 31 - shift in 32-bit lanes (requantize32_ok in kernels.h has the proof); else 64-bit products.
+template <bool k32, bool kAdd>
+void s8_rows(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, const ResidualAddParams* r,
+             int8_t* out, size_t ldo) {
   const int32x4_t vlo = vdupq_n_s32(p.lo);
   const int32x4_t vhi = vdupq_n_s32(p.hi);
   // Local copies: a store to out could alias p, so its pointers would be reloaded after each one.
@@ -60,17 +68,40 @@ void s8_rows(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeP
     }
     return vbslq_s32(vcltq_s32(vv, vlo), vlo, vbslq_s32(vcgtq_s32(vv, vhi), vhi, vv));
   };
+  // The residual add's constants.
+  const ResidualAddParams add = kAdd ? *r : kNoResidualAdd;
+  const int32x4_t self_zero = vdupq_n_s32(add.self.zero), res_zero = vdupq_n_s32(add.res.zero);
+  const int32x4_t self_neg_shift = vdupq_n_s32(-add.self.shift), res_neg_shift = vdupq_n_s32(-add.res.shift);
+  const int32x4_t out_zero = vdupq_n_s32(add.out_zero), add_lo = vdupq_n_s32(add.lo), add_hi = vdupq_n_s32(add.hi);
+  const uint8x8_t res_mask = vdup_n_u8(add.res.mask);
+  const uint8_t* res = add.residual;
+  // requantize_add_value on 4 lanes: v the requantized values, u the residual's unsigned readings.
+  auto add4 = [&](int32x4_t v, uint16x4_t u) {
+    const int32x4_t a = rescale32_4(vsubq_s32(v, self_zero), add.self.mult, self_neg_shift);
+    const int32x4_t b =
+        rescale32_4(vsubq_s32(vreinterpretq_s32_u32(vmovl_u16(u)), res_zero), add.res.mult, res_neg_shift);
+    const int32x4_t sum = vaddq_s32(vaddq_s32(a, b), out_zero);
+    return vminq_s32(vmaxq_s32(sum, add_lo), add_hi);
+  };
   const int16x8_t vbase = vdupq_n_s16(k32 ? 31 : 0);  // SQDMULH has already shifted by 31
   for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
     size_t c = 0;
     for (; c + 8 <= n; c += 8) {
       const int16x8_t vnegshift = vsubq_s16(vbase, vreinterpretq_s16_u16(vmovl_u8(vld1_u8(shift + c))));
-      const int16x8_t vout_01234567 =
-          vcombine_s16(vmovn_s32(rescale4(y + c, c, vmovl_s16(vget_low_s16(vnegshift)))),
-                       vmovn_s32(rescale4(y + c + 4, c + 4, vmovl_s16(vget_high_s16(vnegshift)))));
-      vst1_s8(out + c, vmovn_s16(vout_01234567));
+      int32x4_t v0 = rescale4(y + c, c, vmovl_s16(vget_low_s16(vnegshift)));
+      int32x4_t v1 = rescale4(y + c + 4, c + 4, vmovl_s16(vget_high_s16(vnegshift)));
+      if constexpr (kAdd) {
+        const uint16x8_t u = vmovl_u8(veor_u8(vld1_u8(res + c), res_mask));
+        v0 = add4(v0, vget_low_u16(u));
+        v1 = add4(v1, vget_high_u16(u));
+      }
+      vst1_s8(out + c, vmovn_s16(vcombine_s16(vmovn_s32(v0), vmovn_s32(v1))));
     }
-    for (; c < n; ++c) out[c] = static_cast<int8_t>(requantize_value(y[c], mult[c], shift[c], bias[c], p.lo, p.hi));
+    for (; c < n; ++c) {
+      const int32_t v = requantize_value(y[c], mult[c], shift[c], bias[c], p.lo, p.hi);
+      out[c] = kAdd ? requantize_add_value(v, res[c], add) : static_cast<int8_t>(v);
+    }
+    if constexpr (kAdd) res += add.ldr;
   }
 }
 
@@ -94,9 +125,17 @@ bool requantize32_ok8(size_t n, const RequantizeParams& p) {
 
 void output_s8(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p, int8_t* out, size_t ldo) {
   if (requantize32_ok8(n, p))
-    s8_rows<true>(m, n, y, ldy, p, out, ldo);
+    s8_rows<true, false>(m, n, y, ldy, p, nullptr, out, ldo);
   else
-    s8_rows<false>(m, n, y, ldy, p, out, ldo);
+    s8_rows<false, false>(m, n, y, ldy, p, nullptr, out, ldo);
+}
+
+void output_s8_add(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p,
+                   const ResidualAddParams& r, int8_t* out, size_t ldo) {
+  if (requantize32_ok8(n, p))
+    s8_rows<true, true>(m, n, y, ldy, p, &r, out, ldo);
+  else
+    s8_rows<false, true>(m, n, y, ldy, p, &r, out, ldo);
 }
 
 void output_b1(size_t n, const int32_t* y, const OutputB1Params& p, uint64_t* out) {

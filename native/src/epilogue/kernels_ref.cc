@@ -54,3 +54,22 @@ void output_f32_fused(size_t m, size_t n, const int32_t* y, size_t ldy, const Ou
 }
 
 }  // namespace lowbit::ref
+
+namespace lowbit::ref {
+
+// The two operators one after the other: output_s8's byte, then qadd's value of it and the residual.
+void output_s8_add(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p,
+                   const ResidualAddParams& r, int8_t* out, size_t ldo) {
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo) {
+    const uint8_t* res = r.residual + i * r.ldr;
+    for (size_t c = 0; c < n; ++c) {
+      const int32_t v = requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi);
+      const int32_t a = rescale32(v - r.self.zero, r.self.mult, r.self.shift);
+      const int32_t b = rescale32((res[c] ^ r.res.mask) - r.res.zero, r.res.mult, r.res.shift);
+      const int32_t sum = a + b + r.out_zero;
+      out[c] = static_cast<int8_t>(static_cast<uint8_t>(sum < r.lo ? r.lo : (sum > r.hi ? r.hi : sum)));
+    }
+  }
+}
+
+}  // namespace lowbit::ref

@@ -51,3 +51,29 @@ void output_f32_fused(size_t m, size_t n, const int32_t* y, size_t ldy, const Ou
 }
 
 }  // namespace lowbit::scalar
+
+namespace lowbit::scalar {
+
+void output_s8_add(size_t m, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p,
+                   const ResidualAddParams& r, int8_t* out, size_t ldo) {
+  const uint8_t* res = r.residual;
+  if (m * n < 1024) {
+    for (size_t i = 0; i < m; ++i, y += ldy, out += ldo, res += r.ldr)
+      for (size_t c = 0; c < n; ++c)
+        out[c] = requantize_add_value(requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi), res[c], r);
+    return;
+  }
+  // Both terms are functions of 8-bit values: tables of them (as the scalar qadd builds), the
+  // add's zero point folded into the conv value's, which is indexed by v - lo (v in [lo, hi]).
+  int32_t self[256], other[256];
+  for (int32_t v = p.lo; v <= p.hi; ++v)
+    self[v - p.lo] = rescale32(v - r.self.zero, r.self.mult, r.self.shift) + r.out_zero;
+  for (int x = 0; x < 256; ++x) other[x] = qadd_term(static_cast<uint8_t>(x), r.res);
+  for (size_t i = 0; i < m; ++i, y += ldy, out += ldo, res += r.ldr)
+    for (size_t c = 0; c < n; ++c) {
+      const int32_t v = requantize_value(y[c], p.mult[c], p.shift[c], p.bias[c], p.lo, p.hi);
+      out[c] = static_cast<int8_t>(clamp_low_byte(self[v - p.lo] + other[res[c]], r.lo, r.hi));
+    }
+}
+
+}  // namespace lowbit::scalar

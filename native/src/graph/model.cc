@@ -12,6 +12,7 @@
 
 #include "common/checked_math.h"
 #include "graph/container.h"
+#include "graph/fusion.h"
 #include "graph/graph.h"
 #include "graph/json.h"
 #include "graph/memory_plan.h"
@@ -346,10 +347,11 @@ std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size) {
   g.inputs = read_io(root.get("inputs"), g.tensors);
   g.outputs = read_io(root.get("outputs"), g.tensors);
   const json::Value nodes = root.get("nodes");
-  const std::vector<int64_t> writer = read_nodes(nodes, sections, g);
+  std::vector<int64_t> writer = read_nodes(nodes, sections, g);
   for (size_t i = 0; i < g.outputs.size(); ++i)
     if (writer[g.outputs[i].tensor] < 0)
       root.get("outputs")[i].get("tensor").fail(tensor_label(g, g.outputs[i].tensor) + " is not written by any node");
+  fuse_residual_adds(g, writer);
 
   // Arena buffers: each tensor from the node that writes it to the last node that reads it; the
   // caller's inputs and outputs stay out; a node's scratch lives during that node only.

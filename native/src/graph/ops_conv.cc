@@ -4,8 +4,11 @@
 #include <cmath>
 
 #include "common/checked_math.h"
+#include "eltwise/kernels.h"
 #include "graph/elementwise.h"
+#include "graph/fusion.h"
 #include "graph/node_builder.h"
+#include "integer/qconv_add.h"
 #include "lowbit/mst.h"
 #include "lowbit/qconv.h"
 
@@ -52,11 +55,16 @@ class QConvNode : public Node {
   std::shared_ptr<QConv2dWeights> weights;
   QInput input;
   OwnedQEpilogue epilogue;
+  bool fused_add = false;  // fuse_residual_add: inputs[1] the residual, the output the add's
+  ResidualAddParams add{};
 
   void run(const RunBuffers& b) const override {
     if (geo.dense) return qdense(in(b), b.batch, geo.in_c, *weights, input, epilogue.view(), out(b));
     const Conv2dShape s = qconv2d_shape(b.batch, geo.in_h, geo.in_w, geo.in_c, *weights, geo.params);
-    qconv2d(in(b), s, *weights, geo.params, input, epilogue.view(), out(b));
+    if (!fused_add) return qconv2d(in(b), s, *weights, geo.params, input, epilogue.view(), out(b));
+    ResidualAddParams r = add;
+    r.residual = in(b, 1);
+    qconv2d_add(in(b), s, *weights, geo.params, input, epilogue.view(), r, out(b));
   }
 };
 
@@ -118,6 +126,33 @@ std::unique_ptr<Node> build_qconv(const NodeBuilder& b, bool dense) {
   validate_qepilogue(e.view(), *node->weights, node->input);
   return node;
 }
+
+}  // namespace
+
+bool fuse_residual_add(Node& node, const QAddNodeInfo& a, int self_side) {
+  auto* conv = dynamic_cast<QConvNode*>(&node);
+  if (!conv || conv->geo.dense || conv->fused_add || !conv->epilogue.requantize) return false;
+  const OwnedQEpilogue& e = conv->epilogue;
+  const bool self_signed = self_side == 0 ? a.a_signed : a.b_signed;
+  const bool res_signed = self_side == 0 ? a.b_signed : a.a_signed;
+  const QuantParams &qs = self_side == 0 ? a.a : a.b, &qr = self_side == 0 ? a.b : a.a;
+  if (self_signed != e.out_signed || qs.zero_point != e.zero_point) return false;  // one tensor: always equal
+  // The dyadic pairs exactly as qadd computes them (lowbit/qops.h); the add's load checked they exist.
+  const Dyadic ds = to_dyadic(qs.scale / a.out.q.scale), dr = to_dyadic(qr.scale / a.out.q.scale);
+  ResidualAddParams p{};
+  if (!qadd_term_for(self_signed, qs.zero_point, ds.multiplier, ds.shift, &p.self) ||
+      !qadd_term_for(res_signed, qr.zero_point, dr.multiplier, dr.shift, &p.res))
+    return false;
+  // The requantizer's value v is read as its own type: v - z_self = (byte ^ mask) - (z_self as read through mask).
+  p.self.zero = qs.zero_point, p.self.mask = 0;
+  p.out_zero = a.out.q.zero_point, p.lo = a.out.lo, p.hi = a.out.hi;
+  validate_residual_add(p, e.out_signed);
+  conv->add = p;
+  conv->fused_add = true;
+  return true;
+}
+
+namespace {
 
 // ---- bconv2d / bdense ---------------------------------------------------------------------------
 

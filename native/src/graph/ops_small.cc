@@ -7,6 +7,7 @@
 
 #include "graph/elementwise.h"
 #include "graph/elementwise_f32.h"
+#include "graph/fusion.h"
 #include "graph/node_builder.h"
 #include "lowbit/qops.h"
 #include "lowbit/quantize.h"
@@ -375,6 +376,17 @@ class AddF32Node : public Node {
       clamp_f32(as_f32(in(b)), b.batch * elements, lo, hi, as_f32(out(b)));
   }
 };
+
+}  // namespace
+
+bool qadd_node_info(const Node& node, QAddNodeInfo* info) {
+  const auto* add = dynamic_cast<const AddNode*>(&node);
+  if (!add) return false;
+  *info = QAddNodeInfo{add->a_signed, add->b_signed, add->a_q, add->b_q, add->out_q};
+  return true;
+}
+
+namespace {
 
 // The f32 form of add (two inputs) and clamp (one, `clamp` required).
 std::unique_ptr<Node> build_f32_add_or_clamp(const NodeBuilder& b) {

@@ -14,6 +14,7 @@
 #include "common/checked_math.h"
 #include "common/conv_taps.h"
 #include "cpu/dispatch.h"
+#include "integer/qconv_add.h"
 #include "lowbit/error.h"
 #include "lowbit/runtime.h"
 #include "runtime/thread_pool.h"
@@ -57,8 +58,10 @@ struct Plan {
   const Conv2dParams& p;
   const QEpilogue& e;
   const IntegerKernels& k;
-  OutputS8Fn rescale = nullptr;   // the requantizer (epilogue/kernels.h)
-  const int32_t* bias = nullptr;  // folded, per output channel
+  OutputS8Fn rescale = nullptr;  // the requantizer (epilogue/kernels.h)
+  OutputS8AddFn rescale_add = nullptr;
+  const ResidualAddParams* add = nullptr;  // a fused residual add, its residual at the output's offsets
+  const int32_t* bias = nullptr;           // folded, per output channel
   const int32_t* out_zero = nullptr;
   uint8_t mask = 0, pad_byte = 0;
   size_t pixels = 0, tile = 0, panels = 0, chunk = 0, chunks = 0, oc_per_group = 0;
@@ -68,6 +71,18 @@ struct Plan {
   Q8GemmRunsFn runs = nullptr;
   const uint8_t* pad_run = nullptr;  // kernel_w * in_c bytes of the input zero point
 };
+
+// The requantizer on `rows` output pixels of n channels, the first at output offset `at` (rows
+// out_c apart), with the fused residual add when there is one (its residual in the output's layout).
+void requantize_rows(const Plan& plan, size_t rows, size_t n, const int32_t* y, size_t ldy, const RequantizeParams& p,
+                     void* output, size_t at) {
+  const size_t out_c = plan.s.out_c;
+  int8_t* out = static_cast<int8_t*>(output) + at;
+  if (!plan.add) return plan.rescale(rows, n, y, ldy, p, out, out_c);
+  ResidualAddParams r = *plan.add;
+  r.residual += at, r.ldr = out_c;
+  plan.rescale_add(rows, n, y, ldy, p, r, out, out_c);
+}
 
 // y[i * ldy + j] += bias, then the epilogue, for n channels starting at c0 of `rows` consecutive
 // output pixels from `pixel` on (one requantizer call for them all).
@@ -84,7 +99,7 @@ void finish_rows(const Plan& plan, int32_t* y, size_t ldy, size_t rows, size_t p
     return;
   }
   const RequantizeParams p{plan.e.mult + c0, plan.e.shift + c0, plan.out_zero + c0, plan.e.lo, plan.e.hi};
-  plan.rescale(rows, n, y, ldy, p, static_cast<int8_t*>(output) + at, out_c);
+  requantize_rows(plan, rows, n, y, ldy, p, output, at);
 }
 
 // Copies n bytes; the runs of small-channel layers (3 bytes for a 3x3 tap row of one channel) are
@@ -236,7 +251,7 @@ void depthwise_row(const Plan& plan, const uint8_t* input, size_t c, const uint8
   sc.acc.resize(s.out_w * c);
   plan.k.q8_dw(c, taps, s.out_w, sc.pointers.data(), plan.mask, w, plan.bias, sc.acc.data());
   const RequantizeParams p{plan.e.mult, plan.e.shift, plan.out_zero, plan.e.lo, plan.e.hi};
-  plan.rescale(s.out_w, c, sc.acc.data(), c, p, static_cast<int8_t*>(output) + at, c);
+  requantize_rows(plan, s.out_w, c, sc.acc.data(), c, p, output, at);
 }
 
 // One output row (n, oh) of a one-group conv with a short reduction (k <= kQSmallK): per pixel the
@@ -281,7 +296,7 @@ void small_k_row(const Plan& plan, const uint8_t* input, const int32_t* bias, co
   plan.k.q16_small_k(w.k, oc, s.out_w, sc.small_k.data(), kQSmallK, w.small_k.data(), w.small_k_stride, bias, y);
   if (!plan.e.requantize) return;
   const RequantizeParams p{plan.e.mult, plan.e.shift, plan.out_zero, plan.e.lo, plan.e.hi};
-  plan.rescale(s.out_w, oc, sc.acc.data(), oc, p, static_cast<int8_t*>(output) + at, oc);
+  requantize_rows(plan, s.out_w, oc, sc.acc.data(), oc, p, output, at);
 }
 
 }  // namespace
@@ -399,8 +414,10 @@ Conv2dShape qconv2d_shape(size_t batch, size_t in_h, size_t in_w, size_t in_c, c
   return s;
 }
 
-void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w, const Conv2dParams& p,
-             const QInput& in, const QEpilogue& e, void* output) {
+namespace {
+
+void run_qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w, const Conv2dParams& p,
+                 const QInput& in, const QEpilogue& e, const ResidualAddParams* add, void* output) {
   validate_qepilogue(e, w, in);
   const std::vector<int32_t> bias = fold_bias(w, in, e.bias);
   const std::vector<int32_t> out_zero(w.out_channels, e.zero_point);
@@ -409,6 +426,8 @@ void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w
   const Isa isa = active_isa();
   Plan plan(s, w, p, e, integer_kernels_for(isa));
   plan.rescale = output_kernels_for(isa).output_s8;
+  plan.rescale_add = output_kernels_for(isa).output_s8_add;
+  plan.add = add;
   plan.bias = bias.data();
   plan.out_zero = out_zero.data();
   plan.mask = input_mask(in);
@@ -462,6 +481,33 @@ void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w
   }
   plan.chunks = (plan.panels + plan.chunk - 1) / plan.chunk;
   parallel_for(tiles * plan.chunks, [&](size_t task) { run_task(plan, input, task, output); });
+}
+
+}  // namespace
+
+void qconv2d(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w, const Conv2dParams& p,
+             const QInput& in, const QEpilogue& e, void* output) {
+  run_qconv2d(input, s, w, p, in, e, nullptr, output);
+}
+
+void validate_residual_add(const ResidualAddParams& r, bool out_signed) {
+  // |v - self.zero| <= 255 and |(r ^ mask) - res.zero| <= 255, which the kernels' 32-bit form needs.
+  const int32_t min = out_signed ? -128 : 0, max = out_signed ? 127 : 255;
+  if (r.self.zero < min || r.self.zero > max || r.res.zero < 0 || r.res.zero > 255 ||
+      (r.res.mask != 0 && r.res.mask != 0x80))
+    fail(ErrorKind::Range, "residual add: a zero point outside its type's range");
+  for (const QAddTerm* t : {&r.self, &r.res})
+    if (t->shift < 1 || t->shift > 30 || t->mult == INT32_MIN)
+      fail(ErrorKind::Range, "residual add: a rescale outside the 32-bit form (shift in [1, 30], mult != -2^31)");
+  if (r.lo > r.hi || r.lo < -128 || r.hi > 255 || r.out_zero < -255 || r.out_zero > 255)
+    fail(ErrorKind::Range, "residual add: clamp or zero point outside [-128, 255]");
+}
+
+void qconv2d_add(const uint8_t* input, const Conv2dShape& s, const QConv2dWeights& w, const Conv2dParams& p,
+                 const QInput& in, const QEpilogue& e, const ResidualAddParams& add, void* output) {
+  if (!e.requantize) fail(ErrorKind::Type, "residual add: needs an 8-bit output");
+  validate_residual_add(add, e.out_signed);
+  run_qconv2d(input, s, w, p, in, e, &add, output);
 }
 
 Conv2dShape qdense_shape(size_t rows, size_t in_c, const QConv2dWeights& w) {
