@@ -77,12 +77,40 @@ Napi::Value GptqRound(const Napi::CallbackInfo& info) {
   });
 }
 
+// referenceConv(x: Float32Array, [n, c, h, w], weight: Float32Array, [oc, c / groups, kh, kw],
+//   bias: Float32Array | null, [stride h, w], [dilation h, w], [pads top, left, bottom, right], groups)
+//   -> Float32Array [n, oc, oh, ow]: the converter's float64-accumulating reference conv
+Napi::Value ReferenceConv(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const auto xd = uint_array(info[1], "xDims", 4), wd = uint_array(info[3], "weightDims", 4);
+    const auto stride = uint_array(info[5], "stride", 2), dil = uint_array(info[6], "dilation", 2);
+    const auto pads = uint_array(info[7], "pads", 4);
+    RefConvShape s{xd[0],     xd[1],     xd[2],  xd[3],  wd[0],   wd[2],   wd[3],   uint_arg(info[8], "groups"),
+                   stride[0], stride[1], dil[0], dil[1], pads[0], pads[1], pads[2], pads[3]};
+    if (s.groups == 0 || wd[1] == 0 ||
+        size_product(env, {wd[1], s.groups}, "weight channels x groups overflows") != s.c)
+      throw_error(env, ErrorKind::Shape,
+                  "weightDims: " + std::to_string(wd[1]) + " input channels per group x " + std::to_string(s.groups) +
+                      " groups do not make the input's " + std::to_string(s.c));
+    const auto [oh, ow] = reference_conv_output(s);
+    auto x = floats(info, 0, "x", size_product(env, {xd[0], xd[1], xd[2], xd[3]}, "xDims overflow"));
+    auto w = floats(info, 2, "weight", size_product(env, {wd[0], wd[1], wd[2], wd[3]}, "weightDims overflow"));
+    const float* bias = nullptr;
+    if (!info[4].IsNull() && !info[4].IsUndefined()) bias = floats(info, 4, "bias", s.oc).data;
+    auto out = Napi::Float32Array::New(env, size_product(env, {s.n, s.oc, oh, ow}, "output overflows"));
+    reference_conv(s, x.data, w.data, bias, out.Data());
+    return out;
+  });
+}
+
 }  // namespace
 
 void init_ptq_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("gramAccumulate", Napi::Function::New(env, GramAccumulate, "gramAccumulate"));
   exports.Set("cholesky", Napi::Function::New(env, Cholesky, "cholesky"));
   exports.Set("compensatedRound", Napi::Function::New(env, CompensatedRound, "compensatedRound"));
+  exports.Set("referenceConv", Napi::Function::New(env, ReferenceConv, "referenceConv"));
   exports.Set("gptqRound", Napi::Function::New(env, GptqRound, "gptqRound"));
 }
 

@@ -157,6 +157,18 @@ export interface NativeBinding {
     qmax: number,
     l: Float32Array,
   ): Int8Array;
+  /** the converter's float reference conv (lowbit/ptq.h), bit for bit that of lib/onnx/ops/linear.ts */
+  referenceConv(
+    x: Float32Array,
+    xDims: readonly number[],
+    weight: Float32Array,
+    weightDims: readonly number[],
+    bias: Float32Array | null,
+    stride: readonly number[],
+    dilation: readonly number[],
+    pads: readonly number[],
+    groups: number,
+  ): Float32Array;
   /** GPTQ rounding of w (rows x k) against the Gram matrix h; null when h cannot be factored */
   gptqRound(
     h: Float32Array,
