@@ -124,7 +124,7 @@ describe('native rounding kernels against float64 references', () => {
     }
   });
 
-  it.each([1, 2, 7, 16, 64, 65, 130])('cholesky of a positive definite matrix of order %i', (k) => {
+  it.each([1, 2, 7, 16, 64, 65, 130, 301])('cholesky of a positive definite matrix of order %i', (k) => {
     const rng = rngFor(SEED, `cholesky ${k}`);
     const x = correlated(rng, 2 * k + 3, k);
     const a = gramRef(x, 2 * k + 3, k);
