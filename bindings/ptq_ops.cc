@@ -45,6 +45,13 @@ size_t qmax_arg(const Napi::CallbackInfo& info, size_t index) {
   return qmax;
 }
 
+double damp_arg(const Napi::CallbackInfo& info, size_t index) {
+  if (!info[index].IsNumber()) throw_error(info.Env(), ErrorKind::Type, "damp: expected a number");
+  const double damp = info[index].As<Napi::Number>().DoubleValue();
+  if (!(damp >= 0 && damp < 1e6)) throw_error(info.Env(), ErrorKind::Range, "damp: expected a number >= 0");
+  return damp;
+}
+
 // compensatedRound(w: Float32Array rows*k, rows, k, scales: Float32Array rows, qmax, l: Float32Array k*k) -> Int8Array
 Napi::Value CompensatedRound(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -67,13 +74,56 @@ Napi::Value GptqRound(const Napi::CallbackInfo& info) {
     const size_t count = size_product(info.Env(), {rows, k}, "rows x k overflows");
     auto w = floats(info, 2, "w", count);
     auto scales = floats(info, 4, "scales", rows);
-    if (!info[6].IsNumber()) throw_error(info.Env(), ErrorKind::Type, "damp: expected a number");
-    const double damp = info[6].As<Napi::Number>().DoubleValue();
-    if (!(damp >= 0 && damp < 1e6)) throw_error(info.Env(), ErrorKind::Range, "damp: expected a number >= 0");
+    const double damp = damp_arg(info, 6);
     auto out = Napi::Int8Array::New(info.Env(), count);
     const bool ok = gptq_round(h.data, k, w.data, rows, scales.data, static_cast<int>(qmax), static_cast<float>(damp),
                                info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value(), out.Data());
     return ok ? Napi::Value(out) : info.Env().Null();
+  });
+}
+
+// gptqFactor(h: Float32Array k*k, k, damp, actOrder) -> { l: Float32Array k*k, perm: Uint32Array k } | null
+Napi::Value GptqFactor(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const size_t k = uint_arg(info[1], "k");
+    const size_t kk = size_product(env, {k, k}, "k x k overflows");
+    auto h = floats(info, 0, "h", kk);
+    const double damp = damp_arg(info, 2);
+    auto l = Napi::Float32Array::New(env, kk);
+    auto perm = Napi::Uint32Array::New(env, k);
+    if (k > UINT32_MAX ||
+        !gptq_factor(h.data, k, static_cast<float>(damp), info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value(),
+                     l.Data(), perm.Data()))
+      return env.Null();
+    auto out = Napi::Object::New(env);
+    out.Set("l", l);
+    out.Set("perm", perm);
+    return out;
+  });
+}
+
+// gptqRoundFactored(l: Float32Array k*k, perm: Uint32Array k, k, w: Float32Array rows*k, rows, scales, qmax) ->
+// Int8Array
+Napi::Value GptqRoundFactored(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const size_t k = uint_arg(info[2], "k"), rows = uint_arg(info[4], "rows"), qmax = qmax_arg(info, 6);
+    auto l = floats(info, 0, "l", size_product(env, {k, k}, "k x k overflows"));
+    auto perm = typed_array<uint32_t>(info[1], napi_uint32_array, "perm");
+    if (perm.length != k) throw_error(env, ErrorKind::Shape, "perm: expected " + std::to_string(k) + " values");
+    std::vector<bool> seen(k, false);
+    for (size_t a = 0; a < k; ++a) {
+      if (perm.data[a] >= k || seen[perm.data[a]])
+        throw_error(env, ErrorKind::Range, "perm: expected a permutation of 0 .. k - 1");
+      seen[perm.data[a]] = true;
+    }
+    const size_t count = size_product(env, {rows, k}, "rows x k overflows");
+    auto w = floats(info, 3, "w", count);
+    auto scales = floats(info, 5, "scales", rows);
+    auto out = Napi::Int8Array::New(env, count);
+    gptq_round_factored(l.data, perm.data, k, w.data, rows, scales.data, static_cast<int>(qmax), out.Data());
+    return out;
   });
 }
 
@@ -110,6 +160,8 @@ void init_ptq_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("gramAccumulate", Napi::Function::New(env, GramAccumulate, "gramAccumulate"));
   exports.Set("cholesky", Napi::Function::New(env, Cholesky, "cholesky"));
   exports.Set("compensatedRound", Napi::Function::New(env, CompensatedRound, "compensatedRound"));
+  exports.Set("gptqFactor", Napi::Function::New(env, GptqFactor, "gptqFactor"));
+  exports.Set("gptqRoundFactored", Napi::Function::New(env, GptqRoundFactored, "gptqRoundFactored"));
   exports.Set("referenceConv", Napi::Function::New(env, ReferenceConv, "referenceConv"));
   exports.Set("gptqRound", Napi::Function::New(env, GptqRound, "gptqRound"));
 }

@@ -169,6 +169,23 @@ export interface NativeBinding {
     pads: readonly number[],
     groups: number,
   ): Float32Array;
+  /** gptqRound's factor of h (lowbit/ptq.h gptq_factor): l (k x k) and the column order; null when h cannot be factored */
+  gptqFactor(
+    h: Float32Array,
+    k: number,
+    damp: number,
+    actOrder: boolean,
+  ): { l: Float32Array; perm: Uint32Array } | null;
+  /** gptqRound of w (rows x k) with a factor from gptqFactor */
+  gptqRoundFactored(
+    l: Float32Array,
+    perm: Uint32Array,
+    k: number,
+    w: Float32Array,
+    rows: number,
+    scales: Float32Array,
+    qmax: number,
+  ): Int8Array;
   /** GPTQ rounding of w (rows x k) against the Gram matrix h; null when h cannot be factored */
   gptqRound(
     h: Float32Array,

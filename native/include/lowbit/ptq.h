@@ -26,10 +26,19 @@ bool cholesky_lower(float* a, size_t k);
 // which is GPTQ's error compensation (Frantar et al. 2023) with H = L L^T, in reverse column order.
 void compensated_round(const float* w, size_t rows, size_t k, const float* scales, int qmax, const float* l, int8_t* q);
 
+// The factor of the whole rounding below, which depends only on h (a layer rounded at several bits
+// factors once): l (k x k) the lower Cholesky factor of the damped h with rows and columns permuted
+// by perm (k; position a holds column perm[a]). Returns false when h has no positive diagonal or
+// cannot be factored.
+bool gptq_factor(const float* h, size_t k, float damp, bool act_order, float* l, uint32_t* perm);
+// compensated_round of w's columns in perm's order against that factor; q in w's column order.
+void gptq_round_factored(const float* l, const uint32_t* perm, size_t k, const float* w, size_t rows,
+                         const float* scales, int qmax, int8_t* q);
+
 // The whole rounding: h (k x k Gram matrix) plus damp * mean(diag h) on its diagonal (raised tenfold
 // up to three times while the factorization fails), columns permuted so those with the largest
 // diagonal are rounded first (act_order), then compensated_round. Returns false (q untouched) when
-// h has no positive diagonal or cannot be factored.
+// h has no positive diagonal or cannot be factored. gptq_factor, then gptq_round_factored.
 bool gptq_round(const float* h, size_t k, const float* w, size_t rows, const float* scales, int qmax, float damp,
                 bool act_order, int8_t* q);
 

@@ -183,33 +183,42 @@ void compensated_round(const float* w, size_t rows, size_t k, const float* scale
   }
 }
 
-bool gptq_round(const float* h, size_t k, const float* w, size_t rows, const float* scales, int qmax, float damp,
-                bool act_order, int8_t* q) {
+bool gptq_factor(const float* h, size_t k, float damp, bool act_order, float* l, uint32_t* perm) {
   if (k == 0) return false;
   double mean = 0;
   for (size_t i = 0; i < k; ++i) mean += h[i * k + i];
   mean /= static_cast<double>(k);
   if (!(mean > 0) || !std::isfinite(mean)) return false;
   // Rounded from the last position to the first: ascending diagonal puts the largest first.
-  std::vector<size_t> perm(k);
-  std::iota(perm.begin(), perm.end(), size_t{0});
-  if (act_order)
-    std::stable_sort(perm.begin(), perm.end(), [&](size_t x, size_t y) { return h[x * k + x] < h[y * k + y]; });
-  std::vector<float> l(k * k), wp(rows * k);
-  for (size_t o = 0; o < rows; ++o)
-    for (size_t a = 0; a < k; ++a) wp[o * k + a] = w[o * k + perm[a]];
-  bool factored = false;
-  for (int attempt = 0; attempt < 4 && !factored; ++attempt) {
+  std::iota(perm, perm + k, uint32_t{0});
+  if (act_order) std::stable_sort(perm, perm + k, [&](size_t x, size_t y) { return h[x * k + x] < h[y * k + y]; });
+  std::fill(l, l + k * k, 0.0f);
+  for (int attempt = 0; attempt < 4; ++attempt) {
     const float add = static_cast<float>(mean * damp * std::pow(10.0, attempt));
     for (size_t a = 0; a < k; ++a)
-      for (size_t b = 0; b <= a; ++b) l[a * k + b] = h[perm[a] * k + perm[b]] + (a == b ? add : 0.0f);
-    factored = cholesky_lower(l.data(), k);
+      for (size_t b = 0; b <= a; ++b) l[a * k + b] = h[size_t{perm[a]} * k + perm[b]] + (a == b ? add : 0.0f);
+    if (cholesky_lower(l, k)) return true;
   }
-  if (!factored) return false;
+  return false;
+}
+
+void gptq_round_factored(const float* l, const uint32_t* perm, size_t k, const float* w, size_t rows,
+                         const float* scales, int qmax, int8_t* q) {
+  std::vector<float> wp(rows * k);
+  for (size_t o = 0; o < rows; ++o)
+    for (size_t a = 0; a < k; ++a) wp[o * k + a] = w[o * k + perm[a]];
   std::vector<int8_t> qp(rows * k);
-  compensated_round(wp.data(), rows, k, scales, qmax, l.data(), qp.data());
+  compensated_round(wp.data(), rows, k, scales, qmax, l, qp.data());
   for (size_t o = 0; o < rows; ++o)
     for (size_t a = 0; a < k; ++a) q[o * k + perm[a]] = qp[o * k + a];
+}
+
+bool gptq_round(const float* h, size_t k, const float* w, size_t rows, const float* scales, int qmax, float damp,
+                bool act_order, int8_t* q) {
+  std::vector<float> l(k * k);
+  std::vector<uint32_t> perm(k);
+  if (!gptq_factor(h, k, damp, act_order, l.data(), perm.data())) return false;
+  gptq_round_factored(l.data(), perm.data(), k, w, rows, scales, qmax, q);
   return true;
 }
 
