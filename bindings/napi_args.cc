@@ -123,6 +123,7 @@ template ArrayArg<float> typed_array(Napi::Value, napi_typedarray_type, const ch
 template ArrayArg<int8_t> typed_array(Napi::Value, napi_typedarray_type, const char*);
 template ArrayArg<uint8_t> typed_array(Napi::Value, napi_typedarray_type, const char*);
 template ArrayArg<int32_t> typed_array(Napi::Value, napi_typedarray_type, const char*);
+template ArrayArg<uint32_t> typed_array(Napi::Value, napi_typedarray_type, const char*);
 template ArrayArg<uint64_t> typed_array(Napi::Value, napi_typedarray_type, const char*);
 
 template <typename T>

@@ -157,6 +157,35 @@ export interface NativeBinding {
     qmax: number,
     l: Float32Array,
   ): Int8Array;
+  /** the converter's float reference conv (lowbit/ptq.h), bit for bit that of lib/onnx/ops/linear.ts */
+  referenceConv(
+    x: Float32Array,
+    xDims: readonly number[],
+    weight: Float32Array,
+    weightDims: readonly number[],
+    bias: Float32Array | null,
+    stride: readonly number[],
+    dilation: readonly number[],
+    pads: readonly number[],
+    groups: number,
+  ): Float32Array;
+  /** gptqRound's factor of h (lowbit/ptq.h gptq_factor): l (k x k) and the column order; null when h cannot be factored */
+  gptqFactor(
+    h: Float32Array,
+    k: number,
+    damp: number,
+    actOrder: boolean,
+  ): { l: Float32Array; perm: Uint32Array } | null;
+  /** gptqRound of w (rows x k) with a factor from gptqFactor */
+  gptqRoundFactored(
+    l: Float32Array,
+    perm: Uint32Array,
+    k: number,
+    w: Float32Array,
+    rows: number,
+    scales: Float32Array,
+    qmax: number,
+  ): Int8Array;
   /** GPTQ rounding of w (rows x k) against the Gram matrix h; null when h cannot be factored */
   gptqRound(
     h: Float32Array,

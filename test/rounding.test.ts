@@ -124,7 +124,7 @@ describe('native rounding kernels against float64 references', () => {
     }
   });
 
-  it.each([1, 2, 7, 16, 64, 65, 130])('cholesky of a positive definite matrix of order %i', (k) => {
+  it.each([1, 2, 7, 16, 64, 65, 130, 301])('cholesky of a positive definite matrix of order %i', (k) => {
     const rng = rngFor(SEED, `cholesky ${k}`);
     const x = correlated(rng, 2 * k + 3, k);
     const a = gramRef(x, 2 * k + 3, k);
@@ -187,7 +187,21 @@ describe('GPTQ rounding lowers the layer output error', () => {
       const before = outputError(w, rtn.values, rtn.scales, rows, k, h);
       const after = outputError(w, q, rtn.scales, rows, k, h);
       expect(after).toBeLessThan(0.7 * before);
+      // The factor once, the rounding at both bits from it: the same values as gptqRound.
+      const f = native.gptqFactor(h, k, 0.01, true)!;
+      expect(native.gptqRoundFactored(f.l, f.perm, k, w, rows, rtn.scales, bits === 8 ? 127 : 7)).toEqual(q);
     }
+  });
+
+  it('gptqRoundFactored checks its column order', () => {
+    const l = Float32Array.from([1, 0, 0.5, 1]);
+    const w = new Float32Array(4);
+    const scales = new Float32Array([1, 1]);
+    expect(native.gptqRoundFactored(l, new Uint32Array([1, 0]), 2, w, 2, scales, 7)).toEqual(new Int8Array(4));
+    expect(() => native.gptqRoundFactored(l, new Uint32Array([1, 1]), 2, w, 2, scales, 7)).toThrow(/permutation/);
+    expect(() => native.gptqRoundFactored(l, new Uint32Array([0, 2]), 2, w, 2, scales, 7)).toThrow(/permutation/);
+    expect(() => native.gptqRoundFactored(l, new Uint32Array([0]), 2, w, 2, scales, 7)).toThrow(/perm/);
+    expect(native.gptqFactor(new Float32Array(9), 3, 0.01, true)).toBeNull();
   });
 
   it('gptqRound refuses a Gram matrix without a positive diagonal', () => {

@@ -138,7 +138,9 @@ export function convertOnnxSync(
       if (take > 0)
         for (const [name, t] of values) {
           if (!kept.has(name)) kept.set(name, []);
-          kept.get(name)!.push(t.data.slice(0, (t.data.length / n) * take));
+          // the whole batch without a copy (every tensor is a new array, the input a view of the
+          // caller's samples, none written later), else its first samples
+          kept.get(name)!.push(take === n ? t.data : t.data.slice(0, (t.data.length / n) * take));
         }
     },
   });

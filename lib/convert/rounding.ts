@@ -28,8 +28,10 @@ interface LayerStats {
   groups: number;
   /** reduction length per group */
   k: number;
-  /** per group: the Gram matrix of its input rows (k x k), or null past MAX_K */
+  /** per group: the Gram matrix of its input rows (k x k), or null past MAX_K; once the layer is
+   *  first rounded, its factor (the same for every bits) in its place: null where it fails */
   gram: (Float32Array | null)[];
+  factor?: ({ l: Float32Array; perm: Uint32Array } | null)[];
   /** per group: the sum of its input rows */
   sum: Float64Array[];
   rows: number;
@@ -127,12 +129,18 @@ export class LayerRounding {
     const og = w.out / s.groups,
       k = s.k;
     const corrected = Float32Array.from(bias);
+    // The layer's factor is computed on its first rounding (the column order of a flattened
+    // input is the same every time) and the Gram matrices dropped.
+    s.factor ??= s.gram.map((h) => (h ? native.gptqFactor(perm ? permuteSymmetric(h, perm) : h, k, DAMP, true) : null));
+    s.gram.fill(null);
     for (let g = 0; g < s.groups; ++g) {
-      const gram = s.gram[g] && perm ? permuteSymmetric(s.gram[g]!, perm) : s.gram[g];
+      const factor = s.factor[g];
       const mean = Float64Array.from({ length: k }, (_, i) => s.sum[g][perm ? perm[i] : i] / s.rows);
       const rows = w.data.subarray(g * og * k, (g + 1) * og * k);
       const scales = q.scales.subarray(g * og, (g + 1) * og);
-      const rounded = gram ? native.gptqRound(gram, k, rows, og, scales, weightQmax(bits), DAMP, true) : null;
+      const rounded = factor
+        ? native.gptqRoundFactored(factor.l, factor.perm, k, rows, og, scales, weightQmax(bits))
+        : null;
       if (rounded) q.values.set(rounded, g * og * k);
       for (let o = 0; o < og; ++o) {
         let shift = 0;

@@ -102,10 +102,15 @@ export function quantizeChannels(w: OhwiWeights, bits: QWeightBits): QuantizedWe
   const values = q.weights.data;
   const scales = q.scales;
   if (bits !== 4) return { bits, values, scales };
+  const quantize = (scale: number, v: number) => Math.max(-7, Math.min(7, roundHalfEven(v / scale)));
   for (let o = 0; o < w.out; ++o) {
     const row = w.data.subarray(o * k, (o + 1) * k);
-    const quantize = (scale: number, v: number) => Math.max(-7, Math.min(7, roundHalfEven(v / scale)));
-    const error = (scale: number) => row.reduce((sum, v) => sum + (v - quantize(scale, v) * scale) ** 2, 0);
+    // a plain loop: reduce() with closures took 5 s of a ResNet-18 conversion
+    const error = (scale: number) => {
+      let sum = 0;
+      for (let i = 0; i < k; ++i) sum += (row[i] - quantize(scale, row[i]) * scale) ** 2;
+      return sum;
+    };
     let best = scales[o],
       bestError = error(best);
     for (let r = 0.95; r >= 0.5; r -= 0.05) {

@@ -3,7 +3,8 @@
  * of hundreds of samples through it, and conversion error is measured against it.
  *
  * Numerics: tensors are Float32Array; sums (conv, dense, pools, softmax) accumulate in float64 (a
- * JavaScript number) and are rounded to float32 once when stored, so results can differ from an
+ * JavaScript number; conv and dense run natively, the same sums bit for bit: ops/linear.ts) and are
+ * rounded to float32 once when stored, so results can differ from an
  * all-float32 runtime in the last bits. `fakequant` follows ONNX QuantizeLinear / DequantizeLinear
  * in float32 (x / scale rounded to float32, then round half to even). `sign` is lowbit's: x >= 0
  * (zero, -0 and NaN included) gives +1, else -1.

@@ -9,7 +9,13 @@ export const ACTIVATION_OPS: FloatOpTable<'clip' | 'prelu' | 'softmax'> = {
     },
     evaluate(node, [x]) {
       const { min, max } = node;
-      return x.data.map((v) => (v < min ? min : v > max ? max : v));
+      // a plain loop: map() with a closure was a tenth of a ResNet-18 float evaluation
+      const out = new Float32Array(x.data.length);
+      for (let i = 0; i < out.length; ++i) {
+        const v = x.data[i];
+        out[i] = v < min ? min : v > max ? max : v;
+      }
+      return out;
     },
   },
   prelu: {

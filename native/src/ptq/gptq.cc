@@ -77,27 +77,65 @@ bool cholesky_lower(float* a, size_t k) {
       }
     }
     if (j1 == k) break;
-    const size_t chunk = 32, below = k - j1;
+    // The rows below, four at a time (four independent chains of dependent float64 sums, each
+    // the same operations in the same order as one row alone), each also copied into lb: the
+    // trailing update reads them packed (rows k floats apart alias in the caches).
+    const size_t chunk = 32, below = k - j1, jb = j1 - j0;
+    std::vector<float> lb(below * jb);
     parallel_for((below + chunk - 1) / chunk, [&](size_t t) {
-      for (size_t i = j1 + t * chunk; i < std::min(k, j1 + (t + 1) * chunk); ++i)
+      const size_t end = std::min(k, j1 + (t + 1) * chunk);
+      for (size_t i0 = j1 + t * chunk; i0 < end; i0 += 4) {
+        const size_t nr = std::min<size_t>(4, end - i0);
+        float* r[4];
+        for (size_t q = 0; q < 4; ++q) r[q] = &a[(i0 + std::min(q, nr - 1)) * k];
         for (size_t j = j0; j < j1; ++j) {
-          double s = a[i * k + j];
-          for (size_t p = j0; p < j; ++p) s -= double(a[i * k + p]) * a[j * k + p];
-          a[i * k + j] = static_cast<float>(s / a[j * k + j]);
+          const float* aj = &a[j * k];
+          double s0 = r[0][j], s1 = r[1][j], s2 = r[2][j], s3 = r[3][j];
+          for (size_t p = j0; p < j; ++p) {
+            const double v = aj[p];
+            s0 -= double(r[0][p]) * v;
+            s1 -= double(r[1][p]) * v;
+            s2 -= double(r[2][p]) * v;
+            s3 -= double(r[3][p]) * v;
+          }
+          // Rows repeated past nr compute the last row's value again (the same bits).
+          const double d = aj[j];
+          r[3][j] = static_cast<float>(s3 / d);
+          r[2][j] = static_cast<float>(s2 / d);
+          r[1][j] = static_cast<float>(s1 / d);
+          r[0][j] = static_cast<float>(s0 / d);
         }
+        for (size_t q = 0; q < nr; ++q) std::memcpy(&lb[(i0 + q - j1) * jb], &r[q][j0], jb * sizeof(float));
+      }
     });
-    // Trailing update of the lower triangle: a[i][c] -= sum_{j0 <= p < j1} L[i][p] L[c][p], i >= c >= j1.
-    const size_t jb = j1 - j0, panels = (below + kP - 1) / kP;
+    // Trailing update of the lower triangle: a[i][c] -= sum_{j0 <= p < j1} L[i][p] L[c][p], i >= c >= j1,
+    // by 16-column panels c (the packed L[c..c+16) rows, K-major). Tasks take runs of rows, so a
+    // row's entries are written together. Each panel's rows [c, k) are cut where a call from row c
+    // would start a row block (c + a multiple of kFRowBlock): the sums are those of one call.
+    const size_t panels = (below + kP - 1) / kP;
+    std::vector<float> packed(panels * jb * kP, 0.0f);
     parallel_for(panels, [&](size_t pi) {
-      const size_t c = j1 + pi * kP, n = std::min(kP, k - c), m = k - c;
-      std::vector<float> panel(jb * kP, 0.0f), out(m * kP);
+      const size_t n = std::min(kP, below - pi * kP);
       for (size_t p = 0; p < jb; ++p)
-        for (size_t j = 0; j < n; ++j) panel[p * kP + j] = a[(c + j) * k + j0 + p];
-      std::vector<const float*> ptrs(m);
-      for (size_t i = 0; i < m; ++i) ptrs[i] = &a[(c + i) * k + j0];
-      gemm_block(m, ptrs.data(), jb, panel.data(), out.data());
-      for (size_t i = 0; i < m; ++i)
-        for (size_t j = 0; j < n && j <= i; ++j) a[(c + i) * k + c + j] -= out[i * kP + j];
+        for (size_t j = 0; j < n; ++j) packed[(pi * jb + p) * kP + j] = lb[(pi * kP + j) * jb + p];
+    });
+    const size_t run = 8 * kFRowBlock;
+    const auto cut = [&](size_t c, size_t row) {  // the first cut at or after row in panel c's rows
+      return row >= k ? k : std::min(k, c + (row - c + kFRowBlock - 1) / kFRowBlock * kFRowBlock);
+    };
+    parallel_for((below + run - 1) / run, [&](size_t t) {
+      const size_t r0 = j1 + t * run, r1 = std::min(k, r0 + run);
+      std::vector<float> out((run + kFRowBlock) * kP);
+      std::vector<const float*> ptrs(run + kFRowBlock);
+      for (size_t pi = 0; pi < panels && j1 + pi * kP < r1; ++pi) {
+        const size_t c = j1 + pi * kP, n = std::min(kP, k - c);
+        const size_t s0 = cut(c, std::max(r0, c)), s1 = cut(c, r1);
+        if (s0 >= s1) continue;
+        for (size_t i = s0; i < s1; ++i) ptrs[i - s0] = &lb[(i - j1) * jb];
+        gemm_block(s1 - s0, ptrs.data(), jb, &packed[pi * jb * kP], out.data());
+        for (size_t i = s0; i < s1; ++i)
+          for (size_t j = 0; j < n && c + j <= i; ++j) a[i * k + c + j] -= out[(i - s0) * kP + j];
+      }
     });
   }
   return true;
@@ -145,33 +183,42 @@ void compensated_round(const float* w, size_t rows, size_t k, const float* scale
   }
 }
 
-bool gptq_round(const float* h, size_t k, const float* w, size_t rows, const float* scales, int qmax, float damp,
-                bool act_order, int8_t* q) {
+bool gptq_factor(const float* h, size_t k, float damp, bool act_order, float* l, uint32_t* perm) {
   if (k == 0) return false;
   double mean = 0;
   for (size_t i = 0; i < k; ++i) mean += h[i * k + i];
   mean /= static_cast<double>(k);
   if (!(mean > 0) || !std::isfinite(mean)) return false;
   // Rounded from the last position to the first: ascending diagonal puts the largest first.
-  std::vector<size_t> perm(k);
-  std::iota(perm.begin(), perm.end(), size_t{0});
-  if (act_order)
-    std::stable_sort(perm.begin(), perm.end(), [&](size_t x, size_t y) { return h[x * k + x] < h[y * k + y]; });
-  std::vector<float> l(k * k), wp(rows * k);
-  for (size_t o = 0; o < rows; ++o)
-    for (size_t a = 0; a < k; ++a) wp[o * k + a] = w[o * k + perm[a]];
-  bool factored = false;
-  for (int attempt = 0; attempt < 4 && !factored; ++attempt) {
+  std::iota(perm, perm + k, uint32_t{0});
+  if (act_order) std::stable_sort(perm, perm + k, [&](size_t x, size_t y) { return h[x * k + x] < h[y * k + y]; });
+  std::fill(l, l + k * k, 0.0f);
+  for (int attempt = 0; attempt < 4; ++attempt) {
     const float add = static_cast<float>(mean * damp * std::pow(10.0, attempt));
     for (size_t a = 0; a < k; ++a)
-      for (size_t b = 0; b <= a; ++b) l[a * k + b] = h[perm[a] * k + perm[b]] + (a == b ? add : 0.0f);
-    factored = cholesky_lower(l.data(), k);
+      for (size_t b = 0; b <= a; ++b) l[a * k + b] = h[size_t{perm[a]} * k + perm[b]] + (a == b ? add : 0.0f);
+    if (cholesky_lower(l, k)) return true;
   }
-  if (!factored) return false;
+  return false;
+}
+
+void gptq_round_factored(const float* l, const uint32_t* perm, size_t k, const float* w, size_t rows,
+                         const float* scales, int qmax, int8_t* q) {
+  std::vector<float> wp(rows * k);
+  for (size_t o = 0; o < rows; ++o)
+    for (size_t a = 0; a < k; ++a) wp[o * k + a] = w[o * k + perm[a]];
   std::vector<int8_t> qp(rows * k);
-  compensated_round(wp.data(), rows, k, scales, qmax, l.data(), qp.data());
+  compensated_round(wp.data(), rows, k, scales, qmax, l, qp.data());
   for (size_t o = 0; o < rows; ++o)
     for (size_t a = 0; a < k; ++a) q[o * k + perm[a]] = qp[o * k + a];
+}
+
+bool gptq_round(const float* h, size_t k, const float* w, size_t rows, const float* scales, int qmax, float damp,
+                bool act_order, int8_t* q) {
+  std::vector<float> l(k * k);
+  std::vector<uint32_t> perm(k);
+  if (!gptq_factor(h, k, damp, act_order, l.data(), perm.data())) return false;
+  gptq_round_factored(l.data(), perm.data(), k, w, rows, scales, qmax, q);
   return true;
 }
 
