@@ -102,14 +102,26 @@ void finish_rows(const Plan& plan, int32_t* y, size_t ldy, size_t rows, size_t p
   requantize_rows(plan, rows, n, y, ldy, p, output, at);
 }
 
-// Copies n bytes; the runs of small-channel layers (3 bytes for a 3x3 tap row of one channel) are
-// far shorter than what a libc memcpy call costs.
+// Copies n bytes; the runs of small-channel layers (21 bytes for a 7x7 kernel row of an RGB
+// stem, 3 for a 3x3 one of one channel) are far shorter than what a libc memcpy call costs, and a
+// byte loop over them was most of a ResNet stem's time: below 32 bytes, two fixed-size copies
+// that overlap in the middle (each a single load and store).
+template <size_t kSize>
+inline void copy_overlapping(uint8_t* dst, const uint8_t* src, size_t n) {
+  std::memcpy(dst, src, kSize);
+  std::memcpy(dst + n - kSize, src + n - kSize, kSize);
+}
 inline void copy_bytes(uint8_t* dst, const uint8_t* src, size_t n) {
-  if (n >= 32) {
+  if (n >= 32)
     std::memcpy(dst, src, n);
-    return;
-  }
-  for (size_t i = 0; i < n; ++i) dst[i] = src[i];
+  else if (n >= 16)
+    copy_overlapping<16>(dst, src, n);
+  else if (n >= 8)
+    copy_overlapping<8>(dst, src, n);
+  else if (n >= 4)
+    copy_overlapping<4>(dst, src, n);
+  else
+    for (size_t i = 0; i < n; ++i) dst[i] = src[i];
 }
 
 inline void fill_bytes(uint8_t* dst, uint8_t value, size_t n) {
