@@ -51,21 +51,37 @@ Napi::Error to_js(Napi::Env env, ErrorKind kind, const std::string& message) {
     return e;
   }
 }
+
+// Throws `e` in JS with the raw call, whose failure is ignored: in an environment that is shutting
+// down (a terminated worker) N-API refuses to throw, and node-addon-api would answer with a C++
+// exception that escapes to N-API and aborts the process.
+void throw_js(napi_env env, const Napi::Error& e) {
+  if (!e.IsEmpty()) napi_throw(env, e.Value());
+}
 }  // namespace
 
 Napi::Value guarded(const Napi::CallbackInfo& info, const std::function<Napi::Value()>& body) {
   Napi::Env env = info.Env();
+  // Two levels: building the JS error can itself fail (every N-API call does once the environment
+  // is terminating), so the outer level catches whatever the inner one throws.
   try {
-    return body();
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const Error& e) {
-    throw to_js(env, e.kind(), e.what());
-  } catch (const std::bad_alloc&) {
-    throw to_js(env, ErrorKind::Range, "out of memory: the requested tensors are too large");
-  } catch (const std::exception& e) {
-    throw to_js(env, ErrorKind::Internal, std::string("internal error: ") + e.what());
+    try {
+      return body();
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (const Error& e) {
+      throw to_js(env, e.kind(), e.what());
+    } catch (const std::bad_alloc&) {
+      throw to_js(env, ErrorKind::Range, "out of memory: the requested tensors are too large");
+    } catch (const std::exception& e) {
+      throw to_js(env, ErrorKind::Internal, std::string("internal error: ") + e.what());
+    }
+  } catch (const Napi::Error& e) {
+    throw_js(env, e);
+  } catch (...) {
+    // Nothing can be reported: the environment is going away or memory is exhausted.
   }
+  return Napi::Value();
 }
 
 namespace {
@@ -320,18 +336,34 @@ class Job : public Napi::AsyncWorker {
     }
   }
 
+  // Both settle the Promise and throw nothing: they also run while a terminated worker's
+  // environment drains its thread-pool jobs, when every N-API call that touches JS fails (the
+  // Promise then dies with the environment; the job's references are released with it).
   void OnOK() override {
     Napi::Env env = Env();
     try {
       deferred_.Resolve(result_(env));
     } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+      reject(e);
+    } catch (...) {
     }
   }
 
-  void OnError(const Napi::Error& e) override { deferred_.Reject(to_js(Env(), kind_, e.Message()).Value()); }
+  void OnError(const Napi::Error& e) override {
+    try {
+      reject(to_js(Env(), kind_, e.Message()));
+    } catch (...) {
+    }
+  }
 
  private:
+  void reject(const Napi::Error& e) {
+    try {
+      deferred_.Reject(e.Value());
+    } catch (...) {
+    }
+  }
+
   Napi::Promise::Deferred deferred_;
   std::function<void()> work_;
   std::function<Napi::Value(Napi::Env)> result_;
