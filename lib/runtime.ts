@@ -16,7 +16,8 @@ export function supportedIsas(): Isa[] {
 }
 
 /**
- * Forces the kernels onto one ISA for the whole process (as `LOWBIT_ISA` does at load).
+ * Forces the kernels onto one ISA for the whole process, every worker thread included (as
+ * `LOWBIT_ISA` does at load).
  * @throws UnsupportedError if this CPU or build lacks it, RangeError for an unknown name
  */
 export function setIsa(name: Isa): void {
@@ -44,7 +45,8 @@ export function usableCpus(): number {
 let warnedCap = false;
 
 /**
- * Sizes the shared worker pool; all operators and concurrent calls share it. Threads beyond the
+ * Sizes the shared worker pool; all operators and concurrent calls share it, from every worker
+ * thread of the process too (their jobs take turns on it). Threads beyond the
  * usable CPUs add context switches, never speed, so `n` is capped at {@link usableCpus}, with one
  * process warning (code `LOWBIT_THREADS`) the first time. Where that count is wrong, the
  * `LOWBIT_THREADS` environment variable sets the default exactly.
