@@ -1,7 +1,7 @@
 // Builds and runs the native C++ test binary (kernels vs reference, operators vs oracle) for
-// this machine, and the aarch64 build under qemu twice, as a Cortex-A72 (NEON without the dot
+// this machine, the aarch64 build under qemu twice, as a Cortex-A72 (NEON without the dot
 // product) and as a CPU with it (sdot kernels), so `npm test` covers the kernels that the addon
-// does not select on this CPU.
+// does not select on this CPU, and the 32-bit armv7 build (scalar kernels) under qemu-arm.
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { describe, expect, it } from 'vitest';
@@ -38,6 +38,18 @@ function buildAndRun(dir: string, options: string[]) {
   return run(`${dir}/lowbit_native_tests`, []);
 }
 
+// Runs a cross-build script; exit 77 means missing cross tools: a failure in CI (which installs
+// them), a visible skip elsewhere.
+function runCrossScript(ctx: { skip: () => void }, script: string) {
+  const r = run('bash', [script]);
+  if (r.status === 77) {
+    if (process.env.CI) expect.fail(r.output);
+    console.warn(r.output);
+    ctx.skip();
+  }
+  return r;
+}
+
 describe('native tests', () => {
   it('host build: every supported ISA matches the reference and the oracle', () => {
     expectAllPassed(buildAndRun('build-native', ['-DCMAKE_BUILD_TYPE=Release']));
@@ -48,13 +60,10 @@ describe('native tests', () => {
   }, 900_000);
 
   it('aarch64 build under qemu (Cortex-A72, then a dot-product CPU): NEON matches scalar and the reference', (ctx) => {
-    const r = run('bash', ['scripts/test-aarch64.sh']);
-    if (r.status === 77) {
-      // Missing cross tools: a failure in CI (which installs them), a visible skip elsewhere.
-      if (process.env.CI) expect.fail(r.output);
-      console.warn(r.output);
-      ctx.skip();
-    }
-    expectAllPassed(r, 2);
+    expectAllPassed(runCrossScript(ctx, 'scripts/test-aarch64.sh'), 2);
+  }, 900_000);
+
+  it('armv7 (32-bit Arm) build under qemu (Cortex-A7): scalar kernels match the reference with a 32-bit size_t', (ctx) => {
+    expectAllPassed(runCrossScript(ctx, 'scripts/test-armv7.sh'));
   }, 900_000);
 });

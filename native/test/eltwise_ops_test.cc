@@ -235,7 +235,7 @@ std::vector<PoolCase> pool_cases(std::mt19937_64& g) {
     Pool2dParams odd;  // asymmetric kernel, strides and pads
     odd.kernel_h = 2, odd.kernel_w = 3, odd.stride_h = 1, odd.stride_w = 2, odd.pad_top = 1, odd.pad_right = 2;
     cases.push_back({1, 1, 1, c, Pool2dParams{}});
-    cases.push_back({1 + g() % 2, 6, 7, c, k2s2});
+    cases.push_back({static_cast<size_t>(1 + g() % 2), 6, 7, c, k2s2});
     cases.push_back({1, 5, 5, c, k3s1p1});
     cases.push_back({2, 7, 6, c, k3s2p1});
     cases.push_back({1, 4, 5, c, odd});

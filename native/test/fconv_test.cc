@@ -83,7 +83,7 @@ Operand random_operand(std::mt19937_64& g, size_t m, size_t k) {
   a.k = k;
   size_t offset = g() % 3, left = k;
   while (left > 0) {
-    const size_t length = std::min(left, g() % 3 == 0 ? k : 1 + g() % 9);
+    const size_t length = std::min<size_t>(left, g() % 3 == 0 ? k : 1 + g() % 9);
     a.runs.push_back({offset, length});
     offset += length + g() % 40;
     left -= length;

@@ -129,7 +129,18 @@ TEST(qconv2d_bits7_equals_bits8_on_every_isa) {
   for (int iter = 0; iter < 40; ++iter) {
     Case k = random_case(g);
     const bool dense = iter % 4 == 3;
-    if (dense) k = Case{1 + g() % 37, 1, 1, 1 + g() % 700, 1 + g() % 40, 1, 1, 1, Conv2dParams{}, 8, k.in};
+    if (dense)
+      k = Case{static_cast<size_t>(1 + g() % 37),
+               1,
+               1,
+               static_cast<size_t>(1 + g() % 700),
+               static_cast<size_t>(1 + g() % 40),
+               1,
+               1,
+               1,
+               Conv2dParams{},
+               8,
+               k.in};
     const size_t icg = k.c / k.groups, taps = k.kh * k.kw;
     const bool extreme = iter % 5 == 0;
     std::vector<int8_t> wt(k.oc * taps * icg);

@@ -199,6 +199,12 @@ void Model::Impl::run(size_t batch, const float* const* inputs, float* const* ou
 
 namespace {
 
+// A tensor's byte size (< 2^34) as size_t; only a 32-bit platform can fail here.
+size_t checked_bytes(const json::Value& shape, uint64_t bytes) {
+  if (bytes > SIZE_MAX) shape.fail("the tensor's " + std::to_string(bytes) + " bytes exceed this platform's size_t");
+  return static_cast<size_t>(bytes);
+}
+
 TensorDesc read_tensor(const json::Value& t) {
   t.expect_object();
   TensorDesc d;
@@ -207,13 +213,14 @@ TensorDesc read_tensor(const json::Value& t) {
   const json::Value shape = t.get("shape");
   if (shape.size() < 1 || shape.size() > 3)
     shape.fail("expected 1 to 3 dimensions (one sample), got " + std::to_string(shape.size()));
-  d.elements = 1;
+  uint64_t elements = 1;  // 64-bit even where size_t is 32-bit (armv7)
   for (size_t i = 0; i < shape.size(); ++i) {
     d.shape.push_back(static_cast<size_t>(shape[i].integer(1, kMaxDim)));
-    d.elements *= d.shape.back();  // <= (2^31 - 1) * 2^24: no overflow before the check
-    if (d.elements > kMaxElements)
+    elements *= d.shape.back();  // <= (2^31 - 1) * 2^24: no overflow before the check
+    if (elements > kMaxElements)
       shape.fail("the dimensions' product exceeds 2^31 - 1 (at dimension " + std::to_string(i) + ")");
   }
+  d.elements = static_cast<size_t>(elements);
   if (const auto layout = t.find("layout")) {
     if (d.dtype != DType::F32 || d.shape.size() != 3) layout->fail("only rank-3 f32 tensors have a layout");
     d.hwc = layout->one_of({"chw", "hwc"}) == 1;
@@ -221,10 +228,10 @@ TensorDesc read_tensor(const json::Value& t) {
   switch (d.dtype) {
     case DType::F32:
     case DType::S32:
-      d.bytes = d.elements * 4;
+      d.bytes = checked_bytes(shape, uint64_t{d.elements} * 4);
       break;
     case DType::B1:
-      d.bytes = d.rows() * words_for_bits(d.last()) * 8;
+      d.bytes = checked_bytes(shape, uint64_t{d.rows()} * words_for_bits(d.last()) * 8);
       break;
     default: {
       d.bytes = d.elements;
