@@ -273,8 +273,8 @@ Pool2dParams pool_geometry(Napi::Value value, const char* name) {
 
 Output new_output(Napi::Env env, size_t bytes) {
   // V8 aborts the process when an ArrayBuffer allocation fails, so refuse absurd sizes first.
-  constexpr size_t kMaxOutputBytes = size_t{4} << 30;
-  if (bytes > kMaxOutputBytes)
+  constexpr uint64_t kMaxOutputBytes = uint64_t{4} << 30;  // not size_t: 2^32 wraps to 0 on armv7
+  if (uint64_t{bytes} > kMaxOutputBytes)
     throw_error(env, ErrorKind::Range,
                 "output: " + std::to_string(bytes) + " bytes exceeds the per-call limit of 4 GiB");
   // A Node Buffer's memory is not zero-filled (the operator writes every byte); its

@@ -538,7 +538,8 @@ TEST(model_integer_ops_equal_the_layers) {
     qglobalavgpool(vcl.data(), false, batch, s2.out_h, s2.out_w, 2 * C, qav, QuantOutput{qg, -128, 127}, vgp.data());
     const auto out = run(*m, batch, {xs});
     CHECK_SAME(out[0], dequantized(vgp, static_cast<float>(sg), 0, true), "global average pool, batch " << batch);
-    CHECK(distinct(out[0]) > 3 && distinct(out[1]) > 20,
+    // (a global pool of a small batch can have only a few distinct values: seed 8638305404757044479 gave 3)
+    CHECK(distinct(out[0]) > 1 && distinct(out[1]) > 20,
           "outputs should vary: " << distinct(out[0]) << ", " << distinct(out[1]));
     CHECK_SAME(out[1],
                hwc_to_chw(dequantized(vcl, static_cast<float>(sav), 10, false), batch, s2.out_h * s2.out_w, 2 * C),
