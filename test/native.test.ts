@@ -66,4 +66,12 @@ describe('native tests', () => {
   it('armv7 (32-bit Arm) build under qemu (Cortex-A7): scalar kernels match the reference with a 32-bit size_t', (ctx) => {
     expectAllPassed(runCrossScript(ctx, 'scripts/test-armv7.sh'));
   }, 900_000);
+
+  // The addon itself on armv7: the npm registry's armv7l Node (20.11) under qemu-arm loads the
+  // cross-built addon and runs every shipped model, outputs equal to the host's bit for bit.
+  it('armv7 addon under qemu-arm: every shipped model gives the host addon outputs', (ctx) => {
+    const r = runCrossScript(ctx, 'scripts/test-armv7-addon.sh');
+    expect(r.status, r.output).toBe(0);
+    expect(r.output).toMatch(/\d+ models, armv7 outputs equal the host's/);
+  }, 900_000);
 });
