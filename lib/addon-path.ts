@@ -1,8 +1,9 @@
 /**
  * Where the compiled addon is looked for, in order: LOWBIT_ADDON_PATH (alone, when set: an ASan or
  * arm64 build), the prebuilt binary shipped in the npm tarball (prebuilds/<platform>-<arch>/), then a
- * local build from source (build/Release/). A file that exists but does not load (a prebuild needing
- * a newer glibc, musl instead of glibc) is skipped with its reason, so a local build can take over.
+ * local build from source (build/Release/). A file that exists but that the dynamic loader refuses (a
+ * prebuild needing a newer glibc, musl instead of glibc) is skipped with its reason, so a local build
+ * can take over; an error the addon's own initialization throws (a bad LOWBIT_THREADS) propagates.
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -42,6 +43,7 @@ export function resolveAddon<T>(search: AddonSearch, load: (path: string) => T):
     try {
       return load(path);
     } catch (error) {
+      if ((error as { code?: unknown }).code !== 'ERR_DLOPEN_FAILED') throw error;
       tried.push(`${path}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
     }
   }

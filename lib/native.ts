@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveAddon } from './addon-path.js';
+import { fromNative } from './errors.js';
 
 /** Opaque handle of packed binary weights owned by the addon. */
 export interface NativeWeightsHandle {
@@ -320,5 +321,13 @@ export const native: NativeBinding = resolveAddon(
     arch: process.arch,
     override: process.env.LOWBIT_ADDON_PATH,
   },
-  (path) => createRequire(import.meta.url)(path) as NativeBinding,
+  (path) => {
+    try {
+      return createRequire(import.meta.url)(path) as NativeBinding;
+    } catch (error) {
+      // dlopen failures go back to the resolver (next candidate); the addon's own errors are typed
+      if ((error as { code?: unknown }).code === 'ERR_DLOPEN_FAILED') throw error;
+      throw fromNative(error);
+    }
+  },
 );

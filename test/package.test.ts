@@ -30,7 +30,8 @@ function fake(root: string, rel: string, text: string): string {
 }
 function fakeLoad(path: string): string {
   const text = execFileSync('cat', [path], { encoding: 'utf8' });
-  if (text === 'bad') throw new Error('invalid ELF header\nsecond line');
+  if (text === 'bad') throw Object.assign(new Error('invalid ELF header\nsecond line'), { code: 'ERR_DLOPEN_FAILED' });
+  if (text === 'throws') throw new RangeError('LOWBIT_THREADS=0: expected an integer in [1, 256]');
   return text;
 }
 const search = (root: string, override?: string) => ({ root, platform: 'linux', arch: 'x64', override });
@@ -51,6 +52,13 @@ describe('addon resolver', () => {
     expect(resolveAddon(search(root), fakeLoad)).toBe('local');
     fake(root, 'prebuilds/linux-x64/lowbit.node', 'bad'); // e.g. needs a newer glibc
     expect(resolveAddon(search(root), fakeLoad)).toBe('local');
+  });
+
+  it("an error of the addon's own initialization propagates instead of trying the next file", () => {
+    const root = temp();
+    fake(root, 'prebuilds/linux-x64/lowbit.node', 'throws');
+    fake(root, 'build/Release/lowbit.node', 'local');
+    expect(() => resolveAddon(search(root), fakeLoad)).toThrow(RangeError);
   });
 
   it('LOWBIT_ADDON_PATH is the only candidate when set', () => {
