@@ -1,8 +1,9 @@
 /** The one place that loads the compiled addon, and the typed view of what it exports. */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { resolveAddon } from './addon-path.js';
 import { fromNative } from './errors.js';
 
 /** Opaque handle of packed binary weights owned by the addon. */
@@ -310,28 +311,23 @@ export interface NativeBinding {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-// lib/ under vitest, dist/lib/ once compiled; LOWBIT_ADDON_PATH selects another build (ASan, arm64).
-const candidates = [
-  process.env.LOWBIT_ADDON_PATH,
-  resolve(here, '../build/Release/lowbit.node'),
-  resolve(here, '../../build/Release/lowbit.node'),
-].filter((p): p is string => typeof p === 'string' && p.length > 0);
+// The package root: lib/.. under vitest, dist/lib/../.. once compiled.
+const root = [resolve(here, '..'), resolve(here, '../..')].find((dir) => existsSync(join(dir, 'package.json')));
 
-function load(): NativeBinding {
-  const path = candidates.find((p) => existsSync(p));
-  if (path === undefined) {
-    throw new Error(
-      `lowbit: the native addon is not built (looked in ${candidates.join(', ')}).\n` +
-        'Possible solutions:\n' +
-        '  - run `npm install` (or `npm run build`) in the lowbit package: it compiles the addon with cmake-js;\n' +
-        '  - make sure cmake (>= 3.15) and a C++17 compiler are installed (Debian: apt-get install cmake g++).',
-    );
-  }
-  try {
-    return createRequire(import.meta.url)(path) as NativeBinding;
-  } catch (error) {
-    throw fromNative(error);
-  }
-}
-
-export const native: NativeBinding = load();
+export const native: NativeBinding = resolveAddon(
+  {
+    root: root ?? resolve(here, '..'),
+    platform: process.platform,
+    arch: process.arch,
+    override: process.env.LOWBIT_ADDON_PATH,
+  },
+  (path) => {
+    try {
+      return createRequire(import.meta.url)(path) as NativeBinding;
+    } catch (error) {
+      // dlopen failures go back to the resolver (next candidate); the addon's own errors are typed
+      if ((error as { code?: unknown }).code === 'ERR_DLOPEN_FAILED') throw error;
+      throw fromNative(error);
+    }
+  },
+);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Converts the shipped ONNX models (tools/train_fashion.py) into the shipped .lowbit models,
 # calibrated on 500 Fashion-MNIST *training* images (Debian's dataset-fashion-mnist), never on
-# the test images the demo evaluates. Run after `npm run build`; takes about a minute on 2 cores.
+# the test images the demo evaluates. Run after `npm run compile`; takes about a minute on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 convert() { node dist/lib/cli.js convert "$@" --calib fashion-mnist-train --calib-count 500; }
