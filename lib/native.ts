@@ -320,6 +320,7 @@ export const native: NativeBinding = resolveAddon(
     platform: process.platform,
     arch: process.arch,
     override: process.env.LOWBIT_ADDON_PATH,
+    armVersion: Number((process.config.variables as Record<string, unknown>).arm_version),
   },
   (path) => {
     try {

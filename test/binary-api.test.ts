@@ -3,7 +3,6 @@
  * thresholdsFromAffine, and the async forms (equal to sync, concurrent, and immune to the caller
  * mutating or transferring its input right after the call).
  */
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
   b1Words,
@@ -42,7 +41,7 @@ import {
   u32View,
   type Pads,
 } from './helpers/oracle.js';
-import { childEnv, compiledLib, ROOT } from './helpers/compile-lib.js';
+import { childEnv, compiledLib, ROOT, spawnNode } from './helpers/compile-lib.js';
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
 
 const SEED = fileSeed('binary-api');
@@ -556,7 +555,7 @@ const before = mb();
 await round(1500, 60);
 const after = mb();
 console.log(JSON.stringify({ before, after }));`;
-    const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
+    const r = spawnNode(['--expose-gc', '--input-type=module', '-e', script], {
       cwd: ROOT,
       env: childEnv({}),
       encoding: 'utf8',
@@ -587,7 +586,7 @@ const got = await Promise.all(jobs.map((j) => j.got));
 let bad = 0;
 got.forEach((g, i) => { const a = new Uint8Array(g.data.buffer), b = new Uint8Array(jobs[i].want.data.buffer); if (a.length !== b.length || a.some((v, k) => v !== b[k])) ++bad; });
 console.log(JSON.stringify({ n: got.length, bad }));`;
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      const r = spawnNode(['--input-type=module', '-e', script], {
         cwd: ROOT,
         env: childEnv({ UV_THREADPOOL_SIZE: String(poolSize) }),
         encoding: 'utf8',

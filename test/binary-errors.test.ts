@@ -4,7 +4,6 @@
  * driven: [name, call, class, message regex]. Raw-addon garbage and the calls that could crash run
  * in child processes, so a crash is a failed test naming the case.
  */
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -31,7 +30,7 @@ import {
   type Isa,
 } from '../lib/index.js';
 import { native } from '../lib/native.js';
-import { ADDON, childEnv, compiledLib, ROOT } from './helpers/compile-lib.js';
+import { ADDON, childEnv, compiledLib, ROOT, spawnNode } from './helpers/compile-lib.js';
 
 type ErrorClass = new (...args: any[]) => Error;
 type Row = [name: string, call: () => unknown, cls: ErrorClass, message: RegExp];
@@ -888,7 +887,7 @@ interface GarbageRow {
 }
 
 function runNode(args: string[], env = childEnv()) {
-  const r = spawnSync(process.execPath, args, {
+  const r = spawnNode(args, {
     cwd: ROOT,
     env,
     encoding: 'utf8',

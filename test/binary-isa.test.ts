@@ -3,10 +3,10 @@
  * packing, bconv2d, bdense, bmaxpool2d), thread counts do not change results, and LOWBIT_ISA
  * forces (or cleanly refuses) an ISA at load time in a child process.
  */
-import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawnNode } from './helpers/compile-lib.js';
 import {
   bconv2d,
   bdense,
@@ -334,7 +334,7 @@ const addon = createRequire(import.meta.url)(process.env.LOWBIT_TEST_ADDON);`;
     const env: NodeJS.ProcessEnv = { ...process.env, LOWBIT_TEST_ADDON: addon };
     delete env.LOWBIT_ISA;
     if (isaValue !== undefined) env.LOWBIT_ISA = isaValue;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `${load}\n${script}`], {
+    const r = spawnNode(['--input-type=module', '-e', `${load}\n${script}`], {
       env,
       encoding: 'utf8',
       timeout: 30_000,
@@ -372,8 +372,7 @@ const addon = createRequire(import.meta.url)(process.env.LOWBIT_TEST_ADDON);`;
 
   it(`LOWBIT_ISA=${foreign}: the load error is catchable and tagged LOWBIT_UNSUPPORTED`, () => {
     // no top-level load here: the require runs inside try/catch
-    const r = spawnSync(
-      process.execPath,
+    const r = spawnNode(
       [
         '--input-type=module',
         '-e',

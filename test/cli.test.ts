@@ -2,7 +2,6 @@
  * The `lowbit` command line, driven in process through `main(argv, io)` with captured output,
  * plus one check of the compiled entry point (shebang, exit codes) in a child process.
  */
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +11,16 @@ import { Progress, type Io } from '../lib/cli/format.js';
 import { main } from '../lib/cli/main.js';
 import { encodeF32, encodeLbds, FASHION_MNIST_DIR, readF32 } from '../lib/data.js';
 import { encodeModel } from '../lib/model/format.js';
-import { childEnv, compiledLib, ROOT } from './helpers/compile-lib.js';
-import { i as int, model as onnxModel, node, runOrt, tensor as onnxTensor, valueInfo } from './helpers/onnx-builder.js';
+import { childEnv, compiledLib, ROOT, spawnNode } from './helpers/compile-lib.js';
+import {
+  i as int,
+  model as onnxModel,
+  node,
+  ORT_IN_PROCESS,
+  runOrt,
+  tensor as onnxTensor,
+  valueInfo,
+} from './helpers/onnx-builder.js';
 import { binaryModel } from './helpers/tiny-models.js';
 
 /** Whether the addon has the whole-model binding yet (`native.loadModel`). */
@@ -454,7 +461,7 @@ describe.skipIf(!HAS_MODELS)('commands on a small model', () => {
     expect(r.stdout).toMatch(/^\s*8\s+lowbit\s+/m);
   });
 
-  it('bench --vs-onnx: onnxruntime-node on the same batches, and the speed ratio', async () => {
+  it.skipIf(!ORT_IN_PROCESS)('bench --vs-onnx: onnxruntime-node on the same batches, and the speed ratio', async () => {
     const r = await cli(
       'bench',
       modelPath,
@@ -580,7 +587,7 @@ describe('demo', () => {
     );
   });
 
-  it.skipIf(!HAS_MODELS || !existsSync(SLICE))(
+  it.skipIf(!HAS_MODELS || !existsSync(SLICE) || !ORT_IN_PROCESS)(
     'compares the models found with the float reference in one table',
     async () => {
       // A linear 784 -> 10 classifier stands in for the shipped models.
@@ -655,13 +662,13 @@ describe('the compiled entry point', () => {
   it('runs as a script: shebang, usage exit codes', () => {
     const cliJs = join(compiledLib(), '../cli.js');
     expect(readFileSync(cliJs, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
-    const help = spawnSync(process.execPath, [cliJs, '--help'], { env: childEnv(), encoding: 'utf8' });
+    const help = spawnNode([cliJs, '--help'], { env: childEnv(), encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/^usage: lowbit <command>/);
-    const bad = spawnSync(process.execPath, [cliJs, 'frobnicate'], { env: childEnv(), encoding: 'utf8' });
+    const bad = spawnNode([cliJs, 'frobnicate'], { env: childEnv(), encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/^lowbit: unknown command 'frobnicate'/);
-    const missing = spawnSync(process.execPath, [cliJs, 'info', '/nonexistent/m.lowbit'], {
+    const missing = spawnNode([cliJs, 'info', '/nonexistent/m.lowbit'], {
       env: childEnv(),
       encoding: 'utf8',
     });

@@ -2,10 +2,9 @@
 // calibration, the result equals the same conversion on the calling thread, and errors keep their
 // class across the thread. Run in a child process on lib/ compiled to JavaScript: the worker's
 // script is JavaScript (from the TypeScript sources, the test suite converts on its own thread).
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { childEnv, compiledLib, ROOT } from './helpers/compile-lib.js';
+import { childEnv, compiledLib, ROOT, spawnNode } from './helpers/compile-lib.js';
 
 describe('convertOnnx off the main thread (child process)', () => {
   it('keeps the event loop free, equals the conversion on the calling thread, and keeps error classes', () => {
@@ -30,7 +29,7 @@ for (const [bytes, options] of [[new Uint8Array([1, 2, 3]), { calibration }], [o
   errors.push({ name: e.name, format: e instanceof L.ModelFormatError, accuracy: e instanceof L.AccuracyError, output: e.output, message: e.message });
 }
 console.log(JSON.stringify({ ms, worst, same, phases: [...new Set(progress)], errors }));`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    const r = spawnNode(['--input-type=module', '-e', script], {
       cwd: ROOT,
       env: childEnv({}),
       encoding: 'utf8',

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, readFashionMnist, readLbds, setIsa, supportedIsas, toInput, type Model } from '../lib/index.js';
 import { argmax } from '../lib/data.js';
 import { withJson } from '../lib/model/format.js';
+import { runOrt } from './helpers/onnx-builder.js';
 
 const models = new URL('../models/', import.meta.url).pathname;
 const slice = readLbds(`${models}fashion-mnist-test-1000.lbds`);
@@ -94,10 +95,8 @@ describe.skipIf(!fullSet && !process.env.CI)('accuracy on the full 10,000-image 
     const ds = readFashionMnist();
     input = toInput(ds);
     labels = ds.labels;
-    const ort = await import('onnxruntime-node');
-    const session = await ort.InferenceSession.create(`${models}fashion-float.onnx`);
-    const out = await session.run({ input: new ort.Tensor('float32', input, [ds.count, 1, 28, 28]) });
-    const logits = out.logits.data as Float32Array;
+    const onnx = readFileSync(`${models}fashion-float.onnx`);
+    const { logits } = await runOrt(onnx, { input: { dims: [ds.count, 1, 28, 28], data: input } });
     float =
       Array.from({ length: ds.count }, (_, i) => argmax(logits, i * 10, 10)).filter((v, i) => v === labels[i]).length /
       ds.count;

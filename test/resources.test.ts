@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel, setThreads, threads, usableCpus } from '../lib/index.js';
-import { childEnv, compiledLib, ROOT } from './helpers/compile-lib.js';
+import { childEnv, compiledLib, spawnNode, ROOT } from './helpers/compile-lib.js';
 
 const MODEL = join(ROOT, 'models/fashion-binary.lowbit');
 
@@ -22,14 +22,12 @@ const MODEL = join(ROOT, 'models/fashion-binary.lowbit');
 function child(script: string, env: Record<string, string> = {}, prefix: string[] = []) {
   const e = childEnv(env);
   if (!('LOWBIT_THREADS' in env)) delete e.LOWBIT_THREADS;
-  const argv = [
-    ...prefix,
-    process.execPath,
-    '--input-type=module',
-    '-e',
-    `import * as L from ${JSON.stringify(compiledLib())};\n${script}`,
-  ];
-  const r = spawnSync(argv[0], argv.slice(1), { cwd: ROOT, env: e, encoding: 'utf8', timeout: 60_000 });
+  const code = `import * as L from ${JSON.stringify(compiledLib())};\n${script}`;
+  const r = spawnNode(
+    ['--input-type=module', '-e', code],
+    { cwd: ROOT, env: e, encoding: 'utf8', timeout: 60_000 },
+    prefix,
+  );
   return { status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
 }
 

@@ -3,12 +3,11 @@
 // terminating a worker at a random moment (inside runSync, with run() calls in flight, inside
 // loadModel or convertOnnx) neither aborts the process nor leaks. Everything runs in a child
 // process on lib/ compiled to JavaScript, so an abort shows as that child's exit status.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { childEnv, compiledLib, ROOT } from './helpers/compile-lib.js';
+import { childEnv, compiledLib, ROOT, spawnNode } from './helpers/compile-lib.js';
 
 const MODEL = join(ROOT, 'models/fashion-w8a8.lowbit');
 
@@ -92,8 +91,7 @@ describe('worker_threads', () => {
     writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
     writeFileSync(join(dir, 'worker.js'), WORKER);
     writeFileSync(join(dir, 'child.js'), CHILD);
-    const r = spawnSync(
-      process.execPath,
+    const r = spawnNode(
       [
         '--expose-gc',
         join(dir, 'child.js'),

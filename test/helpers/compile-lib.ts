@@ -3,6 +3,7 @@
  * (which cannot load .ts on Node 20) can drive the public API. The addon is found through
  * LOWBIT_ADDON_PATH, which `childEnv` sets.
  */
+import { spawnSync, type SpawnSyncOptionsWithStringEncoding, type SpawnSyncReturns } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -44,4 +45,28 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   const env: NodeJS.ProcessEnv = { ...process.env, LOWBIT_ADDON_PATH: ADDON, ...extra };
   if (!('LOWBIT_ISA' in extra)) delete env.LOWBIT_ISA;
   return env;
+}
+
+/**
+ * The command that starts a child `node`: this one, or LOWBIT_TEST_NODE (a JSON array) where this
+ * node runs under an emulator that cannot exec another guest binary (scripts/test-arm64.sh runs the
+ * suite in qemu-aarch64 without binfmt_misc, so a child is `qemu-aarch64 ... node`).
+ */
+export const NODE_COMMAND: string[] = process.env.LOWBIT_TEST_NODE
+  ? JSON.parse(process.env.LOWBIT_TEST_NODE)
+  : [process.execPath];
+
+/**
+ * spawnSync of a child `node` with `args` (see NODE_COMMAND), `prefix` before it (e.g. taskset);
+ * under the emulator, 10x the timeout.
+ */
+export function spawnNode(
+  args: string[],
+  options: SpawnSyncOptionsWithStringEncoding,
+  prefix: string[] = [],
+): SpawnSyncReturns<string> {
+  const [command, ...rest] = [...prefix, ...NODE_COMMAND, ...args];
+  const slowdown = process.env.LOWBIT_TEST_NODE ? 10 : 1;
+  const timeout = options.timeout === undefined ? undefined : options.timeout * slowdown;
+  return spawnSync(command, rest, { ...options, timeout });
 }

@@ -2,7 +2,11 @@
  * Small ONNX models for the importer's tests (the writer is lib/onnx/builder.ts), run with
  * onnxruntime-node as the reference.
  */
-import * as ort from 'onnxruntime-node';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type * as Ort from 'onnxruntime-node';
 import type { onnx as proto } from 'onnx-proto';
 import type { Rng } from './rng.js';
 import { tensor } from '../../lib/onnx/builder.js';
@@ -54,17 +58,35 @@ export interface Feed {
   data: Float32Array;
 }
 
-/** Runs the model in onnxruntime-node (one thread, no graph optimizations beyond the basic ones). */
-export async function runOrt(bytes: Uint8Array, feeds: Record<string, Feed>): Promise<Record<string, Float32Array>> {
-  const session = await ort.InferenceSession.create(bytes, {
+/**
+ * onnxruntime-node runs in this process, except under qemu-aarch64 (scripts/test-arm64.sh), where
+ * the arm64 onnxruntime-node crashes at load: there LOWBIT_TEST_HOST_ORT (a JSON array: the host's
+ * node and host-ort.mjs) runs runOrt's models on the host, and the few tests that need onnxruntime
+ * itself in process (its optimizer's output, typed tensors, the CLI's own use) are skipped.
+ */
+export const ORT_IN_PROCESS = !process.env.LOWBIT_TEST_HOST_ORT;
+
+/**
+ * Runs the model in onnxruntime-node, one thread, at graph optimization `level`: by default
+ * 'disabled', the ONNX semantics (onnxruntime's basic level fuses a zero Pad into a following
+ * MaxPool's pads, which pad with -infinity, so a window of negative values and zeros differs).
+ */
+export async function runOrt(
+  bytes: Uint8Array,
+  feeds: Record<string, Feed>,
+  level: 'disabled' | 'all' = 'disabled',
+): Promise<Record<string, Float32Array>> {
+  const options: Ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
-    // The ONNX semantics, unoptimized: onnxruntime's basic level fuses a zero Pad into a following
-    // MaxPool's pads, which pad with -infinity, so a window of negative values and zeros differs.
-    graphOptimizationLevel: 'disabled',
-  });
+    graphOptimizationLevel: level,
+  };
+  if (process.env.LOWBIT_TEST_HOST_ORT)
+    return runHostOrt(JSON.parse(process.env.LOWBIT_TEST_HOST_ORT), bytes, feeds, options);
+  const ort = await import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(bytes, options);
   try {
-    const inputs: Record<string, ort.Tensor> = {};
+    const inputs: Record<string, Ort.Tensor> = {};
     for (const [name, feed] of Object.entries(feeds)) inputs[name] = new ort.Tensor('float32', feed.data, feed.dims);
     const out = await session.run(inputs);
     const result: Record<string, Float32Array> = {};
@@ -72,6 +94,34 @@ export async function runOrt(bytes: Uint8Array, feeds: Record<string, Feed>): Pr
     return result;
   } finally {
     await session.release();
+  }
+}
+
+function runHostOrt(
+  command: string[],
+  bytes: Uint8Array,
+  feeds: Record<string, Feed>,
+  options: Ort.InferenceSession.SessionOptions,
+): Record<string, Float32Array> {
+  const dir = mkdtempSync(join(tmpdir(), 'lowbit-host-ort-'));
+  try {
+    writeFileSync(join(dir, 'model.onnx'), bytes);
+    const names = Object.entries(feeds).map(([name, feed], i) => {
+      writeFileSync(join(dir, `in${i}.f32`), feed.data);
+      return { name, dims: feed.dims };
+    });
+    writeFileSync(join(dir, 'request.json'), JSON.stringify({ feeds: names, options }));
+    const r = spawnSync(command[0], [...command.slice(1), dir], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`host onnxruntime failed (exit ${r.status}): ${r.stderr}`);
+    const { outputs } = JSON.parse(readFileSync(join(dir, 'response.json'), 'utf8')) as { outputs: string[] };
+    return Object.fromEntries(
+      outputs.map((name, i) => {
+        const out = readFileSync(join(dir, `out${i}.f32`));
+        return [name, new Float32Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.length))];
+      }),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
