@@ -53,12 +53,14 @@ Napi::Array io_value(Napi::Env env, const std::vector<ModelIo>& list) {
   return out;
 }
 
-// loadModel(bytes: Uint8Array) -> handle
+// loadModel(bytes: Uint8Array, fuse: boolean) -> handle
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     auto bytes = typed_array<uint8_t>(info[0], napi_uint8_array, "bytes");
-    auto model = load_model(bytes.data, bytes.length);
+    LoadOptions options;
+    options.fuse_residual_adds = info[1].ToBoolean().Value();
+    auto model = load_model(bytes.data, bytes.length, options);
     return wrap_handle(env, instance_data(env).models, model, model->memory_bytes());
   });
 }

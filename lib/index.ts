@@ -91,6 +91,7 @@ export { buildMst, loadMst, MstSchedule, type BuildMstOptions, type MstStats } f
 export {
   Model,
   loadModel,
+  type LoadOptions,
   type ModelTensorInfo,
   type ModelInput,
   type ModelInputs,

@@ -295,7 +295,7 @@ export interface NativeBinding {
     output: NativeQuantOutput,
     async: boolean,
   ): NativeResult | Promise<NativeResult>;
-  loadModel(bytes: Uint8Array): NativeModelHandle;
+  loadModel(bytes: Uint8Array, fuse: boolean): NativeModelHandle;
   modelInfo(model: NativeModelHandle): { json: string; inputs: NativeModelTensor[]; outputs: NativeModelTensor[] };
   modelPlan(model: NativeModelHandle, batch: number): { arenaBytes: number; tensorBytes: number };
   runModel(model: NativeModelHandle, batch: number, inputs: Float32Array[]): Float32Array[];

@@ -1,10 +1,10 @@
 // The load-time fusion of a qconv2d with the qadd that is its output's only reader (native
 // graph/fusion.h): on a converted residual network, the fused model's outputs equal the unfused
-// one's (LOWBIT_FUSE=0) bit for bit on every ISA, at 8 and 4 bits, and the fusion happened where the
+// one's (loadModel's fuse: false) bit for bit on every ISA, at 8 and 4 bits, and the fusion happened where the
 // graph allows it and nowhere else (the 8-bit tensors between conv and add are gone from the plan).
 // ResNet-18 itself: test/int-zoo.test.ts.
 import { afterEach, describe, expect, it } from 'vitest';
-import { convertOnnx, type Model } from '../lib/index.js';
+import { convertOnnx, loadModel, type Model } from '../lib/index.js';
 import { expectSameOutputs, loadBoth } from './helpers/fusion.js';
 import { ints, model, node, randomTensor, randomValues, valueInfo } from './helpers/onnx-builder.js';
 import { fileSeed, rngFor, type Rng } from './helpers/rng.js';
@@ -91,5 +91,26 @@ describe('a qconv2d fused with its residual qadd', () => {
     expect(plain.memoryPlan(1).tensorBytes - fused.memoryPlan(1).tensorBytes).toBe(
       align(9 * 9 * 12) + align(5 * 5 * 20) + align(5 * 5),
     );
+  });
+
+  it('fuse is a boolean option of loadModel, false by default under LOWBIT_FUSE=0', async () => {
+    const rng = rngFor(SEED, 'options');
+    const bytes = await convertOnnx(resnetLike(rng), { calibration: randomValues(rng, 4 * 243, 0, 1), bits: 8 });
+    const plan = (m: Model) => {
+      models.push(m);
+      return m.memoryPlan(1).tensorBytes;
+    };
+    const fused = plan(loadModel(bytes));
+    expect(plan(loadModel(bytes, { fuse: false }))).toBeGreaterThan(fused);
+    process.env.LOWBIT_FUSE = '0';
+    try {
+      expect(plan(loadModel(bytes))).toBe(plan(loadModel(bytes, { fuse: false })));
+      expect(plan(loadModel(bytes, { fuse: true }))).toBe(fused);
+    } finally {
+      delete process.env.LOWBIT_FUSE;
+    }
+    expect(() => loadModel(bytes, { fuse: 'no' } as never)).toThrow(/^fuse: expected a boolean, got string/);
+    expect(() => loadModel(bytes, { fusion: false } as never)).toThrow(/unknown option 'fusion' \(expected fuse\)/);
+    expect(() => loadModel(bytes, null as never)).toThrow(TypeError);
   });
 });

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel, setThreads, threads, usableCpus } from '../lib/index.js';
-import { childEnv, compiledLib, spawnNode, ROOT } from './helpers/compile-lib.js';
+import { childEnv, compiledLib, ROOT, spawnNode, timeLimit } from './helpers/compile-lib.js';
 
 const MODEL = join(ROOT, 'models/fashion-binary.lowbit');
 
@@ -54,7 +54,7 @@ console.log(JSON.stringify({ peakMB: peak / 2 ** 20 }));`);
     expect(r.status, r.stderr).toBe(0);
     const { peakMB } = JSON.parse(r.stdout) as { peakMB: number };
     expect(peakMB, `peak RSS growth ${peakMB.toFixed(0)} MB`).toBeLessThan(1200);
-  }, 60_000);
+  }, timeLimit(60_000));
 
   it('packed weights dropped 600 times: RSS stays bounded (child process)', () => {
     // 0.9 MB of native weights per round behind two small handles: unreported, the peak grew by

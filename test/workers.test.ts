@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { childEnv, compiledLib, ROOT, spawnNode } from './helpers/compile-lib.js';
+import { childEnv, compiledLib, ROOT, spawnNode, timeLimit } from './helpers/compile-lib.js';
 
 const MODEL = join(ROOT, 'models/fashion-w8a8.lowbit');
 
@@ -114,5 +114,5 @@ describe('worker_threads', () => {
     // growth with the fix: 3.5 MB (102.3 -> 105.9 MB), allocator and V8 heap noise.
     const growth = out.rss[50] - out.rss[10];
     expect(growth, `RSS ${out.rss[10]} -> ${out.rss[50]}`).toBeLessThan(24 << 20);
-  }, 120_000);
+  }, timeLimit(120_000));
 });

@@ -9,6 +9,26 @@ import { native, type NativeModelHandle } from '../native.js';
 import { describe, Tensor } from '../tensor.js';
 import { buildProfile, profileOptions, type ModelProfile, type ProfileOptions } from './profile.js';
 
+/** Options of {@link loadModel}. */
+export interface LoadOptions {
+  /**
+   * Fold each residual add into the integer conv that writes its input (bit-identical, less memory
+   * and time). Default true; `LOWBIT_FUSE=0` in the environment makes the default false.
+   */
+  fuse?: boolean;
+}
+
+/** @returns whether to fuse; throws TypeError for a malformed options object */
+function loadOptions(options: unknown): boolean {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError(`options: expected an object { fuse? }, got ${String(options)}`);
+  const { fuse = process.env.LOWBIT_FUSE !== '0', ...rest } = options as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length) throw new TypeError(`options: unknown option '${unknown[0]}' (expected fuse)`);
+  if (typeof fuse !== 'boolean') throw new TypeError(`fuse: expected a boolean, got ${describe(fuse)}`);
+  return fuse;
+}
+
 export interface ModelTensorInfo {
   name: string;
   /** always 'f32' at the model's boundaries */
@@ -50,11 +70,12 @@ export class Model {
   }
 
   /** Loads a model from `.lowbit` bytes. @throws ModelFormatError for a malformed file */
-  static fromBytes(bytes: Uint8Array): Model {
+  static fromBytes(bytes: Uint8Array, options: LoadOptions = {}): Model {
     if (!(bytes instanceof Uint8Array))
       throw new TypeError(`model: expected a Uint8Array or a file path, got ${describe(bytes)}`);
+    const fuse = loadOptions(options);
     return new Model(
-      callNative(() => native.loadModel(bytes)),
+      callNative(() => native.loadModel(bytes, fuse)),
       bytes.byteLength,
     );
   }
@@ -207,7 +228,7 @@ function checkBatch(batch: number): number {
  * @throws ModelFormatError for a malformed file, with the section and field it failed on
  * @example const model = loadModel('models/fashion-binary.lowbit'); const { logits } = await model.run(images);
  */
-export function loadModel(source: string | Uint8Array): Model {
-  if (typeof source === 'string') return Model.fromBytes(readFileSync(source));
-  return Model.fromBytes(source);
+export function loadModel(source: string | Uint8Array, options: LoadOptions = {}): Model {
+  if (typeof source === 'string') return Model.fromBytes(readFileSync(source), options);
+  return Model.fromBytes(source, options);
 }

@@ -56,9 +56,14 @@ export const NODE_COMMAND: string[] = process.env.LOWBIT_TEST_NODE
   ? JSON.parse(process.env.LOWBIT_TEST_NODE)
   : [process.execPath];
 
+/** A test's or a child's time limit: 10x under the emulator (scripts/test-arm64.sh). */
+export function timeLimit(ms: number): number {
+  return process.env.LOWBIT_TEST_NODE ? 10 * ms : ms;
+}
+
 /**
- * spawnSync of a child `node` with `args` (see NODE_COMMAND), `prefix` before it (e.g. taskset);
- * under the emulator, 10x the timeout.
+ * spawnSync of a child `node` with `args` (see NODE_COMMAND), `prefix` before it (e.g. taskset),
+ * within timeLimit(options.timeout).
  */
 export function spawnNode(
   args: string[],
@@ -66,7 +71,6 @@ export function spawnNode(
   prefix: string[] = [],
 ): SpawnSyncReturns<string> {
   const [command, ...rest] = [...prefix, ...NODE_COMMAND, ...args];
-  const slowdown = process.env.LOWBIT_TEST_NODE ? 10 : 1;
-  const timeout = options.timeout === undefined ? undefined : options.timeout * slowdown;
+  const timeout = options.timeout === undefined ? undefined : timeLimit(options.timeout);
   return spawnSync(command, rest, { ...options, timeout });
 }

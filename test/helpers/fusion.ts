@@ -3,16 +3,9 @@
 import { expect } from 'vitest';
 import { isa, loadModel, setIsa, supportedIsas, type Model } from '../../lib/index.js';
 
-/** Loads `bytes` with the fusion off (LOWBIT_FUSE=0, read at load) and on. */
+/** Loads `bytes` with the fusion off and on. */
 export function loadBoth(bytes: Uint8Array): { plain: Model; fused: Model } {
-  process.env.LOWBIT_FUSE = '0';
-  try {
-    const plain = loadModel(bytes);
-    delete process.env.LOWBIT_FUSE;
-    return { plain, fused: loadModel(bytes) };
-  } finally {
-    delete process.env.LOWBIT_FUSE;
-  }
+  return { plain: loadModel(bytes, { fuse: false }), fused: loadModel(bytes, { fuse: true }) };
 }
 
 /** Every output of the two models on x, on every supported ISA, as raw bits. */

@@ -31,6 +31,13 @@ struct MemoryPlanInfo {
   size_t tensor_bytes = 0;  // the sum of the same tensors' sizes (what no sharing would take)
 };
 
+// How a file is turned into a runnable graph; the defaults are what users get.
+struct LoadOptions {
+  // Fold each residual qadd into the qconv2d that writes its input (graph/fusion.h); false keeps
+  // the graph as stored (the tests' unfused twin).
+  bool fuse_residual_adds = true;
+};
+
 class Model {
  public:
   ~Model();
@@ -69,12 +76,12 @@ class Model {
 
  private:
   explicit Model(std::unique_ptr<Impl> impl);
-  friend std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size);
+  friend std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size, const LoadOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 
 // Parses and validates a whole `.lowbit` file; copies what it keeps (the caller's buffer may go
 // away). Throws Error(Format) naming the section, JSON path or node and field.
-std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size);
+std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size, const LoadOptions& options = {});
 
 }  // namespace lowbit

@@ -26,7 +26,7 @@ bool qadd_node_info(const Node& node, QAddNodeInfo* info);
 bool fuse_residual_add(Node& conv, const QAddNodeInfo& add, int self_side);
 
 // The pass over a loaded graph (model.cc, after the nodes are built); writer[t] is the node writing
-// tensor t (-1: none) and is updated. LOWBIT_FUSE=0 in the environment turns it off (tests
+// tensor t (-1: none) and is updated. LoadOptions::fuse_residual_adds = false skips it (tests
 // compare against the unfused graph with it).
 void fuse_residual_adds(Graph& g, std::vector<int64_t>& writer);
 

@@ -335,7 +335,7 @@ ModelIo io_info(const GraphIo& io, const Graph& g) {
 
 }  // namespace
 
-std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size) {
+std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size, const LoadOptions& options) {
   const std::vector<Section> sections = parse_container(data, size);
   auto m = std::make_unique<Model::Impl>();
   m->file_bytes = size;
@@ -358,7 +358,7 @@ std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size) {
   for (size_t i = 0; i < g.outputs.size(); ++i)
     if (writer[g.outputs[i].tensor] < 0)
       root.get("outputs")[i].get("tensor").fail(tensor_label(g, g.outputs[i].tensor) + " is not written by any node");
-  fuse_residual_adds(g, writer);
+  if (options.fuse_residual_adds) fuse_residual_adds(g, writer);
 
   // Arena buffers: each tensor from the node that writes it to the last node that reads it; the
   // caller's inputs and outputs stay out; a node's scratch lives during that node only.
