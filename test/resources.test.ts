@@ -34,10 +34,12 @@ function child(script: string, env: Record<string, string> = {}, prefix: string[
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 
 describe('native memory of models dropped without dispose()', () => {
-  it('load + run without dispose, 120 times at batch 256: RSS stays bounded (child process)', () => {
-    // Each model grows a 27 MB activation arena. Unreported, V8 saw only small handles and
-    // collected them rarely: the peak grew by about 2 GB here. Reported, it stays near 0.6 GB.
-    const r = child(`
+  it(
+    'load + run without dispose, 120 times at batch 256: RSS stays bounded (child process)',
+    () => {
+      // Each model grows a 27 MB activation arena. Unreported, V8 saw only small handles and
+      // collected them rarely: the peak grew by about 2 GB here. Reported, it stays near 0.6 GB.
+      const r = child(`
 const x = new Float32Array(256 * 784).fill(0.5);
 const warm = L.loadModel(${JSON.stringify(MODEL)});
 await warm.run(x);
@@ -50,11 +52,13 @@ for (let i = 0; i < 120; ++i) {
   peak = Math.max(peak, process.memoryUsage().rss - start);
 }
 console.log(JSON.stringify({ peakMB: peak / 2 ** 20 }));`);
-    expect(r.signal, r.stderr).toBeNull();
-    expect(r.status, r.stderr).toBe(0);
-    const { peakMB } = JSON.parse(r.stdout) as { peakMB: number };
-    expect(peakMB, `peak RSS growth ${peakMB.toFixed(0)} MB`).toBeLessThan(1200);
-  }, timeLimit(60_000));
+      expect(r.signal, r.stderr).toBeNull();
+      expect(r.status, r.stderr).toBe(0);
+      const { peakMB } = JSON.parse(r.stdout) as { peakMB: number };
+      expect(peakMB, `peak RSS growth ${peakMB.toFixed(0)} MB`).toBeLessThan(1200);
+    },
+    timeLimit(60_000),
+  );
 
   it('packed weights dropped 600 times: RSS stays bounded (child process)', () => {
     // 0.9 MB of native weights per round behind two small handles: unreported, the peak grew by

@@ -85,34 +85,38 @@ console.log(JSON.stringify({ equal, counts, rss }));
 `;
 
 describe('worker_threads', () => {
-  it('4 workers equal runSync; random terminations never abort; RSS flat over 50 cycles', () => {
-    const lib = compiledLib();
-    const dir = mkdtempSync(join(tmpdir(), 'lowbit-workers-'));
-    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
-    writeFileSync(join(dir, 'worker.js'), WORKER);
-    writeFileSync(join(dir, 'child.js'), CHILD);
-    const r = spawnNode(
-      [
-        '--expose-gc',
-        join(dir, 'child.js'),
-        lib,
-        join(dir, 'worker.js'),
-        MODEL,
-        join(ROOT, 'models/fashion-float.onnx'),
-        join(ROOT, 'models/fashion-mnist-test-1000.lbds'),
-      ],
-      { cwd: ROOT, env: childEnv({}), encoding: 'utf8', timeout: 90_000 },
-    );
-    if (process.env.LOWBIT_WORKERS_LOG) console.log(r.stdout);
-    // An abort is SIGABRT (exit 134 from a shell): the child must end normally.
-    expect(r.signal, r.stderr).toBeNull();
-    expect(r.status, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { equal: boolean; rss: Record<string, number> };
-    expect(out.equal).toBe(true);
-    // A live worker holding this model costs about 16 MB of RSS (measured: 10 workers, +160 MB),
-    // so keeping even two of the 40 environments between cycles 10 and 50 breaks 24 MB; measured
-    // growth with the fix: 3.5 MB (102.3 -> 105.9 MB), allocator and V8 heap noise.
-    const growth = out.rss[50] - out.rss[10];
-    expect(growth, `RSS ${out.rss[10]} -> ${out.rss[50]}`).toBeLessThan(24 << 20);
-  }, timeLimit(120_000));
+  it(
+    '4 workers equal runSync; random terminations never abort; RSS flat over 50 cycles',
+    () => {
+      const lib = compiledLib();
+      const dir = mkdtempSync(join(tmpdir(), 'lowbit-workers-'));
+      writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n');
+      writeFileSync(join(dir, 'worker.js'), WORKER);
+      writeFileSync(join(dir, 'child.js'), CHILD);
+      const r = spawnNode(
+        [
+          '--expose-gc',
+          join(dir, 'child.js'),
+          lib,
+          join(dir, 'worker.js'),
+          MODEL,
+          join(ROOT, 'models/fashion-float.onnx'),
+          join(ROOT, 'models/fashion-mnist-test-1000.lbds'),
+        ],
+        { cwd: ROOT, env: childEnv({}), encoding: 'utf8', timeout: 90_000 },
+      );
+      if (process.env.LOWBIT_WORKERS_LOG) console.log(r.stdout);
+      // An abort is SIGABRT (exit 134 from a shell): the child must end normally.
+      expect(r.signal, r.stderr).toBeNull();
+      expect(r.status, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { equal: boolean; rss: Record<string, number> };
+      expect(out.equal).toBe(true);
+      // A live worker holding this model costs about 16 MB of RSS (measured: 10 workers, +160 MB),
+      // so keeping even two of the 40 environments between cycles 10 and 50 breaks 24 MB; measured
+      // growth with the fix: 3.5 MB (102.3 -> 105.9 MB), allocator and V8 heap noise.
+      const growth = out.rss[50] - out.rss[10];
+      expect(growth, `RSS ${out.rss[10]} -> ${out.rss[50]}`).toBeLessThan(24 << 20);
+    },
+    timeLimit(120_000),
+  );
 });
