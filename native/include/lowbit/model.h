@@ -40,8 +40,9 @@ struct LoadOptions {
   // the graph as stored (the tests' unfused twin).
   bool fuse_residual_adds = true;
   // The largest activation arena one run takes: a batch whose arena would be larger runs in
-  // chunks of the batch, each within the cap (a single sample larger than it still runs, alone).
-  // Outputs are the same bit for bit: every operator computes each sample on its own.
+  // chunks of the batch, each within the cap if it can be: a chunk holds at least one sample, and
+  // in graphs with float convolutions a multiple of 6 (their GEMM's row block; other splits would
+  // change float sums). Outputs are the same bit for bit: operators compute samples on their own.
   size_t max_activation_bytes = size_t{256} << 20;
   // The most bytes of idle arenas the pool keeps: an arena given back that would take the pool
   // above it is freed, so one huge batch does not hold its memory for good.
