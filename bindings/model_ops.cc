@@ -5,6 +5,8 @@
 // as Float32Arrays when the Promise settles.
 #include "model_ops.h"
 
+#include <atomic>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -53,13 +55,15 @@ Napi::Array io_value(Napi::Env env, const std::vector<ModelIo>& list) {
   return out;
 }
 
-// loadModel(bytes: Uint8Array, fuse: boolean) -> handle
+// loadModel(bytes: Uint8Array, fuse: boolean, maxActivationBytes, maxPooledBytes) -> handle
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     auto bytes = typed_array<uint8_t>(info[0], napi_uint8_array, "bytes");
     LoadOptions options;
     options.fuse_residual_adds = info[1].ToBoolean().Value();
+    options.max_activation_bytes = uint_arg(info[2], "maxActivationBytes");
+    options.max_pooled_bytes = uint_arg(info[3], "maxPooledBytes");
     auto model = load_model(bytes.data, bytes.length, options);
     return wrap_handle(env, instance_data(env).models, model, model->memory_bytes());
   });
@@ -201,11 +205,37 @@ Napi::Value ProfileModel(const Napi::CallbackInfo& info) {
   });
 }
 
-// runModelAsync(handle, batch, inputs: Float32Array[]) -> Promise<Float32Array[]>
+// A run's cancel flag, shared by the JS token and the queued run (which may outlive the token).
+using CancelFlag = std::shared_ptr<std::atomic<bool>>;
+
+// runToken() -> token: a cancel flag for one runModelAsync.
+Napi::Value RunToken(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    return Napi::External<CancelFlag>::New(info.Env(), new CancelFlag(std::make_shared<std::atomic<bool>>(false)),
+                                           [](Napi::Env, CancelFlag* flag) { delete flag; });
+  });
+}
+
+CancelFlag token_arg(Napi::Value value) {
+  if (!value.IsExternal()) throw_error(value.Env(), ErrorKind::Type, "token: expected a run token (from runToken)");
+  return *value.As<Napi::External<CancelFlag>>().Data();
+}
+
+// cancelRun(token): a queued run it was given never starts; a running one stops at the next node.
+Napi::Value CancelRun(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    token_arg(info[0])->store(true);
+    return info.Env().Undefined();
+  });
+}
+
+// runModelAsync(handle, batch, inputs: Float32Array[], token?) -> Promise<Float32Array[]>
+// A cancelled run rejects with RangeError 'run: cancelled' (the caller has settled its own promise).
 Napi::Value RunModelAsync(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const RunArgs a = run_args(info);
+    const CancelFlag cancel = info[3].IsUndefined() ? nullptr : token_arg(info[3]);
     // Private copies: JS may mutate, transfer or drop its arrays as soon as this returns.
     auto inputs = std::make_shared<std::vector<std::vector<float>>>();
     for (const auto& arg : a.inputs) inputs->emplace_back(arg.data, arg.data + arg.length);
@@ -214,10 +244,10 @@ Napi::Value RunModelAsync(const Napi::CallbackInfo& info) {
     auto refs = std::make_shared<std::vector<Napi::Reference<Napi::ArrayBuffer>>>();
     for (const Output& o : outs)
       out.push_back(reinterpret_cast<float*>(o.data)), refs->push_back(Napi::Persistent(o.buffer));
-    auto work = [model = a.model, batch = a.batch, inputs, out] {
+    auto work = [model = a.model, batch = a.batch, inputs, out, cancel] {
       std::vector<const float*> in;
       for (const auto& v : *inputs) in.push_back(v.data());
-      model->run(batch, in.data(), out.data());
+      model->run(batch, in.data(), out.data(), cancel.get());
     };
     auto handle = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
     auto result = [refs, handle](Napi::Env e) -> Napi::Value {
@@ -252,6 +282,8 @@ void init_model_ops(Napi::Env env, Napi::Object exports) {
   exports.Set("runModel", Napi::Function::New(env, RunModel, "runModel"));
   exports.Set("profileModel", Napi::Function::New(env, ProfileModel, "profileModel"));
   exports.Set("runModelAsync", Napi::Function::New(env, RunModelAsync, "runModelAsync"));
+  exports.Set("runToken", Napi::Function::New(env, RunToken, "runToken"));
+  exports.Set("cancelRun", Napi::Function::New(env, CancelRun, "cancelRun"));
   exports.Set("disposeModel", Napi::Function::New(env, DisposeModel, "disposeModel"));
 }
 

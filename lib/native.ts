@@ -92,6 +92,8 @@ export interface NativePoolGeometry {
 
 /** Opaque handle of a loaded `.lowbit` model owned by the addon. */
 export type NativeModelHandle = object;
+/** Opaque cancel flag of one async model run. */
+export type NativeRunToken = object;
 
 export interface NativeModelTensor {
   name: string;
@@ -295,11 +297,19 @@ export interface NativeBinding {
     output: NativeQuantOutput,
     async: boolean,
   ): NativeResult | Promise<NativeResult>;
-  loadModel(bytes: Uint8Array, fuse: boolean): NativeModelHandle;
+  loadModel(bytes: Uint8Array, fuse: boolean, maxActivationBytes: number, maxPooledBytes: number): NativeModelHandle;
   modelInfo(model: NativeModelHandle): { json: string; inputs: NativeModelTensor[]; outputs: NativeModelTensor[] };
   modelPlan(model: NativeModelHandle, batch: number): { arenaBytes: number; tensorBytes: number };
   runModel(model: NativeModelHandle, batch: number, inputs: Float32Array[]): Float32Array[];
-  runModelAsync(model: NativeModelHandle, batch: number, inputs: Float32Array[]): Promise<Float32Array[]>;
+  runModelAsync(
+    model: NativeModelHandle,
+    batch: number,
+    inputs: Float32Array[],
+    token?: NativeRunToken,
+  ): Promise<Float32Array[]>;
+  /** A cancel flag for one runModelAsync: cancelRun(token) stops it before it starts or at the next node. */
+  runToken(): NativeRunToken;
+  cancelRun(token: NativeRunToken): void;
   profileModel(
     model: NativeModelHandle,
     batch: number,

@@ -110,7 +110,9 @@ describe('a qconv2d fused with its residual qadd', () => {
       delete process.env.LOWBIT_FUSE;
     }
     expect(() => loadModel(bytes, { fuse: 'no' } as never)).toThrow(/^fuse: expected a boolean, got string/);
-    expect(() => loadModel(bytes, { fusion: false } as never)).toThrow(/unknown option 'fusion' \(expected fuse\)/);
+    expect(() => loadModel(bytes, { fusion: false } as never)).toThrow(
+      /unknown option 'fusion' \(expected fuse, maxActivationBytes, maxPooledBytes\)/,
+    );
     expect(() => loadModel(bytes, null as never)).toThrow(TypeError);
   });
 });

@@ -16,17 +16,67 @@ export interface LoadOptions {
    * and time). Default true; `LOWBIT_FUSE=0` in the environment makes the default false.
    */
   fuse?: boolean;
+  /**
+   * The largest activation arena one run takes, in bytes (default 256 MiB): a batch that would
+   * need more is computed in chunks of the batch, with the same outputs bit for bit. A single
+   * sample that needs more still runs, alone.
+   */
+  maxActivationBytes?: number;
+  /**
+   * The most bytes of idle activation arenas the model keeps for later runs (default 64 MiB): an
+   * arena that would take the pool above it is freed when its run ends, so memory returns to the
+   * system after a huge batch. 0 keeps none.
+   */
+  maxPooledBytes?: number;
 }
 
-/** @returns whether to fuse; throws TypeError for a malformed options object */
-function loadOptions(options: unknown): boolean {
+const MiB = 1024 * 1024;
+
+/** The checked load options; throws TypeError for a malformed options object */
+function loadOptions(options: unknown): Required<LoadOptions> {
   if (typeof options !== 'object' || options === null)
-    throw new TypeError(`options: expected an object { fuse? }, got ${String(options)}`);
-  const { fuse = process.env.LOWBIT_FUSE !== '0', ...rest } = options as Record<string, unknown>;
+    throw new TypeError(
+      `options: expected an object { fuse?, maxActivationBytes?, maxPooledBytes? }, got ${String(options)}`,
+    );
+  const {
+    fuse = process.env.LOWBIT_FUSE !== '0',
+    maxActivationBytes = 256 * MiB,
+    maxPooledBytes = 64 * MiB,
+    ...rest
+  } = options as Record<string, unknown>;
   const unknown = Object.keys(rest);
-  if (unknown.length) throw new TypeError(`options: unknown option '${unknown[0]}' (expected fuse)`);
+  if (unknown.length)
+    throw new TypeError(`options: unknown option '${unknown[0]}' (expected fuse, maxActivationBytes, maxPooledBytes)`);
   if (typeof fuse !== 'boolean') throw new TypeError(`fuse: expected a boolean, got ${describe(fuse)}`);
-  return fuse;
+  for (const [name, value] of [
+    ['maxActivationBytes', maxActivationBytes],
+    ['maxPooledBytes', maxPooledBytes],
+  ] as const)
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+      throw new TypeError(`${name}: expected an integer number of bytes >= 0, got ${describe(value)}`);
+  return { fuse, maxActivationBytes, maxPooledBytes } as Required<LoadOptions>;
+}
+
+/** Options of {@link Model.run}. */
+export interface RunOptions {
+  /**
+   * Aborts the run: an aborted signal rejects at once; an abort while the run waits for a pool
+   * thread removes it (it never runs), and one while it runs stops it at the next node. The
+   * promise rejects with `signal.reason` (an AbortError DOMException unless given).
+   */
+  signal?: AbortSignal;
+}
+
+/** The checked run options; throws TypeError for a malformed options object */
+function runOptions(options: unknown): RunOptions {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError(`options: expected an object { signal? }, got ${String(options)}`);
+  const { signal, ...rest } = options as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length) throw new TypeError(`options: unknown option '${unknown[0]}' (expected signal)`);
+  if (signal !== undefined && !(signal instanceof AbortSignal))
+    throw new TypeError(`signal: expected an AbortSignal, got ${describe(signal)}`);
+  return { signal };
 }
 
 export interface ModelTensorInfo {
@@ -73,9 +123,9 @@ export class Model {
   static fromBytes(bytes: Uint8Array, options: LoadOptions = {}): Model {
     if (!(bytes instanceof Uint8Array))
       throw new TypeError(`model: expected a Uint8Array or a file path, got ${describe(bytes)}`);
-    const fuse = loadOptions(options);
+    const o = loadOptions(options);
     return new Model(
-      callNative(() => native.loadModel(bytes, fuse)),
+      callNative(() => native.loadModel(bytes, o.fuse, o.maxActivationBytes, o.maxPooledBytes)),
       bytes.byteLength,
     );
   }
@@ -98,7 +148,10 @@ export class Model {
     return JSON.parse(this.graphJson);
   }
 
-  /** Activation memory of one run with `batch` samples: the arena, and what it would take unplanned. */
+  /**
+   * Activation memory of `batch` samples at once: the arena, and what it would take unplanned (a
+   * run chunks a batch whose arena exceeds `maxActivationBytes`).
+   */
   memoryPlan(batch = 1): { arenaBytes: number; tensorBytes: number } {
     return callNative(() => native.modelPlan(this.live(), checkBatch(batch)));
   }
@@ -114,12 +167,32 @@ export class Model {
 
   /**
    * Runs the model on the libuv thread pool. The inputs are copied before this returns, so they
-   * may be reused at once; concurrent runs on one model are safe.
+   * may be reused at once; concurrent runs on one model are safe. `signal` aborts the run (see
+   * {@link RunOptions}); the model stays usable.
+   * @example const { logits } = await model.run(images, { signal: AbortSignal.timeout(100) });
    */
-  async run(inputs: ModelInputs): Promise<ModelOutputs> {
+  async run(inputs: ModelInputs, options: RunOptions = {}): Promise<ModelOutputs> {
+    const { signal } = runOptions(options);
+    signal?.throwIfAborted();
     const { batch, arrays } = this.prepare(inputs);
     const handle = this.live();
-    return this.wrap(batch, await awaitNative(() => native.runModelAsync(handle, batch, arrays)));
+    if (!signal) return this.wrap(batch, await awaitNative(() => native.runModelAsync(handle, batch, arrays)));
+    const token = native.runToken();
+    const running = awaitNative(() => native.runModelAsync(handle, batch, arrays, token));
+    let onAbort = (): void => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        native.cancelRun(token);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    running.catch(() => {}); // a cancelled run's own rejection is expected, and dropped
+    try {
+      return this.wrap(batch, await Promise.race([running, aborted]));
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   /**

@@ -27,9 +27,9 @@ using lowbit::test::rng;
 
 namespace {
 
-std::shared_ptr<const Model> load(const GraphWriter& g) {
+std::shared_ptr<const Model> load(const GraphWriter& g, const LoadOptions& options = {}) {
   const std::vector<uint8_t> f = g.file();
-  return load_model(f.data(), f.size());
+  return load_model(f.data(), f.size(), options);
 }
 
 // Runs `batch` samples; one vector per model input, one returned per output.
@@ -733,6 +733,60 @@ TEST(model_run_rejects_bad_arguments) {
   CHECK(kind_of(1, in, nullptr) == static_cast<int>(ErrorKind::Range), "no outputs");
   CHECK(kind_of(SIZE_MAX / 8, in, out) == static_cast<int>(ErrorKind::Range), "a batch whose sizes overflow");
   CHECK(kind_of(1, in, out) == -1, "a valid run");
+}
+
+TEST(model_chunks_big_batches_and_caps_the_pool) {
+  const size_t c = 8, h = 9, w_ = 10, per = c * h * w_;
+  const GraphWriter chain = clamp_chain(4, c, h, w_);
+  const size_t file = chain.file().size();
+  const auto whole = load(chain);
+  auto g = rng(380);
+  const size_t one = whole->memory_plan(1).arena_bytes;
+  for (size_t batch : {1, 2, 7, 33}) {
+    const auto xs = floats(g, batch * per, -12, 12);
+    const auto want = run(*whole, batch, {xs})[0];
+    for (size_t cap : {size_t{0}, one - 1, one, 3 * one, whole->memory_plan(5).arena_bytes}) {
+      LoadOptions o;
+      o.max_activation_bytes = cap;
+      o.max_pooled_bytes = 0;  // no arena is kept
+      const auto m = load(chain, o);
+      CHECK_SAME(run(*m, batch, {xs})[0], want, "batch " << batch << ", cap " << cap);
+      CHECK(m->memory_plan(batch).arena_bytes == whole->memory_plan(batch).arena_bytes, "the plan is per batch");
+      CHECK(m->memory_bytes() == file, "batch " << batch << ", cap " << cap << ": keeps " << m->memory_bytes());
+    }
+  }
+  // The pool keeps idle arenas up to max_pooled_bytes and frees one that does not fit.
+  LoadOptions o;
+  o.max_pooled_bytes = whole->memory_plan(4).arena_bytes;
+  const auto m = load(chain, o);
+  const auto xs = floats(g, 64 * per, -12, 12);
+  run(*m, 4, {xs});
+  CHECK(m->memory_bytes() == file + o.max_pooled_bytes, "a batch of 4 is kept: " << m->memory_bytes());
+  run(*m, 64, {xs});  // grows the pooled arena, which then exceeds the cap and is freed
+  CHECK(m->memory_bytes() == file, "a batch of 64 is not kept: " << m->memory_bytes());
+}
+
+TEST(model_run_stops_when_cancelled) {
+  const size_t c = 8, h = 9, w_ = 10;
+  const auto m = load(clamp_chain(3, c, h, w_));
+  auto g = rng(385);
+  const auto xs = floats(g, 2 * c * h * w_, -12, 12);
+  const auto want = run(*m, 2, {xs})[0];
+  std::vector<float> y(want.size(), NAN);
+  const float* in[] = {xs.data()};
+  float* out[] = {y.data()};
+  const std::atomic<bool> cancelled{true}, going{false};
+  const size_t arenas = m->arena_allocations();
+  try {
+    m->run(2, in, out, &cancelled);
+    CHECK(false, "a cancelled run ran");
+  } catch (const RunCancelled& e) {
+    CHECK(std::string(e.what()) == "run: cancelled", e.what());
+  }
+  CHECK(std::all_of(y.begin(), y.end(), [](float v) { return std::isnan(v); }), "a cancelled run wrote outputs");
+  CHECK(m->arena_allocations() == arenas, "a cancelled run took no new arena");
+  m->run(2, in, out, &going);
+  CHECK_SAME(y, want, "a run after a cancelled one");
 }
 
 // ---- float activations inside the graph (f32 hwc) ---------------------------------------------------

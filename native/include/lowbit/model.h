@@ -4,11 +4,14 @@
 // order on activation buffers from a pooled, lifetime-planned arena. One Model may run on many
 // threads at once; each run takes its own arena.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "lowbit/error.h"
 
 namespace lowbit {
 
@@ -36,6 +39,20 @@ struct LoadOptions {
   // Fold each residual qadd into the qconv2d that writes its input (graph/fusion.h); false keeps
   // the graph as stored (the tests' unfused twin).
   bool fuse_residual_adds = true;
+  // The largest activation arena one run takes: a batch whose arena would be larger runs in
+  // chunks of the batch, each within the cap if it can be: a chunk holds at least one sample, and
+  // in graphs with float convolutions a multiple of 6 (their GEMM's row block; other splits would
+  // change float sums). Outputs are the same bit for bit: operators compute samples on their own.
+  size_t max_activation_bytes = size_t{256} << 20;
+  // The most bytes of idle arenas the pool keeps: an arena given back that would take the pool
+  // above it is freed, so one huge batch does not hold its memory for good.
+  size_t max_pooled_bytes = size_t{64} << 20;
+};
+
+// What Model::run throws when its cancel flag is set: before the first node, or between nodes.
+class RunCancelled : public Error {
+ public:
+  RunCancelled() : Error(ErrorKind::Range, "run: cancelled") {}
 };
 
 class Model {
@@ -49,17 +66,21 @@ class Model {
   const std::vector<ModelIo>& outputs() const;
   std::vector<ModelNodeInfo> nodes() const;
 
-  // Plans (or recalls) the arena of runs with `batch` samples. Throws Error(Range) for batch 0
+  // Plans (or recalls) the arena of `batch` samples at once (before any chunking). Throws Error(Range) for batch 0
   // or sizes that overflow.
   MemoryPlanInfo memory_plan(size_t batch) const;
 
   // Runs `batch` samples: inputs[i] holds batch x inputs()[i].elements floats, outputs[i] receives
   // batch x outputs()[i].elements (in the order of the file's inputs / outputs). Throws Error(Range)
   // for batch 0, a null buffer or sizes that overflow; operator errors propagate as lowbit::Error.
-  void run(size_t batch, const float* const* inputs, float* const* outputs) const;
+  // A batch whose arena exceeds LoadOptions::max_activation_bytes runs in chunks. `cancel`, when
+  // given, is read before the run and between nodes: once true the run stops there and throws
+  // RunCancelled (outputs then hold partial results); the arena goes back to the pool either way.
+  void run(size_t batch, const float* const* inputs, float* const* outputs,
+           const std::atomic<bool>* cancel = nullptr) const;
 
   // run() that also times each node (steady_clock around its run): node_seconds[i] receives node
-  // i's wall time in seconds (nodes() order). Returns the whole call's seconds (plan, arena and
+  // i's wall time in seconds (nodes() order, summed over chunks). Returns the whole call's seconds (plan, arena and
   // nodes), the total that the nodes' times are shares of. run() itself times nothing.
   double run_profiled(size_t batch, const float* const* inputs, float* const* outputs, double* node_seconds) const;
 

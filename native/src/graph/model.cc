@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/checked_math.h"
+#include "float/kernels.h"
 #include "graph/container.h"
 #include "graph/fusion.h"
 #include "graph/graph.h"
@@ -59,13 +60,21 @@ struct Model::Impl {
   mutable std::vector<std::unique_ptr<Arena>> arenas;  // free ones
   mutable std::atomic<size_t> allocations{0};
   size_t file_bytes = 0;
+  size_t max_activation_bytes = 0, max_pooled_bytes = 0;  // LoadOptions
+  // Chunks hold a multiple of this many samples: kFRowBlock with float GEMMs (fconv2d, fdense),
+  // whose sums are the same bit for bit only when every call starts at a multiple of it; else 1.
+  size_t batch_grain = 1;
   mutable std::atomic<size_t> arena_bytes{0};  // the capacities of all arenas, leased or free
+  mutable size_t pooled_bytes = 0;             // the capacities of the free ones (under mutex)
 
   std::shared_ptr<const Placement> plan(size_t batch) const;
   std::unique_ptr<Arena> take_arena(size_t bytes) const;
   void give_back(std::unique_ptr<Arena> arena) const;
+  // The most samples per chunk whose arena fits max_activation_bytes (at least 1, at most batch).
+  size_t chunk_size(size_t batch) const;
   // Model::run, and with node_seconds (one per node) Model::run_profiled's per-node times.
-  void run(size_t batch, const float* const* inputs, float* const* outputs, double* node_seconds) const;
+  void run(size_t batch, const float* const* inputs, float* const* outputs, double* node_seconds,
+           const std::atomic<bool>* cancel) const;
 };
 
 // ---- executor ------------------------------------------------------------------------------------------
@@ -103,6 +112,7 @@ std::unique_ptr<Arena> Model::Impl::take_arena(size_t bytes) const {
       best = std::max_element(arenas.begin(), arenas.end(),
                               [](const auto& a, const auto& b) { return a->capacity < b->capacity; });
     if (best != arenas.end()) {
+      pooled_bytes -= (*best)->capacity;
       arena = std::move(*best);
       arenas.erase(best);
     }
@@ -120,9 +130,19 @@ std::unique_ptr<Arena> Model::Impl::take_arena(size_t bytes) const {
   return arena;
 }
 
+// Pool policy: idle arenas total at most max_pooled_bytes; one that does not fit is freed (runs
+// that need it again allocate it anew, a cost small next to a run that large).
 void Model::Impl::give_back(std::unique_ptr<Arena> arena) const {
-  std::lock_guard<std::mutex> lock(mutex);
-  arenas.push_back(std::move(arena));
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (pooled_bytes + arena->capacity <= max_pooled_bytes) {
+      pooled_bytes += arena->capacity;
+      arenas.push_back(std::move(arena));
+      return;
+    }
+  }
+  arena_bytes -= arena->capacity;
+  arena.reset();  // freed outside the lock
 }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -145,29 +165,50 @@ MemoryPlanInfo Model::memory_plan(size_t batch) const {
   return {p->arena_bytes, p->total_bytes};
 }
 
-void Model::run(size_t batch, const float* const* inputs, float* const* outputs) const {
-  impl_->run(batch, inputs, outputs, nullptr);
+void Model::run(size_t batch, const float* const* inputs, float* const* outputs,
+                const std::atomic<bool>* cancel) const {
+  impl_->run(batch, inputs, outputs, nullptr, cancel);
 }
 
 double Model::run_profiled(size_t batch, const float* const* inputs, float* const* outputs,
                            double* node_seconds) const {
   if (node_seconds == nullptr) fail(ErrorKind::Range, "node_seconds: null buffer");
   const auto start = Clock::now();
-  impl_->run(batch, inputs, outputs, node_seconds);
+  std::fill(node_seconds, node_seconds + impl_->graph.nodes.size(), 0.0);
+  impl_->run(batch, inputs, outputs, node_seconds, nullptr);
   return seconds_since(start);
 }
 
-void Model::Impl::run(size_t batch, const float* const* inputs, float* const* outputs, double* node_seconds) const {
+size_t Model::Impl::chunk_size(size_t batch) const {
+  if (plan(batch)->arena_bytes <= max_activation_bytes || batch == 1) return batch;
+  // Arenas grow about linearly with the batch: start from the per-sample estimate, then shrink
+  // until the plan fits (alignment can make a plan a little larger than the estimate).
+  const size_t one = std::max<size_t>(plan(1)->arena_bytes, 1);
+  size_t chunk = std::min(batch - 1, std::max<size_t>(max_activation_bytes / one, 1));
+  while (chunk > 1) {
+    const size_t bytes = plan(chunk)->arena_bytes;
+    if (bytes <= max_activation_bytes) break;
+    chunk = std::min(chunk - 1, static_cast<size_t>(static_cast<double>(chunk) * max_activation_bytes / bytes));
+    chunk = std::max<size_t>(chunk, 1);
+  }
+  return std::min(batch, std::max(batch_grain, chunk / batch_grain * batch_grain));
+}
+
+void Model::Impl::run(size_t batch, const float* const* inputs, float* const* outputs, double* node_seconds,
+                      const std::atomic<bool>* cancel) const {
   const Impl& m = *this;
-  const auto plan = m.plan(batch);
+  const size_t chunk = chunk_size(batch);
   for (size_t i = 0; i < m.inputs.size(); ++i)
     if (inputs == nullptr || inputs[i] == nullptr)
       fail(ErrorKind::Range, "inputs[" + std::to_string(i) + "]: null buffer");
   for (size_t i = 0; i < m.outputs.size(); ++i)
     if (outputs == nullptr || outputs[i] == nullptr)
       fail(ErrorKind::Range, "outputs[" + std::to_string(i) + "]: null buffer");
+  const auto cancelled = [cancel] { return cancel && cancel->load(std::memory_order_relaxed); };
+  if (cancelled()) throw RunCancelled();
 
-  // The arena goes back to the pool however the run ends.
+  // One arena for every chunk; it goes back to the pool however the run ends.
+  const auto plan = m.plan(chunk);
   struct Lease {
     const Impl& m;
     std::unique_ptr<Arena> arena;
@@ -176,21 +217,26 @@ void Model::Impl::run(size_t batch, const float* const* inputs, float* const* ou
   Arena& a = *lease.arena;
   for (size_t t = 0; t < a.tensor.size(); ++t)
     a.tensor[t] = m.tensor_buffer[t] >= 0 ? a.bytes.data() + plan->offsets[m.tensor_buffer[t]] : nullptr;
-  // Nodes only read graph inputs: the const_cast never leads to a write.
-  for (size_t i = 0; i < m.inputs.size(); ++i)
-    a.tensor[m.graph.inputs[i].tensor] = reinterpret_cast<uint8_t*>(const_cast<float*>(inputs[i]));
-  for (size_t i = 0; i < m.outputs.size(); ++i)
-    a.tensor[m.graph.outputs[i].tensor] = reinterpret_cast<uint8_t*>(outputs[i]);
 
-  for (size_t i = 0; i < m.graph.nodes.size(); ++i) {
-    const int64_t scratch = m.node_scratch[i];
-    const RunBuffers b{batch, a.tensor.data(), scratch >= 0 ? a.bytes.data() + plan->offsets[scratch] : nullptr};
-    if (node_seconds) {
-      const auto start = Clock::now();
-      m.graph.nodes[i]->run(b);
-      node_seconds[i] = seconds_since(start);
-    } else {
-      m.graph.nodes[i]->run(b);
+  for (size_t start = 0; start < batch; start += chunk) {
+    const size_t n = std::min(chunk, batch - start);  // the last chunk may be smaller: same offsets fit
+    // Nodes only read graph inputs: the const_cast never leads to a write.
+    for (size_t i = 0; i < m.inputs.size(); ++i)
+      a.tensor[m.graph.inputs[i].tensor] =
+          reinterpret_cast<uint8_t*>(const_cast<float*>(inputs[i] + start * m.inputs[i].elements));
+    for (size_t i = 0; i < m.outputs.size(); ++i)
+      a.tensor[m.graph.outputs[i].tensor] = reinterpret_cast<uint8_t*>(outputs[i] + start * m.outputs[i].elements);
+    for (size_t i = 0; i < m.graph.nodes.size(); ++i) {
+      if (cancelled()) throw RunCancelled();
+      const int64_t scratch = m.node_scratch[i];
+      const RunBuffers b{n, a.tensor.data(), scratch >= 0 ? a.bytes.data() + plan->offsets[scratch] : nullptr};
+      if (node_seconds) {
+        const auto t0 = Clock::now();
+        m.graph.nodes[i]->run(b);
+        node_seconds[i] += seconds_since(t0);
+      } else {
+        m.graph.nodes[i]->run(b);
+      }
     }
   }
 }
@@ -339,6 +385,8 @@ std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size, const 
   const std::vector<Section> sections = parse_container(data, size);
   auto m = std::make_unique<Model::Impl>();
   m->file_bytes = size;
+  m->max_activation_bytes = options.max_activation_bytes;
+  m->max_pooled_bytes = options.max_pooled_bytes;
   m->json.assign(reinterpret_cast<const char*>(sections[0].data), sections[0].size);
   const json::Document doc(m->json);
   const json::Value root = json::Value::root(doc);
@@ -380,6 +428,8 @@ std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size, const 
       m->buffers.push_back({i, i, g.nodes[i]->scratch_bytes});
     }
   }
+  for (const auto& n : g.nodes)
+    if (n->op == "fconv2d" || n->op == "fdense") m->batch_grain = kFRowBlock;
   for (const GraphIo& io : g.inputs) m->inputs.push_back(io_info(io, g));
   for (const GraphIo& io : g.outputs) m->outputs.push_back(io_info(io, g));
   return std::shared_ptr<const Model>(new Model(std::move(m)));
