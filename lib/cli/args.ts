@@ -29,6 +29,8 @@ export interface Command {
   options: Options;
   /** what its one positional argument, a file, is ('a .lowbit model file'); absent: no positionals */
   file?: string;
+  /** true: one or more such files */
+  files?: boolean;
   run(args: CommandArgs, io: Io): Promise<number>;
 }
 
@@ -74,7 +76,7 @@ export function parseCommand(name: string, command: Command, args: readonly stri
   }
   const positionals = takesFile ? 1 : 0;
   if (parsed.positionals.length < positionals) throw new UsageError(`${name}: missing the model file`, name);
-  if (parsed.positionals.length > positionals)
+  if (parsed.positionals.length > positionals && !command.files)
     throw new UsageError(`${name}: unexpected argument '${parsed.positionals[positionals]}'`, name);
   for (const p of parsed.positionals) inputFile(p, command.file!, name);
   return {

@@ -16,9 +16,19 @@ import { evaluate } from './commands/eval.js';
 import { exportCommand } from './commands/export.js';
 import { info } from './commands/info.js';
 import { run } from './commands/run.js';
+import { serve } from './commands/serve.js';
 import type { Io } from './format.js';
 
-const COMMANDS: Record<string, Command> = { convert, export: exportCommand, info, run, eval: evaluate, bench, demo };
+const COMMANDS: Record<string, Command> = {
+  convert,
+  export: exportCommand,
+  info,
+  run,
+  eval: evaluate,
+  bench,
+  serve,
+  demo,
+};
 
 const SUMMARY = `usage: lowbit <command> [options]
 
@@ -29,6 +39,7 @@ commands:
   run       model.lowbit --input FILE     run on a dataset or raw samples
   eval      model.lowbit --dataset NAME   accuracy and latency on a labelled dataset
   bench     model.lowbit [--vs-onnx FILE] latency and throughput, optionally vs onnxruntime-node
+  serve     model.lowbit [...] [--port N] the models over HTTP (KServe v2 / Open Inference Protocol)
   demo      [--full]                      the Fashion-MNIST example (npm start)
   help      [command]                     this text, or a command's options
 

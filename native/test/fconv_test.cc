@@ -136,6 +136,32 @@ TEST(f32_gemm_kernels_match_ref) {
       }
 }
 
+// A row's sum must not depend on the call's other rows: a sample served in a batch gets the bits it
+// gets alone (lowbit serve stacks requests). Every m, so every tile height and remainder.
+TEST(f32_gemm_kernels_sum_each_row_alike_for_any_m) {
+  auto g = rng(67);
+  for (const Table& t : tables())
+    for (size_t m = 1; m <= 14; ++m)
+      for (size_t k : {1, 5, 9, 64, 147, 513}) {
+        const Operand a = random_operand(g, m, k);
+        const std::vector<float> wt = uniform(g, kFPanelChannels * k);
+        std::vector<float> panel(k * kFPanelChannels);
+        pack_f32_panel(wt.data(), kFPanelChannels, k, k, panel.data());
+        const std::vector<float> bias = uniform(g, kFPanelChannels);
+        std::vector<float> all(m * kFPanelChannels), one(kFPanelChannels);
+        t.k->f32_gemm(m, a.rows.data(), a.runs.data(), a.runs.size(), panel.data(),
+                      {bias.data(), -INFINITY, INFINITY, all.data(), kFPanelChannels, nullptr, nullptr, 0},
+                      kFPanelChannels);
+        for (size_t i = 0; i < m; ++i) {
+          t.k->f32_gemm(1, &a.rows[i], a.runs.data(), a.runs.size(), panel.data(),
+                        {bias.data(), -INFINITY, INFINITY, one.data(), kFPanelChannels, nullptr, nullptr, 0},
+                        kFPanelChannels);
+          CHECK(std::memcmp(one.data(), &all[i * kFPanelChannels], sizeof(float) * kFPanelChannels) == 0,
+                t.name << " m=" << m << " k=" << k << ": row " << i << " alone differs from the call's");
+        }
+      }
+}
+
 TEST(f32_gemm_kernels_write_sign_bits) {
   // The sign epilogue: bit j of row i's 16-bit mask = (clamp(v) < threshold[j]) for j < n, else 0.
   // Bits whose exact value lies within float rounding of the threshold may differ from ref's.

@@ -45,10 +45,12 @@ struct F32GemmOut {
 };
 
 // Float GEMM over one weight panel (m rows, 16 channels of which n in [1, 16] are written) with its
-// epilogue fused. Rows go through the kernel in blocks of MR from row 0 (MR divides kFRowBlock), the
-// last m % MR in one smaller block: a driver that starts every call at a multiple of kFRowBlock rows
-// (but the last) gets the same sums, bit for bit, however it splits the rows. The sums depend on
-// the runs (how K is cut), not on where the rows lie.
+// epilogue fused. Every row is summed in the same order (bias, then k ascending, one FMA chain per
+// channel) whatever m is and wherever the row lies, so a sample's outputs do not depend on the batch
+// it runs in (the server stacks requests into one batch). That rules out splitting a lone row's sum
+// over several accumulators to hide the FMA latency: a batch-1 dense layer pays for it (measured in
+// the closing note of issue 16). The sums depend on the runs (how K is cut), not on the rows.
+// kFRowBlock: the rows of the widest register tile; drivers cut rows in multiples of it.
 inline constexpr size_t kFRowBlock = 6;
 using F32GemmFn = void (*)(size_t m, const float* const* rows, const FRun* runs, size_t nruns, const float* panel,
                            const F32GemmOut& out, size_t n);

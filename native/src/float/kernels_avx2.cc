@@ -103,38 +103,6 @@ void tile(size_t i0, const float* const* rows, const FRun* runs, size_t nruns, c
 #undef LOWBIT_FSTORE
 }
 
-// One row (a GEMV): the 6-row tile would leave 2 dependent FMA chains, bound by the FMA latency
-// (4 cycles), so each run is split 4 ways over 8 accumulators that are summed at the end.
-template <bool Bits, bool Clamp>
-void row(size_t i, const float* a, const FRun* runs, size_t nruns, const float* w, const F32GemmOut& out, size_t n) {
-  __m256 s0a = _mm256_loadu_ps(out.bias), s0b = _mm256_loadu_ps(out.bias + 8);
-  __m256 s1a = _mm256_setzero_ps(), s1b = s1a, s2a = s1a, s2b = s1a, s3a = s1a, s3b = s1a;
-  for (size_t r = 0; r < nruns; ++r) {
-    const size_t end = runs[r].offset + runs[r].length;
-    size_t kk = runs[r].offset;
-    for (; kk + 4 <= end; kk += 4, w += 4 * kFPanelChannels) {
-      const __m256 x0 = _mm256_broadcast_ss(a + kk), x1 = _mm256_broadcast_ss(a + kk + 1);
-      const __m256 x2 = _mm256_broadcast_ss(a + kk + 2), x3 = _mm256_broadcast_ss(a + kk + 3);
-      s0a = _mm256_fmadd_ps(x0, _mm256_loadu_ps(w), s0a);
-      s0b = _mm256_fmadd_ps(x0, _mm256_loadu_ps(w + 8), s0b);
-      s1a = _mm256_fmadd_ps(x1, _mm256_loadu_ps(w + 16), s1a);
-      s1b = _mm256_fmadd_ps(x1, _mm256_loadu_ps(w + 24), s1b);
-      s2a = _mm256_fmadd_ps(x2, _mm256_loadu_ps(w + 32), s2a);
-      s2b = _mm256_fmadd_ps(x2, _mm256_loadu_ps(w + 40), s2b);
-      s3a = _mm256_fmadd_ps(x3, _mm256_loadu_ps(w + 48), s3a);
-      s3b = _mm256_fmadd_ps(x3, _mm256_loadu_ps(w + 56), s3b);
-    }
-    for (; kk < end; ++kk, w += kFPanelChannels) {
-      const __m256 x = _mm256_broadcast_ss(a + kk);
-      s0a = _mm256_fmadd_ps(x, _mm256_loadu_ps(w), s0a);
-      s0b = _mm256_fmadd_ps(x, _mm256_loadu_ps(w + 8), s0b);
-    }
-  }
-  const __m256 va = _mm256_add_ps(_mm256_add_ps(s0a, s1a), _mm256_add_ps(s2a, s3a));
-  const __m256 vb = _mm256_add_ps(_mm256_add_ps(s0b, s1b), _mm256_add_ps(s2b, s3b));
-  store_row<Bits, Clamp>(out, i, va, vb, n);
-}
-
 template <bool Bits, bool Clamp>
 void gemm(size_t m, const float* const* rows, const FRun* runs, size_t nruns, const float* panel, const F32GemmOut& out,
           size_t n) {
@@ -150,7 +118,7 @@ void gemm(size_t m, const float* const* rows, const FRun* runs, size_t nruns, co
     case 2:
       return tile<2, Bits, Clamp>(i, rows, runs, nruns, panel, out, n);
     case 1:
-      return row<Bits, Clamp>(i, rows[i], runs, nruns, panel, out, n);
+      return tile<1, Bits, Clamp>(i, rows, runs, nruns, panel, out, n);
     default:
       return;
   }

@@ -68,32 +68,6 @@ void tile(size_t i0, const float* const* rows, const FRun* runs, size_t nruns, c
   for (size_t r = 0; r < R; ++r) store_row(out, i0 + r, acc[r], vlo, vhi, n);
 }
 
-// One row (a GEMV): each run split 2 ways over 8 accumulators, so the FMA latency does not bound it.
-void row(size_t i, const float* a, const FRun* runs, size_t nruns, const float* w, const F32GemmOut& out,
-         float32x4_t vlo, float32x4_t vhi, size_t n) {
-  float32x4_t s0[4], s1[4];
-  for (int q = 0; q < 4; ++q) s0[q] = vld1q_f32(out.bias + 4 * q), s1[q] = vdupq_n_f32(0.0f);
-  for (size_t run = 0; run < nruns; ++run) {
-    const size_t end = runs[run].offset + runs[run].length;
-    size_t kk = runs[run].offset;
-    for (; kk + 2 <= end; kk += 2, w += 2 * kFPanelChannels) {
-      const float32x4_t x0 = vld1q_dup_f32(a + kk), x1 = vld1q_dup_f32(a + kk + 1);
-      for (int q = 0; q < 4; ++q) {
-        s0[q] = vfmaq_f32(s0[q], x0, vld1q_f32(w + 4 * q));
-        s1[q] = vfmaq_f32(s1[q], x1, vld1q_f32(w + 16 + 4 * q));
-      }
-    }
-    if (kk < end) {
-      const float32x4_t x = vld1q_dup_f32(a + kk);
-      for (int q = 0; q < 4; ++q) s0[q] = vfmaq_f32(s0[q], x, vld1q_f32(w + 4 * q));
-      w += kFPanelChannels;
-    }
-  }
-  float32x4_t sum[4];
-  for (int q = 0; q < 4; ++q) sum[q] = vaddq_f32(s0[q], s1[q]);
-  store_row(out, i, sum, vlo, vhi, n);
-}
-
 }  // namespace
 
 void f32_gemm(size_t m, const float* const* rows, const FRun* runs, size_t nruns, const float* panel,
@@ -111,7 +85,7 @@ void f32_gemm(size_t m, const float* const* rows, const FRun* runs, size_t nruns
     case 2:
       return tile<2>(i, rows, runs, nruns, panel, out, vlo, vhi, n);
     case 1:
-      return row(i, rows[i], runs, nruns, panel, out, vlo, vhi, n);
+      return tile<1>(i, rows, runs, nruns, panel, out, vlo, vhi, n);
     default:
       return;
   }

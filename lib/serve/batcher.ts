@@ -1,0 +1,193 @@
+/**
+ * Dynamic batching for one model: requests wait in a bounded queue; when `maxBatch` samples are
+ * waiting, or the oldest has waited `maxDelayMs`, the queue's head is stacked along the batch
+ * dimension into one `model.run` and the outputs are split back, so each request gets exactly what
+ * its own run would give (the model computes every sample independently). A request leaves the
+ * queue unrun when its deadline passes (RequestError 504) or its signal aborts (its client left).
+ */
+import type { Model } from '../model/model.js';
+import { RequestError, type InferRequest } from './protocol.js';
+
+export interface BatcherOptions {
+  /** samples per run; 1 turns batching off */
+  maxBatch: number;
+  /** how long the oldest request may wait for others */
+  maxDelayMs: number;
+  /** requests waiting, beyond which new ones are refused (503) */
+  maxQueue: number;
+  /** batch runs in flight at once (one computing, one ready keeps the threads busy) */
+  maxInflight: number;
+}
+
+export type Outputs = Map<string, { shape: number[]; data: Float32Array }>;
+
+/** What the batcher tells the server's metrics. */
+export interface BatcherEvents {
+  batch(model: string, samples: number, requests: number): void;
+}
+
+interface Waiting {
+  request: InferRequest;
+  enqueued: number;
+  resolve(outputs: Outputs): void;
+  reject(error: unknown): void;
+  timer?: NodeJS.Timeout;
+  done: boolean;
+}
+
+export class Batcher {
+  private readonly queue: Waiting[] = [];
+  private inflight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly perSample: number[];
+
+  constructor(
+    readonly name: string,
+    readonly model: Model,
+    private readonly options: BatcherOptions,
+    private readonly events: BatcherEvents,
+  ) {
+    this.perSample = model.inputs.map((t) => t.sampleShape.reduce((a, b) => a * b, 1));
+  }
+
+  /** Requests waiting (not yet running). */
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  /** Batch runs computing now. */
+  get running(): number {
+    return this.inflight;
+  }
+
+  /**
+   * Queues `request`; resolves with its outputs. `deadline` (a Date.now() time) and `signal` take it
+   * out of the queue before it runs.
+   * @throws RequestError 503 (with Retry-After) when the queue is full
+   */
+  submit(request: InferRequest, deadline?: number, signal?: AbortSignal): Promise<Outputs> {
+    if (this.queue.length >= this.options.maxQueue)
+      throw new RequestError(503, `model '${this.name}': the queue is full (${this.options.maxQueue} requests)`, {
+        'retry-after': '1',
+      });
+    return new Promise<Outputs>((resolve, reject) => {
+      const w: Waiting = { request, enqueued: Date.now(), resolve, reject, done: false };
+      const leave = (error: unknown) => {
+        const at = this.queue.indexOf(w);
+        if (at < 0) return; // already running: it finishes and its answer is dropped by the caller
+        this.queue.splice(at, 1);
+        this.finish(w);
+        reject(error);
+      };
+      if (deadline !== undefined) {
+        const left = deadline - Date.now();
+        const expire = () =>
+          leave(new RequestError(504, `model '${this.name}': the deadline passed before the request ran`));
+        if (left <= 0) return expire();
+        w.timer = setTimeout(expire, left);
+      }
+      signal?.addEventListener('abort', () => leave(signal.reason), { once: true });
+      this.queue.push(w);
+      this.pump();
+    });
+  }
+
+  private finish(w: Waiting): void {
+    w.done = true;
+    if (w.timer) clearTimeout(w.timer);
+  }
+
+  /** Starts what can start now, or arms the timer for when the oldest request's wait is over. */
+  private pump(): void {
+    while (this.queue.length > 0 && this.inflight < this.options.maxInflight) {
+      const waited = Date.now() - this.queue[0].enqueued;
+      const samples = this.queue.reduce((n, w) => n + w.request.batch, 0);
+      if (samples < this.options.maxBatch && waited < this.options.maxDelayMs) {
+        if (!this.timer)
+          this.timer = setTimeout(() => {
+            this.timer = undefined;
+            this.pump();
+          }, this.options.maxDelayMs - waited);
+        return;
+      }
+      this.start(this.take());
+    }
+  }
+
+  /** The queue's head: requests while their samples fit in maxBatch (at least one). */
+  private take(): Waiting[] {
+    const group: Waiting[] = [];
+    let samples = 0;
+    while (this.queue.length > 0) {
+      const next = this.queue[0].request.batch;
+      if (group.length > 0 && samples + next > this.options.maxBatch) break;
+      group.push(this.queue.shift()!);
+      samples += next;
+    }
+    return group;
+  }
+
+  private start(group: Waiting[]): void {
+    for (const w of group) this.finish(w);
+    const samples = group.reduce((n, w) => n + w.request.batch, 0);
+    this.events.batch(this.name, samples, group.length);
+    const inputs: Record<string, Float32Array> = {};
+    this.model.inputs.forEach((t, i) => {
+      if (group.length === 1) {
+        inputs[t.name] = group[0].request.inputs[i];
+        return;
+      }
+      const stacked = new Float32Array(samples * this.perSample[i]);
+      let at = 0;
+      for (const w of group) {
+        stacked.set(w.request.inputs[i], at);
+        at += w.request.inputs[i].length;
+      }
+      inputs[t.name] = stacked;
+    });
+    this.inflight++;
+    this.model.run(inputs).then(
+      (out) => {
+        let first = 0;
+        for (const w of group) {
+          const mine: Outputs = new Map();
+          for (const t of this.model.outputs) {
+            const per = t.sampleShape.reduce((a, b) => a * b, 1);
+            const data = out[t.name].data as Float32Array;
+            mine.set(t.name, {
+              shape: [w.request.batch, ...t.sampleShape],
+              data: data.subarray(first * per, (first + w.request.batch) * per),
+            });
+          }
+          first += w.request.batch;
+          w.resolve(mine);
+        }
+        this.settled();
+      },
+      (error: unknown) => {
+        for (const w of group) w.reject(error);
+        this.settled();
+      },
+    );
+  }
+
+  private settled(): void {
+    this.inflight--;
+    this.pump();
+  }
+
+  /** Refuses everything still queued (shutdown), with `error`. */
+  drainQueue(error: unknown): void {
+    for (const w of this.queue.splice(0)) {
+      this.finish(w);
+      w.reject(error);
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Resolves once nothing is queued or running. */
+  async idle(): Promise<void> {
+    while (this.queue.length > 0 || this.inflight > 0) await new Promise((r) => setTimeout(r, 5));
+  }
+}
