@@ -11,7 +11,6 @@
 #include <set>
 
 #include "common/checked_math.h"
-#include "float/kernels.h"
 #include "graph/container.h"
 #include "graph/fusion.h"
 #include "graph/graph.h"
@@ -61,9 +60,6 @@ struct Model::Impl {
   mutable std::atomic<size_t> allocations{0};
   size_t file_bytes = 0;
   size_t max_activation_bytes = 0, max_pooled_bytes = 0;  // LoadOptions
-  // Chunks hold a multiple of this many samples: kFRowBlock with float GEMMs (fconv2d, fdense),
-  // whose sums are the same bit for bit only when every call starts at a multiple of it; else 1.
-  size_t batch_grain = 1;
   mutable std::atomic<size_t> arena_bytes{0};  // the capacities of all arenas, leased or free
   mutable size_t pooled_bytes = 0;             // the capacities of the free ones (under mutex)
 
@@ -191,7 +187,7 @@ size_t Model::Impl::chunk_size(size_t batch) const {
     chunk = std::min(chunk - 1, static_cast<size_t>(static_cast<double>(chunk) * max_activation_bytes / bytes));
     chunk = std::max<size_t>(chunk, 1);
   }
-  return std::min(batch, std::max(batch_grain, chunk / batch_grain * batch_grain));
+  return chunk;
 }
 
 void Model::Impl::run(size_t batch, const float* const* inputs, float* const* outputs, double* node_seconds,
@@ -428,8 +424,6 @@ std::shared_ptr<const Model> load_model(const uint8_t* data, size_t size, const 
       m->buffers.push_back({i, i, g.nodes[i]->scratch_bytes});
     }
   }
-  for (const auto& n : g.nodes)
-    if (n->op == "fconv2d" || n->op == "fdense") m->batch_grain = kFRowBlock;
   for (const GraphIo& io : g.inputs) m->inputs.push_back(io_info(io, g));
   for (const GraphIo& io : g.outputs) m->outputs.push_back(io_info(io, g));
   return std::shared_ptr<const Model>(new Model(std::move(m)));
