@@ -104,11 +104,14 @@ Napi::Value ModelPlan(const Napi::CallbackInfo& info) {
   });
 }
 
-// The checked arguments of a run: the model, the batch, and the input arrays (borrowed).
+// The checked arguments of a run: the model, the batch, and per model input its arrays (borrowed):
+// one, or the parts that stack along the batch (a list in JS, e.g. the requests of a dynamic batch).
 struct RunArgs {
   std::shared_ptr<const Model> model;
   size_t batch = 0;
-  std::vector<ArrayArg<float>> inputs;
+  std::vector<std::vector<ArrayArg<float>>> inputs;
+  std::vector<bool> listed;              // per input: given as a list of parts
+  std::vector<Napi::Object> part_views;  // the listed parts' Float32Arrays (async runs keep them alive)
 };
 
 RunArgs run_args(const Napi::CallbackInfo& info) {
@@ -126,14 +129,48 @@ RunArgs run_args(const Napi::CallbackInfo& info) {
                     std::to_string(list.Length()) + " arrays");
   for (uint32_t i = 0; i < ios.size(); ++i) {
     const std::string name = "inputs[" + std::to_string(i) + "] ('" + ios[i].name + "')";
-    const ArrayArg<float> arg = typed_array<float>(list.Get(i), napi_float32_array, name.c_str());
-    if (arg.length != a.batch * ios[i].elements)  // no overflow: memory_plan checked it
+    const Napi::Value value = list.Get(i);
+    const bool listed = value.IsArray();
+    std::vector<Napi::Value> views;
+    if (listed)
+      for (uint32_t j = 0; j < value.As<Napi::Array>().Length(); ++j) views.push_back(value.As<Napi::Array>().Get(j));
+    else
+      views.push_back(value);
+    std::vector<ArrayArg<float>> parts;
+    size_t length = 0;  // no overflow: each part is an allocation, far below SIZE_MAX / parts
+    for (size_t j = 0; j < views.size(); ++j) {
+      const std::string part = listed ? name + "[" + std::to_string(j) + "]" : name;
+      parts.push_back(typed_array<float>(views[j], napi_float32_array, part.c_str()));
+      length += parts.back().length;
+      if (listed) a.part_views.push_back(views[j].As<Napi::Object>());
+    }
+    if (length != a.batch * ios[i].elements)  // no overflow: memory_plan checked it
       throw_error(env, ErrorKind::Shape,
                   name + ": expected batch " + std::to_string(a.batch) + " x " + std::to_string(ios[i].elements) +
-                      " values, got " + std::to_string(arg.length));
-    a.inputs.push_back(arg);
+                      " values, got " + std::to_string(length));
+    a.inputs.push_back(std::move(parts));
+    a.listed.push_back(listed);
   }
   return a;
+}
+
+// The input pointers of a run: a lone array in place, parts stacked into `stacked` (kept alive by it).
+std::vector<const float*> input_pointers(const std::vector<std::vector<ArrayArg<float>>>& inputs,
+                                         std::vector<std::vector<float>>& stacked) {
+  std::vector<const float*> in;
+  for (const auto& parts : inputs) {
+    if (parts.size() == 1) {
+      in.push_back(parts[0].data);
+      continue;
+    }
+    size_t length = 0;
+    for (const auto& p : parts) length += p.length;
+    stacked.emplace_back();
+    stacked.back().reserve(length);
+    for (const auto& p : parts) stacked.back().insert(stacked.back().end(), p.data, p.data + p.length);
+    in.push_back(stacked.back().data());
+  }
+  return in;
 }
 
 // One Float32Array-to-be per model output, allocated now on the main thread.
@@ -150,8 +187,9 @@ Napi::Array output_arrays(Napi::Env env, std::vector<Napi::ArrayBuffer> buffers)
   return out;
 }
 
-// The buffers of a sync run: the caller's inputs in place, and new outputs.
+// The buffers of a sync run: the caller's inputs in place (parts stacked), and new outputs.
 struct SyncRun {
+  std::vector<std::vector<float>> stacked;
   std::vector<const float*> in;
   std::vector<float*> out;
   std::vector<Napi::ArrayBuffer> buffers;
@@ -159,7 +197,7 @@ struct SyncRun {
 
 SyncRun sync_run(Napi::Env env, const RunArgs& a) {
   SyncRun r;
-  for (const auto& arg : a.inputs) r.in.push_back(arg.data);
+  r.in = input_pointers(a.inputs, r.stacked);
   for (const Output& o : new_outputs(env, a))
     r.out.push_back(reinterpret_cast<float*>(o.data)), r.buffers.push_back(o.buffer);
   return r;
@@ -229,28 +267,38 @@ Napi::Value CancelRun(const Napi::CallbackInfo& info) {
   });
 }
 
-// runModelAsync(handle, batch, inputs: Float32Array[], token?) -> Promise<Float32Array[]>
-// A cancelled run rejects with RangeError 'run: cancelled' (the caller has settled its own promise).
+// runModelAsync(handle, batch, inputs: (Float32Array | Float32Array[])[], token?) -> Promise<Float32Array[]>
+// A lone array is copied now (JS may reuse it at once); a list of parts is read on the pool thread,
+// stacked there, so the caller must leave the parts unchanged until the promise settles (as fs.write
+// asks of its buffers). A cancelled run rejects with RangeError 'run: cancelled' (the caller has
+// settled its own promise).
 Napi::Value RunModelAsync(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
-    const RunArgs a = run_args(info);
+    RunArgs a = run_args(info);
     const CancelFlag cancel = info[3].IsUndefined() ? nullptr : token_arg(info[3]);
-    // Private copies: JS may mutate, transfer or drop its arrays as soon as this returns.
-    auto inputs = std::make_shared<std::vector<std::vector<float>>>();
-    for (const auto& arg : a.inputs) inputs->emplace_back(arg.data, arg.data + arg.length);
+    auto copies = std::make_shared<std::vector<std::vector<float>>>();
+    for (size_t i = 0; i < a.inputs.size(); ++i)
+      if (!a.listed[i]) {
+        const ArrayArg<float>& arg = a.inputs[i][0];
+        copies->emplace_back(arg.data, arg.data + arg.length);
+        a.inputs[i] = {{copies->back().data(), arg.length}};
+      }
+    auto parts = std::make_shared<std::vector<Napi::ObjectReference>>();
+    for (const Napi::Object& view : a.part_views) parts->push_back(Napi::Persistent(view));
     const std::vector<Output> outs = new_outputs(env, a);
     std::vector<float*> out;
     auto refs = std::make_shared<std::vector<Napi::Reference<Napi::ArrayBuffer>>>();
     for (const Output& o : outs)
       out.push_back(reinterpret_cast<float*>(o.data)), refs->push_back(Napi::Persistent(o.buffer));
-    auto work = [model = a.model, batch = a.batch, inputs, out, cancel] {
-      std::vector<const float*> in;
-      for (const auto& v : *inputs) in.push_back(v.data());
+    auto work = [model = a.model, batch = a.batch, inputs = std::move(a.inputs), copies, out, cancel] {
+      std::vector<std::vector<float>> stacked;
+      const std::vector<const float*> in = input_pointers(inputs, stacked);
       model->run(batch, in.data(), out.data(), cancel.get());
     };
     auto handle = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
-    auto result = [refs, handle](Napi::Env e) -> Napi::Value {
+    // `parts` is released here, on the main thread, once the run is over.
+    auto result = [refs, handle, parts](Napi::Env e) -> Napi::Value {
       report_memory(e, *ModelHandle::Unwrap(handle->Value()));
       std::vector<Napi::ArrayBuffer> buffers;
       for (auto& r : *refs) buffers.push_back(r.Value());

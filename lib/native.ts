@@ -300,11 +300,12 @@ export interface NativeBinding {
   loadModel(bytes: Uint8Array, fuse: boolean, maxActivationBytes: number, maxPooledBytes: number): NativeModelHandle;
   modelInfo(model: NativeModelHandle): { json: string; inputs: NativeModelTensor[]; outputs: NativeModelTensor[] };
   modelPlan(model: NativeModelHandle, batch: number): { arenaBytes: number; tensorBytes: number };
-  runModel(model: NativeModelHandle, batch: number, inputs: Float32Array[]): Float32Array[];
+  runModel(model: NativeModelHandle, batch: number, inputs: (Float32Array | Float32Array[])[]): Float32Array[];
   runModelAsync(
     model: NativeModelHandle,
     batch: number,
-    inputs: Float32Array[],
+    /** per input: one array (copied now), or parts stacked on the pool thread (read there) */
+    inputs: (Float32Array | Float32Array[])[],
     token?: NativeRunToken,
   ): Promise<Float32Array[]>;
   /** A cancel flag for one runModelAsync: cancelRun(token) stops it before it starts or at the next node. */
@@ -313,7 +314,7 @@ export interface NativeBinding {
   profileModel(
     model: NativeModelHandle,
     batch: number,
-    inputs: Float32Array[],
+    inputs: (Float32Array | Float32Array[])[],
     runs: number,
     warmup: number,
   ): { outputs: Float32Array[]; nodeMs: Float64Array; totalMs: Float64Array };

@@ -52,6 +52,33 @@ describe.each([
     results.forEach((r, i) => expect(r[outputName].data).toEqual(expected[i]));
   });
 
+  it('stacks an input given as a list of arrays along the batch, sync and async, natively', async () => {
+    const model = loadModel(make());
+    const x = samples(9, per, 'parts');
+    const expected = model.runSync(x)[outputName].data;
+    const cuts = [0, 1, 4, 9]; // parts of 1, 3 and 5 samples, one of them a tensor
+    const parts = [
+      x.slice(cuts[0] * per, cuts[1] * per),
+      new Tensor('f32', [3, ...inShape], x.slice(cuts[1] * per, cuts[2] * per)),
+      x.subarray(cuts[2] * per, cuts[3] * per), // a view into a larger buffer
+    ];
+    expect(model.runSync(parts)[outputName].data).toEqual(expected);
+    expect(model.runSync({ [inputName]: parts })[outputName].data).toEqual(expected);
+    const pending = Array.from({ length: 8 }, () => model.run(parts));
+    for (const r of await Promise.all(pending)) expect(r[outputName].data).toEqual(expected);
+
+    expect(() => model.runSync([])).toThrow(/inputs\.\w+: expected at least one array, got \[\]/);
+    expect(() => model.runSync([x.slice(0, per), new Float32Array(per + 1)])).toThrow(
+      new RegExp(`inputs\\.${inputName}\\[1\\]: expected a multiple of ${per} values`),
+    );
+    expect(() => model.runSync([x.slice(0, per), new Float64Array(per) as unknown as Float32Array])).toThrow(
+      /\[1\]: expected a Float32Array or an f32 Tensor/,
+    );
+    const detached = new Float32Array(per);
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    await expect(model.run([x.slice(0, per), detached])).rejects.toThrow(/\[1\]/);
+  });
+
   it('plans activation memory once per batch size, sharing buffers between tensors', () => {
     const model = loadModel(make());
     const p1 = model.memoryPlan(1),

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../lib/index.js';
+import { OFF_LOOP_JSON_BYTES } from '../lib/serve/json-decoder.js';
 import { createServer, type LowbitServer, type ServerOptions } from '../lib/serve/server.js';
 import { childEnv, compiledLib, ROOT, spawnNode } from './helpers/compile-lib.js';
 import { fileSeed, rngFor } from './helpers/rng.js';
@@ -122,6 +123,34 @@ describe('the protocol', () => {
     const res = await fetch(s.url('/v2/models/binary/versions/1/infer'), { method: 'POST', body });
     const out = ((await res.json()) as { outputs: { data: number[] }[] }).outputs[0].data;
     expect(bits(Float32Array.from(out))).toEqual(bits(models.binary.runSync(x).logits.data as Float32Array));
+  });
+
+  it('large JSON bodies, parsed on worker threads: flat and nested equal runSync; bad ones are 400s', async () => {
+    const x = images(40, 'large json'); // about 600 KB of JSON text, above OFF_LOOP_JSON_BYTES
+    const want = bits(models.binary.runSync(x).logits.data as Float32Array);
+    const nested = [...Array(40)].map((_, n) => [
+      [...Array(28)].map((_, r) => Array.from(x.subarray(n * SAMPLE + r * 28, n * SAMPLE + r * 28 + 28))),
+    ]);
+    const tensor = (data: unknown) => ({ inputs: [{ name: 'input', shape: [40, 1, 28, 28], datatype: 'FP32', data }] });
+    const bodies = [jsonInfer(x), JSON.stringify(tensor(nested))];
+    expect(Math.min(...bodies.map((b) => b.length))).toBeGreaterThan(OFF_LOOP_JSON_BYTES);
+    const post = (body: string) => fetch(s.url('/v2/models/binary/infer'), { method: 'POST', body });
+    for (const res of await Promise.all([...bodies, ...bodies].map(post))) {
+      expect(res.status).toBe(200);
+      const out = ((await res.json()) as { outputs: { data: number[] }[] }).outputs[0].data;
+      expect(bits(Float32Array.from(out))).toEqual(want);
+    }
+    const flat = Array.from(x) as unknown[];
+    const bad: [string, RegExp][] = [
+      [JSON.stringify(tensor([...flat.slice(0, -1), 'a'])), /'data' must be an array of numbers/],
+      [JSON.stringify(tensor(flat.slice(1))), /31359 values, shape \[40,1,28,28\] needs 31360/],
+      [bodies[0].slice(0, -2), /malformed JSON/],
+    ];
+    for (const [body, message] of bad) {
+      const res = await post(body);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toMatch(message);
+    }
   });
 
   it('binary tensors in and out; binary in, JSON out', async () => {
@@ -362,6 +391,41 @@ describe('limits', () => {
       expect(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).not.toMatch(
         /lowbit_batch_size_count\{model="binary"\} [1-9]/,
       );
+    } finally {
+      await server.close(1000);
+    }
+  });
+
+  it('a client that leaves while its run computes cancels that run', async () => {
+    const server = createServer({ models, maxBatch: 1 });
+    const { port } = await server.listen(0);
+    const metric = async (name: string) =>
+      Number(
+        new RegExp(`^${name}\\{model="binary"\\} (\\d+)$`, 'm').exec(
+          await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    try {
+      const abort = new AbortController();
+      const { body, headers } = binaryInfer(images(16_000, 'long')); // about 0.5 s of compute
+      const gone = fetch(`http://127.0.0.1:${port}/v2/models/binary/infer`, {
+        method: 'POST',
+        body,
+        headers,
+        signal: abort.signal,
+      }).catch((e: Error) => e.name);
+      while ((await metric('lowbit_runs_in_flight')) === 0) await new Promise((r) => setTimeout(r, 5));
+      abort.abort();
+      expect(await gone).toBe('AbortError');
+      while ((await metric('lowbit_runs_cancelled_total')) === 0) await new Promise((r) => setTimeout(r, 5));
+      expect(await metric('lowbit_runs_in_flight')).toBe(0);
+      // The model serves on: the next request gets its answer.
+      const next = await fetch(`http://127.0.0.1:${port}/v2/models/binary/infer`, {
+        method: 'POST',
+        body: jsonInfer(images(1, 'after')),
+      });
+      expect(next.status).toBe(200);
+      expect(await metric('lowbit_runs_cancelled_total')).toBe(1);
     } finally {
       await server.close(1000);
     }

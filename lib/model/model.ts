@@ -89,8 +89,13 @@ export interface ModelTensorInfo {
   sampleShape: number[];
 }
 
-/** A model input: a tensor whose first dimension is the batch, or a Float32Array of whole samples. */
-export type ModelInput = Tensor<'f32'> | Float32Array;
+/**
+ * A model input: a tensor whose first dimension is the batch, or a Float32Array of whole samples; or
+ * a list of them, stacked along the batch natively (`run` stacks them on the pool thread, so the
+ * calling thread copies nothing: the way to batch many requests' inputs; leave them unchanged until
+ * the run settles).
+ */
+export type ModelInput = Tensor<'f32'> | Float32Array | readonly (Tensor<'f32'> | Float32Array)[];
 /** One input per name, or the input itself for a model with a single input. */
 export type ModelInputs = Record<string, ModelInput> | ModelInput;
 export type ModelOutputs = Record<string, Tensor<'f32'>>;
@@ -166,8 +171,9 @@ export class Model {
   }
 
   /**
-   * Runs the model on the libuv thread pool. The inputs are copied before this returns, so they
-   * may be reused at once; concurrent runs on one model are safe. `signal` aborts the run (see
+   * Runs the model on the libuv thread pool. An input array is copied before this returns, so it
+   * may be reused at once; an input given as a list of arrays is stacked on the pool thread instead,
+   * so leave those unchanged until the run settles. Concurrent runs on one model are safe. `signal` aborts the run (see
    * {@link RunOptions}); the model stays usable.
    * @example const { logits } = await model.run(images, { signal: AbortSignal.timeout(100) });
    */
@@ -233,8 +239,8 @@ export class Model {
     return this.handle;
   }
 
-  private prepare(inputs: ModelInputs): { batch: number; arrays: Float32Array[] } {
-    const single = inputs instanceof Tensor || inputs instanceof Float32Array;
+  private prepare(inputs: ModelInputs): { batch: number; arrays: (Float32Array | Float32Array[])[] } {
+    const single = inputs instanceof Tensor || inputs instanceof Float32Array || Array.isArray(inputs);
     if (single && this.inputs.length !== 1)
       throw new TypeError(
         `inputs: this model has ${this.inputs.length} inputs; pass an object { ${this.inputs.map((i) => i.name).join(', ')} }`,
@@ -251,27 +257,35 @@ export class Model {
     const arrays = this.inputs.map((info) => {
       const value = byName[info.name];
       const perSample = info.sampleShape.reduce((a, b) => a * b, 1);
-      let data: Float32Array;
+      // One array of whole samples: its data and sample count.
+      const samples = (v: unknown, name: string): { data: Float32Array; n: number } => {
+        if (v instanceof Tensor) {
+          if (v.dtype !== 'f32') throw new TypeError(`${name}: expected an f32 tensor, got ${v.dtype}`);
+          const expected = [v.shape[0], ...info.sampleShape];
+          if (v.shape.length !== expected.length || v.shape.some((d, i) => d !== expected[i]))
+            throw new ShapeError(
+              `${name}: expected shape [N, ${info.sampleShape.join(', ')}], got [${v.shape.join(', ')}]`,
+            );
+          return { data: v.data as Float32Array, n: v.shape[0] };
+        }
+        if (v instanceof Float32Array) {
+          if (v.length === 0 || v.length % perSample !== 0)
+            throw new ShapeError(
+              `${name}: expected a multiple of ${perSample} values (samples of [${info.sampleShape.join(', ')}]), got ${v.length}`,
+            );
+          return { data: v, n: v.length / perSample };
+        }
+        throw new TypeError(`${name}: expected a Float32Array or an f32 Tensor, got ${describe(v)}`);
+      };
+      let data: Float32Array | Float32Array[];
       let n: number;
-      if (value instanceof Tensor) {
-        if (value.dtype !== 'f32')
-          throw new TypeError(`inputs.${info.name}: expected an f32 tensor, got ${value.dtype}`);
-        const expected = [value.shape[0], ...info.sampleShape];
-        if (value.shape.length !== expected.length || value.shape.some((d, i) => d !== expected[i]))
-          throw new ShapeError(
-            `inputs.${info.name}: expected shape [N, ${info.sampleShape.join(', ')}], got [${value.shape.join(', ')}]`,
-          );
-        data = value.data as Float32Array;
-        n = value.shape[0];
-      } else if (value instanceof Float32Array) {
-        if (value.length === 0 || value.length % perSample !== 0)
-          throw new ShapeError(
-            `inputs.${info.name}: expected a multiple of ${perSample} values (samples of [${info.sampleShape.join(', ')}]), got ${value.length}`,
-          );
-        data = value;
-        n = value.length / perSample;
+      if (Array.isArray(value)) {
+        if (value.length === 0) throw new ShapeError(`inputs.${info.name}: expected at least one array, got []`);
+        const parts = value.map((v, i) => samples(v, `inputs.${info.name}[${i}]`));
+        data = parts.map((p) => p.data);
+        n = parts.reduce((sum, p) => sum + p.n, 0);
       } else {
-        throw new TypeError(`inputs.${info.name}: expected a Float32Array or an f32 Tensor, got ${describe(value)}`);
+        ({ data, n } = samples(value, `inputs.${info.name}`));
       }
       if (batch >= 0 && n !== batch)
         throw new ShapeError(`inputs.${info.name}: batch ${n} differs from the other inputs' ${batch}`);

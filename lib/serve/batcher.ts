@@ -2,8 +2,11 @@
  * Dynamic batching for one model: requests wait in a bounded queue; when `maxBatch` samples are
  * waiting, or the oldest has waited `maxDelayMs`, the queue's head is stacked along the batch
  * dimension into one `model.run` and the outputs are split back, so each request gets exactly what
- * its own run would give (the model computes every sample independently). A request leaves the
- * queue unrun when its deadline passes (RequestError 504) or its signal aborts (its client left).
+ * its own run would give (the model computes every sample independently). The stacking happens on
+ * the pool thread (the run takes each input as a list of the requests' arrays), so the event loop
+ * copies nothing however large the inputs. A request leaves the queue unrun when its deadline
+ * passes (RequestError 504) or its signal aborts (its client left); a run whose clients have all
+ * left is cancelled at its next node.
  */
 import type { Model } from '../model/model.js';
 import { RequestError, type InferRequest } from './protocol.js';
@@ -24,6 +27,8 @@ export type Outputs = Map<string, { shape: number[]; data: Float32Array }>;
 /** What the batcher tells the server's metrics. */
 export interface BatcherEvents {
   batch(model: string, samples: number, requests: number): void;
+  /** a run stopped because every client waiting for it left */
+  cancelled(model: string): void;
 }
 
 interface Waiting {
@@ -33,22 +38,21 @@ interface Waiting {
   reject(error: unknown): void;
   timer?: NodeJS.Timeout;
   done: boolean;
+  /** once running: the run's requests still waiting for it, and its cancel */
+  run?: { waiting: number; cancel: AbortController };
 }
 
 export class Batcher {
   private readonly queue: Waiting[] = [];
   private inflight = 0;
   private timer: NodeJS.Timeout | undefined;
-  private readonly perSample: number[];
 
   constructor(
     readonly name: string,
     readonly model: Model,
     private readonly options: BatcherOptions,
     private readonly events: BatcherEvents,
-  ) {
-    this.perSample = model.inputs.map((t) => t.sampleShape.reduce((a, b) => a * b, 1));
-  }
+  ) {}
 
   /** Requests waiting (not yet running). */
   get depth(): number {
@@ -74,9 +78,16 @@ export class Batcher {
       const w: Waiting = { request, enqueued: Date.now(), resolve, reject, done: false };
       const leave = (error: unknown) => {
         const at = this.queue.indexOf(w);
-        if (at < 0) return; // already running: it finishes and its answer is dropped by the caller
-        this.queue.splice(at, 1);
-        this.finish(w);
+        if (at >= 0) {
+          this.queue.splice(at, 1);
+          this.finish(w);
+        } else if (w.run) {
+          if (--w.run.waiting === 0) {
+            w.run.cancel.abort(error); // nobody waits for this run now
+            this.events.cancelled(this.name);
+          }
+          w.run = undefined;
+        } else return; // answered already
         reject(error);
       };
       if (deadline !== undefined) {
@@ -131,41 +142,40 @@ export class Batcher {
     for (const w of group) this.finish(w);
     const samples = group.reduce((n, w) => n + w.request.batch, 0);
     this.events.batch(this.name, samples, group.length);
-    const inputs: Record<string, Float32Array> = {};
-    this.model.inputs.forEach((t, i) => {
-      if (group.length === 1) {
-        inputs[t.name] = group[0].request.inputs[i];
-        return;
-      }
-      const stacked = new Float32Array(samples * this.perSample[i]);
-      let at = 0;
+    const inputs: Record<string, Float32Array[]> = {};
+    this.model.inputs.forEach((t, i) => (inputs[t.name] = group.map((w) => w.request.inputs[i])));
+    const run = { waiting: group.length, cancel: new AbortController() };
+    for (const w of group) w.run = run;
+    // Answers the requests still waiting for this run (one whose client left was rejected then).
+    const answer = (settle: (w: Waiting, first: number) => void) => {
+      let first = 0;
       for (const w of group) {
-        stacked.set(w.request.inputs[i], at);
-        at += w.request.inputs[i].length;
+        if (w.run === run) {
+          w.run = undefined;
+          settle(w, first);
+        }
+        first += w.request.batch;
       }
-      inputs[t.name] = stacked;
-    });
+    };
     this.inflight++;
-    this.model.run(inputs).then(
+    this.model.run(inputs, { signal: run.cancel.signal }).then(
       (out) => {
-        let first = 0;
-        for (const w of group) {
-          const mine: Outputs = new Map();
+        answer((w, first) => {
+          const outputs: Outputs = new Map();
           for (const t of this.model.outputs) {
             const per = t.sampleShape.reduce((a, b) => a * b, 1);
             const data = out[t.name].data as Float32Array;
-            mine.set(t.name, {
+            outputs.set(t.name, {
               shape: [w.request.batch, ...t.sampleShape],
               data: data.subarray(first * per, (first + w.request.batch) * per),
             });
           }
-          first += w.request.batch;
-          w.resolve(mine);
-        }
+          w.resolve(outputs);
+        });
         this.settled();
       },
       (error: unknown) => {
-        for (const w of group) w.reject(error);
+        answer((w) => w.reject(error));
         this.settled();
       },
     );

@@ -40,6 +40,7 @@ export class Metrics {
   private readonly requests = new Map<string, number>(); // `${model}\0${code}`
   private readonly latency = new Map<string, Histogram>();
   private readonly batches = new Map<string, Histogram>();
+  private readonly cancelledRuns = new Map<string, number>();
 
   request(model: string, status: number, seconds: number): void {
     const key = `${model}\0${status}`;
@@ -53,6 +54,10 @@ export class Metrics {
   batch(model: string, samples: number): void {
     if (!this.batches.has(model)) this.batches.set(model, new Histogram(BATCH_BUCKETS));
     this.batches.get(model)!.observe(samples);
+  }
+
+  cancelled(model: string): void {
+    this.cancelledRuns.set(model, (this.cancelledRuns.get(model) ?? 0) + 1);
   }
 
   /** The text of /metrics; `gauges` are read now (queue depth, runs in flight, threads). */
@@ -70,6 +75,9 @@ export class Metrics {
     out.push('# HELP lowbit_batch_size Samples per model run.');
     out.push('# TYPE lowbit_batch_size histogram');
     for (const [model, h] of this.batches) out.push(h.render('lowbit_batch_size', { model }));
+    out.push('# HELP lowbit_runs_cancelled_total Runs stopped because every client waiting for them left.');
+    out.push('# TYPE lowbit_runs_cancelled_total counter');
+    for (const [model, n] of this.cancelledRuns) out.push(`lowbit_runs_cancelled_total{${label({ model })}} ${n}`);
     out.push('# HELP lowbit_queue_depth Requests waiting to run.');
     out.push('# TYPE lowbit_queue_depth gauge');
     for (const [model, n] of gauges.queue) out.push(`lowbit_queue_depth{${label({ model })}} ${n}`);

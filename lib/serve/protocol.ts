@@ -32,8 +32,11 @@ export interface InferRequest {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Flattens nested JSON arrays of numbers (row-major) into `out`; false when a leaf is not a number. */
-function flatten(data: unknown, out: number[]): boolean {
+/**
+ * Flattens nested JSON arrays of numbers (row-major) into `out`; false when a leaf is not a number.
+ * Self-contained: the JSON decoder's worker threads run its source too.
+ */
+export function flatten(data: unknown, out: number[]): boolean {
   if (typeof data === 'number') {
     out.push(data);
     return true;
@@ -44,8 +47,30 @@ function flatten(data: unknown, out: number[]): boolean {
 }
 
 /**
+ * The length of the request's JSON part: `Inference-Header-Content-Length` when given, else the body.
+ * @throws RequestError (400) when the header claims more than the body holds
+ */
+export function jsonLength(body: Buffer, headerLength: number | undefined): number {
+  const length = headerLength ?? body.length;
+  if (length > body.length)
+    throw new RequestError(400, `Inference-Header-Content-Length ${length} exceeds the body's ${body.length} bytes`);
+  return length;
+}
+
+/** JSON.parse of the request's JSON part. @throws RequestError (400) for malformed JSON */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new RequestError(400, `malformed JSON in the request: ${(error as Error).message}`);
+  }
+}
+
+/**
  * Decodes `body` (the whole request body) for a model with `modelInputs` / `modelOutputs`.
- * `headerLength` is `Inference-Header-Content-Length` (undefined: all JSON).
+ * `headerLength` is `Inference-Header-Content-Length` (undefined: all JSON). `parsed` is the JSON
+ * part already parsed (by the JSON decoder's threads, each input's `data` flattened into a
+ * Float32Array, or null where it held something other than numbers); it is parsed here when absent.
  * @throws RequestError (400) naming what is wrong
  */
 export function decodeInferRequest(
@@ -53,19 +78,10 @@ export function decodeInferRequest(
   headerLength: number | undefined,
   modelInputs: readonly ModelTensorInfo[],
   modelOutputs: readonly ModelTensorInfo[],
+  parsed?: unknown,
 ): InferRequest {
-  const jsonLength = headerLength ?? body.length;
-  if (jsonLength > body.length)
-    throw new RequestError(
-      400,
-      `Inference-Header-Content-Length ${jsonLength} exceeds the body's ${body.length} bytes`,
-    );
-  let json: unknown;
-  try {
-    json = JSON.parse(body.subarray(0, jsonLength).toString('utf8'));
-  } catch (error) {
-    throw new RequestError(400, `malformed JSON in the request: ${(error as Error).message}`);
-  }
+  const length = jsonLength(body, headerLength);
+  const json = parsed ?? parseJson(body.subarray(0, length).toString('utf8'));
   if (!isObject(json)) throw new RequestError(400, 'the request must be a JSON object');
   if (json.id !== undefined && typeof json.id !== 'string') throw new RequestError(400, "'id' must be a string");
   const params = json.parameters === undefined ? {} : json.parameters;
@@ -81,7 +97,7 @@ export function decodeInferRequest(
   }
   if (!Array.isArray(json.inputs)) throw new RequestError(400, "'inputs' must be an array of tensors");
 
-  let offset = jsonLength; // the next input's binary bytes
+  let offset = length; // the next input's binary bytes
   let batch = -1;
   const byName = new Map<string, Float32Array>();
   for (const [i, item] of json.inputs.entries()) {
@@ -135,15 +151,16 @@ export function decodeInferRequest(
       new Uint8Array(data.buffer).set(body.subarray(offset, offset + size));
       offset += size;
     } else {
-      const values: number[] = [];
-      if (!flatten(item.data, values))
+      let values: number[] | Float32Array = [];
+      if (item.data instanceof Float32Array) values = item.data;
+      else if (!flatten(item.data, values))
         throw new RequestError(400, `${where} '${name}': 'data' must be an array of numbers (flat or nested)`);
       if (values.length !== count)
         throw new RequestError(
           400,
           `${where} '${name}': ${values.length} values, shape ${JSON.stringify(shape)} needs ${count}`,
         );
-      data = Float32Array.from(values);
+      data = values instanceof Float32Array ? values : Float32Array.from(values);
     }
     byName.set(name, data);
   }

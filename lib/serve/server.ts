@@ -14,7 +14,8 @@ import type { Model } from '../model/model.js';
 import { threads } from '../runtime.js';
 import { Batcher, type BatcherOptions } from './batcher.js';
 import { Metrics } from './metrics.js';
-import { decodeInferRequest, encodeInferResponse, RequestError } from './protocol.js';
+import { JsonDecoder, OFF_LOOP_JSON_BYTES } from './json-decoder.js';
+import { decodeInferRequest, encodeInferResponse, jsonLength, RequestError } from './protocol.js';
 
 export interface ServerOptions extends Partial<BatcherOptions> {
   /** the models, by the name clients use in /v2/models/{name} */
@@ -70,8 +71,15 @@ export function createServer(options: ServerOptions): LowbitServer {
   const batchers = new Map<string, Batcher>();
   for (const [name, model] of Object.entries(o.models)) {
     if (!NAME.test(name)) throw new TypeError(`models: the name '${name}' may use only letters, digits, _ . -`);
-    batchers.set(name, new Batcher(name, model, o, { batch: (m, samples) => metrics.batch(m, samples) }));
+    batchers.set(
+      name,
+      new Batcher(name, model, o, {
+        batch: (m, samples) => metrics.batch(m, samples),
+        cancelled: (m) => metrics.cancelled(m),
+      }),
+    );
   }
+  const json = new JsonDecoder();
   let closing = false;
 
   const send = (
@@ -135,13 +143,15 @@ export function createServer(options: ServerOptions): LowbitServer {
     const batcher = batchers.get(name)!;
     const body = await readBody(req);
     const headerLength = req.headers['inference-header-content-length'];
-    let jsonLength: number | undefined;
+    let declared: number | undefined;
     if (headerLength !== undefined) {
-      jsonLength = Number(headerLength);
-      if (!Number.isSafeInteger(jsonLength) || jsonLength < 0)
+      declared = Number(headerLength);
+      if (!Number.isSafeInteger(declared) || declared < 0)
         throw new RequestError(400, `Inference-Header-Content-Length: expected a byte count, got '${headerLength}'`);
     }
-    const request = decodeInferRequest(body, jsonLength, batcher.model.inputs, batcher.model.outputs);
+    const length = jsonLength(body, declared);
+    const parsed = length >= OFF_LOOP_JSON_BYTES ? await json.parse(body, length) : undefined;
+    const request = decodeInferRequest(body, declared, batcher.model.inputs, batcher.model.outputs, parsed);
     const timeoutMs = request.timeoutUs !== undefined ? request.timeoutUs / 1000 : o.timeoutMs;
     const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : undefined;
     // A client that leaves before its answer takes its queued request with it.
@@ -255,6 +265,7 @@ export function createServer(options: ServerOptions): LowbitServer {
       if (!(await within(stopped, 2000))) server.closeAllConnections();
       clearInterval(sweep);
       await stopped;
+      await json.close();
     },
   };
 }

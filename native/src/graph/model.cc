@@ -60,8 +60,8 @@ struct Model::Impl {
   mutable std::atomic<size_t> allocations{0};
   size_t file_bytes = 0;
   size_t max_activation_bytes = 0, max_pooled_bytes = 0;  // LoadOptions
-  mutable std::atomic<size_t> arena_bytes{0};  // the capacities of all arenas, leased or free
-  mutable size_t pooled_bytes = 0;             // the capacities of the free ones (under mutex)
+  mutable std::atomic<size_t> arena_bytes{0};             // the capacities of all arenas, leased or free
+  mutable size_t pooled_bytes = 0;                        // the capacities of the free ones (under mutex)
 
   std::shared_ptr<const Placement> plan(size_t batch) const;
   std::unique_ptr<Arena> take_arena(size_t bytes) const;
