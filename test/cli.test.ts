@@ -207,6 +207,10 @@ describe('usage errors: exit 2 with a message and the usage on stderr', () => {
       /--dataset: expected fashion-mnist or an .lbds file/,
       'usage: lowbit eval',
     ],
+    [['serve'], /serve: missing the model file/, 'usage: lowbit serve'],
+    [['serve', 'a.lowbit', '--max-activation', '1x'], /--max-activation: expected bytes/, 'usage: lowbit serve'],
+    [['serve', 'a.lowbit', '--max-batch', '0'], /--max-batch: expected an integer >= 1/, 'usage: lowbit serve'],
+    [['serve', 'a.lowbit', 'x/a.lowbit'], /two models named 'a'/, 'usage: lowbit serve'],
     [['convert', 'a.onnx'], /convert: missing -o/, 'usage: lowbit convert'],
     [
       ['convert', 'a.onnx', '-o', 'a.lowbit', '--bits', '3'],

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../lib/index.js';
 import { OFF_LOOP_JSON_BYTES } from '../lib/serve/json-decoder.js';
 import { createServer, type LowbitServer, type ServerOptions } from '../lib/serve/server.js';
-import { childEnv, compiledLib, ROOT, spawnNode } from './helpers/compile-lib.js';
+import { childEnv, compiledLib, NODE_COMMAND, ROOT, spawnNode, timeLimit } from './helpers/compile-lib.js';
 import { fileSeed, rngFor } from './helpers/rng.js';
 
 const SEED = fileSeed('serve');
@@ -433,56 +433,61 @@ describe('limits', () => {
 });
 
 describe('lowbit serve (the CLI)', () => {
-  it('SIGTERM under load: every request answered (200, or 503 once shutting down), exit 0', async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        join(ROOT, 'dist/lib/cli.js'),
-        'serve',
-        join(ROOT, 'models/fashion-binary.lowbit'),
-        '--port',
-        '0',
-        '--max-delay-ms',
-        '5',
-      ],
-      { env: childEnv({}), stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stderr = '';
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-        const m = /on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
-        if (m) resolve(Number(m[1]));
-      });
-      child.on('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
-    });
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    const x = images(8, 'sigterm');
-    const send = async () => {
-      const { body, headers } = binaryInfer(x);
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/v2/models/fashion-binary/infer`, {
-          method: 'POST',
-          body,
-          headers,
+  it(
+    'SIGTERM under load: every request answered (200, or 503 once shutting down), exit 0',
+    async () => {
+      const child = spawn(
+        NODE_COMMAND[0],
+        [
+          ...NODE_COMMAND.slice(1),
+          join(dirname(compiledLib()), 'cli.js'),
+          'serve',
+          join(ROOT, 'models/fashion-binary.lowbit'),
+          '--port',
+          '0',
+          '--max-delay-ms',
+          '5',
+        ],
+        { env: childEnv({}), stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          const m = /on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
+          if (m) resolve(Number(m[1]));
         });
-        await res.arrayBuffer();
-        return res.status;
-      } catch {
-        return 'refused'; // a connection after the listener closed
-      }
-    };
-    const first = Array.from({ length: 32 }, send);
-    await new Promise((r) => setTimeout(r, 30));
-    child.kill('SIGTERM');
-    const later = Array.from({ length: 8 }, send);
-    const statuses = await Promise.all([...first, ...later]);
-    expect(await exited, stderr).toBe(0);
-    expect(stderr).toMatch(/SIGTERM, shutting down/);
-    expect(statuses.filter((c) => c === 200).length).toBeGreaterThan(0);
-    expect(
-      statuses.every((c) => c === 200 || c === 503 || c === 'refused'),
-      String(statuses),
-    ).toBe(true);
-  }, 60_000);
+        child.on('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
+      });
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      const x = images(8, 'sigterm');
+      const send = async () => {
+        const { body, headers } = binaryInfer(x);
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/v2/models/fashion-binary/infer`, {
+            method: 'POST',
+            body,
+            headers,
+          });
+          await res.arrayBuffer();
+          return res.status;
+        } catch {
+          return 'refused'; // a connection after the listener closed
+        }
+      };
+      const first = Array.from({ length: 32 }, send);
+      await new Promise((r) => setTimeout(r, 30));
+      child.kill('SIGTERM');
+      const later = Array.from({ length: 8 }, send);
+      const statuses = await Promise.all([...first, ...later]);
+      expect(await exited, stderr).toBe(0);
+      expect(stderr).toMatch(/SIGTERM, shutting down/);
+      expect(statuses.filter((c) => c === 200).length).toBeGreaterThan(0);
+      expect(
+        statuses.every((c) => c === 200 || c === 503 || c === 'refused'),
+        String(statuses),
+      ).toBe(true);
+    },
+    timeLimit(60_000),
+  );
 });

@@ -1,6 +1,7 @@
 /** `lowbit serve`: models behind the Open Inference Protocol (KServe v2) over HTTP (lib/serve/). */
 import { basename } from 'node:path';
 import type { Model } from '../../model/model.js';
+import type { AccessLogEntry } from '../../serve/server.js';
 import { intOption, MAX_THREADS, UsageError, type Command } from '../args.js';
 import { engine } from '../evaluate.js';
 
@@ -16,7 +17,9 @@ POST /v2/models/NAME/infer (JSON tensors or the binary tensor extension), GET /m
   --max-batch N       samples stacked into one run (default 64; 1 turns batching off)
   --max-delay-ms MS   how long a request waits for others to batch with (default 2)
   --max-queue N       requests waiting per model, beyond which 503 + Retry-After (default 1024)
-  --max-body BYTES    the largest request body (default 64m; k and m suffixes)
+  --max-body BYTES    the largest request body (default 64m; k, m and g suffixes)
+  --max-activation BYTES  activation memory per run: a larger batch runs in chunks (default 256m)
+  --max-pooled BYTES  idle activation memory kept per model for the next runs (default 64m)
   --timeout-ms MS     a deadline for requests that set none (default 0: none); 504 when it passes
   --grace-ms MS       how long shutdown waits for queued requests (default 10000)
   --access-log        one JSON line per request on stdout
@@ -32,6 +35,8 @@ export const serve: Command = {
     'max-delay-ms': { type: 'string' },
     'max-queue': { type: 'string' },
     'max-body': { type: 'string' },
+    'max-activation': { type: 'string' },
+    'max-pooled': { type: 'string' },
     'timeout-ms': { type: 'string' },
     'grace-ms': { type: 'string' },
     'access-log': { type: 'boolean' },
@@ -42,31 +47,35 @@ export const serve: Command = {
     const int = (flag: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
       intOption(args.string(flag), `--${flag}`, fallback, 'serve', min, max);
     const port = int('port', 8080, 0, 65535);
-    const threadsText = args.string('threads');
-    const maxBodyText = args.string('max-body') ?? '64m';
-    const maxBody = /^(\d+)([km]?)$/i.exec(maxBodyText);
-    if (!maxBody) throw new UsageError(`--max-body: expected bytes (e.g. 1m, 512k), got '${maxBodyText}'`, 'serve');
-    const names = new Set<string>();
-    const models: Record<string, Model> = {};
-    for (const path of args.positionals) {
-      const name = basename(path).replace(/\.lowbit$/, '');
-      if (names.has(name)) throw new UsageError(`two models named '${name}' (file names must differ)`, 'serve');
-      names.add(name);
-    }
-    const { loadModel, setThreads, threads } = await engine();
-    const { createServer } = await import('../../serve/server.js');
-    if (threadsText !== undefined) setThreads(intOption(threadsText, '--threads', 1, 'serve', 1, MAX_THREADS));
-    for (const path of args.positionals) models[basename(path).replace(/\.lowbit$/, '')] = loadModel(path);
-    const server = createServer({
-      models,
+    const bytes = (flag: string, fallback: string) => {
+      const text = args.string(flag) ?? fallback;
+      const m = /^(\d+)([kmg]?)$/i.exec(text);
+      if (!m) throw new UsageError(`--${flag}: expected bytes (e.g. 1m, 512k), got '${text}'`, 'serve');
+      return Number(m[1]) * 1024 ** ' kmg'.indexOf(m[2].toLowerCase() || ' ');
+    };
+    const options = {
       maxBatch: int('max-batch', 64, 1),
       maxDelayMs: int('max-delay-ms', 2, 0),
       maxQueue: int('max-queue', 1024, 1),
-      maxBodyBytes: Number(maxBody[1]) * { '': 1, k: 1024, m: 1 << 20 }[maxBody[2].toLowerCase() as '' | 'k' | 'm'],
+      maxBodyBytes: bytes('max-body', '64m'),
       timeoutMs: int('timeout-ms', 0, 0),
-      log: args.flag('access-log') ? (entry) => io.stdout.write(`${JSON.stringify(entry)}\n`) : undefined,
-    });
+      log: args.flag('access-log')
+        ? (entry: AccessLogEntry) => io.stdout.write(`${JSON.stringify(entry)}\n`)
+        : undefined,
+    };
+    const load = { maxActivationBytes: bytes('max-activation', '256m'), maxPooledBytes: bytes('max-pooled', '64m') };
     const graceMs = int('grace-ms', 10_000, 0);
+    const threadCount = args.string('threads') === undefined ? undefined : int('threads', 1, 1, MAX_THREADS);
+    const names = args.positionals.map((path) => basename(path).replace(/\.lowbit$/, ''));
+    const twice = names.find((name, i) => names.indexOf(name) !== i);
+    if (twice !== undefined) throw new UsageError(`two models named '${twice}' (file names must differ)`, 'serve');
+
+    const { loadModel, setThreads, threads } = await engine();
+    const { createServer } = await import('../../serve/server.js');
+    if (threadCount !== undefined) setThreads(threadCount);
+    const models: Record<string, Model> = {};
+    args.positionals.forEach((path, i) => (models[names[i]] = loadModel(path, load)));
+    const server = createServer({ models, ...options });
     const address = await server.listen(port, args.string('host') ?? '127.0.0.1');
     io.stderr.write(
       `lowbit serve: ${Object.keys(models).join(', ')} on http://${address.address}:${address.port} (${threads()} threads)\n`,
