@@ -12,7 +12,8 @@
 # the native test binaries and of the packed tarball on arm64); heldout.test.ts and onnx-qdq.test.ts,
 # converter accuracy studies whose time under qemu (11 and 6 of the suite's 49 minutes) is the
 # converter's JavaScript: their native parts (integer kernels, fusion, reference conv) run here in
-# qconv, qops, residual-fusion, int-zoo, rounding (a converted file's hash) and reference-conv.
+# qconv, qops, residual-fusion, int-zoo, rounding (a converted file's hash) and reference-conv;
+# serve-load.test.ts, load tests, which measure nothing under emulation.
 # Exit 77 without the cross tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,4 +56,4 @@ LOWBIT_ADDON_PATH=$addon \
   LOWBIT_TEST_NODE=$(json "${qemu[@]}") LOWBIT_TEST_HOST_ORT=$(json "$(command -v node)" "$root/test/helpers/host-ort.mjs") \
   "${qemu[@]}" --expose-gc node_modules/vitest/vitest.mjs run --config vitest.qemu.config.ts \
   --exclude test/native.test.ts --exclude test/package.test.ts \
-  --exclude test/heldout.test.ts --exclude test/onnx-qdq.test.ts "$@"
+  --exclude test/heldout.test.ts --exclude test/onnx-qdq.test.ts --exclude test/serve-load.test.ts "$@"

@@ -1,0 +1,52 @@
+// serve-child.mjs LIB OPTIONS: a lowbit server in its own process, for test/serve-load.test.ts, so
+// that what it measures (event-loop delay, memory) is the server's alone, not the load generator's.
+// LIB is the compiled lib/index.js (test/helpers/compile-lib.ts); OPTIONS a JSON object:
+// { models: { name: path }, ...createServer's other options }. It prints one JSON line { port }
+// once listening, then answers each line on stdin with one JSON line on stdout:
+//   monitor  restarts the event-loop delay histogram (1 ms resolution): {}
+//   delay    the delay since `monitor`, in ms: { max, p99, mean, count }
+//   memory   after full collections (node --expose-gc), in MB: { rss, heap, buffers }
+//   close    closes the server and disposes the models: {}; then the process exits on its own
+import { dirname, join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
+
+const [lib, optionsJson] = process.argv.slice(2);
+const { loadModel } = await import(pathToFileURL(lib).href);
+const { createServer } = await import(pathToFileURL(join(dirname(lib), 'serve/server.js')).href);
+const { models: paths, ...options } = JSON.parse(optionsJson);
+const models = Object.fromEntries(Object.entries(paths).map(([name, path]) => [name, loadModel(path)]));
+const server = createServer({ models, ...options });
+const say = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
+say({ port: (await server.listen(0)).port });
+
+const delay = monitorEventLoopDelay({ resolution: 1 });
+const ms = (ns) => ns / 1e6;
+const commands = {
+  monitor() {
+    delay.disable();
+    delay.reset();
+    delay.enable();
+    return {};
+  },
+  delay: () => ({ max: ms(delay.max), p99: ms(delay.percentile(99)), mean: ms(delay.mean), count: delay.count }),
+  async memory() {
+    // Twice: buffers whose last holders die in the first collection go in the second.
+    globalThis.gc();
+    await new Promise((resolve) => setImmediate(resolve));
+    globalThis.gc();
+    const m = process.memoryUsage();
+    return { rss: m.rss / 2 ** 20, heap: m.heapUsed / 2 ** 20, buffers: m.arrayBuffers / 2 ** 20 };
+  },
+  async close() {
+    delay.disable();
+    await server.close(1000);
+    for (const model of Object.values(models)) model.dispose();
+    return {};
+  },
+};
+for await (const line of createInterface({ input: process.stdin })) {
+  const command = commands[line.trim()];
+  say(command ? await command() : { error: `unknown command '${line.trim()}'` });
+}
