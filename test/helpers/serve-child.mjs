@@ -1,12 +1,14 @@
 // serve-child.mjs LIB OPTIONS: a lowbit server in its own process, for test/serve-load.test.ts, so
 // that what it measures (event-loop delay, memory) is the server's alone, not the load generator's.
 // LIB is the compiled lib/index.js (test/helpers/compile-lib.ts); OPTIONS a JSON object:
-// { models: { name: path }, ...createServer's other options }. It prints one JSON line { port }
-// once listening, then answers each line on stdin with one JSON line on stdout:
+// { models: { name: path }, ...createServer's other options }, or { bare: true }: a bare node:http
+// server that reads every body and answers {} (what node:http itself costs the event loop). It
+// prints one JSON line { port } once listening, then answers each line on stdin with one on stdout:
 //   monitor  restarts the event-loop delay histogram (1 ms resolution): {}
 //   delay    the delay since `monitor`, in ms: { max, p99, mean, count }
 //   memory   after full collections (node --expose-gc), in MB: { rss, heap, buffers }
 //   close    closes the server and disposes the models: {}; then the process exits on its own
+import { createServer as httpServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -15,9 +17,17 @@ import { pathToFileURL } from 'node:url';
 const [lib, optionsJson] = process.argv.slice(2);
 const { loadModel } = await import(pathToFileURL(lib).href);
 const { createServer } = await import(pathToFileURL(join(dirname(lib), 'serve/server.js')).href);
-const { models: paths, ...options } = JSON.parse(optionsJson);
+const { models: paths = {}, bare, ...options } = JSON.parse(optionsJson);
 const models = Object.fromEntries(Object.entries(paths).map(([name, path]) => [name, loadModel(path)]));
-const server = createServer({ models, ...options });
+const server = bare ? bareServer() : createServer({ models, ...options });
+
+function bareServer() {
+  const http = httpServer((req, res) => req.resume().on('end', () => res.end('{}')));
+  return {
+    listen: (port) => new Promise((resolve) => http.listen(port, '127.0.0.1', () => resolve(http.address()))),
+    close: () => new Promise((resolve) => http.close(resolve).closeIdleConnections()),
+  };
+}
 const say = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 say({ port: (await server.listen(0)).port });
 

@@ -83,27 +83,51 @@ export function integerModel(seed = 1): Uint8Array {
   return encodeModel(graph);
 }
 
+/** The sizes of a {@link binaryModel}: square input, conv and pool windows; 64 conv channels. */
+export interface BinaryModelSizes {
+  /** the input's height and width (3 channels) */
+  size: number;
+  kernel: number;
+  stride: number;
+  pad: number;
+  pool: number;
+  classes: number;
+}
+
 /**
  * input f32 [3, 5, 5] -> quantize s8 -> sign -> bconv2d 3x3 pad 1 zero (64 ch, b1 out) ->
- * maxpool 2x2 (b1) -> reshape [256] -> bdense (f32 out, 3 classes).
+ * maxpool 2x2 (b1) -> reshape [256] -> bdense (f32 out, 3 classes); other `sizes` alike.
  */
-export function binaryModel(seed = 2): Uint8Array {
+export function binaryModel(
+  seed = 2,
+  { size, kernel, stride, pad, pool, classes }: BinaryModelSizes = {
+    size: 5,
+    kernel: 3,
+    stride: 1,
+    pad: 1,
+    pool: 2,
+    classes: 3,
+  },
+): Uint8Array {
   const rand = new Rng(seed);
   const r = () => rand.float();
   const signs = (n: number) => Float32Array.from({ length: n }, () => (r() < 0.5 ? -1 : 1));
-  const conv = { out: 64, kh: 3, kw: 3, icg: 3, data: signs(64 * 9 * 3) };
-  const fc = { out: 3, kh: 1, kw: 1, icg: 256, data: signs(3 * 256) };
+  const convSize = (size + 2 * pad - kernel) / stride + 1;
+  const pooled = Math.floor(convSize / pool);
+  const flat = pooled * pooled * 64;
+  const conv = { out: 64, kh: kernel, kw: kernel, icg: 3, data: signs(64 * kernel * kernel * 3) };
+  const fc = { out: classes, kh: 1, kw: 1, icg: flat, data: signs(classes * flat) };
   const graph: Graph = {
     inputs: [{ name: 'x', tensor: 0 }],
     outputs: [{ name: 'y', tensor: 6 }],
     tensors: [
-      { name: 'x', dtype: 'f32', shape: [3, 5, 5] },
-      { name: 'xq', dtype: 's8', shape: [5, 5, 3], scale: 1 / 127, zero_point: 0 },
-      { name: 'xb', dtype: 'b1', shape: [5, 5, 3] },
-      { name: 'c1', dtype: 'b1', shape: [5, 5, 64] },
-      { name: 'p1', dtype: 'b1', shape: [2, 2, 64] },
-      { name: 'flat', dtype: 'b1', shape: [256] },
-      { name: 'y', dtype: 'f32', shape: [3] },
+      { name: 'x', dtype: 'f32', shape: [3, size, size] },
+      { name: 'xq', dtype: 's8', shape: [size, size, 3], scale: 1 / 127, zero_point: 0 },
+      { name: 'xb', dtype: 'b1', shape: [size, size, 3] },
+      { name: 'c1', dtype: 'b1', shape: [convSize, convSize, 64] },
+      { name: 'p1', dtype: 'b1', shape: [pooled, pooled, 64] },
+      { name: 'flat', dtype: 'b1', shape: [flat] },
+      { name: 'y', dtype: 'f32', shape: [classes] },
     ],
     nodes: [
       { name: 'quantize', op: 'quantize', inputs: [0], outputs: [1] },
@@ -113,7 +137,14 @@ export function binaryModel(seed = 2): Uint8Array {
         op: 'bconv2d',
         inputs: [2],
         outputs: [3],
-        attrs: { kernel: [3, 3], stride: [1, 1], dilation: [1, 1], pads: [1, 1, 1, 1], groups: 1, pad_value: 'zero' },
+        attrs: {
+          kernel: [kernel, kernel],
+          stride: [stride, stride],
+          dilation: [1, 1],
+          pads: [pad, pad, pad, pad],
+          groups: 1,
+          pad_value: 'zero',
+        },
         data: {
           weights: packSignBits(conv),
           threshold: Int32Array.from({ length: 64 }, () => Math.floor(r() * 9) - 4),
@@ -125,7 +156,7 @@ export function binaryModel(seed = 2): Uint8Array {
         op: 'maxpool',
         inputs: [3],
         outputs: [4],
-        attrs: { kernel: [2, 2], stride: [2, 2], pads: [0, 0, 0, 0] },
+        attrs: { kernel: [pool, pool], stride: [pool, pool], pads: [0, 0, 0, 0] },
       },
       { name: 'flatten', op: 'reshape', inputs: [4], outputs: [5] },
       {
@@ -135,8 +166,8 @@ export function binaryModel(seed = 2): Uint8Array {
         outputs: [6],
         data: {
           weights: packSignBits(fc),
-          scale: Float32Array.from({ length: 3 }, () => 0.01 + r() * 0.1),
-          bias: Float32Array.from({ length: 3 }, () => r() - 0.5),
+          scale: Float32Array.from({ length: classes }, () => 0.01 + r() * 0.1),
+          bias: Float32Array.from({ length: classes }, () => r() - 0.5),
         },
       },
     ],
