@@ -93,9 +93,10 @@ const PEER: Record<string, string> = { 'lowbit-batch': 'ort', lowbit: 'ort', 'or
 /**
  * The onnxruntime server: what a user writes with node:http and onnxruntime-node. It parses the
  * same KServe v2 JSON request and answers the same JSON response as lowbit serve. With maxBatch 1
- * every request is its own `session.run` (as many at once as requests come in); otherwise the same
- * dynamic batching as lib/serve/batcher.ts: up to maxBatch samples, the oldest waiting at most
- * maxDelayMs, two runs in flight.
+ * every request is its own `session.run`; otherwise the same dynamic batching as
+ * lib/serve/batcher.ts: up to maxBatch samples, the oldest waiting at most maxDelayMs, two runs in
+ * flight. (onnxruntime-node 1.30 runs `session.run` on the main thread in a setImmediate, so its
+ * runs take turns with the HTTP work whatever is in flight.)
  */
 async function ortServer(onnx: string, threads: number, maxBatch: number, maxDelayMs: number): Promise<void> {
   const ort = await import('onnxruntime-node');
@@ -194,6 +195,7 @@ async function ortServer(onnx: string, threads: number, maxBatch: number, maxDel
       })();
     });
   });
+  process.on('SIGTERM', () => process.exit(0)); // a normal exit: `node --cpu-prof` writes its profile
   server.listen(0, '127.0.0.1', () => {
     const address = server.address();
     console.log(`listening ${typeof address === 'object' && address ? address.port : 0}`);
