@@ -49,6 +49,12 @@ const SUITES: readonly SuiteEntry[] = [
       'whole binary networks (Bi-Real Net-18, ReActNet-18, BiBench ResNet-18/34, ResNet-20, VGG-Small from tools/bnn_zoo.py) vs onnxruntime-node fp32, batch 1 and 16',
     load: () => import('./deploy.js'),
   },
+  {
+    name: 'serve',
+    description:
+      'lowbit serve (KServe v2 over HTTP) vs a node:http + onnxruntime-node fp32 server on the ONNX each model was converted from: req/s, p50/p99 at 1, 16, 64 connections, batching on and off',
+    load: () => import('./serve.js'),
+  },
 ];
 
 function usage(): string {
