@@ -432,6 +432,53 @@ describe('limits', () => {
   });
 });
 
+describe('the event loop copies no tensor', () => {
+  it('binary inputs reach model.run as views of the request bodies, one list per input, never stacked', async () => {
+    const seen: Float32Array[][] = [];
+    const real = models.binary;
+    const spy = {
+      inputs: real.inputs,
+      outputs: real.outputs,
+      run: (inputs: Record<string, Float32Array[]>, options: object) => {
+        seen.push(inputs.input);
+        return real.run(inputs, options);
+      },
+    } as unknown as Model;
+    const server = createServer({ models: { spy }, maxBatch: 64, maxDelayMs: 50 });
+    const { port } = await server.listen(0);
+    try {
+      // Ids of 1-4 characters: JSON headers of every length mod 4, so binary parts start anywhere.
+      const xs = [1, 2, 3, 4].map((n) => images(2, `view ${n}`));
+      const answers = await Promise.all(
+        xs.map(async (x, n) => {
+          const { body, headers } = binaryInfer(x);
+          const withId = Buffer.from(body.toString('latin1').replace('{', `{"id":"${'i'.repeat(n + 1)}",`), 'latin1');
+          const length = Number(headers['inference-header-content-length']) + n + 8 + 1;
+          const res = await fetch(`http://127.0.0.1:${port}/v2/models/spy/infer`, {
+            method: 'POST',
+            body: withId,
+            headers: { ...headers, 'inference-header-content-length': String(length) },
+          });
+          expect(res.status, await res.clone().text()).toBe(200);
+          const bytes = Buffer.from(await res.arrayBuffer());
+          const raw = bytes.subarray(Number(res.headers.get('inference-header-content-length')));
+          return bits(new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length)));
+        }),
+      );
+      answers.forEach((a, n) => expect(a).toEqual(bits(real.runSync(xs[n]).logits.data as Float32Array)));
+      const parts = seen.flat();
+      expect(parts.length).toBe(4);
+      for (const part of parts) {
+        expect(part.length).toBe(2 * SAMPLE);
+        expect(part.byteOffset % 4).toBe(0);
+        expect(part.buffer.byteLength).toBeGreaterThan(part.byteLength); // the body's buffer, JSON included
+      }
+    } finally {
+      await server.close(1000);
+    }
+  });
+});
+
 describe('lowbit serve (the CLI)', () => {
   it(
     'SIGTERM under load: every request answered (200, or 503 once shutting down), exit 0',

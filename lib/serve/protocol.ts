@@ -146,13 +146,16 @@ export function decodeInferRequest(
           400,
           `${where} '${name}': the body ends ${offset + size - body.length} bytes short of its binary data`,
         );
-      // Copied: the body's bytes need not be 4-aligned, and the request keeps only what it needs.
-      data = new Float32Array(count);
-      new Uint8Array(data.buffer).set(body.subarray(offset, offset + size));
+      // A view where the bytes are 4-aligned (the server places them so), else a copy.
+      const at = body.byteOffset + offset;
+      if (at % 4 === 0) data = new Float32Array(body.buffer, at, count);
+      else new Uint8Array((data = new Float32Array(count)).buffer).set(body.subarray(offset, offset + size));
       offset += size;
     } else {
       let values: number[] | Float32Array = [];
       if (item.data instanceof Float32Array) values = item.data;
+      else if (Array.isArray(item.data) && item.data.every((v) => typeof v === 'number'))
+        values = item.data; // flat
       else if (!flatten(item.data, values))
         throw new RequestError(400, `${where} '${name}': 'data' must be an array of numbers (flat or nested)`);
       if (values.length !== count)
