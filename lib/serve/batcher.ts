@@ -1,10 +1,11 @@
 /**
- * Dynamic batching for one model: requests wait in a bounded queue; when `maxBatch` samples are
- * waiting, or the oldest has waited `maxDelayMs`, the queue's head is stacked along the batch
- * dimension into one `model.run` and the outputs are split back, so each request gets exactly what
- * its own run would give (the model computes every sample independently). The stacking happens on
- * the pool thread (the run takes each input as a list of the requests' arrays), so the event loop
- * copies nothing however large the inputs. A request leaves the queue unrun when its deadline
+ * Dynamic batching for one model: requests wait in a bounded queue. When no run is in flight the
+ * queue's head starts at once (a lone request waits for nobody); while one is, the head waits until
+ * `maxBatch` samples are waiting or the oldest has waited `maxDelayMs`, so batches grow with the
+ * load. The head is stacked along the batch dimension into one `model.run` and the outputs are
+ * split back, so each request gets exactly what its own run would give (the model computes every
+ * sample independently). The stacking happens on the pool thread (the run takes each input as a
+ * list of the requests' arrays), so the event loop copies nothing however large the inputs. A request leaves the queue unrun when its deadline
  * passes (RequestError 504) or its signal aborts (its client left); a run whose clients have all
  * left is cancelled at its next node.
  */
@@ -14,7 +15,7 @@ import { RequestError, type InferRequest } from './protocol.js';
 export interface BatcherOptions {
   /** samples per run; 1 turns batching off */
   maxBatch: number;
-  /** how long the oldest request may wait for others */
+  /** how long the oldest request may wait for others while a run is in flight */
   maxDelayMs: number;
   /** requests waiting, beyond which new ones are refused (503) */
   maxQueue: number;
@@ -113,7 +114,7 @@ export class Batcher {
     while (this.queue.length > 0 && this.inflight < this.options.maxInflight) {
       const waited = Date.now() - this.queue[0].enqueued;
       const samples = this.queue.reduce((n, w) => n + w.request.batch, 0);
-      if (samples < this.options.maxBatch && waited < this.options.maxDelayMs) {
+      if (this.inflight > 0 && samples < this.options.maxBatch && waited < this.options.maxDelayMs) {
         if (!this.timer)
           this.timer = setTimeout(() => {
             this.timer = undefined;
