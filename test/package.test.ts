@@ -273,7 +273,7 @@ describe.skipIf(!canPack)('packed tarball, installed with --ignore-scripts (linu
   );
 
   // The whole vitest suite on arm64 (but this file and native.test.ts, which drive host tools),
-  // against the arm64 prebuild in the tarball: scripts/test-arm64.sh. About NN minutes in CI.
+  // against the arm64 prebuild in the tarball: scripts/test-arm64.sh. About 30-40 minutes in CI.
   it.skipIf(!canQemu)(
     'the vitest suite on arm64 under qemu (Cortex-A76) passes against the packed arm64 prebuild',
     () => {

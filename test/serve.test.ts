@@ -408,10 +408,13 @@ describe('limits', () => {
         expect.stringMatching(/deadline passed/),
       ]);
       expect(await held.depth()).toBe(0);
+      // A deadline shorter than the clock's millisecond has passed when the request would queue.
+      const instant = await held.infer(jsonInfer(images(1, 'instant'), { parameters: { timeout: 1 } }));
+      expect(instant.status).toBe(504);
       held.state.open();
       expect((await held.first).status).toBe(200);
       expect(held.state.runs).toBe(1); // the first request's only
-      expect(await held.metrics()).toMatch(/lowbit_requests_total\{model="binary",code="504"\} 1/);
+      expect(await held.metrics()).toMatch(/lowbit_requests_total\{model="binary",code="504"\} 2/);
     } finally {
       held.state.open();
       await held.server.close(1000);

@@ -38,7 +38,6 @@ interface Waiting {
   resolve(outputs: Outputs): void;
   reject(error: unknown): void;
   timer?: NodeJS.Timeout;
-  done: boolean;
   /** once running: the run's requests still waiting for it, and its cancel */
   run?: { waiting: number; cancel: AbortController };
 }
@@ -76,12 +75,12 @@ export class Batcher {
         'retry-after': '1',
       });
     return new Promise<Outputs>((resolve, reject) => {
-      const w: Waiting = { request, enqueued: Date.now(), resolve, reject, done: false };
+      const w: Waiting = { request, enqueued: Date.now(), resolve, reject };
       const leave = (error: unknown) => {
         const at = this.queue.indexOf(w);
         if (at >= 0) {
           this.queue.splice(at, 1);
-          this.finish(w);
+          this.disarm(w);
         } else if (w.run) {
           if (--w.run.waiting === 0) {
             w.run.cancel.abort(error); // nobody waits for this run now
@@ -91,12 +90,12 @@ export class Batcher {
         } else return; // answered already
         reject(error);
       };
+      if (signal?.aborted) return reject(signal.reason);
       if (deadline !== undefined) {
+        const expired = new RequestError(504, `model '${this.name}': the deadline passed before the request ran`);
         const left = deadline - Date.now();
-        const expire = () =>
-          leave(new RequestError(504, `model '${this.name}': the deadline passed before the request ran`));
-        if (left <= 0) return expire();
-        w.timer = setTimeout(expire, left);
+        if (left <= 0) return reject(expired);
+        w.timer = setTimeout(() => leave(expired), left);
       }
       signal?.addEventListener('abort', () => leave(signal.reason), { once: true });
       this.queue.push(w);
@@ -104,8 +103,8 @@ export class Batcher {
     });
   }
 
-  private finish(w: Waiting): void {
-    w.done = true;
+  /** Stops `w`'s deadline timer: it runs now, or has left the queue. */
+  private disarm(w: Waiting): void {
     if (w.timer) clearTimeout(w.timer);
   }
 
@@ -140,7 +139,7 @@ export class Batcher {
   }
 
   private start(group: Waiting[]): void {
-    for (const w of group) this.finish(w);
+    for (const w of group) this.disarm(w);
     const samples = group.reduce((n, w) => n + w.request.batch, 0);
     this.events.batch(this.name, samples, group.length);
     const inputs: Record<string, Float32Array[]> = {};
@@ -190,7 +189,7 @@ export class Batcher {
   /** Refuses everything still queued (shutdown), with `error`. */
   drainQueue(error: unknown): void {
     for (const w of this.queue.splice(0)) {
-      this.finish(w);
+      this.disarm(w);
       w.reject(error);
     }
     if (this.timer) clearTimeout(this.timer);
