@@ -94,8 +94,8 @@ const PEER: Record<string, string> = { 'lowbit-batch': 'ort', lowbit: 'ort', 'or
  * The onnxruntime server: what a user writes with node:http and onnxruntime-node. It parses the
  * same KServe v2 JSON request and answers the same JSON response as lowbit serve. With maxBatch 1
  * every request is its own `session.run`; otherwise the same dynamic batching as
- * lib/serve/batcher.ts: up to maxBatch samples, the oldest waiting at most maxDelayMs, two runs in
- * flight. (onnxruntime-node 1.30 runs `session.run` on the main thread in a setImmediate, so its
+ * lib/serve/batcher.ts: up to maxBatch samples, two runs in flight, a run starting at once when none
+ * is in flight, else when the oldest has waited maxDelayMs. (onnxruntime-node 1.30 runs `session.run` on the main thread in a setImmediate, so its
  * runs take turns with the HTTP work whatever is in flight.)
  */
 async function ortServer(onnx: string, threads: number, maxBatch: number, maxDelayMs: number): Promise<void> {
@@ -129,7 +129,7 @@ async function ortServer(onnx: string, threads: number, maxBatch: number, maxDel
     while (queue.length > 0 && inflight < 2) {
       const samples = queue.reduce((s, w) => s + w.n, 0);
       const waited = Date.now() - oldest;
-      if (samples < maxBatch && waited < maxDelayMs) {
+      if (inflight > 0 && samples < maxBatch && waited < maxDelayMs) {
         timer ??= setTimeout(() => {
           timer = undefined;
           pump();
