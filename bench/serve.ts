@@ -20,6 +20,8 @@ import { loadavg } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { argmax, readLbds, toInput } from '../lib/data.js';
+import type { Model } from '../lib/model/model.js';
+import { Batcher } from '../lib/serve/batcher.js';
 import { median, ms, rate, round, tablePrinter, type Row, type Suite, type SuiteOptions } from './harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
@@ -93,10 +95,10 @@ const PEER: Record<string, string> = { 'lowbit-batch': 'ort', lowbit: 'ort', 'or
 /**
  * The onnxruntime server: what a user writes with node:http and onnxruntime-node. It parses the
  * same KServe v2 JSON request and answers the same JSON response as lowbit serve. With maxBatch 1
- * every request is its own `session.run`; otherwise the same dynamic batching as
- * lib/serve/batcher.ts: up to maxBatch samples, two runs in flight, a run starting at once when none
- * is in flight, else when the oldest has waited maxDelayMs. (onnxruntime-node 1.30 runs `session.run` on the main thread in a setImmediate, so its
- * runs take turns with the HTTP work whatever is in flight.)
+ * every request is its own `session.run`; otherwise lib/serve/batcher.ts batches them, as it does
+ * for lowbit: up to maxBatch samples, two runs in flight, a run starting at once when none is in
+ * flight, else when the oldest has waited maxDelayMs. (onnxruntime-node 1.30 runs `session.run` on
+ * the main thread in a setImmediate, so its runs take turns with the HTTP work whatever is in flight.)
  */
 async function ortServer(onnx: string, threads: number, maxBatch: number, maxDelayMs: number): Promise<void> {
   const ort = await import('onnxruntime-node');
@@ -115,60 +117,28 @@ async function ortServer(onnx: string, threads: number, maxBatch: number, maxDel
     return out[outputName].data as Float32Array;
   };
 
-  interface Waiting {
-    x: Float32Array;
-    n: number;
-    resolve(y: Float32Array): void;
-    reject(e: unknown): void;
-  }
-  const queue: Waiting[] = [];
-  let inflight = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let oldest = 0;
-  const pump = (): void => {
-    while (queue.length > 0 && inflight < 2) {
-      const samples = queue.reduce((s, w) => s + w.n, 0);
-      const waited = Date.now() - oldest;
-      if (inflight > 0 && samples < maxBatch && waited < maxDelayMs) {
-        timer ??= setTimeout(() => {
-          timer = undefined;
-          pump();
-        }, maxDelayMs - waited);
-        return;
-      }
-      const group: Waiting[] = [];
-      let n = 0;
-      while (queue.length > 0 && (group.length === 0 || n + queue[0].n <= maxBatch)) {
-        n += queue[0].n;
-        group.push(queue.shift()!);
-      }
-      oldest = Date.now(); // the next head waits from now at the earliest: close enough here
-      const x = new Float32Array(n * SAMPLE);
-      group.reduce((at, w) => (x.set(w.x, at), at + w.x.length), 0);
-      ++inflight;
-      run(x, n).then(
-        (y) => {
-          group.reduce((at, w) => (w.resolve(y.subarray(at, at + w.n * CLASSES)), at + w.n * CLASSES), 0);
-          --inflight;
-          pump();
-        },
-        (e: unknown) => {
-          group.forEach((w) => w.reject(e));
-          --inflight;
-          pump();
-        },
-      );
-    }
-  };
+  // Batching: lib/serve's own Batcher, around the session as a model whose run stacks the requests.
+  const ortModel = {
+    inputs: [{ name: inputName, sampleShape: [1, 28, 28] }],
+    outputs: [{ name: outputName, sampleShape: [CLASSES] }],
+    async run(inputs: Record<string, Float32Array[]>) {
+      const parts = inputs[inputName];
+      const x = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+      parts.reduce((at, p) => (x.set(p, at), at + p.length), 0);
+      return { [outputName]: { data: await run(x, x.length / SAMPLE) } };
+    },
+  } as unknown as Model;
+  const batcher = new Batcher(
+    modelName,
+    ortModel,
+    { maxBatch, maxDelayMs, maxQueue: Number.MAX_SAFE_INTEGER, maxInflight: 2 },
+    { batch: () => {}, cancelled: () => {} },
+  );
   const infer =
     maxBatch === 1
       ? run
-      : (x: Float32Array, n: number) =>
-          new Promise<Float32Array>((resolve, reject) => {
-            if (queue.length === 0) oldest = Date.now();
-            queue.push({ x, n, resolve, reject });
-            pump();
-          });
+      : async (x: Float32Array, n: number) =>
+          (await batcher.submit({ batch: n, inputs: [x], outputs: [] })).get(outputName)!.data;
 
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
